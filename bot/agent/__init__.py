@@ -1,0 +1,1 @@
+"""The agent engine: context assembly, the model ⇄ tools loop, tools, guardrails, memory."""

@@ -1,0 +1,217 @@
+"""The composition root: builds every part from the settings and owns start and stop.
+
+Start order: database (migrated or checked) → agents → turn runner → connectors → outbox sender
+→ dispatcher → HTTP server. Stop runs in reverse and only for what started; in-flight turns
+drain up to ``pipeline.drain_timeout_seconds`` and whatever is left stays in the inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import Self
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.connector import Connector, ConnectorRuntime, discover_factories
+from bot.domain import AgentDefinition, InboundMessage
+from bot.http.server import build_http_app
+from bot.metrics import Metrics
+from bot.pipeline.dispatcher import Dispatcher
+from bot.pipeline.events import TurnEvents
+from bot.pipeline.outbox import OutboxSender
+from bot.pipeline.turn import TurnRunner
+from bot.store.database import Database
+from bot.store.migrate import ensure_current
+from bot.store.store import Store
+
+log = logging.getLogger(__name__)
+
+RunnerFactory = Callable[["Application"], Awaitable[TurnRunner]]
+
+
+def definition_from_settings(settings: Settings, slug: str) -> AgentDefinition:
+    agent = settings.agent(slug)
+    return AgentDefinition(
+        slug=agent.slug,
+        name=agent.name,
+        instructions=agent.instructions,
+        model=agent.model or settings.model.name or "",
+        tools=tuple(agent.tools),
+        knowledge=tuple(agent.knowledge),
+        guardrails=dict(agent.guardrails),
+        max_tool_loops=agent.max_tool_loops,
+    )
+
+
+class Application:
+    """One running daemon. ``async with Application(settings) as app:`` starts and stops it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        runner_factory: RunnerFactory | None = None,
+        connectors: Sequence[Connector] | None = None,
+        serve_http: bool = True,
+        run_pipeline: bool = True,
+    ):
+        self.settings = settings
+        self.metrics = Metrics()
+        self.events = TurnEvents()
+        self.db = Database(settings.database)
+        self.store = Store(self.db)
+        self.connectors: dict[str, Connector] = {}
+        self._extra_connectors = list(connectors or ())
+        self._runner_factory = runner_factory
+        self._serve_http = serve_http
+        self._run_pipeline = run_pipeline
+        self.runner: TurnRunner | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.outbox: OutboxSender | None = None
+        self.http_runner: web.AppRunner | None = None
+        self.http_port: int | None = None
+        self._started: list[Callable[[], Awaitable[None]]] = []
+        self._running = False
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._running:
+            raise RuntimeError("this Application is already running")
+        self._running = True
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        self._started.append(self.db.dispose)
+        await ensure_current(self.db.engine, auto_upgrade=self.db.is_sqlite)
+        for agent in self.settings.agents:
+            await self.store.ensure_agent(agent.slug, agent.name)
+
+        if self._runner_factory is None:
+            from bot.agent.engine import build_runner
+
+            self.runner = await build_runner(self)
+        else:
+            self.runner = await self._runner_factory(self)
+
+        runtime = ConnectorRuntime(
+            settings=self.settings, store=self.store, submit=self.submit, events=self.events
+        )
+        for connector in [*self._create_connectors(runtime), *self._extra_connectors]:
+            if connector.name in self.connectors:
+                raise RuntimeError(f"two connectors are named {connector.name!r}")
+            await connector.start()
+            self.connectors[connector.name] = connector
+            self._started.append(connector.stop)
+            log.info("connector %s started", connector.name)
+
+        if self._run_pipeline:
+            self.outbox = OutboxSender(
+                store=self.store,
+                settings=self.settings.pipeline,
+                connectors=self.connectors,
+                metrics=self.metrics,
+            )
+            await self.outbox.start()
+            self._started.append(self.outbox.stop)
+            self.dispatcher = Dispatcher(
+                store=self.store,
+                settings=self.settings.pipeline,
+                runner=self.runner,
+                definitions=self.definition,
+                events=self.events,
+                metrics=self.metrics,
+                on_committed=self.outbox.wake,
+            )
+            await self.dispatcher.start()
+            self._started.append(self.dispatcher.stop)
+
+        if self._serve_http:
+            http_app = build_http_app(self)
+            self.http_runner = web.AppRunner(http_app, access_log=None, shutdown_timeout=5)
+            await self.http_runner.setup()
+            site = web.TCPSite(
+                self.http_runner, self.settings.http.host, self.settings.http.port
+            )
+            await site.start()
+            server = site._server
+            sockets = getattr(server, "sockets", None) or []
+            self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
+            self._started.append(self.http_runner.cleanup)
+
+    async def stop(self) -> None:
+        """Stop what started, in reverse order; errors are logged, never swallowed silently."""
+        while self._started:
+            stop = self._started.pop()
+            try:
+                await stop()
+            except Exception:
+                log.exception("error while stopping %s", getattr(stop, "__qualname__", stop))
+        self._running = False
+
+    def _create_connectors(self, runtime: ConnectorRuntime) -> list[Connector]:
+        factories = discover_factories()
+        wanted = self.settings.connectors
+        if wanted is not None:
+            unknown = sorted(set(wanted) - set(factories))
+            if unknown:
+                raise RuntimeError(f"no connector installed named: {', '.join(unknown)}")
+        created = []
+        for name, factory in sorted(factories.items()):
+            if wanted is not None and name not in wanted:
+                continue
+            connector = factory(runtime)
+            if connector is not None:
+                created.append(connector)
+        return created
+
+    # -- what the parts call ------------------------------------------------------------
+
+    def definition(self, slug: str) -> AgentDefinition:
+        return definition_from_settings(self.settings, slug)
+
+    def agent_slug_for(self, message: InboundMessage) -> str:
+        slug = message.agent_slug or self.settings.default_agent
+        self.settings.agent(slug)  # raises KeyError for an agent that is not configured
+        return slug
+
+    async def submit(self, message: InboundMessage) -> bool:
+        """Durably accept an inbound message; False when it was a duplicate delivery."""
+        slug = self.agent_slug_for(message)
+        new = await self.store.inbox_put(message, slug)
+        self.metrics.inbound.labels(message.source, "new" if new else "duplicate").inc()
+        if new and self.dispatcher is not None:
+            self.dispatcher.wake()
+        return new
+
+    async def ready(self) -> dict[str, bool]:
+        checks: dict[str, bool] = {}
+        try:
+            async with self.db.read() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+            checks["store"] = True
+        except Exception:
+            log.warning("readiness: the store does not answer", exc_info=True)
+            checks["store"] = False
+        for name, connector in self.connectors.items():
+            checks[f"connector:{name}"] = connector.ready()
+        return checks

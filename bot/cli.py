@@ -1,0 +1,219 @@
+"""The ``supportbot`` command. The only place that configures logging."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bot import logs
+from bot.config import ConfigError, Settings, load_settings, masked
+
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "command"):
+        parser.print_help()
+        sys.exit(2)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(2)
+    logs.configure(settings.log.level, settings.log.format)
+    try:
+        sys.exit(asyncio.run(args.command(args, settings)))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="supportbot", description=__doc__)
+    parser.add_argument("--config", help="TOML settings file (default: $SUPPORTBOT_CONFIG or ./supportbot.toml)")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the daemon")
+    serve.set_defaults(command=cmd_serve)
+
+    config = sub.add_parser("config", help="configuration").add_subparsers(metavar="ACTION")
+    check = config.add_parser("check", help="validate and print the effective settings (secrets masked)")
+    check.set_defaults(command=cmd_config_check)
+
+    db = sub.add_parser("db", help="database").add_subparsers(metavar="ACTION")
+    db.add_parser("upgrade", help="apply schema migrations").set_defaults(command=cmd_db_upgrade)
+
+    agents = sub.add_parser("agents", help="agents and their versions").add_subparsers(metavar="ACTION")
+    publish = agents.add_parser("publish", help="freeze the configured agent as a new version")
+    publish.add_argument("slug")
+    publish.add_argument("--note", default="")
+    publish.set_defaults(command=cmd_agents_publish)
+    versions = agents.add_parser("versions", help="list an agent's versions")
+    versions.add_argument("slug")
+    versions.set_defaults(command=cmd_agents_versions)
+
+    smiths = sub.add_parser("smiths", help="end-user identities").add_subparsers(metavar="ACTION")
+    smiths_list = smiths.add_parser("list")
+    smiths_list.add_argument("--prefix", help="external_id prefix, e.g. anon: or intercom:")
+    smiths_list.add_argument("--limit", type=int, default=100)
+    smiths_list.set_defaults(command=cmd_smiths_list)
+
+    runs = sub.add_parser("runs", help="the audit log of turns").add_subparsers(metavar="ACTION")
+    runs_list = runs.add_parser("list")
+    runs_list.add_argument("--prefix", help="only runs of smiths whose external_id starts so")
+    runs_list.add_argument("--limit", type=int, default=50)
+    runs_list.set_defaults(command=cmd_runs_list)
+
+    threads = sub.add_parser("threads", help="conversations").add_subparsers(metavar="ACTION")
+    show = threads.add_parser("show", help="a thread's transcript with tool calls")
+    show.add_argument("thread_id")
+    show.set_defaults(command=cmd_threads_show)
+    return parser
+
+
+async def _open_store(settings: Settings) -> Any:
+    from bot.store.database import Database
+    from bot.store.migrate import ensure_current
+    from bot.store.store import Store
+
+    db = Database(settings.database)
+    await ensure_current(db.engine, auto_upgrade=db.is_sqlite)
+    return Store(db)
+
+
+async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import Application
+    from bot.store.migrate import SchemaBehind
+
+    app = Application(settings)
+    try:
+        await app.start()
+    except SchemaBehind as exc:
+        print(f"supportbot: {exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    url = f"http://{settings.http.host}:{app.http_port}"
+    print(f"supportbot is up on {url} — open {url}/chat to talk to the bot", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        print("supportbot: stopping (draining running turns)…", file=sys.stderr, flush=True)
+        await app.stop()
+    return 0
+
+
+async def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
+    print(json.dumps(masked(settings), indent=2, default=str))
+    print("configuration OK", file=sys.stderr)
+    return 0
+
+
+async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store.database import Database
+    from bot.store.migrate import current_revision, upgrade
+
+    db = Database(settings.database)
+    try:
+        before = await current_revision(db.engine)
+        await upgrade(db.engine)
+        after = await current_revision(db.engine)
+    finally:
+        await db.dispose()
+    print(f"database upgraded: {before or 'empty'} → {after}")
+    return 0
+
+
+async def cmd_agents_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.app import definition_from_settings
+
+    try:
+        definition = definition_from_settings(settings, args.slug)
+    except KeyError:
+        print(f"supportbot: no agent {args.slug!r} in the configuration", file=sys.stderr)
+        return 2
+    store = await _open_store(settings)
+    try:
+        version = await store.publish_agent(definition, args.note)
+        agent = await store.get_agent(args.slug)
+    finally:
+        await store.db.dispose()
+    live = " (live)" if agent.live_version == version.version else ""
+    print(f"published {args.slug} version {version.version}{live}")
+    return 0
+
+
+async def cmd_agents_versions(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _open_store(settings)
+    try:
+        agent = await store.get_agent(args.slug)
+        versions = await store.agent_versions(args.slug)
+    finally:
+        await store.db.dispose()
+    for v in versions:
+        live = "live" if v.version == agent.live_version else ""
+        print(f"{v.version:>4}  {_when(v.created_at)}  {live:<4}  {v.note}")
+    return 0
+
+
+async def cmd_smiths_list(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _open_store(settings)
+    try:
+        smiths = await store.list_smiths(external_id_prefix=args.prefix, limit=args.limit)
+    finally:
+        await store.db.dispose()
+    for s in smiths:
+        print(f"{s.id}  {s.external_id or '-':<40}  {s.display_name or '':<24}  memory={'on' if s.auto_memory else 'off'}")
+    return 0
+
+
+async def cmd_runs_list(args: argparse.Namespace, settings: Settings) -> int:
+    store = await _open_store(settings)
+    try:
+        runs = await store.list_runs(external_id_prefix=args.prefix, limit=args.limit)
+    finally:
+        await store.db.dispose()
+    for r in runs:
+        tools = ",".join(c.name for c in r.tool_calls) or "-"
+        print(f"{r.id}  {_when(r.started_at)}  {r.thread_id}  {r.stop_reason.value:<15} tools={tools}")
+    return 0
+
+
+async def cmd_threads_show(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store.store import NotFound
+
+    store = await _open_store(settings)
+    try:
+        try:
+            thread = await store.get_thread(args.thread_id)
+        except NotFound:
+            print(f"supportbot: no thread {args.thread_id}", file=sys.stderr)
+            return 1
+        smith = await store.get_smith(thread.smith_id, include_archived=True)
+        runs = await store.thread_runs(thread.id, limit=1000)
+    finally:
+        await store.db.dispose()
+    print(f"thread {thread.id}  {thread.external_id}  state={thread.state.value} control={thread.control.value}")
+    print(f"customer {smith.external_id or smith.id}  {smith.display_name or ''}")
+    print(f"title: {thread.title or ''}\n")
+    for run in runs:
+        for item in run.input:
+            print(f"[{_when(run.started_at)}] customer: {item.get('content', '')}")
+        for call in run.tool_calls:
+            outcome = f"error: {call.error}" if call.error else json.dumps(call.result, default=str)[:200]
+            print(f"    ↳ {call.name}({json.dumps(call.arguments)}) → {outcome}")
+        print(f"[{_when(run.finished_at)}] bot ({run.stop_reason.value}): {run.output_text}\n")
+    return 0
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,320 @@
+"""Settings: one typed object built from a TOML file and ``SUPPORTBOT_*`` environment variables.
+
+This is the only module that reads the environment. Precedence, highest first: environment
+variables (nested with ``__``), secret files in ``SUPPORTBOT_SECRETS_DIR``, the TOML file, the
+embedded defaults. The file is ``--config PATH``, else ``$SUPPORTBOT_CONFIG``, else
+``./supportbot.toml`` when present; with no file the embedded defaults run.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "SUPPORTBOT_"
+DEFAULT_CONFIG_FILE = Path("supportbot.toml")
+BUNDLED_KNOWLEDGE = Path(__file__).parent / "knowledge" / "example"
+
+DEFAULT_INSTRUCTIONS = (
+    "You are the support assistant for {company}. Be concise, friendly and accurate. "
+    "Answer from the knowledge passages you are given and cite them. If you do not know, say "
+    "so and escalate to a human. The customer's name is {display_name}."
+)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot run; the message names the file, the key and the reason."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite+aiosqlite:///./supportbot.db"
+    echo: bool = False
+    pool_size: int = Field(default=10, ge=1, le=200)
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        """Accept the plain URLs people paste and pick the async driver for them."""
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if value.startswith(plain):
+                return driver + value[len(plain) :]
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("expected a sqlite:// or postgresql:// URL")
+        return value
+
+
+class HttpSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    public_url: str | None = None
+
+
+class AdminSettings(Section):
+    token: SecretStr | None = None
+
+
+class ModelSettings(Section):
+    provider: Literal["offline", "openai", "xai-support-agent", "ingram"] = "offline"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    name: str | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    stream: bool = True
+    fallback: list[Literal["offline", "openai", "xai-support-agent", "ingram"]] = ["offline"]
+    temperature: float | None = None
+
+
+class OfflineSettings(Section):
+    """The embedded responder: phrase lists and the confidence it needs to answer."""
+
+    confidence_threshold: float = Field(default=0.35, ge=0, le=1)
+    escalate_phrases: list[str] = [
+        "human",
+        "real person",
+        "agent",
+        "speak to someone",
+        "talk to someone",
+        "representative",
+        "operator",
+    ]
+    close_phrases: list[str] = [
+        "that solved it",
+        "that fixed it",
+        "problem solved",
+        "it works now",
+        "that worked",
+        "all good now",
+        "issue resolved",
+        "you can close",
+    ]
+    greeting_phrases: list[str] = ["hi", "hello", "hey", "good morning", "good afternoon"]
+
+
+class IntercomSettings(Section):
+    token: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    base_url: str = "https://api.intercom.io"
+    api_version: str = "2.14"
+    dry_run: bool = False
+    escalation_assignee: str | None = None
+    poll_interval_seconds: float | None = None
+    resume_on_reopen: bool = True
+    agent: str | None = None
+
+    @field_validator("escalation_assignee")
+    @classmethod
+    def _assignee_form(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("team:", "admin:")):
+            raise ValueError("expected 'team:<id>' or 'admin:<id>'")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None
+
+
+class SlackSettings(Section):
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    base_url: str = "https://slack.com/api/"
+    support_channels: list[str] = []
+    escalation_channel: str | None = None
+    escalation_mention: str | None = None
+    agent: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None
+
+
+class WebSettings(Section):
+    enabled: bool = True
+    identity_secret: SecretStr | None = None
+    max_upload_bytes: int = Field(default=5_242_880, ge=1024)
+    agent: str | None = None
+
+
+class KnowledgeSettings(Section):
+    paths: list[Path] = [BUNDLED_KNOWLEDGE]
+    chunk_chars: int = Field(default=1200, ge=200)
+
+
+class PipelineSettings(Section):
+    concurrency: int = Field(default=8, ge=1, le=1024)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    outbox_max_attempts: int = Field(default=8, ge=1)
+    outbox_backoff_seconds: float = Field(default=1.0, gt=0)
+    outbox_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    drain_timeout_seconds: float = Field(default=20.0, ge=0)
+
+
+class LogSettings(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "text"] = "auto"
+
+
+class AgentSettings(Section):
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    name: str
+    instructions: str = DEFAULT_INSTRUCTIONS
+    model: str = ""
+    tools: list[str] = ["USER_INFO_LOOKUP", "ESCALATE", "CLOSE"]
+    knowledge: list[str] = []
+    guardrails: dict[str, Any] = {}
+    max_tool_loops: int = Field(default=5, ge=1, le=50)
+    variables: dict[str, str] = {"company": "Acme Cloud"}
+
+
+def _default_agents() -> list[AgentSettings]:
+    return [AgentSettings(slug="support", name="Support bot")]
+
+
+class Settings(BaseSettings):
+    """Everything the daemon can be told; see ``config.example.toml``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database: DatabaseSettings = DatabaseSettings()
+    http: HttpSettings = HttpSettings()
+    admin: AdminSettings = AdminSettings()
+    model: ModelSettings = ModelSettings()
+    offline: OfflineSettings = OfflineSettings()
+    intercom: IntercomSettings = IntercomSettings()
+    slack: SlackSettings = SlackSettings()
+    web: WebSettings = WebSettings()
+    knowledge: KnowledgeSettings = KnowledgeSettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    log: LogSettings = LogSettings()
+    agents: list[AgentSettings] = Field(default_factory=_default_agents, min_length=1)
+    default_agent: str = "support"
+    connectors: list[str] | None = None
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_slugs(cls, agents: list[AgentSettings]) -> list[AgentSettings]:
+        slugs = [a.slug for a in agents]
+        duplicated = sorted({s for s in slugs if slugs.count(s) > 1})
+        if duplicated:
+            raise ValueError(f"agent slugs must be unique, repeated: {', '.join(duplicated)}")
+        return agents
+
+    def agent(self, slug: str | None = None) -> AgentSettings:
+        wanted = slug or self.default_agent
+        for agent in self.agents:
+            if agent.slug == wanted:
+                return agent
+        raise KeyError(wanted)
+
+
+def find_config_file(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The file to read: the explicit path, ``$SUPPORTBOT_CONFIG``, or ``./supportbot.toml``."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("SUPPORTBOT_CONFIG"):
+        return Path(environ["SUPPORTBOT_CONFIG"])
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Build the settings or raise ``ConfigError`` naming the file, the key and the reason."""
+    env = os.environ
+    config_file = find_config_file(path, env)
+    file_data: dict[str, Any] = {}
+    where = str(config_file) if config_file else "the embedded defaults"
+    if config_file is not None:
+        try:
+            file_data = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config_file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config error in {config_file}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {config_file} cannot be read: {exc}") from None
+
+    secrets_dir = env.get("SUPPORTBOT_SECRETS_DIR")
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (
+                init_settings,
+                env_settings,
+                file_secret_settings,
+                InitSettingsSource(settings_cls, init_kwargs=file_data),
+            )
+
+    try:
+        loaded = _Loaded(_secrets_dir=secrets_dir)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, where, env)) from None
+    return loaded
+
+
+def _describe(exc: ValidationError, where: str, env: Mapping[str, str]) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        key = ".".join(loc) or "(top level)"
+        env_name = ENV_PREFIX + "__".join(loc).upper()
+        source = f"env {env_name}" if env_name in env else where
+        reason = error["msg"]
+        if error["type"] == "extra_forbidden":
+            reason = "unknown setting"
+        lines.append(f"config error in {source}: {key}: {reason}")
+    return "\n".join(lines)
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data with every secret replaced by ``'***'``."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "***"
+        if isinstance(value, BaseModel):
+            return {name: walk(getattr(value, name)) for name in type(value).model_fields}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    result = walk(settings)
+    assert isinstance(result, dict)
+    return result

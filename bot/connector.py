@@ -1,0 +1,117 @@
+"""The connector seam: how a channel (Intercom, Slack, the web widget) plugs into the core.
+
+A connector is a thin translator. Inbound, it turns platform payloads into ``InboundMessage``s
+and hands them to ``ConnectorRuntime.submit``; outbound, ``execute`` turns one ``Action`` into
+platform API calls. Connectors are found by name through the ``supportbot.connectors`` entry
+point group, each entry a ``create(runtime) -> Connector | None`` factory (None: not configured).
+The core never imports ``connectors/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, ClassVar
+
+from aiohttp import web
+
+from bot.config import Settings
+from bot.domain import JSON, Action, ActionKind, InboundMessage, PlannedAction, Smith, Thread
+
+if TYPE_CHECKING:
+    from bot.pipeline.events import TurnEvents
+    from bot.store.store import Store
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "supportbot.connectors"
+
+
+class ActionError(Exception):
+    """An action that did not go through. ``retryable`` ones are tried again with backoff."""
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorRuntime:
+    """What the core lends a connector."""
+
+    settings: Settings
+    store: Store
+    submit: Callable[[InboundMessage], Awaitable[bool]]
+    events: TurnEvents
+
+
+class Connector(ABC):
+    """One channel. Subclasses set ``name`` (the channel of their threads and actions)."""
+
+    name: ClassVar[str]
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        """HTTP routes to mount on the daemon's server (webhooks, pages)."""
+        return ()
+
+    async def start(self) -> None:
+        """Open clients and background work; called once, before any action."""
+
+    async def stop(self) -> None:
+        """Close what ``start`` opened; must not raise."""
+
+    @abstractmethod
+    async def execute(self, action: Action, thread: Thread) -> str | None:
+        """Carry out one action; return the platform's id for what it created, if any.
+
+        ``action.attempt > 0`` means an earlier try may have reached the platform: look for it
+        (by the action id) before sending again. Raise ``ActionError`` on failure.
+        """
+
+    async def fetch_pending(self, *, since: float | None, limit: int | None) -> list[InboundMessage]:
+        """Messages waiting for an answer (pollers and triage); none by default."""
+        return []
+
+    async def user_info(self, smith: Smith, thread: Thread) -> JSON:
+        """The platform's own data about this thread's customer (for USER_INFO_LOOKUP)."""
+        return {}
+
+    def escalation_actions(
+        self, *, reason: str, priority: str, summary: str, thread: Thread
+    ) -> list[PlannedAction]:
+        """What ESCALATE does on this channel; channels override to tag, assign, post."""
+        return [
+            PlannedAction(
+                ActionKind.NOTE,
+                text=f"Escalated ({priority}): {reason}\n\nSummary: {summary}",
+            ),
+            PlannedAction(
+                ActionKind.REPLY,
+                text="I've passed this to our support team; a person will follow up here shortly.",
+            ),
+        ]
+
+    def close_actions(self, *, resolution_summary: str, thread: Thread) -> list[PlannedAction]:
+        """What CLOSE does on this channel."""
+        return [
+            PlannedAction(ActionKind.NOTE, text=f"Resolved: {resolution_summary}"),
+            PlannedAction(ActionKind.CLOSE),
+        ]
+
+    def ready(self) -> bool:
+        return True
+
+
+ConnectorFactory = Callable[[ConnectorRuntime], "Connector | None"]
+
+
+def discover_factories() -> dict[str, ConnectorFactory]:
+    """Every installed connector factory, by entry-point name."""
+    found: dict[str, ConnectorFactory] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        found[entry.name] = entry.load()
+    return found

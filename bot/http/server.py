@@ -1,0 +1,41 @@
+"""The aiohttp application: ``/healthz``, ``/readyz``, ``/metrics`` and every connector's routes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from bot.app import Application
+
+APP_KEY: web.AppKey[Application] = web.AppKey("supportbot", "Application")  # type: ignore[arg-type]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = await request.app[APP_KEY].ready()
+    ok = all(checks.values())
+    return web.json_response(
+        {"status": "ready" if ok else "not ready", "checks": checks}, status=200 if ok else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[APP_KEY].metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_http_app(app: Application) -> web.Application:
+    http = web.Application(client_max_size=app.settings.http.max_body_bytes)
+    http[APP_KEY] = app
+    http.router.add_get("/healthz", healthz)
+    http.router.add_get("/readyz", readyz)
+    http.router.add_get("/metrics", metrics)
+    for connector in app.connectors.values():
+        http.router.add_routes(connector.routes())
+    return http

@@ -1,0 +1,1 @@
+"""The spine: inbox → dispatcher → turn → outbox."""

@@ -1,0 +1,325 @@
+"""The dispatcher: claims lanes (one per thread) from the inbox and runs one turn per claim.
+
+At most one turn runs per thread at a time (the lane lease, held in the database so replicas
+agree); at most ``pipeline.concurrency`` turns run in this process; messages that arrive during
+a turn wait in the inbox and are answered together in the next one. A worker that dies mid-turn
+commits nothing; its lease expires and the next worker takes the lane.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from bot.config import PipelineSettings
+from bot.domain import (
+    Action,
+    AgentDefinition,
+    Control,
+    InboxStatus,
+    Run,
+    Smith,
+    StopReason,
+    Thread,
+    ThreadState,
+    InboundMessage,
+    action_id,
+    new_id,
+    now,
+)
+from bot.logs import bind_turn
+from bot.metrics import Metrics
+from bot.pipeline.events import TurnEvent, TurnEvents
+from bot.pipeline.turn import TurnContext, TurnRunner
+from bot.store.store import LaneClaim, LeaseLost, Store, ThreadChange
+
+log = logging.getLogger(__name__)
+
+TITLE_CHARS = 80
+HISTORY_RUNS = 20
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        settings: PipelineSettings,
+        runner: TurnRunner,
+        definitions: Callable[[str], AgentDefinition],
+        events: TurnEvents,
+        metrics: Metrics,
+        on_committed: Callable[[], None] = lambda: None,
+    ):
+        self._store = store
+        self._settings = settings
+        self._runner = runner
+        self._definitions = definitions
+        self._events = events
+        self._metrics = metrics
+        self._on_committed = on_committed
+        self._wake = asyncio.Event()
+        self._active: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._agent_ids: dict[str, str] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._loop_task is not None:
+            raise RuntimeError("the dispatcher is already running")
+        self._stopping = False
+        self._loop_task = asyncio.create_task(self._loop(), name="dispatcher")
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Stop claiming, let running turns finish up to the drain timeout, cancel the rest
+        (their messages stay in the inbox and are picked up after restart)."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+            self._loop_task = None
+        timeout = self._settings.drain_timeout_seconds if drain_timeout is None else drain_timeout
+        if self._active:
+            _, pending = await asyncio.wait(set(self._active), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("cancelled %d turns still running after %.1fs", len(pending), timeout)
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    def wake(self) -> None:
+        """New work is in the inbox: look now rather than at the next poll."""
+        self._wake.set()
+
+    @property
+    def busy(self) -> int:
+        return len(self._active)
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            free = self._settings.concurrency - len(self._active)
+            claims: list[LaneClaim] = []
+            if free > 0:
+                try:
+                    claims = await self._store.claim_lanes(
+                        limit=free, lease_seconds=self._settings.lease_seconds
+                    )
+                except Exception:
+                    log.exception("claiming inbox work failed; retrying")
+            for claim in claims:
+                task = asyncio.create_task(self._process(claim), name=f"turn:{claim.lane}")
+                self._active.add(task)
+                task.add_done_callback(self._turn_finished)
+            if claims and len(claims) == free:
+                continue  # there may be more work than slots; look again at once
+            try:
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=self._settings.poll_interval_seconds
+                )
+            except TimeoutError:
+                pass
+
+    def _turn_finished(self, task: asyncio.Task[None]) -> None:
+        self._active.discard(task)
+        self._wake.set()
+
+    # -- one claim ----------------------------------------------------------------------
+
+    async def _process(self, claim: LaneClaim) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(claim), name=f"lease:{claim.lane}")
+        try:
+            await self._turn(claim)
+        except LeaseLost:
+            log.warning("lease on %s expired mid-turn; another worker owns it now", claim.lane)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("turn on %s failed; the messages go back to the inbox", claim.lane)
+            attempts = max(item.attempts for item in claim.items) + 1
+            try:
+                await self._store.release_lane(
+                    claim,
+                    status=InboxStatus.PENDING,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_after=min(2.0**attempts, 300.0),
+                )
+            except LeaseLost:
+                pass
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+
+    async def _heartbeat(self, claim: LaneClaim) -> None:
+        interval = self._settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not await self._store.renew_lane(claim, self._settings.lease_seconds):
+                log.warning("could not renew the lease on %s", claim.lane)
+                return
+
+    async def _agent_id(self, slug: str) -> str:
+        if slug not in self._agent_ids:
+            definition = self._definitions(slug)
+            agent = await self._store.ensure_agent(slug, definition.name)
+            self._agent_ids[slug] = agent.id
+        return self._agent_ids[slug]
+
+    async def _turn(self, claim: LaneClaim) -> None:
+        messages = tuple(item.message for item in claim.items)
+        first = messages[0]
+        slug = first.agent_slug or ""
+        agent_id = await self._agent_id(slug)
+        thread = await self._store.find_thread(agent_id, first.thread_external_id)
+        smith = await self._smith_for(first.smith_external_id, agent_id, thread, first)
+        if smith is None:
+            await self._skip(claim, "message from someone other than the thread's customer")
+            return
+        if thread is None:
+            thread = await self._store.ensure_thread(
+                smith, first.thread_external_id, first.source, metadata=first.ref
+            )
+        if thread.control is Control.HUMAN:
+            await self._skip(claim, "a human has taken over this thread")
+            return
+
+        version = await self._store.version_for(smith)
+        definition = version.definition if version else self._definitions(slug)
+        run_id = new_id("run")
+        with bind_turn(thread_id=thread.id, run_id=run_id):
+            await self._run_turn(claim, run_id, definition, version.version if version else None,
+                                 smith, thread, messages)
+
+    async def _smith_for(
+        self,
+        external_id: str | None,
+        agent_id: str,
+        thread: Thread | None,
+        first: InboundMessage,
+    ) -> Smith | None:
+        """The thread's own smith; None when the message is from a different person."""
+        if thread is not None:
+            owner = await self._store.get_smith(thread.smith_id, include_archived=True)
+            if external_id is not None and owner.external_id != external_id:
+                return None
+            return owner
+        return await self._store.ensure_smith(
+            external_id,
+            agent_id,
+            display_name=first.display_name,
+            metadata=first.profile or None,
+        )
+
+    async def _run_turn(
+        self,
+        claim: LaneClaim,
+        run_id: str,
+        definition: AgentDefinition,
+        version: int | None,
+        smith: Smith,
+        thread: Thread,
+        inbound: tuple[InboundMessage, ...],
+    ) -> None:
+        history = tuple(await self._store.thread_runs(thread.id, limit=HISTORY_RUNS))
+        memories = tuple(await self._store.memories(smith.id)) if smith.auto_memory else ()
+
+        async def emit(event: TurnEvent) -> None:
+            await self._events.publish(event)
+
+        ctx = TurnContext(
+            run_id=run_id,
+            agent=definition,
+            agent_version=version,
+            smith=smith,
+            thread=thread,
+            messages=inbound,
+            history=history,
+            memories=memories,
+            emit=emit,
+        )
+        started = now()
+        clock = time.perf_counter()
+        await emit(TurnEvent("run.started", run_id, thread.id, {"smith_id": smith.id}))
+        log.info("turn started on %s with %d message(s)", thread.external_id, len(inbound))
+        result = await self._runner.run(ctx)
+        finished = now()
+
+        change = result.thread_change
+        if change.state is None and thread.state is ThreadState.CLOSED:
+            # The customer wrote again in a closed thread: it is open again.
+            change = ThreadChange(ThreadState.OPEN, change.control, change.title)
+        if thread.title is None and change.title is None:
+            change = ThreadChange(change.state, change.control, _title(ctx.user_text))
+
+        run = Run(
+            id=run_id,
+            thread_id=thread.id,
+            smith_id=smith.id,
+            agent_id=smith.agent_id,
+            agent_version=version,
+            input=list(result.input) or [
+                {"role": "user", "content": m.text, "attachments": [a.to_json() for a in m.attachments]}
+                for m in inbound
+            ],
+            output_text=result.output_text,
+            stop_reason=result.stop_reason,
+            model=result.model,
+            usage=result.usage,
+            rag_results=list(result.rag_results),
+            error=result.error,
+            started_at=started,
+            finished_at=finished,
+            tool_calls=result.tool_calls,
+        )
+        actions = [
+            Action(
+                id=action_id(run_id, position),
+                run_id=run_id,
+                thread_id=thread.id,
+                channel=thread.channel,
+                kind=planned.kind,
+                text=planned.text,
+                tag=planned.tag,
+                assignee=planned.assignee,
+                emoji=planned.emoji,
+                until=planned.until,
+                ref={**thread.metadata, **planned.ref},
+            )
+            for position, planned in enumerate(result.actions)
+        ]
+        await self._store.commit_turn(
+            claim, run, actions, thread_change=change, new_memories=result.memories
+        )
+        elapsed = time.perf_counter() - clock
+        self._metrics.turns.labels(result.stop_reason.value).inc()
+        self._metrics.turn_seconds.observe(elapsed)
+        log.info(
+            "turn finished: %s, %d action(s), %.0f ms",
+            result.stop_reason.value, len(actions), elapsed * 1000,
+        )
+        await emit(
+            TurnEvent(
+                "run.completed" if result.stop_reason is not StopReason.ERROR else "run.failed",
+                run_id,
+                thread.id,
+                {"stop_reason": result.stop_reason.value, "error": result.error},
+            )
+        )
+        self._on_committed()
+
+    async def _skip(self, claim: LaneClaim, reason: str) -> None:
+        log.info("not answering %s: %s", claim.lane, reason)
+        self._metrics.skipped.labels(reason).inc(len(claim.items))
+        await self._store.release_lane(claim, status=InboxStatus.SKIPPED, error=reason)
+
+
+def _title(text: str) -> str | None:
+    line = " ".join(text.split())
+    if not line:
+        return None
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+

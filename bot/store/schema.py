@@ -1,0 +1,203 @@
+"""Tables, as SQLAlchemy Core metadata shared by the queries and the Alembic migrations.
+
+Timestamps are unix seconds (floats) so SQLite and PostgreSQL compare them the same way.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a BIGINT identity.
+AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("live_version", Integer),
+    Column("created_at", Float, nullable=False),
+)
+
+agent_versions = Table(
+    "agent_versions",
+    metadata,
+    Column("agent_id", String(40), ForeignKey("agents.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("definition", Json, nullable=False),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+)
+
+smiths = Table(
+    "smiths",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("agent_id", String(40), ForeignKey("agents.id"), nullable=False),
+    Column("external_id", String(255)),
+    Column("display_name", Text),
+    Column("customer_id", String(255)),
+    Column("metadata", Json, nullable=False),
+    Column("auto_memory", Boolean, nullable=False),
+    Column("pinned_version", Integer),
+    Column("archived_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    # One live smith per (external_id, agent); archiving frees the external id.
+    Index(
+        "uq_smiths_live_external_id",
+        "agent_id",
+        "external_id",
+        unique=True,
+        sqlite_where=text("archived_at IS NULL AND external_id IS NOT NULL"),
+        postgresql_where=text("archived_at IS NULL AND external_id IS NOT NULL"),
+    ),
+    Index("ix_smiths_external_id", "external_id"),
+)
+
+memories = Table(
+    "memories",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("smith_id", String(40), ForeignKey("smiths.id"), nullable=False, index=True),
+    Column("fact", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("smith_id", "fact", name="uq_memories_smith_fact"),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("smith_id", String(40), ForeignKey("smiths.id"), nullable=False, index=True),
+    Column("agent_id", String(40), ForeignKey("agents.id"), nullable=False),
+    Column("external_id", String(512), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("control", String(16), nullable=False),
+    Column("title", Text),
+    Column("metadata", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("agent_id", "external_id", name="uq_threads_agent_external"),
+    Index("ix_threads_state", "state"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("thread_id", String(40), ForeignKey("threads.id"), nullable=False, index=True),
+    Column("smith_id", String(40), ForeignKey("smiths.id"), nullable=False, index=True),
+    Column("agent_id", String(40), ForeignKey("agents.id"), nullable=False),
+    Column("agent_version", Integer),
+    Column("input", Json, nullable=False),
+    Column("output_text", Text, nullable=False),
+    Column("stop_reason", String(32), nullable=False),
+    Column("model", String(255), nullable=False),
+    Column("usage", Json, nullable=False),
+    Column("rag_results", Json, nullable=False),
+    Column("error", Text),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+)
+
+tool_calls = Table(
+    "tool_calls",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("call_id", String(255), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("arguments", Json, nullable=False),
+    Column("result", Json),
+    Column("error", Text),
+    Column("latency_ms", Float, nullable=False),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("dedup_key", String(512), nullable=False),
+    Column("lane", String(600), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("run_id", String(40)),
+    Column("error", Text),
+    Column("received_at", Float, nullable=False),
+    Column("finished_at", Float),
+    UniqueConstraint("source", "dedup_key", name="uq_inbox_source_dedup"),
+    Index("ix_inbox_status_lane", "status", "lane"),
+)
+
+# One row per thread key: whoever holds the lease is the only one turning that thread.
+lanes = Table(
+    "lanes",
+    metadata,
+    Column("key", String(600), primary_key=True),
+    Column("lease_token", String(40)),
+    Column("lease_expires_at", Float),
+    Column("touched_at", Float, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", AutoId, primary_key=True, autoincrement=True),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("run_id", String(40), ForeignKey("runs.id"), nullable=False, index=True),
+    Column("thread_id", String(40), ForeignKey("threads.id"), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("lease_token", String(40)),
+    Column("lease_expires_at", Float),
+    Column("remote_id", String(255)),
+    Column("last_error", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_outbox_status_due", "status", "next_attempt_at"),
+    Index("ix_outbox_thread_seq", "thread_id", "seq"),
+)
+
+# Small durable values: poller cursors, cached remote ids.
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("value", Json, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

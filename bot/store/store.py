@@ -1,0 +1,1039 @@
+"""Every query the daemon makes, on SQLite and PostgreSQL alike.
+
+Identity (agents, smiths, threads), the audit log (runs and tool calls), the inbox with its
+per-thread lanes, the outbox, memory and cursors. Read-then-write work runs in ``Database.tx``;
+claims are conditional updates, so two workers (or two replicas) never take the same lane or
+action while its lease holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Insert
+
+from bot.domain import (
+    JSON,
+    Action,
+    ActionKind,
+    Agent,
+    AgentDefinition,
+    AgentVersion,
+    Control,
+    InboundMessage,
+    InboxStatus,
+    OutboxStatus,
+    Run,
+    Smith,
+    StopReason,
+    Thread,
+    ThreadState,
+    ToolCallRecord,
+    Usage,
+    new_id,
+    now,
+)
+from bot.store.database import Database
+from bot.store.schema import (
+    agent_versions,
+    agents,
+    cursors,
+    inbox,
+    lanes,
+    memories,
+    outbox,
+    runs,
+    smiths,
+    threads,
+    tool_calls,
+)
+
+
+class NotFound(LookupError):
+    """The row asked for does not exist (or is archived)."""
+
+
+class LeaseLost(RuntimeError):
+    """A lane's lease expired and was taken by another worker; this worker's turn is void."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    id: int
+    lane: str
+    message: InboundMessage
+    attempts: int
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LaneClaim:
+    lane: str
+    token: str
+    items: tuple[InboxItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadChange:
+    state: ThreadState | None = None
+    control: Control | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    action: Action
+    status: OutboxStatus
+    attempts: int
+    remote_id: str | None
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
+_SMITH_PATCHABLE = frozenset({"display_name", "customer_id", "metadata", "auto_memory"})
+
+
+def lane_key(agent_slug: str, thread_external_id: str) -> str:
+    return f"{agent_slug}|{thread_external_id}"
+
+
+class Store:
+    """The daemon's durable state. One instance per process, shared by every room."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _insert_ignore(self, table: Any, index_elements: Sequence[str]) -> Insert:
+        """``INSERT … ON CONFLICT DO NOTHING`` in the dialect at hand."""
+        dialect_insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
+        return dialect_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+
+    # -- agents ----------------------------------------------------------------------------
+
+    async def ensure_agent(self, slug: str, name: str) -> Agent:
+        async with self.db.tx() as conn:
+            await conn.execute(
+                self._insert_ignore(agents, ["slug"]).values(
+                    id=new_id("agt"), slug=slug, name=name, created_at=now()
+                )
+            )
+            await conn.execute(update(agents).where(agents.c.slug == slug).values(name=name))
+            row = (await conn.execute(select(agents).where(agents.c.slug == slug))).mappings().one()
+        return _agent(row)
+
+    async def get_agent(self, slug: str) -> Agent:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(agents).where(agents.c.slug == slug))).mappings().first()
+        if row is None:
+            raise NotFound(f"no agent {slug!r}")
+        return _agent(row)
+
+    async def get_agent_by_id(self, agent_id: str) -> Agent:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(agents).where(agents.c.id == agent_id))).mappings().first()
+        if row is None:
+            raise NotFound(f"no agent {agent_id!r}")
+        return _agent(row)
+
+    async def publish_agent(self, definition: AgentDefinition, note: str) -> AgentVersion:
+        """Freeze ``definition`` as the agent's next version; the first one goes live."""
+        agent = await self.ensure_agent(definition.slug, definition.name)
+        async with self.db.tx() as conn:
+            last = (
+                await conn.execute(
+                    select(func.max(agent_versions.c.version)).where(
+                        agent_versions.c.agent_id == agent.id
+                    )
+                )
+            ).scalar()
+            version = (last or 0) + 1
+            created = now()
+            await conn.execute(
+                insert(agent_versions).values(
+                    agent_id=agent.id,
+                    version=version,
+                    definition=definition.to_json(),
+                    note=note,
+                    created_at=created,
+                )
+            )
+            await conn.execute(
+                update(agents)
+                .where(agents.c.id == agent.id, agents.c.live_version.is_(None))
+                .values(live_version=version)
+            )
+        return AgentVersion(agent.id, version, definition, note, created)
+
+    async def set_live_version(self, slug: str, version: int) -> None:
+        agent = await self.get_agent(slug)
+        async with self.db.tx() as conn:
+            exists = (
+                await conn.execute(
+                    select(agent_versions.c.version).where(
+                        agent_versions.c.agent_id == agent.id, agent_versions.c.version == version
+                    )
+                )
+            ).first()
+            if exists is None:
+                raise NotFound(f"agent {slug!r} has no version {version}")
+            await conn.execute(
+                update(agents).where(agents.c.id == agent.id).values(live_version=version)
+            )
+
+    async def agent_versions(self, slug: str) -> list[AgentVersion]:
+        agent = await self.get_agent(slug)
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(agent_versions)
+                    .where(agent_versions.c.agent_id == agent.id)
+                    .order_by(agent_versions.c.version)
+                )
+            ).mappings()
+            return [_agent_version(r) for r in rows]
+
+    async def version_for(self, smith: Smith) -> AgentVersion | None:
+        """The version a smith runs: its pin, else the agent's live version, else none yet."""
+        async with self.db.read() as conn:
+            live = (
+                await conn.execute(
+                    select(agents.c.live_version).where(agents.c.id == smith.agent_id)
+                )
+            ).scalar()
+            version = smith.pinned_version or live
+            if version is None:
+                return None
+            row = (
+                await conn.execute(
+                    select(agent_versions).where(
+                        agent_versions.c.agent_id == smith.agent_id,
+                        agent_versions.c.version == version,
+                    )
+                )
+            ).mappings().first()
+        return _agent_version(row) if row else None
+
+    # -- smiths ----------------------------------------------------------------------------
+
+    async def ensure_smith(
+        self,
+        external_id: str | None,
+        agent_id: str,
+        *,
+        display_name: str | None = None,
+        customer_id: str | None = None,
+        metadata: JSON | None = None,
+        auto_memory: bool | None = None,
+    ) -> Smith:
+        """Upsert on ``(external_id, agent_id)``; no ``external_id`` makes a throwaway smith.
+
+        On an existing smith, given non-None fields are updated (metadata is merged), so calling
+        this on every message keeps the profile fresh without ever changing who the smith is.
+        """
+        default_memory = not (external_id is None or external_id.startswith("anon:"))
+        created = now()
+        values = {
+            "agent_id": agent_id,
+            "external_id": external_id,
+            "display_name": display_name,
+            "customer_id": customer_id,
+            "metadata": metadata or {},
+            "auto_memory": default_memory if auto_memory is None else auto_memory,
+            "created_at": created,
+            "updated_at": created,
+        }
+        if external_id is None:
+            smith_id = new_id("smt")
+            async with self.db.tx() as conn:
+                await conn.execute(insert(smiths).values(id=smith_id, **values))
+            return await self.get_smith(smith_id)
+        for _ in range(3):
+            async with self.db.tx() as conn:
+                row = await self._live_smith_row(conn, agent_id, external_id)
+                if row is None:
+                    try:
+                        async with conn.begin_nested():
+                            await conn.execute(insert(smiths).values(id=new_id("smt"), **values))
+                    except IntegrityError:
+                        continue  # another writer created it between our read and insert
+                    row = await self._live_smith_row(conn, agent_id, external_id)
+                    assert row is not None
+                    return _smith(row)
+                patch: dict[str, Any] = {}
+                if display_name is not None and display_name != row["display_name"]:
+                    patch["display_name"] = display_name
+                if customer_id is not None and customer_id != row["customer_id"]:
+                    patch["customer_id"] = customer_id
+                if metadata:
+                    merged = {**row["metadata"], **metadata}
+                    if merged != row["metadata"]:
+                        patch["metadata"] = merged
+                if patch:
+                    patch["updated_at"] = now()
+                    await conn.execute(update(smiths).where(smiths.c.id == row["id"]).values(**patch))
+                    row = await self._live_smith_row(conn, agent_id, external_id)
+                    assert row is not None
+                return _smith(row)
+        raise RuntimeError(f"could not upsert smith {external_id!r}")
+
+    async def _live_smith_row(
+        self, conn: AsyncConnection, agent_id: str, external_id: str
+    ) -> RowMapping | None:
+        return (
+            await conn.execute(
+                select(smiths).where(
+                    smiths.c.agent_id == agent_id,
+                    smiths.c.external_id == external_id,
+                    smiths.c.archived_at.is_(None),
+                )
+            )
+        ).mappings().first()
+
+    async def get_smith(self, smith_id: str, *, include_archived: bool = False) -> Smith:
+        query = select(smiths).where(smiths.c.id == smith_id)
+        if not include_archived:
+            query = query.where(smiths.c.archived_at.is_(None))
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            raise NotFound(f"no smith {smith_id!r}")
+        return _smith(row)
+
+    async def find_smith(self, external_id: str, agent_id: str) -> Smith | None:
+        async with self.db.read() as conn:
+            row = await self._live_smith_row(conn, agent_id, external_id)
+        return _smith(row) if row else None
+
+    async def patch_smith(self, smith_id: str, **fields: Any) -> Smith:
+        """Change the mutable fields of a smith; ``external_id`` is immutable by design."""
+        unknown = set(fields) - _SMITH_PATCHABLE
+        if unknown:
+            raise ValueError(f"cannot patch smith fields: {', '.join(sorted(unknown))}")
+        async with self.db.tx() as conn:
+            row = (
+                await conn.execute(
+                    select(smiths).where(smiths.c.id == smith_id, smiths.c.archived_at.is_(None))
+                )
+            ).mappings().first()
+            if row is None:
+                raise NotFound(f"no smith {smith_id!r}")
+            if "metadata" in fields and fields["metadata"] is not None:
+                fields["metadata"] = {**row["metadata"], **fields["metadata"]}
+            await conn.execute(
+                update(smiths).where(smiths.c.id == smith_id).values(**fields, updated_at=now())
+            )
+        return await self.get_smith(smith_id)
+
+    async def pin_smith(self, smith_id: str, version: int | None) -> Smith:
+        async with self.db.tx() as conn:
+            result = await conn.execute(
+                update(smiths)
+                .where(smiths.c.id == smith_id, smiths.c.archived_at.is_(None))
+                .values(pinned_version=version, updated_at=now())
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"no smith {smith_id!r}")
+        return await self.get_smith(smith_id)
+
+    async def archive_smith(self, smith_id: str) -> None:
+        """Soft-archive: the smith and its history stay, its ``external_id`` is free again."""
+        async with self.db.tx() as conn:
+            result = await conn.execute(
+                update(smiths)
+                .where(smiths.c.id == smith_id, smiths.c.archived_at.is_(None))
+                .values(archived_at=now(), updated_at=now())
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"no smith {smith_id!r}")
+
+    async def list_smiths(
+        self,
+        *,
+        external_id_prefix: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> list[Smith]:
+        query = select(smiths).where(smiths.c.archived_at.is_(None))
+        if external_id_prefix:
+            query = query.where(_prefix(smiths.c.external_id, external_id_prefix))
+        if agent_id:
+            query = query.where(smiths.c.agent_id == agent_id)
+        if after:
+            query = query.where(smiths.c.id > after)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query.order_by(smiths.c.id).limit(limit))).mappings()
+            return [_smith(r) for r in rows]
+
+    # -- threads ---------------------------------------------------------------------------
+
+    async def ensure_thread(
+        self, smith: Smith, external_id: str, channel: str, *, metadata: JSON | None = None
+    ) -> Thread:
+        """The thread for a ticket under ``smith``, created on first sight."""
+        created = now()
+        async with self.db.tx() as conn:
+            await conn.execute(
+                self._insert_ignore(threads, ["agent_id", "external_id"]).values(
+                    id=new_id("thr"),
+                    smith_id=smith.id,
+                    agent_id=smith.agent_id,
+                    external_id=external_id,
+                    channel=channel,
+                    state=ThreadState.OPEN.value,
+                    control=Control.BOT.value,
+                    title=None,
+                    metadata=metadata or {},
+                    created_at=created,
+                    updated_at=created,
+                )
+            )
+            row = (
+                await conn.execute(
+                    select(threads).where(
+                        threads.c.agent_id == smith.agent_id, threads.c.external_id == external_id
+                    )
+                )
+            ).mappings().one()
+        thread = _thread(row)
+        if thread.smith_id != smith.id:
+            # A ticket belongs to the smith that opened it; never reuse it for someone else.
+            raise PermissionError(f"thread {external_id!r} belongs to another smith")
+        return thread
+
+    async def get_thread(self, thread_id: str) -> Thread:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(threads).where(threads.c.id == thread_id))).mappings().first()
+        if row is None:
+            raise NotFound(f"no thread {thread_id!r}")
+        return _thread(row)
+
+    async def find_thread(self, agent_id: str, external_id: str) -> Thread | None:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(threads).where(
+                        threads.c.agent_id == agent_id, threads.c.external_id == external_id
+                    )
+                )
+            ).mappings().first()
+        return _thread(row) if row else None
+
+    async def find_threads_by_external(self, external_id: str) -> list[Thread]:
+        """Every agent's thread for one ticket (connectors know the ticket, not the agent)."""
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(select(threads).where(threads.c.external_id == external_id))
+            ).mappings()
+            return [_thread(r) for r in rows]
+
+    async def update_thread(self, thread_id: str, change: ThreadChange) -> Thread:
+        values: dict[str, Any] = {"updated_at": now()}
+        if change.state is not None:
+            values["state"] = change.state.value
+        if change.control is not None:
+            values["control"] = change.control.value
+        if change.title is not None:
+            values["title"] = change.title
+        async with self.db.tx() as conn:
+            await conn.execute(update(threads).where(threads.c.id == thread_id).values(**values))
+        return await self.get_thread(thread_id)
+
+    async def list_threads(
+        self,
+        *,
+        state: ThreadState | None = None,
+        smith_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Thread]:
+        query = select(threads)
+        if state is not None:
+            query = query.where(threads.c.state == state.value)
+        if smith_id is not None:
+            query = query.where(threads.c.smith_id == smith_id)
+        query = query.order_by(threads.c.updated_at.desc(), threads.c.id).limit(limit)
+        async with self.db.read() as conn:
+            return [_thread(r) for r in (await conn.execute(query)).mappings()]
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def thread_runs(self, thread_id: str, *, limit: int = 50) -> list[Run]:
+        """The thread's latest runs, oldest first (the turn history)."""
+        async with self.db.read() as conn:
+            rows = list(
+                (
+                    await conn.execute(
+                        select(runs)
+                        .where(runs.c.thread_id == thread_id)
+                        .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+                        .limit(limit)
+                    )
+                ).mappings()
+            )
+            rows.reverse()
+            return [_run(r, await self._tool_calls(conn, r["id"])) for r in rows]
+
+    async def get_run(self, run_id: str) -> Run:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+            if row is None:
+                raise NotFound(f"no run {run_id!r}")
+            return _run(row, await self._tool_calls(conn, run_id))
+
+    async def list_runs(
+        self,
+        *,
+        external_id_prefix: str | None = None,
+        thread_id: str | None = None,
+        smith_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
+        """Runs newest first, optionally for one segment of smiths (``anon:``, ``intercom:``)."""
+        query = select(runs)
+        if external_id_prefix:
+            query = query.join(smiths, smiths.c.id == runs.c.smith_id).where(
+                _prefix(smiths.c.external_id, external_id_prefix)
+            )
+        if thread_id:
+            query = query.where(runs.c.thread_id == thread_id)
+        if smith_id:
+            query = query.where(runs.c.smith_id == smith_id)
+        query = query.order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
+        async with self.db.read() as conn:
+            rows = list((await conn.execute(query.with_only_columns(*runs.c))).mappings())
+            return [_run(r, await self._tool_calls(conn, r["id"])) for r in rows]
+
+    async def _tool_calls(self, conn: AsyncConnection, run_id: str) -> tuple[ToolCallRecord, ...]:
+        rows = (
+            await conn.execute(
+                select(tool_calls).where(tool_calls.c.run_id == run_id).order_by(tool_calls.c.seq)
+            )
+        ).mappings()
+        return tuple(
+            ToolCallRecord(
+                seq=r["seq"],
+                call_id=r["call_id"],
+                name=r["name"],
+                arguments=r["arguments"],
+                result=r["result"],
+                error=r["error"],
+                latency_ms=r["latency_ms"],
+            )
+            for r in rows
+        )
+
+    # -- memory ----------------------------------------------------------------------------
+
+    async def memories(self, smith_id: str, *, limit: int = 50) -> list[str]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(memories.c.fact)
+                .where(memories.c.smith_id == smith_id)
+                .order_by(memories.c.id)
+                .limit(limit)
+            )
+            return [r[0] for r in rows]
+
+    # -- inbox and lanes -------------------------------------------------------------------
+
+    async def inbox_put(self, message: InboundMessage, agent_slug: str) -> bool:
+        """Store an inbound message durably; False when this delivery was already stored."""
+        lane = lane_key(agent_slug, message.thread_external_id)
+        payload = {**message.to_json(), "agent_slug": agent_slug}
+        received = now()
+        async with self.db.tx() as conn:
+            result = await conn.execute(
+                self._insert_ignore(inbox, ["source", "dedup_key"]).values(
+                    source=message.source,
+                    dedup_key=message.dedup_key,
+                    lane=lane,
+                    payload=payload,
+                    status=InboxStatus.PENDING.value,
+                    attempts=0,
+                    received_at=received,
+                )
+            )
+            if result.rowcount == 0:
+                return False
+            await conn.execute(
+                self._insert_ignore(lanes, ["key"]).values(key=lane, touched_at=received)
+            )
+        return True
+
+    async def inbox_seen(self, source: str, dedup_key: str) -> bool:
+        async with self.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(inbox.c.id).where(inbox.c.source == source, inbox.c.dedup_key == dedup_key)
+                )
+            ).first()
+        return row is not None
+
+    async def claim_lanes(self, *, limit: int, lease_seconds: float) -> list[LaneClaim]:
+        """Take up to ``limit`` lanes with pending messages whose lease is free or expired.
+
+        Each claim carries every pending message of its lane: messages that arrived while an
+        earlier turn ran are answered together.
+        """
+        if limit <= 0:
+            return []
+        at = now()
+        free = or_(lanes.c.lease_expires_at.is_(None), lanes.c.lease_expires_at < at)
+        busy_lanes = select(inbox.c.lane).where(inbox.c.status == InboxStatus.PENDING.value)
+        candidates = (
+            select(lanes.c.key)
+            .where(lanes.c.key.in_(busy_lanes), free)
+            .order_by(lanes.c.touched_at, lanes.c.key)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claims: list[LaneClaim] = []
+        async with self.db.tx() as conn:
+            keys = [r[0] for r in await conn.execute(candidates)]
+            for key in keys:
+                token = new_id("lse")
+                result = await conn.execute(
+                    update(lanes)
+                    .where(lanes.c.key == key, free)
+                    .values(lease_token=token, lease_expires_at=at + lease_seconds)
+                )
+                if result.rowcount != 1:
+                    continue
+                rows = (
+                    await conn.execute(
+                        select(inbox)
+                        .where(inbox.c.lane == key, inbox.c.status == InboxStatus.PENDING.value)
+                        .order_by(inbox.c.id)
+                    )
+                ).mappings()
+                items = tuple(_inbox_item(r) for r in rows)
+                if items:
+                    claims.append(LaneClaim(key, token, items))
+                else:
+                    await conn.execute(
+                        update(lanes)
+                        .where(lanes.c.key == key, lanes.c.lease_token == token)
+                        .values(lease_token=None, lease_expires_at=None)
+                    )
+        return claims
+
+    async def renew_lane(self, claim: LaneClaim, lease_seconds: float) -> bool:
+        async with self.db.tx() as conn:
+            result = await conn.execute(
+                update(lanes)
+                .where(lanes.c.key == claim.lane, lanes.c.lease_token == claim.token)
+                .values(lease_expires_at=now() + lease_seconds)
+            )
+        return result.rowcount == 1
+
+    async def release_lane(
+        self,
+        claim: LaneClaim,
+        *,
+        status: InboxStatus,
+        error: str | None = None,
+        retry_after: float | None = None,
+        max_attempts: int = 5,
+    ) -> None:
+        """Give a lane back without a run: messages skipped, or put back for a later retry.
+
+        With ``status=PENDING`` the messages' attempts grow and, past ``max_attempts``, they are
+        marked failed so one poisonous message cannot spin forever.
+        """
+        at = now()
+        ids = [item.id for item in claim.items]
+        async with self.db.tx() as conn:
+            await self._release(conn, claim, at, hold_until=at + retry_after if retry_after else None)
+            if status is InboxStatus.PENDING:
+                await conn.execute(
+                    update(inbox)
+                    .where(inbox.c.id.in_(ids))
+                    .values(attempts=inbox.c.attempts + 1, error=error)
+                )
+                await conn.execute(
+                    update(inbox)
+                    .where(inbox.c.id.in_(ids), inbox.c.attempts >= max_attempts)
+                    .values(status=InboxStatus.FAILED.value, finished_at=at)
+                )
+            else:
+                await conn.execute(
+                    update(inbox)
+                    .where(inbox.c.id.in_(ids))
+                    .values(status=status.value, error=error, finished_at=at)
+                )
+
+    async def _release(
+        self, conn: AsyncConnection, claim: LaneClaim, at: float, hold_until: float | None = None
+    ) -> None:
+        result = await conn.execute(
+            update(lanes)
+            .where(lanes.c.key == claim.lane, lanes.c.lease_token == claim.token)
+            .values(
+                lease_token=None if hold_until is None else claim.token,
+                lease_expires_at=hold_until,
+                touched_at=at,
+            )
+        )
+        if result.rowcount != 1:
+            raise LeaseLost(f"lease on {claim.lane} was lost")
+
+    async def commit_turn(
+        self,
+        claim: LaneClaim,
+        run: Run,
+        actions: Sequence[Action],
+        *,
+        thread_change: ThreadChange,
+        new_memories: Sequence[str] = (),
+    ) -> None:
+        """Record a finished turn in ONE transaction: run, tool calls, outbox actions, thread
+        state, memories, and the claimed inbox messages marked done. Raises ``LeaseLost`` (and
+        writes nothing) when another worker has taken the lane in the meantime."""
+        at = now()
+        async with self.db.tx() as conn:
+            await self._release(conn, claim, at)
+            await conn.execute(insert(runs).values(**_run_values(run)))
+            if run.tool_calls:
+                await conn.execute(
+                    insert(tool_calls),
+                    [
+                        {
+                            "run_id": run.id,
+                            "seq": call.seq,
+                            "call_id": call.call_id,
+                            "name": call.name,
+                            "arguments": call.arguments,
+                            "result": call.result,
+                            "error": call.error,
+                            "latency_ms": call.latency_ms,
+                        }
+                        for call in run.tool_calls
+                    ],
+                )
+            if actions:
+                await conn.execute(
+                    insert(outbox),
+                    [
+                        {
+                            "id": action.id,
+                            "run_id": action.run_id,
+                            "thread_id": action.thread_id,
+                            "channel": action.channel,
+                            "kind": action.kind.value,
+                            "payload": action.to_json(),
+                            "status": OutboxStatus.PENDING.value,
+                            "attempts": 0,
+                            "next_attempt_at": at,
+                            "created_at": at,
+                            "updated_at": at,
+                        }
+                        for action in actions
+                    ],
+                )
+            values: dict[str, Any] = {"updated_at": at}
+            if thread_change.state is not None:
+                values["state"] = thread_change.state.value
+            if thread_change.control is not None:
+                values["control"] = thread_change.control.value
+            if thread_change.title is not None:
+                await conn.execute(
+                    update(threads)
+                    .where(threads.c.id == run.thread_id, threads.c.title.is_(None))
+                    .values(title=thread_change.title)
+                )
+            await conn.execute(update(threads).where(threads.c.id == run.thread_id).values(**values))
+            for fact in new_memories:
+                await conn.execute(
+                    self._insert_ignore(memories, ["smith_id", "fact"]).values(
+                        smith_id=run.smith_id, fact=fact, created_at=at
+                    )
+                )
+            await conn.execute(
+                update(inbox)
+                .where(inbox.c.id.in_([item.id for item in claim.items]))
+                .values(status=InboxStatus.DONE.value, run_id=run.id, finished_at=at)
+            )
+
+    async def inbox_counts(self) -> dict[str, int]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status))
+            return {status: count for status, count in rows}
+
+    async def inbox_items(self, *, status: InboxStatus | None = None, limit: int = 100) -> list[JSON]:
+        query = select(inbox).order_by(inbox.c.id).limit(limit)
+        if status is not None:
+            query = query.where(inbox.c.status == status.value)
+        async with self.db.read() as conn:
+            return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    async def claim_actions(self, *, limit: int, lease_seconds: float) -> list[Action]:
+        """Due actions, at most the oldest unfinished one per thread, leased to this caller."""
+        at = now()
+        earlier = outbox.alias("earlier")
+        blocked = (
+            select(earlier.c.seq)
+            .where(
+                earlier.c.thread_id == outbox.c.thread_id,
+                earlier.c.seq < outbox.c.seq,
+                earlier.c.status == OutboxStatus.PENDING.value,
+            )
+            .exists()
+        )
+        free = or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < at)
+        candidates = (
+            select(outbox.c.seq)
+            .where(
+                outbox.c.status == OutboxStatus.PENDING.value,
+                outbox.c.next_attempt_at <= at,
+                free,
+                ~blocked,
+            )
+            .order_by(outbox.c.seq)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        claimed: list[Action] = []
+        async with self.db.tx() as conn:
+            seqs = [r[0] for r in await conn.execute(candidates)]
+            for seq in seqs:
+                token = new_id("lse")
+                result = await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.seq == seq, outbox.c.status == OutboxStatus.PENDING.value, free)
+                    .values(
+                        lease_token=token,
+                        lease_expires_at=at + lease_seconds,
+                        attempts=outbox.c.attempts + 1,
+                        updated_at=at,
+                    )
+                )
+                if result.rowcount != 1:
+                    continue
+                row = (await conn.execute(select(outbox).where(outbox.c.seq == seq))).mappings().one()
+                # ``attempt`` counts earlier tries that may have reached the platform.
+                claimed.append(_action(row, attempt=row["attempts"] - 1))
+        return claimed
+
+    async def action_attempted(self, action_id: str) -> None:
+        """Count one more in-process try of a claimed action before it is made."""
+        async with self.db.tx() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == action_id)
+                .values(attempts=outbox.c.attempts + 1, updated_at=now())
+            )
+
+    async def action_done(self, action_id: str, remote_id: str | None) -> None:
+        async with self.db.tx() as conn:
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == action_id)
+                .values(
+                    status=OutboxStatus.DONE.value,
+                    remote_id=remote_id,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    updated_at=now(),
+                )
+            )
+
+    async def action_failed(
+        self, action_id: str, error: str, *, retry_at: float, max_attempts: int
+    ) -> OutboxStatus:
+        """Keep the error; retry at ``retry_at`` or dead-letter once attempts run out."""
+        async with self.db.tx() as conn:
+            attempts = (
+                await conn.execute(select(outbox.c.attempts).where(outbox.c.id == action_id))
+            ).scalar_one()
+            status = OutboxStatus.DEAD if attempts >= max_attempts else OutboxStatus.PENDING
+            await conn.execute(
+                update(outbox)
+                .where(outbox.c.id == action_id)
+                .values(
+                    status=status.value,
+                    last_error=error[:2000],
+                    next_attempt_at=retry_at,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    updated_at=now(),
+                )
+            )
+        return status
+
+    async def outbox_entries(
+        self,
+        *,
+        status: OutboxStatus | None = None,
+        thread_id: str | None = None,
+        limit: int = 100,
+    ) -> list[OutboxEntry]:
+        query = select(outbox).order_by(outbox.c.seq).limit(limit)
+        if status is not None:
+            query = query.where(outbox.c.status == status.value)
+        if thread_id is not None:
+            query = query.where(outbox.c.thread_id == thread_id)
+        async with self.db.read() as conn:
+            return [
+                OutboxEntry(
+                    action=_action(r, attempt=r["attempts"]),
+                    status=OutboxStatus(r["status"]),
+                    attempts=r["attempts"],
+                    remote_id=r["remote_id"],
+                    last_error=r["last_error"],
+                    created_at=r["created_at"],
+                    updated_at=r["updated_at"],
+                )
+                for r in (await conn.execute(query)).mappings()
+            ]
+
+    async def outbox_counts(self) -> dict[str, int]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
+            return {status: count for status, count in rows}
+
+    # -- cursors ---------------------------------------------------------------------------
+
+    async def get_cursor(self, name: str) -> JSON | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(cursors.c.value).where(cursors.c.name == name))).first()
+        return row[0] if row else None
+
+    async def set_cursor(self, name: str, value: JSON) -> None:
+        async with self.db.tx() as conn:
+            await conn.execute(delete(cursors).where(cursors.c.name == name))
+            await conn.execute(insert(cursors).values(name=name, value=value, updated_at=now()))
+
+
+# -- row mapping -------------------------------------------------------------------------------
+
+
+def _prefix(column: Any, prefix: str) -> Any:
+    """``column LIKE 'prefix%'`` with the user's ``%`` and ``_`` taken literally."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return and_(column.is_not(None), column.like(escaped + "%", escape="\\"))
+
+
+def _agent(row: RowMapping) -> Agent:
+    return Agent(row["id"], row["slug"], row["name"], row["live_version"], row["created_at"])
+
+
+def _agent_version(row: RowMapping) -> AgentVersion:
+    return AgentVersion(
+        agent_id=row["agent_id"],
+        version=row["version"],
+        definition=AgentDefinition.from_json(row["definition"]),
+        note=row["note"],
+        created_at=row["created_at"],
+    )
+
+
+def _smith(row: RowMapping) -> Smith:
+    return Smith(
+        id=row["id"],
+        agent_id=row["agent_id"],
+        external_id=row["external_id"],
+        display_name=row["display_name"],
+        customer_id=row["customer_id"],
+        metadata=dict(row["metadata"] or {}),
+        auto_memory=bool(row["auto_memory"]),
+        pinned_version=row["pinned_version"],
+        archived_at=row["archived_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _thread(row: RowMapping) -> Thread:
+    return Thread(
+        id=row["id"],
+        smith_id=row["smith_id"],
+        agent_id=row["agent_id"],
+        external_id=row["external_id"],
+        channel=row["channel"],
+        state=ThreadState(row["state"]),
+        control=Control(row["control"]),
+        title=row["title"],
+        metadata=dict(row["metadata"] or {}),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _run(row: RowMapping, calls: tuple[ToolCallRecord, ...]) -> Run:
+    usage = row["usage"] or {}
+    return Run(
+        id=row["id"],
+        thread_id=row["thread_id"],
+        smith_id=row["smith_id"],
+        agent_id=row["agent_id"],
+        agent_version=row["agent_version"],
+        input=list(row["input"]),
+        output_text=row["output_text"],
+        stop_reason=StopReason(row["stop_reason"]),
+        model=row["model"],
+        usage=Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
+        rag_results=list(row["rag_results"]),
+        error=row["error"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        tool_calls=calls,
+    )
+
+
+def _run_values(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "thread_id": run.thread_id,
+        "smith_id": run.smith_id,
+        "agent_id": run.agent_id,
+        "agent_version": run.agent_version,
+        "input": run.input,
+        "output_text": run.output_text,
+        "stop_reason": run.stop_reason.value,
+        "model": run.model,
+        "usage": run.usage.to_json(),
+        "rag_results": run.rag_results,
+        "error": run.error,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+    }
+
+
+def _inbox_item(row: RowMapping) -> InboxItem:
+    return InboxItem(
+        id=row["id"],
+        lane=row["lane"],
+        message=InboundMessage.from_json(row["payload"]),
+        attempts=row["attempts"],
+        received_at=row["received_at"],
+    )
+
+
+def _action(row: RowMapping, *, attempt: int) -> Action:
+    payload = row["payload"] or {}
+    return Action(
+        id=row["id"],
+        run_id=row["run_id"],
+        thread_id=row["thread_id"],
+        channel=row["channel"],
+        kind=ActionKind(row["kind"]),
+        text=payload.get("text"),
+        tag=payload.get("tag"),
+        assignee=payload.get("assignee"),
+        emoji=payload.get("emoji"),
+        until=payload.get("until"),
+        ref=dict(payload.get("ref") or {}),
+        attempt=attempt,
+    )
