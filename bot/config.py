@@ -134,19 +134,41 @@ class IntercomSettings(Section):
         return self.token is not None
 
 
+class SlackChannelSettings(Section):
+    """How the bot listens in one Slack channel (``[slack.channels.<channel id>]``)."""
+
+    mode: Literal["all", "mentions"] = "all"
+    allow_bots: bool = False
+
+
 class SlackSettings(Section):
     bot_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
     app_token: SecretStr | None = None
     base_url: str = "https://slack.com/api/"
     support_channels: list[str] = []
+    channels: dict[str, SlackChannelSettings] = {}
     escalation_channel: str | None = None
     escalation_mention: str | None = None
     agent: str | None = None
+    stream: bool = False
+    working_reaction: str | None = "eyes"
+    support_users: list[str] = []
+    post_interval_seconds: float = Field(default=1.0, ge=0)
+    max_file_bytes: int = Field(default=5_242_880, ge=0)
+    user_cache_seconds: float = Field(default=3600.0, ge=0)
 
     @property
     def enabled(self) -> bool:
         return self.bot_token is not None
+
+    def channel(self, channel_id: str) -> SlackChannelSettings | None:
+        """The listening rule of a support channel; None for a channel that is not one."""
+        if channel_id in self.channels:
+            return self.channels[channel_id]
+        if channel_id in self.support_channels:
+            return SlackChannelSettings()
+        return None
 
 
 class WebSettings(Section):
