@@ -210,6 +210,60 @@ class AgentSettings(Section):
     variables: dict[str, str] = {"company": "Acme Cloud"}
 
 
+def env_headers(names: Mapping[str, str], *, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Resolve ``{"Header": "ENV_VAR_NAME"}`` into header values, read from the environment when
+    they are needed (so a rotated token is picked up); a missing variable raises ``ConfigError``
+    naming the variable, never a value."""
+    env = os.environ if environ is None else environ
+    resolved: dict[str, str] = {}
+    for header, variable in names.items():
+        value = env.get(variable)
+        if value is None:
+            raise ConfigError(f"environment variable {variable} (for header {header}) is not set")
+        resolved[header] = value
+    return resolved
+
+
+class CustomToolSettings(Section):
+    """A tool the model may call that is an HTTP request to the team's own service
+    (``[[tools]]``). Arguments are validated against ``parameters`` before any call."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+    description: str
+    parameters: dict[str, Any] = {"type": "object", "properties": {}}
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    url: str
+    headers: dict[str, str] = {}
+    headers_from_env: dict[str, str] = {}
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("parameters")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            Draft202012Validator.check_schema(value)
+        except SchemaError as exc:
+            raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+        if value.get("type", "object") != "object":
+            raise ValueError("tool parameters must be a JSON schema of type 'object'")
+        return value
+
+
+class UserInfoSettings(Section):
+    """The team's own user service that USER_INFO_LOOKUP asks about the current customer.
+
+    ``url`` is a template: ``{external_id}`` (the smith's full external id, URL-quoted),
+    ``{external_id_local}`` (without its ``intercom:``/``web:`` namespace) and ``{customer_id}``.
+    """
+
+    url: str | None = None
+    headers_from_env: dict[str, str] = {}
+    timeout_seconds: float = Field(default=5.0, gt=0)
+
+
 def _default_agents() -> list[AgentSettings]:
     return [AgentSettings(slug="support", name="Support bot")]
 
@@ -238,6 +292,8 @@ class Settings(BaseSettings):
     agents: list[AgentSettings] = Field(default_factory=_default_agents, min_length=1)
     default_agent: str = "support"
     connectors: list[str] | None = None
+    tools: list[CustomToolSettings] = []
+    user_info: UserInfoSettings = UserInfoSettings()
 
     @field_validator("agents")
     @classmethod
