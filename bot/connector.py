@@ -84,26 +84,36 @@ class Connector(ABC):
         self, *, reason: str, priority: str, summary: str, thread: Thread
     ) -> list[PlannedAction]:
         """What ESCALATE does on this channel; channels override to tag, assign, post."""
-        return [
-            PlannedAction(
-                ActionKind.NOTE,
-                text=f"Escalated ({priority}): {reason}\n\nSummary: {summary}",
-            ),
-            PlannedAction(
-                ActionKind.REPLY,
-                text="I've passed this to our support team; a person will follow up here shortly.",
-            ),
-        ]
+        return default_escalation_actions(reason=reason, priority=priority, summary=summary)
 
     def close_actions(self, *, resolution_summary: str, thread: Thread) -> list[PlannedAction]:
         """What CLOSE does on this channel."""
-        return [
-            PlannedAction(ActionKind.NOTE, text=f"Resolved: {resolution_summary}"),
-            PlannedAction(ActionKind.CLOSE),
-        ]
+        return default_close_actions(resolution_summary=resolution_summary)
 
     def ready(self) -> bool:
         return True
+
+
+def default_escalation_actions(*, reason: str, priority: str, summary: str) -> list[PlannedAction]:
+    """ESCALATE on a channel with no opinion (also used when no connector serves the thread)."""
+    return [
+        PlannedAction(
+            ActionKind.NOTE,
+            text=f"Escalated ({priority}): {reason}\n\nSummary: {summary}",
+        ),
+        PlannedAction(
+            ActionKind.REPLY,
+            text="I've passed this to our support team; a person will follow up here shortly.",
+        ),
+    ]
+
+
+def default_close_actions(*, resolution_summary: str) -> list[PlannedAction]:
+    """CLOSE on a channel with no opinion (also used when no connector serves the thread)."""
+    return [
+        PlannedAction(ActionKind.NOTE, text=f"Resolved: {resolution_summary}"),
+        PlannedAction(ActionKind.CLOSE),
+    ]
 
 
 ConnectorFactory = Callable[[ConnectorRuntime], "Connector | None"]
