@@ -19,7 +19,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from bot.config import PipelineSettings
@@ -54,8 +54,8 @@ class OutboxSender:
         self._active: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._backoff = wait_exponential_jitter(
-            initial=settings.outbox_backoff_seconds, max=settings.outbox_backoff_max_seconds
+        self._backoff = wait_random_exponential(
+            multiplier=settings.outbox_backoff_seconds, max=settings.outbox_backoff_max_seconds
         )
 
     async def start(self) -> None:
@@ -125,8 +125,10 @@ class OutboxSender:
             thread = await self._store.get_thread(action.thread_id)
             remote_id = None
             tries = 0
+            # Never try more often than the attempts left before the dead letter.
+            budget = self._settings.outbox_max_attempts - action.attempt
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(IN_PROCESS_TRIES),
+                stop=stop_after_attempt(max(1, min(IN_PROCESS_TRIES, budget))),
                 wait=self._wait,
                 retry=retry_if_exception(_retryable),
                 reraise=True,
@@ -168,7 +170,7 @@ class OutboxSender:
             log.error("action %s (%s on %s) dead-lettered: %s",
                       action.id, action.kind.value, action.channel, exc)
         else:
-            log.warning("action %s (%s) failed, retrying in %.0fs: %s",
+            log.warning("action %s (%s) failed, retrying in %.1fs: %s",
                         action.id, action.kind.value, delay, exc)
 
 

@@ -1,0 +1,106 @@
+"""The outbox: retries with backoff and Retry-After, dead letters, order within a thread."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bot.app import Application
+from bot.connector import ActionError
+from bot.domain import ActionKind, OutboxStatus, PlannedAction, StopReason
+from bot.pipeline.turn import TurnContext, TurnResult
+from bot.store.migrate import upgrade
+from tests.conftest import make_settings
+from tests.pipeline.fakes import RecordingConnector, wait_for
+from tests.pipeline.test_spine import message
+
+
+class ThreeActions:
+    async def run(self, ctx: TurnContext) -> TurnResult:
+        return TurnResult(
+            output_text="done",
+            stop_reason=StopReason.END_TURN,
+            actions=(
+                PlannedAction(ActionKind.TAG, tag="billing"),
+                PlannedAction(ActionKind.NOTE, text="internal"),
+                PlannedAction(ActionKind.REPLY, text="done"),
+            ),
+        )
+
+
+async def _app(db_url: str, connector: RecordingConnector, **pipeline: Any) -> Application:
+    async def factory(_: Application) -> ThreeActions:
+        return ThreeActions()
+
+    settings = make_settings(db_url, pipeline={"outbox_backoff_seconds": 0.01, **pipeline})
+    app = Application(settings, runner_factory=factory, connectors=[connector], serve_http=False)
+    await upgrade(app.db.engine)
+    await app.start()
+    return app
+
+
+async def test_actions_go_out_in_order_once_each(db_url: str) -> None:
+    connector = RecordingConnector()
+    app = await _app(db_url, connector)
+    try:
+        await app.submit(message("hi", "k1"))
+        await wait_for(lambda: len(connector.sent) == 3)
+        assert [a.kind for a in connector.sent] == [ActionKind.TAG, ActionKind.NOTE, ActionKind.REPLY]
+        assert len({a.id for a in connector.sent}) == 3
+        assert all(a.attempt == 0 for a in connector.sent)
+    finally:
+        await app.stop()
+
+
+async def test_retry_after_is_honoured_and_the_resend_is_flagged(db_url: str) -> None:
+    connector = RecordingConnector(
+        failures=[ActionError("rate limited", retry_after=0.3), ActionError("rate limited", retry_after=0.3)]
+    )
+    app = await _app(db_url, connector)
+    try:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await app.submit(message("hi", "k1"))
+        await wait_for(lambda: len(connector.sent) == 3)
+        assert loop.time() - began >= 0.6, "two Retry-After waits of 0.3 s must be honoured"
+        assert connector.calls == 5
+        first = connector.sent[0]
+        assert first.kind is ActionKind.TAG and first.attempt == 2
+        entries = await app.store.outbox_entries()
+        assert [e.status for e in entries] == [OutboxStatus.DONE] * 3
+        assert entries[0].attempts == 3
+    finally:
+        await app.stop()
+
+
+async def test_a_hopeless_action_is_dead_lettered_with_its_error_and_the_rest_go_on(
+    db_url: str,
+) -> None:
+    connector = RecordingConnector(failures=[ActionError("tag name invalid", retryable=False)])
+    app = await _app(db_url, connector)
+    try:
+        await app.submit(message("hi", "k1"))
+        await wait_for(lambda: len(connector.sent) == 2)
+        dead = await app.store.outbox_entries(status=OutboxStatus.DEAD)
+        assert len(dead) == 1
+        assert dead[0].action.kind is ActionKind.TAG
+        assert dead[0].last_error == "ActionError: tag name invalid"
+        assert [a.kind for a in connector.sent] == [ActionKind.NOTE, ActionKind.REPLY]
+    finally:
+        await app.stop()
+
+
+async def test_retryable_failures_end_in_the_dead_letter_after_max_attempts(db_url: str) -> None:
+    # Exactly as many failures as attempts allowed: the first action uses them all up.
+    connector = RecordingConnector(failures=[ActionError("503") for _ in range(4)])
+    app = await _app(db_url, connector, outbox_max_attempts=4, outbox_backoff_max_seconds=0.05)
+    try:
+        await app.submit(message("hi", "k1"))
+        await wait_for(lambda: len(connector.sent) == 2, timeout=30)
+        [dead] = await app.store.outbox_entries(status=OutboxStatus.DEAD)
+        assert dead.action.kind is ActionKind.TAG
+        assert dead.attempts == 4
+        assert connector.calls == 6
+        assert dead.last_error == "ActionError: 503"
+    finally:
+        await app.stop()
