@@ -73,16 +73,35 @@ class AdminSettings(Section):
     token: SecretStr | None = None
 
 
+ProviderName = Literal["offline", "openai", "xai-support-agent", "ingram"]
+
+
+class ModelEndpoint(Section):
+    """Where a remote provider used as a fallback lives (``[model.endpoints.<provider>]``)."""
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    name: str | None = None
+    agent_id: str | None = None
+
+
 class ModelSettings(Section):
-    provider: Literal["offline", "openai", "xai-support-agent", "ingram"] = "offline"
+    provider: ProviderName = "offline"
     base_url: str | None = None
     api_key: SecretStr | None = None
     name: str | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
     stream: bool = True
-    fallback: list[Literal["offline", "openai", "xai-support-agent", "ingram"]] = ["offline"]
+    fallback: list[ProviderName] = ["offline"]
     temperature: float | None = None
+    # xAI: the support_agent_id (falls back to ``name``); Ingram: the agent (agt_…) smiths run.
+    agent_id: str | None = None
+    # xAI Support Agents only.
+    deployment_id: str = "LATEST"
+    environment: Literal["ENVIRONMENT_PROD", "ENVIRONMENT_STAGING"] = "ENVIRONMENT_PROD"
+    # Remote providers named in ``fallback`` other than ``provider`` take their endpoint here.
+    endpoints: dict[ProviderName, ModelEndpoint] = {}
 
 
 class OfflineSettings(Section):
