@@ -35,10 +35,38 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(130)
 
 
+class _Subparsers:
+    """``add_subparsers`` whose every parser (and nested subparser) inherits ``--config``."""
+
+    def __init__(self, action: Any, common: argparse.ArgumentParser):
+        self._action = action
+        self._common = common
+
+    def add_parser(self, name: str, **kwargs: Any) -> _Parser:
+        parser = self._action.add_parser(name, parents=[self._common], **kwargs)
+        return _Parser(parser, self._common)
+
+
+class _Parser:
+    def __init__(self, parser: argparse.ArgumentParser, common: argparse.ArgumentParser):
+        self._parser = parser
+        self._common = common
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+    def add_subparsers(self, **kwargs: Any) -> _Subparsers:
+        return _Subparsers(self._parser.add_subparsers(**kwargs), self._common)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    config_help = "TOML settings file (default: $SUPPORTBOT_CONFIG or ./supportbot.toml)"
     parser = argparse.ArgumentParser(prog="supportbot", description=__doc__)
-    parser.add_argument("--config", help="TOML settings file (default: $SUPPORTBOT_CONFIG or ./supportbot.toml)")
-    sub = parser.add_subparsers(metavar="COMMAND")
+    parser.add_argument("--config", help=config_help)
+    # ``--config`` is accepted after any subcommand too (``supportbot config check --config F``).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
+    sub = _Subparsers(parser.add_subparsers(metavar="COMMAND"), common)
 
     serve = sub.add_parser("serve", help="run the daemon")
     serve.set_defaults(command=cmd_serve)
@@ -55,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("slug")
     publish.add_argument("--note", default="")
     publish.set_defaults(command=cmd_agents_publish)
+    promote = agents.add_parser("promote", help="make a published version the live one")
+    promote.add_argument("slug")
+    promote.add_argument("version", type=int)
+    promote.set_defaults(command=cmd_agents_promote)
     versions = agents.add_parser("versions", help="list an agent's versions")
     versions.add_argument("slug")
     versions.set_defaults(command=cmd_agents_versions)
@@ -149,6 +181,21 @@ async def cmd_agents_publish(args: argparse.Namespace, settings: Settings) -> in
         await store.db.dispose()
     live = " (live)" if agent.live_version == version.version else ""
     print(f"published {args.slug} version {version.version}{live}")
+    return 0
+
+
+async def cmd_agents_promote(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store.store import NotFound
+
+    store = await _open_store(settings)
+    try:
+        await store.set_live_version(args.slug, args.version)
+    except NotFound as exc:
+        print(f"supportbot: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.db.dispose()
+    print(f"{args.slug} version {args.version} is live")
     return 0
 
 
