@@ -264,3 +264,7 @@ async def cmd_threads_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+if __name__ == "__main__":
+    main()

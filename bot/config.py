@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
+    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -137,9 +138,21 @@ class IntercomSettings(Section):
     api_version: str = "2.14"
     dry_run: bool = False
     escalation_assignee: str | None = None
-    poll_interval_seconds: float | None = None
+    # None: poll every 60 s when there is no client_secret (no webhooks), else off; 0: off.
+    poll_interval_seconds: float | None = Field(default=None, ge=0)
     resume_on_reopen: bool = True
     agent: str | None = None
+    poll_lookback_seconds: float = Field(default=86_400.0, gt=0)
+    poll_page_size: int = Field(default=50, ge=1, le=150)
+    timeout_seconds: float = Field(default=15.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=0.5, gt=0)
+    rate_limit_headroom: int = Field(default=100, ge=0)
+    max_attachments: int = Field(default=10, ge=0, le=100)
+    max_attachment_bytes: int = Field(default=20_971_520, ge=0)
+    escalation_message: str = (
+        "I've passed this to our support team; a person will follow up here shortly."
+    )
 
     @field_validator("escalation_assignee")
     @classmethod
@@ -293,6 +306,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
+        secrets_nested_delimiter="__",
         extra="forbid",
         frozen=True,
     )
@@ -371,7 +385,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
             return (
                 init_settings,
                 env_settings,
-                file_secret_settings,
+                # One file per secret, named like its env var: SUPPORTBOT_INTERCOM__TOKEN.
+                NestedSecretsSettingsSource(file_secret_settings),
                 InitSettingsSource(settings_cls, init_kwargs=file_data),
             )
 
