@@ -1,0 +1,744 @@
+"""The Slack connector: Events API (HTTP or Socket Mode) in, Web API calls out.
+
+Inbound, a single Bolt listener sees every event (so Bolt never answers 404 and Slack never
+retries for nothing), decides whether the bot should hear it, and hands it to the inbox before
+Bolt acknowledges it (``process_before_response``: an event that could not be stored gets a
+500 and Slack delivers it again). Outbound, ``execute`` turns each action into Web API calls;
+every bot message carries ``metadata`` with its action id so an uncertain send is looked up in
+the thread before it is ever sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.app.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.config import SlackSettings
+from bot.connector import ActionError, Connector, ConnectorRuntime
+from bot.domain import (
+    JSON,
+    Action,
+    ActionKind,
+    Attachment,
+    Control,
+    InboundMessage,
+    PlannedAction,
+    Smith,
+    Thread,
+    ThreadState,
+)
+from bot.store.store import ThreadChange
+from connectors.slack.mrkdwn import split_message, to_mrkdwn
+
+log = logging.getLogger(__name__)
+
+SOURCE = "slack"
+METADATA_EVENT_TYPE = "supportbot_action"
+# Subtypes that are still a person saying something; edits, deletes, joins and the rest are not.
+ANSWERED_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
+CLOSE_EMOJI = "white_check_mark"
+ESCALATION_EMOJI = "sos"
+# Errors that no retry can fix: the workspace admin has to change something.
+CONFIG_ERRORS = frozenset(
+    {
+        "missing_scope",
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "no_permission",
+        "restricted_action",
+        "not_allowed_token_type",
+    }
+)
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+PROFILE_TIMEOUT_SECONDS = 2.5
+USER_CACHE_SIZE = 10_000
+STREAM_CHUNK_CHARS = 1000
+LOOKUP_PAGES = 5
+
+
+def thread_external_id(team: str, channel: str, root_ts: str) -> str:
+    """The thread key of a Slack thread: ``slack:<team>:<channel>:<thread_ts or ts>``."""
+    return f"slack:{team}:{channel}:{root_ts}"
+
+
+def smith_external_id(team: str, user: str) -> str:
+    return f"slack:{team}:{user}"
+
+
+def mention_markup(value: str) -> str:
+    """``S…`` (a user group) → ``<!subteam^S…>``, ``U…``/``W…`` → ``<@U…>``, ``here`` →
+    ``<!here>``; anything already in Slack markup is used as it is."""
+    value = value.strip()
+    if value.startswith("<"):
+        return value
+    if value.startswith("@"):
+        value = value[1:]
+    if value in ("here", "channel", "everyone"):
+        return f"<!{value}>"
+    if value.startswith("S"):
+        return f"<!subteam^{value}>"
+    return f"<@{value}>"
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who the bot is in the workspace (from ``auth.test``)."""
+
+    user_id: str
+    bot_id: str | None
+    team_id: str
+
+
+class ChannelPacer:
+    """At most one post per channel every ``interval`` seconds (chat.postMessage allows ~1/s
+    per channel; going faster only earns 429s)."""
+
+    def __init__(self, interval: float):
+        self._interval = interval
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last: dict[str, float] = {}
+
+    @asynccontextmanager
+    async def slot(self, channel: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        async with lock:
+            wait = self._last.get(channel, 0.0) + self._interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            try:
+                yield
+            finally:
+                self._last[channel] = time.monotonic()
+
+
+class SlackConnector(Connector):
+    """Slack: DMs, @mentions and support channels answered in threads."""
+
+    name = "slack"
+
+    def __init__(self, runtime: ConnectorRuntime):
+        self._runtime = runtime
+        self._settings: SlackSettings = runtime.settings.slack
+        if self._settings.bot_token is None:
+            raise ValueError("the Slack connector needs slack.bot_token")
+        self._token = self._settings.bot_token.get_secret_value()
+        self._pacer = ChannelPacer(self._settings.post_interval_seconds)
+        self._session: aiohttp.ClientSession | None = None
+        self._client: AsyncWebClient | None = None
+        self._bolt: AsyncApp | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._identity: BotIdentity | None = None
+        self._users: OrderedDict[str, tuple[float, JSON]] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Customer messages wearing the working reaction, per thread key, until the bot answers.
+        self._working: dict[str, list[tuple[str, str, asyncio.Task[None]]]] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def client(self) -> AsyncWebClient:
+        if self._client is None:
+            raise RuntimeError("the Slack connector has not been started")
+        return self._client
+
+    @property
+    def bolt(self) -> AsyncApp:
+        if self._bolt is None:
+            raise RuntimeError("the Slack connector has not been started")
+        return self._bolt
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        self._client = AsyncWebClient(
+            token=self._token,
+            base_url=self._settings.base_url,
+            session=self._session,
+            logger=logging.getLogger(__name__ + ".web"),
+            retry_handlers=[
+                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+        signing_secret = self._settings.signing_secret
+        socket_mode = self._settings.app_token is not None
+        if signing_secret is None and not socket_mode:
+            log.error(
+                "slack.signing_secret is not set and Socket Mode is off (no slack.app_token): "
+                "every request to /slack/events will be rejected"
+            )
+        self._bolt = AsyncApp(
+            name="supportbot",
+            client=self._client,
+            signing_secret=signing_secret.get_secret_value() if signing_secret else "",
+            # Store the event before acknowledging it: an event we failed to store is answered
+            # 500, so Slack delivers it again instead of it being lost.
+            process_before_response=True,
+            logger=logging.getLogger(__name__ + ".bolt"),
+        )
+        self._bolt.event(re.compile(".*"))(self._on_event)
+        try:
+            await self._whoami()
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("Slack auth.test failed at start (will retry on first use): %s", exc)
+        if socket_mode:
+            assert self._settings.app_token is not None
+            self._socket = AsyncSocketModeHandler(
+                self._bolt,
+                app_token=self._settings.app_token.get_secret_value(),
+                web_client=self._client,
+                logger=logging.getLogger(__name__ + ".socket"),
+            )
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            log.info("Slack Socket Mode connected")
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            try:
+                await self._socket.close_async()  # type: ignore[no-untyped-call]
+            except Exception:
+                log.exception("closing the Slack Socket Mode connection failed")
+            self._socket = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def ready(self) -> bool:
+        return self._identity is not None
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        return [web.post("/slack/events", self._http_events)]
+
+    async def _http_events(self, request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await self.bolt.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    def _spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
+        async def run() -> None:
+            await work
+
+        task = asyncio.create_task(run(), name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _whoami(self) -> BotIdentity:
+        if self._identity is None:
+            response = await self.client.auth_test()
+            self._identity = BotIdentity(
+                user_id=str(response["user_id"]),
+                bot_id=response.get("bot_id"),
+                team_id=str(response["team_id"]),
+            )
+            log.info("Slack bot is %s in team %s", self._identity.user_id, self._identity.team_id)
+        return self._identity
+
+    # -- inbound ------------------------------------------------------------------------
+
+    async def _on_event(self, body: JSON, ack: AsyncAck) -> None:
+        """Every event of every type lands here; each is acknowledged after it is handled."""
+        event = body.get("event") or {}
+        kind = event.get("type")
+        team = str(body.get("team_id") or event.get("team") or "")
+        if kind in ("message", "app_mention"):
+            await self._on_message(team, kind, event)
+        elif kind == "reaction_added":
+            await self._on_reaction(team, event)
+        else:
+            log.debug("acknowledging a Slack %s event without acting on it", kind)
+        await ack()
+
+    async def _on_message(self, team: str, kind: str, event: JSON) -> None:
+        subtype = event.get("subtype")
+        channel = event.get("channel")
+        ts = event.get("ts")
+        if not channel or not ts or (subtype and subtype not in ANSWERED_SUBTYPES | {"bot_message"}):
+            return
+        me = await self._whoami()
+        team = team or me.team_id
+        user = event.get("user")
+        bot_id = event.get("bot_id")
+        if user == me.user_id or (bot_id is not None and bot_id == me.bot_id):
+            return
+        rule = self._settings.channel(channel)
+        if (bot_id is not None or subtype == "bot_message") and not (rule and rule.allow_bots):
+            return
+        sender = user or bot_id
+        if not sender:
+            return
+        text = str(event.get("text") or "")
+        thread_ts = event.get("thread_ts")
+        root = thread_ts or ts
+        is_reply = thread_ts is not None and thread_ts != ts
+        thread_key = thread_external_id(team, channel, root)
+        customer = smith_external_id(team, sender)
+        is_dm = event.get("channel_type") == "im" or str(channel).startswith("D")
+        mentioned = kind == "app_mention" or f"<@{me.user_id}>" in text
+
+        known = await self._runtime.store.find_threads_by_external(thread_key) if is_reply else []
+        if known:
+            owners = {
+                (await self._runtime.store.get_smith(t.smith_id, include_archived=True)).external_id
+                for t in known
+            }
+            if customer not in owners:
+                await self._someone_else_replied(thread_key, known, sender, is_bot=bot_id is not None)
+                return
+            if all(t.control is Control.HUMAN for t in known):
+                log.debug("a human has %s; the bot stays silent", thread_key)
+                return
+        elif not (is_dm or mentioned or (rule is not None and rule.mode == "all" and not is_reply)):
+            return
+
+        profile = await self._profile(sender) if user else {}
+        message = InboundMessage(
+            source=SOURCE,
+            dedup_key=f"{team}:{channel}:{ts}",
+            thread_external_id=thread_key,
+            smith_external_id=customer,
+            text=self._clean_text(text, me.user_id, event.get("files") or []),
+            agent_slug=self._settings.agent,
+            display_name=profile.get("real_name") or profile.get("display_name") or None,
+            profile=profile,
+            attachments=await self._attachments(event.get("files") or []),
+            ref={"channel": channel, "thread_ts": root, "ts": ts, "team": team, "user": sender},
+            sent_at=_float(ts),
+        )
+        if await self._runtime.submit(message) and self._settings.working_reaction:
+            self._mark_working(thread_key, channel, ts)
+
+    async def _someone_else_replied(
+        self, thread_key: str, threads: list[Thread], sender: str, *, is_bot: bool
+    ) -> None:
+        """A person other than the customer answered in the thread: humans have it now."""
+        support_users = self._settings.support_users
+        if is_bot or (support_users and sender not in support_users):
+            return
+        for thread in threads:
+            if thread.control is not Control.HUMAN:
+                await self._runtime.store.update_thread(thread.id, ThreadChange(control=Control.HUMAN))
+                log.info("%s replied in %s; handing the thread to humans", sender, thread_key)
+
+    async def _on_reaction(self, team: str, event: JSON) -> None:
+        """A person's :white_check_mark: on the thread root closes the thread."""
+        item = event.get("item") or {}
+        if event.get("reaction") != CLOSE_EMOJI or item.get("type") != "message":
+            return
+        me = await self._whoami()
+        if event.get("user") == me.user_id:
+            return
+        key = thread_external_id(team or me.team_id, str(item.get("channel")), str(item.get("ts")))
+        for thread in await self._runtime.store.find_threads_by_external(key):
+            if thread.state is not ThreadState.CLOSED:
+                await self._runtime.store.update_thread(
+                    thread.id, ThreadChange(state=ThreadState.CLOSED)
+                )
+                log.info("%s marked %s resolved", event.get("user"), key)
+
+    @staticmethod
+    def _clean_text(text: str, bot_user_id: str, files: list[JSON]) -> str:
+        text = text.replace(f"<@{bot_user_id}>", "").strip()
+        if not text and files:
+            names = ", ".join(str(f.get("name") or f.get("title") or "file") for f in files)
+            text = f"(shared {names})"
+        return text
+
+    async def _profile(self, user: str) -> JSON:
+        """The Slack profile of ``user`` (cached): real name, display name, email, title."""
+        cached = self._users.get(user)
+        if cached is not None and cached[0] > time.monotonic():
+            self._users.move_to_end(user)
+            return cached[1]
+        try:
+            response = await asyncio.wait_for(
+                self.client.users_info(user=user), PROFILE_TIMEOUT_SECONDS
+            )
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            _log_api_failure("users.info", exc)
+            return cached[1] if cached else {}
+        data = response.get("user") or {}
+        details = data.get("profile") or {}
+        profile: JSON = {
+            "slack_user_id": user,
+            "real_name": details.get("real_name") or data.get("real_name"),
+            "display_name": details.get("display_name") or data.get("name"),
+            "email": details.get("email"),
+            "title": details.get("title"),
+            "tz": data.get("tz"),
+            "is_restricted": data.get("is_restricted"),
+        }
+        profile = {k: v for k, v in profile.items() if v not in (None, "")}
+        self._users[user] = (time.monotonic() + self._settings.user_cache_seconds, profile)
+        self._users.move_to_end(user)
+        while len(self._users) > USER_CACHE_SIZE:
+            self._users.popitem(last=False)
+        return profile
+
+    async def _attachments(self, files: list[JSON]) -> tuple[Attachment, ...]:
+        """Shared files, inlined as data URLs when they fit under ``slack.max_file_bytes``."""
+        found = []
+        for item in files:
+            name = str(item.get("name") or item.get("title") or "file")
+            content_type = str(item.get("mimetype") or "application/octet-stream")
+            size = int(item.get("size") or 0)
+            source = item.get("url_private_download") or item.get("url_private")
+            data_url = None
+            if source and size <= self._settings.max_file_bytes:
+                data_url = await self._download(str(source), content_type)
+            elif source:
+                log.info("not downloading %s: %d bytes is over slack.max_file_bytes", name, size)
+            found.append(
+                Attachment(
+                    name=name,
+                    content_type=content_type,
+                    size=size,
+                    url=data_url,
+                    file_id=item.get("id"),
+                )
+            )
+        return tuple(found)
+
+    async def _download(self, url: str, content_type: str) -> str | None:
+        assert self._session is not None
+        cap = self._settings.max_file_bytes
+        try:
+            async with self._session.get(
+                url,
+                headers={"Authorization": f"Bearer {self._token}"},
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as response:
+                if response.status != 200:
+                    log.warning("downloading a Slack file failed: HTTP %d", response.status)
+                    return None
+                data = await response.content.read(cap + 1)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("downloading a Slack file failed: %s", type(exc).__name__)
+            return None
+        if len(data) > cap:
+            log.info("a Slack file was larger than announced and over the cap; not inlined")
+            return None
+        return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+    # -- the working indicator ----------------------------------------------------------
+
+    def _mark_working(self, thread_key: str, channel: str, ts: str) -> None:
+        emoji = self._settings.working_reaction
+        assert emoji
+        task = self._spawn(self._react_quietly(channel, ts, emoji), f"slack-working:{ts}")
+        self._working.setdefault(thread_key, []).append((channel, ts, task))
+
+    async def _react_quietly(self, channel: str, ts: str, emoji: str) -> None:
+        try:
+            await self._react(channel, ts, emoji)
+        except ActionError as exc:
+            log.info("could not add :%s: to %s: %s", emoji, ts, exc)
+
+    async def _clear_working(self, thread_key: str) -> None:
+        """The bot answered: take the working reaction off the messages it answered."""
+        emoji = self._settings.working_reaction
+        for channel, ts, added in self._working.pop(thread_key, []):
+            await asyncio.gather(added, return_exceptions=True)
+            assert emoji
+            try:
+                await self.client.reactions_remove(channel=channel, timestamp=ts, name=emoji)
+            except SlackApiError as exc:
+                if exc.response.get("error") != "no_reaction":
+                    _log_api_failure("reactions.remove", exc)
+            except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+                _log_api_failure("reactions.remove", exc)
+
+    # -- outbound -----------------------------------------------------------------------
+
+    async def execute(self, action: Action, thread: Thread) -> str | None:
+        channel, root = _location(action, thread)
+        if action.kind is ActionKind.REPLY:
+            remote = await self._reply(action, thread, channel, root)
+            await self._clear_working(thread.external_id)
+            return remote
+        if action.kind is ActionKind.REACT:
+            ts = str(action.ref.get("ts") or root)
+            await self._react(channel, ts, (action.emoji or "").strip(":"))
+            return None
+        if action.kind is ActionKind.CLOSE:
+            await self._react(channel, root, CLOSE_EMOJI)
+            await self._clear_working(thread.external_id)
+            return None
+        if action.kind is ActionKind.ESCALATION_POST:
+            return await self._escalation_post(action, channel, root)
+        if action.kind is ActionKind.NOTE:
+            return await self._note(action, channel, root)
+        # Slack threads have no tags, assignees, snooze or open state: these succeed as no-ops.
+        log.debug("%s has no Slack equivalent; done without a call", action.kind.value)
+        return None
+
+    async def _reply(self, action: Action, thread: Thread, channel: str, root: str) -> str | None:
+        text = action.text or ""
+        if not text.strip():
+            return None
+        sent = await self._find_sent(action, channel, root) if action.attempt > 0 else {}
+        if self._settings.stream:
+            if 0 in sent:
+                return sent[0]
+            return await self._stream(action, thread, channel, root, text)
+        first: str | None = None
+        for part, piece in enumerate(split_message(to_mrkdwn(text))):
+            ts = sent.get(part) or await self._post(
+                action.id, part, channel=channel, thread_ts=root, text=piece
+            )
+            first = first or ts
+        return first
+
+    async def _stream(
+        self, action: Action, thread: Thread, channel: str, root: str, text: str
+    ) -> str | None:
+        """Send the reply through Slack's streaming API (chat.startStream/appendStream/stopStream)."""
+        ref = {**thread.metadata, **action.ref}
+        async with self._pacer.slot(channel):
+            try:
+                stream = await self.client.chat_stream(
+                    channel=channel,
+                    thread_ts=root,
+                    recipient_team_id=ref.get("team"),
+                    recipient_user_id=ref.get("user"),
+                    buffer_size=STREAM_CHUNK_CHARS,
+                )
+                for start in range(0, len(text), STREAM_CHUNK_CHARS):
+                    await stream.append(markdown_text=text[start : start + STREAM_CHUNK_CHARS])
+                response = await stream.stop(metadata=_metadata(action.id, 0))
+            except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+                raise _action_error("chat.stopStream", exc) from None
+        return stream.ts or response.get("ts")
+
+    async def _post(self, action_id: str, part: int, *, channel: str, **fields: Any) -> str:
+        async with self._pacer.slot(channel):
+            response = await self._call(
+                "chat.postMessage",
+                self.client.chat_postMessage(
+                    channel=channel,
+                    metadata=_metadata(action_id, part),
+                    unfurl_links=False,
+                    **fields,
+                ),
+            )
+        return str(response["ts"])
+
+    async def _find_sent(
+        self, action: Action, channel: str, root: str | None
+    ) -> dict[int, str]:
+        """Parts of this action Slack already has (found by their metadata), by part number."""
+        found: dict[int, str] = {}
+        cursor: str | None = None
+        for _ in range(LOOKUP_PAGES):
+            if root is not None:
+                call = self.client.conversations_replies(
+                    channel=channel, ts=root, include_all_metadata=True, limit=200, cursor=cursor
+                )
+                response = await self._call("conversations.replies", call)
+            else:
+                call = self.client.conversations_history(
+                    channel=channel, include_all_metadata=True, limit=100, cursor=cursor
+                )
+                response = await self._call("conversations.history", call)
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if (
+                    metadata.get("event_type") == METADATA_EVENT_TYPE
+                    and payload.get("action_id") == action.id
+                ):
+                    found[int(payload.get("part") or 0)] = str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor or root is None:
+                break
+        if found:
+            log.info("action %s already reached Slack; not sending it again", action.id)
+        return found
+
+    async def _react(self, channel: str, ts: str, emoji: str) -> None:
+        if not emoji:
+            raise ActionError("a reaction needs an emoji name", retryable=False)
+        try:
+            await self._call(
+                "reactions.add",
+                self.client.reactions_add(channel=channel, timestamp=ts, name=emoji),
+            )
+        except ActionError as exc:
+            if "already_reacted" not in str(exc):
+                raise
+
+    async def _permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            response = await self._call(
+                "chat.getPermalink", self.client.chat_getPermalink(channel=channel, message_ts=ts)
+            )
+        except ActionError as exc:
+            log.warning("no permalink for the escalated thread: %s", exc)
+            return None
+        return response.get("permalink")
+
+    async def _escalation_post(self, action: Action, channel: str, root: str) -> str | None:
+        """Tell the people on call: to ``slack.escalation_channel``, else inside the thread."""
+        mention = self._settings.escalation_mention
+        lines = [f"{mention_markup(mention)} {action.text or ''}".strip() if mention else action.text or ""]
+        target = self._settings.escalation_channel
+        if target:
+            link = await self._permalink(channel, root)
+            lines.append(f"<{link}|Open the thread>" if link else f"Thread: {channel} / {root}")
+            thread_ts = None
+        else:
+            target, thread_ts = channel, root
+        sent = await self._find_sent(action, target, thread_ts) if action.attempt > 0 else {}
+        if 0 in sent:
+            return sent[0]
+        fields: JSON = {"text": "\n".join(lines)}
+        if thread_ts:
+            fields["thread_ts"] = thread_ts
+        return await self._post(action.id, 0, channel=target, **fields)
+
+    async def _note(self, action: Action, channel: str, root: str) -> str | None:
+        """Slack has no private notes: a note goes to the escalation channel, linked to the
+        thread, or is skipped (done, nothing sent) when no escalation channel is set."""
+        target = self._settings.escalation_channel
+        if not target or not action.text:
+            log.info("note on %s/%s not posted: no slack.escalation_channel", channel, root)
+            return None
+        sent = await self._find_sent(action, target, None) if action.attempt > 0 else {}
+        if 0 in sent:
+            return sent[0]
+        link = await self._permalink(channel, root)
+        text = to_mrkdwn(action.text) + (f"\n<{link}|Open the thread>" if link else "")
+        return await self._post(action.id, 0, channel=target, text=text)
+
+    async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
+        try:
+            return await call
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            raise _action_error(method, exc) from None
+
+    # -- what ESCALATE, CLOSE and USER_INFO_LOOKUP do on Slack ---------------------------
+
+    def escalation_actions(
+        self, *, reason: str, priority: str, summary: str, thread: Thread
+    ) -> list[PlannedAction]:
+        customer = thread.metadata.get("user")
+        who = f"<@{customer}>" if customer else "a customer"
+        text = f"*Escalation* ({priority}) from {who}: {reason}"
+        if summary:
+            text += f"\n> {summary}"
+        return [
+            PlannedAction(ActionKind.ESCALATION_POST, text=text),
+            PlannedAction(
+                ActionKind.REACT,
+                emoji=ESCALATION_EMOJI,
+                ref={"ts": thread.metadata.get("thread_ts") or thread.metadata.get("ts")},
+            ),
+            PlannedAction(
+                ActionKind.REPLY,
+                text="I've passed this to our support team; a person will follow up here shortly.",
+            ),
+        ]
+
+    def close_actions(self, *, resolution_summary: str, thread: Thread) -> list[PlannedAction]:
+        line = "Glad that's sorted — marking this as resolved."
+        if resolution_summary:
+            line = f"Glad that's sorted — marking this as resolved: {resolution_summary}"
+        return [PlannedAction(ActionKind.REPLY, text=line), PlannedAction(ActionKind.CLOSE)]
+
+    async def user_info(self, smith: Smith, thread: Thread) -> JSON:
+        parts = (smith.external_id or "").split(":")
+        if len(parts) != 3 or parts[0] != "slack":
+            return {}
+        return await self._profile(parts[2])
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _metadata(action_id: str, part: int) -> JSON:
+    return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"action_id": action_id, "part": part}}
+
+
+def _location(action: Action, thread: Thread) -> tuple[str, str]:
+    """The channel and thread root an action goes to."""
+    ref = {**thread.metadata, **action.ref}
+    channel, root = ref.get("channel"), ref.get("thread_ts") or ref.get("ts")
+    if not channel or not root:
+        parts = thread.external_id.split(":")
+        if len(parts) != 4 or parts[0] != "slack":
+            raise ActionError(f"{thread.external_id!r} is not a Slack thread", retryable=False)
+        channel, root = parts[2], parts[3]
+    return str(channel), str(root)
+
+
+def _float(ts: Any) -> float | None:
+    try:
+        return float(ts)
+    except (TypeError, ValueError):
+        return None
+
+
+def _action_error(method: str, exc: Exception) -> ActionError:
+    """An ``ActionError`` that says whether trying again can help, and logs what the workspace
+    admin must fix (scopes, channel membership) loudly."""
+    if not isinstance(exc, SlackApiError):
+        return ActionError(f"{method}: {type(exc).__name__}: {exc}", retryable=True)
+    response = exc.response
+    error = str(response.get("error") or f"HTTP {response.status_code}")
+    if response.status_code == 429 or error == "ratelimited":
+        retry_after = _float(response.headers.get("Retry-After") or response.headers.get("retry-after"))
+        return ActionError(f"{method}: rate limited", retryable=True, retry_after=retry_after or 1.0)
+    if error in CONFIG_ERRORS:
+        _log_api_failure(method, exc)
+        return ActionError(f"{method}: {error}", retryable=False)
+    retryable = response.status_code >= 500 or error in TRANSIENT_ERRORS
+    return ActionError(f"{method}: {error}", retryable=retryable)
+
+
+def _log_api_failure(method: str, exc: Exception) -> None:
+    if isinstance(exc, SlackApiError):
+        error = exc.response.get("error")
+        if error == "missing_scope":
+            log.error(
+                "Slack %s failed: missing_scope (needs %s; the token has %s) — add the scope "
+                "to the Slack app and reinstall it",
+                method, exc.response.get("needed"), exc.response.get("provided"),
+            )
+        elif error == "not_in_channel":
+            log.error("Slack %s failed: not_in_channel — invite the bot to the channel", method)
+        else:
+            log.warning("Slack %s failed: %s", method, error)
+    else:
+        log.warning("Slack %s failed: %s", method, type(exc).__name__)

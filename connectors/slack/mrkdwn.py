@@ -1,0 +1,81 @@
+"""Markdown (what models write) to Slack's mrkdwn, and long texts split within Slack's limits."""
+
+from __future__ import annotations
+
+import re
+
+# chat.postMessage truncates ``text`` past 40,000 characters and Slack advises staying under
+# 4,000 for readability; split well below that so a code block or link never straddles a cut.
+MESSAGE_CHARS = 3900
+
+_FENCE = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)```", re.DOTALL)
+_INLINE_CODE = re.compile(r"`[^`\n]+`")
+_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
+_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_ITALIC = re.compile(r"(?<![*\w])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![*\w])")
+_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+_BULLET = re.compile(r"^(\s*)[-*+]\s+", re.MULTILINE)
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack treats as control characters in message text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """Convert common Markdown to mrkdwn: bold, italics, strike, links, headings, bullets.
+
+    Code (fenced and inline) is left untouched apart from escaping, because mrkdwn uses the
+    same backticks and formatting inside code would corrupt it.
+    """
+    protected: list[str] = []
+    markdown = markdown.replace("\x00", "")
+
+    def keep(chunk: str) -> str:
+        protected.append(chunk)
+        return f"\x00{len(protected) - 1}\x00"
+
+    text = _FENCE.sub(lambda m: keep("```\n" + escape(m.group(1)) + "```"), markdown)
+    text = _INLINE_CODE.sub(lambda m: keep(escape(m.group(0))), text)
+    text = escape(text)
+    text = _LINK.sub(lambda m: keep(f"<{m.group(2)}|{m.group(1)}>"), text)
+    text = _HEADING.sub(lambda m: keep(f"*{m.group(1)}*"), text)
+    text = _BOLD.sub(lambda m: keep(f"*{m.group(2)}*"), text)
+    text = _ITALIC.sub(r"_\1_", text)
+    text = _STRIKE.sub(r"~\1~", text)
+    text = _BULLET.sub(lambda m: f"{m.group(1)}• ", text)
+    while "\x00" in text:
+        text = re.sub(r"\x00(\d+)\x00", lambda m: protected[int(m.group(1))], text)
+    return text
+
+
+def split_message(text: str, limit: int = MESSAGE_CHARS) -> list[str]:
+    """Cut ``text`` into pieces of at most ``limit`` characters, preferring paragraph, line
+    and word boundaries, and never leaving a code fence open across a cut."""
+    if limit < 20:
+        raise ValueError("limit too small to split sensibly")
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), -1)
+        if cut < limit // 2:
+            cut = window.rfind("\n")
+        if cut < limit // 2:
+            cut = window.rfind(" ")
+        if cut < limit // 2:
+            cut = limit
+        piece = rest[:cut].rstrip()
+        rest = rest[cut:].lstrip()
+        if piece.count("```") % 2 == 1:
+            # Close the fence here and reopen it in the next piece.
+            if len(piece) + 4 > limit:
+                piece, carried = piece[: limit - 4], piece[limit - 4 :]
+                rest = carried + rest
+            piece += "\n```"
+            rest = "```\n" + rest
+        pieces.append(piece)
+    if rest:
+        pieces.append(rest)
+    return pieces or [""]
