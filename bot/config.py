@@ -207,6 +207,16 @@ class WebSettings(Section):
     enabled: bool = True
     identity_secret: SecretStr | None = None
     max_upload_bytes: int = Field(default=5_242_880, ge=1024)
+    upload_types: list[str] = [
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+        "text/csv",
+    ]
+    session_hours: float = Field(default=24.0, gt=0)
     agent: str | None = None
 
 
