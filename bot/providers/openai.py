@@ -1,0 +1,360 @@
+"""``openai``: any OpenAI-compatible chat-completions endpoint (OpenAI, xAI chat, Azure, vLLM,
+Ollama, llama.cpp server, LM Studio …), with tools, streamed or not, over ``httpx``.
+
+Quirks of real servers this handles: streamed tool-call fragments are joined by ``index`` and
+servers that repeat ``id``/``name`` in every delta are not doubled; arguments that are not
+valid JSON become a ``ToolCall`` with ``error`` set (the loop hands that back to the model);
+assistant messages carrying tool calls go out with ``content: ""`` (some servers reject null).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bot.domain import JSON, Usage
+from bot.providers.base import (
+    ChatMessage,
+    ContentPart,
+    DeltaSink,
+    ModelRequest,
+    ModelResponse,
+    ProviderError,
+    ToolCall,
+    ToolSpec,
+)
+from bot.providers.transport import (
+    build_client,
+    decode_json,
+    error_from_transport,
+    iter_frames,
+    parse_arguments,
+    raise_for_status,
+    raw_arguments,
+    usage_from,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+# -- request mapping -----------------------------------------------------------------------------
+
+
+def _content_part(part: ContentPart) -> JSON:
+    if part.kind == "image":
+        return {"type": "image_url", "image_url": {"url": part.data_url}}
+    return {"type": "file", "file": {"filename": part.name, "file_data": part.data_url}}
+
+
+def _assistant_arguments(call: ToolCall) -> str:
+    # Arguments the model got wrong go back as "{}": servers that re-parse the history
+    # reject invalid JSON here, and the tool error already tells the model what went wrong.
+    if call.arguments is None:
+        return "{}"
+    return call.raw_arguments or json.dumps(call.arguments, ensure_ascii=False)
+
+
+def to_openai_messages(messages: Sequence[ChatMessage]) -> list[JSON]:
+    """Chat messages in the chat-completions wire shape."""
+    out: list[JSON] = []
+    for message in messages:
+        item: JSON = {"role": message.role}
+        if message.role == "tool":
+            item["tool_call_id"] = message.tool_call_id or ""
+            item["content"] = message.content
+        elif message.role == "assistant":
+            item["content"] = message.content or ""
+            if message.tool_calls:
+                item["tool_calls"] = [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": _assistant_arguments(call)},
+                    }
+                    for call in message.tool_calls
+                ]
+        elif message.parts:
+            parts: list[JSON] = []
+            if message.content:
+                parts.append({"type": "text", "text": message.content})
+            parts.extend(_content_part(part) for part in message.parts)
+            item["content"] = parts
+        else:
+            item["content"] = message.content
+        if message.name and message.role in ("user", "system", "assistant"):
+            item["name"] = message.name
+        out.append(item)
+    return out
+
+
+def to_openai_tools(tools: Sequence[ToolSpec]) -> list[JSON]:
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters or {"type": "object", "properties": {}},
+            },
+        }
+        for tool in tools
+    ]
+
+
+# -- response mapping ----------------------------------------------------------------------------
+
+
+def make_tool_call(call_id: Any, name: Any, arguments: Any, *, position: int) -> ToolCall:
+    """A ``ToolCall`` from wire values; a missing id gets a local one so results can refer to it."""
+    parsed, error = parse_arguments(arguments)
+    text_id = str(call_id) if call_id else f"call_{position}_{uuid.uuid4().hex[:8]}"
+    return ToolCall(
+        id=text_id,
+        name=str(name or ""),
+        raw_arguments=raw_arguments(arguments),
+        arguments=parsed,
+        error=error,
+    )
+
+
+def tool_calls_from(items: Any) -> tuple[ToolCall, ...]:
+    """Tool calls from a complete message: ``[{id, function: {name, arguments}}]``."""
+    if not isinstance(items, list):
+        return ()
+    calls = []
+    for position, item in enumerate(items):
+        if not isinstance(item, dict):
+            continue
+        function = item["function"] if isinstance(item.get("function"), dict) else item
+        calls.append(
+            make_tool_call(
+                item.get("id") or item.get("tool_call_id"),
+                function.get("name"),
+                function.get("arguments", function.get("args")),
+                position=position,
+            )
+        )
+    return tuple(calls)
+
+
+@dataclass
+class _PartialCall:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class ToolCallAccumulator:
+    """Joins streamed tool-call fragments into whole calls.
+
+    Fragments are matched by ``index``. ``id`` and ``name`` are taken once: a server that
+    repeats them in every delta does not get them doubled, and a name streamed in pieces is
+    still joined. A fragment with a new ``id`` at an index already in use starts a new call
+    (servers that number every call 0).
+    """
+
+    def __init__(self) -> None:
+        self._calls: list[_PartialCall] = []
+        self._by_index: dict[Any, int] = {}
+
+    def add(self, fragment: JSON, position: int = 0) -> None:
+        index = fragment.get("index", position)
+        call_id = str(fragment.get("id") or "")
+        slot = self._by_index.get(index)
+        if slot is not None and call_id and self._calls[slot].id and call_id != self._calls[slot].id:
+            slot = None
+        if slot is None:
+            self._calls.append(_PartialCall())
+            slot = len(self._calls) - 1
+            self._by_index[index] = slot
+        call = self._calls[slot]
+        if call_id and not call.id:
+            call.id = call_id
+        function = fragment.get("function")
+        if not isinstance(function, dict):
+            return
+        name = function.get("name")
+        if isinstance(name, str) and name:
+            if not call.name or name.startswith(call.name):
+                call.name = name
+            elif name != call.name:
+                call.name += name
+        arguments = function.get("arguments")
+        if isinstance(arguments, str):
+            call.arguments.append(arguments)
+        elif isinstance(arguments, dict):
+            call.arguments = [json.dumps(arguments, ensure_ascii=False)]
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
+
+    def result(self) -> tuple[ToolCall, ...]:
+        return tuple(
+            make_tool_call(call.id, call.name, "".join(call.arguments), position=position)
+            for position, call in enumerate(self._calls)
+        )
+
+
+def _stream_error(provider: str, error: Any) -> ProviderError:
+    if isinstance(error, dict):
+        message = str(error.get("message") or error)
+        kind = f"{error.get('type') or ''} {error.get('code') or ''}".lower()
+    else:
+        message, kind = str(error), ""
+    retryable = any(word in kind for word in ("rate", "server", "overload", "timeout", "unavailable"))
+    return ProviderError(f"{provider}: error in stream: {message[:300]}", retryable=retryable)
+
+
+# -- the provider --------------------------------------------------------------------------------
+
+
+class OpenAIProvider:
+    """Chat completions with ``tools`` against an OpenAI-compatible base URL (``…/v1``)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        model: str | None = None,
+        timeout_seconds: float = 30.0,
+        stream: bool = True,
+        temperature: float | None = None,
+        stream_usage: bool = True,
+        name: str = "openai",
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.name = name
+        self.model = model or DEFAULT_MODEL
+        self._secret = api_key
+        self._stream = stream
+        self._temperature = temperature
+        self._stream_usage = stream_usage
+        self._client = client or build_client(
+            base_url=base_url or DEFAULT_BASE_URL, api_key=api_key, timeout_seconds=timeout_seconds
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def body(self, request: ModelRequest, *, stream: bool) -> JSON:
+        """The JSON body for one call (public so tests and tools can inspect it)."""
+        body: JSON = {
+            "model": request.model or self.model,
+            "messages": to_openai_messages(request.messages),
+            "stream": stream,
+        }
+        if request.tools:
+            body["tools"] = to_openai_tools(request.tools)
+        temperature = request.temperature if request.temperature is not None else self._temperature
+        if temperature is not None:
+            body["temperature"] = temperature
+        if stream and self._stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def complete(
+        self, request: ModelRequest, on_delta: DeltaSink | None = None
+    ) -> ModelResponse:
+        stream = self._stream and request.stream
+        body = self.body(request, stream=stream)
+        try:
+            if stream:
+                return await self._streamed(body, on_delta)
+            return await self._whole(body)
+        except httpx.HTTPError as exc:
+            raise error_from_transport(self.name, exc, secret=self._secret) from None
+
+    async def _whole(self, body: JSON) -> ModelResponse:
+        response = await self._client.post("chat/completions", json=body)
+        await raise_for_status(self.name, response, secret=self._secret)
+        data = decode_json(self.name, response.content, secret=self._secret)
+        if not isinstance(data, dict):
+            raise ProviderError(f"{self.name}: answer is not a JSON object", retryable=True)
+        if "error" in data and not data.get("choices"):
+            raise _stream_error(self.name, data["error"])
+        choices = data.get("choices") or []
+        if not choices or not isinstance(choices[0], dict):
+            raise ProviderError(f"{self.name}: answer has no choices", retryable=True)
+        choice = choices[0]
+        message = choice.get("message") or {}
+        content = message.get("content")
+        text = content if isinstance(content, str) else _text_of_parts(content)
+        calls = tool_calls_from(message.get("tool_calls"))
+        if not calls and isinstance(message.get("function_call"), dict):
+            legacy = message["function_call"]
+            calls = (make_tool_call(None, legacy.get("name"), legacy.get("arguments"), position=0),)
+        return ModelResponse(
+            text=text,
+            tool_calls=calls,
+            usage=usage_from(data.get("usage")),
+            model=str(data.get("model") or body["model"]),
+            finish_reason=str(choice.get("finish_reason") or ("tool_calls" if calls else "stop")),
+        )
+
+    async def _streamed(self, body: JSON, on_delta: DeltaSink | None) -> ModelResponse:
+        text: list[str] = []
+        calls = ToolCallAccumulator()
+        usage = Usage()
+        model = str(body["model"])
+        finish_reason: str | None = None
+        done = False
+        async with self._client.stream("POST", "chat/completions", json=body) as response:
+            await raise_for_status(self.name, response, secret=self._secret)
+            async for frame in iter_frames(response):
+                if frame.data.strip() == "[DONE]":
+                    done = True
+                    break
+                chunk = decode_json(self.name, frame.data, secret=self._secret)
+                if not isinstance(chunk, dict):
+                    continue
+                if chunk.get("error"):
+                    raise _stream_error(self.name, chunk["error"])
+                if chunk.get("model"):
+                    model = str(chunk["model"])
+                if chunk.get("usage"):
+                    usage = usage_from(chunk["usage"])
+                for choice in chunk.get("choices") or ():
+                    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                        continue
+                    delta = choice.get("delta") or {}
+                    piece = delta.get("content")
+                    if isinstance(piece, str) and piece:
+                        text.append(piece)
+                        if on_delta is not None:
+                            await on_delta(piece)
+                    for position, fragment in enumerate(delta.get("tool_calls") or ()):
+                        if isinstance(fragment, dict):
+                            calls.add(fragment, position)
+                    if choice.get("finish_reason"):
+                        finish_reason = str(choice["finish_reason"])
+        if not done and finish_reason is None:
+            raise ProviderError(
+                f"{self.name}: stream ended before its last chunk", retryable=True
+            )
+        tool_calls = calls.result()
+        return ModelResponse(
+            text="".join(text),
+            tool_calls=tool_calls,
+            usage=usage,
+            model=model,
+            finish_reason=finish_reason or ("tool_calls" if tool_calls else "stop"),
+        )
+
+
+def _text_of_parts(content: Any) -> str:
+    """Text from a content given as parts (``[{"type": "text", "text": …}]``) or nothing."""
+    if not isinstance(content, list):
+        return ""
+    return "".join(
+        str(part.get("text") or "") for part in content if isinstance(part, dict)
+    )

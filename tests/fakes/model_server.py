@@ -1,0 +1,421 @@
+"""A scripted OpenAI-compatible model server over real HTTP on 127.0.0.1.
+
+Script it reply by reply, or hand it a rule that decides each reply from the request::
+
+    async with ScriptedModelServer() as server:
+        server.enqueue(
+            ScriptedReply.calls(ScriptedToolCall("USER_INFO_LOOKUP", {"user_id": "u1"})),
+            ScriptedReply.say("Hi Ada!"),
+        )
+        settings = make_settings(db_url, model={"provider": "openai", "base_url": server.url,
+                                               "api_key": "test-key", "name": "scripted"})
+        ...
+        assert server.requests[1].messages[-1]["role"] == "tool"
+
+    # rule mode: drive a whole scenario file without counting turns
+    def rule(request: RecordedRequest) -> ScriptedReply:
+        if "human" in request.last_user_text.lower():
+            return ScriptedReply.calls(ScriptedToolCall("ESCALATE", {"reason": "asked"}))
+        return ScriptedReply.say("Here is how …")
+
+    async with ScriptedModelServer(rule=rule) as server: ...
+
+Queued replies are used first (in order), then the rule; with neither the server answers 500
+``no scripted reply`` (and ``server.unscripted`` counts it). A reply follows the request's
+``stream`` flag unless it forces one. Options cover what real servers do: tool-call deltas that
+repeat ``id``/``name`` every time, malformed arguments (pass a string), 429 with
+``Retry-After``, 500, hanging forever (``server.wait_abandoned()`` tells when the client gave
+up), and a stream cut before its end. Like strict real servers, it rejects (400) an assistant
+message whose ``content`` is null.
+
+``FakeHTTPServer`` is the base the xAI and Ingram fakes share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+CutMode = Literal["abort", "eof"]
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+    received_at: float
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        if isinstance(self.json, dict) and isinstance(self.json.get("messages"), list):
+            return list(self.json["messages"])
+        return []
+
+    @property
+    def last_user_text(self) -> str:
+        """The newest user message's text (chat-completions shape), for rules."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, str):
+                    return content
+                if isinstance(content, list):
+                    return " ".join(
+                        str(p.get("text", "")) for p in content if isinstance(p, dict)
+                    )
+        return ""
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers.items():
+            if key.lower() == name.lower():
+                return value
+        return None
+
+
+class FakeHTTPServer:
+    """An aiohttp app on 127.0.0.1:<ephemeral> that records every request it gets."""
+
+    base_path = ""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.abandoned = 0
+        self._abandoned_event = asyncio.Event()
+        self._release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    # lifecycle
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        app = web.Application()
+        self.routes(app)
+        # handler_cancellation: a client that gives up cancels the handler, which is how a
+        # hung request is seen to be abandoned.
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[union-attr]
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        self._release.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeHTTPServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def url(self) -> str:
+        """The base URL a provider is configured with."""
+        return self.origin + self.base_path
+
+    # helpers for handlers
+    async def record(self, request: web.Request) -> RecordedRequest:
+        body = await request.read()
+        try:
+            parsed: Any = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        recorded = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            headers=dict(request.headers),
+            body=body,
+            json=parsed,
+            received_at=time.monotonic(),
+        )
+        self.requests.append(recorded)
+        return recorded
+
+    async def hang(self) -> web.StreamResponse:
+        """Never answer; count the request as abandoned once the client drops it."""
+        try:
+            await self._release.wait()
+        except asyncio.CancelledError:
+            self.abandoned += 1
+            self._abandoned_event.set()
+            raise
+        raise web.HTTPServiceUnavailable(text="server stopping")
+
+    async def wait_abandoned(self, timeout: float = 10.0) -> None:
+        """Return once a hung request was dropped by its client (fails after ``timeout``)."""
+        await asyncio.wait_for(self._abandoned_event.wait(), timeout)
+
+    @staticmethod
+    async def sse_response(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(
+            status=200,
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"},
+        )
+        await response.prepare(request)
+        return response
+
+    @staticmethod
+    async def cut(request: web.Request, response: web.StreamResponse, mode: CutMode) -> web.StreamResponse:
+        """End a stream early: ``abort`` drops the connection mid-body, ``eof`` ends it
+        politely but without the frames that should have closed it."""
+        if mode == "abort":
+            if request.transport is not None:
+                request.transport.abort()
+            return response
+        await response.write_eof()
+        return response
+
+
+# -- OpenAI-compatible --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScriptedToolCall:
+    """A tool call the scripted model makes. ``arguments`` as a string is sent verbatim, so a
+    malformed string makes malformed arguments."""
+
+    name: str
+    arguments: dict[str, Any] | str = field(default_factory=dict)
+    id: str | None = None
+
+    def arguments_text(self) -> str:
+        if isinstance(self.arguments, str):
+            return self.arguments
+        return json.dumps(self.arguments)
+
+
+@dataclass(frozen=True)
+class ScriptedReply:
+    """One scripted answer (or failure) of the model server."""
+
+    text: str = ""
+    tool_calls: tuple[ScriptedToolCall, ...] = ()
+    stream: bool | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    error_body: dict[str, Any] | None = None
+    repeat_ids: bool = False
+    chunk_size: int = 5
+    cut_after: int | None = None
+    cut_mode: CutMode = "abort"
+    hang: bool = False
+    usage: tuple[int, int] = (11, 7)
+    model: str = "scripted-model"
+    finish_reason: str | None = None
+    delay_between_chunks: float = 0.0
+
+    # builders
+    @classmethod
+    def say(cls, text: str, **options: Any) -> ScriptedReply:
+        return cls(text=text, **options)
+
+    @classmethod
+    def calls(cls, *calls: ScriptedToolCall, text: str = "", **options: Any) -> ScriptedReply:
+        return cls(text=text, tool_calls=tuple(calls), **options)
+
+    @classmethod
+    def error(
+        cls, status: int, *, retry_after: str | None = None, message: str = "scripted failure"
+    ) -> ScriptedReply:
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        return cls(
+            status=status,
+            headers=headers,
+            error_body={"error": {"message": message, "type": "scripted", "code": str(status)}},
+        )
+
+    @classmethod
+    def hanging(cls) -> ScriptedReply:
+        return cls(hang=True)
+
+
+Rule = Callable[[RecordedRequest], "ScriptedReply | Awaitable[ScriptedReply]"]
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    size = max(1, size)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+class ScriptedModelServer(FakeHTTPServer):
+    """An OpenAI-compatible ``/v1/chat/completions`` that answers from a script or a rule."""
+
+    base_path = "/v1"
+
+    def __init__(self, *, rule: Rule | None = None, reject_null_content: bool = True) -> None:
+        super().__init__()
+        self.rule = rule
+        self.reject_null_content = reject_null_content
+        self.unscripted = 0
+        self._queue: deque[ScriptedReply] = deque()
+
+    async def __aenter__(self) -> ScriptedModelServer:
+        await self.start()
+        return self
+
+    def enqueue(self, *replies: ScriptedReply) -> None:
+        """Add replies to answer the next requests, in order."""
+        self._queue.extend(replies)
+
+    @property
+    def pending(self) -> int:
+        """Queued replies not used yet."""
+        return len(self._queue)
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "scripted-model"}]})
+
+    async def _next(self, recorded: RecordedRequest) -> ScriptedReply | None:
+        if self._queue:
+            return self._queue.popleft()
+        if self.rule is not None:
+            reply = self.rule(recorded)
+            if inspect.isawaitable(reply):
+                reply = await reply
+            assert isinstance(reply, ScriptedReply)
+            return reply
+        return None
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self.record(request)
+        body = recorded.json if isinstance(recorded.json, dict) else {}
+        if self.reject_null_content:
+            for message in body.get("messages") or ():
+                if message.get("role") == "assistant" and message.get("content") is None:
+                    return web.json_response(
+                        {"error": {"message": "assistant content must not be null"}}, status=400
+                    )
+        reply = await self._next(recorded)
+        if reply is None:
+            self.unscripted += 1
+            return web.json_response({"error": {"message": "no scripted reply"}}, status=500)
+        if reply.hang:
+            return await self.hang()
+        if reply.status != 200:
+            return web.json_response(
+                reply.error_body or {"error": {"message": "scripted"}},
+                status=reply.status,
+                headers=reply.headers,
+            )
+        stream = reply.stream if reply.stream is not None else bool(body.get("stream"))
+        if stream:
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            return await self._stream(request, reply, include_usage)
+        return web.json_response(self._whole(reply), headers=reply.headers)
+
+    @staticmethod
+    def _whole(reply: ScriptedReply) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call.id or f"call_{i}",
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments_text()},
+                }
+                for i, call in enumerate(reply.tool_calls)
+            ]
+        finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": reply.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": {
+                "prompt_tokens": reply.usage[0],
+                "completion_tokens": reply.usage[1],
+                "total_tokens": sum(reply.usage),
+            },
+        }
+
+    @staticmethod
+    def _chunks(reply: ScriptedReply, include_usage: bool) -> list[dict[str, Any]]:
+        base = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "model": reply.model}
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+        chunks = [chunk({"role": "assistant", "content": ""})]
+        chunks += [chunk({"content": piece}) for piece in _pieces(reply.text, reply.chunk_size)]
+        for i, call in enumerate(reply.tool_calls):
+            call_id = call.id or f"call_{i}"
+            head = {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+            chunks.append(chunk({"tool_calls": [{"index": i, **head}]}))
+            for piece in _pieces(call.arguments_text(), reply.chunk_size):
+                fragment: dict[str, Any] = {"index": i, "function": {"arguments": piece}}
+                if reply.repeat_ids:
+                    fragment = {
+                        "index": i,
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": piece},
+                    }
+                chunks.append(chunk({"tool_calls": [fragment]}))
+        finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
+        chunks.append(chunk({}, finish))
+        if include_usage:
+            chunks.append(
+                {
+                    **base,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": reply.usage[0],
+                        "completion_tokens": reply.usage[1],
+                        "total_tokens": sum(reply.usage),
+                    },
+                }
+            )
+        return chunks
+
+    async def _stream(
+        self, request: web.Request, reply: ScriptedReply, include_usage: bool
+    ) -> web.StreamResponse:
+        response = await self.sse_response(request)
+        for sent, chunk in enumerate(self._chunks(reply, include_usage)):
+            if reply.cut_after is not None and sent >= reply.cut_after:
+                return await self.cut(request, response, reply.cut_mode)
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            if reply.delay_between_chunks:
+                await asyncio.sleep(reply.delay_between_chunks)
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+
+def text_of(messages: Sequence[dict[str, Any]], role: str) -> list[str]:
+    """The string contents of the messages with ``role`` (chat-completions shape)."""
+    return [str(m.get("content")) for m in messages if m.get("role") == role]
