@@ -401,7 +401,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
             )
 
     try:
-        loaded = _Loaded(_secrets_dir=secrets_dir)
+        loaded = _Loaded(_secrets_dir=secrets_dir)  # type: ignore[call-arg]  # pydantic-settings init kwarg
     except ValidationError as exc:
         raise ConfigError(_describe(exc, where, env)) from None
     return loaded
