@@ -112,6 +112,10 @@ class Application:
             self.runner = await build_runner(self)
         else:
             self.runner = await self._runner_factory(self)
+        close_runner = getattr(self.runner, "aclose", None)
+        if close_runner is not None:
+            # The runner owns the model provider's and the tools' HTTP clients.
+            self._started.append(close_runner)
 
         runtime = ConnectorRuntime(
             settings=self.settings, store=self.store, submit=self.submit, events=self.events

@@ -1,30 +1,489 @@
-"""PLACEHOLDER until the agent engine (issue 3) lands: a runner that tells the customer a person
-will answer and escalates. It exists only so the spine can run end to end; it is not the engine.
+"""The turn runner: guardrails → context → model ⇄ tools loop → one ``TurnResult``.
+
+``build_runner(app)`` is the entry the application calls. A turn never raises for model or tool
+failures: a tool error goes back to the model; a provider failure falls back along the provider
+chain (which ends in the offline responder); if even that fails the customer gets an apology and
+the thread is escalated, so nobody is left without an answer.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import json
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from bot.domain import ActionKind, Control, PlannedAction, StopReason, ThreadState
+import httpx
+from pydantic import ValidationError
+
+from bot.agent.builtin_tools import REMEMBER, escalation, register_builtin_tools
+from bot.agent.context import assemble, rag_record, to_json_text
+from bot.agent.guardrails import Guardrails, InputRule
+from bot.agent.tools import HttpTool, ToolCallContext, ToolError, ToolOutcome, ToolRegistry
+from bot.config import ConfigError, Settings, env_headers
+from bot.connector import Connector
+from bot.domain import (
+    JSON,
+    ActionKind,
+    PlannedAction,
+    StopReason,
+    ToolCallRecord,
+    Usage,
+)
+from bot.pipeline.events import TurnEvent
 from bot.pipeline.turn import TurnContext, TurnResult
+from bot.providers.base import ChatMessage, ModelProvider, ModelRequest, ToolCall
+from bot.providers.offline import KnowledgeSearch, OfflineProvider
 from bot.store.store import ThreadChange
 
 if TYPE_CHECKING:
     from bot.app import Application
+    from bot.knowledge import Passage
+
+log = logging.getLogger(__name__)
+
+PASSAGES_PER_TURN = 4
+TOOL_TIMEOUT_SECONDS = 30.0
+MAX_LOOPS_REPLY = (
+    "I'm sorry — I couldn't finish looking into this. Could you tell me a bit more, or ask me to "
+    "connect you with a person?"
+)
+EMPTY_REPLY = "I'm sorry, I don't have an answer for that. Could you rephrase it?"
+APOLOGY = (
+    "Sorry, I'm having trouble answering right now. I've passed your message to our support "
+    "team and a person will follow up here shortly."
+)
+JUDGE_SYSTEM = (
+    "You check customer messages for a support team. Answer the question about the message "
+    "with a single word: yes or no."
+)
 
 
-class HandToHumanRunner:
-    async def run(self, ctx: TurnContext) -> TurnResult:
-        text = "Thanks for your message — a member of our team will reply here shortly."
+class CachedSearch:
+    """A short-lived cache in front of the knowledge base, so the runner's retrieval and the
+    offline responder's own search of the same text cost one query."""
+
+    def __init__(self, knowledge: KnowledgeSearch, *, size: int = 128, ttl_seconds: float = 30.0):
+        self._knowledge = knowledge
+        self._size = size
+        self._ttl = ttl_seconds
+        self._entries: OrderedDict[tuple[str, int], tuple[float, list[Passage]]] = OrderedDict()
+
+    async def search(self, query: str, *, limit: int = 5) -> list[Passage]:
+        key = (query, limit)
+        hit = self._entries.get(key)
+        clock = time.monotonic()
+        if hit is not None and clock - hit[0] < self._ttl:
+            self._entries.move_to_end(key)
+            return hit[1]
+        found = await self._knowledge.search(query, limit=limit)
+        self._entries[key] = (clock, found)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return found
+
+
+@dataclass(slots=True)
+class _Turn:
+    """What a turn has gathered so far."""
+
+    ctx: TurnContext
+    guardrails: Guardrails
+    records: list[ToolCallRecord] = field(default_factory=list)
+    usage: Usage = Usage()
+    model: str = ""
+    rag: list[JSON] = field(default_factory=list)
+    memories: list[str] = field(default_factory=list)
+    actions: list[PlannedAction] = field(default_factory=list)
+    streamed: bool = False
+
+    def result(
+        self,
+        stop: StopReason,
+        actions: list[PlannedAction],
+        *,
+        change: ThreadChange | None = None,
+        error: str | None = None,
+        input_: tuple[JSON, ...] = (),
+    ) -> TurnResult:
+        planned = [*self.actions, *actions]
+        text = "\n\n".join(a.text for a in planned if a.kind is ActionKind.REPLY and a.text)
         return TurnResult(
             output_text=text,
-            stop_reason=StopReason.ESCALATED,
-            actions=(PlannedAction(ActionKind.REPLY, text=text),),
-            thread_change=ThreadChange(state=ThreadState.ESCALATED, control=Control.HUMAN),
-            model="none",
+            stop_reason=stop,
+            actions=tuple(planned),
+            tool_calls=tuple(self.records),
+            usage=self.usage,
+            model=self.model,
+            rag_results=tuple(self.rag),
+            error=error,
+            thread_change=change or ThreadChange(),
+            memories=tuple(dict.fromkeys(self.memories)),
+            input=input_,
         )
 
 
-async def build_runner(app: Application) -> HandToHumanRunner:
-    return HandToHumanRunner()
+class AgentRunner:
+    """The ``TurnRunner`` of the daemon: one instance, many concurrent turns."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        provider: ModelProvider,
+        tools: ToolRegistry,
+        connectors: Mapping[str, Connector],
+        knowledge: KnowledgeSearch | None = None,
+        remote: bool | None = None,
+        closers: tuple[Any, ...] = (),
+    ):
+        self.settings = settings
+        self.provider = provider
+        self.tools = tools
+        # The app fills its connectors after the runner is built: keep the live mapping.
+        self._connectors = connectors
+        self._knowledge = knowledge
+        self._remote = settings.model.provider != "offline" if remote is None else remote
+        self._guardrails: dict[str, Guardrails] = {}
+        self._closers = closers
+
+    async def aclose(self) -> None:
+        """Close the provider and the HTTP client the tools share."""
+        await self.provider.aclose()
+        for closer in self._closers:
+            await closer()
+
+    # -- one turn -----------------------------------------------------------------------------
+
+    async def run(self, ctx: TurnContext) -> TurnResult:
+        turn = _Turn(ctx, self._guardrails_for(ctx))
+        try:
+            return await self._run(turn)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("the turn failed unexpectedly; apologising and escalating")
+            return self._last_resort(turn, f"{type(exc).__name__}: {exc}")
+
+    async def _run(self, turn: _Turn) -> TurnResult:
+        ctx = turn.ctx
+        agent_settings = self._agent_settings(ctx.agent.slug)
+        variables = agent_settings.variables if agent_settings else {}
+        text = ctx.user_text
+
+        rule = await turn.guardrails.check_input(text, self._judge if self._remote else None)
+        if rule is not None:
+            return self._guardrail(turn, rule)
+
+        passages = await self._retrieve(text)
+        turn.rag = [rag_record(p) for p in passages]
+        offered = self._offered(ctx)
+        assembled = assemble(
+            ctx,
+            agent_variables=variables,
+            passages=passages,
+            tool_names=[t.name for t in offered],
+        )
+        messages = list(assembled.messages)
+        specs = tuple(t.spec() for t in offered)
+        offered_names = {t.name for t in offered}
+        buffer_output = turn.guardrails.output.active
+
+        async def on_delta(delta: str) -> None:
+            turn.streamed = True
+            await ctx.emit(TurnEvent("message.delta", ctx.run_id, ctx.thread.id, {"delta": delta}))
+
+        for _ in range(ctx.agent.max_tool_loops):
+            request = ModelRequest(
+                messages=self._outgoing(messages, turn.guardrails),
+                tools=specs,
+                model=ctx.agent.model or self.settings.model.name or None,
+                temperature=self.settings.model.temperature,
+                stream=self.settings.model.stream,
+                thread_key=ctx.thread.id,
+                smith_key=ctx.smith.id,
+            )
+            turn.streamed = False
+            try:
+                response = await self.provider.complete(
+                    request, on_delta=None if buffer_output else on_delta
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.error("every model provider failed: %s: %s", type(exc).__name__, exc)
+                return self._last_resort(turn, f"{type(exc).__name__}: {exc}", assembled.input)
+            turn.usage = turn.usage + response.usage
+            turn.model = response.model or turn.model
+            turn.rag.extend(dict(r) for r in response.rag_results)
+
+            if not response.tool_calls:
+                reply = response.text.strip() or EMPTY_REPLY
+                verdict = turn.guardrails.check_output(reply)
+                if verdict.blocked:
+                    log.warning("the reply contained a blocked term; replaced")
+                if buffer_output or not turn.streamed:
+                    await on_delta(verdict.text)
+                return turn.result(
+                    StopReason.END_TURN,
+                    [PlannedAction(ActionKind.REPLY, text=verdict.text)],
+                    input_=assembled.input,
+                )
+
+            messages.append(
+                ChatMessage("assistant", content=response.text, tool_calls=response.tool_calls)
+            )
+            for call in response.tool_calls:
+                outcome = await self._call_tool(turn, call, offered_names)
+                content = (
+                    to_json_text({"error": outcome}) if isinstance(outcome, str)
+                    else to_json_text(outcome.result)
+                )
+                messages.append(
+                    ChatMessage("tool", content=content, tool_call_id=call.id, name=call.name)
+                )
+                if isinstance(outcome, str):
+                    continue
+                turn.memories.extend(outcome.memories)
+                if outcome.stop is not None:
+                    said = response.text.strip()
+                    before = [PlannedAction(ActionKind.REPLY, text=said)] if said else []
+                    skipped = response.tool_calls[response.tool_calls.index(call) + 1 :]
+                    if skipped:
+                        log.info("%s ends the turn; %d later tool call(s) not run",
+                                 call.name, len(skipped))
+                    return turn.result(
+                        outcome.stop,
+                        [*before, *outcome.actions],
+                        change=outcome.thread_change,
+                        input_=assembled.input,
+                    )
+                turn.actions.extend(outcome.actions)
+
+        log.warning("reached max_tool_loops=%d without an answer", ctx.agent.max_tool_loops)
+        await on_delta(MAX_LOOPS_REPLY)
+        return turn.result(
+            StopReason.MAX_TOOL_LOOPS,
+            [PlannedAction(ActionKind.REPLY, text=MAX_LOOPS_REPLY)],
+            input_=assembled.input,
+        )
+
+    # -- parts of a turn ----------------------------------------------------------------------
+
+    async def _retrieve(self, text: str) -> list[Passage]:
+        if self._knowledge is None or not text.strip():
+            return []
+        try:
+            return await self._knowledge.search(text, limit=PASSAGES_PER_TURN)
+        except Exception:
+            log.exception("knowledge search failed; answering without passages")
+            return []
+
+    def _offered(self, ctx: TurnContext) -> list[Any]:
+        names = [n for n in ctx.agent.tools if n != REMEMBER]
+        if ctx.smith.auto_memory and not ctx.smith.is_anonymous:
+            names.append(REMEMBER)
+        unknown = [n for n in names if self.tools.get(n) is None]
+        if unknown:
+            log.warning("agent %s lists unknown tools: %s", ctx.agent.slug, ", ".join(unknown))
+        return self.tools.offered(names)
+
+    def _outgoing(self, messages: list[ChatMessage], guardrails: Guardrails) -> tuple[ChatMessage, ...]:
+        """What the provider receives: redacted when it is a remote model."""
+        if not self._remote or not guardrails.pii.enabled:
+            return tuple(messages)
+        return tuple(
+            ChatMessage(
+                m.role,
+                guardrails.redact(m.content),
+                tool_calls=m.tool_calls,
+                tool_call_id=m.tool_call_id,
+                name=m.name,
+                parts=m.parts,
+            )
+            for m in messages
+        )
+
+    async def _call_tool(
+        self, turn: _Turn, call: ToolCall, offered: set[str]
+    ) -> ToolOutcome | str:
+        """Run one tool call and record it; a string return is the error the model hears."""
+        ctx = turn.ctx
+        arguments: JSON = call.arguments if call.arguments is not None else {"_raw": call.raw_arguments}
+        await ctx.emit(TurnEvent("tool.executing", ctx.run_id, ctx.thread.id,
+                                 {"name": call.name, "arguments": arguments}))
+        started = time.perf_counter()
+        outcome: ToolOutcome | str
+        if call.arguments is None:
+            outcome = f"invalid arguments: {call.error or 'not valid JSON'}"
+        elif call.name not in offered:
+            outcome = f"tool {call.name!r} is not available in this conversation"
+        else:
+            scope = ToolCallContext(turn=ctx, connector=self._connectors.get(ctx.thread.channel))
+            try:
+                outcome = await asyncio.wait_for(
+                    self.tools.invoke(call.name, call.arguments, scope), TOOL_TIMEOUT_SECONDS
+                )
+            except ToolError as exc:
+                outcome = str(exc)
+            except TimeoutError:
+                outcome = f"the tool did not finish within {TOOL_TIMEOUT_SECONDS:.0f}s"
+        latency = (time.perf_counter() - started) * 1000
+        if isinstance(outcome, str):
+            log.info("tool %s failed: %s", call.name, outcome)
+            record = ToolCallRecord(len(turn.records), call.id, call.name, arguments,
+                                    error=outcome, latency_ms=latency)
+            done: JSON = {"name": call.name, "error": outcome}
+        else:
+            result = _plain(outcome.result)
+            outcome = ToolOutcome(result, outcome.actions, outcome.thread_change, outcome.stop,
+                                  outcome.memories)
+            record = ToolCallRecord(len(turn.records), call.id, call.name, arguments,
+                                    result=result, latency_ms=latency)
+            done = {"name": call.name, "result": result}
+        turn.records.append(record)
+        await ctx.emit(TurnEvent("tool.completed", ctx.run_id, ctx.thread.id, done))
+        return outcome
+
+    def _guardrail(self, turn: _Turn, rule: InputRule) -> TurnResult:
+        ctx = turn.ctx
+        log.info("input guardrail %r triggered (%s)", rule.name, rule.action)
+        if rule.action == "escalate":
+            outcome = escalation(
+                ToolCallContext(turn=ctx, connector=self._connectors.get(ctx.thread.channel)),
+                reason=f"Guardrail {rule.name!r} triggered",
+                priority=rule.priority,
+                reply=rule.triggered_text,
+            )
+            return turn.result(StopReason.GUARDRAIL, list(outcome.actions),
+                               change=outcome.thread_change, input_=_input(ctx))
+        return turn.result(
+            StopReason.GUARDRAIL,
+            [PlannedAction(ActionKind.REPLY, text=rule.triggered_text)],
+            input_=_input(ctx),
+        )
+
+    def _last_resort(
+        self, turn: _Turn, error: str, input_: tuple[JSON, ...] | None = None
+    ) -> TurnResult:
+        """Apologise and hand the thread to a human; built so that it cannot fail itself."""
+        ctx = turn.ctx
+        scope = ToolCallContext(turn=ctx, connector=self._connectors.get(ctx.thread.channel))
+        try:
+            outcome = escalation(scope, reason="The assistant could not answer (error).",
+                                 priority="high", reply=APOLOGY)
+        except Exception:
+            log.exception("the channel's escalation failed; using the default actions")
+            outcome = escalation(ToolCallContext(turn=ctx, connector=None),
+                                 reason="The assistant could not answer (error).",
+                                 priority="high", reply=APOLOGY)
+        turn.actions.clear()
+        return turn.result(StopReason.ERROR, list(outcome.actions), change=outcome.thread_change,
+                           error=error[:1000], input_=input_ or _input(ctx))
+
+    async def _judge(self, question: str, text: str) -> bool:
+        """Ask the model a yes/no guardrail question about a (redacted) customer message."""
+        guard = Guardrails()
+        request = ModelRequest(
+            messages=(
+                ChatMessage("system", JUDGE_SYSTEM),
+                ChatMessage("user", f"Question: {question}\n\nCustomer message:\n{guard.redact(text)}"),
+            ),
+            model=self.settings.model.name,
+            temperature=0.0,
+        )
+        response = await self.provider.complete(request)
+        return response.text.strip().lower().startswith("yes")
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def _agent_settings(self, slug: str) -> Any:
+        try:
+            return self.settings.agent(slug)
+        except KeyError:
+            return None
+
+    def _guardrails_for(self, ctx: TurnContext) -> Guardrails:
+        key = json.dumps(ctx.agent.guardrails, sort_keys=True, default=str)
+        cached = self._guardrails.get(key)
+        if cached is None:
+            try:
+                cached = Guardrails.parse(ctx.agent.guardrails)
+            except ValidationError as exc:
+                # A stored agent version with a broken guardrail config: run without its rules
+                # rather than fail every turn, and say so loudly.
+                log.error("agent %s has invalid guardrails, ignored: %s", ctx.agent.slug, exc)
+                cached = Guardrails()
+            self._guardrails[key] = cached
+        return cached
+
+
+def _input(ctx: TurnContext) -> tuple[JSON, ...]:
+    from bot.agent.context import turn_input
+
+    return turn_input(ctx)
+
+
+def _plain(value: Any) -> Any:
+    """A tool result as plain JSON data (the run stores it; the model reads it)."""
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def check_agent_guardrails(settings: Settings) -> None:
+    """Fail fast at startup on a guardrail config that does not parse."""
+    for agent in settings.agents:
+        try:
+            Guardrails.parse(agent.guardrails)
+        except ValidationError as exc:
+            raise ConfigError(f"config error: agents[{agent.slug}].guardrails: {exc}") from None
+
+
+async def build_runner(app: Application) -> AgentRunner:
+    """Build the daemon's turn runner: knowledge base (ingested from ``knowledge.paths``),
+    offline responder, the configured provider chain, and the tools."""
+    from bot.knowledge import KnowledgeBase
+    from bot.providers.factory import build_provider
+
+    settings = app.settings
+    check_agent_guardrails(settings)
+    kb = KnowledgeBase(app.db, settings.knowledge)
+    if settings.knowledge.paths:
+        try:
+            report = await kb.ingest(settings.knowledge.paths)
+        except FileNotFoundError as exc:
+            # Serve anyway: without passages the bot escalates instead of answering.
+            log.error("knowledge.paths: %s; answering without that knowledge", exc)
+        else:
+            log.info(
+                "knowledge base: %d chunks (%d added, %d updated, %d unchanged, %d removed)",
+                report.chunks, report.added, report.updated, report.unchanged, report.removed,
+            )
+    knowledge = CachedSearch(kb)
+    offline = OfflineProvider(settings.offline, knowledge)
+    provider = build_provider(settings, offline=offline)
+
+    client = httpx.AsyncClient(follow_redirects=False)
+    registry = ToolRegistry()
+    register_builtin_tools(registry, user_info=settings.user_info, client=client)
+    for tool in settings.tools:
+        try:
+            env_headers(tool.headers_from_env)
+        except ConfigError as exc:
+            log.warning("tool %s: %s; its calls will fail until it is set", tool.name, exc)
+        registry.add(HttpTool(tool, client).as_tool())
+    return AgentRunner(
+        settings=settings,
+        provider=provider,
+        tools=registry,
+        connectors=app.connectors,
+        knowledge=knowledge,
+        closers=(client.aclose,),
+    )

@@ -1,0 +1,187 @@
+"""Context assembly: what the model sees in a turn.
+
+Instructions with the smith's variables filled in, the smith's memories, the retrieved knowledge
+passages (numbered, with their citations), the thread's history (past runs' input and output),
+then the new customer messages coalesced into one user message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.domain import JSON, Run, Smith
+from bot.pipeline.turn import TurnContext
+from bot.providers.base import ChatMessage
+
+if TYPE_CHECKING:
+    from bot.knowledge import Passage
+
+# ``{name}`` or ``{metadata.key}``; anything else in braces (JSON examples, ``{{``) is left alone.
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+PASSAGE_CHARS = 1500
+HISTORY_CHARS = 4000
+
+
+def smith_variables(smith: Smith, agent_variables: Mapping[str, str]) -> dict[str, str]:
+    """The values instructions may use: the smith's metadata keys (also as ``metadata.key``),
+    the agent's own variables (such as ``company``) and the smith's fields, later ones winning:
+    a customer's profile must not rename the company the bot speaks for."""
+    values: dict[str, str] = {}
+    for key, value in smith.metadata.items():
+        if isinstance(value, (str, int, float, bool)):
+            values[str(key)] = str(value)
+            values[f"metadata.{key}"] = str(value)
+    values.update(agent_variables)
+    values["display_name"] = smith.display_name or "the customer"
+    values["customer_id"] = smith.customer_id or "unknown"
+    values["external_id"] = smith.external_id or "anonymous"
+    return values
+
+
+def fill(template: str, variables: Mapping[str, str]) -> str:
+    """Replace the ``{placeholders}`` that have a value; unknown ones stay as written."""
+
+    def replace(match: re.Match[str]) -> str:
+        return variables.get(match.group(1), match.group(0))
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+def citation(passage: Passage) -> str:
+    """``Title › Heading (source)`` — how a passage is cited to the customer."""
+    where = passage.title
+    if passage.heading and passage.heading != passage.title:
+        where = f"{where} › {passage.heading}"
+    return f"{where} ({passage.source})"
+
+
+def rag_record(passage: Passage) -> JSON:
+    """A passage as the run's audit log keeps it."""
+    return {
+        "chunk_id": passage.chunk_id,
+        "document_id": passage.document_id,
+        "title": passage.title,
+        "heading": passage.heading,
+        "source": passage.source,
+        "score": round(float(passage.score), 4),
+        "text": passage.text[:PASSAGE_CHARS],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class AssembledContext:
+    messages: tuple[ChatMessage, ...]
+    input: tuple[JSON, ...]
+
+
+def system_prompt(
+    ctx: TurnContext,
+    variables: Mapping[str, str],
+    passages: Sequence[Passage],
+    tool_names: Sequence[str],
+) -> str:
+    parts = [fill(ctx.agent.instructions, variables).strip()]
+    if ctx.memories:
+        facts = "\n".join(f"- {fact}" for fact in ctx.memories)
+        parts.append(f"What you remember about this customer from earlier conversations:\n{facts}")
+    if passages:
+        listed = "\n\n".join(
+            f"[{n}] {citation(p)}\n{p.text[:PASSAGE_CHARS].strip()}"
+            for n, p in enumerate(passages, start=1)
+        )
+        parts.append(
+            "Knowledge passages (answer from these when they apply, and cite the one you used "
+            "as 'Source: <title › heading> (<source>)'):\n\n" + listed
+        )
+    else:
+        parts.append("No knowledge passage matched this message.")
+    if tool_names:
+        parts.append(
+            "Tools you may call: " + ", ".join(tool_names) + ". Call ESCALATE when you cannot "
+            "answer confidently or the customer asks for a person; call CLOSE when the customer "
+            "confirms the problem is solved."
+        )
+    return "\n\n".join(parts)
+
+
+def history_messages(history: Sequence[Run]) -> list[ChatMessage]:
+    """Past turns as user/assistant pairs, oldest first, tool traffic left out."""
+    messages: list[ChatMessage] = []
+    for run in sorted(history, key=lambda r: r.started_at):
+        text = "\n\n".join(str(item.get("content", "")) for item in run.input if item.get("content"))
+        if text:
+            messages.append(ChatMessage("user", text[:HISTORY_CHARS]))
+        if run.output_text:
+            messages.append(ChatMessage("assistant", run.output_text[:HISTORY_CHARS]))
+    return messages
+
+
+def user_message(ctx: TurnContext) -> ChatMessage:
+    """The new messages of this turn, coalesced; attachments are named, not inlined."""
+    lines: list[str] = []
+    for message in ctx.messages:
+        if message.text:
+            lines.append(message.text)
+        for attachment in message.attachments:
+            lines.append(f"[attachment: {attachment.name} ({attachment.content_type})]")
+    return ChatMessage("user", "\n\n".join(lines))
+
+
+def turn_input(ctx: TurnContext) -> tuple[JSON, ...]:
+    """The user messages of this turn as the run records them."""
+    return tuple(
+        {
+            "role": "user",
+            "content": m.text,
+            "attachments": [a.to_json() for a in m.attachments],
+        }
+        for m in ctx.messages
+    )
+
+
+def assemble(
+    ctx: TurnContext,
+    *,
+    agent_variables: Mapping[str, str],
+    passages: Sequence[Passage],
+    tool_names: Sequence[str],
+) -> AssembledContext:
+    variables = smith_variables(ctx.smith, agent_variables)
+    messages = [
+        ChatMessage("system", system_prompt(ctx, variables, passages, tool_names)),
+        *history_messages(ctx.history),
+        user_message(ctx),
+    ]
+    return AssembledContext(tuple(messages), turn_input(ctx))
+
+
+def conversation_summary(ctx: TurnContext, *, limit: int = 600) -> str:
+    """A short summary for a human picking the thread up: first and latest customer messages
+    and how many exchanges happened before."""
+    asked: list[str] = []
+    for run in sorted(ctx.history, key=lambda r: r.started_at):
+        for item in run.input:
+            content = str(item.get("content") or "").strip()
+            if content:
+                asked.append(content)
+    current = " ".join(ctx.user_text.split())
+    pieces = []
+    if asked:
+        first = " ".join(asked[0].split())
+        pieces.append(f"First asked: {_clip(first, 200)}")
+        pieces.append(f"{len(ctx.history)} earlier exchange(s) with the bot.")
+    pieces.append(f"Latest message: {_clip(current, 300)}")
+    return _clip(" ".join(pieces), limit)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def to_json_text(value: Any) -> str:
+    """Tool results go back to the model as JSON text."""
+    return json.dumps(value, ensure_ascii=False, default=str)

@@ -1,0 +1,227 @@
+"""Tools the model may call: a registry, argument validation, and HTTP tools from config.
+
+A tool is a name, a description, a JSON schema for its arguments and an async handler. Tools are
+registered on a ``ToolRegistry`` instance (``@registry.tool(...)`` or ``registry.add``), never in
+a global. The loop validates arguments against the schema before any call; whatever goes wrong
+(bad JSON, schema violations, a handler that raises, a timeout) becomes a ``ToolError`` that goes
+back to the model as the tool's result, so a failing tool never ends a turn by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+from jsonschema import Draft202012Validator
+
+from bot.config import ConfigError, CustomToolSettings, env_headers
+from bot.domain import JSON, PlannedAction, Smith, StopReason, Thread
+from bot.providers.base import ToolSpec
+from bot.store.store import ThreadChange
+
+if TYPE_CHECKING:
+    from bot.connector import Connector
+    from bot.pipeline.turn import TurnContext
+
+log = logging.getLogger(__name__)
+
+RESULT_TEXT_CHARS = 8000
+
+
+class ToolError(Exception):
+    """A tool call that failed; the message goes back to the model (keep secrets out of it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallContext:
+    """What a tool knows about the turn it runs in: whose turn it is, and on which thread."""
+
+    turn: TurnContext
+    connector: Connector | None
+
+    @property
+    def smith(self) -> Smith:
+        return self.turn.smith
+
+    @property
+    def thread(self) -> Thread:
+        return self.turn.thread
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    """A tool's result plus its effects: actions, a thread change, an end to the turn, facts."""
+
+    result: Any
+    actions: tuple[PlannedAction, ...] = ()
+    thread_change: ThreadChange | None = None
+    stop: StopReason | None = None
+    memories: tuple[str, ...] = ()
+
+
+ToolHandler = Callable[[JSON, ToolCallContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    description: str
+    parameters: JSON
+    handler: ToolHandler
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(self.name, self.description, self.parameters)
+
+
+class ToolRegistry:
+    """The tools one runner knows; an agent's ``tools`` list picks which a turn offers."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, Tool] = {}
+        self._validators: dict[str, Draft202012Validator] = {}
+
+    def add(self, tool: Tool) -> Tool:
+        if tool.name in self._tools:
+            raise ValueError(f"a tool named {tool.name!r} is already registered")
+        if not inspect.iscoroutinefunction(tool.handler) and not inspect.iscoroutinefunction(
+            getattr(tool.handler, "__call__", None)
+        ):
+            raise TypeError(f"tool {tool.name!r}: the handler must be an async function")
+        Draft202012Validator.check_schema(tool.parameters)
+        self._tools[tool.name] = tool
+        self._validators[tool.name] = Draft202012Validator(tool.parameters)
+        return tool
+
+    def tool(
+        self, name: str, *, description: str, parameters: JSON | None = None
+    ) -> Callable[[ToolHandler], ToolHandler]:
+        """Register an async function as a tool; the function is returned unchanged.
+
+        ``@registry.tool("ORDER_STATUS", description=…, parameters={…})``
+        ``async def order_status(arguments, call): …``
+        """
+
+        def register(handler: ToolHandler) -> ToolHandler:
+            self.add(
+                Tool(
+                    name=name,
+                    description=description,
+                    parameters=parameters or {"type": "object", "properties": {}},
+                    handler=handler,
+                )
+            )
+            return handler
+
+        return register
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def offered(self, names: Iterable[str]) -> list[Tool]:
+        """The registered tools among ``names``, in that order (unknown names are skipped)."""
+        return [self._tools[n] for n in names if n in self._tools]
+
+    def validation_errors(self, name: str, arguments: JSON) -> list[str]:
+        validator = self._validators[name]
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
+        return [
+            (f"{'/'.join(str(p) for p in e.path)}: " if e.path else "") + e.message
+            for e in errors
+        ]
+
+    async def invoke(self, name: str, arguments: JSON, call: ToolCallContext) -> ToolOutcome:
+        """Validate and run one call; raise ``ToolError`` for anything the model should hear."""
+        tool = self._tools.get(name)
+        if tool is None:
+            raise ToolError(f"unknown tool {name!r}")
+        problems = self.validation_errors(name, arguments)
+        if problems:
+            raise ToolError("invalid arguments: " + "; ".join(problems))
+        try:
+            value = await tool.handler(arguments, call)
+        except ToolError:
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("tool %s raised %s", name, type(exc).__name__, exc_info=True)
+            raise ToolError(f"the tool failed: {type(exc).__name__}") from exc
+        return value if isinstance(value, ToolOutcome) else ToolOutcome(result=value)
+
+
+# -- HTTP tools from config ------------------------------------------------------------------
+
+
+class HttpTool:
+    """A ``[[tools]]`` entry: arguments fill ``{placeholders}`` in the URL; the rest go as the
+    query string (GET, DELETE) or the JSON body. Header values come from environment variables
+    named in ``headers_from_env``, read at call time, never logged or echoed back."""
+
+    def __init__(self, settings: CustomToolSettings, client: httpx.AsyncClient):
+        self.settings = settings
+        self._client = client
+
+    def as_tool(self) -> Tool:
+        return Tool(
+            name=self.settings.name,
+            description=self.settings.description,
+            parameters=self.settings.parameters,
+            handler=self,
+        )
+
+    async def __call__(self, arguments: JSON, call: ToolCallContext) -> Any:
+        s = self.settings
+        remaining = dict(arguments)
+        url = s.url
+        for key in list(remaining):
+            placeholder = "{" + key + "}"
+            if placeholder in url:
+                url = url.replace(placeholder, quote(str(remaining.pop(key)), safe=""))
+        try:
+            headers = {**s.headers, **env_headers(s.headers_from_env)}
+        except ConfigError as exc:
+            log.error("tool %s is misconfigured: %s", s.name, exc)
+            raise ToolError("the tool is not configured on this server") from None
+        request: dict[str, Any] = {"headers": headers, "timeout": s.timeout_seconds}
+        if s.method in ("GET", "DELETE"):
+            request["params"] = {k: _query_value(v) for k, v in remaining.items()}
+        else:
+            request["json"] = remaining
+        return await http_json(self._client, s.method, url, **request)
+
+
+def _query_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+async def http_json(client: httpx.AsyncClient, method: str, url: str, **request: Any) -> Any:
+    """One HTTP call whose answer becomes a tool result; failures become ``ToolError``s."""
+    started = time.perf_counter()
+    try:
+        response = await client.request(method, url, **request)
+    except httpx.TimeoutException:
+        raise ToolError(f"the service did not answer within {request.get('timeout')}s") from None
+    except httpx.HTTPError as exc:
+        raise ToolError(f"the service could not be reached ({type(exc).__name__})") from None
+    log.debug("%s %s → %d in %.0f ms", method, url.split("?", 1)[0], response.status_code,
+              (time.perf_counter() - started) * 1000)
+    body = response.text[:RESULT_TEXT_CHARS]
+    if response.status_code >= 400:
+        raise ToolError(f"the service answered HTTP {response.status_code}: {body[:300]}")
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            return response.json()
+        except ValueError:
+            pass
+    return {"text": body}
