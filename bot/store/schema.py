@@ -201,3 +201,66 @@ cursors = Table(
     Column("value", Json, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# -- knowledge base (bot/knowledge) ---------------------------------------------------------------
+# The full-text index itself is dialect specific and lives only in migration 0002: on SQLite an
+# external-content FTS5 table ``kb_chunks_fts`` (plus its shadow tables and sync triggers), on
+# PostgreSQL a generated ``tsvector`` column ``kb_chunks.search_vector`` with a GIN index.
+# ``is_search_index_object`` names them so schema diffs (autogenerate) leave them alone.
+
+kb_documents = Table(
+    "kb_documents",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    # The resolved absolute path: what makes re-ingesting the same file idempotent.
+    Column("location", String(2048), nullable=False, unique=True),
+    # Path relative to the ingested root (or a URL): what citations show.
+    Column("source", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("kind", String(16), nullable=False),
+    # sha256 over the chunking parameters and the file's bytes.
+    Column("content_hash", String(64), nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+kb_chunks = Table(
+    "kb_chunks",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("document_id", String(40), ForeignKey("kb_documents.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("heading", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    # The chunk's distinct stemmed content words, space separated (bot.knowledge.terms): the
+    # search scores coverage of the query's words against these without re-tokenising.
+    Column("terms", Text, nullable=False),
+    UniqueConstraint("document_id", "seq", name="uq_kb_chunks_document_seq"),
+)
+
+# Document frequency of each stemmed term over all chunks: weighs the query's words by rarity.
+kb_terms = Table(
+    "kb_terms",
+    metadata,
+    Column("term", String(64), primary_key=True),
+    Column("chunks", Integer, nullable=False),
+)
+
+SEARCH_INDEX_TABLE = "kb_chunks_fts"
+SEARCH_VECTOR_COLUMN = "search_vector"
+SEARCH_VECTOR_INDEX = "ix_kb_chunks_search_vector"
+
+
+def is_search_index_object(name: str | None, type_: str) -> bool:
+    """Whether a reflected object is part of the dialect-specific full-text index."""
+    if name is None:
+        return False
+    if type_ == "table":
+        return name == SEARCH_INDEX_TABLE or name.startswith(SEARCH_INDEX_TABLE + "_")
+    if type_ == "column":
+        return name == SEARCH_VECTOR_COLUMN
+    if type_ == "index":
+        return name == SEARCH_VECTOR_INDEX
+    return False
