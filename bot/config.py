@@ -316,7 +316,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
-        secrets_nested_delimiter="__",
         extra="forbid",
         frozen=True,
     )
@@ -396,7 +395,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
                 init_settings,
                 env_settings,
                 # One file per secret, named like its env var: SUPPORTBOT_INTERCOM__TOKEN.
-                NestedSecretsSettingsSource(file_secret_settings),
+                NestedSecretsSettingsSource(file_secret_settings, secrets_nested_delimiter="__"),
                 InitSettingsSource(settings_cls, init_kwargs=file_data),
             )
 

@@ -27,7 +27,9 @@ def bind_turn(*, thread_id: str, run_id: str) -> Iterator[None]:
         _thread_id.reset(thread_token)
 
 
-class _TurnIds(logging.Filter):
+class TurnIdsFilter(logging.Filter):
+    """Stamps the current turn's thread and run ids on every record."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.thread_id = _thread_id.get()
         record.run_id = _run_id.get()
@@ -68,7 +70,7 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
     handler = logging.StreamHandler(sys.stderr)
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
-    handler.addFilter(_TurnIds())
+    handler.addFilter(TurnIdsFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
