@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     show = threads.add_parser("show", help="a thread's transcript with tool calls")
     show.add_argument("thread_id")
     show.set_defaults(command=cmd_threads_show)
+
+    kb = sub.add_parser("kb", help="the knowledge base").add_subparsers(metavar="ACTION")
+    kb_ingest = kb.add_parser("ingest", help="index files or directories (default: knowledge.paths)")
+    kb_ingest.add_argument("paths", nargs="*", metavar="PATH")
+    kb_ingest.set_defaults(command=cmd_kb_ingest)
+    kb_search = kb.add_parser("search", help="search the knowledge base like the bot does")
+    kb_search.add_argument("query")
+    kb_search.add_argument("--limit", type=int, default=5)
+    kb_search.set_defaults(command=cmd_kb_search)
     return parser
 
 
@@ -259,6 +268,46 @@ async def cmd_threads_show(args: argparse.Namespace, settings: Settings) -> int:
             outcome = f"error: {call.error}" if call.error else json.dumps(call.result, default=str)[:200]
             print(f"    ↳ {call.name}({json.dumps(call.arguments)}) → {outcome}")
         print(f"[{_when(run.finished_at)}] bot ({run.stop_reason.value}): {run.output_text}\n")
+    return 0
+
+
+async def cmd_kb_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from bot.knowledge import KnowledgeBase
+
+    paths = [Path(p) for p in args.paths] or list(settings.knowledge.paths)
+    store = await _open_store(settings)
+    try:
+        report = await KnowledgeBase(store.db, settings.knowledge).ingest(paths)
+    except FileNotFoundError as exc:
+        print(f"supportbot: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.db.dispose()
+    print(
+        f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+        f"removed {report.removed}, skipped {report.skipped} documents; {report.chunks} chunks"
+    )
+    return 0
+
+
+async def cmd_kb_search(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.knowledge import KnowledgeBase, snippet
+
+    store = await _open_store(settings)
+    try:
+        passages = await KnowledgeBase(store.db, settings.knowledge).search(args.query, limit=args.limit)
+    finally:
+        await store.db.dispose()
+    if not passages:
+        print("no matching passages")
+        return 0
+    for p in passages:
+        # The heading path usually starts with the title (the document's h1); don't say it twice.
+        where = p.heading if p.heading.startswith(p.title) else f"{p.title} › {p.heading}"
+        print(f"{p.score:.2f}  {where}  ({p.source})")
+        print(f"      {snippet(p.text, args.query)}")
     return 0
 
 
