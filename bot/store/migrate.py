@@ -11,7 +11,16 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.store.schema import is_search_index_object
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Leave the dialect-specific full-text index (migration 0002) out of schema diffs."""
+    return not (reflected and compare_to is None and is_search_index_object(name, type_))
 
 
 class SchemaBehind(RuntimeError):

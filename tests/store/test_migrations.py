@@ -10,7 +10,13 @@ from alembic.runtime.migration import MigrationContext
 from bot.app import Application
 from bot.config import DatabaseSettings
 from bot.store.database import Database
-from bot.store.migrate import SchemaBehind, current_revision, head_revision, upgrade
+from bot.store.migrate import (
+    SchemaBehind,
+    current_revision,
+    head_revision,
+    include_object,
+    upgrade,
+)
 from bot.store.schema import metadata
 from tests.conftest import make_settings
 
@@ -23,7 +29,10 @@ async def test_head_matches_the_schema(db_url: str) -> None:
         async with db.engine.connect() as conn:
             diff = await conn.run_sync(
                 lambda sync: compare_metadata(
-                    MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+                    MigrationContext.configure(
+                        sync, opts={"compare_type": True, "include_object": include_object}
+                    ),
+                    metadata,
                 )
             )
         assert diff == []
