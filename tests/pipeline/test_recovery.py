@@ -129,3 +129,34 @@ async def test_stop_drains_running_turns_and_leaves_the_rest_in_the_inbox(sqlite
     finally:
         await app2.stop()
     assert [a.text for a in connector.sent] == ["echo: slow one"]
+
+
+async def test_no_task_is_left_running_after_stop(sqlite_url: str) -> None:
+    before = {t for t in asyncio.all_tasks() if not t.done()}
+    runner, connector = ScriptedRunner(), RecordingConnector()
+
+    async def factory(_: Application) -> ScriptedRunner:
+        return runner
+
+    app = Application(make_settings(sqlite_url), runner_factory=factory, connectors=[connector])
+    await app.start()
+    assert app.http_port
+    for i in range(5):
+        await app.submit(message("hi", f"k{i}", thread=f"test:t{i}", smith=f"test:u{i}"))
+    await wait_for(lambda: len(connector.sent) == 5)
+    during = {t.get_name() for t in asyncio.all_tasks() if not t.done()} - {t.get_name() for t in before}
+    assert {"dispatcher", "outbox"} <= during
+    await app.stop()
+    left = [t for t in asyncio.all_tasks() if not t.done() and t not in before]
+    assert left == [], [t.get_name() for t in left]
+    with_runner_error = Application(make_settings(sqlite_url), runner_factory=factory,
+                                    connectors=[connector])
+    await with_runner_error.start()
+    try:
+        await with_runner_error.start()
+    except RuntimeError as exc:
+        assert "already running" in str(exc)
+    else:
+        raise AssertionError("starting a running Application twice must raise")
+    finally:
+        await with_runner_error.stop()
