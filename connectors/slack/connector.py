@@ -156,6 +156,7 @@ class SlackConnector(Connector):
         self._client: AsyncWebClient | None = None
         self._bolt: AsyncApp | None = None
         self._socket: AsyncSocketModeHandler | None = None
+        self._socket_connected = False
         self._identity: BotIdentity | None = None
         self._users: OrderedDict[str, tuple[float, JSON]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -217,8 +218,14 @@ class SlackConnector(Connector):
                 web_client=self._client,
                 logger=logging.getLogger(__name__ + ".socket"),
             )
-            await self._socket.connect_async()  # type: ignore[no-untyped-call]
-            log.info("Slack Socket Mode connected")
+            # connect() retries forever while Slack is unreachable: let it do that in the
+            # background rather than hold up the daemon's start; ready() tells when it is up.
+            self._spawn(self._connect_socket(self._socket), "slack-socket-connect")
+
+    async def _connect_socket(self, handler: AsyncSocketModeHandler) -> None:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        self._socket_connected = True
+        log.info("Slack Socket Mode connected")
 
     async def stop(self) -> None:
         if self._socket is not None:
@@ -227,6 +234,7 @@ class SlackConnector(Connector):
             except Exception:
                 log.exception("closing the Slack Socket Mode connection failed")
             self._socket = None
+            self._socket_connected = False
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -236,6 +244,8 @@ class SlackConnector(Connector):
             self._session = None
 
     def ready(self) -> bool:
+        if self._socket is not None and not self._socket_connected:
+            return False
         return self._identity is not None
 
     def routes(self) -> Sequence[web.RouteDef]:

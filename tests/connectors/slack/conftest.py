@@ -1,0 +1,130 @@
+"""A running daemon with the Slack connector against the fake Slack, and a scripted turn runner
+whose decisions follow the customer's words ("escalate", "solved", "long")."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.app import Application
+from bot.domain import ActionKind, Control, InboundMessage, OutboxStatus, PlannedAction, StopReason, ThreadState
+from bot.pipeline.turn import TurnContext, TurnResult
+from bot.store.migrate import upgrade
+from bot.store.store import ThreadChange
+from tests.conftest import make_settings
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers
+
+CUSTOMER = "UCUST"
+AGENT = "UAGENT"
+SUPPORT = "CSUP"
+ESCALATION = "CESC"
+ONCALL_GROUP = "S0ONCALL"
+LONG_ANSWER = "\n\n".join(f"Paragraph {i}: " + "all work and no play " * 20 for i in range(20))
+
+
+class ScriptedRunner:
+    """Echoes, or escalates/closes/answers at length when the customer says so, through the
+    channel's own escalation and close actions (as the engine does)."""
+
+    def __init__(self, app: Application):
+        self.app = app
+        self.turns: list[TurnContext] = []
+
+    async def run(self, ctx: TurnContext) -> TurnResult:
+        self.turns.append(ctx)
+        text = ctx.user_text
+        connector = self.app.connectors[ctx.thread.channel]
+        change = ThreadChange()
+        stop = StopReason.END_TURN
+        if "escalate" in text:
+            actions = connector.escalation_actions(
+                reason="the customer asked for a person", priority="high",
+                summary="Cannot log in since this morning", thread=ctx.thread,
+            )
+            stop = StopReason.ESCALATED
+            change = ThreadChange(state=ThreadState.ESCALATED, control=Control.HUMAN)
+        elif "solved" in text:
+            actions = connector.close_actions(resolution_summary="password reset", thread=ctx.thread)
+            stop = StopReason.CLOSED
+            change = ThreadChange(state=ThreadState.CLOSED)
+        elif "long" in text:
+            actions = [PlannedAction(ActionKind.REPLY, text=LONG_ANSWER)]
+        else:
+            actions = [PlannedAction(ActionKind.REPLY, text=f"**Echo:** {text}")]
+        return TurnResult(output_text=text, stop_reason=stop, actions=tuple(actions),
+                          thread_change=change, model="scripted")
+
+
+Daemon = Callable[..., AbstractAsyncContextManager[Application]]
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        fake.add_user(CUSTOMER, "Carla Customer", "carla@example.com", "CTO")
+        fake.add_user(AGENT, "Sam Support", "sam@acme.example", "Support engineer")
+        yield fake
+
+
+@pytest.fixture
+def daemon(db_url: str, slack: FakeSlack) -> Daemon:
+    """``async with daemon(**slack_overrides) as app:`` — the whole daemon, Slack enabled."""
+
+    @asynccontextmanager
+    async def run(**overrides: Any) -> AsyncIterator[Application]:
+        section = {
+            "bot_token": BOT_TOKEN,
+            "signing_secret": SIGNING_SECRET,
+            "base_url": slack.base_url,
+            "support_channels": [SUPPORT],
+            "channels": {"CMENTIONS": {"mode": "mentions"}},
+            "escalation_channel": ESCALATION,
+            "escalation_mention": ONCALL_GROUP,
+            "post_interval_seconds": 0,
+            **overrides,
+        }
+        settings = make_settings(db_url, slack=section, connectors=["slack"])
+
+        async def scripted(app: Application) -> ScriptedRunner:
+            return ScriptedRunner(app)
+
+        app = Application(settings, runner_factory=scripted)
+        await upgrade(app.db.engine)  # the daemon only auto-migrates SQLite
+        async with app:
+            yield app
+
+    return run
+
+
+async def deliver(app: Application, body: dict[str, Any], *, retry: int | None = None,
+                  secret: str = SIGNING_SECRET) -> aiohttp.ClientResponse:
+    """POST a signed Events API request to the daemon's own HTTP port."""
+    raw = json.dumps(body).encode()
+    headers = signed_headers(raw, secret=secret)
+    if retry is not None:
+        headers["X-Slack-Retry-Num"] = str(retry)
+        headers["X-Slack-Retry-Reason"] = "http_timeout"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"http://127.0.0.1:{app.http_port}/slack/events",
+                                data=raw, headers=headers) as response:
+            await response.read()
+            return response
+
+
+async def settled(app: Application) -> bool:
+    """Nothing left to do: every inbox message handled and every action sent."""
+    counts = await app.store.inbox_counts()
+    outbox = await app.store.outbox_counts()
+    return not counts.get("pending") and not outbox.get(OutboxStatus.PENDING.value)
+
+
+def inbound(app: Application) -> Callable[[], Any]:
+    async def items() -> list[InboundMessage]:
+        return [InboundMessage.from_json(i["payload"]) for i in await app.store.inbox_items()]
+
+    return items
