@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -264,3 +265,46 @@ def is_search_index_object(name: str | None, type_: str) -> bool:
     if type_ == "index":
         return name == SEARCH_VECTOR_INDEX
     return False
+
+
+# -- the web channel and the conversations API (migration 0003) --------------------------------
+
+# A conversation is a listable, deletable handle on one web thread (``web:<conversation id>``).
+# Deleting it removes the handle only (``deleted_at``); the thread and its runs stay.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("thread_id", String(40), ForeignKey("threads.id"), nullable=False, unique=True),
+    Column("smith_id", String(40), ForeignKey("smiths.id"), nullable=False),
+    Column("metadata", Json, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("deleted_at", Float),
+    Index("ix_conversations_smith_created", "smith_id", "created_at"),
+)
+
+# Claim on login: a signed-in identity (``web:<user_id>``) that took over an anonymous smith
+# resolves to that smith from then on (``external_id`` itself is immutable).
+smith_aliases = Table(
+    "smith_aliases",
+    metadata,
+    Column("agent_id", String(40), ForeignKey("agents.id"), primary_key=True),
+    Column("external_id", String(255), primary_key=True),
+    Column("smith_id", String(40), ForeignKey("smiths.id"), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+)
+
+# Attachments customers uploaded, kept for audit; runs refer to them by ``file_id``.
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("smith_id", String(40), ForeignKey("smiths.id"), nullable=False, index=True),
+    Column("filename", Text, nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
