@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 # Bump when parsing or chunking changes, so the next ingest re-chunks every file.
 CHUNKER_VERSION = 1
 MAX_LIMIT = 50
+# A question's first distinct content words that are searched; keeps pasted walls of text cheap.
+MAX_QUERY_WORDS = 32
 # Serialises knowledge writes between replicas on PostgreSQL (term counters are shared rows).
 _PG_LOCK_KEY = 0x6B6E6F77  # "know"
 
@@ -307,7 +309,7 @@ class KnowledgeBase:
         returns no passages.
         """
         limit = max(1, min(int(limit), MAX_LIMIT))
-        query_words = vocab.query_words(query)
+        query_words = vocab.query_words(query)[:MAX_QUERY_WORDS]
         if not query_words:
             return []
         query_terms = list(dict.fromkeys(vocab.stem(w) for w in query_words))
