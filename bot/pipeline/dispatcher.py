@@ -206,6 +206,16 @@ class Dispatcher:
             owner = await self._store.get_smith(thread.smith_id, include_archived=True)
             if external_id is not None and owner.external_id != external_id:
                 return None
+            if owner.archived_at is None and owner.external_id is not None and (
+                first.display_name or first.profile
+            ):
+                # Keep the customer's profile fresh (name, email, plan change over time).
+                return await self._store.ensure_smith(
+                    owner.external_id,
+                    agent_id,
+                    display_name=first.display_name,
+                    metadata=first.profile or None,
+                )
             return owner
         return await self._store.ensure_smith(
             external_id,

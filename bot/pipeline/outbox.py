@@ -121,7 +121,8 @@ class OutboxSender:
         connector = self._connectors.get(action.channel)
         try:
             if connector is None:
-                raise ActionError(f"no connector {action.channel!r} is enabled", retryable=False)
+                # Retryable: a connector switched off for a restart may well come back.
+                raise ActionError(f"no connector {action.channel!r} is enabled")
             thread = await self._store.get_thread(action.thread_id)
             remote_id = None
             tries = 0

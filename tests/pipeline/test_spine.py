@@ -171,3 +171,21 @@ async def test_run_and_actions_are_recorded_with_the_agent_version(make_app: App
 async def _status_of(app: Application, key: str, status: InboxStatus) -> bool:
     items = await app.store.inbox_items()
     return any(i["dedup_key"] == key and i["status"] == status.value for i in items)
+
+
+async def test_a_returning_customer_s_profile_is_refreshed(make_app: AppFactory) -> None:
+    runner, connector = ScriptedRunner(), RecordingConnector()
+    app = await make_app(runner, connector)
+    first = InboundMessage(source="test", dedup_key="k1", thread_external_id="test:t1",
+                           smith_external_id="test:u1", text="hi", display_name="Ada",
+                           profile={"plan": "free"})
+    await app.submit(first)
+    await wait_for(lambda: len(connector.sent) == 1)
+    again = InboundMessage(source="test", dedup_key="k2", thread_external_id="test:t1",
+                           smith_external_id="test:u1", text="upgraded", display_name="Ada L.",
+                           profile={"plan": "pro"})
+    await app.submit(again)
+    await wait_for(lambda: len(connector.sent) == 2)
+    [smith] = await app.store.list_smiths()
+    assert (smith.display_name, smith.metadata) == ("Ada L.", {"plan": "pro"})
+    assert runner.turns[1].smith.metadata == {"plan": "pro"}
