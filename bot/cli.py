@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -116,6 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     kb_search.add_argument("query")
     kb_search.add_argument("--limit", type=int, default=5)
     kb_search.set_defaults(command=cmd_kb_search)
+
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal (the real pipeline)")
+    chat.add_argument("--agent", metavar="SLUG", help="agent to talk to (default: default_agent)")
+    chat.add_argument("--as", dest="as_external_id", metavar="EXTERNAL_ID",
+                      help="the customer you play (default: cli:<your login>)")
+    chat.add_argument("--name", help="your display name (default: from your login)")
+    chat.set_defaults(command=cmd_chat)
+
+    simulate = sub.add_parser("simulate", help="run scripted conversations and check expectations")
+    simulate.add_argument("file", metavar="FILE", help="YAML scenarios (see examples/scenarios.yaml)")
+    simulate.set_defaults(command=cmd_simulate)
     return parser
 
 
@@ -309,6 +321,35 @@ async def cmd_kb_search(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{p.score:.2f}  {where}  ({p.source})")
         print(f"      {snippet(p.text, args.query)}")
     return 0
+
+
+async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.agent.terminal import ChatOptions, chat, default_identity
+
+    if settings.log.level == "INFO":
+        # Turn-by-turn INFO lines would bury the conversation; warnings still show.
+        logging.getLogger().setLevel(logging.WARNING)
+    slug = args.agent or settings.default_agent
+    try:
+        settings.agent(slug)
+    except KeyError:
+        print(f"supportbot: no agent {slug!r} in the configuration", file=sys.stderr)
+        return 2
+    external_id, login_name = default_identity()
+    options = ChatOptions(
+        agent=slug,
+        external_id=args.as_external_id or external_id,
+        display_name=args.name or (None if args.as_external_id else login_name),
+    )
+    return await chat(settings, options, sys.stdin, sys.stdout)
+
+
+async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from bot.agent.simulate import simulate
+
+    return await simulate(settings, Path(args.file), sys.stdout)
 
 
 def _when(ts: float) -> str:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bot.domain import JSON, Run, Smith
 from bot.pipeline.turn import TurnContext
 from bot.providers.base import ChatMessage
+from bot.providers.offline import cite
 
 if TYPE_CHECKING:
     from bot.knowledge import Passage
@@ -53,10 +54,7 @@ def fill(template: str, variables: Mapping[str, str]) -> str:
 
 def citation(passage: Passage) -> str:
     """``Title › Heading (source)`` — how a passage is cited to the customer."""
-    where = passage.title
-    if passage.heading and passage.heading != passage.title:
-        where = f"{where} › {passage.heading}"
-    return f"{where} ({passage.source})"
+    return cite(passage)
 
 
 def rag_record(passage: Passage) -> JSON:

@@ -58,9 +58,14 @@ def phrase_pattern(phrases: Sequence[str]) -> re.Pattern[str] | None:
 
 
 def cite(passage: Passage) -> str:
+    """``Title › Heading (source)``; a heading that already starts with the title (a heading
+    path) is not prefixed twice."""
     where = passage.title
-    if passage.heading and passage.heading != passage.title:
-        where = f"{where} › {passage.heading}"
+    heading = passage.heading or ""
+    if heading.startswith(f"{passage.title} › "):
+        where = heading
+    elif heading and heading != passage.title:
+        where = f"{where} › {heading}"
     return f"{where} ({passage.source})"
 
 
@@ -205,11 +210,17 @@ def _is_question(text: str) -> bool:
 
 
 def _answer(passage: Passage) -> str:
-    lines = [ln for ln in passage.text.strip().splitlines() if not ln.lstrip().startswith("#")]
-    body = " ".join(" ".join(lines).split())
+    """The passage as an answer: heading lines dropped, lines (lists) kept, cut near
+    ``ANSWER_CHARS`` at a sentence end, and the citation."""
+    lines = [
+        " ".join(ln.split())
+        for ln in passage.text.strip().splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    body = "\n".join(lines)
     if len(body) > ANSWER_CHARS:
         cut = body[:ANSWER_CHARS]
-        end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+        end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("! "), cut.rfind("? "))
         body = cut[: end + 1] if end > ANSWER_CHARS // 3 else cut.rsplit(" ", 1)[0] + "…"
     return f"{body}\n\nSource: {cite(passage)}"
 
