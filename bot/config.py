@@ -9,12 +9,21 @@ embedded defaults. The file is ``--config PATH``, else ``$SUPPORTBOT_CONFIG``, e
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -235,6 +244,88 @@ class PipelineSettings(Section):
     drain_timeout_seconds: float = Field(default=20.0, ge=0)
 
 
+class TriageSettings(Section):
+    """Batch triage (``[triage]``): what a sweep takes, and when ``serve`` runs one.
+
+    A schedule is ``interval_seconds`` or ``cron`` (crontab: minute hour day month weekday), in
+    ``timezone``; with neither, ``serve`` does not sweep and ``supportbot triage --once`` is the
+    way to run one.
+    """
+
+    interval_seconds: float | None = Field(default=None, gt=0)
+    cron: str | None = None
+    timezone: str = "UTC"
+    misfire_grace_seconds: float = Field(default=300.0, gt=0)
+    # Conversations per sweep (across channels); None: all that are waiting.
+    limit: int | None = Field(default=None, ge=1)
+    # Turns at once for ``supportbot triage``; None: ``pipeline.concurrency``. Inside ``serve``
+    # the sweep shares the daemon's dispatcher, so ``pipeline.concurrency`` bounds it there.
+    concurrency: int | None = Field(default=None, ge=1, le=1024)
+    # Only conversations updated within this window: a duration (30m, 2h, 1d) or "" for all.
+    since: str = "24h"
+    # Channels to sweep; None: every enabled connector that can list pending work.
+    channels: list[str] | None = None
+    # Post each sweep's digest to this Slack channel id (needs the Slack connector).
+    digest_slack_channel: str | None = None
+    # A sweep stops waiting for its turns and actions after this long (the rest is reported).
+    timeout_seconds: float = Field(default=3600.0, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (expected an IANA name such as UTC)") from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression: {exc}") from None
+        return value
+
+    @field_validator("since")
+    @classmethod
+    def _valid_window(cls, value: str) -> str:
+        if value and parse_duration(value) is None:
+            raise ValueError("expected a duration such as 30m, 2h or 1d, or an empty string")
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> TriageSettings:
+        if self.interval_seconds is not None and self.cron is not None:
+            raise ValueError("set either triage.interval_seconds or triage.cron, not both")
+        return self
+
+    @property
+    def scheduled(self) -> bool:
+        return self.interval_seconds is not None or self.cron is not None
+
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in ``90s``, ``30m``, ``2h``, ``1d``, ``1w`` (or ``1h30m``); None when not one."""
+    match = re.fullmatch(r"(?:\s*(\d+(?:\.\d+)?)\s*([smhdw]))+\s*", text.strip().lower())
+    if not match or not text.strip():
+        return None
+    return sum(
+        float(amount) * _DURATION_UNITS[unit]
+        for amount, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.lower())
+    )
+
+
 class LogSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "text"] = "auto"
@@ -330,6 +421,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     knowledge: KnowledgeSettings = KnowledgeSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    triage: TriageSettings = TriageSettings()
     log: LogSettings = LogSettings()
     agents: list[AgentSettings] = Field(default_factory=_default_agents, min_length=1)
     default_agent: str = "support"
