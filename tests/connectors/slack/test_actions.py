@@ -1,0 +1,198 @@
+"""``SlackConnector.execute`` against the fake Web API: lookups before resends, errors that say
+whether a retry can help, and what each action kind does on Slack."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from bot.config import DatabaseSettings
+from bot.connector import ActionError, ConnectorRuntime
+from bot.domain import Action, ActionKind, Control, InboundMessage, Thread, ThreadState, now
+from bot.pipeline.events import TurnEvents
+from bot.store.database import Database
+from bot.store.migrate import upgrade
+from bot.store.store import Store
+from connectors.slack import SlackConnector, create
+from connectors.slack.connector import mention_markup
+from tests.conftest import make_settings
+from tests.connectors.slack.conftest import CUSTOMER, ESCALATION, LONG_ANSWER, ONCALL_GROUP, SUPPORT
+from tests.fakes.slack import BOT_TOKEN, TEAM, FakeSlack
+
+ROOT = "1700000000.000100"
+Make = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_connector(sqlite_url: str, slack: FakeSlack) -> AsyncIterator[Make]:
+    """Started connectors on the fake Slack; ``execute`` never touches the store, so one
+    database kind is enough here (the end-to-end tests run on both)."""
+    started: list[SlackConnector] = []
+    db = Database(DatabaseSettings(url=sqlite_url))
+    await upgrade(db.engine)
+    store = Store(db)
+
+    async def make(**overrides: Any) -> SlackConnector:
+        section = {"bot_token": BOT_TOKEN, "base_url": slack.base_url, "post_interval_seconds": 0,
+                   "escalation_channel": ESCALATION, "escalation_mention": ONCALL_GROUP, **overrides}
+        settings = make_settings("sqlite://", slack=section)
+
+        async def submit(message: InboundMessage) -> bool:
+            return True
+
+        connector = create(ConnectorRuntime(settings, store, submit, TurnEvents()))
+        assert isinstance(connector, SlackConnector)
+        await connector.start()
+        started.append(connector)
+        return connector
+
+    yield make
+    for connector in started:
+        await connector.stop()
+    await db.dispose()
+
+
+def _thread() -> Thread:
+    return Thread(
+        id="thr_1", smith_id="smt_1", agent_id="agt_1",
+        external_id=f"slack:{TEAM}:{SUPPORT}:{ROOT}", channel="slack", state=ThreadState.OPEN,
+        control=Control.BOT, title=None,
+        metadata={"channel": SUPPORT, "thread_ts": ROOT, "ts": ROOT, "team": TEAM, "user": CUSTOMER},
+        created_at=now(), updated_at=now(),
+    )
+
+
+def _action(kind: ActionKind, *, attempt: int = 0, **fields: Any) -> Action:
+    thread = _thread()
+    return Action(id=f"act_{kind.value}", run_id="run_1", thread_id=thread.id, channel="slack",
+                  kind=kind, ref=dict(thread.metadata), attempt=attempt, **fields)
+
+
+def _bot_message(slack: FakeSlack, action_id: str, part: int, text: str = "sent before") -> str:
+    return str(slack._post(SUPPORT, {
+        "text": text, "thread_ts": ROOT,
+        "metadata": {"event_type": "supportbot_action",
+                     "event_payload": {"action_id": action_id, "part": part}},
+    })["ts"])
+
+
+def test_no_connector_without_a_bot_token() -> None:
+    settings = make_settings("sqlite://")
+
+    async def submit(message: InboundMessage) -> bool:
+        return True
+
+    assert create(ConnectorRuntime(settings, None, submit, TurnEvents())) is None  # type: ignore[arg-type]
+
+
+async def test_a_resend_finds_the_earlier_send_by_its_metadata(
+    make_connector: Make, slack: FakeSlack
+) -> None:
+    connector = await make_connector()
+    earlier = _bot_message(slack, "act_reply", 0)
+    remote = await connector.execute(_action(ActionKind.REPLY, text="hi", attempt=1), _thread())
+    assert remote == earlier
+    assert slack.calls_to("chat.postMessage") == []
+    [lookup] = slack.calls_to("conversations.replies")
+    assert lookup["ts"] == ROOT and lookup["include_all_metadata"] in ("1", "true", True)
+
+
+async def test_a_resend_of_a_split_answer_sends_only_the_missing_parts(
+    make_connector: Make, slack: FakeSlack
+) -> None:
+    connector = await make_connector()
+    _bot_message(slack, "act_reply", 0)
+    await connector.execute(_action(ActionKind.REPLY, text=LONG_ANSWER, attempt=2), _thread())
+    parts = [m["metadata"]["event_payload"]["part"] for m in slack.thread(SUPPORT, ROOT)]
+    assert parts[0] == 0 and parts == list(range(len(parts))) and len(parts) >= 2
+    assert len(slack.calls_to("chat.postMessage")) == len(parts) - 1
+
+
+async def test_a_first_attempt_does_not_look_up(make_connector: Make, slack: FakeSlack) -> None:
+    connector = await make_connector()
+    await connector.execute(_action(ActionKind.REPLY, text="hi"), _thread())
+    assert slack.calls_to("conversations.replies") == []
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+@pytest.mark.parametrize(("error", "hint"), [
+    ("not_in_channel", "invite the bot"),
+    ("missing_scope", "add the scope"),
+])
+async def test_configuration_errors_are_final_and_logged_loudly(
+    make_connector: Make, slack: FakeSlack, caplog: pytest.LogCaptureFixture, error: str, hint: str
+) -> None:
+    connector = await make_connector()
+    slack.fail("chat.postMessage", status=200, error=error, retry_after=None)
+    with caplog.at_level(logging.ERROR, logger="connectors.slack"), pytest.raises(ActionError) as raised:
+        await connector.execute(_action(ActionKind.REPLY, text="hi"), _thread())
+    assert raised.value.retryable is False
+    assert error in str(raised.value)
+    assert hint in caplog.text
+    assert BOT_TOKEN not in caplog.text
+
+
+async def test_server_errors_are_retryable_and_rate_limits_carry_retry_after(
+    make_connector: Make, slack: FakeSlack
+) -> None:
+    connector = await make_connector()
+    slack.fail("chat.postMessage", status=500, error="internal_error", retry_after=None)
+    with pytest.raises(ActionError) as raised:
+        await connector.execute(_action(ActionKind.REPLY, text="hi"), _thread())
+    assert raised.value.retryable is True
+
+    slack.fail("reactions.add", status=429, retry_after=1, times=3)
+    with pytest.raises(ActionError) as limited:
+        await connector.execute(_action(ActionKind.REACT, emoji=":tada:"), _thread())
+    assert limited.value.retryable is True and limited.value.retry_after == 1.0
+
+
+async def test_reactions_close_and_the_no_op_kinds(make_connector: Make, slack: FakeSlack) -> None:
+    connector = await make_connector()
+    await connector.execute(_action(ActionKind.REACT, emoji=":tada:"), _thread())
+    await connector.execute(_action(ActionKind.REACT, emoji="tada"), _thread())  # already_reacted
+    await connector.execute(_action(ActionKind.CLOSE), _thread())
+    assert slack.reactions == {(SUPPORT, ROOT, "tada"), (SUPPORT, ROOT, "white_check_mark")}
+    before = len(slack.calls)
+    for kind in (ActionKind.TAG, ActionKind.UNTAG, ActionKind.ASSIGN, ActionKind.SNOOZE, ActionKind.OPEN):
+        assert await connector.execute(_action(kind, tag="x", assignee="y"), _thread()) is None
+    assert len(slack.calls) == before
+
+
+async def test_notes_go_to_the_escalation_channel_or_nowhere(make_connector: Make, slack: FakeSlack) -> None:
+    connector = await make_connector()
+    await connector.execute(_action(ActionKind.NOTE, text="**Internal:** VIP customer"), _thread())
+    [note] = slack.messages[ESCALATION]
+    assert note["text"].startswith("*Internal:* VIP customer")
+    assert f"/archives/{SUPPORT}/p" in note["text"]
+
+    quiet = await make_connector(escalation_channel=None)
+    before = len(slack.calls)
+    assert await quiet.execute(_action(ActionKind.NOTE, text="x"), _thread()) is None
+    assert len(slack.calls) == before
+
+
+async def test_without_an_escalation_channel_the_escalation_is_posted_in_the_thread(
+    make_connector: Make, slack: FakeSlack
+) -> None:
+    connector = await make_connector(escalation_channel=None, escalation_mention="U0ONCALL")
+    thread = _thread()
+    planned = connector.escalation_actions(reason="refund", priority="urgent", summary="", thread=thread)
+    assert [p.kind for p in planned] == [ActionKind.ESCALATION_POST, ActionKind.REACT, ActionKind.REPLY]
+    post = _action(ActionKind.ESCALATION_POST, text=planned[0].text)
+    await connector.execute(post, thread)
+    [message] = slack.thread(SUPPORT, ROOT)
+    assert message["text"].startswith("<@U0ONCALL> *Escalation* (urgent)")
+    # A resend finds it in the thread.
+    again = await connector.execute(_action(ActionKind.ESCALATION_POST, text="x", attempt=1), thread)
+    assert again == message["ts"] and len(slack.thread(SUPPORT, ROOT)) == 1
+
+
+def test_mention_markup() -> None:
+    assert mention_markup("S0ONCALL") == "<!subteam^S0ONCALL>"
+    assert mention_markup("U123") == "<@U123>"
+    assert mention_markup("@here") == "<!here>"
+    assert mention_markup("<!subteam^S1|@support>") == "<!subteam^S1|@support>"

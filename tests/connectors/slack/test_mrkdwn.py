@@ -1,0 +1,39 @@
+"""Markdown → mrkdwn and splitting long answers."""
+
+from __future__ import annotations
+
+from connectors.slack.mrkdwn import split_message, to_mrkdwn
+
+
+def test_common_markdown_becomes_mrkdwn() -> None:
+    source = "## Steps\n**Reset** your *password* at [the portal](https://acme.example/reset).\n- one\n- two"
+    assert to_mrkdwn(source) == (
+        "*Steps*\n*Reset* your _password_ at <https://acme.example/reset|the portal>.\n• one\n• two"
+    )
+    assert to_mrkdwn("~~old~~ new") == "~old~ new"
+
+
+def test_code_is_left_alone_and_control_characters_are_escaped() -> None:
+    source = "Run `a < b && **c**` then\n```sh\necho **hi** > out\n```\n<b>done</b>"
+    assert to_mrkdwn(source) == (
+        "Run `a &lt; b &amp;&amp; **c**` then\n```\necho **hi** &gt; out\n```\n&lt;b&gt;done&lt;/b&gt;"
+    )
+
+
+def test_short_texts_are_one_piece() -> None:
+    assert split_message("hello") == ["hello"]
+
+
+def test_long_texts_split_on_paragraphs_within_the_limit() -> None:
+    paragraphs = [f"Paragraph {i} " + "word " * 30 for i in range(40)]
+    pieces = split_message("\n\n".join(paragraphs), limit=500)
+    assert all(len(p) <= 500 for p in pieces)
+    assert " ".join(" ".join(pieces).split()) == " ".join(" ".join(paragraphs).split())
+    assert all(p.startswith("Paragraph") for p in pieces)
+
+
+def test_a_code_block_cut_in_two_stays_a_code_block_in_both_pieces() -> None:
+    code = "```\n" + "\n".join(f"line {i}" for i in range(200)) + "\n```"
+    pieces = split_message(code, limit=300)
+    assert len(pieces) > 1
+    assert all(p.count("```") == 2 and len(p) <= 300 for p in pieces)
