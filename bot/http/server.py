@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from bot.http.api import mount_api
+
 if TYPE_CHECKING:
     from bot.app import Application
 
@@ -36,6 +38,7 @@ def build_http_app(app: Application) -> web.Application:
     http.router.add_get("/healthz", healthz)
     http.router.add_get("/readyz", readyz)
     http.router.add_get("/metrics", metrics)
+    mount_api(http, app)
     for connector in app.connectors.values():
         http.router.add_routes(connector.routes())
     return http

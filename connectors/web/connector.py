@@ -1,0 +1,183 @@
+"""The web connector: serves the widget and the chat page, and turns a browser into a visitor
+session (a smith token in an ``HttpOnly`` cookie) that the ``/v1`` conversations API accepts.
+
+Messages go through the conversations API (``bot.http.conversations``), which submits them to
+the inbox and streams the turn. The answer is streamed to the browser as the turn runs and lives
+in the run, so ``execute`` has nothing left to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from bot.connector import Connector, ConnectorRuntime
+from bot.domain import Action, Thread
+from bot.http.auth import SESSION_COOKIE, mint_smith_token
+from bot.store.store import NotFound
+from bot.store.web import WebStore
+from connectors.web.visitors import IdentityRefused, Visitor, VisitorResolver, verify_identity
+
+log = logging.getLogger(__name__)
+
+ANON_COOKIE = "sb_anon"
+ANON_COOKIE_DAYS = 365
+STATIC_FILES = {
+    "chat.css": "text/css",
+    "chat.js": "text/javascript",
+    "widget.js": "text/javascript",
+}
+PAGE_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-cache",
+}
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("connectors.web").joinpath("static", name).read_bytes()
+
+
+class WebConnector(Connector):
+    """The built-in web chat channel (``web``)."""
+
+    name = "web"
+
+    def __init__(self, runtime: ConnectorRuntime):
+        self._runtime = runtime
+        self._settings = runtime.settings
+        self._store = runtime.store
+        self._web = WebStore(runtime.store)
+        self._resolver: VisitorResolver | None = None
+        self._key: bytes | None = None
+        self._assets: dict[str, bytes] = {}
+
+    async def start(self) -> None:
+        slug = self._settings.web.agent or self._settings.default_agent
+        agent_settings = self._settings.agent(slug)
+        agent = await self._store.ensure_agent(agent_settings.slug, agent_settings.name)
+        self._resolver = VisitorResolver(self._store, agent.id)
+        self._key = await self._web.token_key()
+        # Read once: the files are small and serving them must not touch the disk per request.
+        names = ["chat.html", *STATIC_FILES]
+        loaded = await asyncio.to_thread(lambda: {n: _asset(n) for n in names})
+        self._assets = loaded
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        return [
+            web.get("/chat", self.chat_page),
+            web.get("/widget.js", self.widget_js),
+            web.get("/web/static/{name}", self.static),
+            web.post("/web/session", self.session),
+        ]
+
+    async def execute(self, action: Action, thread: Thread) -> str | None:
+        """Nothing to send: the visitor received the answer in the stream, and escalated or
+        closed shows through the thread's state."""
+        return None
+
+    # -- pages ------------------------------------------------------------------------------
+
+    async def chat_page(self, request: web.Request) -> web.Response:
+        headers = {**PAGE_HEADERS,
+                   "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; "
+                                              "frame-ancestors *"}
+        return web.Response(body=self._assets["chat.html"], content_type="text/html",
+                            charset="utf-8", headers=headers)
+
+    async def widget_js(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._assets["widget.js"], content_type="text/javascript",
+                            charset="utf-8",
+                            headers={**PAGE_HEADERS, "Access-Control-Allow-Origin": "*"})
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name not in STATIC_FILES:
+            raise web.HTTPNotFound()
+        return web.Response(body=self._assets[name], content_type=STATIC_FILES[name],
+                            charset="utf-8", headers=PAGE_HEADERS)
+
+    # -- the visitor session ------------------------------------------------------------------
+
+    async def session(self, request: web.Request) -> web.Response:
+        """Decide who the visitor is and set the session cookie the API accepts."""
+        assert self._resolver is not None and self._key is not None
+        body = await _body(request)
+        identity = body.get("identity")
+        anon_token = request.cookies.get(ANON_COOKIE)
+        visitor: Visitor
+        if identity:
+            secret = self._settings.web.identity_secret
+            if secret is None:
+                return _refused("signed identities are not configured (web.identity_secret)")
+            try:
+                user_id = verify_identity(secret.get_secret_value(), str(identity))
+            except IdentityRefused as exc:
+                log.info("web identity refused: %s", exc)
+                return _refused(str(exc))
+            visitor = await self._resolver.signed_in(
+                user_id,
+                anon_token=anon_token,
+                display_name=_text(body.get("name")),
+                customer_id=_text(body.get("customer_id")),
+            )
+        else:
+            visitor = await self._resolver.anonymous(anon_token)
+        try:
+            smith = await self._store.get_smith(visitor.smith.id)
+        except NotFound:
+            raise web.HTTPServiceUnavailable() from None
+        hours = self._settings.web.session_hours
+        token = mint_smith_token(self._key, smith.id, ttl_seconds=hours * 3600)
+        response = web.json_response({
+            "object": "web.session",
+            "smith_id": smith.id,
+            "signed_in": visitor.signed_in,
+            "claimed": visitor.claimed,
+            "display_name": smith.display_name,
+            "expires_in": int(hours * 3600),
+        })
+        secure = _is_https(request)
+        response.set_cookie(SESSION_COOKIE, token, max_age=int(hours * 3600), path="/",
+                            httponly=True, samesite="Lax", secure=secure)
+        if visitor.anon_token is not None and visitor.anon_token != anon_token:
+            response.set_cookie(ANON_COOKIE, visitor.anon_token,
+                                max_age=ANON_COOKIE_DAYS * 86400, path="/",
+                                httponly=True, samesite="Lax", secure=secure)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text='{"error":{"message":"invalid JSON"}}',
+                                 content_type="application/json") from None
+    return body if isinstance(body, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()[:200]
+    return None
+
+
+def _refused(reason: str) -> web.Response:
+    return web.json_response(
+        {"error": {"message": reason, "type": "authentication_error", "code": "identity_refused"}},
+        status=401,
+    )
+
+
+def _is_https(request: web.Request) -> bool:
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.secure or forwarded == "https"

@@ -1,0 +1,394 @@
+/* supportbot chat: the /chat page and the panel /widget.js opens (same page, in an iframe).
+ * No build step, no dependencies. Text is always inserted as text, never as HTML.
+ * Host-page API: window.SupportbotChat.identify({identity, name, customer_id}) — or, from the
+ * embedding page, Supportbot.identify(...) which posts the same message into this frame. */
+(function () {
+  "use strict";
+
+  var STORE_KEY = "supportbot.conversation";
+  var el = function (id) { return document.getElementById(id); };
+  var log = el("sb-log"), input = el("sb-input"), form = el("sb-form"), send = el("sb-send");
+  var stateBox = el("sb-state"), empty = el("sb-empty"), errorBox = el("sb-error");
+  var fileInput = el("sb-file"), filesBox = el("sb-files"), who = el("sb-who");
+  var historyBox = el("sb-history"), historyList = el("sb-history-list");
+  var historyToggle = el("sb-history-toggle");
+
+  var current = null;        // the open conversation object
+  var pendingFiles = [];     // File objects chosen but not sent yet
+  var busy = false;
+  var identity = readHashIdentity();
+  var ready = startSession(identity).then(restore);
+
+  function readHashIdentity() {
+    var params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    if (!params.get("identity")) { return null; }
+    var found = { identity: params.get("identity"), name: params.get("name"),
+                  customer_id: params.get("customer_id") };
+    // Keep the signed token out of the address bar (and of copied links).
+    history.replaceState(null, "", location.pathname + location.search);
+    return found;
+  }
+
+  function api(path, options) {
+    options = options || {};
+    options.credentials = "same-origin";
+    options.headers = Object.assign({ "Accept": "application/json" }, options.headers || {});
+    return fetch(path, options).then(function (response) {
+      if (response.status === 401 && !options._retried) {
+        // The session cookie expired: make a new one and try once more.
+        options._retried = true;
+        return startSession(identity).then(function () { return api(path, options); });
+      }
+      if (!response.ok) {
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          var message = (body.error && body.error.message) || ("HTTP " + response.status);
+          var error = new Error(message);
+          error.status = response.status;
+          throw error;
+        });
+      }
+      return response.json();
+    });
+  }
+
+  function startSession(who_) {
+    return fetch("/web/session", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify(who_ || {})
+    }).then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) { throw new Error((body.error && body.error.message) || "sign-in refused"); }
+        showWho(body);
+        return body;
+      });
+    });
+  }
+
+  function showWho(session) {
+    who.textContent = session.signed_in
+      ? "Signed in" + (session.display_name ? " as " + session.display_name : "")
+      : "Chatting as a guest";
+    document.documentElement.setAttribute("data-smith", session.smith_id);
+  }
+
+  function identify(next) {
+    identity = next;
+    ready = startSession(next).then(function (session) {
+      return loadHistory().then(function () { return session; });
+    }).catch(showError);
+    return ready;
+  }
+
+  function restore() {
+    return loadHistory().then(function (list) {
+      var wanted = sessionStorage.getItem(STORE_KEY) || localStorage.getItem(STORE_KEY);
+      var pick = list.filter(function (c) { return c.id === wanted; })[0] || list[0];
+      if (pick) { return openConversation(pick); }
+    }).catch(showError);
+  }
+
+  function loadHistory() {
+    return api("/v1/conversations?limit=20").then(function (page) {
+      historyList.textContent = "";
+      page.data.forEach(function (c) {
+        var li = document.createElement("li");
+        var button = document.createElement("button");
+        button.type = "button";
+        button.textContent = c.title || "Untitled conversation";
+        button.setAttribute("data-conversation", c.id);
+        if (current && c.id === current.id) { button.setAttribute("aria-current", "true"); }
+        button.addEventListener("click", function () {
+          openConversation(c);
+          toggleHistory(false);
+          input.focus();
+        });
+        li.appendChild(button);
+        historyList.appendChild(li);
+      });
+      return page.data;
+    });
+  }
+
+  function remember(conversation) {
+    current = conversation;
+    localStorage.setItem(STORE_KEY, conversation ? conversation.id : "");
+    document.documentElement.setAttribute("data-conversation", conversation ? conversation.id : "");
+  }
+
+  function openConversation(conversation) {
+    remember(conversation);
+    log.textContent = "";
+    return api("/v1/conversations/" + encodeURIComponent(conversation.id) + "/items?limit=100")
+      .then(function (page) {
+        page.data.forEach(function (item) {
+          var text = "", files = [], annotations = [];
+          (item.content || []).forEach(function (part) {
+            if (part.type === "input_text" || part.type === "output_text") {
+              text += part.text;
+              annotations = annotations.concat(part.annotations || []);
+            } else if (part.filename) { files.push(part.filename); }
+          });
+          var bubble = addMessage(item.role, text, files);
+          if (annotations.length) { showCitations(bubble, annotations); }
+        });
+        return api("/v1/conversations/" + encodeURIComponent(conversation.id));
+      })
+      .then(function (fresh) { remember(fresh); showState(fresh.state); });
+  }
+
+  function newConversation() {
+    remember(null);
+    log.textContent = "";
+    showState("open");
+    empty.hidden = false;
+    input.focus();
+  }
+
+  function addMessage(role, text, files) {
+    empty.hidden = true;
+    var li = document.createElement("li");
+    li.className = "sb-msg";
+    li.setAttribute("data-role", role);
+    var label = document.createElement("span");
+    label.className = "sr-only";
+    label.textContent = role === "user" ? "You said: " : (role === "assistant" ? "Support said: " : "");
+    li.appendChild(label);
+    var body = document.createElement("span");
+    body.className = "sb-text";
+    body.textContent = text || "";
+    li.appendChild(body);
+    (files || []).forEach(function (name) {
+      var span = document.createElement("span");
+      span.className = "sb-attachment";
+      span.textContent = "📎 " + name;
+      li.appendChild(span);
+    });
+    log.appendChild(li);
+    li.scrollIntoView({ block: "end" });
+    return li;
+  }
+
+  function showCitations(bubble, citations) {
+    if (!citations || !citations.length) { return; }
+    var box = document.createElement("div");
+    box.className = "sb-citations";
+    box.appendChild(document.createTextNode("Sources:"));
+    var list = document.createElement("ol");
+    citations.forEach(function (c) {
+      var li = document.createElement("li");
+      var a = document.createElement("a");
+      a.className = "sb-citation";
+      a.textContent = c.title || c.source || "source";
+      if (c.url) {
+        a.href = c.url; a.target = "_blank"; a.rel = "noopener noreferrer";
+      } else {
+        // A bundled document has no address of its own: the link reveals the passage.
+        a.href = "#"; a.setAttribute("role", "button"); a.setAttribute("aria-expanded", "false");
+        var snippet = document.createElement("p");
+        snippet.hidden = true; snippet.textContent = (c.snippet || "") + (c.source ? " (" + c.source + ")" : "");
+        a.addEventListener("click", function (event) {
+          event.preventDefault();
+          snippet.hidden = !snippet.hidden;
+          a.setAttribute("aria-expanded", String(!snippet.hidden));
+        });
+        li.appendChild(a); li.appendChild(snippet); list.appendChild(li);
+        return;
+      }
+      li.appendChild(a);
+      list.appendChild(li);
+    });
+    box.appendChild(list);
+    bubble.appendChild(box);
+  }
+
+  function showState(state) {
+    document.documentElement.setAttribute("data-state", state || "open");
+    if (state === "escalated") {
+      stateBox.hidden = false;
+      stateBox.setAttribute("data-state", "escalated");
+      stateBox.textContent = "Escalated: a person from our team has this conversation and will reply here.";
+    } else if (state === "closed") {
+      stateBox.hidden = false;
+      stateBox.setAttribute("data-state", "closed");
+      stateBox.textContent = "This conversation is closed. Write again to reopen it, or start a new conversation.";
+    } else {
+      stateBox.hidden = true;
+      stateBox.removeAttribute("data-state");
+      stateBox.textContent = "";
+    }
+  }
+
+  function showError(error) {
+    errorBox.hidden = !error;
+    errorBox.textContent = error ? (error.message || String(error)) : "";
+  }
+
+  function setBusy(value) {
+    busy = value;
+    send.disabled = value;
+    form.setAttribute("aria-busy", String(value));
+  }
+
+  function uploadFiles() {
+    return Promise.all(pendingFiles.map(function (file) {
+      var data = new FormData();
+      data.append("file", file, file.name);
+      return api("/v1/files", { method: "POST", body: data });
+    }));
+  }
+
+  function ensureConversation() {
+    if (current) { return Promise.resolve(current); }
+    return api("/v1/conversations", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "{}"
+    }).then(function (conversation) { remember(conversation); return conversation; });
+  }
+
+  function submit(event) {
+    if (event) { event.preventDefault(); }
+    var text = input.value.trim();
+    if (busy || (!text && !pendingFiles.length)) { return; }
+    showError(null);
+    setBusy(true);
+    var names = pendingFiles.map(function (f) { return f.name; });
+    var bubble = addMessage("user", text, names);
+    input.value = "";
+    autosize();
+    var answer = null;
+    ready.then(ensureConversation).then(function (conversation) {
+      return uploadFiles().then(function (uploaded) {
+        pendingFiles = []; renderFiles();
+        answer = addMessage("assistant", "", []);
+        answer.setAttribute("aria-busy", "true");
+        return stream(conversation, text, uploaded.map(function (f) { return f.id; }), answer);
+      });
+    }).catch(function (error) {
+      if (answer && !answer.querySelector(".sb-text").textContent) { answer.remove(); }
+      bubble.setAttribute("data-failed", "true");
+      showError(error);
+    }).then(function () {
+      if (answer) { answer.removeAttribute("aria-busy"); }
+      setBusy(false);
+      loadHistory().catch(function () {});
+      input.focus();
+    });
+  }
+
+  function stream(conversation, text, fileIds, bubble) {
+    var target = bubble.querySelector(".sb-text");
+    return fetch("/v1/conversations/" + encodeURIComponent(conversation.id) + "/messages", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "text/event-stream" },
+      body: JSON.stringify({ content: text, attachments: fileIds,
+                             client_message_id: String(Date.now()) + Math.random().toString(16).slice(2) })
+    }).then(function (response) {
+      if (!response.ok || !response.body) {
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          throw new Error((body.error && body.error.message) || ("HTTP " + response.status));
+        });
+      }
+      var reader = response.body.getReader();
+      var decoder = new TextDecoder();
+      var buffer = "";
+      function pump() {
+        return reader.read().then(function (chunk) {
+          if (chunk.done) { return; }
+          buffer += decoder.decode(chunk.value, { stream: true });
+          var frames = buffer.split("\n\n");
+          buffer = frames.pop();
+          frames.forEach(function (frame) { handleFrame(frame, target, bubble); });
+          return pump();
+        });
+      }
+      return pump();
+    });
+  }
+
+  function handleFrame(frame, target, bubble) {
+    var name = "message", data = "";
+    frame.split("\n").forEach(function (line) {
+      if (line.indexOf("event:") === 0) { name = line.slice(6).trim(); }
+      else if (line.indexOf("data:") === 0) { data += line.slice(5).trim(); }
+    });
+    if (!data) { return; }
+    var payload = JSON.parse(data);
+    if (name === "message.delta") {
+      target.textContent += payload.delta || "";
+      bubble.scrollIntoView({ block: "end" });
+    } else if (name === "tool.executing") {
+      bubble.setAttribute("data-tool", payload.name || "tool");
+    } else if (name === "run.completed" || name === "run.failed") {
+      if (!target.textContent && payload.output_text) { target.textContent = payload.output_text; }
+      if (name === "run.failed" && !target.textContent) {
+        target.textContent = "Sorry, something went wrong. Your message is kept and we will answer it.";
+      }
+      showCitations(bubble, payload.citations);
+      if (payload.conversation) {
+        showState(payload.conversation.state);
+        if (current) { current.state = payload.conversation.state; current.title = payload.conversation.title; }
+      }
+    } else if (name === "run.skipped") {
+      bubble.setAttribute("data-role", "note");
+      target.textContent = "Your message was passed to the person handling this conversation.";
+      showState("escalated");
+    }
+  }
+
+  function renderFiles() {
+    filesBox.textContent = "";
+    pendingFiles.forEach(function (file, index) {
+      var chip = document.createElement("span");
+      chip.textContent = "📎 " + file.name;
+      var remove = document.createElement("button");
+      remove.type = "button";
+      remove.textContent = "×";
+      remove.setAttribute("aria-label", "Remove " + file.name);
+      remove.addEventListener("click", function () {
+        pendingFiles.splice(index, 1); renderFiles(); input.focus();
+      });
+      chip.appendChild(remove);
+      filesBox.appendChild(chip);
+    });
+  }
+
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 160) + "px";
+  }
+
+  function toggleHistory(open) {
+    var show = typeof open === "boolean" ? open : historyBox.hidden;
+    historyBox.hidden = !show;
+    historyToggle.setAttribute("aria-expanded", String(show));
+    if (show) { loadHistory().catch(showError); }
+  }
+
+  form.addEventListener("submit", submit);
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { submit(event); }
+  });
+  input.addEventListener("input", autosize);
+  fileInput.addEventListener("change", function () {
+    Array.prototype.forEach.call(fileInput.files, function (file) { pendingFiles.push(file); });
+    fileInput.value = "";
+    renderFiles();
+  });
+  el("sb-new").addEventListener("click", newConversation);
+  historyToggle.addEventListener("click", function () { toggleHistory(); });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && !historyBox.hidden) { toggleHistory(false); historyToggle.focus(); }
+  });
+  window.addEventListener("message", function (event) {
+    // Only the page that embeds this frame may pass an identity (it is signed anyway).
+    if (event.source !== window.parent || !event.data || event.data.type !== "supportbot:identify") { return; }
+    identify({ identity: event.data.identity, name: event.data.name, customer_id: event.data.customer_id });
+  });
+
+  window.SupportbotChat = {
+    identify: identify,
+    ready: function () { return ready; },
+    send: function (text) { input.value = text; submit(); },
+    newConversation: newConversation
+  };
+})();
