@@ -1,0 +1,621 @@
+"""The Intercom connector: signed webhooks and a poller in, replies/notes/tags/assignment/state out.
+
+Inbound, the customer's newest messages (user/lead comments after the last answer) become
+``InboundMessage``s keyed by their conversation part, so a webhook, its retry, the poller and
+the triage job all produce the same key and the inbox stores each message once. Handoff:
+a human admin's reply or an assignment to a human admin puts the thread under human control;
+a close closes it; a customer who writes in a closed conversation reopens it and, with
+``intercom.resume_on_reopen``, gives it back to the bot. The bot's own parts (its admin id
+from ``GET /me``) never start a turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+from bot.config import IntercomSettings
+from bot.connector import ActionError, Connector, ConnectorRuntime
+from bot.domain import (
+    JSON,
+    Action,
+    ActionKind,
+    Control,
+    InboundMessage,
+    PlannedAction,
+    Smith,
+    Thread,
+    ThreadState,
+)
+from bot.store.store import NotFound, ThreadChange
+from connectors.intercom.client import IntercomClient, IntercomError
+from connectors.intercom.model import (
+    SOURCE,
+    Conversation,
+    conversation_id_of,
+    has_marker,
+    html_to_text,
+    inbound_messages,
+    marker,
+    text_to_html,
+    thread_external_id,
+)
+from connectors.intercom.webhook import WebhookEndpoint
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_SECONDS = 60.0
+POLL_OVERLAP_SECONDS = 300.0  # search results lag behind writes by up to a few minutes
+SEEN_NOTIFICATIONS = 10_000
+RECENT_PARTS = 50  # how far back a resend looks for its earlier attempt
+DRY_RUN_PREFIX = "[dry run] would reply: "
+CURSOR_NAME = "intercom.poller"
+
+USER_TOPICS = frozenset({"conversation.user.created", "conversation.user.replied"})
+STATE_TOPICS = frozenset(
+    {
+        "conversation.admin.replied",
+        "conversation.admin.assigned",
+        "conversation.admin.closed",
+        "conversation.admin.opened",
+    }
+)
+
+
+def poll_interval(settings: IntercomSettings) -> float | None:
+    """Seconds between polls, or None for no poller: unset means every 60 s without webhooks
+    (no client secret) and off with them; 0 turns it off."""
+    if settings.poll_interval_seconds is None:
+        return None if settings.client_secret is not None else DEFAULT_POLL_SECONDS
+    return settings.poll_interval_seconds or None
+
+
+class IntercomConnector(Connector):
+    name = "intercom"
+
+    def __init__(self, runtime: ConnectorRuntime):
+        self._runtime = runtime
+        self._settings = runtime.settings.intercom
+        secret = self._settings.client_secret
+        self._webhook = WebhookEndpoint(
+            self,
+            secret=secret.get_secret_value().encode() if secret is not None else None,
+            max_body_bytes=runtime.settings.http.max_body_bytes,
+        )
+        self._client: IntercomClient | None = None
+        self._admin_id: str | None = None
+        self._admin_lock = asyncio.Lock()
+        self._tag_ids: dict[str, str] = {}
+        self._tags_loaded = False
+        self._tag_lock = asyncio.Lock()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.poll_interval = poll_interval(self._settings)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def client(self) -> IntercomClient:
+        if self._client is None:
+            raise RuntimeError("the Intercom connector is not started")
+        return self._client
+
+    def routes(self) -> list[Any]:
+        return self._webhook.routes()
+
+    async def start(self) -> None:
+        self._client = IntercomClient(self._settings)
+        try:
+            await self.bot_admin_id()
+        except IntercomError as exc:
+            # Not fatal: the daemon starts, /readyz says not ready, and the id is asked again
+            # when first needed.
+            log.error("cannot identify the bot's Intercom admin (GET /me): %s", exc)
+        if self.poll_interval:
+            task = asyncio.create_task(self._poll_forever(self.poll_interval), name="intercom-poller")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            log.info("Intercom poller every %.0fs", self.poll_interval)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._client is not None:
+            try:
+                await self._client.close()
+            except Exception:
+                log.exception("closing the Intercom HTTP client failed")
+            self._client = None
+
+    def ready(self) -> bool:
+        return self._admin_id is not None
+
+    async def bot_admin_id(self) -> str:
+        """The admin the bot acts as (from ``GET /me``), asked once."""
+        if self._admin_id is not None:
+            return self._admin_id
+        async with self._admin_lock:
+            if self._admin_id is None:
+                me = await self.client.me()
+                if not me.get("id"):
+                    raise IntercomError("GET /me returned no admin id", retryable=False)
+                self._admin_id = str(me["id"])
+                log.info("acting as Intercom admin %s", self._admin_id)
+        return self._admin_id
+
+    # -- inbound: notifications -------------------------------------------------------------
+
+    async def handle_notification(self, payload: JSON) -> tuple[int, str]:
+        """Act on one verified webhook notification; returns the HTTP status and a reason."""
+        topic = payload.get("topic")
+        notification_id = payload.get("id")
+        if topic == "ping":
+            return 200, "pong"
+        if topic not in USER_TOPICS and topic not in STATE_TOPICS:
+            return 200, f"topic {topic!r} ignored"
+        if isinstance(notification_id, str) and notification_id in self._seen:
+            return 200, "notification already handled"
+        data = payload.get("data")
+        item = data.get("item") if isinstance(data, dict) else None
+        if not isinstance(item, dict) or item.get("id") is None:
+            return 400, "notification without a conversation item"
+        try:
+            conversation = Conversation.from_json(item)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            return 400, f"unreadable conversation item: {exc}"
+        try:
+            if topic in USER_TOPICS:
+                new = await self.ingest(conversation)
+                reason = f"{new} new message(s)"
+            else:
+                reason = await self._state_change(str(topic), conversation)
+        except IntercomError as exc:
+            log.warning("Intercom notification %s not handled yet: %s", notification_id, exc)
+            return 503, "Intercom is not answering; deliver again later"
+        except Exception:
+            log.exception("Intercom notification %s failed", notification_id)
+            return 503, "not stored; deliver again later"
+        if isinstance(notification_id, str):
+            self._remember(notification_id)
+        return 200, reason
+
+    def _remember(self, notification_id: str) -> None:
+        # The part id is the durable dedup key; this only spares work on Intercom's retries.
+        self._seen[notification_id] = None
+        while len(self._seen) > SEEN_NOTIFICATIONS:
+            self._seen.popitem(last=False)
+
+    async def ingest(self, conversation: Conversation) -> int:
+        """Submit the conversation's pending customer messages; returns how many were new."""
+        human = await self._human_assigned(conversation)
+        if human:
+            # Recorded (and skipped by the dispatcher), never answered.
+            await self._update_threads(
+                conversation, ThreadChange(control=Control.HUMAN), create=True
+            )
+        new = 0
+        for message in self._messages(conversation):
+            if await self.accept(message, resume=not human):
+                new += 1
+        return new
+
+    def _messages(self, conversation: Conversation) -> list[InboundMessage]:
+        return inbound_messages(
+            conversation,
+            conversation.pending_customer_parts(),
+            agent_slug=self._settings.agent,
+            max_attachments=self._settings.max_attachments,
+            max_attachment_bytes=self._settings.max_attachment_bytes,
+        )
+
+    async def accept(self, message: InboundMessage, *, resume: bool = True) -> bool:
+        """Put one message in the inbox (False: already there). A customer writing in a closed
+        conversation reopens it and, with ``resume_on_reopen``, hands it back to the bot."""
+        store = self._runtime.store
+        if await store.inbox_seen(SOURCE, message.dedup_key):
+            return False
+        for thread in await store.find_threads_by_external(message.thread_external_id):
+            if thread.state is ThreadState.CLOSED:
+                back = resume and self._settings.resume_on_reopen
+                control = Control.BOT if back else None
+                await store.update_thread(thread.id, ThreadChange(state=ThreadState.OPEN, control=control))
+                log.info("customer reopened %s", message.thread_external_id)
+        return await self._runtime.submit(message)
+
+    async def _human_assigned(self, conversation: Conversation) -> bool:
+        assignee = conversation.admin_assignee_id
+        if assignee is None:
+            return False
+        return assignee != await self.bot_admin_id()
+
+    async def _state_change(self, topic: str, conversation: Conversation) -> str:
+        if topic == "conversation.admin.closed":
+            changed = await self._update_threads(conversation, ThreadChange(state=ThreadState.CLOSED))
+            return f"closed {changed} thread(s)"
+        if topic == "conversation.admin.opened":
+            changed = await self._update_threads(conversation, ThreadChange(state=ThreadState.OPEN))
+            return f"opened {changed} thread(s)"
+        bot = await self.bot_admin_id()
+        if topic == "conversation.admin.replied":
+            human = [
+                p for p in conversation.parts
+                if p.author.type == "admin" and p.author.id != bot and p.is_message
+            ]
+            if not human:
+                return "the bot's own reply"
+            changed = await self._update_threads(
+                conversation, ThreadChange(control=Control.HUMAN), create=True
+            )
+            log.info("a human admin replied in %s: the bot steps back", conversation.id)
+            return f"human took over {changed} thread(s)"
+        # conversation.admin.assigned
+        assignee = conversation.admin_assignee_id
+        if assignee is None:
+            return "assigned to a team or nobody: no change"
+        if assignee == bot:
+            changed = await self._update_threads(conversation, ThreadChange(control=Control.BOT))
+            return f"assigned to the bot: {changed} thread(s) back to the bot"
+        changed = await self._update_threads(
+            conversation, ThreadChange(control=Control.HUMAN), create=True
+        )
+        return f"assigned to a human: {changed} thread(s)"
+
+    async def _update_threads(
+        self, conversation: Conversation, change: ThreadChange, *, create: bool = False
+    ) -> int:
+        store = self._runtime.store
+        external_id = thread_external_id(conversation.id)
+        threads = await store.find_threads_by_external(external_id)
+        if not threads and create:
+            created = await self._create_thread(conversation)
+            threads = [created] if created else []
+        changed = 0
+        for thread in threads:
+            if (change.state is None or change.state is thread.state) and (
+                change.control is None or change.control is thread.control
+            ):
+                continue
+            await store.update_thread(thread.id, change)
+            changed += 1
+        return changed
+
+    async def _create_thread(self, conversation: Conversation) -> Thread | None:
+        """The thread for a conversation the bot has not seen yet, so a human's takeover holds
+        for messages that arrive later."""
+        contact_id = conversation.customer_id
+        if contact_id is None:
+            return None
+        store = self._runtime.store
+        slug = self._settings.agent or self._runtime.settings.default_agent
+        try:
+            agent = await store.get_agent(slug)
+        except NotFound:
+            log.warning("no agent %r for Intercom conversation %s", slug, conversation.id)
+            return None
+        author = conversation.customer_author()
+        smith = await store.ensure_smith(
+            f"intercom:{contact_id}",
+            agent.id,
+            display_name=(author.name or author.email) if author else None,
+        )
+        try:
+            return await store.ensure_thread(
+                smith,
+                thread_external_id(conversation.id),
+                self.name,
+                metadata={"conversation_id": conversation.id},
+            )
+        except PermissionError:
+            log.warning("conversation %s belongs to another smith; not touched", conversation.id)
+            return None
+
+    # -- inbound: polling --------------------------------------------------------------------
+
+    async def fetch_pending(self, *, since: float | None, limit: int | None) -> list[InboundMessage]:
+        """Messages of open conversations waiting for an answer: updated after ``since`` (all
+        when None), not assigned to a human, whose newest message is the customer's. At most
+        ``limit`` conversations; pages by hand with ``starting_after``."""
+        filters: list[JSON] = [
+            {"field": "state", "operator": "=", "value": "open"},
+            {"field": "waiting_since", "operator": ">", "value": 0},
+        ]
+        if since is not None:
+            filters.append({"field": "updated_at", "operator": ">", "value": int(since)})
+        query: JSON = {"operator": "AND", "value": filters}
+        bot = await self.bot_admin_id()
+        messages: list[InboundMessage] = []
+        conversations = 0
+        cursor: str | None = None
+        while True:
+            page = await self.client.search_conversations(
+                query, per_page=self._settings.poll_page_size, starting_after=cursor
+            )
+            for summary in page.conversations:
+                if not _may_be_waiting(summary, bot):
+                    continue
+                found = Conversation.from_json(
+                    await self.client.find_conversation(str(summary["id"]))
+                )
+                if found.state != "open" or found.admin_assignee_id not in (None, bot):
+                    continue
+                pending = self._messages(found)
+                if not pending:
+                    continue
+                messages.extend(pending)
+                conversations += 1
+                if limit is not None and conversations >= limit:
+                    return messages
+            if not page.next_cursor or not page.conversations:
+                return messages
+            cursor = page.next_cursor
+
+    async def poll_once(self) -> int:
+        """One sweep: everything waiting since the stored cursor goes to the inbox."""
+        store = self._runtime.store
+        started = time.time()
+        cursor = await store.get_cursor(CURSOR_NAME)
+        since = float(cursor["since"]) if cursor and "since" in cursor else (
+            started - self._settings.poll_lookback_seconds
+        )
+        new = 0
+        for message in await self.fetch_pending(since=since, limit=None):
+            if await self.accept(message):
+                new += 1
+        await store.set_cursor(CURSOR_NAME, {"since": started - POLL_OVERLAP_SECONDS})
+        return new
+
+    async def _poll_forever(self, interval: float) -> None:
+        failures = 0
+        while True:
+            try:
+                new = await self.poll_once()
+                failures = 0
+                if new:
+                    log.info("Intercom poller found %d new message(s)", new)
+                delay = interval
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(interval * 2**failures, 900.0)
+                log.warning("Intercom poll failed (%s); next try in %.0fs", exc, delay)
+            await asyncio.sleep(delay)
+
+    # -- outbound ------------------------------------------------------------------------------
+
+    async def execute(self, action: Action, thread: Thread) -> str | None:
+        conversation_id = conversation_id_of(thread.external_id) or action.ref.get("conversation_id")
+        if not conversation_id:
+            raise ActionError(f"thread {thread.id} is not an Intercom conversation", retryable=False)
+        try:
+            return await self._execute(action, str(conversation_id))
+        except IntercomError as exc:
+            raise ActionError(str(exc), retryable=exc.retryable, retry_after=exc.retry_after) from None
+
+    async def _execute(self, action: Action, conversation_id: str) -> str | None:
+        admin = await self.bot_admin_id()
+        client = self.client
+        kind = action.kind
+        dry_run = self._settings.dry_run
+        if kind is ActionKind.REPLY:
+            if dry_run:
+                return await self._post(action, conversation_id, "note", DRY_RUN_PREFIX + (action.text or ""))
+            return await self._post(action, conversation_id, "comment", action.text or "")
+        if kind is ActionKind.NOTE:
+            return await self._post(action, conversation_id, "note", action.text or "")
+        if kind is ActionKind.TAG:
+            tag_id = await self._tag_id(_tag_name(action), create=True)
+            assert tag_id is not None
+            await client.tag_conversation(conversation_id, tag_id=tag_id, admin_id=admin)
+            return tag_id
+        if kind is ActionKind.UNTAG:
+            tag_id = await self._tag_id(_tag_name(action), create=False)
+            if tag_id is None:
+                return None  # a tag that does not exist is on no conversation
+            try:
+                await client.untag_conversation(conversation_id, tag_id=tag_id, admin_id=admin)
+            except IntercomError as exc:
+                if exc.status != 404:
+                    raise
+            return tag_id
+        if kind is ActionKind.ASSIGN:
+            assignee = action.assignee or self._settings.escalation_assignee
+            assignee_type, _, assignee_id = (assignee or "").partition(":")
+            if assignee_type not in ("team", "admin") or not assignee_id:
+                raise ActionError(
+                    f"cannot assign to {assignee!r}: expected 'team:<id>' or 'admin:<id>'",
+                    retryable=False,
+                )
+            result = await client.assign_conversation(
+                conversation_id, admin_id=admin, assignee_type=assignee_type, assignee_id=assignee_id
+            )
+            return _newest_part_id(result)
+        if kind in (ActionKind.CLOSE, ActionKind.SNOOZE) and dry_run:
+            what = "close" if kind is ActionKind.CLOSE else "snooze"
+            return await self._post(action, conversation_id, "note", f"[dry run] would {what} this conversation")
+        if kind is ActionKind.CLOSE:
+            if action.attempt > 0:
+                current = Conversation.from_json(await client.find_conversation(conversation_id))
+                if current.state == "closed":
+                    return None
+            return _newest_part_id(await client.close_conversation(conversation_id, admin_id=admin))
+        if kind is ActionKind.SNOOZE:
+            if action.until is None:
+                raise ActionError("snooze without 'until'", retryable=False)
+            result = await client.snooze_conversation(
+                conversation_id, admin_id=admin, until=int(action.until)
+            )
+            return _newest_part_id(result)
+        if kind is ActionKind.OPEN:
+            return _newest_part_id(await client.open_conversation(conversation_id, admin_id=admin))
+        raise ActionError(f"Intercom cannot {kind.value}", retryable=False)
+
+    async def _post(self, action: Action, conversation_id: str, message_type: str, text: str) -> str | None:
+        """A comment or note, never twice: a resend first looks for the earlier attempt."""
+        admin = await self.bot_admin_id()
+        if action.attempt > 0:
+            earlier = await self._find_sent(action, conversation_id, admin, text)
+            if earlier is not None:
+                log.info("action %s was delivered before (part %s); not resending", action.id, earlier)
+                return earlier
+        body = _with_marker(text_to_html(text), marker(action.id))
+        result = await self.client.reply(
+            conversation_id, admin_id=admin, message_type=message_type, body=body
+        )
+        posted = Conversation.from_json(result)
+        for part in reversed(posted.parts):
+            if has_marker(part.body, action.id):
+                return part.id
+        return _newest_part_id(result)
+
+    async def _find_sent(
+        self, action: Action, conversation_id: str, admin: str, text: str
+    ) -> str | None:
+        """The part an earlier attempt of ``action`` created, if any: by its marker, else (a
+        sanitizer could drop the marker) by its exact text written after the turn began."""
+        current = Conversation.from_json(await self.client.find_conversation(conversation_id))
+        recent = [p for p in current.parts[-RECENT_PARTS:] if p.author.id == admin]
+        for part in reversed(recent):
+            if has_marker(part.body, action.id):
+                return part.id
+        try:
+            run = await self._runtime.store.get_run(action.run_id)
+        except NotFound:
+            return None
+        wanted = html_to_text(text_to_html(text))
+        for part in reversed(recent):
+            if part.created_at >= run.started_at - 60 and html_to_text(part.body) == wanted:
+                return part.id
+        return None
+
+    async def _tag_id(self, name: str, *, create: bool) -> str | None:
+        """The workspace's id for a tag name: listed once, created when missing, then cached."""
+        key = name.lower()
+        if key in self._tag_ids:
+            return self._tag_ids[key]
+        async with self._tag_lock:
+            if not self._tags_loaded:
+                for tag in await self.client.list_tags():
+                    if tag.get("name") and tag.get("id"):
+                        self._tag_ids.setdefault(str(tag["name"]).lower(), str(tag["id"]))
+                self._tags_loaded = True
+            if key not in self._tag_ids and create:
+                created = await self.client.create_tag(name)
+                self._tag_ids[key] = str(created["id"])
+            return self._tag_ids.get(key)
+
+    # -- what the tools do here --------------------------------------------------------------
+
+    def escalation_actions(
+        self, *, reason: str, priority: str, summary: str, thread: Thread
+    ) -> list[PlannedAction]:
+        """Tags ``escalated`` and ``priority:<p>``, an admin note, assignment (when configured)
+        and a message telling the customer a person will follow up."""
+        level = (priority or "medium").strip().lower() or "medium"
+        note = f"Escalated by the bot (priority: {level}).\nReason: {reason}"
+        if summary:
+            note += f"\n\nSummary:\n{summary}"
+        actions = [
+            PlannedAction(ActionKind.TAG, tag="escalated"),
+            PlannedAction(ActionKind.TAG, tag=f"priority:{level}"),
+            PlannedAction(ActionKind.NOTE, text=note),
+        ]
+        if self._settings.escalation_assignee:
+            actions.append(PlannedAction(ActionKind.ASSIGN, assignee=self._settings.escalation_assignee))
+        actions.append(PlannedAction(ActionKind.REPLY, text=self._settings.escalation_message))
+        return actions
+
+    def close_actions(self, *, resolution_summary: str, thread: Thread) -> list[PlannedAction]:
+        return [
+            PlannedAction(ActionKind.NOTE, text=f"Resolved by the bot: {resolution_summary}"),
+            PlannedAction(ActionKind.CLOSE),
+        ]
+
+    async def user_info(self, smith: Smith, thread: Thread) -> JSON:
+        """The conversation's own contact — never anyone else, whatever the model asked for."""
+        conversation_id = conversation_id_of(thread.external_id)
+        if conversation_id is None:
+            return {}
+        conversation = Conversation.from_json(await self.client.find_conversation(conversation_id))
+        contact_id = conversation.customer_id
+        if contact_id is None or smith.external_id != f"intercom:{contact_id}":
+            log.warning("conversation %s is not this smith's; no user info", conversation_id)
+            return {}
+        contact = await self.client.find_contact(contact_id)
+        try:
+            companies = await self.client.contact_companies(contact_id)
+        except IntercomError as exc:
+            log.warning("companies of contact %s unavailable: %s", contact_id, exc)
+            companies = []
+        return _contact_info(contact, companies)
+
+
+def _may_be_waiting(summary: JSON, bot: str) -> bool:
+    """A search hit worth fetching: open, waiting, not a human's, customer spoke last."""
+    if summary.get("state", "open") != "open" or not summary.get("waiting_since"):
+        return False
+    assignee = summary.get("admin_assignee_id")
+    if assignee not in (None, 0, "", "0") and str(assignee) != bot:
+        return False
+    stats = summary.get("statistics") or {}
+    contact_at = stats.get("last_contact_reply_at")
+    admin_at = stats.get("last_admin_reply_at")
+    return not (contact_at and admin_at and admin_at > contact_at)
+
+
+def _tag_name(action: Action) -> str:
+    if not action.tag:
+        raise ActionError(f"{action.kind.value} without a tag name", retryable=False)
+    return action.tag
+
+
+def _with_marker(body: str, mark: str) -> str:
+    if body.endswith("</p>"):
+        return body[: -len("</p>")] + mark + "</p>"
+    return body + mark
+
+
+def _newest_part_id(conversation: JSON) -> str | None:
+    parts = (conversation.get("conversation_parts") or {}).get("conversation_parts") or []
+    if parts:
+        return str(parts[-1].get("id"))
+    return str(conversation["id"]) if conversation.get("id") is not None else None
+
+
+def _contact_info(contact: JSON, companies: list[JSON]) -> JSON:
+    custom = dict(contact.get("custom_attributes") or {})
+    info: JSON = {
+        "contact_id": contact.get("id"),
+        "role": contact.get("role"),
+        "name": contact.get("name"),
+        "email": contact.get("email"),
+        "phone": contact.get("phone"),
+        "external_id": contact.get("external_id"),
+        "plan": custom.get("plan"),
+        "custom_attributes": custom,
+        "created_at": contact.get("created_at"),
+        "last_seen_at": contact.get("last_seen_at"),
+        "location": contact.get("location") or None,
+        "companies": [
+            {
+                "id": company.get("company_id") or company.get("id"),
+                "name": company.get("name"),
+                "plan": (company.get("plan") or {}).get("name")
+                if isinstance(company.get("plan"), dict)
+                else company.get("plan"),
+                "monthly_spend": company.get("monthly_spend"),
+                "user_count": company.get("user_count"),
+                "custom_attributes": company.get("custom_attributes") or {},
+            }
+            for company in companies
+        ],
+    }
+    return {key: value for key, value in info.items() if value not in (None, {}, [])} | {
+        "companies": info["companies"]
+    }
