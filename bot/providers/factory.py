@@ -1,0 +1,117 @@
+"""Builds the configured model provider: the remote one wrapped in retries and a deadline,
+followed by the fallback chain (``model.fallback``; ``"offline"`` is the offline instance the
+caller passes in). With ``model.provider = "offline"`` it is just that instance.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.config import ModelSettings, ProviderName, Settings
+from bot.providers.base import ModelProvider
+from bot.providers.resilience import FallbackProvider, ResilientProvider
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    base_url: str | None
+    api_key: str | None
+    name: str | None
+    agent_id: str | None
+
+
+def _primary_endpoint(model: ModelSettings) -> _Endpoint:
+    return _Endpoint(
+        base_url=model.base_url,
+        api_key=model.api_key.get_secret_value() if model.api_key else None,
+        name=model.name,
+        agent_id=model.agent_id,
+    )
+
+
+def _fallback_endpoint(model: ModelSettings, provider: ProviderName) -> _Endpoint:
+    endpoint = model.endpoints.get(provider)
+    if endpoint is None:
+        raise ValueError(
+            f"model.fallback names {provider!r} but [model.endpoints.{provider}] is not configured"
+        )
+    return _Endpoint(
+        base_url=endpoint.base_url,
+        api_key=endpoint.api_key.get_secret_value() if endpoint.api_key else None,
+        name=endpoint.name,
+        agent_id=endpoint.agent_id,
+    )
+
+
+def build_remote(provider: ProviderName, endpoint: _Endpoint, model: ModelSettings) -> ModelProvider:
+    """One bare remote provider (no retries) for ``provider`` at ``endpoint``."""
+    if provider == "openai":
+        from bot.providers.openai import OpenAIProvider
+
+        return OpenAIProvider(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            model=endpoint.name,
+            timeout_seconds=model.timeout_seconds,
+            stream=model.stream,
+            temperature=model.temperature,
+        )
+    if provider == "xai-support-agent":
+        from bot.providers.xai import XaiSupportAgentProvider
+
+        agent = endpoint.agent_id or endpoint.name
+        if not agent:
+            raise ValueError("xai-support-agent needs model.agent_id (the support_agent_id)")
+        return XaiSupportAgentProvider(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            support_agent_id=agent,
+            deployment_id=model.deployment_id,
+            environment=model.environment,
+            timeout_seconds=model.timeout_seconds,
+            stream=model.stream,
+        )
+    if provider == "ingram":
+        from bot.providers.ingram import IngramProvider
+
+        return IngramProvider(
+            api_key=endpoint.api_key,
+            base_url=endpoint.base_url,
+            agent_id=endpoint.agent_id,
+            timeout_seconds=model.timeout_seconds,
+            stream=model.stream,
+        )
+    raise ValueError(f"{provider!r} is not a remote model provider")
+
+
+def _resilient(provider: ModelProvider, model: ModelSettings) -> ModelProvider:
+    return ResilientProvider(
+        provider, timeout_seconds=model.timeout_seconds, max_retries=model.max_retries
+    )
+
+
+def build_provider(settings: Settings, *, offline: ModelProvider) -> ModelProvider:
+    """The provider the daemon talks to, built from ``settings.model``.
+
+    The result owns every provider in it, ``offline`` included: close it with ``aclose``.
+    """
+    model = settings.model
+    if model.provider == "offline":
+        return offline
+    chain: list[ModelProvider] = [
+        _resilient(build_remote(model.provider, _primary_endpoint(model), model), model)
+    ]
+    seen: set[str] = {model.provider}
+    for name in model.fallback:
+        if name in seen:
+            continue
+        seen.add(name)
+        if name == "offline":
+            chain.append(offline)
+        else:
+            chain.append(_resilient(build_remote(name, _fallback_endpoint(model, name), model), model))
+    log.info("model provider: %s", " -> ".join(p.name for p in chain))
+    return chain[0] if len(chain) == 1 else FallbackProvider(chain)
