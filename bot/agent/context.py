@@ -88,7 +88,7 @@ def system_prompt(
         parts.append(f"What you remember about this customer from earlier conversations:\n{facts}")
     if passages:
         listed = "\n\n".join(
-            f"[{n}] {citation(p)}\n{p.text[:PASSAGE_CHARS].strip()}"
+            f"[{n}] {citation(p)} — relevance {p.score:.2f}\n{p.text[:PASSAGE_CHARS].strip()}"
             for n, p in enumerate(passages, start=1)
         )
         parts.append(

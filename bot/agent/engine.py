@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PASSAGES_PER_TURN = 4
+MIN_PASSAGE_SCORE = 0.2
 TOOL_TIMEOUT_SECONDS = 30.0
 MAX_LOOPS_REPLY = (
     "I'm sorry — I couldn't finish looking into this. Could you tell me a bit more, or ask me to "
@@ -279,10 +280,13 @@ class AgentRunner:
         if self._knowledge is None or not text.strip():
             return []
         try:
-            return await self._knowledge.search(text, limit=PASSAGES_PER_TURN)
+            found = await self._knowledge.search(text, limit=PASSAGES_PER_TURN)
         except Exception:
             log.exception("knowledge search failed; answering without passages")
             return []
+        # Passages that share only incidental words with the message mislead a model more
+        # than they help it.
+        return [p for p in found if p.score >= MIN_PASSAGE_SCORE]
 
     def _offered(self, ctx: TurnContext) -> list[Any]:
         names = [n for n in ctx.agent.tools if n != REMEMBER]
@@ -446,6 +450,36 @@ def check_agent_guardrails(settings: Settings) -> None:
             raise ConfigError(f"config error: agents[{agent.slug}].guardrails: {exc}") from None
 
 
+def make_runner(
+    settings: Settings,
+    *,
+    provider: ModelProvider,
+    connectors: Mapping[str, Connector],
+    knowledge: KnowledgeSearch | None,
+    remote: bool | None = None,
+) -> AgentRunner:
+    """A runner with the built-in tools and the ``[[tools]]`` of ``settings``; register more
+    with ``runner.tools.tool(...)``."""
+    client = httpx.AsyncClient(follow_redirects=False)
+    registry = ToolRegistry()
+    register_builtin_tools(registry, user_info=settings.user_info, client=client)
+    for tool in settings.tools:
+        try:
+            env_headers(tool.headers_from_env)
+        except ConfigError as exc:
+            log.warning("tool %s: %s; its calls will fail until it is set", tool.name, exc)
+        registry.add(HttpTool(tool, client).as_tool())
+    return AgentRunner(
+        settings=settings,
+        provider=provider,
+        tools=registry,
+        connectors=connectors,
+        knowledge=knowledge,
+        remote=remote,
+        closers=(client.aclose,),
+    )
+
+
 async def build_runner(app: Application) -> AgentRunner:
     """Build the daemon's turn runner: knowledge base (ingested from ``knowledge.paths``),
     offline responder, the configured provider chain, and the tools."""
@@ -469,21 +503,5 @@ async def build_runner(app: Application) -> AgentRunner:
     knowledge = CachedSearch(kb)
     offline = OfflineProvider(settings.offline, knowledge)
     provider = build_provider(settings, offline=offline)
-
-    client = httpx.AsyncClient(follow_redirects=False)
-    registry = ToolRegistry()
-    register_builtin_tools(registry, user_info=settings.user_info, client=client)
-    for tool in settings.tools:
-        try:
-            env_headers(tool.headers_from_env)
-        except ConfigError as exc:
-            log.warning("tool %s: %s; its calls will fail until it is set", tool.name, exc)
-        registry.add(HttpTool(tool, client).as_tool())
-    return AgentRunner(
-        settings=settings,
-        provider=provider,
-        tools=registry,
-        connectors=app.connectors,
-        knowledge=knowledge,
-        closers=(client.aclose,),
-    )
+    # The app fills app.connectors after this returns; the runner keeps the dict, not a copy.
+    return make_runner(settings, provider=provider, connectors=app.connectors, knowledge=knowledge)
