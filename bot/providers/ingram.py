@@ -45,6 +45,7 @@ from bot.providers.transport import (
     error_from_transport,
     iter_frames,
     raise_for_status,
+    scrub,
     usage_from,
 )
 
@@ -458,6 +459,8 @@ class IngramProvider:
         if outcome.status == "paused_for_tool" and not outcome.tool_calls and outcome.run_id:
             outcome = await self._fetch(smith_id, outcome.run_id, outcome)
         status = outcome.status
+        if outcome.error:
+            outcome.error = scrub(outcome.error, self._secret)[:300]
         if status == "completed":
             return outcome
         if status == "paused_for_tool" and outcome.tool_calls:
@@ -483,7 +486,7 @@ class IngramProvider:
         if status == "failed":
             retryable = outcome.error_code is None or outcome.error_code in RETRYABLE_FAILURES
             raise ProviderError(
-                f"{self.name}: run {outcome.run_id} failed: {outcome.error}"
+                f"{self.name}: run {outcome.run_id} failed: {outcome.error or 'no reason given'}"
                 + (f" ({outcome.error_code})" if outcome.error_code else ""),
                 retryable=retryable,
             )

@@ -37,6 +37,7 @@ from bot.providers.transport import (
     parse_arguments,
     raise_for_status,
     raw_arguments,
+    scrub,
     usage_from,
 )
 
@@ -204,14 +205,16 @@ class ToolCallAccumulator:
         )
 
 
-def _stream_error(provider: str, error: Any) -> ProviderError:
+def _stream_error(provider: str, error: Any, secret: str | None) -> ProviderError:
+    """An error the server reported inside a 200 answer (a stream frame or the body)."""
     if isinstance(error, dict):
         message = str(error.get("message") or error)
         kind = f"{error.get('type') or ''} {error.get('code') or ''}".lower()
     else:
         message, kind = str(error), ""
     retryable = any(word in kind for word in ("rate", "server", "overload", "timeout", "unavailable"))
-    return ProviderError(f"{provider}: error in stream: {message[:300]}", retryable=retryable)
+    text = scrub(message, secret)[:300]
+    return ProviderError(f"{provider}: error in answer: {text}", retryable=retryable)
 
 
 # -- the provider --------------------------------------------------------------------------------
@@ -281,7 +284,7 @@ class OpenAIProvider:
         if not isinstance(data, dict):
             raise ProviderError(f"{self.name}: answer is not a JSON object", retryable=True)
         if "error" in data and not data.get("choices"):
-            raise _stream_error(self.name, data["error"])
+            raise _stream_error(self.name, data["error"], self._secret)
         choices = data.get("choices") or []
         if not choices or not isinstance(choices[0], dict):
             raise ProviderError(f"{self.name}: answer has no choices", retryable=True)
@@ -318,7 +321,7 @@ class OpenAIProvider:
                 if not isinstance(chunk, dict):
                     continue
                 if chunk.get("error"):
-                    raise _stream_error(self.name, chunk["error"])
+                    raise _stream_error(self.name, chunk["error"], self._secret)
                 if chunk.get("model"):
                     model = str(chunk["model"])
                 if chunk.get("usage"):

@@ -37,6 +37,7 @@ from bot.providers.transport import (
     error_from_transport,
     iter_frames,
     raise_for_status,
+    scrub,
     usage_from,
 )
 
@@ -264,7 +265,7 @@ class XaiSupportAgentProvider:
             raise ProviderError(f"{self.name}: answer is not a JSON object", retryable=True)
         error = _error_in(data)
         if error and not isinstance(data.get("message"), dict):
-            raise ProviderError(f"{self.name}: {error[:300]}", retryable=False)
+            raise ProviderError(f"{self.name}: {scrub(error, self._secret)[:300]}", retryable=False)
         message = data.get("message")
         if not isinstance(message, dict):
             # Tolerate a chat-completions-shaped answer.
@@ -303,7 +304,10 @@ class XaiSupportAgentProvider:
                 frames += 1
                 error = _error_in(chunk)
                 if error:
-                    raise ProviderError(f"{self.name}: error in stream: {error[:300]}", retryable=False)
+                    raise ProviderError(
+                        f"{self.name}: error in stream: {scrub(error, self._secret)[:300]}",
+                        retryable=False,
+                    )
                 added = state.absorb(chunk)
                 if added and on_delta is not None:
                     await on_delta(added)

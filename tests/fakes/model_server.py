@@ -25,7 +25,7 @@ Queued replies are used first (in order), then the rule; with neither the server
 ``stream`` flag unless it forces one. Options cover what real servers do: tool-call deltas that
 repeat ``id``/``name`` every time, malformed arguments (pass a string), 429 with
 ``Retry-After``, 500, hanging forever (``server.wait_abandoned()`` tells when the client gave
-up), and a stream cut before its end. Like strict real servers, it rejects (400) an assistant
+up), a stream cut before its end, and an ``{"error": …}`` frame inside a 200 stream. Like strict real servers, it rejects (400) an assistant
 message whose ``content`` is null.
 
 ``FakeHTTPServer`` is the base the xAI and Ingram fakes share.
@@ -228,6 +228,7 @@ class ScriptedReply:
     model: str = "scripted-model"
     finish_reason: str | None = None
     delay_between_chunks: float = 0.0
+    stream_error: dict[str, Any] | None = None
 
     # builders
     @classmethod
@@ -405,7 +406,11 @@ class ScriptedModelServer(FakeHTTPServer):
         self, request: web.Request, reply: ScriptedReply, include_usage: bool
     ) -> web.StreamResponse:
         response = await self.sse_response(request)
-        for sent, chunk in enumerate(self._chunks(reply, include_usage)):
+        chunks = self._chunks(reply, include_usage)
+        if reply.stream_error is not None:
+            # Some servers report a failure as a frame after a 200, then stop.
+            chunks = chunks[:-2] + [{"error": reply.stream_error}]
+        for sent, chunk in enumerate(chunks):
             if reply.cut_after is not None and sent >= reply.cut_after:
                 return await self.cut(request, response, reply.cut_mode)
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())

@@ -257,3 +257,14 @@ async def test_http_errors_are_mapped(ingram: IngramServer) -> None:
     finally:
         await provider.aclose()
     assert caught.value.retryable and caught.value.retry_after == 4.0
+
+
+async def test_run_failure_text_never_carries_the_key(ingram: IngramServer) -> None:
+    ingram.enqueue(IngramStep(fail=f"provider rejected key {API_KEY}", fail_code="model_key_missing"))
+    provider = provider_for(ingram)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await provider.complete(request(ChatMessage("user", "hello")))
+    finally:
+        await provider.aclose()
+    assert API_KEY not in str(caught.value) and "***" in str(caught.value)

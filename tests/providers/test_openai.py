@@ -266,3 +266,20 @@ def test_missing_ids_and_double_encoded_arguments() -> None:
     (call,) = acc.result()
     assert call.id.startswith("call_0_")
     assert call.arguments == {"reason": "r"}
+
+
+async def test_error_frame_inside_a_stream(model_server: ScriptedModelServer) -> None:
+    model_server.enqueue(
+        ScriptedReply.say(
+            "partial",
+            stream_error={"message": f"overloaded for key {API_KEY}", "type": "server_error"},
+        )
+    )
+    provider = provider_for(model_server)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await provider.complete(ask(stream=True))
+    finally:
+        await provider.aclose()
+    assert caught.value.retryable
+    assert "overloaded" in str(caught.value) and API_KEY not in str(caught.value)
