@@ -14,7 +14,7 @@ import json
 import logging
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from bot.domain import JSON, Attachment, InboundMessage, InboxStatus, Run, new_id, now
 from bot.http.auth import READ, WRITE, Principal, api_error, require_scope
@@ -223,7 +223,7 @@ class ConversationsApi:
             part = await reader.next()
             if part is None:
                 raise api_error(400, "no 'file' part in the upload", code="invalid_upload")
-            if isinstance(part, web.BodyPartReader) and part.name == "file":
+            if isinstance(part, BodyPartReader) and part.name == "file":
                 break
         content_type = (part.headers.get("Content-Type") or "application/octet-stream")
         content_type = content_type.split(";")[0].strip().lower()
