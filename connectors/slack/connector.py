@@ -476,12 +476,23 @@ class SlackConnector(Connector):
         except ActionError as exc:
             log.info("could not add :%s: to %s: %s", emoji, ts, exc)
 
-    async def _clear_working(self, thread_key: str) -> None:
-        """The bot answered: take the working reaction off the messages it answered."""
+    async def _clear_working(self, thread: Thread, *, fallback: tuple[str, str] | None) -> None:
+        """The bot answered: take the working reaction off the messages it answered.
+
+        Messages marked by another replica (or before a restart) are unknown here; for those
+        the ``fallback`` message (the thread's first) is the likeliest one still wearing it.
+        """
         emoji = self._settings.working_reaction
-        for channel, ts, added in self._working.pop(thread_key, []):
-            await asyncio.gather(added, return_exceptions=True)
-            assert emoji
+        if not emoji:
+            return
+        pending: list[tuple[str, str, asyncio.Task[None] | None]] = list(
+            self._working.pop(thread.external_id, [])
+        )
+        if not pending and fallback is not None:
+            pending = [(fallback[0], fallback[1], None)]
+        for channel, ts, added in pending:
+            if added is not None:
+                await asyncio.gather(added, return_exceptions=True)
             try:
                 await self.client.reactions_remove(channel=channel, timestamp=ts, name=emoji)
             except SlackApiError as exc:
@@ -496,7 +507,8 @@ class SlackConnector(Connector):
         channel, root = _location(action, thread)
         if action.kind is ActionKind.REPLY:
             remote = await self._reply(action, thread, channel, root)
-            await self._clear_working(thread.external_id)
+            first = {**thread.metadata, **action.ref}.get("ts")
+            await self._clear_working(thread, fallback=(channel, str(first)) if first else None)
             return remote
         if action.kind is ActionKind.REACT:
             ts = str(action.ref.get("ts") or root)
@@ -504,7 +516,7 @@ class SlackConnector(Connector):
             return None
         if action.kind is ActionKind.CLOSE:
             await self._react(channel, root, CLOSE_EMOJI)
-            await self._clear_working(thread.external_id)
+            await self._clear_working(thread, fallback=None)
             return None
         if action.kind is ActionKind.ESCALATION_POST:
             return await self._escalation_post(action, channel, root)

@@ -116,6 +116,10 @@ async def test_a_first_attempt_does_not_look_up(make_connector: Make, slack: Fak
     await connector.execute(_action(ActionKind.REPLY, text="hi"), _thread())
     assert slack.calls_to("conversations.replies") == []
     assert len(slack.calls_to("chat.postMessage")) == 1
+    # Nothing marked by this process: the thread's first message may still wear :eyes: (marked
+    # before a restart or by another replica), so the bot takes its own reaction off there.
+    [removal] = slack.calls_to("reactions.remove", ok_only=False)
+    assert removal == {"channel": SUPPORT, "timestamp": ROOT, "name": "eyes"}
 
 
 @pytest.mark.parametrize(("error", "hint"), [
