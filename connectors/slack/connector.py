@@ -670,6 +670,14 @@ class SlackConnector(Connector):
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             raise _action_error(method, exc) from None
 
+    async def post_digest(self, channel: str, text: str) -> None:
+        """Post a triage sweep's digest to ``channel`` (paced; raises ``ActionError``)."""
+        async with self._pacer.slot(channel):
+            await self._call(
+                "chat.postMessage",
+                self.client.chat_postMessage(channel=channel, text=to_mrkdwn(text), unfurl_links=False),
+            )
+
     # -- what ESCALATE, CLOSE and USER_INFO_LOOKUP do on Slack ---------------------------
 
     def escalation_actions(

@@ -200,3 +200,13 @@ def test_mention_markup() -> None:
     assert mention_markup("U123") == "<@U123>"
     assert mention_markup("@here") == "<!here>"
     assert mention_markup("<!subteam^S1|@support>") == "<!subteam^S1|@support>"
+
+
+async def test_triage_digests_are_posted_through_the_connector(make_connector: Make, slack: FakeSlack) -> None:
+    from bot.triage import DigestPoster
+
+    connector = await make_connector()
+    assert isinstance(connector, DigestPoster)
+    await connector.post_digest("CDIGEST", "**Triage:** 3 answered, 1 escalated")
+    [digest] = slack.messages["CDIGEST"]
+    assert digest["text"] == "*Triage:* 3 answered, 1 escalated"
