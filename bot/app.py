@@ -1,16 +1,18 @@
 """The composition root: builds every part from the settings and owns start and stop.
 
 Start order: database (migrated or checked) → agents → turn runner → connectors → outbox sender
-→ dispatcher → HTTP server. Stop runs in reverse and only for what started; in-flight turns
-drain up to ``pipeline.drain_timeout_seconds`` and whatever is left stays in the inbox.
+→ dispatcher → triage scheduler (when ``[triage]`` has a schedule) → HTTP server. Stop runs in
+reverse and only for what started; in-flight turns drain up to
+``pipeline.drain_timeout_seconds`` and whatever is left stays in the inbox.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from aiohttp import web
 
@@ -26,6 +28,9 @@ from bot.pipeline.turn import TurnRunner
 from bot.store.database import Database
 from bot.store.migrate import ensure_current
 from bot.store.store import Store
+
+if TYPE_CHECKING:
+    from bot.scheduler import TriageScheduler
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ class Application:
         connectors: Sequence[Connector] | None = None,
         serve_http: bool = True,
         run_pipeline: bool = True,
+        connector_wrapper: Callable[[Connector], Connector] | None = None,
     ):
         self.settings = settings
         self.metrics = Metrics()
@@ -68,6 +74,9 @@ class Application:
         self._runner_factory = runner_factory
         self._serve_http = serve_http
         self._run_pipeline = run_pipeline
+        # Lets a caller stand between the outbox and each connector (``triage --dry-run``).
+        self._connector_wrapper = connector_wrapper
+        self.scheduler: TriageScheduler | None = None
         self.runner: TurnRunner | None = None
         self.dispatcher: Dispatcher | None = None
         self.outbox: OutboxSender | None = None
@@ -121,6 +130,8 @@ class Application:
             settings=self.settings, store=self.store, submit=self.submit, events=self.events
         )
         for connector in [*self._create_connectors(runtime), *self._extra_connectors]:
+            if self._connector_wrapper is not None:
+                connector = self._connector_wrapper(connector)
             if connector.name in self.connectors:
                 raise RuntimeError(f"two connectors are named {connector.name!r}")
             await connector.start()
@@ -148,6 +159,16 @@ class Application:
             )
             await self.dispatcher.start()
             self._started.append(self.dispatcher.stop)
+
+            if self.settings.triage.scheduled:
+                from bot.scheduler import TriageScheduler
+                from bot.triage import scheduled_sweep
+
+                self.scheduler = TriageScheduler(
+                    self.settings.triage, self.store, partial(scheduled_sweep, self)
+                )
+                await self.scheduler.start()
+                self._started.append(self.scheduler.stop)
 
         if self._serve_http:
             http_app = build_http_app(self)

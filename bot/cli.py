@@ -128,7 +128,34 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="run scripted conversations and check expectations")
     simulate.add_argument("file", metavar="FILE", help="YAML scenarios (see examples/scenarios.yaml)")
     simulate.set_defaults(command=cmd_simulate)
+
+    triage = sub.add_parser(
+        "triage",
+        help="sweep conversations waiting for an answer through the bot (once or on a schedule)",
+    )
+    triage.add_argument("--once", action="store_true",
+                        help="one sweep now, then exit (default: sweep on the [triage] schedule)")
+    triage.add_argument("--since", metavar="DURATION|TIMESTAMP",
+                        help="only conversations updated since: 30m, 2h, 1d or an ISO 8601 time "
+                        "(default: triage.since; '' for all)")
+    triage.add_argument("--limit", type=_positive_int, metavar="N",
+                        help="at most N conversations (default: triage.limit)")
+    triage.add_argument("--concurrency", type=_positive_int, metavar="C",
+                        help="turns at once (default: triage.concurrency, else pipeline.concurrency)")
+    triage.add_argument("--channel", metavar="NAME", help="only this channel (intercom, slack, …)")
+    triage.add_argument("--dry-run", action="store_true",
+                        help="send nothing customer-facing: Intercom replies become notes, other "
+                        "channels' actions are recorded but not sent")
+    triage.add_argument("--json", dest="json_path", metavar="PATH", help="also write the digest as JSON")
+    triage.set_defaults(command=cmd_triage)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 async def _open_store(settings: Settings) -> Any:
@@ -163,6 +190,23 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print("supportbot: stopping (draining running turns)…", file=sys.stderr, flush=True)
         await app.stop()
     return 0
+
+
+async def cmd_triage(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from bot.triage import TriageCommand, run_command
+
+    command = TriageCommand(
+        once=args.once,
+        since=args.since,
+        limit=args.limit,
+        concurrency=args.concurrency,
+        channel=args.channel,
+        dry_run=args.dry_run,
+        json_path=Path(args.json_path) if args.json_path else None,
+    )
+    return await run_command(settings, command, out=sys.stdout, err=sys.stderr)
 
 
 async def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:

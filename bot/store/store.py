@@ -8,11 +8,13 @@ action while its lease holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -97,6 +99,26 @@ class OutboxEntry:
     created_at: float
     updated_at: float
 
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """One stored delivery and where it stands (batch triage watches these)."""
+
+    id: int
+    source: str
+    dedup_key: str
+    lane: str
+    message: InboundMessage
+    status: InboxStatus
+    attempts: int
+    run_id: str | None
+    error: str | None
+    received_at: float
+    finished_at: float | None
+
+
+# SQLite takes at most 32766 bound parameters per statement (999 before 3.32); stay well under.
+_IN_CHUNK = 500
 
 _SMITH_PATCHABLE = frozenset({"display_name", "customer_id", "metadata", "auto_memory"})
 
@@ -915,6 +937,102 @@ class Store:
             await conn.execute(delete(cursors).where(cursors.c.name == name))
             await conn.execute(insert(cursors).values(name=name, value=value, updated_at=now()))
 
+    # -- batch triage ------------------------------------------------------------------------
+
+    async def inbox_rows(self, keys: Sequence[tuple[str, str]]) -> list[InboxRow]:
+        """The inbox rows of these ``(source, dedup_key)`` deliveries (missing ones left out)."""
+        by_source: dict[str, list[str]] = {}
+        for source, key in keys:
+            by_source.setdefault(source, []).append(key)
+        found: list[InboxRow] = []
+        async with self.db.read() as conn:
+            for source, wanted in by_source.items():
+                for start in range(0, len(wanted), _IN_CHUNK):
+                    rows = (
+                        await conn.execute(
+                            select(inbox).where(
+                                inbox.c.source == source,
+                                inbox.c.dedup_key.in_(wanted[start : start + _IN_CHUNK]),
+                            )
+                        )
+                    ).mappings()
+                    found.extend(_inbox_row(r) for r in rows)
+        return found
+
+    async def run_summaries(self, run_ids: Sequence[str]) -> list[Run]:
+        """Runs by id, without their tool calls (outcome, error and timings only)."""
+        ids = list(dict.fromkeys(run_ids))
+        found: list[Run] = []
+        async with self.db.read() as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                rows = (
+                    await conn.execute(select(runs).where(runs.c.id.in_(ids[start : start + _IN_CHUNK])))
+                ).mappings()
+                found.extend(_run(r, ()) for r in rows)
+        return found
+
+    async def actions_of_runs(self, run_ids: Sequence[str]) -> list[OutboxEntry]:
+        """Every outbox action these runs decided on, in order."""
+        ids = list(dict.fromkeys(run_ids))
+        found: list[OutboxEntry] = []
+        async with self.db.read() as conn:
+            for start in range(0, len(ids), _IN_CHUNK):
+                rows = (
+                    await conn.execute(
+                        select(outbox)
+                        .where(outbox.c.run_id.in_(ids[start : start + _IN_CHUNK]))
+                        .order_by(outbox.c.seq)
+                    )
+                ).mappings()
+                found.extend(
+                    OutboxEntry(
+                        action=_action(r, attempt=r["attempts"]),
+                        status=OutboxStatus(r["status"]),
+                        attempts=r["attempts"],
+                        remote_id=r["remote_id"],
+                        last_error=r["last_error"],
+                        created_at=r["created_at"],
+                        updated_at=r["updated_at"],
+                    )
+                    for r in rows
+                )
+        return found
+
+    async def claim_tick(self, job: str, tick: str, *, keep_seconds: float = 7 * 86_400.0) -> bool:
+        """Claim one tick of a scheduled job for this process: True for exactly one caller per
+        ``(job, tick)`` however many replicas ask (a unique row in ``cursors``). Claims older
+        than ``keep_seconds`` are forgotten on the way."""
+        at = now()
+        prefix = f"tick:{job}:"
+        async with self.db.tx() as conn:
+            result = await conn.execute(
+                self._insert_ignore(cursors, ["name"]).values(
+                    name=prefix + tick, value={"claimed_at": at}, updated_at=at
+                )
+            )
+            await conn.execute(
+                delete(cursors).where(
+                    _prefix(cursors.c.name, prefix), cursors.c.updated_at < at - keep_seconds
+                )
+            )
+        return bool(result.rowcount == 1)
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        """Hold a database-wide lock named ``name`` for the block, if free: yields False when
+        another session holds it. PostgreSQL: ``pg_try_advisory_xact_lock`` in a transaction kept
+        open for the block (released by commit, rollback or a dropped connection). SQLite:
+        always True: a single-file deployment relies on ``claim_tick`` alone."""
+        if self.db.is_sqlite:
+            yield True
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        async with self.db.engine.connect() as conn, conn.begin():
+            got = (
+                await conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+            ).scalar_one()
+            yield bool(got)
+
 
 # -- row mapping -------------------------------------------------------------------------------
 
@@ -1018,6 +1136,22 @@ def _inbox_item(row: RowMapping) -> InboxItem:
         message=InboundMessage.from_json(row["payload"]),
         attempts=row["attempts"],
         received_at=row["received_at"],
+    )
+
+
+def _inbox_row(row: RowMapping) -> InboxRow:
+    return InboxRow(
+        id=row["id"],
+        source=row["source"],
+        dedup_key=row["dedup_key"],
+        lane=row["lane"],
+        message=InboundMessage.from_json(row["payload"]),
+        status=InboxStatus(row["status"]),
+        attempts=row["attempts"],
+        run_id=row["run_id"],
+        error=row["error"],
+        received_at=row["received_at"],
+        finished_at=row["finished_at"],
     )
 
 
