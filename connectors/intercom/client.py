@@ -72,12 +72,14 @@ class SearchPage:
 
 
 def _as_json(model: Any) -> JSON:
-    """SDK models keep unknown fields; ``dict()`` gives back the JSON Intercom sent."""
+    """SDK models keep unknown fields; ``dict()`` gives back the JSON Intercom sent. Some SDK
+    field types disagree with what Intercom sends (``team_assignee_id`` is typed ``str``, the
+    API and its spec say integer): the values are kept as sent, without serializer warnings."""
     if model is None:
         return {}
     if isinstance(model, dict):
         return model
-    data = model.dict()
+    data = model.dict(warnings=False)
     assert isinstance(data, dict)
     return data
 

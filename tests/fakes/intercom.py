@@ -121,7 +121,7 @@ class FakeIntercom:
         self.violations: list[str] = []
         self._failures: list[_Failure] = []
         self._ids = itertools.count(1000)
-        self._clock = int(time.time()) - 3600
+        self._clock = int(time.time()) - 600
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -158,7 +158,7 @@ class FakeIntercom:
 
     def now(self) -> int:
         """A clock that moves one second per event, so parts are strictly ordered."""
-        self._clock = max(self._clock + 1, int(time.time()) - 3600)
+        self._clock = max(self._clock + 1, int(time.time()))
         return self._clock
 
     def new_id(self) -> str:

@@ -15,6 +15,8 @@ import aiohttp
 import pytest
 
 from bot.app import Application
+from bot.store.database import Database
+from bot.store.migrate import upgrade
 from bot.domain import Control, PlannedAction, StopReason, ThreadState, ActionKind
 from bot.pipeline.turn import TurnContext, TurnResult
 from bot.store.store import ThreadChange
@@ -108,6 +110,13 @@ async def running_app(
         return runners[-1]
 
     settings = make_settings(db_url, intercom=intercom_section(fake, **intercom), connectors=["intercom"])
+    if not db_url.startswith("sqlite"):
+        # The daemon migrates embedded SQLite itself; PostgreSQL is migrated by the operator.
+        db = Database(settings.database)
+        try:
+            await upgrade(db.engine)
+        finally:
+            await db.dispose()
     app = Application(settings, runner_factory=factory)  # type: ignore[arg-type]
     async with app:
         yield app, runners[0]
