@@ -35,31 +35,49 @@ class StreamEvent:
 
 
 def citations(run: Run) -> list[JSON]:
-    """The knowledge passages the answer cites: those named in the text (by title or source),
-    else the best one when the answer says it has a source, else none."""
-    found: list[JSON] = []
+    """The knowledge passages the answer cites. A passage is cited when its citation
+    (``Title › Heading (source)``) is in the text; failing that, one passage per document whose
+    source or title the text names; failing that, the best passage when the text says "source"."""
     text = run.output_text.lower()
-    for record in run.rag_results:
-        title = str(record.get("title") or "")
-        source = str(record.get("source") or "")
-        named = (source and source.lower() in text) or (title and title.lower() in text)
-        if named:
-            found.append(_citation(record))
-    if not found and run.rag_results and re.search(r"\bsource", text):
-        found.append(_citation(run.rag_results[0]))
+    records = [r for r in run.rag_results if isinstance(r, dict)]
+    exact = [r for r in records if any(form.lower() in text for form in _cited_as(r))]
+    found = exact or [
+        r for r in records
+        if (r.get("source") and str(r["source"]).lower() in text)
+        or (r.get("title") and str(r["title"]).lower() in text)
+    ]
+    if not found and records and re.search(r"\bsource", text):
+        found = records[:1]
     unique: dict[str, JSON] = {}
-    for item in found:
-        unique.setdefault(f"{item['title']}|{item['source']}", item)
+    for record in found:
+        item = _citation(record)
+        # Several passages of one document cite as one link unless the text names each.
+        key = item["title"] if exact else item["source"] or item["title"]
+        unique.setdefault(key, item)
     return list(unique.values())
+
+
+def _where(record: JSON) -> str:
+    """``Title › Heading``, without repeating a title the heading path already starts with."""
+    title = str(record.get("title") or record.get("source") or "source")
+    heading = str(record.get("heading") or "")
+    if heading.startswith(f"{title} › "):
+        return heading
+    if heading and heading != title:
+        return f"{title} › {heading}"
+    return title
+
+
+def _cited_as(record: JSON) -> list[str]:
+    source = str(record.get("source") or "")
+    return [f"{_where(record)} ({source})", f"{record.get('title')} ({source})"]
 
 
 def _citation(record: JSON) -> JSON:
     source = str(record.get("source") or "")
-    title = str(record.get("title") or source or "source")
-    heading = str(record.get("heading") or "")
     url = source if source.startswith(("http://", "https://")) else None
     return {
-        "title": title if not heading or heading == title else f"{title} › {heading}",
+        "title": _where(record),
         "source": source,
         "url": url,
         "snippet": str(record.get("text") or "")[:400],

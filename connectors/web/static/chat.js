@@ -156,7 +156,7 @@
     li.appendChild(label);
     var body = document.createElement("span");
     body.className = "sb-text";
-    body.textContent = text || "";
+    renderText(body, text || "");
     li.appendChild(body);
     (files || []).forEach(function (name) {
       var span = document.createElement("span");
@@ -167,6 +167,22 @@
     log.appendChild(li);
     li.scrollIntoView({ block: "end" });
     return li;
+  }
+
+  // Render the answer's light Markdown (**bold**) as DOM nodes, never as HTML. The raw text
+  // is re-rendered whole on each delta, so a marker split across deltas still pairs up.
+  function renderText(target, raw) {
+    target.setAttribute("data-raw", raw);
+    target.textContent = "";
+    raw.split(/(\*\*[^*]+\*\*)/).forEach(function (piece) {
+      if (/^\*\*[^*]+\*\*$/.test(piece)) {
+        var strong = document.createElement("strong");
+        strong.textContent = piece.slice(2, -2);
+        target.appendChild(strong);
+      } else if (piece) {
+        target.appendChild(document.createTextNode(piece));
+      }
+    });
   }
 
   function showCitations(bubble, citations) {
@@ -314,15 +330,17 @@
     if (!data) { return; }
     var payload = JSON.parse(data);
     if (name === "message.delta") {
-      target.textContent += payload.delta || "";
+      renderText(target, (target.getAttribute("data-raw") || "") + (payload.delta || ""));
+      bubble.setAttribute("data-deltas", String(Number(bubble.getAttribute("data-deltas") || 0) + 1));
       bubble.scrollIntoView({ block: "end" });
     } else if (name === "tool.executing") {
       bubble.setAttribute("data-tool", payload.name || "tool");
     } else if (name === "run.completed" || name === "run.failed") {
-      if (!target.textContent && payload.output_text) { target.textContent = payload.output_text; }
+      if (!target.textContent && payload.output_text) { renderText(target, payload.output_text); }
       if (name === "run.failed" && !target.textContent) {
-        target.textContent = "Sorry, something went wrong. Your message is kept and we will answer it.";
+        renderText(target, "Sorry, something went wrong. Your message is kept and we will answer it.");
       }
+      bubble.setAttribute("data-run", payload.run_id || "");
       showCitations(bubble, payload.citations);
       if (payload.conversation) {
         showState(payload.conversation.state);
@@ -330,7 +348,7 @@
       }
     } else if (name === "run.skipped") {
       bubble.setAttribute("data-role", "note");
-      target.textContent = "Your message was passed to the person handling this conversation.";
+      renderText(target, "Your message was passed to the person handling this conversation.");
       showState("escalated");
     }
   }
