@@ -1,0 +1,132 @@
+"""Slack Events API ingest: signed deliveries into ``supportbot``'s HTTP port until the 2xx.
+
+Each delivery goes through Bolt (signature check, authorization, the catch-all listener), the
+Slack connector's listening rules, and a durable inbox insert before the acknowledgement, which
+is what Slack waits for. The dispatcher is off, so only ingest is timed. A fake Slack Web API on
+127.0.0.1 answers ``auth.test``/``users.info`` (profiles are cached after the first message of
+each user). Runs on SQLite and, when reachable at ``$SUPPORTBOT_BENCH_PG_URL``, PostgreSQL.
+
+    PYTHONPATH=. python bench/slack_ingest.py [--deliveries 3000] [--concurrency 32] [--users 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+
+from bot.app import Application
+from bot.config import Settings
+from bot.store.migrate import upgrade
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, event_callback, message, signed_headers
+
+PG_URL = os.environ.get("SUPPORTBOT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+CHANNEL = "CSUPPORT"
+
+
+@asynccontextmanager
+async def database(kind: str) -> AsyncIterator[str | None]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    try:
+        admin = await asyncpg.connect(PG_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError):
+        yield None
+        return
+    name = f"sbbench_{uuid.uuid4().hex[:10]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        yield f"postgresql+asyncpg://{PG_URL.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+    finally:
+        admin = await asyncpg.connect(PG_URL, timeout=5)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def run(kind: str, deliveries: int, concurrency: int, users: int) -> list[str] | None:
+    async with database(kind) as url, FakeSlack() as slack:
+        if url is None:
+            return None
+        for n in range(users):
+            slack.add_user(f"U{n:05d}", f"User {n}", f"user{n}@example.com")
+        settings = Settings.model_validate({
+            "database": {"url": url, "pool_size": max(10, concurrency)},
+            "http": {"port": 0},
+            "log": {"level": "WARNING"},
+            "connectors": ["slack"],
+            "slack": {"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET,
+                      "base_url": slack.base_url, "support_channels": [CHANNEL],
+                      "working_reaction": ""},
+        })
+        app = Application(settings, run_pipeline=False)
+        await upgrade(app.db.engine)
+        async with app:
+            endpoint = f"http://127.0.0.1:{app.http_port}/slack/events"
+            bodies = []
+            for n in range(deliveries):
+                ts = f"{1_700_000_000 + n}.{n % 1_000_000:06d}"
+                event = message(CHANNEL, f"U{n % users:05d}", f"question number {n}", ts)
+                bodies.append(json.dumps(event_callback(event)).encode())
+            latencies: list[float] = []
+            statuses: dict[int, int] = {}
+            queue: asyncio.Queue[bytes] = asyncio.Queue()
+            for body in bodies:
+                queue.put_nowait(body)
+            connector = aiohttp.TCPConnector(limit=concurrency)
+            async with aiohttp.ClientSession(connector=connector) as session:
+
+                async def worker() -> None:
+                    while not queue.empty():
+                        body = queue.get_nowait()
+                        started = time.perf_counter()
+                        async with session.post(endpoint, data=body, headers=signed_headers(body)) as r:
+                            await r.read()
+                            statuses[r.status] = statuses.get(r.status, 0) + 1
+                        latencies.append(time.perf_counter() - started)
+
+                clock = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+                elapsed = time.perf_counter() - clock
+            stored = (await app.store.inbox_counts()).get("pending", 0)
+        latencies.sort()
+        p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+        return [
+            kind, str(deliveries), str(concurrency), f"{deliveries / elapsed:,.0f}",
+            f"{statistics.median(latencies) * 1000:.1f}", f"{p99:.1f}",
+            f"{stored}/{deliveries}", ",".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
+        ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deliveries", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--users", type=int, default=50)
+    args = parser.parse_args()
+    header = ["database", "deliveries", "concurrency", "deliveries/s", "p50 ack ms", "p99 ack ms",
+              "stored", "statuses"]
+    rows = [header]
+    for kind in ("sqlite", "postgresql"):
+        row = asyncio.run(run(kind, args.deliveries, args.concurrency, args.users))
+        rows.append(row or [kind, "-", "-", "unreachable", "-", "-", "-", "-"])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
