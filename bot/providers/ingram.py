@@ -40,6 +40,7 @@ from bot.providers.base import (
 )
 from bot.providers.openai import to_openai_tools, tool_calls_from
 from bot.providers.transport import (
+    ProviderHTTPError,
     build_client,
     decode_json,
     error_from_transport,
@@ -289,8 +290,38 @@ class IngramProvider:
             # Client-side tools: the agent's external-execution tools of the same names pause
             # the run for us to execute.
             body["tools"] = to_openai_tools(request.tools)
-        outcome = await self._run_call(f"v1/smiths/{smith_id}/runs", body, stream, on_delta)
+        path = f"v1/smiths/{smith_id}/runs"
+        try:
+            outcome = await self._run_call(path, body, stream, on_delta)
+        except ProviderHTTPError as exc:
+            # 409: the thread is held by a run paused before this process knew of it (a
+            # restart mid-turn). Cancel what waits there and start once more.
+            if exc.status != 409 or not await self._cancel_orphans(smith_id, key):
+                raise
+            outcome = await self._run_call(path, body, stream, on_delta)
         return await self._settle(smith_id, key, outcome)
+
+    async def _cancel_orphans(self, smith_id: str, key: str) -> bool:
+        """Cancel the runs paused on thread ``key``; True when there were any."""
+        cancelled = False
+        for status in ("paused_for_tool", "paused_for_approval"):
+            response = await self._client.get(
+                f"v1/smiths/{smith_id}/runs", params={"status": status, "limit": 50}
+            )
+            await raise_for_status(self.name, response, secret=self._secret)
+            page = decode_json(self.name, response.content, secret=self._secret)
+            runs = page.get("data") if isinstance(page, dict) else None
+            for run in runs if isinstance(runs, list) else ():
+                if not isinstance(run, dict) or run.get("thread_id") != key or not run.get("id"):
+                    continue
+                log.warning("cancelling Ingram run %s left paused on this thread", run["id"])
+                response = await self._client.post(
+                    f"v1/smiths/{smith_id}/runs/{run['id']}/submit",
+                    json={"kind": "cancel", "reason": "left paused by an interrupted turn"},
+                )
+                await raise_for_status(self.name, response, secret=self._secret)
+                cancelled = True
+        return cancelled
 
     async def _resume(
         self, key: str, results: list[ChatMessage], stream: bool, on_delta: DeltaSink | None

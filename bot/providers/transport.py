@@ -101,14 +101,27 @@ def _error_detail(body: str) -> str:
     return body.strip()
 
 
+class ProviderHTTPError(ProviderError):
+    """A ``ProviderError`` for an unsuccessful HTTP answer; ``status`` lets a provider react
+    to specific answers (Ingram's 409 for a thread locked by a forgotten paused run)."""
+
+    def __init__(
+        self, message: str, *, status: int, retryable: bool, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, retryable=retryable, retry_after=retry_after)
+        self.status = status
+
+
 def error_from_status(
     provider: str, status: int, body: str, headers: httpx.Headers, *, secret: str | None
-) -> ProviderError:
+) -> ProviderHTTPError:
     """A ``ProviderError`` for an HTTP answer that is not a success."""
     detail = scrub(_error_detail(body), secret)[:MAX_ERROR_TEXT]
     retry_after = parse_retry_after(headers.get("retry-after"))
     message = f"{provider}: HTTP {status}" + (f": {detail}" if detail else "")
-    return ProviderError(message, retryable=status in RETRYABLE_STATUSES, retry_after=retry_after)
+    return ProviderHTTPError(
+        message, status=status, retryable=status in RETRYABLE_STATUSES, retry_after=retry_after
+    )
 
 
 async def raise_for_status(

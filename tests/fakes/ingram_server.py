@@ -83,6 +83,7 @@ class IngramServer(FakeHTTPServer):
         app.middlewares.append(self._version_check)
         app.router.add_post("/v1/smiths", self._upsert_smith)
         app.router.add_post("/v1/smiths/{sid}/runs", self._create_run)
+        app.router.add_get("/v1/smiths/{sid}/runs", self._list_runs)
         app.router.add_get("/v1/smiths/{sid}/runs/{rid}", self._get_run)
         app.router.add_post("/v1/smiths/{sid}/runs/{rid}/submit", self._submit)
 
@@ -118,10 +119,18 @@ class IngramServer(FakeHTTPServer):
         if not self._smith_exists(smith_id):
             return _error(404, "not_found", "no such smith")
         body = recorded.json or {}
+        thread_id = body.get("thread_id") or "thr_minted"
+        for other in self.runs.values():
+            if (
+                other["smith_id"] == smith_id
+                and other["thread_id"] == thread_id
+                and other["status"].startswith("paused")
+            ):
+                return _error(409, "conversation_locked", f"run {other['id']} is paused on this thread")
         run = {
             "id": f"run_{len(self.runs) + 1}",
             "smith_id": smith_id,
-            "thread_id": body.get("thread_id") or "thr_minted",
+            "thread_id": thread_id,
             "status": "running",
             "input": body.get("input") or [],
             "output": None,
@@ -131,6 +140,17 @@ class IngramServer(FakeHTTPServer):
         }
         self.runs[run["id"]] = run
         return await self._advance(request, run, bool(body.get("stream")))
+
+    async def _list_runs(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        smith_id = request.match_info["sid"]
+        status = request.query.get("status")
+        data = [
+            self._record_of(run)
+            for run in reversed(list(self.runs.values()))
+            if run["smith_id"] == smith_id and (status is None or run["status"] == status)
+        ]
+        return web.json_response({"data": data, "has_more": False, "next_cursor": None})
 
     async def _get_run(self, request: web.Request) -> web.Response:
         await self.record(request)

@@ -268,3 +268,25 @@ async def test_run_failure_text_never_carries_the_key(ingram: IngramServer) -> N
     finally:
         await provider.aclose()
     assert API_KEY not in str(caught.value) and "***" in str(caught.value)
+
+
+async def test_a_run_left_paused_by_a_restart_is_cancelled(ingram: IngramServer) -> None:
+    ingram.enqueue(
+        IngramStep(tool_calls=(ScriptedToolCall("USER_INFO_LOOKUP", {"user_id": "u1"}, id="call_a"),)),
+        IngramStep(text="Back again, how can I help?"),
+    )
+    before = provider_for(ingram)
+    try:
+        await before.complete(request(ChatMessage("user", "who am I?")))
+    finally:
+        await before.aclose()  # the process dies mid-turn: its memory of the pause is gone
+    after = provider_for(ingram)
+    try:
+        answer = await after.complete(request(ChatMessage("user", "hello again")))
+    finally:
+        await after.aclose()
+    assert answer.text == "Back again, how can I help?"
+    assert ingram.runs["run_1"]["status"] == "cancelled"
+    assert [s["kind"] for s in ingram.submits] == ["cancel"]
+    assert len(ingram.run_requests) == 3  # the paused run, the refused start (409), the new one
+    assert len(ingram.runs) == 2

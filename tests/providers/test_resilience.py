@@ -261,3 +261,44 @@ async def test_api_key_never_in_logs_or_errors(
     assert API_KEY not in caplog.text
     assert API_KEY not in str(caught.value)
     assert "***" in str(caught.value)
+
+
+async def test_the_deadline_cancels_a_slow_provider() -> None:
+    import asyncio
+
+    class Stuck(CannedProvider):
+        def __init__(self) -> None:
+            super().__init__(name="stuck")
+            self.cancelled = asyncio.Event()
+
+        async def complete(self, request, on_delta=None):  # type: ignore[no-untyped-def]
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self.cancelled.set()
+            raise AssertionError("unreachable")
+
+    stuck = Stuck()
+    provider = ResilientProvider(stuck, timeout_seconds=0.2, max_retries=3)
+    with pytest.raises(ProviderError) as caught:
+        await provider.complete(REQUEST)
+    assert stuck.cancelled.is_set()
+    assert "no answer within 0.2s" in str(caught.value)
+    assert caught.value.retryable
+
+
+async def test_outer_cancellation_is_not_swallowed(model_server: ScriptedModelServer) -> None:
+    import asyncio
+
+    model_server.enqueue(ScriptedReply.hanging())
+    provider = resilient(model_server, timeout=30)
+    task = asyncio.create_task(provider.complete(REQUEST), name="turn")
+    try:
+        while not model_server.chat_requests:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await model_server.wait_abandoned()
+    finally:
+        await provider.aclose()
