@@ -1,0 +1,160 @@
+"""The offline responder's decisions, request by request, and a whole conversation with it
+through the pipeline on a real knowledge base."""
+
+from __future__ import annotations
+
+import json
+import pytest
+
+from bot.agent.engine import CachedSearch
+from bot.config import DatabaseSettings, KnowledgeSettings, OfflineSettings
+from bot.domain import StopReason, ThreadState
+from bot.knowledge import KnowledgeBase
+from bot.providers.base import ChatMessage, ModelRequest, ToolSpec
+from bot.providers.offline import OfflineProvider
+from bot.store.database import Database
+from bot.store.migrate import upgrade
+
+from tests.agent.conftest import FixedKnowledge, passage, running
+
+TOOLS = tuple(
+    ToolSpec(name, "", {"type": "object"}) for name in ("USER_INFO_LOOKUP", "ESCALATE", "CLOSE")
+)
+PASSWORD = passage(
+    "Resetting your password", "Resetting your password › Reset a forgotten password",
+    "## Reset a forgotten password\n1. Click **Forgot password?**.\n2. Follow the email.",
+    0.92, "account/resetting-your-password.md",
+)
+
+
+def _request(*messages: ChatMessage, tools: tuple[ToolSpec, ...] = TOOLS) -> ModelRequest:
+    return ModelRequest(messages=(ChatMessage("system", "be nice"), *messages), tools=tools)
+
+
+def _responder(*passages: object, **settings: object) -> OfflineProvider:
+    return OfflineProvider(OfflineSettings(**settings), FixedKnowledge(list(passages)))  # type: ignore[arg-type]
+
+
+async def test_greeting_looks_the_customer_up_then_greets_by_name() -> None:
+    responder = _responder(PASSWORD)
+    first = await responder.complete(_request(ChatMessage("user", "Hello there!")))
+    assert [c.name for c in first.tool_calls] == ["USER_INFO_LOOKUP"]
+    lookup = first.tool_calls[0]
+    deltas: list[str] = []
+
+    async def sink(delta: str) -> None:
+        deltas.append(delta)
+
+    second = await responder.complete(
+        _request(
+            ChatMessage("user", "Hello there!"),
+            ChatMessage("assistant", "", tool_calls=first.tool_calls),
+            ChatMessage("tool", json.dumps({"found": True, "name": "Ada Lovelace"}),
+                        tool_call_id=lookup.id, name="USER_INFO_LOOKUP"),
+        ),
+        on_delta=sink,
+    )
+    assert second.tool_calls == ()
+    assert second.text == "Hi Ada! How can I help you today?"
+    assert "".join(deltas) == second.text and len(deltas) > 1
+
+
+async def test_greeting_with_a_question_greets_and_answers() -> None:
+    responder = _responder(PASSWORD)
+    first = await responder.complete(_request(ChatMessage("user", "hi, how do I reset my password?")))
+    second = await responder.complete(_request(
+        ChatMessage("user", "hi, how do I reset my password?"),
+        ChatMessage("assistant", "", tool_calls=first.tool_calls),
+        ChatMessage("tool", json.dumps({"found": True, "name": "Grace Hopper"}),
+                    tool_call_id=first.tool_calls[0].id, name="USER_INFO_LOOKUP"),
+    ))
+    assert second.text.startswith("Hi Grace! 1. Click **Forgot password?**.\n2. Follow the email.")
+    assert second.text.endswith(
+        "Source: Resetting your password › Reset a forgotten password "
+        "(account/resetting-your-password.md)"
+    )
+
+
+async def test_later_greetings_do_not_look_up_again() -> None:
+    responder = _responder(PASSWORD)
+    response = await responder.complete(_request(
+        ChatMessage("user", "first"), ChatMessage("assistant", "answer"),
+        ChatMessage("user", "hello again, how do I reset my password?"),
+    ))
+    assert response.tool_calls == ()
+    assert response.text.startswith("Hi! 1. Click")
+
+
+async def test_question_below_the_confidence_threshold_escalates() -> None:
+    weak = passage("Refund policy", "Refunds", "Refunds within 30 days.", 0.2)
+    responder = _responder(weak, confidence_threshold=0.35)
+    response = await responder.complete(_request(ChatMessage("user", "best pizza in Naples?")))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    assert response.tool_calls[0].arguments is not None
+    assert "pizza" in response.tool_calls[0].arguments["reason"]
+    assert response.text == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "escalates"),
+    [
+        ("I want to talk to a human", True),
+        ("Can I speak to a REAL   PERSON please", True),
+        ("get me an agent", True),
+        ("is the reagent in stock?", False),    # "agent" inside a word
+        ("humanity is great, reset password?", False),
+    ],
+)
+async def test_escalate_phrases_match_whole_words(text: str, escalates: bool) -> None:
+    response = await _responder(PASSWORD).complete(_request(ChatMessage("user", text)))
+    assert ("ESCALATE" in [c.name for c in response.tool_calls]) is escalates
+
+
+async def test_confirmation_closes_with_a_summary() -> None:
+    responder = _responder(PASSWORD)
+    response = await responder.complete(_request(
+        ChatMessage("user", "how do I reset my password?"),
+        ChatMessage("assistant", "Click Forgot password."),
+        ChatMessage("user", "Thanks, that solved it!"),
+    ))
+    assert [c.name for c in response.tool_calls] == ["CLOSE"]
+    arguments = response.tool_calls[0].arguments
+    assert arguments is not None and "reset my password" in arguments["resolution_summary"]
+    assert response.text  # says goodbye alongside the CLOSE
+
+
+async def test_without_the_tools_it_still_answers() -> None:
+    responder = _responder()
+    response = await responder.complete(
+        _request(ChatMessage("user", "I want to talk to a human about quantum"), tools=())
+    )
+    assert response.tool_calls == () and response.text
+
+
+async def test_a_conversation_on_the_bundled_knowledge_base(sqlite_url: str) -> None:
+    db = Database(DatabaseSettings(url=sqlite_url))
+    await upgrade(db.engine)
+    settings = KnowledgeSettings()
+    kb = KnowledgeBase(db, settings)
+    try:
+        await kb.ingest(settings.paths)
+        knowledge = CachedSearch(kb)
+        responder = OfflineProvider(OfflineSettings(), knowledge)
+        async with running(sqlite_url, responder, knowledge=knowledge, remote=False) as h:
+            ada = h.customer("web:ada", "Ada Lovelace")
+            hello = await ada.say("Hi!")
+            answer = await ada.say("How do I enable two-factor authentication?")
+            done = await ada.say("thanks, that solved it")
+            other = h.customer("web:bob", "Bob")
+            person = await other.say("I want to talk to a human")
+    finally:
+        await db.dispose()
+
+    assert hello.replies == ["Hi Ada! How can I help you today?"]
+    assert answer.run is not None and answer.run.stop_reason is StopReason.END_TURN
+    assert "Source: Two-factor authentication" in answer.replies[0]
+    assert answer.run.rag_results and answer.run.rag_results[0]["source"].endswith(".md")
+    assert done.run is not None and done.run.stop_reason is StopReason.CLOSED
+    assert done.thread.state is ThreadState.CLOSED
+    assert person.run is not None and person.run.stop_reason is StopReason.ESCALATED
+    assert person.thread.state is ThreadState.ESCALATED
