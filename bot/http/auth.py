@@ -47,22 +47,25 @@ class Principal:
     via: str  # "admin", "token" or "session": for logs, never for decisions
 
 
+_ERROR_KINDS: dict[int, tuple[type[web.HTTPException], str]] = {
+    400: (web.HTTPBadRequest, "invalid_request_error"),
+    401: (web.HTTPUnauthorized, "authentication_error"),
+    403: (web.HTTPForbidden, "permission_error"),
+    404: (web.HTTPNotFound, "not_found_error"),
+    409: (web.HTTPConflict, "conflict_error"),
+    415: (web.HTTPUnsupportedMediaType, "invalid_request_error"),
+}
+
+
 def api_error(status: int, message: str, *, code: str | None = None) -> web.HTTPException:
     """An error in OpenAI's shape: ``{"error": {"message", "type", "code"}}``."""
-    kinds = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-             404: "not_found_error", 409: "conflict_error", 413: "invalid_request_error",
-             415: "invalid_request_error"}
-    body = {"error": {"message": message, "type": kinds.get(status, "api_error"), "code": code}}
-    exc_class = web.HTTPException
-    for candidate in (web.HTTPBadRequest, web.HTTPUnauthorized, web.HTTPForbidden,
-                      web.HTTPNotFound, web.HTTPConflict, web.HTTPRequestEntityTooLarge,
-                      web.HTTPUnsupportedMediaType):
-        if candidate.status_code == status:
-            exc_class = candidate
-    if exc_class is web.HTTPRequestEntityTooLarge:
+    if status == 413:
+        body = {"error": {"message": message, "type": "invalid_request_error", "code": code}}
         return web.HTTPRequestEntityTooLarge(
             max_size=0, actual_size=0, text=json.dumps(body), content_type="application/json"
         )
+    exc_class, kind = _ERROR_KINDS.get(status, (web.HTTPBadRequest, "invalid_request_error"))
+    body = {"error": {"message": message, "type": kind, "code": code}}
     return exc_class(text=json.dumps(body), content_type="application/json")
 
 

@@ -46,8 +46,8 @@ _PREFIX = _param("external_id_prefix", "query", "only smiths whose external_id s
                  "e.g. `anon:` or `web:`")
 _SMITH = _param("X-Smith-Id", "header", "with the admin token: the smith to act for")
 
-_VISITOR = [{"bearerAuth": []}, {"visitorSession": []}]
-_ADMIN = [{"bearerAuth": []}]
+_VISITOR: list[JSON] = [{"bearerAuth": []}, {"visitorSession": []}]
+_ADMIN: list[JSON] = [{"bearerAuth": []}]
 
 
 def _op(summary: str, responses: JSON, *, security: list[JSON], params: list[JSON] | None = None,

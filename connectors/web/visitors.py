@@ -135,7 +135,9 @@ class VisitorResolver:
                     return Visitor(claimed, new_anon_token(), signed_in=True, claimed=True)
                 smith = await self._web.alias_smith(self._agent_id, external_id)
         if smith is None:
-            smith = await self._store.ensure_smith(external_id, self._agent_id, **profile)
+            smith = await self._store.ensure_smith(
+                external_id, self._agent_id, display_name=display_name, customer_id=customer_id
+            )
         elif any(getattr(smith, k) != v for k, v in profile.items()):
             smith = await self._store.patch_smith(smith.id, **profile)
         return Visitor(smith, None, signed_in=True, claimed=False)

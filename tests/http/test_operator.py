@@ -25,10 +25,10 @@ async def test_operator_api_needs_the_admin_token(db_url: str) -> None:
 
 
 async def test_operator_api_is_off_without_an_admin_token(db_url: str) -> None:
-    async with running(db_url, admin={"token": None}) as daemon:
-        async with daemon.client(Authorization=f"Bearer {ADMIN}") as caller:
-            body = await json_call(caller, "GET", "/v1/smiths", expect=404)
-            assert body["error"]["code"] == "disabled"
+    async with running(db_url, admin={"token": None}) as daemon, \
+            daemon.client(Authorization=f"Bearer {ADMIN}") as caller:
+        body = await json_call(caller, "GET", "/v1/smiths", expect=404)
+        assert body["error"]["code"] == "disabled"
 
 
 async def test_segments_by_external_id_prefix(db_url: str) -> None:
