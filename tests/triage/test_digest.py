@@ -1,0 +1,82 @@
+"""The pieces of a sweep that need no database: --since, percentiles, the progress bar."""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.triage import ConversationResult, Digest, Outcome, Progress, ProgressBar, parse_since
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds_back"),
+    [("30m", 1800), ("2h", 7200), ("1d", 86_400), ("1h30m", 5400), ("45s", 45), ("1w", 604_800)],
+)
+def test_since_accepts_durations(text: str, seconds_back: float) -> None:
+    assert parse_since(text, at=NOW) == NOW - seconds_back
+
+
+def test_since_accepts_iso_8601_with_or_without_an_offset() -> None:
+    assert parse_since("2026-03-01T10:00:00Z", at=NOW) == NOW - 7200
+    assert parse_since("2026-03-01T11:00:00+01:00", at=NOW) == NOW - 7200
+    # Without an offset the time is read in the schedule's time zone.
+    assert parse_since("2026-03-01T11:00", at=NOW, timezone="Europe/Paris") == NOW - 7200
+    with pytest.raises(ValueError, match="ISO 8601"):
+        parse_since("yesterday", at=NOW)
+
+
+def _digest(seconds: list[float]) -> Digest:
+    conversations = tuple(
+        ConversationResult("desk", f"desk:c{i}", Outcome.ANSWERED, 1, turn_seconds=s)
+        for i, s in enumerate(seconds)
+    )
+    return Digest(NOW, NOW + 5, False, ("desk",), conversations, turn_seconds=tuple(seconds))
+
+
+def test_percentiles_are_nearest_rank_and_slowest_come_first() -> None:
+    digest = _digest([float(i) for i in range(1, 101)])
+    assert digest.percentile(0.5) == 50.0 and digest.percentile(0.95) == 95.0
+    assert [c.turn_seconds for c in digest.slowest(3)] == [100.0, 99.0, 98.0]
+    assert _digest([]).percentile(0.5) is None
+
+
+def test_summary_names_counts_and_reasons() -> None:
+    digest = Digest(
+        NOW, NOW + 1, True, ("desk",),
+        (
+            ConversationResult("desk", "desk:1", Outcome.SKIPPED, 1, reason="a human has taken over this thread"),
+            ConversationResult("desk", "desk:2", Outcome.FAILED, 1, reason="reply not delivered: 403"),
+        ),
+    )
+    text = digest.summary()
+    assert "(dry run)" in text and "1 skipped" in text and "1 failed" in text
+    assert "a human has taken over this thread" in text and "403" in text
+    assert not digest.ok
+
+
+def test_the_progress_bar_draws_on_a_terminal_and_logs_elsewhere(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    bar = ProgressBar(terminal)
+    bar(Progress(1, 4, {"answered": 1}))
+    bar(Progress(4, 4, {"answered": 4}))
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\r[") and "1/4" in drawn and "4/4" in drawn and drawn.endswith("\n")
+
+    piped = io.StringIO()
+    with caplog.at_level(logging.INFO, logger="bot.triage"):
+        plain = ProgressBar(piped)
+        for done in range(0, 101):
+            plain(Progress(done, 100, {}))
+    assert piped.getvalue() == ""
+    assert len([r for r in caplog.records if "conversations finished" in r.message]) == 11
