@@ -22,14 +22,22 @@ from bot.providers.openai import OpenAIProvider
 from bot.providers.resilience import ResilientProvider
 from bot.providers.xai import XaiSupportAgentProvider
 from tests.fakes.ingram_server import IngramServer, IngramStep
-from tests.fakes.model_server import RecordedRequest, ScriptedModelServer, ScriptedReply, ScriptedToolCall
+from tests.fakes.model_server import (
+    RecordedRequest,
+    ScriptedModelServer,
+    ScriptedReply,
+    ScriptedToolCall,
+)
 from tests.fakes.xai_server import XaiReply, XaiSupportAgentServer
 
 TEXT = "Thanks for reaching out! Your order left our warehouse yesterday and arrives on Friday."
 CALL = ScriptedToolCall("USER_INFO_LOOKUP", {"user_id": "u_1"})
-TOOLS = (ToolSpec("USER_INFO_LOOKUP", "Look the customer up.", {"type": "object", "properties": {}}),)
+TOOLS = (
+    ToolSpec("USER_INFO_LOOKUP", "Look the customer up.", {"type": "object", "properties": {}}),
+)
 HISTORY = tuple(
-    ChatMessage("user" if i % 2 == 0 else "assistant", f"message {i} " + "words " * 30) for i in range(10)
+    ChatMessage("user" if i % 2 == 0 else "assistant", f"message {i} " + "words " * 30)
+    for i in range(10)
 )
 
 
@@ -89,7 +97,9 @@ async def bench_xai(calls: int, stream: bool) -> list[float]:
         )
         try:
             return await measure(
-                provider, calls, lambda i: ModelRequest(messages=HISTORY, stream=stream, thread_key="t")
+                provider,
+                calls,
+                lambda i: ModelRequest(messages=HISTORY, stream=stream, thread_key="t"),
             )
         finally:
             await provider.aclose()
@@ -106,7 +116,11 @@ async def bench_ingram(calls: int, stream: bool) -> list[float]:
 
         def request_for(i: int) -> ModelRequest:
             return ModelRequest(
-                messages=HISTORY[:9], tools=TOOLS, stream=stream, thread_key=f"t{i % 20}", smith_key=f"s{i % 20}"
+                messages=HISTORY[:9],
+                tools=TOOLS,
+                stream=stream,
+                thread_key=f"t{i % 20}",
+                smith_key=f"s{i % 20}",
             )
 
         try:

@@ -46,7 +46,9 @@ def _fallback_endpoint(model: ModelSettings, provider: ProviderName) -> _Endpoin
     )
 
 
-def build_remote(provider: ProviderName, endpoint: _Endpoint, model: ModelSettings) -> ModelProvider:
+def build_remote(
+    provider: ProviderName, endpoint: _Endpoint, model: ModelSettings
+) -> ModelProvider:
     """One bare remote provider (no retries) for ``provider`` at ``endpoint``."""
     if provider == "openai":
         from bot.providers.openai import OpenAIProvider
@@ -112,6 +114,8 @@ def build_provider(settings: Settings, *, offline: ModelProvider) -> ModelProvid
         if name == "offline":
             chain.append(offline)
         else:
-            chain.append(_resilient(build_remote(name, _fallback_endpoint(model, name), model), model))
+            chain.append(
+                _resilient(build_remote(name, _fallback_endpoint(model, name), model), model)
+            )
     log.info("model provider: %s", " -> ".join(p.name for p in chain))
     return chain[0] if len(chain) == 1 else FallbackProvider(chain)

@@ -54,7 +54,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.cloud.ingram.tech"
 API_VERSION = "2026-05-01"
-TERMINAL_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled", "run.paused", "run.duplicate"})
+TERMINAL_EVENTS = frozenset(
+    {"run.completed", "run.failed", "run.cancelled", "run.paused", "run.duplicate"}
+)
 # Run failures worth another run: the upstream model or Ingram itself hiccuped.
 RETRYABLE_FAILURES = frozenset(
     {
@@ -522,7 +524,9 @@ class IngramProvider:
                 retryable=retryable,
             )
         raise ProviderError(
-            f"{self.name}: run {outcome.run_id} ended as {status}: {outcome.error or ''}".rstrip(": ")
+            f"{self.name}: run {outcome.run_id} ended as {status}: {outcome.error or ''}".rstrip(
+                ": "
+            )
         )
 
     async def _fetch(self, smith_id: str, run_id: str, seen: _RunOutcome) -> _RunOutcome:

@@ -98,6 +98,7 @@ def to_openai_messages(messages: Sequence[ChatMessage]) -> list[JSON]:
 
 
 def to_openai_tools(tools: Sequence[ToolSpec]) -> list[JSON]:
+    """Tool specs as chat-completions ``tools`` (``{"type": "function", "function": …}``)."""
     return [
         {
             "type": "function",
@@ -171,7 +172,12 @@ class ToolCallAccumulator:
         index = fragment.get("index", position)
         call_id = str(fragment.get("id") or "")
         slot = self._by_index.get(index)
-        if slot is not None and call_id and self._calls[slot].id and call_id != self._calls[slot].id:
+        if (
+            slot is not None
+            and call_id
+            and self._calls[slot].id
+            and call_id != self._calls[slot].id
+        ):
             slot = None
         if slot is None:
             self._calls.append(_PartialCall())
@@ -212,7 +218,9 @@ def _stream_error(provider: str, error: Any, secret: str | None) -> ProviderErro
         kind = f"{error.get('type') or ''} {error.get('code') or ''}".lower()
     else:
         message, kind = str(error), ""
-    retryable = any(word in kind for word in ("rate", "server", "overload", "timeout", "unavailable"))
+    retryable = any(
+        word in kind for word in ("rate", "server", "overload", "timeout", "unavailable")
+    )
     text = scrub(message, secret)[:300]
     return ProviderError(f"{provider}: error in answer: {text}", retryable=retryable)
 
@@ -341,9 +349,7 @@ class OpenAIProvider:
                     if choice.get("finish_reason"):
                         finish_reason = str(choice["finish_reason"])
         if not done and finish_reason is None:
-            raise ProviderError(
-                f"{self.name}: stream ended before its last chunk", retryable=True
-            )
+            raise ProviderError(f"{self.name}: stream ended before its last chunk", retryable=True)
         tool_calls = calls.result()
         return ModelResponse(
             text="".join(text),
@@ -358,6 +364,4 @@ def _text_of_parts(content: Any) -> str:
     """Text from a content given as parts (``[{"type": "text", "text": …}]``) or nothing."""
     if not isinstance(content, list):
         return ""
-    return "".join(
-        str(part.get("text") or "") for part in content if isinstance(part, dict)
-    )
+    return "".join(str(part.get("text") or "") for part in content if isinstance(part, dict))

@@ -151,7 +151,7 @@ class FallbackProvider:
         for provider in self.providers:
             try:
                 await provider.aclose()
-            except Exception as exc:  # close every provider even if one fails
+            except Exception as exc:  # noqa: BLE001 - close every provider even if one fails
                 errors.append(exc)
         if errors:
             raise errors[0]
@@ -164,7 +164,7 @@ class FallbackProvider:
         for position, provider in enumerate(self.providers):
             try:
                 response = await provider.complete(request, on_delta)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever broke, the next provider answers
                 failures.append(f"{provider.name}: {exc}")
                 if position < last:
                     log.warning(

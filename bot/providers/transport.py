@@ -124,9 +124,7 @@ def error_from_status(
     )
 
 
-async def raise_for_status(
-    provider: str, response: httpx.Response, *, secret: str | None
-) -> None:
+async def raise_for_status(provider: str, response: httpx.Response, *, secret: str | None) -> None:
     """Raise the ``ProviderError`` an unsuccessful (possibly streamed) response deserves."""
     if response.is_success:
         return
@@ -137,7 +135,9 @@ async def raise_for_status(
     raise error_from_status(provider, response.status_code, body, response.headers, secret=secret)
 
 
-def error_from_transport(provider: str, exc: httpx.HTTPError, *, secret: str | None) -> ProviderError:
+def error_from_transport(
+    provider: str, exc: httpx.HTTPError, *, secret: str | None
+) -> ProviderError:
     """A retryable ``ProviderError`` for a connection, protocol or timeout failure."""
     kind = type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
@@ -193,8 +193,7 @@ async def iter_frames(response: httpx.Response) -> AsyncIterator[Frame]:
             continue
         field, sep, value = line.partition(":")
         if sep and field in ("data", "event", "id", "retry"):
-            if value.startswith(" "):
-                value = value[1:]
+            value = value.removeprefix(" ")
             if field == "data":
                 data.append(value)
             elif field == "event":

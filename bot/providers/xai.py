@@ -114,6 +114,7 @@ def message_tool_calls(message: JSON) -> tuple[ToolCall, ...]:
 
 
 def rag_results_of(data: JSON) -> tuple[JSON, ...]:
+    """The retrieved knowledge chunks (``rag_results``) an answer carries, as given."""
     results = data.get("rag_results")
     if not isinstance(results, list):
         return ()

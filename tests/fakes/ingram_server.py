@@ -50,9 +50,18 @@ class IngramStep:
     chunk_size: int = 6
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response(
-        {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}},
+        {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": code,
+            }
+        },
         status=status,
         headers=headers,
     )
@@ -67,10 +76,6 @@ class IngramServer(FakeHTTPServer):
         self.runs: dict[str, dict[str, Any]] = {}
         self.submits: list[dict[str, Any]] = []
         self._queue: deque[IngramStep] = deque()
-
-    async def __aenter__(self) -> IngramServer:
-        await self.start()
-        return self
 
     def enqueue(self, *steps: IngramStep) -> None:
         self._queue.extend(steps)
@@ -126,7 +131,9 @@ class IngramServer(FakeHTTPServer):
                 and other["thread_id"] == thread_id
                 and other["status"].startswith("paused")
             ):
-                return _error(409, "conversation_locked", f"run {other['id']} is paused on this thread")
+                return _error(
+                    409, "conversation_locked", f"run {other['id']} is paused on this thread"
+                )
         run = {
             "id": f"run_{len(self.runs) + 1}",
             "smith_id": smith_id,
@@ -197,7 +204,11 @@ class IngramServer(FakeHTTPServer):
 
     def _finish(self, run: dict[str, Any], step: IngramStep) -> tuple[str, dict[str, Any]]:
         """Apply ``step``'s ending to ``run``; return the terminal frame."""
-        usage = {"input_tokens": step.usage[0], "output_tokens": step.usage[1], "total_tokens": sum(step.usage)}
+        usage = {
+            "input_tokens": step.usage[0],
+            "output_tokens": step.usage[1],
+            "total_tokens": sum(step.usage),
+        }
         run["usage"] = usage
         if step.tool_calls:
             calls = self._calls(step)
@@ -216,8 +227,14 @@ class IngramServer(FakeHTTPServer):
         run.update(status="completed", output={"content": step.text}, stop_reason="end_turn")
         return "run.completed", {"stop_reason": "end_turn", "usage": usage}
 
-    async def _advance(self, request: web.Request, run: dict[str, Any], stream: bool) -> web.StreamResponse:
-        step = self._queue.popleft() if self._queue else IngramStep(fail="no scripted step", fail_code="internal_error")
+    async def _advance(
+        self, request: web.Request, run: dict[str, Any], stream: bool
+    ) -> web.StreamResponse:
+        step = (
+            self._queue.popleft()
+            if self._queue
+            else IngramStep(fail="no scripted step", fail_code="internal_error")
+        )
         if step.status != 200:
             run["status"] = "failed"
             return _error(step.status, "scripted", "scripted failure", step.headers)
@@ -228,7 +245,10 @@ class IngramServer(FakeHTTPServer):
             ("run.started", {"smith_id": run["smith_id"], "thread_id": run["thread_id"]})
         ]
         if step.hosted_tool:
-            frames += [("tool.executing", {"tool": step.hosted_tool}), ("tool.completed", {"tool": step.hosted_tool})]
+            frames += [
+                ("tool.executing", {"tool": step.hosted_tool}),
+                ("tool.completed", {"tool": step.hosted_tool}),
+            ]
         text = step.text
         frames += [
             ("message.delta", {"delta": text[i : i + step.chunk_size]})
@@ -236,7 +256,15 @@ class IngramServer(FakeHTTPServer):
         ]
         if step.approval:
             frames.append(
-                ("approval.required", {"approval_id": "apr_1", "tool": "delete_record", "tool_call_id": "call_x", "args": {}})
+                (
+                    "approval.required",
+                    {
+                        "approval_id": "apr_1",
+                        "tool": "delete_record",
+                        "tool_call_id": "call_x",
+                        "args": {},
+                    },
+                )
             )
         frames.append(terminal)
         response = await self.sse_response(request)
@@ -246,7 +274,9 @@ class IngramServer(FakeHTTPServer):
                 return await self.cut(request, response, step.cut_mode)
             envelope = {"v": 1, "run_id": run["id"]}
             payload = {**envelope, "data": data} if step.nested_data else {**envelope, **data}
-            await response.write(f"id: {sent}\nevent: {event}\ndata: {json.dumps(payload)}\n\n".encode())
+            await response.write(
+                f"id: {sent}\nevent: {event}\ndata: {json.dumps(payload)}\n\n".encode()
+            )
             await asyncio.sleep(0)
         await response.write_eof()
         return response

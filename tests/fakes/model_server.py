@@ -41,7 +41,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from aiohttp import web
 
@@ -74,9 +74,7 @@ class RecordedRequest:
                 if isinstance(content, str):
                     return content
                 if isinstance(content, list):
-                    return " ".join(
-                        str(p.get("text", "")) for p in content if isinstance(p, dict)
-                    )
+                    return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
         return ""
 
     def header(self, name: str) -> str | None:
@@ -122,7 +120,7 @@ class FakeHTTPServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> FakeHTTPServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -180,7 +178,9 @@ class FakeHTTPServer:
         return response
 
     @staticmethod
-    async def cut(request: web.Request, response: web.StreamResponse, mode: CutMode) -> web.StreamResponse:
+    async def cut(
+        request: web.Request, response: web.StreamResponse, mode: CutMode
+    ) -> web.StreamResponse:
         """End a stream early: ``abort`` drops the connection mid-body, ``eof`` ends it
         politely but without the frames that should have closed it."""
         if mode == "abort":
@@ -274,10 +274,6 @@ class ScriptedModelServer(FakeHTTPServer):
         self.reject_null_content = reject_null_content
         self.unscripted = 0
         self._queue: deque[ScriptedReply] = deque()
-
-    async def __aenter__(self) -> ScriptedModelServer:
-        await self.start()
-        return self
 
     def enqueue(self, *replies: ScriptedReply) -> None:
         """Add replies to answer the next requests, in order."""
@@ -374,7 +370,11 @@ class ScriptedModelServer(FakeHTTPServer):
         chunks += [chunk({"content": piece}) for piece in _pieces(reply.text, reply.chunk_size)]
         for i, call in enumerate(reply.tool_calls):
             call_id = call.id or f"call_{i}"
-            head = {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+            head = {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
             chunks.append(chunk({"tool_calls": [{"index": i, **head}]}))
             for piece in _pieces(call.arguments_text(), reply.chunk_size):
                 fragment: dict[str, Any] = {"index": i, "function": {"arguments": piece}}

@@ -74,7 +74,11 @@ def _invalid(body: Any) -> str | None:
         if not isinstance(content, list):
             return "content must be a list of parts"
         for part in content:
-            if not isinstance(part, dict) or len(part) != 1 or not ({"text", "image_url"} & set(part)):
+            if (
+                not isinstance(part, dict)
+                or len(part) != 1
+                or not ({"text", "image_url"} & set(part))
+            ):
                 return f"bad content part {part!r}"
         if message["role"] == "ROLE_TOOL" and not message.get("tool_call_id"):
             return "ROLE_TOOL needs tool_call_id"
@@ -89,10 +93,6 @@ class XaiSupportAgentServer(FakeHTTPServer):
         self.rule = rule
         self._queue: deque[XaiReply] = deque()
 
-    async def __aenter__(self) -> XaiSupportAgentServer:
-        await self.start()
-        return self
-
     def enqueue(self, *replies: XaiReply) -> None:
         self._queue.extend(replies)
 
@@ -104,7 +104,9 @@ class XaiSupportAgentServer(FakeHTTPServer):
         recorded = await self.record(request)
         problem = _invalid(recorded.json)
         if problem:
-            return recorded, web.json_response({"code": 3, "message": problem, "details": []}, status=400)
+            return recorded, web.json_response(
+                {"code": 3, "message": problem, "details": []}, status=400
+            )
         if self._queue:
             return recorded, self._queue.popleft()
         if self.rule is not None:
@@ -154,7 +156,9 @@ class XaiSupportAgentServer(FakeHTTPServer):
             return await self.hang()
         if reply.status != 200:
             return web.json_response(
-                {"code": 8, "message": "scripted failure"}, status=reply.status, headers=reply.headers
+                {"code": 8, "message": "scripted failure"},
+                status=reply.status,
+                headers=reply.headers,
             )
         return web.json_response(
             {
@@ -168,14 +172,35 @@ class XaiSupportAgentServer(FakeHTTPServer):
         )
 
     def _frames(self, reply: XaiReply) -> list[tuple[str | None, dict[str, Any]]]:
-        pieces = [reply.text[i : i + reply.chunk_size] for i in range(0, len(reply.text), reply.chunk_size)]
+        pieces = [
+            reply.text[i : i + reply.chunk_size]
+            for i in range(0, len(reply.text), reply.chunk_size)
+        ]
         unknown = {"x_trace": "abc", "server_timing": {"ms": 3}}
         frames: list[tuple[str | None, dict[str, Any]]] = []
         if reply.stream_format == "sse":
             for piece in pieces:
-                frames.append((None, {"id": "c1", "choices": [{"index": 0, "delta": {"content": piece}}], **unknown}))
+                frames.append(
+                    (
+                        None,
+                        {
+                            "id": "c1",
+                            "choices": [{"index": 0, "delta": {"content": piece}}],
+                            **unknown,
+                        },
+                    )
+                )
             for i, call in enumerate(self._calls(reply)):
-                frames.append((None, {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, **call}]}}]}))
+                frames.append(
+                    (
+                        None,
+                        {
+                            "choices": [
+                                {"index": 0, "delta": {"tool_calls": [{"index": i, **call}]}}
+                            ]
+                        },
+                    )
+                )
             frames.append(
                 (
                     None,
@@ -203,7 +228,15 @@ class XaiSupportAgentServer(FakeHTTPServer):
             so_far = ""
             for piece in pieces:
                 so_far += piece
-                frames.append(("message", {"message": {"role": "ROLE_ASSISTANT", "content": [{"text": so_far}]}, **unknown}))
+                frames.append(
+                    (
+                        "message",
+                        {
+                            "message": {"role": "ROLE_ASSISTANT", "content": [{"text": so_far}]},
+                            **unknown,
+                        },
+                    )
+                )
             frames.append(
                 (
                     "done",
@@ -239,7 +272,9 @@ class XaiSupportAgentServer(FakeHTTPServer):
             return await self.hang()
         if reply.status != 200:
             return web.json_response(
-                {"code": 8, "message": "scripted failure"}, status=reply.status, headers=reply.headers
+                {"code": 8, "message": "scripted failure"},
+                status=reply.status,
+                headers=reply.headers,
             )
         ndjson = reply.stream_format in ("ndjson", "grpc-gateway")
         response = web.StreamResponse(

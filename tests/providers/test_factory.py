@@ -18,7 +18,9 @@ from tests.fakes.model_server import ScriptedModelServer, ScriptedReply
 from tests.fakes.xai_server import XaiReply, XaiSupportAgentServer
 from tests.providers.conftest import API_KEY, CannedProvider
 
-REQUEST = ModelRequest(messages=(ChatMessage("user", "hello"),), stream=True, thread_key="web:1", smith_key="web:u1")
+REQUEST = ModelRequest(
+    messages=(ChatMessage("user", "hello"),), stream=True, thread_key="web:1", smith_key="web:u1"
+)
 
 
 def settings(**model: Any) -> Settings:
@@ -36,12 +38,20 @@ async def test_each_remote_provider_is_wrapped_in_retries() -> None:
     assert isinstance(built, ResilientProvider) and isinstance(built.inner, IngramProvider)
     await built.aclose()
     built = build_provider(
-        settings(provider="xai-support-agent", api_key="k", agent_id="sa_1", max_retries=5, timeout_seconds=7),
+        settings(
+            provider="xai-support-agent",
+            api_key="k",
+            agent_id="sa_1",
+            max_retries=5,
+            timeout_seconds=7,
+        ),
         offline=offline,
     )
     assert isinstance(built, FallbackProvider)
     primary, last = built.providers
-    assert isinstance(primary, ResilientProvider) and isinstance(primary.inner, XaiSupportAgentProvider)
+    assert isinstance(primary, ResilientProvider) and isinstance(
+        primary.inner, XaiSupportAgentProvider
+    )
     assert (primary.max_retries, primary.timeout_seconds) == (5, 7)
     assert last is offline
     await built.aclose()
@@ -49,9 +59,13 @@ async def test_each_remote_provider_is_wrapped_in_retries() -> None:
 
 def test_a_remote_fallback_needs_its_endpoint() -> None:
     with pytest.raises(ValueError, match="model.endpoints"):
-        build_provider(settings(provider="openai", fallback=["ingram", "offline"]), offline=CannedProvider())
+        build_provider(
+            settings(provider="openai", fallback=["ingram", "offline"]), offline=CannedProvider()
+        )
     with pytest.raises(ValueError, match="agent_id"):
-        build_provider(settings(provider="xai-support-agent", fallback=[]), offline=CannedProvider())
+        build_provider(
+            settings(provider="xai-support-agent", fallback=[]), offline=CannedProvider()
+        )
 
 
 async def test_configured_chain_answers_end_to_end(caplog: pytest.LogCaptureFixture) -> None:
@@ -69,7 +83,13 @@ async def test_configured_chain_answers_end_to_end(caplog: pytest.LogCaptureFixt
                 temperature=0.2,
                 max_retries=1,
                 fallback=["xai-support-agent", "offline"],
-                endpoints={"xai-support-agent": {"base_url": xai.url, "api_key": "xai-" + API_KEY, "agent_id": "sa_9"}},
+                endpoints={
+                    "xai-support-agent": {
+                        "base_url": xai.url,
+                        "api_key": "xai-" + API_KEY,
+                        "agent_id": "sa_9",
+                    }
+                },
             ),
             offline=offline,
         )

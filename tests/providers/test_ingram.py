@@ -14,8 +14,16 @@ from tests.fakes.model_server import ScriptedToolCall
 from tests.providers.conftest import API_KEY, CannedProvider
 
 TOOLS = (
-    ToolSpec("USER_INFO_LOOKUP", "Look the customer up.", {"type": "object", "properties": {"user_id": {"type": "string"}}}),
-    ToolSpec("ESCALATE", "Hand over to a human.", {"type": "object", "properties": {"reason": {"type": "string"}}}),
+    ToolSpec(
+        "USER_INFO_LOOKUP",
+        "Look the customer up.",
+        {"type": "object", "properties": {"user_id": {"type": "string"}}},
+    ),
+    ToolSpec(
+        "ESCALATE",
+        "Hand over to a human.",
+        {"type": "object", "properties": {"reason": {"type": "string"}}},
+    ),
 )
 THREAD = "intercom:conv_7"
 SMITH = "intercom:contact_1"
@@ -28,11 +36,15 @@ async def ingram() -> AsyncIterator[IngramServer]:
 
 
 def provider_for(server: IngramServer) -> IngramProvider:
-    return IngramProvider(api_key=API_KEY, base_url=server.url, agent_id="agt_support", timeout_seconds=5)
+    return IngramProvider(
+        api_key=API_KEY, base_url=server.url, agent_id="agt_support", timeout_seconds=5
+    )
 
 
 def request(*messages: ChatMessage, stream: bool = True, smith: str | None = SMITH) -> ModelRequest:
-    return ModelRequest(messages=messages, tools=TOOLS, stream=stream, thread_key=THREAD, smith_key=smith)
+    return ModelRequest(
+        messages=messages, tools=TOOLS, stream=stream, thread_key=THREAD, smith_key=smith
+    )
 
 
 HISTORY = (
@@ -46,7 +58,9 @@ HISTORY = (
 
 @pytest.mark.parametrize("stream", [True, False])
 async def test_smith_upsert_and_a_run_on_the_thread(ingram: IngramServer, stream: bool) -> None:
-    ingram.enqueue(IngramStep(text="Sorry about that, let me check the invoice."), IngramStep(text="Done."))
+    ingram.enqueue(
+        IngramStep(text="Sorry about that, let me check the invoice."), IngramStep(text="Done.")
+    )
     deltas: list[str] = []
 
     async def on_delta(piece: str) -> None:
@@ -56,7 +70,12 @@ async def test_smith_upsert_and_a_run_on_the_thread(ingram: IngramServer, stream
     try:
         first = await provider.complete(request(*HISTORY, stream=stream), on_delta)
         second = await provider.complete(
-            request(*HISTORY, ChatMessage("assistant", first.text), ChatMessage("user", "thanks"), stream=stream)
+            request(
+                *HISTORY,
+                ChatMessage("assistant", first.text),
+                ChatMessage("user", "thanks"),
+                stream=stream,
+            )
         )
     finally:
         await provider.aclose()
@@ -78,7 +97,10 @@ async def test_smith_upsert_and_a_run_on_the_thread(ingram: IngramServer, stream
         {"role": "user", "content": "it charged me twice"},
     ]
     assert runs[1].json["input"] == [{"role": "user", "content": "thanks"}]
-    assert [t["function"]["name"] for t in runs[0].json["tools"]] == ["USER_INFO_LOOKUP", "ESCALATE"]
+    assert [t["function"]["name"] for t in runs[0].json["tools"]] == [
+        "USER_INFO_LOOKUP",
+        "ESCALATE",
+    ]
     for sent in ingram.requests:
         assert sent.header("IC-Api-Version") == API_VERSION
         assert sent.header("Authorization") == f"Bearer {API_KEY}"
@@ -91,7 +113,11 @@ async def test_anonymous_smiths_keep_no_memory(ingram: IngramServer) -> None:
         await provider.complete(request(ChatMessage("user", "hi"), smith="anon:9f2c"))
     finally:
         await provider.aclose()
-    assert ingram.requests[0].json == {"external_id": "anon:9f2c", "agent_id": "agt_support", "auto_memory": False}
+    assert ingram.requests[0].json == {
+        "external_id": "anon:9f2c",
+        "agent_id": "agt_support",
+        "auto_memory": False,
+    }
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -135,8 +161,20 @@ async def test_tool_pause_is_resumed_with_submit(
     assert provider.paused_run(THREAD) is None
     assert len(ingram.run_requests) == 1  # resumed, not restarted
     assert ingram.submits == [
-        {"run_id": "run_1", "kind": "tool_result", "tool_call_id": "call_a", "result": {"name": "Ada", "plan": "pro"}, "stream": False},
-        {"run_id": "run_1", "kind": "tool_result", "tool_call_id": "call_b", "result": {"output": "escalated"}, "stream": stream},
+        {
+            "run_id": "run_1",
+            "kind": "tool_result",
+            "tool_call_id": "call_a",
+            "result": {"name": "Ada", "plan": "pro"},
+            "stream": False,
+        },
+        {
+            "run_id": "run_1",
+            "kind": "tool_result",
+            "tool_call_id": "call_b",
+            "result": {"output": "escalated"},
+            "stream": stream,
+        },
     ]
     assert ingram.runs["run_1"]["status"] == "completed"
     fetched = [r for r in ingram.requests if r.method == "GET"]
@@ -145,13 +183,17 @@ async def test_tool_pause_is_resumed_with_submit(
 
 async def test_a_new_message_cancels_a_paused_run(ingram: IngramServer) -> None:
     ingram.enqueue(
-        IngramStep(tool_calls=(ScriptedToolCall("USER_INFO_LOOKUP", {"user_id": "u1"}, id="call_a"),)),
+        IngramStep(
+            tool_calls=(ScriptedToolCall("USER_INFO_LOOKUP", {"user_id": "u1"}, id="call_a"),)
+        ),
         IngramStep(text="Sure, what else?"),
     )
     provider = provider_for(ingram)
     try:
         await provider.complete(request(ChatMessage("user", "who am I?")))
-        answer = await provider.complete(request(ChatMessage("user", "never mind, another question")))
+        answer = await provider.complete(
+            request(ChatMessage("user", "never mind, another question"))
+        )
     finally:
         await provider.aclose()
     assert answer.text == "Sure, what else?"
@@ -166,7 +208,11 @@ async def test_tool_results_without_a_paused_run_fail_for_good(ingram: IngramSer
     try:
         with pytest.raises(ProviderError) as caught:
             await provider.complete(
-                request(ChatMessage("user", "x"), ChatMessage("assistant", "", tool_calls=(call,)), ChatMessage("tool", "ok", tool_call_id="call_z"))
+                request(
+                    ChatMessage("user", "x"),
+                    ChatMessage("assistant", "", tool_calls=(call,)),
+                    ChatMessage("tool", "ok", tool_call_id="call_z"),
+                )
             )
     finally:
         await provider.aclose()
@@ -175,7 +221,9 @@ async def test_tool_results_without_a_paused_run_fail_for_good(ingram: IngramSer
 
 @pytest.mark.parametrize("cut_after", [1, 3])
 async def test_stream_cut_before_the_terminal_frame(ingram: IngramServer, cut_after: int) -> None:
-    ingram.enqueue(IngramStep(text="This answer never finishes properly", cut_after=cut_after, cut_mode="eof"))
+    ingram.enqueue(
+        IngramStep(text="This answer never finishes properly", cut_after=cut_after, cut_mode="eof")
+    )
     provider = provider_for(ingram)
     try:
         with pytest.raises(ProviderError) as caught:
@@ -194,7 +242,12 @@ async def test_cut_stream_falls_back_to_offline(ingram: IngramServer) -> None:
     )
     offline = CannedProvider("From the help center: …")
     chain = FallbackProvider(
-        [ResilientProvider(provider_for(ingram), timeout_seconds=5, max_retries=2, backoff_initial=0.01), offline]
+        [
+            ResilientProvider(
+                provider_for(ingram), timeout_seconds=5, max_retries=2, backoff_initial=0.01
+            ),
+            offline,
+        ]
     )
     deltas: list[str] = []
 
@@ -212,7 +265,9 @@ async def test_cut_stream_falls_back_to_offline(ingram: IngramServer) -> None:
     assert deltas[-1] == "From the help center: …"
 
 
-@pytest.mark.parametrize("code,retryable", [("model_request_failed", True), ("model_key_missing", False)])
+@pytest.mark.parametrize(
+    "code,retryable", [("model_request_failed", True), ("model_key_missing", False)]
+)
 async def test_failed_runs(ingram: IngramServer, code: str, retryable: bool) -> None:
     ingram.enqueue(IngramStep(fail="upstream said no", fail_code=code))
     provider = provider_for(ingram)
@@ -238,7 +293,9 @@ async def test_approval_pause_is_not_an_answer(ingram: IngramServer) -> None:
 
 
 async def test_tolerates_nested_frames_and_hosted_tool_activity(ingram: IngramServer) -> None:
-    ingram.enqueue(IngramStep(text="Found it on the web.", nested_data=True, hosted_tool="web_search"))
+    ingram.enqueue(
+        IngramStep(text="Found it on the web.", nested_data=True, hosted_tool="web_search")
+    )
     provider = provider_for(ingram)
     try:
         response = await provider.complete(request(ChatMessage("user", "search please")))
@@ -260,7 +317,9 @@ async def test_http_errors_are_mapped(ingram: IngramServer) -> None:
 
 
 async def test_run_failure_text_never_carries_the_key(ingram: IngramServer) -> None:
-    ingram.enqueue(IngramStep(fail=f"provider rejected key {API_KEY}", fail_code="model_key_missing"))
+    ingram.enqueue(
+        IngramStep(fail=f"provider rejected key {API_KEY}", fail_code="model_key_missing")
+    )
     provider = provider_for(ingram)
     try:
         with pytest.raises(ProviderError) as caught:
@@ -272,7 +331,9 @@ async def test_run_failure_text_never_carries_the_key(ingram: IngramServer) -> N
 
 async def test_a_run_left_paused_by_a_restart_is_cancelled(ingram: IngramServer) -> None:
     ingram.enqueue(
-        IngramStep(tool_calls=(ScriptedToolCall("USER_INFO_LOOKUP", {"user_id": "u1"}, id="call_a"),)),
+        IngramStep(
+            tool_calls=(ScriptedToolCall("USER_INFO_LOOKUP", {"user_id": "u1"}, id="call_a"),)
+        ),
         IngramStep(text="Back again, how can I help?"),
     )
     before = provider_for(ingram)

@@ -33,7 +33,11 @@ TOOLS = (
 
 def provider_for(server: ScriptedModelServer, **options: object) -> OpenAIProvider:
     return OpenAIProvider(
-        api_key=API_KEY, base_url=server.url, model="scripted", timeout_seconds=5, **options  # type: ignore[arg-type]
+        api_key=API_KEY,
+        base_url=server.url,
+        model="scripted",
+        timeout_seconds=5,
+        **options,  # type: ignore[arg-type]
     )
 
 
@@ -54,7 +58,9 @@ class Deltas:
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_text_answer_with_usage_and_deltas(model_server: ScriptedModelServer, stream: bool) -> None:
+async def test_text_answer_with_usage_and_deltas(
+    model_server: ScriptedModelServer, stream: bool
+) -> None:
     model_server.enqueue(ScriptedReply.say("Hello there, how can I help?", usage=(21, 8)))
     provider = provider_for(model_server)
     deltas = Deltas()
@@ -87,10 +93,16 @@ async def test_text_answer_with_usage_and_deltas(model_server: ScriptedModelServ
 
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("repeat_ids", [False, True])
-async def test_tool_calls(model_server: ScriptedModelServer, stream: bool, repeat_ids: bool) -> None:
+async def test_tool_calls(
+    model_server: ScriptedModelServer, stream: bool, repeat_ids: bool
+) -> None:
     model_server.enqueue(
         ScriptedReply.calls(
-            ScriptedToolCall("ESCALATE", {"reason": "customer asked for a person", "priority": "high"}, id="call_a"),
+            ScriptedToolCall(
+                "ESCALATE",
+                {"reason": "customer asked for a person", "priority": "high"},
+                id="call_a",
+            ),
             ScriptedToolCall("CLOSE", {"resolution_summary": "handed over"}, id="call_b"),
             text="Let me get someone.",
             repeat_ids=repeat_ids,
@@ -158,7 +170,11 @@ async def test_assistant_tool_call_messages_go_out_with_empty_content(
     assistant = messages[1]
     assert assistant["content"] == ""
     assert assistant["tool_calls"] == [
-        {"id": "call_1", "type": "function", "function": {"name": "ESCALATE", "arguments": '{"reason": "r"}'}},
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "ESCALATE", "arguments": '{"reason": "r"}'},
+        },
         {"id": "call_2", "type": "function", "function": {"name": "CLOSE", "arguments": "{}"}},
     ]
     assert messages[2] == {"role": "tool", "tool_call_id": "call_1", "content": '{"ok": true}'}
@@ -174,7 +190,9 @@ async def test_images_and_files_become_content_parts(model_server: ScriptedModel
                 "see attached",
                 parts=(
                     ContentPart("image", "shot.png", "image/png", "data:image/png;base64,iVBO"),
-                    ContentPart("file", "invoice.pdf", "application/pdf", "data:application/pdf;base64,JVBE"),
+                    ContentPart(
+                        "file", "invoice.pdf", "application/pdf", "data:application/pdf;base64,JVBE"
+                    ),
                 ),
             ),
         )
@@ -188,11 +206,16 @@ async def test_images_and_files_become_content_parts(model_server: ScriptedModel
     assert content == [
         {"type": "text", "text": "see attached"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
-        {"type": "file", "file": {"filename": "invoice.pdf", "file_data": "data:application/pdf;base64,JVBE"}},
+        {
+            "type": "file",
+            "file": {"filename": "invoice.pdf", "file_data": "data:application/pdf;base64,JVBE"},
+        },
     ]
 
 
-@pytest.mark.parametrize("status,retryable", [(429, True), (500, True), (503, True), (400, False), (401, False)])
+@pytest.mark.parametrize(
+    "status,retryable", [(429, True), (500, True), (503, True), (400, False), (401, False)]
+)
 async def test_http_errors_map_to_provider_errors(
     model_server: ScriptedModelServer, status: int, retryable: bool
 ) -> None:
@@ -210,8 +233,12 @@ async def test_http_errors_map_to_provider_errors(
 
 
 @pytest.mark.parametrize("mode", ["abort", "eof"])
-async def test_cut_stream_is_a_retryable_error(model_server: ScriptedModelServer, mode: str) -> None:
-    model_server.enqueue(ScriptedReply.say("This answer will never finish", cut_after=3, cut_mode=mode))  # type: ignore[arg-type]
+async def test_cut_stream_is_a_retryable_error(
+    model_server: ScriptedModelServer, mode: str
+) -> None:
+    model_server.enqueue(
+        ScriptedReply.say("This answer will never finish", cut_after=3, cut_mode=mode)
+    )  # type: ignore[arg-type]
     provider = provider_for(model_server)
     deltas = Deltas()
     try:
@@ -255,14 +282,28 @@ def test_accumulator_joins_fragments_by_index() -> None:
 
 def test_accumulator_splits_calls_that_share_index_zero() -> None:
     acc = ToolCallAccumulator()
-    acc.add({"index": 0, "id": "a", "function": {"name": "ESCALATE", "arguments": json.dumps({"reason": "r"})}})
-    acc.add({"index": 0, "id": "b", "function": {"name": "CLOSE", "arguments": json.dumps({"resolution_summary": "s"})}})
+    acc.add(
+        {
+            "index": 0,
+            "id": "a",
+            "function": {"name": "ESCALATE", "arguments": json.dumps({"reason": "r"})},
+        }
+    )
+    acc.add(
+        {
+            "index": 0,
+            "id": "b",
+            "function": {"name": "CLOSE", "arguments": json.dumps({"resolution_summary": "s"})},
+        }
+    )
     assert [c.name for c in acc.result()] == ["ESCALATE", "CLOSE"]
 
 
 def test_missing_ids_and_double_encoded_arguments() -> None:
     acc = ToolCallAccumulator()
-    acc.add({"function": {"name": "ESCALATE", "arguments": json.dumps(json.dumps({"reason": "r"}))}})
+    acc.add(
+        {"function": {"name": "ESCALATE", "arguments": json.dumps(json.dumps({"reason": "r"}))}}
+    )
     (call,) = acc.result()
     assert call.id.startswith("call_0_")
     assert call.arguments == {"reason": "r"}

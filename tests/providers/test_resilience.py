@@ -48,7 +48,9 @@ def resilient(
 
 
 async def test_429_then_success_honours_retry_after(model_server: ScriptedModelServer) -> None:
-    model_server.enqueue(ScriptedReply.error(429, retry_after="1"), ScriptedReply.say("Your order shipped."))
+    model_server.enqueue(
+        ScriptedReply.error(429, retry_after="1"), ScriptedReply.say("Your order shipped.")
+    )
     sleeps = RecordedSleeps()
     provider = resilient(model_server, sleeps)
     try:
@@ -87,7 +89,9 @@ def test_parse_retry_after_forms() -> None:
 
 
 async def test_500s_are_retried_with_backoff(model_server: ScriptedModelServer) -> None:
-    model_server.enqueue(ScriptedReply.error(500), ScriptedReply.error(502), ScriptedReply.say("fine now"))
+    model_server.enqueue(
+        ScriptedReply.error(500), ScriptedReply.error(502), ScriptedReply.say("fine now")
+    )
     sleeps = RecordedSleeps()
     provider = resilient(model_server, sleeps)
     try:
@@ -146,7 +150,9 @@ async def test_no_retry_once_text_was_streamed(model_server: ScriptedModelServer
 async def test_a_cut_stream_is_retried_when_nothing_was_delivered(
     model_server: ScriptedModelServer,
 ) -> None:
-    model_server.enqueue(ScriptedReply.say("cut before any text", cut_after=1), ScriptedReply.say("whole"))
+    model_server.enqueue(
+        ScriptedReply.say("cut before any text", cut_after=1), ScriptedReply.say("whole")
+    )
     deltas: list[str] = []
 
     async def on_delta(text: str) -> None:

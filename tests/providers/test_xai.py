@@ -50,7 +50,9 @@ async def test_history_is_mapped_to_roles_and_text_parts(xai: XaiSupportAgentSer
                 "Here is a screenshot",
                 parts=(
                     ContentPart("image", "s.png", "image/png", "data:image/png;base64,AAAA"),
-                    ContentPart("file", "bill.pdf", "application/pdf", "data:application/pdf;base64,JVBE"),
+                    ContentPart(
+                        "file", "bill.pdf", "application/pdf", "data:application/pdf;base64,JVBE"
+                    ),
                 ),
             ),
             ChatMessage("assistant", "", tool_calls=(call,)),
@@ -85,7 +87,10 @@ async def test_history_is_mapped_to_roles_and_text_parts(xai: XaiSupportAgentSer
             "role": "ROLE_ASSISTANT",
             "content": [{"text": ""}],
             "tool_calls": [
-                {"id": "call_1", "function": {"name": "USER_INFO_LOOKUP", "arguments": '{"user_id": "u1"}'}}
+                {
+                    "id": "call_1",
+                    "function": {"name": "USER_INFO_LOOKUP", "arguments": '{"user_id": "u1"}'},
+                }
             ],
         },
         {"role": "ROLE_TOOL", "content": [{"text": '{"name": "Ada"}'}], "tool_call_id": "call_1"},
@@ -109,12 +114,20 @@ async def test_answer_keeps_rag_results_and_usage(xai: XaiSupportAgentServer) ->
     "reply",
     [
         XaiReply(tool_calls=(ScriptedToolCall("ESCALATE", {"reason": "angry"}, id="t1"),)),
-        XaiReply(role="ROLE_TOOL", tool_calls=(ScriptedToolCall("ESCALATE", {"reason": "angry"}, id="t1"),)),
-        XaiReply(legacy_function=True, tool_calls=(ScriptedToolCall("ESCALATE", {"reason": "angry"}, id="t1"),)),
+        XaiReply(
+            role="ROLE_TOOL",
+            tool_calls=(ScriptedToolCall("ESCALATE", {"reason": "angry"}, id="t1"),),
+        ),
+        XaiReply(
+            legacy_function=True,
+            tool_calls=(ScriptedToolCall("ESCALATE", {"reason": "angry"}, id="t1"),),
+        ),
     ],
     ids=["assistant-tool_calls", "role-tool", "legacy-function"],
 )
-async def test_tool_calls_in_every_documented_shape(xai: XaiSupportAgentServer, reply: XaiReply) -> None:
+async def test_tool_calls_in_every_documented_shape(
+    xai: XaiSupportAgentServer, reply: XaiReply
+) -> None:
     xai.enqueue(reply)
     provider = provider_for(xai)
     try:
@@ -127,7 +140,9 @@ async def test_tool_calls_in_every_documented_shape(xai: XaiSupportAgentServer, 
 
 
 @pytest.mark.parametrize("stream_format", ["sse", "ndjson", "sse-snapshot", "grpc-gateway"])
-async def test_streams_are_parsed_defensively(xai: XaiSupportAgentServer, stream_format: str) -> None:
+async def test_streams_are_parsed_defensively(
+    xai: XaiSupportAgentServer, stream_format: str
+) -> None:
     text = "Your order left our warehouse yesterday."
     xai.enqueue(
         XaiReply(
@@ -152,7 +167,11 @@ async def test_streams_are_parsed_defensively(xai: XaiSupportAgentServer, stream
     assert response.text == text
     assert "".join(deltas) == text and len(deltas) > 1
     (call,) = response.tool_calls
-    assert (call.id, call.name, call.arguments) == ("c9", "CLOSE", {"resolution_summary": "shipped"})
+    assert (call.id, call.name, call.arguments) == (
+        "c9",
+        "CLOSE",
+        {"resolution_summary": "shipped"},
+    )
     assert response.rag_results == RAG
     assert response.usage.input_tokens == 30
 
