@@ -9,6 +9,7 @@ on both databases.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import math
@@ -43,6 +44,8 @@ CHUNKER_VERSION = 1
 MAX_LIMIT = 50
 # A question's first distinct content words that are searched; keeps pasted walls of text cheap.
 MAX_QUERY_WORDS = 32
+# How many chunks the words sent to the full-text index may match, by the term statistics.
+CANDIDATE_BUDGET = 1000
 # Serialises knowledge writes between replicas on PostgreSQL (term counters are shared rows).
 _PG_LOCK_KEY = 0x6B6E6F77  # "know"
 
@@ -312,21 +315,10 @@ class KnowledgeBase:
         query_words = vocab.query_words(query)[:MAX_QUERY_WORDS]
         if not query_words:
             return []
-        query_terms = list(dict.fromkeys(vocab.stem(w) for w in query_words))
+        stems = {w: vocab.stem(w) for w in query_words}
+        query_terms = list(dict.fromkeys(stems.values()))
         candidates = max(limit * 4, 20)
         async with self.db.read() as conn:
-            if self.db.is_sqlite:
-                match = " OR ".join('"' + w.replace('"', '""') + '"' for w in query_words)
-                rows = (
-                    await conn.execute(_SQLITE_SEARCH, {"match": match, "k": candidates})
-                ).all()
-            else:
-                tsquery = " or ".join(query_words)
-                rows = (
-                    await conn.execute(_POSTGRES_SEARCH, {"query": tsquery, "k": candidates})
-                ).all()
-            if not rows:
-                return []
             stats = (
                 await conn.execute(
                     select(kb_terms.c.term, kb_terms.c.chunks)
@@ -334,11 +326,58 @@ class KnowledgeBase:
                     .union_all(select(literal(""), func.count()).select_from(kb_chunks))
                 )
             ).all()
-        frequencies = {r[0]: int(r[1]) for r in stats}
-        total_chunks = max(frequencies.pop("", 0), 1)
+            frequencies = {r[0]: int(r[1]) for r in stats}
+            total_chunks = frequencies.pop("", 0)
+            if total_chunks == 0:
+                return []
+            by_rarity = sorted(query_words, key=lambda w: frequencies.get(stems[w], 0))
+            words, all_required = _candidate_words(by_rarity, frequencies, stems)
+            rows = await self._candidates(conn, words, all_required, candidates)
+            if not rows and all_required:
+                rows = await self._candidates(conn, by_rarity[:1], False, candidates)
+        if not rows:
+            return []
         weights = {t: _idf(frequencies.get(t, 0), total_chunks) for t in query_terms}
-        passages = _score(rows, weights)
-        return passages[:limit]
+        return _score(rows, weights)[:limit]
+
+    async def _candidates(
+        self, conn: AsyncConnection, words: list[str], all_required: bool, k: int
+    ) -> Sequence[Any]:
+        """Top ``k`` chunks by full-text rank containing any (or all) of ``words``.
+
+        The words come from ``terms.query_words``: letters and digits only, so quoting them
+        is enough to keep every one a plain term for FTS5 and ``websearch_to_tsquery``.
+        """
+        if self.db.is_sqlite:
+            joiner = " AND " if all_required else " OR "
+            match = joiner.join('"' + w.replace('"', '""') + '"' for w in words)
+            return (await conn.execute(_SQLITE_SEARCH, {"match": match, "k": k})).all()
+        joiner = " " if all_required else " or "
+        tsquery = joiner.join(words)
+        return (await conn.execute(_POSTGRES_SEARCH, {"query": tsquery, "k": k})).all()
+
+
+def _candidate_words(
+    by_rarity: list[str], frequencies: dict[str, int], stems: dict[str, str]
+) -> tuple[list[str], bool]:
+    """Which words to send to the full-text index, and whether all of them must match.
+
+    Ranking every chunk that holds a very common word costs time (PostgreSQL re-reads each
+    matching ``tsvector``) and buys nothing: such a word barely moves the score. So the rarest
+    words go first while their chunks fit a budget; when even the rarest word is too common,
+    the (up to three) rarest words must all appear. Dropped words still count in the score.
+    """
+    chosen: list[str] = []
+    expected = 0
+    for word in by_rarity:
+        df = frequencies.get(stems[word], 0)
+        if chosen and expected + df > CANDIDATE_BUDGET:
+            break
+        chosen.append(word)
+        expected += df
+    if expected > CANDIDATE_BUDGET and len(by_rarity) > 1:
+        return by_rarity[:3], True
+    return chosen, False
 
 
 # The candidate queries: the same columns in the same order on both databases. ``rank`` is
@@ -385,10 +424,10 @@ def _score(rows: Sequence[Any], weights: dict[str, float]) -> list[Passage]:
     best_rank = max((float(r.rank) for r in rows), default=0.0)
     scored: list[tuple[float, float, Passage]] = []
     for row in rows:
-        chunk_terms = set(row.terms.split())
-        path_terms = set(vocab.content_terms(f"{row.title}\n{row.heading}"))
-        leaf_terms = set(vocab.content_terms(row.heading.rsplit(HEADING_SEPARATOR, 1)[-1]))
-        coverage = sum(w for t, w in weights.items() if t in chunk_terms) / total
+        chunk_terms = f" {row.terms} "  # substring tests beat building a set of ~150 terms
+        path_terms = _heading_terms(f"{row.title}\n{row.heading}")
+        leaf_terms = _heading_terms(row.heading.rsplit(HEADING_SEPARATOR, 1)[-1])
+        coverage = sum(w for t, w in weights.items() if f" {t} " in chunk_terms) / total
         in_path = sum(w for t, w in weights.items() if t in path_terms) / total
         in_leaf = sum(w for t, w in weights.items() if t in leaf_terms) / total
         rank = float(row.rank)
@@ -410,6 +449,12 @@ def _score(rows: Sequence[Any], weights: dict[str, float]) -> list[Passage]:
         scored.append((passage.score, rank, passage))
     scored.sort(key=lambda item: (item[0], item[1]), reverse=True)
     return [p for _, _, p in scored]
+
+
+@functools.lru_cache(maxsize=8192)
+def _heading_terms(heading: str) -> frozenset[str]:
+    # Headings repeat across searches; tokenising them once is most of the scoring cost.
+    return frozenset(vocab.content_terms(heading))
 
 
 def _count_terms(stored: Iterable[str]) -> Counter[str]:
