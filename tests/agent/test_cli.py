@@ -1,0 +1,90 @@
+"""``supportbot chat`` and ``supportbot simulate`` as a user runs them: the real command in a
+subprocess, fresh install (no config file), the offline responder and the bundled knowledge."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO / "examples" / "scenarios.yaml"
+
+
+def _supportbot(args: list[str], cwd: Path, stdin: str = "", timeout: float = 50) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    env["SUPPORTBOT_LOG__FORMAT"] = "text"
+    return subprocess.run(
+        [sys.executable, "-c", "from bot.cli import main; main()", *args],
+        input=stdin, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
+    )
+
+
+def test_chat_answers_with_a_citation_closes_and_escalates(tmp_path: Path) -> None:
+    lines = [
+        "Hi!",
+        "How do I reset my password?",
+        "thanks, that solved it",
+        "I want to talk to a human",
+        "/quit",
+        "never read",
+    ]
+    done = _supportbot(["chat", "--as", "web:ada", "--name", "Ada Lovelace"], tmp_path,
+                       "\n".join(lines) + "\n")
+    out = done.stdout
+    assert done.returncode == 0, done.stderr
+    assert "⚙ USER_INFO_LOOKUP" in out and "bot> Hi Ada! How can I help you today?" in out
+    assert "Source: Resetting your password" in out
+    assert "(account/resetting-your-password.md)" in out
+    assert "⚙ CLOSE" in out and "[conversation closed]" in out
+    assert "⚙ ESCALATE" in out and "a person will follow up" in out
+    assert "[escalated; thread escalated, control human]" in out
+    assert "never read" not in out
+    assert (tmp_path / "supportbot.db").exists()  # the embedded default database
+
+
+def test_chat_ends_at_end_of_input(tmp_path: Path) -> None:
+    done = _supportbot(["chat"], tmp_path, "What is the weather on Mars?\n")
+    assert done.returncode == 0, done.stderr
+    assert "⚙ ESCALATE" in done.stdout
+
+
+def test_simulate_the_example_scenarios_passes_offline(tmp_path: Path) -> None:
+    done = _supportbot(["simulate", str(SCENARIOS)], tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "7/7 scenarios passed" in done.stdout
+    assert "FAIL" not in done.stdout
+    assert not (tmp_path / "supportbot.db").exists()  # a throwaway database, not the real one
+
+
+def test_simulate_reports_failures_and_exits_non_zero(tmp_path: Path) -> None:
+    scenarios = tmp_path / "failing.yaml"
+    scenarios.write_text(
+        "scenarios:\n"
+        "  - name: wrong expectation\n"
+        "    turns:\n"
+        "      - say: How do I reset my password?\n"
+        "        expect: {tools_called: [ESCALATE], reply_contains: [banana]}\n"
+        "    final_state: closed\n",
+        encoding="utf-8",
+    )
+    done = _supportbot(["simulate", str(scenarios)], tmp_path)
+    assert done.returncode == 1
+    assert done.stdout.count("FAIL") == 3
+    assert "0/1 scenarios passed" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("scenarios: []\n", "scenarios"), ("scenarios: [{name: x, turns: [{sey: hi}]}]\n", "sey"),
+     ("{{{", "not valid YAML")],
+)
+def test_simulate_refuses_a_bad_file(tmp_path: Path, content: str, message: str) -> None:
+    scenarios = tmp_path / "bad.yaml"
+    scenarios.write_text(content, encoding="utf-8")
+    done = _supportbot(["simulate", str(scenarios)], tmp_path)
+    assert done.returncode == 2
+    assert message in done.stdout
