@@ -421,6 +421,64 @@ class ScriptedModelServer(FakeHTTPServer):
         return response
 
 
+def answer_with(provider: Any) -> Rule:
+    """A rule that lets an in-process ``ModelProvider`` (the offline responder, say) decide
+    every answer: the chat-completions request is turned back into a ``ModelRequest``, the
+    provider's text and tool calls go back on the wire. With it a scenario file written for
+    the offline responder runs through the ``openai`` provider over real HTTP::
+
+        async with ScriptedModelServer(rule=answer_with(OfflineProvider(...))) as server: ...
+    """
+    from bot.providers.base import ChatMessage, ModelRequest, ToolCall, ToolSpec
+    from bot.providers.transport import parse_arguments
+
+    def message_of(item: dict[str, Any]) -> ChatMessage:
+        content = item.get("content")
+        if isinstance(content, list):
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        calls = []
+        for call in item.get("tool_calls") or ():
+            function = call.get("function") or {}
+            raw = str(function.get("arguments") or "")
+            arguments, error = parse_arguments(raw)
+            calls.append(
+                ToolCall(str(call.get("id")), str(function.get("name")), raw, arguments, error)
+            )
+        return ChatMessage(
+            role=item.get("role", "user"),
+            content=str(content or ""),
+            tool_calls=tuple(calls),
+            tool_call_id=item.get("tool_call_id"),
+            name=item.get("name"),
+        )
+
+    async def rule(recorded: RecordedRequest) -> ScriptedReply:
+        body = recorded.json if isinstance(recorded.json, dict) else {}
+        tools = tuple(
+            ToolSpec(
+                name=str(t["function"]["name"]),
+                description=str(t["function"].get("description") or ""),
+                parameters=dict(t["function"].get("parameters") or {}),
+            )
+            for t in body.get("tools") or ()
+        )
+        request = ModelRequest(
+            messages=tuple(message_of(m) for m in recorded.messages),
+            tools=tools,
+            model=body.get("model"),
+        )
+        response = await provider.complete(request)
+        calls = tuple(
+            ScriptedToolCall(c.name, c.raw_arguments or json.dumps(c.arguments or {}), id=c.id)
+            for c in response.tool_calls
+        )
+        return ScriptedReply(
+            text=response.text, tool_calls=calls, model=response.model or "scripted-model"
+        )
+
+    return rule
+
+
 def text_of(messages: Sequence[dict[str, Any]], role: str) -> list[str]:
     """The string contents of the messages with ``role`` (chat-completions shape)."""
     return [str(m.get("content")) for m in messages if m.get("role") == role]

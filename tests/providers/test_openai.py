@@ -324,3 +324,49 @@ async def test_error_frame_inside_a_stream(model_server: ScriptedModelServer) ->
         await provider.aclose()
     assert caught.value.retryable
     assert "overloaded" in str(caught.value) and API_KEY not in str(caught.value)
+
+
+async def test_answer_with_bridges_an_in_process_provider() -> None:
+    from bot.providers.base import DeltaSink, ModelResponse
+    from tests.fakes.model_server import answer_with
+
+    class Decider:
+        """Escalates on "human"; after a tool result, says what the tool returned."""
+
+        name = "decider"
+
+        async def complete(
+            self, request: ModelRequest, on_delta: DeltaSink | None = None
+        ) -> ModelResponse:
+            last = request.messages[-1]
+            if last.role == "tool":
+                return ModelResponse(text=f"tool said {last.content}", model="decider-1")
+            assert [t.name for t in request.tools] == ["ESCALATE"]
+            call = ToolCall("call_h", "ESCALATE", '{"reason": "asked"}', {"reason": "asked"})
+            return ModelResponse(text="", tool_calls=(call,), model="decider-1")
+
+        async def aclose(self) -> None:
+            return None
+
+    async with ScriptedModelServer(rule=answer_with(Decider())) as server:
+        provider = provider_for(server)
+        try:
+            first = await provider.complete(ask(stream=True))
+            second = await provider.complete(
+                ModelRequest(
+                    messages=(
+                        *ask(stream=True).messages,
+                        ChatMessage("assistant", "", tool_calls=first.tool_calls),
+                        ChatMessage("tool", '{"ok": true}', tool_call_id="call_h"),
+                    ),
+                    tools=TOOLS,
+                    stream=True,
+                )
+            )
+        finally:
+            await provider.aclose()
+    assert [(c.id, c.name, c.arguments) for c in first.tool_calls] == [
+        ("call_h", "ESCALATE", {"reason": "asked"})
+    ]
+    assert second.text == 'tool said {"ok": true}'
+    assert second.model == "decider-1"
