@@ -250,8 +250,14 @@ class OpenAIProvider:
         self._stream = stream
         self._temperature = temperature
         self._stream_usage = stream_usage
+        url = base_url or DEFAULT_BASE_URL
+        # Azure OpenAI takes its key in an ``api-key`` header rather than as a bearer token.
+        azure = httpx.URL(url).host.endswith(".azure.com")
         self._client = client or build_client(
-            base_url=base_url or DEFAULT_BASE_URL, api_key=api_key, timeout_seconds=timeout_seconds
+            base_url=url,
+            api_key=api_key,
+            timeout_seconds=timeout_seconds,
+            headers={"api-key": api_key} if azure and api_key else None,
         )
 
     async def aclose(self) -> None:

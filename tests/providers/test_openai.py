@@ -370,3 +370,15 @@ async def test_answer_with_bridges_an_in_process_provider() -> None:
     ]
     assert second.text == 'tool said {"ok": true}'
     assert second.model == "decider-1"
+
+
+async def test_azure_hosts_get_the_api_key_header() -> None:
+    azure = OpenAIProvider(api_key=API_KEY, base_url="https://acme.openai.azure.com/openai/v1")
+    plain = OpenAIProvider(api_key=API_KEY, base_url="http://127.0.0.1:9/v1")
+    try:
+        assert azure._client.headers["api-key"] == API_KEY
+        assert "api-key" not in plain._client.headers
+        assert plain._client.headers["authorization"] == f"Bearer {API_KEY}"
+    finally:
+        await azure.aclose()
+        await plain.aclose()
