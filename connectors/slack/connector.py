@@ -330,7 +330,12 @@ class SlackConnector(Connector):
             if all(t.control is Control.HUMAN for t in known):
                 log.debug("a human has %s; the bot stays silent", thread_key)
                 return
-        elif not (is_dm or mentioned or (rule is not None and rule.mode == "all" and not is_reply)):
+        elif not (
+            is_dm
+            or mentioned
+            or (rule is not None and rule.mode == "all" and not is_reply)
+            or (is_reply and await self._follow_up_before_first_turn(event, team, sender))
+        ):
             return
 
         profile = await self._profile(sender) if user else {}
@@ -349,6 +354,14 @@ class SlackConnector(Connector):
         )
         if await self._runtime.submit(message) and self._settings.working_reaction:
             self._mark_working(thread_key, channel, ts)
+
+    async def _follow_up_before_first_turn(self, event: JSON, team: str, sender: str) -> bool:
+        """The customer adds to their own message before the bot's first turn has created the
+        thread: the root is in the inbox already, and this reply is from its author."""
+        if event.get("parent_user_id") != sender:
+            return False
+        root_key = f"{team}:{event.get('channel')}:{event.get('thread_ts')}"
+        return await self._runtime.store.inbox_seen(SOURCE, root_key)
 
     async def _someone_else_replied(
         self, thread_key: str, threads: list[Thread], sender: str, *, is_bot: bool

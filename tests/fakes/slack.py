@@ -91,13 +91,16 @@ class FakeSlack:
     # -- steering -----------------------------------------------------------------------
 
     def fail(
-        self, method: str, *, status: int = 429, error: str = "ratelimited",
-        retry_after: int | None = 1, times: int = 1,
+        self,
+        method: str,
+        *,
+        status: int = 429,
+        error: str = "ratelimited",
+        retry_after: int | None = 1,
+        times: int = 1,
     ) -> None:
         """The next ``times`` calls of ``method`` fail like this."""
-        self._failures.setdefault(method, []).extend(
-            [Failure(status, error, retry_after)] * times
-        )
+        self._failures.setdefault(method, []).extend([Failure(status, error, retry_after)] * times)
 
     def add_user(self, user_id: str, real_name: str, email: str, title: str = "") -> None:
         self.users[user_id] = {
@@ -105,13 +108,20 @@ class FakeSlack:
             "name": real_name.split()[0].lower(),
             "real_name": real_name,
             "tz": "Europe/Berlin",
-            "profile": {"real_name": real_name, "display_name": real_name.split()[0],
-                        "email": email, "title": title},
+            "profile": {
+                "real_name": real_name,
+                "display_name": real_name.split()[0],
+                "email": email,
+                "title": title,
+            },
         }
 
     def calls_to(self, method: str, *, ok_only: bool = True) -> list[JSON]:
-        return [c.args for c in self.calls
-                if c.method == method and (not ok_only or c.status == 200 and c.response.get("ok"))]
+        return [
+            c.args
+            for c in self.calls
+            if c.method == method and (not ok_only or c.status == 200 and c.response.get("ok"))
+        ]
 
     def thread(self, channel: str, root: str) -> list[JSON]:
         """The bot's messages in one thread (root excluded)."""
@@ -130,7 +140,9 @@ class FakeSlack:
                 args.update(await request.json())
             else:
                 args.update(dict(await request.post()))
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ") or args.get("token")
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ") or args.get(
+            "token"
+        )
         call = Call(method, args, request.method)
         self.calls.append(call)
         failures = self._failures.get(method)
@@ -145,18 +157,32 @@ class FakeSlack:
             call.response = {"ok": False, "error": "invalid_auth"}
         else:
             handler: Callable[[JSON], JSON] = getattr(
-                self, "_" + method.replace(".", "_"), lambda a: {"ok": False, "error": "unknown_method"}
+                self,
+                "_" + method.replace(".", "_"),
+                lambda a: {"ok": False, "error": "unknown_method"},
             )
             call.response = handler(args)
         return web.json_response(call.response)
 
     def _auth_test(self, args: JSON) -> JSON:
-        return {"ok": True, "url": "https://acme.slack.com/", "team": "Acme", "user": "supportbot",
-                "team_id": TEAM, "user_id": BOT_USER, "bot_id": BOT_ID}
+        return {
+            "ok": True,
+            "url": "https://acme.slack.com/",
+            "team": "Acme",
+            "user": "supportbot",
+            "team_id": TEAM,
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+        }
 
     def _post(self, channel: str, message: JSON) -> JSON:
-        message = {"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "ts": self.next_ts(),
-                   **message}
+        message = {
+            "type": "message",
+            "user": BOT_USER,
+            "bot_id": BOT_ID,
+            "ts": self.next_ts(),
+            **message,
+        }
         self.messages.setdefault(channel, []).append(message)
         return message
 
@@ -184,8 +210,11 @@ class FakeSlack:
 
     def _chat_getPermalink(self, args: JSON) -> JSON:
         ts = str(args["message_ts"]).replace(".", "")
-        return {"ok": True, "channel": args["channel"],
-                "permalink": f"https://acme.slack.com/archives/{args['channel']}/p{ts}"}
+        return {
+            "ok": True,
+            "channel": args["channel"],
+            "permalink": f"https://acme.slack.com/archives/{args['channel']}/p{ts}",
+        }
 
     @staticmethod
     def _chunk_text(args: JSON) -> str:
@@ -196,8 +225,10 @@ class FakeSlack:
         return text
 
     def _chat_startStream(self, args: JSON) -> JSON:
-        message = self._post(args["channel"], {"text": self._chunk_text(args),
-                                               "thread_ts": args["thread_ts"], "streaming": True})
+        message = self._post(
+            args["channel"],
+            {"text": self._chunk_text(args), "thread_ts": args["thread_ts"], "streaming": True},
+        )
         return {"ok": True, "channel": args["channel"], "ts": message["ts"]}
 
     def _chat_appendStream(self, args: JSON) -> JSON:
@@ -240,20 +271,37 @@ class FakeSlack:
 
     def _conversations_replies(self, args: JSON) -> JSON:
         root = args["ts"]
-        found = [m for m in self.messages.get(args["channel"], [])
-                 if m["ts"] == root or m.get("thread_ts") == root]
-        return {"ok": True, "messages": self._with_metadata(found, args), "has_more": False,
-                "response_metadata": {"next_cursor": ""}}
+        found = [
+            m
+            for m in self.messages.get(args["channel"], [])
+            if m["ts"] == root or m.get("thread_ts") == root
+        ]
+        return {
+            "ok": True,
+            "messages": self._with_metadata(found, args),
+            "has_more": False,
+            "response_metadata": {"next_cursor": ""},
+        }
 
     def _conversations_history(self, args: JSON) -> JSON:
         found = [m for m in self.messages.get(args["channel"], []) if "thread_ts" not in m]
-        return {"ok": True, "messages": self._with_metadata(found[::-1], args), "has_more": False,
-                "response_metadata": {"next_cursor": ""}}
+        return {
+            "ok": True,
+            "messages": self._with_metadata(found[::-1], args),
+            "has_more": False,
+            "response_metadata": {"next_cursor": ""},
+        }
 
     def _conversations_info(self, args: JSON) -> JSON:
         channel = args["channel"]
-        return {"ok": True, "channel": {"id": channel, "is_im": channel.startswith("D"),
-                                        "is_channel": channel.startswith("C")}}
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "is_im": channel.startswith("D"),
+                "is_channel": channel.startswith("C"),
+            },
+        }
 
     def _users_info(self, args: JSON) -> JSON:
         user = self.users.get(args["user"])
@@ -281,9 +329,14 @@ class FakeSlack:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         self._sockets.append(ws)
-        await ws.send_json({"type": "hello", "num_connections": 1,
-                            "connection_info": {"app_id": "A0001"},
-                            "debug_info": {"host": "fake", "approximate_connection_time": 3600}})
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "connection_info": {"app_id": "A0001"},
+                "debug_info": {"host": "fake", "approximate_connection_time": 3600},
+            }
+        )
         try:
             async for msg in ws:
                 if msg.type is WSMsgType.TEXT:
@@ -299,10 +352,16 @@ class FakeSlack:
     async def push_event(self, body: JSON) -> str:
         """Send an Events API payload down the Socket Mode connection; returns its envelope id."""
         envelope_id = str(uuid.uuid4())
-        await self._sockets[-1].send_json({
-            "envelope_id": envelope_id, "type": "events_api", "payload": body,
-            "accepts_response_payload": False, "retry_attempt": 0, "retry_reason": "",
-        })
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": "events_api",
+                "payload": body,
+                "accepts_response_payload": False,
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
         return envelope_id
 
 
@@ -311,36 +370,67 @@ class FakeSlack:
 
 def event_callback(event: JSON, *, event_id: str | None = None, team: str = TEAM) -> JSON:
     return {
-        "token": "legacy", "team_id": team, "api_app_id": "A0001", "type": "event_callback",
+        "token": "legacy",
+        "team_id": team,
+        "api_app_id": "A0001",
+        "type": "event_callback",
         "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
-        "event_time": int(time.time()), "event": event,
+        "event_time": int(time.time()),
+        "event": event,
         "authorizations": [{"team_id": team, "user_id": BOT_USER, "is_bot": True}],
     }
 
 
-def message(channel: str, user: str, text: str, ts: str, *, thread_ts: str | None = None,
-            channel_type: str = "channel", kind: str = "message", **extra: Any) -> JSON:
-    event: JSON = {"type": kind, "channel": channel, "user": user, "text": text, "ts": ts,
-                   "team": TEAM, "event_ts": ts, **extra}
+def message(
+    channel: str,
+    user: str,
+    text: str,
+    ts: str,
+    *,
+    thread_ts: str | None = None,
+    parent_user: str | None = None,
+    channel_type: str = "channel",
+    kind: str = "message",
+    **extra: Any,
+) -> JSON:
+    """A ``message`` (or ``app_mention``) event; a thread reply names its root's author in
+    ``parent_user_id``, as Slack does."""
+    event: JSON = {
+        "type": kind,
+        "channel": channel,
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "team": TEAM,
+        "event_ts": ts,
+        **extra,
+    }
     if kind == "message":
         event["channel_type"] = channel_type
     if thread_ts:
         event["thread_ts"] = thread_ts
+        if parent_user:
+            event["parent_user_id"] = parent_user
     return event
 
 
-def signed_headers(body: bytes, *, secret: str = SIGNING_SECRET,
-                   timestamp: int | None = None) -> dict[str, str]:
+def signed_headers(
+    body: bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = None
+) -> dict[str, str]:
     """The headers Slack sends: ``X-Slack-Signature`` is v0 HMAC-SHA256 of ``v0:ts:body``."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     base = b"v0:" + stamp.encode() + b":" + body
     digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": f"v0={digest}",
-            "Content-Type": "application/json"}
+    return {
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": f"v0={digest}",
+        "Content-Type": "application/json",
+    }
 
 
-async def wait_until(condition: Callable[[], Any], *, timeout: float = 15.0,
-                     interval: float = 0.02) -> Any:
+async def wait_until(
+    condition: Callable[[], Any], *, timeout: float = 15.0, interval: float = 0.02
+) -> Any:
     """Poll ``condition`` until it is truthy (and return it), or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
