@@ -342,7 +342,7 @@ async def _sse(request: web.Request, frames: Any) -> web.StreamResponse:
     })
     await response.prepare(request)
     iterator = frames.__aiter__()
-    pending: asyncio.Task[StreamEvent] | None = None
+    pending: asyncio.Future[StreamEvent] | None = None
     try:
         while True:
             if pending is None:
@@ -354,19 +354,20 @@ async def _sse(request: web.Request, frames: Any) -> web.StreamResponse:
             try:
                 frame = pending.result()
             except StopAsyncIteration:
+                pending = None
                 break
             pending = None
             data = json.dumps(frame.data, ensure_ascii=False, separators=(",", ":"))
             await response.write(f"event: {frame.name}\ndata: {data}\n\n".encode())
-    except (ConnectionResetError, asyncio.CancelledError):
+        await response.write_eof()
+    except ConnectionResetError:
         # The visitor left; the turn goes on (it is durable) and the answer is in the run.
         log.info("stream closed by the client before the turn ended")
+    finally:
         if pending is not None:
             pending.cancel()
-        raise
-    finally:
+            await asyncio.gather(pending, return_exceptions=True)
         await iterator.aclose()
-    await response.write_eof()
     return response
 
 

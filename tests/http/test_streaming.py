@@ -8,7 +8,16 @@ from typing import Any
 
 from bot.app import Application
 from tests.conftest import make_settings
-from tests.http.harness import ADMIN, SECRET, ScriptedEngine, json_call, read_sse, running, session
+from tests.http.harness import (
+    ADMIN,
+    SECRET,
+    Daemon,
+    ScriptedEngine,
+    json_call,
+    read_sse,
+    running,
+    session,
+)
 
 
 async def test_a_stream_follows_its_own_turn_not_the_one_already_running(sqlite_url: str) -> None:
@@ -36,7 +45,7 @@ async def test_a_stream_follows_its_own_turn_not_the_one_already_running(sqlite_
         first_runs = {data["run_id"] for _, data in first_frames}
         second_runs = {data["run_id"] for _, data in second_frames}
         assert len(first_runs) == 1 and len(second_runs) == 1 and first_runs != second_runs
-        assert [n for n, _ in second_frames][0] == "run.started"
+        assert second_frames[0][0] == "run.started"
         assert second_frames[-1][0] == "run.completed"
         assert [m.text for m in engine.turns[1].messages] == ["second"]
 
@@ -57,8 +66,6 @@ async def test_a_turn_run_by_another_replica_is_still_streamed(sqlite_url: str) 
     await front.start()
     await worker.start()
     try:
-        from tests.http.harness import Daemon
-
         daemon = Daemon(front, engine)
         async with daemon.client() as visitor:
             await session(visitor)
@@ -73,3 +80,25 @@ async def test_a_turn_run_by_another_replica_is_still_streamed(sqlite_url: str) 
     finally:
         await worker.stop()
         await front.stop()
+
+
+async def test_a_visitor_who_leaves_mid_stream_still_gets_the_answer_kept(
+    sqlite_url: str, caplog: Any
+) -> None:
+    async with running(sqlite_url) as daemon, daemon.client() as visitor:
+        engine = daemon.engine
+        assert engine is not None
+        engine.gate = asyncio.Event()
+        await session(visitor)
+        conversation = await json_call(visitor, "POST", "/v1/conversations", json={})
+        response = await visitor.post(f"/v1/conversations/{conversation['id']}/messages",
+                                      json={"content": "reset password"})
+        first = await response.content.readuntil(b"\n\n")
+        assert first.startswith(b"event: run.started")
+        response.close()  # the tab is closed mid-turn
+        engine.gate.set()
+        while not await daemon.app.store.list_runs():
+            await asyncio.sleep(0.02)
+        items = await json_call(visitor, "GET", f"/v1/conversations/{conversation['id']}/items")
+        assert [i["role"] for i in items["data"]] == ["user", "assistant"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
