@@ -374,6 +374,9 @@ class SlackConnector(Connector):
             if thread.control is not Control.HUMAN:
                 await self._runtime.store.update_thread(thread.id, ThreadChange(control=Control.HUMAN))
                 log.info("%s replied in %s; handing the thread to humans", sender, thread_key)
+        if thread_key in self._working:
+            # The bot will not answer what it was working on: take the indicator off.
+            self._spawn(self._clear_working(threads[0], fallback=None), f"slack-handoff:{thread_key}")
 
     async def _on_reaction(self, team: str, event: JSON) -> None:
         """A person's :white_check_mark: on the thread root closes the thread."""
