@@ -286,10 +286,12 @@ class TriageSettings(Section):
     def _valid_cron(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        from apscheduler.triggers.cron import CronTrigger
+        from zoneinfo import ZoneInfo
+
+        from bot.scheduler import cron_trigger
 
         try:
-            CronTrigger.from_crontab(value, timezone="UTC")
+            cron_trigger(value, ZoneInfo("UTC"))
         except ValueError as exc:
             raise ValueError(f"not a crontab expression: {exc}") from None
         return value
