@@ -210,3 +210,12 @@ async def test_triage_digests_are_posted_through_the_connector(make_connector: M
     await connector.post_digest("CDIGEST", "**Triage:** 3 answered, 1 escalated")
     [digest] = slack.messages["CDIGEST"]
     assert digest["text"] == "*Triage:* 3 answered, 1 escalated"
+
+
+async def test_not_ready_until_slack_answers_auth_test(make_connector: Make, slack: FakeSlack) -> None:
+    slack.fail("auth.test", status=500, error="internal_error", retry_after=None)
+    connector = await make_connector()
+    assert connector.ready() is False
+    # The first event retries it; from then on the connector is ready.
+    await connector._whoami()
+    assert connector.ready() is True
