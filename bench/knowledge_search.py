@@ -63,8 +63,32 @@ HOSTILE = ['double "charge', "card -password", "AND", "NEAR(", "*", "'; drop tab
 
 
 def _vocabulary(rng: random.Random, size: int) -> list[str]:
-    syllables = ["ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "ze", "bra", "cor", "dex", "fin",
-                 "gal", "hup", "jor", "kel", "lum", "mor", "nix", "pol", "quar", "rin", "stel"]
+    syllables = [
+        "ka",
+        "lo",
+        "mi",
+        "ne",
+        "ru",
+        "sa",
+        "to",
+        "vi",
+        "ze",
+        "bra",
+        "cor",
+        "dex",
+        "fin",
+        "gal",
+        "hup",
+        "jor",
+        "kel",
+        "lum",
+        "mor",
+        "nix",
+        "pol",
+        "quar",
+        "rin",
+        "stel",
+    ]
     words: set[str] = set()
     while len(words) < size:
         words.add("".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))))
@@ -170,7 +194,9 @@ async def run_backend(label: str, url: str, corpus: Path, qs: list[str]) -> dict
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=400)
     args = parser.parse_args()
@@ -180,7 +206,9 @@ async def main() -> None:
         corpus.mkdir()
         vocab = generate(corpus, args.chunks)
         qs = queries(vocab, args.queries)
-        results = [await run_backend("sqlite (FTS5)", f"sqlite+aiosqlite:///{tmp}/bench.db", corpus, qs)]
+        results = [
+            await run_backend("sqlite (FTS5)", f"sqlite+aiosqlite:///{tmp}/bench.db", corpus, qs)
+        ]
         async with _postgres() as pg_url:
             if pg_url is None:
                 print(f"PostgreSQL not reachable at {PG_URL}: skipped")
@@ -188,11 +216,16 @@ async def main() -> None:
                 results.append(await run_backend("postgresql (tsvector)", pg_url, corpus, qs))
 
     print()
-    print(f"{'backend':<22} {'chunks':>7} {'ingest s':>9} {'re-ingest s':>12} {'queries':>8} "
-          f"{'answered':>9} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}")
+    print(
+        f"{'backend':<22} {'chunks':>7} {'ingest s':>9} {'re-ingest s':>12} {'queries':>8} "
+        f"{'answered':>9} {'p50 ms':>7} {'p95 ms':>7} {'max ms':>7}"
+    )
     for r in results:
-        print(f"{r['backend']:<22} {r['chunks']:>7} {r['ingest_s']:>9.1f} {r['reingest_s']:>12.2f} "
-              f"{r['queries']:>8} {r['answered']:>9} {r['p50']:>7.2f} {r['p95']:>7.2f} {r['max']:>7.2f}")
+        print(
+            f"{r['backend']:<22} {r['chunks']:>7} {r['ingest_s']:>9.1f} {r['reingest_s']:>12.2f} "
+            f"{r['queries']:>8} {r['answered']:>9} "
+            f"{r['p50']:>7.2f} {r['p95']:>7.2f} {r['max']:>7.2f}"
+        )
 
 
 if __name__ == "__main__":

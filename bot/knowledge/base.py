@@ -62,10 +62,12 @@ class Passage:
 
     ``score`` is in 0..1, higher is better. It is mostly *coverage*: the share of the question's
     content words (stop words dropped, stemmed, each weighted by how rare it is in the knowledge
-    base, idf) that the passage contains, worth up to 0.75: the full-text rank relative to the best
-    candidate scales it by 0.8..1. Covered words that also sit in the title or heading path add up
-    to 0.10, and in the passage's own (deepest) heading up to 0.15. Roughly: ≥ 0.6 the passage is about the question; 0.35–0.6 it covers the important
-    half of it; below 0.35 it shares only incidental words (a sensible "don't answer" threshold).
+    base, idf) that the passage contains, worth up to 0.75; the full-text rank relative to the best
+    candidate scales that part by 0.8..1. Covered words that also sit in the title or heading path
+    add up to 0.10, and in the passage's own (deepest) heading up to 0.15. Roughly: ≥ 0.6 the
+    passage is about the question; 0.35–0.6 it covers the important half of it; below 0.35 it
+    shares only incidental words (a sensible "don't answer" threshold). Words the knowledge base
+    never uses weigh the most, so "the weather on mars" scores near 0 even if "on" matched.
     """
 
     chunk_id: str
@@ -156,7 +158,10 @@ class KnowledgeBase:
                 before = known.get(location)
                 try:
                     prepared = await asyncio.to_thread(
-                        _prepare, file, self.settings.chunk_chars, before.content_hash if before else None
+                        _prepare,
+                        file,
+                        self.settings.chunk_chars,
+                        before.content_hash if before else None,
                     )
                 except (UnreadableDocument, OSError) as exc:
                     skipped += 1
@@ -302,7 +307,9 @@ class KnowledgeBase:
     async def count_chunks(self) -> int:
         """How many chunks the index holds."""
         async with self.db.read() as conn:
-            return int((await conn.execute(select(func.count()).select_from(kb_chunks))).scalar_one())
+            return int(
+                (await conn.execute(select(func.count()).select_from(kb_chunks))).scalar_one()
+            )
 
     async def search(self, query: str, *, limit: int = 5) -> list[Passage]:
         """The best passages for a customer's question, best first (see ``Passage.score``).
@@ -503,7 +510,9 @@ def _prepare(path: Path, chunk_chars: int, known_hash: str | None) -> _Prepared:
         (
             chunk.heading,
             chunk.text,
-            vocab.join_terms(vocab.content_terms(f"{document.title}\n{chunk.heading}\n{chunk.text}")),
+            vocab.join_terms(
+                vocab.content_terms(f"{document.title}\n{chunk.heading}\n{chunk.text}")
+            ),
         )
         for chunk in chunk_document(document, chunk_chars)
     )

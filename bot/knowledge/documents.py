@@ -157,8 +157,13 @@ def _parse_markdown(text: str, fallback_title: str) -> ParsedDocument:
         if _ATX_EMPTY.match(line):
             continue
         setext = _SETEXT.match(line)
-        # "Title\n=====" or "Title\n-----"; a lone "---" after a blank line is a rule, not a heading.
-        if setext and body and body[-1].strip() and not body[-1].lstrip().startswith(("-", "*", ">", "|")):
+        # "Title\n=====" or "Title\n-----"; a lone "---" after a blank line is a rule.
+        if (
+            setext
+            and body
+            and body[-1].strip()
+            and not body[-1].lstrip().startswith(("-", "*", ">", "|"))
+        ):
             heading = _clean_heading(body.pop())
             open_section(1 if setext.group(1)[0] == "=" else 2, heading)
             continue
@@ -182,12 +187,31 @@ _SKIP = frozenset({"script", "style", "noscript", "template", "svg", "nav", "foo
 # Elements that end a paragraph, and elements that only end a line.
 _PARAGRAPH = frozenset(
     {
-        "p", "div", "section", "article", "main", "header", "aside", "hr", "table", "ul", "ol",
-        "dl", "blockquote", "pre", "figure", "figcaption", "h4", "h5", "h6",
+        "p",
+        "div",
+        "section",
+        "article",
+        "main",
+        "header",
+        "aside",
+        "hr",
+        "table",
+        "ul",
+        "ol",
+        "dl",
+        "blockquote",
+        "pre",
+        "figure",
+        "figcaption",
+        "h4",
+        "h5",
+        "h6",
     }
 )
 _LINE = frozenset({"br", "tr", "li", "dt", "dd"})
-_VOID = frozenset({"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "wbr", "source"})
+_VOID = frozenset(
+    {"br", "hr", "img", "input", "meta", "link", "area", "base", "col", "wbr", "source"}
+)
 
 
 class _HtmlSections(HTMLParser):

@@ -14,7 +14,12 @@ def _cli(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]
     env.pop("SUPPORTBOT_KNOWLEDGE__PATHS", None)
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

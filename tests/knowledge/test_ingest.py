@@ -30,7 +30,9 @@ def _write_tree(root: Path) -> None:
         encoding="utf-8",
     )
     (root / "notes.txt").write_text("Office hours are nine to five on weekdays.", encoding="utf-8")
-    (root / "manual.pdf").write_bytes(minimal_pdf(["Webhooks retry for three days."], title="Manual"))
+    (root / "manual.pdf").write_bytes(
+        minimal_pdf(["Webhooks retry for three days."], title="Manual")
+    )
     (root / "logo.png").write_bytes(b"\x89PNG not a document")  # ignored: not a document type
     (root / ".hidden.md").write_text("# Secret draft", encoding="utf-8")  # ignored: hidden
 
@@ -56,7 +58,11 @@ async def test_every_file_type_is_ingested_with_sources_relative_to_the_root(
     assert (report.added, report.updated, report.unchanged, report.removed) == (4, 0, 0, 0)
     assert report.chunks == await kb.count_chunks() == 5
 
-    by_source = {p.source: p for q in ("refunded", "Okta", "weekdays", "webhooks") for p in await kb.search(q)}
+    by_source = {
+        p.source: p
+        for q in ("refunded", "Okta", "weekdays", "webhooks")
+        for p in await kb.search(q)
+    }
     assert set(by_source) == {"billing/refunds.md", "sso.html", "notes.txt", "manual.pdf"}
     assert by_source["billing/refunds.md"].heading == "Billing › Refunds"
     assert by_source["billing/refunds.md"].title == "Billing"

@@ -24,7 +24,7 @@ HOSTILE = [
     "heading: refund",
     "text:invoice",
     "'; drop table kb_chunks; --",
-    "\"\"\"",
+    '"""',
     "(((",
     "refund & | ! <-> :*",
     "🙂🔥",
@@ -67,8 +67,14 @@ async def test_limit_is_respected_and_bounded(example_kb: KnowledgeBase) -> None
 
 QUESTIONS = [
     ("How do I reset my password?", {"account/resetting-your-password.md"}),
-    ("I forgot my password and the reset email never arrived", {"account/resetting-your-password.md"}),
-    ("I was charged twice this month", {"billing/billing-and-invoices.md", "billing/refund-policy.md"}),
+    (
+        "I forgot my password and the reset email never arrived",
+        {"account/resetting-your-password.md"},
+    ),
+    (
+        "I was charged twice this month",
+        {"billing/billing-and-invoices.md", "billing/refund-policy.md"},
+    ),
     ("Can I get a refund on my annual plan?", {"billing/refund-policy.md"}),
     ("How do I cancel my subscription?", {"billing/cancelling-your-subscription.md"}),
     ("I lost my phone and can't get my 2FA code", {"account/two-factor-authentication.md"}),
@@ -127,7 +133,9 @@ async def test_passage_carries_a_citation(example_kb: KnowledgeBase) -> None:
     assert "Acme-Signature" in snippet(p.text, "signature header")
 
 
-async def test_scores_rank_the_whole_question_above_a_part(kb: KnowledgeBase, tmp_path: Path) -> None:
+async def test_scores_rank_the_whole_question_above_a_part(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
     (tmp_path / "a.md").write_text("# Refunds\n\nRefunds for annual plans within 30 days.\n")
     (tmp_path / "b.md").write_text("# Plans\n\nThe annual plan saves 17 percent.\n")
     (tmp_path / "c.md").write_text("# Security\n\nTurn on two-factor authentication.\n")
