@@ -171,7 +171,9 @@ class IntercomConnector(Connector):
             return 400, f"unreadable conversation item: {exc}"
         try:
             if topic in USER_TOPICS:
-                new = await self.ingest(conversation)
+                new = await self.ingest(
+                    conversation, complete=topic == "conversation.user.created"
+                )
                 reason = f"{new} new message(s)"
             else:
                 reason = await self._state_change(str(topic), conversation)
@@ -191,8 +193,10 @@ class IntercomConnector(Connector):
         while len(self._seen) > SEEN_NOTIFICATIONS:
             self._seen.popitem(last=False)
 
-    async def ingest(self, conversation: Conversation) -> int:
-        """Submit the conversation's pending customer messages; returns how many were new."""
+    async def ingest(self, conversation: Conversation, *, complete: bool = True) -> int:
+        """Submit the conversation's pending customer messages; returns how many were new.
+        ``complete``: the conversation carries its opening message and every part since (not
+        a ``conversation.user.replied`` item, which carries only the newest parts)."""
         human = await self._human_assigned(conversation)
         if human:
             # Recorded (and skipped by the dispatcher), never answered.
@@ -200,15 +204,17 @@ class IntercomConnector(Connector):
                 conversation, ThreadChange(control=Control.HUMAN), create=True
             )
         new = 0
-        for message in self._messages(conversation):
+        for message in self._messages(conversation, include_source=complete):
             if await self.accept(message, resume=not human):
                 new += 1
         return new
 
-    def _messages(self, conversation: Conversation) -> list[InboundMessage]:
+    def _messages(
+        self, conversation: Conversation, *, include_source: bool = True
+    ) -> list[InboundMessage]:
         return inbound_messages(
             conversation,
-            conversation.pending_customer_parts(),
+            conversation.pending_customer_parts(include_source=include_source),
             agent_slug=self._settings.agent,
             max_attachments=self._settings.max_attachments,
             max_attachment_bytes=self._settings.max_attachment_bytes,

@@ -142,16 +142,20 @@ class Conversation:
         """The opening message and every part, oldest first."""
         return ((self.source,) if self.source else ()) + self.parts
 
-    def pending_customer_parts(self) -> list[Part]:
+    def pending_customer_parts(self, *, include_source: bool = True) -> list[Part]:
         """The customer's messages since the last answer to them, oldest first.
 
         Walks back from the newest part: customer messages are collected, internal parts
         (notes, assignments, tags, state changes) are stepped over, and the first message
         from the other side (an admin's or bot's reply) ends the walk. So a conversation
         whose newest message is ours, or a human's, has nothing pending.
+        ``include_source=False`` for items that carry only their newest parts (a
+        ``conversation.user.replied`` notification): the opening message there is old news
+        whose answer the item does not show.
         """
         pending: list[Part] = []
-        for part in reversed(self.messages):
+        messages = self.messages if include_source else self.parts
+        for part in reversed(messages):
             if part.is_customer_message:
                 pending.append(part)
             elif part.is_message:

@@ -286,7 +286,9 @@ class FakeIntercom:
     def notification(self, topic: str, conversation_id: str, *, parts: int = 1) -> JSON:
         """A webhook notification as Intercom sends it: the conversation with only its newest
         ``parts`` parts (none for ``conversation.user.created``)."""
-        item = self.conversation_json(conversation_id, parts=0 if topic.endswith(".created") else parts)
+        item = self.conversation_json(
+            conversation_id, parts=0 if topic.endswith(".created") else parts
+        )
         at = self.now()
         return {
             "type": "notification_event",
@@ -366,9 +368,13 @@ class FakeIntercom:
         N parts, as webhook items carry; None: all, at most 500)."""
         c = self.conversations[conversation_id]
         chosen = c.parts[-500:] if parts is None else (c.parts[-parts:] if parts else [])
-        contact_replies = [p["created_at"] for p in c.parts if p["author"]["type"] in ("user", "lead")]
+        contact_replies = [
+            p["created_at"] for p in c.parts if p["author"]["type"] in ("user", "lead")
+        ]
         admin_replies = [
-            p["created_at"] for p in c.parts if p["author"]["type"] == "admin" and p["part_type"] == "comment"
+            p["created_at"]
+            for p in c.parts
+            if p["author"]["type"] == "admin" and p["part_type"] == "comment"
         ]
         return {
             "type": "conversation",
@@ -427,7 +433,11 @@ class FakeIntercom:
             record.status = 400
             return _error(400, "parameter_invalid", problem)
         for failure in self._failures:
-            if failure.times > 0 and failure.method == request.method and failure.pattern.fullmatch(request.path):
+            if (
+                failure.times > 0
+                and failure.method == request.method
+                and failure.pattern.fullmatch(request.path)
+            ):
                 failure.times -= 1
                 if failure.delay:
                     if failure.status < 300:
@@ -437,11 +447,19 @@ class FakeIntercom:
                         return response
                     await asyncio.sleep(failure.delay)
                 record.status = failure.status
-                headers = {"X-RateLimit-Limit": "10000", "X-RateLimit-Remaining": "0"}
+                headers = {}
+                if failure.status == 429:
+                    headers = {"X-RateLimit-Limit": "10000", "X-RateLimit-Remaining": "0"}
                 if failure.retry_after is not None:
                     headers["Retry-After"] = str(int(failure.retry_after))
-                return _error(failure.status, "rate_limit_exceeded" if failure.status == 429 else "server_error",
-                              "scripted failure", headers=headers)
+                    if failure.status == 429:
+                        headers["X-RateLimit-Reset"] = str(int(time.time() + failure.retry_after))
+                return _error(
+                    failure.status,
+                    "rate_limit_exceeded" if failure.status == 429 else "server_error",
+                    "scripted failure",
+                    headers=headers,
+                )
         response = await handler(request)
         response.headers["X-RateLimit-Limit"] = "10000"
         response.headers["X-RateLimit-Remaining"] = "9000"
@@ -459,7 +477,9 @@ class FakeIntercom:
         except RequestValidationError as exc:
             cause = exc.__cause__
             detail = f"{exc}" + (f" <- {cause}" if cause else "")
-            schema_errors = getattr(cause, "schema_errors", None) or getattr(exc, "schema_errors", None)
+            schema_errors = getattr(cause, "schema_errors", None) or getattr(
+                exc, "schema_errors", None
+            )
             if schema_errors:
                 detail += " :: " + "; ".join(str(e.message) for e in schema_errors)
             return f"violates the Intercom 2.14 spec: {detail}"[:2000]
@@ -511,7 +531,9 @@ class FakeIntercom:
         if data.get("type") != "admin":
             return _error(400, "parameter_invalid", "only admin replies are faked")
         at = self.now()
-        part = self._part(data["message_type"], data.get("body"), self._admin_author(data["admin_id"]), at)
+        part = self._part(
+            data["message_type"], data.get("body"), self._admin_author(data["admin_id"]), at
+        )
         found.parts.append(part)
         found.updated_at = at
         if data["message_type"] == "comment":
@@ -572,7 +594,10 @@ class FakeIntercom:
 
     async def _list_tags(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"type": "list", "data": [{"type": "tag", "id": i, "name": n} for i, n in self.tags.items()]}
+            {
+                "type": "list",
+                "data": [{"type": "tag", "id": i, "name": n} for i, n in self.tags.items()],
+            }
         )
 
     async def _create_tag(self, request: web.Request) -> web.Response:
@@ -625,7 +650,13 @@ class FakeIntercom:
             {
                 "type": "list",
                 "data": companies,
-                "pages": {"type": "pages", "next": None, "page": 1, "per_page": 50, "total_pages": 1},
+                "pages": {
+                    "type": "pages",
+                    "next": None,
+                    "page": 1,
+                    "per_page": 50,
+                    "total_pages": 1,
+                },
                 "total_count": len(companies),
             }
         )
@@ -636,7 +667,8 @@ class FakeIntercom:
         per_page = int(pagination.get("per_page") or 20)
         start = _decode_cursor(pagination.get("starting_after"))
         matched = [
-            c for c in sorted(self.conversations.values(), key=lambda c: int(c.id))
+            c
+            for c in sorted(self.conversations.values(), key=lambda c: int(c.id))
             if _matches(data["query"], self._public(c.id))
         ]
         page = matched[start : start + per_page]
@@ -648,15 +680,22 @@ class FakeIntercom:
             "total_pages": total_pages,
         }
         if start + per_page < len(matched):
-            pages["next"] = {"per_page": per_page, "starting_after": _encode_cursor(start + per_page)}
+            pages["next"] = {
+                "per_page": per_page,
+                "starting_after": _encode_cursor(start + per_page),
+            }
         conversations = []
         for c in page:
             item = self._public(c.id)
             item.pop("conversation_parts", None)  # search results carry no parts
             conversations.append(item)
         return web.json_response(
-            {"type": "conversation.list", "pages": pages, "total_count": len(matched),
-             "conversations": conversations}
+            {
+                "type": "conversation.list",
+                "pages": pages,
+                "total_count": len(matched),
+                "conversations": conversations,
+            }
         )
 
 
@@ -692,9 +731,15 @@ def _matches(query: JSON, conversation: JSON) -> bool:
     raise ValueError(f"operator {op} is not faked")
 
 
-def _error(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> web.Response:
+def _error(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response(
-        {"type": "error.list", "request_id": uuid.uuid4().hex, "errors": [{"code": code, "message": message}]},
+        {
+            "type": "error.list",
+            "request_id": uuid.uuid4().hex,
+            "errors": [{"code": code, "message": message}],
+        },
         status=status,
         headers=headers,
     )
