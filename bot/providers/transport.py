@@ -185,8 +185,8 @@ async def iter_frames(response: httpx.Response) -> AsyncIterator[Frame]:
     data: list[str] = []
     async for line in response.aiter_lines():
         if not line.strip():
-            if data:
-                yield Frame(event, "\n".join(data))
+            for frame in _frames_of(event, data):
+                yield frame
             event, data = None, []
             continue
         if line.startswith(":"):
@@ -205,8 +205,31 @@ async def iter_frames(response: httpx.Response) -> AsyncIterator[Frame]:
             event = None
             continue
         log.debug("ignoring a stream line that is neither SSE nor JSON: %.80r", line)
-    if data:
-        yield Frame(event, "\n".join(data))
+    for frame in _frames_of(event, data):
+        yield frame
+
+
+def _frames_of(event: str | None, data: list[str]) -> list[Frame]:
+    """One frame from ``data:`` lines — or one per line when a server forgot the blank lines
+    between frames (each line is then a whole JSON document, and together they are not)."""
+    if not data:
+        return []
+    joined = "\n".join(data)
+    if (
+        len(data) > 1
+        and not _is_json(joined)
+        and all(_is_json(d) or d.strip() == "[DONE]" for d in data)
+    ):
+        return [Frame(event, d) for d in data]
+    return [Frame(event, joined)]
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def usage_from(data: Any) -> Usage:

@@ -229,6 +229,7 @@ class ScriptedReply:
     finish_reason: str | None = None
     delay_between_chunks: float = 0.0
     stream_error: dict[str, Any] | None = None
+    blank_lines: bool = True  # False: frames not separated by blank lines (a broken server)
 
     # builders
     @classmethod
@@ -413,7 +414,8 @@ class ScriptedModelServer(FakeHTTPServer):
         for sent, chunk in enumerate(chunks):
             if reply.cut_after is not None and sent >= reply.cut_after:
                 return await self.cut(request, response, reply.cut_mode)
-            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            end = "\n\n" if reply.blank_lines else "\n"
+            await response.write(f"data: {json.dumps(chunk)}{end}".encode())
             if reply.delay_between_chunks:
                 await asyncio.sleep(reply.delay_between_chunks)
         await response.write(b"data: [DONE]\n\n")

@@ -382,3 +382,20 @@ async def test_azure_hosts_get_the_api_key_header() -> None:
     finally:
         await azure.aclose()
         await plain.aclose()
+
+
+async def test_frames_without_blank_lines_between_them(model_server: ScriptedModelServer) -> None:
+    model_server.enqueue(
+        ScriptedReply.calls(
+            ScriptedToolCall("ESCALATE", {"reason": "r"}, id="c1"),
+            text="One moment",
+            blank_lines=False,
+        )
+    )
+    provider = provider_for(model_server)
+    try:
+        response = await provider.complete(ask(stream=True))
+    finally:
+        await provider.aclose()
+    assert response.text == "One moment"
+    assert [(c.id, c.arguments) for c in response.tool_calls] == [("c1", {"reason": "r"})]
