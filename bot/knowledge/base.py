@@ -146,9 +146,10 @@ class KnowledgeBase:
         added = updated = unchanged = removed = skipped = total_chunks = 0
         seen: set[str] = set()
 
-        for root in roots:
+        for root in roots:  # validate every path before changing anything
             if not root.exists and not _under(known, root.path):
                 raise FileNotFoundError(f"knowledge path does not exist: {root.path}")
+        for root in roots:
             for file in root.files:
                 location = str(file)
                 if location in seen:

@@ -3,6 +3,7 @@ removals."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -148,9 +149,13 @@ async def test_a_removed_directory_or_file_path_loses_its_documents(
     assert await _rows(kb_db) == (2, 2)
 
 
-async def test_a_path_that_never_existed_is_an_error(kb: KnowledgeBase, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        await kb.ingest([tmp_path / "nope"])
+async def test_a_path_that_never_existed_is_an_error_and_changes_nothing(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    (tmp_path / "a.md").write_text("# A\n\ntext", encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match="nope"):
+        await kb.ingest([tmp_path, tmp_path / "nope"])
+    assert await kb.count_chunks() == 0
 
 
 async def test_an_unreadable_file_is_skipped_and_the_rest_ingested(
@@ -189,3 +194,19 @@ async def test_files_are_parsed_off_the_event_loop(
     (tmp_path / "a.md").write_text("# A\n\ntext", encoding="utf-8")
     await kb.ingest([tmp_path])
     assert threads and all(t is not threading.main_thread() for t in threads)
+
+
+async def test_concurrent_ingests_of_the_same_files_agree(
+    kb: KnowledgeBase, kb_db: Database, tmp_path: Path
+) -> None:
+    """Replicas starting together ingest the same paths at once: no duplicates, no errors."""
+    root = tmp_path / "kb"
+    _write_tree(root)
+    other = KnowledgeBase(kb_db, kb.settings)
+    reports = await asyncio.gather(kb.ingest([root]), other.ingest([root]), kb.ingest([root]))
+    assert all(r.added + r.updated + r.unchanged == 4 for r in reports)
+    assert sum(r.added for r in reports) == 4
+    assert await _rows(kb_db) == (4, 5)
+    async with kb_db.read() as conn:
+        counts = dict((await conn.execute(select(kb_terms.c.term, kb_terms.c.chunks))).all())
+    assert counts["okta"] == 1 and counts["refund"] == 1
