@@ -247,9 +247,18 @@ class IngramProvider:
             if results:
                 outcome = await self._resume(key, results, stream, on_delta)
             else:
+                cached = smith_key in self._smiths
                 smith_id = await self._smith(smith_key)
                 await self._cancel_stale(key)
-                outcome = await self._start(smith_id, key, request, stream, on_delta)
+                try:
+                    outcome = await self._start(smith_id, key, request, stream, on_delta)
+                except ProviderHTTPError as exc:
+                    # A smith archived since we cached its id: upsert it afresh, once.
+                    if exc.status != 404 or not cached:
+                        raise
+                    self._smiths.pop(smith_key, None)
+                    smith_id = await self._smith(smith_key)
+                    outcome = await self._start(smith_id, key, request, stream, on_delta)
         except httpx.HTTPError as exc:
             raise error_from_transport(self.name, exc, secret=self._secret) from None
         return self._response(outcome)

@@ -75,6 +75,7 @@ class IngramServer(FakeHTTPServer):
         self.smiths: dict[str, dict[str, Any]] = {}
         self.runs: dict[str, dict[str, Any]] = {}
         self.submits: list[dict[str, Any]] = []
+        self._smith_serial = 0
         self._queue: deque[IngramStep] = deque()
 
     def enqueue(self, *steps: IngramStep) -> None:
@@ -106,14 +107,19 @@ class IngramServer(FakeHTTPServer):
         key = f"{body.get('external_id')}|{body.get('agent_id')}"
         if key in self.smiths:
             return web.json_response(self.smiths[key], status=200)
+        self._smith_serial += 1
         smith = {
-            "id": f"smt_{len(self.smiths) + 1}",
+            "id": f"smt_{self._smith_serial}",
             "external_id": body.get("external_id"),
             "agent_id": body.get("agent_id"),
             "auto_memory": body.get("auto_memory", True),
         }
         self.smiths[key] = smith
         return web.json_response(smith, status=201)
+
+    def archive_smith(self, external_id: str, agent_id: str | None) -> None:
+        """Soft-delete a smith (``DELETE /v1/smiths/{id}``): its external id is free again."""
+        del self.smiths[f"{external_id}|{agent_id}"]
 
     def _smith_exists(self, smith_id: str) -> bool:
         return any(s["id"] == smith_id for s in self.smiths.values())

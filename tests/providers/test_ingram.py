@@ -351,3 +351,22 @@ async def test_a_run_left_paused_by_a_restart_is_cancelled(ingram: IngramServer)
     assert [s["kind"] for s in ingram.submits] == ["cancel"]
     assert len(ingram.run_requests) == 3  # the paused run, the refused start (409), the new one
     assert len(ingram.runs) == 2
+
+
+async def test_an_archived_smith_is_upserted_again(ingram: IngramServer) -> None:
+    ingram.enqueue(IngramStep(text="first"), IngramStep(text="second"))
+    provider = provider_for(ingram)
+    try:
+        await provider.complete(request(ChatMessage("user", "hi")))
+        ingram.archive_smith(SMITH, "agt_support")
+        answer = await provider.complete(request(ChatMessage("user", "hi again")))
+    finally:
+        await provider.aclose()
+    assert answer.text == "second"
+    assert [r.path for r in ingram.requests if r.method == "POST"] == [
+        "/v1/smiths",
+        "/v1/smiths/smt_1/runs",
+        "/v1/smiths/smt_1/runs",  # 404: archived
+        "/v1/smiths",
+        "/v1/smiths/smt_2/runs",
+    ]
