@@ -285,7 +285,11 @@ class IntercomClient:
             lambda: self.sdk.contacts.list_attached_companies(contact_id),
             idempotent=True,
         )
-        return [_as_json(company) for company in (pager.items or [])]
+        # The 2.14 schema names the list ``companies``, its own example (and older API
+        # versions) ``data``: read whichever came.
+        response = _as_json(pager.response)
+        companies = response.get("companies") or response.get("data") or []
+        return [company for company in companies if isinstance(company, dict)]
 
 
 def _from_api_error(what: str, exc: ApiError) -> IntercomError:

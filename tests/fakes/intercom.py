@@ -649,7 +649,7 @@ class FakeIntercom:
         return web.json_response(
             {
                 "type": "list",
-                "data": companies,
+                "companies": companies,
                 "pages": {
                     "type": "pages",
                     "next": None,
