@@ -427,7 +427,8 @@ async def transcript(ctx: ApiContext, conversation: Conversation) -> list[JSON]:
                 "status": "completed",
                 "created_at": int(run.finished_at),
                 "content": [{"type": "output_text", "text": run.output_text,
-                             "annotations": [_annotation(c) for c in citations(run)]}],
+                             "annotations": [_annotation(c, run.output_text)
+                                             for c in citations(run)]}],
             }))
     for row in await ctx.web.unanswered(lane_key(agent.slug, thread.external_id)):
         message = InboundMessage.from_json(row["payload"])
@@ -475,6 +476,10 @@ def _user_content(text: str, attachments: list[JSON]) -> list[JSON]:
     return parts
 
 
-def _annotation(citation: JSON) -> JSON:
+def _annotation(citation: JSON, text: str) -> JSON:
+    """OpenAI's ``url_citation`` (indices point at where the text names the passage), plus the
+    passage's ``source`` and a ``snippet`` for documents that have no URL of their own."""
+    start = max(text.find(citation["title"]), 0)
     return {"type": "url_citation", "url": citation["url"], "title": citation["title"],
+            "start_index": start, "end_index": start + len(citation["title"]),
             "source": citation["source"], "snippet": citation["snippet"]}
