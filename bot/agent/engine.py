@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PASSAGES_PER_TURN = 4
+PASSAGES_PER_TURN = 4  # the offline responder asks for fewer, so its search is a cache hit
 MIN_PASSAGE_SCORE = 0.2
 TOOL_TIMEOUT_SECONDS = 30.0
 MAX_LOOPS_REPLY = (
@@ -66,23 +66,24 @@ JUDGE_SYSTEM = (
 
 class CachedSearch:
     """A short-lived cache in front of the knowledge base, so the runner's retrieval and the
-    offline responder's own search of the same text cost one query."""
+    offline responder's own search of the same text cost one query. An entry fetched with a
+    larger ``limit`` also serves smaller ones."""
 
     def __init__(self, knowledge: KnowledgeSearch, *, size: int = 128, ttl_seconds: float = 30.0):
         self._knowledge = knowledge
         self._size = size
         self._ttl = ttl_seconds
-        self._entries: OrderedDict[tuple[str, int], tuple[float, list[Passage]]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, int, list[Passage]]] = OrderedDict()
 
     async def search(self, query: str, *, limit: int = 5) -> list[Passage]:
-        key = (query, limit)
+        key = " ".join(query.split())
         hit = self._entries.get(key)
         clock = time.monotonic()
-        if hit is not None and clock - hit[0] < self._ttl:
+        if hit is not None and clock - hit[0] < self._ttl and hit[1] >= limit:
             self._entries.move_to_end(key)
-            return hit[1]
-        found = await self._knowledge.search(query, limit=limit)
-        self._entries[key] = (clock, found)
+            return hit[2][:limit]
+        found = await self._knowledge.search(key, limit=limit)
+        self._entries[key] = (clock, limit, found)
         self._entries.move_to_end(key)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)

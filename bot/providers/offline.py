@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 MODEL_NAME = "offline"
 ANSWER_CHARS = 700
 DELTA_PIECES = 4
+SEARCH_LIMIT = 3
 
 # Words that carry no question on their own: small talk after a greeting is not a question.
 _FILLER = frozenset(
@@ -168,7 +169,7 @@ class OfflineProvider:
     async def _best(self, question: str) -> Passage | None:
         if self._knowledge is None:
             return None
-        found = await self._knowledge.search(" ".join(question.split()), limit=3)
+        found = await self._knowledge.search(" ".join(question.split()), limit=SEARCH_LIMIT)
         return max(found, key=lambda p: p.score) if found else None
 
 

@@ -1,0 +1,149 @@
+"""Offline responder answer time on a 10,000-chunk knowledge base (target: p95 ≤ 20 ms).
+
+Builds the same synthetic help center as ``bench/knowledge_search.py`` (about 10,000 chunks),
+ingests it into a temporary SQLite database (and PostgreSQL when reachable at
+``$SUPPORTBOT_BENCH_PG_URL``), then for a few hundred customer questions times:
+
+- ``answer``: one ``OfflineProvider.complete`` call on a first-turn request — the responder's
+  own knowledge search (no cache) and its decision (answer with a citation, or ESCALATE);
+- ``turn``: a whole ``AgentRunner.run`` with the offline responder — guardrails, retrieval,
+  context, the responder, and the ESCALATE tool when it escalates (the store commit is the
+  dispatcher's and not included).
+
+    python bench/offline_responder.py [--chunks 10000] [--questions 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from knowledge_search import PG_URL, _postgres, generate, queries  # noqa: E402
+
+from bot.agent.engine import CachedSearch, make_runner  # noqa: E402
+from bot.config import DatabaseSettings, KnowledgeSettings, OfflineSettings, Settings  # noqa: E402
+from bot.domain import AgentDefinition, Control, Smith, Thread, ThreadState, now  # noqa: E402
+from bot.knowledge import KnowledgeBase  # noqa: E402
+from bot.pipeline.events import TurnEvent  # noqa: E402
+from bot.pipeline.turn import TurnContext  # noqa: E402
+from bot.providers.base import ChatMessage, ModelRequest, ToolSpec  # noqa: E402
+from bot.providers.offline import OfflineProvider  # noqa: E402
+from bot.store.database import Database  # noqa: E402
+from bot.store.migrate import upgrade  # noqa: E402
+
+CHUNK_CHARS = 1200
+TOOLS = tuple(ToolSpec(n, "", {"type": "object"}) for n in ("USER_INFO_LOOKUP", "ESCALATE", "CLOSE"))
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))]
+
+
+def _context(question: str, n: int) -> TurnContext:
+    at = now()
+    smith = Smith(id=f"smt_{n}", agent_id="agt", external_id=f"web:bench-{n}", display_name="Ada",
+                  customer_id=None, metadata={}, auto_memory=False, pinned_version=None,
+                  archived_at=None, created_at=at, updated_at=at)
+    thread = Thread(id=f"thr_{n}", smith_id=smith.id, agent_id="agt", external_id=f"web:{n}",
+                    channel="web", state=ThreadState.OPEN, control=Control.BOT, title=None,
+                    metadata={}, created_at=at, updated_at=at)
+    from bot.domain import InboundMessage
+
+    async def emit(event: TurnEvent) -> None:
+        return None
+
+    return TurnContext(
+        run_id=f"run_{n}",
+        agent=AgentDefinition(slug="support", name="Support", instructions="Help {display_name}."),
+        agent_version=None, smith=smith, thread=thread,
+        messages=(InboundMessage("web", f"k{n}", thread.external_id, smith.external_id, question),),
+        history=(), memories=(), emit=emit,
+    )
+
+
+async def run_backend(label: str, url: str, corpus: Path, questions: list[str]) -> dict[str, object]:
+    db = Database(DatabaseSettings(url=url))
+    try:
+        await upgrade(db.engine)
+        kb = KnowledgeBase(db, KnowledgeSettings(chunk_chars=CHUNK_CHARS))
+        await kb.ingest([corpus])
+        responder = OfflineProvider(OfflineSettings(), kb)
+        for q in questions[:20]:  # warm the connection pool and caches
+            await responder.complete(ModelRequest((ChatMessage("user", q),), TOOLS))
+
+        answer_ms: list[float] = []
+        answered = escalated = 0
+        for q in questions:
+            request = ModelRequest((ChatMessage("system", "Help."), ChatMessage("user", q)), TOOLS)
+            started = time.perf_counter()
+            response = await responder.complete(request)
+            answer_ms.append((time.perf_counter() - started) * 1000)
+            if response.tool_calls:
+                escalated += 1
+            else:
+                answered += 1
+
+        settings = Settings.model_validate({"database": {"url": url}})
+        knowledge = CachedSearch(kb)
+        runner = make_runner(settings, provider=OfflineProvider(OfflineSettings(), knowledge),
+                             connectors={}, knowledge=knowledge, remote=False)
+        turn_ms: list[float] = []
+        try:
+            for n, q in enumerate(questions):
+                ctx = _context(q, n)
+                started = time.perf_counter()
+                await runner.run(ctx)
+                turn_ms.append((time.perf_counter() - started) * 1000)
+        finally:
+            await runner.aclose()
+        return {
+            "backend": label, "chunks": await kb.count_chunks(), "questions": len(questions),
+            "answered": answered, "escalated": escalated,
+            "p50": statistics.median(answer_ms), "p95": _percentile(answer_ms, 0.95),
+            "max": max(answer_ms),
+            "turn_p50": statistics.median(turn_ms), "turn_p95": _percentile(turn_ms, 0.95),
+        }
+    finally:
+        await db.dispose()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--questions", type=int, default=400)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="offline-bench-") as tmp:
+        corpus = Path(tmp) / "corpus"
+        corpus.mkdir()
+        vocab = generate(corpus, args.chunks)
+        questions = [q for q in queries(vocab, args.questions * 2) if q.strip()][: args.questions]
+        results = [await run_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db", corpus,
+                                     questions)]
+        async with _postgres() as pg_url:
+            if pg_url is None:
+                print(f"PostgreSQL not reachable at {PG_URL}: skipped")
+            else:
+                results.append(await run_backend("postgresql", pg_url, corpus, questions))
+
+    print()
+    print(f"{'backend':<11} {'chunks':>7} {'questions':>9} {'answered':>9} {'escalated':>9} "
+          f"{'answer p50':>10} {'answer p95':>10} {'answer max':>10} {'turn p50':>9} {'turn p95':>9}")
+    for r in results:
+        print(f"{r['backend']:<11} {r['chunks']:>7} {r['questions']:>9} {r['answered']:>9} "
+              f"{r['escalated']:>9} {r['p50']:>8.2f}ms {r['p95']:>8.2f}ms {r['max']:>8.2f}ms "
+              f"{r['turn_p50']:>7.2f}ms {r['turn_p95']:>7.2f}ms")
+    print("\ntarget: answer p95 ≤ 20 ms")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
