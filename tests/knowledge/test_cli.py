@@ -47,9 +47,6 @@ def test_kb_ingest_and_search(tmp_path: Path) -> None:
     assert rest.startswith("Resetting your password › ")
     assert rest.endswith("(account/resetting-your-password.md)")
 
-    hostile = _cli(db_url, tmp_path, "kb", "search", 'double "charge AND NEAR(')
-    assert hostile.returncode == 0, hostile.stderr
-
     nothing = _cli(db_url, tmp_path, "kb", "search", "what's the weather on mars")
     assert nothing.returncode == 0 and "no matching passages" in nothing.stdout
 
