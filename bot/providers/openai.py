@@ -30,6 +30,7 @@ from bot.providers.base import (
     ToolSpec,
 )
 from bot.providers.transport import (
+    ProviderHTTPError,
     build_client,
     decode_json,
     error_from_transport,
@@ -285,9 +286,19 @@ class OpenAIProvider:
         stream = self._stream and request.stream
         body = self.body(request, stream=stream)
         try:
-            if stream:
+            if not stream:
+                return await self._whole(body)
+            try:
                 return await self._streamed(body, on_delta)
-            return await self._whole(body)
+            except ProviderHTTPError as exc:
+                # Older servers reject ``stream_options``: ask once more without it, and
+                # never again (usage is then unknown for streamed calls).
+                if exc.status not in (400, 422) or "stream_options" not in str(exc):
+                    raise
+                log.warning("%s rejects stream_options; streaming without usage", self.name)
+                self._stream_usage = False
+                body.pop("stream_options", None)
+                return await self._streamed(body, on_delta)
         except httpx.HTTPError as exc:
             raise error_from_transport(self.name, exc, secret=self._secret) from None
 

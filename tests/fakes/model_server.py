@@ -267,10 +267,17 @@ class ScriptedModelServer(FakeHTTPServer):
 
     base_path = "/v1"
 
-    def __init__(self, *, rule: Rule | None = None, reject_null_content: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        rule: Rule | None = None,
+        reject_null_content: bool = True,
+        reject_stream_options: bool = False,
+    ) -> None:
         super().__init__()
         self.rule = rule
         self.reject_null_content = reject_null_content
+        self.reject_stream_options = reject_stream_options
         self.unscripted = 0
         self._queue: deque[ScriptedReply] = deque()
 
@@ -314,6 +321,10 @@ class ScriptedModelServer(FakeHTTPServer):
                     return web.json_response(
                         {"error": {"message": "assistant content must not be null"}}, status=400
                     )
+        if self.reject_stream_options and "stream_options" in body:
+            return web.json_response(
+                {"error": {"message": "Unrecognized request argument: stream_options"}}, status=400
+            )
         reply = await self._next(recorded)
         if reply is None:
             self.unscripted += 1

@@ -399,3 +399,17 @@ async def test_frames_without_blank_lines_between_them(model_server: ScriptedMod
         await provider.aclose()
     assert response.text == "One moment"
     assert [(c.id, c.arguments) for c in response.tool_calls] == [("c1", {"reason": "r"})]
+
+
+async def test_servers_that_reject_stream_options() -> None:
+    async with ScriptedModelServer(reject_stream_options=True) as server:
+        server.enqueue(ScriptedReply.say("first"), ScriptedReply.say("second"))
+        provider = provider_for(server)
+        try:
+            first = await provider.complete(ask(stream=True))
+            second = await provider.complete(ask(stream=True))
+        finally:
+            await provider.aclose()
+    assert (first.text, second.text) == ("first", "second")
+    sent = [("stream_options" in r.json) for r in server.chat_requests]
+    assert sent == [True, False, False]  # refused once, then never sent again
