@@ -21,12 +21,16 @@ Script it reply by reply, or hand it a rule that decides each reply from the req
     async with ScriptedModelServer(rule=rule) as server: ...
 
 Queued replies are used first (in order), then the rule; with neither the server answers 500
-``no scripted reply`` (and ``server.unscripted`` counts it). A reply follows the request's
-``stream`` flag unless it forces one. Options cover what real servers do: tool-call deltas that
-repeat ``id``/``name`` every time, malformed arguments (pass a string), 429 with
-``Retry-After``, 500, hanging forever (``server.wait_abandoned()`` tells when the client gave
-up), a stream cut before its end, and an ``{"error": …}`` frame inside a 200 stream. Like strict real servers, it rejects (400) an assistant
-message whose ``content`` is null.
+``no scripted reply`` (and ``server.unscripted`` counts it). ``answer_with(provider)`` is a rule
+that lets an in-process provider (the offline responder) decide every answer. A reply follows
+the request's ``stream`` flag unless it forces one. Options cover what real servers do:
+tool-call deltas that repeat ``id``/``name`` every time (``repeat_ids``), malformed arguments
+(pass a string), ``ScriptedReply.error(429, retry_after="1")``, 500, hanging forever
+(``ScriptedReply.hanging()``; ``server.wait_abandoned()`` returns once the client gave up), a
+stream cut before its end (``cut_after``, ``cut_mode``), an ``{"error": …}`` frame inside a 200
+stream (``stream_error``), frames without blank lines between them (``blank_lines=False``).
+Like strict real servers it rejects (400) an assistant message whose ``content`` is null, and
+with ``reject_stream_options=True`` it refuses ``stream_options`` as older servers do.
 
 ``FakeHTTPServer`` is the base the xAI and Ingram fakes share.
 """
