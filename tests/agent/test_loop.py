@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from bot.agent.engine import APOLOGY, MAX_LOOPS_REPLY
+from bot.agent.engine import APOLOGY, MAX_LOOPS_REPLY, AgentRunner
 from bot.agent.tools import ToolCallContext, ToolError
 from bot.domain import JSON, ActionKind, Control, StopReason, ThreadState
 from bot.pipeline.events import TurnEvent
@@ -21,8 +21,8 @@ from tests.agent.conftest import (
 )
 
 
-def _order_tool(runner: object) -> None:
-    registry = runner.tools  # type: ignore[attr-defined]
+def _order_tool(runner: AgentRunner) -> None:
+    registry = runner.tools
 
     @registry.tool(
         "ORDER_STATUS",
