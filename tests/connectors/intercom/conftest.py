@@ -100,9 +100,10 @@ class ScriptedRunner:
 
 @asynccontextmanager
 async def running_app(
-    db_url: str, fake: FakeIntercom, **intercom: Any
+    db_url: str, fake: FakeIntercom, *, real_engine: bool = False, **intercom: Any
 ) -> AsyncIterator[tuple[Application, ScriptedRunner]]:
-    """The daemon with only the Intercom connector and a scripted runner, on its real port."""
+    """The daemon with only the Intercom connector and a scripted runner (or the real agent
+    engine on the offline provider), on its real port."""
     runners: list[ScriptedRunner] = []
 
     async def factory(app: Application) -> ScriptedRunner:
@@ -117,9 +118,9 @@ async def running_app(
             await upgrade(db.engine)
         finally:
             await db.dispose()
-    app = Application(settings, runner_factory=factory)  # type: ignore[arg-type]
+    app = Application(settings, runner_factory=None if real_engine else factory)  # type: ignore[arg-type]
     async with app:
-        yield app, runners[0]
+        yield app, runners[0] if runners else ScriptedRunner(app)
 
 
 async def deliver(

@@ -293,3 +293,50 @@ async def test_reopening_stays_human_without_resume_on_reopen(
         assert len(fake.replies(conversation)) == 1
         (thread,) = await app.store.find_threads_by_external(f"intercom:{conversation}")
         assert (thread.state, thread.control) == (ThreadState.OPEN, Control.HUMAN)
+
+
+async def test_the_real_engine_answers_and_escalates_through_intercom(
+    sqlite_url: str, fake_intercom: FakeIntercom
+) -> None:
+    """The agent engine on the offline provider drives the same tools through this connector."""
+    fake = fake_intercom
+    contact = fake.add_contact("Ada Lovelace", "ada@example.com")
+    question = fake.start_conversation(contact, "<p>How do I reset my password?</p>")
+    person = fake.start_conversation(fake.add_contact(), "<p>I want to speak to a real person</p>")
+    async with running_app(sqlite_url, fake, real_engine=True) as (app, _):
+        await deliver(app, fake.notification("conversation.user.created", question))
+        await deliver(app, fake.notification("conversation.user.created", person))
+        await wait_until(lambda: settled(app), what="both turns and their actions")
+        assert len(fake.replies(question)) == 1
+        assert "escalated" in fake.tag_names(person)
+        assert len(fake.notes(person)) == 1
+        assert len(fake.replies(person)) == 1
+        (thread,) = await app.store.find_threads_by_external(f"intercom:{person}")
+        assert thread.control is Control.HUMAN
+
+
+async def test_attachments_reach_the_turn(sqlite_url: str, fake_intercom: FakeIntercom) -> None:
+    fake = fake_intercom
+    contact = fake.add_contact()
+    conversation = fake.start_conversation(contact, "<p>Hi</p>")
+    async with running_app(sqlite_url, fake, max_attachment_bytes=1_000_000) as (app, runner):
+        await deliver(app, fake.notification("conversation.user.created", conversation))
+        await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the first reply")
+        fake.user_reply(
+            conversation,
+            "<p>Here is the error</p>",
+            attachments=[
+                {"type": "upload", "name": "error.png", "url": "https://files.example/error.png",
+                 "content_type": "image/png", "filesize": 1234, "width": 640, "height": 480},
+                {"type": "upload", "name": "huge.log", "url": "https://files.example/huge.log",
+                 "content_type": "text/plain", "filesize": 5_000_000},
+            ],
+        )
+        await deliver(app, fake.notification("conversation.user.replied", conversation))
+        await wait_until(lambda: len(fake.replies(conversation)) == 2, what="the second reply")
+        (message,) = runner.seen[-1].messages
+        assert [(a.name, a.content_type, a.size) for a in message.attachments] == [
+            ("error.png", "image/png", 1234)
+        ]
+        assert message.attachments[0].url == "https://files.example/error.png"
+        assert "too large: huge.log" in message.text
