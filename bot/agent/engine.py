@@ -254,6 +254,8 @@ class AgentRunner:
                 turn.memories.extend(outcome.memories)
                 if outcome.stop is not None:
                     said = response.text.strip()
+                    if said:
+                        said = turn.guardrails.check_output(said).text
                     before = [PlannedAction(ActionKind.REPLY, text=said)] if said else []
                     skipped = response.tool_calls[response.tool_calls.index(call) + 1 :]
                     if skipped:
