@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.domain import JSON, Run, Smith
+from bot.domain import JSON, Run, Smith, StopReason
 from bot.pipeline.turn import TurnContext
 from bot.providers.base import ChatMessage
 from bot.providers.offline import cite
@@ -107,9 +107,12 @@ def system_prompt(
 
 
 def history_messages(history: Sequence[Run]) -> list[ChatMessage]:
-    """Past turns as user/assistant pairs, oldest first, tool traffic left out."""
+    """Past turns as user/assistant pairs, oldest first, tool traffic left out. A message an
+    input guardrail stopped never reaches the model, not even later as history."""
     messages: list[ChatMessage] = []
     for run in sorted(history, key=lambda r: r.started_at):
+        if run.stop_reason is StopReason.GUARDRAIL:
+            continue
         text = "\n\n".join(str(item.get("content", "")) for item in run.input if item.get("content"))
         if text:
             messages.append(ChatMessage("user", text[:HISTORY_CHARS]))

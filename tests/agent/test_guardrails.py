@@ -78,14 +78,18 @@ def test_output_rule() -> None:
 
 
 async def test_block_rule_stops_the_turn_before_the_model(db_url: str) -> None:
-    provider = ScriptedProvider()
+    provider = ScriptedProvider(says("Use the reset link."))
     async with running(db_url, provider, agents=agent_section(guardrails=RULES)) as h:
-        outcome = await h.customer("web:ann").say("hi, my password is hunter2")
+        customer = h.customer("web:ann")
+        outcome = await customer.say("hi, my password is hunter2")
+        assert provider.requests == []
+        await customer.say("so how do I reset it?")
 
     assert outcome.run is not None and outcome.run.stop_reason is StopReason.GUARDRAIL
     assert outcome.replies == ["Please never share your password."]
-    assert provider.requests == []
     assert outcome.thread.state is ThreadState.OPEN
+    # The blocked message does not reach the model later as history either.
+    assert all("hunter2" not in m.content for m in provider.requests[0].messages)
 
 
 async def test_escalate_rule_hands_the_thread_over(db_url: str) -> None:
