@@ -385,7 +385,13 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         external_id=args.as_external_id or external_id,
         display_name=args.name or (None if args.as_external_id else login_name),
     )
-    return await chat(settings, options, sys.stdin, sys.stdout)
+    from bot.store.migrate import SchemaBehind
+
+    try:
+        return await chat(settings, options, sys.stdin, sys.stdout)
+    except SchemaBehind as exc:
+        print(f"supportbot: {exc}", file=sys.stderr)
+        return 2
 
 
 async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
