@@ -90,6 +90,17 @@ async def test_asking_for_a_human_shows_the_escalated_state_on_a_phone(
     await expect(page.get_by_role("status").filter(has_text="Escalated")).to_be_visible()
 
 
+async def test_a_solved_problem_shows_the_closed_state(
+    context: BrowserContext, daemon: Daemon
+) -> None:
+    page = await open_chat(context, daemon)
+    await say(page, "How do I reset my password?")
+    await expect(answers(page).last).to_contain_text("Forgot password")
+    await say(page, "That fixed it, thanks!")
+    await expect(page.get_by_role("status").filter(has_text="closed")).to_be_visible()
+    await expect(page.locator("html")).to_have_attribute("data-state", "closed")
+
+
 async def test_anonymous_visitor_signs_in_mid_chat_and_the_thread_continues(
     context: BrowserContext, daemon: Daemon
 ) -> None:
