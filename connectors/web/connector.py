@@ -60,7 +60,10 @@ class WebConnector(Connector):
 
     async def start(self) -> None:
         slug = self._settings.web.agent or self._settings.default_agent
-        agent_settings = self._settings.agent(slug)
+        try:
+            agent_settings = self._settings.agent(slug)
+        except KeyError:
+            raise RuntimeError(f"web.agent: no agent {slug!r} is configured") from None
         agent = await self._store.ensure_agent(agent_settings.slug, agent_settings.name)
         self._resolver = VisitorResolver(self._store, agent.id)
         self._key = await self._web.token_key()
