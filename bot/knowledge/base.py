@@ -338,11 +338,11 @@ class KnowledgeBase:
             total_chunks = frequencies.pop("", 0)
             if total_chunks == 0:
                 return []
-            by_rarity = sorted(query_words, key=lambda w: frequencies.get(stems[w], 0))
-            words, all_required = _candidate_words(by_rarity, frequencies, stems)
+            df = {w: frequencies.get(stems[w], 0) for w in query_words}
+            words, all_required = _candidate_words(sorted(query_words, key=df.__getitem__), df)
             rows = await self._candidates(conn, words, all_required, candidates)
-            if not rows and all_required:
-                rows = await self._candidates(conn, by_rarity[:1], False, candidates)
+            if not rows and all_required:  # the rare words never meet: the rarest alone
+                rows = await self._candidates(conn, words[:1], False, candidates)
         if not rows:
             return []
         weights = {t: _idf(frequencies.get(t, 0), total_chunks) for t in query_terms}
@@ -365,26 +365,27 @@ class KnowledgeBase:
         return (await conn.execute(_POSTGRES_SEARCH, {"query": tsquery, "k": k})).all()
 
 
-def _candidate_words(
-    by_rarity: list[str], frequencies: dict[str, int], stems: dict[str, str]
-) -> tuple[list[str], bool]:
+def _candidate_words(by_rarity: list[str], df: dict[str, int]) -> tuple[list[str], bool]:
     """Which words to send to the full-text index, and whether all of them must match.
 
     Ranking every chunk that holds a very common word costs time (PostgreSQL re-reads each
-    matching ``tsvector``) and buys nothing: such a word barely moves the score. So the rarest
-    words go first while their chunks fit a budget; when even the rarest word is too common,
-    the (up to three) rarest words must all appear. Dropped words still count in the score.
+    matching ``tsvector``) and buys little: such a word barely moves the score. So the rarest
+    words go first while the chunks they match fit a budget; when even the rarest word that the
+    knowledge base uses is too common, its (up to three) rarest words must all appear. Words the
+    statistics have never seen cost nothing and always go (the index's stemmer may still know
+    them). Dropped words still count in the score.
     """
-    chosen: list[str] = []
+    unseen = [w for w in by_rarity if df[w] == 0]
+    seen = [w for w in by_rarity if df[w] > 0]
+    if seen and df[seen[0]] > CANDIDATE_BUDGET and len(seen) > 1:
+        return seen[:3], True
+    chosen = list(unseen)
     expected = 0
-    for word in by_rarity:
-        df = frequencies.get(stems[word], 0)
-        if chosen and expected + df > CANDIDATE_BUDGET:
+    for word in seen:
+        if expected and expected + df[word] > CANDIDATE_BUDGET:
             break
         chosen.append(word)
-        expected += df
-    if expected > CANDIDATE_BUDGET and len(by_rarity) > 1:
-        return by_rarity[:3], True
+        expected += df[word]
     return chosen, False
 
 
