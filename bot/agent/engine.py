@@ -21,9 +21,9 @@ import httpx
 from pydantic import ValidationError
 
 from bot.agent.builtin_tools import REMEMBER, escalation, register_builtin_tools
-from bot.agent.context import assemble, rag_record, to_json_text
+from bot.agent.context import assemble, rag_record, to_json_text, turn_input
 from bot.agent.guardrails import Guardrails, InputRule
-from bot.agent.tools import HttpTool, ToolCallContext, ToolError, ToolOutcome, ToolRegistry
+from bot.agent.tools import HttpTool, Tool, ToolCallContext, ToolError, ToolOutcome, ToolRegistry
 from bot.config import ConfigError, Settings, env_headers
 from bot.connector import Connector
 from bot.domain import (
@@ -291,7 +291,7 @@ class AgentRunner:
         # than they help it.
         return [p for p in found if p.score >= MIN_PASSAGE_SCORE]
 
-    def _offered(self, ctx: TurnContext) -> list[Any]:
+    def _offered(self, ctx: TurnContext) -> list[Tool]:
         names = [n for n in ctx.agent.tools if n != REMEMBER]
         if ctx.smith.auto_memory and not ctx.smith.is_anonymous:
             names.append(REMEMBER)
@@ -368,11 +368,11 @@ class AgentRunner:
                 reply=rule.triggered_text,
             )
             return turn.result(StopReason.GUARDRAIL, list(outcome.actions),
-                               change=outcome.thread_change, input_=_input(ctx))
+                               change=outcome.thread_change, input_=turn_input(ctx))
         return turn.result(
             StopReason.GUARDRAIL,
             [PlannedAction(ActionKind.REPLY, text=rule.triggered_text)],
-            input_=_input(ctx),
+            input_=turn_input(ctx),
         )
 
     def _last_resort(
@@ -391,7 +391,7 @@ class AgentRunner:
                                  priority="high", reply=APOLOGY)
         turn.actions.clear()
         return turn.result(StopReason.ERROR, list(outcome.actions), change=outcome.thread_change,
-                           error=error[:1000], input_=input_ or _input(ctx))
+                           error=error[:1000], input_=input_ or turn_input(ctx))
 
     async def _judge(self, question: str, text: str) -> bool:
         """Ask the model a yes/no guardrail question about a (redacted) customer message."""
@@ -428,12 +428,6 @@ class AgentRunner:
                 cached = Guardrails()
             self._guardrails[key] = cached
         return cached
-
-
-def _input(ctx: TurnContext) -> tuple[JSON, ...]:
-    from bot.agent.context import turn_input
-
-    return turn_input(ctx)
 
 
 def _plain(value: Any) -> Any:
