@@ -268,3 +268,22 @@ async def test_tools_offered_follow_the_agent_list(db_url: str) -> None:
 
     assert [t.name for t in seen[0].tools] == ["ESCALATE"]
     assert [t.name for t in seen[1].tools] == ["ESCALATE", "REMEMBER"]
+
+
+@pytest.mark.parametrize(
+    "tool",
+    [
+        {"name": "BAD", "description": "x", "url": "http://127.0.0.1/", "parameters": {"type": "array"}},
+        {"name": "BAD", "description": "x", "url": "http://127.0.0.1/",
+         "parameters": {"type": "object", "properties": {"a": {"type": "nonsense"}}}},
+        {"name": "has space", "description": "x", "url": "http://127.0.0.1/"},
+        {"name": "BAD", "description": "x", "url": "http://127.0.0.1/", "method": "TRACE"},
+    ],
+)
+def test_configured_tools_are_checked_when_settings_load(tool: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from bot.config import Settings
+
+    with pytest.raises(ValidationError):
+        Settings.model_validate({"tools": [tool]})
