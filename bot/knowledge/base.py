@@ -434,8 +434,9 @@ def _score(rows: Sequence[Any], weights: dict[str, float]) -> list[Passage]:
     scored: list[tuple[float, float, Passage]] = []
     for row in rows:
         chunk_terms = f" {row.terms} "  # substring tests beat building a set of ~150 terms
-        path_terms = _heading_terms(f"{row.title}\n{row.heading}")
-        leaf_terms = _heading_terms(row.heading.rsplit(HEADING_SEPARATOR, 1)[-1])
+        *parents, leaf = row.heading.split(HEADING_SEPARATOR)
+        leaf_terms = _heading_terms(leaf)
+        path_terms = leaf_terms | _heading_terms(HEADING_SEPARATOR.join([row.title, *parents]))
         coverage = sum(w for t, w in weights.items() if f" {t} " in chunk_terms) / total
         in_path = sum(w for t, w in weights.items() if t in path_terms) / total
         in_leaf = sum(w for t, w in weights.items() if t in leaf_terms) / total

@@ -9,6 +9,7 @@ consistent with itself, not linguistically exact.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -40,6 +41,7 @@ def _has_vowel(stem: str) -> bool:
     return any(ch in _VOWELS for ch in stem)
 
 
+@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """Strip common English inflections: plurals, -ed/-ing, -ly, -ation, -ment, final -e."""
     if len(word) <= 3 or not word.isalpha():
