@@ -49,7 +49,7 @@ from bot.domain import (
 
 if TYPE_CHECKING:
     from bot.app import Application, RunnerFactory
-    from bot.store.store import InboxRow, OutboxEntry
+    from bot.store.store import ActionState, InboxRow
 
 log = logging.getLogger(__name__)
 
@@ -434,10 +434,10 @@ class Sweeper:
             rows = await store.inbox_rows([k for c in open_ for k in c.watched])
             by_key = {(r.source, r.dedup_key): r for r in rows}
             run_ids = sorted({r.run_id for r in rows if r.run_id})
-            actions = await store.actions_of_runs(run_ids) if run_ids else []
-            actions_by_run: dict[str, list[OutboxEntry]] = {}
+            actions = await store.action_states(run_ids) if run_ids else []
+            actions_by_run: dict[str, list[ActionState]] = {}
             for entry in actions:
-                actions_by_run.setdefault(entry.action.run_id, []).append(entry)
+                actions_by_run.setdefault(entry.run_id, []).append(entry)
             timed_out = time.monotonic() >= deadline
             finishing: list[tuple[_Conversation, list[InboxRow]]] = []
             still_open: list[_Conversation] = []
@@ -504,7 +504,7 @@ def _result(
     conversation: _Conversation,
     rows: list[InboxRow],
     runs: dict[str, Run],
-    actions_by_run: dict[str, list[OutboxEntry]],
+    actions_by_run: dict[str, list[ActionState]],
 ) -> ConversationResult:
     run_ids = tuple(dict.fromkeys(r.run_id for r in rows if r.run_id))
     mine = [runs[i] for i in run_ids if i in runs]
@@ -516,7 +516,7 @@ def _result(
         "messages": len(conversation.keys),
         "turn_seconds": turn,
         "run_ids": run_ids,
-        "actions": tuple(f"{e.action.kind.value}:{e.status.value}" for e in entries),
+        "actions": tuple(f"{e.kind.value}:{e.status.value}" for e in entries),
     }
     waiting = [r for r in rows if r.status is InboxStatus.PENDING]
     unsent = [e for e in entries if e.status is OutboxStatus.PENDING]
@@ -527,7 +527,7 @@ def _result(
     errors += [r.error or "failed" for r in rows if r.status is InboxStatus.FAILED]
     errors += [run.error or "the turn ended in an error" for run in mine if run.stop_reason is StopReason.ERROR]
     errors += [
-        f"{e.action.kind.value} not delivered: {e.last_error or 'dead-lettered'}"
+        f"{e.kind.value} not delivered: {e.last_error or 'dead-lettered'}"
         for e in entries
         if e.status is OutboxStatus.DEAD
     ]

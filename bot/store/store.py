@@ -107,14 +107,25 @@ class InboxRow:
     id: int
     source: str
     dedup_key: str
-    lane: str
-    message: InboundMessage
     status: InboxStatus
     attempts: int
     run_id: str | None
     error: str | None
     received_at: float
     finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionState:
+    """Where one outbox action stands, without its payload (batch triage polls these)."""
+
+    id: str
+    run_id: str
+    kind: ActionKind
+    status: OutboxStatus
+    attempts: int
+    remote_id: str | None
+    last_error: str | None
 
 
 # SQLite takes at most 32766 bound parameters per statement (999 before 3.32); stay well under.
@@ -950,7 +961,7 @@ class Store:
                 for start in range(0, len(wanted), _IN_CHUNK):
                     rows = (
                         await conn.execute(
-                            select(inbox).where(
+                            select(*_INBOX_ROW_COLUMNS).where(
                                 inbox.c.source == source,
                                 inbox.c.dedup_key.in_(wanted[start : start + _IN_CHUNK]),
                             )
@@ -971,28 +982,30 @@ class Store:
                 found.extend(_run(r, ()) for r in rows)
         return found
 
-    async def actions_of_runs(self, run_ids: Sequence[str]) -> list[OutboxEntry]:
-        """Every outbox action these runs decided on, in order."""
+    async def action_states(self, run_ids: Sequence[str]) -> list[ActionState]:
+        """Where every outbox action of these runs stands, in order."""
         ids = list(dict.fromkeys(run_ids))
-        found: list[OutboxEntry] = []
+        found: list[ActionState] = []
+        columns = (outbox.c.id, outbox.c.run_id, outbox.c.kind, outbox.c.status,
+                   outbox.c.attempts, outbox.c.remote_id, outbox.c.last_error)
         async with self.db.read() as conn:
             for start in range(0, len(ids), _IN_CHUNK):
                 rows = (
                     await conn.execute(
-                        select(outbox)
+                        select(*columns)
                         .where(outbox.c.run_id.in_(ids[start : start + _IN_CHUNK]))
                         .order_by(outbox.c.seq)
                     )
                 ).mappings()
                 found.extend(
-                    OutboxEntry(
-                        action=_action(r, attempt=r["attempts"]),
+                    ActionState(
+                        id=r["id"],
+                        run_id=r["run_id"],
+                        kind=ActionKind(r["kind"]),
                         status=OutboxStatus(r["status"]),
                         attempts=r["attempts"],
                         remote_id=r["remote_id"],
                         last_error=r["last_error"],
-                        created_at=r["created_at"],
-                        updated_at=r["updated_at"],
                     )
                     for r in rows
                 )
@@ -1139,13 +1152,17 @@ def _inbox_item(row: RowMapping) -> InboxItem:
     )
 
 
+_INBOX_ROW_COLUMNS = (
+    inbox.c.id, inbox.c.source, inbox.c.dedup_key, inbox.c.status, inbox.c.attempts,
+    inbox.c.run_id, inbox.c.error, inbox.c.received_at, inbox.c.finished_at,
+)
+
+
 def _inbox_row(row: RowMapping) -> InboxRow:
     return InboxRow(
         id=row["id"],
         source=row["source"],
         dedup_key=row["dedup_key"],
-        lane=row["lane"],
-        message=InboundMessage.from_json(row["payload"]),
         status=InboxStatus(row["status"]),
         attempts=row["attempts"],
         run_id=row["run_id"],
