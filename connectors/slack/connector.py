@@ -80,6 +80,7 @@ TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 PROFILE_TIMEOUT_SECONDS = 2.5
+WORKING_THREADS = 10_000
 USER_CACHE_SIZE = 10_000
 STREAM_CHUNK_CHARS = 1000
 LOOKUP_PAGES = 5
@@ -485,6 +486,9 @@ class SlackConnector(Connector):
         assert emoji
         task = self._spawn(self._react_quietly(channel, ts, emoji), f"slack-working:{ts}")
         self._working.setdefault(thread_key, []).append((channel, ts, task))
+        while len(self._working) > WORKING_THREADS:
+            # Turns that never answered (failed, skipped) must not grow this without bound.
+            self._working.pop(next(iter(self._working)))
 
     async def _react_quietly(self, channel: str, ts: str, emoji: str) -> None:
         try:
