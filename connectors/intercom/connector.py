@@ -15,7 +15,9 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Sequence
+
+from aiohttp import web
 
 from bot.config import IntercomSettings
 from bot.connector import ActionError, Connector, ConnectorRuntime
@@ -23,6 +25,7 @@ from bot.domain import (
     JSON,
     Action,
     ActionKind,
+    Agent,
     Control,
     InboundMessage,
     PlannedAction,
@@ -86,6 +89,7 @@ class IntercomConnector(Connector):
             max_body_bytes=runtime.settings.http.max_body_bytes,
         )
         self._client: IntercomClient | None = None
+        self._agent_row: Agent | None = None
         self._admin_id: str | None = None
         self._admin_lock = asyncio.Lock()
         self._tag_ids: dict[str, str] = {}
@@ -103,7 +107,7 @@ class IntercomConnector(Connector):
             raise RuntimeError("the Intercom connector is not started")
         return self._client
 
-    def routes(self) -> list[Any]:
+    def routes(self) -> Sequence[web.RouteDef]:
         return self._webhook.routes()
 
     async def start(self) -> None:
@@ -224,10 +228,10 @@ class IntercomConnector(Connector):
         """Put one message in the inbox (False: already there). A customer writing in a closed
         conversation reopens it and, with ``resume_on_reopen``, hands it back to the bot."""
         store = self._runtime.store
-        if await store.inbox_seen(SOURCE, message.dedup_key):
-            return False
-        for thread in await store.find_threads_by_external(message.thread_external_id):
+        for thread in await self._threads(message.thread_external_id):
             if thread.state is ThreadState.CLOSED:
+                if await store.inbox_seen(SOURCE, message.dedup_key):
+                    return False  # a late redelivery of an old message reopens nothing
                 back = resume and self._settings.resume_on_reopen
                 control = Control.BOT if back else None
                 await store.update_thread(thread.id, ThreadChange(state=ThreadState.OPEN, control=control))
@@ -276,8 +280,7 @@ class IntercomConnector(Connector):
         self, conversation: Conversation, change: ThreadChange, *, create: bool = False
     ) -> int:
         store = self._runtime.store
-        external_id = thread_external_id(conversation.id)
-        threads = await store.find_threads_by_external(external_id)
+        threads = await self._threads(thread_external_id(conversation.id))
         if not threads and create:
             created = await self._create_thread(conversation)
             threads = [created] if created else []
@@ -291,6 +294,24 @@ class IntercomConnector(Connector):
             changed += 1
         return changed
 
+    async def _agent(self) -> Agent | None:
+        """The agent that answers on Intercom (``intercom.agent``, else the default agent)."""
+        if self._agent_row is None:
+            slug = self._settings.agent or self._runtime.settings.default_agent
+            try:
+                self._agent_row = await self._runtime.store.get_agent(slug)
+            except NotFound:
+                log.warning("no agent %r for Intercom conversations", slug)
+        return self._agent_row
+
+    async def _threads(self, external_id: str) -> list[Thread]:
+        """The thread of a conversation (by the unique (agent, external id) index)."""
+        agent = await self._agent()
+        if agent is None:
+            return []
+        thread = await self._runtime.store.find_thread(agent.id, external_id)
+        return [thread] if thread is not None else []
+
     async def _create_thread(self, conversation: Conversation) -> Thread | None:
         """The thread for a conversation the bot has not seen yet, so a human's takeover holds
         for messages that arrive later."""
@@ -298,11 +319,8 @@ class IntercomConnector(Connector):
         if contact_id is None:
             return None
         store = self._runtime.store
-        slug = self._settings.agent or self._runtime.settings.default_agent
-        try:
-            agent = await store.get_agent(slug)
-        except NotFound:
-            log.warning("no agent %r for Intercom conversation %s", slug, conversation.id)
+        agent = await self._agent()
+        if agent is None:
             return None
         author = conversation.customer_author()
         smith = await store.ensure_smith(

@@ -149,7 +149,7 @@ async def deliver(
 
 
 async def wait_until(
-    condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 15.0, what: str = "condition"
+    condition: Callable[[], bool | Awaitable[bool]], *, timeout: float = 30.0, what: str = "condition"
 ) -> None:
     """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

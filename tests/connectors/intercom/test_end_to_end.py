@@ -170,7 +170,7 @@ async def test_a_burst_of_429s_delivers_every_action_once(
         fake.fail("POST", r"/conversations/\d+/tags", status=429, times=1, retry_after=1)
         fake.fail("POST", r"/conversations/\d+/parts", status=429, times=1, retry_after=1)
         await deliver(app, fake.notification("conversation.user.created", conversation))
-        await wait_until(lambda: settled(app), timeout=45, what="every action despite 429s")
+        await wait_until(lambda: settled(app), timeout=40, what="every action despite 429s")
         assert len(fake.replies(conversation)) == 1
         assert len(fake.notes(conversation)) == 1
         assert sorted(fake.tag_names(conversation)) == ["escalated", "priority:high"]
