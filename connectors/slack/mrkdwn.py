@@ -11,6 +11,7 @@ MESSAGE_CHARS = 3900
 _FENCE = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)```", re.DOTALL)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
+_AUTOLINK = re.compile(r"<(https?://[^>\s|]+)>")
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC = re.compile(r"(?<![*\w])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![*\w])")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
@@ -27,7 +28,8 @@ def to_mrkdwn(markdown: str) -> str:
     """Convert common Markdown to mrkdwn: bold, italics, strike, links, headings, bullets.
 
     Code (fenced and inline) is left untouched apart from escaping, because mrkdwn uses the
-    same backticks and formatting inside code would corrupt it.
+    same backticks and formatting inside code would corrupt it. Markdown autolinks
+    (``<https://…>``) stay links; any other Slack markup in the text is neutralised.
     """
     protected: list[str] = []
     markdown = markdown.replace("\x00", "")
@@ -38,6 +40,9 @@ def to_mrkdwn(markdown: str) -> str:
 
     text = _FENCE.sub(lambda m: keep("```\n" + escape(m.group(1)) + "```"), markdown)
     text = _INLINE_CODE.sub(lambda m: keep(escape(m.group(0))), text)
+    text = _AUTOLINK.sub(lambda m: keep(f"<{escape(m.group(1))}>"), text)
+    # Everything else in angle brackets is escaped: a model's answer must never ping people
+    # (``<!channel>``, ``<@U…>``) or smuggle Slack markup into the thread.
     text = escape(text)
     text = _LINK.sub(lambda m: keep(f"<{m.group(2)}|{m.group(1)}>"), text)
     text = _HEADING.sub(lambda m: keep(f"*{m.group(1)}*"), text)

@@ -37,3 +37,12 @@ def test_a_code_block_cut_in_two_stays_a_code_block_in_both_pieces() -> None:
     pieces = split_message(code, limit=300)
     assert len(pieces) > 1
     assert all(p.count("```") == 2 and len(p) <= 300 for p in pieces)
+
+
+def test_autolinks_stay_links_and_slack_markup_from_the_model_is_neutralised() -> None:
+    assert to_mrkdwn("See <https://acme.example/status?a=1&b=2>") == (
+        "See <https://acme.example/status?a=1&amp;b=2>"
+    )
+    assert to_mrkdwn("<!channel> ping <@U123> and <!subteam^S1>") == (
+        "&lt;!channel&gt; ping &lt;@U123&gt; and &lt;!subteam^S1&gt;"
+    )
