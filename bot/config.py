@@ -195,6 +195,7 @@ class SlackSettings(Section):
     stream: bool = False
     working_reaction: str | None = "eyes"
     support_users: list[str] = []
+    support_group: str | None = None
     post_interval_seconds: float = Field(default=1.0, ge=0)
     max_file_bytes: int = Field(default=5_242_880, ge=0)
     user_cache_seconds: float = Field(default=3600.0, ge=0)
