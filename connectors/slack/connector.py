@@ -160,6 +160,7 @@ class SlackConnector(Connector):
         self._socket_connected = False
         self._identity: BotIdentity | None = None
         self._users: OrderedDict[str, tuple[float, JSON]] = OrderedDict()
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # Customer messages wearing the working reaction, per thread key, until the bot answers.
         self._working: dict[str, list[tuple[str, str, asyncio.Task[None]]]] = {}
@@ -367,9 +368,12 @@ class SlackConnector(Connector):
     async def _someone_else_replied(
         self, thread_key: str, threads: list[Thread], sender: str, *, is_bot: bool
     ) -> None:
-        """A person other than the customer answered in the thread: humans have it now."""
-        support_users = self._settings.support_users
-        if is_bot or (support_users and sender not in support_users):
+        """A person other than the customer answered in the thread: humans have it now.
+
+        With ``slack.support_users`` or ``slack.support_group`` set, only those people count;
+        anyone else joining the thread is ignored.
+        """
+        if is_bot or not await self._is_support_person(sender):
             return
         for thread in threads:
             if thread.control is not Control.HUMAN:
@@ -378,6 +382,32 @@ class SlackConnector(Connector):
         if thread_key in self._working:
             # The bot will not answer what it was working on: take the indicator off.
             self._spawn(self._clear_working(threads[0], fallback=None), f"slack-handoff:{thread_key}")
+
+    async def _is_support_person(self, user: str) -> bool:
+        settings = self._settings
+        if not settings.support_users and not settings.support_group:
+            return True
+        if user in settings.support_users:
+            return True
+        return settings.support_group is not None and user in await self._group_members(
+            settings.support_group
+        )
+
+    async def _group_members(self, group: str) -> frozenset[str]:
+        """The members of a user group (``usergroups.users.list``, cached like profiles)."""
+        cached = self._groups.get(group)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            response = await asyncio.wait_for(
+                self.client.usergroups_users_list(usergroup=group), PROFILE_TIMEOUT_SECONDS
+            )
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            _log_api_failure("usergroups.users.list", exc)
+            return cached[1] if cached else frozenset()
+        members = frozenset(str(u) for u in response.get("users") or [])
+        self._groups[group] = (time.monotonic() + self._settings.user_cache_seconds, members)
+        return members
 
     async def _on_reaction(self, team: str, event: JSON) -> None:
         """A person's :white_check_mark: on the thread root closes the thread."""

@@ -54,6 +54,7 @@ class FakeSlack:
         self.messages: dict[str, list[JSON]] = {}
         self.reactions: set[tuple[str, str, str]] = set()
         self.users: dict[str, JSON] = {}
+        self.usergroups: dict[str, list[str]] = {}
         self.files: dict[str, bytes] = {}
         self.file_downloads: list[str] = []
         self.acks: list[JSON] = []
@@ -308,6 +309,12 @@ class FakeSlack:
         if user is None:
             return {"ok": False, "error": "user_not_found"}
         return {"ok": True, "user": user}
+
+    def _usergroups_users_list(self, args: JSON) -> JSON:
+        group = self.usergroups.get(args["usergroup"])
+        if group is None:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": group}
 
     def _apps_connections_open(self, args: JSON) -> JSON:
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket"}

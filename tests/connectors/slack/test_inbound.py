@@ -127,3 +127,28 @@ async def test_a_handoff_takes_the_working_indicator_off(inbox: Inbox, slack: Fa
     [thread] = await inbox.store.find_threads_by_external(key)
     assert thread.control is Control.HUMAN
     await wait_until(lambda: (SUPPORT, follow_up, "eyes") not in slack.reactions)
+
+
+async def test_with_a_support_group_only_its_members_take_a_thread_over(
+    inbox: Inbox, slack: FakeSlack
+) -> None:
+    connector = inbox.connector
+    connector._settings = connector._settings.model_copy(update={"support_group": "S0SUPPORT"})
+    slack.usergroups["S0SUPPORT"] = [AGENT]
+    root = slack.next_ts()
+    key = f"slack:{TEAM}:{SUPPORT}:{root}"
+    agent = await inbox.store.ensure_agent("support", "Support bot")
+    smith = await inbox.store.ensure_smith(f"slack:{TEAM}:{CUSTOMER}", agent.id)
+    await inbox.store.ensure_thread(smith, key, "slack")
+
+    # A bystander chiming in does not silence the bot …
+    await inbox.deliver(message(SUPPORT, "UBYSTANDER", "+1", slack.next_ts(), thread_ts=root,
+                                parent_user=CUSTOMER))
+    [thread] = await inbox.store.find_threads_by_external(key)
+    assert thread.control is Control.BOT
+    # … a member of the support group does.
+    await inbox.deliver(message(SUPPORT, AGENT, "looking", slack.next_ts(), thread_ts=root,
+                                parent_user=CUSTOMER))
+    [thread] = await inbox.store.find_threads_by_external(key)
+    assert thread.control is Control.HUMAN
+    assert len(slack.calls_to("usergroups.users.list")) == 1  # cached
