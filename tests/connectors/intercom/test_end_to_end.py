@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-import pytest
+from pydantic import SecretStr
 
+from bot.config import IntercomSettings
 from bot.domain import Control, ThreadState
+from connectors.intercom.connector import poll_interval
 from tests.connectors.intercom.conftest import deliver, running_app, settled, wait_until
 from tests.fakes.intercom import FakeIntercom
 
@@ -222,10 +224,11 @@ async def test_the_poller_runs_by_itself_without_webhooks(
     fake = fake_intercom
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Anyone there?</p>")
-    async with running_app(
-        sqlite_url, fake, client_secret=None, poll_interval_seconds=None
-    ) as (app, runner):
-        assert app.connectors["intercom"].poll_interval == 60  # type: ignore[attr-defined]
+    token = SecretStr("t")
+    assert poll_interval(IntercomSettings(token=token)) == 60  # no webhooks: poll
+    assert poll_interval(IntercomSettings(token=token, client_secret=token)) is None
+    assert poll_interval(IntercomSettings(token=token, client_secret=token, poll_interval_seconds=5)) == 5
+    assert poll_interval(IntercomSettings(token=token, poll_interval_seconds=0)) is None
     async with running_app(sqlite_url, fake, poll_interval_seconds=0.1) as (app, runner):
         await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the polled reply")
         fake.user_reply(conversation, "<p>And another thing</p>")
