@@ -96,7 +96,7 @@ class SweepOptions:
     channels: tuple[str, ...] | None = None
     dry_run: bool = False
     timeout_seconds: float = 3600.0
-    poll_seconds: float = 0.1
+    poll_seconds: float = 0.25
 
     @classmethod
     def from_settings(cls, settings: TriageSettings, *, at: float | None = None) -> SweepOptions:

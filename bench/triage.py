@@ -1,0 +1,378 @@
+"""Batch triage versus a sequential loop, on the same backlog, helpdesk and model.
+
+200 open conversations wait in a fake Intercom (one conversation in ten asks for a person, one
+in ten says the problem is solved, the rest ask a question); a scripted OpenAI-compatible model
+takes ``--latency`` seconds per call and answers questions after one USER_INFO_LOOKUP (two
+calls), escalates or closes with one call. Two identical copies of that world run in a child
+process (so the fakes do not share the measured process's CPU):
+
+- **reference**: the xAI Support Agents guide's batch example (shared/seeds/003): one
+  conversation at a time — list, fetch, call the model, run its tools, write back;
+- **triage**: ``supportbot triage --once --concurrency C`` as a subprocess (the real command:
+  inbox, dispatcher, agent engine with the ``openai`` provider, outbox, Intercom connector).
+
+It prints both times, their ratio, and the bound N·L/C (model calls of the sweep × latency /
+concurrency): no schedule of N calls of L seconds on C lanes can finish sooner. Targets (DESIGN
+§11): triage ≥ 10× faster than the reference and within 1.3× of the bound.
+
+    PYTHONPATH=. python bench/triage.py [--conversations 200] [--latency 0.3] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "bench-token"
+ANSWER = "You can export invoices under Settings → Billing → Export (CSV or PDF)."
+
+
+# -- the world (child process): two identical fake Intercoms and two scripted models ----------
+
+
+def backlog_text(i: int) -> str:
+    if i % 10 == 0:
+        return "I need a person, please escalate this"
+    if i % 10 == 1:
+        return "Thanks, that solved it"
+    return f"How do I export my invoices? (order {i})"
+
+
+def _world(conn: Any, conversations: int, latency: float) -> None:
+    sys.path.insert(0, str(ROOT))
+    asyncio.run(_serve_world(conn, conversations, latency))
+
+
+async def _serve_world(conn: Any, conversations: int, latency: float) -> None:
+    from tests.fakes.intercom import FakeIntercom
+    from tests.fakes.model_server import RecordedRequest, ScriptedModelServer, ScriptedReply, ScriptedToolCall
+
+    async def rule(request: RecordedRequest) -> ScriptedReply:
+        await asyncio.sleep(latency)
+        messages = request.messages
+        if messages and messages[-1].get("role") == "tool":
+            return ScriptedReply.say(ANSWER)
+        text = request.last_user_text.lower()
+        if "person" in text:
+            return ScriptedReply.calls(
+                ScriptedToolCall("ESCALATE", {"reason": "asked for a person", "priority": "high"})
+            )
+        if "solved" in text:
+            return ScriptedReply.calls(
+                ScriptedToolCall("CLOSE", {"resolution_summary": "the customer confirmed the fix"})
+            )
+        return ScriptedReply.calls(ScriptedToolCall("USER_INFO_LOOKUP", {"user_id": ""}))
+
+    intercoms = {name: FakeIntercom(token=TOKEN) for name in ("reference", "triage")}
+    models = {name: ScriptedModelServer(rule=rule) for name in ("reference", "triage")}
+    for fake in intercoms.values():
+        await fake.start()
+        for i in range(conversations):
+            contact = fake.add_contact(f"Customer {i}", company=None)
+            fake.start_conversation(contact, f"<p>{backlog_text(i)}</p>")
+    for model in models.values():
+        await model.start()
+    conn.send(
+        {
+            "intercom": {k: v.base_url for k, v in intercoms.items()},
+            "model": {k: v.url for k, v in models.items()},
+            "bot_admin_id": intercoms["reference"].bot_admin_id,
+        }
+    )
+    loop = asyncio.get_running_loop()
+    while True:
+        command = await loop.run_in_executor(None, conn.recv)
+        if command == "stats":
+            conn.send(
+                {
+                    name: {
+                        "model_calls": len(models[name].chat_requests),
+                        "comments": sum(len(fake.replies(c)) for c in fake.conversations),
+                        "notes": sum(len(fake.notes(c)) for c in fake.conversations),
+                        "closed": sum(1 for c in fake.conversations.values() if c.state == "closed"),
+                        "escalated": sum(
+                            1 for c in fake.conversations if "escalated" in fake.tag_names(c)
+                        ),
+                        "requests": len(fake.requests),
+                        "violations": len(fake.violations),
+                    }
+                    for name, fake in intercoms.items()
+                }
+            )
+        else:
+            break
+    for fake in intercoms.values():
+        await fake.close()
+    for model in models.values():
+        await model.stop()
+
+
+# -- the reference: one conversation at a time, as in the guide's batch example ---------------
+
+TOOLS = [
+    {"type": "function", "function": {"name": "USER_INFO_LOOKUP", "description": "Look up the customer",
+                                      "parameters": {"type": "object", "properties": {"user_id": {"type": "string"}}}}},
+    {"type": "function", "function": {"name": "ESCALATE", "description": "Hand over to a human",
+                                      "parameters": {"type": "object", "properties": {"reason": {"type": "string"}, "priority": {"type": "string"}}}}},
+    {"type": "function", "function": {"name": "CLOSE", "description": "Close as resolved",
+                                      "parameters": {"type": "object", "properties": {"resolution_summary": {"type": "string"}}}}},
+]
+
+
+async def reference_loop(intercom: str, model: str, admin_id: str, max_tool_loops: int = 5) -> int:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.14",
+               "Accept": "application/json", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+
+        async def call(method: str, path: str, body: Any = None) -> Any:
+            async with http.request(method, intercom + path, json=body) as response:
+                response.raise_for_status()
+                return await response.json()
+
+        async def reply(conversation_id: str, kind: str, text: str) -> None:
+            await call("POST", f"/conversations/{conversation_id}/reply",
+                       {"message_type": kind, "type": "admin", "admin_id": admin_id, "body": text})
+
+        tag = await call("POST", "/tags", {"name": "escalated"})
+        processed = 0
+        cursor: str | None = None
+        while True:
+            pagination: dict[str, Any] = {"per_page": 50}
+            if cursor:
+                pagination["starting_after"] = cursor
+            page = await call("POST", "/conversations/search", {
+                "query": {"operator": "AND", "value": [
+                    {"field": "state", "operator": "=", "value": "open"},
+                    {"field": "waiting_since", "operator": ">", "value": 0}]},
+                "pagination": pagination})
+            for summary in page["conversations"]:
+                conversation_id = str(summary["id"])
+                conversation = await call("GET", f"/conversations/{conversation_id}?display_as=plaintext")
+                source = conversation["source"]
+                contact_id = source["author"]["id"]
+                messages: list[dict[str, Any]] = [
+                    {"role": "system", "content": "You are a support agent."},
+                    {"role": "user", "content": source["body"]},
+                ]
+                final = ""
+                for _ in range(max_tool_loops):
+                    async with http.post(model + "/chat/completions", json={
+                        "model": "scripted", "messages": messages, "tools": TOOLS}) as response:
+                        response.raise_for_status()
+                        answer = (await response.json())["choices"][0]["message"]
+                    calls = answer.get("tool_calls") or []
+                    if not calls:
+                        final = answer.get("content") or ""
+                        break
+                    messages.append({"role": "assistant", "content": answer.get("content") or "",
+                                     "tool_calls": calls})
+                    ended = False
+                    for tool_call in calls:
+                        name = tool_call["function"]["name"]
+                        args = json.loads(tool_call["function"]["arguments"] or "{}")
+                        if name == "USER_INFO_LOOKUP":
+                            result: Any = await call("GET", f"/contacts/{contact_id}")
+                        elif name == "ESCALATE":
+                            await call("POST", f"/conversations/{conversation_id}/tags",
+                                       {"id": tag["id"], "admin_id": admin_id})
+                            await reply(conversation_id, "note", f"AI escalation: {args.get('reason')}")
+                            await reply(conversation_id, "comment", "A person will follow up shortly.")
+                            result, ended = "escalated", True
+                        elif name == "CLOSE":
+                            await reply(conversation_id, "note", f"Resolved: {args.get('resolution_summary')}")
+                            await call("POST", f"/conversations/{conversation_id}/parts",
+                                       {"message_type": "close", "type": "admin", "admin_id": admin_id})
+                            result, ended = "closed", True
+                        else:
+                            result = f"unknown tool {name}"
+                        messages.append({"role": "tool", "tool_call_id": tool_call["id"],
+                                         "content": json.dumps(result)})
+                        if ended:
+                            break
+                    if ended:
+                        break
+                if final:
+                    await reply(conversation_id, "comment", final)
+                processed += 1
+            cursor = (page.get("pages", {}).get("next") or {}).get("starting_after")
+            if not cursor or not page["conversations"]:
+                return processed
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+async def timed(work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = await work()
+    return time.perf_counter() - started, result
+
+
+def run_triage(
+    world: dict[str, Any], concurrency: int, tmp: Path, database_url: str
+) -> tuple[float, float, dict[str, Any], str]:
+    config = tmp / "supportbot.toml"
+    config.write_text(
+        f"""
+connectors = ["intercom"]
+
+[database]
+url = "{database_url}"
+
+[log]
+level = "WARNING"
+format = "text"
+
+[model]
+provider = "openai"
+base_url = "{world['model']['triage']}"
+api_key = "bench-key"
+name = "scripted"
+stream = false
+
+[intercom]
+token = "{TOKEN}"
+client_secret = "bench-secret"
+base_url = "{world['intercom']['triage']}"
+poll_interval_seconds = 0
+
+[triage]
+since = ""
+""",
+        encoding="utf-8",
+    )
+    digest_path = tmp / "digest.json"
+    command = [sys.executable, "-m", "bot.cli", "triage", "--once", "--concurrency", str(concurrency),
+               "--json", str(digest_path), "--config", str(config)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if not database_url.startswith("sqlite"):
+        subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade", "--config", str(config)],
+                       env=env, cwd=tmp, check=True, capture_output=True)
+    started = time.perf_counter()
+    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp, check=False)
+    if os.environ.get("BENCH_LOG"):
+        Path(os.environ["BENCH_LOG"]).write_text(done.stderr)
+    wall = time.perf_counter() - started
+    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    if done.returncode not in (0, 1) or not digest_path.exists():
+        raise SystemExit(f"triage failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return wall, cpu, json.loads(digest_path.read_text()), done.stdout
+
+
+@contextmanager
+def scratch_postgresql() -> Iterator[str]:
+    import asyncpg
+
+    admin_url = os.environ.get("SUPPORTBOT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    name = f"sbbench_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(admin_url, timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://{admin_url.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--conversations", type=int, default=200)
+    parser.add_argument("--latency", type=float, default=0.3, help="seconds per model call")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--postgresql", action="store_true",
+                        help="run the daemon on PostgreSQL at $SUPPORTBOT_BENCH_PG_URL (a scratch database)")
+    parser.add_argument("--skip-reference", action="store_true",
+                        help="estimate the reference as N·L instead of running it (minutes)")
+    args = parser.parse_args()
+
+    parent, child = multiprocessing.Pipe()
+    world_process = multiprocessing.get_context("spawn").Process(
+        target=_world, args=(child, args.conversations, args.latency), daemon=True
+    )
+    world_process.start()
+    world = parent.recv()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if args.postgresql:
+                with scratch_postgresql() as url:
+                    triage_wall, triage_cpu, digest, table = run_triage(world, args.concurrency, Path(tmp), url)
+            else:
+                url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+                triage_wall, triage_cpu, digest, table = run_triage(world, args.concurrency, Path(tmp), url)
+        reference_seconds: float | None = None
+        if not args.skip_reference:
+            reference_seconds, processed = asyncio.run(timed(lambda: reference_loop(
+                world["intercom"]["reference"], world["model"]["reference"], world["bot_admin_id"])))
+            assert processed == args.conversations, processed
+        parent.send("stats")
+        stats = parent.recv()
+    finally:
+        parent.send("stop")
+        world_process.join(timeout=10)
+
+    sweep = float(digest["duration_seconds"])
+    calls = stats["triage"]["model_calls"]
+    bound = calls * args.latency / args.concurrency
+    n = args.conversations
+    if reference_seconds is None:
+        reference_seconds = stats["triage"]["model_calls"] * args.latency
+        reference_label = "reference (estimated N·L)"
+    else:
+        reference_label = "reference loop (sequential)"
+
+    print(table)
+    print(f"batch triage on {'PostgreSQL' if args.postgresql else 'SQLite'}: {n} conversations, model latency {args.latency * 1000:.0f} ms/call, "
+          f"concurrency {args.concurrency}\n")
+    rows = [
+        ("what", "seconds", "model calls", "comments", "notes", "closed", "escalated"),
+        (reference_label, f"{reference_seconds:.2f}", stats["reference"]["model_calls"],
+         stats["reference"]["comments"], stats["reference"]["notes"], stats["reference"]["closed"],
+         stats["reference"]["escalated"]),
+        (f"triage --once -c {args.concurrency} (sweep)", f"{sweep:.2f}", calls,
+         stats["triage"]["comments"], stats["triage"]["notes"], stats["triage"]["closed"],
+         stats["triage"]["escalated"]),
+        ("triage --once (whole command)", f"{triage_wall:.2f}", "", "", "", "", ""),
+        ("  of which daemon CPU time", f"{triage_cpu:.2f}", "", "", "", "", ""),
+        (f"bound N·L/C ({calls / n:.2f} calls/conv)", f"{bound:.2f}", "", "", "", "", ""),
+    ]
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(str(cell).ljust(widths[i]) if i == 0 else str(cell).rjust(widths[i])
+                        for i, cell in enumerate(row)))
+    speedup = reference_seconds / sweep
+    over_bound = sweep / bound
+    print(f"\nspeed-up over the reference: {speedup:.1f}×   (target ≥ 10×: "
+          f"{'met' if speedup >= 10 else 'NOT met'})")
+    print(f"sweep / bound: {over_bound:.2f}×   (target ≤ 1.3×: {'met' if over_bound <= 1.3 else 'NOT met'})")
+    print(f"digest counts: {digest['counts']}")
+    if stats["triage"]["violations"] or stats["reference"]["violations"]:
+        print(f"spec violations: {stats['triage']['violations']} (triage), "
+              f"{stats['reference']['violations']} (reference)")
+
+
+if __name__ == "__main__":
+    main()
