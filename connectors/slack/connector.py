@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -207,6 +208,7 @@ class SlackConnector(Connector):
             process_before_response=True,
             logger=logging.getLogger(__name__ + ".bolt"),
         )
+        self._bolt.middleware(self._acknowledge_non_events)
         self._bolt.event(re.compile(".*"))(self._on_event)
         try:
             await self._whoami()
@@ -279,6 +281,21 @@ class SlackConnector(Connector):
         return self._identity
 
     # -- inbound ------------------------------------------------------------------------
+
+    async def _acknowledge_non_events(
+        self, body: JSON, ack: AsyncAck, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse | None:
+        """Payloads that are not events (``app_rate_limited``, interactivity the app does not
+        use) get a 2xx here rather than Bolt's 404; events go on to the listener."""
+        if body.get("type") == "event_callback":
+            await next()
+            return None
+        if body.get("type") == "app_rate_limited":
+            log.warning("Slack is rate-limiting event deliveries to this app (minute %s)",
+                        body.get("minute_rate_limited"))
+        else:
+            log.debug("acknowledging a Slack %s payload the bot does not handle", body.get("type"))
+        return await ack()
 
     async def _on_event(self, body: JSON, ack: AsyncAck) -> None:
         """Every event of every type lands here; each is acknowledged after it is handled."""

@@ -152,3 +152,17 @@ async def test_with_a_support_group_only_its_members_take_a_thread_over(
     [thread] = await inbox.store.find_threads_by_external(key)
     assert thread.control is Control.HUMAN
     assert len(slack.calls_to("usergroups.users.list")) == 1  # cached
+
+
+async def test_payloads_that_are_not_events_get_a_2xx(inbox: Inbox) -> None:
+    for body in (
+        {"token": "t", "team_id": TEAM, "api_app_id": "A0001", "type": "app_rate_limited",
+         "minute_rate_limited": 1518467820},
+        {"type": "block_actions", "team": {"id": TEAM}, "user": {"id": CUSTOMER},
+         "actions": [{"action_id": "a1", "block_id": "b1", "type": "button", "value": "v",
+                      "action_ts": "1700000000.1"}], "token": "t"},
+    ):
+        raw = json.dumps(body)
+        request = AsyncBoltRequest(body=raw, headers=signed_headers(raw.encode()))
+        assert (await inbox.connector.bolt.async_dispatch(request)).status == 200
+    assert inbox.accepted == []
