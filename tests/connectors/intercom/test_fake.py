@@ -4,6 +4,7 @@ end-to-end tests prove nothing."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.fakes.intercom import FakeIntercom
 
@@ -36,3 +37,20 @@ async def test_the_fake_refuses_requests_that_break_the_spec(fake_intercom: Fake
     assert len(fake.violations) >= 5
     assert any("spec" in v for v in fake.violations)
     fake.violations.clear()  # these were on purpose
+
+
+async def test_the_fake_checks_its_own_answers(
+    fake_intercom: FakeIntercom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = fake_intercom
+    cid = fake.start_conversation(fake.add_contact(), "<p>Hi</p>")
+    fake.user_reply(cid, "<p>more</p>")
+    headers = {"Authorization": f"Bearer {fake.token}", "Intercom-Version": "2.14"}
+    async with httpx.AsyncClient(base_url=fake.base_url, headers=headers) as client:
+        await client.get(f"/conversations/{cid}")
+        assert fake.violations == []
+        shaped = fake.conversation_json
+        monkeypatch.setattr(fake, "conversation_json", lambda *a, **k: {**shaped(*a, **k), "open": "yes"})
+        await client.get(f"/conversations/{cid}")
+    assert len(fake.violations) == 1 and "'open'" in fake.violations[0]
+    fake.violations.clear()  # on purpose
