@@ -343,3 +343,46 @@ async def test_attachments_reach_the_turn(sqlite_url: str, fake_intercom: FakeIn
         ]
         assert message.attachments[0].url == "https://files.example/error.png"
         assert "too large: huge.log" in message.text
+
+
+async def test_a_reply_whose_answer_times_out_is_found_not_resent(
+    sqlite_url: str, fake_intercom: FakeIntercom
+) -> None:
+    """Intercom stores the reply but its answer is lost: the outbox's next attempt finds the
+    part by its marker instead of posting a second reply."""
+    fake = fake_intercom
+    contact = fake.add_contact()
+    conversation = fake.start_conversation(contact, "<p>Is the API down?</p>")
+    async with running_app(sqlite_url, fake, timeout_seconds=0.5) as (app, runner):
+        fake.fail("POST", r"/conversations/\d+/reply", status=200, delay=1.5)
+        await deliver(app, fake.notification("conversation.user.created", conversation))
+        await wait_until(lambda: settled(app), what="the reply to be settled")
+        assert len(fake.replies(conversation)) == 1
+        assert len(fake.calls("POST", rf"/conversations/{conversation}/reply")) == 1
+        (thread,) = await app.store.find_threads_by_external(f"intercom:{conversation}")
+        (entry,) = await app.store.outbox_entries(thread_id=thread.id)
+        assert entry.attempts >= 2 and entry.remote_id == fake.replies(conversation)[0]["id"]
+
+
+async def test_assigning_the_conversation_to_the_bot_hands_it_back(
+    sqlite_url: str, fake_intercom: FakeIntercom
+) -> None:
+    fake = fake_intercom
+    contact = fake.add_contact()
+    conversation = fake.start_conversation(contact, "<p>First</p>")
+    async with running_app(sqlite_url, fake) as (app, runner):
+        await deliver(app, fake.notification("conversation.user.created", conversation))
+        await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the reply")
+        fake.assign(conversation, fake.human_admin_id)
+        notification = fake.notification("conversation.admin.assigned", conversation)
+        assert (await deliver(app, notification))[1]["reason"] == "assigned to a human: 1 thread(s)"
+        assert (await deliver(app, notification))[1]["reason"] == "notification already handled"
+        (thread,) = await app.store.find_threads_by_external(f"intercom:{conversation}")
+        assert thread.control is Control.HUMAN
+        fake.assign(conversation, fake.bot_admin_id)
+        await deliver(app, fake.notification("conversation.admin.assigned", conversation))
+        (thread,) = await app.store.find_threads_by_external(f"intercom:{conversation}")
+        assert thread.control is Control.BOT
+        fake.user_reply(conversation, "<p>Second</p>")
+        await deliver(app, fake.notification("conversation.user.replied", conversation))
+        await wait_until(lambda: len(fake.replies(conversation)) == 2, what="the bot's second reply")
