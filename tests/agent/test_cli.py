@@ -3,12 +3,16 @@ subprocess, fresh install (no config file), the offline responder and the bundle
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from bot.agent.simulate import simulate
+from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "examples" / "scenarios.yaml"
@@ -60,7 +64,7 @@ def test_simulate_the_example_scenarios_passes_offline(tmp_path: Path) -> None:
     assert not (tmp_path / "supportbot.db").exists()  # a throwaway database, not the real one
 
 
-def test_simulate_reports_failures_and_exits_non_zero(tmp_path: Path) -> None:
+async def test_simulate_reports_failures_and_exits_non_zero(tmp_path: Path) -> None:
     scenarios = tmp_path / "failing.yaml"
     scenarios.write_text(
         "scenarios:\n"
@@ -71,10 +75,11 @@ def test_simulate_reports_failures_and_exits_non_zero(tmp_path: Path) -> None:
         "    final_state: closed\n",
         encoding="utf-8",
     )
-    done = _supportbot(["simulate", str(scenarios)], tmp_path)
-    assert done.returncode == 1
-    assert done.stdout.count("FAIL") == 3
-    assert "0/1 scenarios passed" in done.stdout
+    out = io.StringIO()
+    code = await simulate(make_settings(f"sqlite:///{tmp_path}/unused.db"), scenarios, out)
+    assert code == 1
+    assert out.getvalue().count("FAIL") == 3
+    assert "0/1 scenarios passed" in out.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -82,9 +87,9 @@ def test_simulate_reports_failures_and_exits_non_zero(tmp_path: Path) -> None:
     [("scenarios: []\n", "scenarios"), ("scenarios: [{name: x, turns: [{sey: hi}]}]\n", "sey"),
      ("{{{", "not valid YAML")],
 )
-def test_simulate_refuses_a_bad_file(tmp_path: Path, content: str, message: str) -> None:
+async def test_simulate_refuses_a_bad_file(tmp_path: Path, content: str, message: str) -> None:
     scenarios = tmp_path / "bad.yaml"
     scenarios.write_text(content, encoding="utf-8")
-    done = _supportbot(["simulate", str(scenarios)], tmp_path)
-    assert done.returncode == 2
-    assert message in done.stdout
+    out = io.StringIO()
+    assert await simulate(make_settings(f"sqlite:///{tmp_path}/unused.db"), scenarios, out) == 2
+    assert message in out.getvalue()
