@@ -33,6 +33,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -81,6 +84,8 @@ TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 PROFILE_TIMEOUT_SECONDS = 2.5
+# Longest Retry-After waited out inside a Web API call; well inside the outbox lease.
+RATE_LIMIT_INLINE_WAIT_SECONDS = 5.0
 WORKING_THREADS = 10_000
 USER_CACHE_SIZE = 10_000
 STREAM_CHUNK_CHARS = 1000
@@ -109,6 +114,36 @@ def mention_markup(value: str) -> str:
     if value.startswith("S"):
         return f"<!subteam^{value}>"
     return f"<@{value}>"
+
+
+class ShortRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
+    """Waits out a 429 inside the call only when Slack asks for a short pause.
+
+    A longer ``Retry-After`` surfaces as an ``ActionError`` instead, so the outbox reschedules
+    the action and gives up its lease: sleeping past the lease inside the call would let
+    another sender take the action and post it a second time.
+    """
+
+    def __init__(self, *, max_retry_count: int, max_wait_seconds: float):
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait_seconds = max_wait_seconds
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        for name, values in response.headers.items():
+            if name.lower() == "retry-after":
+                value = values[0] if isinstance(values, list) else values
+                wait = _float(value)
+                return wait is not None and wait <= self.max_wait_seconds
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +223,9 @@ class SlackConnector(Connector):
             session=self._session,
             logger=logging.getLogger(__name__ + ".web"),
             retry_handlers=[
-                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+                ShortRateLimitRetryHandler(
+                    max_retry_count=2, max_wait_seconds=RATE_LIMIT_INLINE_WAIT_SECONDS
+                ),
                 AsyncConnectionErrorRetryHandler(max_retry_count=2),
             ],
         )
@@ -248,8 +285,10 @@ class SlackConnector(Connector):
             self._session = None
 
     def ready(self) -> bool:
-        if self._socket is not None and not self._socket_connected:
-            return False
+        if self._socket is not None:
+            session = self._socket.client.current_session
+            if not self._socket_connected or session is None or session.closed:
+                return False
         return self._identity is not None
 
     def routes(self) -> Sequence[web.RouteDef]:

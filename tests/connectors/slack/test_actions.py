@@ -219,3 +219,14 @@ async def test_not_ready_until_slack_answers_auth_test(make_connector: Make, sla
     # The first event retries it; from then on the connector is ready.
     await connector._whoami()
     assert connector.ready() is True
+
+
+async def test_a_long_retry_after_goes_back_to_the_outbox_instead_of_sleeping_in_the_call(
+    make_connector: Make, slack: FakeSlack
+) -> None:
+    connector = await make_connector()
+    slack.fail("chat.postMessage", status=429, retry_after=120)
+    with pytest.raises(ActionError) as limited:
+        await connector.execute(_action(ActionKind.REPLY, text="hi"), _thread())
+    assert limited.value.retryable is True and limited.value.retry_after == 120.0
+    assert len(slack.calls_to("chat.postMessage", ok_only=False)) == 1
