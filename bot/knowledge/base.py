@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -46,6 +46,9 @@ MAX_LIMIT = 50
 MAX_QUERY_WORDS = 32
 # How many chunks the words sent to the full-text index may match, by the term statistics.
 CANDIDATE_BUDGET = 1000
+# The kb_terms row holding the number of chunks (a stem is never empty): counting the chunks
+# table on every search costs a scan on PostgreSQL.
+_TOTAL = ""
 # Serialises knowledge writes between replicas on PostgreSQL (term counters are shared rows).
 _PG_LOCK_KEY = 0x6B6E6F77  # "know"
 
@@ -327,16 +330,18 @@ class KnowledgeBase:
         query_terms = list(dict.fromkeys(stems.values()))
         candidates = max(limit * 4, 20)
         async with self.db.read() as conn:
-            stats = (
-                await conn.execute(
-                    select(kb_terms.c.term, kb_terms.c.chunks)
-                    .where(kb_terms.c.term.in_(query_terms))
-                    .union_all(select(literal(""), func.count()).select_from(kb_chunks))
+            stats = await conn.execute(
+                select(kb_terms.c.term, kb_terms.c.chunks).where(
+                    kb_terms.c.term.in_([*query_terms, _TOTAL])
                 )
-            ).all()
-            frequencies = {r[0]: int(r[1]) for r in stats}
-            total_chunks = frequencies.pop("", 0)
-            if total_chunks == 0:
+            )
+            frequencies = {r.term: int(r.chunks) for r in stats}
+            total_chunks = frequencies.pop(_TOTAL, None)
+            if total_chunks is None:  # an index written before the total was kept
+                total_chunks = int(
+                    (await conn.execute(select(func.count()).select_from(kb_chunks))).scalar_one()
+                )
+            if total_chunks <= 0:
                 return []
             df = {w: frequencies.get(stems[w], 0) for w in query_words}
             words, all_required = _candidate_words(sorted(query_words, key=df.__getitem__), df)
@@ -468,9 +473,11 @@ def _heading_terms(heading: str) -> frozenset[str]:
 
 
 def _count_terms(stored: Iterable[str]) -> Counter[str]:
+    """Chunks per term over some chunks' stored terms, and under ``_TOTAL`` the chunk count."""
     counts: Counter[str] = Counter()
     for chunk_terms in stored:
         counts.update(chunk_terms.split())
+        counts[_TOTAL] += 1
     return counts
 
 

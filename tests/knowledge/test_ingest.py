@@ -45,6 +45,20 @@ async def _rows(db: Database) -> tuple[int, int]:
     return docs, chunks
 
 
+async def _assert_statistics_match(db: Database) -> None:
+    """The term statistics equal a recount from the chunks (and hold the total under "")."""
+    async with db.read() as conn:
+        stored = dict((await conn.execute(select(kb_terms.c.term, kb_terms.c.chunks))).all())
+        recount: dict[str, int] = {}
+        chunks = (await conn.execute(select(kb_chunks.c.terms))).scalars().all()
+    for terms in chunks:
+        for term in terms.split():
+            recount[term] = recount.get(term, 0) + 1
+    if chunks:
+        recount[""] = len(chunks)
+    assert stored == recount
+
+
 async def _chunk_ids(db: Database) -> set[int]:
     async with db.read() as conn:
         return set((await conn.execute(select(kb_chunks.c.id))).scalars())
@@ -115,6 +129,7 @@ async def test_a_changed_file_has_its_chunks_replaced(
             await conn.execute(select(kb_terms.c.chunks).where(kb_terms.c.term == "refund"))
         ).scalar_one_or_none()
     assert refund_df is None  # term statistics follow the content
+    await _assert_statistics_match(kb_db)
 
 
 async def test_a_removed_file_loses_its_document(
@@ -130,6 +145,7 @@ async def test_a_removed_file_loses_its_document(
     assert await kb.search("Okta") == []
     assert await kb.search("webhooks") == []
     assert await _rows(kb_db) == (2, 3)
+    await _assert_statistics_match(kb_db)
 
 
 async def test_a_removed_directory_or_file_path_loses_its_documents(
@@ -147,6 +163,7 @@ async def test_a_removed_directory_or_file_path_loses_its_documents(
     notes.unlink()
     assert (await kb.ingest([notes])).removed == 1
     assert await _rows(kb_db) == (2, 2)
+    await _assert_statistics_match(kb_db)
 
 
 async def test_a_path_that_never_existed_is_an_error_and_changes_nothing(
@@ -210,3 +227,4 @@ async def test_concurrent_ingests_of_the_same_files_agree(
     async with kb_db.read() as conn:
         counts = dict((await conn.execute(select(kb_terms.c.term, kb_terms.c.chunks))).all())
     assert counts["okta"] == 1 and counts["refund"] == 1
+    await _assert_statistics_match(kb_db)

@@ -161,3 +161,19 @@ def test_candidate_words_keep_rare_words_within_the_budget() -> None:
     )
     # An unseen word never pushes a known one out.
     assert _candidate_words(["zebra", "account"], df) == (["zebra", "account"], False)
+
+
+async def test_search_works_without_the_stored_chunk_total(
+    kb: KnowledgeBase, kb_db: Database, tmp_path: Path
+) -> None:
+    """An index written before the total was kept falls back to counting the chunks."""
+    from sqlalchemy import delete
+
+    from bot.store.schema import kb_terms
+
+    (tmp_path / "a.md").write_text("# Refunds\n\nRefunds for annual plans within 30 days.\n")
+    await kb.ingest([tmp_path])
+    before = await kb.search("refund annual")
+    async with kb_db.tx() as conn:
+        await conn.execute(delete(kb_terms).where(kb_terms.c.term == ""))
+    assert await kb.search("refund annual") == before
