@@ -396,22 +396,85 @@ class SlackConnector(Connector):
         ):
             return
 
-        profile = await self._profile(sender) if user else {}
-        message = InboundMessage(
+        message = await self._inbound(team, channel, event, sender, me)
+        if await self._runtime.submit(message) and self._settings.working_reaction:
+            self._mark_working(thread_key, channel, ts)
+
+    async def _inbound(
+        self, team: str, channel: str, event: JSON, sender: str, me: BotIdentity
+    ) -> InboundMessage:
+        """The inbox form of a Slack message (the webhook, Socket Mode and triage all agree on
+        its dedup key: ``<team>:<channel>:<ts>`` of the message)."""
+        ts = str(event["ts"])
+        root = str(event.get("thread_ts") or ts)
+        profile = await self._profile(sender) if event.get("user") else {}
+        files = event.get("files") or []
+        return InboundMessage(
             source=SOURCE,
             dedup_key=f"{team}:{channel}:{ts}",
-            thread_external_id=thread_key,
-            smith_external_id=customer,
-            text=self._clean_text(text, me.user_id, event.get("files") or []),
+            thread_external_id=thread_external_id(team, channel, root),
+            smith_external_id=smith_external_id(team, sender),
+            text=self._clean_text(str(event.get("text") or ""), me.user_id, files),
             agent_slug=self._settings.agent,
             display_name=profile.get("real_name") or profile.get("display_name") or None,
             profile=profile,
-            attachments=await self._attachments(event.get("files") or []),
+            attachments=await self._attachments(files),
             ref={"channel": channel, "thread_ts": root, "ts": ts, "team": team, "user": sender},
             sent_at=_float(ts),
         )
-        if await self._runtime.submit(message) and self._settings.working_reaction:
-            self._mark_working(thread_key, channel, ts)
+
+    async def fetch_pending(self, *, since: float | None, limit: int | None) -> list[InboundMessage]:
+        """Top-level messages in support channels that nobody has answered (for triage).
+
+        A message counts as waiting when it is one the bot would have answered (every message
+        in an "all" channel, mentions in a "mentions" channel) and nobody but its author has
+        replied in its thread. DMs are not swept: listing them needs ``im:read``, and Slack
+        redelivers missed DM events for an hour anyway.
+        """
+        me = await self._whoami()
+        channels = dict.fromkeys([*self._settings.support_channels, *self._settings.channels])
+        found: list[InboundMessage] = []
+        for channel in channels:
+            rule = self._settings.channel(channel)
+            assert rule is not None
+            cursor: str | None = None
+            for _ in range(LOOKUP_PAGES):
+                call = self.client.conversations_history(
+                    channel=channel, oldest=str(since) if since else None, limit=200, cursor=cursor
+                )
+                try:
+                    response = await call
+                except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+                    _log_api_failure("conversations.history", exc)
+                    break
+                for event in response.get("messages") or []:
+                    sender = self._waiting_sender(event, rule.mode, rule.allow_bots, me)
+                    if sender is not None:
+                        found.append(await self._inbound(me.team_id, channel, event, sender, me))
+                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    break
+        found.sort(key=lambda m: m.sent_at or 0.0)
+        return found[:limit] if limit is not None else found
+
+    @staticmethod
+    def _waiting_sender(event: JSON, mode: str, allow_bots: bool, me: BotIdentity) -> str | None:
+        """The author of a history message that still waits for the bot, else None."""
+        subtype = event.get("subtype")
+        if subtype and subtype not in ANSWERED_SUBTYPES | {"bot_message"}:
+            return None
+        if event.get("thread_ts") not in (None, event.get("ts")):
+            return None
+        sender = event.get("user") or event.get("bot_id")
+        if not sender or sender == me.user_id or event.get("bot_id") == me.bot_id:
+            return None
+        if (event.get("bot_id") or subtype == "bot_message") and not allow_bots:
+            return None
+        if mode == "mentions" and f"<@{me.user_id}>" not in str(event.get("text") or ""):
+            return None
+        if any(user != sender for user in event.get("reply_users") or []):
+            return None  # the bot or a person has answered in the thread
+        return str(sender)
 
     async def _follow_up_before_first_turn(self, event: JSON, team: str, sender: str) -> bool:
         """The customer adds to their own message before the bot's first turn has created the

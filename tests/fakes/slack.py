@@ -285,7 +285,19 @@ class FakeSlack:
         }
 
     def _conversations_history(self, args: JSON) -> JSON:
-        found = [m for m in self.messages.get(args["channel"], []) if "thread_ts" not in m]
+        """Top-level messages, newest first, with ``reply_count``/``reply_users`` as Slack
+        summarises their threads."""
+        everything = self.messages.get(args["channel"], [])
+        oldest = float(args.get("oldest") or 0)
+        found = []
+        for m in everything:
+            if m.get("thread_ts") not in (None, m["ts"]) or float(m["ts"]) <= oldest:
+                continue
+            replies = [r for r in everything if r.get("thread_ts") == m["ts"] and r is not m]
+            if replies:
+                m = {**m, "reply_count": len(replies),
+                     "reply_users": sorted({str(r.get("user")) for r in replies})}
+            found.append(m)
         return {
             "ok": True,
             "messages": self._with_metadata(found[::-1], args),

@@ -230,3 +230,38 @@ async def test_a_long_retry_after_goes_back_to_the_outbox_instead_of_sleeping_in
         await connector.execute(_action(ActionKind.REPLY, text="hi"), _thread())
     assert limited.value.retryable is True and limited.value.retry_after == 120.0
     assert len(slack.calls_to("chat.postMessage", ok_only=False)) == 1
+
+
+async def test_triage_finds_the_support_channel_messages_nobody_answered(
+    make_connector: Make, slack: FakeSlack
+) -> None:
+    connector = await make_connector(support_channels=[SUPPORT],
+                                     channels={"CMENTIONS": {"mode": "mentions"}})
+
+    def post(channel: str, user: str, text: str, **extra: Any) -> str:
+        ts = slack.next_ts()
+        slack.messages.setdefault(channel, []).append(
+            {"type": "message", "user": user, "text": text, "ts": ts, **extra})
+        return ts
+
+    post(SUPPORT, CUSTOMER, "unanswered question")
+    answered = post(SUPPORT, CUSTOMER, "the bot answered this")
+    post(SUPPORT, "UBOT", "an answer", thread_ts=answered)
+    taken = post(SUPPORT, CUSTOMER, "a person answered this")
+    post(SUPPORT, "UAGENT", "on it", thread_ts=taken)
+    followed = post(SUPPORT, CUSTOMER, "asked twice")
+    post(SUPPORT, CUSTOMER, "hello?", thread_ts=followed)
+    post(SUPPORT, CUSTOMER, "joined", subtype="channel_join")
+    post(SUPPORT, "UALERT", "disk full", subtype="bot_message", bot_id="BALERT")
+    post("CMENTIONS", CUSTOMER, "chatter")
+    post("CMENTIONS", CUSTOMER, "<@UBOT> are you there?")
+
+    pending = await connector.fetch_pending(since=None, limit=None)
+    assert [m.text for m in pending] == ["unanswered question", "asked twice", "are you there?"]
+    first = pending[0]
+    assert first.dedup_key == f"{TEAM}:{SUPPORT}:{first.ref['ts']}"  # as the webhook path
+    assert first.thread_external_id == f"slack:{TEAM}:{SUPPORT}:{first.ref['ts']}"
+    assert first.display_name == "Carla Customer"
+    assert [m.text for m in await connector.fetch_pending(since=None, limit=1)] == ["unanswered question"]
+    later = await connector.fetch_pending(since=float(pending[1].ref["ts"]), limit=None)
+    assert [m.text for m in later] == ["are you there?"]
