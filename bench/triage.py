@@ -61,7 +61,12 @@ def _world(conn: Any, conversations: int, latency: float) -> None:
 
 async def _serve_world(conn: Any, conversations: int, latency: float) -> None:
     from tests.fakes.intercom import FakeIntercom
-    from tests.fakes.model_server import RecordedRequest, ScriptedModelServer, ScriptedReply, ScriptedToolCall
+    from tests.fakes.model_server import (
+        RecordedRequest,
+        ScriptedModelServer,
+        ScriptedReply,
+        ScriptedToolCall,
+    )
 
     async def rule(request: RecordedRequest) -> ScriptedReply:
         await asyncio.sleep(latency)
@@ -105,7 +110,9 @@ async def _serve_world(conn: Any, conversations: int, latency: float) -> None:
                         "model_calls": len(models[name].chat_requests),
                         "comments": sum(len(fake.replies(c)) for c in fake.conversations),
                         "notes": sum(len(fake.notes(c)) for c in fake.conversations),
-                        "closed": sum(1 for c in fake.conversations.values() if c.state == "closed"),
+                        "closed": sum(
+                            1 for c in fake.conversations.values() if c.state == "closed"
+                        ),
                         "escalated": sum(
                             1 for c in fake.conversations if "escalated" in fake.tag_names(c)
                         ),
@@ -126,18 +133,46 @@ async def _serve_world(conn: Any, conversations: int, latency: float) -> None:
 # -- the reference: one conversation at a time, as in the guide's batch example ---------------
 
 TOOLS = [
-    {"type": "function", "function": {"name": "USER_INFO_LOOKUP", "description": "Look up the customer",
-                                      "parameters": {"type": "object", "properties": {"user_id": {"type": "string"}}}}},
-    {"type": "function", "function": {"name": "ESCALATE", "description": "Hand over to a human",
-                                      "parameters": {"type": "object", "properties": {"reason": {"type": "string"}, "priority": {"type": "string"}}}}},
-    {"type": "function", "function": {"name": "CLOSE", "description": "Close as resolved",
-                                      "parameters": {"type": "object", "properties": {"resolution_summary": {"type": "string"}}}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "USER_INFO_LOOKUP",
+            "description": "Look up the customer",
+            "parameters": {"type": "object", "properties": {"user_id": {"type": "string"}}},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "ESCALATE",
+            "description": "Hand over to a human",
+            "parameters": {
+                "type": "object",
+                "properties": {"reason": {"type": "string"}, "priority": {"type": "string"}},
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "CLOSE",
+            "description": "Close as resolved",
+            "parameters": {
+                "type": "object",
+                "properties": {"resolution_summary": {"type": "string"}},
+            },
+        },
+    },
 ]
 
 
 async def reference_loop(intercom: str, model: str, admin_id: str, max_tool_loops: int = 5) -> int:
-    headers = {"Authorization": f"Bearer {TOKEN}", "Intercom-Version": "2.14",
-               "Accept": "application/json", "Content-Type": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {TOKEN}",
+        "Intercom-Version": "2.14",
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+    }
     async with aiohttp.ClientSession(headers=headers) as http:
 
         async def call(method: str, path: str, body: Any = None) -> Any:
@@ -146,73 +181,111 @@ async def reference_loop(intercom: str, model: str, admin_id: str, max_tool_loop
                 return await response.json()
 
         async def reply(conversation_id: str, kind: str, text: str) -> None:
-            await call("POST", f"/conversations/{conversation_id}/reply",
-                       {"message_type": kind, "type": "admin", "admin_id": admin_id, "body": text})
+            await call(
+                "POST",
+                f"/conversations/{conversation_id}/reply",
+                {"message_type": kind, "type": "admin", "admin_id": admin_id, "body": text},
+            )
 
         tag = await call("POST", "/tags", {"name": "escalated"})
-        processed = 0
+        # List first (answering changes what the search matches, so paging while answering
+        # would skip conversations), then process one by one.
+        waiting: list[str] = []
         cursor: str | None = None
         while True:
             pagination: dict[str, Any] = {"per_page": 50}
             if cursor:
                 pagination["starting_after"] = cursor
-            page = await call("POST", "/conversations/search", {
-                "query": {"operator": "AND", "value": [
-                    {"field": "state", "operator": "=", "value": "open"},
-                    {"field": "waiting_since", "operator": ">", "value": 0}]},
-                "pagination": pagination})
-            for summary in page["conversations"]:
-                conversation_id = str(summary["id"])
-                conversation = await call("GET", f"/conversations/{conversation_id}?display_as=plaintext")
-                source = conversation["source"]
-                contact_id = source["author"]["id"]
-                messages: list[dict[str, Any]] = [
-                    {"role": "system", "content": "You are a support agent."},
-                    {"role": "user", "content": source["body"]},
-                ]
-                final = ""
-                for _ in range(max_tool_loops):
-                    async with http.post(model + "/chat/completions", json={
-                        "model": "scripted", "messages": messages, "tools": TOOLS}) as response:
-                        response.raise_for_status()
-                        answer = (await response.json())["choices"][0]["message"]
-                    calls = answer.get("tool_calls") or []
-                    if not calls:
-                        final = answer.get("content") or ""
-                        break
-                    messages.append({"role": "assistant", "content": answer.get("content") or "",
-                                     "tool_calls": calls})
-                    ended = False
-                    for tool_call in calls:
-                        name = tool_call["function"]["name"]
-                        args = json.loads(tool_call["function"]["arguments"] or "{}")
-                        if name == "USER_INFO_LOOKUP":
-                            result: Any = await call("GET", f"/contacts/{contact_id}")
-                        elif name == "ESCALATE":
-                            await call("POST", f"/conversations/{conversation_id}/tags",
-                                       {"id": tag["id"], "admin_id": admin_id})
-                            await reply(conversation_id, "note", f"AI escalation: {args.get('reason')}")
-                            await reply(conversation_id, "comment", "A person will follow up shortly.")
-                            result, ended = "escalated", True
-                        elif name == "CLOSE":
-                            await reply(conversation_id, "note", f"Resolved: {args.get('resolution_summary')}")
-                            await call("POST", f"/conversations/{conversation_id}/parts",
-                                       {"message_type": "close", "type": "admin", "admin_id": admin_id})
-                            result, ended = "closed", True
-                        else:
-                            result = f"unknown tool {name}"
-                        messages.append({"role": "tool", "tool_call_id": tool_call["id"],
-                                         "content": json.dumps(result)})
-                        if ended:
-                            break
-                    if ended:
-                        break
-                if final:
-                    await reply(conversation_id, "comment", final)
-                processed += 1
+            page = await call(
+                "POST",
+                "/conversations/search",
+                {
+                    "query": {
+                        "operator": "AND",
+                        "value": [
+                            {"field": "state", "operator": "=", "value": "open"},
+                            {"field": "waiting_since", "operator": ">", "value": 0},
+                        ],
+                    },
+                    "pagination": pagination,
+                },
+            )
+            waiting += [str(summary["id"]) for summary in page["conversations"]]
             cursor = (page.get("pages", {}).get("next") or {}).get("starting_after")
             if not cursor or not page["conversations"]:
-                return processed
+                break
+        processed = 0
+        for conversation_id in waiting:
+            conversation = await call(
+                "GET", f"/conversations/{conversation_id}?display_as=plaintext"
+            )
+            source = conversation["source"]
+            contact_id = source["author"]["id"]
+            messages: list[dict[str, Any]] = [
+                {"role": "system", "content": "You are a support agent."},
+                {"role": "user", "content": source["body"]},
+            ]
+            final = ""
+            for _ in range(max_tool_loops):
+                async with http.post(
+                    model + "/chat/completions",
+                    json={"model": "scripted", "messages": messages, "tools": TOOLS},
+                ) as response:
+                    response.raise_for_status()
+                    answer = (await response.json())["choices"][0]["message"]
+                calls = answer.get("tool_calls") or []
+                if not calls:
+                    final = answer.get("content") or ""
+                    break
+                messages.append(
+                    {
+                        "role": "assistant",
+                        "content": answer.get("content") or "",
+                        "tool_calls": calls,
+                    }
+                )
+                ended = False
+                for tool_call in calls:
+                    name = tool_call["function"]["name"]
+                    args = json.loads(tool_call["function"]["arguments"] or "{}")
+                    if name == "USER_INFO_LOOKUP":
+                        result: Any = await call("GET", f"/contacts/{contact_id}")
+                    elif name == "ESCALATE":
+                        await call(
+                            "POST",
+                            f"/conversations/{conversation_id}/tags",
+                            {"id": tag["id"], "admin_id": admin_id},
+                        )
+                        await reply(conversation_id, "note", f"AI escalation: {args.get('reason')}")
+                        await reply(conversation_id, "comment", "A person will follow up shortly.")
+                        result, ended = "escalated", True
+                    elif name == "CLOSE":
+                        await reply(
+                            conversation_id, "note", f"Resolved: {args.get('resolution_summary')}"
+                        )
+                        await call(
+                            "POST",
+                            f"/conversations/{conversation_id}/parts",
+                            {"message_type": "close", "type": "admin", "admin_id": admin_id},
+                        )
+                        result, ended = "closed", True
+                    else:
+                        result = f"unknown tool {name}"
+                    messages.append(
+                        {
+                            "role": "tool",
+                            "tool_call_id": tool_call["id"],
+                            "content": json.dumps(result),
+                        }
+                    )
+                    if ended:
+                        break
+                if ended:
+                    break
+            if final:
+                await reply(conversation_id, "comment", final)
+            processed += 1
+        return processed
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -241,7 +314,7 @@ format = "text"
 
 [model]
 provider = "openai"
-base_url = "{world['model']['triage']}"
+base_url = "{world["model"]["triage"]}"
 api_key = "bench-key"
 name = "scripted"
 stream = false
@@ -249,7 +322,7 @@ stream = false
 [intercom]
 token = "{TOKEN}"
 client_secret = "bench-secret"
-base_url = "{world['intercom']['triage']}"
+base_url = "{world["intercom"]["triage"]}"
 poll_interval_seconds = 0
 
 [triage]
@@ -258,12 +331,28 @@ since = ""
         encoding="utf-8",
     )
     digest_path = tmp / "digest.json"
-    command = [sys.executable, "-m", "bot.cli", "triage", "--once", "--concurrency", str(concurrency),
-               "--json", str(digest_path), "--config", str(config)]
+    command = [
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "triage",
+        "--once",
+        "--concurrency",
+        str(concurrency),
+        "--json",
+        str(digest_path),
+        "--config",
+        str(config),
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if not database_url.startswith("sqlite"):
-        subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade", "--config", str(config)],
-                       env=env, cwd=tmp, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "bot.cli", "db", "upgrade", "--config", str(config)],
+            env=env,
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
     started = time.perf_counter()
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp, check=False)
@@ -281,7 +370,9 @@ since = ""
 def scratch_postgresql() -> Iterator[str]:
     import asyncpg
 
-    admin_url = os.environ.get("SUPPORTBOT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    admin_url = os.environ.get(
+        "SUPPORTBOT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"
+    )
     name = f"sbbench_{uuid.uuid4().hex[:10]}"
 
     async def admin(sql: str) -> None:
@@ -299,14 +390,22 @@ def scratch_postgresql() -> Iterator[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--conversations", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.3, help="seconds per model call")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--postgresql", action="store_true",
-                        help="run the daemon on PostgreSQL at $SUPPORTBOT_BENCH_PG_URL (a scratch database)")
-    parser.add_argument("--skip-reference", action="store_true",
-                        help="estimate the reference as N·L instead of running it (minutes)")
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="run the daemon on PostgreSQL at $SUPPORTBOT_BENCH_PG_URL (a scratch database)",
+    )
+    parser.add_argument(
+        "--skip-reference",
+        action="store_true",
+        help="estimate the reference as N·L instead of running it (minutes)",
+    )
     args = parser.parse_args()
 
     parent, child = multiprocessing.Pipe()
@@ -319,14 +418,25 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             if args.postgresql:
                 with scratch_postgresql() as url:
-                    triage_wall, triage_cpu, digest, table = run_triage(world, args.concurrency, Path(tmp), url)
+                    triage_wall, triage_cpu, digest, table = run_triage(
+                        world, args.concurrency, Path(tmp), url
+                    )
             else:
                 url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-                triage_wall, triage_cpu, digest, table = run_triage(world, args.concurrency, Path(tmp), url)
+                triage_wall, triage_cpu, digest, table = run_triage(
+                    world, args.concurrency, Path(tmp), url
+                )
         reference_seconds: float | None = None
         if not args.skip_reference:
-            reference_seconds, processed = asyncio.run(timed(lambda: reference_loop(
-                world["intercom"]["reference"], world["model"]["reference"], world["bot_admin_id"])))
+            reference_seconds, processed = asyncio.run(
+                timed(
+                    lambda: reference_loop(
+                        world["intercom"]["reference"],
+                        world["model"]["reference"],
+                        world["bot_admin_id"],
+                    )
+                )
+            )
             assert processed == args.conversations, processed
         parent.send("stats")
         stats = parent.recv()
@@ -345,33 +455,58 @@ def main() -> None:
         reference_label = "reference loop (sequential)"
 
     print(table)
-    print(f"batch triage on {'PostgreSQL' if args.postgresql else 'SQLite'}: {n} conversations, model latency {args.latency * 1000:.0f} ms/call, "
-          f"concurrency {args.concurrency}\n")
+    print(
+        f"batch triage on {'PostgreSQL' if args.postgresql else 'SQLite'}: {n} conversations, "
+        f"model latency {args.latency * 1000:.0f} ms/call, concurrency {args.concurrency}\n"
+    )
     rows = [
         ("what", "seconds", "model calls", "comments", "notes", "closed", "escalated"),
-        (reference_label, f"{reference_seconds:.2f}", stats["reference"]["model_calls"],
-         stats["reference"]["comments"], stats["reference"]["notes"], stats["reference"]["closed"],
-         stats["reference"]["escalated"]),
-        (f"triage --once -c {args.concurrency} (sweep)", f"{sweep:.2f}", calls,
-         stats["triage"]["comments"], stats["triage"]["notes"], stats["triage"]["closed"],
-         stats["triage"]["escalated"]),
+        (
+            reference_label,
+            f"{reference_seconds:.2f}",
+            stats["reference"]["model_calls"],
+            stats["reference"]["comments"],
+            stats["reference"]["notes"],
+            stats["reference"]["closed"],
+            stats["reference"]["escalated"],
+        ),
+        (
+            f"triage --once -c {args.concurrency} (sweep)",
+            f"{sweep:.2f}",
+            calls,
+            stats["triage"]["comments"],
+            stats["triage"]["notes"],
+            stats["triage"]["closed"],
+            stats["triage"]["escalated"],
+        ),
         ("triage --once (whole command)", f"{triage_wall:.2f}", "", "", "", "", ""),
         ("  of which daemon CPU time", f"{triage_cpu:.2f}", "", "", "", "", ""),
         (f"bound N·L/C ({calls / n:.2f} calls/conv)", f"{bound:.2f}", "", "", "", "", ""),
     ]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(str(cell).ljust(widths[i]) if i == 0 else str(cell).rjust(widths[i])
-                        for i, cell in enumerate(row)))
+        print(
+            "  ".join(
+                str(cell).ljust(widths[i]) if i == 0 else str(cell).rjust(widths[i])
+                for i, cell in enumerate(row)
+            )
+        )
     speedup = reference_seconds / sweep
     over_bound = sweep / bound
-    print(f"\nspeed-up over the reference: {speedup:.1f}×   (target ≥ 10×: "
-          f"{'met' if speedup >= 10 else 'NOT met'})")
-    print(f"sweep / bound: {over_bound:.2f}×   (target ≤ 1.3×: {'met' if over_bound <= 1.3 else 'NOT met'})")
+    print(
+        f"\nspeed-up over the reference: {speedup:.1f}×   (target ≥ 10×: "
+        f"{'met' if speedup >= 10 else 'NOT met'})"
+    )
+    print(
+        f"sweep / bound: {over_bound:.2f}×   "
+        f"(target ≤ 1.3×: {'met' if over_bound <= 1.3 else 'NOT met'})"
+    )
     print(f"digest counts: {digest['counts']}")
     if stats["triage"]["violations"] or stats["reference"]["violations"]:
-        print(f"spec violations: {stats['triage']['violations']} (triage), "
-              f"{stats['reference']['violations']} (reference)")
+        print(
+            f"spec violations: {stats['triage']['violations']} (triage), "
+            f"{stats['reference']['violations']} (reference)"
+        )
 
 
 if __name__ == "__main__":

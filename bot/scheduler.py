@@ -69,8 +69,12 @@ def cron_trigger(expr: str, timezone: ZoneInfo) -> CronTrigger:
         raise ValueError(f"expected 5 fields (minute hour day month weekday), got {len(fields)}")
     minute, hour, day, month, weekday = fields
     return CronTrigger(
-        minute=minute, hour=hour, day=day, month=month,
-        day_of_week=_weekdays(weekday), timezone=timezone,
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=_weekdays(weekday),
+        timezone=timezone,
     )
 
 
@@ -137,9 +141,7 @@ class TriageScheduler:
     async def start(self) -> None:
         if self._scheduler is not None:
             raise RuntimeError("the triage scheduler is already running")
-        scheduler = AsyncIOScheduler(
-            timezone=self._zone, event_loop=asyncio.get_running_loop()
-        )
+        scheduler = AsyncIOScheduler(timezone=self._zone, event_loop=asyncio.get_running_loop())
         scheduler.add_job(
             self._fire,
             self._trigger,
@@ -195,7 +197,9 @@ class TriageScheduler:
         try:
             async with self._store.exclusive(f"supportbot:{self._job}") as held:
                 if not held:
-                    record = TickRecord(tick, False, "another replica is sweeping", started, time.time())
+                    record = TickRecord(
+                        tick, False, "another replica is sweeping", started, time.time()
+                    )
                 elif not await self._store.claim_tick(self._job, tick):
                     record = TickRecord(tick, False, "tick already swept", started, time.time())
                 else:

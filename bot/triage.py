@@ -199,7 +199,9 @@ class Digest:
 
     @property
     def ok(self) -> bool:
-        return not self.fetch_errors and not self.of(Outcome.FAILED) and not self.of(Outcome.PENDING)
+        return (
+            not self.fetch_errors and not self.of(Outcome.FAILED) and not self.of(Outcome.PENDING)
+        )
 
     def to_json(self) -> JSON:
         return {
@@ -244,14 +246,17 @@ class Digest:
     def table(self) -> str:
         """The digest as a plain-text table for a terminal."""
         counts = self.counts
-        title = "Triage digest" + (" (dry run: nothing customer-facing was sent)" if self.dry_run else "")
+        title = "Triage digest" + (
+            " (dry run: nothing customer-facing was sent)" if self.dry_run else ""
+        )
         lines = [
             title,
             f"  {_iso(self.started_at)} → {_iso(self.finished_at)}"
             f"  ({self.finished_at - self.started_at:.1f} s)"
             f"  channels: {', '.join(self.channels) or 'none'}",
             "",
-            f"  {'conversations':<14}{counts['conversations']:>6}   ({counts['messages']} messages)",
+            f"  {'conversations':<14}{counts['conversations']:>6}"
+            f"   ({counts['messages']} messages)",
         ]
         for outcome in Outcome:
             if outcome is Outcome.PENDING and not counts[outcome.value]:
@@ -273,7 +278,9 @@ class Digest:
                 lines += [f"  {c.thread:<40}  {_clip(c.reason or '', 100)}" for c in rows]
         if self.fetch_errors:
             lines += ["", "Channels that could not list their pending work"]
-            lines += [f"  {name:<12}  {_clip(error, 100)}" for name, error in self.fetch_errors.items()]
+            lines += [
+                f"  {name:<12}  {_clip(error, 100)}" for name, error in self.fetch_errors.items()
+            ]
         slowest = self.slowest()
         if slowest:
             lines += ["", "Slowest conversations"]
@@ -286,7 +293,11 @@ class Digest:
     def summary(self) -> str:
         """A few lines for a Slack channel or a log line."""
         counts = self.counts
-        head = "Triage sweep" + (" (dry run)" if self.dry_run else "") + f" — {counts['conversations']} conversations: "
+        head = (
+            "Triage sweep"
+            + (" (dry run)" if self.dry_run else "")
+            + f" — {counts['conversations']} conversations: "
+        )
         head += ", ".join(
             f"{counts[o.value]} {o.value}"
             for o in Outcome
@@ -351,8 +362,13 @@ class Sweeper:
         if app.dispatcher is None:
             raise RuntimeError("a sweep needs the application's dispatcher and outbox running")
         started = time.time()
-        connectors = self._connectors(options.channels)
+        connectors = dict(app.connectors)
         fetch_errors: dict[str, str] = {}
+        if options.channels is not None:
+            connectors = {n: c for n, c in connectors.items() if n in options.channels}
+            for name in options.channels:
+                if name not in connectors:
+                    fetch_errors[name] = "no enabled connector by this name"
         conversations: dict[tuple[str, str], _Conversation] = {}
 
         for name, connector in connectors.items():
@@ -389,15 +405,6 @@ class Sweeper:
         )
         log.info("triage: %s", digest.summary().replace("\n", " "))
         return digest
-
-    def _connectors(self, channels: Sequence[str] | None) -> dict[str, Connector]:
-        found = self._app.connectors
-        if channels is None:
-            return dict(found)
-        missing = [name for name in channels if name not in found]
-        if missing:
-            raise ValueError(f"no enabled connector named {', '.join(missing)}")
-        return {name: found[name] for name in channels}
 
     async def _submit(self, conversation: _Conversation, message: InboundMessage) -> None:
         key = (message.source, message.dedup_key)
@@ -454,7 +461,9 @@ class Sweeper:
                 else:
                     finishing.append((conversation, mine))
             if finishing:
-                finished_runs = sorted({r.run_id for _, mine in finishing for r in mine if r.run_id})
+                finished_runs = sorted(
+                    {r.run_id for _, mine in finishing for r in mine if r.run_id}
+                )
                 runs = {run.id: run for run in await store.run_summaries(finished_runs)}
                 for conversation, mine in finishing:
                     conversation.result = _result(conversation, mine, runs, actions_by_run)
@@ -480,13 +489,19 @@ class Sweeper:
             return False
         if conversation.errors:
             conversation.result = ConversationResult(
-                conversation.channel, conversation.thread, Outcome.FAILED,
-                len(conversation.keys), reason="; ".join(conversation.errors),
+                conversation.channel,
+                conversation.thread,
+                Outcome.FAILED,
+                len(conversation.keys),
+                reason="; ".join(conversation.errors),
             )
         else:
             conversation.result = ConversationResult(
-                conversation.channel, conversation.thread, Outcome.SKIPPED,
-                len(conversation.keys), reason=ALREADY_HANDLED,
+                conversation.channel,
+                conversation.thread,
+                Outcome.SKIPPED,
+                len(conversation.keys),
+                reason=ALREADY_HANDLED,
             )
         return True
 
@@ -525,7 +540,11 @@ def _result(
         return ConversationResult(outcome=Outcome.PENDING, reason=what, **base)
     errors = list(conversation.errors)
     errors += [r.error or "failed" for r in rows if r.status is InboxStatus.FAILED]
-    errors += [run.error or "the turn ended in an error" for run in mine if run.stop_reason is StopReason.ERROR]
+    errors += [
+        run.error or "the turn ended in an error"
+        for run in mine
+        if run.stop_reason is StopReason.ERROR
+    ]
     errors += [
         f"{e.kind.value} not delivered: {e.last_error or 'dead-lettered'}"
         for e in entries
@@ -567,11 +586,15 @@ class _DryRun(Connector):
     async def execute(self, action: Action, thread: Thread) -> str | None:
         log.info(
             "dry run: not sending %s on %s: %s",
-            action.kind.value, thread.external_id, _clip(action.text or action.tag or "", 200),
+            action.kind.value,
+            thread.external_id,
+            _clip(action.text or action.tag or "", 200),
         )
         return "dry-run"
 
-    async def fetch_pending(self, *, since: float | None, limit: int | None) -> list[InboundMessage]:
+    async def fetch_pending(
+        self, *, since: float | None, limit: int | None
+    ) -> list[InboundMessage]:
         return await self.inner.fetch_pending(since=since, limit=limit)
 
     async def user_info(self, smith: Smith, thread: Thread) -> JSON:
@@ -629,12 +652,16 @@ async def post_digest(app: Application, digest: Digest, channel: str) -> bool:
             return True
         token = app.settings.slack.bot_token
         if connector is None or token is None:
-            log.warning("triage digest not posted to %s: the Slack connector is not enabled", channel)
+            log.warning(
+                "triage digest not posted to %s: the Slack connector is not enabled", channel
+            )
             return False
         # The connector has no digest method: one plain chat.postMessage with its own token.
         from slack_sdk.web.async_client import AsyncWebClient
 
-        client = AsyncWebClient(token=token.get_secret_value(), base_url=app.settings.slack.base_url)
+        client = AsyncWebClient(
+            token=token.get_secret_value(), base_url=app.settings.slack.base_url
+        )
         await client.chat_postMessage(channel=channel, text=text)
         return True
     except Exception as exc:
@@ -675,13 +702,17 @@ def command_settings(settings: Settings, command: TriageCommand) -> Settings:
     """The settings ``supportbot triage`` runs the application with: its own concurrency, no
     Intercom poller (the sweep does the listing), no HTTP-dependent schedule for ``--once``,
     dry-run modes switched on for ``--dry-run``."""
-    concurrency = command.concurrency or settings.triage.concurrency or settings.pipeline.concurrency
+    concurrency = (
+        command.concurrency or settings.triage.concurrency or settings.pipeline.concurrency
+    )
     update: dict[str, Any] = {
         "pipeline": settings.pipeline.model_copy(update={"concurrency": concurrency}),
         "intercom": settings.intercom.model_copy(update={"poll_interval_seconds": 0}),
     }
     if command.once:
-        update["triage"] = settings.triage.model_copy(update={"interval_seconds": None, "cron": None})
+        update["triage"] = settings.triage.model_copy(
+            update={"interval_seconds": None, "cron": None}
+        )
     changed = settings.model_copy(update=update)
     return dry_run_settings(changed) if command.dry_run else changed
 
@@ -690,7 +721,9 @@ def command_options(settings: Settings, command: TriageCommand) -> SweepOptions:
     base = SweepOptions.from_settings(settings.triage)
     since = base.since
     if command.since is not None:
-        since = parse_since(command.since, timezone=settings.triage.timezone) if command.since else None
+        since = (
+            parse_since(command.since, timezone=settings.triage.timezone) if command.since else None
+        )
     return SweepOptions(
         since=since,
         limit=command.limit if command.limit is not None else base.limit,

@@ -65,7 +65,9 @@ class Desk(Connector):
         self.fail_on = fail_on
         self._part = 0
 
-    async def fetch_pending(self, *, since: float | None, limit: int | None) -> list[InboundMessage]:
+    async def fetch_pending(
+        self, *, since: float | None, limit: int | None
+    ) -> list[InboundMessage]:
         self.fetches.append((since, limit))
         found: list[InboundMessage] = []
         taken = 0
@@ -103,7 +105,8 @@ class Desk(Connector):
 
     def actions_on(self, conversation_id: str, kind: ActionKind | None = None) -> list[Action]:
         return [
-            a for a in self.executed
+            a
+            for a in self.executed
             if a.ref.get("conversation_id") == conversation_id and (kind is None or a.kind is kind)
         ]
 
@@ -144,11 +147,25 @@ class DeskRunner:
             actions = connector.escalation_actions(
                 reason="asked for a person", priority="normal", summary=text, thread=ctx.thread
             )
-            return TurnResult(text, StopReason.ESCALATED, actions=tuple(actions), model="scripted",
-                              thread_change=ThreadChange(ThreadState.ESCALATED, Control.HUMAN))
+            return TurnResult(
+                text,
+                StopReason.ESCALATED,
+                actions=tuple(actions),
+                model="scripted",
+                thread_change=ThreadChange(ThreadState.ESCALATED, Control.HUMAN),
+            )
         if "solved" in text:
             actions = connector.close_actions(resolution_summary="solved", thread=ctx.thread)
-            return TurnResult(text, StopReason.CLOSED, actions=tuple(actions), model="scripted",
-                              thread_change=ThreadChange(ThreadState.CLOSED))
-        return TurnResult(f"answer to: {text}", StopReason.END_TURN, model="scripted",
-                          actions=(PlannedAction(ActionKind.REPLY, text=f"answer to: {text}"),))
+            return TurnResult(
+                text,
+                StopReason.CLOSED,
+                actions=tuple(actions),
+                model="scripted",
+                thread_change=ThreadChange(ThreadState.CLOSED),
+            )
+        return TurnResult(
+            f"answer to: {text}",
+            StopReason.END_TURN,
+            model="scripted",
+            actions=(PlannedAction(ActionKind.REPLY, text=f"answer to: {text}"),),
+        )

@@ -47,10 +47,17 @@ def test_percentiles_are_nearest_rank_and_slowest_come_first() -> None:
 
 def test_summary_names_counts_and_reasons() -> None:
     digest = Digest(
-        NOW, NOW + 1, True, ("desk",),
+        NOW,
+        NOW + 1,
+        True,
+        ("desk",),
         (
-            ConversationResult("desk", "desk:1", Outcome.SKIPPED, 1, reason="a human has taken over this thread"),
-            ConversationResult("desk", "desk:2", Outcome.FAILED, 1, reason="reply not delivered: 403"),
+            ConversationResult(
+                "desk", "desk:1", Outcome.SKIPPED, 1, reason="a human has taken over this thread"
+            ),
+            ConversationResult(
+                "desk", "desk:2", Outcome.FAILED, 1, reason="reply not delivered: 403"
+            ),
         ),
     )
     text = digest.summary()

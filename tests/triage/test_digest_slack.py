@@ -29,15 +29,23 @@ async def test_the_digest_is_posted_to_the_configured_slack_channel(
     settings = make_settings(
         sqlite_url,
         connectors=["slack"],
-        slack={"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET,
-               "base_url": slack.base_url, "post_interval_seconds": 0},
+        slack={
+            "bot_token": BOT_TOKEN,
+            "signing_secret": SIGNING_SECRET,
+            "base_url": slack.base_url,
+            "post_interval_seconds": 0,
+        },
         triage={"since": "", "digest_slack_channel": DIGEST_CHANNEL},
     )
     out, err = io.StringIO(), io.StringIO()
 
     code = await run_command(
-        settings, TriageCommand(once=True, channel="desk"), out=out, err=err,
-        connectors=[desk], runner_factory=runner_factory(),
+        settings,
+        TriageCommand(once=True, channel="desk"),
+        out=out,
+        err=err,
+        connectors=[desk],
+        runner_factory=runner_factory(),
     )
 
     assert code == 0, err.getvalue()

@@ -18,9 +18,14 @@ from bot.domain import Control
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 from bot.store.store import ThreadChange
-from bot.triage import SweepOptions, Sweeper, TriageCommand, run_command
+from bot.triage import Sweeper, SweepOptions, TriageCommand, run_command
 from tests.conftest import make_settings
-from tests.connectors.intercom.conftest import ScriptedRunner, deliver, intercom_section, running_app
+from tests.connectors.intercom.conftest import (
+    ScriptedRunner,
+    deliver,
+    intercom_section,
+    running_app,
+)
 from tests.fakes.intercom import FakeIntercom
 
 HUMAN_REASON = "a human has taken over this thread"
@@ -81,7 +86,8 @@ async def triage(settings: Settings, command: TriageCommand) -> tuple[int, str]:
 
 def comment_posts(fake: FakeIntercom, conversation_id: str) -> int:
     return sum(
-        1 for r in fake.calls("POST", rf"^/conversations/{conversation_id}/reply$")
+        1
+        for r in fake.calls("POST", rf"^/conversations/{conversation_id}/reply$")
         if isinstance(r.body, dict) and r.body.get("message_type") == "comment"
     )
 
@@ -119,7 +125,10 @@ async def test_a_backlog_of_200_conversations_is_answered_once_and_a_second_run_
     digest = json.loads(path.read_text())
     counts = digest["counts"]
     assert (counts["conversations"], counts["answered"], counts["escalated"], counts["closed"]) == (
-        200, 160, 20, 20
+        200,
+        160,
+        20,
+        20,
     )
     assert counts["failed"] == counts["skipped"] == 0
 
@@ -153,7 +162,9 @@ async def test_a_conversation_the_bot_handed_to_a_human_is_skipped_with_the_reas
 
     assert code == 0, output
     digest = json.loads(path.read_text())
-    assert digest["skipped"] == [{"channel": "intercom", "thread": f"intercom:{cid}", "reason": HUMAN_REASON}]
+    assert digest["skipped"] == [
+        {"channel": "intercom", "thread": f"intercom:{cid}", "reason": HUMAN_REASON}
+    ]
     assert comment_posts(intercom, cid) == 0 and comment_posts(intercom, other) == 0  # closed
     assert HUMAN_REASON in output
 

@@ -10,12 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.app import Application
-from bot.config import TriageSettings
+from bot.config import DatabaseSettings, TriageSettings
 from bot.domain import ActionKind
 from bot.scheduler import TriageScheduler, build_trigger, cron_trigger, latest_tick
 from bot.store.database import Database
 from bot.store.migrate import upgrade
-from bot.config import DatabaseSettings
 from bot.store.store import Store
 from tests.pipeline.fakes import wait_for
 from tests.triage.conftest import AppFactory
@@ -60,7 +59,9 @@ async def test_one_tick_is_claimed_once_even_when_both_replicas_ask_at_once(db_u
 
         settings = TriageSettings(interval_seconds=60)
         replicas = [TriageScheduler(settings, store, sweep) for _ in range(2)]
-        records = await asyncio.gather(*(r.run_tick("2026-03-01T12:00:00.000+00:00") for r in replicas))
+        records = await asyncio.gather(
+            *(r.run_tick("2026-03-01T12:00:00.000+00:00") for r in replicas)
+        )
         assert ran == ["2026-03-01T12:00:00.000+00:00"]
         assert sorted(r.ran for r in records) == [False, True]
         # The next tick is free again; and one replica late for a finished tick does not rerun it.
@@ -115,8 +116,15 @@ async def _two_replicas(url: str, make_app: AppFactory) -> None:
 
 @pytest.mark.parametrize(
     ("field", "names"),
-    [("1-5", "mon,tue,wed,thu,fri"), ("0", "sun"), ("7", "sun"), ("0,6", "sun,sat"),
-     ("*/2", "sun,tue,thu,sat"), ("mon-fri", "mon-fri"), ("*", "*")],
+    [
+        ("1-5", "mon,tue,wed,thu,fri"),
+        ("0", "sun"),
+        ("7", "sun"),
+        ("0,6", "sun,sat"),
+        ("*/2", "sun,tue,thu,sat"),
+        ("mon-fri", "mon-fri"),
+        ("*", "*"),
+    ],
 )
 def test_crontab_weekdays_count_from_sunday_as_in_cron(field: str, names: str) -> None:
     trigger = cron_trigger(f"0 9 * * {field}", ZoneInfo("UTC"))

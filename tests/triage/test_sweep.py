@@ -21,13 +21,14 @@ from bot.triage import (
     ALREADY_HANDLED,
     Outcome,
     Progress,
-    SweepOptions,
     Sweeper,
+    SweepOptions,
     TriageCommand,
     command_settings,
     run_command,
 )
 from tests.conftest import make_settings
+from tests.pipeline.fakes import wait_for
 from tests.triage.conftest import AppFactory, runner_factory
 from tests.triage.fakes import Desk, DeskConversation, backlog
 
@@ -78,8 +79,14 @@ async def test_a_backlog_of_200_is_handled_once_and_a_second_run_does_nothing(
             assert kinds == {ActionKind.REPLY: 1}, (i, kinds)
     digest = json.loads(digest_file.read_text())
     assert digest["counts"] == {
-        "conversations": 200, "messages": 200, "answered": 160, "escalated": 20,
-        "closed": 20, "skipped": 0, "failed": 0, "pending": 0,
+        "conversations": 200,
+        "messages": 200,
+        "answered": 160,
+        "escalated": 20,
+        "closed": 20,
+        "skipped": 0,
+        "failed": 0,
+        "pending": 0,
     }
     assert "answered" in table and "p95" in table
 
@@ -175,9 +182,21 @@ async def test_the_digest_reports_failures_with_their_error_and_its_json_shape(
     assert code == 1, "a failed conversation makes the exit status 1"
     data = json.loads(path.read_text())
     assert set(data) == {
-        "started_at", "finished_at", "duration_seconds", "tick", "dry_run", "channels",
-        "counts", "skipped", "skipped_reasons", "failed", "pending", "turn_seconds",
-        "slowest", "fetch_errors", "conversations",
+        "started_at",
+        "finished_at",
+        "duration_seconds",
+        "tick",
+        "dry_run",
+        "channels",
+        "counts",
+        "skipped",
+        "skipped_reasons",
+        "failed",
+        "pending",
+        "turn_seconds",
+        "slowest",
+        "fetch_errors",
+        "conversations",
     }
     assert data["channels"] == ["desk"] and data["dry_run"] is False
     assert data["counts"]["answered"] == 4 and data["counts"]["failed"] == 1
@@ -185,7 +204,9 @@ async def test_the_digest_reports_failures_with_their_error_and_its_json_shape(
     assert failed["thread"] == "desk:bad" and "403 forbidden" in failed["error"]
     assert data["turn_seconds"]["count"] == 5
     assert 0 <= data["turn_seconds"]["p50"] <= data["turn_seconds"]["p95"]
-    assert len(data["slowest"]) == 5 and {"channel", "thread", "seconds", "outcome"} == set(data["slowest"][0])
+    assert len(data["slowest"]) == 5 and {"channel", "thread", "seconds", "outcome"} == set(
+        data["slowest"][0]
+    )
     conversation = next(c for c in data["conversations"] if c["thread"] == "desk:c3")
     assert conversation["outcome"] == "answered" and conversation["actions"] == ["reply:done"]
     assert "Failed" in table and "desk:bad" in table
@@ -243,11 +264,38 @@ async def test_without_once_and_without_a_schedule_it_says_so(sqlite_url: str) -
 
 
 async def test_a_sweep_needs_the_pipeline(sqlite_url: str) -> None:
-    app = Application(make_settings(sqlite_url), run_pipeline=False, serve_http=False,
-                      runner_factory=runner_factory())
+    app = Application(
+        make_settings(sqlite_url),
+        run_pipeline=False,
+        serve_http=False,
+        runner_factory=runner_factory(),
+    )
     await app.start()
     try:
         with pytest.raises(RuntimeError, match="dispatcher"):
             await Sweeper(app).sweep(SweepOptions())
     finally:
         await app.stop()
+
+
+async def test_without_once_it_sweeps_on_the_schedule_until_stopped(sqlite_url: str) -> None:
+    desk = Desk(backlog(6, start=2))
+    settings = make_settings(sqlite_url, triage={"since": "", "interval_seconds": 0.5})
+    stop = asyncio.Event()
+    out, err = io.StringIO(), io.StringIO()
+    command = asyncio.create_task(
+        run_command(
+            settings,
+            TriageCommand(),
+            out=out,
+            err=err,
+            connectors=[desk],
+            runner_factory=runner_factory(),
+            stop=stop,
+        )
+    )
+    await wait_for(lambda: all(desk.actions_on(c) for c in desk.conversations) or command.done())
+    stop.set()
+    assert await command == 0, err.getvalue()
+    assert "schedule" in err.getvalue()
+    assert all(len(desk.actions_on(c)) == 1 for c in desk.conversations)
