@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
@@ -231,8 +231,17 @@ class WebStore:
         return row is not None
 
     async def add_alias(self, agent_id: str, external_id: str, smith_id: str) -> bool:
-        """Record ``external_id → smith``; False when that identity already has one."""
+        """Record ``external_id → smith``; False when that identity already has a live one."""
         async with self.db.tx() as conn:
+            # An alias to an archived smith is free again, as the external id itself is.
+            archived = select(smiths.c.id).where(smiths.c.archived_at.is_not(None))
+            await conn.execute(
+                delete(smith_aliases).where(
+                    smith_aliases.c.agent_id == agent_id,
+                    smith_aliases.c.external_id == external_id,
+                    smith_aliases.c.smith_id.in_(archived),
+                )
+            )
             result = await conn.execute(
                 self._insert_ignore(smith_aliases, ["agent_id", "external_id"]).values(
                     agent_id=agent_id, external_id=external_id, smith_id=smith_id, created_at=now()

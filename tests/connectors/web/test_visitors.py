@@ -143,3 +143,15 @@ def test_signing_uses_the_documented_message() -> None:
     expires = int(time.time()) + 60
     expected = hmac.new(SECRET.encode(), f"u1.{expires}".encode(), hashlib.sha256).hexdigest()
     assert verify_identity(SECRET, f"u1.{expires}.{expected}") == "u1"
+
+
+async def test_after_archiving_a_claimed_smith_the_user_can_claim_again(db_url: str) -> None:
+    async with running(db_url) as daemon, daemon.client() as browser:
+        first = await session(browser)
+        await session(browser, identity=sign_identity(SECRET, "user_9"))
+        await daemon.app.store.archive_smith(first["smith_id"])
+        browser.cookie_jar.clear(lambda cookie: cookie.key == "sb_session")
+        second = await session(browser)  # a new anonymous smith
+        assert second["smith_id"] != first["smith_id"]
+        claimed = await session(browser, identity=sign_identity(SECRET, "user_9"))
+        assert claimed["claimed"] is True and claimed["smith_id"] == second["smith_id"]
