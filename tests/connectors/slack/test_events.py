@@ -49,14 +49,13 @@ async def test_a_dm_gets_one_threaded_reply_with_the_working_indicator(
         assert slack.calls_to("reactions.add")[0] == {"channel": "D0DM", "timestamp": ts, "name": "eyes"}
         assert ("D0DM", ts, "eyes") not in slack.reactions
 
-        smith = await app.store.find_smith(f"slack:{TEAM}:{CUSTOMER}", entry.action.thread_id and
-                                           (await app.store.get_thread(entry.action.thread_id)).agent_id)
-        assert smith is not None
+        thread = await app.store.get_thread(entry.action.thread_id)
+        assert thread.external_id == f"slack:{TEAM}:D0DM:{ts}"
+        smith = await app.store.get_smith(thread.smith_id)
+        assert smith.external_id == f"slack:{TEAM}:{CUSTOMER}"
         assert smith.display_name == "Carla Customer"
         assert smith.metadata["email"] == "carla@example.com"
         assert smith.metadata["title"] == "CTO"
-        thread = await app.store.get_thread(entry.action.thread_id)
-        assert thread.external_id == f"slack:{TEAM}:D0DM:{ts}"
         info = await app.connectors["slack"].user_info(smith, thread)
         assert info["real_name"] == "Carla Customer"
         assert len(slack.calls_to("users.info")) == 1  # cached
