@@ -5,6 +5,7 @@ soft-archiving smiths, minting smith tokens, and downloading stored attachments.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -213,7 +214,8 @@ class OperatorApi:
             stored, data = await ctx.web.file_content(request.match_info["id"])
         except NotFound:
             raise api_error(404, "no such file", code="not_found") from None
-        safe_name = stored.filename.replace('"', "")
+        # Header-safe: no quotes, control characters or non-ASCII in the download name.
+        safe_name = re.sub(r"[^A-Za-z0-9._ -]", "_", stored.filename) or "attachment"
         return web.Response(
             body=data,
             headers={

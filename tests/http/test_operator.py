@@ -3,6 +3,9 @@ tool calls and passages, threads by state, smith patch/archive, attachments, Ope
 
 from __future__ import annotations
 
+import io
+import re
+
 import aiohttp
 import pytest
 from openapi_spec_validator import validate
@@ -158,3 +161,20 @@ async def test_openapi_document(sqlite_url: str, path: str) -> None:
         ("/v1/threads", "get"), ("/web/session", "post"),
     }
     assert routes <= {(p, m) for p, ops in document["paths"].items() for m in ops}
+
+
+async def test_an_upload_above_the_request_body_limit_but_under_the_cap_is_stored(
+    sqlite_url: str,
+) -> None:
+    data = b"%PDF-" + b"0" * 2_000_000  # bigger than http.max_body_bytes (1 MiB)
+    async with running(sqlite_url) as daemon, daemon.client() as visitor:
+        await session(visitor)
+        form = aiohttp.FormData()
+        form.add_field("file", io.BytesIO(data), filename='in"voice ü.pdf',
+                       content_type="application/pdf")
+        uploaded = await json_call(visitor, "POST", "/v1/files", data=form)
+        assert uploaded["bytes"] == len(data)
+        async with daemon.admin() as admin, admin.get(f"/v1/files/{uploaded['id']}/content") as got:
+            assert await got.read() == data
+            disposition = got.headers["Content-Disposition"]
+            assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._ -]+\.pdf"', disposition)
