@@ -119,9 +119,10 @@
   function openConversation(conversation) {
     remember(conversation);
     log.textContent = "";
-    return api("/v1/conversations/" + encodeURIComponent(conversation.id) + "/items?limit=100")
+    // The latest 100 messages (newest first from the API), shown oldest first.
+    return api("/v1/conversations/" + encodeURIComponent(conversation.id) + "/items?limit=100&order=desc")
       .then(function (page) {
-        page.data.forEach(function (item) {
+        page.data.slice().reverse().forEach(function (item) {
           var text = "", files = [], annotations = [];
           (item.content || []).forEach(function (part) {
             if (part.type === "input_text" || part.type === "output_text") {
