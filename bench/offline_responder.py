@@ -6,6 +6,8 @@ ingests it into a temporary SQLite database (and PostgreSQL when reachable at
 
 - ``answer``: one ``OfflineProvider.complete`` call on a first-turn request — the responder's
   own knowledge search (no cache) and its decision (answer with a citation, or ESCALATE);
+- ``decide``: the same calls with the search results looked up in a dict — the responder's own
+  share of the answer time (everything else is the knowledge base's search);
 - ``turn``: a whole ``AgentRunner.run`` with the offline responder — guardrails, retrieval,
   context, the responder, and the ESCALATE tool when it escalates (the store commit is the
   dispatcher's and not included).
@@ -30,7 +32,7 @@ from knowledge_search import PG_URL, _postgres, generate, queries  # noqa: E402
 from bot.agent.engine import CachedSearch, make_runner  # noqa: E402
 from bot.config import DatabaseSettings, KnowledgeSettings, OfflineSettings, Settings  # noqa: E402
 from bot.domain import AgentDefinition, Control, Smith, Thread, ThreadState, now  # noqa: E402
-from bot.knowledge import KnowledgeBase  # noqa: E402
+from bot.knowledge import KnowledgeBase, Passage  # noqa: E402
 from bot.pipeline.events import TurnEvent  # noqa: E402
 from bot.pipeline.turn import TurnContext  # noqa: E402
 from bot.providers.base import ChatMessage, ModelRequest, ToolSpec  # noqa: E402
@@ -40,6 +42,14 @@ from bot.store.migrate import upgrade  # noqa: E402
 
 CHUNK_CHARS = 1200
 TOOLS = tuple(ToolSpec(n, "", {"type": "object"}) for n in ("USER_INFO_LOOKUP", "ESCALATE", "CLOSE"))
+
+
+class _Precomputed:
+    def __init__(self, found: dict[str, list[Passage]]):
+        self._found = found
+
+    async def search(self, query: str, *, limit: int = 5) -> list[Passage]:
+        return self._found.get(query, [])[:limit]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -91,6 +101,15 @@ async def run_backend(label: str, url: str, corpus: Path, questions: list[str]) 
             else:
                 answered += 1
 
+        found = {q: await kb.search(" ".join(q.split()), limit=3) for q in questions}
+        decided = OfflineProvider(OfflineSettings(), _Precomputed(found))
+        decide_ms: list[float] = []
+        for q in questions:
+            request = ModelRequest((ChatMessage("system", "Help."), ChatMessage("user", q)), TOOLS)
+            started = time.perf_counter()
+            await decided.complete(request)
+            decide_ms.append((time.perf_counter() - started) * 1000)
+
         settings = Settings.model_validate({"database": {"url": url}})
         knowledge = CachedSearch(kb)
         runner = make_runner(settings, provider=OfflineProvider(OfflineSettings(), knowledge),
@@ -109,6 +128,7 @@ async def run_backend(label: str, url: str, corpus: Path, questions: list[str]) 
             "answered": answered, "escalated": escalated,
             "p50": statistics.median(answer_ms), "p95": _percentile(answer_ms, 0.95),
             "max": max(answer_ms),
+            "decide_p95": _percentile(decide_ms, 0.95),
             "turn_p50": statistics.median(turn_ms), "turn_p95": _percentile(turn_ms, 0.95),
         }
     finally:
@@ -137,10 +157,12 @@ async def main() -> None:
 
     print()
     print(f"{'backend':<11} {'chunks':>7} {'questions':>9} {'answered':>9} {'escalated':>9} "
-          f"{'answer p50':>10} {'answer p95':>10} {'answer max':>10} {'turn p50':>9} {'turn p95':>9}")
+          f"{'answer p50':>10} {'answer p95':>10} {'answer max':>10} {'decide p95':>10} "
+          f"{'turn p50':>9} {'turn p95':>9}")
     for r in results:
         print(f"{r['backend']:<11} {r['chunks']:>7} {r['questions']:>9} {r['answered']:>9} "
               f"{r['escalated']:>9} {r['p50']:>8.2f}ms {r['p95']:>8.2f}ms {r['max']:>8.2f}ms "
+              f"{r['decide_p95']:>8.3f}ms "
               f"{r['turn_p50']:>7.2f}ms {r['turn_p95']:>7.2f}ms")
     print("\ntarget: answer p95 ≤ 20 ms")
 
