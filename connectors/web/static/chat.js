@@ -162,7 +162,7 @@
     (files || []).forEach(function (name) {
       var span = document.createElement("span");
       span.className = "sb-attachment";
-      span.textContent = "📎 " + name;
+      span.textContent = "Attached: " + name;
       li.appendChild(span);
     });
     log.appendChild(li);
@@ -347,6 +347,7 @@
         showState(payload.conversation.state);
         if (current) { current.state = payload.conversation.state; current.title = payload.conversation.title; }
       }
+      bubble.scrollIntoView({ block: "end" });
     } else if (name === "run.skipped") {
       bubble.setAttribute("data-role", "note");
       renderText(target, "Your message was passed to the person handling this conversation.");
@@ -358,7 +359,7 @@
     filesBox.textContent = "";
     pendingFiles.forEach(function (file, index) {
       var chip = document.createElement("span");
-      chip.textContent = "📎 " + file.name;
+      chip.textContent = file.name;
       var remove = document.createElement("button");
       remove.type = "button";
       remove.textContent = "×";
