@@ -27,21 +27,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from knowledge_search import PG_URL, _postgres, generate, queries  # noqa: E402
+from knowledge_search import PG_URL, _postgres, generate, queries
 
-from bot.agent.engine import CachedSearch, make_runner  # noqa: E402
-from bot.config import DatabaseSettings, KnowledgeSettings, OfflineSettings, Settings  # noqa: E402
-from bot.domain import AgentDefinition, Control, Smith, Thread, ThreadState, now  # noqa: E402
-from bot.knowledge import KnowledgeBase, Passage  # noqa: E402
-from bot.pipeline.events import TurnEvent  # noqa: E402
-from bot.pipeline.turn import TurnContext  # noqa: E402
-from bot.providers.base import ChatMessage, ModelRequest, ToolSpec  # noqa: E402
-from bot.providers.offline import OfflineProvider  # noqa: E402
-from bot.store.database import Database  # noqa: E402
-from bot.store.migrate import upgrade  # noqa: E402
+from bot.agent.engine import CachedSearch, make_runner
+from bot.config import DatabaseSettings, KnowledgeSettings, OfflineSettings, Settings
+from bot.domain import AgentDefinition, Control, Smith, Thread, ThreadState, now
+from bot.knowledge import KnowledgeBase, Passage
+from bot.pipeline.events import TurnEvent
+from bot.pipeline.turn import TurnContext
+from bot.providers.base import ChatMessage, ModelRequest, ToolSpec
+from bot.providers.offline import OfflineProvider
+from bot.store.database import Database
+from bot.store.migrate import upgrade
 
 CHUNK_CHARS = 1200
-TOOLS = tuple(ToolSpec(n, "", {"type": "object"}) for n in ("USER_INFO_LOOKUP", "ESCALATE", "CLOSE"))
+TOOLS = tuple(
+    ToolSpec(n, "", {"type": "object"}) for n in ("USER_INFO_LOOKUP", "ESCALATE", "CLOSE")
+)
 
 
 class _Precomputed:
@@ -59,12 +61,32 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _context(question: str, n: int) -> TurnContext:
     at = now()
-    smith = Smith(id=f"smt_{n}", agent_id="agt", external_id=f"web:bench-{n}", display_name="Ada",
-                  customer_id=None, metadata={}, auto_memory=False, pinned_version=None,
-                  archived_at=None, created_at=at, updated_at=at)
-    thread = Thread(id=f"thr_{n}", smith_id=smith.id, agent_id="agt", external_id=f"web:{n}",
-                    channel="web", state=ThreadState.OPEN, control=Control.BOT, title=None,
-                    metadata={}, created_at=at, updated_at=at)
+    smith = Smith(
+        id=f"smt_{n}",
+        agent_id="agt",
+        external_id=f"web:bench-{n}",
+        display_name="Ada",
+        customer_id=None,
+        metadata={},
+        auto_memory=False,
+        pinned_version=None,
+        archived_at=None,
+        created_at=at,
+        updated_at=at,
+    )
+    thread = Thread(
+        id=f"thr_{n}",
+        smith_id=smith.id,
+        agent_id="agt",
+        external_id=f"web:{n}",
+        channel="web",
+        state=ThreadState.OPEN,
+        control=Control.BOT,
+        title=None,
+        metadata={},
+        created_at=at,
+        updated_at=at,
+    )
     from bot.domain import InboundMessage
 
     async def emit(event: TurnEvent) -> None:
@@ -73,13 +95,19 @@ def _context(question: str, n: int) -> TurnContext:
     return TurnContext(
         run_id=f"run_{n}",
         agent=AgentDefinition(slug="support", name="Support", instructions="Help {display_name}."),
-        agent_version=None, smith=smith, thread=thread,
+        agent_version=None,
+        smith=smith,
+        thread=thread,
         messages=(InboundMessage("web", f"k{n}", thread.external_id, smith.external_id, question),),
-        history=(), memories=(), emit=emit,
+        history=(),
+        memories=(),
+        emit=emit,
     )
 
 
-async def run_backend(label: str, url: str, corpus: Path, questions: list[str]) -> dict[str, object]:
+async def run_backend(
+    label: str, url: str, corpus: Path, questions: list[str]
+) -> dict[str, object]:
     db = Database(DatabaseSettings(url=url))
     try:
         await upgrade(db.engine)
@@ -112,8 +140,13 @@ async def run_backend(label: str, url: str, corpus: Path, questions: list[str]) 
 
         settings = Settings.model_validate({"database": {"url": url}})
         knowledge = CachedSearch(kb)
-        runner = make_runner(settings, provider=OfflineProvider(OfflineSettings(), knowledge),
-                             connectors={}, knowledge=knowledge, remote=False)
+        runner = make_runner(
+            settings,
+            provider=OfflineProvider(OfflineSettings(), knowledge),
+            connectors={},
+            knowledge=knowledge,
+            remote=False,
+        )
         turn_ms: list[float] = []
         try:
             for n, q in enumerate(questions):
@@ -124,20 +157,26 @@ async def run_backend(label: str, url: str, corpus: Path, questions: list[str]) 
         finally:
             await runner.aclose()
         return {
-            "backend": label, "chunks": await kb.count_chunks(), "questions": len(questions),
-            "answered": answered, "escalated": escalated,
-            "p50": statistics.median(answer_ms), "p95": _percentile(answer_ms, 0.95),
+            "backend": label,
+            "chunks": await kb.count_chunks(),
+            "questions": len(questions),
+            "answered": answered,
+            "escalated": escalated,
+            "p50": statistics.median(answer_ms),
+            "p95": _percentile(answer_ms, 0.95),
             "max": max(answer_ms),
             "decide_p95": _percentile(decide_ms, 0.95),
-            "turn_p50": statistics.median(turn_ms), "turn_p95": _percentile(turn_ms, 0.95),
+            "turn_p50": statistics.median(turn_ms),
+            "turn_p95": _percentile(turn_ms, 0.95),
         }
     finally:
         await db.dispose()
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--questions", type=int, default=400)
     args = parser.parse_args()
@@ -147,8 +186,9 @@ async def main() -> None:
         corpus.mkdir()
         vocab = generate(corpus, args.chunks)
         questions = [q for q in queries(vocab, args.questions * 2) if q.strip()][: args.questions]
-        results = [await run_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db", corpus,
-                                     questions)]
+        results = [
+            await run_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db", corpus, questions)
+        ]
         async with _postgres() as pg_url:
             if pg_url is None:
                 print(f"PostgreSQL not reachable at {PG_URL}: skipped")
@@ -156,14 +196,18 @@ async def main() -> None:
                 results.append(await run_backend("postgresql", pg_url, corpus, questions))
 
     print()
-    print(f"{'backend':<11} {'chunks':>7} {'questions':>9} {'answered':>9} {'escalated':>9} "
-          f"{'answer p50':>10} {'answer p95':>10} {'answer max':>10} {'decide p95':>10} "
-          f"{'turn p50':>9} {'turn p95':>9}")
+    print(
+        f"{'backend':<11} {'chunks':>7} {'questions':>9} {'answered':>9} {'escalated':>9} "
+        f"{'answer p50':>10} {'answer p95':>10} {'answer max':>10} {'decide p95':>10} "
+        f"{'turn p50':>9} {'turn p95':>9}"
+    )
     for r in results:
-        print(f"{r['backend']:<11} {r['chunks']:>7} {r['questions']:>9} {r['answered']:>9} "
-              f"{r['escalated']:>9} {r['p50']:>8.2f}ms {r['p95']:>8.2f}ms {r['max']:>8.2f}ms "
-              f"{r['decide_p95']:>8.3f}ms "
-              f"{r['turn_p50']:>7.2f}ms {r['turn_p95']:>7.2f}ms")
+        print(
+            f"{r['backend']:<11} {r['chunks']:>7} {r['questions']:>9} {r['answered']:>9} "
+            f"{r['escalated']:>9} {r['p50']:>8.2f}ms {r['p95']:>8.2f}ms {r['max']:>8.2f}ms "
+            f"{r['decide_p95']:>8.3f}ms "
+            f"{r['turn_p50']:>7.2f}ms {r['turn_p95']:>7.2f}ms"
+        )
     print("\ntarget: answer p95 ≤ 20 ms")
 
 

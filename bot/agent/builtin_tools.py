@@ -120,7 +120,9 @@ def register_builtin_tools(
         ),
         parameters={
             "type": "object",
-            "properties": {"fact": {"type": "string", "minLength": 3, "maxLength": MEMORY_FACT_CHARS}},
+            "properties": {
+                "fact": {"type": "string", "minLength": 3, "maxLength": MEMORY_FACT_CHARS}
+            },
             "required": ["fact"],
             "additionalProperties": False,
         },
@@ -167,7 +169,7 @@ class _UserInfoLookup:
         if call.connector is not None:
             try:
                 contact = dict(await call.connector.user_info(smith, call.thread))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the smith's own data is still worth returning
                 log.warning("connector user_info failed: %s", type(exc).__name__)
                 contact = {"error": "contact details unavailable"}
         requested = str(arguments.get("user_id") or "").strip()
@@ -191,10 +193,11 @@ class _UserInfoLookup:
         external = smith.external_id or ""
         local = external.split(":", 1)[1] if ":" in external else external
         url = (
-            self._settings.url or ""
-        ).replace("{external_id}", quote(external, safe="")).replace(
-            "{external_id_local}", quote(local, safe="")
-        ).replace("{customer_id}", quote(smith.customer_id or "", safe=""))
+            (self._settings.url or "")
+            .replace("{external_id}", quote(external, safe=""))
+            .replace("{external_id_local}", quote(local, safe=""))
+            .replace("{customer_id}", quote(smith.customer_id or "", safe=""))
+        )
         try:
             headers = env_headers(self._settings.headers_from_env)
         except ConfigError as exc:

@@ -113,7 +113,9 @@ def history_messages(history: Sequence[Run]) -> list[ChatMessage]:
     for run in sorted(history, key=lambda r: r.started_at):
         if run.stop_reason is StopReason.GUARDRAIL:
             continue
-        text = "\n\n".join(str(item.get("content", "")) for item in run.input if item.get("content"))
+        text = "\n\n".join(
+            str(item.get("content", "")) for item in run.input if item.get("content")
+        )
         if text:
             messages.append(ChatMessage("user", text[:HISTORY_CHARS]))
         if run.output_text:

@@ -135,7 +135,8 @@ class Conversation:
         connector serving the channel nothing would send them, so they are returned as planned."""
         while True:
             entries = [
-                e for e in await self.app.store.outbox_entries(thread_id=thread_id, limit=1000)
+                e
+                for e in await self.app.store.outbox_entries(thread_id=thread_id, limit=1000)
                 if e.action.run_id == run_id
             ]
             unserved = self.app.connectors.get(self.connector.channel_name) is not self.connector

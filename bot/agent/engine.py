@@ -97,7 +97,7 @@ class _Turn:
     ctx: TurnContext
     guardrails: Guardrails
     records: list[ToolCallRecord] = field(default_factory=list)
-    usage: Usage = Usage()
+    usage: Usage = field(default_factory=Usage)
     model: str = ""
     rag: list[JSON] = field(default_factory=list)
     memories: list[str] = field(default_factory=list)
@@ -217,7 +217,7 @@ class AgentRunner:
                 )
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a turn never raises: apologise, escalate
                 log.error("every model provider failed: %s: %s", type(exc).__name__, exc)
                 return self._last_resort(turn, f"{type(exc).__name__}: {exc}", assembled.input)
             turn.usage = turn.usage + response.usage
@@ -243,7 +243,8 @@ class AgentRunner:
             for call in response.tool_calls:
                 outcome = await self._call_tool(turn, call, offered_names)
                 content = (
-                    to_json_text({"error": outcome}) if isinstance(outcome, str)
+                    to_json_text({"error": outcome})
+                    if isinstance(outcome, str)
                     else to_json_text(outcome.result)
                 )
                 messages.append(
@@ -259,8 +260,11 @@ class AgentRunner:
                     before = [PlannedAction(ActionKind.REPLY, text=said)] if said else []
                     skipped = response.tool_calls[response.tool_calls.index(call) + 1 :]
                     if skipped:
-                        log.info("%s ends the turn; %d later tool call(s) not run",
-                                 call.name, len(skipped))
+                        log.info(
+                            "%s ends the turn; %d later tool call(s) not run",
+                            call.name,
+                            len(skipped),
+                        )
                     return turn.result(
                         outcome.stop,
                         [*before, *outcome.actions],
@@ -300,7 +304,9 @@ class AgentRunner:
             log.warning("agent %s lists unknown tools: %s", ctx.agent.slug, ", ".join(unknown))
         return self.tools.offered(names)
 
-    def _outgoing(self, messages: list[ChatMessage], guardrails: Guardrails) -> tuple[ChatMessage, ...]:
+    def _outgoing(
+        self, messages: list[ChatMessage], guardrails: Guardrails
+    ) -> tuple[ChatMessage, ...]:
         """What the provider receives: redacted when it is a remote model."""
         if not self._remote or not guardrails.pii.enabled:
             return tuple(messages)
@@ -316,14 +322,20 @@ class AgentRunner:
             for m in messages
         )
 
-    async def _call_tool(
-        self, turn: _Turn, call: ToolCall, offered: set[str]
-    ) -> ToolOutcome | str:
+    async def _call_tool(self, turn: _Turn, call: ToolCall, offered: set[str]) -> ToolOutcome | str:
         """Run one tool call and record it; a string return is the error the model hears."""
         ctx = turn.ctx
-        arguments: JSON = call.arguments if call.arguments is not None else {"_raw": call.raw_arguments}
-        await ctx.emit(TurnEvent("tool.executing", ctx.run_id, ctx.thread.id,
-                                 {"name": call.name, "arguments": arguments}))
+        arguments: JSON = (
+            call.arguments if call.arguments is not None else {"_raw": call.raw_arguments}
+        )
+        await ctx.emit(
+            TurnEvent(
+                "tool.executing",
+                ctx.run_id,
+                ctx.thread.id,
+                {"name": call.name, "arguments": arguments},
+            )
+        )
         started = time.perf_counter()
         outcome: ToolOutcome | str
         if call.arguments is None:
@@ -343,15 +355,18 @@ class AgentRunner:
         latency = (time.perf_counter() - started) * 1000
         if isinstance(outcome, str):
             log.info("tool %s failed: %s", call.name, outcome)
-            record = ToolCallRecord(len(turn.records), call.id, call.name, arguments,
-                                    error=outcome, latency_ms=latency)
+            record = ToolCallRecord(
+                len(turn.records), call.id, call.name, arguments, error=outcome, latency_ms=latency
+            )
             done: JSON = {"name": call.name, "error": outcome}
         else:
             result = _plain(outcome.result)
-            outcome = ToolOutcome(result, outcome.actions, outcome.thread_change, outcome.stop,
-                                  outcome.memories)
-            record = ToolCallRecord(len(turn.records), call.id, call.name, arguments,
-                                    result=result, latency_ms=latency)
+            outcome = ToolOutcome(
+                result, outcome.actions, outcome.thread_change, outcome.stop, outcome.memories
+            )
+            record = ToolCallRecord(
+                len(turn.records), call.id, call.name, arguments, result=result, latency_ms=latency
+            )
             done = {"name": call.name, "result": result}
         turn.records.append(record)
         await ctx.emit(TurnEvent("tool.completed", ctx.run_id, ctx.thread.id, done))
@@ -367,8 +382,12 @@ class AgentRunner:
                 priority=rule.priority,
                 reply=rule.triggered_text,
             )
-            return turn.result(StopReason.GUARDRAIL, list(outcome.actions),
-                               change=outcome.thread_change, input_=turn_input(ctx))
+            return turn.result(
+                StopReason.GUARDRAIL,
+                list(outcome.actions),
+                change=outcome.thread_change,
+                input_=turn_input(ctx),
+            )
         return turn.result(
             StopReason.GUARDRAIL,
             [PlannedAction(ActionKind.REPLY, text=rule.triggered_text)],
@@ -382,16 +401,28 @@ class AgentRunner:
         ctx = turn.ctx
         scope = ToolCallContext(turn=ctx, connector=self._connectors.get(ctx.thread.channel))
         try:
-            outcome = escalation(scope, reason="The assistant could not answer (error).",
-                                 priority="high", reply=APOLOGY)
+            outcome = escalation(
+                scope,
+                reason="The assistant could not answer (error).",
+                priority="high",
+                reply=APOLOGY,
+            )
         except Exception:
             log.exception("the channel's escalation failed; using the default actions")
-            outcome = escalation(ToolCallContext(turn=ctx, connector=None),
-                                 reason="The assistant could not answer (error).",
-                                 priority="high", reply=APOLOGY)
+            outcome = escalation(
+                ToolCallContext(turn=ctx, connector=None),
+                reason="The assistant could not answer (error).",
+                priority="high",
+                reply=APOLOGY,
+            )
         turn.actions.clear()
-        return turn.result(StopReason.ERROR, list(outcome.actions), change=outcome.thread_change,
-                           error=error[:1000], input_=input_ or turn_input(ctx))
+        return turn.result(
+            StopReason.ERROR,
+            list(outcome.actions),
+            change=outcome.thread_change,
+            error=error[:1000],
+            input_=input_ or turn_input(ctx),
+        )
 
     async def _judge(self, question: str, text: str) -> bool:
         """Ask the model a yes/no guardrail question about a (redacted) customer message."""
@@ -399,7 +430,9 @@ class AgentRunner:
         request = ModelRequest(
             messages=(
                 ChatMessage("system", JUDGE_SYSTEM),
-                ChatMessage("user", f"Question: {question}\n\nCustomer message:\n{guard.redact(text)}"),
+                ChatMessage(
+                    "user", f"Question: {question}\n\nCustomer message:\n{guard.redact(text)}"
+                ),
             ),
             model=self.settings.model.name,
             temperature=0.0,
@@ -495,7 +528,11 @@ async def build_runner(app: Application) -> AgentRunner:
         else:
             log.info(
                 "knowledge base: %d chunks (%d added, %d updated, %d unchanged, %d removed)",
-                report.chunks, report.added, report.updated, report.unchanged, report.removed,
+                report.chunks,
+                report.added,
+                report.updated,
+                report.unchanged,
+                report.removed,
             )
     knowledge = CachedSearch(kb)
     offline = OfflineProvider(settings.offline, knowledge)

@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 Judge = Callable[[str, str], Awaitable[bool]]
 
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_EMAIL = re.compile(
+    r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+)
 # Candidate card numbers: 13–19 digits, optionally grouped by spaces or dashes.
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 # Candidate phone numbers: an optional +, then digits with the usual separators.
@@ -145,9 +147,12 @@ class Guardrails(_Model):
             try:
                 if await judge(rule.judge, text):
                     return rule
-            except Exception as exc:
-                log.warning("guardrail %r could not be judged (%s); letting the message through",
-                            rule.name, type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - fail open, and say so
+                log.warning(
+                    "guardrail %r could not be judged (%s); letting the message through",
+                    rule.name,
+                    type(exc).__name__,
+                )
         return None
 
     # -- PII --------------------------------------------------------------------------------

@@ -108,33 +108,76 @@ def check_turn(scenario: str, number: int, turn: Turn, outcome: TurnOutcome) -> 
     expect = turn.expect
     run = outcome.run
     if run is None:
-        checks.append(Check(scenario, number, "answered", not expect.answered,
-                            "the bot did not answer (a human has control)"))
+        checks.append(
+            Check(
+                scenario,
+                number,
+                "answered",
+                not expect.answered,
+                "the bot did not answer (a human has control)",
+            )
+        )
         return checks
     called = [c.name for c in run.tool_calls]
     reply = "\n".join(outcome.replies) or run.output_text
     for name in expect.tools_called:
-        checks.append(Check(scenario, number, f"called {name}", name in called,
-                            f"tools called: {', '.join(called) or 'none'}"))
+        checks.append(
+            Check(
+                scenario,
+                number,
+                f"called {name}",
+                name in called,
+                f"tools called: {', '.join(called) or 'none'}",
+            )
+        )
     for name in expect.tools_not_called:
-        checks.append(Check(scenario, number, f"did not call {name}", name not in called,
-                            f"tools called: {', '.join(called) or 'none'}"))
+        checks.append(
+            Check(
+                scenario,
+                number,
+                f"did not call {name}",
+                name not in called,
+                f"tools called: {', '.join(called) or 'none'}",
+            )
+        )
     for needle in expect.reply_contains:
-        checks.append(Check(scenario, number, f"reply contains {needle!r}",
-                            needle.casefold() in reply.casefold(), _clip(reply)))
+        checks.append(
+            Check(
+                scenario,
+                number,
+                f"reply contains {needle!r}",
+                needle.casefold() in reply.casefold(),
+                _clip(reply),
+            )
+        )
     for needle in expect.reply_not_contains:
-        checks.append(Check(scenario, number, f"reply lacks {needle!r}",
-                            needle.casefold() not in reply.casefold(), _clip(reply)))
+        checks.append(
+            Check(
+                scenario,
+                number,
+                f"reply lacks {needle!r}",
+                needle.casefold() not in reply.casefold(),
+                _clip(reply),
+            )
+        )
     if expect.stop_reason is not None:
-        checks.append(Check(scenario, number, f"stop reason {expect.stop_reason}",
-                            run.stop_reason.value == expect.stop_reason,
-                            f"stopped: {run.stop_reason.value}"))
+        checks.append(
+            Check(
+                scenario,
+                number,
+                f"stop reason {expect.stop_reason}",
+                run.stop_reason.value == expect.stop_reason,
+                f"stopped: {run.stop_reason.value}",
+            )
+        )
     if not reply.strip():
         checks.append(Check(scenario, number, "customer got a reply", False, "no reply"))
     return checks
 
 
-def simulation_settings(settings: Settings, database_url: str, agent_overrides: dict[str, Any]) -> Settings:
+def simulation_settings(
+    settings: Settings, database_url: str, agent_overrides: dict[str, Any]
+) -> Settings:
     """The configured settings on a throwaway database, with no external connectors."""
     data = settings.model_dump(mode="python")
     data["database"] = {**data["database"], "url": database_url}
@@ -192,8 +235,15 @@ async def _run_scenario(
         return checks
     if scenario.final_state is not None and conversation.thread is not None:
         state = conversation.thread.state.value
-        checks.append(Check(scenario.name, None, f"final state {scenario.final_state}",
-                            state == scenario.final_state, f"state: {state}"))
+        checks.append(
+            Check(
+                scenario.name,
+                None,
+                f"final state {scenario.final_state}",
+                state == scenario.final_state,
+                f"state: {state}",
+            )
+        )
     return checks
 
 

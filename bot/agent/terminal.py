@@ -48,9 +48,12 @@ async def chat(settings: Settings, options: ChatOptions, stdin: TextIO, out: Tex
         )
         await conversation.open_thread()
         who = options.display_name or options.external_id
-        _say(out, f"supportbot chat — agent {options.agent!r}, model {settings.model.provider}, "
-                  f"you are {who} ({options.external_id}). /quit to leave, /new for a new "
-                  f"conversation.")
+        _say(
+            out,
+            f"supportbot chat — agent {options.agent!r}, model {settings.model.provider}, "
+            f"you are {who} ({options.external_id}). /quit to leave, /new for a new "
+            f"conversation.",
+        )
         interactive = stdin.isatty()
         while True:
             if interactive:
@@ -74,8 +77,9 @@ async def chat(settings: Settings, options: ChatOptions, stdin: TextIO, out: Tex
             outcome = await conversation.say(text, on_event=view.on_event)
             view.finish(outcome)
             if outcome.thread.control is Control.HUMAN:
-                _say(out, "(a person has this conversation now; your next message starts a new "
-                          "one)")
+                _say(
+                    out, "(a person has this conversation now; your next message starts a new one)"
+                )
                 await conversation.open_thread()
     finally:
         await app.stop()
@@ -132,11 +136,16 @@ class _TurnView:
         if run.rag_results:
             best = run.rag_results[0]
             heading = f" › {best['heading']}" if best.get("heading") else ""
-            _say(self._out, f"  [knowledge] best passage: {best.get('title')}{heading} "
-                            f"({best.get('source')}), score {best.get('score')}")
+            _say(
+                self._out,
+                f"  [knowledge] best passage: {best.get('title')}{heading} "
+                f"({best.get('source')}), score {best.get('score')}",
+            )
         state = outcome.thread.state.value
-        _say(self._out, f"  [{run.stop_reason.value}; thread {state}, "
-                        f"control {outcome.thread.control.value}]")
+        _say(
+            self._out,
+            f"  [{run.stop_reason.value}; thread {state}, control {outcome.thread.control.value}]",
+        )
 
     def _end_line(self) -> None:
         if self._open_line:
@@ -164,5 +173,3 @@ def default_identity() -> tuple[str, str | None]:
     except (KeyError, OSError):
         login = "local"
     return f"cli:{login}", login.capitalize()
-
-

@@ -92,7 +92,7 @@ class ToolRegistry:
         if tool.name in self._tools:
             raise ValueError(f"a tool named {tool.name!r} is already registered")
         if not inspect.iscoroutinefunction(tool.handler) and not inspect.iscoroutinefunction(
-            getattr(tool.handler, "__call__", None)
+            type(tool.handler).__call__  # an object with an async __call__ (HttpTool)
         ):
             raise TypeError(f"tool {tool.name!r}: the handler must be an async function")
         Draft202012Validator.check_schema(tool.parameters)
@@ -136,8 +136,7 @@ class ToolRegistry:
         validator = self._validators[name]
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
         return [
-            (f"{'/'.join(str(p) for p in e.path)}: " if e.path else "") + e.message
-            for e in errors
+            (f"{'/'.join(str(p) for p in e.path)}: " if e.path else "") + e.message for e in errors
         ]
 
     async def invoke(self, name: str, arguments: JSON, call: ToolCallContext) -> ToolOutcome:
@@ -214,8 +213,13 @@ async def http_json(client: httpx.AsyncClient, method: str, url: str, **request:
         raise ToolError(f"the service did not answer within {request.get('timeout')}s") from None
     except httpx.HTTPError as exc:
         raise ToolError(f"the service could not be reached ({type(exc).__name__})") from None
-    log.debug("%s %s → %d in %.0f ms", method, url.split("?", 1)[0], response.status_code,
-              (time.perf_counter() - started) * 1000)
+    log.debug(
+        "%s %s → %d in %.0f ms",
+        method,
+        url.split("?", 1)[0],
+        response.status_code,
+        (time.perf_counter() - started) * 1000,
+    )
     body = response.text[:RESULT_TEXT_CHARS]
     if response.status_code >= 400:
         raise ToolError(f"the service answered HTTP {response.status_code}: {body[:300]}")

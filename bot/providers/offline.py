@@ -34,10 +34,70 @@ SEARCH_LIMIT = 3
 
 # Words that carry no question on their own: small talk after a greeting is not a question.
 _FILLER = frozenset(
-    """a an and are about any anybody anyone at be can could do does for from good got hello hey
-    hi how i im i'm is it its it's just me morning afternoon evening my of ok okay on or please
-    so thank thanks that the there this to today u up us we what whats what's with would you
-    your yo""".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "about",
+        "any",
+        "anybody",
+        "anyone",
+        "at",
+        "be",
+        "can",
+        "could",
+        "do",
+        "does",
+        "for",
+        "from",
+        "good",
+        "got",
+        "hello",
+        "hey",
+        "hi",
+        "how",
+        "i",
+        "im",
+        "i'm",
+        "is",
+        "it",
+        "its",
+        "it's",
+        "just",
+        "me",
+        "morning",
+        "afternoon",
+        "evening",
+        "my",
+        "of",
+        "ok",
+        "okay",
+        "on",
+        "or",
+        "please",
+        "so",
+        "thank",
+        "thanks",
+        "that",
+        "the",
+        "there",
+        "this",
+        "to",
+        "today",
+        "u",
+        "up",
+        "us",
+        "we",
+        "what",
+        "whats",
+        "what's",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yo",
+    ]
 )
 _WORD = re.compile(r"[\w']+")
 
@@ -130,9 +190,18 @@ class OfflineProvider:
                 (_call("CLOSE", {"resolution_summary": _summary(messages, last_user)}),),
             )
         if self._escalate and self._escalate.search(text) and "ESCALATE" in offered:
-            return _Decision("", (_call("ESCALATE", {
-                "reason": "The customer asked to talk to a person.", "priority": "normal",
-            }),))
+            return _Decision(
+                "",
+                (
+                    _call(
+                        "ESCALATE",
+                        {
+                            "reason": "The customer asked to talk to a person.",
+                            "priority": "normal",
+                        },
+                    ),
+                ),
+            )
 
         greeted = bool(self._greeting and self._greeting.match(text))
         question = self._greeting.sub("", text, count=1) if self._greeting and greeted else text
@@ -157,11 +226,19 @@ class OfflineProvider:
         if passage is not None and passage.score >= self._settings.confidence_threshold:
             return _Decision(hello + _answer(passage), ())
         if "ESCALATE" in offered:
-            return _Decision("", (_call("ESCALATE", {
-                "reason": "No confident answer in the knowledge base for: "
-                + _clip(" ".join(question.split()), 160),
-                "priority": "normal",
-            }),))
+            return _Decision(
+                "",
+                (
+                    _call(
+                        "ESCALATE",
+                        {
+                            "reason": "No confident answer in the knowledge base for: "
+                            + _clip(" ".join(question.split()), 160),
+                            "priority": "normal",
+                        },
+                    ),
+                ),
+            )
         return _Decision(
             hello + "I'm not sure about that one. Could you rephrase it, or tell me more?", ()
         )

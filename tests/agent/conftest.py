@@ -16,15 +16,17 @@ from bot.agent.engine import AgentRunner, make_runner
 from bot.app import Application
 from bot.domain import JSON, ActionKind, PlannedAction, Smith, Thread, Usage
 from bot.knowledge import Passage
+from bot.providers.base import DeltaSink, ModelRequest, ModelResponse, ToolCall
 from bot.store.database import Database
 from bot.store.migrate import upgrade
-from bot.providers.base import DeltaSink, ModelRequest, ModelResponse, ToolCall
 from tests.conftest import make_settings
 
 Script = ModelResponse | Exception | Callable[[ModelRequest], ModelResponse]
 
 
-def call(name: str, arguments: JSON | None = None, *, raw: str | None = None, id: str = "") -> ToolCall:
+def call(
+    name: str, arguments: JSON | None = None, *, raw: str | None = None, id: str = ""
+) -> ToolCall:
     """A tool call as a model would send it; ``raw`` (not JSON) makes malformed arguments."""
     if raw is not None:
         return ToolCall(id or f"call_{name}", name, raw, None, error="not valid JSON")
@@ -37,8 +39,13 @@ def says(text: str) -> ModelResponse:
 
 
 def calls(*tool_calls: ToolCall, text: str = "") -> ModelResponse:
-    return ModelResponse(text=text, tool_calls=tool_calls, usage=Usage(10, 5), model="scripted",
-                         finish_reason="tool_calls")
+    return ModelResponse(
+        text=text,
+        tool_calls=tool_calls,
+        usage=Usage(10, 5),
+        model="scripted",
+        finish_reason="tool_calls",
+    )
 
 
 class ScriptedProvider:
@@ -52,7 +59,9 @@ class ScriptedProvider:
         self.requests: list[ModelRequest] = []
         self.closed = False
 
-    async def complete(self, request: ModelRequest, on_delta: DeltaSink | None = None) -> ModelResponse:
+    async def complete(
+        self, request: ModelRequest, on_delta: DeltaSink | None = None
+    ) -> ModelResponse:
         self.requests.append(request)
         step = self.script.popleft() if self.script else self.default
         if step is None:
@@ -61,7 +70,10 @@ class ScriptedProvider:
             raise step
         response = step(request) if callable(step) else step
         if response.text and on_delta is not None:
-            for piece in (response.text[: len(response.text) // 2], response.text[len(response.text) // 2 :]):
+            for piece in (
+                response.text[: len(response.text) // 2],
+                response.text[len(response.text) // 2 :],
+            ):
                 await on_delta(piece)
         return response
 
@@ -71,8 +83,13 @@ class ScriptedProvider:
 
 def passage(title: str, heading: str, text: str, score: float, source: str = "") -> Passage:
     return Passage(
-        chunk_id=f"chk_{title}", document_id=f"doc_{title}", title=title, heading=heading,
-        text=text, source=source or f"{title.lower().replace(' ', '-')}.md", score=score,
+        chunk_id=f"chk_{title}",
+        document_id=f"doc_{title}",
+        title=title,
+        heading=heading,
+        text=text,
+        source=source or f"{title.lower().replace(' ', '-')}.md",
+        score=score,
     )
 
 
@@ -116,10 +133,18 @@ class Harness:
         self.connector = connector
         self.runner = runner
 
-    def customer(self, external_id: str, display_name: str | None = None, **profile: Any) -> Conversation:
-        return Conversation(self.app, self.connector, agent_slug="support",
-                            smith_external_id=external_id, display_name=display_name,
-                            profile=profile, turn_timeout=30)
+    def customer(
+        self, external_id: str, display_name: str | None = None, **profile: Any
+    ) -> Conversation:
+        return Conversation(
+            self.app,
+            self.connector,
+            agent_slug="support",
+            smith_external_id=external_id,
+            display_name=display_name,
+            profile=profile,
+            turn_timeout=30,
+        )
 
 
 @asynccontextmanager
@@ -145,8 +170,13 @@ async def running(
     built: list[AgentRunner] = []
 
     async def factory(app: Application) -> AgentRunner:
-        runner = make_runner(settings, provider=provider, connectors=app.connectors,
-                             knowledge=knowledge, remote=remote)
+        runner = make_runner(
+            settings,
+            provider=provider,
+            connectors=app.connectors,
+            knowledge=knowledge,
+            remote=remote,
+        )
         if configure is not None:
             configure(runner)
         built.append(runner)
@@ -167,8 +197,14 @@ def agent_section(**fields: Any) -> list[JSON]:
 
 @pytest.fixture
 def knowledge() -> FixedKnowledge:
-    return FixedKnowledge([
-        passage("Resetting your password", "Reset a forgotten password",
-                "Click Forgot password? on the sign-in page and follow the email.", 0.9,
-                "account/resetting-your-password.md"),
-    ])
+    return FixedKnowledge(
+        [
+            passage(
+                "Resetting your password",
+                "Reset a forgotten password",
+                "Click Forgot password? on the sign-in page and follow the email.",
+                0.9,
+                "account/resetting-your-password.md",
+            ),
+        ]
+    )

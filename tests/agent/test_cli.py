@@ -18,12 +18,20 @@ REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "examples" / "scenarios.yaml"
 
 
-def _supportbot(args: list[str], cwd: Path, stdin: str = "", timeout: float = 50) -> subprocess.CompletedProcess[str]:
+def _supportbot(
+    args: list[str], cwd: Path, stdin: str = "", timeout: float = 50
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
     env["SUPPORTBOT_LOG__FORMAT"] = "text"
     return subprocess.run(
         [sys.executable, "-c", "from bot.cli import main; main()", *args],
-        input=stdin, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
+        input=stdin,
+        capture_output=True,
+        check=False,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
     )
 
 
@@ -36,8 +44,9 @@ def test_chat_answers_with_a_citation_closes_and_escalates(tmp_path: Path) -> No
         "/quit",
         "never read",
     ]
-    done = _supportbot(["chat", "--as", "web:ada", "--name", "Ada Lovelace"], tmp_path,
-                       "\n".join(lines) + "\n")
+    done = _supportbot(
+        ["chat", "--as", "web:ada", "--name", "Ada Lovelace"], tmp_path, "\n".join(lines) + "\n"
+    )
     out = done.stdout
     assert done.returncode == 0, done.stderr
     assert "⚙ USER_INFO_LOOKUP" in out and "bot> Hi Ada! How can I help you today?" in out
@@ -84,8 +93,11 @@ async def test_simulate_reports_failures_and_exits_non_zero(tmp_path: Path) -> N
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("scenarios: []\n", "scenarios"), ("scenarios: [{name: x, turns: [{sey: hi}]}]\n", "sey"),
-     ("{{{", "not valid YAML")],
+    [
+        ("scenarios: []\n", "scenarios"),
+        ("scenarios: [{name: x, turns: [{sey: hi}]}]\n", "sey"),
+        ("{{{", "not valid YAML"),
+    ],
 )
 async def test_simulate_refuses_a_bad_file(tmp_path: Path, content: str, message: str) -> None:
     scenarios = tmp_path / "bad.yaml"

@@ -9,15 +9,22 @@ from pydantic import ValidationError
 from bot.agent.guardrails import Guardrails, luhn_valid
 from bot.domain import Control, StopReason, ThreadState
 from bot.providers.base import ModelRequest, ModelResponse
-
 from tests.agent.conftest import ScriptedProvider, agent_section, running, says
 
 RULES = {
     "input": [
-        {"name": "threats", "keywords": ["bomb", "burn it down"], "action": "escalate",
-         "priority": "urgent", "triggered_text": "A person will look at this right away."},
-        {"name": "password", "patterns": [r"\bmy password is\b"],
-         "triggered_text": "Please never share your password."},
+        {
+            "name": "threats",
+            "keywords": ["bomb", "burn it down"],
+            "action": "escalate",
+            "priority": "urgent",
+            "triggered_text": "A person will look at this right away.",
+        },
+        {
+            "name": "password",
+            "patterns": [r"\bmy password is\b"],
+            "triggered_text": "Please never share your password.",
+        },
     ]
 }
 
@@ -45,8 +52,9 @@ def test_redaction(text: str, expected: str) -> None:
 
 
 def test_redaction_is_configurable() -> None:
-    only_cards = Guardrails.parse({"pii": {"emails": False, "phones": False,
-                                           "patterns": [r"ACCT-\d+"]}})
+    only_cards = Guardrails.parse(
+        {"pii": {"emails": False, "phones": False, "patterns": [r"ACCT-\d+"]}}
+    )
     assert only_cards.redact("a@b.io 4111111111111111 ACCT-99") == "a@b.io [card number] [redacted]"
     assert Guardrails.parse({"pii": {"enabled": False}}).redact("a@b.io") == "a@b.io"
 
@@ -115,8 +123,15 @@ async def test_model_judged_rule_asks_a_remote_model(db_url: str) -> None:
             return ModelResponse(text=verdict)
         return ModelResponse(text="Here is how.")
 
-    rules = {"input": [{"name": "investment advice", "judge": "Does the customer ask for "
-                        "investment advice?", "triggered_text": "I can't give investment advice."}]}
+    rules = {
+        "input": [
+            {
+                "name": "investment advice",
+                "judge": "Does the customer ask for investment advice?",
+                "triggered_text": "I can't give investment advice.",
+            }
+        ]
+    }
     provider = ScriptedProvider(default=model)
     async with running(db_url, provider, remote=True, agents=agent_section(guardrails=rules)) as h:
         customer = h.customer("web:ann")
@@ -152,7 +167,9 @@ async def test_pii_is_redacted_for_a_remote_model_only(db_url: str) -> None:
 
 async def test_output_rule_replaces_a_reply_with_a_blocked_term(db_url: str) -> None:
     provider = ScriptedProvider(says("Honestly CompetitorCo does this better."))
-    rules = {"output": {"blocked_terms": ["CompetitorCo"], "blocked_text": "Let me get a colleague."}}
+    rules = {
+        "output": {"blocked_terms": ["CompetitorCo"], "blocked_text": "Let me get a colleague."}
+    }
     async with running(db_url, provider, agents=agent_section(guardrails=rules)) as h:
         outcome = await h.customer("web:ann").say("who is better?")
 

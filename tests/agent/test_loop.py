@@ -9,7 +9,6 @@ from bot.agent.tools import ToolCallContext, ToolError
 from bot.domain import JSON, ActionKind, Control, StopReason, ThreadState
 from bot.pipeline.events import TurnEvent
 from bot.providers.base import ProviderError
-
 from tests.agent.conftest import (
     FixedKnowledge,
     ScriptedProvider,
@@ -38,19 +37,33 @@ def _order_tool(runner: AgentRunner) -> None:
             raise RuntimeError("database down: password=hunter2")
         if arguments["order_id"] == "A1":
             raise ToolError("no such order")
-        return {"order_id": arguments["order_id"], "status": "shipped", "for": call.smith.display_name}
+        return {
+            "order_id": arguments["order_id"],
+            "status": "shipped",
+            "for": call.smith.display_name,
+        }
 
 
 TOOLS = ["USER_INFO_LOOKUP", "ESCALATE", "CLOSE", "ORDER_STATUS"]
 
 
-async def test_tool_calls_run_in_order_and_results_go_back(db_url: str, knowledge: FixedKnowledge) -> None:
+async def test_tool_calls_run_in_order_and_results_go_back(
+    db_url: str, knowledge: FixedKnowledge
+) -> None:
     provider = ScriptedProvider(
-        calls(call("USER_INFO_LOOKUP", {}, id="c1"), call("ORDER_STATUS", {"order_id": "A42"}, id="c2")),
+        calls(
+            call("USER_INFO_LOOKUP", {}, id="c1"),
+            call("ORDER_STATUS", {"order_id": "A42"}, id="c2"),
+        ),
         says("Hi Ada, order A42 has shipped."),
     )
-    async with running(db_url, provider, knowledge=knowledge, configure=_order_tool,
-                       agents=agent_section(tools=TOOLS)) as h:
+    async with running(
+        db_url,
+        provider,
+        knowledge=knowledge,
+        configure=_order_tool,
+        agents=agent_section(tools=TOOLS),
+    ) as h:
         events: list[TurnEvent] = []
 
         async def seen(event: TurnEvent) -> None:
@@ -63,9 +76,14 @@ async def test_tool_calls_run_in_order_and_results_go_back(db_url: str, knowledg
     assert run.stop_reason is StopReason.END_TURN
     assert run.output_text == "Hi Ada, order A42 has shipped."
     assert [(c.seq, c.call_id, c.name) for c in run.tool_calls] == [
-        (0, "c1", "USER_INFO_LOOKUP"), (1, "c2", "ORDER_STATUS")
+        (0, "c1", "USER_INFO_LOOKUP"),
+        (1, "c2", "ORDER_STATUS"),
     ]
-    assert run.tool_calls[1].result == {"order_id": "A42", "status": "shipped", "for": "Ada Lovelace"}
+    assert run.tool_calls[1].result == {
+        "order_id": "A42",
+        "status": "shipped",
+        "for": "Ada Lovelace",
+    }
     assert all(c.error is None and c.latency_ms >= 0 for c in run.tool_calls)
     assert run.usage.input_tokens == 20 and run.model == "scripted"
     assert run.input == [{"role": "user", "content": "Where is my order A42?", "attachments": []}]
@@ -78,10 +96,15 @@ async def test_tool_calls_run_in_order_and_results_go_back(db_url: str, knowledg
     assert [a.kind for a in outcome.actions] == [ActionKind.REPLY]
     names = [e.name for e in events]
     assert names[0] == "run.started" and names[-1] == "run.completed"
-    assert names.index("tool.executing") < names.index("tool.completed") < names.index("message.delta")
+    assert (
+        names.index("tool.executing") < names.index("tool.completed") < names.index("message.delta")
+    )
     executing = [e.data for e in events if e.name == "tool.executing"]
     assert executing[1] == {"name": "ORDER_STATUS", "arguments": {"order_id": "A42"}}
-    assert "".join(str(e.data["delta"]) for e in events if e.name == "message.delta") == run.output_text
+    assert (
+        "".join(str(e.data["delta"]) for e in events if e.name == "message.delta")
+        == run.output_text
+    )
 
 
 async def test_invalid_arguments_and_failing_tools_go_back_as_tool_errors(db_url: str) -> None:
@@ -95,7 +118,9 @@ async def test_invalid_arguments_and_failing_tools_go_back_as_tool_errors(db_url
         ),
         says("Sorry, I could not look that up."),
     )
-    async with running(db_url, provider, configure=_order_tool, agents=agent_section(tools=TOOLS)) as h:
+    async with running(
+        db_url, provider, configure=_order_tool, agents=agent_section(tools=TOOLS)
+    ) as h:
         outcome = await h.customer("web:ada").say("order?")
 
     run = outcome.run
@@ -131,8 +156,11 @@ async def test_max_tool_loops_ends_with_a_safe_fallback(db_url: str) -> None:
 
 async def test_end_state_tool_ends_the_turn_and_skips_later_calls(db_url: str) -> None:
     provider = ScriptedProvider(
-        calls(call("CLOSE", {"resolution_summary": "password reset"}, id="close"),
-              call("USER_INFO_LOOKUP", {}, id="later"), text="Glad it works now!"),
+        calls(
+            call("CLOSE", {"resolution_summary": "password reset"}, id="close"),
+            call("USER_INFO_LOOKUP", {}, id="later"),
+            text="Glad it works now!",
+        ),
     )
     async with running(db_url, provider) as h:
         outcome = await h.customer("web:ada").say("it works, thanks")
@@ -141,7 +169,11 @@ async def test_end_state_tool_ends_the_turn_and_skips_later_calls(db_url: str) -
     assert run is not None and run.stop_reason is StopReason.CLOSED
     assert [c.call_id for c in run.tool_calls] == ["close"]
     assert len(provider.requests) == 1
-    assert [a.kind for a in outcome.actions] == [ActionKind.REPLY, ActionKind.NOTE, ActionKind.CLOSE]
+    assert [a.kind for a in outcome.actions] == [
+        ActionKind.REPLY,
+        ActionKind.NOTE,
+        ActionKind.CLOSE,
+    ]
     assert outcome.actions[0].text == "Glad it works now!"
     assert outcome.actions[1].text == "Resolved: password reset"
     assert outcome.thread.state is ThreadState.CLOSED
@@ -166,13 +198,16 @@ async def test_every_provider_failing_apologises_and_escalates(db_url: str) -> N
 async def test_context_fills_variables_history_and_passages(db_url: str) -> None:
     instructions = (
         "You help {display_name} ({customer_id}) of {company} on the {plan} plan; "
-        "{metadata.plan}; {unknown_thing} stays; JSON {\"a\": 1} too."
+        '{metadata.plan}; {unknown_thing} stays; JSON {"a": 1} too.'
     )
     provider = ScriptedProvider(says("first answer"), says("second answer"))
     knowledge = FixedKnowledge([])
-    async with running(db_url, provider, knowledge=knowledge,
-                       agents=agent_section(instructions=instructions,
-                                            variables={"company": "Initech"})) as h:
+    async with running(
+        db_url,
+        provider,
+        knowledge=knowledge,
+        agents=agent_section(instructions=instructions, variables={"company": "Initech"}),
+    ) as h:
         customer = h.customer("web:bob", "Bob Smith", plan="pro", company="Evil Corp")
         await customer.say("first question")
         await customer.say("second question")
@@ -181,10 +216,13 @@ async def test_context_fills_variables_history_and_passages(db_url: str) -> None
     assert system.role == "system"
     assert system.content.startswith(
         "You help Bob Smith (unknown) of Initech on the pro plan; pro; {unknown_thing} stays; "
-        "JSON {\"a\": 1} too."
+        'JSON {"a": 1} too.'
     )
     assert "No knowledge passage matched" in system.content
     roles = [(m.role, m.content) for m in provider.requests[1].messages[1:]]
-    assert roles == [("user", "first question"), ("assistant", "first answer"),
-                     ("user", "second question")]
+    assert roles == [
+        ("user", "first question"),
+        ("assistant", "first answer"),
+        ("user", "second question"),
+    ]
     assert knowledge.queries == ["first question", "second question"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from bot.domain import StopReason
 from bot.providers.base import ModelRequest, ModelResponse
-
 from tests.agent.conftest import ScriptedProvider, call, calls, running
 
 

@@ -4,6 +4,7 @@ through the pipeline on a real knowledge base."""
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from bot.agent.engine import CachedSearch
@@ -14,16 +15,17 @@ from bot.providers.base import ChatMessage, ModelRequest, ToolSpec
 from bot.providers.offline import OfflineProvider
 from bot.store.database import Database
 from bot.store.migrate import upgrade
-
 from tests.agent.conftest import FixedKnowledge, passage, running
 
 TOOLS = tuple(
     ToolSpec(name, "", {"type": "object"}) for name in ("USER_INFO_LOOKUP", "ESCALATE", "CLOSE")
 )
 PASSWORD = passage(
-    "Resetting your password", "Resetting your password › Reset a forgotten password",
+    "Resetting your password",
+    "Resetting your password › Reset a forgotten password",
     "## Reset a forgotten password\n1. Click **Forgot password?**.\n2. Follow the email.",
-    0.92, "account/resetting-your-password.md",
+    0.92,
+    "account/resetting-your-password.md",
 )
 
 
@@ -49,8 +51,12 @@ async def test_greeting_looks_the_customer_up_then_greets_by_name() -> None:
         _request(
             ChatMessage("user", "Hello there!"),
             ChatMessage("assistant", "", tool_calls=first.tool_calls),
-            ChatMessage("tool", json.dumps({"found": True, "name": "Ada Lovelace"}),
-                        tool_call_id=lookup.id, name="USER_INFO_LOOKUP"),
+            ChatMessage(
+                "tool",
+                json.dumps({"found": True, "name": "Ada Lovelace"}),
+                tool_call_id=lookup.id,
+                name="USER_INFO_LOOKUP",
+            ),
         ),
         on_delta=sink,
     )
@@ -61,13 +67,21 @@ async def test_greeting_looks_the_customer_up_then_greets_by_name() -> None:
 
 async def test_greeting_with_a_question_greets_and_answers() -> None:
     responder = _responder(PASSWORD)
-    first = await responder.complete(_request(ChatMessage("user", "hi, how do I reset my password?")))
-    second = await responder.complete(_request(
-        ChatMessage("user", "hi, how do I reset my password?"),
-        ChatMessage("assistant", "", tool_calls=first.tool_calls),
-        ChatMessage("tool", json.dumps({"found": True, "name": "Grace Hopper"}),
-                    tool_call_id=first.tool_calls[0].id, name="USER_INFO_LOOKUP"),
-    ))
+    first = await responder.complete(
+        _request(ChatMessage("user", "hi, how do I reset my password?"))
+    )
+    second = await responder.complete(
+        _request(
+            ChatMessage("user", "hi, how do I reset my password?"),
+            ChatMessage("assistant", "", tool_calls=first.tool_calls),
+            ChatMessage(
+                "tool",
+                json.dumps({"found": True, "name": "Grace Hopper"}),
+                tool_call_id=first.tool_calls[0].id,
+                name="USER_INFO_LOOKUP",
+            ),
+        )
+    )
     assert second.text.startswith("Hi Grace! 1. Click **Forgot password?**.\n2. Follow the email.")
     assert second.text.endswith(
         "Source: Resetting your password › Reset a forgotten password "
@@ -77,10 +91,13 @@ async def test_greeting_with_a_question_greets_and_answers() -> None:
 
 async def test_later_greetings_do_not_look_up_again() -> None:
     responder = _responder(PASSWORD)
-    response = await responder.complete(_request(
-        ChatMessage("user", "first"), ChatMessage("assistant", "answer"),
-        ChatMessage("user", "hello again, how do I reset my password?"),
-    ))
+    response = await responder.complete(
+        _request(
+            ChatMessage("user", "first"),
+            ChatMessage("assistant", "answer"),
+            ChatMessage("user", "hello again, how do I reset my password?"),
+        )
+    )
     assert response.tool_calls == ()
     assert response.text.startswith("Hi! 1. Click")
 
@@ -101,7 +118,7 @@ async def test_question_below_the_confidence_threshold_escalates() -> None:
         ("I want to talk to a human", True),
         ("Can I speak to a REAL   PERSON please", True),
         ("get me an agent", True),
-        ("is the reagent in stock?", False),    # "agent" inside a word
+        ("is the reagent in stock?", False),  # "agent" inside a word
         ("humanity is great, reset password?", False),
     ],
 )
@@ -112,11 +129,13 @@ async def test_escalate_phrases_match_whole_words(text: str, escalates: bool) ->
 
 async def test_confirmation_closes_with_a_summary() -> None:
     responder = _responder(PASSWORD)
-    response = await responder.complete(_request(
-        ChatMessage("user", "how do I reset my password?"),
-        ChatMessage("assistant", "Click Forgot password."),
-        ChatMessage("user", "Thanks, that solved it!"),
-    ))
+    response = await responder.complete(
+        _request(
+            ChatMessage("user", "how do I reset my password?"),
+            ChatMessage("assistant", "Click Forgot password."),
+            ChatMessage("user", "Thanks, that solved it!"),
+        )
+    )
     assert [c.name for c in response.tool_calls] == ["CLOSE"]
     arguments = response.tool_calls[0].arguments
     assert arguments is not None and "reset my password" in arguments["resolution_summary"]

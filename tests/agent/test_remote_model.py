@@ -10,7 +10,6 @@ from bot.agent.builtin_tools import NOT_THE_CURRENT_CUSTOMER
 from bot.agent.conversation import Conversation, LocalConnector
 from bot.app import Application
 from bot.domain import StopReason
-
 from tests.conftest import make_settings
 from tests.fakes.model_server import ScriptedModelServer, ScriptedReply, ScriptedToolCall
 
@@ -19,13 +18,21 @@ async def test_a_failing_remote_model_falls_back_to_the_offline_responder(sqlite
     async with ScriptedModelServer(rule=lambda request: ScriptedReply.error(500)) as server:
         settings = make_settings(
             sqlite_url,
-            model={"provider": "openai", "base_url": server.url, "api_key": "k", "name": "m",
-                   "max_retries": 0, "fallback": ["offline"], "timeout_seconds": 5},
+            model={
+                "provider": "openai",
+                "base_url": server.url,
+                "api_key": "k",
+                "name": "m",
+                "max_retries": 0,
+                "fallback": ["offline"],
+                "timeout_seconds": 5,
+            },
         )
         connector = LocalConnector("sim")
         async with Application(settings, connectors=[connector], serve_http=False) as app:
-            customer = Conversation(app, connector, agent_slug="support",
-                                    smith_external_id="web:ada", turn_timeout=30)
+            customer = Conversation(
+                app, connector, agent_slug="support", smith_external_id="web:ada", turn_timeout=30
+            )
             outcome = await customer.say("How do I reset my password?")
 
     assert server.chat_requests, "the remote model was tried first"
@@ -47,14 +54,25 @@ async def test_tool_loop_over_http_with_malformed_arguments(sqlite_url: str) -> 
         )
         settings = make_settings(
             sqlite_url,
-            model={"provider": "openai", "base_url": server.url, "api_key": "k", "name": "m",
-                   "fallback": [], "timeout_seconds": 5},
+            model={
+                "provider": "openai",
+                "base_url": server.url,
+                "api_key": "k",
+                "name": "m",
+                "fallback": [],
+                "timeout_seconds": 5,
+            },
         )
         connector = LocalConnector("sim")
         async with Application(settings, connectors=[connector], serve_http=False) as app:
-            customer = Conversation(app, connector, agent_slug="support",
-                                    smith_external_id="web:ada", display_name="Ada",
-                                    turn_timeout=30)
+            customer = Conversation(
+                app,
+                connector,
+                agent_slug="support",
+                smith_external_id="web:ada",
+                display_name="Ada",
+                turn_timeout=30,
+            )
             outcome = await customer.say("who is someone-else?")
         second = server.chat_requests[1].messages
 

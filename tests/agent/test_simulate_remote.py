@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from bot.agent.simulate import simulate
-
 from tests.conftest import make_settings
 from tests.fakes.model_server import (
     RecordedRequest,
@@ -21,7 +20,9 @@ from tests.fakes.model_server import (
 )
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "examples" / "scenarios.yaml"
-PASSAGE = re.compile(r"^\[\d+\] (.+?) — relevance ([0-9.]+)\n(.+?)(?=\n\n\[\d+\] |\Z)", re.M | re.S)
+PASSAGE = re.compile(
+    r"^\[\d+\] (.+?) — relevance ([0-9.]+)\n(.+?)(?=\n\n\[\d+\] |\Z)", re.MULTILINE | re.DOTALL
+)
 
 
 class SupportModel:
@@ -42,12 +43,16 @@ class SupportModel:
         tool_results = [m for m in messages[last_user + 1 :] if m["role"] == "tool"]
         if tool_results:
             info = json.loads(tool_results[-1]["content"])
-            return ScriptedReply.say(f"Hi {str(info.get('name', 'there')).split()[0]}! "
-                                     "How can I help you today?")
+            return ScriptedReply.say(
+                f"Hi {str(info.get('name', 'there')).split()[0]}! How can I help you today?"
+            )
         text = request.last_user_text.lower()
         if "solved" in text:
-            return self._call("CLOSE", {"resolution_summary": "customer confirmed"},
-                              text="Great — closing this now.")
+            return self._call(
+                "CLOSE",
+                {"resolution_summary": "customer confirmed"},
+                text="Great — closing this now.",
+            )
         if "human" in text:
             return self._call("ESCALATE", {"reason": "asked for a person", "priority": "normal"})
         if text.strip(" !.") in ("hi", "hello"):
@@ -64,8 +69,14 @@ async def test_example_scenarios_pass_against_the_scripted_model_server(sqlite_u
     async with ScriptedModelServer(rule=model) as server:
         settings = make_settings(
             sqlite_url,
-            model={"provider": "openai", "base_url": server.url, "api_key": "test-key",
-                   "name": "scripted", "fallback": [], "timeout_seconds": 10},
+            model={
+                "provider": "openai",
+                "base_url": server.url,
+                "api_key": "test-key",
+                "name": "scripted",
+                "fallback": [],
+                "timeout_seconds": 10,
+            },
         )
         out = io.StringIO()
         code = await simulate(settings, SCENARIOS, out)
@@ -83,6 +94,6 @@ async def test_example_scenarios_pass_against_the_scripted_model_server(sqlite_u
     assert {"USER_INFO_LOOKUP", "ESCALATE", "CLOSE", "REMEMBER"} <= tools_offered
     # The tool result went back as a tool message answering the model's call.
     greeting = next(r for r in chat if any(m["role"] == "tool" for m in r.messages))
-    tool_message = [m for m in greeting.messages if m["role"] == "tool"][0]
+    tool_message = next(m for m in greeting.messages if m["role"] == "tool")
     assert tool_message["tool_call_id"].startswith("call_")
     assert json.loads(tool_message["content"])["name"] == "Ada Lovelace"

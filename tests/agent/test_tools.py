@@ -15,7 +15,6 @@ from bot.agent.builtin_tools import NOT_THE_CURRENT_CUSTOMER
 from bot.agent.tools import Tool, ToolRegistry
 from bot.domain import ActionKind, Control, StopReason, ThreadState
 from bot.providers.base import ModelRequest, ModelResponse
-
 from tests.agent.conftest import ScriptedProvider, agent_section, call, calls, running, says
 
 CONTACTS = {
@@ -33,10 +32,15 @@ class _Service:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.text()
-        self.requests.append({
-            "method": request.method, "path": request.raw_path.split("?")[0], "query": dict(request.query),
-            "headers": dict(request.headers), "body": json.loads(body) if body else None,
-        })
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.raw_path.split("?")[0],
+                "query": dict(request.query),
+                "headers": dict(request.headers),
+                "body": json.loads(body) if body else None,
+            }
+        )
         if request.path.startswith("/slow"):
             await asyncio.sleep(1)
         if request.path.startswith("/fail"):
@@ -67,8 +71,14 @@ def _lookup_then_answer(user_id: str) -> ScriptedProvider:
 
 async def test_user_info_lookup_returns_only_the_current_customer(db_url: str) -> None:
     asked = [
-        "intercom:bob", "bob", "bob@example.com", "BOB@EXAMPLE.COM",  # someone else
-        "intercom:alice", "alice", "Alice@Example.com", "",            # herself
+        "intercom:bob",
+        "bob",
+        "bob@example.com",
+        "BOB@EXAMPLE.COM",  # someone else
+        "intercom:alice",
+        "alice",
+        "Alice@Example.com",
+        "",  # herself
     ]
     provider = ScriptedProvider()
     for user_id in asked:
@@ -101,9 +111,13 @@ async def test_user_info_lookup_asks_the_team_service_for_the_current_customer(
     provider = _lookup_then_answer("someone-else")
     provider.script.extend([calls(call("USER_INFO_LOOKUP", {})), says("ok")])
     async with running(
-        db_url, provider, contacts=CONTACTS,
-        user_info={"url": service.url + "/users/{external_id_local}?full={external_id}",
-                   "headers_from_env": {"Authorization": "TEAM_USER_TOKEN"}},
+        db_url,
+        provider,
+        contacts=CONTACTS,
+        user_info={
+            "url": service.url + "/users/{external_id_local}?full={external_id}",
+            "headers_from_env": {"Authorization": "TEAM_USER_TOKEN"},
+        },
     ) as h:
         alice = h.customer("intercom:alice", "Alice")
         first = await alice.say("who is someone-else?")
@@ -120,7 +134,9 @@ async def test_user_info_lookup_asks_the_team_service_for_the_current_customer(
     assert "s3cret-token" not in json.dumps(second.run.tool_calls[0].result)
 
 
-async def test_escalate_records_channel_actions_and_hands_the_thread_to_a_human(db_url: str) -> None:
+async def test_escalate_records_channel_actions_and_hands_the_thread_to_a_human(
+    db_url: str,
+) -> None:
     provider = ScriptedProvider(
         calls(call("ESCALATE", {"reason": "refund over limit", "priority": "high"})),
     )
@@ -133,7 +149,8 @@ async def test_escalate_records_channel_actions_and_hands_the_thread_to_a_human(
     run = outcome.run
     assert run is not None and run.stop_reason is StopReason.ESCALATED
     assert [(a.kind, a.tag) for a in outcome.actions[:2]] == [
-        (ActionKind.TAG, "escalated"), (ActionKind.TAG, "priority:high")
+        (ActionKind.TAG, "escalated"),
+        (ActionKind.TAG, "priority:high"),
     ]
     note = outcome.actions[2].text or ""
     assert note.startswith("refund over limit | ") and "invoice 77" in note
@@ -159,7 +176,8 @@ async def test_close_records_actions_and_closes_the_thread(db_url: str) -> None:
 
     assert closed.run is not None and closed.run.stop_reason is StopReason.CLOSED
     assert [(a.kind, a.text) for a in closed.actions] == [
-        (ActionKind.NOTE, "Resolved: reset link worked"), (ActionKind.CLOSE, None)
+        (ActionKind.NOTE, "Resolved: reset link worked"),
+        (ActionKind.CLOSE, None),
     ]
     assert closed.thread.state is ThreadState.CLOSED
     assert reopened.thread.state is ThreadState.OPEN  # the customer wrote again
@@ -174,8 +192,10 @@ async def test_a_channel_without_connector_gets_the_default_actions(db_url: str)
     assert outcome.run is not None and outcome.run.stop_reason is StopReason.ESCALATED
     planned = [(a.kind, a.text) for a in outcome.actions]
     assert planned[0][0] is ActionKind.NOTE and "Escalated (normal): stuck" in (planned[0][1] or "")
-    assert planned[1] == (ActionKind.REPLY,
-                          "I've passed this to our support team; a person will follow up here shortly.")
+    assert planned[1] == (
+        ActionKind.REPLY,
+        "I've passed this to our support team; a person will follow up here shortly.",
+    )
 
 
 async def test_configured_http_tool_validates_then_calls(
@@ -198,11 +218,24 @@ async def test_configured_http_tool_validates_then_calls(
             "headers_from_env": {"Authorization": "ORDERS_TOKEN"},
             "timeout_seconds": 0.5,
         },
-        {"name": "REFUND", "description": "Refund", "url": service.url + "/fail/refund",
-         "parameters": {"type": "object", "properties": {"amount": {"type": "number"}}}},
-        {"name": "SLOW", "description": "Slow", "url": service.url + "/slow", "timeout_seconds": 0.2},
-        {"name": "UNSET", "description": "Needs a token", "url": service.url + "/unset",
-         "headers_from_env": {"Authorization": "NOT_SET_ANYWHERE"}},
+        {
+            "name": "REFUND",
+            "description": "Refund",
+            "url": service.url + "/fail/refund",
+            "parameters": {"type": "object", "properties": {"amount": {"type": "number"}}},
+        },
+        {
+            "name": "SLOW",
+            "description": "Slow",
+            "url": service.url + "/slow",
+            "timeout_seconds": 0.2,
+        },
+        {
+            "name": "UNSET",
+            "description": "Needs a token",
+            "url": service.url + "/unset",
+            "headers_from_env": {"Authorization": "NOT_SET_ANYWHERE"},
+        },
     ]
     provider = ScriptedProvider(
         calls(
@@ -214,8 +247,12 @@ async def test_configured_http_tool_validates_then_calls(
         ),
         says("checked"),
     )
-    async with running(db_url, provider, tools=tools,
-                       agents=agent_section(tools=["ORDER_STATUS", "REFUND", "SLOW", "UNSET"])) as h:
+    async with running(
+        db_url,
+        provider,
+        tools=tools,
+        agents=agent_section(tools=["ORDER_STATUS", "REFUND", "SLOW", "UNSET"]),
+    ) as h:
         outcome = await h.customer("web:fay").say("where is A/7?")
 
     run = outcome.run
@@ -273,9 +310,18 @@ async def test_tools_offered_follow_the_agent_list(db_url: str) -> None:
 @pytest.mark.parametrize(
     "tool",
     [
-        {"name": "BAD", "description": "x", "url": "http://127.0.0.1/", "parameters": {"type": "array"}},
-        {"name": "BAD", "description": "x", "url": "http://127.0.0.1/",
-         "parameters": {"type": "object", "properties": {"a": {"type": "nonsense"}}}},
+        {
+            "name": "BAD",
+            "description": "x",
+            "url": "http://127.0.0.1/",
+            "parameters": {"type": "array"},
+        },
+        {
+            "name": "BAD",
+            "description": "x",
+            "url": "http://127.0.0.1/",
+            "parameters": {"type": "object", "properties": {"a": {"type": "nonsense"}}},
+        },
         {"name": "has space", "description": "x", "url": "http://127.0.0.1/"},
         {"name": "BAD", "description": "x", "url": "http://127.0.0.1/", "method": "TRACE"},
     ],
