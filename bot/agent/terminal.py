@@ -74,7 +74,12 @@ async def chat(settings: Settings, options: ChatOptions, stdin: TextIO, out: Tex
             if not interactive:
                 _say(out, f"you> {text}")
             view = _TurnView(out)
-            outcome = await conversation.say(text, on_event=view.on_event)
+            try:
+                outcome = await conversation.say(text, on_event=view.on_event)
+            except TimeoutError:
+                # The message is in the inbox; the dispatcher retries it. Say so and go on.
+                _say(out, "(no answer in time; the message stays queued and will be answered)")
+                continue
             view.finish(outcome)
             if outcome.thread.control is Control.HUMAN:
                 _say(
