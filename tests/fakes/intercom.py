@@ -451,7 +451,7 @@ class FakeIntercom:
                 failure.times -= 1
                 if failure.delay:
                     if failure.status < 300:
-                        response = await handler(request)
+                        response: web.StreamResponse = await handler(request)
                         await asyncio.sleep(failure.delay)
                         record.status = response.status
                         return response
@@ -471,6 +471,7 @@ class FakeIntercom:
                     headers=headers,
                 )
         response = await handler(request)
+        assert isinstance(response, web.StreamResponse)
         self._check_response(request, body, response)
         response.headers["X-RateLimit-Limit"] = "10000"
         response.headers["X-RateLimit-Remaining"] = "9000"
@@ -484,7 +485,7 @@ class FakeIntercom:
         if request.headers.get("Intercom-Version") != self.api_version:
             return f"Intercom-Version is {request.headers.get('Intercom-Version')!r}, not {self.api_version!r}"
         try:
-            intercom_openapi().validate_request(_SpecRequest(request, body))  # type: ignore[arg-type]
+            intercom_openapi().validate_request(_SpecRequest(request, body))
         except RequestValidationError as exc:
             cause = exc.__cause__
             detail = f"{exc}" + (f" <- {cause}" if cause else "")
@@ -504,8 +505,8 @@ class FakeIntercom:
             return
         try:
             intercom_openapi().validate_response(
-                _SpecRequest(request, body),  # type: ignore[arg-type]
-                _SpecResponse(response),  # type: ignore[arg-type]
+                _SpecRequest(request, body),
+                _SpecResponse(response),
             )
         except ResponseValidationError as exc:
             errors = [
@@ -750,15 +751,15 @@ def _matches(query: JSON, conversation: JSON) -> bool:
     wanted = query["value"]
     op = query["operator"]
     if op == "=":
-        return value == wanted or (value is not None and str(value) == str(wanted))
+        return bool(value == wanted or (value is not None and str(value) == str(wanted)))
     if op == "!=":
-        return value != wanted
+        return bool(value != wanted)
     if value is None:
         return False
     if op == ">":
-        return value > wanted
+        return bool(value > wanted)
     if op == "<":
-        return value < wanted
+        return bool(value < wanted)
     raise ValueError(f"operator {op} is not faked")
 
 

@@ -118,7 +118,7 @@ async def running_app(
             await upgrade(db.engine)
         finally:
             await db.dispose()
-    app = Application(settings, runner_factory=None if real_engine else factory)  # type: ignore[arg-type]
+    app = Application(settings, runner_factory=None if real_engine else factory)
     async with app:
         yield app, runners[0] if runners else ScriptedRunner(app)
 
