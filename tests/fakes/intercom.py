@@ -293,6 +293,10 @@ class FakeIntercom:
             _Failure(method.upper(), re.compile(path), status, times, retry_after, delay)
         )
 
+    def heal(self) -> None:
+        """Forget every scripted failure still pending."""
+        self._failures.clear()
+
     def notification(self, topic: str, conversation_id: str, *, parts: int = 1) -> JSON:
         """A webhook notification as Intercom sends it: the conversation with only its newest
         ``parts`` parts (none for ``conversation.user.created``)."""

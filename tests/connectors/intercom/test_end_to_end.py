@@ -386,3 +386,18 @@ async def test_assigning_the_conversation_to_the_bot_hands_it_back(
         fake.user_reply(conversation, "<p>Second</p>")
         await deliver(app, fake.notification("conversation.user.replied", conversation))
         await wait_until(lambda: len(fake.replies(conversation)) == 2, what="the bot's second reply")
+
+
+async def test_an_unreachable_intercom_at_start_is_not_fatal(
+    sqlite_url: str, fake_intercom: FakeIntercom
+) -> None:
+    fake = fake_intercom
+    fake.fail("GET", "/me", status=500, times=10, retry_after=None)
+    contact = fake.add_contact()
+    conversation = fake.start_conversation(contact, "<p>Hello?</p>")
+    async with running_app(sqlite_url, fake, max_retries=1) as (app, runner):
+        assert (await app.ready())["connector:intercom"] is False
+        fake.heal()
+        await deliver(app, fake.notification("conversation.user.created", conversation))
+        await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the reply once /me answers")
+        assert (await app.ready())["connector:intercom"] is True
