@@ -7,6 +7,7 @@ while an immediate one queues on the busy timeout instead.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,13 +41,21 @@ class Database:
             kwargs["max_overflow"] = settings.pool_size
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(settings.url, **kwargs)
+        self._write_lock = asyncio.Lock()
         if self.is_sqlite:
             _sqlite_events(self.engine)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on clean exit."""
-        async with self.engine.connect() as conn:
+        if not self.is_sqlite:
+            async with self.engine.connect() as conn, conn.begin():
+                yield conn
+            return
+        # SQLite has one writer at a time. Writers of this process queue here instead of inside
+        # SQLite, whose busy handler sleeps in steps of up to 100 ms while it waits for the lock
+        # (other processes sharing the file still wait on the busy timeout).
+        async with self._write_lock, self.engine.connect() as conn:
             conn = await conn.execution_options(**{_IMMEDIATE: True})
             async with conn.begin():
                 yield conn

@@ -514,14 +514,15 @@ class Store:
                 ).mappings()
             )
             rows.reverse()
-            return [_run(r, await self._tool_calls(conn, r["id"])) for r in rows]
+            calls = await self._tool_calls(conn, [r["id"] for r in rows])
+            return [_run(r, calls.get(r["id"], ())) for r in rows]
 
     async def get_run(self, run_id: str) -> Run:
         async with self.db.read() as conn:
             row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
             if row is None:
                 raise NotFound(f"no run {run_id!r}")
-            return _run(row, await self._tool_calls(conn, run_id))
+            return _run(row, (await self._tool_calls(conn, [run_id])).get(run_id, ()))
 
     async def list_runs(
         self,
@@ -544,26 +545,36 @@ class Store:
         query = query.order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
         async with self.db.read() as conn:
             rows = list((await conn.execute(query.with_only_columns(*runs.c))).mappings())
-            return [_run(r, await self._tool_calls(conn, r["id"])) for r in rows]
+            calls = await self._tool_calls(conn, [r["id"] for r in rows])
+            return [_run(r, calls.get(r["id"], ())) for r in rows]
 
-    async def _tool_calls(self, conn: AsyncConnection, run_id: str) -> tuple[ToolCallRecord, ...]:
+    async def _tool_calls(
+        self, conn: AsyncConnection, run_ids: Sequence[str]
+    ) -> dict[str, tuple[ToolCallRecord, ...]]:
+        """The tool calls of several runs in one query, by run id."""
+        if not run_ids:
+            return {}
         rows = (
             await conn.execute(
-                select(tool_calls).where(tool_calls.c.run_id == run_id).order_by(tool_calls.c.seq)
+                select(tool_calls)
+                .where(tool_calls.c.run_id.in_(list(run_ids)))
+                .order_by(tool_calls.c.run_id, tool_calls.c.seq)
             )
         ).mappings()
-        return tuple(
-            ToolCallRecord(
-                seq=r["seq"],
-                call_id=r["call_id"],
-                name=r["name"],
-                arguments=r["arguments"],
-                result=r["result"],
-                error=r["error"],
-                latency_ms=r["latency_ms"],
+        found: dict[str, list[ToolCallRecord]] = {}
+        for r in rows:
+            found.setdefault(r["run_id"], []).append(
+                ToolCallRecord(
+                    seq=r["seq"],
+                    call_id=r["call_id"],
+                    name=r["name"],
+                    arguments=r["arguments"],
+                    result=r["result"],
+                    error=r["error"],
+                    latency_ms=r["latency_ms"],
+                )
             )
-            for r in rows
-        )
+        return {run_id: tuple(calls) for run_id, calls in found.items()}
 
     # -- memory ----------------------------------------------------------------------------
 
