@@ -8,6 +8,7 @@ action while its lease holds.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -131,6 +132,15 @@ class ActionState:
 # SQLite takes at most 32766 bound parameters per statement (999 before 3.32); stay well under.
 _IN_CHUNK = 500
 
+@dataclass(slots=True)
+class _PendingPut:
+    values: dict[str, Any]
+    done: asyncio.Future[bool]
+
+
+# Rows per group-commit insert (7 bound values each; far below SQLite's variable limit).
+INBOX_BATCH = 256
+
 _SMITH_PATCHABLE = frozenset({"display_name", "customer_id", "metadata", "auto_memory"})
 
 
@@ -143,6 +153,9 @@ class Store:
 
     def __init__(self, db: Database):
         self.db = db
+        self._inbox_queue: list[_PendingPut] = []
+        self._inbox_lock = asyncio.Lock()
+        self._inbox_flushes: set[asyncio.Task[None]] = set()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -591,28 +604,72 @@ class Store:
     # -- inbox and lanes -------------------------------------------------------------------
 
     async def inbox_put(self, message: InboundMessage, agent_slug: str) -> bool:
-        """Store an inbound message durably; False when this delivery was already stored."""
+        """Store an inbound message durably; False when this delivery was already stored.
+
+        Concurrent calls share one transaction (group commit): the first caller to find no
+        write in progress writes every queued message at once, and each caller learns whether
+        its own delivery was new. A webhook is acknowledged only after this returns.
+        """
         lane = lane_key(agent_slug, message.thread_external_id)
-        payload = {**message.to_json(), "agent_slug": agent_slug}
-        received = now()
-        async with self.db.tx() as conn:
-            result = await conn.execute(
-                self._insert_ignore(inbox, ["source", "dedup_key"]).values(
-                    source=message.source,
-                    dedup_key=message.dedup_key,
-                    lane=lane,
-                    payload=payload,
-                    status=InboxStatus.PENDING.value,
-                    attempts=0,
-                    received_at=received,
+        put = _PendingPut(
+            values={
+                "source": message.source,
+                "dedup_key": message.dedup_key,
+                "lane": lane,
+                "payload": {**message.to_json(), "agent_slug": agent_slug},
+                "status": InboxStatus.PENDING.value,
+                "attempts": 0,
+                "received_at": now(),
+            },
+            done=asyncio.get_running_loop().create_future(),
+        )
+        self._inbox_queue.append(put)
+        async with self._inbox_lock:
+            if not put.done.done():
+                batch = self._inbox_queue[:INBOX_BATCH]
+                del self._inbox_queue[:INBOX_BATCH]
+                flush = asyncio.create_task(self._inbox_flush(batch), name="inbox-flush")
+                self._inbox_flushes.add(flush)
+                flush.add_done_callback(self._inbox_flushes.discard)
+                # Shielded: a caller that goes away (client disconnect) must not abort the
+                # write the other callers in the batch are waiting for.
+                await asyncio.shield(flush)
+        return await put.done
+
+    async def _inbox_flush(self, batch: list[_PendingPut]) -> None:
+        try:
+            async with self.db.tx() as conn:
+                # executemany with RETURNING: SQLAlchemy renders it as multi-row VALUES from
+                # one cached statement ("insertmanyvalues"); skipped duplicates return no row.
+                result = await conn.execute(
+                    self._insert_ignore(inbox, ["source", "dedup_key"]).returning(
+                        inbox.c.source, inbox.c.dedup_key
+                    ),
+                    [put.values for put in batch],
                 )
-            )
-            if result.rowcount == 0:
-                return False
-            await conn.execute(
-                self._insert_ignore(lanes, ["key"]).values(key=lane, touched_at=received)
-            )
-        return True
+                inserted = {(row.source, row.dedup_key) for row in result}
+                new_lanes = {
+                    put.values["lane"]: put.values["received_at"]
+                    for put in batch
+                    if (put.values["source"], put.values["dedup_key"]) in inserted
+                }
+                if new_lanes:
+                    await conn.execute(
+                        self._insert_ignore(lanes, ["key"]),
+                        [{"key": key, "touched_at": at} for key, at in new_lanes.items()],
+                    )
+        except BaseException as exc:
+            failure = exc if isinstance(exc, Exception) else RuntimeError("inbox write cancelled")
+            for put in batch:
+                if not put.done.done():
+                    put.done.set_exception(failure)
+            raise
+        # The same delivery twice in one batch: only the first of them is new.
+        answered: set[tuple[str, str]] = set()
+        for put in batch:
+            key = (put.values["source"], put.values["dedup_key"])
+            put.done.set_result(key in inserted and key not in answered)
+            answered.add(key)
 
     async def inbox_seen(self, source: str, dedup_key: str) -> bool:
         async with self.db.read() as conn:

@@ -161,3 +161,22 @@ async def test_publishing_versions(store: Store) -> None:
     assert [v.version for v in await store.agent_versions("support")] == [1, 2]
     with pytest.raises(NotFound):
         await store.set_live_version("support", 7)
+
+
+async def test_group_committed_inbox_tells_each_caller_whether_it_was_new(store: Store) -> None:
+    from bot.domain import InboundMessage
+
+    def message(key: str, thread: str) -> InboundMessage:
+        return InboundMessage(source="test", dedup_key=key, thread_external_id=thread,
+                              smith_external_id="test:u", text=key)
+
+    # 300 concurrent deliveries (more than one batch): 100 keys, each delivered 3 times.
+    deliveries = [message(f"k{i % 100}", f"test:t{i % 7}") for i in range(300)]
+    results = await asyncio.gather(*(store.inbox_put(m, "support") for m in deliveries))
+    new_keys = [m.dedup_key for m, new in zip(deliveries, results) if new]
+    assert sorted(new_keys) == sorted(f"k{i}" for i in range(100))
+    assert await store.inbox_counts() == {"pending": 100}
+    assert not await store.inbox_put(message("k5", "test:t5"), "support")
+    claims = await store.claim_lanes(limit=10, lease_seconds=30)
+    assert sorted(c.lane for c in claims) == sorted(f"support|test:t{i}" for i in range(7))
+    assert sum(len(c.items) for c in claims) == 100
