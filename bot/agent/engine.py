@@ -208,7 +208,8 @@ class AgentRunner:
                 temperature=self.settings.model.temperature,
                 stream=self.settings.model.stream,
                 thread_key=ctx.thread.id,
-                smith_key=ctx.smith.id,
+                # The customer's own namespaced id (anon:, web:, intercom:…): Ingram upserts on it.
+                smith_key=ctx.smith.external_id or ctx.smith.id,
             )
             turn.streamed = False
             try:

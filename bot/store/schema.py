@@ -109,6 +109,8 @@ threads = Table(
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("agent_id", "external_id", name="uq_threads_agent_external"),
     Index("ix_threads_state", "state"),
+    # Connectors know a ticket, not the agent answering it (find_threads_by_external).
+    Index("ix_threads_external_id", "external_id"),
 )
 
 runs = Table(

@@ -226,3 +226,16 @@ async def test_context_fills_variables_history_and_passages(db_url: str) -> None
         ("user", "second question"),
     ]
     assert knowledge.queries == ["first question", "second question"]
+
+
+async def test_the_model_request_names_the_customer_and_thread_it_serves(db_url: str) -> None:
+    # Stateful providers (Ingram) upsert the customer on smith_key: it must be the customer's
+    # own namespaced id, so anon: visitors stay recognisable as such on the other side.
+    provider = ScriptedProvider(default=says("hello"))
+    async with running(db_url, provider) as h:
+        outcome = await h.customer("anon:visitor-7").say("hi there")
+    run = outcome.run
+    assert run is not None
+    [request] = provider.requests
+    assert request.smith_key == "anon:visitor-7"
+    assert request.thread_key == run.thread_id
