@@ -62,7 +62,7 @@ class RecordingConnector(Connector):
         return f"remote-{len(self.sent)}"
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool] | bool], timeout: float = 20.0) -> None:
+async def wait_for(condition: Callable[[], Awaitable[bool] | bool], timeout: float = 30.0) -> None:
     """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
