@@ -33,7 +33,7 @@ from bot.logs import bind_turn
 from bot.metrics import Metrics
 from bot.pipeline.events import TurnEvent, TurnEvents
 from bot.pipeline.turn import TurnContext, TurnRunner
-from bot.store.store import LaneClaim, LeaseLost, Store, ThreadChange
+from bot.store.store import LaneClaim, LeaseLost, Store, ThreadChange, TurnInputs
 
 log = logging.getLogger(__name__)
 
@@ -174,54 +174,52 @@ class Dispatcher:
         first = messages[0]
         slug = first.agent_slug or ""
         agent_id = await self._agent_id(slug)
-        thread = await self._store.find_thread(agent_id, first.thread_external_id)
-        smith = await self._smith_for(first.smith_external_id, agent_id, thread, first)
-        if smith is None:
-            await self._skip(claim, "message from someone other than the thread's customer")
-            return
-        if thread is None:
+        found = await self._store.find_thread_with_owner(agent_id, first.thread_external_id)
+        if found is None:
+            smith = await self._store.ensure_smith(
+                first.smith_external_id,
+                agent_id,
+                display_name=first.display_name,
+                metadata=first.profile or None,
+            )
             thread = await self._store.ensure_thread(
                 smith, first.thread_external_id, first.source, metadata=first.ref
             )
+        else:
+            thread, owner = found
+            if first.smith_external_id is not None and owner.external_id != first.smith_external_id:
+                await self._skip(claim, "message from someone other than the thread's customer")
+                return
+            smith = await self._refreshed(owner, first)
         if thread.control is Control.HUMAN:
             await self._skip(claim, "a human has taken over this thread")
             return
 
-        version = await self._store.version_for(smith)
+        inputs = await self._store.turn_inputs(smith, thread.id, history=HISTORY_RUNS)
+        version = inputs.version
         definition = version.definition if version else self._definitions(slug)
         run_id = new_id("run")
         with bind_turn(thread_id=thread.id, run_id=run_id):
-            await self._run_turn(claim, run_id, definition, version.version if version else None,
-                                 smith, thread, messages)
+            await self._run_turn(
+                claim, run_id, definition, version.version if version else None,
+                smith, thread, messages, inputs,
+            )
 
-    async def _smith_for(
-        self,
-        external_id: str | None,
-        agent_id: str,
-        thread: Thread | None,
-        first: InboundMessage,
-    ) -> Smith | None:
-        """The thread's own smith; None when the message is from a different person."""
-        if thread is not None:
-            owner = await self._store.get_smith(thread.smith_id, include_archived=True)
-            if external_id is not None and owner.external_id != external_id:
-                return None
-            if owner.archived_at is None and owner.external_id is not None and (
-                first.display_name or first.profile
-            ):
-                # Keep the customer's profile fresh (name, email, plan change over time).
-                return await self._store.ensure_smith(
-                    owner.external_id,
-                    agent_id,
-                    display_name=first.display_name,
-                    metadata=first.profile or None,
-                )
+    async def _refreshed(self, owner: Smith, first: InboundMessage) -> Smith:
+        """Keep the customer's profile fresh (name, email, plan change over time); write only
+        when something did change."""
+        if owner.archived_at is not None or owner.external_id is None:
+            return owner
+        renamed = first.display_name is not None and first.display_name != owner.display_name
+        profile = first.profile or {}
+        changed = any(owner.metadata.get(key) != value for key, value in profile.items())
+        if not (renamed or changed):
             return owner
         return await self._store.ensure_smith(
-            external_id,
-            agent_id,
+            owner.external_id,
+            owner.agent_id,
             display_name=first.display_name,
-            metadata=first.profile or None,
+            metadata=profile or None,
         )
 
     async def _run_turn(
@@ -233,10 +231,8 @@ class Dispatcher:
         smith: Smith,
         thread: Thread,
         inbound: tuple[InboundMessage, ...],
+        inputs: TurnInputs,
     ) -> None:
-        history = tuple(await self._store.thread_runs(thread.id, limit=HISTORY_RUNS))
-        memories = tuple(await self._store.memories(smith.id)) if smith.auto_memory else ()
-
         async def emit(event: TurnEvent) -> None:
             await self._events.publish(event)
 
@@ -247,8 +243,8 @@ class Dispatcher:
             smith=smith,
             thread=thread,
             messages=inbound,
-            history=history,
-            memories=memories,
+            history=inputs.history,
+            memories=inputs.memories,
             emit=emit,
         )
         started = now()

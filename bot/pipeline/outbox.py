@@ -24,9 +24,9 @@ from tenacity import (
 
 from bot.config import PipelineSettings
 from bot.connector import ActionError, Connector
-from bot.domain import Action, OutboxStatus, now
+from bot.domain import Action, OutboxStatus, Thread, now
 from bot.metrics import Metrics
-from bot.store.store import NotFound, Store
+from bot.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class OutboxSender:
         while not self._stopping:
             self._wake.clear()
             free = self._settings.concurrency - len(self._active)
-            actions: list[Action] = []
+            actions: list[tuple[Action, Thread]] = []
             if free > 0:
                 try:
                     actions = await self._store.claim_actions(
@@ -92,8 +92,8 @@ class OutboxSender:
                     )
                 except Exception:
                     log.exception("claiming outbox actions failed; retrying")
-            for action in actions:
-                task = asyncio.create_task(self._send(action), name=f"action:{action.id}")
+            for action, thread in actions:
+                task = asyncio.create_task(self._send(action, thread), name=f"action:{action.id}")
                 self._active.add(task)
                 task.add_done_callback(self._sent)
             if actions and len(actions) == free:
@@ -117,13 +117,12 @@ class OutboxSender:
             return max(backoff, exc.retry_after)
         return backoff
 
-    async def _send(self, action: Action) -> None:
+    async def _send(self, action: Action, thread: Thread) -> None:
         connector = self._connectors.get(action.channel)
         try:
             if connector is None:
                 # Retryable: a connector switched off for a restart may well come back.
                 raise ActionError(f"no connector {action.channel!r} is enabled")
-            thread = await self._store.get_thread(action.thread_id)
             remote_id = None
             tries = 0
             # Never try more often than the attempts left before the dead letter.
@@ -142,7 +141,7 @@ class OutboxSender:
                     remote_id = await connector.execute(current, thread)
         except asyncio.CancelledError:
             raise
-        except (ActionError, NotFound) as exc:
+        except ActionError as exc:
             await self._failed(action, exc)
             return
         except Exception as exc:

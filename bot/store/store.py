@@ -91,6 +91,13 @@ class ThreadChange:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnInputs:
+    version: AgentVersion | None
+    history: tuple[Run, ...]
+    memories: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     action: Action
     status: OutboxStatus
@@ -251,23 +258,36 @@ class Store:
     async def version_for(self, smith: Smith) -> AgentVersion | None:
         """The version a smith runs: its pin, else the agent's live version, else none yet."""
         async with self.db.read() as conn:
-            live = (
+            return await self._version_for(conn, smith)
+
+    async def _version_for(self, conn: AsyncConnection, smith: Smith) -> AgentVersion | None:
+        version = smith.pinned_version
+        if version is None:
+            version = (
                 await conn.execute(
                     select(agents.c.live_version).where(agents.c.id == smith.agent_id)
                 )
             ).scalar()
-            version = smith.pinned_version or live
-            if version is None:
-                return None
-            row = (
-                await conn.execute(
-                    select(agent_versions).where(
-                        agent_versions.c.agent_id == smith.agent_id,
-                        agent_versions.c.version == version,
-                    )
+        if version is None:
+            return None
+        row = (
+            await conn.execute(
+                select(agent_versions).where(
+                    agent_versions.c.agent_id == smith.agent_id,
+                    agent_versions.c.version == version,
                 )
-            ).mappings().first()
+            )
+        ).mappings().first()
         return _agent_version(row) if row else None
+
+    async def turn_inputs(self, smith: Smith, thread_id: str, *, history: int) -> TurnInputs:
+        """What a turn reads before it runs, in one read transaction: the agent version the
+        smith runs, the thread's latest runs, and the smith's memories when it keeps them."""
+        async with self.db.read() as conn:
+            version = await self._version_for(conn, smith)
+            runs_ = await self._thread_runs(conn, thread_id, history)
+            facts = await self._memories(conn, smith.id, 50) if smith.auto_memory else []
+        return TurnInputs(version, tuple(runs_), tuple(facts))
 
     # -- smiths ----------------------------------------------------------------------------
 
@@ -475,6 +495,23 @@ class Store:
             ).mappings().first()
         return _thread(row) if row else None
 
+    async def find_thread_with_owner(
+        self, agent_id: str, external_id: str
+    ) -> tuple[Thread, Smith] | None:
+        """A ticket's thread and the smith it belongs to (archived or not), in one query."""
+        owner = smiths.alias("owner")
+        query = (
+            select(threads, *[c.label(f"own__{c.name}") for c in owner.c])
+            .join(owner, owner.c.id == threads.c.smith_id)
+            .where(threads.c.agent_id == agent_id, threads.c.external_id == external_id)
+        )
+        async with self.db.read() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        if row is None:
+            return None
+        smith_row = {c.name: row[f"own__{c.name}"] for c in owner.c}
+        return _thread(row), _smith(smith_row)  # type: ignore[arg-type]
+
     async def find_threads_by_external(self, external_id: str) -> list[Thread]:
         """Every agent's thread for one ticket (connectors know the ticket, not the agent)."""
         async with self.db.read() as conn:
@@ -516,19 +553,22 @@ class Store:
     async def thread_runs(self, thread_id: str, *, limit: int = 50) -> list[Run]:
         """The thread's latest runs, oldest first (the turn history)."""
         async with self.db.read() as conn:
-            rows = list(
-                (
-                    await conn.execute(
-                        select(runs)
-                        .where(runs.c.thread_id == thread_id)
-                        .order_by(runs.c.started_at.desc(), runs.c.id.desc())
-                        .limit(limit)
-                    )
-                ).mappings()
-            )
-            rows.reverse()
-            calls = await self._tool_calls(conn, [r["id"] for r in rows])
-            return [_run(r, calls.get(r["id"], ())) for r in rows]
+            return await self._thread_runs(conn, thread_id, limit)
+
+    async def _thread_runs(self, conn: AsyncConnection, thread_id: str, limit: int) -> list[Run]:
+        rows = list(
+            (
+                await conn.execute(
+                    select(runs)
+                    .where(runs.c.thread_id == thread_id)
+                    .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+                    .limit(limit)
+                )
+            ).mappings()
+        )
+        rows.reverse()
+        calls = await self._tool_calls(conn, [r["id"] for r in rows])
+        return [_run(r, calls.get(r["id"], ())) for r in rows]
 
     async def get_run(self, run_id: str) -> Run:
         async with self.db.read() as conn:
@@ -593,13 +633,16 @@ class Store:
 
     async def memories(self, smith_id: str, *, limit: int = 50) -> list[str]:
         async with self.db.read() as conn:
-            rows = await conn.execute(
-                select(memories.c.fact)
-                .where(memories.c.smith_id == smith_id)
-                .order_by(memories.c.id)
-                .limit(limit)
-            )
-            return [r[0] for r in rows]
+            return await self._memories(conn, smith_id, limit)
+
+    async def _memories(self, conn: AsyncConnection, smith_id: str, limit: int) -> list[str]:
+        rows = await conn.execute(
+            select(memories.c.fact)
+            .where(memories.c.smith_id == smith_id)
+            .order_by(memories.c.id)
+            .limit(limit)
+        )
+        return [r[0] for r in rows]
 
     # -- inbox and lanes -------------------------------------------------------------------
 
@@ -696,11 +739,24 @@ class Store:
             .where(lanes.c.key.in_(busy_lanes), free)
             .order_by(lanes.c.touched_at, lanes.c.key)
             .limit(limit)
-            .with_for_update(skip_locked=True)
         )
+        # Look first in a read transaction: an empty poll must not take SQLite's write lock
+        # (the next customer's message would queue behind it).
+        async with self.db.read() as conn:
+            seen = [r[0] for r in await conn.execute(candidates)]
+        if not seen:
+            return []
         claims: list[LaneClaim] = []
         async with self.db.tx() as conn:
-            keys = [r[0] for r in await conn.execute(candidates)]
+            keys = [
+                r[0]
+                for r in await conn.execute(
+                    select(lanes.c.key)
+                    .where(lanes.c.key.in_(seen), free)
+                    .order_by(lanes.c.touched_at, lanes.c.key)
+                    .with_for_update(skip_locked=True)
+                )
+            ]
             for key in keys:
                 token = new_id("lse")
                 result = await conn.execute(
@@ -879,8 +935,11 @@ class Store:
 
     # -- outbox ----------------------------------------------------------------------------
 
-    async def claim_actions(self, *, limit: int, lease_seconds: float) -> list[Action]:
-        """Due actions, at most the oldest unfinished one per thread, leased to this caller."""
+    async def claim_actions(
+        self, *, limit: int, lease_seconds: float
+    ) -> list[tuple[Action, Thread]]:
+        """Due actions, at most the oldest unfinished one per thread, leased to this caller,
+        each with the thread it acts on."""
         at = now()
         earlier = outbox.alias("earlier")
         blocked = (
@@ -893,21 +952,33 @@ class Store:
             .exists()
         )
         free = or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < at)
-        candidates = (
-            select(outbox.c.seq)
-            .where(
-                outbox.c.status == OutboxStatus.PENDING.value,
-                outbox.c.next_attempt_at <= at,
-                free,
-                ~blocked,
-            )
-            .order_by(outbox.c.seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        due = and_(
+            outbox.c.status == OutboxStatus.PENDING.value,
+            outbox.c.next_attempt_at <= at,
+            free,
+            ~blocked,
         )
-        claimed: list[Action] = []
+        # As for lanes: an empty poll stays a read.
+        async with self.db.read() as conn:
+            seen = [
+                r[0]
+                for r in await conn.execute(
+                    select(outbox.c.seq).where(due).order_by(outbox.c.seq).limit(limit)
+                )
+            ]
+        if not seen:
+            return []
+        claimed: list[tuple[Action, Thread]] = []
         async with self.db.tx() as conn:
-            seqs = [r[0] for r in await conn.execute(candidates)]
+            seqs = [
+                r[0]
+                for r in await conn.execute(
+                    select(outbox.c.seq)
+                    .where(outbox.c.seq.in_(seen), due)
+                    .order_by(outbox.c.seq)
+                    .with_for_update(skip_locked=True)
+                )
+            ]
             for seq in seqs:
                 token = new_id("lse")
                 result = await conn.execute(
@@ -922,9 +993,18 @@ class Store:
                 )
                 if result.rowcount != 1:
                     continue
-                row = (await conn.execute(select(outbox).where(outbox.c.seq == seq))).mappings().one()
+                row = (
+                    await conn.execute(
+                        select(outbox, *[c.label(f"thr__{c.name}") for c in threads.c])
+                        .join(threads, threads.c.id == outbox.c.thread_id)
+                        .where(outbox.c.seq == seq)
+                    )
+                ).mappings().one()
+                thread_row = {c.name: row[f"thr__{c.name}"] for c in threads.c}
                 # ``attempt`` counts earlier tries that may have reached the platform.
-                claimed.append(_action(row, attempt=row["attempts"] - 1))
+                claimed.append(
+                    (_action(row, attempt=row["attempts"] - 1), _thread(thread_row))  # type: ignore[arg-type]
+                )
         return claimed
 
     async def action_attempted(self, action_id: str) -> None:
