@@ -18,19 +18,20 @@ from bot.domain import (
     Action,
     AgentDefinition,
     Control,
+    InboundMessage,
     InboxStatus,
     Run,
     Smith,
     StopReason,
     Thread,
     ThreadState,
-    InboundMessage,
     action_id,
     new_id,
     now,
 )
 from bot.logs import bind_turn
 from bot.metrics import Metrics
+from bot.pipeline.claims import ClaimLoop
 from bot.pipeline.events import TurnEvent, TurnEvents
 from bot.pipeline.turn import TurnContext, TurnRunner
 from bot.store.store import LaneClaim, LeaseLost, Store, ThreadChange, TurnInputs
@@ -41,7 +42,9 @@ TITLE_CHARS = 80
 HISTORY_RUNS = 20
 
 
-class Dispatcher:
+class Dispatcher(ClaimLoop[LaneClaim]):
+    name = "dispatcher"
+
     def __init__(
         self,
         *,
@@ -53,84 +56,24 @@ class Dispatcher:
         metrics: Metrics,
         on_committed: Callable[[], None] = lambda: None,
     ):
+        super().__init__(settings)
         self._store = store
-        self._settings = settings
         self._runner = runner
         self._definitions = definitions
         self._events = events
         self._metrics = metrics
         self._on_committed = on_committed
-        self._wake = asyncio.Event()
-        self._active: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
-        self._stopping = False
         self._agent_ids: dict[str, str] = {}
 
-    # -- lifecycle ----------------------------------------------------------------------
+    async def _claim(self, limit: int) -> list[LaneClaim]:
+        return await self._store.claim_lanes(limit=limit, lease_seconds=self._settings.lease_seconds)
 
-    async def start(self) -> None:
-        if self._loop_task is not None:
-            raise RuntimeError("the dispatcher is already running")
-        self._stopping = False
-        self._loop_task = asyncio.create_task(self._loop(), name="dispatcher")
-
-    async def stop(self, drain_timeout: float | None = None) -> None:
-        """Stop claiming, let running turns finish up to the drain timeout, cancel the rest
-        (their messages stay in the inbox and are picked up after restart)."""
-        self._stopping = True
-        self._wake.set()
-        if self._loop_task is not None:
-            await self._loop_task
-            self._loop_task = None
-        timeout = self._settings.drain_timeout_seconds if drain_timeout is None else drain_timeout
-        if self._active:
-            _, pending = await asyncio.wait(set(self._active), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("cancelled %d turns still running after %.1fs", len(pending), timeout)
-                await asyncio.gather(*pending, return_exceptions=True)
-
-    def wake(self) -> None:
-        """New work is in the inbox: look now rather than at the next poll."""
-        self._wake.set()
-
-    @property
-    def busy(self) -> int:
-        return len(self._active)
-
-    async def _loop(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            free = self._settings.concurrency - len(self._active)
-            claims: list[LaneClaim] = []
-            if free > 0:
-                try:
-                    claims = await self._store.claim_lanes(
-                        limit=free, lease_seconds=self._settings.lease_seconds
-                    )
-                except Exception:
-                    log.exception("claiming inbox work failed; retrying")
-            for claim in claims:
-                task = asyncio.create_task(self._process(claim), name=f"turn:{claim.lane}")
-                self._active.add(task)
-                task.add_done_callback(self._turn_finished)
-            if claims and len(claims) == free:
-                continue  # there may be more work than slots; look again at once
-            try:
-                await asyncio.wait_for(
-                    self._wake.wait(), timeout=self._settings.poll_interval_seconds
-                )
-            except TimeoutError:
-                pass
-
-    def _turn_finished(self, task: asyncio.Task[None]) -> None:
-        self._active.discard(task)
-        self._wake.set()
+    def _task_name(self, claim: LaneClaim) -> str:
+        return f"turn:{claim.lane}"
 
     # -- one claim ----------------------------------------------------------------------
 
-    async def _process(self, claim: LaneClaim) -> None:
+    async def _handle(self, claim: LaneClaim) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(claim), name=f"lease:{claim.lane}")
         try:
             await self._turn(claim)

@@ -26,6 +26,7 @@ from bot.config import PipelineSettings
 from bot.connector import ActionError, Connector
 from bot.domain import Action, OutboxStatus, Thread, now
 from bot.metrics import Metrics
+from bot.pipeline.claims import ClaimLoop
 from bot.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, ActionError) and exc.retryable
 
 
-class OutboxSender:
+class OutboxSender(ClaimLoop[tuple[Action, Thread]]):
+    name = "outbox"
+
     def __init__(
         self,
         *,
@@ -46,68 +49,24 @@ class OutboxSender:
         connectors: Mapping[str, Connector],
         metrics: Metrics,
     ):
+        super().__init__(settings)
         self._store = store
-        self._settings = settings
         self._connectors = connectors
         self._metrics = metrics
-        self._wake = asyncio.Event()
-        self._active: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
-        self._stopping = False
         self._backoff = wait_random_exponential(
             multiplier=settings.outbox_backoff_seconds, max=settings.outbox_backoff_max_seconds
         )
 
-    async def start(self) -> None:
-        if self._loop_task is not None:
-            raise RuntimeError("the outbox sender is already running")
-        self._stopping = False
-        self._loop_task = asyncio.create_task(self._loop(), name="outbox")
+    async def _claim(self, limit: int) -> list[tuple[Action, Thread]]:
+        return await self._store.claim_actions(
+            limit=limit, lease_seconds=self._settings.lease_seconds
+        )
 
-    async def stop(self, drain_timeout: float | None = None) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._loop_task is not None:
-            await self._loop_task
-            self._loop_task = None
-        timeout = self._settings.drain_timeout_seconds if drain_timeout is None else drain_timeout
-        if self._active:
-            _, pending = await asyncio.wait(set(self._active), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+    def _task_name(self, work: tuple[Action, Thread]) -> str:
+        return f"action:{work[0].id}"
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _loop(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            free = self._settings.concurrency - len(self._active)
-            actions: list[tuple[Action, Thread]] = []
-            if free > 0:
-                try:
-                    actions = await self._store.claim_actions(
-                        limit=free, lease_seconds=self._settings.lease_seconds
-                    )
-                except Exception:
-                    log.exception("claiming outbox actions failed; retrying")
-            for action, thread in actions:
-                task = asyncio.create_task(self._send(action, thread), name=f"action:{action.id}")
-                self._active.add(task)
-                task.add_done_callback(self._sent)
-            if actions and len(actions) == free:
-                continue
-            try:
-                await asyncio.wait_for(
-                    self._wake.wait(), timeout=self._settings.poll_interval_seconds
-                )
-            except TimeoutError:
-                pass
-
-    def _sent(self, task: asyncio.Task[None]) -> None:
-        self._active.discard(task)
-        self._wake.set()
+    async def _handle(self, work: tuple[Action, Thread]) -> None:
+        await self._send(*work)
 
     def _wait(self, state: RetryCallState) -> float:
         """Exponential backoff with jitter, but never sooner than the platform's Retry-After."""

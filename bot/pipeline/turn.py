@@ -52,11 +52,11 @@ class TurnResult:
     stop_reason: StopReason
     actions: tuple[PlannedAction, ...] = ()
     tool_calls: tuple[ToolCallRecord, ...] = ()
-    usage: Usage = Usage()
+    usage: Usage = field(default_factory=Usage)
     model: str = ""
     rag_results: tuple[JSON, ...] = ()
     error: str | None = None
-    thread_change: ThreadChange = ThreadChange()
+    thread_change: ThreadChange = field(default_factory=ThreadChange)
     memories: tuple[str, ...] = ()
     input: tuple[JSON, ...] = field(default_factory=tuple)
 
