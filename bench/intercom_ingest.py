@@ -16,17 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
 import aiohttp
-import asyncpg
+from support import scratch_database
 
 from bot.app import Application
 from bot.config import Settings
@@ -34,37 +28,16 @@ from bot.store.migrate import upgrade
 from connectors.intercom.webhook import sign
 from tests.fakes.intercom import FakeIntercom
 
-PG_URL = os.environ.get("SUPPORTBOT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SECRET = "bench-client-secret"
 
 
-@asynccontextmanager
-async def database(kind: str) -> AsyncIterator[str | None]:
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as tmp:
-            yield f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        return
-    try:
-        admin = await asyncpg.connect(PG_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError):
-        yield None
-        return
-    name = f"sbbench_{uuid.uuid4().hex[:10]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    try:
-        yield f"postgresql+asyncpg://{PG_URL.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin = await asyncpg.connect(PG_URL, timeout=5)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def run(kind: str, deliveries: int, concurrency: int) -> list[str] | None:
     fake = FakeIntercom()
     await fake.start()
     try:
-        async with database(kind) as url:
+        async with scratch_database(kind) as url:
             if url is None:
                 return None
             unique = deliveries - deliveries // 10

@@ -19,19 +19,15 @@ import random
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
+from support import PG_URL, scratch_database
 
 from bot.config import DatabaseSettings, KnowledgeSettings
 from bot.knowledge import KnowledgeBase
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 
-PG_URL = os.environ.get("SUPPORTBOT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SECTIONS_PER_DOCUMENT = 20
 CHUNK_CHARS = 1200
 
@@ -138,22 +134,6 @@ def queries(vocab: list[str], count: int, seed: int = 11) -> list[str]:
     return out
 
 
-@asynccontextmanager
-async def _postgres() -> AsyncIterator[str | None]:
-    try:
-        admin = await asyncpg.connect(PG_URL, timeout=5)
-    except (OSError, asyncpg.PostgresError):
-        yield None
-        return
-    name = f"sbbench_{uuid.uuid4().hex[:10]}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    try:
-        yield f"postgresql+asyncpg://{PG_URL.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin = await asyncpg.connect(PG_URL, timeout=5)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def run_backend(label: str, url: str, corpus: Path, qs: list[str]) -> dict[str, object]:
@@ -214,7 +194,7 @@ async def main() -> None:
         results = [
             await run_backend("sqlite (FTS5)", f"sqlite+aiosqlite:///{tmp}/bench.db", corpus, qs)
         ]
-        async with _postgres() as pg_url:
+        async with scratch_database("postgresql") as pg_url:
             if pg_url is None:
                 print(f"PostgreSQL not reachable at {PG_URL}: skipped")
             else:

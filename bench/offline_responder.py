@@ -28,7 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from knowledge_search import PG_URL, _postgres, generate, queries
+from knowledge_search import generate, queries
+from support import PG_URL, scratch_database
 
 from bot.agent.engine import CachedSearch, make_runner
 from bot.config import DatabaseSettings, KnowledgeSettings, OfflineSettings, Settings
@@ -192,7 +193,7 @@ async def main() -> None:
         results = [
             await run_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db", corpus, questions)
         ]
-        async with _postgres() as pg_url:
+        async with scratch_database("postgresql") as pg_url:
             if pg_url is None:
                 print(f"PostgreSQL not reachable at {PG_URL}: skipped")
             else:

@@ -9,7 +9,9 @@ The connector does nothing, so helpdesk latency is zero too. Two measurements ea
 
 Target (DESIGN.md §11): median ≤ 5 ms and ≥ 200 turns/s per process.
 
-    PYTHONPATH=. python bench/turn_overhead.py [--turns 1000] [--postgresql URL]
+    PYTHONPATH=. python bench/turn_overhead.py [--turns 1000]
+
+PostgreSQL runs when reachable at ``$SUPPORTBOT_BENCH_PG_URL`` (a scratch database).
 """
 
 from __future__ import annotations
@@ -17,13 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
-import asyncpg
+from support import PG_URL, scratch_database
 
 from bot.app import Application
 from bot.config import Settings
@@ -109,33 +108,22 @@ async def _zero(_: Application) -> ZeroRunner:
     return ZeroRunner()
 
 
-async def _pg_database(admin_url: str) -> tuple[str, str]:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    return admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + "/" + name, name
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=1000)
-    parser.add_argument("--postgresql", help="admin URL, e.g. postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, factory in (("spine only (zero-cost runner)", _zero), ("default engine (offline responder)", None)):
-            url = f"sqlite+aiosqlite:///{Path(tmp) / (uuid.uuid4().hex + '.db')}"
-            rows.append(("sqlite", label, *await measure(url, factory, args.turns)))
-            if args.postgresql:
-                pg_url, name = await _pg_database(args.postgresql)
-                try:
-                    rows.append(("postgresql", label, *await measure(pg_url, factory, args.turns)))
-                finally:
-                    conn = await asyncpg.connect(args.postgresql)
-                    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                    await conn.close()
+    for label, factory in (
+        ("spine only (zero-cost runner)", _zero),
+        ("default engine (offline responder)", None),
+    ):
+        for kind in ("sqlite", "postgresql"):
+            async with scratch_database(kind) as url:
+                if url is None:
+                    print(f"PostgreSQL not reachable at {PG_URL}: skipped")
+                    continue
+                rows.append((kind, label, *await measure(url, factory, args.turns)))
 
     print(f"\nturns: {args.turns} in parallel on distinct threads; latency over 200 sequential turns\n")
     print(f"{'database':<11} {'runner':<36} {'median ms':>10} {'p95 ms':>8} {'turns/s':>9}")
