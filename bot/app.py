@@ -155,6 +155,7 @@ class Application:
                 definitions=self.definition,
                 events=self.events,
                 metrics=self.metrics,
+                connectors=self.connectors,
                 on_committed=self.outbox.wake,
             )
             await self.dispatcher.start()

@@ -193,6 +193,7 @@ class SlackSettings(Section):
     escalation_mention: str | None = None
     agent: str | None = None
     stream: bool = False
+    stream_interval_seconds: float = Field(default=0.5, ge=0)
     working_reaction: str | None = "eyes"
     support_users: list[str] = []
     support_group: str | None = None
@@ -240,6 +241,9 @@ class PipelineSettings(Section):
     lease_seconds: float = Field(default=60.0, gt=0)
     poll_interval_seconds: float = Field(default=1.0, gt=0)
     outbox_max_attempts: int = Field(default=8, ge=1)
+    # Tries at a customer's messages whose turn raised (not a model failure: the engine answers
+    # those) before they are marked failed.
+    turn_max_attempts: int = Field(default=5, ge=1)
     outbox_backoff_seconds: float = Field(default=1.0, gt=0)
     outbox_backoff_max_seconds: float = Field(default=300.0, gt=0)
     drain_timeout_seconds: float = Field(default=20.0, ge=0)

@@ -9,6 +9,7 @@ The core never imports ``connectors/``.
 
 from __future__ import annotations
 
+import enum
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,38 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "supportbot.connectors"
+
+
+class TurnOutcome(enum.Enum):
+    """How a turn on a thread ended, as far as the channel's customer can tell."""
+
+    COMPLETED = "completed"  # committed; its actions are in the outbox
+    SKIPPED = "skipped"  # not answered (a human has the thread, someone else wrote)
+    GAVE_UP = "gave_up"  # failed for good after its retries; nothing will be sent
+    RETRYING = "retrying"  # failed; the messages go back to the inbox for another try
+
+
+class LiveReply(ABC):
+    """A reply the customer watches being written while the turn runs (Slack's streaming).
+
+    ``append`` must return at once and never raise: the turn does not wait on the platform.
+    The dispatcher ends every live reply exactly once, with ``finish`` when the turn produced a
+    reply that will carry the message (what ``finish`` returns goes into that REPLY action's
+    ``ref``, so whichever worker sends it completes this message instead of posting another),
+    or with ``discard`` when nothing will (no reply, a failed turn, a lost lease).
+    """
+
+    @abstractmethod
+    def append(self, delta: str) -> None:
+        """More text of the reply."""
+
+    @abstractmethod
+    async def finish(self) -> JSON:
+        """Flush what was appended; the ``ref`` for the REPLY action ({} if nothing showed)."""
+
+    @abstractmethod
+    async def discard(self) -> None:
+        """Take down whatever was shown; must not raise."""
 
 
 class ActionError(Exception):
@@ -89,6 +122,18 @@ class Connector(ABC):
     def close_actions(self, *, resolution_summary: str, thread: Thread) -> list[PlannedAction]:
         """What CLOSE does on this channel."""
         return default_close_actions(resolution_summary=resolution_summary)
+
+    async def live_reply(self, thread: Thread, run_id: str, *, retry: bool) -> LiveReply | None:
+        """A live reply for the turn ``run_id`` about to run on ``thread``, or None (the reply
+        is sent whole by its REPLY action). ``retry`` means an earlier try of this turn may
+        have left a partial reply behind."""
+        return None
+
+    async def turn_ended(
+        self, thread: Thread, messages: Sequence[InboundMessage], outcome: TurnOutcome
+    ) -> None:
+        """A turn on ``thread`` for ``messages`` is over (working indicators come off); must
+        return quickly and not raise."""
 
     def ready(self) -> bool:
         return True

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from bot.config import PipelineSettings
+from bot.connector import Connector, LiveReply, TurnOutcome
 from bot.domain import (
     Action,
+    ActionKind,
     AgentDefinition,
     Control,
     InboundMessage,
@@ -33,7 +36,7 @@ from bot.logs import bind_turn
 from bot.metrics import Metrics
 from bot.pipeline.claims import ClaimLoop
 from bot.pipeline.events import TurnEvent, TurnEvents
-from bot.pipeline.turn import TurnContext, TurnRunner
+from bot.pipeline.turn import TurnContext, TurnResult, TurnRunner
 from bot.store.store import LaneClaim, LeaseLost, Store, ThreadChange, TurnInputs
 
 log = logging.getLogger(__name__)
@@ -54,9 +57,11 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         definitions: Callable[[str], AgentDefinition],
         events: TurnEvents,
         metrics: Metrics,
+        connectors: Mapping[str, Connector] | None = None,
         on_committed: Callable[[], None] = lambda: None,
     ):
         super().__init__(settings)
+        self._connectors: Mapping[str, Connector] = connectors or {}
         self._store = store
         self._runner = runner
         self._definitions = definitions
@@ -75,8 +80,9 @@ class Dispatcher(ClaimLoop[LaneClaim]):
 
     async def _handle(self, claim: LaneClaim) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(claim), name=f"lease:{claim.lane}")
+        seen: list[Thread] = []
         try:
-            await self._turn(claim)
+            await self._turn(claim, seen)
         except LeaseLost:
             log.warning("lease on %s expired mid-turn; another worker owns it now", claim.lane)
         except asyncio.CancelledError:
@@ -90,9 +96,17 @@ class Dispatcher(ClaimLoop[LaneClaim]):
                     status=InboxStatus.PENDING,
                     error=f"{type(exc).__name__}: {exc}",
                     retry_after=min(2.0**attempts, 300.0),
+                    max_attempts=self._settings.turn_max_attempts,
                 )
             except LeaseLost:
                 pass
+            if seen:
+                gave_up = attempts >= self._settings.turn_max_attempts
+                if gave_up:
+                    log.error("giving up on %s after %d tries", claim.lane, attempts)
+                await self._turn_ended(
+                    claim, seen[0], TurnOutcome.GAVE_UP if gave_up else TurnOutcome.RETRYING
+                )
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
@@ -112,7 +126,8 @@ class Dispatcher(ClaimLoop[LaneClaim]):
             self._agent_ids[slug] = agent.id
         return self._agent_ids[slug]
 
-    async def _turn(self, claim: LaneClaim) -> None:
+    async def _turn(self, claim: LaneClaim, seen: list[Thread]) -> None:
+        """One turn for the lane's messages; ``seen`` gets the thread once it is known."""
         messages = tuple(item.message for item in claim.items)
         first = messages[0]
         slug = first.agent_slug or ""
@@ -129,13 +144,15 @@ class Dispatcher(ClaimLoop[LaneClaim]):
                 smith, first.thread_external_id, first.source, metadata=first.ref
             )
         else:
-            thread, owner = found
-            if first.smith_external_id is not None and owner.external_id != first.smith_external_id:
-                await self._skip(claim, "message from someone other than the thread's customer")
-                return
-            smith = await self._refreshed(owner, first)
+            thread, smith = found
+        seen.append(thread)
+        if first.smith_external_id is not None and smith.external_id != first.smith_external_id:
+            await self._skip(claim, thread, "message from someone other than the thread's customer")
+            return
+        if found is not None:
+            smith = await self._refreshed(smith, first)
         if thread.control is Control.HUMAN:
-            await self._skip(claim, "a human has taken over this thread")
+            await self._skip(claim, thread, "a human has taken over this thread")
             return
 
         inputs = await self._store.turn_inputs(smith, thread.id, history=HISTORY_RUNS)
@@ -176,8 +193,12 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         inbound: tuple[InboundMessage, ...],
         inputs: TurnInputs,
     ) -> None:
+        live = await self._live_reply(thread, run_id, retry=claim.retry)
+
         async def emit(event: TurnEvent) -> None:
             await self._events.publish(event)
+            if live is not None and event.name == "message.delta":
+                live.append(str(event.data.get("delta") or ""))
 
         ctx = TurnContext(
             run_id=run_id,
@@ -192,10 +213,46 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         )
         started = now()
         clock = time.perf_counter()
-        await emit(TurnEvent("run.started", run_id, thread.id, {"smith_id": smith.id}))
-        log.info("turn started on %s with %d message(s)", thread.external_id, len(inbound))
-        result = await self._runner.run(ctx)
+        try:
+            await emit(TurnEvent("run.started", run_id, thread.id, {"smith_id": smith.id}))
+            log.info("turn started on %s with %d message(s)", thread.external_id, len(inbound))
+            result = await self._runner.run(ctx)
+            actions = await self._commit(claim, ctx, result, started, live)
+        except BaseException:
+            if live is not None:
+                # Nothing was committed: what the customer saw streaming is not an answer (the
+                # next try streams afresh).
+                await asyncio.shield(live.discard())
+            raise
+        elapsed = time.perf_counter() - clock
+        self._metrics.turns.labels(result.stop_reason.value).inc()
+        self._metrics.turn_seconds.observe(elapsed)
+        log.info(
+            "turn finished: %s, %d action(s), %.0f ms",
+            result.stop_reason.value, len(actions), elapsed * 1000,
+        )
+        await emit(
+            TurnEvent(
+                "run.completed" if result.stop_reason is not StopReason.ERROR else "run.failed",
+                run_id,
+                thread.id,
+                {"stop_reason": result.stop_reason.value, "error": result.error},
+            )
+        )
+        self._on_committed()
+        await self._turn_ended(claim, thread, TurnOutcome.COMPLETED)
+
+    async def _commit(
+        self,
+        claim: LaneClaim,
+        ctx: TurnContext,
+        result: TurnResult,
+        started: float,
+        live: LiveReply | None,
+    ) -> list[Action]:
+        """Record the turn: its run, its actions and the thread's new state, in one commit."""
         finished = now()
+        run_id, thread, smith = ctx.run_id, ctx.thread, ctx.smith
 
         change = result.thread_change
         if change.state is None and thread.state is ThreadState.CLOSED:
@@ -209,10 +266,10 @@ class Dispatcher(ClaimLoop[LaneClaim]):
             thread_id=thread.id,
             smith_id=smith.id,
             agent_id=smith.agent_id,
-            agent_version=version,
+            agent_version=ctx.agent_version,
             input=list(result.input) or [
                 {"role": "user", "content": m.text, "attachments": [a.to_json() for a in m.attachments]}
-                for m in inbound
+                for m in ctx.messages
             ],
             output_text=result.output_text,
             stop_reason=result.stop_reason,
@@ -240,30 +297,52 @@ class Dispatcher(ClaimLoop[LaneClaim]):
             )
             for position, planned in enumerate(result.actions)
         ]
+        if live is not None:
+            actions = await _hand_over(live, actions)
         await self._store.commit_turn(
             claim, run, actions, thread_change=change, new_memories=result.memories
         )
-        elapsed = time.perf_counter() - clock
-        self._metrics.turns.labels(result.stop_reason.value).inc()
-        self._metrics.turn_seconds.observe(elapsed)
-        log.info(
-            "turn finished: %s, %d action(s), %.0f ms",
-            result.stop_reason.value, len(actions), elapsed * 1000,
-        )
-        await emit(
-            TurnEvent(
-                "run.completed" if result.stop_reason is not StopReason.ERROR else "run.failed",
-                run_id,
-                thread.id,
-                {"stop_reason": result.stop_reason.value, "error": result.error},
-            )
-        )
-        self._on_committed()
+        return actions
 
-    async def _skip(self, claim: LaneClaim, reason: str) -> None:
+    async def _skip(self, claim: LaneClaim, thread: Thread, reason: str) -> None:
         log.info("not answering %s: %s", claim.lane, reason)
         self._metrics.skipped.labels(reason).inc(len(claim.items))
         await self._store.release_lane(claim, status=InboxStatus.SKIPPED, error=reason)
+        await self._turn_ended(claim, thread, TurnOutcome.SKIPPED)
+
+    async def _live_reply(self, thread: Thread, run_id: str, *, retry: bool) -> LiveReply | None:
+        connector = self._connectors.get(thread.channel)
+        if connector is None:
+            return None
+        try:
+            return await connector.live_reply(thread, run_id, retry=retry)
+        except Exception:
+            log.exception("could not open a live reply on %s; the reply is sent whole", thread.channel)
+            return None
+
+    async def _turn_ended(self, claim: LaneClaim, thread: Thread, outcome: TurnOutcome) -> None:
+        connector = self._connectors.get(thread.channel)
+        if connector is None:
+            return
+        try:
+            await connector.turn_ended(thread, [item.message for item in claim.items], outcome)
+        except Exception:
+            log.exception("%s could not take note of a turn that %s", thread.channel, outcome.value)
+
+
+async def _hand_over(live: LiveReply, actions: list[Action]) -> list[Action]:
+    """Give the live reply's message to the turn's first REPLY, which completes it when the
+    outbox sends it; with no reply to carry it, the message is taken down."""
+    ref = await live.finish()
+    position = next((i for i, a in enumerate(actions) if a.kind is ActionKind.REPLY), None)
+    if not ref:
+        return actions
+    if position is None:
+        await live.discard()
+        return actions
+    reply = actions[position]
+    actions[position] = replace(reply, ref={**reply.ref, **ref})
+    return actions
 
 
 def _title(text: str) -> str | None:

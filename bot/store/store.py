@@ -81,6 +81,14 @@ class LaneClaim:
     lane: str
     token: str
     items: tuple[InboxItem, ...]
+    # The lane's last lease ran out rather than being given back (a worker died mid-turn) or
+    # held it for a failed turn's backoff.
+    recovered: bool = False
+
+    @property
+    def retry(self) -> bool:
+        """An earlier try at these messages may have shown the customer something."""
+        return self.recovered or any(item.attempts for item in self.items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -749,15 +757,15 @@ class Store:
         claims: list[LaneClaim] = []
         async with self.db.tx() as conn:
             keys = [
-                r[0]
+                (r[0], r[1] is not None)
                 for r in await conn.execute(
-                    select(lanes.c.key)
+                    select(lanes.c.key, lanes.c.lease_expires_at)
                     .where(lanes.c.key.in_(seen), free)
                     .order_by(lanes.c.touched_at, lanes.c.key)
                     .with_for_update(skip_locked=True)
                 )
             ]
-            for key in keys:
+            for key, expired in keys:
                 token = new_id("lse")
                 result = await conn.execute(
                     update(lanes)
@@ -775,7 +783,7 @@ class Store:
                 ).mappings()
                 items = tuple(_inbox_item(r) for r in rows)
                 if items:
-                    claims.append(LaneClaim(key, token, items))
+                    claims.append(LaneClaim(key, token, items, recovered=expired))
                 else:
                     await conn.execute(
                         update(lanes)
