@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -40,7 +40,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import SlackSettings
-from bot.connector import ActionError, Connector, ConnectorRuntime
+from bot.connector import ActionError, Connector, ConnectorRuntime, LiveReply, TurnOutcome
 from bot.domain import (
     JSON,
     Action,
@@ -54,6 +54,7 @@ from bot.domain import (
     ThreadState,
 )
 from bot.store.store import ThreadChange
+from connectors.slack.live import STREAM_CHUNK_CHARS, SlackLiveReply, fingerprint
 from connectors.slack.mrkdwn import split_message, to_mrkdwn
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,10 @@ TRANSIENT_ERRORS = frozenset(
 PROFILE_TIMEOUT_SECONDS = 2.5
 # Longest Retry-After waited out inside a Web API call; well inside the outbox lease.
 RATE_LIMIT_INLINE_WAIT_SECONDS = 5.0
-WORKING_THREADS = 10_000
 USER_CACHE_SIZE = 10_000
-STREAM_CHUNK_CHARS = 1000
 LOOKUP_PAGES = 5
+# chat.update takes up to 12,000 characters of markdown; a longer reply is posted in parts.
+UPDATE_MAX_CHARS = 12_000
 
 
 def thread_external_id(team: str, channel: str, root_ts: str) -> str:
@@ -107,8 +108,7 @@ def mention_markup(value: str) -> str:
     value = value.strip()
     if value.startswith("<"):
         return value
-    if value.startswith("@"):
-        value = value[1:]
+    value = value.removeprefix("@")
     if value in ("here", "channel", "everyone"):
         return f"<!{value}>"
     if value.startswith("S"):
@@ -198,8 +198,8 @@ class SlackConnector(Connector):
         self._users: OrderedDict[str, tuple[float, JSON]] = OrderedDict()
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        # Customer messages wearing the working reaction, per thread key, until the bot answers.
-        self._working: dict[str, list[tuple[str, str, asyncio.Task[None]]]] = {}
+        # Working reactions still being added, by message ts: taking one off waits for it.
+        self._adding: dict[str, asyncio.Task[None]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -397,8 +397,12 @@ class SlackConnector(Connector):
             return
 
         message = await self._inbound(team, channel, event, sender, me)
-        if await self._runtime.submit(message) and self._settings.working_reaction:
-            self._mark_working(thread_key, channel, ts)
+        emoji = self._settings.working_reaction
+        if emoji:
+            # Recorded on the message, so whichever replica runs its turn takes the reaction off.
+            message = replace(message, ref={**message.ref, "working": emoji})
+        if await self._runtime.submit(message) and emoji:
+            self._mark_working(channel, ts, emoji)
 
     async def _inbound(
         self, team: str, channel: str, event: JSON, sender: str, me: BotIdentity
@@ -498,9 +502,7 @@ class SlackConnector(Connector):
             if thread.control is not Control.HUMAN:
                 await self._runtime.store.update_thread(thread.id, ThreadChange(control=Control.HUMAN))
                 log.info("%s replied in %s; handing the thread to humans", sender, thread_key)
-        if thread_key in self._working:
-            # The bot will not answer what it was working on: take the indicator off.
-            self._spawn(self._clear_working(threads[0], fallback=None), f"slack-handoff:{thread_key}")
+        # Messages still waiting in the inbox are skipped now; turn_ended takes :eyes: off them.
 
     async def _is_support_person(self, user: str) -> bool:
         settings = self._settings
@@ -630,14 +632,10 @@ class SlackConnector(Connector):
 
     # -- the working indicator ----------------------------------------------------------
 
-    def _mark_working(self, thread_key: str, channel: str, ts: str) -> None:
-        emoji = self._settings.working_reaction
-        assert emoji
+    def _mark_working(self, channel: str, ts: str, emoji: str) -> None:
         task = self._spawn(self._react_quietly(channel, ts, emoji), f"slack-working:{ts}")
-        self._working.setdefault(thread_key, []).append((channel, ts, task))
-        while len(self._working) > WORKING_THREADS:
-            # Turns that never answered (failed, skipped) must not grow this without bound.
-            self._working.pop(next(iter(self._working)))
+        self._adding[ts] = task
+        task.add_done_callback(lambda _: self._adding.pop(ts, None))
 
     async def _react_quietly(self, channel: str, ts: str, emoji: str) -> None:
         try:
@@ -645,47 +643,97 @@ class SlackConnector(Connector):
         except ActionError as exc:
             log.info("could not add :%s: to %s: %s", emoji, ts, exc)
 
-    async def _clear_working(self, thread: Thread, *, fallback: tuple[str, str] | None) -> None:
-        """The bot answered: take the working reaction off the messages it answered.
-
-        Messages marked by another replica (or before a restart) are unknown here; for those
-        the ``fallback`` message (the thread's first) is the likeliest one still wearing it.
-        """
-        emoji = self._settings.working_reaction
-        if not emoji:
+    async def turn_ended(
+        self, thread: Thread, messages: Sequence[InboundMessage], outcome: TurnOutcome
+    ) -> None:
+        """The bot is done with these messages (answered, skipped, or given up on): the working
+        reaction comes off each one that wears it. A turn that will be tried again keeps it."""
+        if outcome is TurnOutcome.RETRYING:
             return
-        pending: list[tuple[str, str, asyncio.Task[None] | None]] = list(
-            self._working.pop(thread.external_id, [])
-        )
-        if not pending and fallback is not None:
-            pending = [(fallback[0], fallback[1], None)]
-        for channel, ts, added in pending:
-            if added is not None:
-                await asyncio.gather(added, return_exceptions=True)
-            try:
-                await self.client.reactions_remove(channel=channel, timestamp=ts, name=emoji)
-            except SlackApiError as exc:
-                if exc.response.get("error") != "no_reaction":
-                    _log_api_failure("reactions.remove", exc)
-            except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        for message in messages:
+            channel, ts, emoji = (message.ref.get(k) for k in ("channel", "ts", "working"))
+            if channel and ts and emoji:
+                self._spawn(self._unreact(str(channel), str(ts), str(emoji)), f"slack-done:{ts}")
+
+    async def _unreact(self, channel: str, ts: str, emoji: str) -> None:
+        adding = self._adding.get(ts)
+        if adding is not None:
+            await asyncio.gather(adding, return_exceptions=True)
+        try:
+            await self.client.reactions_remove(channel=channel, timestamp=ts, name=emoji)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "no_reaction":
                 _log_api_failure("reactions.remove", exc)
+        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+            _log_api_failure("reactions.remove", exc)
+
+    # -- live replies -------------------------------------------------------------------
+
+    async def live_reply(self, thread: Thread, run_id: str, *, retry: bool) -> LiveReply | None:
+        """With ``slack.stream``, the turn's answer streams into the thread as it is written."""
+        if not self._settings.stream:
+            return None
+        channel, root = _thread_location(thread)
+        if retry:
+            await self._take_down_unfinished(channel, root)
+        recipient = {
+            key: value
+            for key, value in (
+                ("recipient_team_id", thread.metadata.get("team")),
+                ("recipient_user_id", thread.metadata.get("user")),
+            )
+            if value
+        }
+        return SlackLiveReply(
+            self.client,
+            channel=channel,
+            thread_ts=root,
+            recipient=recipient,
+            interval=self._settings.stream_interval_seconds,
+            slot=self._pacer.slot,
+            spawn=self._spawn,
+        )
+
+    async def _take_down_unfinished(self, channel: str, root: str) -> None:
+        """An earlier try of this turn died while streaming: its message never got an action's
+        metadata (only a completed reply has it). Delete such leftovers before streaming again."""
+        me = await self._whoami()
+        try:
+            response = await self._call(
+                "conversations.replies",
+                self.client.conversations_replies(
+                    channel=channel, ts=root, include_all_metadata=True, limit=200
+                ),
+            )
+        except ActionError as exc:
+            log.warning("could not look for unfinished replies in %s: %s", root, exc)
+            return
+        for message in response.get("messages") or []:
+            mine = message.get("user") == me.user_id or (
+                me.bot_id is not None and message.get("bot_id") == me.bot_id
+            )
+            tagged = (message.get("metadata") or {}).get("event_type") == METADATA_EVENT_TYPE
+            if mine and not tagged and message.get("ts") != root:
+                try:
+                    await self._call(
+                        "chat.delete", self.client.chat_delete(channel=channel, ts=message["ts"])
+                    )
+                    log.info("deleted an unfinished reply %s left by an earlier try", message["ts"])
+                except ActionError as exc:
+                    log.warning("could not delete the unfinished reply %s: %s", message["ts"], exc)
 
     # -- outbound -----------------------------------------------------------------------
 
     async def execute(self, action: Action, thread: Thread) -> str | None:
         channel, root = _location(action, thread)
         if action.kind is ActionKind.REPLY:
-            remote = await self._reply(action, thread, channel, root)
-            first = {**thread.metadata, **action.ref}.get("ts")
-            await self._clear_working(thread, fallback=(channel, str(first)) if first else None)
-            return remote
+            return await self._reply(action, thread, channel, root)
         if action.kind is ActionKind.REACT:
             ts = str(action.ref.get("ts") or root)
             await self._react(channel, ts, (action.emoji or "").strip(":"))
             return None
         if action.kind is ActionKind.CLOSE:
             await self._react(channel, root, CLOSE_EMOJI)
-            await self._clear_working(thread, fallback=None)
             return None
         if action.kind is ActionKind.ESCALATION_POST:
             return await self._escalation_post(action, channel, root)
@@ -700,10 +748,14 @@ class SlackConnector(Connector):
         if not text.strip():
             return None
         sent = await self._find_sent(action, channel, root) if action.attempt > 0 else {}
-        if self._settings.stream:
+        live = action.ref.get("stream_ts")
+        if live:
             if 0 in sent:
-                return sent[0]
-            return await self._stream(action, thread, channel, root, text)
+                return sent[0]  # a live reply is one message, however long
+            completed = await self._complete_live(action, channel, str(live), text)
+            if completed is not None:
+                return completed
+            # The live message is gone (taken down by a retry of the turn): post it afresh.
         first: str | None = None
         for part, piece in enumerate(split_message(to_mrkdwn(text))):
             ts = sent.get(part) or await self._post(
@@ -712,26 +764,56 @@ class SlackConnector(Connector):
             first = first or ts
         return first
 
-    async def _stream(
-        self, action: Action, thread: Thread, channel: str, root: str, text: str
-    ) -> str | None:
-        """Send the reply through Slack's streaming API (chat.startStream/appendStream/stopStream)."""
-        ref = {**thread.metadata, **action.ref}
-        async with self._pacer.slot(channel):
-            try:
-                stream = await self.client.chat_stream(
+    async def _complete_live(self, action: Action, channel: str, ts: str, text: str) -> str | None:
+        """Make the message a live reply streamed into this reply: stop it with the action's
+        metadata, adding the part of ``text`` it has not shown; or, when it showed something
+        else (words the model said before calling a tool), replace its text. None: the
+        message is gone and the reply is to be posted afresh."""
+        shown = int(action.ref.get("stream_chars") or 0)
+        rest = text[shown:]
+        # Whitespace that ended the streamed text is in the message already.
+        trailing = int(action.ref.get("stream_trailing") or 0)
+        rest = rest[trailing:] if rest[:trailing].isspace() else rest.lstrip()
+        # The usual case: it showed the reply's beginning (most often all of it).
+        completes = (
+            fingerprint(text[:shown]) == action.ref.get("stream_shown")
+            and len(rest) <= STREAM_CHUNK_CHARS
+        )
+        try:
+            await self._call(
+                "chat.stopStream",
+                self.client.chat_stopStream(
                     channel=channel,
-                    thread_ts=root,
-                    recipient_team_id=ref.get("team"),
-                    recipient_user_id=ref.get("user"),
-                    buffer_size=STREAM_CHUNK_CHARS,
-                )
-                for start in range(0, len(text), STREAM_CHUNK_CHARS):
-                    await stream.append(markdown_text=text[start : start + STREAM_CHUNK_CHARS])
-                response = await stream.stop(metadata=_metadata(action.id, 0))
-            except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-                raise _action_error("chat.stopStream", exc) from None
-        return stream.ts or response.get("ts")
+                    ts=ts,
+                    markdown_text=rest if completes and rest else None,
+                    metadata=_metadata(action.id, 0) if completes else None,
+                ),
+            )
+        except ActionError as exc:
+            if "message_not_found" in str(exc):
+                return None
+            if "message_not_in_streaming_state" not in str(exc):
+                raise
+            # Already stopped (an earlier try of this action, or Slack's own timeout): what it
+            # shows is unknown, so set its text outright.
+            completes = False
+        if completes:
+            return ts
+        if len(text) > UPDATE_MAX_CHARS:
+            await self._call("chat.delete", self.client.chat_delete(channel=channel, ts=ts))
+            return None
+        try:
+            await self._call(
+                "chat.update",
+                self.client.chat_update(
+                    channel=channel, ts=ts, markdown_text=text, metadata=_metadata(action.id, 0)
+                ),
+            )
+        except ActionError as exc:
+            if "message_not_found" in str(exc):
+                return None
+            raise
+        return ts
 
     async def _post(self, action_id: str, part: int, *, channel: str, **fields: Any) -> str:
         async with self._pacer.slot(channel):
@@ -890,9 +972,17 @@ def _metadata(action_id: str, part: int) -> JSON:
     return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"action_id": action_id, "part": part}}
 
 
+def _thread_location(thread: Thread) -> tuple[str, str]:
+    """The channel and root message of a Slack thread."""
+    return _location_of(thread.metadata, thread)
+
+
 def _location(action: Action, thread: Thread) -> tuple[str, str]:
     """The channel and thread root an action goes to."""
-    ref = {**thread.metadata, **action.ref}
+    return _location_of({**thread.metadata, **action.ref}, thread)
+
+
+def _location_of(ref: JSON, thread: Thread) -> tuple[str, str]:
     channel, root = ref.get("channel"), ref.get("thread_ts") or ref.get("ts")
     if not channel or not root:
         parts = thread.external_id.split(":")

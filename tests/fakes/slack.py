@@ -52,6 +52,7 @@ class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self.messages: dict[str, list[JSON]] = {}
+        self.deleted: list[JSON] = []
         self.reactions: set[tuple[str, str, str]] = set()
         self.users: dict[str, JSON] = {}
         self.usergroups: dict[str, list[str]] = {}
@@ -193,20 +194,38 @@ class FakeSlack:
         message: JSON = {"text": args["text"]}
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
-        if args.get("metadata"):
-            metadata = args["metadata"]
-            message["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
+        self._set_metadata(message, args)
         message = self._post(args["channel"], message)
         return {"ok": True, "channel": args["channel"], "ts": message["ts"], "message": message}
 
     def _find(self, channel: str, ts: str) -> JSON | None:
         return next((m for m in self.messages.get(channel, []) if m["ts"] == ts), None)
 
+    @staticmethod
+    def _set_metadata(message: JSON, args: JSON) -> None:
+        if args.get("metadata"):
+            metadata = args["metadata"]
+            message["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
+
     def _chat_update(self, args: JSON) -> JSON:
         message = self._find(args["channel"], args["ts"])
         if message is None:
             return {"ok": False, "error": "message_not_found"}
-        message["text"] = args.get("text", message.get("text"))
+        if message.get("streaming"):
+            return {"ok": False, "error": "message_in_streaming_state"}
+        message["text"] = args.get("markdown_text") or args.get("text") or message.get("text")
+        message["edited"] = True
+        self._set_metadata(message, args)
+        return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
+
+    def _chat_delete(self, args: JSON) -> JSON:
+        message = self._find(args["channel"], args["ts"])
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        if message.get("user") != BOT_USER:
+            return {"ok": False, "error": "cant_delete_message"}
+        self.messages[args["channel"]].remove(message)
+        self.deleted.append(message)
         return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
 
     def _chat_getPermalink(self, args: JSON) -> JSON:
@@ -234,20 +253,22 @@ class FakeSlack:
 
     def _chat_appendStream(self, args: JSON) -> JSON:
         message = self._find(args["channel"], args["ts"])
-        if message is None or not message.get("streaming"):
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not message.get("streaming"):
             return {"ok": False, "error": "message_not_in_streaming_state"}
         message["text"] += self._chunk_text(args)
         return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
 
     def _chat_stopStream(self, args: JSON) -> JSON:
         message = self._find(args["channel"], args["ts"])
-        if message is None or not message.get("streaming"):
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        if not message.get("streaming"):
             return {"ok": False, "error": "message_not_in_streaming_state"}
         message["text"] += self._chunk_text(args)
         message["streaming"] = False
-        if args.get("metadata"):
-            metadata = args["metadata"]
-            message["metadata"] = json.loads(metadata) if isinstance(metadata, str) else metadata
+        self._set_metadata(message, args)
         return {"ok": True, "channel": args["channel"], "ts": args["ts"], "message": message}
 
     def _reactions_add(self, args: JSON) -> JSON:

@@ -3,7 +3,9 @@ whose decisions follow the customer's words ("escalate", "solved", "long")."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -12,12 +14,27 @@ import aiohttp
 import pytest
 
 from bot.app import Application
-from bot.domain import ActionKind, Control, InboundMessage, OutboxStatus, PlannedAction, StopReason, ThreadState
+from bot.config import DatabaseSettings
+from bot.connector import ConnectorRuntime
+from bot.domain import (
+    ActionKind,
+    Control,
+    InboundMessage,
+    OutboxStatus,
+    PlannedAction,
+    StopReason,
+    Thread,
+    ThreadState,
+    now,
+)
+from bot.pipeline.events import TurnEvent, TurnEvents
 from bot.pipeline.turn import TurnContext, TurnResult
+from bot.store.database import Database
 from bot.store.migrate import upgrade
-from bot.store.store import ThreadChange
+from bot.store.store import Store, ThreadChange
+from connectors.slack import SlackConnector, create
 from tests.conftest import make_settings
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack, signed_headers
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, TEAM, FakeSlack, signed_headers
 
 CUSTOMER = "UCUST"
 AGENT = "UAGENT"
@@ -29,15 +46,32 @@ LONG_ANSWER = "\n\n".join(f"Paragraph {i}: " + "all work and no play " * 20 for 
 
 class ScriptedRunner:
     """Echoes, or escalates/closes/answers at length when the customer says so, through the
-    channel's own escalation and close actions (as the engine does)."""
+    channel's own escalation and close actions (as the engine does). Its words go out as
+    ``message.delta`` events first, as a model's would; "hold" keeps the turn open until
+    ``gate`` is set, "chatter" says something before answering otherwise, "silent" says
+    something but ends without a reply, and "explode" raises after speaking."""
 
     def __init__(self, app: Application):
         self.app = app
         self.turns: list[TurnContext] = []
+        self.gate = asyncio.Event()
+
+    async def say(self, ctx: TurnContext, text: str) -> None:
+        for word in re.findall(r"\S+\s*", text):
+            await ctx.emit(TurnEvent("message.delta", ctx.run_id, ctx.thread.id, {"delta": word}))
+            await asyncio.sleep(0)
 
     async def run(self, ctx: TurnContext) -> TurnResult:
         self.turns.append(ctx)
         text = ctx.user_text
+        if "explode" in text:
+            await self.say(ctx, "Let me see")
+            raise RuntimeError("the turn blew up")
+        if "silent" in text:
+            await self.say(ctx, "Hmm, one moment")
+            return TurnResult(output_text="", stop_reason=StopReason.END_TURN, model="scripted")
+        if "chatter" in text:
+            await self.say(ctx, "Let me look that up. ")
         connector = self.app.connectors[ctx.thread.channel]
         change = ThreadChange()
         stop = StopReason.END_TURN
@@ -56,6 +90,11 @@ class ScriptedRunner:
             actions = [PlannedAction(ActionKind.REPLY, text=LONG_ANSWER)]
         else:
             actions = [PlannedAction(ActionKind.REPLY, text=f"**Echo:** {text}")]
+        replies = [a.text for a in actions if a.kind is ActionKind.REPLY and a.text]
+        if replies:
+            await self.say(ctx, replies[0])
+        if "hold" in text:
+            await self.gate.wait()
         return TurnResult(output_text=text, stop_reason=stop, actions=tuple(actions),
                           thread_change=change, model="scripted")
 
@@ -73,10 +112,11 @@ async def slack() -> AsyncIterator[FakeSlack]:
 
 @pytest.fixture
 def daemon(db_url: str, slack: FakeSlack) -> Daemon:
-    """``async with daemon(**slack_overrides) as app:`` — the whole daemon, Slack enabled."""
+    """``async with daemon(**slack_overrides) as app:`` — the whole daemon, Slack enabled
+    (``pipeline={...}`` overrides pipeline settings)."""
 
     @asynccontextmanager
-    async def run(**overrides: Any) -> AsyncIterator[Application]:
+    async def run(pipeline: dict[str, Any] | None = None, **overrides: Any) -> AsyncIterator[Application]:
         section = {
             "bot_token": BOT_TOKEN,
             "signing_secret": SIGNING_SECRET,
@@ -88,7 +128,7 @@ def daemon(db_url: str, slack: FakeSlack) -> Daemon:
             "post_interval_seconds": 0,
             **overrides,
         }
-        settings = make_settings(db_url, slack=section, connectors=["slack"])
+        settings = make_settings(db_url, slack=section, connectors=["slack"], pipeline=pipeline or {})
 
         async def scripted(app: Application) -> ScriptedRunner:
             return ScriptedRunner(app)
@@ -128,3 +168,49 @@ def inbound(app: Application) -> Callable[[], Any]:
         return [InboundMessage.from_json(i["payload"]) for i in await app.store.inbox_items()]
 
     return items
+
+
+# -- one connector on its own (``execute``, live replies) ----------------------------------------
+
+ROOT = "1700000000.000100"
+Make = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_connector(sqlite_url: str, slack: FakeSlack) -> AsyncIterator[Make]:
+    """Started connectors on the fake Slack; ``execute`` never touches the store, so one
+    database kind is enough here (the end-to-end tests run on both)."""
+    started: list[SlackConnector] = []
+    db = Database(DatabaseSettings(url=sqlite_url))
+    await upgrade(db.engine)
+    store = Store(db)
+
+    async def make(**overrides: Any) -> SlackConnector:
+        section = {"bot_token": BOT_TOKEN, "base_url": slack.base_url, "post_interval_seconds": 0,
+                   "escalation_channel": ESCALATION, "escalation_mention": ONCALL_GROUP, **overrides}
+        settings = make_settings("sqlite://", slack=section)
+
+        async def submit(message: InboundMessage) -> bool:
+            return True
+
+        connector = create(ConnectorRuntime(settings, store, submit, TurnEvents()))
+        assert isinstance(connector, SlackConnector)
+        await connector.start()
+        started.append(connector)
+        return connector
+
+    yield make
+    for connector in started:
+        await connector.stop()
+    await db.dispose()
+
+
+def slack_thread() -> Thread:
+    """A support-channel thread rooted at ``ROOT``, started by ``CUSTOMER``."""
+    return Thread(
+        id="thr_1", smith_id="smt_1", agent_id="agt_1",
+        external_id=f"slack:{TEAM}:{SUPPORT}:{ROOT}", channel="slack", state=ThreadState.OPEN,
+        control=Control.BOT, title=None,
+        metadata={"channel": SUPPORT, "thread_ts": ROOT, "ts": ROOT, "team": TEAM, "user": CUSTOMER},
+        created_at=now(), updated_at=now(),
+    )

@@ -4,69 +4,30 @@ whether a retry can help, and what each action kind does on Slack."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from bot.config import DatabaseSettings
-from bot.connector import ActionError, ConnectorRuntime
-from bot.domain import Action, ActionKind, Control, InboundMessage, Thread, ThreadState, now
+from bot.connector import ActionError, ConnectorRuntime, TurnOutcome
+from bot.domain import Action, ActionKind, InboundMessage
 from bot.pipeline.events import TurnEvents
-from bot.store.database import Database
-from bot.store.migrate import upgrade
-from bot.store.store import Store
-from connectors.slack import SlackConnector, create
+from connectors.slack import create
 from connectors.slack.connector import mention_markup
 from tests.conftest import make_settings
-from tests.connectors.slack.conftest import CUSTOMER, ESCALATION, LONG_ANSWER, ONCALL_GROUP, SUPPORT
-from tests.fakes.slack import BOT_TOKEN, TEAM, FakeSlack
-
-ROOT = "1700000000.000100"
-Make = Callable[..., Any]
-
-
-@pytest.fixture
-async def make_connector(sqlite_url: str, slack: FakeSlack) -> AsyncIterator[Make]:
-    """Started connectors on the fake Slack; ``execute`` never touches the store, so one
-    database kind is enough here (the end-to-end tests run on both)."""
-    started: list[SlackConnector] = []
-    db = Database(DatabaseSettings(url=sqlite_url))
-    await upgrade(db.engine)
-    store = Store(db)
-
-    async def make(**overrides: Any) -> SlackConnector:
-        section = {"bot_token": BOT_TOKEN, "base_url": slack.base_url, "post_interval_seconds": 0,
-                   "escalation_channel": ESCALATION, "escalation_mention": ONCALL_GROUP, **overrides}
-        settings = make_settings("sqlite://", slack=section)
-
-        async def submit(message: InboundMessage) -> bool:
-            return True
-
-        connector = create(ConnectorRuntime(settings, store, submit, TurnEvents()))
-        assert isinstance(connector, SlackConnector)
-        await connector.start()
-        started.append(connector)
-        return connector
-
-    yield make
-    for connector in started:
-        await connector.stop()
-    await db.dispose()
-
-
-def _thread() -> Thread:
-    return Thread(
-        id="thr_1", smith_id="smt_1", agent_id="agt_1",
-        external_id=f"slack:{TEAM}:{SUPPORT}:{ROOT}", channel="slack", state=ThreadState.OPEN,
-        control=Control.BOT, title=None,
-        metadata={"channel": SUPPORT, "thread_ts": ROOT, "ts": ROOT, "team": TEAM, "user": CUSTOMER},
-        created_at=now(), updated_at=now(),
-    )
+from tests.connectors.slack.conftest import (
+    CUSTOMER,
+    ESCALATION,
+    LONG_ANSWER,
+    ROOT,
+    SUPPORT,
+    Make,
+    slack_thread,
+)
+from tests.fakes.slack import BOT_TOKEN, TEAM, FakeSlack, wait_until
 
 
 def _action(kind: ActionKind, *, attempt: int = 0, **fields: Any) -> Action:
-    thread = _thread()
+    thread = slack_thread()
     return Action(id=f"act_{kind.value}", run_id="run_1", thread_id=thread.id, channel="slack",
                   kind=kind, ref=dict(thread.metadata), attempt=attempt, **fields)
 
@@ -93,7 +54,7 @@ async def test_a_resend_finds_the_earlier_send_by_its_metadata(
 ) -> None:
     connector = await make_connector()
     earlier = _bot_message(slack, "act_reply", 0)
-    remote = await connector.execute(_action(ActionKind.REPLY, text="hi", attempt=1), _thread())
+    remote = await connector.execute(_action(ActionKind.REPLY, text="hi", attempt=1), slack_thread())
     assert remote == earlier
     assert slack.calls_to("chat.postMessage") == []
     [lookup] = slack.calls_to("conversations.replies")
@@ -105,7 +66,7 @@ async def test_a_resend_of_a_split_answer_sends_only_the_missing_parts(
 ) -> None:
     connector = await make_connector()
     _bot_message(slack, "act_reply", 0)
-    await connector.execute(_action(ActionKind.REPLY, text=LONG_ANSWER, attempt=2), _thread())
+    await connector.execute(_action(ActionKind.REPLY, text=LONG_ANSWER, attempt=2), slack_thread())
     parts = [m["metadata"]["event_payload"]["part"] for m in slack.thread(SUPPORT, ROOT)]
     assert parts[0] == 0 and parts == list(range(len(parts))) and len(parts) >= 2
     assert len(slack.calls_to("chat.postMessage")) == len(parts) - 1
@@ -113,13 +74,31 @@ async def test_a_resend_of_a_split_answer_sends_only_the_missing_parts(
 
 async def test_a_first_attempt_does_not_look_up(make_connector: Make, slack: FakeSlack) -> None:
     connector = await make_connector()
-    await connector.execute(_action(ActionKind.REPLY, text="hi"), _thread())
+    await connector.execute(_action(ActionKind.REPLY, text="hi"), slack_thread())
     assert slack.calls_to("conversations.replies") == []
     assert len(slack.calls_to("chat.postMessage")) == 1
-    # Nothing marked by this process: the thread's first message may still wear :eyes: (marked
-    # before a restart or by another replica), so the bot takes its own reaction off there.
-    [removal] = slack.calls_to("reactions.remove", ok_only=False)
-    assert removal == {"channel": SUPPORT, "timestamp": ROOT, "name": "eyes"}
+    # The working indicator is the turn's business (``turn_ended``), not the reply's.
+    assert slack.calls_to("reactions.remove", ok_only=False) == []
+
+
+async def test_the_working_indicator_comes_off_the_turns_messages_unless_it_is_retried(
+    make_connector: Make, slack: FakeSlack
+) -> None:
+    connector = await make_connector()
+    later = "1700000000.000200"
+    slack.reactions |= {(SUPPORT, ROOT, "eyes"), (SUPPORT, later, "eyes")}
+    messages = [
+        InboundMessage(source="slack", dedup_key=f"{TEAM}:{SUPPORT}:{ts}", thread_external_id="t",
+                       smith_external_id=None, text="hi", ref={"channel": SUPPORT, "ts": ts, **extra})
+        for ts, extra in ((ROOT, {"working": "eyes"}), (later, {"working": "eyes"}), ("1.2", {}))
+    ]
+    await connector.turn_ended(slack_thread(), messages, TurnOutcome.RETRYING)
+    await connector.turn_ended(slack_thread(), messages[:1], TurnOutcome.COMPLETED)
+    await wait_until(lambda: (SUPPORT, ROOT, "eyes") not in slack.reactions)
+    await connector.turn_ended(slack_thread(), messages[1:], TurnOutcome.GAVE_UP)
+    await wait_until(lambda: (SUPPORT, later, "eyes") not in slack.reactions)
+    # Only the messages that wore it: the one without ``working`` costs no call.
+    assert len(slack.calls_to("reactions.remove", ok_only=False)) == 2
 
 
 @pytest.mark.parametrize(("error", "hint"), [
@@ -132,7 +111,7 @@ async def test_configuration_errors_are_final_and_logged_loudly(
     connector = await make_connector()
     slack.fail("chat.postMessage", status=200, error=error, retry_after=None)
     with caplog.at_level(logging.ERROR, logger="connectors.slack"), pytest.raises(ActionError) as raised:
-        await connector.execute(_action(ActionKind.REPLY, text="hi"), _thread())
+        await connector.execute(_action(ActionKind.REPLY, text="hi"), slack_thread())
     assert raised.value.retryable is False
     assert error in str(raised.value)
     assert hint in caplog.text
@@ -145,37 +124,37 @@ async def test_server_errors_are_retryable_and_rate_limits_carry_retry_after(
     connector = await make_connector()
     slack.fail("chat.postMessage", status=500, error="internal_error", retry_after=None)
     with pytest.raises(ActionError) as raised:
-        await connector.execute(_action(ActionKind.REPLY, text="hi"), _thread())
+        await connector.execute(_action(ActionKind.REPLY, text="hi"), slack_thread())
     assert raised.value.retryable is True
 
     slack.fail("reactions.add", status=429, retry_after=1, times=3)
     with pytest.raises(ActionError) as limited:
-        await connector.execute(_action(ActionKind.REACT, emoji=":tada:"), _thread())
+        await connector.execute(_action(ActionKind.REACT, emoji=":tada:"), slack_thread())
     assert limited.value.retryable is True and limited.value.retry_after == 1.0
 
 
 async def test_reactions_close_and_the_no_op_kinds(make_connector: Make, slack: FakeSlack) -> None:
     connector = await make_connector()
-    await connector.execute(_action(ActionKind.REACT, emoji=":tada:"), _thread())
-    await connector.execute(_action(ActionKind.REACT, emoji="tada"), _thread())  # already_reacted
-    await connector.execute(_action(ActionKind.CLOSE), _thread())
+    await connector.execute(_action(ActionKind.REACT, emoji=":tada:"), slack_thread())
+    await connector.execute(_action(ActionKind.REACT, emoji="tada"), slack_thread())  # already_reacted
+    await connector.execute(_action(ActionKind.CLOSE), slack_thread())
     assert slack.reactions == {(SUPPORT, ROOT, "tada"), (SUPPORT, ROOT, "white_check_mark")}
     before = len(slack.calls)
     for kind in (ActionKind.TAG, ActionKind.UNTAG, ActionKind.ASSIGN, ActionKind.SNOOZE, ActionKind.OPEN):
-        assert await connector.execute(_action(kind, tag="x", assignee="y"), _thread()) is None
+        assert await connector.execute(_action(kind, tag="x", assignee="y"), slack_thread()) is None
     assert len(slack.calls) == before
 
 
 async def test_notes_go_to_the_escalation_channel_or_nowhere(make_connector: Make, slack: FakeSlack) -> None:
     connector = await make_connector()
-    await connector.execute(_action(ActionKind.NOTE, text="**Internal:** VIP customer"), _thread())
+    await connector.execute(_action(ActionKind.NOTE, text="**Internal:** VIP customer"), slack_thread())
     [note] = slack.messages[ESCALATION]
     assert note["text"].startswith("*Internal:* VIP customer")
     assert f"/archives/{SUPPORT}/p" in note["text"]
 
     quiet = await make_connector(escalation_channel=None)
     before = len(slack.calls)
-    assert await quiet.execute(_action(ActionKind.NOTE, text="x"), _thread()) is None
+    assert await quiet.execute(_action(ActionKind.NOTE, text="x"), slack_thread()) is None
     assert len(slack.calls) == before
 
 
@@ -183,7 +162,7 @@ async def test_without_an_escalation_channel_the_escalation_is_posted_in_the_thr
     make_connector: Make, slack: FakeSlack
 ) -> None:
     connector = await make_connector(escalation_channel=None, escalation_mention="U0ONCALL")
-    thread = _thread()
+    thread = slack_thread()
     planned = connector.escalation_actions(reason="refund", priority="urgent", summary="", thread=thread)
     assert [p.kind for p in planned] == [ActionKind.ESCALATION_POST, ActionKind.REACT, ActionKind.REPLY]
     post = _action(ActionKind.ESCALATION_POST, text=planned[0].text)
@@ -227,7 +206,7 @@ async def test_a_long_retry_after_goes_back_to_the_outbox_instead_of_sleeping_in
     connector = await make_connector()
     slack.fail("chat.postMessage", status=429, retry_after=120)
     with pytest.raises(ActionError) as limited:
-        await connector.execute(_action(ActionKind.REPLY, text="hi"), _thread())
+        await connector.execute(_action(ActionKind.REPLY, text="hi"), slack_thread())
     assert limited.value.retryable is True and limited.value.retry_after == 120.0
     assert len(slack.calls_to("chat.postMessage", ok_only=False)) == 1
 

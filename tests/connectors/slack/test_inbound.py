@@ -23,7 +23,6 @@ from tests.conftest import make_settings
 from tests.connectors.slack.conftest import AGENT, CUSTOMER, SUPPORT
 from tests.fakes.slack import (
     BOT_TOKEN, BOT_USER, SIGNING_SECRET, TEAM, FakeSlack, event_callback, message, signed_headers,
-    wait_until,
 )
 
 
@@ -106,27 +105,6 @@ async def test_a_store_failure_is_answered_500_so_slack_delivers_again(
 
     inbox.submit = broken  # type: ignore[method-assign]
     assert await inbox.deliver(message(SUPPORT, CUSTOMER, "hello", slack.next_ts())) == 500
-
-
-async def test_a_handoff_takes_the_working_indicator_off(inbox: Inbox, slack: FakeSlack) -> None:
-    connector = inbox.connector
-    connector._settings = connector._settings.model_copy(update={"working_reaction": "eyes"})
-    root = slack.next_ts()
-    key = f"slack:{TEAM}:{SUPPORT}:{root}"
-    agent = await inbox.store.ensure_agent("support", "Support bot")
-    smith = await inbox.store.ensure_smith(f"slack:{TEAM}:{CUSTOMER}", agent.id)
-    await inbox.store.ensure_thread(smith, key, "slack")
-
-    follow_up = slack.next_ts()
-    await inbox.deliver(message(SUPPORT, CUSTOMER, "any news?", follow_up, thread_ts=root,
-                                parent_user=CUSTOMER))
-    await wait_until(lambda: (SUPPORT, follow_up, "eyes") in slack.reactions)
-
-    await inbox.deliver(message(SUPPORT, AGENT, "on it", slack.next_ts(), thread_ts=root,
-                                parent_user=CUSTOMER))
-    [thread] = await inbox.store.find_threads_by_external(key)
-    assert thread.control is Control.HUMAN
-    await wait_until(lambda: (SUPPORT, follow_up, "eyes") not in slack.reactions)
 
 
 async def test_with_a_support_group_only_its_members_take_a_thread_over(
