@@ -12,6 +12,7 @@ from bot.app import Application
 from bot.domain import Control, ThreadState
 from bot.store.migrate import upgrade
 from tests.conftest import make_settings
+from tests.fakes.model_server import ScriptedModelServer, ScriptedReply, ScriptedToolCall
 from tests.connectors.slack.conftest import CUSTOMER, ESCALATION, ONCALL_GROUP, SUPPORT, deliver, settled
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, TEAM, FakeSlack, event_callback, message, wait_until
 
@@ -58,3 +59,45 @@ async def test_the_offline_engine_answers_and_closes_through_slack(
     await wait_until(lambda: settled(engine_app))
     [thread] = await engine_app.store.find_threads_by_external(f"slack:{TEAM}:D0DM:{ts}")
     assert thread.state is ThreadState.CLOSED
+
+
+async def test_a_remote_models_answer_streams_into_the_thread_as_it_is_written(
+    db_url: str, slack: FakeSlack
+) -> None:
+    """The real engine and the OpenAI-compatible provider over HTTP: words said before a tool
+    call show first, then the answer streams in while the model is still writing it, and the
+    thread ends with one message holding exactly the answer."""
+    answer = "You are on the Pro plan, Carla: exports are included."
+    async with ScriptedModelServer() as server:
+        server.enqueue(
+            ScriptedReply.calls(ScriptedToolCall("USER_INFO_LOOKUP", {}, id="c1"),
+                                text="Let me check your account. "),
+            ScriptedReply.say(answer, chunk_size=4, delay_between_chunks=0.05),
+        )
+        section: dict[str, Any] = {
+            "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET, "base_url": slack.base_url,
+            "post_interval_seconds": 0, "stream": True, "stream_interval_seconds": 0.05,
+        }
+        model = {"provider": "openai", "base_url": server.url, "api_key": "k", "name": "m",
+                 "fallback": [], "timeout_seconds": 10, "stream": True}
+        app = Application(make_settings(db_url, slack=section, model=model, connectors=["slack"]))
+        await upgrade(app.db.engine)
+        async with app:
+            ts = slack.next_ts()
+            await deliver(app, event_callback(
+                message("D0DM", CUSTOMER, "Are exports in my plan?", ts, channel_type="im")))
+
+            # Part of the answer is in Slack while the model is still writing the rest.
+            partial = await wait_until(lambda: [
+                m for m in slack.thread("D0DM", ts)
+                if m.get("streaming") and m["text"].startswith("Let me check your account. You")
+            ])
+            assert partial[0]["text"] != "Let me check your account. " + answer
+            assert await app.store.outbox_entries() == []
+
+            await wait_until(lambda: settled(app))
+            [reply] = slack.thread("D0DM", ts)
+            assert reply["text"] == answer and reply["streaming"] is False
+            [entry] = await app.store.outbox_entries()
+            assert reply["metadata"]["event_payload"]["action_id"] == entry.action.id
+            assert not slack.calls_to("chat.postMessage")
