@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
-import pytest
 
 from bot.app import Application
 from bot.domain import Control, InboundMessage, InboxStatus, OutboxStatus
 from bot.pipeline.turn import TurnContext
-from bot.store.migrate import upgrade
 from bot.store.store import ThreadChange
-from tests.conftest import make_settings
+from tests.pipeline.conftest import AppFactory
 from tests.pipeline.fakes import RecordingConnector, ScriptedRunner, wait_for
 
 
@@ -25,35 +20,6 @@ def message(text: str, key: str, thread: str = "test:t1", smith: str = "test:u1"
         smith_external_id=smith,
         text=text,
     )
-
-
-AppFactory = Callable[..., Any]
-
-
-@pytest.fixture
-async def make_app(db_url: str) -> AsyncIterator[AppFactory]:
-    started: list[Application] = []
-
-    async def factory(
-        runner: ScriptedRunner, connector: RecordingConnector | None = None, **sections: Any
-    ) -> Application:
-        async def runner_factory(_: Application) -> ScriptedRunner:
-            return runner
-
-        app = Application(
-            make_settings(db_url, **sections),
-            runner_factory=runner_factory,
-            connectors=[connector or RecordingConnector()],
-            serve_http=False,
-        )
-        await upgrade(app.db.engine)
-        await app.start()
-        started.append(app)
-        return app
-
-    yield factory
-    for app in started:
-        await app.stop()
 
 
 async def test_the_same_delivery_three_times_makes_one_run(make_app: AppFactory) -> None:
