@@ -740,15 +740,15 @@ class Store:
         )
         # Look first in a read transaction: an empty poll must not take SQLite's write lock
         # (the next customer's message would queue behind it).
-        async with self.db.read() as conn:
-            seen = [r[0] for r in await conn.execute(candidates)]
+        seen = await self.db.run_read(lambda conn: [r[0] for r in conn.execute(candidates)])
         if not seen:
             return []
-        claims: list[LaneClaim] = []
-        async with self.db.tx() as conn:
+
+        def work(conn: Connection) -> list[LaneClaim]:
+            claims: list[LaneClaim] = []
             keys = [
                 r[0]
-                for r in await conn.execute(
+                for r in conn.execute(
                     select(lanes.c.key)
                     .where(lanes.c.key.in_(seen), free)
                     .order_by(lanes.c.touched_at, lanes.c.key)
@@ -757,30 +757,30 @@ class Store:
             ]
             for key in keys:
                 token = new_id("lse")
-                result = await conn.execute(
+                result = conn.execute(
                     update(lanes)
                     .where(lanes.c.key == key, free)
                     .values(lease_token=token, lease_expires_at=at + lease_seconds)
                 )
                 if result.rowcount != 1:
                     continue
-                rows = (
-                    await conn.execute(
-                        select(inbox)
-                        .where(inbox.c.lane == key, inbox.c.status == InboxStatus.PENDING.value)
-                        .order_by(inbox.c.id)
-                    )
+                rows = conn.execute(
+                    select(inbox)
+                    .where(inbox.c.lane == key, inbox.c.status == InboxStatus.PENDING.value)
+                    .order_by(inbox.c.id)
                 ).mappings()
                 items = tuple(_inbox_item(r) for r in rows)
                 if items:
                     claims.append(LaneClaim(key, token, items))
                 else:
-                    await conn.execute(
+                    conn.execute(
                         update(lanes)
                         .where(lanes.c.key == key, lanes.c.lease_token == token)
                         .values(lease_token=None, lease_expires_at=None)
                     )
-        return claims
+            return claims
+
+        return await self.db.run_tx(work)
 
     async def renew_lane(self, claim: LaneClaim, lease_seconds: float) -> bool:
         statement = (
