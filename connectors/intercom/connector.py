@@ -582,13 +582,20 @@ class IntercomConnector(Connector):
         if contact_id is None or smith.external_id != f"intercom:{contact_id}":
             log.warning("conversation %s is not this smith's; no user info", conversation_id)
             return {}
-        contact = await self.client.find_contact(contact_id)
+        # The contact and its companies side by side: one round trip less in every turn
+        # that looks the customer up.
+        contact, companies = await asyncio.gather(
+            self.client.find_contact(contact_id), self._companies(contact_id)
+        )
+        return _contact_info(contact, companies)
+
+    async def _companies(self, contact_id: str) -> list[JSON]:
+        """The contact's companies; none when Intercom will not say (the lookup goes on)."""
         try:
-            companies = await self.client.contact_companies(contact_id)
+            return await self.client.contact_companies(contact_id)
         except IntercomError as exc:
             log.warning("companies of contact %s unavailable: %s", contact_id, exc)
-            companies = []
-        return _contact_info(contact, companies)
+            return []
 
 
 def _may_be_waiting(summary: JSON, bot: str) -> bool:
