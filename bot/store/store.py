@@ -1,8 +1,10 @@
 """Every query the daemon makes, on SQLite and PostgreSQL alike.
 
 Identity (agents, smiths, threads), the audit log (runs and tool calls), the inbox with its
-per-thread lanes, the outbox, memory and cursors. Read-then-write work runs in ``Database.tx``;
-claims are conditional updates, so two workers (or two replicas) never take the same lane or
+per-thread lanes, the outbox, memory and cursors. Each transaction is one unit of work: a plain
+function of a ``Connection`` handed to ``Database.run_tx`` (read-then-write) or
+``Database.run_read``, so it costs one thread hop on SQLite rather than several per statement.
+Claims are conditional updates, so two workers (or two replicas) never take the same lane or
 action while its lease holds.
 """
 
