@@ -382,13 +382,22 @@ class Sweeper:
                 fetch_errors[name] = f"{type(exc).__name__}: {exc}"
                 continue
             log.info("triage: %s has %d message(s) waiting", name, len(messages))
+            submissions: dict[tuple[str, str], list[InboundMessage]] = {}
             for message in _group(messages):
                 key = (message.source, message.thread_external_id)
                 if key not in conversations:
                     if options.limit is not None and len(conversations) >= options.limit:
                         continue
                     conversations[key] = _Conversation(message.source, message.thread_external_id)
-                await self._submit(conversations[key], message)
+                submissions.setdefault(key, []).append(message)
+            # All conversations at once: their inbox writes share a few group commits instead
+            # of one transaction each, and every lane is ready for the dispatcher together.
+            await asyncio.gather(
+                *(
+                    self._submit_in_order(conversations[key], batch)
+                    for key, batch in submissions.items()
+                )
+            )
 
         total = len(conversations)
         log.info("triage: %d conversation(s) submitted", total)
@@ -405,6 +414,13 @@ class Sweeper:
         )
         log.info("triage: %s", digest.summary().replace("\n", " "))
         return digest
+
+    async def _submit_in_order(
+        self, conversation: _Conversation, messages: list[InboundMessage]
+    ) -> None:
+        """One conversation's messages, one after the other (the inbox keeps their order)."""
+        for message in messages:
+            await self._submit(conversation, message)
 
     async def _submit(self, conversation: _Conversation, message: InboundMessage) -> None:
         key = (message.source, message.dedup_key)

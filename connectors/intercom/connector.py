@@ -54,6 +54,7 @@ DEFAULT_POLL_SECONDS = 60.0
 POLL_OVERLAP_SECONDS = 300.0  # search results lag behind writes by up to a few minutes
 SEEN_NOTIFICATIONS = 10_000
 RECENT_PARTS = 50  # how far back a resend looks for its earlier attempt
+FETCH_CONCURRENCY = 8  # conversations fetched at once while listing pending work
 DRY_RUN_PREFIX = "[dry run] would reply: "
 CURSOR_NAME = "intercom.poller"
 
@@ -365,21 +366,26 @@ class IntercomConnector(Connector):
             page = await self.client.search_conversations(
                 query, per_page=self._settings.poll_page_size, starting_after=cursor
             )
-            for summary in page.conversations:
-                if not _may_be_waiting(summary, bot):
-                    continue
-                found = Conversation.from_json(
-                    await self.client.find_conversation(str(summary["id"]))
+            candidates = [str(s["id"]) for s in page.conversations if _may_be_waiting(s, bot)]
+            while candidates:
+                # A few fetches at a time (each still waits its turn at the rate limiter), in
+                # search order, never many more than ``limit`` still needs.
+                wanted = FETCH_CONCURRENCY if limit is None else min(
+                    FETCH_CONCURRENCY, max(1, limit - conversations)
                 )
-                if found.state != "open" or found.admin_assignee_id not in (None, bot):
-                    continue
-                pending = self._messages(found)
-                if not pending:
-                    continue
-                messages.extend(pending)
-                conversations += 1
-                if limit is not None and conversations >= limit:
-                    return messages
+                batch, candidates = candidates[:wanted], candidates[wanted:]
+                fetched = await asyncio.gather(*(self.client.find_conversation(c) for c in batch))
+                for data in fetched:
+                    found = Conversation.from_json(data)
+                    if found.state != "open" or found.admin_assignee_id not in (None, bot):
+                        continue
+                    pending = self._messages(found)
+                    if not pending:
+                        continue
+                    messages.extend(pending)
+                    conversations += 1
+                    if limit is not None and conversations >= limit:
+                        return messages
             if not page.next_cursor or not page.conversations:
                 return messages
             cursor = page.next_cursor
@@ -576,13 +582,20 @@ class IntercomConnector(Connector):
         if contact_id is None or smith.external_id != f"intercom:{contact_id}":
             log.warning("conversation %s is not this smith's; no user info", conversation_id)
             return {}
-        contact = await self.client.find_contact(contact_id)
+        # The contact and its companies side by side: one round trip less in every turn
+        # that looks the customer up.
+        contact, companies = await asyncio.gather(
+            self.client.find_contact(contact_id), self._companies(contact_id)
+        )
+        return _contact_info(contact, companies)
+
+    async def _companies(self, contact_id: str) -> list[JSON]:
+        """The contact's companies; none when Intercom will not say (the lookup goes on)."""
         try:
-            companies = await self.client.contact_companies(contact_id)
+            return await self.client.contact_companies(contact_id)
         except IntercomError as exc:
             log.warning("companies of contact %s unavailable: %s", contact_id, exc)
-            companies = []
-        return _contact_info(contact, companies)
+            return []
 
 
 def _may_be_waiting(summary: JSON, bot: str) -> bool:
