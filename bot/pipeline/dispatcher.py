@@ -334,12 +334,12 @@ async def _hand_over(live: LiveReply, actions: list[Action]) -> list[Action]:
     """Give the live reply's message to the turn's first REPLY, which completes it when the
     outbox sends it; with no reply to carry it, the message is taken down."""
     ref = await live.finish()
+    if not ref:
+        return actions  # nothing showed
     position = next(
         (i for i, a in enumerate(actions) if a.kind is ActionKind.REPLY and (a.text or "").strip()),
         None,
     )
-    if not ref:
-        return actions
     if position is None:
         await live.discard()
         return actions
