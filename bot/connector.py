@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, ClassVar
@@ -105,9 +105,14 @@ class Connector(ABC):
         (by the action id) before sending again. Raise ``ActionError`` on failure.
         """
 
-    async def fetch_pending(self, *, since: float | None, limit: int | None) -> list[InboundMessage]:
-        """Messages waiting for an answer (pollers and triage); none by default."""
-        return []
+    async def fetch_pending(
+        self, *, since: float | None, limit: int | None
+    ) -> AsyncIterator[list[InboundMessage]]:
+        """Conversations waiting for an answer (pollers and triage), each as its waiting
+        messages in order, yielded as soon as it is found, so a sweep's first turns start while
+        the rest is still being listed. At most ``limit`` conversations; none by default."""
+        return
+        yield  # an async generator that finds nothing
 
     async def user_info(self, smith: Smith, thread: Thread) -> JSON:
         """The platform's own data about this thread's customer (for USER_INFO_LOOKUP)."""

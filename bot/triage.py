@@ -22,7 +22,8 @@ import math
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -57,6 +58,8 @@ ALREADY_HANDLED = "already handled (answered earlier or queued by a webhook)"
 # Channels whose connector has a dry-run mode of its own, switched on through the settings.
 NATIVE_DRY_RUN = frozenset({"intercom"})
 SLOWEST = 5
+# Shortest time between two looks at the store while waiting, however often work finishes.
+LOOK_GAP_SECONDS = 0.05
 
 
 class Outcome(StrEnum):
@@ -370,35 +373,17 @@ class Sweeper:
                 if name not in connectors:
                     fetch_errors[name] = "no enabled connector by this name"
         conversations: dict[tuple[str, str], _Conversation] = {}
-
         for name, connector in connectors.items():
             remaining = None if options.limit is None else options.limit - len(conversations)
             if remaining is not None and remaining <= 0:
                 break
             try:
-                messages = await connector.fetch_pending(since=options.since, limit=remaining)
+                found = await self._take_pending(connector, options, conversations)
             except Exception as exc:
                 log.exception("triage: %s could not list its pending work", name)
                 fetch_errors[name] = f"{type(exc).__name__}: {exc}"
                 continue
-            log.info("triage: %s has %d message(s) waiting", name, len(messages))
-            submissions: dict[tuple[str, str], list[InboundMessage]] = {}
-            for message in _group(messages):
-                key = (message.source, message.thread_external_id)
-                if key not in conversations:
-                    if options.limit is not None and len(conversations) >= options.limit:
-                        continue
-                    conversations[key] = _Conversation(message.source, message.thread_external_id)
-                submissions.setdefault(key, []).append(message)
-            # All conversations at once: their inbox writes share a few group commits instead
-            # of one transaction each, and every lane is ready for the dispatcher together.
-            await asyncio.gather(
-                *(
-                    self._submit_in_order(conversations[key], batch)
-                    for key, batch in submissions.items()
-                )
-            )
-
+            log.info("triage: %s has %d conversation(s) waiting", name, found)
         total = len(conversations)
         log.info("triage: %d conversation(s) submitted", total)
         turn_seconds = await self._wait(list(conversations.values()), options, progress)
@@ -415,10 +400,49 @@ class Sweeper:
         log.info("triage: %s", digest.summary().replace("\n", " "))
         return digest
 
+    async def _take_pending(
+        self,
+        connector: Connector,
+        options: SweepOptions,
+        conversations: dict[tuple[str, str], _Conversation],
+    ) -> int:
+        """Submit ``connector``'s pending conversations (up to the sweep's limit) into
+        ``conversations``; return how many it found. Each one is submitted as soon as the
+        connector finds it, so the first turns run while the rest is still being listed, and
+        submissions that overlap share the inbox's group commits. What was submitted before a
+        listing failed stays submitted (and is waited for)."""
+        remaining = None if options.limit is None else options.limit - len(conversations)
+        submitting: dict[tuple[str, str], asyncio.Task[None]] = {}
+        found = 0
+        try:
+            async for messages in connector.fetch_pending(since=options.since, limit=remaining):
+                for key, batch in _by_conversation(messages).items():
+                    if key not in conversations:
+                        if options.limit is not None and len(conversations) >= options.limit:
+                            continue
+                        conversations[key] = _Conversation(*key)
+                        found += 1
+                    submitting[key] = asyncio.create_task(
+                        self._submit_in_order(conversations[key], batch, after=submitting.get(key)),
+                        name=f"triage:submit:{key[1]}",
+                    )
+        finally:
+            # Submissions never raise (a refusal is recorded on the conversation); they are
+            # cancelled only when the sweep itself is.
+            await asyncio.gather(*submitting.values())
+        return found
+
     async def _submit_in_order(
-        self, conversation: _Conversation, messages: list[InboundMessage]
+        self,
+        conversation: _Conversation,
+        messages: list[InboundMessage],
+        *,
+        after: asyncio.Task[None] | None = None,
     ) -> None:
-        """One conversation's messages, one after the other (the inbox keeps their order)."""
+        """One conversation's messages, one after the other (the inbox keeps their order),
+        after those of the conversation that were found earlier (``after``)."""
+        if after is not None:
+            await after
         for message in messages:
             await self._submit(conversation, message)
 
@@ -446,14 +470,34 @@ class Sweeper:
         options: SweepOptions,
         progress: ProgressCallback | None,
     ) -> list[float]:
-        """Poll the store until every conversation's messages are finished and the actions of
-        their runs are sent or dead; return every run's turn time."""
+        """Look at the store until every conversation's messages are finished and the actions
+        of their runs are sent or dead; return every run's turn time.
+
+        This process's dispatcher and outbox say when a turn or an action finishes, so the
+        sweep ends as soon as its last action is sent; what other replicas do is seen at the
+        next poll."""
+        finished = asyncio.Event()
+        with ExitStack() as listening:
+            for loop in (self._app.dispatcher, self._app.outbox):
+                if loop is not None:
+                    listening.enter_context(loop.notifying(finished.set))
+            return await self._watch(conversations, options, progress, finished)
+
+    async def _watch(
+        self,
+        conversations: list[_Conversation],
+        options: SweepOptions,
+        progress: ProgressCallback | None,
+        finished: asyncio.Event,
+    ) -> list[float]:
         store = self._app.store
         deadline = time.monotonic() + options.timeout_seconds
         turn_seconds: list[float] = []
         open_ = [c for c in conversations if not self._settle_trivially(c)]
         last_reported = -1
         while True:
+            finished.clear()
+            looked = time.monotonic()
             rows = await store.inbox_rows([k for c in open_ for k in c.watched])
             by_key = {(r.source, r.dedup_key): r for r in rows}
             run_ids = sorted({r.run_id for r in rows if r.run_id})
@@ -496,7 +540,13 @@ class Sweeper:
                 progress(Progress(done, len(conversations), dict(counts)))
             if not open_:
                 return turn_seconds
-            await asyncio.sleep(options.poll_seconds)
+            try:
+                await asyncio.wait_for(finished.wait(), timeout=options.poll_seconds)
+            except TimeoutError:
+                continue
+            # Work finishes in bursts (16 turns at a time): let more of it finish before
+            # looking again.
+            await asyncio.sleep(max(0.0, looked + LOOK_GAP_SECONDS - time.monotonic()))
 
     @staticmethod
     def _settle_trivially(conversation: _Conversation) -> bool:
@@ -522,13 +572,15 @@ class Sweeper:
         return True
 
 
-def _group(messages: Iterable[InboundMessage]) -> list[InboundMessage]:
-    """Messages with each conversation's ones together and in their order: one conversation's
-    messages are submitted back to back, so the dispatcher can answer them in one turn."""
+def _by_conversation(
+    messages: Iterable[InboundMessage],
+) -> dict[tuple[str, str], list[InboundMessage]]:
+    """Messages by conversation, each conversation's in their order: they are submitted back
+    to back, so the dispatcher can answer them in one turn."""
     order: dict[tuple[str, str], list[InboundMessage]] = {}
     for message in messages:
         order.setdefault((message.source, message.thread_external_id), []).append(message)
-    return [m for group in order.values() for m in group]
+    return order
 
 
 def _result(
@@ -610,8 +662,9 @@ class _DryRun(Connector):
 
     async def fetch_pending(
         self, *, since: float | None, limit: int | None
-    ) -> list[InboundMessage]:
-        return await self.inner.fetch_pending(since=since, limit=limit)
+    ) -> AsyncIterator[list[InboundMessage]]:
+        async for messages in self.inner.fetch_pending(since=since, limit=limit):
+            yield messages
 
     async def user_info(self, smith: Smith, thread: Thread) -> JSON:
         return await self.inner.user_info(smith, thread)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from bot.config import PipelineSettings
@@ -29,6 +30,7 @@ class ClaimLoop(ABC, Generic[Work]):
         self._active: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._listeners: list[Callable[[], None]] = []
 
     @abstractmethod
     async def _claim(self, limit: int) -> Sequence[Work]: ...
@@ -67,6 +69,16 @@ class ClaimLoop(ABC, Generic[Work]):
         """There is new work: look now rather than at the next poll."""
         self._wake.set()
 
+    @contextmanager
+    def notifying(self, callback: Callable[[], None]) -> Iterator[None]:
+        """Call ``callback`` each time a piece of work finishes, while in the block (a waiter
+        looks at the store then, rather than at its next poll)."""
+        self._listeners.append(callback)
+        try:
+            yield
+        finally:
+            self._listeners.remove(callback)
+
     @property
     def busy(self) -> int:
         return len(self._active)
@@ -97,3 +109,5 @@ class ClaimLoop(ABC, Generic[Work]):
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._active.discard(task)
         self._wake.set()
+        for callback in self._listeners:
+            callback()

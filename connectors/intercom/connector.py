@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
@@ -347,10 +347,12 @@ class IntercomConnector(Connector):
 
     # -- inbound: polling --------------------------------------------------------------------
 
-    async def fetch_pending(self, *, since: float | None, limit: int | None) -> list[InboundMessage]:
-        """Messages of open conversations waiting for an answer: updated after ``since`` (all
-        when None), not assigned to a human, whose newest message is the customer's. At most
-        ``limit`` conversations; pages by hand with ``starting_after``."""
+    async def fetch_pending(
+        self, *, since: float | None, limit: int | None
+    ) -> AsyncIterator[list[InboundMessage]]:
+        """Open conversations waiting for an answer: updated after ``since`` (all when None),
+        not assigned to a human, whose newest message is the customer's. At most ``limit``
+        conversations, in search order; pages by hand with ``starting_after``."""
         filters: list[JSON] = [
             {"field": "state", "operator": "=", "value": "open"},
             {"field": "waiting_since", "operator": ">", "value": 0},
@@ -359,36 +361,51 @@ class IntercomConnector(Connector):
             filters.append({"field": "updated_at", "operator": ">", "value": int(since)})
         query: JSON = {"operator": "AND", "value": filters}
         bot = await self.bot_admin_id()
-        messages: list[InboundMessage] = []
-        conversations = 0
+        # The whole list first: answering a conversation takes it out of the search, so paging
+        # while the first ones are answered would skip some. The search pages are cheap; the
+        # fetches (one per conversation) are what the first turns overlap with.
+        candidates: deque[str] = deque()
         cursor: str | None = None
         while True:
             page = await self.client.search_conversations(
                 query, per_page=self._settings.poll_page_size, starting_after=cursor
             )
-            candidates = [str(s["id"]) for s in page.conversations if _may_be_waiting(s, bot)]
-            while candidates:
-                # A few fetches at a time (each still waits its turn at the rate limiter), in
-                # search order, never many more than ``limit`` still needs.
-                wanted = FETCH_CONCURRENCY if limit is None else min(
+            candidates += (str(s["id"]) for s in page.conversations if _may_be_waiting(s, bot))
+            if not page.next_cursor or not page.conversations:
+                break
+            cursor = page.next_cursor
+        # A few fetches in flight (each still waits its turn at the rate limiter), taken in
+        # search order, never many more than ``limit`` still needs.
+        conversations = 0
+        in_flight: deque[asyncio.Task[JSON]] = deque()
+        try:
+            while candidates or in_flight:
+                window = FETCH_CONCURRENCY if limit is None else min(
                     FETCH_CONCURRENCY, max(1, limit - conversations)
                 )
-                batch, candidates = candidates[:wanted], candidates[wanted:]
-                fetched = await asyncio.gather(*(self.client.find_conversation(c) for c in batch))
-                for data in fetched:
-                    found = Conversation.from_json(data)
-                    if found.state != "open" or found.admin_assignee_id not in (None, bot):
-                        continue
-                    pending = self._messages(found)
-                    if not pending:
-                        continue
-                    messages.extend(pending)
-                    conversations += 1
-                    if limit is not None and conversations >= limit:
-                        return messages
-            if not page.next_cursor or not page.conversations:
-                return messages
-            cursor = page.next_cursor
+                while candidates and len(in_flight) < window:
+                    conversation_id = candidates.popleft()
+                    in_flight.append(
+                        asyncio.create_task(
+                            self.client.find_conversation(conversation_id),
+                            name=f"intercom:fetch:{conversation_id}",
+                        )
+                    )
+                found = Conversation.from_json(await in_flight.popleft())
+                if found.state != "open" or found.admin_assignee_id not in (None, bot):
+                    continue
+                pending = self._messages(found)
+                if not pending:
+                    continue
+                yield pending
+                conversations += 1
+                if limit is not None and conversations >= limit:
+                    return
+        finally:
+            # The caller stopped early, or one fetch failed: the rest are not wanted.
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
 
     async def poll_once(self) -> int:
         """One sweep: everything waiting since the stored cursor goes to the inbox."""
@@ -399,9 +416,10 @@ class IntercomConnector(Connector):
             started - self._settings.poll_lookback_seconds
         )
         new = 0
-        for message in await self.fetch_pending(since=since, limit=None):
-            if await self.accept(message):
-                new += 1
+        async for messages in self.fetch_pending(since=since, limit=None):
+            for message in messages:
+                if await self.accept(message):
+                    new += 1
         await store.set_cursor(CURSOR_NAME, {"since": started - POLL_OVERLAP_SECONDS})
         return new
 

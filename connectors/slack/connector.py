@@ -427,8 +427,11 @@ class SlackConnector(Connector):
             sent_at=_float(ts),
         )
 
-    async def fetch_pending(self, *, since: float | None, limit: int | None) -> list[InboundMessage]:
-        """Top-level messages in support channels that nobody has answered (for triage).
+    async def fetch_pending(
+        self, *, since: float | None, limit: int | None
+    ) -> AsyncIterator[list[InboundMessage]]:
+        """Top-level messages in support channels that nobody has answered (for triage), each
+        its own conversation, oldest first (so all channels are read before the first one).
 
         A message counts as waiting when it is one the bot would have answered (every message
         in an "all" channel, mentions in a "mentions" channel) and nobody but its author has
@@ -459,7 +462,8 @@ class SlackConnector(Connector):
                 if not cursor:
                     break
         found.sort(key=lambda m: m.sent_at or 0.0)
-        return found[:limit] if limit is not None else found
+        for message in found[:limit] if limit is not None else found:
+            yield [message]
 
     @staticmethod
     def _waiting_sender(event: JSON, mode: str, allow_bots: bool, me: BotIdentity) -> str | None:

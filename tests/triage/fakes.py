@@ -4,6 +4,7 @@ that answers, escalates or closes by the customer's words, through the channel's
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from bot.connector import ActionError, Connector
@@ -58,29 +59,45 @@ class Desk(Connector):
 
     name = SOURCE
 
-    def __init__(self, conversations: list[DeskConversation], *, fail_on: str | None = None):
+    def __init__(
+        self,
+        conversations: list[DeskConversation],
+        *,
+        fail_on: str | None = None,
+        fail_listing_after: int | None = None,
+        hold_listing_after: int | None = None,
+    ):
         self.conversations = {c.id: c for c in conversations}
         self.executed: list[Action] = []
         self.fetches: list[tuple[float | None, int | None]] = []
         self.fail_on = fail_on
+        # The listing breaks after this many conversations (a 502 mid-way through the pages).
+        self.fail_listing_after = fail_listing_after
+        # The listing stops after this many conversations until ``go_on`` is set.
+        self.hold_listing_after = hold_listing_after
+        self.go_on = asyncio.Event()
+        self.listed = 0
         self._part = 0
 
     async def fetch_pending(
         self, *, since: float | None, limit: int | None
-    ) -> list[InboundMessage]:
+    ) -> AsyncIterator[list[InboundMessage]]:
         self.fetches.append((since, limit))
-        found: list[InboundMessage] = []
         taken = 0
-        for conversation in self.conversations.values():
+        for conversation in list(self.conversations.values()):
             pending = conversation.pending() if conversation.state == "open" else []
             if not pending:
                 continue
-            found += [conversation.message(part_id, text) for part_id, text in pending]
+            await asyncio.sleep(0)
+            if taken == self.hold_listing_after:
+                await self.go_on.wait()
+            if taken == self.fail_listing_after:
+                raise ActionError("desk listing broke midway: 502 bad gateway")
+            yield [conversation.message(part_id, text) for part_id, text in pending]
             taken += 1
+            self.listed += 1
             if limit is not None and taken >= limit:
-                break
-        await asyncio.sleep(0)
-        return found
+                return
 
     def add_customer_part(self, conversation_id: str, text: str) -> InboundMessage:
         self._part += 1

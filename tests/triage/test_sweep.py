@@ -144,6 +144,53 @@ async def test_webhooks_during_a_sweep_still_give_one_answer_per_message(
     assert set(digest.skipped_reasons) <= {ALREADY_HANDLED}
 
 
+async def test_turns_start_while_the_rest_is_still_being_listed(
+    sqlite_url: str, make_app: AppFactory
+) -> None:
+    desk = Desk(backlog(10, start=2), hold_listing_after=2)
+    app = await make_app(sqlite_url, desk)
+    sweep = asyncio.create_task(Sweeper(app).sweep(SweepOptions()))
+
+    # The listing is held after two conversations: both are answered all the same.
+    await wait_for(lambda: bool(desk.actions_on("c2") and desk.actions_on("c3")))
+    assert desk.listed == 2 and not sweep.done()
+    desk.go_on.set()
+    digest = await sweep
+
+    assert digest.counts["conversations"] == 10 and digest.counts["answered"] == 8
+    assert digest.ok
+
+
+async def test_what_a_broken_listing_found_before_it_broke_is_answered_and_reported(
+    sqlite_url: str, make_app: AppFactory
+) -> None:
+    desk = Desk(backlog(6, start=2), fail_listing_after=3)
+    app = await make_app(sqlite_url, desk)
+
+    digest = await Sweeper(app).sweep(SweepOptions())
+
+    assert [c.thread for c in digest.conversations] == ["desk:c2", "desk:c3", "desk:c4"]
+    assert digest.counts["answered"] == 3
+    assert all(desk.actions_on(f"c{i}") for i in (2, 3, 4))
+    assert not any(desk.actions_on(f"c{i}") for i in (5, 6, 7))
+    assert "502 bad gateway" in digest.fetch_errors["desk"]
+    assert not digest.ok
+
+
+async def test_the_sweep_hears_when_work_finishes_rather_than_waiting_for_its_poll(
+    sqlite_url: str, make_app: AppFactory
+) -> None:
+    desk = Desk(backlog(20, start=2))
+    app = await make_app(sqlite_url, desk, delay=0.05)
+
+    # A poll far longer than the test's timeout (60 s): only the pipeline's word can end this
+    # sweep in time.
+    digest = await Sweeper(app).sweep(SweepOptions(poll_seconds=600.0))
+
+    assert digest.counts["conversations"] == 20 and digest.counts["pending"] == 0
+    assert (digest.counts["answered"], digest.counts["escalated"]) == (16, 2) and digest.ok
+
+
 async def test_a_conversation_under_human_control_is_skipped_with_its_reason(
     sqlite_url: str, make_app: AppFactory
 ) -> None:

@@ -3,6 +3,8 @@ assignment, state, user info and the poller's search."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.app import Application
@@ -154,14 +156,26 @@ async def test_fetch_pending_pages_by_hand_and_skips_what_is_not_waiting(
     fake.close_by_admin(closed)
     async with running_app(sqlite_url, fake, poll_page_size=2) as (app, runner):
         connector = _connector(app)
-        messages = await connector.fetch_pending(since=None, limit=None)
-        assert sorted(m.ref["conversation_id"] for m in messages) == sorted(waiting)
+        found = [batch async for batch in connector.fetch_pending(since=None, limit=None)]
+        # One conversation per item, as its waiting messages.
+        assert [{m.ref["conversation_id"] for m in batch} for batch in found] == [
+            {cid} for cid in waiting
+        ]
         searches = fake.calls("POST", "/conversations/search")
         assert len(searches) == 3
         assert [bool((s.body.get("pagination") or {}).get("starting_after")) for s in searches] == [
             False, True, True
         ]
-        limited = await connector.fetch_pending(since=None, limit=2)
+        # Every page is read before the first conversation is fetched (and handed out to be
+        # answered): answering takes a conversation out of the search, and paging after that
+        # would skip as many.
+        paths = [r.path for r in fake.requests]
+        last_search = max(i for i, p in enumerate(paths) if p == "/conversations/search")
+        assert not any(re.fullmatch(r"/conversations/\d+", p) for p in paths[:last_search])
+        fetched = len(fake.calls("GET", r"/conversations/\w+"))
+        limited = [batch async for batch in connector.fetch_pending(since=None, limit=2)]
         assert len(limited) == 2
-        later = await connector.fetch_pending(since=now() + 3600, limit=None)
+        # No conversation is fetched for nothing.
+        assert len(fake.calls("GET", r"/conversations/\w+")) - fetched == 2
+        later = [batch async for batch in connector.fetch_pending(since=now() + 3600, limit=None)]
         assert later == []

@@ -235,12 +235,17 @@ async def test_triage_finds_the_support_channel_messages_nobody_answered(
     post("CMENTIONS", CUSTOMER, "chatter")
     post("CMENTIONS", CUSTOMER, "<@UBOT> are you there?")
 
-    pending = await connector.fetch_pending(since=None, limit=None)
+    found = [batch async for batch in connector.fetch_pending(since=None, limit=None)]
+    assert all(len(batch) == 1 for batch in found)  # each top-level message is a conversation
+    pending = [batch[0] for batch in found]
     assert [m.text for m in pending] == ["unanswered question", "asked twice", "are you there?"]
     first = pending[0]
     assert first.dedup_key == f"{TEAM}:{SUPPORT}:{first.ref['ts']}"  # as the webhook path
     assert first.thread_external_id == f"slack:{TEAM}:{SUPPORT}:{first.ref['ts']}"
     assert first.display_name == "Carla Customer"
-    assert [m.text for m in await connector.fetch_pending(since=None, limit=1)] == ["unanswered question"]
-    later = await connector.fetch_pending(since=float(pending[1].ref["ts"]), limit=None)
-    assert [m.text for m in later] == ["are you there?"]
+    limited = [batch async for batch in connector.fetch_pending(since=None, limit=1)]
+    assert [[m.text for m in batch] for batch in limited] == [["unanswered question"]]
+    later = [
+        batch async for batch in connector.fetch_pending(since=float(pending[1].ref["ts"]), limit=None)
+    ]
+    assert [[m.text for m in batch] for batch in later] == [["are you there?"]]
