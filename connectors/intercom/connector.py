@@ -595,16 +595,21 @@ class IntercomConnector(Connector):
         conversation_id = conversation_id_of(thread.external_id)
         if conversation_id is None:
             return {}
-        conversation = Conversation.from_json(await self.client.find_conversation(conversation_id))
-        contact_id = conversation.customer_id
-        if contact_id is None or smith.external_id != f"intercom:{contact_id}":
+        contact_id = (smith.external_id or "").removeprefix("intercom:")
+        if not smith.external_id or contact_id == smith.external_id:
+            log.warning("smith %s is not an Intercom contact; no user info", smith.id)
+            return {}
+        # The conversation (who its customer is now), the smith's contact and its companies,
+        # side by side: one round trip in every turn that looks the customer up. Nothing is
+        # returned unless the conversation's customer is the smith's own contact.
+        found, contact, companies = await asyncio.gather(
+            self.client.find_conversation(conversation_id),
+            self.client.find_contact(contact_id),
+            self._companies(contact_id),
+        )
+        if Conversation.from_json(found).customer_id != contact_id:
             log.warning("conversation %s is not this smith's; no user info", conversation_id)
             return {}
-        # The contact and its companies side by side: one round trip less in every turn
-        # that looks the customer up.
-        contact, companies = await asyncio.gather(
-            self.client.find_contact(contact_id), self._companies(contact_id)
-        )
         return _contact_info(contact, companies)
 
     async def _companies(self, contact_id: str) -> list[JSON]:

@@ -4,6 +4,7 @@ assignment, state, user info and the poller's search."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -141,6 +142,11 @@ async def test_user_info_is_the_conversation_s_own_contact(
         assert info["companies"][0]["plan"] == "Enterprise"
         # Another smith asking about this conversation learns nothing.
         assert await connector.user_info(_smith(stranger), _thread(cid)) == {}
+        # Nor does a smith that is no Intercom contact at all (and nothing is asked).
+        asked = len(fake.requests)
+        web = replace(_smith(contact), external_id=f"web:{contact}")
+        assert await connector.user_info(web, _thread(cid)) == {}
+        assert len(fake.requests) == asked
 
 
 async def test_fetch_pending_pages_by_hand_and_skips_what_is_not_waiting(
