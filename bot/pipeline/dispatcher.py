@@ -132,19 +132,17 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         first = messages[0]
         slug = first.agent_slug or ""
         agent_id = await self._agent_id(slug)
-        found = await self._store.find_thread_with_owner(agent_id, first.thread_external_id)
+        # One transaction each way: a known thread with what its turn reads, or a new one
+        # (smith, thread and inputs written and read together).
+        found = await self._store.thread_for_turn(
+            agent_id, first.thread_external_id, history=HISTORY_RUNS
+        )
         if found is None:
-            smith = await self._store.ensure_smith(
-                first.smith_external_id,
-                agent_id,
-                display_name=first.display_name,
-                metadata=first.profile or None,
-            )
-            thread = await self._store.ensure_thread(
-                smith, first.thread_external_id, first.source, metadata=first.ref
+            thread, smith, inputs = await self._store.start_thread(
+                first, agent_id, history=HISTORY_RUNS
             )
         else:
-            thread, smith = found
+            thread, smith, inputs = found
         seen.append(thread)
         if first.smith_external_id is not None and smith.external_id != first.smith_external_id:
             await self._skip(claim, thread, "message from someone other than the thread's customer")
@@ -155,7 +153,6 @@ class Dispatcher(ClaimLoop[LaneClaim]):
             await self._skip(claim, thread, "a human has taken over this thread")
             return
 
-        inputs = await self._store.turn_inputs(smith, thread.id, history=HISTORY_RUNS)
         version = inputs.version
         definition = version.definition if version else self._definitions(slug)
         run_id = new_id("run")

@@ -107,6 +107,22 @@ class TurnInputs:
 
 
 @dataclass(frozen=True, slots=True)
+class _SmithFields:
+    """What ``ensure_smith`` sets on a smith besides who it is (None: leave as it is)."""
+
+    display_name: str | None
+    customer_id: str | None
+    metadata: JSON | None
+    auto_memory: bool | None
+
+
+def _check_owner(thread: Thread, smith: Smith, external_id: str) -> None:
+    if thread.smith_id != smith.id:
+        # A ticket belongs to the smith that opened it; never reuse it for someone else.
+        raise PermissionError(f"thread {external_id!r} belongs to another smith")
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     action: Action
     status: OutboxStatus
@@ -288,13 +304,17 @@ class Store:
         """What a turn reads before it runs, in one read transaction: the agent version the
         smith runs, the thread's latest runs, and the smith's memories when it keeps them."""
 
-        def work(conn: Connection) -> TurnInputs:
-            version = self._version_for(conn, smith)
-            runs_ = self._thread_runs(conn, thread_id, history)
-            facts = self._memories(conn, smith.id, 50) if smith.auto_memory else []
-            return TurnInputs(version, tuple(runs_), tuple(facts))
+        return await self.db.run_read(
+            lambda conn: self._turn_inputs(conn, smith, thread_id, history)
+        )
 
-        return await self.db.run_read(work)
+    def _turn_inputs(
+        self, conn: Connection, smith: Smith, thread_id: str, history: int
+    ) -> TurnInputs:
+        version = self._version_for(conn, smith)
+        runs_ = self._thread_runs(conn, thread_id, history)
+        facts = self._memories(conn, smith.id, 50) if smith.auto_memory else []
+        return TurnInputs(version, tuple(runs_), tuple(facts))
 
     # -- smiths ----------------------------------------------------------------------------
 
@@ -313,59 +333,64 @@ class Store:
         On an existing smith, given non-None fields are updated (metadata is merged), so calling
         this on every message keeps the profile fresh without ever changing who the smith is.
         """
+        fields = _SmithFields(display_name, customer_id, metadata, auto_memory)
+        for _ in range(3):
+            smith = await self.db.run_tx(
+                lambda conn: self._upsert_smith(conn, external_id, agent_id, fields)
+            )
+            if smith is not None:
+                return smith
+        raise RuntimeError(f"could not upsert smith {external_id!r}")
+
+    def _upsert_smith(
+        self, conn: Connection, external_id: str | None, agent_id: str, fields: _SmithFields
+    ) -> Smith | None:
+        """``ensure_smith`` inside a write transaction; None when another writer created the
+        smith between our read and insert (try again)."""
         default_memory = not (external_id is None or external_id.startswith("anon:"))
         created = now()
         values = {
             "agent_id": agent_id,
             "external_id": external_id,
-            "display_name": display_name,
-            "customer_id": customer_id,
-            "metadata": metadata or {},
-            "auto_memory": default_memory if auto_memory is None else auto_memory,
+            "display_name": fields.display_name,
+            "customer_id": fields.customer_id,
+            "metadata": fields.metadata or {},
+            "auto_memory": default_memory if fields.auto_memory is None else fields.auto_memory,
             "created_at": created,
             "updated_at": created,
         }
         if external_id is None:
             smith_id = new_id("smt")
-            await self.db.run_tx(
-                lambda conn: conn.execute(insert(smiths).values(id=smith_id, **values))
+            conn.execute(insert(smiths).values(id=smith_id, **values))
+            return _smith(
+                conn.execute(select(smiths).where(smiths.c.id == smith_id)).mappings().one()
             )
-            return await self.get_smith(smith_id)
-
-        def work(conn: Connection) -> Smith | None:
-            """The upserted smith; None when another writer created it between our read and
-            insert (try again)."""
-            row = self._live_smith_row(conn, agent_id, external_id)
-            if row is None:
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(smiths).values(id=new_id("smt"), **values))
-                except IntegrityError:
-                    return None
-                row = self._live_smith_row(conn, agent_id, external_id)
-                assert row is not None
-                return _smith(row)
-            patch: dict[str, Any] = {}
-            if display_name is not None and display_name != row["display_name"]:
-                patch["display_name"] = display_name
-            if customer_id is not None and customer_id != row["customer_id"]:
-                patch["customer_id"] = customer_id
-            if metadata:
-                merged = {**row["metadata"], **metadata}
-                if merged != row["metadata"]:
-                    patch["metadata"] = merged
-            if patch:
-                patch["updated_at"] = now()
-                conn.execute(update(smiths).where(smiths.c.id == row["id"]).values(**patch))
-                row = self._live_smith_row(conn, agent_id, external_id)
-                assert row is not None
-            return _smith(row)
-
-        for _ in range(3):
-            smith = await self.db.run_tx(work)
-            if smith is not None:
-                return smith
-        raise RuntimeError(f"could not upsert smith {external_id!r}")
+        row = self._live_smith_row(conn, agent_id, external_id)
+        if row is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(smiths).values(id=new_id("smt"), **values))
+            except IntegrityError:
+                return None
+            inserted = self._live_smith_row(conn, agent_id, external_id)
+            assert inserted is not None
+            return _smith(inserted)
+        patch: dict[str, Any] = {}
+        if fields.display_name is not None and fields.display_name != row["display_name"]:
+            patch["display_name"] = fields.display_name
+        if fields.customer_id is not None and fields.customer_id != row["customer_id"]:
+            patch["customer_id"] = fields.customer_id
+        if fields.metadata:
+            merged = {**row["metadata"], **fields.metadata}
+            if merged != row["metadata"]:
+                patch["metadata"] = merged
+        if patch:
+            patch["updated_at"] = now()
+            conn.execute(update(smiths).where(smiths.c.id == row["id"]).values(**patch))
+            updated = self._live_smith_row(conn, agent_id, external_id)
+            assert updated is not None
+            return _smith(updated)
+        return _smith(row)
 
     def _live_smith_row(
         self, conn: Connection, agent_id: str, external_id: str
@@ -460,37 +485,70 @@ class Store:
         self, smith: Smith, external_id: str, channel: str, *, metadata: JSON | None = None
     ) -> Thread:
         """The thread for a ticket under ``smith``, created on first sight."""
-        created = now()
-
-        def work(conn: Connection) -> Thread:
-            conn.execute(
-                self._insert_ignore(threads, ["agent_id", "external_id"]).values(
-                    id=new_id("thr"),
-                    smith_id=smith.id,
-                    agent_id=smith.agent_id,
-                    external_id=external_id,
-                    channel=channel,
-                    state=ThreadState.OPEN.value,
-                    control=Control.BOT.value,
-                    title=None,
-                    metadata=metadata or {},
-                    created_at=created,
-                    updated_at=created,
-                )
-            )
-            return _thread(
-                conn.execute(
-                    select(threads).where(
-                        threads.c.agent_id == smith.agent_id, threads.c.external_id == external_id
-                    )
-                ).mappings().one()
-            )
-
-        thread = await self.db.run_tx(work)
-        if thread.smith_id != smith.id:
-            # A ticket belongs to the smith that opened it; never reuse it for someone else.
-            raise PermissionError(f"thread {external_id!r} belongs to another smith")
+        thread = await self.db.run_tx(
+            lambda conn: self._insert_thread(conn, smith, external_id, channel, metadata)
+        )
+        _check_owner(thread, smith, external_id)
         return thread
+
+    def _insert_thread(
+        self, conn: Connection, smith: Smith, external_id: str, channel: str, metadata: JSON | None
+    ) -> Thread:
+        """The ticket's thread, inserted unless it exists (under whichever smith owns it)."""
+        created = now()
+        conn.execute(
+            self._insert_ignore(threads, ["agent_id", "external_id"]).values(
+                id=new_id("thr"),
+                smith_id=smith.id,
+                agent_id=smith.agent_id,
+                external_id=external_id,
+                channel=channel,
+                state=ThreadState.OPEN.value,
+                control=Control.BOT.value,
+                title=None,
+                metadata=metadata or {},
+                created_at=created,
+                updated_at=created,
+            )
+        )
+        return _thread(
+            conn.execute(
+                select(threads).where(
+                    threads.c.agent_id == smith.agent_id, threads.c.external_id == external_id
+                )
+            ).mappings().one()
+        )
+
+    async def start_thread(
+        self,
+        message: InboundMessage,
+        agent_id: str,
+        *,
+        history: int,
+    ) -> tuple[Thread, Smith, TurnInputs]:
+        """A ticket seen for the first time, in one write transaction: its smith upserted
+        (``ensure_smith`` with the message's profile), its thread created (``ensure_thread``)
+        and what the turn reads (``turn_inputs``). Raises ``PermissionError`` as
+        ``ensure_thread`` does when the ticket turns out to belong to another smith."""
+        fields = _SmithFields(message.display_name, None, message.profile or None, None)
+
+        def work(conn: Connection) -> tuple[Thread, Smith, TurnInputs] | None:
+            smith = self._upsert_smith(conn, message.smith_external_id, agent_id, fields)
+            if smith is None:
+                return None
+            thread = self._insert_thread(
+                conn, smith, message.thread_external_id, message.source, message.ref
+            )
+            if thread.smith_id != smith.id:
+                return thread, smith, TurnInputs(None, (), ())  # refused below
+            return thread, smith, self._turn_inputs(conn, smith, thread.id, history)
+
+        for _ in range(3):
+            started = await self.db.run_tx(work)
+            if started is not None:
+                _check_owner(started[0], started[1], message.thread_external_id)
+                return started
+        raise RuntimeError(f"could not upsert smith {message.smith_external_id!r}")
 
     async def get_thread(self, thread_id: str) -> Thread:
         query = select(threads).where(threads.c.id == thread_id)
@@ -506,18 +564,22 @@ class Store:
         row = await self.db.run_read(lambda conn: conn.execute(query).mappings().first())
         return _thread(row) if row else None
 
-    async def find_thread_with_owner(
-        self, agent_id: str, external_id: str
-    ) -> tuple[Thread, Smith] | None:
-        """A ticket's thread and the smith it belongs to (archived or not), in one query."""
+    async def thread_for_turn(
+        self, agent_id: str, external_id: str, *, history: int
+    ) -> tuple[Thread, Smith, TurnInputs] | None:
+        """A known ticket's thread, the smith it belongs to (archived or not) and what a turn
+        on it reads (``turn_inputs``), in one read transaction; None for a new ticket."""
         params = {"agent_id": agent_id, "external_id": external_id}
-        row = await self.db.run_read(
-            lambda conn: conn.execute(_THREAD_WITH_OWNER, params).mappings().first()
-        )
-        if row is None:
-            return None
-        smith_row = {c.name: row[f"own__{c.name}"] for c in _OWNER.c}
-        return _thread(row), _smith(smith_row)  # type: ignore[arg-type]
+
+        def work(conn: Connection) -> tuple[Thread, Smith, TurnInputs] | None:
+            row = conn.execute(_THREAD_WITH_OWNER, params).mappings().first()
+            if row is None:
+                return None
+            thread = _thread(row)
+            smith = _smith({c.name: row[f"own__{c.name}"] for c in _OWNER.c})  # type: ignore[arg-type]
+            return thread, smith, self._turn_inputs(conn, smith, thread.id, history)
+
+        return await self.db.run_read(work)
 
     async def find_threads_by_external(self, external_id: str) -> list[Thread]:
         """Every agent's thread for one ticket (connectors know the ticket, not the agent)."""

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.domain import AgentDefinition, Control, ThreadState
+from bot.domain import AgentDefinition, Control, InboundMessage, ThreadState
 from bot.store.store import NotFound, Store, ThreadChange
 
 
@@ -133,6 +133,62 @@ async def test_a_ticket_is_never_reused_for_another_smith(store: Store) -> None:
     await store.ensure_thread(alice, "slack:T:C:1.0", "slack")
     with pytest.raises(PermissionError):
         await store.ensure_thread(mallory, "slack:T:C:1.0", "slack")
+
+
+def _first_message(ticket: str, customer: str | None, **fields: object) -> InboundMessage:
+    return InboundMessage(
+        source="slack",
+        dedup_key=f"{ticket}:1",
+        thread_external_id=ticket,
+        smith_external_id=customer,
+        text="hello",
+        ref={"channel": "C1"},
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_turn_on_a_new_ticket_starts_its_smith_and_thread_in_one_go(
+    store: Store,
+) -> None:
+    agent = await _agent(store)
+    known = await store.ensure_smith("slack:T:U1", agent, display_name="Old name")
+    await store.ensure_thread(known, "slack:T:C:0.5", "slack")
+    assert await store.thread_for_turn(agent, "slack:T:C:1.0", history=20) is None
+
+    message = _first_message(
+        "slack:T:C:1.0", "slack:T:U1", display_name="Ada", profile={"plan": "pro"}
+    )
+    thread, smith, inputs = await store.start_thread(message, agent, history=20)
+
+    # The same smith as the upsert would give, refreshed; a new thread under it.
+    assert smith.id == known.id and smith.display_name == "Ada"
+    assert smith.metadata == {"plan": "pro"}
+    assert (thread.smith_id, thread.external_id, thread.channel) == (
+        smith.id, "slack:T:C:1.0", "slack"
+    )
+    assert thread.metadata == {"channel": "C1"}
+    assert inputs.history == () and inputs.version is None
+    # Next time the ticket is known, with the same inputs read in the same transaction.
+    found = await store.thread_for_turn(agent, "slack:T:C:1.0", history=20)
+    assert found is not None
+    assert (found[0].id, found[1].id) == (thread.id, smith.id)
+    assert found[2] == inputs
+
+
+async def test_starting_a_ticket_that_is_someone_else_s_is_refused(store: Store) -> None:
+    agent = await _agent(store)
+    alice = await store.ensure_smith("slack:T:U1", agent)
+    await store.ensure_thread(alice, "slack:T:C:1.0", "slack")
+
+    with pytest.raises(PermissionError):
+        await store.start_thread(_first_message("slack:T:C:1.0", "slack:T:U2"), agent, history=20)
+
+
+async def test_a_ticket_without_a_customer_id_gets_a_throwaway_smith(store: Store) -> None:
+    agent = await _agent(store)
+    thread, smith, _ = await store.start_thread(_first_message("web:t1", None), agent, history=5)
+    assert smith.external_id is None and not smith.auto_memory
+    assert thread.smith_id == smith.id
 
 
 async def test_publishing_versions(store: Store) -> None:
