@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import time
+import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -90,6 +91,9 @@ class ProviderHTTP:
             sock_connect=min(timeout_seconds, MAX_CONNECT_SECONDS),
             sock_read=timeout_seconds,
         )
+        # aiohttp's ``trust_env`` would look the proxy (and ~/.netrc) up in a worker thread
+        # on every request, about 0.4 ms of CPU each; the host never changes, so once here.
+        self._proxy = proxy_from_env(URL(self.base_url))
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -171,6 +175,7 @@ class ProviderHTTP:
             params=params,
             headers=headers,
             allow_redirects=False,
+            proxy=self._proxy,
         )
 
     def _open_session(self) -> aiohttp.ClientSession:
@@ -183,8 +188,6 @@ class ProviderHTTP:
                 connector=aiohttp.TCPConnector(
                     limit=MAX_CONNECTIONS, limit_per_host=0, keepalive_timeout=KEEPALIVE_SECONDS
                 ),
-                # Proxies from HTTP(S)_PROXY / NO_PROXY, as httpx honoured them.
-                trust_env=True,
             )
         return self._session
 
@@ -238,6 +241,17 @@ class HTTPStream:
                 yield line
         for line in splitter.flush():
             yield line
+
+
+def proxy_from_env(url: URL) -> URL | None:
+    """The proxy the environment names for ``url``: ``HTTPS_PROXY``, ``HTTP_PROXY`` or
+    ``ALL_PROXY``, unless ``NO_PROXY`` exempts its host (httpx read the same variables when
+    its client was made). Credentials in it go to the proxy as ``Proxy-Authorization``."""
+    if url.host is None or urllib.request.proxy_bypass(url.host):
+        return None
+    proxies = urllib.request.getproxies()
+    named = proxies.get(url.scheme) or proxies.get("all")
+    return URL(named) if named else None
 
 
 def _dump_json(value: JSON) -> bytes:

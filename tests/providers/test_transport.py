@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator
 import pytest
 from yarl import URL
 
-from bot.providers.transport import Frame, LineSplitter, ProviderHTTP, iter_frames
+from bot.providers.transport import (
+    Frame,
+    LineSplitter,
+    ProviderHTTP,
+    iter_frames,
+    proxy_from_env,
+)
+from tests.fakes.model_server import ScriptedModelServer, ScriptedReply
 
 # SSE with CRLF, LF and lone-CR line ends, multi-byte characters, NDJSON, no final line end.
 BODY = (
@@ -127,3 +134,51 @@ async def test_a_closed_client_refuses_requests() -> None:
     await client.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await client.request("GET", "models")
+
+
+def use_proxies(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_the_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    use_proxies(
+        monkeypatch,
+        HTTPS_PROXY="http://ops:s3cret@proxy.example:3128",
+        HTTP_PROXY="http://plain.example:8080",
+        NO_PROXY="internal.example",
+    )
+    assert proxy_from_env(URL("https://api.openai.com/v1/")) == URL(
+        "http://ops:s3cret@proxy.example:3128"
+    )
+    assert proxy_from_env(URL("http://vllm.example/v1/")) == URL("http://plain.example:8080")
+    assert proxy_from_env(URL("http://internal.example/v1/")) is None
+    use_proxies(monkeypatch, ALL_PROXY="http://any.example:3128")
+    assert proxy_from_env(URL("https://api.openai.com/v1/")) == URL("http://any.example:3128")
+    use_proxies(monkeypatch)
+    assert proxy_from_env(URL("https://api.openai.com/v1/")) is None
+
+
+async def test_requests_go_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch, model_server: ScriptedModelServer
+) -> None:
+    # The fake serves the absolute-form request a plain HTTP proxy gets.
+    proxy = model_server.origin.replace("http://", "http://ops:s3cret@")
+    use_proxies(monkeypatch, HTTP_PROXY=proxy)
+    model_server.enqueue(ScriptedReply.say("through the proxy"))
+    client = ProviderHTTP(
+        provider="p", base_url="http://model.invalid/v1", api_key=None, timeout_seconds=5
+    )
+    try:
+        answer = await client.request(
+            "POST", "chat/completions", json={"model": "m", "messages": [], "stream": False}
+        )
+    finally:
+        await client.aclose()
+    assert b"through the proxy" in answer.body
+    (sent,) = model_server.chat_requests
+    assert sent.header("Host") == "model.invalid"
+    assert sent.header("Proxy-Authorization") == "Basic b3BzOnMzY3JldA=="  # ops:s3cret
