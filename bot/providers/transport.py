@@ -251,7 +251,9 @@ def proxy_from_env(url: URL) -> URL | None:
         return None
     proxies = urllib.request.getproxies()
     named = proxies.get(url.scheme) or proxies.get("all")
-    return URL(named) if named else None
+    if not named:
+        return None
+    return URL(named if "://" in named else f"http://{named}")
 
 
 def _dump_json(value: JSON) -> bytes:

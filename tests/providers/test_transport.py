@@ -148,7 +148,7 @@ def test_the_proxy_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     use_proxies(
         monkeypatch,
         HTTPS_PROXY="http://ops:s3cret@proxy.example:3128",
-        HTTP_PROXY="http://plain.example:8080",
+        HTTP_PROXY="plain.example:8080",
         NO_PROXY="internal.example",
     )
     assert proxy_from_env(URL("https://api.openai.com/v1/")) == URL(
