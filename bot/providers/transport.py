@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # and every server-side failure.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 MAX_ERROR_TEXT = 300
+# A connection that takes longer than this (or than the call's timeout) is retried.
 MAX_CONNECT_SECONDS = 10.0
 # How long an idle connection is kept for the next call (what httpx kept them for before).
 KEEPALIVE_SECONDS = 5.0
