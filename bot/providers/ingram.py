@@ -27,8 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from bot.domain import JSON, Usage
 from bot.providers.base import (
     ChatMessage,
@@ -40,12 +38,11 @@ from bot.providers.base import (
 )
 from bot.providers.openai import to_openai_tools, tool_calls_from
 from bot.providers.transport import (
+    HTTPStream,
+    ProviderHTTP,
     ProviderHTTPError,
-    build_client,
     decode_json,
-    error_from_transport,
     iter_frames,
-    raise_for_status,
     scrub,
     usage_from,
 )
@@ -207,7 +204,6 @@ class IngramProvider:
         timeout_seconds: float = 30.0,
         stream: bool = True,
         name: str = "ingram",
-        client: httpx.AsyncClient | None = None,
         max_tracked: int = 10_000,
     ) -> None:
         self.name = name
@@ -217,7 +213,8 @@ class IngramProvider:
         self._max_tracked = max_tracked
         self._smiths: OrderedDict[str, str] = OrderedDict()
         self._paused: OrderedDict[str, _PausedRun] = OrderedDict()
-        self._client = client or build_client(
+        self._client = ProviderHTTP(
+            provider=name,
             base_url=base_url or DEFAULT_BASE_URL,
             api_key=api_key,
             timeout_seconds=timeout_seconds,
@@ -242,25 +239,22 @@ class IngramProvider:
             raise ProviderError(f"{self.name}: a request needs a smith_key or a thread_key")
         key = request.thread_key or smith_key
         stream = self._stream and request.stream
-        try:
-            results = trailing_tool_results(request.messages)
-            if results:
-                outcome = await self._resume(key, results, stream, on_delta)
-            else:
-                cached = smith_key in self._smiths
+        results = trailing_tool_results(request.messages)
+        if results:
+            outcome = await self._resume(key, results, stream, on_delta)
+        else:
+            cached = smith_key in self._smiths
+            smith_id = await self._smith(smith_key)
+            await self._cancel_stale(key)
+            try:
+                outcome = await self._start(smith_id, key, request, stream, on_delta)
+            except ProviderHTTPError as exc:
+                # A smith archived since we cached its id: upsert it afresh, once.
+                if exc.status != 404 or not cached:
+                    raise
+                self._smiths.pop(smith_key, None)
                 smith_id = await self._smith(smith_key)
-                await self._cancel_stale(key)
-                try:
-                    outcome = await self._start(smith_id, key, request, stream, on_delta)
-                except ProviderHTTPError as exc:
-                    # A smith archived since we cached its id: upsert it afresh, once.
-                    if exc.status != 404 or not cached:
-                        raise
-                    self._smiths.pop(smith_key, None)
-                    smith_id = await self._smith(smith_key)
-                    outcome = await self._start(smith_id, key, request, stream, on_delta)
-        except httpx.HTTPError as exc:
-            raise error_from_transport(self.name, exc, secret=self._secret) from None
+                outcome = await self._start(smith_id, key, request, stream, on_delta)
         return self._response(outcome)
 
     # smiths
@@ -275,9 +269,8 @@ class IngramProvider:
             body["agent_id"] = self.agent_id
         if smith_key.startswith("anon:"):
             body["auto_memory"] = False
-        response = await self._client.post("v1/smiths", json=body)
-        await raise_for_status(self.name, response, secret=self._secret)
-        data = decode_json(self.name, response.content, secret=self._secret)
+        answer = await self._client.request("POST", "v1/smiths", json=body)
+        data = decode_json(self.name, answer.body, secret=self._secret)
         smith_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(smith_id, str) or not smith_id:
             raise ProviderError(f"{self.name}: smith upsert returned no id", retryable=True)
@@ -316,21 +309,20 @@ class IngramProvider:
         """Cancel the runs paused on thread ``key``; True when there were any."""
         cancelled = False
         for status in ("paused_for_tool", "paused_for_approval"):
-            response = await self._client.get(
-                f"v1/smiths/{smith_id}/runs", params={"status": status, "limit": 50}
+            answer = await self._client.request(
+                "GET", f"v1/smiths/{smith_id}/runs", params={"status": status, "limit": 50}
             )
-            await raise_for_status(self.name, response, secret=self._secret)
-            page = decode_json(self.name, response.content, secret=self._secret)
+            page = decode_json(self.name, answer.body, secret=self._secret)
             runs = page.get("data") if isinstance(page, dict) else None
             for run in runs if isinstance(runs, list) else ():
                 if not isinstance(run, dict) or run.get("thread_id") != key or not run.get("id"):
                     continue
                 log.warning("cancelling Ingram run %s left paused on this thread", run["id"])
-                response = await self._client.post(
+                await self._client.request(
+                    "POST",
                     f"v1/smiths/{smith_id}/runs/{run['id']}/submit",
                     json={"kind": "cancel", "reason": "left paused by an interrupted turn"},
                 )
-                await raise_for_status(self.name, response, secret=self._secret)
                 cancelled = True
         return cancelled
 
@@ -351,8 +343,7 @@ class IngramProvider:
             raise ProviderError(f"{self.name}: the tool results match no pending tool call")
         path = f"v1/smiths/{paused.smith_id}/runs/{paused.run_id}/submit"
         for message in to_submit[:-1]:
-            response = await self._client.post(path, json=self._submission(message, stream=False))
-            await raise_for_status(self.name, response, secret=self._secret)
+            await self._client.request("POST", path, json=self._submission(message, stream=False))
             paused.submitted.add(str(message.tool_call_id))
         last = to_submit[-1]
         outcome = await self._run_call(
@@ -377,11 +368,12 @@ class IngramProvider:
             return
         path = f"v1/smiths/{paused.smith_id}/runs/{paused.run_id}/submit"
         try:
-            response = await self._client.post(
-                path, json={"kind": "cancel", "reason": "superseded by a new customer message"}
+            await self._client.request(
+                "POST",
+                path,
+                json={"kind": "cancel", "reason": "superseded by a new customer message"},
             )
-            await raise_for_status(self.name, response, secret=self._secret)
-        except (httpx.HTTPError, ProviderError) as exc:
+        except ProviderError as exc:
             log.warning("could not cancel paused Ingram run %s: %s", paused.run_id, exc)
 
     async def _run_call(
@@ -394,24 +386,22 @@ class IngramProvider:
         run_id: str = "",
     ) -> _RunOutcome:
         if not stream:
-            response = await self._client.post(path, json=body)
-            await raise_for_status(self.name, response, secret=self._secret)
-            record = decode_json(self.name, response.content, secret=self._secret)
+            answer = await self._client.request("POST", path, json=body)
+            record = decode_json(self.name, answer.body, secret=self._secret)
             if not isinstance(record, dict):
                 raise ProviderError(f"{self.name}: run answer is not an object", retryable=True)
             return self._from_record(record)
         async with self._client.stream(
             "POST", path, json=body, headers={"Accept": "text/event-stream"}
         ) as response:
-            await raise_for_status(self.name, response, secret=self._secret)
             return await self._read_stream(response, on_delta, run_id)
 
     async def _read_stream(
-        self, response: httpx.Response, on_delta: DeltaSink | None, run_id: str
+        self, response: HTTPStream, on_delta: DeltaSink | None, run_id: str
     ) -> _RunOutcome:
         outcome = _RunOutcome(run_id=run_id)
         candidates: list[JSON] = []
-        async for frame in iter_frames(response):
+        async for frame in iter_frames(response.lines()):
             payload = decode_json(self.name, frame.data, secret=self._secret)
             if not isinstance(payload, dict):
                 continue
@@ -539,9 +529,8 @@ class IngramProvider:
         )
 
     async def _fetch(self, smith_id: str, run_id: str, seen: _RunOutcome) -> _RunOutcome:
-        response = await self._client.get(f"v1/smiths/{smith_id}/runs/{run_id}")
-        await raise_for_status(self.name, response, secret=self._secret)
-        record = decode_json(self.name, response.content, secret=self._secret)
+        answer = await self._client.request("GET", f"v1/smiths/{smith_id}/runs/{run_id}")
+        record = decode_json(self.name, answer.body, secret=self._secret)
         if not isinstance(record, dict):
             raise ProviderError(f"{self.name}: run record is not an object", retryable=True)
         fetched = self._from_record(record)

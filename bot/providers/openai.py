@@ -1,5 +1,6 @@
 """``openai``: any OpenAI-compatible chat-completions endpoint (OpenAI, xAI chat, Azure, vLLM,
-Ollama, llama.cpp server, LM Studio …), with tools, streamed or not, over ``httpx``.
+Ollama, llama.cpp server, LM Studio …), with tools, streamed or not, over aiohttp
+(``transport.ProviderHTTP``).
 
 Quirks of real servers this handles: streamed tool-call fragments are joined by ``index`` and
 servers that repeat ``id``/``name`` in every delta are not doubled; arguments that are not
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+from yarl import URL
 
 from bot.domain import JSON, Usage
 from bot.providers.base import (
@@ -30,13 +31,11 @@ from bot.providers.base import (
     ToolSpec,
 )
 from bot.providers.transport import (
+    ProviderHTTP,
     ProviderHTTPError,
-    build_client,
     decode_json,
-    error_from_transport,
     iter_frames,
     parse_arguments,
-    raise_for_status,
     raw_arguments,
     scrub,
     usage_from,
@@ -243,7 +242,6 @@ class OpenAIProvider:
         temperature: float | None = None,
         stream_usage: bool = True,
         name: str = "openai",
-        client: httpx.AsyncClient | None = None,
     ) -> None:
         self.name = name
         self.model = model or DEFAULT_MODEL
@@ -253,8 +251,9 @@ class OpenAIProvider:
         self._stream_usage = stream_usage
         url = base_url or DEFAULT_BASE_URL
         # Azure OpenAI takes its key in an ``api-key`` header rather than as a bearer token.
-        azure = httpx.URL(url).host.endswith(".azure.com")
-        self._client = client or build_client(
+        azure = (URL(url).host or "").endswith(".azure.com")
+        self._client = ProviderHTTP(
+            provider=name,
             base_url=url,
             api_key=api_key,
             timeout_seconds=timeout_seconds,
@@ -285,27 +284,23 @@ class OpenAIProvider:
     ) -> ModelResponse:
         stream = self._stream and request.stream
         body = self.body(request, stream=stream)
+        if not stream:
+            return await self._whole(body)
         try:
-            if not stream:
-                return await self._whole(body)
-            try:
-                return await self._streamed(body, on_delta)
-            except ProviderHTTPError as exc:
-                # Older servers reject ``stream_options``: ask once more without it, and
-                # never again (usage is then unknown for streamed calls).
-                if exc.status not in (400, 422) or "stream_options" not in str(exc):
-                    raise
-                log.warning("%s rejects stream_options; streaming without usage", self.name)
-                self._stream_usage = False
-                body.pop("stream_options", None)
-                return await self._streamed(body, on_delta)
-        except httpx.HTTPError as exc:
-            raise error_from_transport(self.name, exc, secret=self._secret) from None
+            return await self._streamed(body, on_delta)
+        except ProviderHTTPError as exc:
+            # Older servers reject ``stream_options``: ask once more without it, and
+            # never again (usage is then unknown for streamed calls).
+            if exc.status not in (400, 422) or "stream_options" not in str(exc):
+                raise
+            log.warning("%s rejects stream_options; streaming without usage", self.name)
+            self._stream_usage = False
+            body.pop("stream_options", None)
+            return await self._streamed(body, on_delta)
 
     async def _whole(self, body: JSON) -> ModelResponse:
-        response = await self._client.post("chat/completions", json=body)
-        await raise_for_status(self.name, response, secret=self._secret)
-        data = decode_json(self.name, response.content, secret=self._secret)
+        answer = await self._client.request("POST", "chat/completions", json=body)
+        data = decode_json(self.name, answer.body, secret=self._secret)
         if not isinstance(data, dict):
             raise ProviderError(f"{self.name}: answer is not a JSON object", retryable=True)
         if "error" in data and not data.get("choices"):
@@ -337,8 +332,7 @@ class OpenAIProvider:
         finish_reason: str | None = None
         done = False
         async with self._client.stream("POST", "chat/completions", json=body) as response:
-            await raise_for_status(self.name, response, secret=self._secret)
-            async for frame in iter_frames(response):
+            async for frame in iter_frames(response.lines()):
                 if frame.data.strip() == "[DONE]":
                     done = True
                     break

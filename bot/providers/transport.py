@@ -1,23 +1,30 @@
-"""The HTTP side the remote providers share: one client setup, status codes and transport
-failures turned into ``ProviderError``, ``Retry-After``, and a streaming frame reader that
-understands both SSE (``event:``/``data:``) and newline-delimited JSON.
+"""The HTTP side the remote providers share: one client per provider (``ProviderHTTP``, over
+aiohttp), status codes and transport failures turned into ``ProviderError``, ``Retry-After``,
+and a streaming frame reader that understands both SSE (``event:``/``data:``) and
+newline-delimited JSON.
 
 Nothing here ever puts an API key into a message: every error text built from a server's
-answer passes through ``scrub``.
+answer or a transport failure passes through ``scrub``.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
+import re
 import time
-from collections.abc import AsyncIterator
+import urllib.request
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from bot.domain import JSON, Usage
 from bot.providers.base import ProviderError
@@ -28,6 +35,15 @@ log = logging.getLogger(__name__)
 # and every server-side failure.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 MAX_ERROR_TEXT = 300
+# A connection that takes longer than this (or than the call's timeout) is retried.
+MAX_CONNECT_SECONDS = 10.0
+# How long an idle connection is kept for the next call (what httpx kept them for before).
+KEEPALIVE_SECONDS = 5.0
+# Connections open at once per provider, across hosts (httpx's default limit before).
+MAX_CONNECTIONS = 100
+# What a request can fail with below HTTP: aiohttp's errors (its timeouts among them) and
+# asyncio's timeout.
+TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError)
 
 
 def scrub(text: str, secret: str | None) -> str:
@@ -37,27 +53,268 @@ def scrub(text: str, secret: str | None) -> str:
     return text
 
 
-def build_client(
-    *,
-    base_url: str,
-    api_key: str | None,
-    timeout_seconds: float,
-    headers: dict[str, str] | None = None,
-) -> httpx.AsyncClient:
-    """An ``AsyncClient`` for one provider: bearer auth, JSON, and per-phase timeouts.
+# -- the client ----------------------------------------------------------------------------------
+
+
+class ProviderHTTP:
+    """One provider's HTTP client: bearer auth, JSON, per-phase timeouts, no redirects.
+
+    Paths are joined onto ``base_url`` as text (``https://host/v1`` + ``chat/completions`` is
+    ``https://host/v1/chat/completions``), never resolved as relative references. A status
+    outside 2xx is raised as ``ProviderHTTPError``, a transport failure as a retryable
+    ``ProviderError``. The aiohttp session is made on first use, inside the running loop, and
+    closed by ``aclose``.
 
     The total deadline of a call is enforced by ``resilience.ResilientProvider``; these
     timeouts only bound a single phase, so a dead connection is noticed and retried early.
     """
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
-    if api_key:
-        all_headers["Authorization"] = f"Bearer {api_key}"
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/") + "/",
-        headers=all_headers,
-        timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
-        follow_redirects=False,
-    )
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        base_url: str,
+        api_key: str | None,
+        timeout_seconds: float,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/") + "/"
+        all_headers = CIMultiDict({"Content-Type": "application/json", **(headers or {})})
+        if api_key:
+            all_headers["Authorization"] = f"Bearer {api_key}"
+        self.headers = CIMultiDictProxy(all_headers)
+        self._secret = api_key
+        self._timeout = aiohttp.ClientTimeout(
+            total=None,
+            # ``connect`` also covers waiting for a free connection in the pool.
+            connect=timeout_seconds,
+            sock_connect=min(timeout_seconds, MAX_CONNECT_SECONDS),
+            sock_read=timeout_seconds,
+        )
+        # aiohttp's ``trust_env`` would look the proxy (and ~/.netrc) up in a worker thread
+        # on every request, about 0.4 ms of CPU each; the host never changes, so once here.
+        self._proxy = proxy_from_env(URL(self.base_url))
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def url(self, path: str) -> URL:
+        """The URL of ``path`` under ``base_url``."""
+        return URL(self.base_url + path.lstrip("/"))
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: JSON | None = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> HTTPAnswer:
+        """Send one request and read the whole answer."""
+        try:
+            response = await self._send(method, path, json=json, params=params)
+            try:
+                body = await response.read()
+            finally:
+                response.release()
+        except TRANSPORT_ERRORS as exc:
+            raise error_from_transport(self.provider, exc, secret=self._secret) from None
+        if not 200 <= response.status < 300:
+            raise self._status_error(response, body)
+        return HTTPAnswer(status=response.status, headers=response.headers, body=body)
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: JSON | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[HTTPStream]:
+        """Send one request and hand over its answer once the headers are in; read the body
+        with ``HTTPStream.lines`` inside the ``async with``."""
+        try:
+            response = await self._send(method, path, json=json, headers=headers)
+        except TRANSPORT_ERRORS as exc:
+            raise error_from_transport(self.provider, exc, secret=self._secret) from None
+        try:
+            if not 200 <= response.status < 300:
+                try:
+                    body = await response.read()
+                except TRANSPORT_ERRORS:
+                    body = b""
+                raise self._status_error(response, body)
+            # Only the request and the reads map errors: what the caller does inside the
+            # ``async with`` (a delta sink may well use aiohttp itself) is no transport
+            # failure of this provider.
+            yield HTTPStream(response, provider=self.provider, secret=self._secret)
+        finally:
+            # Back to the pool when the body was read to its end, closed otherwise.
+            response.release()
+
+    async def aclose(self) -> None:
+        """Close the session and its connections; the client cannot be used afterwards."""
+        self._closed = True
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: JSON | None = None,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        return await self._open_session().request(
+            method,
+            self.url(path),
+            data=None if json is None else _dump_json(json),
+            params=params,
+            headers=headers,
+            allow_redirects=False,
+            proxy=self._proxy,
+        )
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError(f"the HTTP client of {self.provider} is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self.headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(
+                    limit=MAX_CONNECTIONS, limit_per_host=0, keepalive_timeout=KEEPALIVE_SECONDS
+                ),
+            )
+        return self._session
+
+    def _status_error(self, response: aiohttp.ClientResponse, body: bytes) -> ProviderHTTPError:
+        return error_from_status(
+            self.provider,
+            response.status,
+            body.decode("utf-8", "replace"),
+            response.headers,
+            secret=self._secret,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPAnswer:
+    """A successful answer, read whole."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class HTTPStream:
+    """A successful answer whose body is still arriving."""
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, *, provider: str, secret: str | None
+    ) -> None:
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+        self._content = response.content
+        self._provider = provider
+        self._secret = secret
+
+    async def lines(self) -> AsyncIterator[str]:
+        """The body's lines as they arrive, without their line ends.
+
+        Not ``async for line in response.content``: aiohttp's ``readline`` fails on a line
+        longer than its buffer (a big tool-call argument, a whole message snapshot).
+        """
+        splitter = LineSplitter()
+        while True:
+            # ``readany`` is what ``iter_any`` awaits: whatever has arrived, b"" at the end.
+            try:
+                chunk = await self._content.readany()
+            except TRANSPORT_ERRORS as exc:
+                raise error_from_transport(self._provider, exc, secret=self._secret) from None
+            if not chunk:
+                break
+            for line in splitter.feed(chunk):
+                yield line
+        for line in splitter.flush():
+            yield line
+
+
+def proxy_from_env(url: URL) -> URL | None:
+    """The proxy the environment names for ``url``: ``HTTPS_PROXY``, ``HTTP_PROXY`` or
+    ``ALL_PROXY``, unless ``NO_PROXY`` exempts its host (httpx read the same variables when
+    its client was made). Credentials in it go to the proxy as ``Proxy-Authorization``."""
+    if url.host is None or urllib.request.proxy_bypass(url.host):
+        return None
+    proxies = urllib.request.getproxies()
+    named = proxies.get(url.scheme) or proxies.get("all")
+    if not named:
+        return None
+    return URL(named if "://" in named else f"http://{named}")
+
+
+def _dump_json(value: JSON) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+class LineSplitter:
+    r"""Bytes in as they arrive, whole lines of text out.
+
+    UTF-8 is decoded incrementally, so a character split between two chunks comes out whole
+    (undecodable bytes become U+FFFD). Lines end at ``\n``, ``\r\n`` or a lone ``\r``, the
+    line ends SSE allows; ``flush`` gives a last line that had none. Only each new chunk is
+    searched for line ends, so a long line arriving in many small chunks costs linear time.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._pending: list[str] = []
+        self._after_cr = False
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines ``chunk`` completes."""
+        text = self._decoder.decode(chunk)
+        if not text:
+            return []
+        if self._after_cr:
+            # The previous chunk ended in "\r": a "\n" opening this one belongs to that end.
+            self._after_cr = False
+            if text[0] == "\n":
+                text = text[1:]
+                if not text:
+                    return []
+        if "\n" not in text and "\r" not in text:
+            self._pending.append(text)
+            return []
+        lines = _LINE_END.split(text)
+        self._after_cr = text[-1] == "\r"
+        rest = lines.pop()
+        if self._pending:
+            self._pending.append(lines[0])
+            lines[0] = "".join(self._pending)
+            self._pending.clear()
+        if rest:
+            self._pending.append(rest)
+        return lines
+
+    def flush(self) -> list[str]:
+        """The last line when the body did not end with a line end."""
+        tail = self._decoder.decode(b"", final=True)
+        if tail:
+            self._pending.append(tail)
+        line = "".join(self._pending)
+        self._pending.clear()
+        return [line] if line else []
+
+
+# -- errors --------------------------------------------------------------------------------------
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -113,7 +370,7 @@ class ProviderHTTPError(ProviderError):
 
 
 def error_from_status(
-    provider: str, status: int, body: str, headers: httpx.Headers, *, secret: str | None
+    provider: str, status: int, body: str, headers: Mapping[str, str], *, secret: str | None
 ) -> ProviderHTTPError:
     """A ``ProviderError`` for an HTTP answer that is not a success."""
     detail = scrub(_error_detail(body), secret)[:MAX_ERROR_TEXT]
@@ -124,33 +381,22 @@ def error_from_status(
     )
 
 
-async def raise_for_status(provider: str, response: httpx.Response, *, secret: str | None) -> None:
-    """Raise the ``ProviderError`` an unsuccessful (possibly streamed) response deserves."""
-    if response.is_success:
-        return
-    try:
-        body = (await response.aread()).decode("utf-8", "replace")
-    except httpx.HTTPError:
-        body = ""
-    raise error_from_status(provider, response.status_code, body, response.headers, secret=secret)
-
-
 def error_from_transport(
-    provider: str, exc: httpx.HTTPError, *, secret: str | None
+    provider: str, exc: aiohttp.ClientError | TimeoutError, *, secret: str | None
 ) -> ProviderError:
     """A retryable ``ProviderError`` for a connection, protocol or timeout failure."""
     kind = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
+    # aiohttp's own timeouts (ServerTimeoutError and its kinds) are TimeoutErrors too.
+    if isinstance(exc, TimeoutError):
         text = "timed out"
-    elif isinstance(exc, httpx.RemoteProtocolError):
+    elif isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError)):
         text = "connection cut mid-response"
-    elif isinstance(exc, httpx.ConnectError):
+    elif isinstance(exc, aiohttp.ClientConnectorError):
         text = "cannot connect"
     else:
         text = "transport failure"
     detail = scrub(str(exc), secret)[:MAX_ERROR_TEXT]
-    retryable = isinstance(exc, httpx.TransportError)
-    return ProviderError(f"{provider}: {text} ({kind}: {detail})", retryable=retryable)
+    return ProviderError(f"{provider}: {text} ({kind}: {detail})", retryable=True)
 
 
 def decode_json(provider: str, body: bytes | str, *, secret: str | None) -> Any:
@@ -174,8 +420,8 @@ class Frame:
     data: str
 
 
-async def iter_frames(response: httpx.Response) -> AsyncIterator[Frame]:
-    """The frames of a streamed body, SSE or NDJSON, as they arrive.
+async def iter_frames(lines: AsyncIterable[str]) -> AsyncIterator[Frame]:
+    """The frames of a streamed body's ``lines``, SSE or NDJSON, as they arrive.
 
     SSE: ``event:``/``data:`` lines, multi-line data joined with newlines, comments and
     ``id:``/``retry:`` ignored, a blank line ends a frame. NDJSON: a line that starts with
@@ -183,7 +429,7 @@ async def iter_frames(response: httpx.Response) -> AsyncIterator[Frame]:
     """
     event: str | None = None
     data: list[str] = []
-    async for line in response.aiter_lines():
+    async for line in lines:
         if not line.strip():
             for frame in _frames_of(event, data):
                 yield frame

@@ -19,8 +19,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from bot.domain import JSON, Usage
 from bot.providers.base import (
     ChatMessage,
@@ -32,11 +30,9 @@ from bot.providers.base import (
 )
 from bot.providers.openai import ToolCallAccumulator, make_tool_call, tool_calls_from
 from bot.providers.transport import (
-    build_client,
+    ProviderHTTP,
     decode_json,
-    error_from_transport,
     iter_frames,
-    raise_for_status,
     scrub,
     usage_from,
 )
@@ -222,7 +218,6 @@ class XaiSupportAgentProvider:
         timeout_seconds: float = 30.0,
         stream: bool = True,
         name: str = "xai-support-agent",
-        client: httpx.AsyncClient | None = None,
     ) -> None:
         self.name = name
         self.support_agent_id = support_agent_id
@@ -230,8 +225,11 @@ class XaiSupportAgentProvider:
         self.environment = environment
         self._secret = api_key
         self._stream = stream
-        self._client = client or build_client(
-            base_url=base_url or DEFAULT_BASE_URL, api_key=api_key, timeout_seconds=timeout_seconds
+        self._client = ProviderHTTP(
+            provider=name,
+            base_url=base_url or DEFAULT_BASE_URL,
+            api_key=api_key,
+            timeout_seconds=timeout_seconds,
         )
 
     async def aclose(self) -> None:
@@ -251,17 +249,13 @@ class XaiSupportAgentProvider:
         self, request: ModelRequest, on_delta: DeltaSink | None = None
     ) -> ModelResponse:
         body = self.body(request)
-        try:
-            if self._stream and request.stream:
-                return await self._streamed(body, on_delta)
-            return await self._whole(body)
-        except httpx.HTTPError as exc:
-            raise error_from_transport(self.name, exc, secret=self._secret) from None
+        if self._stream and request.stream:
+            return await self._streamed(body, on_delta)
+        return await self._whole(body)
 
     async def _whole(self, body: JSON) -> ModelResponse:
-        response = await self._client.post(CHAT_PATH, json=body)
-        await raise_for_status(self.name, response, secret=self._secret)
-        data = decode_json(self.name, response.content, secret=self._secret)
+        answer = await self._client.request("POST", CHAT_PATH, json=body)
+        data = decode_json(self.name, answer.body, secret=self._secret)
         if not isinstance(data, dict):
             raise ProviderError(f"{self.name}: answer is not a JSON object", retryable=True)
         error = _error_in(data)
@@ -291,8 +285,7 @@ class XaiSupportAgentProvider:
         async with self._client.stream(
             "POST", STREAM_PATH, json=body, headers={"Accept": "text/event-stream"}
         ) as response:
-            await raise_for_status(self.name, response, secret=self._secret)
-            async for frame in iter_frames(response):
+            async for frame in iter_frames(response.lines()):
                 if frame.data.strip() == "[DONE]":
                     state.finished = True
                     break

@@ -28,7 +28,10 @@ tool-call deltas that repeat ``id``/``name`` every time (``repeat_ids``), malfor
 (pass a string), ``ScriptedReply.error(429, retry_after="1")``, 500, hanging forever
 (``ScriptedReply.hanging()``; ``server.wait_abandoned()`` returns once the client gave up), a
 stream cut before its end (``cut_after``, ``cut_mode``), an ``{"error": …}`` frame inside a 200
-stream (``stream_error``), frames without blank lines between them (``blank_lines=False``).
+stream (``stream_error``), frames without blank lines between them (``blank_lines=False``),
+CRLF line ends (``line_end="\\r\\n"``), non-ASCII text sent as raw UTF-8 rather than ``\\u``
+escapes (``escape_non_ascii=False``), a stream written in pieces of a few bytes that cut lines
+and characters anywhere (``write_size``).
 Like strict real servers it rejects (400) an assistant message whose ``content`` is null, and
 with ``reject_stream_options=True`` it refuses ``stream_options`` as older servers do.
 
@@ -232,6 +235,9 @@ class ScriptedReply:
     delay_between_chunks: float = 0.0
     stream_error: dict[str, Any] | None = None
     blank_lines: bool = True  # False: frames not separated by blank lines (a broken server)
+    line_end: str = "\n"
+    escape_non_ascii: bool = True
+    write_size: int | None = None  # stream body written in pieces of this many bytes
 
     # builders
     @classmethod
@@ -424,16 +430,27 @@ class ScriptedModelServer(FakeHTTPServer):
         if reply.stream_error is not None:
             # Some servers report a failure as a frame after a 200, then stop.
             chunks = chunks[:-2] + [{"error": reply.stream_error}]
+        end = reply.line_end * (2 if reply.blank_lines else 1)
         for sent, chunk in enumerate(chunks):
             if reply.cut_after is not None and sent >= reply.cut_after:
                 return await self.cut(request, response, reply.cut_mode)
-            end = "\n\n" if reply.blank_lines else "\n"
-            await response.write(f"data: {json.dumps(chunk)}{end}".encode())
+            data = json.dumps(chunk, ensure_ascii=reply.escape_non_ascii)
+            await self._write(response, f"data: {data}{end}".encode(), reply.write_size)
             if reply.delay_between_chunks:
                 await asyncio.sleep(reply.delay_between_chunks)
-        await response.write(b"data: [DONE]\n\n")
+        await self._write(response, f"data: [DONE]{end}".encode(), reply.write_size)
         await response.write_eof()
         return response
+
+    @staticmethod
+    async def _write(response: web.StreamResponse, data: bytes, size: int | None) -> None:
+        if size is None:
+            await response.write(data)
+            return
+        for start in range(0, len(data), size):
+            await response.write(data[start : start + size])
+            # Client and server share the loop: yield so the client reads each piece alone.
+            await asyncio.sleep(0)
 
 
 def answer_with(provider: Any) -> Rule:

@@ -232,9 +232,11 @@ async def test_http_errors_map_to_provider_errors(
     assert API_KEY not in str(caught.value)
 
 
-@pytest.mark.parametrize("mode", ["abort", "eof"])
+@pytest.mark.parametrize(
+    "mode,says", [("abort", "connection cut mid-response"), ("eof", "ended before its last chunk")]
+)
 async def test_cut_stream_is_a_retryable_error(
-    model_server: ScriptedModelServer, mode: str
+    model_server: ScriptedModelServer, mode: str, says: str
 ) -> None:
     model_server.enqueue(
         ScriptedReply.say("This answer will never finish", cut_after=3, cut_mode=mode)
@@ -247,6 +249,7 @@ async def test_cut_stream_is_a_retryable_error(
     finally:
         await provider.aclose()
     assert caught.value.retryable
+    assert says in str(caught.value)
     assert deltas.parts  # some text was delivered before the cut
 
 
@@ -262,7 +265,61 @@ async def test_connection_refused_is_retryable() -> None:
     finally:
         await provider.aclose()
     assert caught.value.retryable
+    assert "cannot connect" in str(caught.value)
     assert API_KEY not in str(caught.value)
+
+
+async def test_a_stalled_stream_times_out(model_server: ScriptedModelServer) -> None:
+    model_server.enqueue(ScriptedReply.say("slow answer", chunk_size=4, delay_between_chunks=5))
+    provider = OpenAIProvider(api_key=API_KEY, base_url=model_server.url, timeout_seconds=0.3)
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await provider.complete(ask(stream=True))
+    finally:
+        await provider.aclose()
+    assert caught.value.retryable
+    assert "timed out" in str(caught.value)
+
+
+async def test_a_line_longer_than_aiohttps_read_buffer(model_server: ScriptedModelServer) -> None:
+    # One frame of ~300 KiB (aiohttp's readline gives up at 128 KiB) in 4 KiB writes.
+    reason = "ü" * 150_000
+    model_server.enqueue(
+        ScriptedReply.calls(
+            ScriptedToolCall("ESCALATE", {"reason": reason}, id="call_big"),
+            chunk_size=400_000,
+            escape_non_ascii=False,
+            write_size=4096,
+        )
+    )
+    provider = provider_for(model_server)
+    try:
+        response = await provider.complete(ask(stream=True))
+    finally:
+        await provider.aclose()
+    (call,) = response.tool_calls
+    assert call.id == "call_big" and call.arguments == {"reason": reason}
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+async def test_characters_and_line_ends_cut_between_writes(
+    model_server: ScriptedModelServer, line_end: str
+) -> None:
+    text = "Grüße aus Köln 👋 — ça va? Ελληνικά, 日本語."
+    model_server.enqueue(
+        ScriptedReply.say(
+            text, chunk_size=3, line_end=line_end, escape_non_ascii=False, write_size=1
+        )
+    )
+    provider = provider_for(model_server)
+    deltas = Deltas()
+    try:
+        response = await provider.complete(ask(stream=True), deltas)
+    finally:
+        await provider.aclose()
+    assert response.text == text
+    assert "".join(deltas.parts) == text
+    assert response.usage.input_tokens == 11  # the frames after the text were read too
 
 
 def test_accumulator_joins_fragments_by_index() -> None:
