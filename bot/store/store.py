@@ -188,6 +188,8 @@ class Store:
         self._inbox_queue: list[_PendingPut] = []
         self._inbox_lock = asyncio.Lock()
         self._inbox_flushes: set[asyncio.Task[None]] = set()
+        # Built once: a new ticket's thread is written on the hot path of a turn.
+        self._insert_thread_statement = self._insert_ignore(threads, ["agent_id", "external_id"])
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -287,16 +289,11 @@ class Store:
     def _version_for(self, conn: Connection, smith: Smith) -> AgentVersion | None:
         version = smith.pinned_version
         if version is None:
-            version = conn.execute(
-                select(agents.c.live_version).where(agents.c.id == smith.agent_id)
-            ).scalar()
+            version = conn.execute(_LIVE_VERSION, {"agent_id": smith.agent_id}).scalar()
         if version is None:
             return None
         row = conn.execute(
-            select(agent_versions).where(
-                agent_versions.c.agent_id == smith.agent_id,
-                agent_versions.c.version == version,
-            )
+            _AGENT_VERSION, {"agent_id": smith.agent_id, "version": version}
         ).mappings().first()
         return _agent_version(row) if row else None
 
@@ -362,9 +359,7 @@ class Store:
         if external_id is None:
             smith_id = new_id("smt")
             conn.execute(insert(smiths).values(id=smith_id, **values))
-            return _smith(
-                conn.execute(select(smiths).where(smiths.c.id == smith_id)).mappings().one()
-            )
+            return _smith(conn.execute(_SMITH_BY_ID, {"smith_id": smith_id}).mappings().one())
         row = self._live_smith_row(conn, agent_id, external_id)
         if row is None:
             try:
@@ -395,13 +390,8 @@ class Store:
     def _live_smith_row(
         self, conn: Connection, agent_id: str, external_id: str
     ) -> RowMapping | None:
-        return conn.execute(
-            select(smiths).where(
-                smiths.c.agent_id == agent_id,
-                smiths.c.external_id == external_id,
-                smiths.c.archived_at.is_(None),
-            )
-        ).mappings().first()
+        params = {"agent_id": agent_id, "external_id": external_id}
+        return conn.execute(_LIVE_SMITH, params).mappings().first()
 
     async def get_smith(self, smith_id: str, *, include_archived: bool = False) -> Smith:
         query = select(smiths).where(smiths.c.id == smith_id)
@@ -497,27 +487,23 @@ class Store:
         """The ticket's thread, inserted unless it exists (under whichever smith owns it)."""
         created = now()
         conn.execute(
-            self._insert_ignore(threads, ["agent_id", "external_id"]).values(
-                id=new_id("thr"),
-                smith_id=smith.id,
-                agent_id=smith.agent_id,
-                external_id=external_id,
-                channel=channel,
-                state=ThreadState.OPEN.value,
-                control=Control.BOT.value,
-                title=None,
-                metadata=metadata or {},
-                created_at=created,
-                updated_at=created,
-            )
+            self._insert_thread_statement,
+            {
+                "id": new_id("thr"),
+                "smith_id": smith.id,
+                "agent_id": smith.agent_id,
+                "external_id": external_id,
+                "channel": channel,
+                "state": ThreadState.OPEN.value,
+                "control": Control.BOT.value,
+                "title": None,
+                "metadata": metadata or {},
+                "created_at": created,
+                "updated_at": created,
+            },
         )
-        return _thread(
-            conn.execute(
-                select(threads).where(
-                    threads.c.agent_id == smith.agent_id, threads.c.external_id == external_id
-                )
-            ).mappings().one()
-        )
+        params = {"agent_id": smith.agent_id, "external_id": external_id}
+        return _thread(conn.execute(_THREAD_OF_TICKET, params).mappings().one())
 
     async def start_thread(
         self,
@@ -625,12 +611,7 @@ class Store:
 
     def _thread_runs(self, conn: Connection, thread_id: str, limit: int) -> list[Run]:
         rows = list(
-            conn.execute(
-                select(runs)
-                .where(runs.c.thread_id == thread_id)
-                .order_by(runs.c.started_at.desc(), runs.c.id.desc())
-                .limit(limit)
-            ).mappings()
+            conn.execute(_THREAD_RUNS, {"thread_id": thread_id, "limit": limit}).mappings()
         )
         rows.reverse()
         calls = self._tool_calls(conn, [r["id"] for r in rows])
@@ -704,12 +685,7 @@ class Store:
         return await self.db.run_read(lambda conn: self._memories(conn, smith_id, limit))
 
     def _memories(self, conn: Connection, smith_id: str, limit: int) -> list[str]:
-        rows = conn.execute(
-            select(memories.c.fact)
-            .where(memories.c.smith_id == smith_id)
-            .order_by(memories.c.id)
-            .limit(limit)
-        )
+        rows = conn.execute(_MEMORIES, {"smith_id": smith_id, "limit": limit})
         return [r[0] for r in rows]
 
     # -- inbox and lanes -------------------------------------------------------------------
@@ -902,13 +878,14 @@ class Store:
         self, conn: Connection, claim: LaneClaim, at: float, hold_until: float | None = None
     ) -> None:
         result = conn.execute(
-            update(lanes)
-            .where(lanes.c.key == claim.lane, lanes.c.lease_token == claim.token)
-            .values(
-                lease_token=None if hold_until is None else claim.token,
-                lease_expires_at=hold_until,
-                touched_at=at,
-            )
+            _RELEASE_LANE,
+            {
+                "lane": claim.lane,
+                "token": claim.token,
+                "lease_token": None if hold_until is None else claim.token,
+                "lease_expires_at": hold_until,
+                "touched_at": at,
+            },
         )
         if result.rowcount != 1:
             raise LeaseLost(f"lease on {claim.lane} was lost")
@@ -929,10 +906,10 @@ class Store:
 
         def work(conn: Connection) -> None:
             self._release(conn, claim, at)
-            conn.execute(insert(runs).values(**_run_values(run)))
+            conn.execute(_INSERT_RUN, _run_values(run))
             if run.tool_calls:
                 conn.execute(
-                    insert(tool_calls),
+                    _INSERT_TOOL_CALL,
                     [
                         {
                             "run_id": run.id,
@@ -949,7 +926,7 @@ class Store:
                 )
             if actions:
                 conn.execute(
-                    insert(outbox),
+                    _INSERT_ACTION,
                     [
                         {
                             "id": action.id,
@@ -967,18 +944,16 @@ class Store:
                         for action in actions
                     ],
                 )
-            values: dict[str, Any] = {"updated_at": at}
+            values: dict[str, Any] = {"of_thread": run.thread_id, "updated_at": at}
             if thread_change.state is not None:
                 values["state"] = thread_change.state.value
             if thread_change.control is not None:
                 values["control"] = thread_change.control.value
             if thread_change.title is not None:
                 conn.execute(
-                    update(threads)
-                    .where(threads.c.id == run.thread_id, threads.c.title.is_(None))
-                    .values(title=thread_change.title)
+                    _TITLE_UNTITLED, {"of_thread": run.thread_id, "title": thread_change.title}
                 )
-            conn.execute(update(threads).where(threads.c.id == run.thread_id).values(**values))
+            conn.execute(_UPDATE_THREAD, values)
             for fact in new_memories:
                 conn.execute(
                     self._insert_ignore(memories, ["smith_id", "fact"]).values(
@@ -986,9 +961,8 @@ class Store:
                     )
                 )
             conn.execute(
-                update(inbox)
-                .where(inbox.c.id.in_([item.id for item in claim.items]))
-                .values(status=InboxStatus.DONE.value, run_id=run.id, finished_at=at)
+                _INBOX_DONE,
+                {"ids": [item.id for item in claim.items], "run_id": run.id, "finished_at": at},
             )
 
         await self.db.run_tx(work)
@@ -1259,6 +1233,51 @@ _THREAD_WITH_OWNER = (
         threads.c.agent_id == bindparam("agent_id"),
         threads.c.external_id == bindparam("external_id"),
     )
+)
+
+
+# A turn's reads and writes, built once (building a statement costs more than running it).
+_LIVE_SMITH = select(smiths).where(
+    smiths.c.agent_id == bindparam("agent_id"),
+    smiths.c.external_id == bindparam("external_id"),
+    smiths.c.archived_at.is_(None),
+)
+_SMITH_BY_ID = select(smiths).where(smiths.c.id == bindparam("smith_id"))
+_THREAD_OF_TICKET = select(threads).where(
+    threads.c.agent_id == bindparam("agent_id"), threads.c.external_id == bindparam("external_id")
+)
+_LIVE_VERSION = select(agents.c.live_version).where(agents.c.id == bindparam("agent_id"))
+_AGENT_VERSION = select(agent_versions).where(
+    agent_versions.c.agent_id == bindparam("agent_id"),
+    agent_versions.c.version == bindparam("version"),
+)
+_THREAD_RUNS = (
+    select(runs)
+    .where(runs.c.thread_id == bindparam("thread_id"))
+    .order_by(runs.c.started_at.desc(), runs.c.id.desc())
+    .limit(bindparam("limit"))
+)
+_MEMORIES = (
+    select(memories.c.fact)
+    .where(memories.c.smith_id == bindparam("smith_id"))
+    .order_by(memories.c.id)
+    .limit(bindparam("limit"))
+)
+_INSERT_RUN = insert(runs)
+_INSERT_TOOL_CALL = insert(tool_calls)
+_INSERT_ACTION = insert(outbox)
+# The SET clause comes from the parameters given (``state``, ``control`` when they change).
+_UPDATE_THREAD = update(threads).where(threads.c.id == bindparam("of_thread"))
+_TITLE_UNTITLED = update(threads).where(
+    threads.c.id == bindparam("of_thread"), threads.c.title.is_(None)
+)
+_INBOX_DONE = (
+    update(inbox)
+    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=InboxStatus.DONE.value)
+)
+_RELEASE_LANE = update(lanes).where(
+    lanes.c.key == bindparam("lane"), lanes.c.lease_token == bindparam("token")
 )
 
 
