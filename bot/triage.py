@@ -58,8 +58,10 @@ ALREADY_HANDLED = "already handled (answered earlier or queued by a webhook)"
 # Channels whose connector has a dry-run mode of its own, switched on through the settings.
 NATIVE_DRY_RUN = frozenset({"intercom"})
 SLOWEST = 5
-# Shortest time between two looks at the store while waiting, however often work finishes.
+# Shortest time between two looks at the store while waiting, however often work finishes;
+# a look costs in proportion to what is still open, so while much is, look less often.
 LOOK_GAP_SECONDS = 0.05
+LOOK_GAP_PER_OPEN_SECONDS = 0.001
 
 
 class Outcome(StrEnum):
@@ -546,7 +548,11 @@ class Sweeper:
                 continue
             # Work finishes in bursts (16 turns at a time): let more of it finish before
             # looking again.
-            await asyncio.sleep(max(0.0, looked + LOOK_GAP_SECONDS - time.monotonic()))
+            gap = min(
+                options.poll_seconds,
+                max(LOOK_GAP_SECONDS, LOOK_GAP_PER_OPEN_SECONDS * len(open_)),
+            )
+            await asyncio.sleep(max(0.0, looked + gap - time.monotonic()))
 
     @staticmethod
     def _settle_trivially(conversation: _Conversation) -> bool:
