@@ -29,6 +29,9 @@ async def open_chat(context: BrowserContext, daemon: Daemon) -> Page:
 
 
 async def say(page: Page, text: str) -> None:
+    # As a person would: once the previous answer has finished (the composer ignores Enter
+    # while a turn is still streaming; the text stays in the box).
+    await expect(page.get_by_role("button", name="Send", exact=True)).to_be_enabled()
     box = page.get_by_label("Your message")
     await box.fill(text)
     await box.press("Enter")
