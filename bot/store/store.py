@@ -297,17 +297,11 @@ class Store:
         ).mappings().first()
         return _agent_version(row) if row else None
 
-    async def turn_inputs(self, smith: Smith, thread_id: str, *, history: int) -> TurnInputs:
-        """What a turn reads before it runs, in one read transaction: the agent version the
-        smith runs, the thread's latest runs, and the smith's memories when it keeps them."""
-
-        return await self.db.run_read(
-            lambda conn: self._turn_inputs(conn, smith, thread_id, history)
-        )
-
     def _turn_inputs(
         self, conn: Connection, smith: Smith, thread_id: str, history: int
     ) -> TurnInputs:
+        """What a turn reads before it runs: the agent version the smith runs, the thread's
+        latest runs, and the smith's memories when it keeps them."""
         version = self._version_for(conn, smith)
         runs_ = self._thread_runs(conn, thread_id, history)
         facts = self._memories(conn, smith.id, 50) if smith.auto_memory else []
@@ -514,7 +508,7 @@ class Store:
     ) -> tuple[Thread, Smith, TurnInputs]:
         """A ticket seen for the first time, in one write transaction: its smith upserted
         (``ensure_smith`` with the message's profile), its thread created (``ensure_thread``)
-        and what the turn reads (``turn_inputs``). Raises ``PermissionError`` as
+        and what the turn reads (``_turn_inputs``). Raises ``PermissionError`` as
         ``ensure_thread`` does when the ticket turns out to belong to another smith."""
         fields = _SmithFields(message.display_name, None, message.profile or None, None)
 
@@ -554,7 +548,7 @@ class Store:
         self, agent_id: str, external_id: str, *, history: int
     ) -> tuple[Thread, Smith, TurnInputs] | None:
         """A known ticket's thread, the smith it belongs to (archived or not) and what a turn
-        on it reads (``turn_inputs``), in one read transaction; None for a new ticket."""
+        on it reads (``_turn_inputs``), in one read transaction; None for a new ticket."""
         params = {"agent_id": agent_id, "external_id": external_id}
 
         def work(conn: Connection) -> tuple[Thread, Smith, TurnInputs] | None:
