@@ -2,7 +2,7 @@
 
 It keeps admins, contacts, companies, tags and conversations, answers in Intercom's shapes,
 records every request, and validates every request against Intercom's official OpenAPI
-description (``shared/specs/intercom-api-2.14.yaml``) with openapi-core: a violation is
+description (vendored as ``tests/fakes/specs/intercom-api-2.14.yaml``) with openapi-core: a violation is
 answered 400 and kept in ``violations`` (the fixtures fail the test on any). It also checks the
 pinned ``Intercom-Version`` and the bearer token. Tests script it: add contacts, start
 conversations, write as the customer or a human admin, build webhook notifications, and make
@@ -31,7 +31,7 @@ from openapi_core.validation.request.exceptions import RequestValidationError
 from openapi_core.validation.response.exceptions import ResponseValidationError
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-SPEC_PATH = Path("/work/shared/specs/intercom-api-2.14.yaml")
+SPEC_PATH = Path(__file__).resolve().parent / "specs" / "intercom-api-2.14.yaml"
 SPEC_SERVER = "https://api.intercom.io"
 
 JSON = dict[str, Any]
@@ -40,10 +40,7 @@ JSON = dict[str, Any]
 @functools.cache
 def intercom_openapi() -> OpenAPI:
     """Intercom's OpenAPI, parsed once per test session (it is 900 kB of YAML)."""
-    path = SPEC_PATH
-    if not path.exists():  # a checkout elsewhere keeps the spec next to the repository
-        path = Path(__file__).resolve().parents[3] / "shared" / "specs" / SPEC_PATH.name
-    with path.open(encoding="utf-8") as handle:
+    with SPEC_PATH.open(encoding="utf-8") as handle:
         data = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     # The published description has unresolvable path parameters on endpoints we never call;
     # the operations we use are validated, not the document as a whole.
