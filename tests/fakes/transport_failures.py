@@ -21,7 +21,6 @@ responses without the ``stream_writer`` that aiohttp 3.14's ``ClientResponse`` r
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,7 +29,8 @@ from unittest.mock import patch
 import aiohttp
 import aioresponses.core
 from aiohttp.client_reqrep import ConnectionKey
-from aioresponses import CallbackResult, aioresponses as Mocked
+from aioresponses import CallbackResult
+from aioresponses import aioresponses as Mocked
 
 HOST_KEY = ConnectionKey(
     host="api.example.test",
@@ -75,9 +75,9 @@ def read_timeout() -> aiohttp.SocketTimeoutError:
     return aiohttp.SocketTimeoutError("Timeout on reading data from socket")
 
 
-def total_timeout() -> asyncio.TimeoutError:
+def total_timeout() -> TimeoutError:
     """The call's overall ``ClientTimeout(total=…)`` ran out after the request went out."""
-    return asyncio.TimeoutError()
+    return TimeoutError()
 
 
 BEFORE_SENDING: dict[str, Callable[[], Exception]] = {
