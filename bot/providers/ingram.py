@@ -11,7 +11,10 @@ Client-side tools: a run that pauses for a tool call (``paused_for_tool``) comes
 ``ModelResponse`` with ``tool_calls``; the provider remembers the paused run per thread, and
 the next call — whose last messages are the tool results — resumes it with
 ``POST …/runs/{id}/submit`` instead of starting a new run. A stream that ends without a
-terminal frame leaves the run's status unknown: that is a retryable ``ProviderError``.
+terminal frame leaves the run's status unknown: that is a retryable ``ProviderError``. A stream
+whose connection breaks once the run is known (a reset, a read timeout) is not answered by a
+second run — that would put the customer's message into the thread twice — but by following
+the first one's record until it ends.
 
 Ingram takes behaviour from the smith's agent, not from a system message, so system messages
 (instructions, retrieved knowledge) are not sent; configure them on the Ingram agent.
@@ -41,6 +44,7 @@ from bot.providers.transport import (
     HTTPStream,
     ProviderHTTP,
     ProviderHTTPError,
+    ProviderTransportError,
     decode_json,
     iter_frames,
     scrub,
@@ -92,6 +96,8 @@ class _RunOutcome:
     error: str | None = None
     error_code: str | None = None
     approval: JSON | None = None
+    # The stream broke before its end: what it showed may be only the text's beginning.
+    interrupted: bool = False
 
 
 # -- mapping -------------------------------------------------------------------------------------
@@ -401,6 +407,27 @@ class IngramProvider:
     ) -> _RunOutcome:
         outcome = _RunOutcome(run_id=run_id)
         candidates: list[JSON] = []
+        try:
+            await self._read_frames(response, on_delta, outcome, candidates)
+        except ProviderTransportError as exc:
+            if not outcome.run_id:
+                raise
+            # The run goes on at Ingram whatever happened to this connection: follow it.
+            log.warning("Ingram run %s stream broke (%s); following its record", outcome.run_id, exc)
+            outcome.status = "running"
+            outcome.interrupted = True
+            return outcome
+        if outcome.status == "paused_for_tool" and not outcome.tool_calls:
+            outcome.tool_calls = _normalised_calls(candidates)
+        return outcome
+
+    async def _read_frames(
+        self,
+        response: HTTPStream,
+        on_delta: DeltaSink | None,
+        outcome: _RunOutcome,
+        candidates: list[JSON],
+    ) -> None:
         async for frame in iter_frames(response.lines()):
             payload = decode_json(self.name, frame.data, secret=self._secret)
             if not isinstance(payload, dict):
@@ -428,9 +455,6 @@ class IngramProvider:
             if event in TERMINAL_EVENTS:
                 self._apply_terminal(outcome, event, data)
                 break
-        if outcome.status == "paused_for_tool" and not outcome.tool_calls:
-            outcome.tool_calls = _normalised_calls(candidates)
-        return outcome
 
     def _apply_terminal(self, outcome: _RunOutcome, event: str, data: JSON) -> None:
         outcome.usage = usage_from(data.get("usage"))
@@ -535,8 +559,11 @@ class IngramProvider:
             raise ProviderError(f"{self.name}: run record is not an object", retryable=True)
         fetched = self._from_record(record)
         # Text already streamed stays the answer; the record fills in what the stream lacked.
-        if seen.text:
+        # After a broken stream the record's text is the whole answer, the streamed only its
+        # beginning.
+        if seen.text and not (seen.interrupted and fetched.text):
             fetched.text = seen.text
+        fetched.interrupted = seen.interrupted
         return fetched
 
     def _response(self, outcome: _RunOutcome) -> ModelResponse:

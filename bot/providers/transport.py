@@ -381,9 +381,14 @@ def error_from_status(
     )
 
 
+class ProviderTransportError(ProviderError):
+    """A retryable ``ProviderError`` for a failure below HTTP (connection, protocol, timeout):
+    lets a provider that keeps server-side state tell a broken connection from a bad answer."""
+
+
 def error_from_transport(
     provider: str, exc: aiohttp.ClientError | TimeoutError, *, secret: str | None
-) -> ProviderError:
+) -> ProviderTransportError:
     """A retryable ``ProviderError`` for a connection, protocol or timeout failure."""
     kind = type(exc).__name__
     # aiohttp's own timeouts (ServerTimeoutError and its kinds) are TimeoutErrors too.
@@ -396,7 +401,7 @@ def error_from_transport(
     else:
         text = "transport failure"
     detail = scrub(str(exc), secret)[:MAX_ERROR_TEXT]
-    return ProviderError(f"{provider}: {text} ({kind}: {detail})", retryable=True)
+    return ProviderTransportError(f"{provider}: {text} ({kind}: {detail})", retryable=True)
 
 
 def decode_json(provider: str, body: bytes | str, *, secret: str | None) -> Any:

@@ -146,6 +146,59 @@ class ShortRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
         return True
 
 
+# Web API methods a second request cannot turn into a second effect: reads, and writes that
+# converge (a reaction already there answers ``already_reacted``, an update sets the same text,
+# a deleted message answers ``message_not_found``).
+REPEATABLE_METHODS = frozenset(
+    {
+        "auth.test",
+        "chat.getPermalink",
+        "conversations.history",
+        "conversations.info",
+        "conversations.replies",
+        "usergroups.users.list",
+        "users.info",
+        "reactions.add",
+        "reactions.remove",
+        "chat.update",
+        "chat.delete",
+    }
+)
+
+
+class ConnectionErrorRetryHandler(AsyncConnectionErrorRetryHandler):
+    """Retries a connection failure inside the call only when that cannot send anything twice.
+
+    slack-sdk's own handler retries a reset or a disconnect after the request went out for
+    every method, so a ``chat.postMessage`` whose answer was lost was posted again. Here a
+    connection that was never made (refused, DNS failure, connect timeout) is retried for every
+    method, an uncertain one only for ``REPEATABLE_METHODS``; any other surfaces as a
+    retryable ``ActionError``, and the outbox's next try finds what arrived by its metadata
+    before posting again.
+    """
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if isinstance(error, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+            return True
+        if web_api_method(request.url) not in REPEATABLE_METHODS:
+            return False
+        return await super()._can_retry_async(
+            state=state, request=request, response=response, error=error
+        )
+
+
+def web_api_method(url: str) -> str:
+    """``chat.postMessage`` from ``https://slack.com/api/chat.postMessage?…``."""
+    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
 @dataclass(frozen=True, slots=True)
 class BotIdentity:
     """Who the bot is in the workspace (from ``auth.test``)."""
@@ -226,7 +279,7 @@ class SlackConnector(Connector):
                 ShortRateLimitRetryHandler(
                     max_retry_count=2, max_wait_seconds=RATE_LIMIT_INLINE_WAIT_SECONDS
                 ),
-                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                ConnectionErrorRetryHandler(max_retry_count=2),
             ],
         )
         signing_secret = self._settings.signing_secret

@@ -235,11 +235,8 @@ async def test_stream_cut_before_the_terminal_frame(ingram: IngramServer, cut_af
     assert API_KEY not in str(caught.value)
 
 
-async def test_cut_stream_falls_back_to_offline(ingram: IngramServer) -> None:
-    ingram.enqueue(
-        IngramStep(text="Partial", cut_after=3, cut_mode="abort"),
-        IngramStep(text="also cut", cut_after=2, cut_mode="eof"),
-    )
+async def test_a_cut_stream_is_answered_by_the_run_record(ingram: IngramServer) -> None:
+    ingram.enqueue(IngramStep(text="Partial", cut_after=3, cut_mode="abort"))
     offline = CannedProvider("From the help center: …")
     chain = FallbackProvider(
         [
@@ -258,11 +255,11 @@ async def test_cut_stream_falls_back_to_offline(ingram: IngramServer) -> None:
         response = await chain.complete(request(ChatMessage("user", "hello")), on_delta)
     finally:
         await chain.aclose()
-    assert response.model == "offline"
-    assert response.text == "From the help center: …"
-    # text was already streamed, so no retry: one run, then the fallback
+    # The run went on at Ingram: its record answers, not a second run nor the fallback.
+    assert response.model == "ingram:agt_support"
+    assert response.text == "Partial"
     assert len(ingram.run_requests) == 1
-    assert deltas[-1] == "From the help center: …"
+    assert "".join(deltas) == "Partial" and offline.calls == []
 
 
 @pytest.mark.parametrize(
