@@ -1,7 +1,8 @@
 """The composition root: builds every part from the settings and owns start and stop.
 
 Start order: database (migrated or checked) → agents → turn runner → connectors → outbox sender
-→ dispatcher → triage scheduler (when ``[triage]`` has a schedule) → HTTP server. Stop runs in
+→ dispatcher → triage scheduler (when ``[triage]`` has a schedule) → retention scheduler (when
+``retention.days`` is set) → HTTP server. Stop runs in
 reverse and only for what started; in-flight turns drain up to
 ``pipeline.drain_timeout_seconds`` and whatever is left stays in the inbox.
 """
@@ -77,6 +78,7 @@ class Application:
         # Lets a caller stand between the outbox and each connector (``triage --dry-run``).
         self._connector_wrapper = connector_wrapper
         self.scheduler: TriageScheduler | None = None
+        self.retention: TriageScheduler | None = None
         self.runner: TurnRunner | None = None
         self.dispatcher: Dispatcher | None = None
         self.outbox: OutboxSender | None = None
@@ -170,6 +172,19 @@ class Application:
                 )
                 await self.scheduler.start()
                 self._started.append(self.scheduler.stop)
+
+            if self.settings.retention.days is not None:
+                from bot.scheduler import RETENTION_JOB, TriageScheduler, retention_sweep
+                from bot.store.erasure import Erasures
+
+                self.retention = TriageScheduler(
+                    self.settings.retention,
+                    self.store,
+                    retention_sweep(Erasures(self.db), self.settings.retention.days),
+                    job=RETENTION_JOB,
+                )
+                await self.retention.start()
+                self._started.append(self.retention.stop)
 
         if self._serve_http:
             http_app = build_http_app(self)

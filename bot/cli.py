@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     smiths_list.add_argument("--prefix", help="external_id prefix, e.g. anon: or intercom:")
     smiths_list.add_argument("--limit", type=int, default=100)
     smiths_list.set_defaults(command=cmd_smiths_list)
+    smiths_erase = smiths.add_parser(
+        "erase", help="remove a smith and all its data for good (the right to erasure)")
+    smiths_erase.add_argument("smith_id", metavar="ID", help="the smith's id (smt_…)")
+    smiths_erase.add_argument("--yes", action="store_true",
+                              help="do not ask (required when stdin is not a terminal)")
+    smiths_erase.set_defaults(command=cmd_smiths_erase)
 
     runs = sub.add_parser("runs", help="the audit log of turns").add_subparsers(metavar="ACTION")
     runs_list = runs.add_parser("list")
@@ -285,6 +291,44 @@ async def cmd_smiths_list(args: argparse.Namespace, settings: Settings) -> int:
         await store.db.dispose()
     for s in smiths:
         print(f"{s.id}  {s.external_id or '-':<40}  {s.display_name or '':<24}  memory={'on' if s.auto_memory else 'off'}")
+    return 0
+
+
+async def cmd_smiths_erase(args: argparse.Namespace, settings: Settings) -> int:
+    """Erase for good, after a confirmation: typed at a terminal, or ``--yes`` in a script (a
+    script without it is refused rather than left waiting for an answer nobody will type)."""
+    from bot.store.erasure import Erasures
+    from bot.store.store import NotFound
+
+    if not args.yes and not sys.stdin.isatty():
+        print(f"supportbot: erasing {args.smith_id} removes it and all its data for good and "
+              "cannot be undone; pass --yes to confirm", file=sys.stderr)
+        return 2
+    missing = f"supportbot: no smith {args.smith_id} (see `supportbot smiths list`)"
+    store = await _open_store(settings)
+    try:
+        try:
+            smith = await store.get_smith(args.smith_id, include_archived=True)
+        except NotFound:
+            print(missing, file=sys.stderr)
+            return 2
+        if not args.yes:
+            threads = await store.list_threads(smith_id=smith.id, limit=10_000)
+            print(f"smith {smith.id}  {smith.external_id or '-'}  {smith.display_name or ''}  "
+                  f"({len(threads)} threads)")
+            answer = input("Erase this smith and all its data for good? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("not erased", file=sys.stderr)
+                return 1
+        try:
+            erasure = await Erasures(store.db).erase_smith(smith.id, requested_by="cli")
+        except NotFound:  # erased by someone else while we asked
+            print(missing, file=sys.stderr)
+            return 2
+    finally:
+        await store.db.dispose()
+    removed = ", ".join(f"{n} {name}" for name, n in erasure.counts.items() if n)
+    print(f"erased smith {erasure.smith_id}: {removed} (audit record {erasure.id})")
     return 0
 
 

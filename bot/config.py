@@ -319,6 +319,36 @@ class TriageSettings(Section):
         return self.interval_seconds is not None or self.cron is not None
 
 
+class RetentionSettings(Section):
+    """How long closed conversations are kept (``[retention]``); ``days`` unset keeps them forever.
+
+    With ``days`` set, ``serve`` erases every thread closed (and untouched since) more than that
+    many days ago, and a smith left with no thread, every ``interval_seconds`` on the same
+    one-replica-per-tick lock as triage. Erased means gone from the database for good; an
+    ``erasures`` row records that it happened, without personal data.
+    """
+
+    days: float | None = Field(default=None, gt=0)
+    interval_seconds: float = Field(default=3600.0, gt=0)
+
+    # The schedule as the scheduler reads it (``bot.scheduler.Schedule``): an interval in UTC.
+    @property
+    def cron(self) -> str | None:
+        return None
+
+    @property
+    def timezone(self) -> str:
+        return "UTC"
+
+    @property
+    def misfire_grace_seconds(self) -> float:
+        return self.interval_seconds
+
+    @property
+    def scheduled(self) -> bool:
+        return self.days is not None
+
+
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
 
 
@@ -429,6 +459,7 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = KnowledgeSettings()
     pipeline: PipelineSettings = PipelineSettings()
     triage: TriageSettings = TriageSettings()
+    retention: RetentionSettings = RetentionSettings()
     log: LogSettings = LogSettings()
     agents: list[AgentSettings] = Field(default_factory=_default_agents, min_length=1)
     default_agent: str = "support"

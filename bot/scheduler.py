@@ -1,5 +1,8 @@
 """Scheduled sweeps inside the daemon: APScheduler 3.x with one job and one database lock.
 
+Two jobs use it: batch triage (``[triage]``) and the retention sweep (``[retention]``), each in
+its own ``TriageScheduler`` under its own job name, lock and tick rows.
+
 Every replica runs its own in-memory ``AsyncIOScheduler`` (job stores are never shared) with an
 explicit time zone, ``max_instances=1``, coalescing and a misfire grace time. Interval schedules
 are anchored to a fixed instant, so every replica fires on the same grid of ticks; cron ticks
@@ -21,6 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -28,7 +32,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.config import TriageSettings
+from bot.store.erasure import Erasures, RetentionReport
 from bot.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -38,7 +42,22 @@ JOB = "triage"
 ANCHOR = datetime(2000, 1, 1)
 HISTORY = 200
 
+RETENTION_JOB = "retention"
+
 SweepJob = Callable[[str], Awaitable[object]]
+
+
+class Schedule(Protocol):
+    """When a job fires: ``TriageSettings``, ``RetentionSettings``."""
+
+    @property
+    def interval_seconds(self) -> float | None: ...
+    @property
+    def cron(self) -> str | None: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def misfire_grace_seconds(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +119,8 @@ def _weekdays(field: str) -> str:
     return ",".join(_WEEKDAYS[day] for day in sorted(days))
 
 
-def build_trigger(settings: TriageSettings) -> BaseTrigger:
-    """The APScheduler trigger for ``[triage]``; raises ``ValueError`` without a schedule."""
+def build_trigger(settings: Schedule) -> BaseTrigger:
+    """The APScheduler trigger for a schedule; raises ``ValueError`` without one."""
     zone = ZoneInfo(settings.timezone)
     if settings.cron is not None:
         return cron_trigger(settings.cron, zone)
@@ -124,10 +143,10 @@ def latest_tick(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> dat
 
 
 class TriageScheduler:
-    """Runs ``sweep(tick)`` on the ``[triage]`` schedule, at most once per tick across every
-    replica sharing the database."""
+    """Runs ``sweep(tick)`` on a schedule (``[triage]`` unless told otherwise), at most once per
+    tick across every replica sharing the database."""
 
-    def __init__(self, settings: TriageSettings, store: Store, sweep: SweepJob, *, job: str = JOB):
+    def __init__(self, settings: Schedule, store: Store, sweep: SweepJob, *, job: str = JOB):
         self._settings = settings
         self._store = store
         self._sweep = sweep
@@ -140,7 +159,7 @@ class TriageScheduler:
 
     async def start(self) -> None:
         if self._scheduler is not None:
-            raise RuntimeError("the triage scheduler is already running")
+            raise RuntimeError(f"the {self._job} scheduler is already running")
         scheduler = AsyncIOScheduler(timezone=self._zone, event_loop=asyncio.get_running_loop())
         scheduler.add_job(
             self._fire,
@@ -156,7 +175,8 @@ class TriageScheduler:
         self._scheduler = scheduler
         job = scheduler.get_job(self._job)
         log.info(
-            "triage scheduled (%s, %s); next sweep at %s",
+            "%s scheduled (%s, %s); next sweep at %s",
+            self._job,
             self._settings.cron or f"every {self._settings.interval_seconds:g} s",
             self._settings.timezone,
             job.next_run_time.isoformat() if job and job.next_run_time else "never",
@@ -203,13 +223,13 @@ class TriageScheduler:
                 elif not await self._store.claim_tick(self._job, tick):
                     record = TickRecord(tick, False, "tick already swept", started, time.time())
                 else:
-                    log.info("triage tick %s: sweeping", tick)
+                    log.info("%s tick %s: sweeping", self._job, tick)
                     try:
                         await self._sweep(tick)
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:
-                        log.exception("triage tick %s: the sweep failed", tick)
+                        log.exception("%s tick %s: the sweep failed", self._job, tick)
                         record = TickRecord(
                             tick, True, None, started, time.time(), f"{type(exc).__name__}: {exc}"
                         )
@@ -219,9 +239,19 @@ class TriageScheduler:
             raise
         except Exception as exc:
             # The database did not answer: nothing ran; the next tick tries again.
-            log.exception("triage tick %s: could not take the lock", tick)
+            log.exception("%s tick %s: could not take the lock", self._job, tick)
             record = TickRecord(tick, False, "lock unavailable", started, time.time(), str(exc))
         if not record.ran:
-            log.info("triage tick %s: not sweeping here: %s", tick, record.reason)
+            log.info("%s tick %s: not sweeping here: %s", self._job, tick, record.reason)
         self.history.append(record)
         return record
+
+
+def retention_sweep(erasures: Erasures, days: float) -> SweepJob:
+    """The ``[retention]`` job: erase what was closed more than ``days`` ago (the tick only
+    names the run; the cutoff is taken from the clock when the sweep starts)."""
+
+    async def sweep(tick: str) -> RetentionReport:
+        return await erasures.erase_closed_threads(days=days)
+
+    return sweep

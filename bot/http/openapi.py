@@ -155,8 +155,17 @@ def openapi_document(server_url: str | None = None) -> JSON:
                                  "customer_id": {"type": ["string", "null"]},
                                  "metadata": {"type": "object"},
                                  "auto_memory": {"type": "boolean"}}}}}}),
-            "delete": _op("Soft-archive a smith (frees its external_id)",
-                          {"200": _json(_ref("Deleted"))}, security=_ADMIN, params=[_ID]),
+            "delete": _op(
+                "Soft-archive a smith (frees its external_id), or erase it for good",
+                {"200": _json(_ref("Deleted"))}, security=_ADMIN,
+                params=[_ID, _param(
+                    "erase", "query",
+                    "`true`: remove the smith (archived or not) and everything of it — threads, "
+                    "messages, runs, tool results, files, memory, aliases, inbox and outbox "
+                    "rows — for good; the answer carries the audit record (`erasure`), which "
+                    "holds no personal data. Default `false`: soft-archive only.",
+                    {"type": "boolean", "default": False})],
+                description="An erased smith is 404 afterwards, to both forms."),
         },
         "/v1/smiths/{id}/tokens": {
             "post": _op("Mint a smith-scoped bearer token", {"200": _json({"type": "object"})},
@@ -208,7 +217,19 @@ def openapi_document(server_url: str | None = None) -> JSON:
                              "control": {"enum": ["bot", "human"]}}},
         "Deleted": {"type": "object", "required": ["id", "object", "deleted"],
                     "properties": {"id": {"type": "string"}, "object": {"type": "string"},
-                                   "deleted": {"const": True}}},
+                                   "deleted": {"const": True},
+                                   "erasure": _ref("Erasure")}},
+        "Erasure": {"type": "object",
+                    "required": ["id", "object", "smith_id", "agent_id", "erased_at", "counts",
+                                 "requested_by"],
+                    "properties": {
+                        "id": {"type": "string"}, "object": {"const": "smith.erasure"},
+                        "smith_id": {"type": "string"}, "agent_id": {"type": "string"},
+                        "erased_at": {"type": "number"},
+                        "counts": {"type": "object",
+                                   "additionalProperties": {"type": "integer"},
+                                   "description": "rows removed per table"},
+                        "requested_by": {"enum": ["cli", "api", "retention"]}}},
         "Item": {"type": "object", "required": ["id", "type", "role", "content"], "properties": {
             "id": {"type": "string"}, "type": {"const": "message"},
             "role": {"enum": ["user", "assistant"]},

@@ -1,6 +1,6 @@
 """Operator endpoints (admin token only): smiths by ``external_id_prefix``, the run history of a
 segment, one run with its tool calls and retrieved passages, threads by state, patching and
-soft-archiving smiths, minting smith tokens, and downloading stored attachments.
+soft-archiving or erasing smiths, minting smith tokens, and downloading stored attachments.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from bot.domain import JSON, Run, Smith, Thread, ThreadState
 from bot.http.auth import ALL_SCOPES, api_error, mint_smith_token, require_admin
 from bot.http.context import CONTEXT_KEY, ApiContext
 from bot.http.conversations import _json_body, _limit
+from bot.store.erasure import Erasures
 from bot.store.store import NotFound
 
 TOKEN_TTL_MAX = 30 * 24 * 3600
@@ -149,7 +150,21 @@ class OperatorApi:
         return web.json_response(smith_json(smith))
 
     async def delete_smith(self, request: web.Request) -> web.Response:
+        """Soft-archive; with ``?erase=true`` remove the smith and all its data for good (an
+        archived smith too), leaving only the audit record that is returned."""
         ctx = self._admin(request)
+        erase = request.query.get("erase", "false").lower()
+        if erase not in ("true", "false"):
+            raise api_error(400, "erase is true or false", code="invalid_field")
+        if erase == "true":
+            try:
+                erasure = await Erasures(ctx.store.db).erase_smith(
+                    request.match_info["id"], requested_by="api"
+                )
+            except NotFound:
+                raise api_error(404, "no such smith", code="not_found") from None
+            return web.json_response({"id": erasure.smith_id, "object": "smith.erased",
+                                      "deleted": True, "erasure": erasure.to_json()})
         smith = await self._smith(ctx, request.match_info["id"])
         await ctx.store.archive_smith(smith.id)
         return web.json_response({"id": smith.id, "object": "smith.deleted", "deleted": True})

@@ -310,3 +310,22 @@ files = Table(
     Column("data", LargeBinary, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+
+# -- erasure (migration 0005) -----------------------------------------------------------------
+
+# The audit trail of the right to erasure (bot/store/erasure.py): that a smith's data was removed,
+# when, at whose request and how much of it, and nothing that says who the smith was. ``smith_id``
+# is the store's own opaque id (never the external id); no foreign key, as the smith is gone.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("smith_id", String(40), nullable=False, index=True),
+    Column("agent_id", String(40), ForeignKey("agents.id"), nullable=False),
+    Column("erased_at", Float, nullable=False),
+    # Rows removed per kind: {"threads": 2, "runs": 5, …, "smiths": 1}.
+    Column("counts", Json, nullable=False),
+    # "cli", "api" or "retention".
+    Column("requested_by", String(16), nullable=False),
+)
