@@ -102,6 +102,13 @@ class ModelSettings(Section):
     name: str | None = None
     timeout_seconds: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=3, ge=0, le=10)
+    # One deadline for a whole turn (model calls, tool calls, guardrail judging); after it the
+    # offline responder answers, so a hung provider cannot hold a customer longer than this.
+    turn_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Per remote provider and per process: this many transient failures in a row open its
+    # breaker (0: never), turns then skip it for the cool-down, then one trial call decides.
+    breaker_failures: int = Field(default=3, ge=0)
+    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
     stream: bool = True
     fallback: list[ProviderName] = ["offline"]
     temperature: float | None = None

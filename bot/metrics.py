@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Enum, Histogram, generate_latest
 
 
 class Metrics:
@@ -30,6 +30,18 @@ class Metrics:
         self.actions = Counter(
             "supportbot_actions_total", "Outbox actions by channel, kind and outcome.",
             ["channel", "kind", "outcome"], registry=self.registry,
+        )
+
+        self.model_breaker = Enum(
+            "supportbot_model_breaker",
+            "Circuit breaker of each remote model provider, in this process: open sends turns "
+            "straight to the fallback.",
+            ["provider"], states=["closed", "open", "half_open"], registry=self.registry,
+        )
+        self.turn_deadlines = Counter(
+            "supportbot_turn_deadlines_total",
+            "Turns whose model.turn_timeout_seconds passed, so the fallback answered.",
+            registry=self.registry,
         )
 
     def render(self) -> bytes:

@@ -4,6 +4,11 @@
 failures: a tool error goes back to the model; a provider failure falls back along the provider
 chain (which ends in the offline responder); if even that fails the customer gets an apology and
 the thread is escalated, so nobody is left without an answer.
+
+A turn has one deadline, ``model.turn_timeout_seconds``, over everything it waits on: the
+guardrail judge, every model call, every tool call. When it passes, whatever was running is
+cancelled and the offline responder answers the customer's message afresh, offered only the
+tools that wait on nothing (ESCALATE, CLOSE); the run's ``error`` says the deadline struck.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import ValidationError
 
-from bot.agent.builtin_tools import REMEMBER, escalation, register_builtin_tools
+from bot.agent.builtin_tools import CLOSE, ESCALATE, REMEMBER, escalation, register_builtin_tools
 from bot.agent.context import assemble, rag_record, to_json_text, turn_input
-from bot.agent.guardrails import Guardrails, InputRule
+from bot.agent.guardrails import Guardrails, InputRule, Judge
 from bot.agent.tools import HttpTool, Tool, ToolCallContext, ToolError, ToolOutcome, ToolRegistry
 from bot.config import ConfigError, Settings, env_headers
 from bot.connector import Connector
@@ -38,17 +43,25 @@ from bot.pipeline.events import TurnEvent
 from bot.pipeline.turn import TurnContext, TurnResult
 from bot.providers.base import ChatMessage, ModelProvider, ModelRequest, ToolCall
 from bot.providers.offline import KnowledgeSearch, OfflineProvider
+from bot.providers.resilience import TURN_TIMEOUT, BreakerState
 from bot.store.store import ThreadChange
 
 if TYPE_CHECKING:
     from bot.app import Application
     from bot.knowledge import Passage
+    from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 PASSAGES_PER_TURN = 4  # the offline responder asks for fewer, so its search is a cache hit
 MIN_PASSAGE_SCORE = 0.2
 TOOL_TIMEOUT_SECONDS = 30.0
+# After the turn's deadline the offline responder answers; it needs no network, so a few
+# milliseconds as a rule. This bounds it anyway (a knowledge search on a stalled database):
+# past it the customer gets the apology instead.
+FALLBACK_GRACE_SECONDS = 2.0
+# What the fallback is offered after the deadline: tools that only plan actions, wait on nothing.
+AFTER_DEADLINE_TOOLS = frozenset({ESCALATE, CLOSE})
 MAX_LOOPS_REPLY = (
     "I'm sorry — I couldn't finish looking into this. Could you tell me a bit more, or ask me to "
     "connect you with a person?"
@@ -103,6 +116,7 @@ class _Turn:
     memories: list[str] = field(default_factory=list)
     actions: list[PlannedAction] = field(default_factory=list)
     streamed: bool = False
+    deadline: str | None = None  # set when the turn's deadline struck: what happened then
 
     def result(
         self,
@@ -115,6 +129,7 @@ class _Turn:
     ) -> TurnResult:
         planned = [*self.actions, *actions]
         text = "\n\n".join(a.text for a in planned if a.kind is ActionKind.REPLY and a.text)
+        error = "; ".join(e for e in (self.deadline, error) if e) or None
         return TurnResult(
             output_text=text,
             stop_reason=stop,
@@ -142,10 +157,16 @@ class AgentRunner:
         connectors: Mapping[str, Connector],
         knowledge: KnowledgeSearch | None = None,
         remote: bool | None = None,
+        fallback: ModelProvider | None = None,
+        metrics: Metrics | None = None,
         closers: tuple[Any, ...] = (),
     ):
+        """``fallback`` answers once a turn's deadline has passed (the offline responder);
+        without one such a turn ends in the apology and an escalation."""
         self.settings = settings
         self.provider = provider
+        self.fallback = fallback
+        self._metrics = metrics
         self.tools = tools
         # The app fills its connectors after the runner is built: keep the live mapping.
         self._connectors = connectors
@@ -173,18 +194,69 @@ class AgentRunner:
             return self._last_resort(turn, f"{type(exc).__name__}: {exc}")
 
     async def _run(self, turn: _Turn) -> TurnResult:
+        budget = self.settings.model.turn_timeout_seconds
+        timeout = asyncio.timeout(budget)
+        try:
+            async with timeout:
+                # The circuit breaker reads it to tell the deadline's cancellation from others.
+                token = TURN_TIMEOUT.set(timeout)
+                try:
+                    return await self._answer(
+                        turn,
+                        self.provider,
+                        judge=self._judge if self._remote else None,
+                        offered=self._offered(turn.ctx),
+                    )
+                finally:
+                    TURN_TIMEOUT.reset(token)
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+        return await self._after_deadline(turn)
+
+    async def _after_deadline(self, turn: _Turn) -> TurnResult:
+        """The turn's time is up: the fallback answers, or the apology if there is none."""
+        budget = self.settings.model.turn_timeout_seconds
+        if self._metrics is not None:
+            self._metrics.turn_deadlines.inc()
+        fallback = self.fallback
+        if fallback is None:
+            log.error("the turn's deadline of %gs passed; apologising and escalating", budget)
+            return self._last_resort(turn, f"turn deadline of {budget:g}s passed")
+        log.warning("the turn's deadline of %gs passed; %s answers", budget, fallback.name)
+        turn.deadline = f"turn deadline of {budget:g}s passed; {fallback.name} answered"
+        offered = [t for t in self._offered(turn.ctx) if t.name in AFTER_DEADLINE_TOOLS]
+        try:
+            async with asyncio.timeout(FALLBACK_GRACE_SECONDS):
+                return await self._answer(turn, fallback, judge=None, offered=offered)
+        except TimeoutError:
+            turn.deadline = None
+            return self._last_resort(
+                turn,
+                f"turn deadline of {budget:g}s passed, and {fallback.name} did not answer "
+                f"within {FALLBACK_GRACE_SECONDS:g}s more",
+            )
+
+    async def _answer(
+        self,
+        turn: _Turn,
+        provider: ModelProvider,
+        *,
+        judge: Judge | None,
+        offered: list[Tool],
+    ) -> TurnResult:
+        """Guardrails, context, then the model ⇄ tools loop with ``provider``."""
         ctx = turn.ctx
         agent_settings = self._agent_settings(ctx.agent.slug)
         variables = agent_settings.variables if agent_settings else {}
         text = ctx.user_text
 
-        rule = await turn.guardrails.check_input(text, self._judge if self._remote else None)
+        rule = await turn.guardrails.check_input(text, judge)
         if rule is not None:
             return self._guardrail(turn, rule)
 
         passages = await self._retrieve(text)
         turn.rag = [rag_record(p) for p in passages]
-        offered = self._offered(ctx)
         assembled = assemble(
             ctx,
             agent_variables=variables,
@@ -213,7 +285,7 @@ class AgentRunner:
             )
             turn.streamed = False
             try:
-                response = await self.provider.complete(
+                response = await provider.complete(
                     request, on_delta=None if buffer_output else on_delta
                 )
             except asyncio.CancelledError:
@@ -353,6 +425,19 @@ class AgentRunner:
                 outcome = str(exc)
             except TimeoutError:
                 outcome = f"the tool did not finish within {TOOL_TIMEOUT_SECONDS:.0f}s"
+            except asyncio.CancelledError:
+                # The turn's deadline (or shutdown) cut it off: the audit log still shows it.
+                turn.records.append(
+                    ToolCallRecord(
+                        len(turn.records),
+                        call.id,
+                        call.name,
+                        arguments,
+                        error="cancelled: the turn ended before the tool finished",
+                        latency_ms=(time.perf_counter() - started) * 1000,
+                    )
+                )
+                raise
         latency = (time.perf_counter() - started) * 1000
         if isinstance(outcome, str):
             log.info("tool %s failed: %s", call.name, outcome)
@@ -488,9 +573,11 @@ def make_runner(
     connectors: Mapping[str, Connector],
     knowledge: KnowledgeSearch | None,
     remote: bool | None = None,
+    fallback: ModelProvider | None = None,
+    metrics: Metrics | None = None,
 ) -> AgentRunner:
     """A runner with the built-in tools and the ``[[tools]]`` of ``settings``; register more
-    with ``runner.tools.tool(...)``."""
+    with ``runner.tools.tool(...)``. ``fallback`` answers turns whose deadline passed."""
     client = httpx.AsyncClient(follow_redirects=False)
     registry = ToolRegistry()
     register_builtin_tools(registry, user_info=settings.user_info, client=client)
@@ -507,6 +594,8 @@ def make_runner(
         connectors=connectors,
         knowledge=knowledge,
         remote=remote,
+        fallback=fallback,
+        metrics=metrics,
         closers=(client.aclose,),
     )
 
@@ -537,6 +626,22 @@ async def build_runner(app: Application) -> AgentRunner:
             )
     knowledge = CachedSearch(kb)
     offline = OfflineProvider(settings.offline, knowledge)
-    provider = build_provider(settings, offline=offline)
+    metrics = app.metrics
+
+    def breaker_moved(provider: str, state: BreakerState) -> None:
+        metrics.model_breaker.labels(provider).state(state.value)
+
+    provider = build_provider(settings, offline=offline, on_breaker_change=breaker_moved)
+    model = settings.model
+    # After the deadline the offline responder answers only where it is a fallback at all:
+    # with ``model.fallback = []`` the team chose the apology and a person instead.
+    fallback = offline if model.provider == "offline" or "offline" in model.fallback else None
     # The app fills app.connectors after this returns; the runner keeps the dict, not a copy.
-    return make_runner(settings, provider=provider, connectors=app.connectors, knowledge=knowledge)
+    return make_runner(
+        settings,
+        provider=provider,
+        connectors=app.connectors,
+        knowledge=knowledge,
+        fallback=fallback,
+        metrics=metrics,
+    )

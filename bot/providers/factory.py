@@ -1,5 +1,5 @@
-"""Builds the configured model provider: the remote one wrapped in retries and a deadline,
-followed by the fallback chain (``model.fallback``; ``"offline"`` is the offline instance the
+"""Builds the configured model provider: the remote one wrapped in retries and a deadline and
+behind a circuit breaker, followed by the fallback chain (``model.fallback``; ``"offline"`` is the offline instance the
 caller passes in). With ``model.provider = "offline"`` it is just that instance.
 """
 
@@ -10,7 +10,12 @@ from dataclasses import dataclass
 
 from bot.config import ModelSettings, ProviderName, Settings
 from bot.providers.base import ModelProvider
-from bot.providers.resilience import FallbackProvider, ResilientProvider
+from bot.providers.resilience import (
+    BreakerListener,
+    CircuitBreaker,
+    FallbackProvider,
+    ResilientProvider,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,22 +94,43 @@ def build_remote(
     raise ValueError(f"{provider!r} is not a remote model provider")
 
 
-def _resilient(provider: ModelProvider, model: ModelSettings) -> ModelProvider:
-    return ResilientProvider(
+def _resilient(
+    provider: ModelProvider, model: ModelSettings, on_breaker_change: BreakerListener | None
+) -> ModelProvider:
+    resilient = ResilientProvider(
         provider, timeout_seconds=model.timeout_seconds, max_retries=model.max_retries
+    )
+    if model.breaker_failures == 0:
+        return resilient
+    return CircuitBreaker(
+        resilient,
+        failures=model.breaker_failures,
+        cooldown_seconds=model.breaker_cooldown_seconds,
+        on_change=on_breaker_change,
     )
 
 
-def build_provider(settings: Settings, *, offline: ModelProvider) -> ModelProvider:
+def build_provider(
+    settings: Settings,
+    *,
+    offline: ModelProvider,
+    on_breaker_change: BreakerListener | None = None,
+) -> ModelProvider:
     """The provider the daemon talks to, built from ``settings.model``.
 
     The result owns every provider in it, ``offline`` included: close it with ``aclose``.
+    Each remote provider has its own circuit breaker; ``on_breaker_change(name, state)``
+    hears their transitions.
     """
     model = settings.model
     if model.provider == "offline":
         return offline
     chain: list[ModelProvider] = [
-        _resilient(build_remote(model.provider, _primary_endpoint(model), model), model)
+        _resilient(
+            build_remote(model.provider, _primary_endpoint(model), model),
+            model,
+            on_breaker_change,
+        )
     ]
     seen: set[str] = {model.provider}
     for name in model.fallback:
@@ -115,7 +141,11 @@ def build_provider(settings: Settings, *, offline: ModelProvider) -> ModelProvid
             chain.append(offline)
         else:
             chain.append(
-                _resilient(build_remote(name, _fallback_endpoint(model, name), model), model)
+                _resilient(
+                    build_remote(name, _fallback_endpoint(model, name), model),
+                    model,
+                    on_breaker_change,
+                )
             )
     log.info("model provider: %s", " -> ".join(p.name for p in chain))
     return chain[0] if len(chain) == 1 else FallbackProvider(chain)

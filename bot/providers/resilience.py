@@ -6,8 +6,19 @@ waiting what ``Retry-After`` asks (seconds or an HTTP date) or backing off expon
 never retries once streamed text has reached ``on_delta``: a second attempt would say it
 twice, so the error goes up and the fallback chain answers instead.
 
+``CircuitBreaker`` stops asking a provider that keeps failing: after
+``ModelSettings.breaker_failures`` transient failures in a row (the kinds ``ResilientProvider``
+retries, or no answer before the turn's deadline) it refuses calls at once with
+``CircuitOpen`` for ``breaker_cooldown_seconds``, then lets one trial call through (half-open)
+whose outcome closes or re-opens it. Its state lives in this process only: each replica learns
+on its own that a provider is down, which costs each at most ``breaker_failures`` slow turns.
+
 ``FallbackProvider`` asks each provider in turn until one answers; the response's ``model``
 says which one did.
+
+``TURN_TIMEOUT`` carries the running turn's ``asyncio.Timeout`` down to the breaker, so a call
+cancelled because the turn's deadline passed counts as the provider's failure, while one
+cancelled for any other reason (shutdown) does not.
 """
 
 from __future__ import annotations
@@ -15,8 +26,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import replace
+from enum import StrEnum
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
@@ -25,6 +39,9 @@ from bot.providers.base import DeltaSink, ModelProvider, ModelRequest, ModelResp
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+
+TURN_TIMEOUT: ContextVar[asyncio.Timeout | None] = ContextVar("turn_timeout", default=None)
+"""The deadline of the turn the current task is running, set by the turn runner."""
 
 
 class ResilientProvider:
@@ -132,6 +149,131 @@ class ResilientProvider:
             raise ProviderError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
 
 
+class CircuitOpen(ProviderError):
+    """Refused without calling the provider: its circuit breaker is open."""
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+BreakerListener = Callable[[str, BreakerState], None]
+
+
+class CircuitBreaker:
+    """Wraps a provider; refuses calls with ``CircuitOpen`` while it keeps failing.
+
+    Transient failures count (a retryable ``ProviderError``, an unexpected exception, a call
+    cut off by the turn's deadline); any answer, including an error the provider chose to
+    return (400, 401), proves it reachable and resets the count. ``on_change(name, state)``
+    hears every transition (the metrics gauge) and the initial state.
+    """
+
+    def __init__(
+        self,
+        inner: ModelProvider,
+        *,
+        failures: int,
+        cooldown_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        on_change: BreakerListener | None = None,
+    ) -> None:
+        if failures < 1:
+            raise ValueError("a circuit breaker needs failures >= 1")
+        self.inner = inner
+        self.name = inner.name
+        self.failures = failures
+        self.cooldown_seconds = cooldown_seconds
+        self._clock = clock
+        self._on_change = on_change
+        self.state = BreakerState.CLOSED
+        self._failed_in_a_row = 0
+        self._opened_at = 0.0
+        self._trial_running = False
+        if on_change is not None:
+            on_change(self.name, self.state)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def complete(
+        self, request: ModelRequest, on_delta: DeltaSink | None = None
+    ) -> ModelResponse:
+        self._admit()
+        try:
+            response = await self.inner.complete(request, on_delta)
+        except asyncio.CancelledError:
+            timeout = TURN_TIMEOUT.get()
+            if timeout is not None and timeout.expired():
+                self._failed("no answer before the turn's deadline")
+            else:
+                self._trial_running = False  # e.g. shutdown: says nothing about the provider
+            raise
+        except ProviderError as exc:
+            if exc.retryable:
+                self._failed(str(exc))
+            else:
+                self._succeeded()
+            raise
+        except Exception as exc:
+            self._failed(f"{type(exc).__name__}: {exc}")
+            raise
+        self._succeeded()
+        return response
+
+    def _admit(self) -> None:
+        if self.state is BreakerState.CLOSED:
+            return
+        if self.state is BreakerState.OPEN:
+            if self._clock() - self._opened_at < self.cooldown_seconds:
+                raise CircuitOpen(f"{self.name}: circuit open (failing); not called")
+            self._move(BreakerState.HALF_OPEN)
+            log.info("model provider %s: cool-down over; one trial call decides", self.name)
+        if self._trial_running:
+            raise CircuitOpen(f"{self.name}: circuit half-open, its trial call is running")
+        self._trial_running = True
+
+    def _failed(self, reason: str) -> None:
+        self._trial_running = False
+        self._failed_in_a_row += 1
+        if self.state is BreakerState.HALF_OPEN:
+            self._opened_at = self._clock()
+            self._move(BreakerState.OPEN)
+            log.info(
+                "model provider %s: trial call failed (%s); skipped for another %gs",
+                self.name,
+                reason,
+                self.cooldown_seconds,
+            )
+        elif self.state is BreakerState.CLOSED and self._failed_in_a_row >= self.failures:
+            self._opened_at = self._clock()
+            self._move(BreakerState.OPEN)
+            log.warning(
+                "model provider %s: circuit open after %d failures in a row (last: %s); "
+                "turns go to the fallback for %gs",
+                self.name,
+                self._failed_in_a_row,
+                reason,
+                self.cooldown_seconds,
+            )
+
+    def _succeeded(self) -> None:
+        self._trial_running = False
+        self._failed_in_a_row = 0
+        if self.state is not BreakerState.CLOSED:
+            # A call admitted before the breaker opened may answer late: it proves the
+            # provider up just as well as the trial would.
+            self._move(BreakerState.CLOSED)
+            log.info("model provider %s: answering again; circuit closed", self.name)
+
+    def _move(self, state: BreakerState) -> None:
+        self.state = state
+        if self._on_change is not None:
+            self._on_change(self.name, state)
+
+
 class FallbackProvider:
     """Asks ``providers`` in order until one answers. Takes ownership of all of them.
 
@@ -166,7 +308,8 @@ class FallbackProvider:
                 response = await provider.complete(request, on_delta)
             except Exception as exc:  # noqa: BLE001 - whatever broke, the next provider answers
                 failures.append(f"{provider.name}: {exc}")
-                if position < last:
+                # An open breaker said so once already; saying it per call would be spam.
+                if position < last and not isinstance(exc, CircuitOpen):
                     log.warning(
                         "model provider %s failed (%s); falling back to %s",
                         provider.name,

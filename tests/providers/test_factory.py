@@ -1,4 +1,5 @@
-"""``build_provider``: the configured provider, wrapped in retries, with its fallback chain."""
+"""``build_provider``: the configured provider, wrapped in retries and a circuit breaker, with
+its fallback chain."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from bot.providers.base import ChatMessage, ModelRequest
 from bot.providers.factory import build_provider
 from bot.providers.ingram import IngramProvider
 from bot.providers.openai import OpenAIProvider
-from bot.providers.resilience import FallbackProvider, ResilientProvider
+from bot.providers.resilience import (
+    BreakerState,
+    CircuitBreaker,
+    FallbackProvider,
+    ResilientProvider,
+)
 from bot.providers.xai import XaiSupportAgentProvider
 from tests.fakes.model_server import ScriptedModelServer, ScriptedReply
 from tests.fakes.xai_server import XaiReply, XaiSupportAgentServer
@@ -32,10 +38,19 @@ def test_offline_is_the_offline_instance() -> None:
     assert build_provider(settings(), offline=offline) is offline
 
 
-async def test_each_remote_provider_is_wrapped_in_retries() -> None:
+def resilient(provider: object) -> ResilientProvider:
+    """The retrying provider behind a remote provider's circuit breaker."""
+    assert isinstance(provider, CircuitBreaker)
+    assert isinstance(provider.inner, ResilientProvider)
+    return provider.inner
+
+
+async def test_each_remote_provider_is_wrapped_in_retries_and_a_breaker() -> None:
     offline = CannedProvider()
     built = build_provider(settings(provider="ingram", api_key="k", fallback=[]), offline=offline)
-    assert isinstance(built, ResilientProvider) and isinstance(built.inner, IngramProvider)
+    assert isinstance(built, CircuitBreaker)
+    assert (built.failures, built.cooldown_seconds) == (3, 30.0)
+    assert isinstance(resilient(built).inner, IngramProvider)
     await built.aclose()
     built = build_provider(
         settings(
@@ -49,10 +64,8 @@ async def test_each_remote_provider_is_wrapped_in_retries() -> None:
     )
     assert isinstance(built, FallbackProvider)
     primary, last = built.providers
-    assert isinstance(primary, ResilientProvider) and isinstance(
-        primary.inner, XaiSupportAgentProvider
-    )
-    assert (primary.max_retries, primary.timeout_seconds) == (5, 7)
+    assert isinstance(resilient(primary).inner, XaiSupportAgentProvider)
+    assert (resilient(primary).max_retries, resilient(primary).timeout_seconds) == (5, 7)
     assert last is offline
     await built.aclose()
 
@@ -112,7 +125,38 @@ async def test_configured_chain_answers_end_to_end(caplog: pytest.LogCaptureFixt
 
 async def test_openai_defaults() -> None:
     built = build_provider(settings(provider="openai", fallback=[]), offline=CannedProvider())
+    inner = resilient(built).inner
+    assert isinstance(inner, OpenAIProvider)
+    assert inner.model == "gpt-4o-mini"
+    await built.aclose()
+
+
+async def test_breaker_settings_and_listener() -> None:
+    heard: list[tuple[str, BreakerState]] = []
+    built = build_provider(
+        settings(
+            provider="openai",
+            fallback=["ingram", "offline"],
+            breaker_failures=5,
+            breaker_cooldown_seconds=12,
+            endpoints={"ingram": {"api_key": "k"}},
+        ),
+        offline=CannedProvider(),
+        on_breaker_change=lambda name, state: heard.append((name, state)),
+    )
+    assert isinstance(built, FallbackProvider)
+    openai, ingram, _ = built.providers
+    for breaker in (openai, ingram):
+        assert isinstance(breaker, CircuitBreaker)
+        assert (breaker.failures, breaker.cooldown_seconds) == (5, 12)
+    # Each remote provider starts closed, and says so for the metrics.
+    assert heard == [("openai", BreakerState.CLOSED), ("ingram", BreakerState.CLOSED)]
+    await built.aclose()
+
+
+async def test_no_breaker_with_breaker_failures_0() -> None:
+    built = build_provider(
+        settings(provider="openai", fallback=[], breaker_failures=0), offline=CannedProvider()
+    )
     assert isinstance(built, ResilientProvider)
-    assert isinstance(built.inner, OpenAIProvider)
-    assert built.inner.model == "gpt-4o-mini"
     await built.aclose()
