@@ -14,9 +14,10 @@ from urllib.parse import quote
 
 import httpx
 
+from bot.agent import placeholders
 from bot.agent.context import conversation_summary
 from bot.agent.tools import ToolCallContext, ToolError, ToolOutcome, ToolRegistry, http_json
-from bot.config import ConfigError, UserInfoSettings, env_headers
+from bot.config import USER_INFO_ALIASES, ConfigError, UserInfoSettings, env_headers
 from bot.connector import default_close_actions, default_escalation_actions
 from bot.domain import JSON, ActionKind, Control, PlannedAction, Smith, StopReason, ThreadState
 from bot.store.store import ThreadChange
@@ -190,14 +191,16 @@ class _UserInfoLookup:
         return info
 
     async def _account(self, smith: Smith) -> Any:
-        external = smith.external_id or ""
-        local = external.split(":", 1)[1] if ":" in external else external
-        url = (
-            (self._settings.url or "")
-            .replace("{external_id}", quote(external, safe=""))
-            .replace("{external_id_local}", quote(local, safe=""))
-            .replace("{customer_id}", quote(smith.customer_id or "", safe=""))
-        )
+        """The team's service, asked about this smith only: every placeholder of the URL is a
+        field of the smith, proven by the channel (signed claims, the helpdesk's record)."""
+        try:
+            url, _ = placeholders.fill(
+                self._settings.url or "", smith, encode=lambda v: quote(v, safe=""),
+                aliases=USER_INFO_ALIASES,
+            )
+        except placeholders.MissingSmithField as exc:
+            # An empty id could make the service answer with someone else, or with everyone.
+            return {"error": f"the account service was not asked: {exc}"}
         try:
             headers = env_headers(self._settings.headers_from_env)
         except ConfigError as exc:

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import httpx
 from jsonschema import Draft202012Validator
 
+from bot.agent import placeholders
 from bot.config import ConfigError, CustomToolSettings, env_headers
 from bot.domain import JSON, PlannedAction, Smith, StopReason, Thread
 from bot.providers.base import ToolSpec
@@ -163,13 +164,17 @@ class ToolRegistry:
 
 
 class HttpTool:
-    """A ``[[tools]]`` entry: arguments fill ``{placeholders}`` in the URL; the rest go as the
-    query string (GET, DELETE) or the JSON body. Header values come from environment variables
-    named in ``headers_from_env``, read at call time, never logged or echoed back."""
+    """A ``[[tools]]`` entry: ``{smith.…}`` fields in the URL, headers and body come from the
+    turn's own customer; the model's declared arguments fill ``{argument}`` placeholders in the
+    URL, and the rest go as the query string (GET, DELETE) or the JSON body — never over a key
+    the daemon fills. Header values from ``headers_from_env`` are read at call time, never
+    logged or echoed back."""
 
     def __init__(self, settings: CustomToolSettings, client: httpx.AsyncClient):
         self.settings = settings
         self._client = client
+        # Only declared arguments are sent: an extra one could name another customer.
+        self._declared = frozenset(settings.parameters.get("properties") or {})
 
     def as_tool(self) -> Tool:
         return Tool(
@@ -181,23 +186,42 @@ class HttpTool:
 
     async def __call__(self, arguments: JSON, call: ToolCallContext) -> Any:
         s = self.settings
-        remaining = dict(arguments)
-        url = s.url
-        for key in list(remaining):
-            placeholder = "{" + key + "}"
-            if placeholder in url:
-                url = url.replace(placeholder, quote(str(remaining.pop(key)), safe=""))
+        given = {k: v for k, v in arguments.items() if k in self._declared}
         try:
-            headers = {**s.headers, **env_headers(s.headers_from_env)}
+            url, used = placeholders.fill(s.url, call.smith, arguments=given,
+                                          encode=lambda v: quote(v, safe=""))
+            fixed_headers = {k: placeholders.fill(v, call.smith)[0] for k, v in s.headers.items()}
+            body = _fill_json(s.body, call.smith)
+        except placeholders.MissingSmithField as exc:
+            raise ToolError(f"not available for this customer: {exc}") from None
+        try:
+            headers = {**fixed_headers, **env_headers(s.headers_from_env)}
         except ConfigError as exc:
             log.error("tool %s is misconfigured: %s", s.name, exc)
             raise ToolError("the tool is not configured on this server") from None
+        in_url = {k for k, _ in httpx.URL(url).params.multi_items()}
+        remaining = {k: v for k, v in given.items()
+                     if k not in used and k not in in_url and k not in body}
         request: dict[str, Any] = {"headers": headers, "timeout": s.timeout_seconds}
+        target = httpx.URL(url)
         if s.method in ("GET", "DELETE"):
-            request["params"] = {k: _query_value(v) for k, v in remaining.items()}
+            # Added to the URL's own query (``params=`` would replace it); its keys, which the
+            # daemon may have filled, were kept out of ``remaining`` above.
+            target = target.copy_merge_params({k: _query_value(v) for k, v in remaining.items()})
         else:
-            request["json"] = remaining
-        return await http_json(self._client, s.method, url, **request)
+            request["json"] = {**remaining, **body}
+        return await http_json(self._client, s.method, str(target), **request)
+
+
+def _fill_json(value: Any, smith: Smith) -> Any:
+    """A ``body`` template with its ``{smith.…}`` fields filled."""
+    if isinstance(value, str):
+        return placeholders.fill(value, smith)[0]
+    if isinstance(value, dict):
+        return {k: _fill_json(v, smith) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill_json(v, smith) for v in value]
+    return value
 
 
 def _query_value(value: Any) -> str:

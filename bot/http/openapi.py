@@ -198,12 +198,18 @@ def openapi_document(server_url: str | None = None) -> JSON:
                 "Web widget: who is this visitor (anonymous cookie or signed identity)",
                 {"200": _json({"type": "object"})}, security=[{}],
                 description="Sets the `sb_session` cookie (HttpOnly, SameSite=Lax) the "
-                            "conversations API accepts. A forged or expired identity → 401.",
-                body={"content": {"application/json": {"schema": {"type": "object", "properties": {
-                    "identity": {"type": ["string", "null"],
-                                 "description": "`<user_id>.<expires>.<hex HMAC-SHA256>`"},
-                    "name": {"type": ["string", "null"]},
-                    "customer_id": {"type": ["string", "null"]}}}}}}),
+                            "conversations API accepts. JSON only (else 415); a browser request "
+                            "only from the bot's own origin or `web.allowed_origins` (else "
+                            "403); any field but `identity` and `name` → 400 naming it; a "
+                            "forged or expired identity → 401 with the reason.",
+                body={"content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False, "properties": {
+                        "identity": {"type": ["string", "null"],
+                                     "description": "a JWT (HS256) with `sub`, `iat`, `exp` and "
+                                                    "optionally `customer_id`, `email`, `name`; or "
+                                                    "`<user_id>.<expires>.<hex HMAC-SHA256>`"},
+                        "name": {"type": ["string", "null"],
+                                 "description": "display only"}}}}}}),
         },
     }
     schemas: dict[str, Any] = {

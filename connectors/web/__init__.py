@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.connector import ConnectorRuntime
 from connectors.web.connector import WebConnector
-from connectors.web.visitors import sign_identity, verify_identity
+from connectors.web.visitors import IdentityClaims, sign_identity, verify_identity
 
 
 def create(runtime: ConnectorRuntime) -> WebConnector | None:
@@ -15,4 +15,4 @@ def create(runtime: ConnectorRuntime) -> WebConnector | None:
     return WebConnector(runtime)
 
 
-__all__ = ["WebConnector", "create", "sign_identity", "verify_identity"]
+__all__ = ["IdentityClaims", "WebConnector", "create", "sign_identity", "verify_identity"]

@@ -16,13 +16,21 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
+from bot.config import normalise_origin
 from bot.connector import Connector, ConnectorRuntime
 from bot.domain import Action, Thread
 from bot.http.auth import SESSION_COOKIE, mint_smith_token
 from bot.store.store import NotFound
 from bot.store.web import WebStore
-from connectors.web.visitors import IdentityRefused, Visitor, VisitorResolver, verify_identity
+from connectors.web.visitors import (
+    IdentityRefused,
+    Visitor,
+    VisitorResolver,
+    secret_is_short,
+    verify_identity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +41,8 @@ STATIC_FILES = {
     "chat.js": "text/javascript",
     "widget.js": "text/javascript",
 }
+# What a session request may carry unsigned: the signed identity, and a name for display.
+SESSION_FIELDS = frozenset({"identity", "name"})
 PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -65,7 +75,13 @@ class WebConnector(Connector):
         except KeyError:
             raise RuntimeError(f"web.agent: no agent {slug!r} is configured") from None
         agent = await self._store.ensure_agent(agent_settings.slug, agent_settings.name)
-        self._resolver = VisitorResolver(self._store, agent.id)
+        self._resolver = VisitorResolver(
+            self._store, agent.id, claim_window_seconds=self._settings.web.claim_window_seconds
+        )
+        secret = self._settings.web.identity_secret
+        if secret is not None and secret_is_short(secret.get_secret_value()):
+            log.warning("web.identity_secret is shorter than 32 bytes; HS256 identities want "
+                        "a longer one (e.g. `openssl rand -hex 32`)")
         self._key = await self._web.token_key()
         # Read once: the files are small and serving them must not touch the disk per request.
         names = ["chat.html", *STATIC_FILES]
@@ -109,9 +125,26 @@ class WebConnector(Connector):
     # -- the visitor session ------------------------------------------------------------------
 
     async def session(self, request: web.Request) -> web.Response:
-        """Decide who the visitor is and set the session cookie the API accepts."""
+        """Decide who the visitor is and set the session cookie the API accepts.
+
+        Login CSRF guard: only ``application/json`` (a cross-site form cannot send it without a
+        CORS preflight we never grant), only from the bot's own origin or ``web.allowed_origins``.
+        """
         assert self._resolver is not None and self._key is not None
+        if request.content_type != "application/json":
+            return _error(415, "send the session request as application/json",
+                          "unsupported_media_type", "invalid_request_error")
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._origin_allowed(origin, request):
+            log.info("web session refused: origin not allowed")
+            return _error(403, "this origin may not start a session; list it in "
+                               "web.allowed_origins", "origin_not_allowed", "permission_error")
         body = await _body(request)
+        unsigned = sorted(set(body) - SESSION_FIELDS)
+        if unsigned:
+            return _error(400, f"{unsigned[0]} is not accepted here: only identity and name are; "
+                               "customer_id and email go inside the signed identity",
+                          "unsigned_field", "invalid_request_error")
         identity = body.get("identity")
         anon_token = request.cookies.get(ANON_COOKIE)
         visitor: Visitor
@@ -120,15 +153,12 @@ class WebConnector(Connector):
             if secret is None:
                 return _refused("signed identities are not configured (web.identity_secret)")
             try:
-                user_id = verify_identity(secret.get_secret_value(), str(identity))
+                claims = verify_identity(secret.get_secret_value(), str(identity))
             except IdentityRefused as exc:
                 log.info("web identity refused: %s", exc)
                 return _refused(str(exc))
             visitor = await self._resolver.signed_in(
-                user_id,
-                anon_token=anon_token,
-                display_name=_text(body.get("name")),
-                customer_id=_text(body.get("customer_id")),
+                claims, anon_token=anon_token, display_name=_text(body.get("name")),
             )
         else:
             visitor = await self._resolver.anonymous(anon_token)
@@ -156,6 +186,26 @@ class WebConnector(Connector):
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    def _origin_allowed(self, origin: str, request: web.Request) -> bool:
+        """The bot's own origin (as this request reached it, or ``http.public_url``) or one
+        listed in ``web.allowed_origins``. ``null`` and anything unparsable are refused."""
+        try:
+            wanted = normalise_origin(origin)
+        except ValueError:
+            return False
+        if wanted in self._settings.web.allowed_origins:
+            return True
+        own = [f"{'https' if _is_https(request) else 'http'}://{request.host}"]
+        if self._settings.http.public_url:
+            own.append(self._settings.http.public_url)
+        for candidate in own:
+            try:
+                if normalise_origin(str(URL(candidate).origin())) == wanted:
+                    return True
+            except ValueError:
+                continue  # a Host header that is no host: not our origin
+        return False
+
 
 async def _body(request: web.Request) -> dict[str, Any]:
     if not request.can_read_body:
@@ -175,10 +225,12 @@ def _text(value: Any) -> str | None:
 
 
 def _refused(reason: str) -> web.Response:
-    return web.json_response(
-        {"error": {"message": reason, "type": "authentication_error", "code": "identity_refused"}},
-        status=401,
-    )
+    return _error(401, reason, "identity_refused", "authentication_error")
+
+
+def _error(status: int, message: str, code: str, kind: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": kind, "code": code}},
+                             status=status)
 
 
 def _is_https(request: web.Request) -> bool:

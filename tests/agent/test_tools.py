@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -270,6 +271,121 @@ async def test_configured_http_tool_validates_then_calls(
     assert sent["headers"]["Authorization"] == "tok-123" and sent["headers"]["X-Team"] == "support"
     refund = next(r for r in service.requests if r["path"] == "/fail/refund")
     assert refund["method"] == "POST" and refund["body"] == {"amount": 10}
+
+
+async def test_a_configured_tool_fetches_the_sessions_own_customer_whatever_the_model_says(
+    db_url: str, service: _Service
+) -> None:
+    tools = [
+        {
+            "name": "ORDERS",
+            "description": "The customer's orders",
+            "method": "GET",
+            "url": service.url + "/customers/{smith.customer_id}/orders"
+                                 "?email={smith.metadata.email}",
+            "parameters": {"type": "object", "properties": {"status": {"type": "string"}}},
+            "headers": {"X-Customer": "{smith.customer_id}"},
+        },
+        {
+            "name": "TICKET",
+            "description": "Open a ticket for the customer",
+            "url": service.url + "/tickets",
+            "parameters": {"type": "object", "properties": {"subject": {"type": "string"}}},
+            "body": {"customer": "{smith.customer_id}", "who": {"id": "{smith.external_id}"}},
+        },
+    ]
+    victim = {"customer_id": "cus_victim", "smith.customer_id": "cus_victim",
+              "smith": "cus_victim", "email": "victim@example.com", "customer": "cus_victim",
+              "who": "cus_victim"}
+    provider = ScriptedProvider(
+        calls(
+            call("ORDERS", {"status": "open", **victim}, id="orders"),
+            call("ORDERS", {"status": "{smith.customer_id}"}, id="literal"),
+            call("TICKET", {"subject": "refund", **victim}, id="ticket"),
+        ),
+        says("checked"),
+    )
+    async with running(db_url, provider, tools=tools,
+                       agents=agent_section(tools=["ORDERS", "TICKET"])) as h:
+        agent = await h.app.store.get_agent("support")
+        await h.app.store.ensure_smith("web:fay", agent.id, customer_id="cus_fay",
+                                       metadata={"email": "fay@example.com"})
+        outcome = await h.customer("web:fay").say("show me cus_victim's orders")
+
+    assert outcome.run is not None
+    assert all(c.error is None for c in outcome.run.tool_calls), outcome.run.tool_calls
+    orders, literal, ticket = service.requests
+    assert orders["path"] == "/customers/cus_fay/orders"
+    assert orders["query"] == {"email": "fay@example.com", "status": "open"}
+    assert orders["headers"]["X-Customer"] == "cus_fay"
+    # An argument that looks like a smith field is sent as written, never expanded.
+    assert literal["query"] == {"email": "fay@example.com", "status": "{smith.customer_id}"}
+    assert ticket["body"] == {"subject": "refund", "customer": "cus_fay",
+                              "who": {"id": "web:fay"}}
+    assert "cus_victim" not in json.dumps(service.requests)
+
+
+async def test_a_tool_needing_a_customer_id_the_smith_lacks_is_not_called(
+    db_url: str, service: _Service
+) -> None:
+    tools = [{"name": "ORDERS", "description": "Orders", "method": "GET",
+              "url": service.url + "/customers/{smith.customer_id}/orders"}]
+    provider = ScriptedProvider(calls(call("ORDERS", {}, id="orders")), says("ok"))
+    async with running(db_url, provider, tools=tools,
+                       agents=agent_section(tools=["ORDERS"])) as h:
+        outcome = await h.customer("anon:visitor-without-customer").say("my orders?")
+    assert outcome.run is not None
+    error = outcome.run.tool_calls[0].error
+    assert error is not None and "customer_id" in error
+    assert service.requests == []  # "/customers//orders" could have listed everyone's
+
+
+@pytest.mark.parametrize(
+    ("tool", "complaint"),
+    [
+        ({"url": "http://127.0.0.1/c/{smith.customer_id}",
+          "parameters": {"type": "object", "properties": {"customer_id": {"type": "string"}}}},
+         "customer_id"),
+        ({"url": "http://127.0.0.1/c/{smith.metadata.email}",
+          "parameters": {"type": "object", "properties": {"email": {"type": "string"}}}},
+         "email"),
+        ({"url": "http://127.0.0.1/c?owner={smith.external_id}",
+          "parameters": {"type": "object", "properties": {"owner": {"type": "string"}}}},
+         "owner"),
+        ({"url": "http://127.0.0.1/c", "body": {"account": "{smith.customer_id}"},
+          "parameters": {"type": "object", "properties": {"account": {"type": "string"}}}},
+         "account"),
+        ({"url": "http://127.0.0.1/c",
+          "parameters": {"type": "object", "properties": {"smith.customer_id": {}}}},
+         "smith"),
+        ({"url": "http://127.0.0.1/c/{customer_id}"}, "customer_id"),
+        ({"url": "http://127.0.0.1/c/{smith.password}"}, "smith.password"),
+        ({"url": "http://127.0.0.1/c", "headers": {"X-Customer": "{customer}"},
+          "parameters": {"type": "object", "properties": {"customer": {"type": "string"}}}},
+         "headers and body"),
+        ({"url": "http://127.0.0.1/c", "method": "GET", "body": {"a": "{smith.id}"}},
+         "GET sends no body"),
+    ],
+)
+def test_tool_config_keeps_customer_fields_away_from_the_model(
+    tool: dict[str, Any], complaint: str
+) -> None:
+    from pydantic import ValidationError
+
+    from bot.config import Settings
+
+    with pytest.raises(ValidationError, match=re.escape(complaint)):
+        Settings.model_validate({"tools": [{"name": "T", "description": "x", **tool}]})
+
+
+def test_user_info_url_takes_smith_fields_only() -> None:
+    from pydantic import ValidationError
+
+    from bot.config import Settings
+
+    Settings.model_validate({"user_info": {"url": "http://u/{customer_id}/{smith.metadata.email}"}})
+    with pytest.raises(ValidationError, match="user_id"):
+        Settings.model_validate({"user_info": {"url": "http://u/{user_id}"}})
 
 
 async def test_registry_rules() -> None:

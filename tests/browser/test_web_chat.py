@@ -115,9 +115,16 @@ async def test_anonymous_visitor_signs_in_mid_chat_and_the_thread_continues(
     assert smith_before and conversation
 
     identity = sign_identity(SECRET, "user_42")
+    sent: list[Any] = []
+    page.on("request", lambda r: sent.append(r) if r.url.endswith("/web/session") else None)
+    # An old host page still passing a customer id: it never leaves the browser unsigned.
     await page.evaluate(
-        "(id) => window.SupportbotChat.identify({identity: id, name: 'Ada Lovelace'})", identity)
+        "(id) => window.SupportbotChat.identify({identity: id, name: 'Ada Lovelace', "
+        "customer_id: 'cus_victim'})", identity)
     await expect(page.locator("#sb-who")).to_have_text("Signed in as Ada Lovelace")
+    assert sent and all(r.headers["content-type"] == "application/json" for r in sent)
+    assert (await sent[-1].all_headers())["origin"] == daemon.url
+    assert sent[-1].post_data_json == {"identity": identity, "name": "Ada Lovelace"}
     assert await page.locator("html").get_attribute("data-smith") == smith_before
 
     await say(page, "How do I change my plan?")

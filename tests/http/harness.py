@@ -25,7 +25,7 @@ from bot.store.store import ThreadChange
 from tests.conftest import make_settings
 
 ADMIN = "admin-token-for-tests"
-SECRET = "identity-secret-for-tests"
+SECRET = "identity-secret-for-tests-at-least-32-bytes"
 
 PASSAGE = {
     "chunk_id": 7,

@@ -1,6 +1,6 @@
 /* supportbot chat: the /chat page and the panel /widget.js opens (same page, in an iframe).
  * No build step, no dependencies. Text is always inserted as text, never as HTML.
- * Host-page API: window.SupportbotChat.identify({identity, name, customer_id}) — or, from the
+ * Host-page API: window.SupportbotChat.identify({identity, name}) — or, from the
  * embedding page, Supportbot.identify(...) which posts the same message into this frame. */
 (function () {
   "use strict";
@@ -22,8 +22,7 @@
   function readHashIdentity() {
     var params = new URLSearchParams(location.hash.replace(/^#/, ""));
     if (!params.get("identity")) { return null; }
-    var found = { identity: params.get("identity"), name: params.get("name"),
-                  customer_id: params.get("customer_id") };
+    var found = { identity: params.get("identity"), name: params.get("name") };
     // Keep the signed token out of the address bar (and of copied links).
     history.replaceState(null, "", location.pathname + location.search);
     return found;
@@ -52,10 +51,12 @@
   }
 
   function startSession(who_) {
+    // Only the signed identity and a display name: the session refuses any other field.
+    var body = who_ ? { identity: who_.identity, name: who_.name || null } : {};
     return fetch("/web/session", {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "Accept": "application/json" },
-      body: JSON.stringify(who_ || {})
+      body: JSON.stringify(body)
     }).then(function (response) {
       return response.json().then(function (body) {
         if (!response.ok) { throw new Error((body.error && body.error.message) || "sign-in refused"); }
@@ -402,7 +403,7 @@
   window.addEventListener("message", function (event) {
     // Only the page that embeds this frame may pass an identity (it is signed anyway).
     if (event.source !== window.parent || !event.data || event.data.type !== "supportbot:identify") { return; }
-    identify({ identity: event.data.identity, name: event.data.name, customer_id: event.data.customer_id });
+    identify({ identity: event.data.identity, name: event.data.name });
   });
 
   window.SupportbotChat = {

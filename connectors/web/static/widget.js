@@ -6,7 +6,8 @@
  * The panel is the /chat page in an iframe from the bot's own origin, so the visitor's session
  * cookie stays there (HttpOnly, SameSite=Lax: serve the bot on the same site as your pages).
  * API: Supportbot.open(), Supportbot.close(), Supportbot.toggle(),
- *      Supportbot.identify(identity, name, customerId) after your user signs in. */
+ *      Supportbot.identify(identity, name) after your user signs in. The customer id and email
+ *      travel inside the signed identity; nothing that selects a customer's data is sent unsigned. */
 (function () {
   "use strict";
   if (window.Supportbot) { return; }
@@ -17,7 +18,6 @@
   if (identity) {
     var params = new URLSearchParams({ identity: identity });
     if (script.getAttribute("data-name")) { params.set("name", script.getAttribute("data-name")); }
-    if (script.getAttribute("data-customer-id")) { params.set("customer_id", script.getAttribute("data-customer-id")); }
     hash = "#" + params.toString();
   }
 
@@ -77,12 +77,13 @@
 
   function toggle() { if (panel.hidden) { open(); } else { close(); } }
 
-  function identify(nextIdentity, name, customerId) {
-    var message = { type: "supportbot:identify", identity: nextIdentity, name: name || null,
-                    customer_id: customerId || null };
+  function identify(nextIdentity, name) {
+    if (arguments.length > 2 && window.console) {
+      console.warn("Supportbot.identify: a customer id is no longer passed here; sign it into the identity");
+    }
+    var message = { type: "supportbot:identify", identity: nextIdentity, name: name || null };
     var params = new URLSearchParams({ identity: nextIdentity });
     if (name) { params.set("name", name); }
-    if (customerId) { params.set("customer_id", customerId); }
     hash = "#" + params.toString();
     if (frame && frame.contentWindow) { frame.contentWindow.postMessage(message, origin); }
   }

@@ -3,32 +3,75 @@ claim on login keeping the same smith and thread."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import time
 
+import jwt
 import pytest
 from yarl import URL
 
-from connectors.web import sign_identity, verify_identity
+from connectors.web import IdentityClaims, sign_identity, verify_identity
 from connectors.web.visitors import IdentityRefused
 from tests.http.harness import SECRET, ask, json_call, running, session
 
 
+def first_form(user_id: str, expires: int, secret: str = SECRET) -> str:
+    """The identity as hosts signed it before claims: ``<user_id>.<expires>.<hex HMAC>``."""
+    signature = hmac.new(secret.encode(), f"{user_id}.{expires}".encode(),
+                         hashlib.sha256).hexdigest()
+    return f"{user_id}.{expires}.{signature}"
+
+
 def test_identity_round_trip_and_refusals() -> None:
-    token = sign_identity(SECRET, "user.with.dots", ttl_seconds=60)
-    assert verify_identity(SECRET, token) == "user.with.dots"
+    token = sign_identity(SECRET, "user.with.dots", ttl_seconds=60, customer_id="cus_1",
+                          email="ada@example.com")
+    claims = verify_identity(SECRET, token)
+    assert (claims.user_id, claims.customer_id, claims.email) == (
+        "user.with.dots", "cus_1", "ada@example.com")
+    assert claims.issued_at is not None and claims.expires_at == claims.issued_at + 60
     with pytest.raises(IdentityRefused, match="signature"):
         verify_identity("another secret", token)
-    user, expires, signature = token.rsplit(".", 2)
+    header, _payload, signature = token.split(".")
+    forged = jwt.utils.base64url_encode(json.dumps(
+        {**jwt.decode(token, options={"verify_signature": False}), "customer_id": "cus_victim"}
+    ).encode()).decode()
+    with pytest.raises(IdentityRefused, match="signature"):
+        verify_identity(SECRET, f"{header}.{forged}.{signature}")
+    with pytest.raises(IdentityRefused, match="expired"):
+        verify_identity(SECRET, sign_identity(SECRET, "u1", ttl_seconds=-1))
+    with pytest.raises(IdentityRefused, match="future"):
+        verify_identity(SECRET, sign_identity(SECRET, "u1", now=time.time() + 600))
+    unsigned = jwt.encode({"sub": "u1", "iat": int(time.time()), "exp": int(time.time()) + 60},
+                          None, algorithm="none")
+    with pytest.raises(IdentityRefused, match="HS256"):
+        verify_identity(SECRET, unsigned)
+    no_expiry = jwt.encode({"sub": "u1", "iat": int(time.time())}, SECRET, algorithm="HS256")
+    with pytest.raises(IdentityRefused, match="'exp'"):
+        verify_identity(SECRET, no_expiry)
+    numeric_customer = jwt.encode({"sub": "u1", "iat": int(time.time()),
+                                   "exp": int(time.time()) + 60, "customer_id": 7},
+                                  SECRET, algorithm="HS256")
+    with pytest.raises(IdentityRefused, match="customer_id"):
+        verify_identity(SECRET, numeric_customer)
+    for junk in ("", "nodots", "a.b.c", "a..c", "u1.123.nothex"):
+        with pytest.raises(IdentityRefused):
+            verify_identity(SECRET, junk)
+
+
+def test_the_first_form_still_proves_the_user_id_alone() -> None:
+    expires = int(time.time()) + 60
+    claims = verify_identity(SECRET, first_form("user.with.dots", expires))
+    assert claims == IdentityClaims("user.with.dots", expires_at=expires)
+    assert not claims.fresh(3600)  # no iat: it can never claim anonymous history
+    signature = first_form("u1", expires).rsplit(".", 1)[1]
     with pytest.raises(IdentityRefused, match="signature"):
         verify_identity(SECRET, f"admin.{expires}.{signature}")
     with pytest.raises(IdentityRefused, match="signature"):
-        verify_identity(SECRET, f"{user}.{int(expires) + 999}.{signature}")
-    old = sign_identity(SECRET, "u1", ttl_seconds=-1)
+        verify_identity(SECRET, f"u1.{expires + 999}.{signature}")
     with pytest.raises(IdentityRefused, match="expired"):
-        verify_identity(SECRET, old)
-    for junk in ("", "nodots", "a.b.c", "a..c"):
-        with pytest.raises(IdentityRefused):
-            verify_identity(SECRET, junk)
+        verify_identity(SECRET, first_form("u1", int(time.time()) - 1))
 
 
 async def test_anonymous_cookie_keeps_the_same_smith(db_url: str) -> None:
@@ -79,8 +122,8 @@ async def test_identities_are_refused_while_no_secret_is_configured(db_url: str)
 
 async def test_signed_in_visitor_gets_a_web_smith(db_url: str) -> None:
     async with running(db_url) as daemon, daemon.client() as browser:
-        me = await session(browser, identity=sign_identity(SECRET, "user_123"), name="Ada",
-                           customer_id="cus_1")
+        me = await session(browser, identity=sign_identity(SECRET, "user_123",
+                                                           customer_id="cus_1"), name="Ada")
         assert me["signed_in"] is True and me["claimed"] is False
         smith = await daemon.app.store.get_smith(me["smith_id"])
         assert (smith.external_id, smith.display_name, smith.customer_id, smith.auto_memory) == (
@@ -97,8 +140,9 @@ async def test_claim_on_login_keeps_the_smith_and_the_thread(db_url: str) -> Non
         await ask(browser, conversation["id"], "reset my password")
         anon_cookie = browser.cookie_jar.filter_cookies(URL(daemon.url))["sb_anon"].value
 
-        signed = await session(browser, identity=sign_identity(SECRET, "user_42"),
-                               name="Ada Lovelace", customer_id="cus_9")
+        signed = await session(browser, identity=sign_identity(SECRET, "user_42",
+                                                               customer_id="cus_9"),
+                               name="Ada Lovelace")
         assert signed["claimed"] is True and signed["smith_id"] == anon["smith_id"]
         smith = await daemon.app.store.get_smith(anon["smith_id"])
         assert smith.external_id == f"anon:{anon_cookie}"  # external ids are immutable
@@ -136,15 +180,6 @@ async def test_a_stolen_anonymous_cookie_cannot_reach_a_claimed_smith(db_url: st
             assert (await session(thief))["smith_id"] != anon["smith_id"]
 
 
-def test_signing_uses_the_documented_message() -> None:
-    import hashlib
-    import hmac
-
-    expires = int(time.time()) + 60
-    expected = hmac.new(SECRET.encode(), f"u1.{expires}".encode(), hashlib.sha256).hexdigest()
-    assert verify_identity(SECRET, f"u1.{expires}.{expected}") == "u1"
-
-
 async def test_after_archiving_a_claimed_smith_the_user_can_claim_again(db_url: str) -> None:
     async with running(db_url) as daemon, daemon.client() as browser:
         first = await session(browser)
@@ -155,3 +190,109 @@ async def test_after_archiving_a_claimed_smith_the_user_can_claim_again(db_url: 
         assert second["smith_id"] != first["smith_id"]
         claimed = await session(browser, identity=sign_identity(SECRET, "user_9"))
         assert claimed["claimed"] is True and claimed["smith_id"] == second["smith_id"]
+
+
+async def test_the_session_takes_json_only(db_url: str) -> None:
+    async with running(db_url) as daemon, daemon.client() as browser:
+        identity = sign_identity(SECRET, "mallory42")
+        # What a cross-site form can send: text/plain and urlencoded bodies, no preflight.
+        for body, content_type in ((json.dumps({"identity": identity}), "text/plain"),
+                                   (f"identity={identity}", "application/x-www-form-urlencoded")):
+            async with browser.post("/web/session", data=body,
+                                    headers={"Content-Type": content_type}) as response:
+                assert response.status == 415
+                assert (await response.json())["error"]["code"] == "unsupported_media_type"
+                assert "sb_session" not in response.cookies
+        assert not await daemon.app.store.list_smiths(external_id_prefix="web:")
+
+
+async def test_the_session_checks_the_origin(db_url: str) -> None:
+    async with running(db_url, web={"identity_secret": SECRET,
+                                    "allowed_origins": ["https://www.example.com"]}) as daemon:
+        identity = sign_identity(SECRET, "mallory42")
+        for origin in ("https://evil.example", "null", "https://www.example.com.evil.example",
+                       daemon.url.replace("127.0.0.1", "localhost")):
+            async with daemon.client() as browser, browser.post(
+                "/web/session", json={"identity": identity}, headers={"Origin": origin}
+            ) as response:
+                assert response.status == 403, origin
+                assert (await response.json())["error"]["code"] == "origin_not_allowed"
+                assert "sb_session" not in response.cookies
+        assert not await daemon.app.store.list_smiths(external_id_prefix="web:")
+        # The bot's own origin (what /chat sends, also inside the widget's iframe), a listed
+        # one, and a client that sends none (a backend: no browser, no cookies to abuse).
+        for headers in ({"Origin": daemon.url}, {"Origin": "https://WWW.example.com:443"}, {}):
+            async with daemon.client() as browser, browser.post(
+                "/web/session", json={"identity": identity}, headers=headers
+            ) as response:
+                assert response.status == 200, headers
+
+
+async def test_the_public_url_is_the_bots_own_origin(db_url: str) -> None:
+    async with running(db_url, http={"host": "127.0.0.1", "port": 0,
+                                     "public_url": "https://support.example.com/bot"}) as daemon, \
+            daemon.client() as browser, browser.post(
+                "/web/session", json={}, headers={"Origin": "https://support.example.com"}
+            ) as response:
+        assert response.status == 200
+
+
+async def test_unsigned_customer_fields_are_refused_by_name(db_url: str) -> None:
+    async with running(db_url) as daemon, daemon.client() as browser:
+        identity = sign_identity(SECRET, "mallory42", customer_id="cus_mallory")
+        for field in ("customer_id", "email", "user_id"):
+            async with browser.post("/web/session", json={"identity": identity, field: "victim"}
+                                    ) as response:
+                assert response.status == 400
+                error = (await response.json())["error"]
+                assert error["code"] == "unsigned_field" and error["message"].startswith(field)
+        assert not await daemon.app.store.list_smiths(external_id_prefix="web:")
+
+
+async def test_customer_fields_follow_the_signed_identity_only(db_url: str) -> None:
+    async with running(db_url) as daemon, daemon.client() as browser:
+        me = await session(browser, identity=sign_identity(
+            SECRET, "u5", customer_id="cus_5", email="u5@example.com", name="Signed Name"))
+        smith = await daemon.app.store.get_smith(me["smith_id"])
+        assert (smith.customer_id, smith.metadata["email"], smith.display_name) == (
+            "cus_5", "u5@example.com", "Signed Name")
+        # A value stored before (by an older release that took it unsigned) does not outlive
+        # an identity that proves none: the first form carries the user id alone.
+        await daemon.app.store.patch_smith(smith.id, customer_id="cus_victim")
+        again = await session(browser, identity=first_form("u5", int(time.time()) + 60),
+                              name="Display Only")
+        smith = await daemon.app.store.get_smith(again["smith_id"])
+        assert again["smith_id"] == me["smith_id"]
+        assert (smith.customer_id, smith.metadata.get("email"), smith.display_name) == (
+            None, None, "Display Only")
+
+
+async def test_expired_identity_is_refused_with_the_reason(db_url: str) -> None:
+    async with running(db_url) as daemon, daemon.client() as browser:
+        for identity in (sign_identity(SECRET, "u1", ttl_seconds=-60),
+                         first_form("u1", int(time.time()) - 60)):
+            async with browser.post("/web/session", json={"identity": identity}) as response:
+                assert response.status == 401
+                assert (await response.json())["error"]["message"] == "identity has expired"
+
+
+async def test_the_first_form_signs_in_but_never_claims(db_url: str) -> None:
+    async with running(db_url) as daemon, daemon.client() as browser:
+        anon = await session(browser)
+        me = await session(browser, identity=first_form("legacy_1", int(time.time()) + 60))
+        assert me["signed_in"] is True and me["claimed"] is False
+        assert me["smith_id"] != anon["smith_id"]
+        smith = await daemon.app.store.get_smith(me["smith_id"])
+        assert smith.external_id == "web:legacy_1"
+
+
+async def test_only_a_fresh_identity_claims_anonymous_history(db_url: str) -> None:
+    async with running(db_url, web={"identity_secret": SECRET, "claim_window_seconds": 60}
+                       ) as daemon, daemon.client() as browser:
+        anon = await session(browser)
+        stale = sign_identity(SECRET, "user_late", now=time.time() - 120, ttl_seconds=3600)
+        late = await session(browser, identity=stale)
+        assert late["claimed"] is False and late["smith_id"] != anon["smith_id"]
+        # Still the visitor's own: a fresh identity claims it.
+        fresh = await session(browser, identity=sign_identity(SECRET, "user_now"))
+        assert fresh["claimed"] is True and fresh["smith_id"] == anon["smith_id"]
