@@ -3,8 +3,8 @@
 Each delivery goes through Bolt (signature check, authorization, the catch-all listener), the
 Slack connector's listening rules, and a durable inbox insert before the acknowledgement, which
 is what Slack waits for. The dispatcher is off, so only ingest is timed. A fake Slack Web API on
-127.0.0.1 answers ``auth.test``/``users.info`` (profiles are cached after the first message of
-each user). Runs on SQLite and, when reachable at ``$SUPPORTBOT_BENCH_PG_URL``, PostgreSQL.
+127.0.0.1 answers ``auth.test`` (profiles and files are fetched at turn time, not during ingest).
+Runs on SQLite and, when reachable at ``$SUPPORTBOT_BENCH_PG_URL``, PostgreSQL.
 
     PYTHONPATH=. python bench/slack_ingest.py [--deliveries 3000] [--concurrency 32] [--users 50]
 """

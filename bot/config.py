@@ -275,6 +275,9 @@ class PipelineSettings(Section):
     # Tries at a customer's messages whose turn raised (not a model failure: the engine answers
     # those) before they are marked failed.
     turn_max_attempts: int = Field(default=5, ge=1)
+    # How long a turn waits for what its messages only refer to (a Slack author's profile, shared
+    # files) before it runs without them.
+    resolve_timeout_seconds: float = Field(default=15.0, gt=0)
     outbox_backoff_seconds: float = Field(default=1.0, gt=0)
     outbox_backoff_max_seconds: float = Field(default=300.0, gt=0)
     drain_timeout_seconds: float = Field(default=20.0, ge=0)

@@ -114,6 +114,19 @@ class Connector(ABC):
         return
         yield  # an async generator that finds nothing
 
+    async def resolve_turn(
+        self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
+    ) -> tuple[InboundMessage, ...]:
+        """The turn's messages with what they only refer to filled in, fetched when the turn
+        starts rather than before the platform's acknowledgement: the author's display name
+        and profile, and each attachment's ``data`` (or its ``fetch_error``).
+
+        Must not raise for a platform failure: degrade (no name, ``fetch_error`` set). The
+        dispatcher bounds it with ``pipeline.resolve_timeout_seconds``. Returns ``messages``
+        itself when there is nothing to fill in.
+        """
+        return messages
+
     async def user_info(self, smith: Smith, thread: Thread) -> JSON:
         """The platform's own data about this thread's customer (for USER_INFO_LOOKUP)."""
         return {}

@@ -171,22 +171,32 @@ class Thread:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A file or image a customer sent; ``data`` holds bytes only while a turn needs them."""
+    """A file or image a customer sent, stored as a reference (``url``, ``file_id``).
+
+    ``data`` holds its bytes only while a turn needs them: a connector fetches them when the
+    turn starts (``Connector.resolve_turn``), and they are never written to the inbox or a
+    run. ``fetch_error`` says why a file the turn should have had could not be fetched.
+    """
 
     name: str
     content_type: str
     size: int
     url: str | None = None
     file_id: str | None = None
+    data: bytes | None = field(default=None, repr=False, compare=False)
+    fetch_error: str | None = None
 
     def to_json(self) -> JSON:
-        return {
+        found: JSON = {
             "name": self.name,
             "content_type": self.content_type,
             "size": self.size,
             "url": self.url,
             "file_id": self.file_id,
         }
+        if self.fetch_error is not None:
+            found["fetch_error"] = self.fetch_error
+        return found
 
     @classmethod
     def from_json(cls, data: JSON) -> Attachment:
@@ -196,6 +206,7 @@ class Attachment:
             size=int(data["size"]),
             url=data.get("url"),
             file_id=data.get("file_id"),
+            fetch_error=data.get("fetch_error"),
         )
 
 

@@ -130,7 +130,8 @@ def user_message(ctx: TurnContext) -> ChatMessage:
         if message.text:
             lines.append(message.text)
         for attachment in message.attachments:
-            lines.append(f"[attachment: {attachment.name} ({attachment.content_type})]")
+            missing = " could not be fetched" if attachment.fetch_error else ""
+            lines.append(f"[attachment: {attachment.name} ({attachment.content_type}){missing}]")
     return ChatMessage("user", "\n\n".join(lines))
 
 

@@ -152,6 +152,10 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         if thread.control is Control.HUMAN:
             await self._skip(claim, thread, "a human has taken over this thread")
             return
+        resolved = await self._resolved(smith, thread, messages)
+        if resolved is not messages:
+            messages = resolved
+            smith = await self._refreshed(smith, messages[0])
 
         version = inputs.version
         definition = version.definition if version else self._definitions(slug)
@@ -161,6 +165,30 @@ class Dispatcher(ClaimLoop[LaneClaim]):
                 claim, run_id, definition, version.version if version else None,
                 smith, thread, messages, inputs,
             )
+
+    async def _resolved(
+        self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
+    ) -> tuple[InboundMessage, ...]:
+        """The messages with what they refer to fetched by their connector (names, files).
+
+        The connector fetches at turn time, not before acknowledging the platform; whatever
+        it could not fetch in time the turn goes without — it never fails the turn.
+        """
+        connector = self._connectors.get(thread.channel)
+        if connector is None:
+            return messages
+        try:
+            async with asyncio.timeout(self._settings.resolve_timeout_seconds):
+                return await connector.resolve_turn(smith, thread, messages)
+        except TimeoutError:
+            log.warning(
+                "%s took over %.0f s to fetch what the messages refer to; the turn goes without",
+                thread.channel, self._settings.resolve_timeout_seconds,
+            )
+            return _unfetched(messages, "timed out")
+        except Exception:
+            log.exception("%s could not fetch what the messages refer to", thread.channel)
+            return _unfetched(messages, "failed")
 
     async def _refreshed(self, owner: Smith, first: InboundMessage) -> Smith:
         """Keep the customer's profile fresh (name, email, plan change over time); write only
@@ -343,6 +371,19 @@ async def _hand_over(live: LiveReply, actions: list[Action]) -> list[Action]:
     reply = actions[position]
     actions[position] = replace(reply, ref={**reply.ref, **ref})
     return actions
+
+
+def _unfetched(messages: tuple[InboundMessage, ...], reason: str) -> tuple[InboundMessage, ...]:
+    """The messages with every attachment whose content did not arrive marked as such."""
+    if not any(a.data is None for m in messages for a in m.attachments):
+        return messages
+    return tuple(
+        replace(m, attachments=tuple(
+            a if a.data is not None else replace(a, fetch_error=a.fetch_error or reason)
+            for a in m.attachments
+        ))
+        for m in messages
+    )
 
 
 def _title(text: str) -> str | None:

@@ -3,15 +3,17 @@
 Inbound, a single Bolt listener sees every event (so Bolt never answers 404 and Slack never
 retries for nothing), decides whether the bot should hear it, and hands it to the inbox before
 Bolt acknowledges it (``process_before_response``: an event that could not be stored gets a
-500 and Slack delivers it again). Outbound, ``execute`` turns each action into Web API calls;
-every bot message carries ``metadata`` with its action id so an uncertain send is looked up in
-the thread before it is ever sent again.
+500 and Slack delivers it again). Nothing before that acknowledgement waits for a profile or a
+file: the event goes into the inbox as it came (user id, text, file references), and
+``resolve_turn`` fetches the author's profile and the files' content when the turn starts.
+Outbound, ``execute`` turns each action into Web API calls; every bot message carries
+``metadata`` with its action id so an uncertain send is looked up in the thread before it is
+ever sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import re
 import time
@@ -85,6 +87,7 @@ TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 PROFILE_TIMEOUT_SECONDS = 2.5
+FILE_TIMEOUT_SECONDS = 10.0
 # Longest Retry-After waited out inside a Web API call; well inside the outbox lease.
 RATE_LIMIT_INLINE_WAIT_SECONDS = 5.0
 USER_CACHE_SIZE = 10_000
@@ -464,8 +467,13 @@ class SlackConnector(Connector):
         its dedup key: ``<team>:<channel>:<ts>`` of the message)."""
         ts = str(event["ts"])
         root = str(event.get("thread_ts") or ts)
-        profile = await self._profile(sender) if event.get("user") else {}
         files = event.get("files") or []
+        ref: JSON = {"channel": channel, "thread_ts": root, "ts": ts, "team": team, "user": sender}
+        if not event.get("user"):
+            ref["bot"] = True  # a bot's message: it has no profile to look up
+        # Only what the event itself holds: the author's profile and the files' content are
+        # fetched when the turn starts (resolve_turn), so nothing here waits on the network
+        # before Slack is acknowledged, and the inbox keeps references, not file contents.
         return InboundMessage(
             source=SOURCE,
             dedup_key=f"{team}:{channel}:{ts}",
@@ -473,10 +481,8 @@ class SlackConnector(Connector):
             smith_external_id=smith_external_id(team, sender),
             text=self._clean_text(str(event.get("text") or ""), me.user_id, files),
             agent_slug=self._settings.agent,
-            display_name=profile.get("real_name") or profile.get("display_name") or None,
-            profile=profile,
-            attachments=await self._attachments(files),
-            ref={"channel": channel, "thread_ts": root, "ts": ts, "team": team, "user": sender},
+            attachments=tuple(_attachment(item) for item in files),
+            ref=ref,
             sent_at=_float(ts),
         )
 
@@ -642,50 +648,74 @@ class SlackConnector(Connector):
             self._users.popitem(last=False)
         return profile
 
-    async def _attachments(self, files: list[JSON]) -> tuple[Attachment, ...]:
-        """Shared files, inlined as data URLs when they fit under ``slack.max_file_bytes``."""
-        found = []
-        for item in files:
-            name = str(item.get("name") or item.get("title") or "file")
-            content_type = str(item.get("mimetype") or "application/octet-stream")
-            size = int(item.get("size") or 0)
-            source = item.get("url_private_download") or item.get("url_private")
-            data_url = None
-            if source and size <= self._settings.max_file_bytes:
-                data_url = await self._download(str(source), content_type)
-            elif source:
-                log.info("not downloading %s: %d bytes is over slack.max_file_bytes", name, size)
-            found.append(
-                Attachment(
-                    name=name,
-                    content_type=content_type,
-                    size=size,
-                    url=data_url,
-                    file_id=item.get("id"),
-                )
-            )
-        return tuple(found)
+    async def resolve_turn(
+        self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
+    ) -> tuple[InboundMessage, ...]:
+        """Each message with its author's profile (``users.info``, cached) and the content of
+        its shared files, fetched together. A profile that cannot be had leaves the smith's
+        name as it is, or names a smith that has none by its Slack user id; a file that
+        cannot be had is named to the model as not fetched."""
+        people = list(dict.fromkeys(
+            str(m.ref["user"]) for m in messages if m.ref.get("user") and not m.ref.get("bot")
+        ))
+        if not people and not any(m.attachments for m in messages):
+            return messages
+        async with asyncio.TaskGroup() as group:
+            profiles = {
+                user: group.create_task(self._profile(user), name=f"slack-profile:{user}")
+                for user in people
+            }
+            files = [
+                [group.create_task(self._fetched(a), name=f"slack-file:{a.file_id}")
+                 for a in message.attachments]
+                for message in messages
+            ]
+        resolved = []
+        for message, fetched in zip(messages, files, strict=True):
+            user = str(message.ref.get("user") or "")
+            if user in profiles:
+                profile = profiles[user].result()
+                name = profile.get("real_name") or profile.get("display_name")
+                if name is None and smith.display_name is None:
+                    name = user
+                message = replace(message, display_name=name, profile=profile)
+            attachments = tuple(task.result() for task in fetched)
+            resolved.append(replace(message, attachments=attachments))
+        return tuple(resolved)
 
-    async def _download(self, url: str, content_type: str) -> str | None:
+    async def _fetched(self, attachment: Attachment) -> Attachment:
+        """``attachment`` with its content, if it is under ``slack.max_file_bytes`` (by the
+        size Slack announced: a bigger file is never downloaded), else as it was."""
+        if attachment.data is not None or attachment.fetch_error or not attachment.url:
+            return attachment
+        if attachment.size > self._settings.max_file_bytes:
+            log.info("not downloading %s: %d bytes is over slack.max_file_bytes",
+                     attachment.name, attachment.size)
+            return attachment
+        data, error = await self._download(attachment.url)
+        return replace(attachment, data=data, fetch_error=error)
+
+    async def _download(self, url: str) -> tuple[bytes | None, str | None]:
+        """A shared file's bytes, or why there are none."""
         assert self._session is not None
         cap = self._settings.max_file_bytes
         try:
             async with self._session.get(
                 url,
                 headers={"Authorization": f"Bearer {self._token}"},
-                timeout=aiohttp.ClientTimeout(total=10),
+                timeout=aiohttp.ClientTimeout(total=FILE_TIMEOUT_SECONDS),
             ) as response:
                 if response.status != 200:
                     log.warning("downloading a Slack file failed: HTTP %d", response.status)
-                    return None
+                    return None, f"HTTP {response.status}"
                 data = await response.content.read(cap + 1)
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("downloading a Slack file failed: %s", type(exc).__name__)
-            return None
+            return None, type(exc).__name__
         if len(data) > cap:
-            log.info("a Slack file was larger than announced and over the cap; not inlined")
-            return None
-        return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
+            log.info("a Slack file was larger than announced and over the cap; not used")
+            return None, "over slack.max_file_bytes"
+        return data, None
 
     # -- the working indicator ----------------------------------------------------------
 
@@ -1023,6 +1053,18 @@ class SlackConnector(Connector):
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+
+def _attachment(item: JSON) -> Attachment:
+    """A shared file as the inbox keeps it: a reference (id, name, type, size, URL)."""
+    source = item.get("url_private_download") or item.get("url_private")
+    return Attachment(
+        name=str(item.get("name") or item.get("title") or "file"),
+        content_type=str(item.get("mimetype") or "application/octet-stream"),
+        size=int(item.get("size") or 0),
+        url=str(source) if source else None,
+        file_id=item.get("id"),
+    )
 
 
 def _metadata(action_id: str, part: int) -> JSON:

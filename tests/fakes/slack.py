@@ -60,6 +60,7 @@ class FakeSlack:
         self.file_downloads: list[str] = []
         self.acks: list[JSON] = []
         self._failures: dict[str, list[Failure]] = {}
+        self._delays: dict[str, float] = {}
         self._ts = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._runner: web.AppRunner | None = None
@@ -104,6 +105,11 @@ class FakeSlack:
         """The next ``times`` calls of ``method`` fail like this."""
         self._failures.setdefault(method, []).extend([Failure(status, error, retry_after)] * times)
 
+    def delay(self, method: str, seconds: float) -> None:
+        """Every later call of ``method`` (or ``"files"``: every download of a file the fake
+        has) answers only after ``seconds``."""
+        self._delays[method] = seconds
+
     def add_user(self, user_id: str, real_name: str, email: str, title: str = "") -> None:
         self.users[user_id] = {
             "id": user_id,
@@ -147,6 +153,8 @@ class FakeSlack:
         )
         call = Call(method, args, request.method)
         self.calls.append(call)
+        if method in self._delays:
+            await asyncio.sleep(self._delays[method])
         failures = self._failures.get(method)
         if failures:
             failure = failures.pop(0)
@@ -361,6 +369,8 @@ class FakeSlack:
         self.file_downloads.append(name)
         if name not in self.files:
             return web.Response(status=404)
+        if "files" in self._delays:
+            await asyncio.sleep(self._delays["files"])
         return web.Response(body=self.files[name], content_type="application/octet-stream")
 
     # -- Socket Mode ----------------------------------------------------------------------

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from bot.app import Application
-from bot.domain import Control, InboundMessage, InboxStatus, OutboxStatus
+from bot.domain import Attachment, Control, InboundMessage, InboxStatus, OutboxStatus, Smith, Thread
 from bot.pipeline.turn import TurnContext
 from bot.store.store import ThreadChange
 from tests.pipeline.conftest import AppFactory
@@ -155,3 +156,57 @@ async def test_a_returning_customer_s_profile_is_refreshed(make_app: AppFactory)
     [smith] = await app.store.list_smiths()
     assert (smith.display_name, smith.metadata) == ("Ada L.", {"plan": "pro"})
     assert runner.turns[1].smith.metadata == {"plan": "pro"}
+
+
+class ResolvingConnector(RecordingConnector):
+    """Fills in the author's name at turn time; ``fail`` makes resolving raise, ``hang`` makes
+    it outlast the turn's patience."""
+
+    def __init__(self, *, fail: bool = False, hang: bool = False):
+        super().__init__()
+        self.fail, self.hang = fail, hang
+
+    async def resolve_turn(
+        self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
+    ) -> tuple[InboundMessage, ...]:
+        if self.fail:
+            raise RuntimeError("the platform is down")
+        if self.hang:
+            await asyncio.sleep(60)
+        return tuple(replace(m, display_name="Ada at turn time") for m in messages)
+
+
+def with_file(key: str, thread: str) -> InboundMessage:
+    return replace(message("see the file", key, thread=thread),
+                   attachments=(Attachment("log.txt", "text/plain", 10, url="ref://log"),))
+
+
+async def test_what_a_message_refers_to_is_resolved_when_its_turn_starts(
+    make_app: AppFactory,
+) -> None:
+    runner, connector = ScriptedRunner(), ResolvingConnector()
+    app = await make_app(runner, connector)
+    await app.submit(message("hi", "k1"))
+    await wait_for(lambda: len(connector.sent) == 1)
+    assert runner.turns[0].smith.display_name == "Ada at turn time"
+    [smith] = await app.store.list_smiths()
+    assert smith.display_name == "Ada at turn time"
+
+
+async def test_a_connector_that_cannot_resolve_a_turn_does_not_fail_it(
+    make_app: AppFactory,
+) -> None:
+    runner = ScriptedRunner()
+    failing, hanging = ResolvingConnector(fail=True), ResolvingConnector(hang=True)
+    app = await make_app(runner, failing, pipeline={"resolve_timeout_seconds": 0.2})
+    await app.submit(with_file("k1", "test:t1"))
+    await wait_for(lambda: len(failing.sent) == 1)
+    assert runner.turns[0].messages[0].attachments[0].fetch_error == "failed"
+    assert runner.turns[0].smith.display_name is None
+    await app.stop()
+
+    app = await make_app(runner, hanging, pipeline={"resolve_timeout_seconds": 0.2})
+    await app.submit(with_file("k2", "test:t2"))
+    await wait_for(lambda: len(hanging.sent) == 1)
+    assert runner.turns[1].messages[0].attachments[0].fetch_error == "timed out"
+    assert (await app.store.inbox_counts()).get("failed") is None

@@ -163,6 +163,11 @@ async def settled(app: Application) -> bool:
     return not counts.get("pending") and not outbox.get(OutboxStatus.PENDING.value)
 
 
+def runner_of(app: Application) -> ScriptedRunner:
+    assert isinstance(app.runner, ScriptedRunner)
+    return app.runner
+
+
 def inbound(app: Application) -> Callable[[], Any]:
     async def items() -> list[InboundMessage]:
         return [InboundMessage.from_json(i["payload"]) for i in await app.store.inbox_items()]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.connector import ActionError, ConnectorRuntime, TurnOutcome
-from bot.domain import Action, ActionKind, InboundMessage
+from bot.domain import Action, ActionKind, InboundMessage, Smith, now
 from bot.pipeline.events import TurnEvents
 from connectors.slack import create
 from connectors.slack.connector import mention_markup
@@ -242,10 +242,47 @@ async def test_triage_finds_the_support_channel_messages_nobody_answered(
     first = pending[0]
     assert first.dedup_key == f"{TEAM}:{SUPPORT}:{first.ref['ts']}"  # as the webhook path
     assert first.thread_external_id == f"slack:{TEAM}:{SUPPORT}:{first.ref['ts']}"
-    assert first.display_name == "Carla Customer"
+    # The sweep lists; the author's profile is fetched when the turn starts.
+    assert first.display_name is None and first.ref["user"] == CUSTOMER
+    assert not slack.calls_to("users.info")
     limited = [batch async for batch in connector.fetch_pending(since=None, limit=1)]
     assert [[m.text for m in batch] for batch in limited] == [["unanswered question"]]
     later = [
         batch async for batch in connector.fetch_pending(since=float(pending[1].ref["ts"]), limit=None)
     ]
     assert [[m.text for m in batch] for batch in later] == [["are you there?"]]
+
+
+def _smith(user: str, display_name: str | None) -> Smith:
+    return Smith(id="smt_1", agent_id="agt_1", external_id=f"slack:{TEAM}:{user}",
+                 display_name=display_name, customer_id=None, metadata={}, auto_memory=True,
+                 pinned_version=None, archived_at=None, created_at=now(), updated_at=now())
+
+
+def _inbound(user: str, **ref: Any) -> InboundMessage:
+    return InboundMessage(source="slack", dedup_key=f"{TEAM}:{SUPPORT}:{ROOT}",
+                          thread_external_id=slack_thread().external_id,
+                          smith_external_id=f"slack:{TEAM}:{user}", text="hi",
+                          ref={"channel": SUPPORT, "ts": ROOT, "user": user, **ref})
+
+
+async def test_a_turn_gets_the_author_s_profile_and_keeps_a_known_name_when_there_is_none(
+    make_connector: Make, slack: FakeSlack
+) -> None:
+    connector = await make_connector()
+    thread = slack_thread()
+    [carla] = await connector.resolve_turn(_smith(CUSTOMER, None), thread, (_inbound(CUSTOMER),))
+    assert carla.display_name == "Carla Customer" and carla.profile["email"] == "carla@example.com"
+
+    # users.info does not know this person: a smith with a name keeps it (None renames
+    # nobody), one without is named by the Slack user id.
+    [kept] = await connector.resolve_turn(_smith("UGHOST", "Gina"), thread, (_inbound("UGHOST"),))
+    assert kept.display_name is None and kept.profile == {}
+    [named] = await connector.resolve_turn(_smith("UGHOST", None), thread, (_inbound("UGHOST"),))
+    assert named.display_name == "UGHOST"
+
+    # A bot has no profile to ask for, and a turn with nothing to fetch is left as it is.
+    asked = len(slack.calls_to("users.info", ok_only=False))
+    messages = (_inbound("BALERT", bot=True),)
+    assert await connector.resolve_turn(_smith("BALERT", None), thread, messages) is messages
+    assert len(slack.calls_to("users.info", ok_only=False)) == asked
