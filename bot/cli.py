@@ -75,6 +75,9 @@ def _os_error(exc: Exception, settings: Settings) -> str | None:
         # The drivers let socket errors through untranslated: where it was raised is what says
         # that it was the database that could not be reached.
         return _database_unusable(settings, str(exc) or type(exc).__name__)
+    if exc.filename:
+        # A file or folder named on the command line or in the settings (``--json PATH``).
+        return f"{exc.filename}: {exc.strerror or exc}: check the path"
     return None
 
 

@@ -133,6 +133,15 @@ async def test_unreachable_databases(tmp_path: Path) -> None:
         _one_line(result, f"the folder {missing_folder} does not exist", "create it")
 
 
+async def test_a_file_that_cannot_be_written(tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "digest.json"
+    result = await _supportbot(
+        tmp_path, "triage", "--once", "--json", str(target),
+        SUPPORTBOT_DATABASE__URL=f"sqlite:///{tmp_path}/supportbot.db",
+    )
+    _one_line(result, f"{target}: No such file or directory: check the path")
+
+
 async def test_a_plain_value_for_a_list_setting(tmp_path: Path) -> None:
     good, bad = await asyncio.gather(
         _supportbot(tmp_path, "config", "check", SUPPORTBOT_SLACK__SUPPORT_CHANNELS="C0SUPPORT"),
