@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import json
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
 from bot import logs
-from bot.config import ConfigError, Settings, load_settings, masked
+from bot.config import ConfigError, Settings, load_settings, masked, secret_values
+from bot.redact import mask_text, mask_url
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
@@ -29,11 +35,115 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         sys.exit(2)
-    logs.configure(settings.log.level, settings.log.format)
+    secrets = secret_values(settings)
+    logs.configure(settings.log.level, settings.log.format, secrets)
     try:
         sys.exit(asyncio.run(args.command(args, settings)))
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 — each is either explained or printed in full below
+        explanation = explain(exc, settings)
+        if explanation is None:
+            # A bug: the whole traceback, but never a credential in it.
+            print(mask_text(traceback.format_exc(), secrets), file=sys.stderr, end="")
+            sys.exit(1)
+        print(f"supportbot: {mask_text(explanation, secrets)}", file=sys.stderr)
+        sys.exit(2)
+
+
+# -- ordinary mistakes: one line naming the cause and the fix, exit 2 ---------------------------
+#
+# Commands let these propagate; ``main`` turns them into that line. Anything not recognised here
+# is a bug and keeps its traceback.
+
+
+def _plain(exc: Exception, settings: Settings) -> str | None:
+    """The exception's own message is the line (SchemaBehind's already says to run `db upgrade`)."""
+    return str(exc)
+
+
+def _os_error(exc: Exception, settings: Settings) -> str | None:
+    assert isinstance(exc, OSError)
+    where = f"port {settings.http.port} on {settings.http.host}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where} is in use: stop the other process or set http.port"
+    if exc.errno == errno.EACCES and _raised_in(exc, "aiohttp", "asyncio"):
+        return f"not allowed to listen on {where}: choose a port above 1023 (http.port)"
+    if exc.errno == errno.EADDRNOTAVAIL and _raised_in(exc, "aiohttp", "asyncio"):
+        return f"{settings.http.host} is not an address of this machine: fix http.host"
+    if _raised_in(exc, "sqlalchemy", "asyncpg", "aiosqlite"):
+        # The drivers let socket errors through untranslated: where it was raised is what says
+        # that it was the database that could not be reached.
+        return _database_unusable(settings, str(exc) or type(exc).__name__)
+    if exc.filename:
+        # A file or folder named on the command line or in the settings (``--json PATH``).
+        return f"{exc.filename}: {exc.strerror or exc}: check the path"
+    return None
+
+
+# SQLSTATE classes that mean "could not connect or log in", not "this statement was wrong":
+# connection exception, invalid authorization, no such database, insufficient resources,
+# operator intervention (shutting down, cannot connect now).
+_CONNECTION_SQLSTATES = ("08", "28", "3D", "53", "57")
+
+
+def _database_error(exc: Exception, settings: Settings) -> str | None:
+    assert isinstance(exc, DBAPIError)
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or "")
+    # OperationalError is the DB-API's "not the program's fault" (unreachable, cannot open the
+    # file, locked); other DBAPI errors are the statement's, i.e. bugs, unless the SQLSTATE says
+    # the connection failed. Only the driver's own message: str(exc) would add the statement and
+    # its parameters, which can hold customer data.
+    if isinstance(exc, OperationalError) or sqlstate.startswith(_CONNECTION_SQLSTATES):
+        return _database_unusable(settings, str(exc.orig).strip().splitlines()[0])
+    return None
+
+
+def _database_unusable(settings: Settings, reason: str) -> str:
+    url = make_url(settings.database.url)
+    if url.get_backend_name() == "sqlite":
+        return f"the SQLite database {url.database} cannot be opened ({reason}): check database.url"
+    return (
+        f"cannot use the database at {mask_url(settings.database.url)} ({reason}): "
+        f"check that it is running and that database.url is right"
+    )
+
+
+def _raised_in(exc: BaseException, *packages: str) -> bool:
+    """Whether ``exc`` passed through code of one of ``packages`` on its way up."""
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".", 1)[0] in packages:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _explainers() -> list[tuple[type[Exception], Callable[[Exception, Settings], str | None]]]:
+    from bot.store.database import DatabaseUnavailable
+    from bot.store.migrate import SchemaBehind
+    from bot.store.store import NotFound
+
+    return [
+        (DatabaseUnavailable, _plain),
+        (SchemaBehind, _plain),
+        (NotFound, _plain),
+        (ConfigError, _plain),
+        (DBAPIError, _database_error),
+        (OSError, _os_error),
+    ]
+
+
+def explain(exc: Exception, settings: Settings) -> str | None:
+    """The one line for an ordinary mistake (a database behind or unreachable, a port in use,
+    a name that does not exist); None for anything else, which is a bug."""
+    if isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        return explain(exc.exceptions[0], settings)
+    for kind, describe in _explainers():
+        if isinstance(exc, kind):
+            return describe(exc, settings)
+    return None
 
 
 class _Subparsers:
@@ -170,20 +280,19 @@ async def _open_store(settings: Settings) -> Any:
     from bot.store.store import Store
 
     db = Database(settings.database)
-    await ensure_current(db.engine, auto_upgrade=db.is_sqlite)
+    try:
+        await ensure_current(db.engine, auto_upgrade=db.is_sqlite)
+    except BaseException:
+        await db.dispose()  # the caller's ``finally`` never runs when opening failed
+        raise
     return Store(db)
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import Application
-    from bot.store.migrate import SchemaBehind
 
     app = Application(settings)
-    try:
-        await app.start()
-    except SchemaBehind as exc:
-        print(f"supportbot: {exc}", file=sys.stderr)
-        return 2
+    await app.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -256,14 +365,9 @@ async def cmd_agents_publish(args: argparse.Namespace, settings: Settings) -> in
 
 
 async def cmd_agents_promote(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store.store import NotFound
-
     store = await _open_store(settings)
     try:
         await store.set_live_version(args.slug, args.version)
-    except NotFound as exc:
-        print(f"supportbot: {exc}", file=sys.stderr)
-        return 1
     finally:
         await store.db.dispose()
     print(f"{args.slug} version {args.version} is live")
@@ -345,15 +449,9 @@ async def cmd_runs_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_threads_show(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store.store import NotFound
-
     store = await _open_store(settings)
     try:
-        try:
-            thread = await store.get_thread(args.thread_id)
-        except NotFound:
-            print(f"supportbot: no thread {args.thread_id}", file=sys.stderr)
-            return 1
+        thread = await store.get_thread(args.thread_id)
         smith = await store.get_smith(thread.smith_id, include_archived=True)
         runs = await store.thread_runs(thread.id, limit=1000)
     finally:
@@ -429,13 +527,7 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         external_id=args.as_external_id or external_id,
         display_name=args.name or (None if args.as_external_id else login_name),
     )
-    from bot.store.migrate import SchemaBehind
-
-    try:
-        return await chat(settings, options, sys.stdin, sys.stdout)
-    except SchemaBehind as exc:
-        print(f"supportbot: {exc}", file=sys.stderr)
-        return 2
+    return await chat(settings, options, sys.stdin, sys.stdout)
 
 
 async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,15 +8,17 @@ embedded defaults. The file is ``--config PATH``, else ``$SUPPORTBOT_CONFIG``, e
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -28,9 +30,13 @@ from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
     NestedSecretsSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
+
+from bot.redact import database_password, mask_text, mask_url
 
 ENV_PREFIX = "SUPPORTBOT_"
 DEFAULT_CONFIG_FILE = Path("supportbot.toml")
@@ -51,8 +57,40 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _list_from_env(value: Any) -> Any:
+    """A list setting given as text (an environment variable): a JSON list, or the plain
+    comma-separated form people type (``C0SUPPORT`` or ``C01,C02``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not a JSON list ({exc}); a comma-separated list works too") from None
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+T = TypeVar("T")
+# A list of plain values that the environment may give as JSON or comma-separated. ``NoDecode``
+# keeps pydantic-settings from insisting on JSON before ``_list_from_env`` sees the text.
+EnvList = Annotated[list[T], NoDecode, BeforeValidator(_list_from_env)]
+
+
+class DatabaseUrl(str):
+    """``database.url``: the real URL to whatever uses it as text (the engine), the password
+    masked in its ``repr`` — which is what ends up in reprs of the settings, error messages and
+    tracebacks. ``str()`` stays the real URL on purpose: string operations and the driver read
+    the characters themselves, so masking ``str()`` would hide nothing and only surprise."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return repr(mask_url(self))
+
+
 class DatabaseSettings(Section):
-    url: str = "sqlite+aiosqlite:///./supportbot.db"
+    url: str = DatabaseUrl("sqlite+aiosqlite:///./supportbot.db")
     echo: bool = False
     pool_size: int = Field(default=10, ge=1, le=200)
 
@@ -66,10 +104,10 @@ class DatabaseSettings(Section):
             ("sqlite://", "sqlite+aiosqlite://"),
         ):
             if value.startswith(plain):
-                return driver + value[len(plain) :]
+                return DatabaseUrl(driver + value[len(plain) :])
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("expected a sqlite:// or postgresql:// URL")
-        return value
+        return DatabaseUrl(value)
 
 
 class HttpSettings(Section):
@@ -110,7 +148,7 @@ class ModelSettings(Section):
     breaker_failures: int = Field(default=3, ge=0)
     breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
     stream: bool = True
-    fallback: list[ProviderName] = ["offline"]
+    fallback: EnvList[ProviderName] = ["offline"]
     temperature: float | None = None
     # xAI: the support_agent_id (falls back to ``name``); Ingram: the agent (agt_…) smiths run.
     agent_id: str | None = None
@@ -125,7 +163,7 @@ class OfflineSettings(Section):
     """The embedded responder: phrase lists and the confidence it needs to answer."""
 
     confidence_threshold: float = Field(default=0.35, ge=0, le=1)
-    escalate_phrases: list[str] = [
+    escalate_phrases: EnvList[str] = [
         "human",
         "real person",
         "agent",
@@ -134,7 +172,7 @@ class OfflineSettings(Section):
         "representative",
         "operator",
     ]
-    close_phrases: list[str] = [
+    close_phrases: EnvList[str] = [
         "that solved it",
         "that fixed it",
         "problem solved",
@@ -144,7 +182,7 @@ class OfflineSettings(Section):
         "issue resolved",
         "you can close",
     ]
-    greeting_phrases: list[str] = ["hi", "hello", "hey", "good morning", "good afternoon"]
+    greeting_phrases: EnvList[str] = ["hi", "hello", "hey", "good morning", "good afternoon"]
 
 
 class IntercomSettings(Section):
@@ -194,7 +232,7 @@ class SlackSettings(Section):
     signing_secret: SecretStr | None = None
     app_token: SecretStr | None = None
     base_url: str = "https://slack.com/api/"
-    support_channels: list[str] = []
+    support_channels: EnvList[str] = []
     channels: dict[str, SlackChannelSettings] = {}
     escalation_channel: str | None = None
     escalation_mention: str | None = None
@@ -202,7 +240,7 @@ class SlackSettings(Section):
     stream: bool = False
     stream_interval_seconds: float = Field(default=0.5, ge=0)
     working_reaction: str | None = "eyes"
-    support_users: list[str] = []
+    support_users: EnvList[str] = []
     support_group: str | None = None
     post_interval_seconds: float = Field(default=1.0, ge=0)
     max_file_bytes: int = Field(default=5_242_880, ge=0)
@@ -225,7 +263,7 @@ class WebSettings(Section):
     enabled: bool = True
     identity_secret: SecretStr | None = None
     max_upload_bytes: int = Field(default=5_242_880, ge=1024)
-    upload_types: list[str] = [
+    upload_types: EnvList[str] = [
         "image/png",
         "image/jpeg",
         "image/gif",
@@ -237,7 +275,7 @@ class WebSettings(Section):
     session_hours: float = Field(default=24.0, gt=0)
     agent: str | None = None
     # Origins, besides the bot's own, whose pages may start a visitor session (login CSRF guard).
-    allowed_origins: list[str] = []
+    allowed_origins: EnvList[str] = []
     # An anonymous visitor's history is claimed on login only with an identity issued this recently.
     claim_window_seconds: float = Field(default=300.0, ge=0)
 
@@ -263,7 +301,7 @@ def normalise_origin(value: str) -> str:
 
 
 class KnowledgeSettings(Section):
-    paths: list[Path] = [BUNDLED_KNOWLEDGE]
+    paths: EnvList[Path] = [BUNDLED_KNOWLEDGE]
     chunk_chars: int = Field(default=1200, ge=200)
 
 
@@ -303,7 +341,7 @@ class TriageSettings(Section):
     # Only conversations updated within this window: a duration (30m, 2h, 1d) or "" for all.
     since: str = "24h"
     # Channels to sweep; None: every enabled connector that can list pending work.
-    channels: list[str] | None = None
+    channels: EnvList[str] | None = None
     # Post each sweep's digest to this Slack channel id (needs the Slack connector).
     digest_slack_channel: str | None = None
     # A sweep stops waiting for its turns and actions after this long (the rest is reported).
@@ -407,8 +445,8 @@ class AgentSettings(Section):
     name: str
     instructions: str = DEFAULT_INSTRUCTIONS
     model: str = ""
-    tools: list[str] = ["USER_INFO_LOOKUP", "ESCALATE", "CLOSE"]
-    knowledge: list[str] = []
+    tools: EnvList[str] = ["USER_INFO_LOOKUP", "ESCALATE", "CLOSE"]
+    knowledge: EnvList[str] = []
     guardrails: dict[str, Any] = {}
     max_tool_loops: int = Field(default=5, ge=1, le=50)
     variables: dict[str, str] = {"company": "Acme Cloud"}
@@ -569,7 +607,7 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     agents: list[AgentSettings] = Field(default_factory=_default_agents, min_length=1)
     default_agent: str = "support"
-    connectors: list[str] | None = None
+    connectors: EnvList[str] | None = None
     tools: list[CustomToolSettings] = []
     user_info: UserInfoSettings = UserInfoSettings()
 
@@ -639,6 +677,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
         loaded = _Loaded(_secrets_dir=secrets_dir)  # type: ignore[call-arg]  # pydantic-settings init kwarg
     except ValidationError as exc:
         raise ConfigError(_describe(exc, where, env)) from None
+    except SettingsError as exc:
+        # A source could not read a value at all (an env var that should be JSON and is not);
+        # its own message names the field, the cause (chained) says why.
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(f"config error: {exc}{cause}") from None
     return loaded
 
 
@@ -647,8 +690,10 @@ def _describe(exc: ValidationError, where: str, env: Mapping[str, str]) -> str:
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
         key = ".".join(loc) or "(top level)"
-        env_name = ENV_PREFIX + "__".join(loc).upper()
-        source = f"env {env_name}" if env_name in env else where
+        # The variable may name a list or a section rather than the failing item itself.
+        env_names = [ENV_PREFIX + "__".join(loc[:n]).upper() for n in range(len(loc), 0, -1)]
+        env_name = next((name for name in env_names if name in env), None)
+        source = f"env {env_name}" if env_name else where
         reason = error["msg"]
         if error["type"] == "extra_forbidden":
             reason = "unknown setting"
@@ -657,11 +702,15 @@ def _describe(exc: ValidationError, where: str, env: Mapping[str, str]) -> str:
 
 
 def masked(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain data with every secret replaced by ``'***'``."""
+    """The effective settings as plain data with every secret replaced by ``'***'``: secret
+    values whole, credentials inside URLs (database, model, helpdesk, tools) in place."""
 
     def walk(value: Any) -> Any:
         if isinstance(value, SecretStr):
             return "***"
+        if isinstance(value, str):
+            # A whole URL is parsed and masked; free text (instructions) only where it holds one.
+            return mask_url(value) if "://" in value and value.split() == [value] else mask_text(value)
         if isinstance(value, BaseModel):
             return {name: walk(getattr(value, name)) for name in type(value).model_fields}
         if isinstance(value, list):
@@ -675,3 +724,29 @@ def masked(settings: Settings) -> dict[str, Any]:
     result = walk(settings)
     assert isinstance(result, dict)
     return result
+
+
+def secret_values(settings: Settings) -> set[str]:
+    """Every secret the settings hold, as text: what the logging filter masks wherever it shows
+    up, whichever code path let it into a log line."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, SecretStr):
+            found.add(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            for name in type(value).model_fields:
+                walk(getattr(value, name))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    walk(settings)
+    password = database_password(settings.database.url)
+    if password:
+        found.add(password)
+    # Very short values would mask ordinary words in every line; a real secret is longer.
+    return {s for s in found if len(s) >= 6}

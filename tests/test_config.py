@@ -6,10 +6,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.config import ConfigError, load_settings, masked
+from bot.config import ConfigError, load_settings, masked, secret_values
 
 ROOT = Path(__file__).parents[1]
 
@@ -138,3 +139,66 @@ def test_config_check_masks_secrets(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "xoxb-do-not-print" not in result.stdout + result.stderr
     assert json.loads(result.stdout)["slack"]["bot_token"] == "***"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "read"),
+    [
+        ("SUPPORTBOT_SLACK__SUPPORT_CHANNELS", "C0SUPPORT", lambda s: s.slack.support_channels == ["C0SUPPORT"]),
+        ("SUPPORTBOT_SLACK__SUPPORT_CHANNELS", " C01, C02 ,", lambda s: s.slack.support_channels == ["C01", "C02"]),
+        ("SUPPORTBOT_SLACK__SUPPORT_CHANNELS", '["C01", "C02"]', lambda s: s.slack.support_channels == ["C01", "C02"]),
+        ("SUPPORTBOT_SLACK__SUPPORT_CHANNELS", "", lambda s: s.slack.support_channels == []),
+        ("SUPPORTBOT_SLACK__SUPPORT_USERS", "U1,U2", lambda s: s.slack.support_users == ["U1", "U2"]),
+        ("SUPPORTBOT_WEB__UPLOAD_TYPES", "image/png", lambda s: s.web.upload_types == ["image/png"]),
+        ("SUPPORTBOT_OFFLINE__GREETING_PHRASES", "hi,yo", lambda s: s.offline.greeting_phrases == ["hi", "yo"]),
+        ("SUPPORTBOT_MODEL__FALLBACK", "openai,offline", lambda s: s.model.fallback == ["openai", "offline"]),
+        ("SUPPORTBOT_KNOWLEDGE__PATHS", "docs,faq", lambda s: s.knowledge.paths == [Path("docs"), Path("faq")]),
+        ("SUPPORTBOT_TRIAGE__CHANNELS", "intercom", lambda s: s.triage.channels == ["intercom"]),
+        ("SUPPORTBOT_TRIAGE__CHANNELS", '["intercom"]', lambda s: s.triage.channels == ["intercom"]),
+        ("SUPPORTBOT_CONNECTORS", "web,slack", lambda s: s.connectors == ["web", "slack"]),
+        ("SUPPORTBOT_CONNECTORS", '["web"]', lambda s: s.connectors == ["web"]),
+    ],
+)
+def test_list_settings_from_the_environment_take_json_or_commas(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, value: str, read: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(variable, value)
+    assert read(load_settings())
+
+
+def test_a_list_setting_still_validates_its_items(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SUPPORTBOT_MODEL__FALLBACK", "offline,gpt")
+    with pytest.raises(ConfigError, match="env SUPPORTBOT_MODEL__FALLBACK: model.fallback.1"):
+        load_settings()
+
+
+def test_an_env_value_no_source_can_read_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SUPPORTBOT_MODEL__ENDPOINTS", "not json")
+    with pytest.raises(ConfigError, match='error parsing value for field "model"'):
+        load_settings()
+
+
+def test_the_database_password_stays_out_of_reprs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SUPPORTBOT_DATABASE__URL", "postgresql://bot:Repr-Pw-1@db:5432/support")
+    settings = load_settings()
+    # The engine gets the real URL …
+    assert str(settings.database.url) == "postgresql+asyncpg://bot:Repr-Pw-1@db:5432/support"
+    assert settings.database.url == "postgresql+asyncpg://bot:Repr-Pw-1@db:5432/support"
+    # … everything that shows the settings does not.
+    for shown in (repr(settings), repr(settings.database), repr(settings.database.url)):
+        assert "Repr-Pw-1" not in shown and "bot:***@db" in shown
+    assert "Repr-Pw-1" not in json.dumps(masked(settings))
+
+
+def test_secret_values_are_what_the_log_filter_masks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SUPPORTBOT_DATABASE__URL", "postgresql://bot:Db-Pw-1@db/support")
+    monkeypatch.setenv("SUPPORTBOT_SLACK__BOT_TOKEN", "xoxb-token-1")
+    monkeypatch.setenv("SUPPORTBOT_MODEL__ENDPOINTS__OPENAI__API_KEY", "sk-fallback-1")
+    assert secret_values(load_settings()) == {"Db-Pw-1", "xoxb-token-1", "sk-fallback-1"}

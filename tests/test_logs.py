@@ -6,6 +6,9 @@ import io
 import json
 import logging
 
+import pytest
+
+from bot import logs
 from bot.app import Application
 from bot.logs import JsonFormatter, TurnIdsFilter
 from bot.pipeline.turn import TurnContext
@@ -55,3 +58,29 @@ async def test_turn_log_lines_carry_thread_and_run_ids(sqlite_url: str) -> None:
         assert line["run_id"] == run.run_id
     outside = [l for l in lines if l["logger"] == "bot.app"]
     assert all("run_id" not in l for l in outside)
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_logs_never_carry_credentials(capsys: pytest.CaptureFixture[str], fmt: str) -> None:
+    """The CLI's logging setup masks credentials whatever a line says, its traceback included."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure("INFO", fmt, secrets={"xoxb-configured-token"})
+    try:
+        log = logging.getLogger("tests.leaky")
+        log.info("connecting to %s", "postgresql+asyncpg://bot:Log-Db-Pw@db:5432/support")
+        log.warning("proxy http://user:Log-Proxy-Pw@proxy:3128 refused; token=%s", "xoxb-configured-token")
+        log.info("GET https://api.example/v1?api_key=Log-Query-Key&page=2")
+        try:
+            raise RuntimeError("auth failed for https://bot:Log-Exc-Pw@models.example/v1")
+        except RuntimeError:
+            log.exception("model call failed")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    for secret in ("Log-Db-Pw", "Log-Proxy-Pw", "xoxb-configured-token", "Log-Query-Key", "Log-Exc-Pw"):
+        assert secret not in err, secret
+    assert "postgresql+asyncpg://bot:***@db:5432/support" in err
+    assert "api_key=***&page=2" in err
+    assert "Traceback" in err and "https://bot:***@models.example/v1" in err

@@ -16,13 +16,15 @@ statement.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -33,6 +35,29 @@ _IMMEDIATE = "supportbot_immediate"
 _SQLITE_POOL = 5
 
 T = TypeVar("T")
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The configured database cannot be used as it stands; the message says why and what to do."""
+
+
+def _check_sqlite_folder(database: str | None) -> None:
+    """SQLite creates the file, not its folder, and needs to write beside it (journal, WAL).
+    Checking first gives a clear error instead of "unable to open database file" — and keeps
+    aiosqlite from failing in its worker thread, which outlives a failed connect."""
+    if not database:
+        return
+    folder = Path(database).resolve().parent
+    if not folder.is_dir():
+        raise DatabaseUnavailable(
+            f"the SQLite database {database} cannot be created: the folder {folder} does not "
+            f"exist: create it or set database.url"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatabaseUnavailable(
+            f"the SQLite database {database} cannot be written: this user cannot write to the "
+            f"folder {folder}: give it write access or set database.url"
+        )
 
 
 class Database:
@@ -46,6 +71,7 @@ class Database:
             kwargs["connect_args"].setdefault("timeout", 30)
             if ":memory:" in settings.url or settings.url.endswith("://"):
                 raise ValueError("supportbot needs a file-backed SQLite database, not :memory:")
+            _check_sqlite_folder(make_url(settings.url).database)
             # aiosqlite runs each connection on its own thread; a small queue pool is right.
             kwargs["pool_size"] = _SQLITE_POOL
             kwargs["max_overflow"] = 10

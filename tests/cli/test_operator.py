@@ -54,7 +54,7 @@ async def test_operator_commands(db_url: str, tmp_path: Path) -> None:
     assert "bot (end_turn): echo: where is my invoice" in show.stdout
 
     missing = _cli(db_url, tmp_path, "threads", "show", "thr_nope")
-    assert missing.returncode == 1 and "no thread thr_nope" in missing.stderr
+    assert missing.returncode == 2 and "no thread 'thr_nope'" in missing.stderr
 
     published = _cli(db_url, tmp_path, "agents", "publish", "support", "--note", "first")
     assert published.returncode == 0, published.stderr
