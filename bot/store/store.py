@@ -65,7 +65,8 @@ class NotFound(LookupError):
 
 
 class LeaseLost(RuntimeError):
-    """A lane's lease expired and was taken by another worker; this worker's turn is void."""
+    """A lane's or an action's lease expired and was taken by another worker; what this
+    worker was doing under it is void."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,16 @@ def _check_owner(thread: Thread, smith: Smith, external_id: str) -> None:
     if thread.smith_id != smith.id:
         # A ticket belongs to the smith that opened it; never reuse it for someone else.
         raise PermissionError(f"thread {external_id!r} belongs to another smith")
+
+
+@dataclass(frozen=True, slots=True)
+class ActionClaim:
+    """An action leased to one sender, with the thread it acts on. ``token`` fences the
+    sender's writes: once the lease has passed to another sender, they are refused."""
+
+    action: Action
+    thread: Thread
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -977,11 +988,14 @@ class Store:
 
     # -- outbox ----------------------------------------------------------------------------
 
-    async def claim_actions(
-        self, *, limit: int, lease_seconds: float
-    ) -> list[tuple[Action, Thread]]:
+    async def claim_actions(self, *, limit: int, lease_seconds: float) -> list[ActionClaim]:
         """Due actions, at most the oldest unfinished one per thread, leased to this caller,
-        each with the thread it acts on."""
+        each with the thread it acts on.
+
+        A claim counts as a try: an action whose lease ran out while its sender was still at
+        work comes back with ``attempt > 0``, so its connector looks for the earlier send
+        before sending again.
+        """
         at = now()
         # As for lanes: an empty poll stays a read.
         seen = await self.db.run_read(
@@ -990,8 +1004,8 @@ class Store:
         if not seen:
             return []
 
-        def work(conn: Connection) -> list[tuple[Action, Thread]]:
-            claimed: list[tuple[Action, Thread]] = []
+        def work(conn: Connection) -> list[ActionClaim]:
+            claimed: list[ActionClaim] = []
             seqs = [r[0] for r in conn.execute(_LOCK_DUE_ACTIONS, {"at": at, "seqs": seen})]
             for seq in seqs:
                 token = new_id("lse")
@@ -1004,61 +1018,100 @@ class Store:
                 row = conn.execute(_ACTION_WITH_THREAD, {"claimed_seq": seq}).mappings().one()
                 thread_row = {c.name: row[f"thr__{c.name}"] for c in threads.c}
                 # ``attempt`` counts earlier tries that may have reached the platform.
-                claimed.append(
-                    (_action(row, attempt=row["attempts"] - 1), _thread(thread_row))  # type: ignore[arg-type]
-                )
+                action = _action(row, attempt=row["attempts"] - 1)
+                claimed.append(ActionClaim(action, _thread(thread_row), token))  # type: ignore[arg-type]
             return claimed
 
         return await self.db.run_tx(work)
 
-    async def action_attempted(self, action_id: str) -> None:
-        """Count one more in-process try of a claimed action before it is made."""
+    async def renew_action(self, claim: ActionClaim, lease_seconds: float) -> bool:
+        """Extend the claim's lease; False when it is no longer this claim's (expired and
+        taken, or the action finished)."""
+        values = {"action": claim.action.id, "token": claim.token, "expires": now() + lease_seconds}
+        return bool(
+            await self.db.run_tx(lambda conn: conn.execute(_RENEW_ACTION, values).rowcount) == 1
+        )
+
+    async def action_attempted(self, claim: ActionClaim) -> None:
+        """Count one more in-process try of a claimed action before it is made. Raises
+        ``LeaseLost`` (and counts nothing) when the lease is no longer the claim's."""
         statement = (
             update(outbox)
-            .where(outbox.c.id == action_id)
+            .where(_held_by(claim))
             .values(attempts=outbox.c.attempts + 1, updated_at=now())
         )
-        await self.db.run_tx(lambda conn: conn.execute(statement))
+        if await self.db.run_tx(lambda conn: conn.execute(statement).rowcount) != 1:
+            raise LeaseLost(f"lease on action {claim.action.id} was lost")
 
-    async def action_done(self, action_id: str, remote_id: str | None) -> None:
-        statement = (
+    async def action_done(self, claim: ActionClaim, remote_id: str | None) -> bool:
+        """Mark the action sent. Refused (False) when the claim's lease has passed to another
+        sender, who owns the action now: the refusal is kept in ``last_error`` instead, so an
+        operator can see that two senders were at it."""
+        at = now()
+        done = (
             update(outbox)
-            .where(outbox.c.id == action_id)
+            .where(_held_by(claim))
             .values(
                 status=OutboxStatus.DONE.value,
                 remote_id=remote_id,
                 lease_token=None,
                 lease_expires_at=None,
-                updated_at=now(),
+                updated_at=at,
             )
         )
-        await self.db.run_tx(lambda conn: conn.execute(statement))
+
+        def work(conn: Connection) -> bool:
+            if conn.execute(done).rowcount == 1:
+                return True
+            self._record_refusal(conn, claim, f"sent as {remote_id!r}" if remote_id else "sent", at)
+            return False
+
+        return await self.db.run_tx(work)
 
     async def action_failed(
-        self, action_id: str, error: str, *, retry_at: float, max_attempts: int
-    ) -> OutboxStatus:
-        """Keep the error; retry at ``retry_at`` or dead-letter once attempts run out."""
+        self, claim: ActionClaim, error: str, *, retry_at: float, max_attempts: int
+    ) -> OutboxStatus | None:
+        """Keep the error; retry at ``retry_at`` or dead-letter once attempts run out. None
+        (nothing changed but the note of the refusal) when the lease has passed to another
+        sender."""
+        at = now()
 
-        def work(conn: Connection) -> OutboxStatus:
+        def work(conn: Connection) -> OutboxStatus | None:
             attempts = conn.execute(
-                select(outbox.c.attempts).where(outbox.c.id == action_id)
-            ).scalar_one()
+                select(outbox.c.attempts).where(_held_by(claim))
+            ).scalar_one_or_none()
+            if attempts is None:
+                self._record_refusal(conn, claim, f"failed ({error[:500]})", at)
+                return None
             status = OutboxStatus.DEAD if attempts >= max_attempts else OutboxStatus.PENDING
             conn.execute(
                 update(outbox)
-                .where(outbox.c.id == action_id)
+                .where(_held_by(claim))
                 .values(
                     status=status.value,
                     last_error=error[:2000],
                     next_attempt_at=retry_at,
                     lease_token=None,
                     lease_expires_at=None,
-                    updated_at=now(),
+                    updated_at=at,
                 )
             )
             return status
 
         return await self.db.run_tx(work)
+
+    @staticmethod
+    def _record_refusal(conn: Connection, claim: ActionClaim, outcome: str, at: float) -> None:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == claim.action.id)
+            .values(
+                last_error=(
+                    f"a sender whose lease had run out reported it {outcome}; not applied"
+                )[:2000],
+                updated_at=at,
+            )
+        )
 
     async def outbox_entries(
         self,
@@ -1319,6 +1372,27 @@ _LEASE_ACTION = (
         updated_at=bindparam("at"),
     )
 )
+_RENEW_ACTION = (
+    update(outbox)
+    .where(
+        outbox.c.id == bindparam("action"),
+        outbox.c.lease_token == bindparam("token"),
+        outbox.c.status == OutboxStatus.PENDING.value,
+    )
+    .values(lease_expires_at=bindparam("expires"))
+)
+
+
+def _held_by(claim: ActionClaim) -> ColumnElement[bool]:
+    """The claim's action, still pending and still leased to the claim. A lease that ran out
+    but was not taken by anyone yet still counts: nobody else can have sent in between."""
+    return and_(
+        outbox.c.id == claim.action.id,
+        outbox.c.lease_token == claim.token,
+        outbox.c.status == OutboxStatus.PENDING.value,
+    )
+
+
 _ACTION_WITH_THREAD = (
     select(outbox, *[c.label(f"thr__{c.name}") for c in threads.c])
     .join(threads, threads.c.id == outbox.c.thread_id)

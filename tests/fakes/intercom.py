@@ -89,6 +89,8 @@ class _Failure:
     times: int
     retry_after: float | None
     delay: float = 0.0
+    # Held back, then carried out as usual (``stall``), rather than answered ``status``.
+    stall: bool = False
 
 
 @dataclass
@@ -290,6 +292,14 @@ class FakeIntercom:
             _Failure(method.upper(), re.compile(path), status, times, retry_after, delay)
         )
 
+    def stall(self, method: str, path: str, *, seconds: float, times: int = 1) -> None:
+        """The next ``times`` requests matching ``method`` and the ``path`` regex wait
+        ``seconds`` before they take effect and are answered (a helpdesk slow to carry out a
+        send: until then, nobody looking at the conversation can see it)."""
+        self._failures.append(
+            _Failure(method.upper(), re.compile(path), 200, times, None, seconds, stall=True)
+        )
+
     def heal(self) -> None:
         """Forget every scripted failure still pending."""
         self._failures.clear()
@@ -450,6 +460,9 @@ class FakeIntercom:
                 and failure.pattern.fullmatch(request.path)
             ):
                 failure.times -= 1
+                if failure.stall:
+                    await asyncio.sleep(failure.delay)
+                    break
                 if failure.delay:
                     if failure.status < 300:
                         response: web.StreamResponse = await handler(request)

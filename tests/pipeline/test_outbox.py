@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.app import Application
@@ -39,6 +40,13 @@ async def _app(db_url: str, connector: RecordingConnector, **pipeline: Any) -> A
     return app
 
 
+def _outbox_settled(app: Application) -> Callable[[], Awaitable[bool]]:
+    async def settled() -> bool:
+        return not (await app.store.outbox_counts()).get(OutboxStatus.PENDING.value)
+
+    return settled
+
+
 async def test_actions_go_out_in_order_once_each(db_url: str) -> None:
     connector = RecordingConnector()
     app = await _app(db_url, connector)
@@ -66,6 +74,8 @@ async def test_retry_after_is_honoured_and_the_resend_is_flagged(db_url: str) ->
         assert connector.calls == 5
         first = connector.sent[0]
         assert first.kind is ActionKind.TAG and first.attempt == 2
+        # The last send is recorded once its connector call has returned.
+        await wait_for(_outbox_settled(app))
         entries = await app.store.outbox_entries()
         assert [e.status for e in entries] == [OutboxStatus.DONE] * 3
         assert entries[0].attempts == 3
