@@ -177,12 +177,18 @@ _IN_CHUNK = 500
 
 @dataclass(slots=True)
 class _PendingPut:
-    values: dict[str, Any]
-    done: asyncio.Future[bool]
+    """One delivery waiting for the next group commit: its messages' rows, oldest first, and
+    whether each was new."""
+
+    rows: list[dict[str, Any]]
+    done: asyncio.Future[list[bool]]
 
 
-# Rows per group-commit insert (7 bound values each; far below SQLite's variable limit).
+# Rows per group-commit insert (7 bound values each; far below SQLite's variable limit). A
+# delivery is never split between commits, so one larger than this is written on its own.
 INBOX_BATCH = 256
+# Why an older message of a delivery is stored without a turn of its own.
+CONTEXT_ONLY = "an older message of a delivery whose newest message was already taken"
 
 _SMITH_PATCHABLE = frozenset({"display_name", "customer_id", "metadata", "auto_memory"})
 
@@ -696,30 +702,46 @@ class Store:
     # -- inbox and lanes -------------------------------------------------------------------
 
     async def inbox_put(self, message: InboundMessage, agent_slug: str) -> bool:
-        """Store an inbound message durably; False when this delivery was already stored.
+        """Store an inbound message durably; False when this delivery was already stored."""
+        (new,) = await self.inbox_put_delivery([(message, agent_slug)])
+        return new
+
+    async def inbox_put_delivery(
+        self, messages: Sequence[tuple[InboundMessage, str]]
+    ) -> list[bool]:
+        """Store one delivery's messages (oldest first, each with its agent slug) durably and
+        together; for each, False when it was already stored.
 
         Concurrent calls share one transaction (group commit): the first caller to find no
-        write in progress writes every queued message at once, and each caller learns whether
-        its own delivery was new. A webhook is acknowledged only after this returns.
+        write in progress writes every queued delivery at once, and each caller learns whether
+        its own messages were new. A delivery is written whole in one transaction, so no turn
+        can start on part of it. Only its newest message starts a turn: when that one was
+        already stored (an earlier delivery carried it and started its turn), older messages
+        new here are kept as skipped, never answered on their own. A webhook is acknowledged
+        only after this returns.
         """
-        lane = lane_key(agent_slug, message.thread_external_id)
+        if not messages:
+            return []
+        at = now()
         put = _PendingPut(
-            values={
-                "source": message.source,
-                "dedup_key": message.dedup_key,
-                "lane": lane,
-                "payload": {**message.to_json(), "agent_slug": agent_slug},
-                "status": InboxStatus.PENDING.value,
-                "attempts": 0,
-                "received_at": now(),
-            },
+            rows=[
+                {
+                    "source": message.source,
+                    "dedup_key": message.dedup_key,
+                    "lane": lane_key(agent_slug, message.thread_external_id),
+                    "payload": {**message.to_json(), "agent_slug": agent_slug},
+                    "status": InboxStatus.PENDING.value,
+                    "attempts": 0,
+                    "received_at": at,
+                }
+                for message, agent_slug in messages
+            ],
             done=asyncio.get_running_loop().create_future(),
         )
         self._inbox_queue.append(put)
         async with self._inbox_lock:
             if not put.done.done():
-                batch = self._inbox_queue[:INBOX_BATCH]
-                del self._inbox_queue[:INBOX_BATCH]
+                batch = self._take_inbox_batch()
                 flush = asyncio.create_task(self._inbox_flush(batch), name="inbox-flush")
                 self._inbox_flushes.add(flush)
                 flush.add_done_callback(self._inbox_flushes.discard)
@@ -728,43 +750,67 @@ class Store:
                 await asyncio.shield(flush)
         return await put.done
 
+    def _take_inbox_batch(self) -> list[_PendingPut]:
+        """Whole deliveries from the head of the queue, up to ``INBOX_BATCH`` rows (at least
+        one delivery, however large)."""
+        taken = rows = 0
+        for put in self._inbox_queue:
+            if taken and rows + len(put.rows) > INBOX_BATCH:
+                break
+            taken += 1
+            rows += len(put.rows)
+        batch = self._inbox_queue[:taken]
+        del self._inbox_queue[:taken]
+        return batch
+
     async def _inbox_flush(self, batch: list[_PendingPut]) -> None:
         # executemany with RETURNING: SQLAlchemy renders it as multi-row VALUES from one cached
         # statement ("insertmanyvalues"); skipped duplicates return no row.
-        def work(conn: Connection) -> set[tuple[str, str]]:
+        def work(conn: Connection) -> list[list[bool]]:
             result = conn.execute(
                 self._insert_ignore(inbox, ["source", "dedup_key"]).returning(
-                    inbox.c.source, inbox.c.dedup_key
+                    inbox.c.id, inbox.c.source, inbox.c.dedup_key
                 ),
-                [put.values for put in batch],
+                [row for put in batch for row in put.rows],
             )
-            inserted = {(row.source, row.dedup_key) for row in result}
-            new_lanes = {
-                put.values["lane"]: put.values["received_at"]
-                for put in batch
-                if (put.values["source"], put.values["dedup_key"]) in inserted
-            }
+            inserted = {(row.source, row.dedup_key): row.id for row in result}
+            # The same message in two deliveries of one batch: new for the first only.
+            claimed: set[tuple[str, str]] = set()
+            news: list[list[bool]] = []
+            context_only: list[int] = []
+            new_lanes: dict[str, float] = {}
+            for put in batch:
+                keys = [(row["source"], row["dedup_key"]) for row in put.rows]
+                new = [key in inserted and key not in claimed for key in keys]
+                claimed.update(keys)
+                news.append(new)
+                if not new[-1]:
+                    context_only += [inserted[key] for key, fresh in zip(keys, new) if fresh]
+                for row, fresh in zip(put.rows, new):
+                    if fresh and new[-1]:
+                        new_lanes[row["lane"]] = row["received_at"]
+            if context_only:
+                conn.execute(
+                    _INBOX_CONTEXT_ONLY,
+                    {"ids": context_only, "error": CONTEXT_ONLY, "finished_at": now()},
+                )
             if new_lanes:
                 conn.execute(
                     self._insert_ignore(lanes, ["key"]),
                     [{"key": key, "touched_at": at} for key, at in new_lanes.items()],
                 )
-            return inserted
+            return news
 
         try:
-            inserted = await self.db.run_tx(work)
+            news = await self.db.run_tx(work)
         except BaseException as exc:
             failure = exc if isinstance(exc, Exception) else RuntimeError("inbox write cancelled")
             for put in batch:
                 if not put.done.done():
                     put.done.set_exception(failure)
             raise
-        # The same delivery twice in one batch: only the first of them is new.
-        answered: set[tuple[str, str]] = set()
-        for put in batch:
-            key = (put.values["source"], put.values["dedup_key"])
-            put.done.set_result(key in inserted and key not in answered)
-            answered.add(key)
+        for put, new in zip(batch, news):
+            put.done.set_result(new)
 
     async def inbox_seen(self, source: str, dedup_key: str) -> bool:
         query = select(inbox.c.id).where(inbox.c.source == source, inbox.c.dedup_key == dedup_key)
@@ -1322,6 +1368,11 @@ _INBOX_DONE = (
     update(inbox)
     .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
     .values(status=InboxStatus.DONE.value)
+)
+_INBOX_CONTEXT_ONLY = (
+    update(inbox)
+    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=InboxStatus.SKIPPED.value)
 )
 _RELEASE_LANE = update(lanes).where(
     lanes.c.key == bindparam("lane"), lanes.c.lease_token == bindparam("token")

@@ -11,6 +11,7 @@ from bot.domain import (
     Action,
     ActionKind,
     InboundMessage,
+    InboxStatus,
     OutboxStatus,
     Run,
     StopReason,
@@ -19,7 +20,7 @@ from bot.domain import (
     new_id,
     now,
 )
-from bot.store.store import ActionClaim, LeaseLost, Store, ThreadChange
+from bot.store.store import CONTEXT_ONLY, ActionClaim, LeaseLost, Store, ThreadChange
 
 
 def _message(key: str, thread: str = "test:t1", text: str | None = None) -> InboundMessage:
@@ -106,3 +107,55 @@ async def test_a_failure_under_a_held_lease_reschedules_the_action(store: Store)
     assert status is OutboxStatus.PENDING
     again = await _claim(store, 30)
     assert again.action.attempt == 2 and again.token != claim.token
+
+
+async def test_a_delivery_s_messages_are_claimed_together_under_load(store: Store) -> None:
+    # 400 deliveries of a customer's two messages (more rows than one group commit takes),
+    # every fifth delivered twice, while workers keep claiming lanes.
+    deliveries = [
+        [_message(f"t{i}:m1", f"test:t{i}"), _message(f"t{i}:m2", f"test:t{i}")]
+        for i in range(400)
+    ]
+    deliveries += deliveries[::5]
+    claimed: dict[str, list[str]] = {}
+    storing = True
+
+    async def claim_forever() -> None:
+        while storing:
+            for claim in await store.claim_lanes(limit=50, lease_seconds=30):
+                assert claim.lane not in claimed, "a thread was claimed twice"
+                claimed[claim.lane] = [item.message.dedup_key for item in claim.items]
+            await asyncio.sleep(0)
+
+    workers = [asyncio.create_task(claim_forever()) for _ in range(3)]
+    try:
+        results = await asyncio.gather(
+            *(store.inbox_put_delivery([(m, "support") for m in d]) for d in deliveries)
+        )
+    finally:
+        storing = False
+        await asyncio.gather(*workers)
+    for claim in await store.claim_lanes(limit=1000, lease_seconds=30):
+        claimed[claim.lane] = [item.message.dedup_key for item in claim.items]
+
+    assert sum(new.count(True) for new in results) == 800
+    assert [new for new in results[400:]] == [[False, False]] * 80
+    assert claimed == {f"support|test:t{i}": [f"t{i}:m1", f"t{i}:m2"] for i in range(400)}
+
+
+async def test_only_the_newest_message_of_a_delivery_starts_a_turn(store: Store) -> None:
+    # The customer's follow-up came first on its own (a "replied" notification) ...
+    assert await store.inbox_put(_message("m2", text="follow-up"), "support")
+    (claim,) = await store.claim_lanes(limit=5, lease_seconds=30)
+    assert [item.message.text for item in claim.items] == ["follow-up"]
+    await store.release_lane(claim, status=InboxStatus.DONE)
+    # ... then the whole conversation: its opening message is new here, but it is older than
+    # a message already taken, so it does not start a turn of its own.
+    new = await store.inbox_put_delivery(
+        [(_message("m1", text="opening"), "support"), (_message("m2", text="follow-up"), "support")]
+    )
+    assert new == [True, False]
+    assert await store.claim_lanes(limit=5, lease_seconds=30) == []
+    (row,) = await store.inbox_rows([("test", "m1")])
+    assert row.status is InboxStatus.SKIPPED and row.error == CONTEXT_ONLY
+    assert row.finished_at is not None
