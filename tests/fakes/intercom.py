@@ -256,6 +256,18 @@ class FakeIntercom:
         conversation.waiting_since = None
         return str(part["id"])
 
+    def other_bot_part(
+        self, conversation_id: str, body: str, *, part_type: str = "quick_reply"
+    ) -> str:
+        """A part written by another bot in the workspace (a workflow offering choices)."""
+        conversation = self.conversations[conversation_id]
+        at = self.now()
+        author = {"type": "bot", "id": "8001", "name": "Workflow Bot", "email": "operator+abc123@intercom.io"}
+        part = self._part(part_type, body, author, at)
+        conversation.parts.append(part)
+        conversation.updated_at = at
+        return str(part["id"])
+
     def assign(self, conversation_id: str, admin_id: str, *, by: str | None = None) -> str:
         conversation = self.conversations[conversation_id]
         at = self.now()
