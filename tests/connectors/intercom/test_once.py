@@ -41,6 +41,28 @@ def _answered_all(fake: FakeIntercom) -> bool:
     return all(request.status for request in fake.requests)
 
 
+async def test_a_send_cut_off_after_it_landed_is_found_not_repeated(
+    db_url: str, fake_intercom: FakeIntercom
+) -> None:
+    fake = fake_intercom
+    conversation = fake.start_conversation(fake.add_contact(), "<p>where is my order?</p>")
+    # The reply takes effect, but its answer never comes back before the sender is gone.
+    fake.fail("POST", REPLY_PATH, status=200, delay=LEASE * 3)
+    pipeline = {"lease_seconds": LEASE, "drain_timeout_seconds": 0}
+    async with running_app(db_url, fake, pipeline=pipeline) as (app, _):
+        await deliver(app, fake.notification("conversation.user.created", conversation))
+        await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the reply to land")
+    # The next sender takes the action once the lease has run out, and looks before it posts.
+    async with running_app(db_url, fake, pipeline=pipeline) as (app, _):
+        await wait_until(lambda: settled(app), timeout=60, what="the action to be finished")
+        (reply,) = fake.replies(conversation)
+        (entry,) = await app.store.outbox_entries()
+        assert entry.status is OutboxStatus.DONE and entry.remote_id == reply["id"]
+        assert entry.attempts == 2
+        assert len(fake.calls("POST", REPLY_PATH)) == 1
+    await wait_until(lambda: _answered_all(fake), what="the cut-off answer to be given up")
+
+
 async def test_rate_limits_and_errors_past_the_lease_still_give_one_reply(
     db_url: str, fake_intercom: FakeIntercom
 ) -> None:
