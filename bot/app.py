@@ -129,7 +129,11 @@ class Application:
             self._started.append(close_runner)
 
         runtime = ConnectorRuntime(
-            settings=self.settings, store=self.store, submit=self.submit, events=self.events
+            settings=self.settings,
+            store=self.store,
+            submit=self.submit,
+            events=self.events,
+            submit_delivery=self.submit_delivery,
         )
         for connector in [*self._create_connectors(runtime), *self._extra_connectors]:
             if self._connector_wrapper is not None:
@@ -237,12 +241,19 @@ class Application:
 
     async def submit(self, message: InboundMessage) -> bool:
         """Durably accept an inbound message; False when it was a duplicate delivery."""
-        slug = self.agent_slug_for(message)
-        new = await self.store.inbox_put(message, slug)
-        self.metrics.inbound.labels(message.source, "new" if new else "duplicate").inc()
-        if new and self.dispatcher is not None:
-            self.dispatcher.wake()
+        (new,) = await self.submit_delivery([message])
         return new
+
+    async def submit_delivery(self, messages: Sequence[InboundMessage]) -> list[bool]:
+        """Durably accept one delivery's messages (oldest first) in one transaction, so they
+        are answered in one turn; for each, False when it was stored before."""
+        slugged = [(message, self.agent_slug_for(message)) for message in messages]
+        news = await self.store.inbox_put_delivery(slugged)
+        for message, new in zip(messages, news):
+            self.metrics.inbound.labels(message.source, "new" if new else "duplicate").inc()
+        if any(news) and self.dispatcher is not None:
+            self.dispatcher.wake()
+        return news
 
     async def ready(self) -> dict[str, bool]:
         checks: dict[str, bool] = {}

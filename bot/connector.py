@@ -74,12 +74,26 @@ class ActionError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ConnectorRuntime:
-    """What the core lends a connector."""
+    """What the core lends a connector.
+
+    ``submit`` takes one message; ``submit_all`` takes the messages that arrived together (one
+    webhook, one polled conversation), oldest first: they enter the inbox in one transaction,
+    so they are answered in one turn, never split across two.
+    """
 
     settings: Settings
     store: Store
     submit: Callable[[InboundMessage], Awaitable[bool]]
     events: TurnEvents
+    submit_delivery: Callable[[Sequence[InboundMessage]], Awaitable[list[bool]]] | None = None
+
+    async def submit_all(self, messages: Sequence[InboundMessage]) -> list[bool]:
+        """One delivery's messages into the inbox together; for each, False when it was
+        stored before."""
+        if self.submit_delivery is None:
+            # A runtime put together by hand (a test double that takes single messages).
+            return [await self.submit(message) for message in messages]
+        return await self.submit_delivery(messages)
 
 
 class Connector(ABC):

@@ -441,30 +441,29 @@ class Sweeper:
         *,
         after: asyncio.Task[None] | None = None,
     ) -> None:
-        """One conversation's messages, one after the other (the inbox keeps their order),
-        after those of the conversation that were found earlier (``after``)."""
+        """One conversation's messages as one delivery (the inbox stores them together, so one
+        turn answers them), after those of the conversation that were found earlier
+        (``after``)."""
         if after is not None:
             await after
-        for message in messages:
-            await self._submit(conversation, message)
-
-    async def _submit(self, conversation: _Conversation, message: InboundMessage) -> None:
-        key = (message.source, message.dedup_key)
-        conversation.keys.append(key)
+        keys = [(message.source, message.dedup_key) for message in messages]
+        conversation.keys.extend(keys)
         try:
-            new = await self._app.submit(message)
+            news = await self._app.submit_delivery(messages)
         except Exception as exc:
-            log.exception("triage: could not submit %s", message.dedup_key)
+            log.exception("triage: could not submit %s", ", ".join(m.dedup_key for m in messages))
             conversation.errors.append(f"not accepted: {type(exc).__name__}: {exc}")
             return
-        if new:
-            conversation.watched.append(key)
+        conversation.watched.extend(key for key, new in zip(keys, news) if new)
+        seen = [key for key, new in zip(keys, news) if not new]
+        if not seen:
             return
-        # Seen before: watch it only if it is still queued (a webhook got there first and its
-        # turn has not run yet); otherwise it was answered (or skipped) before this sweep.
-        rows = await self._app.store.inbox_rows([key])
-        if rows and rows[0].status is InboxStatus.PENDING:
-            conversation.watched.append(key)
+        # Seen before: watch those still queued (a webhook got there first and its turn has
+        # not run yet); the others were answered (or skipped) before this sweep.
+        rows = await self._app.store.inbox_rows(seen)
+        conversation.watched.extend(
+            (row.source, row.dedup_key) for row in rows if row.status is InboxStatus.PENDING
+        )
 
     async def _wait(
         self,

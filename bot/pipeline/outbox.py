@@ -3,8 +3,12 @@
 Actions of one thread go out in the order the turn decided them; a failing action is retried
 in-process with backoff (tenacity, honouring ``Retry-After``), then rescheduled, and
 dead-lettered after ``pipeline.outbox_max_attempts`` tries with its last error kept. Each claim
-is leased, so a sender that dies mid-send leaves the action to the next one — which is told
-(``action.attempt > 0``) to look for the earlier send before sending again.
+is leased, and the lease is renewed while the send runs (a slow platform, retries and their
+waits), so no second sender takes an action that is still being sent. A sender that dies
+mid-send leaves the action to the next one once the lease runs out — which is told
+(``action.attempt > 0``) to look for the earlier send before sending again. Every write a sender
+makes is fenced by its lease token: a sender that lost its lease stops, and what it reports
+afterwards is refused (and noted on the action), never applied over the new sender's work.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ from tenacity import (
 
 from bot.config import PipelineSettings
 from bot.connector import ActionError, Connector
-from bot.domain import Action, OutboxStatus, Thread, now
+from bot.domain import Action, OutboxStatus, now
 from bot.metrics import Metrics
 from bot.pipeline.claims import ClaimLoop
-from bot.store.store import Store
+from bot.store.store import ActionClaim, LeaseLost, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, ActionError) and exc.retryable
 
 
-class OutboxSender(ClaimLoop[tuple[Action, Thread]]):
+class OutboxSender(ClaimLoop[ActionClaim]):
     name = "outbox"
 
     def __init__(
@@ -57,16 +61,64 @@ class OutboxSender(ClaimLoop[tuple[Action, Thread]]):
             multiplier=settings.outbox_backoff_seconds, max=settings.outbox_backoff_max_seconds
         )
 
-    async def _claim(self, limit: int) -> list[tuple[Action, Thread]]:
+    async def _claim(self, limit: int) -> list[ActionClaim]:
         return await self._store.claim_actions(
             limit=limit, lease_seconds=self._settings.lease_seconds
         )
 
-    def _task_name(self, work: tuple[Action, Thread]) -> str:
-        return f"action:{work[0].id}"
+    def _task_name(self, claim: ActionClaim) -> str:
+        return f"action:{claim.action.id}"
 
-    async def _handle(self, work: tuple[Action, Thread]) -> None:
-        await self._send(*work)
+    async def _handle(self, claim: ActionClaim) -> None:
+        """Send under a lease kept alive for as long as the send takes (retries and their
+        waits included); a send whose lease is lost anyway is stopped, and whatever it would
+        have recorded is refused by the store."""
+        action = claim.action
+        sending = asyncio.create_task(self._send(claim), name=f"send:{action.id}")
+        heartbeat = asyncio.create_task(
+            self._heartbeat(claim, sending), name=f"lease:action:{action.id}"
+        )
+        try:
+            await asyncio.wait([sending])
+        finally:
+            heartbeat.cancel()
+            if not sending.done():
+                sending.cancel()  # this sender is stopping: the send stops with it
+            await asyncio.gather(heartbeat, sending, return_exceptions=True)
+        if sending.cancelled():
+            # Cancelled by the heartbeat: another sender holds the action now and looks for
+            # what this one may have sent before it sends.
+            self._fenced(action, "its lease was lost mid-send; stopped")
+            return
+        exc = sending.exception()
+        if isinstance(exc, LeaseLost):
+            self._fenced(action, "its lease was lost between tries; stopped")
+        elif exc is not None:
+            if not isinstance(exc, ActionError):
+                log.error(
+                    "action %s (%s) raised unexpectedly", action.id, action.kind.value, exc_info=exc
+                )
+            await self._failed(claim, exc if isinstance(exc, Exception) else RuntimeError(exc))
+        elif await self._store.action_done(claim, sending.result()):
+            self._metrics.actions.labels(action.channel, action.kind.value, "done").inc()
+        else:
+            self._fenced(action, "it was sent after its lease had passed to another sender")
+
+    async def _heartbeat(self, claim: ActionClaim, sending: asyncio.Task[str | None]) -> None:
+        """Renew the lease every third of it; when it turns out to be another sender's,
+        stop ``sending``."""
+        lease = self._settings.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                held = await self._store.renew_action(claim, lease)
+            except Exception:
+                # The store may answer on the next beat; the lease has two more beats left.
+                log.warning("could not renew the lease on action %s", claim.action.id, exc_info=True)
+                continue
+            if not held:
+                sending.cancel()
+                return
 
     def _wait(self, state: RetryCallState) -> float:
         """Exponential backoff with jitter, but never sooner than the platform's Retry-After."""
@@ -76,41 +128,38 @@ class OutboxSender(ClaimLoop[tuple[Action, Thread]]):
             return max(backoff, exc.retry_after)
         return backoff
 
-    async def _send(self, action: Action, thread: Thread) -> None:
+    async def _send(self, claim: ActionClaim) -> str | None:
+        """The connector's work with in-process retries; the platform's id for what it made."""
+        action, thread = claim.action, claim.thread
         connector = self._connectors.get(action.channel)
-        try:
-            if connector is None:
-                # Retryable: a connector switched off for a restart may well come back.
-                raise ActionError(f"no connector {action.channel!r} is enabled")
-            remote_id = None
-            tries = 0
-            # Never try more often than the attempts left before the dead letter.
-            budget = self._settings.outbox_max_attempts - action.attempt
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(max(1, min(IN_PROCESS_TRIES, budget))),
-                wait=self._wait,
-                retry=retry_if_exception(_retryable),
-                reraise=True,
-            ):
-                with attempt:
-                    if tries:
-                        await self._store.action_attempted(action.id)
-                    current = _with_attempt(action, action.attempt + tries)
-                    tries += 1
-                    remote_id = await connector.execute(current, thread)
-        except asyncio.CancelledError:
-            raise
-        except ActionError as exc:
-            await self._failed(action, exc)
-            return
-        except Exception as exc:
-            log.exception("action %s (%s) raised unexpectedly", action.id, action.kind.value)
-            await self._failed(action, exc)
-            return
-        await self._store.action_done(action.id, remote_id)
-        self._metrics.actions.labels(action.channel, action.kind.value, "done").inc()
+        if connector is None:
+            # Retryable: a connector switched off for a restart may well come back.
+            raise ActionError(f"no connector {action.channel!r} is enabled")
+        remote_id = None
+        tries = 0
+        # Never try more often than the attempts left before the dead letter.
+        budget = self._settings.outbox_max_attempts - action.attempt
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(max(1, min(IN_PROCESS_TRIES, budget))),
+            wait=self._wait,
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        ):
+            with attempt:
+                if tries:
+                    # Raises LeaseLost (not retried) once another sender holds the action.
+                    await self._store.action_attempted(claim)
+                current = _with_attempt(action, action.attempt + tries)
+                tries += 1
+                remote_id = await connector.execute(current, thread)
+        return remote_id
 
-    async def _failed(self, action: Action, exc: Exception) -> None:
+    def _fenced(self, action: Action, why: str) -> None:
+        self._metrics.actions.labels(action.channel, action.kind.value, "fenced").inc()
+        log.warning("action %s (%s): %s", action.id, action.kind.value, why)
+
+    async def _failed(self, claim: ActionClaim, exc: Exception) -> None:
+        action = claim.action
         retryable = not isinstance(exc, ActionError) or exc.retryable
         delay = 2.0 ** min(action.attempt + IN_PROCESS_TRIES, 12)
         delay = min(delay * self._settings.outbox_backoff_seconds,
@@ -118,11 +167,14 @@ class OutboxSender(ClaimLoop[tuple[Action, Thread]]):
         if isinstance(exc, ActionError) and exc.retry_after:
             delay = max(delay, exc.retry_after)
         status = await self._store.action_failed(
-            action.id,
+            claim,
             f"{type(exc).__name__}: {exc}",
             retry_at=now() + delay,
             max_attempts=self._settings.outbox_max_attempts if retryable else 0,
         )
+        if status is None:
+            self._fenced(action, f"it failed ({exc}) after its lease had passed to another sender")
+            return
         outcome = "dead" if status is OutboxStatus.DEAD else "retry"
         self._metrics.actions.labels(action.channel, action.kind.value, outcome).inc()
         if status is OutboxStatus.DEAD:

@@ -65,7 +65,8 @@ class NotFound(LookupError):
 
 
 class LeaseLost(RuntimeError):
-    """A lane's lease expired and was taken by another worker; this worker's turn is void."""
+    """A lane's or an action's lease expired and was taken by another worker; what this
+    worker was doing under it is void."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +124,16 @@ def _check_owner(thread: Thread, smith: Smith, external_id: str) -> None:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionClaim:
+    """An action leased to one sender, with the thread it acts on. ``token`` fences the
+    sender's writes: once the lease has passed to another sender, they are refused."""
+
+    action: Action
+    thread: Thread
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxEntry:
     action: Action
     status: OutboxStatus
@@ -166,12 +177,18 @@ _IN_CHUNK = 500
 
 @dataclass(slots=True)
 class _PendingPut:
-    values: dict[str, Any]
-    done: asyncio.Future[bool]
+    """One delivery waiting for the next group commit: its messages' rows, oldest first, and
+    whether each was new."""
+
+    rows: list[dict[str, Any]]
+    done: asyncio.Future[list[bool]]
 
 
-# Rows per group-commit insert (7 bound values each; far below SQLite's variable limit).
+# Rows per group-commit insert (7 bound values each; far below SQLite's variable limit). A
+# delivery is never split between commits, so one larger than this is written on its own.
 INBOX_BATCH = 256
+# Why an older message of a delivery is stored without a turn of its own.
+CONTEXT_ONLY = "an older message of a delivery whose newest message was already taken"
 
 _SMITH_PATCHABLE = frozenset({"display_name", "customer_id", "metadata", "auto_memory"})
 
@@ -685,30 +702,46 @@ class Store:
     # -- inbox and lanes -------------------------------------------------------------------
 
     async def inbox_put(self, message: InboundMessage, agent_slug: str) -> bool:
-        """Store an inbound message durably; False when this delivery was already stored.
+        """Store an inbound message durably; False when this delivery was already stored."""
+        (new,) = await self.inbox_put_delivery([(message, agent_slug)])
+        return new
+
+    async def inbox_put_delivery(
+        self, messages: Sequence[tuple[InboundMessage, str]]
+    ) -> list[bool]:
+        """Store one delivery's messages (oldest first, each with its agent slug) durably and
+        together; for each, False when it was already stored.
 
         Concurrent calls share one transaction (group commit): the first caller to find no
-        write in progress writes every queued message at once, and each caller learns whether
-        its own delivery was new. A webhook is acknowledged only after this returns.
+        write in progress writes every queued delivery at once, and each caller learns whether
+        its own messages were new. A delivery is written whole in one transaction, so no turn
+        can start on part of it. Only its newest message starts a turn: when that one was
+        already stored (an earlier delivery carried it and started its turn), older messages
+        new here are kept as skipped, never answered on their own. A webhook is acknowledged
+        only after this returns.
         """
-        lane = lane_key(agent_slug, message.thread_external_id)
+        if not messages:
+            return []
+        at = now()
         put = _PendingPut(
-            values={
-                "source": message.source,
-                "dedup_key": message.dedup_key,
-                "lane": lane,
-                "payload": {**message.to_json(), "agent_slug": agent_slug},
-                "status": InboxStatus.PENDING.value,
-                "attempts": 0,
-                "received_at": now(),
-            },
+            rows=[
+                {
+                    "source": message.source,
+                    "dedup_key": message.dedup_key,
+                    "lane": lane_key(agent_slug, message.thread_external_id),
+                    "payload": {**message.to_json(), "agent_slug": agent_slug},
+                    "status": InboxStatus.PENDING.value,
+                    "attempts": 0,
+                    "received_at": at,
+                }
+                for message, agent_slug in messages
+            ],
             done=asyncio.get_running_loop().create_future(),
         )
         self._inbox_queue.append(put)
         async with self._inbox_lock:
             if not put.done.done():
-                batch = self._inbox_queue[:INBOX_BATCH]
-                del self._inbox_queue[:INBOX_BATCH]
+                batch = self._take_inbox_batch()
                 flush = asyncio.create_task(self._inbox_flush(batch), name="inbox-flush")
                 self._inbox_flushes.add(flush)
                 flush.add_done_callback(self._inbox_flushes.discard)
@@ -717,43 +750,67 @@ class Store:
                 await asyncio.shield(flush)
         return await put.done
 
+    def _take_inbox_batch(self) -> list[_PendingPut]:
+        """Whole deliveries from the head of the queue, up to ``INBOX_BATCH`` rows (at least
+        one delivery, however large)."""
+        taken = rows = 0
+        for put in self._inbox_queue:
+            if taken and rows + len(put.rows) > INBOX_BATCH:
+                break
+            taken += 1
+            rows += len(put.rows)
+        batch = self._inbox_queue[:taken]
+        del self._inbox_queue[:taken]
+        return batch
+
     async def _inbox_flush(self, batch: list[_PendingPut]) -> None:
         # executemany with RETURNING: SQLAlchemy renders it as multi-row VALUES from one cached
         # statement ("insertmanyvalues"); skipped duplicates return no row.
-        def work(conn: Connection) -> set[tuple[str, str]]:
+        def work(conn: Connection) -> list[list[bool]]:
             result = conn.execute(
                 self._insert_ignore(inbox, ["source", "dedup_key"]).returning(
-                    inbox.c.source, inbox.c.dedup_key
+                    inbox.c.id, inbox.c.source, inbox.c.dedup_key
                 ),
-                [put.values for put in batch],
+                [row for put in batch for row in put.rows],
             )
-            inserted = {(row.source, row.dedup_key) for row in result}
-            new_lanes = {
-                put.values["lane"]: put.values["received_at"]
-                for put in batch
-                if (put.values["source"], put.values["dedup_key"]) in inserted
-            }
+            inserted = {(row.source, row.dedup_key): row.id for row in result}
+            # The same message in two deliveries of one batch: new for the first only.
+            claimed: set[tuple[str, str]] = set()
+            news: list[list[bool]] = []
+            context_only: list[int] = []
+            new_lanes: dict[str, float] = {}
+            for put in batch:
+                keys = [(row["source"], row["dedup_key"]) for row in put.rows]
+                new = [key in inserted and key not in claimed for key in keys]
+                claimed.update(keys)
+                news.append(new)
+                if not new[-1]:
+                    context_only += [inserted[key] for key, fresh in zip(keys, new) if fresh]
+                for row, fresh in zip(put.rows, new):
+                    if fresh and new[-1]:
+                        new_lanes[row["lane"]] = row["received_at"]
+            if context_only:
+                conn.execute(
+                    _INBOX_CONTEXT_ONLY,
+                    {"ids": context_only, "error": CONTEXT_ONLY, "finished_at": now()},
+                )
             if new_lanes:
                 conn.execute(
                     self._insert_ignore(lanes, ["key"]),
                     [{"key": key, "touched_at": at} for key, at in new_lanes.items()],
                 )
-            return inserted
+            return news
 
         try:
-            inserted = await self.db.run_tx(work)
+            news = await self.db.run_tx(work)
         except BaseException as exc:
             failure = exc if isinstance(exc, Exception) else RuntimeError("inbox write cancelled")
             for put in batch:
                 if not put.done.done():
                     put.done.set_exception(failure)
             raise
-        # The same delivery twice in one batch: only the first of them is new.
-        answered: set[tuple[str, str]] = set()
-        for put in batch:
-            key = (put.values["source"], put.values["dedup_key"])
-            put.done.set_result(key in inserted and key not in answered)
-            answered.add(key)
+        for put, new in zip(batch, news):
+            put.done.set_result(new)
 
     async def inbox_seen(self, source: str, dedup_key: str) -> bool:
         query = select(inbox.c.id).where(inbox.c.source == source, inbox.c.dedup_key == dedup_key)
@@ -977,11 +1034,14 @@ class Store:
 
     # -- outbox ----------------------------------------------------------------------------
 
-    async def claim_actions(
-        self, *, limit: int, lease_seconds: float
-    ) -> list[tuple[Action, Thread]]:
+    async def claim_actions(self, *, limit: int, lease_seconds: float) -> list[ActionClaim]:
         """Due actions, at most the oldest unfinished one per thread, leased to this caller,
-        each with the thread it acts on."""
+        each with the thread it acts on.
+
+        A claim counts as a try: an action whose lease ran out while its sender was still at
+        work comes back with ``attempt > 0``, so its connector looks for the earlier send
+        before sending again.
+        """
         at = now()
         # As for lanes: an empty poll stays a read.
         seen = await self.db.run_read(
@@ -990,8 +1050,8 @@ class Store:
         if not seen:
             return []
 
-        def work(conn: Connection) -> list[tuple[Action, Thread]]:
-            claimed: list[tuple[Action, Thread]] = []
+        def work(conn: Connection) -> list[ActionClaim]:
+            claimed: list[ActionClaim] = []
             seqs = [r[0] for r in conn.execute(_LOCK_DUE_ACTIONS, {"at": at, "seqs": seen})]
             for seq in seqs:
                 token = new_id("lse")
@@ -1004,61 +1064,100 @@ class Store:
                 row = conn.execute(_ACTION_WITH_THREAD, {"claimed_seq": seq}).mappings().one()
                 thread_row = {c.name: row[f"thr__{c.name}"] for c in threads.c}
                 # ``attempt`` counts earlier tries that may have reached the platform.
-                claimed.append(
-                    (_action(row, attempt=row["attempts"] - 1), _thread(thread_row))  # type: ignore[arg-type]
-                )
+                action = _action(row, attempt=row["attempts"] - 1)
+                claimed.append(ActionClaim(action, _thread(thread_row), token))  # type: ignore[arg-type]
             return claimed
 
         return await self.db.run_tx(work)
 
-    async def action_attempted(self, action_id: str) -> None:
-        """Count one more in-process try of a claimed action before it is made."""
+    async def renew_action(self, claim: ActionClaim, lease_seconds: float) -> bool:
+        """Extend the claim's lease; False when it is no longer this claim's (expired and
+        taken, or the action finished)."""
+        values = {"action": claim.action.id, "token": claim.token, "expires": now() + lease_seconds}
+        return bool(
+            await self.db.run_tx(lambda conn: conn.execute(_RENEW_ACTION, values).rowcount) == 1
+        )
+
+    async def action_attempted(self, claim: ActionClaim) -> None:
+        """Count one more in-process try of a claimed action before it is made. Raises
+        ``LeaseLost`` (and counts nothing) when the lease is no longer the claim's."""
         statement = (
             update(outbox)
-            .where(outbox.c.id == action_id)
+            .where(_held_by(claim))
             .values(attempts=outbox.c.attempts + 1, updated_at=now())
         )
-        await self.db.run_tx(lambda conn: conn.execute(statement))
+        if await self.db.run_tx(lambda conn: conn.execute(statement).rowcount) != 1:
+            raise LeaseLost(f"lease on action {claim.action.id} was lost")
 
-    async def action_done(self, action_id: str, remote_id: str | None) -> None:
-        statement = (
+    async def action_done(self, claim: ActionClaim, remote_id: str | None) -> bool:
+        """Mark the action sent. Refused (False) when the claim's lease has passed to another
+        sender, who owns the action now: the refusal is kept in ``last_error`` instead, so an
+        operator can see that two senders were at it."""
+        at = now()
+        done = (
             update(outbox)
-            .where(outbox.c.id == action_id)
+            .where(_held_by(claim))
             .values(
                 status=OutboxStatus.DONE.value,
                 remote_id=remote_id,
                 lease_token=None,
                 lease_expires_at=None,
-                updated_at=now(),
+                updated_at=at,
             )
         )
-        await self.db.run_tx(lambda conn: conn.execute(statement))
+
+        def work(conn: Connection) -> bool:
+            if conn.execute(done).rowcount == 1:
+                return True
+            self._record_refusal(conn, claim, f"sent as {remote_id!r}" if remote_id else "sent", at)
+            return False
+
+        return await self.db.run_tx(work)
 
     async def action_failed(
-        self, action_id: str, error: str, *, retry_at: float, max_attempts: int
-    ) -> OutboxStatus:
-        """Keep the error; retry at ``retry_at`` or dead-letter once attempts run out."""
+        self, claim: ActionClaim, error: str, *, retry_at: float, max_attempts: int
+    ) -> OutboxStatus | None:
+        """Keep the error; retry at ``retry_at`` or dead-letter once attempts run out. None
+        (nothing changed but the note of the refusal) when the lease has passed to another
+        sender."""
+        at = now()
 
-        def work(conn: Connection) -> OutboxStatus:
+        def work(conn: Connection) -> OutboxStatus | None:
             attempts = conn.execute(
-                select(outbox.c.attempts).where(outbox.c.id == action_id)
-            ).scalar_one()
+                select(outbox.c.attempts).where(_held_by(claim))
+            ).scalar_one_or_none()
+            if attempts is None:
+                self._record_refusal(conn, claim, f"failed ({error[:500]})", at)
+                return None
             status = OutboxStatus.DEAD if attempts >= max_attempts else OutboxStatus.PENDING
             conn.execute(
                 update(outbox)
-                .where(outbox.c.id == action_id)
+                .where(_held_by(claim))
                 .values(
                     status=status.value,
                     last_error=error[:2000],
                     next_attempt_at=retry_at,
                     lease_token=None,
                     lease_expires_at=None,
-                    updated_at=now(),
+                    updated_at=at,
                 )
             )
             return status
 
         return await self.db.run_tx(work)
+
+    @staticmethod
+    def _record_refusal(conn: Connection, claim: ActionClaim, outcome: str, at: float) -> None:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == claim.action.id)
+            .values(
+                last_error=(
+                    f"a sender whose lease had run out reported it {outcome}; not applied"
+                )[:2000],
+                updated_at=at,
+            )
+        )
 
     async def outbox_entries(
         self,
@@ -1270,6 +1369,11 @@ _INBOX_DONE = (
     .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
     .values(status=InboxStatus.DONE.value)
 )
+_INBOX_CONTEXT_ONLY = (
+    update(inbox)
+    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=InboxStatus.SKIPPED.value)
+)
 _RELEASE_LANE = update(lanes).where(
     lanes.c.key == bindparam("lane"), lanes.c.lease_token == bindparam("token")
 )
@@ -1319,6 +1423,27 @@ _LEASE_ACTION = (
         updated_at=bindparam("at"),
     )
 )
+_RENEW_ACTION = (
+    update(outbox)
+    .where(
+        outbox.c.id == bindparam("action"),
+        outbox.c.lease_token == bindparam("token"),
+        outbox.c.status == OutboxStatus.PENDING.value,
+    )
+    .values(lease_expires_at=bindparam("expires"))
+)
+
+
+def _held_by(claim: ActionClaim) -> ColumnElement[bool]:
+    """The claim's action, still pending and still leased to the claim. A lease that ran out
+    but was not taken by anyone yet still counts: nobody else can have sent in between."""
+    return and_(
+        outbox.c.id == claim.action.id,
+        outbox.c.lease_token == claim.token,
+        outbox.c.status == OutboxStatus.PENDING.value,
+    )
+
+
 _ACTION_WITH_THREAD = (
     select(outbox, *[c.label(f"thr__{c.name}") for c in threads.c])
     .join(threads, threads.c.id == outbox.c.thread_id)

@@ -208,13 +208,13 @@ class IntercomConnector(Connector):
             await self._update_threads(
                 conversation, ThreadChange(control=Control.HUMAN), create=True
             )
-        new = 0
-        for message in self._messages(conversation, include_source=complete):
-            # A conversation the customer just started has no closed thread to reopen: one
-            # database round trip less on the busiest path.
-            if await self.accept(message, resume=not human, reopen=not complete):
-                new += 1
-        return new
+        # A conversation the customer just started has no closed thread to reopen: one
+        # database round trip less on the busiest path.
+        return await self.accept(
+            self._messages(conversation, include_source=complete),
+            resume=not human,
+            reopen=not complete,
+        )
 
     def _messages(
         self, conversation: Conversation, *, include_source: bool = True
@@ -228,21 +228,26 @@ class IntercomConnector(Connector):
         )
 
     async def accept(
-        self, message: InboundMessage, *, resume: bool = True, reopen: bool = True
-    ) -> bool:
-        """Put one message in the inbox (False: already there). A customer writing in a closed
-        conversation reopens it and, with ``resume_on_reopen``, hands it back to the bot."""
+        self, messages: Sequence[InboundMessage], *, resume: bool = True, reopen: bool = True
+    ) -> int:
+        """Put one conversation's waiting messages (oldest first, as one delivery) in the
+        inbox; returns how many were new. They go in together, so one turn answers them all.
+        A customer writing in a closed conversation reopens it and, with ``resume_on_reopen``,
+        hands it back to the bot."""
+        if not messages:
+            return 0
         store = self._runtime.store
-        threads = await self._threads(message.thread_external_id) if reopen else []
+        newest = messages[-1]
+        threads = await self._threads(newest.thread_external_id) if reopen else []
         for thread in threads:
             if thread.state is ThreadState.CLOSED:
-                if await store.inbox_seen(SOURCE, message.dedup_key):
-                    return False  # a late redelivery of an old message reopens nothing
+                if await store.inbox_seen(SOURCE, newest.dedup_key):
+                    return 0  # a late redelivery of old messages reopens nothing
                 back = resume and self._settings.resume_on_reopen
                 control = Control.BOT if back else None
                 await store.update_thread(thread.id, ThreadChange(state=ThreadState.OPEN, control=control))
-                log.info("customer reopened %s", message.thread_external_id)
-        return await self._runtime.submit(message)
+                log.info("customer reopened %s", newest.thread_external_id)
+        return sum(await self._runtime.submit_all(messages))
 
     async def _human_assigned(self, conversation: Conversation) -> bool:
         assignee = conversation.admin_assignee_id
@@ -417,9 +422,7 @@ class IntercomConnector(Connector):
         )
         new = 0
         async for messages in self.fetch_pending(since=since, limit=None):
-            for message in messages:
-                if await self.accept(message):
-                    new += 1
+            new += await self.accept(messages)
         await store.set_cursor(CURSOR_NAME, {"since": started - POLL_OVERLAP_SECONDS})
         return new
 

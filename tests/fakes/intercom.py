@@ -89,6 +89,8 @@ class _Failure:
     times: int
     retry_after: float | None
     delay: float = 0.0
+    # Held back, then carried out as usual (``stall``), rather than answered ``status``.
+    stall: bool = False
 
 
 @dataclass
@@ -254,6 +256,18 @@ class FakeIntercom:
         conversation.waiting_since = None
         return str(part["id"])
 
+    def other_bot_part(
+        self, conversation_id: str, body: str, *, part_type: str = "quick_reply"
+    ) -> str:
+        """A part written by another bot in the workspace (a workflow offering choices)."""
+        conversation = self.conversations[conversation_id]
+        at = self.now()
+        author = {"type": "bot", "id": "8001", "name": "Workflow Bot", "email": "operator+abc123@intercom.io"}
+        part = self._part(part_type, body, author, at)
+        conversation.parts.append(part)
+        conversation.updated_at = at
+        return str(part["id"])
+
     def assign(self, conversation_id: str, admin_id: str, *, by: str | None = None) -> str:
         conversation = self.conversations[conversation_id]
         at = self.now()
@@ -288,6 +302,14 @@ class FakeIntercom:
         status 200 the request is carried out first (a success the client may time out on)."""
         self._failures.append(
             _Failure(method.upper(), re.compile(path), status, times, retry_after, delay)
+        )
+
+    def stall(self, method: str, path: str, *, seconds: float, times: int = 1) -> None:
+        """The next ``times`` requests matching ``method`` and the ``path`` regex wait
+        ``seconds`` before they take effect and are answered (a helpdesk slow to carry out a
+        send: until then, nobody looking at the conversation can see it)."""
+        self._failures.append(
+            _Failure(method.upper(), re.compile(path), 200, times, None, seconds, stall=True)
         )
 
     def heal(self) -> None:
@@ -450,6 +472,9 @@ class FakeIntercom:
                 and failure.pattern.fullmatch(request.path)
             ):
                 failure.times -= 1
+                if failure.stall:
+                    await asyncio.sleep(failure.delay)
+                    break
                 if failure.delay:
                     if failure.status < 300:
                         response: web.StreamResponse = await handler(request)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+from sqlalchemy import update
 
 from bot.app import Application
 from bot.connector import ActionError
-from bot.domain import ActionKind, OutboxStatus, PlannedAction, StopReason
+from bot.domain import Action, ActionKind, OutboxStatus, PlannedAction, StopReason, Thread, now
 from bot.pipeline.turn import TurnContext, TurnResult
 from bot.store.migrate import upgrade
+from bot.store.schema import outbox
 from tests.conftest import make_settings
 from tests.pipeline.fakes import RecordingConnector, wait_for
 from tests.pipeline.test_spine import message
@@ -39,6 +43,13 @@ async def _app(db_url: str, connector: RecordingConnector, **pipeline: Any) -> A
     return app
 
 
+def _outbox_settled(app: Application) -> Callable[[], Awaitable[bool]]:
+    async def settled() -> bool:
+        return not (await app.store.outbox_counts()).get(OutboxStatus.PENDING.value)
+
+    return settled
+
+
 async def test_actions_go_out_in_order_once_each(db_url: str) -> None:
     connector = RecordingConnector()
     app = await _app(db_url, connector)
@@ -66,6 +77,8 @@ async def test_retry_after_is_honoured_and_the_resend_is_flagged(db_url: str) ->
         assert connector.calls == 5
         first = connector.sent[0]
         assert first.kind is ActionKind.TAG and first.attempt == 2
+        # The last send is recorded once its connector call has returned.
+        await wait_for(_outbox_settled(app))
         entries = await app.store.outbox_entries()
         assert [e.status for e in entries] == [OutboxStatus.DONE] * 3
         assert entries[0].attempts == 3
@@ -102,5 +115,46 @@ async def test_retryable_failures_end_in_the_dead_letter_after_max_attempts(db_u
         assert dead.attempts == 4
         assert connector.calls == 6
         assert dead.last_error == "ActionError: 503"
+    finally:
+        await app.stop()
+
+
+class HangingConnector(RecordingConnector):
+    """Its sends never finish; it records the ones that were called off."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = asyncio.Event()
+        self.called_off = 0
+
+    async def execute(self, action: Action, thread: Thread) -> str | None:
+        self.calls += 1
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.called_off += 1
+            raise
+        return None
+
+
+async def test_a_sender_that_loses_its_lease_stops_and_records_nothing(db_url: str) -> None:
+    connector = HangingConnector()
+    app = await _app(db_url, connector, lease_seconds=0.6)
+    try:
+        await app.submit(message("hi", "k1"))
+        await asyncio.wait_for(connector.started.wait(), timeout=30)
+        # Another sender has taken the action (as after a lease that could not be renewed).
+        steal = update(outbox).values(lease_token="lse_other", lease_expires_at=now() + 3600)
+        await app.store.db.run_tx(lambda conn: conn.execute(steal))
+        await wait_for(lambda: connector.called_off == 1)
+        fenced = {"channel": "test", "kind": "tag", "outcome": "fenced"}
+        await wait_for(
+            lambda: app.metrics.registry.get_sample_value("supportbot_actions_total", fenced) == 1
+        )
+        entries = await app.store.outbox_entries()
+        assert [e.status for e in entries] == [OutboxStatus.PENDING] * 3
+        assert entries[0].last_error is None, "nothing was reported for the lost send"
+        assert connector.calls == 1
     finally:
         await app.stop()

@@ -100,17 +100,27 @@ class ScriptedRunner:
 
 @asynccontextmanager
 async def running_app(
-    db_url: str, fake: FakeIntercom, *, real_engine: bool = False, **intercom: Any
+    db_url: str,
+    fake: FakeIntercom,
+    *,
+    real_engine: bool = False,
+    pipeline: dict[str, Any] | None = None,
+    **intercom: Any,
 ) -> AsyncIterator[tuple[Application, ScriptedRunner]]:
     """The daemon with only the Intercom connector and a scripted runner (or the real agent
-    engine on the offline provider), on its real port."""
+    engine on the offline provider), on its real port; ``pipeline`` overrides settings."""
     runners: list[ScriptedRunner] = []
 
     async def factory(app: Application) -> ScriptedRunner:
         runners.append(ScriptedRunner(app))
         return runners[-1]
 
-    settings = make_settings(db_url, intercom=intercom_section(fake, **intercom), connectors=["intercom"])
+    settings = make_settings(
+        db_url,
+        intercom=intercom_section(fake, **intercom),
+        connectors=["intercom"],
+        pipeline=pipeline or {},
+    )
     if not db_url.startswith("sqlite"):
         # The daemon migrates embedded SQLite itself; PostgreSQL is migrated by the operator.
         db = Database(settings.database)

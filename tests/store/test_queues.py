@@ -1,0 +1,161 @@
+"""The inbox and the outbox under contention: a delivery enters the inbox whole, and an
+action's lease fences every write of the sender that holds it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.domain import (
+    Action,
+    ActionKind,
+    InboundMessage,
+    InboxStatus,
+    OutboxStatus,
+    Run,
+    StopReason,
+    Usage,
+    action_id,
+    new_id,
+    now,
+)
+from bot.store.store import CONTEXT_ONLY, ActionClaim, LeaseLost, Store, ThreadChange
+
+
+def _message(key: str, thread: str = "test:t1", text: str | None = None) -> InboundMessage:
+    return InboundMessage(
+        source="test", dedup_key=key, thread_external_id=thread,
+        smith_external_id="test:u", text=text or key,
+    )
+
+
+async def _one_reply_in_the_outbox(store: Store) -> str:
+    """A turn committed with one REPLY action; returns the action id."""
+    await store.inbox_put(_message("k1"), "support")
+    (claim,) = await store.claim_lanes(limit=1, lease_seconds=30)
+    agent = await store.ensure_agent("support", "Support")
+    thread, smith, _ = await store.start_thread(claim.items[0].message, agent.id, history=5)
+    run_id = new_id("run")
+    at = now()
+    run = Run(
+        id=run_id, thread_id=thread.id, smith_id=smith.id, agent_id=agent.id, agent_version=None,
+        input=[], output_text="hello", stop_reason=StopReason.END_TURN, model="scripted",
+        usage=Usage(), rag_results=[], error=None, started_at=at, finished_at=at,
+    )
+    action = Action(
+        id=action_id(run_id, 0), run_id=run_id, thread_id=thread.id, channel="test",
+        kind=ActionKind.REPLY, text="hello",
+    )
+    await store.commit_turn(claim, run, [action], thread_change=ThreadChange())
+    return action.id
+
+
+async def _claim(store: Store, lease_seconds: float) -> ActionClaim:
+    (claim,) = await store.claim_actions(limit=5, lease_seconds=lease_seconds)
+    return claim
+
+
+async def test_a_renewed_lease_keeps_the_action_from_other_senders(store: Store) -> None:
+    await _one_reply_in_the_outbox(store)
+    lease = 0.3
+    first = await _claim(store, lease)
+    for _ in range(3):
+        await asyncio.sleep(lease / 3)
+        assert await store.renew_action(first, lease)
+    assert await store.claim_actions(limit=5, lease_seconds=lease) == []
+    assert await store.action_done(first, "remote-1")
+    (entry,) = await store.outbox_entries()
+    assert entry.status is OutboxStatus.DONE and entry.remote_id == "remote-1"
+    assert not await store.renew_action(first, lease), "a finished action has no lease to renew"
+
+
+async def test_a_sender_whose_lease_was_taken_over_can_change_nothing(store: Store) -> None:
+    await _one_reply_in_the_outbox(store)
+    lease = 0.2
+    first = await _claim(store, lease)
+    assert first.action.attempt == 0
+    await asyncio.sleep(lease + 0.05)  # the first sender is stuck past its lease
+    second = await _claim(store, 30)
+    # The second sender is told an earlier try may have gone out: it reconciles first.
+    assert second.action.attempt == 1
+
+    assert not await store.renew_action(first, lease)
+    with pytest.raises(LeaseLost):
+        await store.action_attempted(first)
+    assert not await store.action_done(first, "remote-late")
+    (entry,) = await store.outbox_entries()
+    # The refusal is on record for operators (two senders were at it).
+    assert entry.last_error is not None and "remote-late" in entry.last_error
+    assert await store.action_failed(first, "503", retry_at=now(), max_attempts=8) is None
+    (entry,) = await store.outbox_entries()
+    assert entry.status is OutboxStatus.PENDING and entry.remote_id is None
+    assert entry.attempts == 2, "the stale sender's try was not counted"
+    # The lease is still the second sender's.
+    assert await store.claim_actions(limit=5, lease_seconds=30) == []
+
+    assert await store.action_done(second, "remote-2")
+    (entry,) = await store.outbox_entries()
+    assert entry.status is OutboxStatus.DONE and entry.remote_id == "remote-2"
+
+
+async def test_a_failure_under_a_held_lease_reschedules_the_action(store: Store) -> None:
+    await _one_reply_in_the_outbox(store)
+    claim = await _claim(store, 30)
+    await store.action_attempted(claim)
+    status = await store.action_failed(claim, "ActionError: 503", retry_at=now(), max_attempts=8)
+    assert status is OutboxStatus.PENDING
+    again = await _claim(store, 30)
+    assert again.action.attempt == 2 and again.token != claim.token
+
+
+async def test_a_delivery_s_messages_are_claimed_together_under_load(store: Store) -> None:
+    # 400 deliveries of a customer's two messages (more rows than one group commit takes),
+    # every fifth delivered twice, while workers keep claiming lanes.
+    deliveries = [
+        [_message(f"t{i}:m1", f"test:t{i}"), _message(f"t{i}:m2", f"test:t{i}")]
+        for i in range(400)
+    ]
+    deliveries += deliveries[::5]
+    claimed: dict[str, list[str]] = {}
+    storing = True
+
+    async def claim_forever() -> None:
+        while storing:
+            for claim in await store.claim_lanes(limit=50, lease_seconds=30):
+                assert claim.lane not in claimed, "a thread was claimed twice"
+                claimed[claim.lane] = [item.message.dedup_key for item in claim.items]
+            await asyncio.sleep(0)
+
+    workers = [asyncio.create_task(claim_forever()) for _ in range(3)]
+    try:
+        results = await asyncio.gather(
+            *(store.inbox_put_delivery([(m, "support") for m in d]) for d in deliveries)
+        )
+    finally:
+        storing = False
+        await asyncio.gather(*workers)
+    for claim in await store.claim_lanes(limit=1000, lease_seconds=30):
+        claimed[claim.lane] = [item.message.dedup_key for item in claim.items]
+
+    assert sum(new.count(True) for new in results) == 800
+    assert [new for new in results[400:]] == [[False, False]] * 80
+    assert claimed == {f"support|test:t{i}": [f"t{i}:m1", f"t{i}:m2"] for i in range(400)}
+
+
+async def test_only_the_newest_message_of_a_delivery_starts_a_turn(store: Store) -> None:
+    # The customer's follow-up came first on its own (a "replied" notification) ...
+    assert await store.inbox_put(_message("m2", text="follow-up"), "support")
+    (claim,) = await store.claim_lanes(limit=5, lease_seconds=30)
+    assert [item.message.text for item in claim.items] == ["follow-up"]
+    await store.release_lane(claim, status=InboxStatus.DONE)
+    # ... then the whole conversation: its opening message is new here, but it is older than
+    # a message already taken, so it does not start a turn of its own.
+    new = await store.inbox_put_delivery(
+        [(_message("m1", text="opening"), "support"), (_message("m2", text="follow-up"), "support")]
+    )
+    assert new == [True, False]
+    assert await store.claim_lanes(limit=5, lease_seconds=30) == []
+    (row,) = await store.inbox_rows([("test", "m1")])
+    assert row.status is InboxStatus.SKIPPED and row.error == CONTEXT_ONLY
+    assert row.finished_at is not None
