@@ -1,4 +1,9 @@
 # supportbot: the daemon on the embedded defaults unless configured by SUPPORTBOT_* variables.
+#
+# Stopping: on SIGTERM the daemon drains running turns for up to pipeline.drain_timeout_seconds
+# (20 s by default) before it exits, and Docker kills it after 10 s unless told otherwise. Give
+# it longer than the drain: `docker run --stop-timeout 30 …`, or `stop_grace_period: 30s` in
+# Compose. (A Dockerfile cannot set this itself.) What is not finished stays in the inbox anyway.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -8,10 +13,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     SUPPORTBOT_DATABASE__URL=sqlite+aiosqlite:////data/supportbot.db
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+
+# Dependencies first, in their own layer: a change to the source does not reinstall them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+COPY README.md ./
 COPY bot ./bot
 COPY connectors ./connectors
-RUN pip install . \
+RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /data --create-home supportbot
 
 USER supportbot
@@ -19,8 +31,10 @@ WORKDIR /data
 VOLUME ["/data"]
 EXPOSE 8080
 
+# `supportbot health` reads the same settings as `serve` (file and SUPPORTBOT_* variables), so it
+# probes whatever port the daemon was configured to listen on.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD python -c "import os, sys, urllib.request; port = os.environ.get('SUPPORTBOT_HTTP__PORT', '8080'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status == 200 else 1)"
+    CMD ["supportbot", "health"]
 
 STOPSIGNAL SIGTERM
 CMD ["supportbot", "serve"]

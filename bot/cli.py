@@ -182,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the daemon")
     serve.set_defaults(command=cmd_serve)
 
+    health = sub.add_parser(
+        "health", help="ask the daemon configured here whether it is alive (exit 0) or not (1)")
+    health.add_argument("--timeout", type=float, default=4.0, help="seconds to wait (default 4)")
+    health.set_defaults(command=cmd_health)
+
     config = sub.add_parser("config", help="configuration").add_subparsers(metavar="ACTION")
     check = config.add_parser("check", help="validate and print the effective settings (secrets masked)")
     check.set_defaults(command=cmd_config_check)
@@ -297,13 +302,44 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    url = f"http://{settings.http.host}:{app.http_port}"
+    url = settings.http.public_url or f"http://{reachable_host(settings.http.host)}:{app.http_port}"
+    url = url.rstrip("/")
     print(f"supportbot is up on {url} — open {url}/chat to talk to the bot", flush=True)
     try:
         await stop.wait()
     finally:
         print("supportbot: stopping (draining running turns)…", file=sys.stderr, flush=True)
         await app.stop()
+    return 0
+
+
+def reachable_host(host: str) -> str:
+    """An address a person can open for a listening ``host``: a wildcard bind is reachable on
+    the loopback address, and an IPv6 literal needs brackets in a URL."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    """GET /healthz on the port this configuration listens on (the Docker HEALTHCHECK)."""
+    import aiohttp
+
+    url = f"http://{reachable_host(settings.http.host)}:{settings.http.port}/healthz"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as http:
+            async with http.get(url) as response:
+                status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        print(f"supportbot: not healthy: {url} did not answer ({exc or type(exc).__name__})",
+              file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"supportbot: not healthy: {url} answered {status}", file=sys.stderr)
+        return 1
+    print(f"healthy: {url}")
     return 0
 
 

@@ -67,3 +67,37 @@ def test_serve_refuses_a_postgresql_database_behind(pg_url: str, tmp_path: Path)
     assert "run `supportbot db upgrade` first" in result.stderr
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 60
+
+
+def _health(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "health", "--timeout", "3"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_a_wildcard_bind_prints_a_reachable_address_and_health_reads_the_configured_port(
+    tmp_path: Path,
+) -> None:
+    """The Docker image binds 0.0.0.0: the banner must name an address a person can open, and
+    `supportbot health` (its HEALTHCHECK) must probe the port the settings say, file or env."""
+    port = _free_port()
+    (tmp_path / "supportbot.toml").write_text(f"[http]\nhost = \"0.0.0.0\"\nport = {port}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    down = _health(env, tmp_path)
+    assert down.returncode == 1 and f":{port}/healthz did not answer" in down.stderr, down.stderr
+    assert "Traceback" not in down.stderr
+    with subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            banner = proc.stdout.readline()
+            assert f"http://127.0.0.1:{port}/chat" in banner and "0.0.0.0" not in banner, banner
+            up = _health(env, tmp_path)
+            assert up.returncode == 0, up.stderr
+            assert f"healthy: http://127.0.0.1:{port}/healthz" in up.stdout
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
