@@ -9,7 +9,6 @@ in the run, so ``execute`` has nothing left to send.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
 from importlib import resources
@@ -19,7 +18,8 @@ from aiohttp import web
 
 from bot.connector import Connector, ConnectorRuntime
 from bot.domain import Action, Thread
-from bot.http.auth import SESSION_COOKIE, mint_smith_token
+from bot.http.auth import SESSION_COOKIE, api_error, mint_smith_token
+from bot.http.bodies import BodyRefused, json_object
 from bot.store.store import NotFound
 from bot.store.web import WebStore
 from connectors.web.visitors import IdentityRefused, Visitor, VisitorResolver, verify_identity
@@ -111,7 +111,7 @@ class WebConnector(Connector):
     async def session(self, request: web.Request) -> web.Response:
         """Decide who the visitor is and set the session cookie the API accepts."""
         assert self._resolver is not None and self._key is not None
-        body = await _body(request)
+        body = await _body(request, self._settings.http.max_body_bytes)
         identity = body.get("identity")
         anon_token = request.cookies.get(ANON_COOKIE)
         visitor: Visitor
@@ -157,15 +157,12 @@ class WebConnector(Connector):
         return response
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
+async def _body(request: web.Request, limit: int) -> dict[str, Any]:
+    """The JSON object posted (bounded in size and depth), {} without a body; 4xx otherwise."""
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text='{"error":{"message":"invalid JSON"}}',
-                                 content_type="application/json") from None
-    return body if isinstance(body, dict) else {}
+        return await json_object(request, limit) or {}
+    except BodyRefused as refused:
+        raise api_error(refused.status, refused.reason, code=refused.code) from None
 
 
 def _text(value: Any) -> str | None:
