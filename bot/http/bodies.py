@@ -138,20 +138,19 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 async def json_object(request: web.Request, limit: int) -> dict[str, Any] | None:
-    """The body of a JSON API request as an object; None when there is no body at all.
+    """The body of a JSON API request as an object; None when there is no body at all (an
+    empty one; ``null`` is a body, and not an object).
 
     415 unless it is declared JSON, 413 past ``limit``, 400 unless it is one JSON object.
     """
     if not request.body_exists:
         return None
-    raw = await read_body(request, limit)
-    if not raw.strip():
-        return None
     if not is_json_type(request.content_type):
         raise BodyRefused(415, "send the body as application/json", "unsupported_media_type")
-    value = parse_json(raw)
-    if value is None:
+    raw = await read_body(request, limit)
+    if not raw:
         return None
+    value = parse_json(raw)
     if not isinstance(value, dict):
         raise BodyRefused(400, "the body must be a JSON object", "invalid_json")
     return value

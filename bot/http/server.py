@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.http.api import mount_api
@@ -41,6 +42,26 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     body = request.app[APP_KEY].metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+class ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger aiohttp's connection handler reports through (``AppRunner(logger=…)``).
+
+    aiohttp answers a request it cannot parse (a bad header byte, a broken request line) with
+    400 itself, then logs it at ERROR with a traceback: anyone could fill the log with those.
+    They are the sender's mistake, so they become one INFO line; everything else stays ERROR.
+    """
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.info("malformed HTTP request refused (400): %s",
+                      (exc_info.message or "").splitlines()[0] if exc_info.message else exc_info)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def protocol_logger() -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    return ProtocolLog(logging.getLogger("bot.http.protocol"), {})
 
 
 @web.middleware

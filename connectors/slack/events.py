@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+import jsonschema
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -27,6 +28,46 @@ from bot.http.bodies import BodyRefused, parse_json, read_body
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+
+_TEXT = {"type": "string"}
+_FILE = {"type": "object", "properties": {
+    **{key: _TEXT for key in ("id", "name", "title", "mimetype", "url_private",
+                              "url_private_download")},
+    "size": {"type": "integer", "minimum": 0},
+}}
+# The fields the connector reads, in the types Slack sends them (api.slack.com/events): a signed
+# payload of other shapes is refused here rather than failing inside a listener.
+EVENT_CALLBACK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event"],
+    "properties": {
+        "team_id": _TEXT,
+        "event_id": _TEXT,
+        "authorizations": {"type": "array", "items": {"type": "object"}},
+        "event": {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": _TEXT},
+            "allOf": [
+                {"if": {"properties": {"type": {"enum": ["message", "app_mention"]}}},
+                 "then": {"properties": {
+                     **{key: _TEXT for key in ("subtype", "channel", "user", "ts", "thread_ts",
+                                               "text", "channel_type", "bot_id", "team",
+                                               "parent_user_id")},
+                     "reply_users": {"type": "array", "items": _TEXT},
+                     "files": {"type": "array", "items": _FILE},
+                 }}},
+                {"if": {"properties": {"type": {"const": "reaction_added"}}},
+                 "then": {"properties": {
+                     "user": _TEXT, "reaction": _TEXT,
+                     "item": {"type": "object", "properties": {
+                         key: _TEXT for key in ("type", "channel", "ts")}},
+                 }}},
+            ],
+        },
+    },
+}
+_EVENT_CALLBACK = jsonschema.Draft202012Validator(EVENT_CALLBACK_SCHEMA)
 Dispatch = Callable[[AsyncBoltRequest], Awaitable[BoltResponse]]
 
 
@@ -56,11 +97,17 @@ class EventsRoute:
             _payload(text, request.headers.get("Content-Type"))
         except BodyRefused as refused:
             return _refused(refused.status, refused.reason)
-        bolt_request = AsyncBoltRequest(
-            body=text,
-            query=request.query_string,
-            headers=request.headers,  # type: ignore[arg-type]
-        )
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=text,
+                query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]
+            )
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+            # Building the request reads ids out of the payload and assumes Slack's shapes
+            # (``event.user`` an object or a string, …): a signed body of other shapes is the
+            # sender's mistake, not ours.
+            return _refused(400, f"a payload of a shape Slack does not send ({type(exc).__name__})")
         return await to_aiohttp_response(await self._dispatch(bolt_request))
 
     def _verified(self, raw: bytes, request: web.Request) -> str | None:
@@ -96,12 +143,12 @@ def _payload(text: str, content_type_header: str | None) -> dict[str, Any]:
         return {}  # plain form fields: strings only, nothing to bound
     if not isinstance(value, dict):
         raise BodyRefused(400, "the payload must be a JSON object", "invalid_json")
-    event = value.get("event")
-    if value.get("type") == "event_callback" and not (
-        isinstance(event, dict) and isinstance(event.get("type"), str)
-    ):
-        raise BodyRefused(400, "an event_callback carries an event object with a type",
-                          "invalid_event")
+    if value.get("type") == "event_callback":
+        problem = jsonschema.exceptions.best_match(_EVENT_CALLBACK.iter_errors(value))
+        if problem is not None:
+            where = "/".join(str(p) for p in problem.absolute_path) or "the payload"
+            raise BodyRefused(400, f"{where}: not what Slack sends ({problem.validator})",
+                              "invalid_event")
     return value
 
 
