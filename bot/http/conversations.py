@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
 from bot.domain import JSON, Attachment, InboundMessage, InboxStatus, Run, new_id, now
 from bot.http.auth import READ, WRITE, Principal, api_error, require_scope
@@ -233,8 +234,11 @@ class ConversationsApi:
                 if size > cap:
                     raise api_error(413, f"files are limited to {cap} bytes", code="file_too_large")
                 chunks.append(chunk)
-        except (ValueError, HttpProcessingError) as exc:
-            # aiohttp's reader says what is wrong (no boundary, truncated part, bad header).
+        except (ValueError, HttpProcessingError, BadContentDispositionHeader,
+                BadContentDispositionParam) as exc:
+            # aiohttp's reader says what is wrong (no boundary, truncated part, bad header). A
+            # bad Content-Disposition is only a warning to aiohttp, raised where warnings are
+            # errors (``-W error``, the test suite): the same refusal either way.
             raise api_error(400, f"malformed multipart body: {exc}", code="invalid_upload") from None
         data = b"".join(chunks)
         if not _looks_like(content_type, data):

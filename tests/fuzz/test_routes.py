@@ -239,6 +239,8 @@ part_headers = st.lists(st.sampled_from([
     b"Content-Type: image/png", b"Content-Type: text/plain", b"Content-Type: multipart/mixed",
     b"Content-Type: ;;;", b"Content-Transfer-Encoding: base64", b"Content-Encoding: gzip",
     b"Content-Length: 99999", b"X", b": nothing", b"\xff\xfe",
+    b'Content-Disposition: form-data; name="file"; filename',
+    b"Content-Disposition: form-data; name*=bogus''%ff",
 ]), max_size=4)
 part_bodies = st.one_of(st.binary(max_size=200), st.just(b"\x89PNG\r\n\x1a\n" + b"0" * 40),
                         st.just(b"hello"), st.integers(4_000, 20_000).map(lambda n: b"a" * n))
