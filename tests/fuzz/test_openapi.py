@@ -10,10 +10,7 @@ in turn, with the suite's bounded, derandomized settings.
 
 from __future__ import annotations
 
-import time
 from typing import Any
-
-SPENT: dict[str, float] = {}
 
 import pytest
 import schemathesis
@@ -60,10 +57,7 @@ def _exercise(target: Target, operation: Any, mode: GenerationMode) -> None:
         if case.operation.path.startswith(("/v1/conversations", "/v1/files")):
             # Act for the real smith, so requests get past "no such smith" to the handlers.
             headers["X-Smith-Id"] = target.smith_id
-        started = time.monotonic()
         response = case.call(base_url=target.url, headers=headers, timeout=30)
-        SPENT[f"{case.method} {case.operation.path}"] = (
-            SPENT.get(f"{case.method} {case.operation.path}", 0.0) + time.monotonic() - started)
         problems = target.errors.take()
         where = f"{case.method} {case.formatted_path}"
         assert response.status_code < 500, f"{where} → {response.status_code}: {response.text}"
@@ -93,5 +87,4 @@ def test_the_api_keeps_its_document(target: Target, operations: list[Any],
             assert mode is GenerationMode.NEGATIVE, f"{operation.method} {operation.path}"
             continue
         exercised.append(f"{operation.method.upper()} {operation.path}")
-    print(sorted(SPENT.items(), key=lambda kv: -kv[1])[:6])
     assert len(exercised) >= (17 if mode is GenerationMode.POSITIVE else 8), exercised

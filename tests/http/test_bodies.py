@@ -4,6 +4,7 @@ with no traceback for the client."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -137,3 +138,23 @@ async def test_operator_bodies_of_another_type_are_415(sqlite_url: str) -> None:
         error = await json_call(admin, "POST", "/v1/smiths/nope/tokens", expect=415,
                                 data=b"{}", headers={"Content-Type": "text/plain"})
         assert error["error"]["code"] == "unsupported_media_type"
+
+
+async def test_a_request_aiohttp_cannot_parse_is_one_info_line(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with running(sqlite_url) as daemon:
+        port = daemon.app.http_port
+        assert port is not None
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Bad: \x01\x02\r\n\r\n")
+        await writer.drain()
+        status_line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+    assert status_line.split()[1] == b"400"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    [line] = [r for r in caplog.records if r.name == "bot.http.protocol"]
+    assert line.levelno == logging.INFO and line.exc_info is None
+    assert line.getMessage().startswith("malformed HTTP request refused (400)")
