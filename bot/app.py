@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.config import Settings
 from bot.connector import Connector, ConnectorRuntime, discover_factories
 from bot.domain import AgentDefinition, InboundMessage
-from bot.http.server import build_http_app
+from bot.http.server import build_http_app, protocol_logger
 from bot.metrics import Metrics
 from bot.pipeline.dispatcher import Dispatcher
 from bot.pipeline.events import TurnEvents
@@ -192,7 +192,8 @@ class Application:
 
         if self._serve_http:
             http_app = build_http_app(self)
-            self.http_runner = web.AppRunner(http_app, access_log=None, shutdown_timeout=5)
+            self.http_runner = web.AppRunner(http_app, access_log=None, shutdown_timeout=5,
+                                             logger=protocol_logger())
             await self.http_runner.setup()
             site = web.TCPSite(
                 self.http_runner, self.settings.http.host, self.settings.http.port

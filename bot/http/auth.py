@@ -53,6 +53,7 @@ _ERROR_KINDS: dict[int, tuple[type[web.HTTPException], str]] = {
     403: (web.HTTPForbidden, "permission_error"),
     404: (web.HTTPNotFound, "not_found_error"),
     409: (web.HTTPConflict, "conflict_error"),
+    411: (web.HTTPLengthRequired, "invalid_request_error"),
     415: (web.HTTPUnsupportedMediaType, "invalid_request_error"),
 }
 

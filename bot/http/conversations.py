@@ -14,10 +14,13 @@ import json
 import logging
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
 from bot.domain import JSON, Attachment, InboundMessage, InboxStatus, Run, new_id, now
 from bot.http.auth import READ, WRITE, Principal, api_error, require_scope
+from bot.http.bodies import BodyRefused, json_object
 from bot.http.context import CONTEXT_KEY, ApiContext
 from bot.http.turns import StreamEvent, citations, follow_turn
 from bot.store.store import NotFound, lane_key
@@ -71,17 +74,13 @@ def file_json(stored: StoredFile) -> JSON:
 
 
 async def _json_body(request: web.Request) -> JSON:
-    if not request.can_read_body:
-        return {}
+    """The request's JSON object ({} without a body), bounded by ``http.max_body_bytes``."""
+    limit = request.app[CONTEXT_KEY].settings.http.max_body_bytes
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise api_error(400, "the body is not valid JSON", code="invalid_json") from None
-    if body is None:
-        return {}
-    if not isinstance(body, dict):
-        raise api_error(400, "the body must be a JSON object", code="invalid_json")
-    return body
+        body = await json_object(request, limit)
+    except BodyRefused as refused:
+        raise api_error(refused.status, refused.reason, code=refused.code) from None
+    return body if body is not None else {}
 
 
 def _title(value: Any) -> str | None:
@@ -214,28 +213,33 @@ class ConversationsApi:
         ctx, principal = await self._caller(request, WRITE)
         smith = await ctx.smith(principal)
         cap = ctx.settings.web.max_upload_bytes
-        if request.content_length is not None and request.content_length > cap + 64 * 1024:
+        if request.content_type != "multipart/form-data":
+            raise api_error(415, "send the file as multipart/form-data", code="invalid_upload")
+        # A known length bounds everything read below, the parts before ``file`` included.
+        if request.content_length is None:
+            raise api_error(411, "uploads need a Content-Length", code="length_required")
+        if request.content_length > cap + 64 * 1024:
             raise api_error(413, f"files are limited to {cap} bytes", code="file_too_large")
-        if not request.content_type.startswith("multipart/"):
-            raise api_error(400, "send the file as multipart/form-data", code="invalid_upload")
-        reader = await request.multipart()
-        while True:
-            part = await reader.next()
-            if part is None:
-                raise api_error(400, "no 'file' part in the upload", code="invalid_upload")
-            if isinstance(part, BodyPartReader) and part.name == "file":
-                break
-        content_type = (part.headers.get("Content-Type") or "application/octet-stream")
-        content_type = content_type.split(";")[0].strip().lower()
-        if content_type not in allowed_types(ctx):
-            raise api_error(415, f"{content_type} files are not accepted", code="unsupported_type")
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await part.read_chunk(64 * 1024):
-            size += len(chunk)
-            if size > cap:
-                raise api_error(413, f"files are limited to {cap} bytes", code="file_too_large")
-            chunks.append(chunk)
+        try:
+            part = await _file_part(await request.multipart())
+            content_type = (part.headers.get("Content-Type") or "application/octet-stream")
+            content_type = content_type.split(";")[0].strip().lower()
+            if content_type not in allowed_types(ctx):
+                raise api_error(415, f"{content_type} files are not accepted",
+                                code="unsupported_type")
+            chunks: list[bytes] = []
+            size = 0
+            while chunk := await part.read_chunk(64 * 1024):
+                size += len(chunk)
+                if size > cap:
+                    raise api_error(413, f"files are limited to {cap} bytes", code="file_too_large")
+                chunks.append(chunk)
+        except (ValueError, HttpProcessingError, BadContentDispositionHeader,
+                BadContentDispositionParam) as exc:
+            # aiohttp's reader says what is wrong (no boundary, truncated part, bad header). A
+            # bad Content-Disposition is only a warning to aiohttp, raised where warnings are
+            # errors (``-W error``, the test suite): the same refusal either way.
+            raise api_error(400, f"malformed multipart body: {exc}", code="invalid_upload") from None
         data = b"".join(chunks)
         if not _looks_like(content_type, data):
             raise api_error(415, f"the file is not a valid {content_type}", code="unsupported_type")
@@ -293,6 +297,16 @@ class ConversationsApi:
             async for frame in frames:
                 final = frame
         return web.json_response(_answer(final, conversation.id))
+
+
+async def _file_part(reader: MultipartReader) -> BodyPartReader:
+    """The form's ``file`` part; 400 when there is none."""
+    while True:
+        part = await reader.next()
+        if part is None:
+            raise api_error(400, "no 'file' part in the upload", code="invalid_upload")
+        if isinstance(part, BodyPartReader) and part.name == "file":
+            return part
 
 
 def _message_input(body: JSON) -> tuple[str, list[str]]:

@@ -65,9 +65,13 @@ def openapi_document(server_url: str | None = None) -> JSON:
     conv = _ref("Conversation")
     conv_body = {"required": False, "content": {"application/json": {"schema": {
         "type": "object", "properties": {
-            "title": {"type": ["string", "null"], "maxLength": 200},
-            "metadata": {"type": ["object", "null"],
-                         "additionalProperties": {"type": ["string", "null"]}},
+            "title": {"type": ["string", "null"],
+                      "description": "whitespace is collapsed and the title cut to 200 "
+                                     "characters"},
+            "metadata": {"type": ["object", "null"], "maxProperties": 16,
+                         "propertyNames": {"maxLength": 64},
+                         "additionalProperties": {"type": ["string", "null"],
+                                                  "maxLength": 512}},
         }}}}}
     message_body = {"required": True, "content": {"application/json": {"schema": {
         "type": "object",

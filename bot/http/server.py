@@ -1,16 +1,28 @@
-"""The aiohttp application: ``/healthz``, ``/readyz``, ``/metrics`` and every connector's routes."""
+"""The aiohttp application: ``/healthz``, ``/readyz``, ``/metrics`` and every connector's routes.
+
+Errors leave as JSON: a refusal (``HTTPException``) keeps its status with a JSON body naming the
+reason, and anything a handler did not expect is logged here with its traceback and answered
+500 with a body that says nothing about the code.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.http.api import mount_api
 
 if TYPE_CHECKING:
     from bot.app import Application
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 APP_KEY: web.AppKey[Application] = web.AppKey("supportbot", "Application")  # type: ignore[arg-type]
 
@@ -32,8 +44,53 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+class ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The logger aiohttp's connection handler reports through (``AppRunner(logger=…)``).
+
+    aiohttp answers a request it cannot parse (a bad header byte, a broken request line) with
+    400 itself, then logs it at ERROR with a traceback: anyone could fill the log with those.
+    They are the sender's mistake, so they become one INFO line; everything else stays ERROR.
+    """
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.info("malformed HTTP request refused (400): %s",
+                      (exc_info.message or "").splitlines()[0] if exc_info.message else exc_info)
+            return
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+def protocol_logger() -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    return ProtocolLog(logging.getLogger("bot.http.protocol"), {})
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The last resort: no traceback, and no plain-text error, ever reaches a client."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        # aiohttp's own refusals (404, 405, 413 over client_max_size) are plain text.
+        headers = {k: v for k, v in exc.headers.items()
+                   if k.lower() not in ("content-type", "content-length")}
+        return web.json_response(
+            {"error": {"message": exc.reason, "type": "invalid_request_error", "code": None}},
+            status=exc.status, headers=headers,
+        )
+    except Exception:
+        log.exception("unhandled error answering %s %s", request.method, request.path)
+        return web.json_response(
+            {"error": {"message": "internal error", "type": "server_error", "code": None}},
+            status=500,
+        )
+
+
 def build_http_app(app: Application) -> web.Application:
-    http = web.Application(client_max_size=app.settings.http.max_body_bytes)
+    http = web.Application(
+        client_max_size=app.settings.http.max_body_bytes, middlewares=[errors_as_json]
+    )
     http[APP_KEY] = app
     http.router.add_get("/healthz", healthz)
     http.router.add_get("/readyz", readyz)

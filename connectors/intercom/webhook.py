@@ -1,20 +1,21 @@
 """``POST /webhooks/intercom`` (and ``HEAD`` for Intercom's URL check).
 
-Order of checks: size (413) → signature over the raw body (401, nothing stored) → JSON (400)
-→ the notification. Intercom waits about 500 ms (5 s at most) and retries a failed delivery
-once a minute later, so the handler only commits to the inbox and answers; the turn runs
-later in the dispatcher. A store that does not answer gives 503, so Intercom tries again.
+Order of checks: size (413) → signature over the raw body (401, nothing parsed, nothing
+stored) → JSON, bounded in depth (400) → the notification. Intercom waits about 500 ms (5 s
+at most) and retries a failed delivery once a minute later, so the handler only commits to
+the inbox and answers; the turn runs later in the dispatcher. A store that does not answer gives 503, so Intercom tries again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+from bot.http.bodies import BodyRefused, parse_json, read_body
 
 if TYPE_CHECKING:
     from connectors.intercom.connector import IntercomConnector
@@ -35,6 +36,8 @@ def signature_ok(secret: bytes, body: bytes, header: str | None) -> bool:
     if not header:
         return False
     given = header.strip()
+    if not given.isascii():  # a hex digest is ASCII; compare_digest refuses anything else
+        return False
     if given.lower().startswith("sha1="):
         given = given[5:]
     expected = hmac.new(secret, body, hashlib.sha1).hexdigest()
@@ -54,11 +57,10 @@ class WebhookEndpoint:
         return web.Response(status=200)
 
     async def post(self, request: web.Request) -> web.Response:
-        if request.content_length is not None and request.content_length > self._max_body:
-            return _answer(413, f"body over {self._max_body} bytes")
-        body = await _read_capped(request, self._max_body)
-        if body is None:
-            return _answer(413, f"body over {self._max_body} bytes")
+        try:
+            body = await read_body(request, self._max_body)
+        except BodyRefused as refused:
+            return _answer(refused.status, refused.reason)
         if self._secret is None:
             log.warning("Intercom webhook refused: intercom.client_secret is not set")
             return _answer(401, "webhooks are not configured")
@@ -66,25 +68,13 @@ class WebhookEndpoint:
             log.warning("Intercom webhook refused: bad or missing %s", SIGNATURE_HEADER)
             return _answer(401, "bad signature")
         try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _answer(400, f"malformed JSON: {exc}")
+            payload = parse_json(body)
+        except BodyRefused as refused:
+            return _answer(refused.status, refused.reason)
         if not isinstance(payload, dict):
             return _answer(400, "expected a JSON object")
         status, reason = await self._connector.handle_notification(payload)
         return _answer(status, reason)
-
-
-async def _read_capped(request: web.Request, limit: int) -> bytes | None:
-    """The raw body, or None once it grows past ``limit`` (Content-Length can lie or be absent)."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.content.iter_chunked(65_536):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _answer(status: int, reason: str) -> web.Response:

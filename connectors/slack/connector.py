@@ -25,7 +25,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -56,6 +55,7 @@ from bot.domain import (
     ThreadState,
 )
 from bot.store.store import ThreadChange
+from connectors.slack.events import EventsRoute
 from connectors.slack.live import STREAM_CHUNK_CHARS, SlackLiveReply, fingerprint
 from connectors.slack.mrkdwn import split_message, to_mrkdwn
 
@@ -299,6 +299,9 @@ class SlackConnector(Connector):
             # Store the event before acknowledging it: an event we failed to store is answered
             # 500, so Slack delivers it again instead of it being lost.
             process_before_response=True,
+            # /slack/events verifies the signature before Bolt sees the request (Bolt would
+            # parse the body first, and log the body of every request it refuses).
+            request_verification_enabled=False,
             logger=logging.getLogger(__name__ + ".bolt"),
         )
         self._bolt.middleware(self._acknowledge_non_events)
@@ -348,12 +351,13 @@ class SlackConnector(Connector):
         return self._identity is not None
 
     def routes(self) -> Sequence[web.RouteDef]:
-        return [web.post("/slack/events", self._http_events)]
-
-    async def _http_events(self, request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
-        bolt_response = await self.bolt.async_dispatch(bolt_request)
-        return await to_aiohttp_response(bolt_response)
+        secret = self._settings.signing_secret
+        route = EventsRoute(
+            signing_secret=secret.get_secret_value() if secret else None,
+            max_body_bytes=self._runtime.settings.http.max_body_bytes,
+            dispatch=lambda request: self.bolt.async_dispatch(request),
+        )
+        return route.routes()
 
     def _spawn(self, work: Awaitable[None], name: str) -> asyncio.Task[None]:
         async def run() -> None:

@@ -9,7 +9,6 @@ in the run, so ``execute`` has nothing left to send.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Sequence
 from importlib import resources
@@ -21,7 +20,8 @@ from yarl import URL
 from bot.config import normalise_origin
 from bot.connector import Connector, ConnectorRuntime
 from bot.domain import Action, Thread
-from bot.http.auth import SESSION_COOKIE, mint_smith_token
+from bot.http.auth import SESSION_COOKIE, api_error, mint_smith_token
+from bot.http.bodies import BodyRefused, json_object
 from bot.store.store import NotFound
 from bot.store.web import WebStore
 from connectors.web.visitors import (
@@ -139,7 +139,7 @@ class WebConnector(Connector):
             log.info("web session refused: origin not allowed")
             return _error(403, "this origin may not start a session; list it in "
                                "web.allowed_origins", "origin_not_allowed", "permission_error")
-        body = await _body(request)
+        body = await _body(request, self._settings.http.max_body_bytes)
         unsigned = sorted(set(body) - SESSION_FIELDS)
         if unsigned:
             return _error(400, f"{unsigned[0]} is not accepted here: only identity and name are; "
@@ -207,15 +207,12 @@ class WebConnector(Connector):
         return False
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
+async def _body(request: web.Request, limit: int) -> dict[str, Any]:
+    """The JSON object posted (bounded in size and depth), {} without a body; 4xx otherwise."""
     try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text='{"error":{"message":"invalid JSON"}}',
-                                 content_type="application/json") from None
-    return body if isinstance(body, dict) else {}
+        return await json_object(request, limit) or {}
+    except BodyRefused as refused:
+        raise api_error(refused.status, refused.reason, code=refused.code) from None
 
 
 def _text(value: Any) -> str | None:

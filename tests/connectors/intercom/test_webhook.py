@@ -57,6 +57,22 @@ async def test_malformed_json_is_a_400_with_a_reason(sqlite_url: str, fake_inter
         assert status == 401
 
 
+async def test_signed_bodies_nested_too_deep_are_a_400(
+    sqlite_url: str, fake_intercom: FakeIntercom
+) -> None:
+    async with running_app(sqlite_url, fake_intercom) as (app, _):
+        # Validly signed, nested 100,000 deep: once a RecursionError and a 500.
+        for body in (b"[" * 100_000 + b"]" * 100_000, b'{"topic": ' + b"[" * 100_000):
+            status, answer = await deliver(app, body)
+            assert status == 400 and "nested deeper" in answer["reason"], answer
+        status, answer = await deliver(app, b'{"topic": "ping", "id": NaN}')
+        assert status == 400 and answer["reason"].startswith("malformed JSON")
+        # A signature header that is not ASCII is refused, not a crash.
+        status, _ = await deliver(app, b'{"topic": "ping"}', signature="sha1=\u00e9\u00ff")
+        assert status == 401
+        assert await app.store.inbox_counts() == {}
+
+
 async def test_bodies_over_the_limit_are_refused(sqlite_url: str, fake_intercom: FakeIntercom) -> None:
     async with running_app(sqlite_url, fake_intercom) as (app, runner):
         limit = app.settings.http.max_body_bytes
