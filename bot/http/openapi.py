@@ -83,7 +83,9 @@ def openapi_document(server_url: str | None = None) -> JSON:
         }}}}}
     sse_description = (
         "Server-sent events, one per frame: `event: <name>` and `data: <JSON>` with `\"v\": 1` "
-        "and `run_id`. Names: `run.started`, `message.delta` (`delta`), `tool.executing`, "
+        "and `run_id`. Names: `run.started`, `message.delta` (`delta`), `message.reset` (the "
+        "answer starts over — a fallback model replaces one that failed mid-answer: drop the "
+        "text received so far; the deltas that follow replace it), `tool.executing`, "
         "`tool.completed`, then one of `run.completed` / `run.failed` (with `stop_reason`, "
         "`output_text`, `citations`, `conversation` {state, control, title}) or `run.skipped` "
         "(a person has taken over the conversation; the message is kept for them)."
