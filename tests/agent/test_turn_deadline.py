@@ -207,16 +207,17 @@ async def test_after_the_cool_down_a_successful_trial_closes_the_breaker(sqlite_
 async def test_text_streamed_before_the_deadline_is_withdrawn_before_the_fallback_answers(
     sqlite_url: str,
 ) -> None:
-    # A slow model: a few words every 0.4 s, far longer in all than the 1 s deadline.
+    # A slow model: a few words every 0.3 s, far longer in all (~9 s) than the 3 s deadline,
+    # which leaves the first words ample time to arrive on a busy machine.
     slow = ScriptedReply.say(
         "To reset your password, you need to log into your Apple ID account first, then "
-        "open the security settings page and follow the steps it shows you there.",
-        chunk_size=12,
-        delay_between_chunks=0.4,
+        "open the security settings page and follow the steps it shows you there. " * 2,
+        chunk_size=10,
+        delay_between_chunks=0.3,
     )
     async with ScriptedModelServer() as server:
         server.enqueue(slow)
-        settings = make_settings(sqlite_url, model=model_section(server))
+        settings = make_settings(sqlite_url, model=model_section(server, turn_timeout_seconds=3))
         connector = LocalConnector("sim")
         events: list[tuple[str, str]] = []
 

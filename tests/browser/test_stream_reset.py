@@ -32,7 +32,7 @@ new MutationObserver(function () {
 async def daemon(sqlite_url: str) -> AsyncIterator[Daemon]:
     async with ScriptedModelServer() as server:
         server.enqueue(ScriptedReply.say(HALF_ANSWER, chunk_size=10, cut_after=5,
-                                         delay_between_chunks=0.1))
+                                         delay_between_chunks=0.2))
         model = {"provider": "openai", "base_url": server.url, "api_key": "k", "name": "m",
                  "fallback": ["offline"], "max_retries": 0, "stream": True}
         async with running(sqlite_url, real_engine=True, model=model) as started:

@@ -69,7 +69,7 @@ async def test_a_model_that_fails_mid_answer_leaves_only_the_fallbacks_answer_in
     async with ScriptedModelServer() as server:
         # Slow enough that the first words reach Slack, then the connection drops.
         server.enqueue(ScriptedReply.say(HALF_ANSWER, chunk_size=10, cut_after=5,
-                                         delay_between_chunks=0.1))
+                                         delay_between_chunks=0.3))
         section: dict[str, Any] = {
             "bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET, "base_url": slack.base_url,
             "post_interval_seconds": 0, **LIVE,
