@@ -360,7 +360,9 @@ class ResponsesApi:
             conversation = await self._conversation(ctx, smith, conversation_id)
         agent = await ctx.store.get_agent_by_id(smith.agent_id)
         model = body.get("model")
-        if isinstance(model, str) and model != agent.slug:
+        if model is not None and not isinstance(model, str):
+            raise api_error(400, "model is a string", code="invalid_model")
+        if model and model != agent.slug:
             try:
                 await ctx.store.get_agent(model)
             except NotFound:

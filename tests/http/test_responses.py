@@ -164,6 +164,7 @@ async def test_a_model_that_fails_mid_answer_restarts_the_item_on_the_responses_
     {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "http://x"}]}]},
     {"input": [{"type": "function_call_output", "call_id": "c", "output": "{}"}]},
     {"input": "hi", "conversation": 5},
+    {"input": "hi", "model": 4},
     {"input": "hi", "stream": "yes"},
     {"input": "hi", "metadata": ["x"]},
     {"input": "hi", "previous_response_id": "resp_1"},
