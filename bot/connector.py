@@ -55,6 +55,12 @@ class LiveReply(ABC):
         """More text of the reply."""
 
     @abstractmethod
+    def reset(self) -> None:
+        """Withdraw everything appended so far (the turn's answer is starting over, e.g. a
+        fallback model after one that failed mid-stream): the text appended after this
+        replaces it. Like ``append``, it returns at once and never raises."""
+
+    @abstractmethod
     async def finish(self) -> JSON:
         """Flush what was appended; the ``ref`` for the REPLY action ({} if nothing showed)."""
 

@@ -125,6 +125,8 @@ class Conversation:
             event = await queue.get()
             if event.name == "message.delta":
                 streamed.append(str(event.data.get("delta", "")))
+            elif event.name == "message.reset":
+                streamed.clear()  # the answer starts over; what came so far is withdrawn
             if on_event is not None:
                 await on_event(event)
             if event.name in ("run.completed", "run.failed"):

@@ -9,6 +9,10 @@ A turn has one deadline, ``model.turn_timeout_seconds``, over everything it wait
 guardrail judge, every model call, every tool call. When it passes, whatever was running is
 cancelled and the offline responder answers the customer's message afresh, offered only the
 tools that wait on nothing (ESCALATE, CLOSE); the run's ``error`` says the deadline struck.
+
+Whenever an answer replaces one that had partly streamed (a provider failed over, the deadline
+struck, every provider failed), the turn emits ``message.reset`` first: whoever shows the
+stream clears what it showed, so the customer never reads two answers run together.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from bot.domain import (
 )
 from bot.pipeline.events import TurnEvent
 from bot.pipeline.turn import TurnContext, TurnResult
-from bot.providers.base import ChatMessage, ModelProvider, ModelRequest, ToolCall
+from bot.providers.base import ChatMessage, DeltaHandlers, ModelProvider, ModelRequest, ToolCall
 from bot.providers.offline import KnowledgeSearch, OfflineProvider
 from bot.providers.resilience import TURN_TIMEOUT, BreakerState
 from bot.store.store import ThreadChange
@@ -115,7 +119,8 @@ class _Turn:
     rag: list[JSON] = field(default_factory=list)
     memories: list[str] = field(default_factory=list)
     actions: list[PlannedAction] = field(default_factory=list)
-    streamed: bool = False
+    streamed: bool = False  # the current model call streamed text
+    shown: bool = False  # text reached the customer since the turn began or was last reset
     deadline: str | None = None  # set when the turn's deadline struck: what happened then
 
     def result(
@@ -222,8 +227,11 @@ class AgentRunner:
         fallback = self.fallback
         if fallback is None:
             log.error("the turn's deadline of %gs passed; apologising and escalating", budget)
+            await self._withdraw(turn)
             return self._last_resort(turn, f"turn deadline of {budget:g}s passed")
         log.warning("the turn's deadline of %gs passed; %s answers", budget, fallback.name)
+        # What streamed before the deadline is not the answer; the fallback's is.
+        await self._withdraw(turn)
         turn.deadline = f"turn deadline of {budget:g}s passed; {fallback.name} answered"
         offered = [t for t in self._offered(turn.ctx) if t.name in AFTER_DEADLINE_TOOLS]
         try:
@@ -231,6 +239,7 @@ class AgentRunner:
                 return await self._answer(turn, fallback, judge=None, offered=offered)
         except TimeoutError:
             turn.deadline = None
+            await self._withdraw(turn)
             return self._last_resort(
                 turn,
                 f"turn deadline of {budget:g}s passed, and {fallback.name} did not answer "
@@ -268,9 +277,15 @@ class AgentRunner:
         offered_names = {t.name for t in offered}
         buffer_output = turn.guardrails.output.active
 
-        async def on_delta(delta: str) -> None:
+        async def send(delta: str) -> None:
             turn.streamed = True
+            turn.shown = True
             await ctx.emit(TurnEvent("message.delta", ctx.run_id, ctx.thread.id, {"delta": delta}))
+
+        async def withdraw() -> None:
+            await self._withdraw(turn)
+
+        on_delta = DeltaHandlers(send, withdraw)
 
         for _ in range(ctx.agent.max_tool_loops):
             request = ModelRequest(
@@ -292,6 +307,7 @@ class AgentRunner:
                 raise
             except Exception as exc:  # noqa: BLE001 - a turn never raises: apologise, escalate
                 log.error("every model provider failed: %s: %s", type(exc).__name__, exc)
+                await self._withdraw(turn)
                 return self._last_resort(turn, f"{type(exc).__name__}: {exc}", assembled.input)
             turn.usage = turn.usage + response.usage
             turn.model = response.model or turn.model
@@ -355,6 +371,17 @@ class AgentRunner:
         )
 
     # -- parts of a turn ----------------------------------------------------------------------
+
+    async def _withdraw(self, turn: _Turn) -> None:
+        """Take back the text the customer has watched stream in this turn (``message.reset``):
+        the answer that follows replaces it. Nothing to do when nothing showed."""
+        if not turn.shown:
+            return
+        turn.shown = False
+        turn.streamed = False
+        ctx = turn.ctx
+        log.info("withdrawing the partly streamed answer; another one replaces it")
+        await ctx.emit(TurnEvent("message.reset", ctx.run_id, ctx.thread.id, {}))
 
     async def _retrieve(self, text: str) -> list[Passage]:
         if self._knowledge is None or not text.strip():

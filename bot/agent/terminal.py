@@ -111,7 +111,11 @@ class _TurnView:
             self._out.flush()
             return
         self._end_line()
-        if event.name == "tool.executing":
+        if event.name == "message.reset":
+            # A terminal cannot take printed text back: say that it no longer stands.
+            self._streamed.clear()
+            _say(self._out, "  (that answer was cut off; here it is again)")
+        elif event.name == "tool.executing":
             _say(self._out, f"  ⚙ {data.get('name')} {json.dumps(data.get('arguments'))}")
         elif event.name == "tool.completed":
             if data.get("error"):

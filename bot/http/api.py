@@ -1,7 +1,7 @@
 """The ``/v1`` HTTP API: conversations, files, operator endpoints and the OpenAPI document.
 
 ``mount_api`` is called by ``bot.http.server.build_http_app``; the handlers live in
-``conversations`` and ``operator``, the callers' checks in ``auth``.
+``conversations``, ``responses`` and ``operator``, the callers' checks in ``auth``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from bot.http.context import CONTEXT_KEY, ApiContext
 from bot.http.conversations import ConversationsApi
 from bot.http.openapi import openapi_document
 from bot.http.operator import OperatorApi
+from bot.http.responses import ResponsesApi
 
 if TYPE_CHECKING:
     from bot.app import Application
@@ -25,6 +26,7 @@ def mount_api(http: web.Application, app: Application) -> ApiContext:
     http[CONTEXT_KEY] = ctx
     conversations = ConversationsApi()
     operator = OperatorApi()
+    responses = ResponsesApi()
     document = openapi_document(app.settings.http.public_url)
 
     async def openapi(request: web.Request) -> web.Response:
@@ -38,7 +40,10 @@ def mount_api(http: web.Application, app: Application) -> ApiContext:
         web.post("/v1/conversations/{id}", conversations.update),
         web.delete("/v1/conversations/{id}", conversations.delete),
         web.get("/v1/conversations/{id}/items", conversations.items),
+        web.post("/v1/conversations/{id}/items", responses.create_items),
+        web.get("/v1/conversations/{id}/items/{item_id}", responses.item),
         web.post("/v1/conversations/{id}/messages", conversations.message),
+        web.post("/v1/responses", responses.create),
         web.post("/v1/files", conversations.upload),
         web.get("/v1/files/{id}/content", operator.file_content),
         web.get("/v1/smiths", operator.list_smiths),

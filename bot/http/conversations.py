@@ -9,7 +9,6 @@ admin names in ``X-Smith-Id``. Anything of another smith is "not found".
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -18,22 +17,19 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
-from bot.domain import JSON, Attachment, InboundMessage, InboxStatus, Run, new_id, now
+from bot.domain import JSON, InboundMessage, InboxStatus, Run
 from bot.http.auth import READ, WRITE, Principal, api_error, require_scope
 from bot.http.bodies import BodyRefused, json_object
 from bot.http.context import CONTEXT_KEY, ApiContext
-from bot.http.turns import StreamEvent, citations, follow_turn
+from bot.http.turns import StreamEvent, citations, customer_message, submitted, write_sse
 from bot.store.store import NotFound, lane_key
 from bot.store.web import Conversation, StoredFile
 
 log = logging.getLogger(__name__)
 
-SOURCE = "web"
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 TITLE_MAX = 200
-TURN_TIMEOUT_SECONDS = 300.0
-HEARTBEAT_SECONDS = 15.0
 
 # Declared type → the bytes such a file starts with (checked, so a renamed .exe is refused).
 UPLOAD_MAGIC: dict[str, tuple[bytes, ...]] = {
@@ -45,6 +41,18 @@ UPLOAD_MAGIC: dict[str, tuple[bytes, ...]] = {
     "text/plain": (),
     "text/csv": (),
 }
+
+
+def items_are_read_only() -> web.HTTPException:
+    """The answer to any attempt to write conversation items (OpenAI's API allows it; here a
+    conversation's items are the record of its turns, reconstructed from runs)."""
+    return api_error(
+        400,
+        "conversation items are read-only: they are the record of the conversation's turns. "
+        "Send the customer's message with POST /v1/responses (conversation, input) or "
+        "POST /v1/conversations/{id}/messages",
+        code="items_read_only",
+    )
 
 
 def conversation_json(conversation: Conversation) -> JSON:
@@ -136,6 +144,8 @@ class ConversationsApi:
     async def create(self, request: web.Request) -> web.Response:
         ctx, principal = await self._caller(request, WRITE)
         body = await _json_body(request)
+        if body.get("items"):
+            raise items_are_read_only()
         smith = await ctx.smith(principal)
         conversation = await ctx.web.create_conversation(
             smith, title=_title(body.get("title")), metadata=_metadata(body.get("metadata"))
@@ -257,42 +267,13 @@ class ConversationsApi:
         conversation = await self._conversation(ctx, principal, request.match_info["id"])
         smith = await ctx.smith(principal)
         text, file_ids = _message_input(body)
-        attachments = []
-        for file_id in file_ids:
-            try:
-                stored = await ctx.web.get_file(file_id, smith_id=smith.id)
-            except NotFound:
-                raise api_error(400, f"no file {file_id}", code="invalid_file") from None
-            attachments.append(Attachment(stored.filename, stored.content_type, stored.bytes,
-                                          file_id=stored.id))
-        if not text and not attachments:
-            raise api_error(400, "the message is empty", code="empty_message")
-        thread = await ctx.store.get_thread(conversation.thread_id)
-        agent = await ctx.store.get_agent_by_id(thread.agent_id)
-        client_id = body.get("client_message_id")
-        dedup_key = (f"{smith.id}:{client_id}" if isinstance(client_id, str) and client_id
-                     else new_id("msg"))
-        message = InboundMessage(
-            source=SOURCE,
-            dedup_key=dedup_key,
-            thread_external_id=thread.external_id,
-            smith_external_id=smith.external_id,
-            text=text,
-            agent_slug=agent.slug,
-            display_name=smith.display_name,
-            attachments=tuple(attachments),
-            ref={"conversation_id": conversation.id},
-            sent_at=now(),
+        message = await customer_message(
+            ctx, smith, conversation, text=text, file_ids=file_ids,
+            client_message_id=body.get("client_message_id"),
         )
-        stream = _wants_stream(request, body)
-        async with ctx.app.events.subscribe(thread.id) as queue:
-            await ctx.app.submit(message)
-            frames = follow_turn(
-                store=ctx.store, web=ctx.web, queue=queue, source=SOURCE, dedup_key=dedup_key,
-                conversation_id=conversation.id, timeout=TURN_TIMEOUT_SECONDS,
-            )
-            if stream:
-                return await _sse(request, frames)
+        async with submitted(ctx, message, conversation) as frames:
+            if _wants_stream(request, body):
+                return await write_sse(request, frames)
             final: StreamEvent | None = None
             async for frame in frames:
                 final = frame
@@ -346,43 +327,6 @@ def _wants_stream(request: web.Request, body: JSON) -> bool:
         return flag.lower() not in ("0", "false", "no")
     accept = request.headers.get("Accept", "")
     return not ("application/json" in accept and "text/event-stream" not in accept)
-
-
-async def _sse(request: web.Request, frames: Any) -> web.StreamResponse:
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream; charset=utf-8",
-        "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-    })
-    await response.prepare(request)
-    iterator = frames.__aiter__()
-    pending: asyncio.Future[StreamEvent] | None = None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT_SECONDS)
-            if not done:
-                await response.write(b": keep-alive\n\n")
-                continue
-            try:
-                frame = pending.result()
-            except StopAsyncIteration:
-                pending = None
-                break
-            pending = None
-            data = json.dumps(frame.data, ensure_ascii=False, separators=(",", ":"))
-            await response.write(f"event: {frame.name}\ndata: {data}\n\n".encode())
-        await response.write_eof()
-    except ConnectionResetError:
-        # The visitor left; the turn goes on (it is durable) and the answer is in the run.
-        log.info("stream closed by the client before the turn ended")
-    finally:
-        if pending is not None:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-        await iterator.aclose()
-    return response
 
 
 def _answer(final: StreamEvent | None, conversation_id: str) -> JSON:

@@ -87,10 +87,41 @@ def openapi_document(server_url: str | None = None) -> JSON:
         }}}}}
     sse_description = (
         "Server-sent events, one per frame: `event: <name>` and `data: <JSON>` with `\"v\": 1` "
-        "and `run_id`. Names: `run.started`, `message.delta` (`delta`), `tool.executing`, "
+        "and `run_id`. Names: `run.started`, `message.delta` (`delta`), `message.reset` (the "
+        "answer starts over — a fallback model replaces one that failed mid-answer: drop the "
+        "text received so far; the deltas that follow replace it), `tool.executing`, "
         "`tool.completed`, then one of `run.completed` / `run.failed` (with `stop_reason`, "
         "`output_text`, `citations`, `conversation` {state, control, title}) or `run.skipped` "
         "(a person has taken over the conversation; the message is kept for them)."
+    )
+    responses_body = {"required": True, "content": {"application/json": {"schema": {
+        "type": "object",
+        "required": ["input"],
+        "properties": {
+            "conversation": {"description": "the conversation id (or `{\"id\": …}`); none → a "
+                                            "new conversation, named in the response",
+                             "oneOf": [{"type": "string"}, {"type": "object"}]},
+            "input": {"description": "the customer's text, or input items: messages with "
+                                     "`role: user` whose content is text or `input_text`, "
+                                     "`input_image`/`input_file` parts (by `file_id`)",
+                      "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+            "model": {"type": "string", "description": "ignored, unless it names an agent: "
+                                                       "then it must be the conversation's"},
+            "stream": {"type": "boolean"},
+            "metadata": {"type": "object"},
+        }}}}}
+    responses_description = (
+        "Stream events: `response.created`, `response.in_progress`, "
+        "`response.output_item.added`, `response.content_part.added`, "
+        "`response.output_text.delta`…, `response.output_text.done`, "
+        "`response.content_part.done`, `response.output_item.done`, then `response.completed`, "
+        "`response.failed` (`error`) or `response.incomplete` (a person has taken the "
+        "conversation over: `incomplete_details.reason = \"human_handoff\"`). When the answer "
+        "starts over (a fallback model replaces one that failed mid-answer) the message item "
+        "ends with `response.output_item.done` and `status: \"incomplete\"`, then "
+        "`response.output_item.added` opens it again under the same id and index: drop the "
+        "text it had. `instructions`, `tools` and `previous_response_id` are refused (400): "
+        "the agent defines them, the conversation holds the history."
     )
     paths: dict[str, Any] = {
         "/v1/conversations": {
@@ -110,11 +141,28 @@ def openapi_document(server_url: str | None = None) -> JSON:
                           params=[_ID, _SMITH]),
         },
         "/v1/conversations/{id}/items": {
+            "post": _op("Refused (400): items are read-only, the record of the turns",
+                        {"400": _ERROR}, security=_VISITOR, params=[_ID, _SMITH]),
             "get": _op("The transcript, reconstructed from runs (oldest first)",
                        {"200": _json(_list_of("Item"))}, security=_VISITOR,
                        params=[_ID, _LIMIT, _AFTER, _SMITH,
                                _param("order", "query", "asc (default) or desc",
                                       {"enum": ["asc", "desc"]})]),
+        },
+        "/v1/conversations/{id}/items/{item_id}": {
+            "get": _op("One item of the transcript (ids as `items` lists them)",
+                       {"200": _json(_ref("Item"))}, security=_VISITOR,
+                       params=[_ID, _param("item_id", "path", "the item's id"), _SMITH]),
+        },
+        "/v1/responses": {
+            "post": _op(
+                "OpenAI's Responses API: send the customer's message and run the turn",
+                {"200": {"description": "OpenAI's response object, or with `\"stream\": true` "
+                                        "its stream events (SSE)",
+                         "content": {"application/json": {"schema": _ref("Response")},
+                                     "text/event-stream": {"schema": {"type": "string"}}}}},
+                security=_VISITOR, params=[_SMITH], body=responses_body,
+                description=responses_description),
         },
         "/v1/conversations/{id}/messages": {
             "post": _op(
@@ -246,6 +294,21 @@ def openapi_document(server_url: str | None = None) -> JSON:
             "status": {"enum": ["completed", "in_progress"]},
             "created_at": {"type": "integer"},
             "content": {"type": "array", "items": {"type": "object"}}}},
+        "Response": {"type": "object",
+                     "required": ["id", "object", "created_at", "status", "model", "output"],
+                     "properties": {
+                         "id": {"type": "string"}, "object": {"const": "response"},
+                         "created_at": {"type": "integer"},
+                         "status": {"enum": ["completed", "failed", "incomplete",
+                                             "in_progress"]},
+                         "conversation": {"type": "object",
+                                          "properties": {"id": {"type": "string"}}},
+                         "model": {"type": "string", "description": "the agent's slug"},
+                         "output": {"type": "array", "items": _ref("Item")},
+                         "error": {"type": ["object", "null"]},
+                         "incomplete_details": {"type": ["object", "null"]},
+                         "usage": {"type": ["object", "null"]},
+                         "metadata": {"type": "object"}}},
         "MessageResult": {"type": "object", "properties": {
             "status": {"enum": ["completed", "failed", "skipped"]},
             "run_id": {"type": ["string", "null"]}, "output_text": {"type": "string"},

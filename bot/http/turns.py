@@ -1,4 +1,6 @@
-"""Following one submitted message to the end of the turn that answers it.
+"""Following one submitted message to the end of the turn that answers it, and writing that
+as server-sent events. Both the conversations API and the Responses API send the customer's
+message through ``customer_message`` and ``run_message``.
 
 The live source is the in-process ``TurnEvents`` fan-out (subscribed to *before* the message is
 submitted, so no event is missed). The database is the truth: the inbox row says when the message
@@ -10,19 +12,38 @@ events cannot: a turn run by another replica, a skip, a crash and retry. A turn 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from bot.domain import JSON, InboxStatus, Run, StopReason
+from aiohttp import web
+
+from bot.domain import (
+    JSON,
+    Attachment,
+    InboundMessage,
+    InboxStatus,
+    Run,
+    Smith,
+    StopReason,
+    new_id,
+    now,
+)
+from bot.http.auth import api_error
+from bot.http.context import ApiContext
 from bot.pipeline.events import TurnEvent
 from bot.store.store import NotFound, Store
-from bot.store.web import WebStore
+from bot.store.web import Conversation, WebStore
 
 log = logging.getLogger(__name__)
 
+SOURCE = "web"
 POLL_SECONDS = 0.25
+TURN_TIMEOUT_SECONDS = 300.0
+HEARTBEAT_SECONDS = 15.0
 TERMINAL = ("run.completed", "run.failed")
 
 
@@ -93,7 +114,7 @@ async def follow_turn(
     dedup_key: str,
     conversation_id: str,
     timeout: float,
-) -> AsyncIterator[StreamEvent]:
+) -> AsyncGenerator[StreamEvent, None]:
     """Yield the events of the turn that answers ``dedup_key`` until it ends (or is skipped)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -175,3 +196,99 @@ async def _finish(
         "conversation": {"state": thread.state.value, "control": thread.control.value,
                          "title": thread.title},
     })
+
+
+async def customer_message(
+    ctx: ApiContext,
+    smith: Smith,
+    conversation: Conversation,
+    *,
+    text: str,
+    file_ids: list[str],
+    client_message_id: object = None,
+) -> InboundMessage:
+    """The customer's message to ``conversation``, checked (400 for a file that is not the
+    smith's, or an empty message) but not yet submitted. A ``client_message_id`` makes a retry
+    of the same request the same message, not a second turn."""
+    attachments = []
+    for file_id in file_ids:
+        try:
+            stored = await ctx.web.get_file(file_id, smith_id=smith.id)
+        except NotFound:
+            raise api_error(400, f"no file {file_id}", code="invalid_file") from None
+        attachments.append(Attachment(stored.filename, stored.content_type, stored.bytes,
+                                      file_id=stored.id))
+    if not text and not attachments:
+        raise api_error(400, "the message is empty", code="empty_message")
+    thread = await ctx.store.get_thread(conversation.thread_id)
+    agent = await ctx.store.get_agent_by_id(thread.agent_id)
+    dedup_key = (f"{smith.id}:{client_message_id}"
+                 if isinstance(client_message_id, str) and client_message_id else new_id("msg"))
+    return InboundMessage(
+        source=SOURCE,
+        dedup_key=dedup_key,
+        thread_external_id=thread.external_id,
+        smith_external_id=smith.external_id,
+        text=text,
+        agent_slug=agent.slug,
+        display_name=smith.display_name,
+        attachments=tuple(attachments),
+        ref={"conversation_id": conversation.id},
+        sent_at=now(),
+    )
+
+
+@asynccontextmanager
+async def submitted(
+    ctx: ApiContext, message: InboundMessage, conversation: Conversation
+) -> AsyncIterator[AsyncGenerator[StreamEvent, None]]:
+    """Submit ``message`` (durably accepted on entry) and give the events of the turn that
+    answers it (``follow_turn``); subscribed before submitting, so nothing is missed."""
+    async with ctx.app.events.subscribe(conversation.thread_id) as queue:
+        await ctx.app.submit(message)
+        yield follow_turn(
+            store=ctx.store, web=ctx.web, queue=queue, source=message.source,
+            dedup_key=message.dedup_key, conversation_id=conversation.id,
+            timeout=TURN_TIMEOUT_SECONDS,
+        )
+
+
+async def write_sse(
+    request: web.Request, frames: AsyncGenerator[StreamEvent, None]
+) -> web.StreamResponse:
+    """Write ``frames`` as server-sent events (``event:`` + ``data:``), with a comment line as
+    a heartbeat while the turn is quiet; a client that leaves does not stop the turn."""
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    })
+    await response.prepare(request)
+    iterator = frames
+    pending: asyncio.Future[StreamEvent] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=HEARTBEAT_SECONDS)
+            if not done:
+                await response.write(b": keep-alive\n\n")
+                continue
+            try:
+                frame = pending.result()
+            except StopAsyncIteration:
+                pending = None
+                break
+            pending = None
+            data = json.dumps(frame.data, ensure_ascii=False, separators=(",", ":"))
+            await response.write(f"event: {frame.name}\ndata: {data}\n\n".encode())
+        await response.write_eof()
+    except ConnectionResetError:
+        # The visitor left; the turn goes on (it is durable) and the answer is in the run.
+        log.info("stream closed by the client before the turn ended")
+    finally:
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        await iterator.aclose()
+    return response

@@ -224,6 +224,8 @@ class Dispatcher(ClaimLoop[LaneClaim]):
             await self._events.publish(event)
             if live is not None and event.name == "message.delta":
                 live.append(str(event.data.get("delta") or ""))
+            elif live is not None and event.name == "message.reset":
+                live.reset()
 
         ctx = TurnContext(
             run_id=run_id,

@@ -13,7 +13,34 @@ from typing import Literal, Protocol
 from bot.domain import JSON, Usage
 
 Role = Literal["system", "user", "assistant", "tool"]
-DeltaSink = Callable[[str], Awaitable[None]]
+
+
+class DeltaSink(Protocol):
+    """Where a model call's streamed text goes as it arrives.
+
+    ``reset()`` withdraws all the text sent so far: a provider that failed after streaming
+    part of an answer is followed by another that answers afresh, and the customer must see
+    the second answer, not both run together. A sink is a Protocol rather than a bare
+    callable so that every consumer has to say what a reset means to it.
+    """
+
+    async def __call__(self, text: str, /) -> None: ...
+
+    async def reset(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaHandlers:
+    """A ``DeltaSink`` made of two coroutine functions: ``send`` text, ``withdraw`` it all."""
+
+    send: Callable[[str], Awaitable[None]]
+    withdraw: Callable[[], Awaitable[None]]
+
+    async def __call__(self, text: str, /) -> None:
+        await self.send(text)
+
+    async def reset(self) -> None:
+        await self.withdraw()
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,9 @@ whose outcome closes or re-opens it. Its state lives in this process only: each 
 on its own that a provider is down, which costs each at most ``breaker_failures`` slow turns.
 
 ``FallbackProvider`` asks each provider in turn until one answers; the response's ``model``
-says which one did.
+says which one did. When the one that failed had streamed part of its answer, the sink hears
+``reset()`` before the next provider answers, so what the customer watches is withdrawn and
+replaced, never two answers run together.
 
 ``TURN_TIMEOUT`` carries the running turn's ``asyncio.Timeout`` down to the breaker, so a call
 cancelled because the turn's deadline passed counts as the provider's failure, while one
@@ -77,18 +79,10 @@ class ResilientProvider:
     ) -> ModelResponse:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_seconds
-        delivered = False
-        sink: DeltaSink | None = None
-        if on_delta is not None:
-            forward = on_delta
-
-            async def sink(text: str) -> None:
-                nonlocal delivered
-                if text:
-                    delivered = True
-                await forward(text)
+        sink = None if on_delta is None else WatchedSink(on_delta)
 
         def worth_retrying(exc: BaseException) -> bool:
+            delivered = sink is not None and sink.delivered
             return isinstance(exc, ProviderError) and exc.retryable and not delivered
 
         def wait(state: RetryCallState) -> float:
@@ -139,7 +133,7 @@ class ResilientProvider:
         assert response is not None
         return response
 
-    async def _attempt(self, request: ModelRequest, sink: DeltaSink | None) -> ModelResponse:
+    async def _attempt(self, request: ModelRequest, sink: WatchedSink | None) -> ModelResponse:
         try:
             return await self.inner.complete(request, sink)
         except (ProviderError, asyncio.CancelledError):
@@ -147,6 +141,24 @@ class ResilientProvider:
         except Exception as exc:  # a provider bug must fail over, not crash the turn
             log.exception("model provider %s failed unexpectedly", self.name)
             raise ProviderError(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+
+
+class WatchedSink:
+    """A ``DeltaSink`` that forwards to another and remembers whether any text went through
+    since the start or the last reset."""
+
+    def __init__(self, inner: DeltaSink) -> None:
+        self._inner = inner
+        self.delivered = False
+
+    async def __call__(self, text: str, /) -> None:
+        if text:
+            self.delivered = True
+        await self._inner(text)
+
+    async def reset(self) -> None:
+        self.delivered = False
+        await self._inner.reset()
 
 
 class CircuitOpen(ProviderError):
@@ -303,9 +315,14 @@ class FallbackProvider:
     ) -> ModelResponse:
         failures: list[str] = []
         last = len(self.providers) - 1
+        sink = None if on_delta is None else WatchedSink(on_delta)
         for position, provider in enumerate(self.providers):
+            if sink is not None and sink.delivered:
+                # The one that failed had streamed part of its answer: withdraw it before the
+                # next one answers afresh, or the customer would read both run together.
+                await sink.reset()
             try:
-                response = await provider.complete(request, on_delta)
+                response = await provider.complete(request, sink)
             except Exception as exc:  # noqa: BLE001 - whatever broke, the next provider answers
                 failures.append(f"{provider.name}: {exc}")
                 # An open breaker said so once already; saying it per call would be spam.

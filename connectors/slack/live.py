@@ -8,6 +8,10 @@ action carries the message's ``ts`` and a fingerprint of the text shown, and whi
 sends that action completes this message (``chat.stopStream`` with the action's metadata)
 instead of posting another. A turn that ends without a reply, fails or loses its lease takes
 the message down again.
+
+When the turn's answer starts over (``reset``: a fallback model answers after one that failed
+mid-stream), the message that showed the abandoned answer is stopped and deleted, and the new
+answer streams into a fresh message: the thread never shows two answers run together.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class SlackLiveReply(LiveReply):
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
         self._failed = False
+        self._restart = False  # a reset is waiting: take the shown message down first
         self.ts: str | None = None
         self.shown = ""
         self._task = spawn(self._pump(), f"slack-live:{thread_ts}")
@@ -72,6 +77,15 @@ class SlackLiveReply(LiveReply):
         if delta and not self._closing.is_set() and not self._failed:
             self._pending.append(delta)
             self._wake.set()
+
+    def reset(self) -> None:
+        if self._closing.is_set() or self._failed:
+            # A failed stream is left as it is: the REPLY action sees that its text differs
+            # from what showed and replaces it (chat.update).
+            return
+        self._pending.clear()
+        self._restart = True
+        self._wake.set()
 
     async def finish(self) -> JSON:
         await self._close()
@@ -89,7 +103,11 @@ class SlackLiveReply(LiveReply):
     async def discard(self) -> None:
         self._pending.clear()
         await self._close()
+        await self._take_down()
+
+    async def _take_down(self) -> None:
         ts, self.ts = self.ts, None
+        self.shown = ""
         if ts is None:
             return
         # Stop it first (a message still streaming may refuse deletion), then delete it.
@@ -113,6 +131,10 @@ class SlackLiveReply(LiveReply):
             self._wake.clear()
             text = "".join(self._pending)
             self._pending.clear()
+            if self._restart:
+                # Everything pending was appended after the reset: it opens the new message.
+                self._restart = False
+                await self._take_down()
             if text and not await self._send(text):
                 return
             if self._closing.is_set() and not self._pending:

@@ -12,6 +12,7 @@ from typing import Any
 from bot.agent.conversation import Conversation, LocalConnector
 from bot.app import Application
 from bot.domain import StopReason
+from bot.pipeline.events import TurnEvent
 from tests.conftest import make_settings
 from tests.fakes.model_server import ScriptedModelServer, ScriptedReply, ScriptedToolCall
 
@@ -201,3 +202,38 @@ async def test_after_the_cool_down_a_successful_trial_closes_the_breaker(sqlite_
     assert trial.run is not None and trial.run.model == "openai:scripted-model"
     assert after.replies == ["Anything else?"]
     assert len(server.chat_requests) == 4
+
+
+async def test_text_streamed_before_the_deadline_is_withdrawn_before_the_fallback_answers(
+    sqlite_url: str,
+) -> None:
+    # A slow model: a few words every 0.3 s, far longer in all (~9 s) than the 3 s deadline,
+    # which leaves the first words ample time to arrive on a busy machine.
+    slow = ScriptedReply.say(
+        "To reset your password, you need to log into your Apple ID account first, then "
+        "open the security settings page and follow the steps it shows you there. " * 2,
+        chunk_size=10,
+        delay_between_chunks=0.3,
+    )
+    async with ScriptedModelServer() as server:
+        server.enqueue(slow)
+        settings = make_settings(sqlite_url, model=model_section(server, turn_timeout_seconds=3))
+        connector = LocalConnector("sim")
+        events: list[tuple[str, str]] = []
+
+        async def hear(event: TurnEvent) -> None:
+            events.append((event.name, str(event.data.get("delta", ""))))
+
+        async with Application(settings, connectors=[connector], serve_http=False) as app:
+            outcome = await customer(app, connector).say(QUESTION, on_event=hear)
+
+    names = [name for name, _ in events]
+    assert names.count("message.reset") == 1, names
+    split = names.index("message.reset")
+    before = "".join(d for n, d in events[:split] if n == "message.delta")
+    after = "".join(d for n, d in events[split:] if n == "message.delta")
+    assert before.startswith("To reset your password")
+    run = outcome.run
+    assert run is not None and run.error is not None and "deadline" in run.error
+    assert OFFLINE_ANSWER in run.output_text
+    assert after.strip() == run.output_text.strip() == outcome.streamed.strip()

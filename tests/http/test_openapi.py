@@ -29,8 +29,14 @@ async def test_responses_match_the_document(sqlite_url: str) -> None:
         answer = await ask(visitor, conversation["id"], "reset my password")
         _check(document, "/v1/conversations", "get",
                await json_call(visitor, "GET", "/v1/conversations"))
-        _check(document, "/v1/conversations/{id}/items", "get",
-               await json_call(visitor, "GET", f"/v1/conversations/{conversation['id']}/items"))
+        items = await json_call(visitor, "GET", f"/v1/conversations/{conversation['id']}/items")
+        _check(document, "/v1/conversations/{id}/items", "get", items)
+        _check(document, "/v1/conversations/{id}/items/{item_id}", "get",
+               await json_call(visitor, "GET", f"/v1/conversations/{conversation['id']}/items/"
+                                               f"{items['data'][0]['id']}"))
+        _check(document, "/v1/responses", "post",
+               await json_call(visitor, "POST", "/v1/responses",
+                               json={"conversation": conversation["id"], "input": "and 2FA?"}))
         async with daemon.admin() as admin:
             _check(document, "/v1/smiths", "get", await json_call(admin, "GET", "/v1/smiths"))
             _check(document, "/v1/runs/{id}", "get",

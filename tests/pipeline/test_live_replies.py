@@ -29,6 +29,9 @@ class RecordedLive(LiveReply):
     def append(self, delta: str) -> None:
         self.text += delta
 
+    def reset(self) -> None:
+        self.text = ""
+
     async def finish(self) -> JSON:
         self.finished = True
         return {"live_text": self.text} if self.text else {}

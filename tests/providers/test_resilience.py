@@ -313,3 +313,46 @@ async def test_outer_cancellation_is_not_swallowed(model_server: ScriptedModelSe
         await model_server.wait_abandoned()
     finally:
         await provider.aclose()
+
+
+class RecordedSink:
+    """A delta sink that writes down what it hears, resets included."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    async def __call__(self, text: str, /) -> None:
+        self.heard.append(text)
+
+    async def reset(self) -> None:
+        self.heard.append("<reset>")
+
+
+async def test_a_fallback_after_a_partial_stream_resets_the_sink_first(
+    model_server: ScriptedModelServer,
+) -> None:
+    # The role frame and two text frames, then the connection drops: "half an an" got through.
+    model_server.enqueue(ScriptedReply.say("half an answer", chunk_size=5, cut_after=3))
+    sink = RecordedSink()
+    chain = FallbackProvider([resilient(model_server, RecordedSleeps()), CannedProvider()])
+    try:
+        response = await chain.complete(REQUEST, sink)
+    finally:
+        await chain.aclose()
+    assert response.model == "offline"
+    split = sink.heard.index("<reset>")
+    assert "".join(sink.heard[:split]) == "half an an"
+    assert sink.heard[split + 1 :] == ["offline answer"]
+
+
+async def test_a_fallback_after_a_failure_that_streamed_nothing_does_not_reset(
+    model_server: ScriptedModelServer,
+) -> None:
+    model_server.enqueue(ScriptedReply.error(401, message="bad key"))
+    sink = RecordedSink()
+    chain = FallbackProvider([resilient(model_server, RecordedSleeps()), CannedProvider()])
+    try:
+        await chain.complete(REQUEST, sink)
+    finally:
+        await chain.aclose()
+    assert sink.heard == ["offline answer"]

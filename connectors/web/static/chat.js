@@ -335,6 +335,11 @@
       renderText(target, (target.getAttribute("data-raw") || "") + (payload.delta || ""));
       bubble.setAttribute("data-deltas", String(Number(bubble.getAttribute("data-deltas") || 0) + 1));
       bubble.scrollIntoView({ block: "end" });
+    } else if (name === "message.reset") {
+      // The answer starts over (a fallback model replaces one that failed mid-answer): the
+      // text so far is withdrawn, what follows replaces it.
+      renderText(target, "");
+      bubble.setAttribute("data-resets", String(Number(bubble.getAttribute("data-resets") || 0) + 1));
     } else if (name === "tool.executing") {
       bubble.setAttribute("data-tool", payload.name || "tool");
     } else if (name === "run.completed" || name === "run.failed") {
