@@ -349,6 +349,11 @@ class TriageSettings(Section):
     def scheduled(self) -> bool:
         return self.interval_seconds is not None or self.cron is not None
 
+    @property
+    def digest_destinations(self) -> dict[str, str]:
+        """Where each sweep's digest is posted: connector name → a destination on its channel."""
+        return {"slack": self.digest_slack_channel} if self.digest_slack_channel else {}
+
 
 class RetentionSettings(Section):
     """How long closed conversations are kept (``[retention]``); ``days`` unset keeps them forever.
@@ -585,6 +590,13 @@ class Settings(BaseSettings):
             if agent.slug == wanted:
                 return agent
         raise KeyError(wanted)
+
+    def without_polling(self) -> Settings:
+        """These settings with every connector's own poller off, for a command that lists the
+        pending work itself (``supportbot triage``)."""
+        return self.model_copy(
+            update={"intercom": self.intercom.model_copy(update={"poll_interval_seconds": 0})}
+        )
 
 
 def find_config_file(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:

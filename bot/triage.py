@@ -21,31 +21,27 @@ import logging
 import math
 import signal
 import time
+from operator import methodcaller
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TextIO, runtime_checkable
+from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
 
-from aiohttp import web
 
 from bot.config import Settings, TriageSettings, parse_duration
 from bot.connector import Connector
 from bot.domain import (
     JSON,
-    Action,
     InboundMessage,
     InboxStatus,
     OutboxStatus,
-    PlannedAction,
     Run,
-    Smith,
     StopReason,
-    Thread,
 )
 
 if TYPE_CHECKING:
@@ -55,8 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ALREADY_HANDLED = "already handled (answered earlier or queued by a webhook)"
-# Channels whose connector has a dry-run mode of its own, switched on through the settings.
-NATIVE_DRY_RUN = frozenset({"intercom"})
 SLOWEST = 5
 # Shortest time between two looks at the store while waiting, however often work finishes;
 # a look costs in proportion to what is still open, so while much is, look less often.
@@ -635,113 +629,32 @@ def _result(
     )
 
 
-# -- dry run ------------------------------------------------------------------------------------
+# -- the digest in a channel -------------------------------------------------------------------
 
 
-class _DryRun(Connector):
-    """A connector whose channel has no dry-run mode, kept from sending anything: actions are
-    recorded in the outbox (remote id ``dry-run``) and logged; everything else is the real
-    connector's (listing pending work, user info, what ESCALATE and CLOSE mean there)."""
-
-    name: ClassVar[str] = "dry-run"
-
-    def __init__(self, inner: Connector):
-        self.inner = inner
-
-    def routes(self) -> Sequence[web.RouteDef]:
-        return self.inner.routes()
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def stop(self) -> None:
-        await self.inner.stop()
-
-    async def execute(self, action: Action, thread: Thread) -> str | None:
-        log.info(
-            "dry run: not sending %s on %s: %s",
-            action.kind.value,
-            thread.external_id,
-            _clip(action.text or action.tag or "", 200),
-        )
-        return "dry-run"
-
-    async def fetch_pending(
-        self, *, since: float | None, limit: int | None
-    ) -> AsyncIterator[list[InboundMessage]]:
-        async for messages in self.inner.fetch_pending(since=since, limit=limit):
-            yield messages
-
-    async def user_info(self, smith: Smith, thread: Thread) -> JSON:
-        return await self.inner.user_info(smith, thread)
-
-    def escalation_actions(
-        self, *, reason: str, priority: str, summary: str, thread: Thread
-    ) -> list[PlannedAction]:
-        return self.inner.escalation_actions(
-            reason=reason, priority=priority, summary=summary, thread=thread
-        )
-
-    def close_actions(self, *, resolution_summary: str, thread: Thread) -> list[PlannedAction]:
-        return self.inner.close_actions(resolution_summary=resolution_summary, thread=thread)
-
-    def ready(self) -> bool:
-        return self.inner.ready()
-
-
-def dry_run_connector(connector: Connector) -> Connector:
-    """``connector`` itself when its channel has a dry-run mode of its own (Intercom: replies
-    become notes, closes become notes), else a stand-in that sends nothing."""
-    if connector.name in NATIVE_DRY_RUN:
-        return connector
-    # The channel name is a class attribute of connectors; give the stand-in the same one.
-    stand_in = type(f"DryRun{type(connector).__name__}", (_DryRun,), {"name": connector.name})
-    wrapped: Connector = stand_in(connector)
-    return wrapped
-
-
-def dry_run_settings(settings: Settings) -> Settings:
-    """The settings of a dry run: connectors with a dry-run mode of their own switched to it."""
-    return settings.model_copy(
-        update={"intercom": settings.intercom.model_copy(update={"dry_run": True})}
-    )
-
-
-# -- the digest in a Slack channel --------------------------------------------------------------
-
-
-@runtime_checkable
-class DigestPoster(Protocol):
-    """A connector that can post a sweep's digest to a channel of its own."""
-
-    async def post_digest(self, channel: str, text: str) -> None: ...
-
-
-async def post_digest(app: Application, digest: Digest, channel: str) -> bool:
-    """Post the digest's summary to a Slack channel; False (logged) when it could not be."""
+async def post_digest(
+    connectors: Mapping[str, Connector], digest: Digest, destinations: Mapping[str, str]
+) -> bool:
+    """Post the digest's summary through each connector named in ``destinations`` (connector
+    name → where on its channel); False (logged) when one could not be posted."""
     text = digest.summary()
-    connector = app.connectors.get("slack")
-    try:
-        if isinstance(connector, DigestPoster):
-            await connector.post_digest(channel, text)
-            return True
-        token = app.settings.slack.bot_token
-        if connector is None or token is None:
+    posted = True
+    for name, destination in destinations.items():
+        connector = connectors.get(name)
+        if connector is None or not connector.posts_digest:
             log.warning(
-                "triage digest not posted to %s: the Slack connector is not enabled", channel
+                "triage digest not posted to %s: no enabled %s connector posts digests",
+                destination,
+                name,
             )
-            return False
-        # The connector has no digest method: one plain chat.postMessage with its own token.
-        from slack_sdk.web.async_client import AsyncWebClient
-
-        client = AsyncWebClient(
-            token=token.get_secret_value(), base_url=app.settings.slack.base_url
-        )
-        await client.chat_postMessage(channel=channel, text=text)
-        return True
-    except Exception as exc:
-        log.warning("triage digest not posted to %s: %s", channel, exc)
-        return False
+            posted = False
+            continue
+        try:
+            await connector.post_digest(destination, text)
+        except Exception as exc:
+            log.warning("triage digest not posted to %s: %s", destination, exc)
+            posted = False
+    return posted
 
 
 # -- scheduled sweeps (``serve``) ---------------------------------------------------------------
@@ -752,8 +665,8 @@ async def scheduled_sweep(app: Application, tick: str) -> Digest:
     logged and, when configured, posted to Slack."""
     settings = app.settings.triage
     digest = await Sweeper(app).sweep(SweepOptions.from_settings(settings), tick=tick)
-    if settings.digest_slack_channel:
-        await post_digest(app, digest, settings.digest_slack_channel)
+    if settings.digest_destinations:
+        await post_digest(app.connectors, digest, settings.digest_destinations)
     return digest
 
 
@@ -775,21 +688,19 @@ class TriageCommand:
 
 def command_settings(settings: Settings, command: TriageCommand) -> Settings:
     """The settings ``supportbot triage`` runs the application with: its own concurrency, no
-    Intercom poller (the sweep does the listing), no HTTP-dependent schedule for ``--once``,
-    dry-run modes switched on for ``--dry-run``."""
+    connector polling on its own (the sweep does the listing), no schedule for ``--once``.
+    (``--dry-run`` is the connectors' own: ``Connector.dry_run``.)"""
     concurrency = (
         command.concurrency or settings.triage.concurrency or settings.pipeline.concurrency
     )
     update: dict[str, Any] = {
         "pipeline": settings.pipeline.model_copy(update={"concurrency": concurrency}),
-        "intercom": settings.intercom.model_copy(update={"poll_interval_seconds": 0}),
     }
     if command.once:
         update["triage"] = settings.triage.model_copy(
             update={"interval_seconds": None, "cron": None}
         )
-    changed = settings.model_copy(update=update)
-    return dry_run_settings(changed) if command.dry_run else changed
+    return settings.without_polling().model_copy(update=update)
 
 
 def command_options(settings: Settings, command: TriageCommand) -> SweepOptions:
@@ -873,7 +784,8 @@ async def run_command(
         serve_http=False,
         connectors=connectors,
         runner_factory=runner_factory,
-        connector_wrapper=dry_run_connector if command.dry_run else None,
+        # Each connector's own override (``Connector.dry_run`` itself would skip those).
+        connector_wrapper=methodcaller("dry_run") if command.dry_run else None,
     )
     try:
         await app.start()
@@ -896,8 +808,8 @@ async def run_command(
         out.flush()
         if command.json_path is not None:
             await asyncio.to_thread(_write_json, command.json_path, digest.to_json())
-        if run_settings.triage.digest_slack_channel:
-            await post_digest(app, digest, run_settings.triage.digest_slack_channel)
+        if run_settings.triage.digest_destinations:
+            await post_digest(app.connectors, digest, run_settings.triage.digest_destinations)
     finally:
         await app.stop()
     return 0 if digest.ok else 1
