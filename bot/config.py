@@ -324,7 +324,7 @@ class TriageSettings(Section):
             return None
         from zoneinfo import ZoneInfo
 
-        from bot.scheduler import cron_trigger
+        from bot.crontab import cron_trigger
 
         try:
             cron_trigger(value, ZoneInfo("UTC"))

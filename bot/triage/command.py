@@ -8,20 +8,17 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from operator import methodcaller
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from bot.config import Settings
-from bot.connector import Connector
+from bot.daemon import Launch
 from bot.domain import JSON
 from bot.triage.digest import Progress, post_digest
 from bot.triage.sweep import Sweeper, SweepOptions, parse_since
-
-if TYPE_CHECKING:
-    from bot.app import Application, RunnerFactory
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +111,11 @@ async def run_command(
     *,
     out: TextIO,
     err: TextIO,
-    connectors: Sequence[Connector] | None = None,
-    runner_factory: RunnerFactory | None = None,
+    launch: Launch,
     stop: asyncio.Event | None = None,
 ) -> int:
     """``supportbot triage``: 0 when every conversation was handled, 1 when some failed or a
     channel could not list its work, 2 for a usage or start-up error."""
-    from bot.app import Application
     from bot.store.migrate import SchemaBehind
 
     run_settings = command_settings(settings, command)
@@ -135,43 +130,40 @@ async def run_command(
     except ValueError as exc:
         err.write(f"supportbot: {exc}\n")
         return 2
-    app = Application(
-        run_settings,
-        serve_http=False,
-        connectors=connectors,
-        runner_factory=runner_factory,
-        # Each connector's own override (``Connector.dry_run`` itself would skip those).
-        connector_wrapper=methodcaller("dry_run") if command.dry_run else None,
-    )
-    try:
-        await app.start()
-    except SchemaBehind as exc:
-        err.write(f"supportbot: {exc}\n")
-        return 2
-    try:
+    async with AsyncExitStack() as running:
+        try:
+            daemon = await running.enter_async_context(
+                launch(
+                    run_settings,
+                    # Each connector's own override (``Connector.dry_run`` itself would skip
+                    # those).
+                    connector_wrapper=methodcaller("dry_run") if command.dry_run else None,
+                )
+            )
+        except SchemaBehind as exc:
+            err.write(f"supportbot: {exc}\n")
+            return 2
         if options.channels is not None:
-            missing = [c for c in options.channels if c not in app.connectors]
+            missing = [c for c in options.channels if c not in daemon.connectors]
             if missing:
                 err.write(
                     f"supportbot: no enabled connector named {', '.join(missing)} "
-                    f"(enabled: {', '.join(app.connectors) or 'none'})\n"
+                    f"(enabled: {', '.join(daemon.connectors) or 'none'})\n"
                 )
                 return 2
         if not command.once:
-            return await _run_scheduled(app, stop, err)
-        digest = await Sweeper(app).sweep(options, progress=ProgressBar(err))
+            return await _run_scheduled(stop, err)
+        digest = await Sweeper(daemon).sweep(options, progress=ProgressBar(err))
         out.write(digest.table() + "\n")
         out.flush()
         if command.json_path is not None:
             await asyncio.to_thread(_write_json, command.json_path, digest.to_json())
         if run_settings.triage.digest_destinations:
-            await post_digest(app.connectors, digest, run_settings.triage.digest_destinations)
-    finally:
-        await app.stop()
+            await post_digest(daemon.connectors, digest, run_settings.triage.digest_destinations)
     return 0 if digest.ok else 1
 
 
-async def _run_scheduled(app: Application, stop: asyncio.Event | None, err: TextIO) -> int:
+async def _run_scheduled(stop: asyncio.Event | None, err: TextIO) -> int:
     """Sweep on the configured schedule until SIGINT/SIGTERM (or ``stop``)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

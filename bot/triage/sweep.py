@@ -36,7 +36,7 @@ from bot.triage.digest import (
 )
 
 if TYPE_CHECKING:
-    from bot.app import Application
+    from bot.daemon import Daemon
     from bot.store.store import ActionState, InboxRow
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,10 @@ class _Conversation:
 
 
 class Sweeper:
-    """Runs sweeps on a started ``Application`` (its connectors, inbox and dispatcher)."""
+    """Runs sweeps on a started daemon (its connectors, inbox and dispatcher)."""
 
-    def __init__(self, app: Application):
-        self._app = app
+    def __init__(self, daemon: Daemon):
+        self._daemon = daemon
 
     async def sweep(
         self,
@@ -121,11 +121,11 @@ class Sweeper:
     ) -> Digest:
         """Fetch, submit, wait, and sum up. Never raises for one channel's or one
         conversation's failure: those are in the digest."""
-        app = self._app
-        if app.dispatcher is None:
+        daemon = self._daemon
+        if daemon.dispatcher is None:
             raise RuntimeError("a sweep needs the application's dispatcher and outbox running")
         started = time.time()
-        connectors = dict(app.connectors)
+        connectors = dict(daemon.connectors)
         fetch_errors: dict[str, str] = {}
         if options.channels is not None:
             connectors = {n: c for n, c in connectors.items() if n in options.channels}
@@ -210,7 +210,7 @@ class Sweeper:
         key = (message.source, message.dedup_key)
         conversation.keys.append(key)
         try:
-            new = await self._app.submit(message)
+            new = await self._daemon.submit(message)
         except Exception as exc:
             log.exception("triage: could not submit %s", message.dedup_key)
             conversation.errors.append(f"not accepted: {type(exc).__name__}: {exc}")
@@ -220,7 +220,7 @@ class Sweeper:
             return
         # Seen before: watch it only if it is still queued (a webhook got there first and its
         # turn has not run yet); otherwise it was answered (or skipped) before this sweep.
-        rows = await self._app.store.inbox_rows([key])
+        rows = await self._daemon.store.inbox_rows([key])
         if rows and rows[0].status is InboxStatus.PENDING:
             conversation.watched.append(key)
 
@@ -238,7 +238,7 @@ class Sweeper:
         next poll."""
         finished = asyncio.Event()
         with ExitStack() as listening:
-            for loop in (self._app.dispatcher, self._app.outbox):
+            for loop in (self._daemon.dispatcher, self._daemon.outbox):
                 if loop is not None:
                     listening.enter_context(loop.notifying(finished.set))
             return await self._watch(conversations, options, progress, finished)
@@ -250,7 +250,7 @@ class Sweeper:
         progress: ProgressCallback | None,
         finished: asyncio.Event,
     ) -> list[float]:
-        store = self._app.store
+        store = self._daemon.store
         deadline = time.monotonic() + options.timeout_seconds
         turn_seconds: list[float] = []
         open_ = [c for c in conversations if not self._settle_trivially(c)]
@@ -396,11 +396,11 @@ def _result(
 # -- scheduled sweeps (``serve``) ---------------------------------------------------------------
 
 
-async def scheduled_sweep(app: Application, tick: str) -> Digest:
+async def scheduled_sweep(daemon: Daemon, tick: str) -> Digest:
     """The body of a scheduled tick: one sweep with the ``[triage]`` settings, its digest
     logged and, when configured, posted to Slack."""
-    settings = app.settings.triage
-    digest = await Sweeper(app).sweep(SweepOptions.from_settings(settings), tick=tick)
+    settings = daemon.settings.triage
+    digest = await Sweeper(daemon).sweep(SweepOptions.from_settings(settings), tick=tick)
     if settings.digest_destinations:
-        await post_digest(app.connectors, digest, settings.digest_destinations)
+        await post_digest(daemon.connectors, digest, settings.digest_destinations)
     return digest
