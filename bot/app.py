@@ -292,7 +292,8 @@ def launcher(
     *, connectors: Sequence[Connector] = (), runner_factory: RunnerFactory | None = None
 ) -> Launch:
     """How a command (``triage``, ``chat``, ``simulate``) starts an application of its own,
-    without HTTP; ``connectors`` and ``runner_factory`` stand in for configured ones (tests)."""
+    without HTTP. ``connectors`` join the configured ones and ``runner_factory`` replaces the
+    daemon's own runner (tests)."""
     extra = list(connectors)
 
     @asynccontextmanager

@@ -166,12 +166,16 @@ class Digest:
         )
         lines = [
             title,
-            f"  {_iso(self.started_at)} → {_iso(self.finished_at)}"
-            f"  ({self.finished_at - self.started_at:.1f} s)"
-            f"  channels: {', '.join(self.channels) or 'none'}",
+            (
+                f"  {_iso(self.started_at)} → {_iso(self.finished_at)}"
+                f"  ({self.finished_at - self.started_at:.1f} s)"
+                f"  channels: {', '.join(self.channels) or 'none'}"
+            ),
             "",
-            f"  {'conversations':<14}{counts['conversations']:>6}"
-            f"   ({counts['messages']} messages)",
+            (
+                f"  {'conversations':<14}{counts['conversations']:>6}"
+                f"   ({counts['messages']} messages)"
+            ),
         ]
         for outcome in Outcome:
             if outcome is Outcome.PENDING and not counts[outcome.value]:
@@ -267,7 +271,8 @@ async def post_digest(
             continue
         try:
             await connector.post_digest(destination, text)
-        except Exception as exc:
+        # A digest that cannot be posted is reported, and must not fail the sweep it sums up.
+        except Exception as exc:  # noqa: BLE001
             log.warning("triage digest not posted to %s: %s", destination, exc)
             posted = False
     return posted
