@@ -5,12 +5,17 @@ Start order: database (migrated or checked) → agents → turn runner → conne
 ``retention.days`` is set) → HTTP server. Stop runs in
 reverse and only for what started; in-flight turns drain up to
 ``pipeline.drain_timeout_seconds`` and whatever is left stays in the inbox.
+
+Parts get what they need by constructor (the turn runner its settings, database, metrics and
+the connectors; the HTTP server and the scheduled sweep a ``bot.daemon.Daemon``); commands that
+start an application of their own are handed a ``launcher()``. Only ``bot.cli`` imports this.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -19,6 +24,7 @@ from aiohttp import web
 
 from bot.config import Settings
 from bot.connector import Connector, ConnectorRuntime, discover_factories
+from bot.daemon import Daemon, Launch
 from bot.domain import AgentDefinition, InboundMessage
 from bot.http.server import build_http_app, protocol_logger
 from bot.metrics import Metrics
@@ -86,6 +92,7 @@ class Application:
         self.http_port: int | None = None
         self._started: list[Callable[[], Awaitable[None]]] = []
         self._running = False
+        self._daemon: Daemon | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -120,7 +127,9 @@ class Application:
         if self._runner_factory is None:
             from bot.agent.engine import build_runner
 
-            self.runner = await build_runner(self)
+            self.runner = await build_runner(
+                self.settings, db=self.db, metrics=self.metrics, connectors=self.connectors
+            )
         else:
             self.runner = await self._runner_factory(self)
         close_runner = getattr(self.runner, "aclose", None)
@@ -167,12 +176,26 @@ class Application:
             await self.dispatcher.start()
             self._started.append(self.dispatcher.stop)
 
+        self._daemon = Daemon(
+            settings=self.settings,
+            store=self.store,
+            events=self.events,
+            metrics=self.metrics,
+            connectors=self.connectors,
+            submit=self.submit,
+            submit_delivery=self.submit_delivery,
+            ready=self.ready,
+            dispatcher=self.dispatcher,
+            outbox=self.outbox,
+        )
+
+        if self._run_pipeline:
             if self.settings.triage.scheduled:
                 from bot.scheduler import TriageScheduler
                 from bot.triage import scheduled_sweep
 
                 self.scheduler = TriageScheduler(
-                    self.settings.triage, self.store, partial(scheduled_sweep, self)
+                    self.settings.triage, self.store, partial(scheduled_sweep, self._daemon)
                 )
                 await self.scheduler.start()
                 self._started.append(self.scheduler.stop)
@@ -191,7 +214,7 @@ class Application:
                 self._started.append(self.retention.stop)
 
         if self._serve_http:
-            http_app = build_http_app(self)
+            http_app = build_http_app(self._daemon)
             self.http_runner = web.AppRunner(http_app, access_log=None, shutdown_timeout=5,
                                              logger=protocol_logger())
             await self.http_runner.setup()
@@ -213,6 +236,7 @@ class Application:
             except Exception:
                 log.exception("error while stopping %s", getattr(stop, "__qualname__", stop))
         self._running = False
+        self._daemon = None
 
     def _create_connectors(self, runtime: ConnectorRuntime) -> list[Connector]:
         factories = discover_factories()
@@ -231,6 +255,13 @@ class Application:
         return created
 
     # -- what the parts call ------------------------------------------------------------
+
+    @property
+    def daemon(self) -> Daemon:
+        """The handles the parts that drive this application are given (once started)."""
+        if self._daemon is None:
+            raise RuntimeError("this Application has not started")
+        return self._daemon
 
     def definition(self, slug: str) -> AgentDefinition:
         return definition_from_settings(self.settings, slug)
@@ -268,3 +299,34 @@ class Application:
         for name, connector in self.connectors.items():
             checks[f"connector:{name}"] = connector.ready()
         return checks
+
+
+def launcher(
+    *, connectors: Sequence[Connector] = (), runner_factory: RunnerFactory | None = None
+) -> Launch:
+    """How a command (``triage``, ``chat``, ``simulate``) starts an application of its own,
+    without HTTP. ``connectors`` join the configured ones and ``runner_factory`` replaces the
+    daemon's own runner (tests)."""
+    extra = list(connectors)
+
+    @asynccontextmanager
+    async def launch(
+        settings: Settings,
+        *,
+        connectors: Sequence[Connector] = (),
+        connector_wrapper: Callable[[Connector], Connector] | None = None,
+    ) -> AsyncIterator[Daemon]:
+        app = Application(
+            settings,
+            serve_http=False,
+            connectors=[*extra, *connectors],
+            runner_factory=runner_factory,
+            connector_wrapper=connector_wrapper,
+        )
+        await app.start()
+        try:
+            yield app.daemon
+        finally:
+            await app.stop()
+
+    return launch

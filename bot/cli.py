@@ -346,6 +346,7 @@ async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_triage(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
+    from bot.app import launcher
     from bot.triage import TriageCommand, run_command
 
     command = TriageCommand(
@@ -357,7 +358,7 @@ async def cmd_triage(args: argparse.Namespace, settings: Settings) -> int:
         dry_run=args.dry_run,
         json_path=Path(args.json_path) if args.json_path else None,
     )
-    return await run_command(settings, command, out=sys.stdout, err=sys.stderr)
+    return await run_command(settings, command, out=sys.stdout, err=sys.stderr, launch=launcher())
 
 
 async def cmd_config_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -547,6 +548,7 @@ async def cmd_kb_search(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.agent.terminal import ChatOptions, chat, default_identity
+    from bot.app import launcher
 
     if settings.log.level == "INFO":
         # Turn-by-turn INFO lines would bury the conversation; warnings still show.
@@ -563,15 +565,16 @@ async def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         external_id=args.as_external_id or external_id,
         display_name=args.name or (None if args.as_external_id else login_name),
     )
-    return await chat(settings, options, sys.stdin, sys.stdout)
+    return await chat(settings, options, sys.stdin, sys.stdout, launch=launcher())
 
 
 async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from bot.agent.simulate import simulate
+    from bot.app import launcher
 
-    return await simulate(settings, Path(args.file), sys.stdout)
+    return await simulate(settings, Path(args.file), sys.stdout, launch=launcher())
 
 
 def _when(ts: float) -> str:

@@ -365,7 +365,7 @@ class TriageSettings(Section):
             return None
         from zoneinfo import ZoneInfo
 
-        from bot.scheduler import cron_trigger
+        from bot.crontab import cron_trigger
 
         try:
             cron_trigger(value, ZoneInfo("UTC"))
@@ -389,6 +389,11 @@ class TriageSettings(Section):
     @property
     def scheduled(self) -> bool:
         return self.interval_seconds is not None or self.cron is not None
+
+    @property
+    def digest_destinations(self) -> dict[str, str]:
+        """Where each sweep's digest is posted: connector name → a destination on its channel."""
+        return {"slack": self.digest_slack_channel} if self.digest_slack_channel else {}
 
 
 class RetentionSettings(Section):
@@ -626,6 +631,13 @@ class Settings(BaseSettings):
             if agent.slug == wanted:
                 return agent
         raise KeyError(wanted)
+
+    def without_polling(self) -> Settings:
+        """These settings with every connector's own poller off, for a command that lists the
+        pending work itself (``supportbot triage``)."""
+        return self.model_copy(
+            update={"intercom": self.intercom.model_copy(update={"poll_interval_seconds": 0})}
+        )
 
 
 def find_config_file(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:

@@ -103,9 +103,16 @@ class ConnectorRuntime:
 
 
 class Connector(ABC):
-    """One channel. Subclasses set ``name`` (the channel of their threads and actions)."""
+    """One channel. Subclasses set ``name`` (the channel of their threads and actions).
+
+    Capabilities a channel may declare: its own dry-run mode (``dry_run``), posting a triage
+    sweep's digest (``posts_digest`` / ``post_digest``). The core asks for these, never for a
+    channel by name.
+    """
 
     name: ClassVar[str]
+    # Whether ``post_digest`` posts a triage digest on this channel.
+    posts_digest: ClassVar[bool] = False
 
     def routes(self) -> Sequence[web.RouteDef]:
         """HTTP routes to mount on the daemon's server (webhooks, pages)."""
@@ -175,6 +182,89 @@ class Connector(ABC):
 
     def ready(self) -> bool:
         return True
+
+    def dry_run(self) -> Connector:
+        """This connector kept from sending anything customer-facing (``triage --dry-run``).
+
+        By default a stand-in that records every action as sent (remote id ``dry-run``) and
+        sends nothing; a channel with a dry-run mode of its own returns itself in that mode.
+        Called before ``start``."""
+        return DryRunConnector.around(self)
+
+    async def post_digest(self, destination: str, text: str) -> None:
+        """Post a triage sweep's digest to ``destination`` (a channel of this platform), for
+        connectors that declare ``posts_digest``. Raise ``ActionError`` when it did not go
+        through."""
+        raise NotImplementedError(f"the {self.name} connector does not post digests")
+
+
+class DryRunConnector(Connector):
+    """A connector kept from sending: actions are logged and recorded as sent (remote id
+    ``dry-run``); everything else is the real connector's (listing pending work, user info,
+    what ESCALATE and CLOSE mean there, posting a digest, which no customer sees)."""
+
+    name: ClassVar[str] = "dry-run"
+
+    def __init__(self, inner: Connector):
+        self.inner = inner
+
+    @classmethod
+    def around(cls, inner: Connector) -> Connector:
+        # The channel name is a class attribute of connectors; give the stand-in the same one.
+        stand_in = type(
+            f"DryRun{type(inner).__name__}",
+            (cls,),
+            {"name": inner.name, "posts_digest": inner.posts_digest},
+        )
+        wrapped: Connector = stand_in(inner)
+        return wrapped
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        return self.inner.routes()
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def stop(self) -> None:
+        await self.inner.stop()
+
+    async def execute(self, action: Action, thread: Thread) -> str | None:
+        what = " ".join((action.text or action.tag or "").split())
+        log.info(
+            "dry run: not sending %s on %s: %s",
+            action.kind.value,
+            thread.external_id,
+            what if len(what) <= 200 else what[:199] + "…",
+        )
+        return "dry-run"
+
+    async def fetch_pending(
+        self, *, since: float | None, limit: int | None
+    ) -> AsyncIterator[list[InboundMessage]]:
+        async for messages in self.inner.fetch_pending(since=since, limit=limit):
+            yield messages
+
+    async def user_info(self, smith: Smith, thread: Thread) -> JSON:
+        return await self.inner.user_info(smith, thread)
+
+    def escalation_actions(
+        self, *, reason: str, priority: str, summary: str, thread: Thread
+    ) -> list[PlannedAction]:
+        return self.inner.escalation_actions(
+            reason=reason, priority=priority, summary=summary, thread=thread
+        )
+
+    def close_actions(self, *, resolution_summary: str, thread: Thread) -> list[PlannedAction]:
+        return self.inner.close_actions(resolution_summary=resolution_summary, thread=thread)
+
+    def ready(self) -> bool:
+        return self.inner.ready()
+
+    def dry_run(self) -> Connector:
+        return self
+
+    async def post_digest(self, destination: str, text: str) -> None:
+        await self.inner.post_digest(destination, text)
 
 
 def default_escalation_actions(*, reason: str, priority: str, summary: str) -> list[PlannedAction]:

@@ -1,7 +1,7 @@
 """Talking to the bot through the real pipeline, from a terminal or a scenario file.
 
 A ``LocalConnector`` plays the channel: it records the actions the outbox executes. A
-``Conversation`` sends customer messages through ``Application.submit`` (inbox → dispatcher →
+``Conversation`` sends customer messages through ``Daemon.submit`` (inbox → dispatcher →
 runner → store → outbox) and waits for each turn to be committed and its actions executed, so
 callers see exactly what a customer on a real channel would.
 """
@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.app import Application
 from bot.connector import Connector
+from bot.daemon import Daemon
 from bot.domain import JSON, Action, Control, InboundMessage, OutboxStatus, Run, Smith, Thread
 from bot.pipeline.events import TurnEvent
 
@@ -60,7 +60,7 @@ class Conversation:
 
     def __init__(
         self,
-        app: Application,
+        daemon: Daemon,
         connector: LocalConnector,
         *,
         agent_slug: str,
@@ -69,7 +69,7 @@ class Conversation:
         profile: JSON | None = None,
         turn_timeout: float = 120.0,
     ):
-        self.app = app
+        self.daemon = daemon
         self.connector = connector
         self.agent_slug = agent_slug
         self.smith_external_id = smith_external_id
@@ -80,7 +80,7 @@ class Conversation:
 
     async def open_thread(self) -> Thread:
         """Start a new thread (conversation) for this customer."""
-        store = self.app.store
+        store = self.daemon.store
         agent = await store.get_agent(self.agent_slug)
         smith = await store.ensure_smith(
             self.smith_external_id,
@@ -95,7 +95,7 @@ class Conversation:
     async def say(self, text: str, on_event: EventHook | None = None) -> TurnOutcome:
         """Send one customer message and wait until its turn is committed and sent out."""
         thread = self.thread or await self.open_thread()
-        thread = await self.app.store.get_thread(thread.id)
+        thread = await self.daemon.store.get_thread(thread.id)
         if thread.control is Control.HUMAN:
             return TurnOutcome(text, None, thread)
         message = InboundMessage(
@@ -108,14 +108,14 @@ class Conversation:
             display_name=self.display_name,
         )
         streamed: list[str] = []
-        async with self.app.events.subscribe(thread.id) as queue:
-            await self.app.submit(message)
+        async with self.daemon.events.subscribe(thread.id) as queue:
+            await self.daemon.submit(message)
             run_id = await asyncio.wait_for(
                 self._until_done(queue, streamed, on_event), self.turn_timeout
             )
-        run = await self.app.store.get_run(run_id)
+        run = await self.daemon.store.get_run(run_id)
         actions = await asyncio.wait_for(self._sent(thread.id, run_id), self.turn_timeout)
-        self.thread = await self.app.store.get_thread(thread.id)
+        self.thread = await self.daemon.store.get_thread(thread.id)
         return TurnOutcome(text, run, self.thread, actions, "".join(streamed))
 
     async def _until_done(
@@ -138,13 +138,13 @@ class Conversation:
         while True:
             entries = [
                 e
-                for e in await self.app.store.outbox_entries(thread_id=thread_id, limit=1000)
+                for e in await self.daemon.store.outbox_entries(thread_id=thread_id, limit=1000)
                 if e.action.run_id == run_id
             ]
-            unserved = self.app.connectors.get(self.connector.channel_name) is not self.connector
+            unserved = self.daemon.connectors.get(self.connector.channel_name) is not self.connector
             if unserved or all(e.status is not OutboxStatus.PENDING for e in entries):
                 executed = {a.id: a for a in self.connector.executed if a.run_id == run_id}
                 return [executed.get(e.action.id, e.action) for e in entries]
-            if self.app.outbox is not None:
-                self.app.outbox.wake()
+            if self.daemon.outbox is not None:
+                self.daemon.outbox.wake()
             await asyncio.sleep(0.01)

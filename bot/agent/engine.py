@@ -1,6 +1,6 @@
 """The turn runner: guardrails → context → model ⇄ tools loop → one ``TurnResult``.
 
-``build_runner(app)`` is the entry the application calls. A turn never raises for model or tool
+``build_runner(settings, …)`` is the entry the application calls. A turn never raises for model or tool
 failures: a tool error goes back to the model; a provider failure falls back along the provider
 chain (which ends in the offline responder); if even that fails the customer gets an apology and
 the thread is escalated, so nobody is left without an answer.
@@ -51,9 +51,9 @@ from bot.providers.resilience import TURN_TIMEOUT, BreakerState
 from bot.store.store import ThreadChange
 
 if TYPE_CHECKING:
-    from bot.app import Application
     from bot.knowledge import Passage
     from bot.metrics import Metrics
+    from bot.store.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -627,15 +627,21 @@ def make_runner(
     )
 
 
-async def build_runner(app: Application) -> AgentRunner:
+async def build_runner(
+    settings: Settings,
+    *,
+    db: Database,
+    metrics: Metrics,
+    connectors: Mapping[str, Connector],
+) -> AgentRunner:
     """Build the daemon's turn runner: knowledge base (ingested from ``knowledge.paths``),
-    offline responder, the configured provider chain, and the tools."""
+    offline responder, the configured provider chain, and the tools. ``connectors`` is the
+    application's live mapping (filled after this returns); the runner keeps it, not a copy."""
     from bot.knowledge import KnowledgeBase
     from bot.providers.factory import build_provider
 
-    settings = app.settings
     check_agent_guardrails(settings)
-    kb = KnowledgeBase(app.db, settings.knowledge)
+    kb = KnowledgeBase(db, settings.knowledge)
     if settings.knowledge.paths:
         try:
             report = await kb.ingest(settings.knowledge.paths)
@@ -653,7 +659,6 @@ async def build_runner(app: Application) -> AgentRunner:
             )
     knowledge = CachedSearch(kb)
     offline = OfflineProvider(settings.offline, knowledge)
-    metrics = app.metrics
 
     def breaker_moved(provider: str, state: BreakerState) -> None:
         metrics.model_breaker.labels(provider).state(state.value)
@@ -663,11 +668,10 @@ async def build_runner(app: Application) -> AgentRunner:
     # After the deadline the offline responder answers only where it is a fallback at all:
     # with ``model.fallback = []`` the team chose the apology and a person instead.
     fallback = offline if model.provider == "offline" or "offline" in model.fallback else None
-    # The app fills app.connectors after this returns; the runner keeps the dict, not a copy.
     return make_runner(
         settings,
         provider=provider,
-        connectors=app.connectors,
+        connectors=connectors,
         knowledge=knowledge,
         fallback=fallback,
         metrics=metrics,

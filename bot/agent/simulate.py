@@ -31,8 +31,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.agent.conversation import Conversation, LocalConnector, TurnOutcome
-from bot.app import Application
 from bot.config import Settings
+from bot.daemon import Daemon, Launch
 
 CHANNEL = "sim"
 
@@ -190,7 +190,7 @@ def simulation_settings(
     return Settings.model_validate(data)
 
 
-async def simulate(settings: Settings, path: Path, out: TextIO) -> int:
+async def simulate(settings: Settings, path: Path, out: TextIO, *, launch: Launch) -> int:
     """Run every scenario of ``path``; print a pass/fail table; 0 when everything passed."""
     try:
         spec = load_scenarios(path)
@@ -202,21 +202,19 @@ async def simulate(settings: Settings, path: Path, out: TextIO) -> int:
         url = f"sqlite+aiosqlite:///{Path(scratch) / 'simulate.db'}"
         sim_settings = simulation_settings(settings, url, spec.agent)
         connector = LocalConnector(CHANNEL)
-        app = Application(sim_settings, connectors=[connector], serve_http=False)
-        await app.start()
-        try:
+        async with launch(sim_settings, connectors=[connector]) as daemon:
             for number, scenario in enumerate(spec.scenarios, start=1):
-                checks.extend(await _run_scenario(app, connector, sim_settings, number, scenario))
-        finally:
-            await app.stop()
+                checks.extend(
+                    await _run_scenario(daemon, connector, sim_settings, number, scenario)
+                )
     return _report(spec, checks, out)
 
 
 async def _run_scenario(
-    app: Application, connector: LocalConnector, settings: Settings, number: int, scenario: Scenario
+    daemon: Daemon, connector: LocalConnector, settings: Settings, number: int, scenario: Scenario
 ) -> list[Check]:
     conversation = Conversation(
-        app,
+        daemon,
         connector,
         agent_slug=scenario.agent or settings.default_agent,
         smith_external_id=scenario.customer.external_id or f"sim:customer-{number}",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from bot.agent.conversation import Conversation, LocalConnector, TurnOutcome
-from bot.app import Application
 from bot.config import Settings
+from bot.daemon import Launch
 from bot.domain import ActionKind, Control
 from bot.pipeline.events import TurnEvent
 
@@ -31,15 +31,15 @@ class ChatOptions:
     display_name: str | None
 
 
-async def chat(settings: Settings, options: ChatOptions, stdin: TextIO, out: TextIO) -> int:
+async def chat(
+    settings: Settings, options: ChatOptions, stdin: TextIO, out: TextIO, *, launch: Launch
+) -> int:
     """Read customer lines from ``stdin`` until EOF or ``/quit``; print the conversation."""
     local = settings.model_copy(update={"connectors": []})
     connector = LocalConnector(CHANNEL)
-    app = Application(local, connectors=[connector], serve_http=False)
-    await app.start()
-    try:
+    async with launch(local, connectors=[connector]) as daemon:
         conversation = Conversation(
-            app,
+            daemon,
             connector,
             agent_slug=options.agent,
             smith_external_id=options.external_id,
@@ -86,8 +86,6 @@ async def chat(settings: Settings, options: ChatOptions, stdin: TextIO, out: Tex
                     out, "(a person has this conversation now; your next message starts a new one)"
                 )
                 await conversation.open_thread()
-    finally:
-        await app.stop()
     return 0
 
 

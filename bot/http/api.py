@@ -17,17 +17,17 @@ from bot.http.operator import OperatorApi
 from bot.http.responses import ResponsesApi
 
 if TYPE_CHECKING:
-    from bot.app import Application
+    from bot.daemon import Daemon
 
 
-def mount_api(http: web.Application, app: Application) -> ApiContext:
+def mount_api(http: web.Application, daemon: Daemon) -> ApiContext:
     """Add every ``/v1`` route to ``http``; returns the context the handlers share."""
-    ctx = ApiContext(app)
+    ctx = ApiContext(daemon)
     http[CONTEXT_KEY] = ctx
     conversations = ConversationsApi()
     operator = OperatorApi()
     responses = ResponsesApi()
-    document = openapi_document(app.settings.http.public_url)
+    document = openapi_document(daemon.settings.http.public_url)
 
     async def openapi(request: web.Request) -> web.Response:
         return web.json_response(document)

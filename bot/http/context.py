@@ -1,4 +1,4 @@
-"""What the API handlers share: the application, the web queries and the token key."""
+"""What the API handlers share: the daemon's handles, the web queries and the token key."""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ from bot.store.store import NotFound
 from bot.store.web import WebStore
 
 if TYPE_CHECKING:
-    from bot.app import Application
+    from bot.daemon import Daemon
 
 
 class ApiContext:
     """One per HTTP app: the handlers' way to the store, settings and turn machinery."""
 
-    def __init__(self, app: Application):
-        self.app = app
-        self.settings = app.settings
-        self.store = app.store
-        self.web = WebStore(app.store)
+    def __init__(self, daemon: Daemon):
+        # Named ``app`` for the handlers that submit and subscribe through it.
+        self.app = daemon
+        self.settings = daemon.settings
+        self.store = daemon.store
+        self.web = WebStore(daemon.store)
         self._key: bytes | None = None
         self._key_lock = asyncio.Lock()
 

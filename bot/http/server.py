@@ -18,13 +18,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from bot.http.api import mount_api
 
 if TYPE_CHECKING:
-    from bot.app import Application
+    from bot.daemon import Daemon
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-APP_KEY: web.AppKey[Application] = web.AppKey("supportbot", "Application")  # type: ignore[arg-type]
+DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("supportbot", "Daemon")  # type: ignore[arg-type]
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -32,7 +32,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    checks = await request.app[APP_KEY].ready()
+    checks = await request.app[DAEMON_KEY].ready()
     ok = all(checks.values())
     return web.json_response(
         {"status": "ready" if ok else "not ready", "checks": checks}, status=200 if ok else 503
@@ -40,7 +40,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[APP_KEY].metrics.render()
+    body = request.app[DAEMON_KEY].metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -87,15 +87,15 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         )
 
 
-def build_http_app(app: Application) -> web.Application:
+def build_http_app(daemon: Daemon) -> web.Application:
     http = web.Application(
-        client_max_size=app.settings.http.max_body_bytes, middlewares=[errors_as_json]
+        client_max_size=daemon.settings.http.max_body_bytes, middlewares=[errors_as_json]
     )
-    http[APP_KEY] = app
+    http[DAEMON_KEY] = daemon
     http.router.add_get("/healthz", healthz)
     http.router.add_get("/readyz", readyz)
     http.router.add_get("/metrics", metrics)
-    mount_api(http, app)
-    for connector in app.connectors.values():
+    mount_api(http, daemon)
+    for connector in daemon.connectors.values():
         http.router.add_routes(connector.routes())
     return http

@@ -623,6 +623,14 @@ class IntercomConnector(Connector):
             log.warning("companies of contact %s unavailable: %s", contact_id, exc)
             return []
 
+    # -- capabilities ---------------------------------------------------------------------------
+
+    def dry_run(self) -> Connector:
+        """Intercom's own dry-run mode (``intercom.dry_run``): replies, closes and snoozes
+        become admin notes the team can read, so a dry run shows what the bot would have done."""
+        self._settings = self._settings.model_copy(update={"dry_run": True})
+        return self
+
 
 def _may_be_waiting(summary: JSON, bot: str) -> bool:
     """A search hit worth fetching: open, waiting, not a human's, customer spoke last."""

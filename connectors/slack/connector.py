@@ -1012,6 +1012,8 @@ class SlackConnector(Connector):
         except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
             raise _action_error(method, exc) from None
 
+    posts_digest = True
+
     async def post_digest(self, channel: str, text: str) -> None:
         """Post a triage sweep's digest to ``channel`` (paced; raises ``ActionError``)."""
         async with self._pacer.slot(channel):

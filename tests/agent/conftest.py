@@ -137,7 +137,7 @@ class Harness:
         self, external_id: str, display_name: str | None = None, **profile: Any
     ) -> Conversation:
         return Conversation(
-            self.app,
+            self.app.daemon,
             self.connector,
             agent_slug="support",
             smith_external_id=external_id,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.agent.simulate import simulate
+from bot.app import launcher
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,7 +86,9 @@ async def test_simulate_reports_failures_and_exits_non_zero(tmp_path: Path) -> N
         encoding="utf-8",
     )
     out = io.StringIO()
-    code = await simulate(make_settings(f"sqlite:///{tmp_path}/unused.db"), scenarios, out)
+    code = await simulate(
+        make_settings(f"sqlite:///{tmp_path}/unused.db"), scenarios, out, launch=launcher()
+    )
     assert code == 1
     assert out.getvalue().count("FAIL") == 3
     assert "0/1 scenarios passed" in out.getvalue()
@@ -103,5 +106,6 @@ async def test_simulate_refuses_a_bad_file(tmp_path: Path, content: str, message
     scenarios = tmp_path / "bad.yaml"
     scenarios.write_text(content, encoding="utf-8")
     out = io.StringIO()
-    assert await simulate(make_settings(f"sqlite:///{tmp_path}/unused.db"), scenarios, out) == 2
+    unused = make_settings(f"sqlite:///{tmp_path}/unused.db")
+    assert await simulate(unused, scenarios, out, launch=launcher()) == 2
     assert message in out.getvalue()

@@ -31,7 +31,7 @@ async def test_a_failing_remote_model_falls_back_to_the_offline_responder(sqlite
         connector = LocalConnector("sim")
         async with Application(settings, connectors=[connector], serve_http=False) as app:
             customer = Conversation(
-                app, connector, agent_slug="support", smith_external_id="web:ada", turn_timeout=30
+                app.daemon, connector, agent_slug="support", smith_external_id="web:ada", turn_timeout=30
             )
             outcome = await customer.say("How do I reset my password?")
 
@@ -66,7 +66,7 @@ async def test_tool_loop_over_http_with_malformed_arguments(sqlite_url: str) -> 
         connector = LocalConnector("sim")
         async with Application(settings, connectors=[connector], serve_http=False) as app:
             customer = Conversation(
-                app,
+                app.daemon,
                 connector,
                 agent_slug="support",
                 smith_external_id="web:ada",

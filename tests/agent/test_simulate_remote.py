@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.agent.simulate import simulate
+from bot.app import launcher
 from tests.conftest import make_settings
 from tests.fakes.model_server import (
     RecordedRequest,
@@ -79,7 +80,7 @@ async def test_example_scenarios_pass_against_the_scripted_model_server(sqlite_u
             },
         )
         out = io.StringIO()
-        code = await simulate(settings, SCENARIOS, out)
+        code = await simulate(settings, SCENARIOS, out, launch=launcher())
 
     report = out.getvalue()
     assert code == 0, report

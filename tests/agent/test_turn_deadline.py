@@ -39,7 +39,7 @@ def model_section(server: ScriptedModelServer, **overrides: Any) -> dict[str, An
 def customer(app: Application, connector: LocalConnector, who: str = "web:ada") -> Conversation:
     # Longer than any deadline here, shorter than the 30 s per-call timeout: a turn that is not
     # cut off at its deadline fails the test instead of passing slowly.
-    return Conversation(app, connector, agent_slug="support", smith_external_id=who, turn_timeout=10)
+    return Conversation(app.daemon, connector, agent_slug="support", smith_external_id=who, turn_timeout=10)
 
 
 def breaker_state(app: Application, provider: str = "openai") -> str:

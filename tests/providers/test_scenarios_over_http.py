@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 from bot.agent.simulate import simulate
+from bot.app import launcher
 from bot.config import DatabaseSettings, Settings
 from bot.knowledge import KnowledgeBase
 from bot.providers.offline import OfflineProvider
@@ -40,7 +41,7 @@ async def test_scenarios_pass_through_the_openai_provider(tmp_path: Path) -> Non
                 }
             )
             out = io.StringIO()
-            code = await simulate(settings, SCENARIOS, out)
+            code = await simulate(settings, SCENARIOS, out, launch=launcher())
     finally:
         await db.dispose()
     report = out.getvalue()

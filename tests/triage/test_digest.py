@@ -8,7 +8,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.triage import ConversationResult, Digest, Outcome, Progress, ProgressBar, parse_since
+from bot.connector import DryRunConnector
+from bot.triage import (
+    ConversationResult,
+    Digest,
+    Outcome,
+    Progress,
+    ProgressBar,
+    parse_since,
+    post_digest,
+)
+from tests.triage.fakes import Desk
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 
@@ -87,3 +97,39 @@ def test_the_progress_bar_draws_on_a_terminal_and_logs_elsewhere(
             plain(Progress(done, 100, {}))
     assert piped.getvalue() == ""
     assert len([r for r in caplog.records if "conversations finished" in r.message]) == 11
+
+
+class _PostingDesk(Desk):
+    """A channel that declares the digest capability."""
+
+    posts_digest = True
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.digests: list[tuple[str, str]] = []
+
+    async def post_digest(self, destination: str, text: str) -> None:
+        self.digests.append((destination, text))
+
+
+async def test_the_digest_goes_through_the_connector_that_declares_posting_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    digest = Digest(started_at=NOW, finished_at=NOW + 1, dry_run=True, channels=(), conversations=())
+    poster, plain = _PostingDesk(), Desk([])
+
+    # Through a dry-run stand-in too: a digest reaches the team, never a customer.
+    assert await post_digest({poster.name: poster.dry_run()}, digest, {poster.name: "CLEADS"})
+    assert poster.digests == [("CLEADS", digest.summary())]
+
+    with caplog.at_level(logging.WARNING, logger="bot.triage"):
+        assert not await post_digest({plain.name: plain}, digest, {plain.name: "CLEADS"})
+        assert not await post_digest({}, digest, {"elsewhere": "CLEADS"})
+    assert len([r for r in caplog.records if "digest not posted" in r.message]) == 2
+
+
+def test_a_channel_without_a_dry_run_mode_gets_a_stand_in_under_its_own_name() -> None:
+    desk = Desk([])
+    stand_in = desk.dry_run()
+    assert isinstance(stand_in, DryRunConnector) and stand_in.name == desk.name
+    assert stand_in.dry_run() is stand_in and not stand_in.posts_digest

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.app import launcher
 from bot.triage import TriageCommand, run_command
 from tests.conftest import make_settings
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
@@ -44,8 +45,7 @@ async def test_the_digest_is_posted_to_the_configured_slack_channel(
         TriageCommand(once=True, channel="desk"),
         out=out,
         err=err,
-        connectors=[desk],
-        runner_factory=runner_factory(),
+        launch=launcher(connectors=[desk], runner_factory=runner_factory()),
     )
 
     assert code == 0, err.getvalue()

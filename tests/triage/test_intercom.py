@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bot.app import Application
+from bot.app import Application, launcher
 from bot.config import Settings
 from bot.domain import Control
 from bot.store.database import Database
@@ -80,7 +80,9 @@ async def triage(settings: Settings, command: TriageCommand) -> tuple[int, str]:
         return ScriptedRunner(app)
 
     out, err = io.StringIO(), io.StringIO()
-    code = await run_command(settings, command, out=out, err=err, runner_factory=factory)  # type: ignore[arg-type]
+    code = await run_command(
+        settings, command, out=out, err=err, launch=launcher(runner_factory=factory)  # type: ignore[arg-type]
+    )
     return code, out.getvalue() + err.getvalue()
 
 
@@ -177,7 +179,7 @@ async def test_webhooks_racing_the_sweep_still_answer_each_message_once(
         notifications = [
             intercom.notification("conversation.user.created", cid) for cid in ids[:25]
         ]
-        sweep = asyncio.create_task(Sweeper(app).sweep(SweepOptions()))
+        sweep = asyncio.create_task(Sweeper(app.daemon).sweep(SweepOptions()))
         statuses = await asyncio.gather(*(deliver(app, n) for n in notifications))
         digest = await sweep
     assert all(status == 200 for status, _ in statuses)

@@ -11,8 +11,9 @@ import pytest
 
 from bot.app import Application
 from bot.config import DatabaseSettings, TriageSettings
+from bot.crontab import cron_trigger
 from bot.domain import ActionKind
-from bot.scheduler import TriageScheduler, build_trigger, cron_trigger, latest_tick
+from bot.scheduler import TriageScheduler, build_trigger, latest_tick
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 from bot.store.store import Store

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import launcher
 from bot.config import Settings
 from bot.triage import TriageCommand, run_command
 from tests.conftest import make_settings
@@ -57,7 +58,9 @@ def settings_for(db_url: str, slack: FakeSlack) -> Settings:
 
 async def triage(settings: Settings, command: TriageCommand) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = await run_command(settings, command, out=out, err=err, runner_factory=runner_factory())
+    code = await run_command(
+        settings, command, out=out, err=err, launch=launcher(runner_factory=runner_factory())
+    )
     return code, out.getvalue() + err.getvalue()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Application
+from bot.app import Application, launcher
 from bot.config import DatabaseSettings, Settings
 from bot.domain import ActionKind, Control, OutboxStatus
 from bot.store.database import Database
@@ -46,7 +46,11 @@ async def _migrated(db_url: str) -> None:
 async def _triage(settings: Settings, desk: Desk, command: TriageCommand) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     code = await run_command(
-        settings, command, out=out, err=err, connectors=[desk], runner_factory=runner_factory()
+        settings,
+        command,
+        out=out,
+        err=err,
+        launch=launcher(connectors=[desk], runner_factory=runner_factory()),
     )
     return code, out.getvalue()
 
@@ -102,7 +106,7 @@ async def test_messages_listed_again_are_not_answered_again(
 ) -> None:
     desk = Desk(backlog(20))
     app = await make_app(sqlite_url, desk)
-    first = await Sweeper(app).sweep(SweepOptions())
+    first = await Sweeper(app.daemon).sweep(SweepOptions())
     assert first.counts["conversations"] == 20
     sent = len(desk.executed)
     # The helpdesk still lists the same parts (a stale search index, say): same dedup keys.
@@ -110,7 +114,7 @@ async def test_messages_listed_again_are_not_answered_again(
         conversation.parts = [p for p in conversation.parts if p[0] == "customer"]
         conversation.state = "open"
 
-    again = await Sweeper(app).sweep(SweepOptions())
+    again = await Sweeper(app.daemon).sweep(SweepOptions())
 
     assert len(desk.executed) == sent
     assert again.counts["skipped"] == 20
@@ -127,7 +131,7 @@ async def test_webhooks_during_a_sweep_still_give_one_answer_per_message(
         for c in list(desk.conversations.values())[:60]
         for part_id, text in c.pending()
     ]
-    sweep = asyncio.create_task(Sweeper(app).sweep(SweepOptions()))
+    sweep = asyncio.create_task(Sweeper(app.daemon).sweep(SweepOptions()))
     # The webhook path delivers the same parts, twice each (Intercom retries), mid-sweep.
     results = await asyncio.gather(*(app.submit(m) for m in webhook_deliveries * 2))
     digest = await sweep
@@ -149,7 +153,7 @@ async def test_turns_start_while_the_rest_is_still_being_listed(
 ) -> None:
     desk = Desk(backlog(10, start=2), hold_listing_after=2)
     app = await make_app(sqlite_url, desk)
-    sweep = asyncio.create_task(Sweeper(app).sweep(SweepOptions()))
+    sweep = asyncio.create_task(Sweeper(app.daemon).sweep(SweepOptions()))
 
     # The listing is held after two conversations: both are answered all the same.
     await wait_for(lambda: bool(desk.actions_on("c2") and desk.actions_on("c3")))
@@ -167,7 +171,7 @@ async def test_what_a_broken_listing_found_before_it_broke_is_answered_and_repor
     desk = Desk(backlog(6, start=2), fail_listing_after=3)
     app = await make_app(sqlite_url, desk)
 
-    digest = await Sweeper(app).sweep(SweepOptions())
+    digest = await Sweeper(app.daemon).sweep(SweepOptions())
 
     assert [c.thread for c in digest.conversations] == ["desk:c2", "desk:c3", "desk:c4"]
     assert digest.counts["answered"] == 3
@@ -185,7 +189,7 @@ async def test_the_sweep_hears_when_work_finishes_rather_than_waiting_for_its_po
 
     # A poll far longer than the test's timeout (60 s): only the pipeline's word can end this
     # sweep in time.
-    digest = await Sweeper(app).sweep(SweepOptions(poll_seconds=600.0))
+    digest = await Sweeper(app.daemon).sweep(SweepOptions(poll_seconds=600.0))
 
     assert digest.counts["conversations"] == 20 and digest.counts["pending"] == 0
     assert (digest.counts["answered"], digest.counts["escalated"]) == (16, 2) and digest.ok
@@ -202,7 +206,7 @@ async def test_a_conversation_under_human_control_is_skipped_with_its_reason(
     await app.store.update_thread(thread.id, ThreadChange(control=Control.HUMAN))
     seen: list[Progress] = []
 
-    digest = await Sweeper(app).sweep(SweepOptions(), progress=seen.append)
+    digest = await Sweeper(app.daemon).sweep(SweepOptions(), progress=seen.append)
 
     assert desk.actions_on("c2") == []
     [skipped] = digest.of(Outcome.SKIPPED)
@@ -279,9 +283,9 @@ async def test_dry_run_sends_nothing_customer_facing_but_records_the_decisions(
         await db.dispose()
     assert len(entries) == 8 + 2 * 2
     assert {(e.status, e.remote_id) for e in entries} == {(OutboxStatus.DONE, "dry-run")}
-    # Intercom has a dry-run mode of its own (replies become notes): it is switched on.
+    # The settings are not how a dry run is switched on: each connector's ``dry_run`` is.
     dry = command_settings(settings, TriageCommand(once=True, dry_run=True))
-    assert dry.intercom.dry_run is True and settings.intercom.dry_run is False
+    assert dry.intercom.dry_run is False
 
 
 async def test_limit_since_and_channel_reach_the_connector(
@@ -306,7 +310,9 @@ async def test_limit_since_and_channel_reach_the_connector(
 
 async def test_without_once_and_without_a_schedule_it_says_so(sqlite_url: str) -> None:
     out, err = io.StringIO(), io.StringIO()
-    code = await run_command(make_settings(sqlite_url), TriageCommand(), out=out, err=err)
+    code = await run_command(
+        make_settings(sqlite_url), TriageCommand(), out=out, err=err, launch=launcher()
+    )
     assert code == 2 and "--once" in err.getvalue()
 
 
@@ -320,7 +326,7 @@ async def test_a_sweep_needs_the_pipeline(sqlite_url: str) -> None:
     await app.start()
     try:
         with pytest.raises(RuntimeError, match="dispatcher"):
-            await Sweeper(app).sweep(SweepOptions())
+            await Sweeper(app.daemon).sweep(SweepOptions())
     finally:
         await app.stop()
 
@@ -336,8 +342,7 @@ async def test_without_once_it_sweeps_on_the_schedule_until_stopped(sqlite_url: 
             TriageCommand(),
             out=out,
             err=err,
-            connectors=[desk],
-            runner_factory=runner_factory(),
+            launch=launcher(connectors=[desk], runner_factory=runner_factory()),
             stop=stop,
         )
     )
