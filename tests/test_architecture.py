@@ -26,8 +26,8 @@ CHANNELS = frozenset(
 # Where the core may still spell a channel name, each with the reason.
 CHANNEL_NAME_ALLOWED = {
     "bot/config.py": "configuration: a section per channel ([intercom], [slack], [web])",
-    "bot/http/conversations.py": "the web channel's conversations API is served by the core "
-    "(SOURCE = 'web'); moves behind the connector runtime with the narrow runtime (issue 13, 2)",
+    "bot/http/turns.py": "the web channel's conversations and Responses APIs are served by the "
+    "core (SOURCE = 'web'); moves behind the connector runtime with the narrow runtime (issue 13, 2)",
     "bot/store/web.py": "web thread external ids ('web:<id>') are built in the store's web "
     "queries; moves to connectors/web with the store split (issue 13, 2 and 4)",
 }
