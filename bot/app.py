@@ -24,6 +24,7 @@ from bot.http.server import build_http_app
 from bot.metrics import Metrics
 from bot.pipeline.dispatcher import Dispatcher
 from bot.pipeline.events import TurnEvents
+from bot.pipeline.handoff import Handoff
 from bot.pipeline.outbox import OutboxSender
 from bot.pipeline.turn import TurnRunner
 from bot.store.database import Database
@@ -70,6 +71,9 @@ class Application:
         self.events = TurnEvents()
         self.db = Database(settings.database)
         self.store = Store(self.db)
+        self.handoff = Handoff(
+            self.store, settings.handoff, default_agent=settings.default_agent
+        )
         self.connectors: dict[str, Connector] = {}
         self._extra_connectors = list(connectors or ())
         self._runner_factory = runner_factory
@@ -80,6 +84,7 @@ class Application:
         self.scheduler: TriageScheduler | None = None
         self.retention: TriageScheduler | None = None
         self.runner: TurnRunner | None = None
+        self.runtime: ConnectorRuntime | None = None
         self.dispatcher: Dispatcher | None = None
         self.outbox: OutboxSender | None = None
         self.http_runner: web.AppRunner | None = None
@@ -129,8 +134,13 @@ class Application:
             self._started.append(close_runner)
 
         runtime = ConnectorRuntime(
-            settings=self.settings, store=self.store, submit=self.submit, events=self.events
+            settings=self.settings,
+            store=self.store,
+            submit=self.submit,
+            events=self.events,
+            handoff=self.handoff,
         )
+        self.runtime = runtime
         for connector in [*self._create_connectors(runtime), *self._extra_connectors]:
             if self._connector_wrapper is not None:
                 connector = self._connector_wrapper(connector)
@@ -159,6 +169,7 @@ class Application:
                 metrics=self.metrics,
                 connectors=self.connectors,
                 on_committed=self.outbox.wake,
+                handoff=self.handoff,
             )
             await self.dispatcher.start()
             self._started.append(self.dispatcher.stop)
