@@ -60,7 +60,10 @@ class Handoff:
     # -- whether the bot may speak -----------------------------------------------------------
 
     def bot_holds(self, thread: Thread, *, at: float | None = None) -> bool:
-        """Whether the bot may answer in ``thread`` now (no store access)."""
+        """Whether the bot would answer the customer's next message in ``thread`` (no store
+        access; ``before_turn`` makes the same call and records it)."""
+        if thread.state is ThreadState.CLOSED and self._settings.resume_on_reopen:
+            return True  # the customer's message reopens it and gives it back to the bot
         return thread.control is Control.BOT or self._person_went_quiet(thread, at)
 
     def _person_went_quiet(self, thread: Thread, at: float | None) -> bool:
@@ -112,8 +115,8 @@ class Handoff:
         for thread in threads:
             change = await self._transition(thread, signal)
             if change is None:
-                if signal.by is Party.PERSON and thread.control is Control.HUMAN:
-                    # Nothing changes hands, but a person acted: resume_after_hours counts
+                if signal.kind is SignalKind.PERSON_REPLIED:
+                    # Nothing changes hands, but a person answered: resume_after_hours counts
                     # from now.
                     await self._store.update_thread(thread.id, ThreadChange())
                 continue
