@@ -70,8 +70,9 @@ class Handoff:
         hours = self._settings.resume_after_hours
         if hours is None or thread.control is not Control.HUMAN:
             return False
-        # Every signal from a person touches the thread, so its last change is the last time
-        # anyone on the support side acted on it.
+        # A person's reply touches the thread even when nothing changes hands, and every other
+        # signal that matters changes it: its last change is the last time anyone on the
+        # support side acted on it (or the bot escalated it).
         return (now() if at is None else at) - thread.updated_at >= hours * 3600.0
 
     async def before_turn(self, thread: Thread) -> tuple[Thread, str | None]:
@@ -122,8 +123,8 @@ class Handoff:
                 continue
             await self._store.update_thread(thread.id, change)
             changed += 1
-            log.info("%s on %s (%s %s): %s", signal.kind.value, thread.external_id,
-                     signal.by.value, signal.who or "?", _describe(change))
+            log.info("%s on %s (%s %s at %.0f): %s", signal.kind.value, thread.external_id,
+                     signal.by.value, signal.who or "?", signal.at, _describe(change))
         return changed
 
     async def _transition(self, thread: Thread, signal: Signal) -> ThreadChange | None:
