@@ -30,6 +30,7 @@ from bot.http.server import build_http_app, protocol_logger
 from bot.metrics import Metrics
 from bot.pipeline.dispatcher import Dispatcher
 from bot.pipeline.events import TurnEvents
+from bot.pipeline.handoff import Handoff
 from bot.pipeline.outbox import OutboxSender
 from bot.pipeline.turn import TurnRunner
 from bot.store.database import Database
@@ -76,6 +77,9 @@ class Application:
         self.events = TurnEvents()
         self.db = Database(settings.database)
         self.store = Store(self.db)
+        self.handoff = Handoff(
+            self.store, settings.handoff, default_agent=settings.default_agent
+        )
         self.connectors: dict[str, Connector] = {}
         self._extra_connectors = list(connectors or ())
         self._runner_factory = runner_factory
@@ -86,6 +90,7 @@ class Application:
         self.scheduler: TriageScheduler | None = None
         self.retention: TriageScheduler | None = None
         self.runner: TurnRunner | None = None
+        self.runtime: ConnectorRuntime | None = None
         self.dispatcher: Dispatcher | None = None
         self.outbox: OutboxSender | None = None
         self.http_runner: web.AppRunner | None = None
@@ -143,7 +148,9 @@ class Application:
             submit=self.submit,
             events=self.events,
             submit_delivery=self.submit_delivery,
+            handoff=self.handoff,
         )
+        self.runtime = runtime
         for connector in [*self._create_connectors(runtime), *self._extra_connectors]:
             if self._connector_wrapper is not None:
                 connector = self._connector_wrapper(connector)
@@ -172,6 +179,7 @@ class Application:
                 metrics=self.metrics,
                 connectors=self.connectors,
                 on_committed=self.outbox.wake,
+                handoff=self.handoff,
             )
             await self.dispatcher.start()
             self._started.append(self.dispatcher.stop)
@@ -185,6 +193,7 @@ class Application:
             submit=self.submit,
             submit_delivery=self.submit_delivery,
             ready=self.ready,
+            handoff=self.handoff,
             dispatcher=self.dispatcher,
             outbox=self.outbox,
         )

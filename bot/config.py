@@ -194,7 +194,8 @@ class IntercomSettings(Section):
     escalation_assignee: str | None = None
     # None: poll every 60 s when there is no client_secret (no webhooks), else off; 0: off.
     poll_interval_seconds: float | None = Field(default=None, ge=0)
-    resume_on_reopen: bool = True
+    # The older, Intercom-only name of ``handoff.resume_on_reopen``; still honoured (None: unset).
+    resume_on_reopen: bool | None = None
     agent: str | None = None
     poll_lookback_seconds: float = Field(default=86_400.0, gt=0)
     poll_page_size: int = Field(default=50, ge=1, le=150)
@@ -298,6 +299,22 @@ def normalise_origin(value: str) -> str:
             or url.query_string or url.fragment or url.user is not None):
         raise ValueError(f"{value!r} is not an origin such as https://www.example.com")
     return str(url.origin()).lower()
+
+
+class HandoffSettings(Section):
+    """Who holds a thread (``[handoff]``), the same rules on every channel.
+
+    A person's reply or an assignment to a person always takes a thread from the bot; these
+    say when the bot may answer in it again.
+    """
+
+    # A customer who writes in a closed thread gets the bot again.
+    resume_on_reopen: bool = True
+    # Assigning the thread to the bot (Intercom: to the bot's own admin) gives it back.
+    resume_on_assign: bool = True
+    # The bot answers again once nobody on the support side has acted on a thread it gave to a
+    # person for this many hours; None: never by itself.
+    resume_after_hours: float | None = Field(default=None, gt=0)
 
 
 class KnowledgeSettings(Section):
@@ -605,6 +622,7 @@ class Settings(BaseSettings):
     intercom: IntercomSettings = IntercomSettings()
     slack: SlackSettings = SlackSettings()
     web: WebSettings = WebSettings()
+    handoff: HandoffSettings = HandoffSettings()
     knowledge: KnowledgeSettings = KnowledgeSettings()
     pipeline: PipelineSettings = PipelineSettings()
     triage: TriageSettings = TriageSettings()
@@ -615,6 +633,34 @@ class Settings(BaseSettings):
     connectors: EnvList[str] | None = None
     tools: list[CustomToolSettings] = []
     user_info: UserInfoSettings = UserInfoSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _handoff_aliases(cls, data: Any) -> Any:
+        """``intercom.resume_on_reopen`` (from before handoff had its own section) still sets
+        ``handoff.resume_on_reopen``, unless that is set itself."""
+        if not isinstance(data, Mapping):
+            return data
+        intercom = data.get("intercom")
+        if isinstance(intercom, IntercomSettings):
+            old = intercom.resume_on_reopen
+        elif isinstance(intercom, Mapping):
+            old = intercom.get("resume_on_reopen")
+        else:
+            old = None
+        if old is None:
+            return data
+        handoff = data.get("handoff")
+        if isinstance(handoff, HandoffSettings):
+            if "resume_on_reopen" in handoff.model_fields_set:
+                return data
+            handoff = handoff.model_dump(exclude_unset=True)
+        elif isinstance(handoff, Mapping):
+            if "resume_on_reopen" in handoff:
+                return data
+        else:
+            handoff = {}
+        return {**data, "handoff": {**handoff, "resume_on_reopen": old}}
 
     @field_validator("agents")
     @classmethod

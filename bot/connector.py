@@ -1,7 +1,10 @@
 """The connector seam: how a channel (Intercom, Slack, the web widget) plugs into the core.
 
 A connector is a thin translator. Inbound, it turns platform payloads into ``InboundMessage``s
-and hands them to ``ConnectorRuntime.submit``; outbound, ``execute`` turns one ``Action`` into
+and hands them to ``ConnectorRuntime.submit``, and what happens to a thread on its platform (a
+person replied, assigned, closed, reopened, resolved) into ``Signal``s for
+``ConnectorRuntime.report``: who holds a thread is the core's decision (``bot.pipeline.handoff``),
+never the connector's. Outbound, ``execute`` turns one ``Action`` into
 platform API calls. Connectors are found by name through the ``supportbot.connectors`` entry
 point group, each entry a ``create(runtime) -> Connector | None`` factory (None: not configured).
 The core never imports ``connectors/``.
@@ -20,7 +23,17 @@ from typing import TYPE_CHECKING, ClassVar
 from aiohttp import web
 
 from bot.config import Settings
-from bot.domain import JSON, Action, ActionKind, InboundMessage, PlannedAction, Smith, Thread
+from bot.domain import (
+    JSON,
+    Action,
+    ActionKind,
+    InboundMessage,
+    PlannedAction,
+    Signal,
+    Smith,
+    Thread,
+)
+from bot.pipeline.handoff import Handoff
 
 if TYPE_CHECKING:
     from bot.pipeline.events import TurnEvents
@@ -100,6 +113,26 @@ class ConnectorRuntime:
             # A runtime put together by hand (a test double that takes single messages).
             return [await self.submit(message) for message in messages]
         return await self.submit_delivery(messages)
+
+    # The application's handoff; None builds one from the settings (a connector on its own,
+    # as in tests).
+    handoff: Handoff | None = None
+
+    async def report(self, signal: Signal) -> int:
+        """Tell the core what happened to a thread on the platform; returns how many threads
+        changed hands or state. Call it before acknowledging the platform's event, like
+        ``submit``: a signal that raises was not applied."""
+        return await self._handoff().apply(signal)
+
+    def bot_holds(self, thread: Thread) -> bool:
+        """Whether the bot may answer in ``thread`` now (for a connector that drops what it
+        will not answer before it reaches the inbox)."""
+        return self._handoff().bot_holds(thread)
+
+    def _handoff(self) -> Handoff:
+        if self.handoff is not None:
+            return self.handoff
+        return Handoff(self.store, self.settings.handoff, default_agent=self.settings.default_agent)
 
 
 class Connector(ABC):

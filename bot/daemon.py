@@ -18,6 +18,7 @@ from bot.connector import Connector
 from bot.domain import InboundMessage
 
 if TYPE_CHECKING:
+    from bot.pipeline.handoff import Handoff
     from bot.metrics import Metrics
     from bot.pipeline.dispatcher import Dispatcher
     from bot.pipeline.events import TurnEvents
@@ -38,6 +39,7 @@ class Daemon:
     submit: Callable[[InboundMessage], Awaitable[bool]]
     submit_delivery: Callable[[Sequence[InboundMessage]], Awaitable[list[bool]]]
     ready: Callable[[], Awaitable[dict[str, bool]]]
+    handoff: Handoff
     dispatcher: Dispatcher | None
     outbox: OutboxSender | None
 

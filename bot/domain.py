@@ -38,6 +38,25 @@ class Control(StrEnum):
     HUMAN = "human"
 
 
+class Party(StrEnum):
+    """Who did something in a thread: its customer, a person on the support side, or the bot."""
+
+    CUSTOMER = "customer"
+    PERSON = "person"
+    BOT = "bot"
+
+
+class SignalKind(StrEnum):
+    """What a channel saw happen to a thread that bears on who holds it."""
+
+    PERSON_REPLIED = "person_replied"
+    ASSIGNED_TO_PERSON = "assigned_to_person"
+    ASSIGNED_TO_BOT = "assigned_to_bot"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    RESOLVED = "resolved"
+
+
 class StopReason(StrEnum):
     END_TURN = "end_turn"
     ESCALATED = "escalated"
@@ -358,3 +377,29 @@ class Run:
     started_at: float
     finished_at: float
     tool_calls: tuple[ToolCallRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """Something that happened to a thread on its platform, as its connector reports it to the
+    core (``ConnectorRuntime.report``); ``bot.pipeline.handoff`` decides what it changes.
+
+    ``smith_external_id``, ``display_name``, ``agent_slug`` and ``ref`` (the channel's ids for
+    the thread, kept as its metadata) let a person's takeover create a thread the bot has not
+    seen yet, so it holds for the customer's later messages. ``source`` and ``dedup_key`` name
+    the customer message that reopened a thread: a late redelivery of a message already in the
+    inbox reopens nothing.
+    """
+
+    kind: SignalKind
+    channel: str
+    thread_external_id: str
+    by: Party = Party.PERSON
+    who: str | None = None
+    at: float = field(default_factory=now)
+    smith_external_id: str | None = None
+    display_name: str | None = None
+    agent_slug: str | None = None
+    ref: JSON = field(default_factory=dict)
+    source: str | None = None
+    dedup_key: str | None = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from bot.connector import Connector
 from bot.daemon import Daemon
-from bot.domain import JSON, Action, Control, InboundMessage, OutboxStatus, Run, Smith, Thread
+from bot.domain import JSON, Action, InboundMessage, OutboxStatus, Run, Smith, Thread
 from bot.pipeline.events import TurnEvent
 
 EventHook = Callable[[TurnEvent], Awaitable[None]]
@@ -96,7 +96,7 @@ class Conversation:
         """Send one customer message and wait until its turn is committed and sent out."""
         thread = self.thread or await self.open_thread()
         thread = await self.daemon.store.get_thread(thread.id)
-        if thread.control is Control.HUMAN:
+        if not self.daemon.handoff.bot_holds(thread):
             return TurnOutcome(text, None, thread)
         message = InboundMessage(
             source=self.connector.channel_name,

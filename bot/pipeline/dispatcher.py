@@ -14,20 +14,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from bot.config import PipelineSettings
+from bot.config import HandoffSettings, PipelineSettings
 from bot.connector import Connector, LiveReply, TurnOutcome
 from bot.domain import (
     Action,
     ActionKind,
     AgentDefinition,
-    Control,
     InboundMessage,
     InboxStatus,
     Run,
     Smith,
     StopReason,
     Thread,
-    ThreadState,
     action_id,
     new_id,
     now,
@@ -36,6 +34,7 @@ from bot.logs import bind_turn
 from bot.metrics import Metrics
 from bot.pipeline.claims import ClaimLoop
 from bot.pipeline.events import TurnEvent, TurnEvents
+from bot.pipeline.handoff import Handoff
 from bot.pipeline.turn import TurnContext, TurnResult, TurnRunner
 from bot.store.store import LaneClaim, LeaseLost, Store, ThreadChange, TurnInputs
 
@@ -59,8 +58,11 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         metrics: Metrics,
         connectors: Mapping[str, Connector] | None = None,
         on_committed: Callable[[], None] = lambda: None,
+        handoff: Handoff | None = None,
     ):
         super().__init__(settings)
+        # Whether the bot may speak in a thread is handoff's call, not the dispatcher's.
+        self._handoff = handoff or Handoff(store, HandoffSettings(), default_agent="")
         self._connectors: Mapping[str, Connector] = connectors or {}
         self._store = store
         self._runner = runner
@@ -149,8 +151,10 @@ class Dispatcher(ClaimLoop[LaneClaim]):
             return
         if found is not None:
             smith = await self._refreshed(smith, first)
-        if thread.control is Control.HUMAN:
-            await self._skip(claim, thread, "a human has taken over this thread")
+        thread, silent = await self._handoff.before_turn(thread)
+        seen[0] = thread
+        if silent is not None:
+            await self._skip(claim, thread, silent)
             return
         resolved = await self._resolved(smith, thread, messages)
         if resolved is not messages:
@@ -281,10 +285,7 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         finished = now()
         run_id, thread, smith = ctx.run_id, ctx.thread, ctx.smith
 
-        change = result.thread_change
-        if change.state is None and thread.state is ThreadState.CLOSED:
-            # The customer wrote again in a closed thread: it is open again.
-            change = ThreadChange(ThreadState.OPEN, change.control, change.title)
+        change = self._handoff.turn_change(result.stop_reason, result.thread_change)
         if thread.title is None and change.title is None:
             change = ThreadChange(change.state, change.control, _title(ctx.user_text))
 

@@ -2,11 +2,10 @@
 
 Inbound, the customer's newest messages (user/lead comments after the last answer) become
 ``InboundMessage``s keyed by their conversation part, so a webhook, its retry, the poller and
-the triage job all produce the same key and the inbox stores each message once. Handoff:
-a human admin's reply or an assignment to a human admin puts the thread under human control;
-a close closes it; a customer who writes in a closed conversation reopens it and, with
-``intercom.resume_on_reopen``, gives it back to the bot. The bot's own parts (its admin id
-from ``GET /me``) never start a turn.
+the triage job all produce the same key and the inbox stores each message once. Handoff
+events (a human admin's reply, an assignment, a close, a reopening) are reported to the core
+as signals; ``bot.pipeline.handoff`` decides who holds the thread. The bot's own parts (its
+admin id from ``GET /me``) never start a turn.
 """
 
 from __future__ import annotations
@@ -25,18 +24,17 @@ from bot.domain import (
     JSON,
     Action,
     ActionKind,
-    Agent,
-    Control,
     InboundMessage,
+    Party,
     PlannedAction,
+    Signal,
+    SignalKind,
     Smith,
     Thread,
-    ThreadState,
 )
-from bot.store.store import NotFound, ThreadChange
+from bot.store.store import NotFound
 from connectors.intercom.client import IntercomClient, IntercomError
 from connectors.intercom.model import (
-    SOURCE,
     Conversation,
     conversation_id_of,
     has_marker,
@@ -90,7 +88,6 @@ class IntercomConnector(Connector):
             max_body_bytes=runtime.settings.http.max_body_bytes,
         )
         self._client: IntercomClient | None = None
-        self._agent_row: Agent | None = None
         self._admin_id: str | None = None
         self._admin_lock = asyncio.Lock()
         self._tag_ids: dict[str, str] = {}
@@ -202,19 +199,19 @@ class IntercomConnector(Connector):
         """Submit the conversation's pending customer messages; returns how many were new.
         ``complete``: the conversation carries its opening message and every part since (not
         a ``conversation.user.replied`` item, which carries only the newest parts)."""
-        human = await self._human_assigned(conversation)
-        if human:
-            # Recorded (and skipped by the dispatcher), never answered.
-            await self._update_threads(
-                conversation, ThreadChange(control=Control.HUMAN), create=True
+        messages = self._messages(conversation, include_source=complete)
+        if messages and not complete:
+            # A conversation the customer just started has no closed thread to reopen: one
+            # database round trip less on the busiest path.
+            await self._reopened(messages[-1])
+        if await self._human_assigned(conversation):
+            # After the reopening, so a person's assignment outlasts it; before the messages,
+            # so their turn finds the thread held (recorded and skipped, never answered).
+            await self._runtime.report(
+                self._signal(SignalKind.ASSIGNED_TO_PERSON, conversation,
+                             who=conversation.admin_assignee_id)
             )
-        # A conversation the customer just started has no closed thread to reopen: one
-        # database round trip less on the busiest path.
-        return await self.accept(
-            self._messages(conversation, include_source=complete),
-            resume=not human,
-            reopen=not complete,
-        )
+        return sum(await self._runtime.submit_all(messages)) if messages else 0
 
     def _messages(
         self, conversation: Conversation, *, include_source: bool = True
@@ -227,27 +224,30 @@ class IntercomConnector(Connector):
             max_attachment_bytes=self._settings.max_attachment_bytes,
         )
 
-    async def accept(
-        self, messages: Sequence[InboundMessage], *, resume: bool = True, reopen: bool = True
-    ) -> int:
+    async def accept(self, messages: Sequence[InboundMessage]) -> int:
         """Put one conversation's waiting messages (oldest first, as one delivery) in the
         inbox; returns how many were new. They go in together, so one turn answers them all.
-        A customer writing in a closed conversation reopens it and, with ``resume_on_reopen``,
-        hands it back to the bot."""
+        A customer writing in a closed conversation reopens it (who then holds it is
+        handoff's call)."""
         if not messages:
             return 0
-        store = self._runtime.store
-        newest = messages[-1]
-        threads = await self._threads(newest.thread_external_id) if reopen else []
-        for thread in threads:
-            if thread.state is ThreadState.CLOSED:
-                if await store.inbox_seen(SOURCE, newest.dedup_key):
-                    return 0  # a late redelivery of old messages reopens nothing
-                back = resume and self._settings.resume_on_reopen
-                control = Control.BOT if back else None
-                await store.update_thread(thread.id, ThreadChange(state=ThreadState.OPEN, control=control))
-                log.info("customer reopened %s", newest.thread_external_id)
+        await self._reopened(messages[-1])
         return sum(await self._runtime.submit_all(messages))
+
+    async def _reopened(self, message: InboundMessage) -> None:
+        """The customer wrote (``message``): a closed thread is open again (what that means for
+        who holds it is handoff's call)."""
+        await self._runtime.report(
+            Signal(
+                SignalKind.REOPENED,
+                self.name,
+                message.thread_external_id,
+                by=Party.CUSTOMER,
+                who=message.smith_external_id,
+                source=message.source,
+                dedup_key=message.dedup_key,
+            )
+        )
 
     async def _human_assigned(self, conversation: Conversation) -> bool:
         assignee = conversation.admin_assignee_id
@@ -255,12 +255,34 @@ class IntercomConnector(Connector):
             return False
         return assignee != await self.bot_admin_id()
 
+    def _signal(
+        self, kind: SignalKind, conversation: Conversation, *, who: str | None = None,
+        by: Party = Party.PERSON,
+    ) -> Signal:
+        """A signal about ``conversation``, carrying its customer so a takeover can create the
+        thread of a conversation the bot has not seen yet."""
+        author = conversation.customer_author()
+        contact_id = conversation.customer_id
+        return Signal(
+            kind,
+            self.name,
+            thread_external_id(conversation.id),
+            by=by,
+            who=who,
+            smith_external_id=f"intercom:{contact_id}" if contact_id is not None else None,
+            display_name=(author.name or author.email) if author else None,
+            agent_slug=self._settings.agent,
+            ref={"conversation_id": conversation.id},
+        )
+
     async def _state_change(self, topic: str, conversation: Conversation) -> str:
+        """An admin's event in Intercom, as a handoff signal."""
+        report = self._runtime.report
         if topic == "conversation.admin.closed":
-            changed = await self._update_threads(conversation, ThreadChange(state=ThreadState.CLOSED))
+            changed = await report(self._signal(SignalKind.CLOSED, conversation))
             return f"closed {changed} thread(s)"
         if topic == "conversation.admin.opened":
-            changed = await self._update_threads(conversation, ThreadChange(state=ThreadState.OPEN))
+            changed = await report(self._signal(SignalKind.REOPENED, conversation))
             return f"opened {changed} thread(s)"
         bot = await self.bot_admin_id()
         if topic == "conversation.admin.replied":
@@ -270,85 +292,23 @@ class IntercomConnector(Connector):
             ]
             if not human:
                 return "the bot's own reply"
-            changed = await self._update_threads(
-                conversation, ThreadChange(control=Control.HUMAN), create=True
+            changed = await report(
+                self._signal(SignalKind.PERSON_REPLIED, conversation, who=human[-1].author.id)
             )
-            log.info("a human admin replied in %s: the bot steps back", conversation.id)
             return f"human took over {changed} thread(s)"
         # conversation.admin.assigned
         assignee = conversation.admin_assignee_id
         if assignee is None:
             return "assigned to a team or nobody: no change"
         if assignee == bot:
-            changed = await self._update_threads(conversation, ThreadChange(control=Control.BOT))
+            changed = await report(
+                self._signal(SignalKind.ASSIGNED_TO_BOT, conversation, who=bot, by=Party.BOT)
+            )
             return f"assigned to the bot: {changed} thread(s) back to the bot"
-        changed = await self._update_threads(
-            conversation, ThreadChange(control=Control.HUMAN), create=True
+        changed = await report(
+            self._signal(SignalKind.ASSIGNED_TO_PERSON, conversation, who=assignee)
         )
         return f"assigned to a human: {changed} thread(s)"
-
-    async def _update_threads(
-        self, conversation: Conversation, change: ThreadChange, *, create: bool = False
-    ) -> int:
-        store = self._runtime.store
-        threads = await self._threads(thread_external_id(conversation.id))
-        if not threads and create:
-            created = await self._create_thread(conversation)
-            threads = [created] if created else []
-        changed = 0
-        for thread in threads:
-            if (change.state is None or change.state is thread.state) and (
-                change.control is None or change.control is thread.control
-            ):
-                continue
-            await store.update_thread(thread.id, change)
-            changed += 1
-        return changed
-
-    async def _agent(self) -> Agent | None:
-        """The agent that answers on Intercom (``intercom.agent``, else the default agent)."""
-        if self._agent_row is None:
-            slug = self._settings.agent or self._runtime.settings.default_agent
-            try:
-                self._agent_row = await self._runtime.store.get_agent(slug)
-            except NotFound:
-                log.warning("no agent %r for Intercom conversations", slug)
-        return self._agent_row
-
-    async def _threads(self, external_id: str) -> list[Thread]:
-        """The thread of a conversation (by the unique (agent, external id) index)."""
-        agent = await self._agent()
-        if agent is None:
-            return []
-        thread = await self._runtime.store.find_thread(agent.id, external_id)
-        return [thread] if thread is not None else []
-
-    async def _create_thread(self, conversation: Conversation) -> Thread | None:
-        """The thread for a conversation the bot has not seen yet, so a human's takeover holds
-        for messages that arrive later."""
-        contact_id = conversation.customer_id
-        if contact_id is None:
-            return None
-        store = self._runtime.store
-        agent = await self._agent()
-        if agent is None:
-            return None
-        author = conversation.customer_author()
-        smith = await store.ensure_smith(
-            f"intercom:{contact_id}",
-            agent.id,
-            display_name=(author.name or author.email) if author else None,
-        )
-        try:
-            return await store.ensure_thread(
-                smith,
-                thread_external_id(conversation.id),
-                self.name,
-                metadata={"conversation_id": conversation.id},
-            )
-        except PermissionError:
-            log.warning("conversation %s belongs to another smith; not touched", conversation.id)
-            return None
 
     # -- inbound: polling --------------------------------------------------------------------
 

@@ -47,14 +47,13 @@ from bot.domain import (
     Action,
     ActionKind,
     Attachment,
-    Control,
     InboundMessage,
     PlannedAction,
+    Signal,
+    SignalKind,
     Smith,
     Thread,
-    ThreadState,
 )
-from bot.store.store import ThreadChange
 from connectors.slack.events import EventsRoute
 from connectors.slack.live import STREAM_CHUNK_CHARS, SlackLiveReply, fingerprint
 from connectors.slack.mrkdwn import split_message, to_mrkdwn
@@ -445,7 +444,8 @@ class SlackConnector(Connector):
             if customer not in owners:
                 await self._someone_else_replied(thread_key, known, sender, is_bot=bot_id is not None)
                 return
-            if all(t.control is Control.HUMAN for t in known):
+            if not any(self._runtime.bot_holds(t) for t in known):
+                # Slack shows the thread to the people holding it: nothing to store.
                 log.debug("a human has %s; the bot stays silent", thread_key)
                 return
         elif not (
@@ -558,17 +558,18 @@ class SlackConnector(Connector):
     async def _someone_else_replied(
         self, thread_key: str, threads: list[Thread], sender: str, *, is_bot: bool
     ) -> None:
-        """A person other than the customer answered in the thread: humans have it now.
+        """A person other than the customer answered in the thread: reported to handoff, which
+        gives the thread to people.
 
         With ``slack.support_users`` or ``slack.support_group`` set, only those people count;
         anyone else joining the thread is ignored.
         """
         if is_bot or not await self._is_support_person(sender):
             return
-        for thread in threads:
-            if thread.control is not Control.HUMAN:
-                await self._runtime.store.update_thread(thread.id, ThreadChange(control=Control.HUMAN))
-                log.info("%s replied in %s; handing the thread to humans", sender, thread_key)
+        if await self._runtime.report(
+            Signal(SignalKind.PERSON_REPLIED, self.name, thread_key, who=sender)
+        ):
+            log.info("%s replied in %s; handing the thread to humans", sender, thread_key)
         # Messages still waiting in the inbox are skipped now; turn_ended takes :eyes: off them.
 
     async def _is_support_person(self, user: str) -> bool:
@@ -606,12 +607,11 @@ class SlackConnector(Connector):
         if event.get("user") == me.user_id:
             return
         key = thread_external_id(team or me.team_id, str(item.get("channel")), str(item.get("ts")))
-        for thread in await self._runtime.store.find_threads_by_external(key):
-            if thread.state is not ThreadState.CLOSED:
-                await self._runtime.store.update_thread(
-                    thread.id, ThreadChange(state=ThreadState.CLOSED)
-                )
-                log.info("%s marked %s resolved", event.get("user"), key)
+        user = event.get("user")
+        if await self._runtime.report(
+            Signal(SignalKind.RESOLVED, self.name, key, who=str(user) if user else None)
+        ):
+            log.info("%s marked %s resolved", user, key)
 
     @staticmethod
     def _clean_text(text: str, bot_user_id: str, files: list[JSON]) -> str:
