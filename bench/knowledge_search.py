@@ -31,14 +31,7 @@ from bot.store.migrate import upgrade
 SECTIONS_PER_DOCUMENT = 20
 CHUNK_CHARS = 1200
 
-SUPPORT_WORDS = """
-account password reset email invoice billing refund charge card payment plan upgrade downgrade
-cancel subscription workspace member invite role admin owner guest project file upload storage
-export import api key token webhook signature retry rate limit error timeout sync desktop mobile
-app login sign sso saml okta security two factor authentication code recovery backup restore
-delete archive share permission folder link download report dashboard notification integration
-slack calendar search filter tag comment task deadline template status outage incident uptime
-""".split()
+SUPPORT_WORDS = ["account", "password", "reset", "email", "invoice", "billing", "refund", "charge", "card", "payment", "plan", "upgrade", "downgrade", "cancel", "subscription", "workspace", "member", "invite", "role", "admin", "owner", "guest", "project", "file", "upload", "storage", "export", "import", "api", "key", "token", "webhook", "signature", "retry", "rate", "limit", "error", "timeout", "sync", "desktop", "mobile", "app", "login", "sign", "sso", "saml", "okta", "security", "two", "factor", "authentication", "code", "recovery", "backup", "restore", "delete", "archive", "share", "permission", "folder", "link", "download", "report", "dashboard", "notification", "integration", "slack", "calendar", "search", "filter", "tag", "comment", "task", "deadline", "template", "status", "outage", "incident", "uptime"]
 
 QUESTIONS = [
     "How do I reset my password?",

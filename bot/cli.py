@@ -329,9 +329,11 @@ async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
 
     url = f"http://{reachable_host(settings.http.host)}:{settings.http.port}/healthz"
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as http:
-            async with http.get(url) as response:
-                status = response.status
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=args.timeout)) as http,
+            http.get(url) as response,
+        ):
+            status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
         print(f"supportbot: not healthy: {url} did not answer ({exc or type(exc).__name__})",
               file=sys.stderr)

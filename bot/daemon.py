@@ -18,10 +18,10 @@ from bot.connector import Connector
 from bot.domain import InboundMessage
 
 if TYPE_CHECKING:
-    from bot.pipeline.handoff import Handoff
     from bot.metrics import Metrics
     from bot.pipeline.dispatcher import Dispatcher
     from bot.pipeline.events import TurnEvents
+    from bot.pipeline.handoff import Handoff
     from bot.pipeline.outbox import OutboxSender
     from bot.store.store import Store
 

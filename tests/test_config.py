@@ -111,7 +111,7 @@ def test_masked_hides_every_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 def _cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
-        capture_output=True, text=True, cwd=cwd, env=env, timeout=60,
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=60, check=False,
     )
 
 

@@ -9,7 +9,6 @@ admin names in ``X-Smith-Id``. Anything of another smith is "not found".
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 

@@ -97,7 +97,7 @@ class ModelRequest:
 class ModelResponse:
     text: str
     tool_calls: tuple[ToolCall, ...] = ()
-    usage: Usage = Usage()
+    usage: Usage = Usage()  # noqa: RUF009 — Usage is a frozen value, one shared default is safe
     model: str = ""
     finish_reason: str = "stop"
     rag_results: tuple[JSON, ...] = field(default_factory=tuple)

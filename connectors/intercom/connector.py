@@ -397,7 +397,7 @@ class IntercomConnector(Connector):
                 delay = interval
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 — the poller outlives any one failed sweep
                 failures += 1
                 delay = min(interval * 2**failures, 900.0)
                 log.warning("Intercom poll failed (%s); next try in %.0fs", exc, delay)

@@ -521,7 +521,7 @@ class FakeIntercom:
             if schema_errors:
                 detail += " :: " + "; ".join(str(e.message) for e in schema_errors)
             return f"violates the Intercom 2.14 spec: {detail}"[:2000]
-        except Exception as exc:  # path not in the spec, unsupported method …
+        except Exception as exc:  # noqa: BLE001 — path not in the spec, unsupported method …
             return f"violates the Intercom 2.14 spec: {type(exc).__name__}: {exc}"[:2000]
         return None
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
@@ -66,7 +66,7 @@ class FakeSlack:
         self._runner: web.AppRunner | None = None
         self.port = 0
 
-    async def __aenter__(self) -> FakeSlack:
+    async def __aenter__(self) -> Self:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/files/{name}", self._file)

@@ -93,7 +93,7 @@ def test_the_progress_bar_draws_on_a_terminal_and_logs_elsewhere(
     piped = io.StringIO()
     with caplog.at_level(logging.INFO, logger="bot.triage"):
         plain = ProgressBar(piped)
-        for done in range(0, 101):
+        for done in range(101):
             plain(Progress(done, 100, {}))
     assert piped.getvalue() == ""
     assert len([r for r in caplog.records if "conversations finished" in r.message]) == 11

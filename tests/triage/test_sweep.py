@@ -295,7 +295,7 @@ async def test_limit_since_and_channel_reach_the_connector(
     settings = make_settings(sqlite_url, triage={"since": "2h"})
     started = time.time()
 
-    code, table = await _triage(settings, desk, TriageCommand(once=True, limit=5, channel="desk"))
+    code, _table = await _triage(settings, desk, TriageCommand(once=True, limit=5, channel="desk"))
 
     assert code == 0
     [(since, limit)] = desk.fetches

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 
 from bot.app import Application
+from bot.domain import ActionKind, Control, PlannedAction, StopReason, ThreadState
+from bot.pipeline.turn import TurnContext, TurnResult
 from bot.store.database import Database
 from bot.store.migrate import upgrade
-from bot.domain import Control, PlannedAction, StopReason, ThreadState, ActionKind
-from bot.pipeline.turn import TurnContext, TurnResult
 from bot.store.store import ThreadChange
 from connectors.intercom.webhook import sign
 from tests.conftest import make_settings
@@ -149,13 +149,12 @@ async def deliver(
     elif secret is not None:
         sent["X-Hub-Signature"] = sign(secret.encode(), body)
     url = f"http://127.0.0.1:{app.http_port}/webhooks/intercom"
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url, data=body, headers=sent) as response:
-            try:
-                answer = await response.json(content_type=None)
-            except (json.JSONDecodeError, aiohttp.ContentTypeError):
-                answer = {}
-            return response.status, answer
+    async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=sent) as response:
+        try:
+            answer = await response.json(content_type=None)
+        except (json.JSONDecodeError, aiohttp.ContentTypeError):
+            answer = {}
+        return response.status, answer
 
 
 async def wait_until(

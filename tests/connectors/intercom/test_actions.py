@@ -49,7 +49,7 @@ async def test_a_reply_whose_answer_was_lost_is_not_sent_twice(
 ) -> None:
     fake = fake_intercom
     cid = fake.start_conversation(fake.add_contact(), "<p>Hi</p>")
-    async with running_app(sqlite_url, fake, timeout_seconds=0.3) as (app, runner):
+    async with running_app(sqlite_url, fake, timeout_seconds=0.3) as (app, _runner):
         connector = _connector(app)
         # Intercom stores the reply but the answer never arrives in time.
         fake.fail("POST", r"/conversations/\d+/reply", status=200, delay=1.0)
@@ -75,7 +75,7 @@ async def test_a_reply_refused_with_a_server_error_is_sent_on_the_next_attempt(
 ) -> None:
     fake = fake_intercom
     cid = fake.start_conversation(fake.add_contact(), "<p>Hi</p>")
-    async with running_app(sqlite_url, fake) as (app, runner):
+    async with running_app(sqlite_url, fake) as (app, _runner):
         connector = _connector(app)
         fake.fail("POST", r"/conversations/\d+/reply", status=500, retry_after=None)
         with pytest.raises(ActionError) as caught:
@@ -90,7 +90,7 @@ async def test_tags_assignment_and_state(sqlite_url: str, fake_intercom: FakeInt
     fake = fake_intercom
     cid = fake.start_conversation(fake.add_contact(), "<p>Hi</p>")
     thread = _thread(cid)
-    async with running_app(sqlite_url, fake) as (app, runner):
+    async with running_app(sqlite_url, fake) as (app, _runner):
         connector = _connector(app)
         assert await connector.execute(_action(ActionKind.TAG, tag="VIP"), thread) == "100"
         await connector.execute(_action(ActionKind.TAG, tag="billing"), thread)
@@ -132,7 +132,7 @@ async def test_user_info_is_the_conversation_s_own_contact(
     contact = fake.add_contact("Ada Lovelace", "ada@example.com", plan="enterprise", company="Engines Ltd")
     stranger = fake.add_contact("Someone Else")
     cid = fake.start_conversation(contact, "<p>Hi</p>")
-    async with running_app(sqlite_url, fake) as (app, runner):
+    async with running_app(sqlite_url, fake) as (app, _runner):
         connector = _connector(app)
         info = await connector.user_info(_smith(contact), _thread(cid))
         assert info["name"] == "Ada Lovelace"
@@ -160,7 +160,7 @@ async def test_fetch_pending_pages_by_hand_and_skips_what_is_not_waiting(
     fake.assign(human, fake.human_admin_id)
     closed = fake.start_conversation(fake.add_contact(), "<p>closed</p>")
     fake.close_by_admin(closed)
-    async with running_app(sqlite_url, fake, poll_page_size=2) as (app, runner):
+    async with running_app(sqlite_url, fake, poll_page_size=2) as (app, _runner):
         connector = _connector(app)
         found = [batch async for batch in connector.fetch_pending(since=None, limit=None)]
         # One conversation per item, as its waiting messages.

@@ -16,7 +16,7 @@ async def test_new_conversation_gets_one_reply(db_url: str, fake_intercom: FakeI
     fake = fake_intercom
     contact = fake.add_contact("Ada Lovelace", "ada@example.com")
     conversation = fake.start_conversation(contact, "<p>My invoice is wrong</p>")
-    async with running_app(db_url, fake) as (app, runner):
+    async with running_app(db_url, fake) as (app, _runner):
         status, _ = await deliver(app, fake.notification("conversation.user.created", conversation))
         assert status == 200
         await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the reply")
@@ -58,7 +58,7 @@ async def test_escalation_tags_notes_assigns_and_tells_the_customer(
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Please escalate, I need a person</p>")
     assignee = f"admin:{fake.human_admin_id}"
-    async with running_app(db_url, fake, escalation_assignee=assignee) as (app, runner):
+    async with running_app(db_url, fake, escalation_assignee=assignee) as (app, _runner):
         await deliver(app, fake.notification("conversation.user.created", conversation))
         await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the customer message")
         await wait_until(lambda: settled(app), what="every action")
@@ -82,7 +82,7 @@ async def test_close_writes_a_note_then_closes(sqlite_url: str, fake_intercom: F
     fake = fake_intercom
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Thanks, that solved it!</p>")
-    async with running_app(sqlite_url, fake) as (app, runner):
+    async with running_app(sqlite_url, fake) as (app, _runner):
         await deliver(app, fake.notification("conversation.user.created", conversation))
         await wait_until(lambda: fake.conversations[conversation].state == "closed", what="the close")
         await wait_until(lambda: settled(app), what="every action")
@@ -98,7 +98,7 @@ async def test_a_human_reply_silences_the_bot(sqlite_url: str, fake_intercom: Fa
     fake = fake_intercom
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Where is my order?</p>")
-    async with running_app(sqlite_url, fake) as (app, runner):
+    async with running_app(sqlite_url, fake) as (app, _runner):
         await deliver(app, fake.notification("conversation.user.created", conversation))
         await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the bot's reply")
         # The bot's own reply comes back as conversation.admin.replied: nothing changes.
@@ -167,7 +167,7 @@ async def test_a_burst_of_429s_delivers_every_action_once(
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Escalate this please</p>")
     assignee = f"team:{fake.team_id}"
-    async with running_app(sqlite_url, fake, escalation_assignee=assignee) as (app, runner):
+    async with running_app(sqlite_url, fake, escalation_assignee=assignee) as (app, _runner):
         fake.fail("POST", r"/conversations/\d+/reply", status=429, times=3, retry_after=1)
         fake.fail("POST", r"/conversations/\d+/tags", status=429, times=1, retry_after=1)
         fake.fail("POST", r"/conversations/\d+/parts", status=429, times=1, retry_after=1)
@@ -188,7 +188,7 @@ async def test_a_bad_signature_is_refused_and_nothing_stored(
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Hi</p>")
     notification = fake.notification("conversation.user.created", conversation)
-    async with running_app(sqlite_url, fake) as (app, runner):
+    async with running_app(sqlite_url, fake) as (app, _runner):
         assert (await deliver(app, notification, secret="not-the-secret"))[0] == 401
         assert (await deliver(app, notification, secret=None))[0] == 401
         assert (await deliver(app, notification, signature="sha1=" + "0" * 40))[0] == 401
@@ -229,7 +229,7 @@ async def test_the_poller_runs_by_itself_without_webhooks(
     assert poll_interval(IntercomSettings(token=token, client_secret=token)) is None
     assert poll_interval(IntercomSettings(token=token, client_secret=token, poll_interval_seconds=5)) == 5
     assert poll_interval(IntercomSettings(token=token, poll_interval_seconds=0)) is None
-    async with running_app(sqlite_url, fake, poll_interval_seconds=0.1) as (app, runner):
+    async with running_app(sqlite_url, fake, poll_interval_seconds=0.1) as (_app, runner):
         await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the polled reply")
         fake.user_reply(conversation, "<p>And another thing</p>")
         await wait_until(lambda: len(fake.replies(conversation)) == 2, what="the second polled reply")
@@ -240,7 +240,7 @@ async def test_dry_run_turns_replies_into_notes(sqlite_url: str, fake_intercom: 
     fake = fake_intercom
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>How do I reset my password?</p>")
-    async with running_app(sqlite_url, fake, dry_run=True) as (app, runner):
+    async with running_app(sqlite_url, fake, dry_run=True) as (app, _runner):
         await deliver(app, fake.notification("conversation.user.created", conversation))
         await wait_until(lambda: len(fake.notes(conversation)) == 1, what="the dry-run note")
         await wait_until(lambda: settled(app), what="a quiet pipeline")
@@ -261,7 +261,7 @@ async def test_a_customer_reopening_gives_the_thread_back_to_the_bot(
     fake = fake_intercom
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Question one</p>")
-    async with running_app(sqlite_url, fake) as (app, runner):
+    async with running_app(sqlite_url, fake) as (app, _runner):
         await deliver(app, fake.notification("conversation.user.created", conversation))
         await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the reply")
         fake.admin_reply(conversation, "<p>Human here</p>")
@@ -283,7 +283,7 @@ async def test_reopening_stays_human_without_resume_on_reopen(
     fake = fake_intercom
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Question one</p>")
-    async with running_app(sqlite_url, fake, resume_on_reopen=False) as (app, runner):
+    async with running_app(sqlite_url, fake, resume_on_reopen=False) as (app, _runner):
         await deliver(app, fake.notification("conversation.user.created", conversation))
         await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the reply")
         fake.admin_reply(conversation, "<p>Human here</p>")
@@ -353,7 +353,7 @@ async def test_a_reply_whose_answer_times_out_is_found_not_resent(
     fake = fake_intercom
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Is the API down?</p>")
-    async with running_app(sqlite_url, fake, timeout_seconds=0.5) as (app, runner):
+    async with running_app(sqlite_url, fake, timeout_seconds=0.5) as (app, _runner):
         fake.fail("POST", r"/conversations/\d+/reply", status=200, delay=1.5)
         await deliver(app, fake.notification("conversation.user.created", conversation))
         await wait_until(lambda: settled(app), what="the reply to be settled")
@@ -370,7 +370,7 @@ async def test_assigning_the_conversation_to_the_bot_hands_it_back(
     fake = fake_intercom
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>First</p>")
-    async with running_app(sqlite_url, fake) as (app, runner):
+    async with running_app(sqlite_url, fake) as (app, _runner):
         await deliver(app, fake.notification("conversation.user.created", conversation))
         await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the reply")
         fake.assign(conversation, fake.human_admin_id)
@@ -395,7 +395,7 @@ async def test_an_unreachable_intercom_at_start_is_not_fatal(
     fake.fail("GET", "/me", status=500, times=10, retry_after=None)
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Hello?</p>")
-    async with running_app(sqlite_url, fake, max_retries=1) as (app, runner):
+    async with running_app(sqlite_url, fake, max_retries=1) as (app, _runner):
         assert (await app.ready())["connector:intercom"] is False
         fake.heal()
         await deliver(app, fake.notification("conversation.user.created", conversation))

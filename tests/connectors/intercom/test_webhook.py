@@ -31,11 +31,10 @@ def test_signature_check() -> None:
 
 
 async def test_head_ping_and_unknown_topics(sqlite_url: str, fake_intercom: FakeIntercom) -> None:
-    async with running_app(sqlite_url, fake_intercom) as (app, runner):
+    async with running_app(sqlite_url, fake_intercom) as (app, _runner):
         url = f"http://127.0.0.1:{app.http_port}/webhooks/intercom"
-        async with aiohttp.ClientSession() as session:
-            async with session.head(url) as response:
-                assert response.status == 200
+        async with aiohttp.ClientSession() as session, session.head(url) as response:
+            assert response.status == 200
         ping = {"type": "notification_event", "topic": "ping", "id": "notif_1",
                 "data": {"type": "notification_event_data", "item": {"type": "ping", "message": "hi"}}}
         assert await deliver(app, ping) == (200, {"status": "ok", "reason": "pong"})
@@ -47,7 +46,7 @@ async def test_head_ping_and_unknown_topics(sqlite_url: str, fake_intercom: Fake
 
 
 async def test_malformed_json_is_a_400_with_a_reason(sqlite_url: str, fake_intercom: FakeIntercom) -> None:
-    async with running_app(sqlite_url, fake_intercom) as (app, runner):
+    async with running_app(sqlite_url, fake_intercom) as (app, _runner):
         status, answer = await deliver(app, b'{"topic": "conversation.user.created", ')
         assert status == 400 and answer["reason"].startswith("malformed JSON")
         status, answer = await deliver(app, b'["a list"]')
@@ -74,21 +73,25 @@ async def test_signed_bodies_nested_too_deep_are_a_400(
 
 
 async def test_bodies_over_the_limit_are_refused(sqlite_url: str, fake_intercom: FakeIntercom) -> None:
-    async with running_app(sqlite_url, fake_intercom) as (app, runner):
+    async with running_app(sqlite_url, fake_intercom) as (app, _runner):
         limit = app.settings.http.max_body_bytes
         url = f"http://127.0.0.1:{app.http_port}/webhooks/intercom"
         huge = io.BytesIO(b'{"topic": "ping", "pad": "' + b"x" * limit + b'"}')
-        async with aiohttp.ClientSession() as session:
-            async with session.post(url, data=huge, headers={"X-Hub-Signature": "sha1=00"}) as response:
-                assert response.status == 413
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=huge, headers={"X-Hub-Signature": "sha1=00"}) as response,
+        ):
+            assert response.status == 413
 
         async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the read itself is capped
             for _ in range(limit // 65_536 + 2):
                 yield b"x" * 65_536
 
-        async with aiohttp.ClientSession() as session:
-            async with session.post(url, data=chunks(), headers={"X-Hub-Signature": "sha1=00"}) as response:
-                assert response.status == 413
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(url, data=chunks(), headers={"X-Hub-Signature": "sha1=00"}) as response,
+        ):
+            assert response.status == 413
         assert await app.store.inbox_counts() == {}
 
 
@@ -98,7 +101,7 @@ async def test_without_a_client_secret_every_delivery_is_refused(
     fake = fake_intercom
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Hi</p>")
-    async with running_app(sqlite_url, fake, client_secret=None) as (app, runner):
+    async with running_app(sqlite_url, fake, client_secret=None) as (app, _runner):
         status, _ = await deliver(app, fake.notification("conversation.user.created", conversation),
                                   secret=CLIENT_SECRET)
         assert status == 401
@@ -112,7 +115,7 @@ async def test_the_ack_comes_before_the_turn(sqlite_url: str, fake_intercom: Fak
     contact = fake.add_contact()
     conversation = fake.start_conversation(contact, "<p>Hi</p>")
     source_id = fake.conversations[conversation].source["id"]
-    async with running_app(sqlite_url, fake) as (app, runner):
+    async with running_app(sqlite_url, fake) as (app, _runner):
         fake.fail("POST", r"/conversations/\d+/reply", status=503, delay=1.0, retry_after=None)
         status, answer = await deliver(app, fake.notification("conversation.user.created", conversation))
         assert (status, answer["reason"]) == (200, "1 new message(s)")

@@ -149,11 +149,13 @@ async def deliver(app: Application, body: dict[str, Any], *, retry: int | None =
     if retry is not None:
         headers["X-Slack-Retry-Num"] = str(retry)
         headers["X-Slack-Retry-Reason"] = "http_timeout"
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"http://127.0.0.1:{app.http_port}/slack/events",
-                                data=raw, headers=headers) as response:
-            await response.read()
-            return response
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"http://127.0.0.1:{app.http_port}/slack/events", data=raw,
+                     headers=headers) as response,
+    ):
+        await response.read()
+        return response
 
 
 async def settled(app: Application) -> bool:

@@ -12,9 +12,24 @@ from bot.app import Application
 from bot.domain import Control, ThreadState
 from bot.store.migrate import upgrade
 from tests.conftest import make_settings
+from tests.connectors.slack.conftest import (
+    CUSTOMER,
+    ESCALATION,
+    ONCALL_GROUP,
+    SUPPORT,
+    deliver,
+    settled,
+)
 from tests.fakes.model_server import ScriptedModelServer, ScriptedReply, ScriptedToolCall
-from tests.connectors.slack.conftest import CUSTOMER, ESCALATION, ONCALL_GROUP, SUPPORT, deliver, settled
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, TEAM, FakeSlack, event_callback, message, wait_until
+from tests.fakes.slack import (
+    BOT_TOKEN,
+    SIGNING_SECRET,
+    TEAM,
+    FakeSlack,
+    event_callback,
+    message,
+    wait_until,
+)
 
 
 @pytest.fixture

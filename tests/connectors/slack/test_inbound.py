@@ -22,7 +22,14 @@ from connectors.slack import SlackConnector
 from tests.conftest import make_settings
 from tests.connectors.slack.conftest import AGENT, CUSTOMER, SUPPORT
 from tests.fakes.slack import (
-    BOT_TOKEN, BOT_USER, SIGNING_SECRET, TEAM, FakeSlack, event_callback, message, signed_headers,
+    BOT_TOKEN,
+    BOT_USER,
+    SIGNING_SECRET,
+    TEAM,
+    FakeSlack,
+    event_callback,
+    message,
+    signed_headers,
 )
 
 
