@@ -18,7 +18,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -54,6 +54,7 @@ from bot.domain import (
     Thread,
     ThreadState,
 )
+from bot.retry import parse_retry_after
 from bot.store.store import ThreadChange
 from connectors.slack.events import EventsRoute
 from connectors.slack.live import STREAM_CHUNK_CHARS, SlackLiveReply, fingerprint
@@ -141,12 +142,21 @@ class ShortRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
     ) -> bool:
         if response is None or response.status_code != 429:
             return False
-        for name, values in response.headers.items():
-            if name.lower() == "retry-after":
-                value = values[0] if isinstance(values, list) else values
-                wait = _float(value)
-                return wait is not None and wait <= self.max_wait_seconds
-        return True
+        value = _retry_after_header(response.headers)
+        if value is None:
+            return True
+        wait = parse_retry_after(value)
+        return wait is not None and wait <= self.max_wait_seconds
+
+
+def _retry_after_header(headers: Mapping[str, Any]) -> str | None:
+    """The ``Retry-After`` value, whatever its case; slack-sdk's retry handlers see each
+    header as a list of values."""
+    for name, values in headers.items():
+        if name.lower() == "retry-after":
+            value = values[0] if isinstance(values, list) and values else values
+            return value if isinstance(value, str) else None
+    return None
 
 
 # Web API methods a second request cannot turn into a second effect: reads, and writes that
@@ -1110,7 +1120,7 @@ def _action_error(method: str, exc: Exception) -> ActionError:
     response = exc.response
     error = str(response.get("error") or f"HTTP {response.status_code}")
     if response.status_code == 429 or error == "ratelimited":
-        retry_after = _float(response.headers.get("Retry-After") or response.headers.get("retry-after"))
+        retry_after = parse_retry_after(_retry_after_header(response.headers))
         return ActionError(f"{method}: rate limited", retryable=True, retry_after=retry_after or 1.0)
     if error in CONFIG_ERRORS:
         _log_api_failure(method, exc)
