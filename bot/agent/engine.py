@@ -17,12 +17,12 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from cachetools import TTLCache
 from pydantic import ValidationError
 
 from bot.agent.builtin_tools import CLOSE, ESCALATE, REMEMBER, escalation, register_builtin_tools
@@ -82,24 +82,27 @@ class CachedSearch:
     offline responder's own search of the same text cost one query. An entry fetched with a
     larger ``limit`` also serves smaller ones."""
 
-    def __init__(self, knowledge: KnowledgeSearch, *, size: int = 128, ttl_seconds: float = 30.0):
+    def __init__(
+        self,
+        knowledge: KnowledgeSearch,
+        *,
+        size: int = 128,
+        ttl_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._knowledge = knowledge
-        self._size = size
-        self._ttl = ttl_seconds
-        self._entries: OrderedDict[str, tuple[float, int, list[Passage]]] = OrderedDict()
+        # query → (the limit it was fetched with, the passages)
+        self._entries: TTLCache[str, tuple[int, list[Passage]]] = TTLCache(
+            maxsize=size, ttl=ttl_seconds, timer=clock
+        )
 
     async def search(self, query: str, *, limit: int = 5) -> list[Passage]:
         key = " ".join(query.split())
         hit = self._entries.get(key)
-        clock = time.monotonic()
-        if hit is not None and clock - hit[0] < self._ttl and hit[1] >= limit:
-            self._entries.move_to_end(key)
-            return hit[2][:limit]
+        if hit is not None and hit[0] >= limit:
+            return hit[1][:limit]
         found = await self._knowledge.search(key, limit=limit)
-        self._entries[key] = (clock, limit, found)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        self._entries[key] = (limit, found)
         return found
 
 

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import re
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -25,6 +24,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from cachetools import LRUCache
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -261,7 +261,9 @@ class SlackConnector(Connector):
         self._socket: AsyncSocketModeHandler | None = None
         self._socket_connected = False
         self._identity: BotIdentity | None = None
-        self._users: OrderedDict[str, tuple[float, JSON]] = OrderedDict()
+        # user → (fresh until, profile). An LRU rather than a TTLCache: a profile past its time
+        # still answers when users.info fails.
+        self._users: LRUCache[str, tuple[float, JSON]] = LRUCache(maxsize=USER_CACHE_SIZE)
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # Working reactions still being added, by message ts: taking one off waits for it.
@@ -635,7 +637,6 @@ class SlackConnector(Connector):
         """The Slack profile of ``user`` (cached): real name, display name, email, title."""
         cached = self._users.get(user)
         if cached is not None and cached[0] > time.monotonic():
-            self._users.move_to_end(user)
             return cached[1]
         try:
             response = await asyncio.wait_for(
@@ -657,9 +658,6 @@ class SlackConnector(Connector):
         }
         profile = {k: v for k, v in profile.items() if v not in (None, "")}
         self._users[user] = (time.monotonic() + self._settings.user_cache_seconds, profile)
-        self._users.move_to_end(user)
-        while len(self._users) > USER_CACHE_SIZE:
-            self._users.popitem(last=False)
         return profile
 
     async def resolve_turn(
