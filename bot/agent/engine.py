@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
+import aiohttp
 from cachetools import TTLCache
 from pydantic import ValidationError
 
@@ -162,7 +162,6 @@ class AgentRunner:
         remote: bool | None = None,
         fallback: ModelProvider | None = None,
         metrics: Metrics | None = None,
-        closers: tuple[Any, ...] = (),
     ):
         """``fallback`` answers once a turn's deadline has passed (the offline responder);
         without one such a turn ends in the apology and an escalation."""
@@ -176,13 +175,10 @@ class AgentRunner:
         self._knowledge = knowledge
         self._remote = settings.model.provider != "offline" if remote is None else remote
         self._guardrails: dict[str, Guardrails] = {}
-        self._closers = closers
 
     async def aclose(self) -> None:
-        """Close the provider and the HTTP client the tools share."""
+        """Close the model provider (the tools' HTTP session belongs to the application)."""
         await self.provider.aclose()
-        for closer in self._closers:
-            await closer()
 
     # -- one turn -----------------------------------------------------------------------------
 
@@ -572,6 +568,7 @@ def check_agent_guardrails(settings: Settings) -> None:
 def make_runner(
     settings: Settings,
     *,
+    http: aiohttp.ClientSession,
     provider: ModelProvider,
     connectors: Mapping[str, Connector],
     knowledge: KnowledgeSearch | None,
@@ -580,16 +577,16 @@ def make_runner(
     metrics: Metrics | None = None,
 ) -> AgentRunner:
     """A runner with the built-in tools and the ``[[tools]]`` of ``settings``; register more
-    with ``runner.tools.tool(...)``. ``fallback`` answers turns whose deadline passed."""
-    client = httpx.AsyncClient(follow_redirects=False)
+    with ``runner.tools.tool(...)``. The tools call out through ``http``, which the caller
+    owns and closes. ``fallback`` answers turns whose deadline passed."""
     registry = ToolRegistry()
-    register_builtin_tools(registry, user_info=settings.user_info, client=client)
+    register_builtin_tools(registry, user_info=settings.user_info, client=http)
     for tool in settings.tools:
         try:
             env_headers(tool.headers_from_env)
         except ConfigError as exc:
             log.warning("tool %s: %s; its calls will fail until it is set", tool.name, exc)
-        registry.add(HttpTool(tool, client).as_tool())
+        registry.add(HttpTool(tool, http).as_tool())
     return AgentRunner(
         settings=settings,
         provider=provider,
@@ -599,7 +596,6 @@ def make_runner(
         remote=remote,
         fallback=fallback,
         metrics=metrics,
-        closers=(client.aclose,),
     )
 
 
@@ -642,6 +638,7 @@ async def build_runner(app: Application) -> AgentRunner:
     # The app fills app.connectors after this returns; the runner keeps the dict, not a copy.
     return make_runner(
         settings,
+        http=app.http,
         provider=provider,
         connectors=app.connectors,
         knowledge=knowledge,
