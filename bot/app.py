@@ -20,6 +20,7 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
+import aiohttp
 from aiohttp import web
 
 from bot.config import Settings
@@ -95,6 +96,7 @@ class Application:
         self.outbox: OutboxSender | None = None
         self.http_runner: web.AppRunner | None = None
         self.http_port: int | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._started: list[Callable[[], Awaitable[None]]] = []
         self._running = False
         self._daemon: Daemon | None = None
@@ -129,17 +131,23 @@ class Application:
         for agent in self.settings.agents:
             await self.store.ensure_agent(agent.slug, agent.name)
 
+        # One client session for the tools' outbound calls (configured HTTP tools, the
+        # user-info service); the proxy variables apply, as they did with httpx.
+        self._http = aiohttp.ClientSession(trust_env=True)
+        self._started.append(self._close_http)
+
         if self._runner_factory is None:
             from bot.agent.engine import build_runner
 
             self.runner = await build_runner(
-                self.settings, db=self.db, metrics=self.metrics, connectors=self.connectors
+                self.settings, db=self.db, metrics=self.metrics, connectors=self.connectors,
+                http=self._http,
             )
         else:
             self.runner = await self._runner_factory(self)
         close_runner = getattr(self.runner, "aclose", None)
         if close_runner is not None:
-            # The runner owns the model provider's and the tools' HTTP clients.
+            # The runner owns the model provider's HTTP client (the tools use ``http``).
             self._started.append(close_runner)
 
         runtime = ConnectorRuntime(
@@ -262,6 +270,18 @@ class Application:
             if connector is not None:
                 created.append(connector)
         return created
+
+    async def _close_http(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The HTTP client session the tools share; exists while the application runs."""
+        if self._http is None:
+            raise RuntimeError("this Application is not running")
+        return self._http
 
     # -- what the parts call ------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from bot.domain import (
     Thread,
 )
 from bot.pipeline.handoff import Handoff
+from bot.retry import RemoteError
 
 if TYPE_CHECKING:
     from bot.pipeline.events import TurnEvents
@@ -82,13 +83,12 @@ class LiveReply(ABC):
         """Take down whatever was shown; must not raise."""
 
 
-class ActionError(Exception):
-    """An action that did not go through. ``retryable`` ones are tried again with backoff."""
+class ActionError(RemoteError):
+    """An action that did not go through. ``retryable`` ones (the default) are tried again
+    with backoff."""
 
     def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
+        super().__init__(message, retryable=retryable, retry_after=retry_after)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 
 from bot.agent import placeholders
 from bot.agent.context import conversation_summary
@@ -40,7 +40,7 @@ NOT_THE_CURRENT_CUSTOMER = {
 
 
 def register_builtin_tools(
-    registry: ToolRegistry, *, user_info: UserInfoSettings, client: httpx.AsyncClient
+    registry: ToolRegistry, *, user_info: UserInfoSettings, client: aiohttp.ClientSession
 ) -> None:
     """Add the four built-in tools to ``registry``."""
     lookup = _UserInfoLookup(user_info, client)
@@ -160,7 +160,7 @@ def escalation(
 
 
 class _UserInfoLookup:
-    def __init__(self, settings: UserInfoSettings, client: httpx.AsyncClient):
+    def __init__(self, settings: UserInfoSettings, client: aiohttp.ClientSession):
         self._settings = settings
         self._client = client
 

@@ -21,12 +21,12 @@ import asyncio
 import json
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
+import aiohttp
+from cachetools import TTLCache
 from pydantic import ValidationError
 
 from bot.agent.builtin_tools import CLOSE, ESCALATE, REMEMBER, escalation, register_builtin_tools
@@ -86,24 +86,27 @@ class CachedSearch:
     offline responder's own search of the same text cost one query. An entry fetched with a
     larger ``limit`` also serves smaller ones."""
 
-    def __init__(self, knowledge: KnowledgeSearch, *, size: int = 128, ttl_seconds: float = 30.0):
+    def __init__(
+        self,
+        knowledge: KnowledgeSearch,
+        *,
+        size: int = 128,
+        ttl_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._knowledge = knowledge
-        self._size = size
-        self._ttl = ttl_seconds
-        self._entries: OrderedDict[str, tuple[float, int, list[Passage]]] = OrderedDict()
+        # query → (the limit it was fetched with, the passages)
+        self._entries: TTLCache[str, tuple[int, list[Passage]]] = TTLCache(
+            maxsize=size, ttl=ttl_seconds, timer=clock
+        )
 
     async def search(self, query: str, *, limit: int = 5) -> list[Passage]:
         key = " ".join(query.split())
         hit = self._entries.get(key)
-        clock = time.monotonic()
-        if hit is not None and clock - hit[0] < self._ttl and hit[1] >= limit:
-            self._entries.move_to_end(key)
-            return hit[2][:limit]
+        if hit is not None and hit[0] >= limit:
+            return hit[1][:limit]
         found = await self._knowledge.search(key, limit=limit)
-        self._entries[key] = (clock, limit, found)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        self._entries[key] = (limit, found)
         return found
 
 
@@ -164,7 +167,6 @@ class AgentRunner:
         remote: bool | None = None,
         fallback: ModelProvider | None = None,
         metrics: Metrics | None = None,
-        closers: tuple[Any, ...] = (),
     ):
         """``fallback`` answers once a turn's deadline has passed (the offline responder);
         without one such a turn ends in the apology and an escalation."""
@@ -178,13 +180,10 @@ class AgentRunner:
         self._knowledge = knowledge
         self._remote = settings.model.provider != "offline" if remote is None else remote
         self._guardrails: dict[str, Guardrails] = {}
-        self._closers = closers
 
     async def aclose(self) -> None:
-        """Close the provider and the HTTP client the tools share."""
+        """Close the model provider (the tools' HTTP session belongs to the application)."""
         await self.provider.aclose()
-        for closer in self._closers:
-            await closer()
 
     # -- one turn -----------------------------------------------------------------------------
 
@@ -596,6 +595,7 @@ def check_agent_guardrails(settings: Settings) -> None:
 def make_runner(
     settings: Settings,
     *,
+    http: aiohttp.ClientSession,
     provider: ModelProvider,
     connectors: Mapping[str, Connector],
     knowledge: KnowledgeSearch | None,
@@ -604,16 +604,16 @@ def make_runner(
     metrics: Metrics | None = None,
 ) -> AgentRunner:
     """A runner with the built-in tools and the ``[[tools]]`` of ``settings``; register more
-    with ``runner.tools.tool(...)``. ``fallback`` answers turns whose deadline passed."""
-    client = httpx.AsyncClient(follow_redirects=False)
+    with ``runner.tools.tool(...)``. The tools call out through ``http``, which the caller
+    owns and closes. ``fallback`` answers turns whose deadline passed."""
     registry = ToolRegistry()
-    register_builtin_tools(registry, user_info=settings.user_info, client=client)
+    register_builtin_tools(registry, user_info=settings.user_info, client=http)
     for tool in settings.tools:
         try:
             env_headers(tool.headers_from_env)
         except ConfigError as exc:
             log.warning("tool %s: %s; its calls will fail until it is set", tool.name, exc)
-        registry.add(HttpTool(tool, client).as_tool())
+        registry.add(HttpTool(tool, http).as_tool())
     return AgentRunner(
         settings=settings,
         provider=provider,
@@ -623,7 +623,6 @@ def make_runner(
         remote=remote,
         fallback=fallback,
         metrics=metrics,
-        closers=(client.aclose,),
     )
 
 
@@ -633,10 +632,12 @@ async def build_runner(
     db: Database,
     metrics: Metrics,
     connectors: Mapping[str, Connector],
+    http: aiohttp.ClientSession,
 ) -> AgentRunner:
     """Build the daemon's turn runner: knowledge base (ingested from ``knowledge.paths``),
-    offline responder, the configured provider chain, and the tools. ``connectors`` is the
-    application's live mapping (filled after this returns); the runner keeps it, not a copy."""
+    offline responder, the configured provider chain, and the tools (calling out through
+    ``http``, which the application owns). ``connectors`` is the application's live mapping
+    (filled after this returns); the runner keeps it, not a copy."""
     from bot.knowledge import KnowledgeBase
     from bot.providers.factory import build_provider
 
@@ -670,6 +671,7 @@ async def build_runner(
     fallback = offline if model.provider == "offline" or "offline" in model.fallback else None
     return make_runner(
         settings,
+        http=http,
         provider=provider,
         connectors=connectors,
         knowledge=knowledge,

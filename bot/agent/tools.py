@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 from jsonschema import Draft202012Validator
+from yarl import URL
 
 from bot.agent import placeholders
 from bot.config import ConfigError, CustomToolSettings, env_headers
@@ -170,7 +171,7 @@ class HttpTool:
     the daemon fills. Header values from ``headers_from_env`` are read at call time, never
     logged or echoed back."""
 
-    def __init__(self, settings: CustomToolSettings, client: httpx.AsyncClient):
+    def __init__(self, settings: CustomToolSettings, client: aiohttp.ClientSession):
         self.settings = settings
         self._client = client
         # Only declared arguments are sent: an extra one could name another customer.
@@ -199,18 +200,21 @@ class HttpTool:
         except ConfigError as exc:
             log.error("tool %s is misconfigured: %s", s.name, exc)
             raise ToolError("the tool is not configured on this server") from None
-        in_url = {k for k, _ in httpx.URL(url).params.multi_items()}
+        target = URL(url)
+        in_url = set(target.query)
         remaining = {k: v for k, v in given.items()
                      if k not in used and k not in in_url and k not in body}
-        request: dict[str, Any] = {"headers": headers, "timeout": s.timeout_seconds}
-        target = httpx.URL(url)
+        payload: Any = None
         if s.method in ("GET", "DELETE"):
             # Added to the URL's own query (``params=`` would replace it); its keys, which the
             # daemon may have filled, were kept out of ``remaining`` above.
-            target = target.copy_merge_params({k: _query_value(v) for k, v in remaining.items()})
+            target = target.extend_query({k: _query_value(v) for k, v in remaining.items()})
         else:
-            request["json"] = {**remaining, **body}
-        return await http_json(self._client, s.method, str(target), **request)
+            payload = {**remaining, **body}
+        return await http_json(
+            self._client, s.method, target, headers=headers, timeout=s.timeout_seconds,
+            json_body=payload,
+        )
 
 
 def _fill_json(value: Any, smith: Smith) -> Any:
@@ -228,28 +232,50 @@ def _query_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-async def http_json(client: httpx.AsyncClient, method: str, url: str, **request: Any) -> Any:
-    """One HTTP call whose answer becomes a tool result; failures become ``ToolError``s."""
+async def http_json(
+    client: aiohttp.ClientSession,
+    method: str,
+    url: str | URL,
+    *,
+    headers: dict[str, str],
+    timeout: float,
+    json_body: Any = None,
+) -> Any:
+    """One HTTP call whose answer becomes a tool result; failures become ``ToolError``s.
+    ``timeout`` bounds each phase (connecting, each read), not the whole call."""
     started = time.perf_counter()
+    target = URL(url) if isinstance(url, str) else url
     try:
-        response = await client.request(method, url, **request)
-    except httpx.TimeoutException:
-        raise ToolError(f"the service did not answer within {request.get('timeout')}s") from None
-    except httpx.HTTPError as exc:
+        async with client.request(
+            method,
+            target,
+            headers=headers,
+            json=json_body,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
+            ),
+        ) as response:
+            status = response.status
+            content_type = response.headers.get("content-type", "")
+            text = await response.text(errors="replace")
+    except TimeoutError:
+        raise ToolError(f"the service did not answer within {timeout}s") from None
+    except aiohttp.ClientError as exc:
         raise ToolError(f"the service could not be reached ({type(exc).__name__})") from None
     log.debug(
         "%s %s → %d in %.0f ms",
         method,
-        url.split("?", 1)[0],
-        response.status_code,
+        str(target.with_query(None)),
+        status,
         (time.perf_counter() - started) * 1000,
     )
-    body = response.text[:RESULT_TEXT_CHARS]
-    if response.status_code >= 400:
-        raise ToolError(f"the service answered HTTP {response.status_code}: {body[:300]}")
-    if "json" in response.headers.get("content-type", ""):
+    body = text[:RESULT_TEXT_CHARS]
+    if status >= 400:
+        raise ToolError(f"the service answered HTTP {status}: {body[:300]}")
+    if "json" in content_type:
         try:
-            return response.json()
+            return json.loads(text)
         except ValueError:
             pass
     return {"text": body}

@@ -20,7 +20,6 @@ from dataclasses import replace
 
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
@@ -31,6 +30,7 @@ from bot.connector import ActionError, Connector
 from bot.domain import Action, OutboxStatus, now
 from bot.metrics import Metrics
 from bot.pipeline.claims import ClaimLoop
+from bot.retry import wait_retry_after
 from bot.store.store import ActionClaim, LeaseLost, Store
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,12 @@ class OutboxSender(ClaimLoop[ActionClaim]):
         self._store = store
         self._connectors = connectors
         self._metrics = metrics
-        self._backoff = wait_random_exponential(
-            multiplier=settings.outbox_backoff_seconds, max=settings.outbox_backoff_max_seconds
+        # Exponential backoff with jitter, but never sooner than the platform's Retry-After.
+        self._wait = wait_retry_after(
+            wait_random_exponential(
+                multiplier=settings.outbox_backoff_seconds,
+                max=settings.outbox_backoff_max_seconds,
+            )
         )
 
     async def _claim(self, limit: int) -> list[ActionClaim]:
@@ -119,14 +123,6 @@ class OutboxSender(ClaimLoop[ActionClaim]):
             if not held:
                 sending.cancel()
                 return
-
-    def _wait(self, state: RetryCallState) -> float:
-        """Exponential backoff with jitter, but never sooner than the platform's Retry-After."""
-        backoff = self._backoff(state)
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, ActionError) and exc.retry_after:
-            return max(backoff, exc.retry_after)
-        return backoff
 
     async def _send(self, claim: ActionClaim) -> str | None:
         """The connector's work with in-process retries; the platform's id for what it made."""

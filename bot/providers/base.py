@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from bot.domain import JSON, Usage
+from bot.retry import RemoteError
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -103,13 +104,8 @@ class ModelResponse:
     rag_results: tuple[JSON, ...] = field(default_factory=tuple)
 
 
-class ProviderError(Exception):
+class ProviderError(RemoteError):
     """A model call that failed. ``retryable`` errors (429, 5xx, timeouts) may be retried."""
-
-    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
 
 
 class ModelProvider(Protocol):

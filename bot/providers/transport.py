@@ -13,13 +13,10 @@ import codecs
 import json
 import logging
 import re
-import time
 import urllib.request
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -28,6 +25,7 @@ from yarl import URL
 
 from bot.domain import JSON, Usage
 from bot.providers.base import ProviderError
+from bot.retry import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -315,27 +313,6 @@ class LineSplitter:
 
 
 # -- errors --------------------------------------------------------------------------------------
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
 
 
 def _error_detail(body: str) -> str:

@@ -35,7 +35,6 @@ from intercom.conversations import (
 from intercom.core.pydantic_utilities import UniversalBaseModel
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
@@ -43,14 +42,16 @@ from tenacity import (
 
 from bot.config import IntercomSettings
 from bot.domain import JSON
-from connectors.intercom.ratelimit import RateLimiter, retry_after
+from bot.retry import RemoteError, parse_retry_after, wait_retry_after
+from connectors.intercom.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 
-class IntercomError(Exception):
-    """A call that failed. ``retryable``: trying again may work; ``unknown_outcome``: it may
-    have taken effect (look before resending); ``status``: the HTTP status, if one came back."""
+class IntercomError(RemoteError):
+    """A call that failed. ``retryable`` (the default): trying again may work;
+    ``unknown_outcome``: it may have taken effect (look before resending); ``status``: the HTTP
+    status, if one came back."""
 
     def __init__(
         self,
@@ -61,11 +62,9 @@ class IntercomError(Exception):
         unknown_outcome: bool = False,
         retry_after: float | None = None,
     ):
-        super().__init__(message)
+        super().__init__(message, retryable=retryable, retry_after=retry_after)
         self.status = status
-        self.retryable = retryable
         self.unknown_outcome = unknown_outcome
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,21 +92,19 @@ class IntercomClient:
                 total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
             ),
         )
-        self._backoff = wait_exponential_jitter(
-            multiplier=settings.retry_backoff_seconds, max=30.0, jitter=settings.retry_backoff_seconds
+        # Never sooner than a 429's or 5xx's Retry-After.
+        self._wait = wait_retry_after(
+            wait_exponential_jitter(
+                multiplier=settings.retry_backoff_seconds,
+                max=30.0,
+                jitter=settings.retry_backoff_seconds,
+            )
         )
 
     async def close(self) -> None:
         await self._http.close()
 
     # -- the retry policy -----------------------------------------------------------------
-
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = self._backoff(state)
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, IntercomError) and exc.retry_after is not None:
-            return max(backoff, exc.retry_after)
-        return backoff
 
     async def call(
         self,
@@ -290,7 +287,7 @@ def _from_status(what: str, status: int, headers: dict[str, str], body: Any) -> 
     detail = _error_detail(body)
     message = f"{what}: Intercom answered {status}" + (f" ({detail})" if detail else "")
     if status == 429:
-        wait = retry_after(headers)
+        wait = parse_retry_after(headers.get("retry-after"))
         if wait is None:
             reset = headers.get("x-ratelimit-reset")
             try:
@@ -299,9 +296,8 @@ def _from_status(what: str, status: int, headers: dict[str, str], body: Any) -> 
                 wait = None
         return IntercomError(message, status=status, retry_after=wait if wait is not None else 1.0)
     if status >= 500:
-        return IntercomError(
-            message, status=status, unknown_outcome=True, retry_after=retry_after(headers)
-        )
+        wait = parse_retry_after(headers.get("retry-after"))
+        return IntercomError(message, status=status, unknown_outcome=True, retry_after=wait)
     if status in (408, 409):
         return IntercomError(message, status=status, unknown_outcome=True)
     return IntercomError(message, status=status, retryable=False)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
+from cachetools import FIFOCache
 
 from bot.config import IntercomSettings
 from bot.connector import ActionError, Connector, ConnectorRuntime
@@ -93,7 +94,7 @@ class IntercomConnector(Connector):
         self._tag_ids: dict[str, str] = {}
         self._tags_loaded = False
         self._tag_lock = asyncio.Lock()
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: FIFOCache[str, None] = FIFOCache(maxsize=SEEN_NOTIFICATIONS)
         self._tasks: set[asyncio.Task[None]] = set()
         self.poll_interval = poll_interval(self._settings)
 
@@ -192,8 +193,6 @@ class IntercomConnector(Connector):
     def _remember(self, notification_id: str) -> None:
         # The part id is the durable dedup key; this only spares work on Intercom's retries.
         self._seen[notification_id] = None
-        while len(self._seen) > SEEN_NOTIFICATIONS:
-            self._seen.popitem(last=False)
 
     async def ingest(self, conversation: Conversation, *, complete: bool = True) -> int:
         """Submit the conversation's pending customer messages; returns how many were new.

@@ -10,10 +10,11 @@ refused. After a 429 every request waits out ``Retry-After`` (or the reset time)
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import time
 from collections.abc import Callable, Mapping
+
+from bot.retry import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -64,30 +65,13 @@ class RateLimiter:
             self._reset_at = reset
         if status != 429:
             return None
-        wait = retry_after(headers)
+        wait = parse_retry_after(headers.get("retry-after"))
         if wait is None and reset is not None:
             wait = max(0.0, reset - self._clock())
         wait = min(wait if wait is not None else 1.0, MAX_WAIT_SECONDS)
         self._blocked_until = max(self._blocked_until, self._clock() + wait)
         log.warning("Intercom rate limit hit; pausing requests for %.1fs", wait)
         return wait
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` as seconds (a number or an HTTP date), if present."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, parsed.timestamp() - time.time())
 
 
 def _int(value: str | None) -> int | None:

@@ -17,14 +17,14 @@ import asyncio
 import logging
 import re
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from cachetools import LRUCache
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -54,6 +54,7 @@ from bot.domain import (
     Smith,
     Thread,
 )
+from bot.retry import parse_retry_after
 from connectors.slack.events import EventsRoute
 from connectors.slack.live import STREAM_CHUNK_CHARS, SlackLiveReply, fingerprint
 from connectors.slack.mrkdwn import split_message, to_mrkdwn
@@ -140,12 +141,21 @@ class ShortRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
     ) -> bool:
         if response is None or response.status_code != 429:
             return False
-        for name, values in response.headers.items():
-            if name.lower() == "retry-after":
-                value = values[0] if isinstance(values, list) else values
-                wait = _float(value)
-                return wait is not None and wait <= self.max_wait_seconds
-        return True
+        value = _retry_after_header(response.headers)
+        if value is None:
+            return True
+        wait = parse_retry_after(value)
+        return wait is not None and wait <= self.max_wait_seconds
+
+
+def _retry_after_header(headers: Mapping[str, Any]) -> str | None:
+    """The ``Retry-After`` value, whatever its case; slack-sdk's retry handlers see each
+    header as a list of values."""
+    for name, values in headers.items():
+        if name.lower() == "retry-after":
+            value = values[0] if isinstance(values, list) and values else values
+            return value if isinstance(value, str) else None
+    return None
 
 
 # Web API methods a second request cannot turn into a second effect: reads, and writes that
@@ -250,7 +260,9 @@ class SlackConnector(Connector):
         self._socket: AsyncSocketModeHandler | None = None
         self._socket_connected = False
         self._identity: BotIdentity | None = None
-        self._users: OrderedDict[str, tuple[float, JSON]] = OrderedDict()
+        # user → (fresh until, profile). An LRU rather than a TTLCache: a profile past its time
+        # still answers when users.info fails.
+        self._users: LRUCache[str, tuple[float, JSON]] = LRUCache(maxsize=USER_CACHE_SIZE)
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # Working reactions still being added, by message ts: taking one off waits for it.
@@ -625,7 +637,6 @@ class SlackConnector(Connector):
         """The Slack profile of ``user`` (cached): real name, display name, email, title."""
         cached = self._users.get(user)
         if cached is not None and cached[0] > time.monotonic():
-            self._users.move_to_end(user)
             return cached[1]
         try:
             response = await asyncio.wait_for(
@@ -647,9 +658,6 @@ class SlackConnector(Connector):
         }
         profile = {k: v for k, v in profile.items() if v not in (None, "")}
         self._users[user] = (time.monotonic() + self._settings.user_cache_seconds, profile)
-        self._users.move_to_end(user)
-        while len(self._users) > USER_CACHE_SIZE:
-            self._users.popitem(last=False)
         return profile
 
     async def resolve_turn(
@@ -1112,7 +1120,7 @@ def _action_error(method: str, exc: Exception) -> ActionError:
     response = exc.response
     error = str(response.get("error") or f"HTTP {response.status_code}")
     if response.status_code == 429 or error == "ratelimited":
-        retry_after = _float(response.headers.get("Retry-After") or response.headers.get("retry-after"))
+        retry_after = parse_retry_after(_retry_after_header(response.headers))
         return ActionError(f"{method}: rate limited", retryable=True, retry_after=retry_after or 1.0)
     if error in CONFIG_ERRORS:
         _log_api_failure(method, exc)

@@ -172,6 +172,7 @@ async def running(
     async def factory(app: Application) -> AgentRunner:
         runner = make_runner(
             settings,
+            http=app.http,
             provider=provider,
             connectors=app.connectors,
             knowledge=knowledge,

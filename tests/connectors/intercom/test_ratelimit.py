@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.intercom.ratelimit import RateLimiter, retry_after
+from connectors.intercom.ratelimit import RateLimiter
 
 
 class Clock:
@@ -63,8 +63,10 @@ async def test_a_429_pauses_everyone_for_retry_after(slept: list[float]) -> None
     assert slept == [pytest.approx(3)]
 
 
-def test_retry_after_reads_seconds_and_dates() -> None:
-    assert retry_after({"retry-after": "2"}) == 2
-    assert retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
-    assert retry_after({"retry-after": "soon"}) is None
-    assert retry_after({}) is None
+
+
+def test_a_429_with_a_dated_retry_after_pauses_until_then_at_most_a_minute() -> None:
+    """The header's date form is read too (``bot.retry.parse_retry_after``), and capped."""
+    limiter = RateLimiter()
+    assert limiter.observe(429, {"retry-after": "Wed, 21 Oct 2099 07:28:00 GMT"}) == 60.0
+    assert limiter.observe(429, {"retry-after": "soon"}) == 1.0

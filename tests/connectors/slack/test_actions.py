@@ -284,3 +284,22 @@ async def test_a_turn_gets_the_author_s_profile_and_keeps_a_known_name_when_ther
     messages = (_inbound("BALERT", bot=True),)
     assert await connector.resolve_turn(_smith("BALERT", None), thread, messages) is messages
     assert len(slack.calls_to("users.info", ok_only=False)) == asked
+
+
+async def test_a_profile_is_cached_and_a_stale_one_still_answers_when_users_info_fails(
+    make_connector: Make, slack: FakeSlack
+) -> None:
+    fresh = await make_connector()
+    thread = slack_thread()
+    await fresh.resolve_turn(_smith(CUSTOMER, None), thread, (_inbound(CUSTOMER),))
+    await fresh.resolve_turn(_smith(CUSTOMER, None), thread, (_inbound(CUSTOMER),))
+    assert len(slack.calls_to("users.info")) == 1  # the second turn was a cache hit
+
+    # With no time to keep a profile fresh, every turn asks; when Slack fails, the stale
+    # profile still names the customer.
+    stale = await make_connector(user_cache_seconds=0)
+    await stale.resolve_turn(_smith(CUSTOMER, None), thread, (_inbound(CUSTOMER),))
+    slack.fail("users.info", status=500, error="internal_error", retry_after=None)
+    [carla] = await stale.resolve_turn(_smith(CUSTOMER, None), thread, (_inbound(CUSTOMER),))
+    assert len(slack.calls_to("users.info", ok_only=False)) == 3
+    assert carla.display_name == "Carla Customer"
