@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("file", metavar="FILE", help="YAML scenarios (see examples/scenarios.yaml)")
     simulate.set_defaults(command=cmd_simulate)
 
+    evaluation = sub.add_parser("eval", help="measure answers on customer conversations (JSONL cases)")
+    _add_eval_arguments(evaluation)
+    evaluation.set_defaults(command=cmd_eval)
+
     triage = sub.add_parser(
         "triage",
         help="sweep conversations waiting for an answer through the bot (once or on a schedule)",
@@ -400,6 +404,37 @@ async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.agent.simulate import simulate
 
     return await simulate(settings, Path(args.file), sys.stdout)
+
+
+def _add_eval_arguments(parser: Any) -> None:
+    parser.add_argument("file", metavar="CASES", help="JSON Lines cases (see examples/eval/)")
+    parser.add_argument("--kb", action="append", metavar="DIR",
+                        help="knowledge to answer from (repeatable; default: knowledge.paths)")
+    parser.add_argument("--json", dest="json_path", metavar="OUT", help="also write the report as JSON")
+    parser.add_argument("--provider", help="model provider to evaluate (default: model.provider)")
+    parser.add_argument("--min-action", type=float, metavar="PCT",
+                        help="exit 1 when right action is under PCT percent")
+    parser.add_argument("--min-article", type=float, metavar="PCT",
+                        help="exit 1 when right article is under PCT percent")
+
+
+async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from bot.agent.evaluation import run_eval
+
+    if settings.log.level == "INFO":
+        logging.getLogger().setLevel(logging.WARNING)  # per-turn lines would bury the table
+    return await run_eval(
+        settings,
+        Path(args.file),
+        sys.stdout,
+        kb=[Path(p) for p in args.kb] if args.kb else None,
+        provider=args.provider,
+        json_path=Path(args.json_path) if args.json_path else None,
+        min_action=args.min_action,
+        min_article=args.min_article,
+    )
 
 
 def _when(ts: float) -> str:
