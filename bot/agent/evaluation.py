@@ -292,7 +292,7 @@ def summarise(results: list[CaseResult]) -> Report:
         hits = sum(1 for r in with_article if r.search_rank is not None and r.search_rank <= k)
         recall[f"@{k}"] = hits / len(with_article) if with_article else None
     latencies = [ms for r in results for ms in r.latencies_ms]
-    failures = [
+    failures: list[dict[str, object]] = [
         {
             "id": r.id,
             "expected": f"{r.expect_action} {r.expect_article or '-'}",

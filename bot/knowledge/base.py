@@ -9,32 +9,28 @@ on both databases.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
-import math
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import KnowledgeSettings
 from bot.domain import now
 from bot.knowledge import terms as vocab
 from bot.knowledge.documents import (
-    HEADING_SEPARATOR,
     UnreadableDocument,
     chunk_document,
     kind_of,
     parse,
 )
+from bot.knowledge.index import ChunkRecord, SearchIndex
 from bot.store.database import Database
 from bot.store.schema import kb_chunks, kb_documents, kb_terms
 
@@ -134,6 +130,8 @@ class KnowledgeBase:
     def __init__(self, db: Database, settings: KnowledgeSettings) -> None:
         self.db = db
         self.settings = settings
+        self._index: tuple[str, SearchIndex] | None = None
+        self._index_lock = asyncio.Lock()
 
     # -- ingest ------------------------------------------------------------------------------
 
@@ -317,165 +315,71 @@ class KnowledgeBase:
             )
 
     async def search(self, query: str, *, limit: int = 5) -> list[Passage]:
-        """The best passages for a customer's question, best first (see ``Passage.score``).
+        """The best passages for a customer's question, best first, one per document (see
+        ``Passage.score`` and ``bot.knowledge.index``).
 
         Any text is accepted: quotes, operators, SQL, emoji and empty strings are treated as
         plain words (or as nothing), never as query syntax. A question with no content words
         returns no passages.
         """
         limit = max(1, min(int(limit), MAX_LIMIT))
-        query_words = vocab.query_words(query)[:MAX_QUERY_WORDS]
-        if not query_words:
+        if not query.strip():
             return []
-        stems = {w: vocab.stem(w) for w in query_words}
-        query_terms = list(dict.fromkeys(stems.values()))
-        candidates = max(limit * 4, 20)
-
-        def work(conn: Connection) -> tuple[dict[str, int], int, Sequence[Any]]:
-            """Term statistics, the chunk total and the candidate chunks, in one snapshot."""
-            stats = conn.execute(
-                select(kb_terms.c.term, kb_terms.c.chunks).where(
-                    kb_terms.c.term.in_([*query_terms, _TOTAL])
-                )
+        index = await self._current_index()
+        hits = index.search(query, limit=limit)
+        if not hits:
+            return []
+        top = hits[0].rank_score or 1.0
+        return [
+            Passage(
+                chunk_id=f"{h.chunk.document_id}:{h.chunk.content_hash[:8]}:{h.chunk.id}",
+                document_id=h.chunk.document_id,
+                title=h.chunk.title,
+                heading=h.chunk.heading,
+                text=h.chunk.text,
+                source=h.chunk.source,
+                # The first document keeps its confidence; later ones are scaled by how far
+                # behind it they rank, so scores fall in the order the passages come.
+                score=round(h.confidence * (0.5 + 0.5 * h.rank_score / top), 4),
             )
-            frequencies = {r.term: int(r.chunks) for r in stats}
-            total_chunks = frequencies.pop(_TOTAL, None)
-            if total_chunks is None:  # an index written before the total was kept
-                total_chunks = int(
-                    conn.execute(select(func.count()).select_from(kb_chunks)).scalar_one()
+            for h in hits
+        ]
+
+    async def _current_index(self) -> SearchIndex:
+        """The in-memory index, rebuilt when the stored documents changed (here or on another
+        replica): one small query of the documents table per search decides."""
+        query = select(kb_documents.c.id, kb_documents.c.content_hash).order_by(kb_documents.c.id)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        signature = hashlib.sha256(
+            "\n".join(f"{r.id}:{r.content_hash}" for r in rows).encode()
+        ).hexdigest()
+        if self._index is not None and self._index[0] == signature:
+            return self._index[1]
+        async with self._index_lock:
+            if self._index is not None and self._index[0] == signature:
+                return self._index[1]
+            chunk_query = (
+                select(
+                    kb_chunks.c.id,
+                    kb_chunks.c.document_id,
+                    kb_chunks.c.seq,
+                    kb_chunks.c.title,
+                    kb_chunks.c.heading,
+                    kb_chunks.c.text,
+                    kb_documents.c.source,
+                    kb_documents.c.content_hash,
                 )
-            if total_chunks <= 0:
-                return frequencies, total_chunks, []
-            df = {w: frequencies.get(stems[w], 0) for w in query_words}
-            words, all_required = _candidate_words(sorted(query_words, key=df.__getitem__), df)
-            rows = self._candidates(conn, words, all_required, candidates)
-            if not rows and all_required:  # the rare words never meet: the rarest alone
-                rows = self._candidates(conn, words[:1], False, candidates)
-            return frequencies, total_chunks, rows
-
-        frequencies, total_chunks, rows = await self.db.run_read(work)
-        if not rows:
-            return []
-        weights = {t: _idf(frequencies.get(t, 0), total_chunks) for t in query_terms}
-        return _score(rows, weights)[:limit]
-
-    def _candidates(
-        self, conn: Connection, words: list[str], all_required: bool, k: int
-    ) -> Sequence[Any]:
-        """Top ``k`` chunks by full-text rank containing any (or all) of ``words``.
-
-        The words come from ``terms.query_words``: letters and digits only, so quoting them
-        is enough to keep every one a plain term for FTS5 and ``websearch_to_tsquery``.
-        """
-        if self.db.is_sqlite:
-            joiner = " AND " if all_required else " OR "
-            match = joiner.join('"' + w.replace('"', '""') + '"' for w in words)
-            return conn.execute(_SQLITE_SEARCH, {"match": match, "k": k}).all()
-        joiner = " " if all_required else " or "
-        tsquery = joiner.join(words)
-        return conn.execute(_POSTGRES_SEARCH, {"query": tsquery, "k": k}).all()
-
-
-def _candidate_words(by_rarity: list[str], df: dict[str, int]) -> tuple[list[str], bool]:
-    """Which words to send to the full-text index, and whether all of them must match.
-
-    Ranking every chunk that holds a very common word costs time (PostgreSQL re-reads each
-    matching ``tsvector``) and buys little: such a word barely moves the score. So the rarest
-    words go first while the chunks they match fit a budget; when even the rarest word that the
-    knowledge base uses is too common, its (up to three) rarest words must all appear. Words the
-    statistics have never seen cost nothing and always go (the index's stemmer may still know
-    them). Dropped words still count in the score.
-    """
-    unseen = [w for w in by_rarity if df[w] == 0]
-    seen = [w for w in by_rarity if df[w] > 0]
-    if seen and df[seen[0]] > CANDIDATE_BUDGET and len(seen) > 1:
-        return seen[:3], True
-    chosen = list(unseen)
-    expected = 0
-    for word in seen:
-        if expected and expected + df[word] > CANDIDATE_BUDGET:
-            break
-        chosen.append(word)
-        expected += df[word]
-    return chosen, False
-
-
-# The candidate queries: the same columns in the same order on both databases. ``rank`` is
-# positive, higher is better.
-_SQLITE_SEARCH = text(
-    """
-    SELECT c.id, c.document_id, c.title, c.heading, c.text, c.terms, d.source, d.content_hash,
-           hits.rank
-    FROM (
-        SELECT rowid AS chunk_rowid, -bm25(kb_chunks_fts, 3.0, 1.0) AS rank
-        FROM kb_chunks_fts
-        WHERE kb_chunks_fts MATCH :match
-        ORDER BY bm25(kb_chunks_fts, 3.0, 1.0)
-        LIMIT :k
-    ) AS hits
-    JOIN kb_chunks AS c ON c.id = hits.chunk_rowid
-    JOIN kb_documents AS d ON d.id = c.document_id
-    ORDER BY hits.rank DESC
-    """
-)
-
-_POSTGRES_SEARCH = text(
-    """
-    SELECT c.id, c.document_id, c.title, c.heading, c.text, c.terms, d.source, d.content_hash,
-           ts_rank_cd(c.search_vector, q.query) AS rank
-    FROM kb_chunks AS c
-    JOIN kb_documents AS d ON d.id = c.document_id
-    CROSS JOIN websearch_to_tsquery('english'::regconfig, :query) AS q(query)
-    WHERE c.search_vector @@ q.query
-    ORDER BY rank DESC
-    LIMIT :k
-    """
-)
-
-
-def _idf(chunks_with_term: int, total_chunks: int) -> float:
-    """BM25's smoothed inverse document frequency: rare words weigh more, ubiquitous ≈ 0."""
-    n = min(chunks_with_term, total_chunks)
-    return math.log(1.0 + (total_chunks - n + 0.5) / (n + 0.5))
-
-
-def _score(rows: Sequence[Any], weights: dict[str, float]) -> list[Passage]:
-    total = sum(weights.values()) or 1.0
-    best_rank = max((float(r.rank) for r in rows), default=0.0)
-    scored: list[tuple[float, float, Passage]] = []
-    for row in rows:
-        chunk_terms = f" {row.terms} "  # substring tests beat building a set of ~150 terms
-        *parents, leaf = row.heading.split(HEADING_SEPARATOR)
-        leaf_terms = _heading_terms(leaf)
-        path_terms = leaf_terms | _heading_terms(HEADING_SEPARATOR.join([row.title, *parents]))
-        coverage = sum(w for t, w in weights.items() if f" {t} " in chunk_terms) / total
-        in_path = sum(w for t, w in weights.items() if t in path_terms) / total
-        in_leaf = sum(w for t, w in weights.items() if t in leaf_terms) / total
-        rank = float(row.rank)
-        relative_rank = rank / best_rank if best_rank > 0 else 0.0
-        score = (
-            coverage * (_COVERAGE_WEIGHT + _RANK_WEIGHT * relative_rank)
-            + _PATH_WEIGHT * in_path
-            + _LEAF_WEIGHT * in_leaf
-        )
-        passage = Passage(
-            chunk_id=f"{row.document_id}:{row.content_hash[:8]}:{row.id}",
-            document_id=row.document_id,
-            title=row.title,
-            heading=row.heading,
-            text=row.text,
-            source=row.source,
-            score=round(min(1.0, max(0.0, score)), 4),
-        )
-        scored.append((passage.score, rank, passage))
-    scored.sort(key=lambda item: (item[0], item[1]), reverse=True)
-    return [p for _, _, p in scored]
-
-
-@functools.lru_cache(maxsize=8192)
-def _heading_terms(heading: str) -> frozenset[str]:
-    # Headings repeat across searches; tokenising them once is most of the scoring cost.
-    return frozenset(vocab.content_terms(heading))
+                .join(kb_documents, kb_documents.c.id == kb_chunks.c.document_id)
+                .order_by(kb_chunks.c.document_id, kb_chunks.c.seq)
+            )
+            async with self.db.read() as conn:
+                chunk_rows = (await conn.execute(chunk_query)).all()
+            records = [ChunkRecord(*row) for row in chunk_rows]
+            index = await asyncio.to_thread(SearchIndex, records)
+            self._index = (signature, index)
+            logger.info("knowledge: index built over %d chunks", len(records))
+            return index
 
 
 def _count_terms(stored: Iterable[str]) -> Counter[str]:
