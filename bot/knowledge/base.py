@@ -330,20 +330,25 @@ class KnowledgeBase:
         if not hits:
             return []
         top = hits[0].rank_score or 1.0
-        return [
-            Passage(
-                chunk_id=f"{h.chunk.document_id}:{h.chunk.content_hash[:8]}:{h.chunk.id}",
-                document_id=h.chunk.document_id,
-                title=h.chunk.title,
-                heading=h.chunk.heading,
-                text=h.chunk.text,
-                source=h.chunk.source,
-                # The first document keeps its confidence; later ones are scaled by how far
-                # behind it they rank, so scores fall in the order the passages come.
-                score=round(h.confidence * (0.5 + 0.5 * h.rank_score / top), 4),
+        passages: list[Passage] = []
+        for h in hits:
+            # The first document keeps its confidence; later ones are scaled by how far behind
+            # it they rank, and never score above one ranked before them.
+            score = h.confidence * (0.5 + 0.5 * h.rank_score / top)
+            if passages:
+                score = min(score, passages[-1].score)
+            passages.append(
+                Passage(
+                    chunk_id=f"{h.chunk.document_id}:{h.chunk.content_hash[:8]}:{h.chunk.id}",
+                    document_id=h.chunk.document_id,
+                    title=h.chunk.title,
+                    heading=h.chunk.heading,
+                    text=h.chunk.text,
+                    source=h.chunk.source,
+                    score=round(score, 4),
+                )
             )
-            for h in hits
-        ]
+        return passages
 
     async def _current_index(self) -> SearchIndex:
         """The in-memory index, rebuilt when the stored documents changed (here or on another

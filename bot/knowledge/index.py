@@ -29,6 +29,8 @@ K1 = 1.2
 B = 0.75
 # A corrected typo counts a little less than the word itself.
 TYPO_WEIGHT = 0.8
+# The weight of a question's word that the knowledge base never uses, as a share of the rarest.
+UNKNOWN_SHARE = 0.4
 # How much the whole-document score decides the order of documents (the rest: best section).
 DOCUMENT_SHARE = 0.6
 # In the confidence, a term only in the body of the document counts this much.
@@ -210,7 +212,11 @@ class SearchIndex:
 
     def _term(self, term: str, weight: float, word: str, *, known: bool = True) -> QueryTerm:
         known = known and term in self._term_documents
-        return QueryTerm(term, weight, self._whole.idf(term), known, word)
+        idf = self._whole.idf(term)
+        # A word the knowledge base never uses still counts against the confidence, but less
+        # than the rarest word it does use: customers say more than any article does ("my
+        # script keeps getting 429"), and an off-topic question matches nothing anyway.
+        return QueryTerm(term, weight, idf if known else UNKNOWN_SHARE * idf, known, word)
 
     def _match(self, word: str, lang: str) -> tuple[str, float] | None:
         for candidate_lang in dict.fromkeys([lang, *self.language_set]):
