@@ -30,7 +30,7 @@ B = 0.75
 # A corrected typo counts a little less than the word itself.
 TYPO_WEIGHT = 0.8
 # The weight of a question's word that the knowledge base never uses, as a share of the rarest.
-UNKNOWN_SHARE = 0.4
+UNKNOWN_SHARE = 0.6
 # How much the whole-document score decides the order of documents (the rest: best section).
 DOCUMENT_SHARE = 0.6
 # In the confidence, a term only in the body of the document counts this much.
@@ -176,7 +176,7 @@ class SearchIndex:
             self._chunk_terms.append(frozenset(fields.weighted()))
             self._chunk_heading_terms.append(frozenset(fields.title) | frozenset(fields.heading))
         for word in self._vocabulary:
-            if len(word) >= 4 and not word.isdigit():
+            if len(word) >= 4 and not word.isdigit():  # "refnud" (6) ↔ "refund"
                 for key in analysis.deletes(word):
                     self._typos[key].add(word)
         self._term_documents = Counter(t for terms in self._document_terms for t in terms)
@@ -225,9 +225,10 @@ class SearchIndex:
                 return term, 1.0
         if word in self._vocabulary:
             return self._vocabulary[word], 1.0
-        if len(word) < 4 or word.isdigit():
+        # Short words are too close to other real words ("york" → "work") to correct safely.
+        if len(word) < 5 or word.isdigit():
             return None
-        limit = 1 if len(word) < 8 else 2
+        limit = 1 if len(word) < 9 else 2
         candidates: set[str] = set()
         for key in analysis.deletes(word):
             candidates |= self._typos.get(key, set())
@@ -274,7 +275,12 @@ class SearchIndex:
             )
             ranked.append((rank_score, d, chunk_index))
         ranked.sort(key=lambda r: (-r[0], r[2]))
-        total = sum(t.idf for t in terms) or 1.0
+        # Unknown words weigh less only while most of the question is the knowledge base's own
+        # words; a question mostly about something else ("best pizza in new york") keeps them
+        # at full weight, so one incidental match cannot make it look answered.
+        unknown_share = UNKNOWN_SHARE if len(known) * 2 > len(terms) else 1.0
+        total = sum(t.idf if t.known else t.idf * unknown_share / UNKNOWN_SHARE for t in terms)
+        total = total or 1.0
         hits = []
         for rank_score, d, chunk_index in ranked[:limit]:
             confidence = self._confidence(terms, total, d, chunk_index)

@@ -82,7 +82,7 @@ async def test_greeting_with_a_question_greets_and_answers() -> None:
             ),
         )
     )
-    assert second.text.startswith("Hi Grace! 1. Click **Forgot password?**.\n2. Follow the email.")
+    assert second.text.startswith("Hi Grace! 1. Click Forgot password?.\n2. Follow the email.")
     assert second.text.endswith(
         "Source: Resetting your password › Reset a forgotten password "
         "(account/resetting-your-password.md)"

@@ -146,23 +146,6 @@ async def test_scores_rank_the_whole_question_above_a_part(
     assert await kb.count_chunks() == 3
 
 
-def test_candidate_words_keep_rare_words_within_the_budget() -> None:
-    from bot.knowledge.base import CANDIDATE_BUDGET, _candidate_words
-
-    common = CANDIDATE_BUDGET  # alone it fits; with anything else it does not
-    df = {"zebra": 0, "okta": 3, "refund": 40, "account": common, "plan": common * 2}
-    assert _candidate_words(["zebra", "okta", "refund"], df) == (["zebra", "okta", "refund"], False)
-    # A common word joins only while the expected matches fit the budget.
-    assert _candidate_words(["okta", "refund", "account", "plan"], df) == (["okta", "refund"], False)
-    # Only common words: the rarest ones must all appear.
-    assert _candidate_words(["plan", "account"], {"plan": common * 2, "account": common * 3}) == (
-        ["plan", "account"],
-        True,
-    )
-    # An unseen word never pushes a known one out.
-    assert _candidate_words(["zebra", "account"], df) == (["zebra", "account"], False)
-
-
 async def test_search_works_without_the_stored_chunk_total(
     kb: KnowledgeBase, kb_db: Database, tmp_path: Path
 ) -> None:
