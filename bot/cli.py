@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     kb_search = kb.add_parser("search", help="search the knowledge base like the bot does")
     kb_search.add_argument("query")
     kb_search.add_argument("--limit", type=int, default=5)
+    kb_search.add_argument("--json", action="store_true", help="print the results as JSON")
     kb_search.set_defaults(command=cmd_kb_search)
 
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (the real pipeline)")
@@ -360,6 +361,14 @@ async def cmd_kb_search(args: argparse.Namespace, settings: Settings) -> int:
         passages = await KnowledgeBase(store.db, settings.knowledge).search(args.query, limit=args.limit)
     finally:
         await store.db.dispose()
+    if args.json:
+        print(json.dumps({"results": [
+            {"rank": n, "document": p.source, "title": p.title,
+             "section": p.heading.rsplit(" › ", 1)[-1], "score": p.score,
+             "url": p.source if p.source.startswith(("http://", "https://")) else None}
+            for n, p in enumerate(passages, start=1)
+        ]}, ensure_ascii=False, indent=2))
+        return 0
     if not passages:
         print("no matching passages")
         return 0
