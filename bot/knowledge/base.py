@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +48,10 @@ CANDIDATE_BUDGET = 1000
 # The kb_terms row holding the number of chunks (a stem is never empty): counting the chunks
 # table on every search costs a scan on PostgreSQL.
 _TOTAL = ""
+# How long a search trusts its in-memory index without asking the database whether another
+# replica changed the documents; this replica's own writes are seen at once. A database round
+# trip per search would cost more than the search itself (aiosqlite hops to a thread).
+INDEX_RECHECK_SECONDS = 1.0
 # Serialises knowledge writes between replicas on PostgreSQL (term counters are shared rows).
 _PG_LOCK_KEY = 0x6B6E6F77  # "know"
 
@@ -132,6 +138,7 @@ class KnowledgeBase:
         self.settings = settings
         self._index: tuple[str, SearchIndex] | None = None
         self._index_lock = asyncio.Lock()
+        self._index_checked_at = -math.inf  # time.monotonic() of the last signature check
 
     # -- ingest ------------------------------------------------------------------------------
 
@@ -215,8 +222,12 @@ class KnowledgeBase:
     async def _set_source(self, document_id: str, source: str) -> None:
         async with self.db.tx() as conn:
             await conn.execute(
-                update(kb_documents).where(kb_documents.c.id == document_id).values(source=source)
+                update(kb_documents)
+                .where(kb_documents.c.id == document_id)
+                # updated_at tells searching replicas that their index is out of date
+                .values(source=source, updated_at=now())
             )
+        self._documents_changed()
 
     async def _write_document(self, location: str, source: str, prepared: _Prepared) -> str:
         """Insert or replace one document's chunks; returns added/updated/unchanged."""
@@ -231,6 +242,7 @@ class KnowledgeBase:
                 )
             ).scalar_one_or_none()
             if current == prepared.content_hash:
+                self._documents_changed()  # by another replica, just now
                 return "unchanged"
             old_terms = await self._delete_chunks(conn, document_id)
             values = {
@@ -268,6 +280,7 @@ class KnowledgeBase:
             new_terms = _count_terms(t for _, _, t in prepared.chunks)
             new_terms.subtract(old_terms)
             await self._apply_term_deltas(conn, new_terms)
+        self._documents_changed()
         return "added" if current is None else "updated"
 
     async def _remove_document(self, document_id: str) -> None:
@@ -277,6 +290,11 @@ class KnowledgeBase:
             await conn.execute(delete(kb_documents).where(kb_documents.c.id == document_id))
             old_terms_negated = Counter({t: -n for t, n in old_terms.items()})
             await self._apply_term_deltas(conn, old_terms_negated)
+        self._documents_changed()
+
+    def _documents_changed(self) -> None:
+        """After a committed write: the next search checks the index against the database."""
+        self._index_checked_at = -math.inf
 
     async def _lock(self, conn: AsyncConnection) -> None:
         if not self.db.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serialises writers
@@ -352,14 +370,23 @@ class KnowledgeBase:
 
     async def _current_index(self) -> SearchIndex:
         """The in-memory index, rebuilt when the stored documents changed (here or on another
-        replica): one small query of the documents table per search decides."""
-        query = select(kb_documents.c.id, kb_documents.c.content_hash).order_by(kb_documents.c.id)
+        replica). One aggregate over the documents table per search decides: every write of a
+        document sets its ``updated_at``, and a removal changes the count."""
+        if self._index is not None and (
+            time.monotonic() - self._index_checked_at < INDEX_RECHECK_SECONDS
+        ):
+            return self._index[1]
+        checked_at = time.monotonic()
+        query = select(
+            func.count(),
+            func.max(kb_documents.c.updated_at),
+            func.coalesce(func.sum(kb_documents.c.chunks), 0),
+        ).select_from(kb_documents)
         async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        signature = hashlib.sha256(
-            "\n".join(f"{r.id}:{r.content_hash}" for r in rows).encode()
-        ).hexdigest()
+            count, latest, chunks = (await conn.execute(query)).one()
+        signature = f"{count}:{latest}:{chunks}"
         if self._index is not None and self._index[0] == signature:
+            self._index_checked_at = checked_at
             return self._index[1]
         async with self._index_lock:
             if self._index is not None and self._index[0] == signature:
@@ -383,6 +410,7 @@ class KnowledgeBase:
             records = [ChunkRecord(*row) for row in chunk_rows]
             index = await asyncio.to_thread(SearchIndex, records)
             self._index = (signature, index)
+            self._index_checked_at = checked_at
             logger.info("knowledge: index built over %d chunks", len(records))
             return index
 

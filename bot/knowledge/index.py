@@ -17,7 +17,10 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 from bot.knowledge import analysis
 
@@ -90,37 +93,58 @@ class _Fields:
         return out
 
 
-@dataclass(slots=True)
 class _Postings:
-    """An inverted index over units (documents or sections) with BM25F term frequencies."""
+    """An inverted index over units (documents or sections) with BM25F term frequencies.
 
-    postings: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    lengths: list[float] = field(default_factory=list)
+    Built once, then frozen into arrays: each term keeps the units it occurs in and their
+    saturated term frequency ``tf / (K1 + tf)`` (tf length-normalised), and its idf, so a
+    question costs one vectorised add per question term — no pass over every unit in Python.
+    """
+
+    def __init__(self) -> None:
+        self._weighted: list[dict[str, float]] = []
+        self.size = 0
+        self._postings: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {}
+        self._idf: dict[str, float] = {}
+        self._unseen_idf = 0.0
 
     def add(self, weighted: dict[str, float]) -> None:
-        unit = len(self.lengths)
-        self.lengths.append(sum(weighted.values()))
-        for term, tf in weighted.items():
-            self.postings.setdefault(term, []).append((unit, tf))
+        self._weighted.append(weighted)
+
+    def freeze(self) -> None:
+        lengths = [sum(w.values()) for w in self._weighted]
+        total = self.size = len(lengths)
+        average = (sum(lengths) / total if total else 0.0) or 1.0
+        collected: dict[str, tuple[list[int], list[float]]] = {}
+        for unit, weighted in enumerate(self._weighted):
+            length_norm = 1.0 - B + B * lengths[unit] / average
+            for term, tf in weighted.items():
+                norm = tf / length_norm
+                units, saturated = collected.setdefault(term, ([], []))
+                units.append(unit)
+                saturated.append(norm / (K1 + norm))
+        self._postings = {
+            term: (np.array(units, dtype=np.intp), np.array(saturated, dtype=np.float64))
+            for term, (units, saturated) in collected.items()
+        }
+        self._idf = {
+            term: math.log(1.0 + (total - len(units) + 0.5) / (len(units) + 0.5))
+            for term, (units, _) in collected.items()
+        }
+        self._unseen_idf = math.log(1.0 + (total + 0.5) / 0.5)
+        self._weighted = []
 
     def idf(self, term: str) -> float:
-        n = len(self.postings.get(term, ()))
-        total = len(self.lengths)
-        return math.log(1.0 + (total - n + 0.5) / (n + 0.5))
+        return self._idf.get(term, self._unseen_idf)
 
-    def score(self, terms: Sequence[tuple[str, float]]) -> dict[int, float]:
-        if not self.lengths:
-            return {}
-        average = (sum(self.lengths) / len(self.lengths)) or 1.0
-        scores: dict[int, float] = defaultdict(float)
+    def score(self, terms: Sequence[tuple[str, float]]) -> npt.NDArray[np.float64]:
+        """BM25F score per unit (0 where none of the terms occur)."""
+        scores = np.zeros(self.size, dtype=np.float64)
         for term, weight in terms:
-            posting = self.postings.get(term)
-            if not posting:
-                continue
-            idf = self.idf(term) * weight
-            for unit, tf in posting:
-                norm = tf / (1.0 - B + B * self.lengths[unit] / average)
-                scores[unit] += idf * norm / (K1 + norm)
+            posting = self._postings.get(term)
+            if posting is not None:
+                # A unit occurs once per term's posting, so fancy-index add is exact.
+                scores[posting[0]] += self._idf[term] * weight * posting[1]
         return scores
 
 
@@ -128,12 +152,14 @@ class SearchIndex:
     """An immutable index over a snapshot of the knowledge base's chunks."""
 
     def __init__(self, chunks: Sequence[ChunkRecord]):
-        self.chunks = list(chunks)
+        # A document's chunks sit next to each other, in order: ties between equal scores go
+        # by position, so the order must not depend on the database (PostgreSQL sorts text by
+        # its collation), and a document's sections are one slice of the section scores.
+        self.chunks = sorted(chunks, key=lambda c: (c.document_id, c.seq))
         by_document: dict[str, list[int]] = defaultdict(list)
         for i, chunk in enumerate(self.chunks):
             by_document[chunk.document_id].append(i)
         self.documents = list(by_document)
-        self._document_of_chunk = [0] * len(self.chunks)
         self.languages: list[str] = []
         self._sections = _Postings()
         self._whole = _Postings()
@@ -155,7 +181,6 @@ class SearchIndex:
             seen_headings: set[str] = set()
             for i in members:
                 chunk = self.chunks[i]
-                self._document_of_chunk[i] = d
                 path = [h for h in chunk.heading.split(" › ") if h and h != chunk.title]
                 heading_terms = Counter(analysis.analyze(" ".join(path), lang))
                 body_terms = Counter(analysis.analyze(chunk.text, lang))
@@ -175,6 +200,9 @@ class SearchIndex:
             self._sections.add(fields.weighted())
             self._chunk_terms.append(frozenset(fields.weighted()))
             self._chunk_heading_terms.append(frozenset(fields.title) | frozenset(fields.heading))
+        self._whole.freeze()
+        self._sections.freeze()
+        self._document_starts = np.array([by_document[d][0] for d in self.documents], dtype=np.intp)
         for word in self._vocabulary:
             if len(word) >= 4 and not word.isdigit():  # "refnud" (6) ↔ "refund"
                 for key in analysis.deletes(word):
@@ -254,27 +282,28 @@ class SearchIndex:
         if not known:
             return []
         whole = self._whole.score(known)
-        sections = self._sections.score(known)
-        if not whole:
+        best_whole = float(whole.max(initial=0.0))
+        if best_whole <= 0.0:
             return []
-        best_whole = max(whole.values()) or 1.0
-        best_section_score = max(sections.values(), default=0.0) or 1.0
-        best_section: dict[int, tuple[float, int]] = {}
-        for chunk_index, score in sections.items():
-            d = self._document_of_chunk[chunk_index]
-            current = best_section.get(d)
-            if current is None or score > current[0]:
-                best_section[d] = (score, chunk_index)
+        sections = self._sections.score(known)
+        best_section_score = float(sections.max(initial=0.0)) or 1.0
+        # Every section carries its document's title, so a document that matched has a section
+        # that matched: its best one decides the rest of its rank.
+        document_best = np.maximum.reduceat(sections, self._document_starts)
+        rank = DOCUMENT_SHARE * whole / best_whole + (1 - DOCUMENT_SHARE) * (
+            document_best / best_section_score
+        )
+        matched = np.flatnonzero((whole > 0.0) & (document_best > 0.0))
+        # Best first; equal ranks in index order (``lexsort`` sorts by its last key first).
+        order = matched[np.lexsort((matched, -rank[matched]))][:limit]
         ranked: list[tuple[float, int, int]] = []
-        for d, score in whole.items():
-            section_score, chunk_index = best_section.get(d, (0.0, -1))
-            if chunk_index < 0:
-                continue
-            rank_score = DOCUMENT_SHARE * score / best_whole + (1 - DOCUMENT_SHARE) * (
-                section_score / best_section_score
+        for d in order.tolist():
+            start = self._document_starts[d]
+            end = (
+                self._document_starts[d + 1] if d + 1 < len(self.documents) else len(self.chunks)
             )
-            ranked.append((rank_score, d, chunk_index))
-        ranked.sort(key=lambda r: (-r[0], r[2]))
+            chunk_index = int(start + np.argmax(sections[start:end]))
+            ranked.append((float(rank[d]), d, chunk_index))
         # Unknown words weigh less only while most of the question is the knowledge base's own
         # words; a question mostly about something else ("best pizza in new york") keeps them
         # at full weight, so one incidental match cannot make it look answered.
