@@ -83,6 +83,9 @@ class Passage:
     text: str
     source: str
     score: float
+    # The document's language (ISO 639-1, as ``bot.knowledge.analysis.detect_language`` guesses
+    # it); empty when unknown.
+    language: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +367,7 @@ class KnowledgeBase:
                     text=h.chunk.text,
                     source=h.chunk.source,
                     score=round(score, 4),
+                    language=h.language,
                 )
             )
         return passages

@@ -24,6 +24,7 @@ from bot.agent import intents
 from bot.agent.intents import Intent
 from bot.config import OfflineSettings
 from bot.domain import JSON, Usage
+from bot.knowledge import analysis
 from bot.providers.base import ChatMessage, DeltaSink, ModelRequest, ModelResponse, ToolCall
 
 if TYPE_CHECKING:
@@ -262,6 +263,7 @@ class OfflineProvider:
 
         found, query = await self._search(question, earlier)
         confidence, margin = _confidence(found)
+        language = analysis.detect_language(query)
         diagnosis.update(
             query=query,
             confidence=confidence,
@@ -271,6 +273,14 @@ class OfflineProvider:
                 for p in found
             ],
         )
+        diagnosis.update(language=language)
+        documents_in = {p.language for p in found if p.language}
+        if documents_in and language not in documents_in:
+            # A passage in another language is no answer for this customer: a person who reads
+            # the language does better than a quote they may not understand.
+            return escalate(
+                f"The customer writes in '{language}'; no matching article is in that language."
+            )
         if found and self._confident(confidence, margin):
             diagnosis.update(action="answer", reason="A confident match in the knowledge base.")
             return _Decision(hello + _answer(found[0]), (), diagnosis)

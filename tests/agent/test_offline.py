@@ -3,6 +3,7 @@ through the pipeline on a real knowledge base."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -110,6 +111,28 @@ async def test_question_below_the_confidence_threshold_escalates() -> None:
     assert response.tool_calls[0].arguments is not None
     assert "pizza" in response.tool_calls[0].arguments["reason"]
     assert response.text == ""
+
+
+async def test_a_question_in_a_language_no_matching_article_is_in_escalates() -> None:
+    """A good match in English is no answer for a customer who writes German; the same match
+    answers an English question, and a German article answers the German one."""
+    english = passage("Refund policy", "Refunds", "Refunds within 30 days.", 0.9, "refunds.md")
+    english = dataclasses.replace(english, language="en")
+    german = dataclasses.replace(
+        passage("Rückerstattung", "Rückerstattung", "Innerhalb von 30 Tagen.", 0.9, "rueck.md"),
+        language="de",
+    )
+    question = "Wie funktionieren Rückerstattungen?"
+    response = await _responder(english).complete(_request(ChatMessage("user", question)))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    assert response.tool_calls[0].arguments is not None
+    assert "'de'" in response.tool_calls[0].arguments["reason"]
+    response = await _responder(german).complete(_request(ChatMessage("user", question)))
+    assert response.tool_calls == () and "rueck.md" in response.text
+    response = await _responder(english).complete(
+        _request(ChatMessage("user", "How do refunds work?"))
+    )
+    assert response.tool_calls == () and "refunds.md" in response.text
 
 
 @pytest.mark.parametrize(
