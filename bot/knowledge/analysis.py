@@ -23,6 +23,7 @@ from bot.knowledge.terms import STOP_WORDS as ENGLISH_STOP_WORDS
 _TOKEN = re.compile(
     r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+|[^\W_]+", re.UNICODE
 )
+_COMPOUND = re.compile(r"(?<![\w-])[^\W\d_]+(?:-[^\W\d_]+)+(?![\w-])", re.UNICODE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af]")
@@ -90,8 +91,15 @@ _LETTER_HINTS = {"de": "äöüß", "fr": "èêàçœëî", "es": "ñ¿¡", "pt":
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-cased words and CJK runs of ``text`` in order; punctuation and symbols separate."""
-    return [t for t in _TOKEN.findall(text.lower()) if len(t) <= MAX_TERM_CHARS]
+    """Lower-cased words and CJK runs of ``text`` in order; punctuation and symbols separate.
+
+    A hyphenated word also counts written as one ("e-bike" → "e", "bike", "ebike"), because
+    customers write it both ways ("ebike", "login", "twofactor") and "e" alone is no word.
+    """
+    lowered = text.lower()
+    found = _TOKEN.findall(lowered)
+    found.extend(m.group().replace("-", "") for m in _COMPOUND.finditer(lowered))
+    return [t for t in found if len(t) <= MAX_TERM_CHARS]
 
 
 def detect_language(text: str) -> str:

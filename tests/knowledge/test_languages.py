@@ -77,3 +77,17 @@ async def test_each_document_comes_once(kb: KnowledgeBase, tmp_path: Path) -> No
     await kb.ingest([tmp_path])
     found = await kb.search("refund", limit=5)
     assert len({p.document_id for p in found}) == len(found)
+
+
+def test_a_hyphenated_word_also_counts_written_as_one() -> None:
+    assert analyze("Charge the e-bike") == ["charg", "bike", "ebik"]
+    assert "twofactor" in analyze("two-factor codes")
+
+
+async def test_a_question_finds_a_hyphenated_word_written_as_one(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    _write(tmp_path)
+    await kb.ingest([tmp_path])
+    [hit] = await kb.search("signin", limit=1)
+    assert hit.source == "passwords.md"
