@@ -108,7 +108,8 @@ _INJECTION = _any(
 _SENTENCES = re.compile(r"(?<=[.!?。！？])\s*|\n+")
 # What a question looks like once thanks and confirmations are cut out.
 _QUESTION_WORD = re.compile(
-    r"\?|\b(?:how|what|where|when|why|which|who|can|could|is|are|do|does|will|should)\b",
+    # "？" is the full-width question mark of Japanese and Chinese.
+    r"[?？]|\b(?:how|what|where|when|why|which|who|can|could|is|are|do|does|will|should)\b",
     re.IGNORECASE,
 )
 _LEADING_LINK = re.compile(r"^\W*(?:also|and|oh|btw|by\s+the\s+way|one\s+more\s+thing)\b\W*", re.IGNORECASE)

@@ -34,6 +34,10 @@ MODEL_NAME = "offline"
 ANSWER_CHARS = 900
 DELTA_PIECES = 4
 SEARCH_LIMIT = 3
+# The one request for more detail when a remark matches nothing clearly.
+CLARIFY = "Could you tell me a bit more — what are you trying to do, or what happens?"
+# A request without a question word ("please remove my account", "I need the invoice").
+_REQUEST = re.compile(r"\b(?:please|pls|need|want|help|trying|would\s+like)\b", re.IGNORECASE)
 # Earlier customer messages a follow-up is read with.
 FOLLOW_UP_TURNS = 3
 # A message that leans on the earlier ones ("and what about the API?", "does that apply…").
@@ -284,6 +288,17 @@ class OfflineProvider:
         if found and self._confident(confidence, margin):
             diagnosis.update(action="answer", reason="A confident match in the knowledge base.")
             return _Decision(hello + _answer(found[0]), (), diagnosis)
+        asked_before = any(
+            m.role == "assistant" and CLARIFY in m.content for m in messages[:last_user]
+        )
+        if not (intents.asks_something(reading) or _REQUEST.search(text)) and not asked_before:
+            # "I cancelled my annual plan last week" sets the scene; the question usually
+            # follows. A person would ask, not hand the conversation on — once.
+            diagnosis.update(
+                action="ask",
+                reason="A remark with no question that the knowledge base does not clearly answer.",
+            )
+            return _Decision(hello + CLARIFY, (), diagnosis)
         why = "No confident answer in the knowledge base for: "
         if not found or confidence < self._settings.confidence_floor:
             why = "Nothing in the knowledge base covers: "

@@ -13,7 +13,7 @@ from bot.config import DatabaseSettings, KnowledgeSettings, OfflineSettings
 from bot.domain import StopReason, ThreadState
 from bot.knowledge import KnowledgeBase
 from bot.providers.base import ChatMessage, ModelRequest, ToolSpec
-from bot.providers.offline import OfflineProvider
+from bot.providers.offline import CLARIFY, OfflineProvider
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 from tests.agent.conftest import FixedKnowledge, passage, running
@@ -104,13 +104,29 @@ async def test_later_greetings_do_not_look_up_again() -> None:
 
 
 async def test_question_below_the_confidence_threshold_escalates() -> None:
-    weak = passage("Refund policy", "Refunds", "Refunds within 30 days.", 0.2)
+    weak = passage("Refund policy", "Refunds", "Refunds within 30 days.", 0.15)
     responder = _responder(weak, confidence_threshold=0.35)
     response = await responder.complete(_request(ChatMessage("user", "best pizza in Naples?")))
     assert [c.name for c in response.tool_calls] == ["ESCALATE"]
     assert response.tool_calls[0].arguments is not None
     assert "pizza" in response.tool_calls[0].arguments["reason"]
     assert response.text == ""
+
+
+async def test_a_remark_that_matches_nothing_gets_one_request_for_detail() -> None:
+    weak = passage("Refund policy", "Refunds", "Refunds within 30 days.", 0.1)
+    remark = ChatMessage("user", "I cancelled my annual plan last week")
+    first = await _responder(weak).complete(_request(remark))
+    assert first.tool_calls == () and first.text == CLARIFY
+    # Asked once already: the next unclear remark goes to a person.
+    again = await _responder(weak).complete(
+        _request(remark, ChatMessage("assistant", CLARIFY), ChatMessage("user", "it was in May"))
+    )
+    assert [c.name for c in again.tool_calls] == ["ESCALATE"]
+    # A request or a question without an English question word is no remark.
+    for text in ("please remove my account and all my data", "二段階認証を有効にするには？"):
+        response = await _responder(weak).complete(_request(ChatMessage("user", text)))
+        assert [c.name for c in response.tool_calls] == ["ESCALATE"], text
 
 
 async def test_a_question_in_a_language_no_matching_article_is_in_escalates() -> None:
