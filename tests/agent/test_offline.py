@@ -113,6 +113,19 @@ async def test_question_below_the_confidence_threshold_escalates() -> None:
     assert response.text == ""
 
 
+async def test_a_modest_score_well_ahead_of_the_next_article_answers() -> None:
+    """The default calibration: 0.2 while 20% ahead of the next document is enough; the same
+    score level with the runner-up close behind is not."""
+    lead = passage("Receipts", "Receipts › Company expenses", "Open Rides → Receipts.", 0.22)
+    behind = passage("Passes", "Passes", "Monthly passes.", 0.12)
+    close_behind = passage("Passes", "Passes", "Monthly passes.", 0.2)
+    question = ChatMessage("user", "where do I find receipts for my company expenses")
+    response = await _responder(lead, behind).complete(_request(question))
+    assert response.tool_calls == () and "Rides → Receipts" in response.text
+    response = await _responder(lead, close_behind).complete(_request(question))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
 async def test_a_remark_that_matches_nothing_gets_one_request_for_detail() -> None:
     weak = passage("Refund policy", "Refunds", "Refunds within 30 days.", 0.1)
     remark = ChatMessage("user", "I cancelled my annual plan last week")
