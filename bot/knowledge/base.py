@@ -1,9 +1,8 @@
-"""The knowledge base: ingest files into chunks, index them, and search them with a score.
+"""The knowledge base: ingest files into chunks, store them, and search them with a score.
 
-One code path for SQLite (FTS5, bm25) and PostgreSQL (``tsvector``, ``ts_rank_cd``): the
-database's full-text engine picks candidates, then every candidate is scored in Python against
-the question's content words (see ``Passage.score``), so a confidence threshold means the same
-on both databases.
+Chunks live in the database (SQLite or PostgreSQL); searching uses an in-memory index built
+from them (``bot.knowledge.index``), one code path on both databases, so a score means the
+same on either.
 """
 
 from __future__ import annotations
@@ -41,10 +40,6 @@ logger = logging.getLogger(__name__)
 # Bump when parsing or chunking changes, so the next ingest re-chunks every file.
 CHUNKER_VERSION = 1
 MAX_LIMIT = 50
-# A question's first distinct content words that are searched; keeps pasted walls of text cheap.
-MAX_QUERY_WORDS = 32
-# How many chunks the words sent to the full-text index may match, by the term statistics.
-CANDIDATE_BUDGET = 1000
 # The kb_terms row holding the number of chunks (a stem is never empty): counting the chunks
 # table on every search costs a scan on PostgreSQL.
 _TOTAL = ""
@@ -55,25 +50,18 @@ INDEX_RECHECK_SECONDS = 1.0
 # Serialises knowledge writes between replicas on PostgreSQL (term counters are shared rows).
 _PG_LOCK_KEY = 0x6B6E6F77  # "know"
 
-# Weights of the score's parts; see ``Passage.score``.
-_COVERAGE_WEIGHT = 0.60
-_RANK_WEIGHT = 0.15
-_PATH_WEIGHT = 0.10  # words in the title or any heading of the path
-_LEAF_WEIGHT = 0.15  # words in the passage's own (deepest) heading
-
 
 @dataclass(frozen=True, slots=True)
 class Passage:
     """A chunk returned by a search, with what a citation needs.
 
-    ``score`` is in 0..1, higher is better. It is mostly *coverage*: the share of the question's
-    content words (stop words dropped, stemmed, each weighted by how rare it is in the knowledge
-    base, idf) that the passage contains, worth up to 0.75; the full-text rank relative to the best
-    candidate scales that part by 0.8..1. Covered words that also sit in the title or heading path
-    add up to 0.10, and in the passage's own (deepest) heading up to 0.15. Roughly: ≥ 0.6 the
-    passage is about the question; 0.35–0.6 it covers the important half of it; below 0.35 it
-    shares only incidental words (a sensible "don't answer" threshold). Words the knowledge base
-    never uses weigh the most, so "the weather on mars" scores near 0 even if "on" matched.
+    ``score`` is in 0..1, higher is better: the idf-weighted share of the question's terms the
+    document covers (``SearchIndex``'s confidence: terms in the section's title or headings
+    count fully, body-only and elsewhere-in-the-document terms less), for later documents scaled
+    down by how far behind the first they rank. Roughly: ≥ 0.45 the passage is about the
+    question; around 0.2 it shares a part of it, which is enough only well ahead of the next
+    document; terms the knowledge base never uses count against it, so an off-topic question
+    scores near 0 whatever incidental word matched.
     """
 
     chunk_id: str
