@@ -36,6 +36,10 @@ TYPO_WEIGHT = 0.8
 UNKNOWN_SHARE = 0.6
 # How much the whole-document score decides the order of documents (the rest: best section).
 DOCUMENT_SHARE = 0.6
+# Choosing the section to quote within a document: a section whose own headings name the
+# question's words gets up to this much more of its score (BM25 saturates on a body that repeats
+# the words, so "Reset a forgotten password" could lose to a short "Change your password").
+SECTION_HEADING_BONUS = 0.5
 # In the confidence, a term only in the body of the document counts this much.
 BODY_ONLY_CREDIT = 0.85
 # A term found only in another section of the same document.
@@ -165,6 +169,7 @@ class SearchIndex:
         self._whole = _Postings()
         self._chunk_terms: list[frozenset[str]] = []
         self._chunk_heading_terms: list[frozenset[str]] = []
+        self._chunk_own_heading_terms: list[frozenset[str]] = []
         self._document_terms: list[frozenset[str]] = []
         # surface word → (term, language); the typo index maps one-letter deletes to words.
         self._vocabulary: dict[str, str] = {}
@@ -200,6 +205,7 @@ class SearchIndex:
             self._sections.add(fields.weighted())
             self._chunk_terms.append(frozenset(fields.weighted()))
             self._chunk_heading_terms.append(frozenset(fields.title) | frozenset(fields.heading))
+            self._chunk_own_heading_terms.append(frozenset(fields.heading))
         self._whole.freeze()
         self._sections.freeze()
         self._document_starts = np.array([by_document[d][0] for d in self.documents], dtype=np.intp)
@@ -302,7 +308,7 @@ class SearchIndex:
             end = (
                 self._document_starts[d + 1] if d + 1 < len(self.documents) else len(self.chunks)
             )
-            chunk_index = int(start + np.argmax(sections[start:end]))
+            chunk_index = self._section_to_quote(known, sections, int(start), int(end))
             ranked.append((float(rank[d]), d, chunk_index))
         # Unknown words weigh less only while most of the question is the knowledge base's own
         # words; a question mostly about something else ("best pizza in new york") keeps them
@@ -317,6 +323,26 @@ class SearchIndex:
                 Hit(self.chunks[chunk_index], rank_score, confidence, self.languages[d])
             )
         return hits
+
+    def _section_to_quote(
+        self,
+        known: Sequence[tuple[str, float]],
+        sections: npt.NDArray[np.float64],
+        start: int,
+        end: int,
+    ) -> int:
+        """The document's section to answer from: the best BM25F score, raised for a section
+        whose own headings name the question's words; ties go to the earlier section."""
+        weights = [self._whole.idf(term) * weight for term, weight in known]
+        total = sum(weights) or 1.0
+        best, best_key = start, -1.0
+        for i in range(start, end):
+            own = self._chunk_own_heading_terms[i]
+            named = sum(w for (term, _), w in zip(known, weights, strict=True) if term in own)
+            key = float(sections[i]) * (1.0 + SECTION_HEADING_BONUS * named / total)
+            if key > best_key:
+                best, best_key = i, key
+        return best
 
     def _confidence(
         self, terms: Sequence[QueryTerm], total: float, document: int, chunk_index: int

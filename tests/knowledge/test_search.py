@@ -197,3 +197,12 @@ def test_the_index_does_not_depend_on_the_order_chunks_arrive_in() -> None:
     backward = SearchIndex(list(reversed(records))).search("export csv")
     assert [h.chunk.source for h in forward] == [h.chunk.source for h in backward]
     assert [h.chunk.source for h in forward] == ["0.md", "A.md", "_x.md", "a.md", "b.md"]
+
+
+async def test_the_section_quoted_is_the_one_whose_heading_names_the_question(
+    example_kb: KnowledgeBase,
+) -> None:
+    [hit] = await example_kb.search("How do I reset my password?", limit=1)
+    assert hit.heading == "Resetting your password › Reset a forgotten password"
+    [hit] = await example_kb.search("how do I change my password while signed in", limit=1)
+    assert hit.heading == "Resetting your password › Change your password while signed in"
