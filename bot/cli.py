@@ -237,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     kb_search = kb.add_parser("search", help="search the knowledge base like the bot does")
     kb_search.add_argument("query")
     kb_search.add_argument("--limit", type=int, default=5)
+    kb_search.add_argument("--json", action="store_true", help="print the results as JSON")
     kb_search.set_defaults(command=cmd_kb_search)
 
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (the real pipeline)")
@@ -249,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="run scripted conversations and check expectations")
     simulate.add_argument("file", metavar="FILE", help="YAML scenarios (see examples/scenarios.yaml)")
     simulate.set_defaults(command=cmd_simulate)
+
+    evaluation = sub.add_parser("eval", help="measure answers on customer conversations (JSONL cases)")
+    _add_eval_arguments(evaluation)
+    evaluation.set_defaults(command=cmd_eval)
 
     triage = sub.add_parser(
         "triage",
@@ -537,6 +542,14 @@ async def cmd_kb_search(args: argparse.Namespace, settings: Settings) -> int:
         passages = await KnowledgeBase(store.db, settings.knowledge).search(args.query, limit=args.limit)
     finally:
         await store.db.dispose()
+    if args.json:
+        print(json.dumps({"results": [
+            {"rank": n, "document": p.source, "title": p.title,
+             "section": p.heading.rsplit(" › ", 1)[-1], "score": p.score,
+             "url": p.source if p.source.startswith(("http://", "https://")) else None}
+            for n, p in enumerate(passages, start=1)
+        ]}, ensure_ascii=False, indent=2))
+        return 0
     if not passages:
         print("no matching passages")
         return 0
@@ -577,6 +590,39 @@ async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import launcher
 
     return await simulate(settings, Path(args.file), sys.stdout, launch=launcher())
+
+
+def _add_eval_arguments(parser: Any) -> None:
+    parser.add_argument("file", metavar="CASES", help="JSON Lines cases (see examples/eval/)")
+    parser.add_argument("--kb", action="append", metavar="DIR",
+                        help="knowledge to answer from (repeatable; default: knowledge.paths)")
+    parser.add_argument("--json", dest="json_path", metavar="OUT", help="also write the report as JSON")
+    parser.add_argument("--provider", help="model provider to evaluate (default: model.provider)")
+    parser.add_argument("--min-action", type=float, metavar="PCT",
+                        help="exit 1 when right action is under PCT percent")
+    parser.add_argument("--min-article", type=float, metavar="PCT",
+                        help="exit 1 when right article is under PCT percent")
+
+
+async def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from bot.agent.evaluation import run_eval
+    from bot.app import launcher
+
+    if settings.log.level == "INFO":
+        logging.getLogger().setLevel(logging.WARNING)  # per-turn lines would bury the table
+    return await run_eval(
+        settings,
+        Path(args.file),
+        sys.stdout,
+        kb=[Path(p) for p in args.kb] if args.kb else None,
+        provider=args.provider,
+        json_path=Path(args.json_path) if args.json_path else None,
+        min_action=args.min_action,
+        min_article=args.min_article,
+        launch=launcher(),
+    )
 
 
 def _when(ts: float) -> str:

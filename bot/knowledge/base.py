@@ -1,40 +1,37 @@
-"""The knowledge base: ingest files into chunks, index them, and search them with a score.
+"""The knowledge base: ingest files into chunks, store them, and search them with a score.
 
-One code path for SQLite (FTS5, bm25) and PostgreSQL (``tsvector``, ``ts_rank_cd``): the
-database's full-text engine picks candidates, then every candidate is scored in Python against
-the question's content words (see ``Passage.score``), so a confidence threshold means the same
-on both databases.
+Chunks live in the database (SQLite or PostgreSQL); searching uses an in-memory index built
+from them (``bot.knowledge.index``), one code path on both databases, so a score means the
+same on either.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import math
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import KnowledgeSettings
 from bot.domain import now
 from bot.knowledge import terms as vocab
 from bot.knowledge.documents import (
-    HEADING_SEPARATOR,
     UnreadableDocument,
     chunk_document,
     kind_of,
     parse,
 )
+from bot.knowledge.index import ChunkRecord, SearchIndex
 from bot.store.database import Database
 from bot.store.schema import kb_chunks, kb_documents, kb_terms
 
@@ -43,35 +40,28 @@ logger = logging.getLogger(__name__)
 # Bump when parsing or chunking changes, so the next ingest re-chunks every file.
 CHUNKER_VERSION = 1
 MAX_LIMIT = 50
-# A question's first distinct content words that are searched; keeps pasted walls of text cheap.
-MAX_QUERY_WORDS = 32
-# How many chunks the words sent to the full-text index may match, by the term statistics.
-CANDIDATE_BUDGET = 1000
 # The kb_terms row holding the number of chunks (a stem is never empty): counting the chunks
 # table on every search costs a scan on PostgreSQL.
 _TOTAL = ""
+# How long a search trusts its in-memory index without asking the database whether another
+# replica changed the documents; this replica's own writes are seen at once. A database round
+# trip per search would cost more than the search itself (aiosqlite hops to a thread).
+INDEX_RECHECK_SECONDS = 1.0
 # Serialises knowledge writes between replicas on PostgreSQL (term counters are shared rows).
 _PG_LOCK_KEY = 0x6B6E6F77  # "know"
-
-# Weights of the score's parts; see ``Passage.score``.
-_COVERAGE_WEIGHT = 0.60
-_RANK_WEIGHT = 0.15
-_PATH_WEIGHT = 0.10  # words in the title or any heading of the path
-_LEAF_WEIGHT = 0.15  # words in the passage's own (deepest) heading
 
 
 @dataclass(frozen=True, slots=True)
 class Passage:
     """A chunk returned by a search, with what a citation needs.
 
-    ``score`` is in 0..1, higher is better. It is mostly *coverage*: the share of the question's
-    content words (stop words dropped, stemmed, each weighted by how rare it is in the knowledge
-    base, idf) that the passage contains, worth up to 0.75; the full-text rank relative to the best
-    candidate scales that part by 0.8..1. Covered words that also sit in the title or heading path
-    add up to 0.10, and in the passage's own (deepest) heading up to 0.15. Roughly: ≥ 0.6 the
-    passage is about the question; 0.35–0.6 it covers the important half of it; below 0.35 it
-    shares only incidental words (a sensible "don't answer" threshold). Words the knowledge base
-    never uses weigh the most, so "the weather on mars" scores near 0 even if "on" matched.
+    ``score`` is in 0..1, higher is better: the idf-weighted share of the question's terms the
+    document covers (``SearchIndex``'s confidence: terms in the section's title or headings
+    count fully, body-only and elsewhere-in-the-document terms less), for later documents scaled
+    down by how far behind the first they rank. Roughly: ≥ 0.45 the passage is about the
+    question; around 0.2 it shares a part of it, which is enough only well ahead of the next
+    document; terms the knowledge base never uses count against it, so an off-topic question
+    scores near 0 whatever incidental word matched.
     """
 
     chunk_id: str
@@ -81,6 +71,9 @@ class Passage:
     text: str
     source: str
     score: float
+    # The document's language (ISO 639-1, as ``bot.knowledge.analysis.detect_language`` guesses
+    # it); empty when unknown.
+    language: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +127,9 @@ class KnowledgeBase:
     def __init__(self, db: Database, settings: KnowledgeSettings) -> None:
         self.db = db
         self.settings = settings
+        self._index: tuple[str, SearchIndex] | None = None
+        self._index_lock = asyncio.Lock()
+        self._index_checked_at = -math.inf  # time.monotonic() of the last signature check
 
     # -- ingest ------------------------------------------------------------------------------
 
@@ -217,8 +213,12 @@ class KnowledgeBase:
     async def _set_source(self, document_id: str, source: str) -> None:
         async with self.db.tx() as conn:
             await conn.execute(
-                update(kb_documents).where(kb_documents.c.id == document_id).values(source=source)
+                update(kb_documents)
+                .where(kb_documents.c.id == document_id)
+                # updated_at tells searching replicas that their index is out of date
+                .values(source=source, updated_at=now())
             )
+        self._documents_changed()
 
     async def _write_document(self, location: str, source: str, prepared: _Prepared) -> str:
         """Insert or replace one document's chunks; returns added/updated/unchanged."""
@@ -233,6 +233,7 @@ class KnowledgeBase:
                 )
             ).scalar_one_or_none()
             if current == prepared.content_hash:
+                self._documents_changed()  # by another replica, just now
                 return "unchanged"
             old_terms = await self._delete_chunks(conn, document_id)
             values = {
@@ -270,6 +271,7 @@ class KnowledgeBase:
             new_terms = _count_terms(t for _, _, t in prepared.chunks)
             new_terms.subtract(old_terms)
             await self._apply_term_deltas(conn, new_terms)
+        self._documents_changed()
         return "added" if current is None else "updated"
 
     async def _remove_document(self, document_id: str) -> None:
@@ -279,6 +281,11 @@ class KnowledgeBase:
             await conn.execute(delete(kb_documents).where(kb_documents.c.id == document_id))
             old_terms_negated = Counter({t: -n for t, n in old_terms.items()})
             await self._apply_term_deltas(conn, old_terms_negated)
+        self._documents_changed()
+
+    def _documents_changed(self) -> None:
+        """After a committed write: the next search checks the index against the database."""
+        self._index_checked_at = -math.inf
 
     async def _lock(self, conn: AsyncConnection) -> None:
         if not self.db.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serialises writers
@@ -317,165 +324,87 @@ class KnowledgeBase:
             )
 
     async def search(self, query: str, *, limit: int = 5) -> list[Passage]:
-        """The best passages for a customer's question, best first (see ``Passage.score``).
+        """The best passages for a customer's question, best first, one per document (see
+        ``Passage.score`` and ``bot.knowledge.index``).
 
         Any text is accepted: quotes, operators, SQL, emoji and empty strings are treated as
         plain words (or as nothing), never as query syntax. A question with no content words
         returns no passages.
         """
         limit = max(1, min(int(limit), MAX_LIMIT))
-        query_words = vocab.query_words(query)[:MAX_QUERY_WORDS]
-        if not query_words:
+        if not query.strip():
             return []
-        stems = {w: vocab.stem(w) for w in query_words}
-        query_terms = list(dict.fromkeys(stems.values()))
-        candidates = max(limit * 4, 20)
-
-        def work(conn: Connection) -> tuple[dict[str, int], int, Sequence[Any]]:
-            """Term statistics, the chunk total and the candidate chunks, in one snapshot."""
-            stats = conn.execute(
-                select(kb_terms.c.term, kb_terms.c.chunks).where(
-                    kb_terms.c.term.in_([*query_terms, _TOTAL])
+        index = await self._current_index()
+        hits = index.search(query, limit=limit)
+        if not hits:
+            return []
+        top = hits[0].rank_score or 1.0
+        passages: list[Passage] = []
+        for h in hits:
+            # The first document keeps its confidence; later ones are scaled by how far behind
+            # it they rank, and never score above one ranked before them.
+            score = h.confidence * (0.5 + 0.5 * h.rank_score / top)
+            if passages:
+                score = min(score, passages[-1].score)
+            passages.append(
+                Passage(
+                    chunk_id=f"{h.chunk.document_id}:{h.chunk.content_hash[:8]}:{h.chunk.id}",
+                    document_id=h.chunk.document_id,
+                    title=h.chunk.title,
+                    heading=h.chunk.heading,
+                    text=h.chunk.text,
+                    source=h.chunk.source,
+                    score=round(score, 4),
+                    language=h.language,
                 )
             )
-            frequencies = {r.term: int(r.chunks) for r in stats}
-            total_chunks = frequencies.pop(_TOTAL, None)
-            if total_chunks is None:  # an index written before the total was kept
-                total_chunks = int(
-                    conn.execute(select(func.count()).select_from(kb_chunks)).scalar_one()
+        return passages
+
+    async def _current_index(self) -> SearchIndex:
+        """The in-memory index, rebuilt when the stored documents changed (here or on another
+        replica). One aggregate over the documents table per search decides: every write of a
+        document sets its ``updated_at``, and a removal changes the count."""
+        if self._index is not None and (
+            time.monotonic() - self._index_checked_at < INDEX_RECHECK_SECONDS
+        ):
+            return self._index[1]
+        checked_at = time.monotonic()
+        query = select(
+            func.count(),
+            func.max(kb_documents.c.updated_at),
+            func.coalesce(func.sum(kb_documents.c.chunks), 0),
+        ).select_from(kb_documents)
+        async with self.db.read() as conn:
+            count, latest, chunks = (await conn.execute(query)).one()
+        signature = f"{count}:{latest}:{chunks}"
+        if self._index is not None and self._index[0] == signature:
+            self._index_checked_at = checked_at
+            return self._index[1]
+        async with self._index_lock:
+            if self._index is not None and self._index[0] == signature:
+                return self._index[1]
+            chunk_query = (
+                select(
+                    kb_chunks.c.id,
+                    kb_chunks.c.document_id,
+                    kb_chunks.c.seq,
+                    kb_chunks.c.title,
+                    kb_chunks.c.heading,
+                    kb_chunks.c.text,
+                    kb_documents.c.source,
+                    kb_documents.c.content_hash,
                 )
-            if total_chunks <= 0:
-                return frequencies, total_chunks, []
-            df = {w: frequencies.get(stems[w], 0) for w in query_words}
-            words, all_required = _candidate_words(sorted(query_words, key=df.__getitem__), df)
-            rows = self._candidates(conn, words, all_required, candidates)
-            if not rows and all_required:  # the rare words never meet: the rarest alone
-                rows = self._candidates(conn, words[:1], False, candidates)
-            return frequencies, total_chunks, rows
-
-        frequencies, total_chunks, rows = await self.db.run_read(work)
-        if not rows:
-            return []
-        weights = {t: _idf(frequencies.get(t, 0), total_chunks) for t in query_terms}
-        return _score(rows, weights)[:limit]
-
-    def _candidates(
-        self, conn: Connection, words: list[str], all_required: bool, k: int
-    ) -> Sequence[Any]:
-        """Top ``k`` chunks by full-text rank containing any (or all) of ``words``.
-
-        The words come from ``terms.query_words``: letters and digits only, so quoting them
-        is enough to keep every one a plain term for FTS5 and ``websearch_to_tsquery``.
-        """
-        if self.db.is_sqlite:
-            joiner = " AND " if all_required else " OR "
-            match = joiner.join('"' + w.replace('"', '""') + '"' for w in words)
-            return conn.execute(_SQLITE_SEARCH, {"match": match, "k": k}).all()
-        joiner = " " if all_required else " or "
-        tsquery = joiner.join(words)
-        return conn.execute(_POSTGRES_SEARCH, {"query": tsquery, "k": k}).all()
-
-
-def _candidate_words(by_rarity: list[str], df: dict[str, int]) -> tuple[list[str], bool]:
-    """Which words to send to the full-text index, and whether all of them must match.
-
-    Ranking every chunk that holds a very common word costs time (PostgreSQL re-reads each
-    matching ``tsvector``) and buys little: such a word barely moves the score. So the rarest
-    words go first while the chunks they match fit a budget; when even the rarest word that the
-    knowledge base uses is too common, its (up to three) rarest words must all appear. Words the
-    statistics have never seen cost nothing and always go (the index's stemmer may still know
-    them). Dropped words still count in the score.
-    """
-    unseen = [w for w in by_rarity if df[w] == 0]
-    seen = [w for w in by_rarity if df[w] > 0]
-    if seen and df[seen[0]] > CANDIDATE_BUDGET and len(seen) > 1:
-        return seen[:3], True
-    chosen = list(unseen)
-    expected = 0
-    for word in seen:
-        if expected and expected + df[word] > CANDIDATE_BUDGET:
-            break
-        chosen.append(word)
-        expected += df[word]
-    return chosen, False
-
-
-# The candidate queries: the same columns in the same order on both databases. ``rank`` is
-# positive, higher is better.
-_SQLITE_SEARCH = text(
-    """
-    SELECT c.id, c.document_id, c.title, c.heading, c.text, c.terms, d.source, d.content_hash,
-           hits.rank
-    FROM (
-        SELECT rowid AS chunk_rowid, -bm25(kb_chunks_fts, 3.0, 1.0) AS rank
-        FROM kb_chunks_fts
-        WHERE kb_chunks_fts MATCH :match
-        ORDER BY bm25(kb_chunks_fts, 3.0, 1.0)
-        LIMIT :k
-    ) AS hits
-    JOIN kb_chunks AS c ON c.id = hits.chunk_rowid
-    JOIN kb_documents AS d ON d.id = c.document_id
-    ORDER BY hits.rank DESC
-    """
-)
-
-_POSTGRES_SEARCH = text(
-    """
-    SELECT c.id, c.document_id, c.title, c.heading, c.text, c.terms, d.source, d.content_hash,
-           ts_rank_cd(c.search_vector, q.query) AS rank
-    FROM kb_chunks AS c
-    JOIN kb_documents AS d ON d.id = c.document_id
-    CROSS JOIN websearch_to_tsquery('english'::regconfig, :query) AS q(query)
-    WHERE c.search_vector @@ q.query
-    ORDER BY rank DESC
-    LIMIT :k
-    """
-)
-
-
-def _idf(chunks_with_term: int, total_chunks: int) -> float:
-    """BM25's smoothed inverse document frequency: rare words weigh more, ubiquitous ≈ 0."""
-    n = min(chunks_with_term, total_chunks)
-    return math.log(1.0 + (total_chunks - n + 0.5) / (n + 0.5))
-
-
-def _score(rows: Sequence[Any], weights: dict[str, float]) -> list[Passage]:
-    total = sum(weights.values()) or 1.0
-    best_rank = max((float(r.rank) for r in rows), default=0.0)
-    scored: list[tuple[float, float, Passage]] = []
-    for row in rows:
-        chunk_terms = f" {row.terms} "  # substring tests beat building a set of ~150 terms
-        *parents, leaf = row.heading.split(HEADING_SEPARATOR)
-        leaf_terms = _heading_terms(leaf)
-        path_terms = leaf_terms | _heading_terms(HEADING_SEPARATOR.join([row.title, *parents]))
-        coverage = sum(w for t, w in weights.items() if f" {t} " in chunk_terms) / total
-        in_path = sum(w for t, w in weights.items() if t in path_terms) / total
-        in_leaf = sum(w for t, w in weights.items() if t in leaf_terms) / total
-        rank = float(row.rank)
-        relative_rank = rank / best_rank if best_rank > 0 else 0.0
-        score = (
-            coverage * (_COVERAGE_WEIGHT + _RANK_WEIGHT * relative_rank)
-            + _PATH_WEIGHT * in_path
-            + _LEAF_WEIGHT * in_leaf
-        )
-        passage = Passage(
-            chunk_id=f"{row.document_id}:{row.content_hash[:8]}:{row.id}",
-            document_id=row.document_id,
-            title=row.title,
-            heading=row.heading,
-            text=row.text,
-            source=row.source,
-            score=round(min(1.0, max(0.0, score)), 4),
-        )
-        scored.append((passage.score, rank, passage))
-    scored.sort(key=lambda item: (item[0], item[1]), reverse=True)
-    return [p for _, _, p in scored]
-
-
-@functools.lru_cache(maxsize=8192)
-def _heading_terms(heading: str) -> frozenset[str]:
-    # Headings repeat across searches; tokenising them once is most of the scoring cost.
-    return frozenset(vocab.content_terms(heading))
+                .join(kb_documents, kb_documents.c.id == kb_chunks.c.document_id)
+                .order_by(kb_chunks.c.document_id, kb_chunks.c.seq)
+            )
+            async with self.db.read() as conn:
+                chunk_rows = (await conn.execute(chunk_query)).all()
+            records = [ChunkRecord(*row) for row in chunk_rows]
+            index = await asyncio.to_thread(SearchIndex, records)
+            self._index = (signature, index)
+            self._index_checked_at = checked_at
+            logger.info("knowledge: index built over %d chunks", len(records))
+            return index
 
 
 def _count_terms(stored: Iterable[str]) -> Counter[str]:

@@ -20,17 +20,32 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bot.agent import intents
+from bot.agent.intents import Intent
 from bot.config import OfflineSettings
 from bot.domain import JSON, Usage
+from bot.knowledge import analysis
 from bot.providers.base import ChatMessage, DeltaSink, ModelRequest, ModelResponse, ToolCall
 
 if TYPE_CHECKING:
     from bot.knowledge import Passage
 
 MODEL_NAME = "offline"
-ANSWER_CHARS = 700
+ANSWER_CHARS = 900
 DELTA_PIECES = 4
 SEARCH_LIMIT = 3
+# The one request for more detail when a remark matches nothing clearly.
+CLARIFY = "Could you tell me a bit more — what are you trying to do, or what happens?"
+# A request without a question word ("please remove my account", "I need the invoice").
+_REQUEST = re.compile(r"\b(?:please|pls|need|want|help|trying|would\s+like)\b", re.IGNORECASE)
+# Earlier customer messages a follow-up is read with.
+FOLLOW_UP_TURNS = 3
+# A message that leans on the earlier ones ("and what about the API?", "does that apply…").
+_FOLLOW_UP = re.compile(
+    r"^\W*(?:and|also|but|so|what\s+about|how\s+about|what\s+if|same|then)\b"
+    r"|\b(?:it|that|this|them|those|instead)\b[^.?!]{0,40}[?]?\W*$",
+    re.IGNORECASE,
+)
 
 # Words that carry no question on their own: small talk after a greeting is not a question.
 _FILLER = frozenset(
@@ -171,6 +186,9 @@ class OfflineProvider:
             usage=usage,
             model=MODEL_NAME,
             finish_reason="tool_calls" if decision.tool_calls else "stop",
+            # Kept on the run: the candidates and why the responder decided, even when no
+            # passage was good enough to answer from.
+            rag_results=(decision.diagnosis,) if decision.diagnosis else (),
         )
 
     # -- the rules ----------------------------------------------------------------------------
@@ -182,36 +200,60 @@ class OfflineProvider:
         after = messages[last_user + 1 :]
         called, results = _this_turn_tools(after)
         offered = {t.name for t in request.tools}
+        earlier = [m.content for m in messages[:last_user] if m.role == "user" and m.content]
+        answered_before = any(m.role == "assistant" and m.content for m in messages[:last_user])
         first_turn = not any(m.role == "assistant" for m in messages[:last_user])
+        reading = intents.read(text)
+        diagnosis: dict[str, Any] = {
+            "kind": "offline_decision",
+            "intents": sorted(i.value for i in reading.intents),
+            "evidence": reading.evidence,
+        }
 
-        if self._close and self._close.search(text) and "CLOSE" in offered:
+        def escalate(reason: str, priority: str = "normal") -> _Decision:
+            diagnosis.update(action="escalate", reason=reason)
+            if "ESCALATE" not in offered:
+                return _Decision(
+                    "I'm not sure about that one. Could you rephrase it, or tell me more?",
+                    (),
+                    diagnosis,
+                )
+            return _Decision(
+                "", (_call("ESCALATE", {"reason": reason, "priority": priority}),), diagnosis
+            )
+
+        clean = reading.question if reading.has(Intent.INJECTION) else text
+        if reading.has(Intent.ASKS_FOR_PERSON) or (
+            self._escalate and self._escalate.search(clean)
+        ):
+            return escalate("The customer asked to talk to a person.")
+        if reading.has(Intent.COMPLAINT):
+            return escalate("The customer complains or mentions legal steps.", "high")
+        if reading.has(Intent.NOT_SOLVED) and answered_before:
+            return escalate("The answer given did not solve the customer's problem.")
+        new_question = intents.asks_something(reading)
+        solved = reading.has(Intent.SOLVED) or bool(self._close and self._close.search(clean))
+        thanked_only = reading.has(Intent.THANKS) and answered_before and not reading.question
+        if (solved or thanked_only) and not new_question and "CLOSE" in offered:
+            diagnosis.update(action="close", reason="The customer confirmed it is solved.")
             return _Decision(
                 "Glad that's sorted! I'll close this conversation now — write again any time.",
                 (_call("CLOSE", {"resolution_summary": _summary(messages, last_user)}),),
+                diagnosis,
             )
-        if self._escalate and self._escalate.search(text) and "ESCALATE" in offered:
-            return _Decision(
-                "",
-                (
-                    _call(
-                        "ESCALATE",
-                        {
-                            "reason": "The customer asked to talk to a person.",
-                            "priority": "normal",
-                        },
-                    ),
-                ),
-            )
+        if reading.has(Intent.INJECTION) and not reading.question:
+            return escalate("The message tries to instruct the bot instead of asking something.")
 
-        greeted = bool(self._greeting and self._greeting.match(text))
-        question = self._greeting.sub("", text, count=1) if self._greeting and greeted else text
+        base = reading.question if (reading.has(Intent.INJECTION) or new_question) else text
+        greeted = bool(self._greeting and self._greeting.match(base))
+        question = self._greeting.sub("", base, count=1) if self._greeting and greeted else base
         if (
             greeted
             and first_turn
             and "USER_INFO_LOOKUP" in offered
             and "USER_INFO_LOOKUP" not in called
         ):
-            return _Decision("", (_call("USER_INFO_LOOKUP", {}),))
+            return _Decision("", (_call("USER_INFO_LOOKUP", {}),), diagnosis)
 
         hello = ""
         info = results.get("USER_INFO_LOOKUP")
@@ -220,42 +262,93 @@ class OfflineProvider:
             hello = f"Hi {str(name).split()[0]}! " if name else "Hi! "
 
         if not _is_question(question):
-            return _Decision(f"{hello or ''}How can I help you today?".strip(), ())
+            diagnosis.update(action="ask", reason="No question in the message.")
+            return _Decision(f"{hello or ''}How can I help you today?".strip(), (), diagnosis)
 
-        passage = await self._best(question)
-        if passage is not None and passage.score >= self._settings.confidence_threshold:
-            return _Decision(hello + _answer(passage), ())
-        if "ESCALATE" in offered:
-            return _Decision(
-                "",
-                (
-                    _call(
-                        "ESCALATE",
-                        {
-                            "reason": "No confident answer in the knowledge base for: "
-                            + _clip(" ".join(question.split()), 160),
-                            "priority": "normal",
-                        },
-                    ),
-                ),
-            )
-        return _Decision(
-            hello + "I'm not sure about that one. Could you rephrase it, or tell me more?", ()
+        found, query = await self._search(question, earlier)
+        confidence, margin = _confidence(found)
+        language = analysis.detect_language(query)
+        diagnosis.update(
+            query=query,
+            confidence=confidence,
+            margin=margin,
+            candidates=[
+                {"document": p.source, "title": p.title, "section": p.heading, "score": p.score}
+                for p in found
+            ],
         )
+        diagnosis.update(language=language)
+        documents_in = {p.language for p in found if p.language}
+        if documents_in and language not in documents_in:
+            # A passage in another language is no answer for this customer: a person who reads
+            # the language does better than a quote they may not understand.
+            return escalate(
+                f"The customer writes in '{language}'; no matching article is in that language."
+            )
+        if found and self._confident(confidence, margin):
+            diagnosis.update(action="answer", reason="A confident match in the knowledge base.")
+            return _Decision(hello + _answer(found[0]), (), diagnosis)
+        asked_before = any(
+            m.role == "assistant" and CLARIFY in m.content for m in messages[:last_user]
+        )
+        if not (intents.asks_something(reading) or _REQUEST.search(text)) and not asked_before:
+            # "I cancelled my annual plan last week" sets the scene; the question usually
+            # follows. A person would ask, not hand the conversation on — once.
+            diagnosis.update(
+                action="ask",
+                reason="A remark with no question that the knowledge base does not clearly answer.",
+            )
+            return _Decision(hello + CLARIFY, (), diagnosis)
+        why = "No confident answer in the knowledge base for: "
+        if not found or confidence < self._settings.confidence_floor:
+            why = "Nothing in the knowledge base covers: "
+        return escalate(why + _clip(" ".join(question.split()), 160))
 
-    async def _best(self, question: str) -> Passage | None:
+    def _confident(self, confidence: float, margin: float) -> bool:
+        """Sure enough on its own, or fairly sure and well ahead of the next document."""
+        settings = self._settings
+        if confidence >= settings.confidence_threshold:
+            return True
+        return confidence >= settings.confidence_floor and margin >= settings.confidence_margin
+
+    async def _search(self, question: str, earlier: list[str]) -> tuple[list[Passage], str]:
+        """Search with the latest message; a follow-up ("and what about…", or one the latest
+        message alone does not answer) is read with the customer's earlier messages."""
         if self._knowledge is None:
-            return None
-        found = await self._knowledge.search(" ".join(question.split()), limit=SEARCH_LIMIT)
-        return max(found, key=lambda p: p.score) if found else None
+            return [], question
+        latest = " ".join(question.split())
+        found = await self._knowledge.search(latest, limit=SEARCH_LIMIT)
+        context = [m for m in earlier[-FOLLOW_UP_TURNS:] if not intents.read(m).intents]
+        if not context:
+            return found, latest
+        confidence, margin = _confidence(found)
+        if not _FOLLOW_UP.search(latest) and self._confident(confidence, margin):
+            return found, latest
+        joined = " ".join(" ".join([*context, latest]).split())
+        with_context = await self._knowledge.search(joined, limit=SEARCH_LIMIT)
+        if _confidence(with_context)[0] >= confidence or _FOLLOW_UP.search(latest):
+            return with_context, joined
+        return found, latest
+
+
+def _confidence(found: Sequence[Passage]) -> tuple[float, float]:
+    """The best passage's score and its lead over the next document (0..1 of the best)."""
+    if not found:
+        return 0.0, 0.0
+    top = found[0].score
+    second = found[1].score if len(found) > 1 else 0.0
+    return top, round(1.0 - second / top, 4) if top > 0 else 0.0
 
 
 class _Decision:
-    __slots__ = ("text", "tool_calls")
+    __slots__ = ("diagnosis", "text", "tool_calls")
 
-    def __init__(self, text: str, tool_calls: tuple[ToolCall, ...]):
+    def __init__(
+        self, text: str, tool_calls: tuple[ToolCall, ...], diagnosis: JSON | None = None
+    ):
         self.text = text
         self.tool_calls = tool_calls
+        self.diagnosis = diagnosis
 
 
 def _call(name: str, arguments: JSON) -> ToolCall:
@@ -287,15 +380,26 @@ def _is_question(text: str) -> bool:
     return any(w.lower() not in _FILLER for w in _WORD.findall(text))
 
 
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
 def _answer(passage: Passage) -> str:
-    """The passage as an answer: heading lines dropped, lines (lists) kept, cut near
-    ``ANSWER_CHARS`` at a sentence end, and the citation."""
-    lines = [
-        " ".join(ln.split())
-        for ln in passage.text.strip().splitlines()
-        if ln.strip() and not ln.lstrip().startswith("#")
-    ]
-    body = "\n".join(lines)
+    """The matching section as an answer: its heading, its paragraphs as whole sentences (a
+    line break inside a sentence joined), its steps one per line, cut at a sentence end near
+    ``ANSWER_CHARS``; the citation once, at the end."""
+    blocks: list[str] = []
+    for line in passage.text.strip().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            blocks.append("")
+            continue
+        stripped = re.sub(r"\*\*|__|`", "", " ".join(stripped.split()))
+        if _LIST_ITEM.match(stripped) or not blocks or not blocks[-1]:
+            blocks.append(stripped)
+        else:
+            blocks[-1] += " " + stripped
+    body = "\n".join(b for b in blocks if b)
     if len(body) > ANSWER_CHARS:
         cut = body[:ANSWER_CHARS]
         end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("! "), cut.rfind("? "))

@@ -1,0 +1,207 @@
+"""Text analysis per language: the terms a document and a question are compared on.
+
+- The language of a text is guessed from its script (kana → Japanese, Han → Chinese, Hangul →
+  Korean) and, for Latin script, from stop words and letters only some languages use. Short
+  questions with no evidence count as English.
+- Latin, Greek and Cyrillic words are lower-cased, stop words dropped and stemmed with the
+  Snowball stemmer of the text's language (``snowballstemmer``), so "Rückerstattungen" and
+  "Rückerstattung" meet, as do "refunds" and "refunded".
+- CJK has no spaces: a run of CJK characters becomes overlapping character bigrams (and a
+  lone character itself), the usual dependency-free way to index it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+import snowballstemmer
+
+from bot.knowledge.terms import STOP_WORDS as ENGLISH_STOP_WORDS
+
+_TOKEN = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]+|[^\W_]+", re.UNICODE
+)
+_COMPOUND = re.compile(r"(?<![\w-])[^\W\d_]+(?:-[^\W\d_]+)+(?![\w-])", re.UNICODE)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HANGUL = re.compile(r"[\uac00-\ud7af]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+MAX_TERM_CHARS = 40
+
+# Snowball algorithm per ISO 639-1 code, for the languages a help center is commonly written in.
+STEMMERS = {
+    "en": "english",
+    "de": "german",
+    "fr": "french",
+    "es": "spanish",
+    "it": "italian",
+    "pt": "portuguese",
+    "nl": "dutch",
+    "sv": "swedish",
+    "da": "danish",
+    "no": "norwegian",
+    "fi": "finnish",
+    "pl": "polish",
+    "ru": "russian",
+}
+
+
+def _split(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# Short function-word lists: enough to tell the languages apart and keep words that carry no
+# topic out of the score. (English reuses the list the rest of the knowledge base shares.)
+_STOP = {
+    "en": ENGLISH_STOP_WORDS,
+    "de": _split(
+        """aber alle als also am an auch auf aus bei bin bis bitte da damit dann das dass dem den
+        der des die dies diese doch du ein eine einem einen einer er es für gibt hat habe haben
+        hallo ich ihr im in ist ja kann kein keine man mein meine mich mir mit muss nach nicht
+        noch nun nur ob oder sich sie sind so um und uns unser von vor war was wenn wer wie wir
+        wo zu zum zur über danke bekomme bekommen werden wird wurde"""
+    ),
+    "fr": _split(
+        """au aux avec ce ces cette dans de des du elle en est et il je la le les leur lui ma mais
+        me mes moi mon ne nous on ou où par pas pour qu que qui sa se ses son sur ta te toi ton tu
+        un une vos votre vous bonjour merci puis puis-je peux comment est-ce quoi"""
+    ),
+    "es": _split(
+        """a al como con cómo de del el ella en es esta este hola la las le lo los me mi mis no
+        nos o para pero por que qué se su sus te tu un una y yo gracias puedo cuando dónde donde
+        hay"""
+    ),
+    "it": _split(
+        """a al che con come da del della di e è gli ha i il in io la le lo mi mio non per più
+        si sono su un una ciao grazie posso"""
+    ),
+    "pt": _split(
+        """a ao as com como da das de do dos e é em eu mas me meu minha na não no nos o os para
+        por que se seu sua um uma olá obrigado posso"""
+    ),
+    "nl": _split(
+        """aan al als bij dat de die dit een en er het hij hoe ik in is je kan met mijn niet of
+        om ook op te van voor wat we wij ze zijn hallo bedankt"""
+    ),
+}
+# Letters that (among these languages) only some use: a strong hint on a short question.
+_LETTER_HINTS = {"de": "äöüß", "fr": "èêàçœëî", "es": "ñ¿¡", "pt": "ãõ"}
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased words and CJK runs of ``text`` in order; punctuation and symbols separate.
+
+    A hyphenated word also counts written as one ("e-bike" → "e", "bike", "ebike"), because
+    customers write it both ways ("ebike", "login", "twofactor") and "e" alone is no word.
+    """
+    lowered = text.lower()
+    found = _TOKEN.findall(lowered)
+    found.extend(m.group().replace("-", "") for m in _COMPOUND.finditer(lowered))
+    return [t for t in found if len(t) <= MAX_TERM_CHARS]
+
+
+def detect_language(text: str) -> str:
+    """An ISO 639-1 guess: ``ja``, ``zh``, ``ko``, ``ru`` by script; for Latin script the
+    language whose stop words and letters the text uses most; ``en`` without evidence."""
+    if _KANA.search(text):
+        return "ja"
+    if _HANGUL.search(text):
+        return "ko"
+    if _CJK.search(text):
+        return "zh"
+    if _CYRILLIC.search(text):
+        return "ru"
+    words = _TOKEN.findall(text.lower())
+    lowered = text.lower()
+    best, best_score = "en", 0.0
+    for lang, stop in _STOP.items():
+        score = float(sum(1 for w in words if w in stop))
+        score += 1.5 * sum(lowered.count(ch) for ch in _LETTER_HINTS.get(lang, ""))
+        if lang == "en":
+            score += 0.5  # ties go to English: the common case, and the stop list is the longest
+        if score > best_score:
+            best, best_score = lang, score
+    return best
+
+
+def _strip_accents(word: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", word)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@functools.lru_cache(maxsize=32)
+def _stemmer(lang: str) -> snowballstemmer.stemmer:
+    return snowballstemmer.stemmer(STEMMERS.get(lang, "english"))
+
+
+@functools.lru_cache(maxsize=131072)
+def stem(word: str, lang: str) -> str:
+    """The Snowball stem of a lower-cased word in ``lang``, accents folded afterwards (so a
+    customer who types "Ruckerstattung" still meets "Rückerstattung")."""
+    if word.isdigit():
+        return word
+    return _strip_accents(_stemmer(lang).stemWord(word))
+
+
+def is_stop_word(word: str, lang: str) -> bool:
+    stop = _STOP.get(lang)
+    return bool(stop and word in stop) or word in ENGLISH_STOP_WORDS
+
+
+def cjk_terms(run: str) -> list[str]:
+    """Overlapping character bigrams of a CJK run; a lone character stands for itself."""
+    if len(run) == 1:
+        return [run]
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def analyze(text: str, lang: str | None = None) -> list[str]:
+    """The terms of ``text`` (repeats kept, in order) under its language's rules."""
+    lang = lang or detect_language(text)
+    out: list[str] = []
+    for token in tokens(text):
+        if _CJK.match(token):
+            out.extend(cjk_terms(token))
+        elif len(token) >= 2 and not is_stop_word(token, lang):
+            out.append(stem(token, lang))
+    return out
+
+
+def surface_words(text: str, lang: str) -> list[tuple[str, str]]:
+    """(word, term) pairs of the non-CJK content words: what typo tolerance corrects against."""
+    return [
+        (token, stem(token, lang))
+        for token in tokens(text)
+        if not _CJK.match(token) and len(token) >= 2 and not is_stop_word(token, lang)
+    ]
+
+
+def is_cjk(token: str) -> bool:
+    return bool(_CJK.match(token))
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance (a swap of neighbours counts once), or ``limit + 1``
+    as soon as it must exceed ``limit``. Short words only; no library needed for this size."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, start=1):
+            cost = 0 if ca == cb else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def deletes(word: str) -> set[str]:
+    """The word with any one letter removed (and itself): keys of the typo index."""
+    return {word} | {word[:i] + word[i + 1 :] for i in range(len(word))}

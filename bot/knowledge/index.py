@@ -1,0 +1,366 @@
+"""The search index: BM25F over whole documents and over their sections, in memory.
+
+Built from the stored chunks (one code path on SQLite and PostgreSQL) and rebuilt when the set
+of documents changes. A question is scored twice — against every document as a whole (title,
+headings and body as weighted fields; whole-article BM25 is the stronger baseline for *which*
+article) and against every section (a chunk keeps its heading path, so *where* in the article)
+— and each document is returned once, with its best section.
+
+``Hit.confidence`` is calibrated from the question, not from other documents: the idf-weighted
+share of the question's terms the document contains, with terms in the title or the section's
+headings counting fully and body-only terms a little less. Terms the knowledge base never uses
+weigh the most, so an off-topic question scores near 0 whatever incidental word matched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from bot.knowledge import analysis
+
+# Field weights of BM25F: a word in the title says more about a document than one in its body.
+TITLE_WEIGHT = 3.0
+HEADING_WEIGHT = 2.0
+BODY_WEIGHT = 1.0
+K1 = 1.2
+B = 0.75
+# A corrected typo counts a little less than the word itself.
+TYPO_WEIGHT = 0.8
+# The weight of a question's word that the knowledge base never uses, as a share of the rarest.
+UNKNOWN_SHARE = 0.6
+# How much the whole-document score decides the order of documents (the rest: best section).
+DOCUMENT_SHARE = 0.6
+# Choosing the section to quote within a document: a section whose own headings name the
+# question's words gets up to this much more of its score (BM25 saturates on a body that repeats
+# the words, so "Reset a forgotten password" could lose to a short "Change your password").
+SECTION_HEADING_BONUS = 0.5
+# In the confidence, a term only in the body of the document counts this much.
+BODY_ONLY_CREDIT = 0.85
+# A term found only in another section of the same document.
+ELSEWHERE_CREDIT = 0.7
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """A stored chunk with what a citation needs."""
+
+    id: int
+    document_id: str
+    seq: int
+    title: str
+    heading: str
+    text: str
+    source: str
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueryTerm:
+    term: str
+    weight: float  # 1 for the word itself, less for a corrected typo
+    idf: float
+    known: bool
+    word: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One document for a question, with its best section."""
+
+    chunk: ChunkRecord
+    rank_score: float  # orders the hits; only comparable within one search
+    confidence: float  # 0..1, see the module docstring
+    language: str
+
+
+@dataclass(slots=True)
+class _Fields:
+    title: Counter[str]
+    heading: Counter[str]
+    body: Counter[str]
+
+    def weighted(self) -> dict[str, float]:
+        out: dict[str, float] = defaultdict(float)
+        for counts, weight in (
+            (self.title, TITLE_WEIGHT),
+            (self.heading, HEADING_WEIGHT),
+            (self.body, BODY_WEIGHT),
+        ):
+            for term, n in counts.items():
+                out[term] += weight * n
+        return out
+
+
+class _Postings:
+    """An inverted index over units (documents or sections) with BM25F term frequencies.
+
+    Built once, then frozen into arrays: each term keeps the units it occurs in and their
+    saturated term frequency ``tf / (K1 + tf)`` (tf length-normalised), and its idf, so a
+    question costs one vectorised add per question term — no pass over every unit in Python.
+    """
+
+    def __init__(self) -> None:
+        self._weighted: list[dict[str, float]] = []
+        self.size = 0
+        self._postings: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {}
+        self._idf: dict[str, float] = {}
+        self._unseen_idf = 0.0
+
+    def add(self, weighted: dict[str, float]) -> None:
+        self._weighted.append(weighted)
+
+    def freeze(self) -> None:
+        lengths = [sum(w.values()) for w in self._weighted]
+        total = self.size = len(lengths)
+        average = (sum(lengths) / total if total else 0.0) or 1.0
+        collected: dict[str, tuple[list[int], list[float]]] = {}
+        for unit, weighted in enumerate(self._weighted):
+            length_norm = 1.0 - B + B * lengths[unit] / average
+            for term, tf in weighted.items():
+                norm = tf / length_norm
+                units, saturated = collected.setdefault(term, ([], []))
+                units.append(unit)
+                saturated.append(norm / (K1 + norm))
+        self._postings = {
+            term: (np.array(units, dtype=np.intp), np.array(saturated, dtype=np.float64))
+            for term, (units, saturated) in collected.items()
+        }
+        self._idf = {
+            term: math.log(1.0 + (total - len(units) + 0.5) / (len(units) + 0.5))
+            for term, (units, _) in collected.items()
+        }
+        self._unseen_idf = math.log(1.0 + (total + 0.5) / 0.5)
+        self._weighted = []
+
+    def idf(self, term: str) -> float:
+        return self._idf.get(term, self._unseen_idf)
+
+    def score(self, terms: Sequence[tuple[str, float]]) -> npt.NDArray[np.float64]:
+        """BM25F score per unit (0 where none of the terms occur)."""
+        scores = np.zeros(self.size, dtype=np.float64)
+        for term, weight in terms:
+            posting = self._postings.get(term)
+            if posting is not None:
+                # A unit occurs once per term's posting, so fancy-index add is exact.
+                scores[posting[0]] += self._idf[term] * weight * posting[1]
+        return scores
+
+
+class SearchIndex:
+    """An immutable index over a snapshot of the knowledge base's chunks."""
+
+    def __init__(self, chunks: Sequence[ChunkRecord]):
+        # A document's chunks sit next to each other, in order: ties between equal scores go
+        # by position, so the order must not depend on the database (PostgreSQL sorts text by
+        # its collation), and a document's sections are one slice of the section scores.
+        self.chunks = sorted(chunks, key=lambda c: (c.document_id, c.seq))
+        by_document: dict[str, list[int]] = defaultdict(list)
+        for i, chunk in enumerate(self.chunks):
+            by_document[chunk.document_id].append(i)
+        self.documents = list(by_document)
+        self.languages: list[str] = []
+        self._sections = _Postings()
+        self._whole = _Postings()
+        self._chunk_terms: list[frozenset[str]] = []
+        self._chunk_heading_terms: list[frozenset[str]] = []
+        self._chunk_own_heading_terms: list[frozenset[str]] = []
+        self._document_terms: list[frozenset[str]] = []
+        # surface word → (term, language); the typo index maps one-letter deletes to words.
+        self._vocabulary: dict[str, str] = {}
+        self._typos: dict[str, set[str]] = defaultdict(set)
+        section_fields: dict[int, _Fields] = {}
+        for d, document_id in enumerate(self.documents):
+            members = by_document[document_id]
+            first = self.chunks[members[0]]
+            sample = first.title + "\n" + "\n".join(self.chunks[i].text for i in members)[:4000]
+            lang = analysis.detect_language(sample)
+            self.languages.append(lang)
+            title_terms = Counter(analysis.analyze(first.title, lang))
+            whole = _Fields(title_terms, Counter(), Counter())
+            seen_headings: set[str] = set()
+            for i in members:
+                chunk = self.chunks[i]
+                path = [h for h in chunk.heading.split(" › ") if h and h != chunk.title]
+                heading_terms = Counter(analysis.analyze(" ".join(path), lang))
+                body_terms = Counter(analysis.analyze(chunk.text, lang))
+                section_fields[i] = _Fields(title_terms, heading_terms, body_terms)
+                if chunk.heading not in seen_headings:
+                    seen_headings.add(chunk.heading)
+                    whole.heading.update(heading_terms)
+                whole.body.update(body_terms)
+                for word, term in analysis.surface_words(
+                    f"{chunk.title}\n{chunk.heading}\n{chunk.text}", lang
+                ):
+                    self._vocabulary.setdefault(word, term)
+            self._whole.add(whole.weighted())
+            self._document_terms.append(frozenset(whole.weighted()))
+        for i in range(len(self.chunks)):
+            fields = section_fields[i]
+            self._sections.add(fields.weighted())
+            self._chunk_terms.append(frozenset(fields.weighted()))
+            self._chunk_heading_terms.append(frozenset(fields.title) | frozenset(fields.heading))
+            self._chunk_own_heading_terms.append(frozenset(fields.heading))
+        self._whole.freeze()
+        self._sections.freeze()
+        self._document_starts = np.array([by_document[d][0] for d in self.documents], dtype=np.intp)
+        for word in self._vocabulary:
+            if len(word) >= 4 and not word.isdigit():  # "refnud" (6) ↔ "refund"
+                for key in analysis.deletes(word):
+                    self._typos[key].add(word)
+        self._term_documents = Counter(t for terms in self._document_terms for t in terms)
+        self.language_set = sorted(set(self.languages))
+
+    # -- the question ------------------------------------------------------------------------
+
+    def query_terms(self, text: str, *, max_words: int = 32) -> list[QueryTerm]:
+        """The question's distinct terms, each matched to the knowledge base's vocabulary when
+        possible: its own language's stem, another language of the knowledge base, then a
+        vocabulary word one or two edits away (a typo)."""
+        lang = analysis.detect_language(text)
+        found: dict[str, QueryTerm] = {}
+        words = 0
+        for token in analysis.tokens(text):
+            if words >= max_words:
+                break
+            if analysis.is_cjk(token):
+                for gram in analysis.cjk_terms(token):
+                    found.setdefault(gram, self._term(gram, 1.0, gram))
+                words += 1
+                continue
+            if len(token) < 2 or analysis.is_stop_word(token, lang):
+                continue
+            words += 1
+            term = self._match(token, lang)
+            if term is not None:
+                found.setdefault(term[0], self._term(term[0], term[1], token))
+            else:
+                stem = analysis.stem(token, lang)
+                found.setdefault(stem, self._term(stem, 1.0, token, known=False))
+        return list(found.values())
+
+    def _term(self, term: str, weight: float, word: str, *, known: bool = True) -> QueryTerm:
+        known = known and term in self._term_documents
+        idf = self._whole.idf(term)
+        # A word the knowledge base never uses still counts against the confidence, but less
+        # than the rarest word it does use: customers say more than any article does ("my
+        # script keeps getting 429"), and an off-topic question matches nothing anyway.
+        return QueryTerm(term, weight, idf if known else UNKNOWN_SHARE * idf, known, word)
+
+    def _match(self, word: str, lang: str) -> tuple[str, float] | None:
+        for candidate_lang in dict.fromkeys([lang, *self.language_set]):
+            term = analysis.stem(word, candidate_lang)
+            if term in self._term_documents:
+                return term, 1.0
+        if word in self._vocabulary:
+            return self._vocabulary[word], 1.0
+        # Short words are too close to other real words ("york" → "work") to correct safely.
+        if len(word) < 5 or word.isdigit():
+            return None
+        limit = 1 if len(word) < 9 else 2
+        candidates: set[str] = set()
+        for key in analysis.deletes(word):
+            candidates |= self._typos.get(key, set())
+        best: tuple[int, int, str] | None = None
+        for candidate in candidates:
+            distance = analysis.edit_distance(word, candidate, limit)
+            if distance > limit:
+                continue
+            found = self._vocabulary[candidate]
+            ranked = (distance, -self._term_documents.get(found, 0), candidate)
+            if best is None or ranked < best:
+                best = ranked
+        if best is None:
+            return None
+        return self._vocabulary[best[2]], TYPO_WEIGHT
+
+    # -- scoring -----------------------------------------------------------------------------
+
+    def search(self, text: str, *, limit: int = 5) -> list[Hit]:
+        """Documents for the question, best first, each once with its best section."""
+        terms = self.query_terms(text)
+        known = [(t.term, t.weight) for t in terms if t.known]
+        if not known:
+            return []
+        whole = self._whole.score(known)
+        best_whole = float(whole.max(initial=0.0))
+        if best_whole <= 0.0:
+            return []
+        sections = self._sections.score(known)
+        best_section_score = float(sections.max(initial=0.0)) or 1.0
+        # Every section carries its document's title, so a document that matched has a section
+        # that matched: its best one decides the rest of its rank.
+        document_best = np.maximum.reduceat(sections, self._document_starts)
+        rank = DOCUMENT_SHARE * whole / best_whole + (1 - DOCUMENT_SHARE) * (
+            document_best / best_section_score
+        )
+        matched = np.flatnonzero((whole > 0.0) & (document_best > 0.0))
+        # Best first; equal ranks in index order (``lexsort`` sorts by its last key first).
+        order = matched[np.lexsort((matched, -rank[matched]))][:limit]
+        ranked: list[tuple[float, int, int]] = []
+        for d in order.tolist():
+            start = self._document_starts[d]
+            end = (
+                self._document_starts[d + 1] if d + 1 < len(self.documents) else len(self.chunks)
+            )
+            chunk_index = self._section_to_quote(known, sections, int(start), int(end))
+            ranked.append((float(rank[d]), d, chunk_index))
+        # Unknown words weigh less only while most of the question is the knowledge base's own
+        # words; a question mostly about something else ("best pizza in new york") keeps them
+        # at full weight, so one incidental match cannot make it look answered.
+        unknown_share = UNKNOWN_SHARE if len(known) * 2 > len(terms) else 1.0
+        total = sum(t.idf if t.known else t.idf * unknown_share / UNKNOWN_SHARE for t in terms)
+        total = total or 1.0
+        hits = []
+        for rank_score, d, chunk_index in ranked[:limit]:
+            confidence = self._confidence(terms, total, d, chunk_index)
+            hits.append(
+                Hit(self.chunks[chunk_index], rank_score, confidence, self.languages[d])
+            )
+        return hits
+
+    def _section_to_quote(
+        self,
+        known: Sequence[tuple[str, float]],
+        sections: npt.NDArray[np.float64],
+        start: int,
+        end: int,
+    ) -> int:
+        """The document's section to answer from: the best BM25F score, raised for a section
+        whose own headings name the question's words; ties go to the earlier section."""
+        weights = [self._whole.idf(term) * weight for term, weight in known]
+        total = sum(weights) or 1.0
+        best, best_key = start, -1.0
+        for i in range(start, end):
+            own = self._chunk_own_heading_terms[i]
+            named = sum(w for (term, _), w in zip(known, weights, strict=True) if term in own)
+            key = float(sections[i]) * (1.0 + SECTION_HEADING_BONUS * named / total)
+            if key > best_key:
+                best, best_key = i, key
+        return best
+
+    def _confidence(
+        self, terms: Sequence[QueryTerm], total: float, document: int, chunk_index: int
+    ) -> float:
+        heading_terms = self._chunk_heading_terms[chunk_index]
+        section_terms = self._chunk_terms[chunk_index]
+        document_terms = self._document_terms[document]
+        covered = 0.0
+        for term in terms:
+            if not term.known:
+                continue
+            if term.term in heading_terms:
+                credit = 1.0
+            elif term.term in section_terms:
+                credit = BODY_ONLY_CREDIT
+            elif term.term in document_terms:
+                credit = ELSEWHERE_CREDIT
+            else:
+                continue
+            covered += term.idf * term.weight * credit
+        return round(min(1.0, covered / total), 4)

@@ -1,0 +1,93 @@
+"""Questions in other languages find their article: German plurals, Japanese without spaces,
+typos; the language is detected per document and per question."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.knowledge import KnowledgeBase
+from bot.knowledge.analysis import analyze, detect_language
+
+
+def _write(root: Path) -> None:
+    (root / "rueckerstattung.md").write_text(
+        "# Rückerstattung\n\n## Wann kommt das Geld?\n\nEine genehmigte Rückerstattung wird "
+        "innerhalb von 10 Werktagen auf die ursprüngliche Zahlungsmethode überwiesen.\n",
+        encoding="utf-8",
+    )
+    (root / "nifa.md").write_text(
+        "# 二段階認証\n\n## 二段階認証を有効にする\n\n設定画面のセキュリティから二段階認証を"
+        "オンにして、認証アプリでコードを読み取ります。\n",
+        encoding="utf-8",
+    )
+    (root / "refunds.md").write_text(
+        "# Refund policy\n\n## How to ask for a refund\n\nOpen Billing and click Request "
+        "refund. Refunds arrive within 10 days.\n",
+        encoding="utf-8",
+    )
+    (root / "passwords.md").write_text(
+        "# Resetting your password\n\nClick Forgot password on the sign-in page.\n",
+        encoding="utf-8",
+    )
+
+
+def test_languages_are_detected() -> None:
+    assert detect_language("Wie funktionieren Rückerstattungen?") == "de"
+    assert detect_language("二段階認証を有効にするにはどうすればいいですか？") == "ja"
+    assert detect_language("Où puis-je télécharger mes factures ?") == "fr"
+    assert detect_language("how do I get a refund") == "en"
+
+
+def test_german_plural_and_singular_share_a_stem() -> None:
+    assert analyze("Rückerstattungen", "de") == analyze("Rückerstattung", "de")
+
+
+async def test_a_german_plural_finds_the_german_article(kb: KnowledgeBase, tmp_path: Path) -> None:
+    _write(tmp_path)
+    await kb.ingest([tmp_path])
+    found = await kb.search("Wie funktionieren Rückerstattungen?", limit=3)
+    assert found and found[0].source == "rueckerstattung.md"
+
+
+async def test_a_japanese_question_finds_the_japanese_article(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    _write(tmp_path)
+    await kb.ingest([tmp_path])
+    found = await kb.search("二段階認証を有効にするにはどうすればいいですか？", limit=3)
+    assert found and found[0].source == "nifa.md"
+
+
+async def test_a_typo_is_corrected_against_the_vocabulary(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    _write(tmp_path)
+    await kb.ingest([tmp_path])
+    found = await kb.search("how do i ask for a refnud", limit=3)
+    assert found and found[0].source == "refunds.md"
+
+
+async def test_each_document_comes_once(kb: KnowledgeBase, tmp_path: Path) -> None:
+    _write(tmp_path)
+    (tmp_path / "long.md").write_text(
+        "# Refunds\n\n"
+        + "\n\n".join(f"## Refund case {n}\n\nA refund for case {n} is paid." for n in range(8)),
+        encoding="utf-8",
+    )
+    await kb.ingest([tmp_path])
+    found = await kb.search("refund", limit=5)
+    assert len({p.document_id for p in found}) == len(found)
+
+
+def test_a_hyphenated_word_also_counts_written_as_one() -> None:
+    assert analyze("Charge the e-bike") == ["charg", "bike", "ebik"]
+    assert "twofactor" in analyze("two-factor codes")
+
+
+async def test_a_question_finds_a_hyphenated_word_written_as_one(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    _write(tmp_path)
+    await kb.ingest([tmp_path])
+    [hit] = await kb.search("signin", limit=1)
+    assert hit.source == "passwords.md"
