@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -291,6 +291,23 @@ async def delete_document(kb: KnowledgeBase, ref: str) -> DocumentInfo | None:
         await remove_document(kb, info.id)
         log.info("knowledge: removed document %s (%s)", info.id, info.citation)
     return info
+
+
+class SyncFailed(Exception):
+    """A scheduled sync read its source incompletely and applied nothing."""
+
+
+def scheduled_sync(sync: KnowledgeSync, name: str) -> Callable[[str], Awaitable[SyncReport]]:
+    """The job a source's schedule runs (``bot.scheduler``): one sync; a failed one raises, so
+    the tick's record carries the error."""
+
+    async def sweep(tick: str) -> SyncReport:
+        report = await sync.sync_source(name)
+        if report.error is not None:
+            raise SyncFailed(report.error)
+        return report
+
+    return sweep
 
 
 def reports_json(reports: Sequence[SyncReport]) -> dict[str, Any]:
