@@ -609,21 +609,12 @@ async def build_runner(app: Application) -> AgentRunner:
     settings = app.settings
     check_agent_guardrails(settings)
     kb = KnowledgeBase(app.db, settings.knowledge)
-    if settings.knowledge.paths:
-        try:
-            report = await kb.ingest(settings.knowledge.paths)
-        except FileNotFoundError as exc:
-            # Serve anyway: without passages the bot escalates instead of answering.
-            log.error("knowledge.paths: %s; answering without that knowledge", exc)
-        else:
-            log.info(
-                "knowledge base: %d chunks (%d added, %d updated, %d unchanged, %d removed)",
-                report.chunks,
-                report.added,
-                report.updated,
-                report.unchanged,
-                report.removed,
-            )
+    # Files are cheap to re-read: every files source is synced at start (remote sources sync
+    # on their schedule or by ``kb sync``). A failed one is logged and serving goes on: without
+    # passages the bot escalates instead of answering.
+    for source in settings.knowledge.all_sources():
+        if source.kind == "files":
+            await app.knowledge_sync.sync_source(source.name)
     knowledge = CachedSearch(kb)
     offline = OfflineProvider(settings.offline, knowledge)
     metrics = app.metrics
