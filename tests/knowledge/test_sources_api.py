@@ -175,7 +175,8 @@ def test_sources_from_the_environment_and_paths_as_a_files_source(
     assert settings.knowledge.source("help").scheduled
     monkeypatch.setenv("SUPPORTBOT_KNOWLEDGE__PATHS", json.dumps([str(tmp_path)]))
     with_paths = Settings().knowledge.all_sources()
-    assert [(s.name, s.kind, s.paths) for s in with_paths][0] == ("files", "files", [tmp_path])
+    first = with_paths[0]
+    assert (first.name, first.kind, first.paths) == ("files", "files", [tmp_path])
     monkeypatch.delenv("SUPPORTBOT_KNOWLEDGE__SOURCES")
     monkeypatch.delenv("SUPPORTBOT_KNOWLEDGE__PATHS")
     assert [s.name for s in Settings().knowledge.all_sources()] == ["files"]  # the bundled KB
