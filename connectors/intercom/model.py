@@ -275,7 +275,8 @@ def text_to_html(text: str) -> str:
 
 # A Markdown link, or a bare http(s) address without the punctuation that ends a sentence.
 _LINKABLE = re.compile(
-    r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)|https?://[^\s<>\"]*[^\s<>\".,;:!?)\]']"
+    r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)"
+    r"|https?://[^\s<>\"\u200b-\u200d\u2060]*[^\s<>\"\u200b-\u200d\u2060.,;:!?)\]']"
 )
 
 

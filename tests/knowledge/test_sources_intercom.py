@@ -4,11 +4,9 @@ re-indexed, deletions removed, a failed sync changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from bot.config import Settings
@@ -18,18 +16,6 @@ from bot.store.database import Database
 from bot.store.schema import kb_chunks
 from tests.conftest import make_settings
 from tests.fakes.intercom import FakeIntercom
-
-
-@pytest.fixture
-async def fake_intercom() -> AsyncIterator[FakeIntercom]:
-    fake = FakeIntercom()
-    await fake.start()
-    try:
-        yield fake
-    finally:
-        await fake.close()
-    if fake.violations:
-        pytest.fail("requests that violate Intercom's spec:\n" + "\n".join(fake.violations))
 
 
 def help_center_settings(db_url: str, fake: FakeIntercom, **source: Any) -> Settings:
