@@ -223,8 +223,8 @@ def openapi_document(server_url: str | None = None) -> JSON:
                             "source that fails applies nothing and reports `error`.",
                 body={"required": False, "content": {"application/json": {"schema": {
                     "type": "object", "additionalProperties": False, "properties": {
-                        "source": {"type": "string",
-                                   "description": "only this source (default: all)"}}}}}}),
+                        "source": {"type": ["string", "null"],
+                                   "description": "only this source (null or absent: all)"}}}}}}),
         },
         "/web/session": {
             "post": _op(

@@ -280,6 +280,9 @@ class OperatorApi:
     async def sync_knowledge(self, request: web.Request) -> web.Response:
         ctx = self._admin(request)
         body = await _json_body(request)
+        unknown = sorted(set(body) - {"source"})
+        if unknown:
+            raise api_error(400, f"unknown field: {unknown[0]}", code="unknown_field")
         name = body.get("source")
         if name is not None and not isinstance(name, str):
             raise api_error(400, "source is a source name", code="invalid_source")

@@ -67,6 +67,7 @@ async def test_operator_api_syncs_lists_shows_and_removes(
                                       "updated": 0, "removed": 0, "unchanged": 0,
                                       "requests": 1, "error": None}]
         await json_call(admin, "POST", "/v1/knowledge/sync", json={"source": "nope"}, expect=404)
+        await json_call(admin, "POST", "/v1/knowledge/sync", json={"sources": "help"}, expect=400)
 
         listed = await json_call(admin, "GET", "/v1/knowledge/documents?source=help")
         by_title = {d["title"]: d for d in listed["data"]}
