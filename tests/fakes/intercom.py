@@ -128,7 +128,9 @@ class FakeIntercom:
         self.conversations: dict[str, _Conversation] = {}
         # Help Center articles by id, in Intercom's article shape (``add_article``).
         self.articles: dict[str, JSON] = {}
-        self.collections: dict[str, JSON] = {}
+        # ``GET /articles`` without bodies (both fields are nullable in the spec): the reader must
+        # then fetch each article.
+        self.list_articles_without_content = False
         self.help_center_url = "https://help.acme.test"
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
@@ -157,7 +159,6 @@ class FakeIntercom:
         app.router.add_get("/contacts/{id}/companies", self._contact_companies)
         app.router.add_get("/articles", self._list_articles)
         app.router.add_get("/articles/{id}", self._find_article)
-        app.router.add_get("/help_center/collections", self._list_collections)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -294,25 +295,6 @@ class FakeIntercom:
         conversation.state = "closed"
         conversation.updated_at = at
         return str(part["id"])
-
-    def add_collection(self, name: str) -> str:
-        collection_id = self.new_id()
-        at = self.now()
-        self.collections[collection_id] = {
-            "id": collection_id,
-            "workspace_id": "abc123",
-            "name": name,
-            "description": None,
-            "created_at": at,
-            "updated_at": at,
-            "url": f"{self.help_center_url}/en/collections/{collection_id}",
-            "icon": "book-bookmark",
-            "order": len(self.collections),
-            "default_locale": "en",
-            "parent_id": None,
-            "help_center_id": 1,
-        }
-        return collection_id
 
     def add_article(
         self,
@@ -765,16 +747,16 @@ class FakeIntercom:
 
     async def _list_articles(self, request: web.Request) -> web.Response:
         ids = sorted(self.articles, key=lambda i: -int(self.articles[i]["updated_at"]))
-        return _paged([self.article_json(i) for i in ids], request)
+        items = [self.article_json(i) for i in ids]
+        if self.list_articles_without_content:
+            items = [{**item, "body": None, "translated_content": None} for item in items]
+        return _paged(items, request)
 
     async def _find_article(self, request: web.Request) -> web.Response:
         article_id = request.match_info["id"]
         if article_id not in self.articles:
             return _error(404, "not_found", "Resource Not Found")
         return web.json_response(self.article_json(article_id))
-
-    async def _list_collections(self, request: web.Request) -> web.Response:
-        return _paged(list(self.collections.values()), request)
 
     async def _contact(self, request: web.Request) -> web.Response:
         contact_id = request.match_info["id"]
@@ -898,7 +880,7 @@ def _matches(query: JSON, conversation: JSON) -> bool:
 
 
 def _paged(items: list[JSON], request: web.Request) -> web.Response:
-    """Intercom's page-numbered list (``page``, ``per_page``; Articles and Help Center)."""
+    """Intercom's page-numbered list (``page``, ``per_page``), as ``GET /articles`` pages."""
     page = max(1, int(request.query.get("page", "1")))
     per_page = max(1, min(150, int(request.query.get("per_page", "50"))))
     total_pages = max(1, -(-len(items) // per_page))

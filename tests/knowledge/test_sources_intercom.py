@@ -136,3 +136,18 @@ async def test_without_an_intercom_token_the_sync_reports_it(db_url: str, kb: Kn
     )
     (report,) = await KnowledgeSync(kb, settings).sync()
     assert report.error is not None and "intercom.token" in report.error
+
+
+async def test_a_list_without_bodies_is_completed_article_by_article(
+    db_url: str, fake_intercom: FakeIntercom, kb: KnowledgeBase
+) -> None:
+    ids = _add_help_center(fake_intercom)
+    fake_intercom.list_articles_without_content = True
+    sync = KnowledgeSync(kb, help_center_settings(db_url, fake_intercom))
+
+    (report,) = await sync.sync()
+
+    assert (report.added, report.error) == (4, None)  # 3 articles + the French translation
+    fetched = {call.path for call in fake_intercom.calls("GET", r"/articles/\d+")}
+    assert fetched == {f"/articles/{i}" for i in ids.values()}
+    assert "LAUNCH50" not in await _texts(kb.db)
