@@ -1,9 +1,10 @@
 """The composition root: builds every part from the settings and owns start and stop.
 
-Start order: database (migrated or checked) → agents → turn runner → connectors → outbox sender
-→ dispatcher → triage scheduler (when ``[triage]`` has a schedule) → retention scheduler (when
-``retention.days`` is set) → a sync schedule per knowledge source that has one → HTTP server. Stop runs in
-reverse and only for what started; in-flight turns drain up to
+Start order: database (migrated or checked) → agents → files knowledge synced (for the real
+engine) → turn runner → connectors → outbox sender → dispatcher → triage scheduler (when
+``[triage]`` has a schedule) → retention scheduler (when ``retention.days`` is set) → a sync
+schedule per knowledge source that has one → HTTP server. Stop runs in reverse and only for what
+started; in-flight turns drain up to
 ``pipeline.drain_timeout_seconds`` and whatever is left stays in the inbox.
 """
 
@@ -124,6 +125,13 @@ class Application:
 
         if self._runner_factory is None:
             from bot.agent.engine import build_runner
+
+            # Files are cheap to re-read: every files source (``knowledge.paths`` among them) is
+            # synced before the engine answers from it; remote sources sync on their schedule or
+            # by ``kb sync``. A failed one is logged and serving goes on (the bot escalates).
+            for source in self.settings.knowledge.all_sources():
+                if source.kind == "files":
+                    await self.knowledge_sync.sync_source(source.name)
 
             self.runner = await build_runner(self)
         else:

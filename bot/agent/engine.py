@@ -601,20 +601,15 @@ def make_runner(
 
 
 async def build_runner(app: Application) -> AgentRunner:
-    """Build the daemon's turn runner: knowledge base (ingested from ``knowledge.paths``),
+    """Build the daemon's turn runner: knowledge base (synced by the application),
     offline responder, the configured provider chain, and the tools."""
     from bot.knowledge import KnowledgeBase
     from bot.providers.factory import build_provider
 
     settings = app.settings
     check_agent_guardrails(settings)
+    # The application has synced the files sources before this (``Application._start``).
     kb = KnowledgeBase(app.db, settings.knowledge)
-    # Files are cheap to re-read: every files source is synced at start (remote sources sync
-    # on their schedule or by ``kb sync``). A failed one is logged and serving goes on: without
-    # passages the bot escalates instead of answering.
-    for source in settings.knowledge.all_sources():
-        if source.kind == "files":
-            await app.knowledge_sync.sync_source(source.name)
     knowledge = CachedSearch(kb)
     offline = OfflineProvider(settings.offline, knowledge)
     metrics = app.metrics
