@@ -1,9 +1,10 @@
 """The composition root: builds every part from the settings and owns start and stop.
 
-Start order: database (migrated or checked) → agents → turn runner → connectors → outbox sender
-→ dispatcher → triage scheduler (when ``[triage]`` has a schedule) → retention scheduler (when
-``retention.days`` is set) → HTTP server. Stop runs in
-reverse and only for what started; in-flight turns drain up to
+Start order: database (migrated or checked) → agents → files knowledge synced (for the real
+engine) → turn runner → connectors → outbox sender → dispatcher → triage scheduler (when
+``[triage]`` has a schedule) → retention scheduler (when ``retention.days`` is set) → a sync
+schedule per knowledge source that has one → HTTP server. Stop runs in reverse and only for what
+started; in-flight turns drain up to
 ``pipeline.drain_timeout_seconds`` and whatever is left stays in the inbox.
 
 Parts get what they need by constructor (the turn runner its settings, database, metrics and
@@ -28,6 +29,8 @@ from bot.connector import Connector, ConnectorRuntime, discover_factories
 from bot.daemon import Daemon, Launch
 from bot.domain import AgentDefinition, InboundMessage
 from bot.http.server import build_http_app, protocol_logger
+from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.sync import KnowledgeSync
 from bot.metrics import Metrics
 from bot.pipeline.dispatcher import Dispatcher
 from bot.pipeline.events import TurnEvents
@@ -90,6 +93,9 @@ class Application:
         self._connector_wrapper = connector_wrapper
         self.scheduler: TriageScheduler | None = None
         self.retention: TriageScheduler | None = None
+        # One per process, shared by the schedules and the operator API (``/v1/knowledge``).
+        self.knowledge_sync = KnowledgeSync(KnowledgeBase(self.db, settings.knowledge), settings)
+        self.knowledge_schedulers: dict[str, TriageScheduler] = {}
         self.runner: TurnRunner | None = None
         self.runtime: ConnectorRuntime | None = None
         self.dispatcher: Dispatcher | None = None
@@ -138,6 +144,13 @@ class Application:
 
         if self._runner_factory is None:
             from bot.agent.engine import build_runner
+
+            # Files are cheap to re-read: every files source (``knowledge.paths`` among them) is
+            # synced before the engine answers from it; remote sources sync on their schedule or
+            # by ``kb sync``. A failed one is logged and serving goes on (the bot escalates).
+            for source in self.settings.knowledge.all_sources():
+                if source.kind == "files":
+                    await self.knowledge_sync.sync_source(source.name)
 
             self.runner = await build_runner(
                 self.settings, db=self.db, metrics=self.metrics, connectors=self.connectors,
@@ -202,6 +215,7 @@ class Application:
             submit_delivery=self.submit_delivery,
             ready=self.ready,
             handoff=self.handoff,
+            knowledge_sync=self.knowledge_sync,
             dispatcher=self.dispatcher,
             outbox=self.outbox,
         )
@@ -230,6 +244,8 @@ class Application:
                 await self.retention.start()
                 self._started.append(self.retention.stop)
 
+            await self._schedule_knowledge()
+
         if self._serve_http:
             http_app = build_http_app(self._daemon)
             self.http_runner = web.AppRunner(http_app, access_log=None, shutdown_timeout=5,
@@ -243,6 +259,24 @@ class Application:
             sockets = getattr(server, "sockets", None) or []
             self.http_port = sockets[0].getsockname()[1] if sockets else self.settings.http.port
             self._started.append(self.http_runner.cleanup)
+
+    async def _schedule_knowledge(self) -> None:
+        """A schedule per ``[[knowledge.sources]]`` table that has one; one replica per tick."""
+        from bot.knowledge.sync import scheduled_sync
+        from bot.scheduler import TriageScheduler
+
+        for source in self.settings.knowledge.all_sources():
+            if not source.scheduled:
+                continue
+            scheduler = TriageScheduler(
+                source,
+                self.store,
+                scheduled_sync(self.knowledge_sync, source.name),
+                job=f"knowledge:{source.name}",
+            )
+            await scheduler.start()
+            self._started.append(scheduler.stop)
+            self.knowledge_schedulers[source.name] = scheduler
 
     async def stop(self) -> None:
         """Stop what started, in reverse order; errors are logged, never swallowed silently."""

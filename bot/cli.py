@@ -239,6 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
     kb_search.add_argument("--limit", type=int, default=5)
     kb_search.add_argument("--json", action="store_true", help="print the results as JSON")
     kb_search.set_defaults(command=cmd_kb_search)
+    kb_sync = kb.add_parser("sync", help="sync the configured knowledge sources")
+    kb_sync.add_argument("--source", metavar="NAME", help="only this source")
+    kb_sync.add_argument("--json", action="store_true", help="print the report as JSON")
+    kb_sync.set_defaults(command=cmd_kb_sync)
+    kb_list = kb.add_parser("list", help="list the indexed documents")
+    kb_list.add_argument("--json", action="store_true", help="print JSON")
+    kb_list.set_defaults(command=cmd_kb_list)
+    kb_show = kb.add_parser("show", help="show a document and its chunks")
+    kb_show.add_argument("document", metavar="DOC", help="document id, URL or path")
+    kb_show.set_defaults(command=cmd_kb_show)
+    kb_remove = kb.add_parser("remove", help="remove a document from the index")
+    kb_remove.add_argument("document", metavar="DOC", help="document id, URL or path")
+    kb_remove.set_defaults(command=cmd_kb_remove)
 
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (the real pipeline)")
     chat.add_argument("--agent", metavar="SLUG", help="agent to talk to (default: default_agent)")
@@ -558,6 +571,95 @@ async def cmd_kb_search(args: argparse.Namespace, settings: Settings) -> int:
         where = p.heading if p.heading.startswith(p.title) else f"{p.title} › {p.heading}"
         print(f"{p.score:.2f}  {where}  ({p.source})")
         print(f"      {snippet(p.text, args.query)}")
+    return 0
+
+
+async def cmd_kb_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.knowledge import KnowledgeBase
+    from bot.knowledge.sync import KnowledgeSync, reports_json
+
+    store = await _open_store(settings)
+    try:
+        sync = KnowledgeSync(KnowledgeBase(store.db, settings.knowledge), settings)
+        try:
+            reports = await sync.sync(args.source)
+        except KeyError:
+            known = ", ".join(s.name for s in sync.sources) or "none"
+            print(f"supportbot: no knowledge source {args.source!r} (configured: {known})",
+                  file=sys.stderr)
+            return 2
+    finally:
+        await store.db.dispose()
+    if args.json:
+        print(json.dumps(reports_json(reports), indent=2))
+    for r in [] if args.json else reports:
+        outcome = f"failed: {r.error}" if r.error else (
+            f"added {r.added}, updated {r.updated}, removed {r.removed}, unchanged {r.unchanged}")
+        print(f"{r.source} ({r.kind}): {outcome}")
+    return 1 if any(r.error for r in reports) else 0
+
+
+async def cmd_kb_list(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.knowledge import KnowledgeBase
+    from bot.knowledge.sync import list_documents
+
+    store = await _open_store(settings)
+    try:
+        documents = await list_documents(KnowledgeBase(store.db, settings.knowledge))
+    finally:
+        await store.db.dispose()
+    if args.json:
+        print(json.dumps({"documents": [d.as_json() for d in documents]}, indent=2))
+        return 0
+    for d in documents:
+        print(f"{d.id}  {d.source or '-'}  {d.title}  ({d.url or d.citation})  "
+              f"{d.chunks} chunks  {_when(d.updated_at)}")
+    return 0
+
+
+async def cmd_kb_show(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.knowledge import KnowledgeBase
+    from bot.knowledge.sync import document_chunks, find_document
+
+    store = await _open_store(settings)
+    try:
+        kb = KnowledgeBase(store.db, settings.knowledge)
+        document = await find_document(kb, args.document)
+        chunks = await document_chunks(kb, document.id) if document else []
+    except LookupError as exc:
+        print(f"supportbot: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await store.db.dispose()
+    if document is None:
+        print(f"supportbot: no document {args.document!r}", file=sys.stderr)
+        return 1
+    print(f"{document.title}\n{document.url or document.citation}\nid {document.id}, source "
+          f"{document.source or '-'}, {document.kind}, updated {_when(document.updated_at)}")
+    for heading, text in chunks:
+        print(f"\n[{heading}]\n{text}")
+    return 0
+
+
+async def cmd_kb_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.knowledge import KnowledgeBase
+    from bot.knowledge.sync import delete_document
+
+    store = await _open_store(settings)
+    try:
+        removed = await delete_document(KnowledgeBase(store.db, settings.knowledge), args.document)
+    except LookupError as exc:
+        print(f"supportbot: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await store.db.dispose()
+    if removed is None:
+        print(f"supportbot: no document {args.document!r}", file=sys.stderr)
+        return 1
+    print(f"removed {removed.id} ({removed.title}, {removed.citation})")
+    if removed.source is not None:
+        print(f"note: source {removed.source!r} still holds it; it returns at its next sync "
+              "unless removed there")
     return 0
 
 

@@ -18,6 +18,7 @@ from bot.connector import Connector
 from bot.domain import InboundMessage
 
 if TYPE_CHECKING:
+    from bot.knowledge.sync import KnowledgeSync
     from bot.metrics import Metrics
     from bot.pipeline.dispatcher import Dispatcher
     from bot.pipeline.events import TurnEvents
@@ -40,6 +41,7 @@ class Daemon:
     submit_delivery: Callable[[Sequence[InboundMessage]], Awaitable[list[bool]]]
     ready: Callable[[], Awaitable[dict[str, bool]]]
     handoff: Handoff
+    knowledge_sync: KnowledgeSync
     dispatcher: Dispatcher | None
     outbox: OutboxSender | None
 

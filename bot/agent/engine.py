@@ -634,7 +634,7 @@ async def build_runner(
     connectors: Mapping[str, Connector],
     http: aiohttp.ClientSession,
 ) -> AgentRunner:
-    """Build the daemon's turn runner: knowledge base (ingested from ``knowledge.paths``),
+    """Build the daemon's turn runner: knowledge base (synced by the application),
     offline responder, the configured provider chain, and the tools (calling out through
     ``http``, which the application owns). ``connectors`` is the application's live mapping
     (filled after this returns); the runner keeps it, not a copy."""
@@ -642,22 +642,8 @@ async def build_runner(
     from bot.providers.factory import build_provider
 
     check_agent_guardrails(settings)
+    # The application has synced the files sources before this (``Application._start``).
     kb = KnowledgeBase(db, settings.knowledge)
-    if settings.knowledge.paths:
-        try:
-            report = await kb.ingest(settings.knowledge.paths)
-        except FileNotFoundError as exc:
-            # Serve anyway: without passages the bot escalates instead of answering.
-            log.error("knowledge.paths: %s; answering without that knowledge", exc)
-        else:
-            log.info(
-                "knowledge base: %d chunks (%d added, %d updated, %d unchanged, %d removed)",
-                report.chunks,
-                report.added,
-                report.updated,
-                report.unchanged,
-                report.removed,
-            )
     knowledge = CachedSearch(kb)
     offline = OfflineProvider(settings.offline, knowledge)
 

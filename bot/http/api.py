@@ -54,5 +54,9 @@ def mount_api(http: web.Application, daemon: Daemon) -> ApiContext:
         web.get("/v1/runs", operator.list_runs),
         web.get("/v1/runs/{id}", operator.get_run),
         web.get("/v1/threads", operator.list_threads),
+        web.get("/v1/knowledge/documents", operator.list_documents),
+        web.get("/v1/knowledge/documents/{id}", operator.get_document),
+        web.delete("/v1/knowledge/documents/{id}", operator.delete_document),
+        web.post("/v1/knowledge/sync", operator.sync_knowledge),
     ])
     return ctx

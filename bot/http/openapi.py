@@ -245,6 +245,35 @@ def openapi_document(server_url: str | None = None) -> JSON:
                                       {"enum": ["open", "escalated", "closed"]}),
                                _param("smith_id", "query", "one smith"), _LIMIT]),
         },
+        "/v1/knowledge/documents": {
+            "get": _op("Indexed knowledge documents, by source then title (operators)",
+                       {"200": _json(_list_of("KnowledgeDocument"))}, security=_ADMIN,
+                       params=[_param("source", "query", "one `[[knowledge.sources]]` name")]),
+        },
+        "/v1/knowledge/documents/{id}": {
+            "get": _op("One knowledge document with its chunks (operators)",
+                       {"200": _json(_ref("KnowledgeDocument"))}, security=_ADMIN,
+                       params=[_ID]),
+            "delete": _op("Remove a document from the index (operators)",
+                          {"200": _json({"type": "object", "properties": {
+                              "id": {"type": "string"}, "deleted": {"const": True}}})},
+                          security=_ADMIN, params=[_ID],
+                          description="A document its source still holds returns at that "
+                                      "source's next sync."),
+        },
+        "/v1/knowledge/sync": {
+            "post": _op(
+                "Sync the knowledge sources now (operators)",
+                {"200": _json({"type": "object", "properties": {
+                    "sources": {"type": "array", "items": _ref("KnowledgeSyncReport")}}})},
+                security=_ADMIN,
+                description="Reads each source completely, then applies what changed; a "
+                            "source that fails applies nothing and reports `error`.",
+                body={"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False, "properties": {
+                        "source": {"type": ["string", "null"],
+                                   "description": "only this source (null or absent: all)"}}}}}}),
+        },
         "/web/session": {
             "post": _op(
                 "Web widget: who is this visitor (anonymous cookie or signed identity)",
@@ -325,6 +354,22 @@ def openapi_document(server_url: str | None = None) -> JSON:
             "display_name": {"type": ["string", "null"]},
             "customer_id": {"type": ["string", "null"]}, "metadata": {"type": "object"},
             "auto_memory": {"type": "boolean"}, "created_at": {"type": "integer"}}},
+        "KnowledgeDocument": {"type": "object", "properties": {
+            "id": {"type": "string"}, "object": {"const": "knowledge.document"},
+            "source": {"type": ["string", "null"],
+                       "description": "the knowledge source's name; null for `kb ingest` files"},
+            "title": {"type": "string"},
+            "citation": {"type": "string", "description": "what citations show"},
+            "url": {"type": ["string", "null"], "description": "the public link, if any"},
+            "kind": {"type": "string"}, "chunks": {"type": "integer"},
+            "updated_at": {"type": "number"},
+            "content": {"type": "array", "items": {"type": "object"},
+                        "description": "one document: its chunks (heading, text)"}}},
+        "KnowledgeSyncReport": {"type": "object", "properties": {
+            "source": {"type": "string"}, "kind": {"type": "string"},
+            "added": {"type": "integer"}, "updated": {"type": "integer"},
+            "removed": {"type": "integer"}, "unchanged": {"type": "integer"},
+            "requests": {"type": "integer"}, "error": {"type": ["string", "null"]}}},
         "Thread": {"type": "object", "properties": {
             "id": {"type": "string"}, "object": {"const": "thread"},
             "external_id": {"type": "string"}, "channel": {"type": "string"},

@@ -1,6 +1,7 @@
 """Operator endpoints (admin token only): smiths by ``external_id_prefix``, the run history of a
 segment, one run with its tool calls and retrieved passages, threads by state, patching and
-soft-archiving or erasing smiths, minting smith tokens, and downloading stored attachments.
+soft-archiving or erasing smiths, minting smith tokens, downloading stored attachments, and the
+knowledge base (``/v1/knowledge``: documents listed, shown, removed; sources synced).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from bot.domain import JSON, Run, Smith, Thread, ThreadState
 from bot.http.auth import ALL_SCOPES, api_error, mint_smith_token, require_admin
 from bot.http.context import CONTEXT_KEY, ApiContext
 from bot.http.conversations import _json_body, _limit
+from bot.knowledge import sync as knowledge
 from bot.store.erasure import Erasures
 from bot.store.store import NotFound
 
@@ -239,3 +241,57 @@ class OperatorApi:
                 "X-Content-Type-Options": "nosniff",
             },
         )
+
+    # -- knowledge ------------------------------------------------------------------------------
+
+    async def list_documents(self, request: web.Request) -> web.Response:
+        ctx = self._admin(request)
+        kb = ctx.app.knowledge_sync.kb
+        found = await knowledge.list_documents(kb, source=request.query.get("source") or None)
+        return web.json_response(_list([_document_json(d) for d in found], False))
+
+    async def get_document(self, request: web.Request) -> web.Response:
+        ctx = self._admin(request)
+        kb = ctx.app.knowledge_sync.kb
+        document = await self._document(ctx, request.match_info["id"])
+        data = _document_json(document)
+        data["content"] = [
+            {"heading": heading, "text": text}
+            for heading, text in await knowledge.document_chunks(kb, document.id)
+        ]
+        return web.json_response(data)
+
+    async def delete_document(self, request: web.Request) -> web.Response:
+        ctx = self._admin(request)
+        document = await self._document(ctx, request.match_info["id"])
+        await knowledge.delete_document(ctx.app.knowledge_sync.kb, document.id)
+        return web.json_response({"id": document.id, "object": "knowledge.document",
+                                  "deleted": True})
+
+    async def _document(self, ctx: ApiContext, document_id: str) -> knowledge.DocumentInfo:
+        try:
+            document = await knowledge.find_document(ctx.app.knowledge_sync.kb, document_id)
+        except LookupError:
+            document = None
+        if document is None or document.id != document_id:
+            raise api_error(404, "no such document", code="not_found")
+        return document
+
+    async def sync_knowledge(self, request: web.Request) -> web.Response:
+        ctx = self._admin(request)
+        body = await _json_body(request)
+        unknown = sorted(set(body) - {"source"})
+        if unknown:
+            raise api_error(400, f"unknown field: {unknown[0]}", code="unknown_field")
+        name = body.get("source")
+        if name is not None and not isinstance(name, str):
+            raise api_error(400, "source is a source name", code="invalid_source")
+        try:
+            reports = await ctx.app.knowledge_sync.sync(name)
+        except KeyError:
+            raise api_error(404, "no such knowledge source", code="not_found") from None
+        return web.json_response(knowledge.reports_json(reports))
+
+
+def _document_json(document: knowledge.DocumentInfo) -> JSON:
+    return {"object": "knowledge.document", **document.as_json()}

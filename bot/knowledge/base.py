@@ -26,6 +26,7 @@ from bot.config import KnowledgeSettings
 from bot.domain import now
 from bot.knowledge import terms as vocab
 from bot.knowledge.documents import (
+    ParsedDocument,
     UnreadableDocument,
     chunk_document,
     kind_of,
@@ -222,7 +223,7 @@ class KnowledgeBase:
 
     async def _write_document(self, location: str, source: str, prepared: _Prepared) -> str:
         """Insert or replace one document's chunks; returns added/updated/unchanged."""
-        document_id = "doc_" + hashlib.sha256(location.encode()).hexdigest()[:32]
+        document_id = document_id_for(location)
         at = now()
         async with self.db.tx() as conn:
             await self._lock(conn)
@@ -450,7 +451,11 @@ def _prepare(path: Path, chunk_chars: int, known_hash: str | None) -> _Prepared:
     content_hash = digest.hexdigest()
     if content_hash == known_hash:
         return _Prepared(content_hash)
-    document = parse(path, data)
+    return _chunked(parse(path, data), chunk_chars, content_hash)
+
+
+def _chunked(document: ParsedDocument, chunk_chars: int, content_hash: str) -> _Prepared:
+    """The one chunker every source's documents go through."""
     chunks = tuple(
         (
             chunk.heading,
@@ -470,3 +475,38 @@ def _is_within(path: Path, root: Path) -> bool:
 
 def _under(known: dict[str, _Known], root: Path) -> bool:
     return any(_is_within(Path(location), root) for location in known)
+
+
+# -- documents from other sources (bot.knowledge.sync) ------------------------------------------
+
+
+def document_hash(document: ParsedDocument, chunk_chars: int) -> str:
+    """The content hash of a document that is not a file: over the chunking parameters, the
+    title and every section, so an edit anywhere (and only an edit) re-indexes it."""
+    digest = hashlib.sha256(f"v{CHUNKER_VERSION}:{chunk_chars}:".encode())
+    for part in (document.title, document.kind):
+        digest.update(part.encode() + b"\0")
+    for section in document.sections:
+        digest.update("\x1f".join(section.path).encode() + b"\0" + section.text.encode() + b"\0")
+    return digest.hexdigest()
+
+
+async def put_document(
+    kb: KnowledgeBase, location: str, source: str, document: ParsedDocument
+) -> tuple[str, str]:
+    """Index a parsed document under ``location`` (chunked like any file); returns
+    (document id, added/updated/unchanged)."""
+    content_hash = document_hash(document, kb.settings.chunk_chars)
+    prepared = await asyncio.to_thread(_chunked, document, kb.settings.chunk_chars, content_hash)
+    outcome = await kb._write_document(location, source, prepared)
+    return document_id_for(location), outcome
+
+
+def document_id_for(location: str) -> str:
+    """The id a document at ``location`` has (the same one ``KnowledgeBase.ingest`` gives)."""
+    return "doc_" + hashlib.sha256(location.encode()).hexdigest()[:32]
+
+
+async def remove_document(kb: KnowledgeBase, document_id: str) -> None:
+    """Remove one document, its chunks and their term counts."""
+    await kb._remove_document(document_id)

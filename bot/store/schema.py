@@ -226,6 +226,12 @@ kb_documents = Table(
     Column("chunks", Integer, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # The ``[[knowledge.sources]]`` name that syncs this document; NULL for ``kb ingest`` files.
+    Column("origin", String(64), nullable=True),
+    # The HTTP validators of the page it came from: the next sync asks with a conditional GET.
+    Column("etag", Text, nullable=True),
+    Column("last_modified", Text, nullable=True),
+    Index("ix_kb_documents_origin", "origin"),
 )
 
 kb_chunks = Table(

@@ -264,12 +264,32 @@ def html_to_text(body: str) -> str:
 
 
 def text_to_html(text: str) -> str:
-    """Paragraphs for blank-line separated blocks, ``<br>`` for single line breaks."""
+    """Paragraphs for blank-line separated blocks, ``<br>`` for single line breaks; web
+    addresses and Markdown links become links (a citation's URL is meant to be followed)."""
     blocks = [b for b in re.split(r"\n\s*\n", text.strip()) if b.strip()] or [""]
     return "".join(
-        "<p>" + "<br>".join(html.escape(line) for line in block.split("\n")) + "</p>"
+        "<p>" + "<br>".join(_linked_html(line) for line in block.split("\n")) + "</p>"
         for block in blocks
     )
+
+
+# A Markdown link, or a bare http(s) address without the punctuation that ends a sentence.
+_LINKABLE = re.compile(
+    r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)"
+    r"|https?://[^\s<>\"\u200b-\u200d\u2060]*[^\s<>\"\u200b-\u200d\u2060.,;:!?)\]']"
+)
+
+
+def _linked_html(line: str) -> str:
+    out: list[str] = []
+    last = 0
+    for match in _LINKABLE.finditer(line):
+        out.append(html.escape(line[last : match.start()]))
+        label, url = match.group(1, 2) if match.group(1) else (match.group(0), match.group(0))
+        out.append(f'<a href="{html.escape(url)}">{html.escape(label)}</a>')
+        last = match.end()
+    out.append(html.escape(line[last:]))
+    return "".join(out)
 
 
 # -- the invisible marker on the bot's own parts --------------------------------------------------

@@ -12,6 +12,7 @@ _FENCE = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)```", re.DOTALL)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
 _AUTOLINK = re.compile(r"<(https?://[^>\s|]+)>")
+_BARE_URL = re.compile(r"https?://[^\s<>|\x00]*[^\s<>|\x00.,;:!?)\]'\"*_~]")
 _BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
 _ITALIC = re.compile(r"(?<![*\w])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![*\w])")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
@@ -45,6 +46,9 @@ def to_mrkdwn(markdown: str) -> str:
     # (``<!channel>``, ``<@U…>``) or smuggle Slack markup into the thread.
     text = escape(text)
     text = _LINK.sub(lambda m: keep(f"<{m.group(2)}|{m.group(1)}>"), text)
+    # A bare address (a citation's URL) as an explicit link: never mangled by the emphasis
+    # rules below, and never swallowing the punctuation after it.
+    text = _BARE_URL.sub(lambda m: keep(f"<{m.group(0)}>"), text)
     text = _HEADING.sub(lambda m: keep(f"*{m.group(1)}*"), text)
     text = _BOLD.sub(lambda m: keep(f"*{m.group(2)}*"), text)
     text = _ITALIC.sub(r"_\1_", text)

@@ -126,9 +126,16 @@ class FakeIntercom:
         self.companies: dict[str, list[JSON]] = {}
         self.tags: dict[str, str] = {"100": "vip"}
         self.conversations: dict[str, _Conversation] = {}
+        # Help Center articles by id, in Intercom's article shape (``add_article``).
+        self.articles: dict[str, JSON] = {}
+        # ``GET /articles`` without bodies (both fields are nullable in the spec): the reader must
+        # then fetch each article.
+        self.list_articles_without_content = False
+        self.help_center_url = "https://help.acme.test"
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
         self._failures: list[_Failure] = []
+        self._translations: dict[str, dict[str, JSON]] = {}
         self._ids = itertools.count(1000)
         self._clock = int(time.time()) - 600
         self._runner: web.AppRunner | None = None
@@ -150,6 +157,8 @@ class FakeIntercom:
         app.router.add_post("/tags", self._create_tag)
         app.router.add_get("/contacts/{id}", self._contact)
         app.router.add_get("/contacts/{id}/companies", self._contact_companies)
+        app.router.add_get("/articles", self._list_articles)
+        app.router.add_get("/articles/{id}", self._find_article)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -286,6 +295,74 @@ class FakeIntercom:
         conversation.state = "closed"
         conversation.updated_at = at
         return str(part["id"])
+
+    def add_article(
+        self,
+        title: str,
+        body: str,
+        *,
+        state: str = "published",
+        description: str | None = None,
+        parent_id: str | None = None,
+        translations: dict[str, JSON] | None = None,
+    ) -> str:
+        """A Help Center article; ``translations`` maps other locales to ``{title, body,
+        state}`` (the default locale, ``en``, is the article's own fields)."""
+        article_id = self.new_id()
+        at = self.now()
+        self.articles[article_id] = {
+            "type": "article",
+            "id": article_id,
+            "workspace_id": "abc123",
+            "title": title,
+            "description": description,
+            "body": body,
+            "author_id": int(self.human_admin_id),
+            "state": state,
+            "created_at": at,
+            "updated_at": at,
+            "url": self._article_url(article_id, "en", title) if state == "published" else None,
+            "parent_id": int(parent_id) if parent_id else None,
+            "parent_ids": [int(parent_id)] if parent_id else [],
+            "parent_type": "collection" if parent_id else None,
+            "default_locale": "en",
+        }
+        self._translations[article_id] = dict(translations or {})
+        return article_id
+
+    def edit_article(self, article_id: str, **fields: Any) -> None:
+        """Change an article's default-locale fields (``title``, ``body``, ``state`` …)."""
+        article = self.articles[article_id]
+        article.update(fields)
+        article["updated_at"] = self.now()
+        if article["state"] == "published":
+            article["url"] = self._article_url(article_id, "en", article["title"])
+
+    def delete_article(self, article_id: str) -> None:
+        del self.articles[article_id]
+
+    def _article_url(self, article_id: str, locale: str, title: str) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+        return f"{self.help_center_url}/{locale}/articles/{article_id}-{slug}"
+
+    def article_json(self, article_id: str) -> JSON:
+        article = dict(self.articles[article_id])
+        content: JSON = {"type": "article_translated_content"}
+        for locale, fields in [("en", article), *self._translations[article_id].items()]:
+            state = str(fields.get("state", "published"))
+            content[locale] = {
+                "type": "article_content",
+                "title": fields["title"],
+                "description": fields.get("description") or "",
+                "body": fields["body"],
+                "author_id": article["author_id"],
+                "state": state,
+                "created_at": article["created_at"],
+                "updated_at": article["updated_at"],
+                "url": self._article_url(article_id, locale, str(fields["title"])),
+            }
+        article["translated_content"] = content
+        return article
 
     def fail(
         self,
@@ -668,6 +745,19 @@ class FakeIntercom:
         self.tags[tag_id] = name
         return web.json_response({"type": "tag", "id": tag_id, "name": name})
 
+    async def _list_articles(self, request: web.Request) -> web.Response:
+        ids = sorted(self.articles, key=lambda i: -int(self.articles[i]["updated_at"]))
+        items = [self.article_json(i) for i in ids]
+        if self.list_articles_without_content:
+            items = [{**item, "body": None, "translated_content": None} for item in items]
+        return _paged(items, request)
+
+    async def _find_article(self, request: web.Request) -> web.Response:
+        article_id = request.match_info["id"]
+        if article_id not in self.articles:
+            return _error(404, "not_found", "Resource Not Found")
+        return web.json_response(self.article_json(article_id))
+
     async def _contact(self, request: web.Request) -> web.Response:
         contact_id = request.match_info["id"]
         contact = self.contacts.get(contact_id)
@@ -787,6 +877,22 @@ def _matches(query: JSON, conversation: JSON) -> bool:
     if op == "<":
         return bool(value < wanted)
     raise ValueError(f"operator {op} is not faked")
+
+
+def _paged(items: list[JSON], request: web.Request) -> web.Response:
+    """Intercom's page-numbered list (``page``, ``per_page``), as ``GET /articles`` pages."""
+    page = max(1, int(request.query.get("page", "1")))
+    per_page = max(1, min(150, int(request.query.get("per_page", "50"))))
+    total_pages = max(1, -(-len(items) // per_page))
+    return web.json_response(
+        {
+            "type": "list",
+            "pages": {"type": "pages", "page": page, "per_page": per_page,
+                      "total_pages": total_pages},
+            "total_count": len(items),
+            "data": items[(page - 1) * per_page : page * per_page],
+        }
+    )
 
 
 def _error(

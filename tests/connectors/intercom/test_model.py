@@ -124,3 +124,13 @@ def test_bot_and_admin_parts_never_become_messages() -> None:
     assert inbound_messages(
         conversation, conversation.parts, agent_slug=None, max_attachments=10, max_attachment_bytes=0
     ) == []
+
+
+def test_a_cited_url_and_a_markdown_link_become_links() -> None:
+    text = "See [the guide](https://help.acme.test/g?a=1&b=2).\nSource: Refunds (https://help.acme.test/en/articles/7-refunds)."
+    assert text_to_html(text) == (
+        '<p>See <a href="https://help.acme.test/g?a=1&amp;b=2">the guide</a>.<br>'
+        'Source: Refunds (<a href="https://help.acme.test/en/articles/7-refunds">'
+        "https://help.acme.test/en/articles/7-refunds</a>).</p>"
+    )
+    assert text_to_html("no <b>links</b> here") == "<p>no &lt;b&gt;links&lt;/b&gt; here</p>"

@@ -46,3 +46,11 @@ def test_autolinks_stay_links_and_slack_markup_from_the_model_is_neutralised() -
     assert to_mrkdwn("<!channel> ping <@U123> and <!subteam^S1>") == (
         "&lt;!channel&gt; ping &lt;@U123&gt; and &lt;!subteam^S1&gt;"
     )
+
+
+def test_a_cited_url_becomes_a_link_without_the_punctuation_after_it() -> None:
+    text = "Refunds take 30 days. Source: Refunds (https://help.acme.test/en/articles/7-refunds_x?a=1&b=2)."
+    assert to_mrkdwn(text) == (
+        "Refunds take 30 days. Source: Refunds "
+        "(<https://help.acme.test/en/articles/7-refunds_x?a=1&amp;b=2>)."
+    )

@@ -1,0 +1,189 @@
+"""Knowledge sources through the daemon: the operator API (``/v1/knowledge``), the answer to a
+question from a synced help center citing the article's URL, the same passages as from the
+same articles saved as files, a sync schedule in ``serve``, and the settings."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.config import KnowledgeSettings, Settings
+from bot.knowledge import KnowledgeBase
+from bot.knowledge.sync import KnowledgeSync
+from bot.store.database import Database
+from tests.conftest import make_settings
+from tests.fakes.intercom import FakeIntercom
+from tests.http.harness import ask, json_call, running, session
+
+ARTICLES = {
+    "Refunds": "<p>Annual plans are refunded within 30 days of purchase.</p>"
+               "<h2>Partial refunds</h2><p>Monthly plans get a prorated refund for unused days."
+               "</p>",
+    "Single sign-on": "<h2>Okta</h2><p>Create a SAML application in Okta, then paste its "
+                      "metadata URL into Settings.</p>",
+    "Webhooks": "<p>Failed webhook deliveries are retried for three days.</p>",
+}
+QUESTIONS = [
+    "how long do I have to get a refund on an annual plan",
+    "do monthly plans get a prorated refund",
+    "how do I set up Okta SAML",
+    "how long are failed webhooks retried",
+]
+
+
+@pytest.fixture
+async def help_center() -> AsyncIterator[FakeIntercom]:
+    fake = FakeIntercom()
+    await fake.start()
+    for title, body in ARTICLES.items():
+        fake.add_article(title, body)
+    fake.add_article("Launch plans", "<p>Secret code LAUNCH50.</p>", state="draft")
+    try:
+        yield fake
+    finally:
+        await fake.close()
+    if fake.violations:
+        pytest.fail("requests that violate Intercom's spec:\n" + "\n".join(fake.violations))
+
+
+def _sources(fake: FakeIntercom) -> dict[str, object]:
+    return {"sources": [{"name": "help", "kind": "intercom"}]}
+
+
+async def test_operator_api_syncs_lists_shows_and_removes(
+    sqlite_url: str, help_center: FakeIntercom
+) -> None:
+    async with running(
+        sqlite_url,
+        intercom={"token": help_center.token, "base_url": help_center.base_url},
+        knowledge=_sources(help_center),
+    ) as daemon, daemon.admin() as admin, daemon.client() as nobody:
+        await json_call(nobody, "POST", "/v1/knowledge/sync", expect=401)
+        synced = await json_call(admin, "POST", "/v1/knowledge/sync", json={"source": "help"})
+        assert synced["sources"] == [{"source": "help", "kind": "intercom", "added": 3,
+                                      "updated": 0, "removed": 0, "unchanged": 0,
+                                      "requests": 1, "error": None}]
+        await json_call(admin, "POST", "/v1/knowledge/sync", json={"source": "nope"}, expect=404)
+        await json_call(admin, "POST", "/v1/knowledge/sync", json={"sources": "help"}, expect=400)
+
+        listed = await json_call(admin, "GET", "/v1/knowledge/documents?source=help")
+        by_title = {d["title"]: d for d in listed["data"]}
+        assert set(by_title) == set(ARTICLES)  # the draft never
+        refunds = by_title["Refunds"]
+        assert refunds["url"].startswith(help_center.help_center_url + "/en/articles/")
+        assert refunds["chunks"] >= 1 and refunds["source"] == "help"
+
+        shown = await json_call(admin, "GET", f"/v1/knowledge/documents/{refunds['id']}")
+        assert any("prorated refund" in c["text"] for c in shown["content"])
+
+        await json_call(admin, "DELETE", f"/v1/knowledge/documents/{refunds['id']}")
+        await json_call(admin, "GET", f"/v1/knowledge/documents/{refunds['id']}", expect=404)
+        await json_call(admin, "DELETE", f"/v1/knowledge/documents/{refunds['id']}", expect=404)
+        listed = await json_call(admin, "GET", "/v1/knowledge/documents")
+        assert "Refunds" not in {d["title"] for d in listed["data"]}
+
+
+async def test_an_answer_from_the_help_center_cites_the_article_url(
+    sqlite_url: str, help_center: FakeIntercom
+) -> None:
+    async with running(
+        sqlite_url,
+        real_engine=True,
+        intercom={"token": help_center.token, "base_url": help_center.base_url},
+        knowledge=_sources(help_center),
+    ) as daemon:
+        (report,) = await daemon.app.knowledge_sync.sync()
+        assert report.added == 3
+        refunds_url = next(
+            a["url"] for a in help_center.articles.values() if a["title"] == "Refunds"
+        )
+        async with daemon.client() as visitor:
+            await session(visitor)
+            conversation = await json_call(visitor, "POST", "/v1/conversations", json={})
+            answer = await ask(visitor, conversation["id"], QUESTIONS[0])
+        assert "30 days" in answer["output_text"]
+        assert answer["citations"] and {c["url"] for c in answer["citations"]} == {refunds_url}
+
+
+async def test_the_same_questions_find_the_same_passages_as_the_same_files(
+    db_url: str, help_center: FakeIntercom, kb_db: Database, tmp_path: Path
+) -> None:
+    knowledge = KnowledgeSettings(chunk_chars=400)
+    synced = KnowledgeBase(kb_db, knowledge)
+    settings = make_settings(
+        db_url,
+        intercom={"token": help_center.token, "base_url": help_center.base_url},
+        knowledge={"chunk_chars": 400, **_sources(help_center)},
+    )
+    await KnowledgeSync(synced, settings).sync()
+    found_synced = {q: await synced.search(q, limit=1) for q in QUESTIONS}
+    async with kb_db.tx() as conn:  # the same index, now from files only
+        await conn.exec_driver_sql("DELETE FROM kb_chunks")
+        await conn.exec_driver_sql("DELETE FROM kb_terms")
+        await conn.exec_driver_sql("DELETE FROM kb_documents")
+    for title, body in ARTICLES.items():
+        (tmp_path / f"{title}.html").write_text(f"<h1>{title}</h1>{body}", encoding="utf-8")
+    await synced.ingest([tmp_path])
+    for question in QUESTIONS:
+        (from_files,) = await synced.search(question, limit=1)
+        (from_help_center,) = found_synced[question]
+        assert (from_help_center.title, from_help_center.heading, from_help_center.text) == (
+            from_files.title, from_files.heading, from_files.text
+        )
+        assert from_help_center.source.startswith(help_center.help_center_url)
+
+
+async def test_serve_syncs_a_source_on_its_schedule_once_per_tick(
+    sqlite_url: str, help_center: FakeIntercom
+) -> None:
+    async with running(
+        sqlite_url,
+        intercom={"token": help_center.token, "base_url": help_center.base_url},
+        knowledge={"sources": [{"name": "help", "kind": "intercom", "interval_seconds": 3600}]},
+    ) as daemon:
+        scheduler = daemon.app.knowledge_schedulers["help"]
+        record = await scheduler.run_tick("2026-01-01T00:00:00.000+00:00")
+        again = await scheduler.run_tick("2026-01-01T00:00:00.000+00:00")
+        assert record.ran and record.error is None
+        assert not again.ran and again.reason == "tick already swept"
+        documents = await json_call_documents(daemon)
+        assert len(documents) == 3
+
+        help_center.fail("GET", "/articles", status=503, times=1, retry_after=None)
+        failed = await scheduler.run_tick("2026-01-01T01:00:00.000+00:00")
+        assert failed.ran and failed.error is not None and "503" in failed.error
+        assert len(await json_call_documents(daemon)) == 3
+
+
+async def json_call_documents(daemon: object) -> list[dict[str, object]]:
+    async with daemon.admin() as admin:  # type: ignore[attr-defined]
+        listed = await json_call(admin, "GET", "/v1/knowledge/documents")
+    return list(listed["data"])
+
+
+def test_sources_from_the_environment_and_paths_as_a_files_source(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SUPPORTBOT_KNOWLEDGE__SOURCES", json.dumps([
+        {"name": "help", "kind": "intercom", "locales": ["en", "fr"], "cron": "0 * * * *"},
+        {"name": "site", "kind": "sitemap", "url": "https://acme.test/sitemap.xml"},
+    ]))
+    settings = Settings()
+    assert [s.name for s in settings.knowledge.all_sources()] == ["help", "site"]
+    assert settings.knowledge.source("help").scheduled
+    monkeypatch.setenv("SUPPORTBOT_KNOWLEDGE__PATHS", json.dumps([str(tmp_path)]))
+    with_paths = Settings().knowledge.all_sources()
+    first = with_paths[0]
+    assert (first.name, first.kind, first.paths) == ("files", "files", [tmp_path])
+    monkeypatch.delenv("SUPPORTBOT_KNOWLEDGE__SOURCES")
+    monkeypatch.delenv("SUPPORTBOT_KNOWLEDGE__PATHS")
+    assert [s.name for s in Settings().knowledge.all_sources()] == ["files"]  # the bundled KB
+
+    for wrong in ({"name": "x", "kind": "sitemap"}, {"name": "x", "kind": "urls",
+                  "urls": ["ftp://a"]}, {"name": "a b", "kind": "intercom"}):
+        monkeypatch.setenv("SUPPORTBOT_KNOWLEDGE__SOURCES", json.dumps([wrong]))
+        with pytest.raises(ValueError):
+            Settings()
