@@ -126,7 +126,7 @@ class KnowledgeSync:
         ids = [
             r.id
             for r in rows
-            if not r.location.startswith(("web:", "intercom:"))
+            if not r.location.startswith(("site:", "intercom:"))
             and any(Path(r.location).is_relative_to(root) for root in roots)
         ]
         if ids:

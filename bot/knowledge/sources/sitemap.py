@@ -71,7 +71,7 @@ class WebsiteSource:
         self._requests = 0
 
     def location(self, url: str) -> str:
-        return f"web:{self._source.name}:{url}"
+        return f"site:{self._source.name}:{url}"
 
     async def fetch(self, known: Mapping[str, KnownDocument]) -> Fetched:
         source = self._source
