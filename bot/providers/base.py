@@ -6,8 +6,9 @@ provider that keeps server-side state (Ingram) uses ``thread_key``/``smith_key``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from bot.domain import JSON, Usage
@@ -95,3 +96,54 @@ class ModelProvider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+# -- answers cut at the output cap ---------------------------------------------------------------
+
+# Said after an answer that stopped at ``model.max_output_tokens``, so the customer knows
+# the rest is missing rather than reading a half-finished instruction as the whole of it.
+TRUNCATION_NOTE = "(This answer was cut short. Ask me to continue if you need the rest.)"
+# Less than this left after cutting at a sentence end is no answer: the fallback gives one.
+MIN_CUT_CHARS = 40
+
+# A sentence end: . ! ? … (and CJK forms), closing quotes/brackets/emphasis after it, then
+# white space or the end of the text.
+_SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019)\]\u00bb*_]*(?=\s|$)")
+# "1." opening a numbered list item is no sentence end.
+_LIST_NUMBER = re.compile(r"(?:^|\n)\s*\d+\.$")
+
+
+def cut_at_sentence(text: str) -> str | None:
+    """``text`` up to its last complete sentence (or line), or None when less than
+    ``MIN_CUT_CHARS`` would remain."""
+    ends = [
+        m.end()
+        for m in _SENTENCE_END.finditer(text)
+        if not _LIST_NUMBER.search(text[: m.end()])
+    ]
+    # A finished line (a list item, a heading) is as complete as a sentence.
+    line_end = text.rstrip().rfind("\n")
+    cut = max([*ends, max(line_end, 0)])
+    kept = text[:cut].rstrip()
+    return kept if len(kept) >= MIN_CUT_CHARS else None
+
+
+def settle_length(response: ModelResponse, *, provider: str) -> ModelResponse:
+    """An answer that stopped at the output cap (``finish_reason: length``), made fit to send:
+    cut at its last sentence with ``TRUNCATION_NOTE`` after it, and marked ``truncated`` in its
+    usage. Raises a non-retryable ``ProviderError`` when nothing sensible remains, so the next
+    provider in the fallback chain answers instead. Other answers pass unchanged."""
+    if response.finish_reason != "length":
+        return response
+    usage = replace(response.usage, truncated=True)
+    if response.tool_calls:
+        # Cut-off arguments are invalid JSON already and go back to the model as a tool error.
+        return replace(response, usage=usage)
+    kept = cut_at_sentence(response.text)
+    if kept is None:
+        raise ProviderError(
+            f"{provider}: the answer reached the output cap (max_output_tokens) "
+            "before a sentence was complete",
+            retryable=False,
+        )
+    return replace(response, text=f"{kept}\n\n{TRUNCATION_NOTE}", usage=usage)

@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 # and every server-side failure.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 MAX_ERROR_TEXT = 300
+# Answers that name a request the server will never accept, whatever its status says:
+# llama-cpp-python refuses to stream a call with ``tool_choice: "auto"`` (as a 500 or as an
+# error inside a 200). Retrying those repeats the same failure, so they are not retryable.
+DETERMINISTIC_ERROR_TEXTS = ("streaming tool choice is not supported",)
+# A rough tokens-per-character ratio for text when a server reports no usage: OpenAI's rule
+# of thumb for English ("~4 characters per token"); no tokenizer is installed to do better.
+CHARS_PER_TOKEN = 4
 # A connection that takes longer than this (or than the call's timeout) is retried.
 MAX_CONNECT_SECONDS = 10.0
 # How long an idle connection is kept for the next call (what httpx kept them for before).
@@ -376,9 +383,14 @@ def error_from_status(
     detail = scrub(_error_detail(body), secret)[:MAX_ERROR_TEXT]
     retry_after = parse_retry_after(headers.get("retry-after"))
     message = f"{provider}: HTTP {status}" + (f": {detail}" if detail else "")
-    return ProviderHTTPError(
-        message, status=status, retryable=status in RETRYABLE_STATUSES, retry_after=retry_after
-    )
+    retryable = status in RETRYABLE_STATUSES and not is_deterministic(detail)
+    return ProviderHTTPError(message, status=status, retryable=retryable, retry_after=retry_after)
+
+
+def is_deterministic(text: str) -> bool:
+    """Whether an error text names a failure that every retry would meet again."""
+    lowered = text.lower()
+    return any(known in lowered for known in DETERMINISTIC_ERROR_TEXTS)
 
 
 class ProviderTransportError(ProviderError):
@@ -499,6 +511,13 @@ def usage_from(data: Any) -> Usage:
         input_tokens=number("prompt_tokens", "input_tokens"),
         output_tokens=number("completion_tokens", "output_tokens"),
     )
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens ``text`` would take, estimated from its length (``CHARS_PER_TOKEN``); for usage
+    a server did not report. Good to tens of percent on English prose, worse on code and on
+    languages without spaces: a cost figure, never a limit."""
+    return -(-len(text) // CHARS_PER_TOKEN)
 
 
 def parse_arguments(raw: Any) -> tuple[JSON | None, str | None]:
