@@ -6,6 +6,7 @@ provider that keeps server-side state (Ingram) uses ``thread_key``/``smith_key``
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -128,7 +129,7 @@ def cut_at_sentence(text: str) -> str | None:
     return kept if len(kept) >= MIN_CUT_CHARS else None
 
 
-def settle_length(response: ModelResponse, *, provider: str) -> ModelResponse:
+def _settle_length(response: ModelResponse, *, provider: str) -> ModelResponse:
     """An answer that stopped at the output cap (``finish_reason: length``), made fit to send:
     cut at its last sentence with ``TRUNCATION_NOTE`` after it, and marked ``truncated`` in its
     usage. Raises a non-retryable ``ProviderError`` when nothing sensible remains, so the next
@@ -147,3 +148,64 @@ def settle_length(response: ModelResponse, *, provider: str) -> ModelResponse:
             retryable=False,
         )
     return replace(response, text=f"{kept}\n\n{TRUNCATION_NOTE}", usage=usage)
+
+
+# -- usage a server did not report ---------------------------------------------------------------
+
+# Tokens per character of text when a server reports no usage: OpenAI's rule of thumb for
+# English ("~4 characters per token"). No tokenizer is installed to do better, and none is
+# worth a dependency for a cost figure.
+CHARS_PER_TOKEN = 4
+# What a chat template adds around each message (role markers, separators): OpenAI's
+# cookbook counts 3-4.
+TOKENS_PER_MESSAGE = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens ``text`` would take, from its length (``CHARS_PER_TOKEN``): good to tens of
+    percent on English prose, worse on code and on languages written without spaces."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def estimate_usage(request: ModelRequest, response: ModelResponse) -> Usage:
+    """Usage for a call whose server reported none, from the text that went each way (text
+    only: what an image part costs depends on the model, so parts are not counted)."""
+    sent = 0
+    for message in request.messages:
+        sent += TOKENS_PER_MESSAGE + estimate_tokens(message.content)
+        for call in message.tool_calls:
+            sent += estimate_tokens(call.name) + estimate_tokens(call.raw_arguments)
+    if request.tools:
+        specs = [
+            {"name": t.name, "description": t.description, "parameters": t.parameters}
+            for t in request.tools
+        ]
+        sent += estimate_tokens(json.dumps(specs, ensure_ascii=False))
+    said = estimate_tokens(response.text) + sum(
+        estimate_tokens(call.name) + estimate_tokens(call.raw_arguments)
+        for call in response.tool_calls
+    )
+    return Usage(sent, said, estimated=True)
+
+
+async def settle_answer(
+    request: ModelRequest,
+    response: ModelResponse,
+    *,
+    provider: str,
+    streamed_to: DeltaSink | None,
+) -> ModelResponse:
+    """A provider's answer made fit for the turn: usage estimated (and marked) when the
+    server reported none, an answer stopped by the output cap cut at its last sentence with
+    ``TRUNCATION_NOTE`` (and marked ``truncated``), or a non-retryable ``ProviderError`` when
+    nothing sensible remains of it, so the next provider in the fallback chain answers.
+
+    ``streamed_to``: the sink the answer's text was streamed to, if it was. The cut-off words
+    are on screen already; the note follows them there too (the stored run keeps the cut).
+    """
+    if not response.usage.input_tokens and not response.usage.output_tokens:
+        response = replace(response, usage=estimate_usage(request, response))
+    settled = _settle_length(response, provider=provider)
+    if settled.text != response.text and streamed_to is not None:
+        await streamed_to(f"\n\n{TRUNCATION_NOTE}")
+    return settled

@@ -20,8 +20,8 @@ A server that cannot stream tool calls (llama-cpp-python answers a streamed requ
 or as a 200 with an empty body) is noticed on the first such answer: that call is repeated
 whole, and every later call that offers tools goes whole from the start (``model.stream_tools
 = false`` says so up front). An answer stopped by the cap (``finish_reason: length``) is cut
-at its last sentence with a note (``base.settle_length``); usage a server does not report is
-estimated (``transport.estimate_tokens``) and marked so.
+at its last sentence with a note, and usage a server does not report is estimated and marked
+so (``base.settle_answer``).
 """
 
 from __future__ import annotations
@@ -30,14 +30,13 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from yarl import URL
 
 from bot.domain import JSON, Usage
 from bot.providers.base import (
-    TRUNCATION_NOTE,
     ChatMessage,
     ContentPart,
     DeltaSink,
@@ -46,13 +45,12 @@ from bot.providers.base import (
     ProviderError,
     ToolCall,
     ToolSpec,
-    settle_length,
+    settle_answer,
 )
 from bot.providers.transport import (
     ProviderHTTP,
     ProviderHTTPError,
     decode_json,
-    estimate_tokens,
     is_deterministic,
     iter_frames,
     parse_arguments,
@@ -66,9 +64,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_MAX_OUTPUT_TOKENS = 1024
-# Tokens a chat template adds around each message (role markers, separators): OpenAI's
-# cookbook counts 3-4; used only when estimating usage a server did not report.
-TOKENS_PER_MESSAGE = 4
 
 ToolChoice = Literal["auto", "none", "required"]
 
@@ -264,30 +259,6 @@ def cannot_stream_tools(exc: ProviderError) -> bool:
     return isinstance(exc, EmptyAnswerError) or is_deterministic(str(exc))
 
 
-def estimate_usage(body: JSON, response: ModelResponse) -> Usage:
-    """Usage for a call whose server reported none, from the text that went each way."""
-    sent = 0
-    for message in body.get("messages") or ():
-        sent += TOKENS_PER_MESSAGE
-        content = message.get("content")
-        if isinstance(content, str):
-            sent += estimate_tokens(content)
-        elif isinstance(content, list):
-            # Text parts only: an image's data URL says nothing about what it costs.
-            sent += estimate_tokens(_text_of_parts(content))
-        for call in message.get("tool_calls") or ():
-            function = call.get("function") or {}
-            sent += estimate_tokens(str(function.get("name") or ""))
-            sent += estimate_tokens(str(function.get("arguments") or ""))
-    if body.get("tools"):
-        sent += estimate_tokens(json.dumps(body["tools"], ensure_ascii=False))
-    said = estimate_tokens(response.text) + sum(
-        estimate_tokens(call.name) + estimate_tokens(call.raw_arguments)
-        for call in response.tool_calls
-    )
-    return Usage(sent, said, estimated=True)
-
-
 # -- the provider --------------------------------------------------------------------------------
 
 
@@ -379,14 +350,9 @@ class OpenAIProvider:
         if not stream:
             body = self.body(request, stream=False)
             response = await self._whole(body)
-        if not response.usage.input_tokens and not response.usage.output_tokens:
-            # The server ignored ``stream_options`` or reports no usage at all.
-            response = replace(response, usage=estimate_usage(body, response))
-        settled = settle_length(response, provider=self.name)
-        if settled is not response and stream and on_delta is not None and not settled.tool_calls:
-            # The cut-off words are on screen already; the note at least says so there too.
-            await on_delta(f"\n\n{TRUNCATION_NOTE}")
-        return settled
+        return await settle_answer(
+            request, response, provider=self.name, streamed_to=on_delta if stream else None
+        )
 
     async def _stream_call(self, body: JSON, on_delta: DeltaSink | None) -> ModelResponse:
         try:

@@ -39,9 +39,6 @@ MAX_ERROR_TEXT = 300
 # llama-cpp-python refuses to stream a call with ``tool_choice: "auto"`` (as a 500 or as an
 # error inside a 200). Retrying those repeats the same failure, so they are not retryable.
 DETERMINISTIC_ERROR_TEXTS = ("streaming tool choice is not supported",)
-# A rough tokens-per-character ratio for text when a server reports no usage: OpenAI's rule
-# of thumb for English ("~4 characters per token"); no tokenizer is installed to do better.
-CHARS_PER_TOKEN = 4
 # A connection that takes longer than this (or than the call's timeout) is retried.
 MAX_CONNECT_SECONDS = 10.0
 # How long an idle connection is kept for the next call (what httpx kept them for before).
@@ -511,13 +508,6 @@ def usage_from(data: Any) -> Usage:
         input_tokens=number("prompt_tokens", "input_tokens"),
         output_tokens=number("completion_tokens", "output_tokens"),
     )
-
-
-def estimate_tokens(text: str) -> int:
-    """Tokens ``text`` would take, estimated from its length (``CHARS_PER_TOKEN``); for usage
-    a server did not report. Good to tens of percent on English prose, worse on code and on
-    languages without spaces: a cost figure, never a limit."""
-    return -(-len(text) // CHARS_PER_TOKEN)
 
 
 def parse_arguments(raw: Any) -> tuple[JSON | None, str | None]:

@@ -16,10 +16,10 @@ from bot.providers.base import (
     ModelRequest,
     ProviderError,
     cut_at_sentence,
+    estimate_tokens,
 )
 from bot.providers.openai import OpenAIProvider
 from bot.providers.resilience import ResilientProvider
-from bot.providers.transport import estimate_tokens
 from tests.fakes.model_server import ScriptedModelServer, ScriptedReply, ScriptedToolCall
 from tests.providers.test_openai import Deltas, ask, provider_for
 
