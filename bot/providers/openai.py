@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -48,8 +48,10 @@ from bot.providers.base import (
     settle_answer,
 )
 from bot.providers.transport import (
+    Frame,
     ProviderHTTP,
     ProviderHTTPError,
+    ProviderTransportError,
     decode_json,
     is_deterministic,
     iter_frames,
@@ -254,9 +256,19 @@ class EmptyAnswerError(ProviderError):
         super().__init__(f"{provider}: the server answered 200 with an empty body", retryable=False)
 
 
+class CutBeforeAnswerError(ProviderTransportError):
+    """A 200 whose connection dropped before its first frame: how llama-cpp-python 0.3.36
+    (its SSE task raising before the first event) refuses to stream a tool call. Retryable
+    for a call without tools, where it can only be the network."""
+
+
 def cannot_stream_tools(exc: ProviderError) -> bool:
-    """Whether a failed streamed call with tools says the server cannot stream tool calls."""
-    return isinstance(exc, EmptyAnswerError) or is_deterministic(str(exc))
+    """Whether a failed streamed call with tools says the server cannot stream tool calls:
+    an empty 200, a 200 cut before its first frame, or the error text. A network cut taken
+    for one costs only streaming for calls that offer tools; answers still come, whole."""
+    return isinstance(exc, (EmptyAnswerError, CutBeforeAnswerError)) or is_deterministic(
+        str(exc)
+    )
 
 
 # -- the provider --------------------------------------------------------------------------------
@@ -395,6 +407,9 @@ class OpenAIProvider:
             finish_reason=str(choice.get("finish_reason") or ("tool_calls" if calls else "stop")),
         )
 
+    def _frames(self, lines: AsyncIterator[str]) -> AsyncIterator[Frame]:
+        return _guard_first_frame(iter_frames(lines))
+
     async def _streamed(self, body: JSON, on_delta: DeltaSink | None) -> ModelResponse:
         text: list[str] = []
         calls = ToolCallAccumulator()
@@ -404,7 +419,7 @@ class OpenAIProvider:
         done = False
         frames = 0
         async with self._client.stream("POST", "chat/completions", json=body) as response:
-            async for frame in iter_frames(response.lines()):
+            async for frame in self._frames(response.lines()):
                 frames += 1
                 if frame.data.strip() == "[DONE]":
                     done = True
@@ -444,6 +459,19 @@ class OpenAIProvider:
             model=model,
             finish_reason=finish_reason or ("tool_calls" if tool_calls else "stop"),
         )
+
+
+async def _guard_first_frame(frames: AsyncIterator[Frame]) -> AsyncIterator[Frame]:
+    """``frames``, with a connection cut before the first one raised as ``CutBeforeAnswerError``."""
+    seen = False
+    try:
+        async for frame in frames:
+            seen = True
+            yield frame
+    except ProviderTransportError as exc:
+        if seen:
+            raise
+        raise CutBeforeAnswerError(str(exc), retryable=True) from None
 
 
 def _text_of_parts(content: Any) -> str:

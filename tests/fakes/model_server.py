@@ -34,9 +34,11 @@ escapes (``escape_non_ascii=False``), a stream written in pieces of a few bytes 
 and characters anywhere (``write_size``).
 Like strict real servers it rejects (400) an assistant message whose ``content`` is null, and
 with ``reject_stream_options=True`` it refuses ``stream_options`` as older servers do. With
-``streamed_tools="empty"`` or ``"error"`` it plays llama-cpp-python, which cannot stream a call
-made with ``tool_choice: "auto"``: a 200 with an empty body, or a 500 saying "Automatic streaming
-tool choice is not supported" (``server.refused_streams`` counts them; no queued reply is used).
+``streamed_tools="empty"``, ``"cut"`` or ``"error"`` it plays llama-cpp-python, which cannot
+stream a call made with ``tool_choice: "auto"``: a 200 with an empty body, a 200 whose
+connection drops before the first frame (what 0.3.36 was measured doing), or a 500 saying
+"Automatic streaming tool choice is not supported" (``server.refused_streams`` counts them; no
+queued reply is used).
 A reply with ``report_usage=False`` carries no usage, as servers that ignore ``stream_options``.
 
 ``FakeHTTPServer`` is the base the xAI and Ingram fakes share.
@@ -288,7 +290,7 @@ class ScriptedModelServer(FakeHTTPServer):
         rule: Rule | None = None,
         reject_null_content: bool = True,
         reject_stream_options: bool = False,
-        streamed_tools: Literal["ok", "empty", "error"] = "ok",
+        streamed_tools: Literal["ok", "empty", "cut", "error"] = "ok",
     ) -> None:
         super().__init__()
         self.rule = rule
@@ -383,6 +385,8 @@ class ScriptedModelServer(FakeHTTPServer):
             )
         # The event stream is opened, then its generator raises before the first event.
         response = await self.sse_response(request)
+        if self.streamed_tools == "cut":
+            return await self.cut(request, response, "abort")
         await response.write_eof()
         return response
 

@@ -68,7 +68,7 @@ async def test_tool_choice_is_configurable(model_server: ScriptedModelServer) ->
 # -- servers that cannot stream tool calls -------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape", ["empty", "error"])
+@pytest.mark.parametrize("shape", ["empty", "cut", "error"])
 async def test_a_server_that_cannot_stream_tool_calls_is_detected_once(
     shape: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -152,6 +152,24 @@ async def test_an_empty_whole_answer_is_not_retried(model_server: ScriptedModelS
     finally:
         await provider.aclose()
     assert len(model_server.chat_requests) == 1
+
+
+async def test_a_cut_before_the_first_frame_without_tools_is_still_retried(
+    model_server: ScriptedModelServer,
+) -> None:
+    # Without tools a dropped connection is the network's doing, not a refusal.
+    model_server.enqueue(
+        ScriptedReply.say("lost", cut_after=0, cut_mode="abort"), ScriptedReply.say("Here.")
+    )
+    provider = ResilientProvider(
+        provider_for(model_server), timeout_seconds=5, max_retries=3, backoff_initial=0.01
+    )
+    try:
+        response = await provider.complete(plain(stream=True))
+    finally:
+        await provider.aclose()
+    assert response.text == "Here."
+    assert len(model_server.chat_requests) == 2
 
 
 # -- the output cap and finish_reason: length ----------------------------------------------------
