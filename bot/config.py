@@ -158,6 +158,16 @@ class ModelSettings(Section):
     # Remote providers named in ``fallback`` other than ``provider`` take their endpoint here.
     endpoints: dict[ProviderName, ModelEndpoint] = {}
 
+    # -- the wire contract with OpenAI-compatible servers (tools, output cap) --
+    # Sent with every request that offers tools: llama-cpp-python takes a missing
+    # ``tool_choice`` as "none" and never calls a tool.
+    tool_choice: Literal["auto", "none", "required"] = "auto"
+    # false: turns that offer tools run non-streamed (servers that cannot stream tool calls,
+    # e.g. llama-cpp-python; detected on first failure anyway, this skips the failed try).
+    stream_tools: bool = True
+    # Cap on the tokens of one answer (``max_tokens``; ``max_completion_tokens`` on OpenAI).
+    max_output_tokens: int = Field(default=1024, ge=1)
+
 
 class OfflineSettings(Section):
     """The embedded responder: phrase lists and the confidence it needs to answer."""

@@ -346,16 +346,45 @@ class ToolCallRecord:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens a run (or one model call) used.
+
+    ``estimated``: at least one call's server reported no usage, so its figures were
+    estimated (see ``bot.providers.transport.estimate_tokens``). ``truncated``: at least one
+    answer stopped at the output cap (``finish_reason: length``) and was cut short. Both
+    travel in the run's ``usage`` JSON, so no column is needed for them.
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
+    estimated: bool = False
+    truncated: bool = False
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            estimated=self.estimated or other.estimated,
+            truncated=self.truncated or other.truncated,
         )
 
     def to_json(self) -> JSON:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        data: JSON = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        # Only when set: the stored and served shape of every ordinary run stays as it was.
+        if self.estimated:
+            data["estimated"] = True
+        if self.truncated:
+            data["truncated"] = True
+        return data
+
+    @classmethod
+    def from_json(cls, data: JSON | None) -> Usage:
+        data = data or {}
+        return cls(
+            int(data.get("input_tokens") or 0),
+            int(data.get("output_tokens") or 0),
+            estimated=bool(data.get("estimated")),
+            truncated=bool(data.get("truncated")),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,10 @@ provider that keeps server-side state (Ingram) uses ``thread_key``/``smith_key``
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from bot.domain import JSON, Usage
@@ -118,3 +120,115 @@ class ModelProvider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+# -- answers cut at the output cap ---------------------------------------------------------------
+
+# Said after an answer that stopped at ``model.max_output_tokens``, so the customer knows
+# the rest is missing rather than reading a half-finished instruction as the whole of it.
+TRUNCATION_NOTE = "(This answer was cut short. Ask me to continue if you need the rest.)"
+# Less than this left after cutting at a sentence end is no answer: the fallback gives one.
+MIN_CUT_CHARS = 40
+
+# A sentence end: . ! ? … (and CJK forms), closing quotes/brackets/emphasis after it, then
+# white space or the end of the text.
+_SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f][\"'\u201d\u2019)\]\u00bb*_]*(?=\s|$)")
+# "1." opening a numbered list item is no sentence end.
+_LIST_NUMBER = re.compile(r"(?:^|\n)\s*\d+\.$")
+
+
+def cut_at_sentence(text: str) -> str | None:
+    """``text`` up to its last complete sentence (or line), or None when less than
+    ``MIN_CUT_CHARS`` would remain."""
+    ends = [
+        m.end()
+        for m in _SENTENCE_END.finditer(text)
+        if not _LIST_NUMBER.search(text[: m.end()])
+    ]
+    # A finished line (a list item, a heading) is as complete as a sentence.
+    line_end = text.rstrip().rfind("\n")
+    cut = max([*ends, max(line_end, 0)])
+    kept = text[:cut].rstrip()
+    return kept if len(kept) >= MIN_CUT_CHARS else None
+
+
+def _settle_length(response: ModelResponse, *, provider: str) -> ModelResponse:
+    """An answer that stopped at the output cap (``finish_reason: length``), made fit to send:
+    cut at its last sentence with ``TRUNCATION_NOTE`` after it, and marked ``truncated`` in its
+    usage. Raises a non-retryable ``ProviderError`` when nothing sensible remains, so the next
+    provider in the fallback chain answers instead. Other answers pass unchanged."""
+    if response.finish_reason != "length":
+        return response
+    usage = replace(response.usage, truncated=True)
+    if response.tool_calls:
+        # Cut-off arguments are invalid JSON already and go back to the model as a tool error.
+        return replace(response, usage=usage)
+    kept = cut_at_sentence(response.text)
+    if kept is None:
+        raise ProviderError(
+            f"{provider}: the answer reached the output cap (max_output_tokens) "
+            "before a sentence was complete",
+            retryable=False,
+        )
+    return replace(response, text=f"{kept}\n\n{TRUNCATION_NOTE}", usage=usage)
+
+
+# -- usage a server did not report ---------------------------------------------------------------
+
+# Tokens per character of text when a server reports no usage: OpenAI's rule of thumb for
+# English ("~4 characters per token"). No tokenizer is installed to do better, and none is
+# worth a dependency for a cost figure.
+CHARS_PER_TOKEN = 4
+# What a chat template adds around each message (role markers, separators): OpenAI's
+# cookbook counts 3-4.
+TOKENS_PER_MESSAGE = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens ``text`` would take, from its length (``CHARS_PER_TOKEN``): good to tens of
+    percent on English prose, worse on code and on languages written without spaces."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
+def estimate_usage(request: ModelRequest, response: ModelResponse) -> Usage:
+    """Usage for a call whose server reported none, from the text that went each way (text
+    only: what an image part costs depends on the model, so parts are not counted)."""
+    sent = 0
+    for message in request.messages:
+        sent += TOKENS_PER_MESSAGE + estimate_tokens(message.content)
+        for call in message.tool_calls:
+            sent += estimate_tokens(call.name) + estimate_tokens(call.raw_arguments)
+    if request.tools:
+        specs = [
+            {"name": t.name, "description": t.description, "parameters": t.parameters}
+            for t in request.tools
+        ]
+        sent += estimate_tokens(json.dumps(specs, ensure_ascii=False))
+    said = estimate_tokens(response.text) + sum(
+        estimate_tokens(call.name) + estimate_tokens(call.raw_arguments)
+        for call in response.tool_calls
+    )
+    return Usage(sent, said, estimated=True)
+
+
+async def settle_answer(
+    request: ModelRequest,
+    response: ModelResponse,
+    *,
+    provider: str,
+    streamed_to: DeltaSink | None,
+) -> ModelResponse:
+    """A provider's answer made fit for the turn: usage estimated (and marked) when the
+    server reported none, an answer stopped by the output cap cut at its last sentence with
+    ``TRUNCATION_NOTE`` (and marked ``truncated``), or a non-retryable ``ProviderError`` when
+    nothing sensible remains of it, so the next provider in the fallback chain answers.
+
+    ``streamed_to``: the sink the answer's text was streamed to, if it was. The cut-off words
+    are on screen already; the note follows them there too (the stored run keeps the cut).
+    """
+    if not response.usage.input_tokens and not response.usage.output_tokens:
+        response = replace(response, usage=estimate_usage(request, response))
+    settled = _settle_length(response, provider=provider)
+    if settled.text != response.text and streamed_to is not None:
+        await streamed_to(f"\n\n{TRUNCATION_NOTE}")
+    return settled

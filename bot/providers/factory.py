@@ -65,6 +65,9 @@ def build_remote(
             timeout_seconds=model.timeout_seconds,
             stream=model.stream,
             temperature=model.temperature,
+            tool_choice=model.tool_choice,
+            stream_tools=model.stream_tools,
+            max_output_tokens=model.max_output_tokens,
         )
     if provider == "xai-support-agent":
         from bot.providers.xai import XaiSupportAgentProvider

@@ -6,6 +6,22 @@ Quirks of real servers this handles: streamed tool-call fragments are joined by 
 servers that repeat ``id``/``name`` in every delta are not doubled; arguments that are not
 valid JSON become a ``ToolCall`` with ``error`` set (the loop hands that back to the model);
 assistant messages carrying tool calls go out with ``content: ""`` (some servers reject null).
+
+What every request carries, and why:
+
+- ``tool_choice`` (``model.tool_choice``, default ``"auto"``) whenever tools are offered:
+  llama-cpp-python takes a missing ``tool_choice`` as ``"none"`` and never calls a tool.
+- An output cap (``model.max_output_tokens``): ``max_tokens`` — the field llama.cpp, vLLM,
+  Ollama, LM Studio and Azure all read — except on api.openai.com, which deprecated it for
+  ``max_completion_tokens`` and rejects ``max_tokens`` on its reasoning models.
+
+A server that cannot stream tool calls (llama-cpp-python answers a streamed request with
+``tool_choice: "auto"`` with "Automatic streaming tool choice is not supported", as an error
+or as a 200 with an empty body) is noticed on the first such answer: that call is repeated
+whole, and every later call that offers tools goes whole from the start (``model.stream_tools
+= false`` says so up front). An answer stopped by the cap (``finish_reason: length``) is cut
+at its last sentence with a note, and usage a server does not report is estimated and marked
+so (``base.settle_answer``).
 """
 
 from __future__ import annotations
@@ -13,9 +29,9 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from yarl import URL
 
@@ -29,11 +45,15 @@ from bot.providers.base import (
     ProviderError,
     ToolCall,
     ToolSpec,
+    settle_answer,
 )
 from bot.providers.transport import (
+    Frame,
     ProviderHTTP,
     ProviderHTTPError,
+    ProviderTransportError,
     decode_json,
+    is_deterministic,
     iter_frames,
     parse_arguments,
     raw_arguments,
@@ -45,6 +65,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_MAX_OUTPUT_TOKENS = 1024
+
+ToolChoice = Literal["auto", "none", "required"]
 
 
 # -- request mapping -----------------------------------------------------------------------------
@@ -220,9 +243,32 @@ def _stream_error(provider: str, error: Any, secret: str | None) -> ProviderErro
         message, kind = str(error), ""
     retryable = any(
         word in kind for word in ("rate", "server", "overload", "timeout", "unavailable")
-    )
+    ) and not is_deterministic(message)
     text = scrub(message, secret)[:300]
     return ProviderError(f"{provider}: error in answer: {text}", retryable=retryable)
+
+
+class EmptyAnswerError(ProviderError):
+    """A 200 whose body held nothing at all: what llama-cpp-python sends when it cannot do
+    what was asked (stream a tool call). Asking again the same way gets the same nothing."""
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(f"{provider}: the server answered 200 with an empty body", retryable=False)
+
+
+class CutBeforeAnswerError(ProviderTransportError):
+    """A 200 whose connection dropped before its first frame: how llama-cpp-python 0.3.36
+    (its SSE task raising before the first event) refuses to stream a tool call. Retryable
+    for a call without tools, where it can only be the network."""
+
+
+def cannot_stream_tools(exc: ProviderError) -> bool:
+    """Whether a failed streamed call with tools says the server cannot stream tool calls:
+    an empty 200, a 200 cut before its first frame, or the error text. A network cut taken
+    for one costs only streaming for calls that offer tools; answers still come, whole."""
+    return isinstance(exc, (EmptyAnswerError, CutBeforeAnswerError)) or is_deterministic(
+        str(exc)
+    )
 
 
 # -- the provider --------------------------------------------------------------------------------
@@ -241,6 +287,9 @@ class OpenAIProvider:
         stream: bool = True,
         temperature: float | None = None,
         stream_usage: bool = True,
+        tool_choice: ToolChoice = "auto",
+        stream_tools: bool = True,
+        max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS,
         name: str = "openai",
     ) -> None:
         self.name = name
@@ -249,7 +298,16 @@ class OpenAIProvider:
         self._stream = stream
         self._temperature = temperature
         self._stream_usage = stream_usage
+        self._tool_choice = tool_choice
+        # Turned off for the rest of the process by the first sign the server cannot do it.
+        self.stream_tools = stream_tools
+        self._max_output_tokens = max_output_tokens
         url = base_url or DEFAULT_BASE_URL
+        # OpenAI itself wants the newer name (its reasoning models reject ``max_tokens``);
+        # every other compatible server reads ``max_tokens`` (llama.cpp, vLLM, Ollama …).
+        self._max_tokens_key = (
+            "max_completion_tokens" if URL(url).host == "api.openai.com" else "max_tokens"
+        )
         # Azure OpenAI takes its key in an ``api-key`` header rather than as a bearer token.
         azure = (URL(url).host or "").endswith(".azure.com")
         self._client = ProviderHTTP(
@@ -272,6 +330,8 @@ class OpenAIProvider:
         }
         if request.tools:
             body["tools"] = to_openai_tools(request.tools)
+            body["tool_choice"] = self._tool_choice
+        body[self._max_tokens_key] = self._max_output_tokens
         temperature = request.temperature if request.temperature is not None else self._temperature
         if temperature is not None:
             body["temperature"] = temperature
@@ -282,10 +342,31 @@ class OpenAIProvider:
     async def complete(
         self, request: ModelRequest, on_delta: DeltaSink | None = None
     ) -> ModelResponse:
-        stream = self._stream and request.stream
-        body = self.body(request, stream=stream)
+        stream = self._stream and request.stream and (self.stream_tools or not request.tools)
+        if stream:
+            try:
+                body = self.body(request, stream=True)
+                response = await self._stream_call(body, on_delta)
+            except ProviderError as exc:
+                if not request.tools or not cannot_stream_tools(exc):
+                    raise
+                # Nothing reached ``on_delta``: the server refused before the first token.
+                log.warning(
+                    "%s cannot stream tool calls (%s); calls that offer tools go unstreamed "
+                    "from now on (set model.stream_tools = false to skip this first try)",
+                    self.name,
+                    exc,
+                )
+                self.stream_tools = False
+                stream = False
         if not stream:
-            return await self._whole(body)
+            body = self.body(request, stream=False)
+            response = await self._whole(body)
+        return await settle_answer(
+            request, response, provider=self.name, streamed_to=on_delta if stream else None
+        )
+
+    async def _stream_call(self, body: JSON, on_delta: DeltaSink | None) -> ModelResponse:
         try:
             return await self._streamed(body, on_delta)
         except ProviderHTTPError as exc:
@@ -300,6 +381,8 @@ class OpenAIProvider:
 
     async def _whole(self, body: JSON) -> ModelResponse:
         answer = await self._client.request("POST", "chat/completions", json=body)
+        if not answer.body.strip():
+            raise EmptyAnswerError(self.name)
         data = decode_json(self.name, answer.body, secret=self._secret)
         if not isinstance(data, dict):
             raise ProviderError(f"{self.name}: answer is not a JSON object", retryable=True)
@@ -324,6 +407,9 @@ class OpenAIProvider:
             finish_reason=str(choice.get("finish_reason") or ("tool_calls" if calls else "stop")),
         )
 
+    def _frames(self, lines: AsyncIterator[str]) -> AsyncIterator[Frame]:
+        return _guard_first_frame(iter_frames(lines))
+
     async def _streamed(self, body: JSON, on_delta: DeltaSink | None) -> ModelResponse:
         text: list[str] = []
         calls = ToolCallAccumulator()
@@ -331,8 +417,10 @@ class OpenAIProvider:
         model = str(body["model"])
         finish_reason: str | None = None
         done = False
+        frames = 0
         async with self._client.stream("POST", "chat/completions", json=body) as response:
-            async for frame in iter_frames(response.lines()):
+            async for frame in self._frames(response.lines()):
+                frames += 1
                 if frame.data.strip() == "[DONE]":
                     done = True
                     break
@@ -359,6 +447,8 @@ class OpenAIProvider:
                             calls.add(fragment, position)
                     if choice.get("finish_reason"):
                         finish_reason = str(choice["finish_reason"])
+        if not frames:
+            raise EmptyAnswerError(self.name)
         if not done and finish_reason is None:
             raise ProviderError(f"{self.name}: stream ended before its last chunk", retryable=True)
         tool_calls = calls.result()
@@ -369,6 +459,19 @@ class OpenAIProvider:
             model=model,
             finish_reason=finish_reason or ("tool_calls" if tool_calls else "stop"),
         )
+
+
+async def _guard_first_frame(frames: AsyncIterator[Frame]) -> AsyncIterator[Frame]:
+    """``frames``, with a connection cut before the first one raised as ``CutBeforeAnswerError``."""
+    seen = False
+    try:
+        async for frame in frames:
+            seen = True
+            yield frame
+    except ProviderTransportError as exc:
+        if seen:
+            raise
+        raise CutBeforeAnswerError(str(exc), retryable=True) from None
 
 
 def _text_of_parts(content: Any) -> str:

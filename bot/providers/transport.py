@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 # and every server-side failure.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 MAX_ERROR_TEXT = 300
+# Answers that name a request the server will never accept, whatever its status says:
+# llama-cpp-python refuses to stream a call with ``tool_choice: "auto"`` (as a 500 or as an
+# error inside a 200). Retrying those repeats the same failure, so they are not retryable.
+DETERMINISTIC_ERROR_TEXTS = ("streaming tool choice is not supported",)
 # A connection that takes longer than this (or than the call's timeout) is retried.
 MAX_CONNECT_SECONDS = 10.0
 # How long an idle connection is kept for the next call (what httpx kept them for before).
@@ -353,9 +357,14 @@ def error_from_status(
     detail = scrub(_error_detail(body), secret)[:MAX_ERROR_TEXT]
     retry_after = parse_retry_after(headers.get("retry-after"))
     message = f"{provider}: HTTP {status}" + (f": {detail}" if detail else "")
-    return ProviderHTTPError(
-        message, status=status, retryable=status in RETRYABLE_STATUSES, retry_after=retry_after
-    )
+    retryable = status in RETRYABLE_STATUSES and not is_deterministic(detail)
+    return ProviderHTTPError(message, status=status, retryable=retryable, retry_after=retry_after)
+
+
+def is_deterministic(text: str) -> bool:
+    """Whether an error text names a failure that every retry would meet again."""
+    lowered = text.lower()
+    return any(known in lowered for known in DETERMINISTIC_ERROR_TEXTS)
 
 
 class ProviderTransportError(ProviderError):

@@ -27,6 +27,7 @@ from bot.providers.base import (
     ModelResponse,
     ProviderError,
     ToolCall,
+    settle_answer,
 )
 from bot.providers.openai import ToolCallAccumulator, make_tool_call, tool_calls_from
 from bot.providers.transport import (
@@ -249,9 +250,13 @@ class XaiSupportAgentProvider:
         self, request: ModelRequest, on_delta: DeltaSink | None = None
     ) -> ModelResponse:
         body = self.body(request)
-        if self._stream and request.stream:
-            return await self._streamed(body, on_delta)
-        return await self._whole(body)
+        stream = self._stream and request.stream
+        response = await (self._streamed(body, on_delta) if stream else self._whole(body))
+        # The API takes no output limit (that lives on the agent, in xAI's console), but an
+        # answer it stopped short and missing usage are handled like every provider's.
+        return await settle_answer(
+            request, response, provider=self.name, streamed_to=on_delta if stream else None
+        )
 
     async def _whole(self, body: JSON) -> ModelResponse:
         answer = await self._client.request("POST", CHAT_PATH, json=body)

@@ -1518,7 +1518,7 @@ def _run(row: RowMapping, calls: tuple[ToolCallRecord, ...]) -> Run:
         output_text=row["output_text"],
         stop_reason=StopReason(row["stop_reason"]),
         model=row["model"],
-        usage=Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
+        usage=Usage.from_json(usage),
         rag_results=list(row["rag_results"]),
         error=row["error"],
         started_at=row["started_at"],

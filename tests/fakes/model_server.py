@@ -33,7 +33,13 @@ CRLF line ends (``line_end="\\r\\n"``), non-ASCII text sent as raw UTF-8 rather 
 escapes (``escape_non_ascii=False``), a stream written in pieces of a few bytes that cut lines
 and characters anywhere (``write_size``).
 Like strict real servers it rejects (400) an assistant message whose ``content`` is null, and
-with ``reject_stream_options=True`` it refuses ``stream_options`` as older servers do.
+with ``reject_stream_options=True`` it refuses ``stream_options`` as older servers do. With
+``streamed_tools="empty"``, ``"cut"`` or ``"error"`` it plays llama-cpp-python, which cannot
+stream a call made with ``tool_choice: "auto"``: a 200 with an empty body, a 200 whose
+connection drops before the first frame (what 0.3.36 was measured doing), or a 500 saying
+"Automatic streaming tool choice is not supported" (``server.refused_streams`` counts them; no
+queued reply is used).
+A reply with ``report_usage=False`` carries no usage, as servers that ignore ``stream_options``.
 
 ``FakeHTTPServer`` is the base the xAI and Ingram fakes share.
 """
@@ -238,6 +244,7 @@ class ScriptedReply:
     line_end: str = "\n"
     escape_non_ascii: bool = True
     write_size: int | None = None  # stream body written in pieces of this many bytes
+    report_usage: bool = True  # False: no usage in the answer, whatever the request asked
 
     # builders
     @classmethod
@@ -283,11 +290,14 @@ class ScriptedModelServer(FakeHTTPServer):
         rule: Rule | None = None,
         reject_null_content: bool = True,
         reject_stream_options: bool = False,
+        streamed_tools: Literal["ok", "empty", "cut", "error"] = "ok",
     ) -> None:
         super().__init__()
         self.rule = rule
         self.reject_null_content = reject_null_content
         self.reject_stream_options = reject_stream_options
+        self.streamed_tools = streamed_tools
+        self.refused_streams = 0
         self.unscripted = 0
         self._queue: deque[ScriptedReply] = deque()
 
@@ -335,6 +345,13 @@ class ScriptedModelServer(FakeHTTPServer):
             return web.json_response(
                 {"error": {"message": "Unrecognized request argument: stream_options"}}, status=400
             )
+        if (
+            self.streamed_tools != "ok"
+            and body.get("stream")
+            and body.get("tools")
+            and body.get("tool_choice") == "auto"
+        ):
+            return await self._refuse_streamed_tools(request)
         reply = await self._next(recorded)
         if reply is None:
             self.unscripted += 1
@@ -353,6 +370,26 @@ class ScriptedModelServer(FakeHTTPServer):
             return await self._stream(request, reply, include_usage)
         return web.json_response(self._whole(reply), headers=reply.headers)
 
+    async def _refuse_streamed_tools(self, request: web.Request) -> web.StreamResponse:
+        """What llama-cpp-python 0.3 does with a streamed ``tool_choice: "auto"`` call."""
+        self.refused_streams += 1
+        if self.streamed_tools == "error":
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Automatic streaming tool choice is not supported",
+                        "type": "internal_server_error",
+                    }
+                },
+                status=500,
+            )
+        # The event stream is opened, then its generator raises before the first event.
+        response = await self.sse_response(request)
+        if self.streamed_tools == "cut":
+            return await self.cut(request, response, "abort")
+        await response.write_eof()
+        return response
+
     @staticmethod
     def _whole(reply: ScriptedReply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
@@ -366,18 +403,20 @@ class ScriptedModelServer(FakeHTTPServer):
                 for i, call in enumerate(reply.tool_calls)
             ]
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
-        return {
+        answer: dict[str, Any] = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": reply.model,
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {
+        }
+        if reply.report_usage:
+            answer["usage"] = {
                 "prompt_tokens": reply.usage[0],
                 "completion_tokens": reply.usage[1],
                 "total_tokens": sum(reply.usage),
-            },
-        }
+            }
+        return answer
 
     @staticmethod
     def _chunks(reply: ScriptedReply, include_usage: bool) -> list[dict[str, Any]]:
@@ -408,7 +447,7 @@ class ScriptedModelServer(FakeHTTPServer):
                 chunks.append(chunk({"tool_calls": [fragment]}))
         finish = reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
         chunks.append(chunk({}, finish))
-        if include_usage:
+        if include_usage and reply.report_usage:
             chunks.append(
                 {
                     **base,

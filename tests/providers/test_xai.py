@@ -6,7 +6,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.providers.base import ChatMessage, ContentPart, ModelRequest, ProviderError, ToolCall
+from bot.providers.base import (
+    ChatMessage,
+    ContentPart,
+    ModelRequest,
+    ProviderError,
+    ToolCall,
+    estimate_tokens,
+)
 from bot.providers.xai import XaiSupportAgentProvider
 from tests.fakes.model_server import ScriptedToolCall
 from tests.fakes.xai_server import XaiReply, XaiSupportAgentServer
@@ -197,3 +204,19 @@ async def test_errors_and_cut_streams(xai: XaiSupportAgentServer) -> None:
     assert cut.value.retryable
     for error in (rate_limited, rejected, cut):
         assert API_KEY not in str(error.value)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_usage_the_api_leaves_at_zero_is_estimated(
+    xai: XaiSupportAgentServer, stream: bool
+) -> None:
+    xai.enqueue(XaiReply(text="Your order ships tomorrow.", usage=(0, 0)))
+    provider = provider_for(xai)
+    try:
+        response = await provider.complete(ask(stream=stream))
+    finally:
+        await provider.aclose()
+    assert response.usage.estimated is True
+    assert response.usage.output_tokens == estimate_tokens("Your order ships tomorrow.")
+    # the fake is strict: the request carries no field the API does not define (no cap)
+    assert xai.requests and all(r.json.get("max_tokens") is None for r in xai.requests)
