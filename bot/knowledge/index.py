@@ -15,6 +15,7 @@ weigh the most, so an off-topic question scores near 0 whatever incidental word 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,17 @@ DOCUMENT_SHARE = 0.6
 # question's words gets up to this much more of its score (BM25 saturates on a body that repeats
 # the words, so "Reset a forgotten password" could lose to a short "Change your password").
 SECTION_HEADING_BONUS = 0.5
+# A question asking how to do something ("how do I…", "wie kann ich…") prefers, within the
+# article, a section that gives numbered steps: "How do I cancel?" wants "Cancel a paid plan"
+# (1. 2. 3.), not the short "Undo a cancellation" that BM25's length normalisation favours.
+STEPS_BONUS = 0.5
+_HOW_TO = re.compile(
+    r"\b(how\s+(do|can|could|should|would|to)\b|where\s+(do|can)\s+i\b|steps?\s+to\b"
+    r"|wie\s+(kann|muss|soll|lässt)\b|comment\b|cómo\b|como\s+(puedo|hago)\b|come\s+(posso|faccio)\b"
+    r"|hoe\s+(kan|moet)\b)|どうやって|方法|手順",
+    re.IGNORECASE,
+)
+_STEP_LINE = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+\S")
 # In the confidence, a term only in the body of the document counts this much.
 BODY_ONLY_CREDIT = 0.85
 # A term found only in another section of the same document.
@@ -170,6 +182,7 @@ class SearchIndex:
         self._chunk_terms: list[frozenset[str]] = []
         self._chunk_heading_terms: list[frozenset[str]] = []
         self._chunk_own_heading_terms: list[frozenset[str]] = []
+        self._chunk_has_steps: list[bool] = []
         self._document_terms: list[frozenset[str]] = []
         # surface word → (term, language); the typo index maps one-letter deletes to words.
         self._vocabulary: dict[str, str] = {}
@@ -206,6 +219,7 @@ class SearchIndex:
             self._chunk_terms.append(frozenset(fields.weighted()))
             self._chunk_heading_terms.append(frozenset(fields.title) | frozenset(fields.heading))
             self._chunk_own_heading_terms.append(frozenset(fields.heading))
+            self._chunk_has_steps.append(len(_STEP_LINE.findall(self.chunks[i].text)) >= 2)
         self._whole.freeze()
         self._sections.freeze()
         self._document_starts = np.array([by_document[d][0] for d in self.documents], dtype=np.intp)
@@ -292,6 +306,7 @@ class SearchIndex:
         if best_whole <= 0.0:
             return []
         sections = self._sections.score(known)
+        how_to = _HOW_TO.search(text) is not None
         best_section_score = float(sections.max(initial=0.0)) or 1.0
         # Every section carries its document's title, so a document that matched has a section
         # that matched: its best one decides the rest of its rank.
@@ -308,7 +323,9 @@ class SearchIndex:
             end = (
                 self._document_starts[d + 1] if d + 1 < len(self.documents) else len(self.chunks)
             )
-            chunk_index = self._section_to_quote(known, sections, int(start), int(end))
+            chunk_index = self._section_to_quote(
+                known, sections, int(start), int(end), how_to=how_to
+            )
             ranked.append((float(rank[d]), d, chunk_index))
         # Unknown words weigh less only while most of the question is the knowledge base's own
         # words; a question mostly about something else ("best pizza in new york") keeps them
@@ -330,9 +347,12 @@ class SearchIndex:
         sections: npt.NDArray[np.float64],
         start: int,
         end: int,
+        *,
+        how_to: bool = False,
     ) -> int:
         """The document's section to answer from: the best BM25F score, raised for a section
-        whose own headings name the question's words; ties go to the earlier section."""
+        whose own headings name the question's words, and for a how-to question, for a section
+        with numbered steps; ties go to the earlier section."""
         weights = [self._whole.idf(term) * weight for term, weight in known]
         total = sum(weights) or 1.0
         best, best_key = start, -1.0
@@ -340,6 +360,8 @@ class SearchIndex:
             own = self._chunk_own_heading_terms[i]
             named = sum(w for (term, _), w in zip(known, weights, strict=True) if term in own)
             key = float(sections[i]) * (1.0 + SECTION_HEADING_BONUS * named / total)
+            if how_to and self._chunk_has_steps[i]:
+                key *= 1.0 + STEPS_BONUS
             if key > best_key:
                 best, best_key = i, key
         return best

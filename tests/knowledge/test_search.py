@@ -206,3 +206,17 @@ async def test_the_section_quoted_is_the_one_whose_heading_names_the_question(
     assert hit.heading == "Resetting your password › Reset a forgotten password"
     [hit] = await example_kb.search("how do I change my password while signed in", limit=1)
     assert hit.heading == "Resetting your password › Change your password while signed in"
+
+
+async def test_a_how_to_question_quotes_the_section_with_the_steps(
+    example_kb: KnowledgeBase,
+) -> None:
+    """"How do I cancel?" wants the numbered steps of "Cancel a paid plan", not the short
+    "Undo a cancellation" that length normalisation favours; a question that is not a how-to
+    keeps the plain choice."""
+    for question in ("How do I cancel my subscription?", "how can i cancel my subscripton",
+                     "Wie kann ich mein subscription cancel?"):
+        [hit] = await example_kb.search(question, limit=1)
+        assert hit.heading == "Cancelling your subscription › Cancel a paid plan", question
+    [hit] = await example_kb.search("undo a cancellation", limit=1)
+    assert hit.heading == "Cancelling your subscription › Undo a cancellation"
