@@ -26,7 +26,7 @@ from sqlalchemy import delete, insert, select, true, tuple_
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql import ColumnElement
 
-from bot.domain import JSON, InboxStatus, ThreadState, new_id, now
+from bot.domain import JSON, InboxStatus, NotFound, ThreadState, new_id, now
 from bot.store.database import Database
 from bot.store.schema import (
     agents,
@@ -43,7 +43,7 @@ from bot.store.schema import (
     threads,
     tool_calls,
 )
-from bot.store.store import NotFound, lane_key
+from bot.store.store import lane_key
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import ColumnElement, Insert
+from sqlalchemy.sql import ColumnElement
 
 from bot.domain import (
     JSON,
@@ -33,18 +32,29 @@ from bot.domain import (
     Control,
     InboundMessage,
     InboxStatus,
+    NotFound,
     OutboxStatus,
     Run,
     Smith,
-    StopReason,
     Thread,
+    ThreadChange,
     ThreadState,
     ToolCallRecord,
-    Usage,
     new_id,
     now,
 )
+from bot.store import statements as st
 from bot.store.database import Database
+from bot.store.errors import LeaseLost
+from bot.store.rows import (
+    run_values,
+    to_action,
+    to_agent,
+    to_agent_version,
+    to_run,
+    to_smith,
+    to_thread,
+)
 from bot.store.schema import (
     agent_versions,
     agents,
@@ -59,14 +69,8 @@ from bot.store.schema import (
     tool_calls,
 )
 
-
-class NotFound(LookupError):
-    """The row asked for does not exist (or is archived)."""
-
-
-class LeaseLost(RuntimeError):
-    """A lane's or an action's lease expired and was taken by another worker; what this
-    worker was doing under it is void."""
+# Moved to ``bot.domain`` and ``bot.store.errors``; importable from here during the transition.
+__all__ = ["LeaseLost", "NotFound", "Store", "ThreadChange"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +95,6 @@ class LaneClaim:
     def retry(self) -> bool:
         """An earlier try at these messages may have shown the customer something."""
         return self.recovered or any(item.attempts for item in self.items)
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadChange:
-    state: ThreadState | None = None
-    control: Control | None = None
-    title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +169,6 @@ class ActionState:
     last_error: str | None
 
 
-# SQLite takes at most 32766 bound parameters per statement (999 before 3.32); stay well under.
-_IN_CHUNK = 500
 
 @dataclass(slots=True)
 class _PendingPut:
@@ -206,26 +201,19 @@ class Store:
         self._inbox_lock = asyncio.Lock()
         self._inbox_flushes: set[asyncio.Task[None]] = set()
         # Built once: a new ticket's thread is written on the hot path of a turn.
-        self._insert_thread_statement = self._insert_ignore(threads, ["agent_id", "external_id"])
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    def _insert_ignore(self, table: Any, index_elements: Sequence[str]) -> Insert:
-        """``INSERT … ON CONFLICT DO NOTHING`` in the dialect at hand."""
-        dialect_insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
-        return dialect_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
+        self._insert_thread_statement = self.db.insert_ignore(threads, ["agent_id", "external_id"])
 
     # -- agents ----------------------------------------------------------------------------
 
     async def ensure_agent(self, slug: str, name: str) -> Agent:
         def work(conn: Connection) -> Agent:
             conn.execute(
-                self._insert_ignore(agents, ["slug"]).values(
+                self.db.insert_ignore(agents, ["slug"]).values(
                     id=new_id("agt"), slug=slug, name=name, created_at=now()
                 )
             )
             conn.execute(update(agents).where(agents.c.slug == slug).values(name=name))
-            return _agent(conn.execute(select(agents).where(agents.c.slug == slug)).mappings().one())
+            return to_agent(conn.execute(select(agents).where(agents.c.slug == slug)).mappings().one())
 
         return await self.db.run_tx(work)
 
@@ -234,14 +222,14 @@ class Store:
         row = await self.db.run_read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
             raise NotFound(f"no agent {slug!r}")
-        return _agent(row)
+        return to_agent(row)
 
     async def get_agent_by_id(self, agent_id: str) -> Agent:
         query = select(agents).where(agents.c.id == agent_id)
         row = await self.db.run_read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
             raise NotFound(f"no agent {agent_id!r}")
-        return _agent(row)
+        return to_agent(row)
 
     async def publish_agent(self, definition: AgentDefinition, note: str) -> AgentVersion:
         """Freeze ``definition`` as the agent's next version; the first one goes live."""
@@ -296,7 +284,7 @@ class Store:
             .order_by(agent_versions.c.version)
         )
         return await self.db.run_read(
-            lambda conn: [_agent_version(r) for r in conn.execute(query).mappings()]
+            lambda conn: [to_agent_version(r) for r in conn.execute(query).mappings()]
         )
 
     async def version_for(self, smith: Smith) -> AgentVersion | None:
@@ -306,13 +294,13 @@ class Store:
     def _version_for(self, conn: Connection, smith: Smith) -> AgentVersion | None:
         version = smith.pinned_version
         if version is None:
-            version = conn.execute(_LIVE_VERSION, {"agent_id": smith.agent_id}).scalar()
+            version = conn.execute(st.LIVE_VERSION, {"agent_id": smith.agent_id}).scalar()
         if version is None:
             return None
         row = conn.execute(
-            _AGENT_VERSION, {"agent_id": smith.agent_id, "version": version}
+            st.AGENT_VERSION, {"agent_id": smith.agent_id, "version": version}
         ).mappings().first()
-        return _agent_version(row) if row else None
+        return to_agent_version(row) if row else None
 
     def _turn_inputs(
         self, conn: Connection, smith: Smith, thread_id: str, history: int
@@ -370,7 +358,7 @@ class Store:
         if external_id is None:
             smith_id = new_id("smt")
             conn.execute(insert(smiths).values(id=smith_id, **values))
-            return _smith(conn.execute(_SMITH_BY_ID, {"smith_id": smith_id}).mappings().one())
+            return to_smith(conn.execute(st.SMITH_BY_ID, {"smith_id": smith_id}).mappings().one())
         row = self._live_smith_row(conn, agent_id, external_id)
         if row is None:
             try:
@@ -380,7 +368,7 @@ class Store:
                 return None
             inserted = self._live_smith_row(conn, agent_id, external_id)
             assert inserted is not None
-            return _smith(inserted)
+            return to_smith(inserted)
         patch: dict[str, Any] = {}
         if fields.display_name is not None and fields.display_name != row["display_name"]:
             patch["display_name"] = fields.display_name
@@ -395,14 +383,14 @@ class Store:
             conn.execute(update(smiths).where(smiths.c.id == row["id"]).values(**patch))
             updated = self._live_smith_row(conn, agent_id, external_id)
             assert updated is not None
-            return _smith(updated)
-        return _smith(row)
+            return to_smith(updated)
+        return to_smith(row)
 
     def _live_smith_row(
         self, conn: Connection, agent_id: str, external_id: str
     ) -> RowMapping | None:
         params = {"agent_id": agent_id, "external_id": external_id}
-        return conn.execute(_LIVE_SMITH, params).mappings().first()
+        return conn.execute(st.LIVE_SMITH, params).mappings().first()
 
     async def get_smith(self, smith_id: str, *, include_archived: bool = False) -> Smith:
         query = select(smiths).where(smiths.c.id == smith_id)
@@ -411,13 +399,13 @@ class Store:
         row = await self.db.run_read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
             raise NotFound(f"no smith {smith_id!r}")
-        return _smith(row)
+        return to_smith(row)
 
     async def find_smith(self, external_id: str, agent_id: str) -> Smith | None:
         row = await self.db.run_read(
             lambda conn: self._live_smith_row(conn, agent_id, external_id)
         )
-        return _smith(row) if row else None
+        return to_smith(row) if row else None
 
     async def patch_smith(self, smith_id: str, **fields: Any) -> Smith:
         """Change the mutable fields of a smith; ``external_id`` is immutable by design."""
@@ -470,14 +458,14 @@ class Store:
     ) -> list[Smith]:
         query = select(smiths).where(smiths.c.archived_at.is_(None))
         if external_id_prefix:
-            query = query.where(_prefix(smiths.c.external_id, external_id_prefix))
+            query = query.where(st.prefix(smiths.c.external_id, external_id_prefix))
         if agent_id:
             query = query.where(smiths.c.agent_id == agent_id)
         if after:
             query = query.where(smiths.c.id > after)
         query = query.order_by(smiths.c.id).limit(limit)
         return await self.db.run_read(
-            lambda conn: [_smith(r) for r in conn.execute(query).mappings()]
+            lambda conn: [to_smith(r) for r in conn.execute(query).mappings()]
         )
 
     # -- threads ---------------------------------------------------------------------------
@@ -514,7 +502,7 @@ class Store:
             },
         )
         params = {"agent_id": smith.agent_id, "external_id": external_id}
-        return _thread(conn.execute(_THREAD_OF_TICKET, params).mappings().one())
+        return to_thread(conn.execute(st.THREAD_OF_TICKET, params).mappings().one())
 
     async def start_thread(
         self,
@@ -552,14 +540,14 @@ class Store:
         row = await self.db.run_read(lambda conn: conn.execute(query).mappings().first())
         if row is None:
             raise NotFound(f"no thread {thread_id!r}")
-        return _thread(row)
+        return to_thread(row)
 
     async def find_thread(self, agent_id: str, external_id: str) -> Thread | None:
         query = select(threads).where(
             threads.c.agent_id == agent_id, threads.c.external_id == external_id
         )
         row = await self.db.run_read(lambda conn: conn.execute(query).mappings().first())
-        return _thread(row) if row else None
+        return to_thread(row) if row else None
 
     async def thread_for_turn(
         self, agent_id: str, external_id: str, *, history: int
@@ -569,11 +557,11 @@ class Store:
         params = {"agent_id": agent_id, "external_id": external_id}
 
         def work(conn: Connection) -> tuple[Thread, Smith, TurnInputs] | None:
-            row = conn.execute(_THREAD_WITH_OWNER, params).mappings().first()
+            row = conn.execute(st.THREAD_WITH_OWNER, params).mappings().first()
             if row is None:
                 return None
-            thread = _thread(row)
-            smith = _smith({c.name: row[f"own__{c.name}"] for c in _OWNER.c})  # type: ignore[arg-type]
+            thread = to_thread(row)
+            smith = to_smith({c.name: row[f"own__{c.name}"] for c in st.OWNER.c})  # type: ignore[arg-type]
             return thread, smith, self._turn_inputs(conn, smith, thread.id, history)
 
         return await self.db.run_read(work)
@@ -582,7 +570,7 @@ class Store:
         """Every agent's thread for one ticket (connectors know the ticket, not the agent)."""
         query = select(threads).where(threads.c.external_id == external_id)
         return await self.db.run_read(
-            lambda conn: [_thread(r) for r in conn.execute(query).mappings()]
+            lambda conn: [to_thread(r) for r in conn.execute(query).mappings()]
         )
 
     async def update_thread(self, thread_id: str, change: ThreadChange) -> Thread:
@@ -611,7 +599,7 @@ class Store:
             query = query.where(threads.c.smith_id == smith_id)
         query = query.order_by(threads.c.updated_at.desc(), threads.c.id).limit(limit)
         return await self.db.run_read(
-            lambda conn: [_thread(r) for r in conn.execute(query).mappings()]
+            lambda conn: [to_thread(r) for r in conn.execute(query).mappings()]
         )
 
     # -- runs ------------------------------------------------------------------------------
@@ -622,18 +610,18 @@ class Store:
 
     def _thread_runs(self, conn: Connection, thread_id: str, limit: int) -> list[Run]:
         rows = list(
-            conn.execute(_THREAD_RUNS, {"thread_id": thread_id, "limit": limit}).mappings()
+            conn.execute(st.THREAD_RUNS, {"thread_id": thread_id, "limit": limit}).mappings()
         )
         rows.reverse()
         calls = self._tool_calls(conn, [r["id"] for r in rows])
-        return [_run(r, calls.get(r["id"], ())) for r in rows]
+        return [to_run(r, calls.get(r["id"], ())) for r in rows]
 
     async def get_run(self, run_id: str) -> Run:
         def work(conn: Connection) -> Run:
             row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
             if row is None:
                 raise NotFound(f"no run {run_id!r}")
-            return _run(row, self._tool_calls(conn, [run_id]).get(run_id, ()))
+            return to_run(row, self._tool_calls(conn, [run_id]).get(run_id, ()))
 
         return await self.db.run_read(work)
 
@@ -649,7 +637,7 @@ class Store:
         query = select(runs)
         if external_id_prefix:
             query = query.join(smiths, smiths.c.id == runs.c.smith_id).where(
-                _prefix(smiths.c.external_id, external_id_prefix)
+                st.prefix(smiths.c.external_id, external_id_prefix)
             )
         if thread_id:
             query = query.where(runs.c.thread_id == thread_id)
@@ -660,7 +648,7 @@ class Store:
         def work(conn: Connection) -> list[Run]:
             rows = list(conn.execute(query.with_only_columns(*runs.c)).mappings())
             calls = self._tool_calls(conn, [r["id"] for r in rows])
-            return [_run(r, calls.get(r["id"], ())) for r in rows]
+            return [to_run(r, calls.get(r["id"], ())) for r in rows]
 
         return await self.db.run_read(work)
 
@@ -696,7 +684,7 @@ class Store:
         return await self.db.run_read(lambda conn: self._memories(conn, smith_id, limit))
 
     def _memories(self, conn: Connection, smith_id: str, limit: int) -> list[str]:
-        rows = conn.execute(_MEMORIES, {"smith_id": smith_id, "limit": limit})
+        rows = conn.execute(st.MEMORIES, {"smith_id": smith_id, "limit": limit})
         return [r[0] for r in rows]
 
     # -- inbox and lanes -------------------------------------------------------------------
@@ -768,7 +756,7 @@ class Store:
         # statement ("insertmanyvalues"); skipped duplicates return no row.
         def work(conn: Connection) -> list[list[bool]]:
             result = conn.execute(
-                self._insert_ignore(inbox, ["source", "dedup_key"]).returning(
+                self.db.insert_ignore(inbox, ["source", "dedup_key"]).returning(
                     inbox.c.id, inbox.c.source, inbox.c.dedup_key
                 ),
                 [row for put in batch for row in put.rows],
@@ -791,12 +779,12 @@ class Store:
                         new_lanes[row["lane"]] = row["received_at"]
             if context_only:
                 conn.execute(
-                    _INBOX_CONTEXT_ONLY,
+                    st.INBOX_CONTEXT_ONLY,
                     {"ids": context_only, "error": CONTEXT_ONLY, "finished_at": now()},
                 )
             if new_lanes:
                 conn.execute(
-                    self._insert_ignore(lanes, ["key"]),
+                    self.db.insert_ignore(lanes, ["key"]),
                     [{"key": key, "touched_at": at} for key, at in new_lanes.items()],
                 )
             return news
@@ -929,7 +917,7 @@ class Store:
         self, conn: Connection, claim: LaneClaim, at: float, hold_until: float | None = None
     ) -> None:
         result = conn.execute(
-            _RELEASE_LANE,
+            st.RELEASE_LANE,
             {
                 "lane": claim.lane,
                 "token": claim.token,
@@ -957,10 +945,10 @@ class Store:
 
         def work(conn: Connection) -> None:
             self._release(conn, claim, at)
-            conn.execute(_INSERT_RUN, _run_values(run))
+            conn.execute(st.INSERT_RUN, run_values(run))
             if run.tool_calls:
                 conn.execute(
-                    _INSERT_TOOL_CALL,
+                    st.INSERT_TOOL_CALL,
                     [
                         {
                             "run_id": run.id,
@@ -977,7 +965,7 @@ class Store:
                 )
             if actions:
                 conn.execute(
-                    _INSERT_ACTION,
+                    st.INSERT_ACTION,
                     [
                         {
                             "id": action.id,
@@ -1002,17 +990,17 @@ class Store:
                 values["control"] = thread_change.control.value
             if thread_change.title is not None:
                 conn.execute(
-                    _TITLE_UNTITLED, {"of_thread": run.thread_id, "title": thread_change.title}
+                    st.TITLE_UNTITLED, {"of_thread": run.thread_id, "title": thread_change.title}
                 )
-            conn.execute(_UPDATE_THREAD, values)
+            conn.execute(st.UPDATE_THREAD, values)
             for fact in new_memories:
                 conn.execute(
-                    self._insert_ignore(memories, ["smith_id", "fact"]).values(
+                    self.db.insert_ignore(memories, ["smith_id", "fact"]).values(
                         smith_id=run.smith_id, fact=fact, created_at=at
                     )
                 )
             conn.execute(
-                _INBOX_DONE,
+                st.INBOX_DONE,
                 {"ids": [item.id for item in claim.items], "run_id": run.id, "finished_at": at},
             )
 
@@ -1045,27 +1033,27 @@ class Store:
         at = now()
         # As for lanes: an empty poll stays a read.
         seen = await self.db.run_read(
-            lambda conn: [r[0] for r in conn.execute(_DUE_ACTIONS, {"at": at, "limit": limit})]
+            lambda conn: [r[0] for r in conn.execute(st.DUE_ACTIONS, {"at": at, "limit": limit})]
         )
         if not seen:
             return []
 
         def work(conn: Connection) -> list[ActionClaim]:
             claimed: list[ActionClaim] = []
-            seqs = [r[0] for r in conn.execute(_LOCK_DUE_ACTIONS, {"at": at, "seqs": seen})]
+            seqs = [r[0] for r in conn.execute(st.LOCK_DUE_ACTIONS, {"at": at, "seqs": seen})]
             for seq in seqs:
                 token = new_id("lse")
                 result = conn.execute(
-                    _LEASE_ACTION,
+                    st.LEASE_ACTION,
                     {"claimed_seq": seq, "at": at, "token": token, "expires": at + lease_seconds},
                 )
                 if result.rowcount != 1:
                     continue
-                row = conn.execute(_ACTION_WITH_THREAD, {"claimed_seq": seq}).mappings().one()
+                row = conn.execute(st.ACTION_WITH_THREAD, {"claimed_seq": seq}).mappings().one()
                 thread_row = {c.name: row[f"thr__{c.name}"] for c in threads.c}
                 # ``attempt`` counts earlier tries that may have reached the platform.
-                action = _action(row, attempt=row["attempts"] - 1)
-                claimed.append(ActionClaim(action, _thread(thread_row), token))  # type: ignore[arg-type]
+                action = to_action(row, attempt=row["attempts"] - 1)
+                claimed.append(ActionClaim(action, to_thread(thread_row), token))  # type: ignore[arg-type]
             return claimed
 
         return await self.db.run_tx(work)
@@ -1075,7 +1063,7 @@ class Store:
         taken, or the action finished)."""
         values = {"action": claim.action.id, "token": claim.token, "expires": now() + lease_seconds}
         return bool(
-            await self.db.run_tx(lambda conn: conn.execute(_RENEW_ACTION, values).rowcount) == 1
+            await self.db.run_tx(lambda conn: conn.execute(st.RENEW_ACTION, values).rowcount) == 1
         )
 
     async def action_attempted(self, claim: ActionClaim) -> None:
@@ -1174,7 +1162,7 @@ class Store:
         return await self.db.run_read(
             lambda conn: [
                 OutboxEntry(
-                    action=_action(r, attempt=r["attempts"]),
+                    action=to_action(r, attempt=r["attempts"]),
                     status=OutboxStatus(r["status"]),
                     attempts=r["attempts"],
                     remote_id=r["remote_id"],
@@ -1217,11 +1205,11 @@ class Store:
         def work(conn: Connection) -> list[InboxRow]:
             found: list[InboxRow] = []
             for source, wanted in by_source.items():
-                for start in range(0, len(wanted), _IN_CHUNK):
+                for start in range(0, len(wanted), st.IN_CHUNK):
                     rows = conn.execute(
                         select(*_INBOX_ROW_COLUMNS).where(
                             inbox.c.source == source,
-                            inbox.c.dedup_key.in_(wanted[start : start + _IN_CHUNK]),
+                            inbox.c.dedup_key.in_(wanted[start : start + st.IN_CHUNK]),
                         )
                     ).mappings()
                     found.extend(_inbox_row(r) for r in rows)
@@ -1235,11 +1223,11 @@ class Store:
 
         def work(conn: Connection) -> list[Run]:
             found: list[Run] = []
-            for start in range(0, len(ids), _IN_CHUNK):
+            for start in range(0, len(ids), st.IN_CHUNK):
                 rows = conn.execute(
-                    select(runs).where(runs.c.id.in_(ids[start : start + _IN_CHUNK]))
+                    select(runs).where(runs.c.id.in_(ids[start : start + st.IN_CHUNK]))
                 ).mappings()
-                found.extend(_run(r, ()) for r in rows)
+                found.extend(to_run(r, ()) for r in rows)
             return found
 
         return await self.db.run_read(work)
@@ -1252,10 +1240,10 @@ class Store:
 
         def work(conn: Connection) -> list[ActionState]:
             found: list[ActionState] = []
-            for start in range(0, len(ids), _IN_CHUNK):
+            for start in range(0, len(ids), st.IN_CHUNK):
                 rows = conn.execute(
                     select(*columns)
-                    .where(outbox.c.run_id.in_(ids[start : start + _IN_CHUNK]))
+                    .where(outbox.c.run_id.in_(ids[start : start + st.IN_CHUNK]))
                     .order_by(outbox.c.seq)
                 ).mappings()
                 found.extend(
@@ -1283,13 +1271,13 @@ class Store:
 
         def work(conn: Connection) -> bool:
             result = conn.execute(
-                self._insert_ignore(cursors, ["name"]).values(
+                self.db.insert_ignore(cursors, ["name"]).values(
                     name=prefix + tick, value={"claimed_at": at}, updated_at=at
                 )
             )
             conn.execute(
                 delete(cursors).where(
-                    _prefix(cursors.c.name, prefix), cursors.c.updated_at < at - keep_seconds
+                    st.prefix(cursors.c.name, prefix), cursors.c.updated_at < at - keep_seconds
                 )
             )
             return bool(result.rowcount == 1)
@@ -1313,127 +1301,6 @@ class Store:
             yield bool(got)
 
 
-# -- hot statements ------------------------------------------------------------------------------
-# Built once, parameters bound per call: building a select and deriving its cache key costs
-# more than SQLite takes to run it (a three-statement unit: 0.9 ms built per call, 0.4 ms built
-# once).
-
-_OWNER = smiths.alias("owner")
-_THREAD_WITH_OWNER = (
-    select(threads, *[c.label(f"own__{c.name}") for c in _OWNER.c])
-    .join(_OWNER, _OWNER.c.id == threads.c.smith_id)
-    .where(
-        threads.c.agent_id == bindparam("agent_id"),
-        threads.c.external_id == bindparam("external_id"),
-    )
-)
-
-
-# A turn's reads and writes, built once (building a statement costs more than running it).
-_LIVE_SMITH = select(smiths).where(
-    smiths.c.agent_id == bindparam("agent_id"),
-    smiths.c.external_id == bindparam("external_id"),
-    smiths.c.archived_at.is_(None),
-)
-_SMITH_BY_ID = select(smiths).where(smiths.c.id == bindparam("smith_id"))
-_THREAD_OF_TICKET = select(threads).where(
-    threads.c.agent_id == bindparam("agent_id"), threads.c.external_id == bindparam("external_id")
-)
-_LIVE_VERSION = select(agents.c.live_version).where(agents.c.id == bindparam("agent_id"))
-_AGENT_VERSION = select(agent_versions).where(
-    agent_versions.c.agent_id == bindparam("agent_id"),
-    agent_versions.c.version == bindparam("version"),
-)
-_THREAD_RUNS = (
-    select(runs)
-    .where(runs.c.thread_id == bindparam("thread_id"))
-    .order_by(runs.c.started_at.desc(), runs.c.id.desc())
-    .limit(bindparam("limit"))
-)
-_MEMORIES = (
-    select(memories.c.fact)
-    .where(memories.c.smith_id == bindparam("smith_id"))
-    .order_by(memories.c.id)
-    .limit(bindparam("limit"))
-)
-_INSERT_RUN = insert(runs)
-_INSERT_TOOL_CALL = insert(tool_calls)
-_INSERT_ACTION = insert(outbox)
-# The SET clause comes from the parameters given (``state``, ``control`` when they change).
-_UPDATE_THREAD = update(threads).where(threads.c.id == bindparam("of_thread"))
-_TITLE_UNTITLED = update(threads).where(
-    threads.c.id == bindparam("of_thread"), threads.c.title.is_(None)
-)
-_INBOX_DONE = (
-    update(inbox)
-    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
-    .values(status=InboxStatus.DONE.value)
-)
-_INBOX_CONTEXT_ONLY = (
-    update(inbox)
-    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
-    .values(status=InboxStatus.SKIPPED.value)
-)
-_RELEASE_LANE = update(lanes).where(
-    lanes.c.key == bindparam("lane"), lanes.c.lease_token == bindparam("token")
-)
-
-
-def _due_actions() -> ColumnElement[bool]:
-    """Pending, due at ``:at``, not leased, and no earlier action of its thread still pending."""
-    earlier = outbox.alias("earlier")
-    blocked = (
-        select(earlier.c.seq)
-        .where(
-            earlier.c.thread_id == outbox.c.thread_id,
-            earlier.c.seq < outbox.c.seq,
-            earlier.c.status == OutboxStatus.PENDING.value,
-        )
-        .exists()
-    )
-    return and_(
-        outbox.c.status == OutboxStatus.PENDING.value,
-        outbox.c.next_attempt_at <= bindparam("at"),
-        _ACTION_FREE,
-        ~blocked,
-    )
-
-
-_ACTION_FREE = or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < bindparam("at"))
-_DUE_ACTIONS = (
-    select(outbox.c.seq).where(_due_actions()).order_by(outbox.c.seq).limit(bindparam("limit"))
-)
-_LOCK_DUE_ACTIONS = (
-    select(outbox.c.seq)
-    .where(outbox.c.seq.in_(bindparam("seqs", expanding=True)), _due_actions())
-    .order_by(outbox.c.seq)
-    .with_for_update(skip_locked=True)
-)
-_LEASE_ACTION = (
-    update(outbox)
-    .where(
-        outbox.c.seq == bindparam("claimed_seq"),
-        outbox.c.status == OutboxStatus.PENDING.value,
-        _ACTION_FREE,
-    )
-    .values(
-        lease_token=bindparam("token"),
-        lease_expires_at=bindparam("expires"),
-        attempts=outbox.c.attempts + 1,
-        updated_at=bindparam("at"),
-    )
-)
-_RENEW_ACTION = (
-    update(outbox)
-    .where(
-        outbox.c.id == bindparam("action"),
-        outbox.c.lease_token == bindparam("token"),
-        outbox.c.status == OutboxStatus.PENDING.value,
-    )
-    .values(lease_expires_at=bindparam("expires"))
-)
-
-
 def _held_by(claim: ActionClaim) -> ColumnElement[bool]:
     """The claim's action, still pending and still leased to the claim. A lease that ran out
     but was not taken by anyone yet still counts: nobody else can have sent in between."""
@@ -1444,106 +1311,8 @@ def _held_by(claim: ActionClaim) -> ColumnElement[bool]:
     )
 
 
-_ACTION_WITH_THREAD = (
-    select(outbox, *[c.label(f"thr__{c.name}") for c in threads.c])
-    .join(threads, threads.c.id == outbox.c.thread_id)
-    .where(outbox.c.seq == bindparam("claimed_seq"))
-)
 
-
-# -- row mapping -------------------------------------------------------------------------------
-
-
-def _prefix(column: Any, prefix: str) -> Any:
-    """``column LIKE 'prefix%'`` with the user's ``%`` and ``_`` taken literally."""
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return and_(column.is_not(None), column.like(escaped + "%", escape="\\"))
-
-
-def _agent(row: RowMapping) -> Agent:
-    return Agent(row["id"], row["slug"], row["name"], row["live_version"], row["created_at"])
-
-
-def _agent_version(row: RowMapping) -> AgentVersion:
-    return AgentVersion(
-        agent_id=row["agent_id"],
-        version=row["version"],
-        definition=AgentDefinition.from_json(row["definition"]),
-        note=row["note"],
-        created_at=row["created_at"],
-    )
-
-
-def _smith(row: RowMapping) -> Smith:
-    return Smith(
-        id=row["id"],
-        agent_id=row["agent_id"],
-        external_id=row["external_id"],
-        display_name=row["display_name"],
-        customer_id=row["customer_id"],
-        metadata=dict(row["metadata"] or {}),
-        auto_memory=bool(row["auto_memory"]),
-        pinned_version=row["pinned_version"],
-        archived_at=row["archived_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _thread(row: RowMapping) -> Thread:
-    return Thread(
-        id=row["id"],
-        smith_id=row["smith_id"],
-        agent_id=row["agent_id"],
-        external_id=row["external_id"],
-        channel=row["channel"],
-        state=ThreadState(row["state"]),
-        control=Control(row["control"]),
-        title=row["title"],
-        metadata=dict(row["metadata"] or {}),
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
-
-
-def _run(row: RowMapping, calls: tuple[ToolCallRecord, ...]) -> Run:
-    usage = row["usage"] or {}
-    return Run(
-        id=row["id"],
-        thread_id=row["thread_id"],
-        smith_id=row["smith_id"],
-        agent_id=row["agent_id"],
-        agent_version=row["agent_version"],
-        input=list(row["input"]),
-        output_text=row["output_text"],
-        stop_reason=StopReason(row["stop_reason"]),
-        model=row["model"],
-        usage=Usage(usage.get("input_tokens", 0), usage.get("output_tokens", 0)),
-        rag_results=list(row["rag_results"]),
-        error=row["error"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        tool_calls=calls,
-    )
-
-
-def _run_values(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "thread_id": run.thread_id,
-        "smith_id": run.smith_id,
-        "agent_id": run.agent_id,
-        "agent_version": run.agent_version,
-        "input": run.input,
-        "output_text": run.output_text,
-        "stop_reason": run.stop_reason.value,
-        "model": run.model,
-        "usage": run.usage.to_json(),
-        "rag_results": run.rag_results,
-        "error": run.error,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-    }
+# -- the store's own records -------------------------------------------------------------------
 
 
 def _inbox_item(row: RowMapping) -> InboxItem:
@@ -1573,22 +1342,4 @@ def _inbox_row(row: RowMapping) -> InboxRow:
         error=row["error"],
         received_at=row["received_at"],
         finished_at=row["finished_at"],
-    )
-
-
-def _action(row: RowMapping, *, attempt: int) -> Action:
-    payload = row["payload"] or {}
-    return Action(
-        id=row["id"],
-        run_id=row["run_id"],
-        thread_id=row["thread_id"],
-        channel=row["channel"],
-        kind=ActionKind(row["kind"]),
-        text=payload.get("text"),
-        tag=payload.get("tag"),
-        assignee=payload.get("assignee"),
-        emoji=payload.get("emoji"),
-        until=payload.get("until"),
-        ref=dict(payload.get("ref") or {}),
-        attempt=attempt,
     )
