@@ -24,9 +24,8 @@ from jsonschema import Draft202012Validator
 
 from bot.agent import placeholders
 from bot.config import ConfigError, CustomToolSettings, env_headers
-from bot.domain import JSON, PlannedAction, Smith, StopReason, Thread
+from bot.domain import JSON, PlannedAction, Smith, StopReason, Thread, ThreadChange
 from bot.providers.base import ToolSpec
-from bot.store.store import ThreadChange
 
 if TYPE_CHECKING:
     from bot.connector import Connector

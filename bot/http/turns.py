@@ -15,9 +15,9 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from bot.domain import JSON, InboxStatus, Run, StopReason
+from bot.domain import JSON, InboxStatus, NotFound, Run, StopReason
 from bot.pipeline.events import TurnEvent
-from bot.store.store import NotFound, Store
+from bot.store.store import Store
 from bot.store.web import WebStore
 
 log = logging.getLogger(__name__)

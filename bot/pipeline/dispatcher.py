@@ -27,6 +27,7 @@ from bot.domain import (
     Smith,
     StopReason,
     Thread,
+    ThreadChange,
     ThreadState,
     action_id,
     new_id,
@@ -37,7 +38,10 @@ from bot.metrics import Metrics
 from bot.pipeline.claims import ClaimLoop
 from bot.pipeline.events import TurnEvent, TurnEvents
 from bot.pipeline.turn import TurnContext, TurnResult, TurnRunner
-from bot.store.store import LaneClaim, LeaseLost, Store, ThreadChange, TurnInputs
+from bot.store.errors import LeaseLost
+from bot.store.inbox import LaneClaim
+from bot.store.runs import TurnInputs
+from bot.store.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -28,12 +28,13 @@ from bot.domain import (
     Agent,
     Control,
     InboundMessage,
+    NotFound,
     PlannedAction,
     Smith,
     Thread,
+    ThreadChange,
     ThreadState,
 )
-from bot.store.store import NotFound, ThreadChange
 from connectors.intercom.client import IntercomClient, IntercomError
 from connectors.intercom.model import (
     SOURCE,

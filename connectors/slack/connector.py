@@ -52,9 +52,9 @@ from bot.domain import (
     PlannedAction,
     Smith,
     Thread,
+    ThreadChange,
     ThreadState,
 )
-from bot.store.store import ThreadChange
 from connectors.slack.events import EventsRoute
 from connectors.slack.live import STREAM_CHUNK_CHARS, SlackLiveReply, fingerprint
 from connectors.slack.mrkdwn import split_message, to_mrkdwn
