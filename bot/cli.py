@@ -121,9 +121,9 @@ def _raised_in(exc: BaseException, *packages: str) -> bool:
 
 
 def _explainers() -> list[tuple[type[Exception], Callable[[Exception, Settings], str | None]]]:
+    from bot.domain import NotFound
     from bot.store.database import DatabaseUnavailable
     from bot.store.migrate import SchemaBehind
-    from bot.store.store import NotFound
 
     return [
         (DatabaseUnavailable, _plain),
@@ -458,8 +458,8 @@ async def cmd_smiths_list(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_smiths_erase(args: argparse.Namespace, settings: Settings) -> int:
     """Erase for good, after a confirmation: typed at a terminal, or ``--yes`` in a script (a
     script without it is refused rather than left waiting for an answer nobody will type)."""
+    from bot.domain import NotFound
     from bot.store.erasure import Erasures
-    from bot.store.store import NotFound
 
     if not args.yes and not sys.stdin.isatty():
         print(f"supportbot: erasing {args.smith_id} removes it and all its data for good and "

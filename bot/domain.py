@@ -25,6 +25,10 @@ def now() -> float:
     return time.time()
 
 
+class NotFound(LookupError):
+    """The agent, smith, thread, run or file asked for does not exist (or is archived)."""
+
+
 class ThreadState(StrEnum):
     OPEN = "open"
     ESCALATED = "escalated"
@@ -186,6 +190,15 @@ class Thread:
     metadata: JSON
     created_at: float
     updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadChange:
+    """What a turn or a channel changes on a thread (None: leave as it is)."""
+
+    state: ThreadState | None = None
+    control: Control | None = None
+    title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,16 @@ from bot.agent.context import conversation_summary
 from bot.agent.tools import ToolCallContext, ToolError, ToolOutcome, ToolRegistry, http_json
 from bot.config import USER_INFO_ALIASES, ConfigError, UserInfoSettings, env_headers
 from bot.connector import default_close_actions, default_escalation_actions
-from bot.domain import JSON, ActionKind, Control, PlannedAction, Smith, StopReason, ThreadState
-from bot.store.store import ThreadChange
+from bot.domain import (
+    JSON,
+    ActionKind,
+    Control,
+    PlannedAction,
+    Smith,
+    StopReason,
+    ThreadChange,
+    ThreadState,
+)
 
 log = logging.getLogger(__name__)
 

@@ -40,6 +40,7 @@ from bot.domain import (
     ActionKind,
     PlannedAction,
     StopReason,
+    ThreadChange,
     ToolCallRecord,
     Usage,
 )
@@ -48,7 +49,6 @@ from bot.pipeline.turn import TurnContext, TurnResult
 from bot.providers.base import ChatMessage, DeltaHandlers, ModelProvider, ModelRequest, ToolCall
 from bot.providers.offline import KnowledgeSearch, OfflineProvider
 from bot.providers.resilience import TURN_TIMEOUT, BreakerState
-from bot.store.store import ThreadChange
 
 if TYPE_CHECKING:
     from bot.knowledge import Passage

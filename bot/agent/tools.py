@@ -25,9 +25,8 @@ from yarl import URL
 
 from bot.agent import placeholders
 from bot.config import ConfigError, CustomToolSettings, env_headers
-from bot.domain import JSON, PlannedAction, Smith, StopReason, Thread
+from bot.domain import JSON, PlannedAction, Smith, StopReason, Thread, ThreadChange
 from bot.providers.base import ToolSpec
-from bot.store.store import ThreadChange
 
 if TYPE_CHECKING:
     from bot.connector import Connector

@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.domain import Smith
+from bot.domain import NotFound, Smith
 from bot.http.auth import Principal, api_error, authenticate
-from bot.store.store import NotFound
 from bot.store.web import WebStore
 
 if TYPE_CHECKING:

@@ -16,12 +16,12 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
-from bot.domain import JSON, InboundMessage, InboxStatus, Run
+from bot.domain import JSON, InboundMessage, InboxStatus, NotFound, Run
 from bot.http.auth import READ, WRITE, Principal, api_error, require_scope
 from bot.http.bodies import BodyRefused, json_object
 from bot.http.context import CONTEXT_KEY, ApiContext
 from bot.http.turns import StreamEvent, citations, customer_message, submitted, write_sse
-from bot.store.store import NotFound, lane_key
+from bot.store.inbox import lane_key
 from bot.store.web import Conversation, StoredFile
 
 log = logging.getLogger(__name__)

@@ -11,13 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.domain import JSON, Run, Smith, Thread, ThreadState
+from bot.domain import JSON, NotFound, Run, Smith, Thread, ThreadState
 from bot.http.auth import ALL_SCOPES, api_error, mint_smith_token, require_admin
 from bot.http.context import CONTEXT_KEY, ApiContext
 from bot.http.conversations import _json_body, _limit
 from bot.knowledge import sync as knowledge
 from bot.store.erasure import Erasures
-from bot.store.store import NotFound
 
 TOKEN_TTL_MAX = 30 * 24 * 3600
 

@@ -26,6 +26,7 @@ from bot.domain import (
     Attachment,
     InboundMessage,
     InboxStatus,
+    NotFound,
     Run,
     Smith,
     StopReason,
@@ -35,7 +36,7 @@ from bot.domain import (
 from bot.http.auth import api_error
 from bot.http.context import ApiContext
 from bot.pipeline.events import TurnEvent
-from bot.store.store import NotFound, Store
+from bot.store.store import Store
 from bot.store.web import Conversation, WebStore
 
 log = logging.getLogger(__name__)

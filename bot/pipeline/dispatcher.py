@@ -26,6 +26,7 @@ from bot.domain import (
     Smith,
     StopReason,
     Thread,
+    ThreadChange,
     action_id,
     new_id,
     now,
@@ -36,7 +37,10 @@ from bot.pipeline.claims import ClaimLoop
 from bot.pipeline.events import TurnEvent, TurnEvents
 from bot.pipeline.handoff import Handoff
 from bot.pipeline.turn import TurnContext, TurnResult, TurnRunner
-from bot.store.store import LaneClaim, LeaseLost, Store, ThreadChange, TurnInputs
+from bot.store.errors import LeaseLost
+from bot.store.inbox import LaneClaim
+from bot.store.runs import TurnInputs
+from bot.store.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,9 @@ from bot.domain import Action, OutboxStatus, now
 from bot.metrics import Metrics
 from bot.pipeline.claims import ClaimLoop
 from bot.retry import wait_retry_after
-from bot.store.store import ActionClaim, LeaseLost, Store
+from bot.store.errors import LeaseLost
+from bot.store.outbox import ActionClaim
+from bot.store.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from bot.domain import (
     Smith,
     StopReason,
     Thread,
+    ThreadChange,
     ToolCallRecord,
     Usage,
 )
 from bot.pipeline.events import TurnEvent
-from bot.store.store import ThreadChange
 
 EventSink = Callable[[TurnEvent], Awaitable[None]]
 

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+from sqlalchemy.sql import Insert
 
 from bot.config import DatabaseSettings
 
@@ -94,6 +96,12 @@ class Database:
                 max_overflow=0,
             )
             _sqlite_events(self._sync_engine)
+
+    def insert_ignore(self, table: Table, index_elements: Sequence[str]) -> Insert:
+        """``INSERT … ON CONFLICT (index_elements) DO NOTHING`` in this database's dialect: the
+        one way the store writes a row unless it exists. Build it once where it is hot."""
+        dialect_insert = sqlite.insert if self.is_sqlite else postgresql.insert
+        return dialect_insert(table).on_conflict_do_nothing(index_elements=list(index_elements))
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:

@@ -26,8 +26,9 @@ from sqlalchemy import delete, insert, select, true, tuple_
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql import ColumnElement
 
-from bot.domain import JSON, InboxStatus, ThreadState, new_id, now
+from bot.domain import JSON, InboxStatus, NotFound, ThreadState, new_id, now
 from bot.store.database import Database
+from bot.store.inbox import lane_key
 from bot.store.schema import (
     agents,
     conversations,
@@ -43,7 +44,6 @@ from bot.store.schema import (
     threads,
     tool_calls,
 )
-from bot.store.store import NotFound, lane_key
 
 log = logging.getLogger(__name__)
 

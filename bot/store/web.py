@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
-from bot.domain import JSON, InboxStatus, Smith, new_id, now
+from bot.domain import JSON, InboxStatus, NotFound, Smith, new_id, now
 from bot.store.database import Database
+from bot.store.rows import to_smith
 from bot.store.schema import (
     conversations,
     cursors,
@@ -26,7 +26,7 @@ from bot.store.schema import (
     smiths,
     threads,
 )
-from bot.store.store import NotFound, Store, _smith
+from bot.store.store import Store
 
 TOKEN_KEY_CURSOR = "http.token_key"
 
@@ -219,7 +219,7 @@ class WebStore:
         )
         async with self.db.read() as conn:
             row = (await conn.execute(query)).mappings().first()
-        return _smith(row) if row else None
+        return to_smith(row) if row else None
 
     async def is_claimed(self, smith_id: str) -> bool:
         async with self.db.read() as conn:
@@ -243,7 +243,7 @@ class WebStore:
                 )
             )
             result = await conn.execute(
-                self._insert_ignore(smith_aliases, ["agent_id", "external_id"]).values(
+                self.db.insert_ignore(smith_aliases, ["agent_id", "external_id"]).values(
                     agent_id=agent_id, external_id=external_id, smith_id=smith_id, created_at=now()
                 )
             )
@@ -331,7 +331,7 @@ class WebStore:
         restart) accepts the tokens another one minted."""
         async with self.db.tx() as conn:
             await conn.execute(
-                self._insert_ignore(cursors, ["name"]).values(
+                self.db.insert_ignore(cursors, ["name"]).values(
                     name=TOKEN_KEY_CURSOR,
                     value={"key": secrets.token_hex(32)},
                     updated_at=now(),
@@ -341,10 +341,6 @@ class WebStore:
                 await conn.execute(select(cursors.c.value).where(cursors.c.name == TOKEN_KEY_CURSOR))
             ).scalar_one()
         return bytes.fromhex(value["key"])
-
-    def _insert_ignore(self, table: Any, index_elements: list[str]) -> Any:
-        dialect_insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
-        return dialect_insert(table).on_conflict_do_nothing(index_elements=index_elements)
 
 
 def _conversation(row: RowMapping) -> Conversation:

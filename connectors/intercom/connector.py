@@ -26,6 +26,7 @@ from bot.domain import (
     Action,
     ActionKind,
     InboundMessage,
+    NotFound,
     Party,
     PlannedAction,
     Signal,
@@ -33,7 +34,6 @@ from bot.domain import (
     Smith,
     Thread,
 )
-from bot.store.store import NotFound
 from connectors.intercom.client import IntercomClient, IntercomError
 from connectors.intercom.model import (
     Conversation,

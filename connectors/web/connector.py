@@ -19,10 +19,9 @@ from yarl import URL
 
 from bot.config import normalise_origin
 from bot.connector import Connector, ConnectorRuntime
-from bot.domain import Action, Thread
+from bot.domain import Action, NotFound, Thread
 from bot.http.auth import SESSION_COOKIE, api_error, mint_smith_token
 from bot.http.bodies import BodyRefused, json_object
-from bot.store.store import NotFound
 from bot.store.web import WebStore
 from connectors.web.visitors import (
     IdentityRefused,

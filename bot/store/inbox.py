@@ -1,0 +1,335 @@
+"""The inbox and its lanes: every accepted inbound message, durable and unique per
+``(source, dedup_key)``, queued on its thread's lane; a lane is leased to one worker at a time
+and carries every pending message of its thread.
+
+Writing deliveries together (the group commit) is ``bot.pipeline.inbox``; this module holds
+the statement that writes one batch of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.engine import Connection, RowMapping
+
+from bot.domain import JSON, InboundMessage, InboxStatus, new_id, now
+from bot.store import statements as st
+from bot.store.database import Database
+from bot.store.errors import LeaseLost
+from bot.store.schema import inbox, lanes
+
+# Why an older message of a delivery is stored without a turn of its own.
+CONTEXT_ONLY = "an older message of a delivery whose newest message was already taken"
+
+
+def lane_key(agent_slug: str, thread_external_id: str) -> str:
+    return f"{agent_slug}|{thread_external_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    id: int
+    lane: str
+    message: InboundMessage
+    attempts: int
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LaneClaim:
+    lane: str
+    token: str
+    items: tuple[InboxItem, ...]
+    # The lane's last lease ran out rather than being given back (a worker died mid-turn) or
+    # held it for a failed turn's backoff.
+    recovered: bool = False
+
+    @property
+    def retry(self) -> bool:
+        """An earlier try at these messages may have shown the customer something."""
+        return self.recovered or any(item.attempts for item in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """One stored delivery and where it stands (batch triage watches these)."""
+
+    id: int
+    source: str
+    dedup_key: str
+    status: InboxStatus
+    attempts: int
+    run_id: str | None
+    error: str | None
+    received_at: float
+    finished_at: float | None
+
+
+_INBOX_ROW_COLUMNS = (
+    inbox.c.id, inbox.c.source, inbox.c.dedup_key, inbox.c.status, inbox.c.attempts,
+    inbox.c.run_id, inbox.c.error, inbox.c.received_at, inbox.c.finished_at,
+)
+
+
+def _inbox_item(row: RowMapping) -> InboxItem:
+    return InboxItem(
+        id=row["id"],
+        lane=row["lane"],
+        message=InboundMessage.from_json(row["payload"]),
+        attempts=row["attempts"],
+        received_at=row["received_at"],
+    )
+
+
+def _inbox_row(row: RowMapping) -> InboxRow:
+    return InboxRow(
+        id=row["id"],
+        source=row["source"],
+        dedup_key=row["dedup_key"],
+        status=InboxStatus(row["status"]),
+        attempts=row["attempts"],
+        run_id=row["run_id"],
+        error=row["error"],
+        received_at=row["received_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def release_lane_in(
+    conn: Connection, claim: LaneClaim, at: float, hold_until: float | None = None
+) -> None:
+    """Give the claim's lane back inside a transaction (or hold it until ``hold_until``);
+    raises ``LeaseLost`` when the lease is no longer the claim's."""
+    result = conn.execute(
+        st.RELEASE_LANE,
+        {
+            "lane": claim.lane,
+            "token": claim.token,
+            "lease_token": None if hold_until is None else claim.token,
+            "lease_expires_at": hold_until,
+            "touched_at": at,
+        },
+    )
+    if result.rowcount != 1:
+        raise LeaseLost(f"lease on {claim.lane} was lost")
+
+
+class Inbox:
+    """Stored deliveries, lane claims and their release."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._insert_messages = db.insert_ignore(inbox, ["source", "dedup_key"]).returning(
+            inbox.c.id, inbox.c.source, inbox.c.dedup_key
+        )
+        self._insert_lanes = db.insert_ignore(lanes, ["key"])
+
+    @staticmethod
+    def delivery_rows(messages: Sequence[tuple[InboundMessage, str]]) -> list[dict[str, Any]]:
+        """The inbox rows of one delivery's messages (oldest first, each with its agent slug)."""
+        at = now()
+        return [
+            {
+                "source": message.source,
+                "dedup_key": message.dedup_key,
+                "lane": lane_key(agent_slug, message.thread_external_id),
+                "payload": {**message.to_json(), "agent_slug": agent_slug},
+                "status": InboxStatus.PENDING.value,
+                "attempts": 0,
+                "received_at": at,
+            }
+            for message, agent_slug in messages
+        ]
+
+    async def write_deliveries(self, batch: Sequence[list[dict[str, Any]]]) -> list[list[bool]]:
+        """Write several deliveries' rows (``delivery_rows``) in one transaction; for each
+        delivery, whether each of its messages was new.
+
+        Only a delivery's newest message starts a turn: when that one was already stored (an
+        earlier delivery carried it and started its turn), older messages new here are kept as
+        skipped, never answered on their own."""
+
+        # executemany with RETURNING: SQLAlchemy renders it as multi-row VALUES from one cached
+        # statement ("insertmanyvalues"); skipped duplicates return no row.
+        def work(conn: Connection) -> list[list[bool]]:
+            result = conn.execute(self._insert_messages, [row for rows in batch for row in rows])
+            inserted = {(row.source, row.dedup_key): row.id for row in result}
+            # The same message in two deliveries of one batch: new for the first only.
+            claimed: set[tuple[str, str]] = set()
+            news: list[list[bool]] = []
+            context_only: list[int] = []
+            new_lanes: dict[str, float] = {}
+            for rows in batch:
+                keys = [(row["source"], row["dedup_key"]) for row in rows]
+                new = [key in inserted and key not in claimed for key in keys]
+                claimed.update(keys)
+                news.append(new)
+                if not new[-1]:
+                    context_only += [inserted[key] for key, fresh in zip(keys, new) if fresh]
+                for row, fresh in zip(rows, new):
+                    if fresh and new[-1]:
+                        new_lanes[row["lane"]] = row["received_at"]
+            if context_only:
+                conn.execute(
+                    st.INBOX_CONTEXT_ONLY,
+                    {"ids": context_only, "error": CONTEXT_ONLY, "finished_at": now()},
+                )
+            if new_lanes:
+                conn.execute(
+                    self._insert_lanes,
+                    [{"key": key, "touched_at": at} for key, at in new_lanes.items()],
+                )
+            return news
+
+        return await self.db.run_tx(work)
+
+    async def inbox_seen(self, source: str, dedup_key: str) -> bool:
+        query = select(inbox.c.id).where(inbox.c.source == source, inbox.c.dedup_key == dedup_key)
+        row = await self.db.run_read(lambda conn: conn.execute(query).first())
+        return row is not None
+
+    async def claim_lanes(self, *, limit: int, lease_seconds: float) -> list[LaneClaim]:
+        """Take up to ``limit`` lanes with pending messages whose lease is free or expired.
+
+        Each claim carries every pending message of its lane: messages that arrived while an
+        earlier turn ran are answered together.
+        """
+        if limit <= 0:
+            return []
+        at = now()
+        free = or_(lanes.c.lease_expires_at.is_(None), lanes.c.lease_expires_at < at)
+        busy_lanes = select(inbox.c.lane).where(inbox.c.status == InboxStatus.PENDING.value)
+        candidates = (
+            select(lanes.c.key)
+            .where(lanes.c.key.in_(busy_lanes), free)
+            .order_by(lanes.c.touched_at, lanes.c.key)
+            .limit(limit)
+        )
+        # Look first in a read transaction: an empty poll must not take SQLite's write lock
+        # (the next customer's message would queue behind it).
+        seen = await self.db.run_read(lambda conn: [r[0] for r in conn.execute(candidates)])
+        if not seen:
+            return []
+
+        def work(conn: Connection) -> list[LaneClaim]:
+            claims: list[LaneClaim] = []
+            keys = [
+                (r[0], r[1] is not None)
+                for r in conn.execute(
+                    select(lanes.c.key, lanes.c.lease_expires_at)
+                    .where(lanes.c.key.in_(seen), free)
+                    .order_by(lanes.c.touched_at, lanes.c.key)
+                    .with_for_update(skip_locked=True)
+                )
+            ]
+            for key, expired in keys:
+                token = new_id("lse")
+                result = conn.execute(
+                    update(lanes)
+                    .where(lanes.c.key == key, free)
+                    .values(lease_token=token, lease_expires_at=at + lease_seconds)
+                )
+                if result.rowcount != 1:
+                    continue
+                rows = conn.execute(
+                    select(inbox)
+                    .where(inbox.c.lane == key, inbox.c.status == InboxStatus.PENDING.value)
+                    .order_by(inbox.c.id)
+                ).mappings()
+                items = tuple(_inbox_item(r) for r in rows)
+                if items:
+                    claims.append(LaneClaim(key, token, items, recovered=expired))
+                else:
+                    conn.execute(
+                        update(lanes)
+                        .where(lanes.c.key == key, lanes.c.lease_token == token)
+                        .values(lease_token=None, lease_expires_at=None)
+                    )
+            return claims
+
+        return await self.db.run_tx(work)
+
+    async def renew_lane(self, claim: LaneClaim, lease_seconds: float) -> bool:
+        statement = (
+            update(lanes)
+            .where(lanes.c.key == claim.lane, lanes.c.lease_token == claim.token)
+            .values(lease_expires_at=now() + lease_seconds)
+        )
+        return bool(await self.db.run_tx(lambda conn: conn.execute(statement).rowcount) == 1)
+
+    async def release_lane(
+        self,
+        claim: LaneClaim,
+        *,
+        status: InboxStatus,
+        error: str | None = None,
+        retry_after: float | None = None,
+        max_attempts: int = 5,
+    ) -> None:
+        """Give a lane back without a run: messages skipped, or put back for a later retry.
+
+        With ``status=PENDING`` the messages' attempts grow and, past ``max_attempts``, they are
+        marked failed so one poisonous message cannot spin forever.
+        """
+        at = now()
+        ids = [item.id for item in claim.items]
+
+        def work(conn: Connection) -> None:
+            release_lane_in(conn, claim, at, hold_until=at + retry_after if retry_after else None)
+            if status is InboxStatus.PENDING:
+                conn.execute(
+                    update(inbox)
+                    .where(inbox.c.id.in_(ids))
+                    .values(attempts=inbox.c.attempts + 1, error=error)
+                )
+                conn.execute(
+                    update(inbox)
+                    .where(inbox.c.id.in_(ids), inbox.c.attempts >= max_attempts)
+                    .values(status=InboxStatus.FAILED.value, finished_at=at)
+                )
+            else:
+                conn.execute(
+                    update(inbox)
+                    .where(inbox.c.id.in_(ids))
+                    .values(status=status.value, error=error, finished_at=at)
+                )
+
+        await self.db.run_tx(work)
+
+    async def inbox_counts(self) -> dict[str, int]:
+        query = select(inbox.c.status, func.count()).group_by(inbox.c.status)
+        return await self.db.run_read(
+            lambda conn: {status: count for status, count in conn.execute(query)}
+        )
+
+    async def inbox_items(self, *, status: InboxStatus | None = None, limit: int = 100) -> list[JSON]:
+        query = select(inbox).order_by(inbox.c.id).limit(limit)
+        if status is not None:
+            query = query.where(inbox.c.status == status.value)
+        return await self.db.run_read(
+            lambda conn: [dict(r) for r in conn.execute(query).mappings()]
+        )
+
+    async def inbox_rows(self, keys: Sequence[tuple[str, str]]) -> list[InboxRow]:
+        """The inbox rows of these ``(source, dedup_key)`` deliveries (missing ones left out)."""
+        by_source: dict[str, list[str]] = {}
+        for source, key in keys:
+            by_source.setdefault(source, []).append(key)
+
+        def work(conn: Connection) -> list[InboxRow]:
+            found: list[InboxRow] = []
+            for source, wanted in by_source.items():
+                for start in range(0, len(wanted), st.IN_CHUNK):
+                    rows = conn.execute(
+                        select(*_INBOX_ROW_COLUMNS).where(
+                            inbox.c.source == source,
+                            inbox.c.dedup_key.in_(wanted[start : start + st.IN_CHUNK]),
+                        )
+                    ).mappings()
+                    found.extend(_inbox_row(r) for r in rows)
+            return found
+
+        return await self.db.run_read(work)

@@ -1,0 +1,245 @@
+"""The audit log and the turn around it: runs with their tool calls, a smith's memories, what
+a turn reads before it runs, and the one transaction that commits a finished turn (run, tool
+calls, outbox actions, thread state, memories, its inbox messages done)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from bot.domain import (
+    Action,
+    AgentVersion,
+    InboundMessage,
+    NotFound,
+    Run,
+    Smith,
+    Thread,
+    ThreadChange,
+    ToolCallRecord,
+    now,
+)
+from bot.store import statements as st
+from bot.store.database import Database
+from bot.store.identity import Identity, SmithFields, check_owner, upsert_smith, version_of
+from bot.store.inbox import LaneClaim, release_lane_in
+from bot.store.outbox import pending_rows
+from bot.store.rows import (
+    run_values,
+    to_run,
+    to_smith,
+    to_thread,
+    to_tool_call,
+    tool_call_values,
+)
+from bot.store.schema import memories, runs, smiths, tool_calls
+
+
+@dataclass(frozen=True, slots=True)
+class TurnInputs:
+    version: AgentVersion | None
+    history: tuple[Run, ...]
+    memories: tuple[str, ...]
+
+
+def _tool_calls(conn: Connection, run_ids: Sequence[str]) -> dict[str, tuple[ToolCallRecord, ...]]:
+    """The tool calls of several runs in one query, by run id."""
+    if not run_ids:
+        return {}
+    rows = conn.execute(
+        select(tool_calls)
+        .where(tool_calls.c.run_id.in_(list(run_ids)))
+        .order_by(tool_calls.c.run_id, tool_calls.c.seq)
+    ).mappings()
+    found: dict[str, list[ToolCallRecord]] = {}
+    for r in rows:
+        found.setdefault(r["run_id"], []).append(to_tool_call(r))
+    return {run_id: tuple(calls) for run_id, calls in found.items()}
+
+
+def _thread_runs(conn: Connection, thread_id: str, limit: int) -> list[Run]:
+    rows = list(conn.execute(st.THREAD_RUNS, {"thread_id": thread_id, "limit": limit}).mappings())
+    rows.reverse()
+    calls = _tool_calls(conn, [r["id"] for r in rows])
+    return [to_run(r, calls.get(r["id"], ())) for r in rows]
+
+
+def _memories(conn: Connection, smith_id: str, limit: int) -> list[str]:
+    rows = conn.execute(st.MEMORIES, {"smith_id": smith_id, "limit": limit})
+    return [r[0] for r in rows]
+
+
+def _turn_inputs(conn: Connection, smith: Smith, thread_id: str, history: int) -> TurnInputs:
+    """What a turn reads before it runs: the agent version the smith runs, the thread's
+    latest runs, and the smith's memories when it keeps them."""
+    version = version_of(conn, smith)
+    runs_ = _thread_runs(conn, thread_id, history)
+    facts = _memories(conn, smith.id, 50) if smith.auto_memory else []
+    return TurnInputs(version, tuple(runs_), tuple(facts))
+
+
+class Runs:
+    """Runs, tool calls and memories; a turn's reads and its commit."""
+
+    def __init__(self, db: Database, identity: Identity):
+        self.db = db
+        self.identity = identity
+        self._insert_memory = db.insert_ignore(memories, ["smith_id", "fact"])
+
+    # -- a turn ----------------------------------------------------------------------------
+
+    async def start_thread(
+        self,
+        message: InboundMessage,
+        agent_id: str,
+        *,
+        history: int,
+    ) -> tuple[Thread, Smith, TurnInputs]:
+        """A ticket seen for the first time, in one write transaction: its smith upserted
+        (``ensure_smith`` with the message's profile), its thread created (``ensure_thread``)
+        and what the turn reads. Raises ``PermissionError`` as ``ensure_thread`` does when the
+        ticket turns out to belong to another smith."""
+        fields = SmithFields(message.display_name, None, message.profile or None, None)
+
+        def work(conn: Connection) -> tuple[Thread, Smith, TurnInputs] | None:
+            smith = upsert_smith(conn, message.smith_external_id, agent_id, fields)
+            if smith is None:
+                return None
+            thread = self.identity.add_thread(
+                conn, smith, message.thread_external_id, message.source, message.ref
+            )
+            if thread.smith_id != smith.id:
+                return thread, smith, TurnInputs(None, (), ())  # refused below
+            return thread, smith, _turn_inputs(conn, smith, thread.id, history)
+
+        for _ in range(3):
+            started = await self.db.run_tx(work)
+            if started is not None:
+                check_owner(started[0], started[1], message.thread_external_id)
+                return started
+        raise RuntimeError(f"could not upsert smith {message.smith_external_id!r}")
+
+    async def thread_for_turn(
+        self, agent_id: str, external_id: str, *, history: int
+    ) -> tuple[Thread, Smith, TurnInputs] | None:
+        """A known ticket's thread, the smith it belongs to (archived or not) and what a turn
+        on it reads, in one read transaction; None for a new ticket."""
+        params = {"agent_id": agent_id, "external_id": external_id}
+
+        def work(conn: Connection) -> tuple[Thread, Smith, TurnInputs] | None:
+            row = conn.execute(st.THREAD_WITH_OWNER, params).mappings().first()
+            if row is None:
+                return None
+            thread = to_thread(row)
+            smith = to_smith({c.name: row[f"own__{c.name}"] for c in st.OWNER.c})  # type: ignore[arg-type]
+            return thread, smith, _turn_inputs(conn, smith, thread.id, history)
+
+        return await self.db.run_read(work)
+
+    async def commit_turn(
+        self,
+        claim: LaneClaim,
+        run: Run,
+        actions: Sequence[Action],
+        *,
+        thread_change: ThreadChange,
+        new_memories: Sequence[str] = (),
+    ) -> None:
+        """Record a finished turn in ONE transaction: run, tool calls, outbox actions, thread
+        state, memories, and the claimed inbox messages marked done. Raises ``LeaseLost`` (and
+        writes nothing) when another worker has taken the lane in the meantime."""
+        at = now()
+
+        def work(conn: Connection) -> None:
+            release_lane_in(conn, claim, at)
+            conn.execute(st.INSERT_RUN, run_values(run))
+            if run.tool_calls:
+                conn.execute(st.INSERT_TOOL_CALL, tool_call_values(run))
+            if actions:
+                conn.execute(st.INSERT_ACTION, pending_rows(actions, at))
+            values: dict[str, Any] = {"of_thread": run.thread_id, "updated_at": at}
+            if thread_change.state is not None:
+                values["state"] = thread_change.state.value
+            if thread_change.control is not None:
+                values["control"] = thread_change.control.value
+            if thread_change.title is not None:
+                conn.execute(
+                    st.TITLE_UNTITLED, {"of_thread": run.thread_id, "title": thread_change.title}
+                )
+            conn.execute(st.UPDATE_THREAD, values)
+            for fact in new_memories:
+                conn.execute(
+                    self._insert_memory.values(smith_id=run.smith_id, fact=fact, created_at=at)
+                )
+            conn.execute(
+                st.INBOX_DONE,
+                {"ids": [item.id for item in claim.items], "run_id": run.id, "finished_at": at},
+            )
+
+        await self.db.run_tx(work)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def thread_runs(self, thread_id: str, *, limit: int = 50) -> list[Run]:
+        """The thread's latest runs, oldest first (the turn history)."""
+        return await self.db.run_read(lambda conn: _thread_runs(conn, thread_id, limit))
+
+    async def get_run(self, run_id: str) -> Run:
+        def work(conn: Connection) -> Run:
+            row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no run {run_id!r}")
+            return to_run(row, _tool_calls(conn, [run_id]).get(run_id, ()))
+
+        return await self.db.run_read(work)
+
+    async def list_runs(
+        self,
+        *,
+        external_id_prefix: str | None = None,
+        thread_id: str | None = None,
+        smith_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
+        """Runs newest first, optionally for one segment of smiths (``anon:``, ``intercom:``)."""
+        query = select(runs)
+        if external_id_prefix:
+            query = query.join(smiths, smiths.c.id == runs.c.smith_id).where(
+                st.prefix(smiths.c.external_id, external_id_prefix)
+            )
+        if thread_id:
+            query = query.where(runs.c.thread_id == thread_id)
+        if smith_id:
+            query = query.where(runs.c.smith_id == smith_id)
+        query = query.order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
+
+        def work(conn: Connection) -> list[Run]:
+            rows = list(conn.execute(query.with_only_columns(*runs.c)).mappings())
+            calls = _tool_calls(conn, [r["id"] for r in rows])
+            return [to_run(r, calls.get(r["id"], ())) for r in rows]
+
+        return await self.db.run_read(work)
+
+    async def run_summaries(self, run_ids: Sequence[str]) -> list[Run]:
+        """Runs by id, without their tool calls (outcome, error and timings only)."""
+        ids = list(dict.fromkeys(run_ids))
+
+        def work(conn: Connection) -> list[Run]:
+            found: list[Run] = []
+            for start in range(0, len(ids), st.IN_CHUNK):
+                rows = conn.execute(
+                    select(runs).where(runs.c.id.in_(ids[start : start + st.IN_CHUNK]))
+                ).mappings()
+                found.extend(to_run(r, ()) for r in rows)
+            return found
+
+        return await self.db.run_read(work)
+
+    # -- memory ----------------------------------------------------------------------------
+
+    async def memories(self, smith_id: str, *, limit: int = 50) -> list[str]:
+        return await self.db.run_read(lambda conn: _memories(conn, smith_id, limit))
