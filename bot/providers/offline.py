@@ -384,6 +384,11 @@ _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
+# Markdown emphasis (*Refund policy*, _now_) around words, not a "* " list bullet or a product
+# of numbers (2 * 3): the answer is plain text on every channel.
+_EMPHASIS = re.compile(r"(?<![\w*])[*_](?=\S)([^*_\n]+?)(?<=\S)[*_](?![\w*])")
+
+
 def _answer(passage: Passage) -> str:
     """The matching section as an answer: its heading, its paragraphs as whole sentences (a
     line break inside a sentence joined), its steps one per line, cut at a sentence end near
@@ -395,6 +400,7 @@ def _answer(passage: Passage) -> str:
             blocks.append("")
             continue
         stripped = re.sub(r"\*\*|__|`", "", " ".join(stripped.split()))
+        stripped = _EMPHASIS.sub(r"\1", stripped)
         if _LIST_ITEM.match(stripped) or not blocks or not blocks[-1]:
             blocks.append(stripped)
         else:

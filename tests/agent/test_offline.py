@@ -229,3 +229,21 @@ async def test_a_conversation_on_the_bundled_knowledge_base(sqlite_url: str) -> 
     assert done.thread.state is ThreadState.CLOSED
     assert person.run is not None and person.run.stop_reason is StopReason.ESCALATED
     assert person.thread.state is ThreadState.ESCALATED
+
+
+def test_an_answer_is_plain_text_without_markdown_emphasis() -> None:
+    """What the customer reads has no stray asterisks ("see the *Refund policy*"), while list
+    bullets, arithmetic and identifiers keep theirs."""
+    from bot.knowledge import Passage
+    from bot.providers.offline import _answer
+
+    passage = Passage(
+        chunk_id="c1", document_id="d1", title="Cancelling", heading="Cancel a paid plan",
+        text="Go to **Settings** and click *Cancel*; see the *Refund policy*.\n"
+             "* keep_this_name as it is\n* 2 * 3 stays",
+        source="billing/cancelling.md", score=0.9,
+    )
+    answer = _answer(passage)
+    assert "Go to Settings and click Cancel; see the Refund policy." in answer
+    assert "* keep_this_name as it is" in answer and "* 2 * 3 stays" in answer
+    assert answer.count("Source:") == 1

@@ -50,6 +50,8 @@ async def test_streamed_answer_with_citation_then_reload_finds_it(
     await expect(answer.locator(".sb-text")).to_contain_text("Forgot password")
     citation = answer.locator("a.sb-citation")
     await expect(citation).to_contain_text("Resetting your password")
+    # The source is said once, in the list: the answer's own "Source: …" line is not shown.
+    await expect(answer.locator(".sb-text")).not_to_contain_text("Source:")
     await expect(answer).to_have_attribute("data-run", re.compile(r"^run_"))
     # The answer arrived as several deltas, each rendered as it came.
     assert int(await answer.get_attribute("data-deltas") or "0") >= 2
@@ -63,6 +65,7 @@ async def test_streamed_answer_with_citation_then_reload_finds_it(
     restored = page.locator('.sb-msg[data-role="assistant"]').first
     await expect(restored).to_contain_text("Forgot password")
     await expect(restored.locator("a.sb-citation")).to_contain_text("Resetting your password")
+    await expect(restored.locator(".sb-text")).not_to_contain_text("Source:")
     await page.get_by_role("button", name="History").click()
     await expect(page.locator("#sb-history-list button").first).to_have_text(
         "How do I reset my password?")

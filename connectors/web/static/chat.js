@@ -189,6 +189,15 @@
 
   function showCitations(bubble, citations) {
     if (!citations || !citations.length) { return; }
+    // The answer names its source in a last "Source: …" line for channels without a list of
+    // sources; here the list below says it, so the line would say it twice.
+    var text = bubble.querySelector(".sb-text");
+    if (text) {
+      var raw = text.getAttribute("data-raw") || "";
+      var trimmed = raw.replace(/\s*\n\s*Sources?: [^\n]*\s*$/, "");
+      if (trimmed !== raw && trimmed.trim()) { renderText(text, trimmed); }
+    }
+    if (bubble.querySelector(".sb-citations")) { return; }
     var box = document.createElement("div");
     box.className = "sb-citations";
     box.appendChild(document.createTextNode("Sources:"));
