@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from aiohttp import web
 from cachetools import FIFOCache
@@ -26,7 +26,6 @@ from bot.domain import (
     Action,
     ActionKind,
     InboundMessage,
-    NotFound,
     Party,
     PlannedAction,
     Signal,
@@ -34,15 +33,12 @@ from bot.domain import (
     Smith,
     Thread,
 )
+from connectors.intercom.actions import Handler, IntercomActions
 from connectors.intercom.client import IntercomClient, IntercomError
 from connectors.intercom.model import (
     Conversation,
     conversation_id_of,
-    has_marker,
-    html_to_text,
     inbound_messages,
-    marker,
-    text_to_html,
     thread_external_id,
 )
 from connectors.intercom.webhook import WebhookEndpoint
@@ -52,9 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT_POLL_SECONDS = 60.0
 POLL_OVERLAP_SECONDS = 300.0  # search results lag behind writes by up to a few minutes
 SEEN_NOTIFICATIONS = 10_000
-RECENT_PARTS = 50  # how far back a resend looks for its earlier attempt
 FETCH_CONCURRENCY = 8  # conversations fetched at once while listing pending work
-DRY_RUN_PREFIX = "[dry run] would reply: "
 CURSOR_NAME = "intercom.poller"
 
 USER_TOPICS = frozenset({"conversation.user.created", "conversation.user.replied"})
@@ -91,9 +85,10 @@ class IntercomConnector(Connector):
         self._client: IntercomClient | None = None
         self._admin_id: str | None = None
         self._admin_lock = asyncio.Lock()
-        self._tag_ids: dict[str, str] = {}
-        self._tags_loaded = False
-        self._tag_lock = asyncio.Lock()
+        self._actions = IntercomActions(self._settings, runtime, lambda: self.client)
+        self._handlers: Mapping[ActionKind, Handler] = (
+            self._actions.dry_run_handlers() if self._settings.dry_run else self._actions.handlers()
+        )
         self._seen: FIFOCache[str, None] = FIFOCache(maxsize=SEEN_NOTIFICATIONS)
         self._tasks: set[asyncio.Task[None]] = set()
         self.poll_interval = poll_interval(self._settings)
@@ -409,121 +404,13 @@ class IntercomConnector(Connector):
         if not conversation_id:
             raise ActionError(f"thread {thread.id} is not an Intercom conversation", retryable=False)
         try:
-            return await self._execute(action, str(conversation_id))
+            admin = await self.bot_admin_id()
+            handler = self._handlers.get(action.kind)
+            if handler is None:
+                raise ActionError(f"Intercom cannot {action.kind.value}", retryable=False)
+            return await handler(action, str(conversation_id), admin)
         except IntercomError as exc:
             raise ActionError(str(exc), retryable=exc.retryable, retry_after=exc.retry_after) from None
-
-    async def _execute(self, action: Action, conversation_id: str) -> str | None:
-        admin = await self.bot_admin_id()
-        client = self.client
-        kind = action.kind
-        dry_run = self._settings.dry_run
-        if kind is ActionKind.REPLY:
-            if dry_run:
-                return await self._post(action, conversation_id, "note", DRY_RUN_PREFIX + (action.text or ""))
-            return await self._post(action, conversation_id, "comment", action.text or "")
-        if kind is ActionKind.NOTE:
-            return await self._post(action, conversation_id, "note", action.text or "")
-        if kind is ActionKind.TAG:
-            tag_id = await self._tag_id(_tag_name(action), create=True)
-            assert tag_id is not None
-            await client.tag_conversation(conversation_id, tag_id=tag_id, admin_id=admin)
-            return tag_id
-        if kind is ActionKind.UNTAG:
-            tag_id = await self._tag_id(_tag_name(action), create=False)
-            if tag_id is None:
-                return None  # a tag that does not exist is on no conversation
-            try:
-                await client.untag_conversation(conversation_id, tag_id=tag_id, admin_id=admin)
-            except IntercomError as exc:
-                if exc.status != 404:
-                    raise
-            return tag_id
-        if kind is ActionKind.ASSIGN:
-            assignee = action.assignee or self._settings.escalation_assignee
-            assignee_type, _, assignee_id = (assignee or "").partition(":")
-            if assignee_type not in ("team", "admin") or not assignee_id:
-                raise ActionError(
-                    f"cannot assign to {assignee!r}: expected 'team:<id>' or 'admin:<id>'",
-                    retryable=False,
-                )
-            result = await client.assign_conversation(
-                conversation_id, admin_id=admin, assignee_type=assignee_type, assignee_id=assignee_id
-            )
-            return _newest_part_id(result)
-        if kind in (ActionKind.CLOSE, ActionKind.SNOOZE) and dry_run:
-            what = "close" if kind is ActionKind.CLOSE else "snooze"
-            return await self._post(action, conversation_id, "note", f"[dry run] would {what} this conversation")
-        if kind is ActionKind.CLOSE:
-            if action.attempt > 0:
-                current = Conversation.from_json(await client.find_conversation(conversation_id))
-                if current.state == "closed":
-                    return None
-            return _newest_part_id(await client.close_conversation(conversation_id, admin_id=admin))
-        if kind is ActionKind.SNOOZE:
-            if action.until is None:
-                raise ActionError("snooze without 'until'", retryable=False)
-            result = await client.snooze_conversation(
-                conversation_id, admin_id=admin, until=int(action.until)
-            )
-            return _newest_part_id(result)
-        if kind is ActionKind.OPEN:
-            return _newest_part_id(await client.open_conversation(conversation_id, admin_id=admin))
-        raise ActionError(f"Intercom cannot {kind.value}", retryable=False)
-
-    async def _post(self, action: Action, conversation_id: str, message_type: str, text: str) -> str | None:
-        """A comment or note, never twice: a resend first looks for the earlier attempt."""
-        admin = await self.bot_admin_id()
-        if action.attempt > 0:
-            earlier = await self._find_sent(action, conversation_id, admin, text)
-            if earlier is not None:
-                log.info("action %s was delivered before (part %s); not resending", action.id, earlier)
-                return earlier
-        body = _with_marker(text_to_html(text), marker(action.id))
-        result = await self.client.reply(
-            conversation_id, admin_id=admin, message_type=message_type, body=body
-        )
-        posted = Conversation.from_json(result)
-        for part in reversed(posted.parts):
-            if has_marker(part.body, action.id):
-                return part.id
-        return _newest_part_id(result)
-
-    async def _find_sent(
-        self, action: Action, conversation_id: str, admin: str, text: str
-    ) -> str | None:
-        """The part an earlier attempt of ``action`` created, if any: by its marker, else (a
-        sanitizer could drop the marker) by its exact text written after the turn began."""
-        current = Conversation.from_json(await self.client.find_conversation(conversation_id))
-        recent = [p for p in current.parts[-RECENT_PARTS:] if p.author.id == admin]
-        for part in reversed(recent):
-            if has_marker(part.body, action.id):
-                return part.id
-        try:
-            run = await self._runtime.store.get_run(action.run_id)
-        except NotFound:
-            return None
-        wanted = html_to_text(text_to_html(text))
-        for part in reversed(recent):
-            if part.created_at >= run.started_at - 60 and html_to_text(part.body) == wanted:
-                return part.id
-        return None
-
-    async def _tag_id(self, name: str, *, create: bool) -> str | None:
-        """The workspace's id for a tag name: listed once, created when missing, then cached."""
-        key = name.lower()
-        if key in self._tag_ids:
-            return self._tag_ids[key]
-        async with self._tag_lock:
-            if not self._tags_loaded:
-                for tag in await self.client.list_tags():
-                    if tag.get("name") and tag.get("id"):
-                        self._tag_ids.setdefault(str(tag["name"]).lower(), str(tag["id"]))
-                self._tags_loaded = True
-            if key not in self._tag_ids and create:
-                created = await self.client.create_tag(name)
-                self._tag_ids[key] = str(created["id"])
-            return self._tag_ids.get(key)
 
     # -- what the tools do here --------------------------------------------------------------
 
@@ -587,7 +474,7 @@ class IntercomConnector(Connector):
     def dry_run(self) -> Connector:
         """Intercom's own dry-run mode (``intercom.dry_run``): replies, closes and snoozes
         become admin notes the team can read, so a dry run shows what the bot would have done."""
-        self._settings = self._settings.model_copy(update={"dry_run": True})
+        self._handlers = self._actions.dry_run_handlers()
         return self
 
 
@@ -602,25 +489,6 @@ def _may_be_waiting(summary: JSON, bot: str) -> bool:
     contact_at = stats.get("last_contact_reply_at")
     admin_at = stats.get("last_admin_reply_at")
     return not (contact_at and admin_at and admin_at > contact_at)
-
-
-def _tag_name(action: Action) -> str:
-    if not action.tag:
-        raise ActionError(f"{action.kind.value} without a tag name", retryable=False)
-    return action.tag
-
-
-def _with_marker(body: str, mark: str) -> str:
-    if body.endswith("</p>"):
-        return body[: -len("</p>")] + mark + "</p>"
-    return body + mark
-
-
-def _newest_part_id(conversation: JSON) -> str | None:
-    parts = (conversation.get("conversation_parts") or {}).get("conversation_parts") or []
-    if parts:
-        return str(parts[-1].get("id"))
-    return str(conversation["id"]) if conversation.get("id") is not None else None
 
 
 def _contact_info(contact: JSON, companies: list[JSON]) -> JSON:

@@ -125,6 +125,39 @@ async def test_tags_assignment_and_state(sqlite_url: str, fake_intercom: FakeInt
         assert not caught.value.retryable
 
 
+async def test_in_dry_run_what_the_customer_would_see_becomes_a_note(
+    sqlite_url: str, fake_intercom: FakeIntercom
+) -> None:
+    fake = fake_intercom
+    cid = fake.start_conversation(fake.add_contact(), "<p>Hi</p>")
+    thread = _thread(cid)
+    async with running_app(sqlite_url, fake, dry_run=True) as (app, _runner):
+        connector = _connector(app)
+        await connector.execute(_action(ActionKind.REPLY, action_id="act_r", text="Hello"), thread)
+        await connector.execute(
+            _action(ActionKind.SNOOZE, action_id="act_s", until=now() + 3600), thread
+        )
+        await connector.execute(_action(ActionKind.CLOSE, action_id="act_c"), thread)
+        assert fake.replies(cid) == []
+        assert fake.conversations[cid].state == "open"
+        notes = [note["body"] for note in fake.notes(cid)]
+        expected = [
+            "<p>[dry run] would reply: Hello",
+            "<p>[dry run] would snooze this conversation",
+            "<p>[dry run] would close this conversation",
+        ]
+        assert len(notes) == len(expected)
+        assert all(body.startswith(start) for body, start in zip(notes, expected, strict=True))
+        # The team's own actions are not customer-facing: they run as usual.
+        await connector.execute(_action(ActionKind.TAG, tag="vip"), thread)
+        await connector.execute(_action(ActionKind.NOTE, action_id="act_n", text="for the team"), thread)
+        assert fake.tag_names(cid) == ["vip"]
+        assert len(fake.notes(cid)) == 4
+        with pytest.raises(ActionError) as caught:
+            await connector.execute(_action(ActionKind.REACT, emoji="thumbsup"), thread)
+        assert not caught.value.retryable
+
+
 async def test_user_info_is_the_conversation_s_own_contact(
     sqlite_url: str, fake_intercom: FakeIntercom
 ) -> None:
