@@ -50,8 +50,12 @@ async def test_the_fallbacks_answer_replaces_the_partial_one(
     run = await daemon.app.store.get_run(str(await answer.get_attribute("data-run")))
     assert run.model.startswith("offline")
     await expect(answer).to_have_attribute("data-resets", "1")
-    # What the bubble holds is the stored answer (its **bold** markers rendered as bold).
-    await expect(answer.locator(".sb-text")).to_have_text(run.output_text.strip().replace("**", ""))
+    # What the bubble holds is the stored answer (its **bold** markers rendered as bold), less
+    # its "Source: …" line, which the sources list under it replaces.
+    stored, _, source = run.output_text.strip().replace("**", "").rpartition("\n\nSource: ")
+    assert stored and source, run.output_text
+    await expect(answer.locator(".sb-text")).to_have_text(stored)
+    await expect(answer.locator("a.sb-citation")).to_have_count(1)
 
     shown: list[str] = await page.evaluate("window.__shown")
     assert any(text.startswith("To reset your password, you") for text in shown), shown
