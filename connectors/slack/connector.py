@@ -17,7 +17,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -29,14 +29,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
@@ -54,7 +47,13 @@ from bot.domain import (
     Smith,
     Thread,
 )
-from bot.retry import parse_retry_after
+from connectors.slack.errors import (
+    CALL_ERRORS,
+    ConnectionErrorRetryHandler,
+    ShortRateLimitRetryHandler,
+    log_api_failure,
+    web_api_call,
+)
 from connectors.slack.events import EventsRoute
 from connectors.slack.live import STREAM_CHUNK_CHARS, SlackLiveReply, fingerprint
 from connectors.slack.mrkdwn import split_message, to_mrkdwn
@@ -67,25 +66,6 @@ METADATA_EVENT_TYPE = "supportbot_action"
 ANSWERED_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 CLOSE_EMOJI = "white_check_mark"
 ESCALATION_EMOJI = "sos"
-# Errors that no retry can fix: the workspace admin has to change something.
-CONFIG_ERRORS = frozenset(
-    {
-        "missing_scope",
-        "not_in_channel",
-        "channel_not_found",
-        "is_archived",
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "no_permission",
-        "restricted_action",
-        "not_allowed_token_type",
-    }
-)
-TRANSIENT_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-)
 PROFILE_TIMEOUT_SECONDS = 2.5
 FILE_TIMEOUT_SECONDS = 10.0
 # Longest Retry-After waited out inside a Web API call; well inside the outbox lease.
@@ -117,98 +97,6 @@ def mention_markup(value: str) -> str:
     if value.startswith("S"):
         return f"<!subteam^{value}>"
     return f"<@{value}>"
-
-
-class ShortRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
-    """Waits out a 429 inside the call only when Slack asks for a short pause.
-
-    A longer ``Retry-After`` surfaces as an ``ActionError`` instead, so the outbox reschedules
-    the action and gives up its lease: sleeping past the lease inside the call would let
-    another sender take the action and post it a second time.
-    """
-
-    def __init__(self, *, max_retry_count: int, max_wait_seconds: float):
-        super().__init__(max_retry_count=max_retry_count)
-        self.max_wait_seconds = max_wait_seconds
-
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if response is None or response.status_code != 429:
-            return False
-        value = _retry_after_header(response.headers)
-        if value is None:
-            return True
-        wait = parse_retry_after(value)
-        return wait is not None and wait <= self.max_wait_seconds
-
-
-def _retry_after_header(headers: Mapping[str, Any]) -> str | None:
-    """The ``Retry-After`` value, whatever its case; slack-sdk's retry handlers see each
-    header as a list of values."""
-    for name, values in headers.items():
-        if name.lower() == "retry-after":
-            value = values[0] if isinstance(values, list) and values else values
-            return value if isinstance(value, str) else None
-    return None
-
-
-# Web API methods a second request cannot turn into a second effect: reads, and writes that
-# converge (a reaction already there answers ``already_reacted``, an update sets the same text,
-# a deleted message answers ``message_not_found``).
-REPEATABLE_METHODS = frozenset(
-    {
-        "auth.test",
-        "chat.getPermalink",
-        "conversations.history",
-        "conversations.info",
-        "conversations.replies",
-        "usergroups.users.list",
-        "users.info",
-        "reactions.add",
-        "reactions.remove",
-        "chat.update",
-        "chat.delete",
-    }
-)
-
-
-class ConnectionErrorRetryHandler(AsyncConnectionErrorRetryHandler):
-    """Retries a connection failure inside the call only when that cannot send anything twice.
-
-    slack-sdk's own handler retries a reset or a disconnect after the request went out for
-    every method, so a ``chat.postMessage`` whose answer was lost was posted again. Here a
-    connection that was never made (refused, DNS failure, connect timeout) is retried for every
-    method, an uncertain one only for ``REPEATABLE_METHODS``; any other surfaces as a
-    retryable ``ActionError``, and the outbox's next try finds what arrived by its metadata
-    before posting again.
-    """
-
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if isinstance(error, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
-            return True
-        if web_api_method(request.url) not in REPEATABLE_METHODS:
-            return False
-        return await super()._can_retry_async(
-            state=state, request=request, response=response, error=error
-        )
-
-
-def web_api_method(url: str) -> str:
-    """``chat.postMessage`` from ``https://slack.com/api/chat.postMessage?…``."""
-    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,7 +207,7 @@ class SlackConnector(Connector):
         self._bolt.event(re.compile(".*"))(self._on_event)
         try:
             await self._whoami()
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        except CALL_ERRORS as exc:
             log.warning("Slack auth.test failed at start (will retry on first use): %s", exc)
         if socket_mode:
             assert self._settings.app_token is not None
@@ -526,8 +414,8 @@ class SlackConnector(Connector):
                 )
                 try:
                     response = await call
-                except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-                    _log_api_failure("conversations.history", exc)
+                except CALL_ERRORS as exc:
+                    log_api_failure("conversations.history", exc)
                     break
                 for event in response.get("messages") or []:
                     sender = self._waiting_sender(event, rule.mode, rule.allow_bots, me)
@@ -603,8 +491,8 @@ class SlackConnector(Connector):
             response = await asyncio.wait_for(
                 self.client.usergroups_users_list(usergroup=group), PROFILE_TIMEOUT_SECONDS
             )
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            _log_api_failure("usergroups.users.list", exc)
+        except CALL_ERRORS as exc:
+            log_api_failure("usergroups.users.list", exc)
             return cached[1] if cached else frozenset()
         members = frozenset(str(u) for u in response.get("users") or [])
         self._groups[group] = (time.monotonic() + self._settings.user_cache_seconds, members)
@@ -642,8 +530,8 @@ class SlackConnector(Connector):
             response = await asyncio.wait_for(
                 self.client.users_info(user=user), PROFILE_TIMEOUT_SECONDS
             )
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            _log_api_failure("users.info", exc)
+        except CALL_ERRORS as exc:
+            log_api_failure("users.info", exc)
             return cached[1] if cached else {}
         data = response.get("user") or {}
         details = data.get("profile") or {}
@@ -762,9 +650,9 @@ class SlackConnector(Connector):
             await self.client.reactions_remove(channel=channel, timestamp=ts, name=emoji)
         except SlackApiError as exc:
             if exc.response.get("error") != "no_reaction":
-                _log_api_failure("reactions.remove", exc)
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            _log_api_failure("reactions.remove", exc)
+                log_api_failure("reactions.remove", exc)
+        except CALL_ERRORS as exc:
+            log_api_failure("reactions.remove", exc)
 
     # -- live replies -------------------------------------------------------------------
 
@@ -1015,10 +903,7 @@ class SlackConnector(Connector):
         return await self._post(action.id, 0, channel=target, text=text)
 
     async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
-        try:
-            return await call
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            raise _action_error(method, exc) from None
+        return await web_api_call(method, call)
 
     posts_digest = True
 
@@ -1110,37 +995,3 @@ def _float(ts: Any) -> float | None:
         return float(ts)
     except (TypeError, ValueError):
         return None
-
-
-def _action_error(method: str, exc: Exception) -> ActionError:
-    """An ``ActionError`` that says whether trying again can help, and logs what the workspace
-    admin must fix (scopes, channel membership) loudly."""
-    if not isinstance(exc, SlackApiError):
-        return ActionError(f"{method}: {type(exc).__name__}: {exc}", retryable=True)
-    response = exc.response
-    error = str(response.get("error") or f"HTTP {response.status_code}")
-    if response.status_code == 429 or error == "ratelimited":
-        retry_after = parse_retry_after(_retry_after_header(response.headers))
-        return ActionError(f"{method}: rate limited", retryable=True, retry_after=retry_after or 1.0)
-    if error in CONFIG_ERRORS:
-        _log_api_failure(method, exc)
-        return ActionError(f"{method}: {error}", retryable=False)
-    retryable = response.status_code >= 500 or error in TRANSIENT_ERRORS
-    return ActionError(f"{method}: {error}", retryable=retryable)
-
-
-def _log_api_failure(method: str, exc: Exception) -> None:
-    if isinstance(exc, SlackApiError):
-        error = exc.response.get("error")
-        if error == "missing_scope":
-            log.error(
-                "Slack %s failed: missing_scope (needs %s; the token has %s) — add the scope "
-                "to the Slack app and reinstall it",
-                method, exc.response.get("needed"), exc.response.get("provided"),
-            )
-        elif error == "not_in_channel":
-            log.error("Slack %s failed: not_in_channel — invite the bot to the channel", method)
-        else:
-            log.warning("Slack %s failed: %s", method, error)
-    else:
-        log.warning("Slack %s failed: %s", method, type(exc).__name__)
