@@ -24,7 +24,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from cachetools import LRUCache
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -47,6 +46,7 @@ from bot.domain import (
     Smith,
     Thread,
 )
+from connectors.slack.directory import SlackDirectory
 from connectors.slack.errors import (
     CALL_ERRORS,
     ConnectionErrorRetryHandler,
@@ -66,11 +66,9 @@ METADATA_EVENT_TYPE = "supportbot_action"
 ANSWERED_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 CLOSE_EMOJI = "white_check_mark"
 ESCALATION_EMOJI = "sos"
-PROFILE_TIMEOUT_SECONDS = 2.5
 FILE_TIMEOUT_SECONDS = 10.0
 # Longest Retry-After waited out inside a Web API call; well inside the outbox lease.
 RATE_LIMIT_INLINE_WAIT_SECONDS = 5.0
-USER_CACHE_SIZE = 10_000
 LOOKUP_PAGES = 5
 # chat.update takes up to 12,000 characters of markdown; a longer reply is posted in parts.
 UPDATE_MAX_CHARS = 12_000
@@ -148,10 +146,7 @@ class SlackConnector(Connector):
         self._socket: AsyncSocketModeHandler | None = None
         self._socket_connected = False
         self._identity: BotIdentity | None = None
-        # user → (fresh until, profile). An LRU rather than a TTLCache: a profile past its time
-        # still answers when users.info fails.
-        self._users: LRUCache[str, tuple[float, JSON]] = LRUCache(maxsize=USER_CACHE_SIZE)
-        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._directory: SlackDirectory | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Working reactions still being added, by message ts: taking one off waits for it.
         self._adding: dict[str, asyncio.Task[None]] = {}
@@ -163,6 +158,12 @@ class SlackConnector(Connector):
         if self._client is None:
             raise RuntimeError("the Slack connector has not been started")
         return self._client
+
+    @property
+    def directory(self) -> SlackDirectory:
+        if self._directory is None:
+            raise RuntimeError("the Slack connector has not been started")
+        return self._directory
 
     @property
     def bolt(self) -> AsyncApp:
@@ -183,6 +184,9 @@ class SlackConnector(Connector):
                 ),
                 ConnectionErrorRetryHandler(max_retry_count=2),
             ],
+        )
+        self._directory = SlackDirectory(
+            self._client, cache_seconds=self._settings.user_cache_seconds
         )
         signing_secret = self._settings.signing_secret
         socket_mode = self._settings.app_token is not None
@@ -478,25 +482,9 @@ class SlackConnector(Connector):
             return True
         if user in settings.support_users:
             return True
-        return settings.support_group is not None and user in await self._group_members(
+        return settings.support_group is not None and user in await self.directory.group_members(
             settings.support_group
         )
-
-    async def _group_members(self, group: str) -> frozenset[str]:
-        """The members of a user group (``usergroups.users.list``, cached like profiles)."""
-        cached = self._groups.get(group)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            response = await asyncio.wait_for(
-                self.client.usergroups_users_list(usergroup=group), PROFILE_TIMEOUT_SECONDS
-            )
-        except CALL_ERRORS as exc:
-            log_api_failure("usergroups.users.list", exc)
-            return cached[1] if cached else frozenset()
-        members = frozenset(str(u) for u in response.get("users") or [])
-        self._groups[group] = (time.monotonic() + self._settings.user_cache_seconds, members)
-        return members
 
     async def _on_reaction(self, team: str, event: JSON) -> None:
         """A person's :white_check_mark: on the thread root closes the thread."""
@@ -521,33 +509,6 @@ class SlackConnector(Connector):
             text = f"(shared {names})"
         return text
 
-    async def _profile(self, user: str) -> JSON:
-        """The Slack profile of ``user`` (cached): real name, display name, email, title."""
-        cached = self._users.get(user)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            response = await asyncio.wait_for(
-                self.client.users_info(user=user), PROFILE_TIMEOUT_SECONDS
-            )
-        except CALL_ERRORS as exc:
-            log_api_failure("users.info", exc)
-            return cached[1] if cached else {}
-        data = response.get("user") or {}
-        details = data.get("profile") or {}
-        profile: JSON = {
-            "slack_user_id": user,
-            "real_name": details.get("real_name") or data.get("real_name"),
-            "display_name": details.get("display_name") or data.get("name"),
-            "email": details.get("email"),
-            "title": details.get("title"),
-            "tz": data.get("tz"),
-            "is_restricted": data.get("is_restricted"),
-        }
-        profile = {k: v for k, v in profile.items() if v not in (None, "")}
-        self._users[user] = (time.monotonic() + self._settings.user_cache_seconds, profile)
-        return profile
-
     async def resolve_turn(
         self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
     ) -> tuple[InboundMessage, ...]:
@@ -562,7 +523,7 @@ class SlackConnector(Connector):
             return messages
         async with asyncio.TaskGroup() as group:
             profiles = {
-                user: group.create_task(self._profile(user), name=f"slack-profile:{user}")
+                user: group.create_task(self.directory.profile(user), name=f"slack-profile:{user}")
                 for user in people
             }
             files = [
@@ -948,7 +909,7 @@ class SlackConnector(Connector):
         parts = (smith.external_id or "").split(":")
         if len(parts) != 3 or parts[0] != "slack":
             return {}
-        return await self._profile(parts[2])
+        return await self.directory.profile(parts[2])
 
 
 # -- helpers ------------------------------------------------------------------------------------
