@@ -38,7 +38,6 @@ from bot.domain import (
     JSON,
     Action,
     ActionKind,
-    Attachment,
     InboundMessage,
     PlannedAction,
     Signal,
@@ -55,6 +54,7 @@ from connectors.slack.errors import (
     web_api_call,
 )
 from connectors.slack.events import EventsRoute
+from connectors.slack.files import SlackFiles, file_reference
 from connectors.slack.live import STREAM_CHUNK_CHARS, SlackLiveReply, fingerprint
 from connectors.slack.mrkdwn import split_message, to_mrkdwn
 
@@ -66,7 +66,6 @@ METADATA_EVENT_TYPE = "supportbot_action"
 ANSWERED_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
 CLOSE_EMOJI = "white_check_mark"
 ESCALATION_EMOJI = "sos"
-FILE_TIMEOUT_SECONDS = 10.0
 # Longest Retry-After waited out inside a Web API call; well inside the outbox lease.
 RATE_LIMIT_INLINE_WAIT_SECONDS = 5.0
 LOOKUP_PAGES = 5
@@ -147,6 +146,7 @@ class SlackConnector(Connector):
         self._socket_connected = False
         self._identity: BotIdentity | None = None
         self._directory: SlackDirectory | None = None
+        self._files: SlackFiles | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Working reactions still being added, by message ts: taking one off waits for it.
         self._adding: dict[str, asyncio.Task[None]] = {}
@@ -164,6 +164,12 @@ class SlackConnector(Connector):
         if self._directory is None:
             raise RuntimeError("the Slack connector has not been started")
         return self._directory
+
+    @property
+    def files(self) -> SlackFiles:
+        if self._files is None:
+            raise RuntimeError("the Slack connector has not been started")
+        return self._files
 
     @property
     def bolt(self) -> AsyncApp:
@@ -187,6 +193,9 @@ class SlackConnector(Connector):
         )
         self._directory = SlackDirectory(
             self._client, cache_seconds=self._settings.user_cache_seconds
+        )
+        self._files = SlackFiles(
+            self._session, token=self._token, max_bytes=self._settings.max_file_bytes
         )
         signing_secret = self._settings.signing_secret
         socket_mode = self._settings.app_token is not None
@@ -389,7 +398,7 @@ class SlackConnector(Connector):
             smith_external_id=smith_external_id(team, sender),
             text=self._clean_text(str(event.get("text") or ""), me.user_id, files),
             agent_slug=self._settings.agent,
-            attachments=tuple(_attachment(item) for item in files),
+            attachments=tuple(file_reference(item) for item in files),
             ref=ref,
             sent_at=_float(ts),
         )
@@ -527,7 +536,7 @@ class SlackConnector(Connector):
                 for user in people
             }
             files = [
-                [group.create_task(self._fetched(a), name=f"slack-file:{a.file_id}")
+                [group.create_task(self.files.fetched(a), name=f"slack-file:{a.file_id}")
                  for a in message.attachments]
                 for message in messages
             ]
@@ -543,40 +552,6 @@ class SlackConnector(Connector):
             attachments = tuple(task.result() for task in fetched)
             resolved.append(replace(message, attachments=attachments))
         return tuple(resolved)
-
-    async def _fetched(self, attachment: Attachment) -> Attachment:
-        """``attachment`` with its content, if it is under ``slack.max_file_bytes`` (by the
-        size Slack announced: a bigger file is never downloaded), else as it was."""
-        if attachment.data is not None or attachment.fetch_error or not attachment.url:
-            return attachment
-        if attachment.size > self._settings.max_file_bytes:
-            log.info("not downloading %s: %d bytes is over slack.max_file_bytes",
-                     attachment.name, attachment.size)
-            return attachment
-        data, error = await self._download(attachment.url)
-        return replace(attachment, data=data, fetch_error=error)
-
-    async def _download(self, url: str) -> tuple[bytes | None, str | None]:
-        """A shared file's bytes, or why there are none."""
-        assert self._session is not None
-        cap = self._settings.max_file_bytes
-        try:
-            async with self._session.get(
-                url,
-                headers={"Authorization": f"Bearer {self._token}"},
-                timeout=aiohttp.ClientTimeout(total=FILE_TIMEOUT_SECONDS),
-            ) as response:
-                if response.status != 200:
-                    log.warning("downloading a Slack file failed: HTTP %d", response.status)
-                    return None, f"HTTP {response.status}"
-                data = await response.content.read(cap + 1)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("downloading a Slack file failed: %s", type(exc).__name__)
-            return None, type(exc).__name__
-        if len(data) > cap:
-            log.info("a Slack file was larger than announced and over the cap; not used")
-            return None, "over slack.max_file_bytes"
-        return data, None
 
     # -- the working indicator ----------------------------------------------------------
 
@@ -913,18 +888,6 @@ class SlackConnector(Connector):
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _attachment(item: JSON) -> Attachment:
-    """A shared file as the inbox keeps it: a reference (id, name, type, size, URL)."""
-    source = item.get("url_private_download") or item.get("url_private")
-    return Attachment(
-        name=str(item.get("name") or item.get("title") or "file"),
-        content_type=str(item.get("mimetype") or "application/octet-stream"),
-        size=int(item.get("size") or 0),
-        url=str(source) if source else None,
-        file_id=item.get("id"),
-    )
 
 
 def _metadata(action_id: str, part: int) -> JSON:
