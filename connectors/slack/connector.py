@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -54,32 +54,30 @@ from connectors.slack.errors import (
     web_api_call,
 )
 from connectors.slack.events import EventsRoute
-from connectors.slack.files import SlackFiles, file_reference
+from connectors.slack.files import SlackFiles
+from connectors.slack.inbound import (
+    CLOSE_EMOJI,
+    SOURCE,
+    BotIdentity,
+    hear_message,
+    inbound_message,
+    is_close_reaction,
+    resolved_thread,
+    says_something,
+    waiting_sender,
+)
 from connectors.slack.live import STREAM_CHUNK_CHARS, SlackLiveReply, fingerprint
 from connectors.slack.mrkdwn import split_message, to_mrkdwn
 
 log = logging.getLogger(__name__)
 
-SOURCE = "slack"
 METADATA_EVENT_TYPE = "supportbot_action"
-# Subtypes that are still a person saying something; edits, deletes, joins and the rest are not.
-ANSWERED_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
-CLOSE_EMOJI = "white_check_mark"
 ESCALATION_EMOJI = "sos"
 # Longest Retry-After waited out inside a Web API call; well inside the outbox lease.
 RATE_LIMIT_INLINE_WAIT_SECONDS = 5.0
 LOOKUP_PAGES = 5
 # chat.update takes up to 12,000 characters of markdown; a longer reply is posted in parts.
 UPDATE_MAX_CHARS = 12_000
-
-
-def thread_external_id(team: str, channel: str, root_ts: str) -> str:
-    """The thread key of a Slack thread: ``slack:<team>:<channel>:<thread_ts or ts>``."""
-    return f"slack:{team}:{channel}:{root_ts}"
-
-
-def smith_external_id(team: str, user: str) -> str:
-    return f"slack:{team}:{user}"
 
 
 def mention_markup(value: str) -> str:
@@ -94,15 +92,6 @@ def mention_markup(value: str) -> str:
     if value.startswith("S"):
         return f"<!subteam^{value}>"
     return f"<@{value}>"
-
-
-@dataclass(frozen=True, slots=True)
-class BotIdentity:
-    """Who the bot is in the workspace (from ``auth.test``)."""
-
-    user_id: str
-    bot_id: str | None
-    team_id: str
 
 
 class ChannelPacer:
@@ -322,86 +311,43 @@ class SlackConnector(Connector):
         await ack()
 
     async def _on_message(self, team: str, kind: str, event: JSON) -> None:
-        subtype = event.get("subtype")
-        channel = event.get("channel")
-        ts = event.get("ts")
-        if not channel or not ts or (subtype and subtype not in ANSWERED_SUBTYPES | {"bot_message"}):
+        if not says_something(event):
             return
         me = await self._whoami()
-        team = team or me.team_id
-        user = event.get("user")
-        bot_id = event.get("bot_id")
-        if user == me.user_id or (bot_id is not None and bot_id == me.bot_id):
+        heard = hear_message(kind, team, event, me, self._settings)
+        if heard is None:
             return
-        rule = self._settings.channel(channel)
-        if (bot_id is not None or subtype == "bot_message") and not (rule and rule.allow_bots):
-            return
-        sender = user or bot_id
-        if not sender:
-            return
-        text = str(event.get("text") or "")
-        thread_ts = event.get("thread_ts")
-        root = thread_ts or ts
-        is_reply = thread_ts is not None and thread_ts != ts
-        thread_key = thread_external_id(team, channel, root)
-        customer = smith_external_id(team, sender)
-        is_dm = event.get("channel_type") == "im" or str(channel).startswith("D")
-        mentioned = kind == "app_mention" or f"<@{me.user_id}>" in text
-
-        known = await self._runtime.store.find_threads_by_external(thread_key) if is_reply else []
+        store = self._runtime.store
+        known = await store.find_threads_by_external(heard.thread_key) if heard.is_reply else []
         if known:
             owners = {
-                (await self._runtime.store.get_smith(t.smith_id, include_archived=True)).external_id
+                (await store.get_smith(t.smith_id, include_archived=True)).external_id
                 for t in known
             }
-            if customer not in owners:
-                await self._someone_else_replied(thread_key, known, sender, is_bot=bot_id is not None)
+            if heard.customer not in owners:
+                await self._someone_else_replied(
+                    heard.thread_key, known, heard.sender, is_bot=heard.from_bot
+                )
                 return
             if not any(self._runtime.bot_holds(t) for t in known):
                 # Slack shows the thread to the people holding it: nothing to store.
-                log.debug("a human has %s; the bot stays silent", thread_key)
+                log.debug("a human has %s; the bot stays silent", heard.thread_key)
                 return
         elif not (
-            is_dm
-            or mentioned
-            or (rule is not None and rule.mode == "all" and not is_reply)
-            or (is_reply and await self._follow_up_before_first_turn(event, team, sender))
+            heard.addressed
+            or (heard.follow_up_of is not None and await store.inbox_seen(SOURCE, heard.follow_up_of))
         ):
             return
 
-        message = await self._inbound(team, channel, event, sender, me)
+        message = inbound_message(
+            heard.team, heard.channel, event, heard.sender, me, self._settings.agent
+        )
         emoji = self._settings.working_reaction
         if emoji:
             # Recorded on the message, so whichever replica runs its turn takes the reaction off.
             message = replace(message, ref={**message.ref, "working": emoji})
         if await self._runtime.submit(message) and emoji:
-            self._mark_working(channel, ts, emoji)
-
-    async def _inbound(
-        self, team: str, channel: str, event: JSON, sender: str, me: BotIdentity
-    ) -> InboundMessage:
-        """The inbox form of a Slack message (the webhook, Socket Mode and triage all agree on
-        its dedup key: ``<team>:<channel>:<ts>`` of the message)."""
-        ts = str(event["ts"])
-        root = str(event.get("thread_ts") or ts)
-        files = event.get("files") or []
-        ref: JSON = {"channel": channel, "thread_ts": root, "ts": ts, "team": team, "user": sender}
-        if not event.get("user"):
-            ref["bot"] = True  # a bot's message: it has no profile to look up
-        # Only what the event itself holds: the author's profile and the files' content are
-        # fetched when the turn starts (resolve_turn), so nothing here waits on the network
-        # before Slack is acknowledged, and the inbox keeps references, not file contents.
-        return InboundMessage(
-            source=SOURCE,
-            dedup_key=f"{team}:{channel}:{ts}",
-            thread_external_id=thread_external_id(team, channel, root),
-            smith_external_id=smith_external_id(team, sender),
-            text=self._clean_text(str(event.get("text") or ""), me.user_id, files),
-            agent_slug=self._settings.agent,
-            attachments=tuple(file_reference(item) for item in files),
-            ref=ref,
-            sent_at=_float(ts),
-        )
+            self._mark_working(heard.channel, str(event["ts"]), emoji)
 
     async def fetch_pending(
         self, *, since: float | None, limit: int | None
@@ -431,42 +377,15 @@ class SlackConnector(Connector):
                     log_api_failure("conversations.history", exc)
                     break
                 for event in response.get("messages") or []:
-                    sender = self._waiting_sender(event, rule.mode, rule.allow_bots, me)
+                    sender = waiting_sender(event, rule.mode, rule.allow_bots, me)
                     if sender is not None:
-                        found.append(await self._inbound(me.team_id, channel, event, sender, me))
+                        found.append(inbound_message(me.team_id, channel, event, sender, me, self._settings.agent))
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
                 if not cursor:
                     break
         found.sort(key=lambda m: m.sent_at or 0.0)
         for message in found[:limit] if limit is not None else found:
             yield [message]
-
-    @staticmethod
-    def _waiting_sender(event: JSON, mode: str, allow_bots: bool, me: BotIdentity) -> str | None:
-        """The author of a history message that still waits for the bot, else None."""
-        subtype = event.get("subtype")
-        if subtype and subtype not in ANSWERED_SUBTYPES | {"bot_message"}:
-            return None
-        if event.get("thread_ts") not in (None, event.get("ts")):
-            return None
-        sender = event.get("user") or event.get("bot_id")
-        if not sender or sender == me.user_id or event.get("bot_id") == me.bot_id:
-            return None
-        if (event.get("bot_id") or subtype == "bot_message") and not allow_bots:
-            return None
-        if mode == "mentions" and f"<@{me.user_id}>" not in str(event.get("text") or ""):
-            return None
-        if any(user != sender for user in event.get("reply_users") or []):
-            return None  # the bot or a person has answered in the thread
-        return str(sender)
-
-    async def _follow_up_before_first_turn(self, event: JSON, team: str, sender: str) -> bool:
-        """The customer adds to their own message before the bot's first turn has created the
-        thread: the root is in the inbox already, and this reply is from its author."""
-        if event.get("parent_user_id") != sender:
-            return False
-        root_key = f"{team}:{event.get('channel')}:{event.get('thread_ts')}"
-        return await self._runtime.store.inbox_seen(SOURCE, root_key)
 
     async def _someone_else_replied(
         self, thread_key: str, threads: list[Thread], sender: str, *, is_bot: bool
@@ -497,26 +416,16 @@ class SlackConnector(Connector):
 
     async def _on_reaction(self, team: str, event: JSON) -> None:
         """A person's :white_check_mark: on the thread root closes the thread."""
-        item = event.get("item") or {}
-        if event.get("reaction") != CLOSE_EMOJI or item.get("type") != "message":
+        if not is_close_reaction(event):
             return
-        me = await self._whoami()
-        if event.get("user") == me.user_id:
+        key = resolved_thread(team, event, await self._whoami())
+        if key is None:
             return
-        key = thread_external_id(team or me.team_id, str(item.get("channel")), str(item.get("ts")))
         user = event.get("user")
         if await self._runtime.report(
             Signal(SignalKind.RESOLVED, self.name, key, who=str(user) if user else None)
         ):
             log.info("%s marked %s resolved", user, key)
-
-    @staticmethod
-    def _clean_text(text: str, bot_user_id: str, files: list[JSON]) -> str:
-        text = text.replace(f"<@{bot_user_id}>", "").strip()
-        if not text and files:
-            names = ", ".join(str(f.get("name") or f.get("title") or "file") for f in files)
-            text = f"(shared {names})"
-        return text
 
     async def resolve_turn(
         self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
@@ -912,10 +821,3 @@ def _location_of(ref: JSON, thread: Thread) -> tuple[str, str]:
             raise ActionError(f"{thread.external_id!r} is not a Slack thread", retryable=False)
         channel, root = parts[2], parts[3]
     return str(channel), str(root)
-
-
-def _float(ts: Any) -> float | None:
-    try:
-        return float(ts)
-    except (TypeError, ValueError):
-        return None
