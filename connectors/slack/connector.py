@@ -16,11 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -56,7 +53,6 @@ from connectors.slack.errors import (
 from connectors.slack.events import EventsRoute
 from connectors.slack.files import SlackFiles
 from connectors.slack.inbound import (
-    CLOSE_EMOJI,
     SOURCE,
     BotIdentity,
     hear_message,
@@ -66,54 +62,21 @@ from connectors.slack.inbound import (
     says_something,
     waiting_sender,
 )
-from connectors.slack.live import STREAM_CHUNK_CHARS, SlackLiveReply, fingerprint
-from connectors.slack.mrkdwn import split_message, to_mrkdwn
+from connectors.slack.live import SlackLiveReply
+from connectors.slack.mrkdwn import to_mrkdwn
+from connectors.slack.outbound import (
+    LOOKUP_PAGES,
+    METADATA_EVENT_TYPE,
+    ChannelPacer,
+    SlackOutbound,
+    thread_location,
+)
 
 log = logging.getLogger(__name__)
 
-METADATA_EVENT_TYPE = "supportbot_action"
 ESCALATION_EMOJI = "sos"
 # Longest Retry-After waited out inside a Web API call; well inside the outbox lease.
 RATE_LIMIT_INLINE_WAIT_SECONDS = 5.0
-LOOKUP_PAGES = 5
-# chat.update takes up to 12,000 characters of markdown; a longer reply is posted in parts.
-UPDATE_MAX_CHARS = 12_000
-
-
-def mention_markup(value: str) -> str:
-    """``S…`` (a user group) → ``<!subteam^S…>``, ``U…``/``W…`` → ``<@U…>``, ``here`` →
-    ``<!here>``; anything already in Slack markup is used as it is."""
-    value = value.strip()
-    if value.startswith("<"):
-        return value
-    value = value.removeprefix("@")
-    if value in ("here", "channel", "everyone"):
-        return f"<!{value}>"
-    if value.startswith("S"):
-        return f"<!subteam^{value}>"
-    return f"<@{value}>"
-
-
-class ChannelPacer:
-    """At most one post per channel every ``interval`` seconds (chat.postMessage allows ~1/s
-    per channel; going faster only earns 429s)."""
-
-    def __init__(self, interval: float):
-        self._interval = interval
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._last: dict[str, float] = {}
-
-    @asynccontextmanager
-    async def slot(self, channel: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(channel, asyncio.Lock())
-        async with lock:
-            wait = self._last.get(channel, 0.0) + self._interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                yield
-            finally:
-                self._last[channel] = time.monotonic()
 
 
 class SlackConnector(Connector):
@@ -136,6 +99,7 @@ class SlackConnector(Connector):
         self._identity: BotIdentity | None = None
         self._directory: SlackDirectory | None = None
         self._files: SlackFiles | None = None
+        self._outbound: SlackOutbound | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Working reactions still being added, by message ts: taking one off waits for it.
         self._adding: dict[str, asyncio.Task[None]] = {}
@@ -159,6 +123,12 @@ class SlackConnector(Connector):
         if self._files is None:
             raise RuntimeError("the Slack connector has not been started")
         return self._files
+
+    @property
+    def outbound(self) -> SlackOutbound:
+        if self._outbound is None:
+            raise RuntimeError("the Slack connector has not been started")
+        return self._outbound
 
     @property
     def bolt(self) -> AsyncApp:
@@ -186,6 +156,7 @@ class SlackConnector(Connector):
         self._files = SlackFiles(
             self._session, token=self._token, max_bytes=self._settings.max_file_bytes
         )
+        self._outbound = SlackOutbound(self._client, self._settings, self._pacer)
         signing_secret = self._settings.signing_secret
         socket_mode = self._settings.app_token is not None
         if signing_secret is None and not socket_mode:
@@ -471,7 +442,7 @@ class SlackConnector(Connector):
 
     async def _react_quietly(self, channel: str, ts: str, emoji: str) -> None:
         try:
-            await self._react(channel, ts, emoji)
+            await self.outbound.react(channel, ts, emoji)
         except ActionError as exc:
             log.info("could not add :%s: to %s: %s", emoji, ts, exc)
 
@@ -505,7 +476,7 @@ class SlackConnector(Connector):
         """With ``slack.stream``, the turn's answer streams into the thread as it is written."""
         if not self._settings.stream:
             return None
-        channel, root = _thread_location(thread)
+        channel, root = thread_location(thread)
         if retry:
             await self._take_down_unfinished(channel, root)
         recipient = {
@@ -557,195 +528,7 @@ class SlackConnector(Connector):
     # -- outbound -----------------------------------------------------------------------
 
     async def execute(self, action: Action, thread: Thread) -> str | None:
-        channel, root = _location(action, thread)
-        if action.kind is ActionKind.REPLY:
-            return await self._reply(action, thread, channel, root)
-        if action.kind is ActionKind.REACT:
-            ts = str(action.ref.get("ts") or root)
-            await self._react(channel, ts, (action.emoji or "").strip(":"))
-            return None
-        if action.kind is ActionKind.CLOSE:
-            await self._react(channel, root, CLOSE_EMOJI)
-            return None
-        if action.kind is ActionKind.ESCALATION_POST:
-            return await self._escalation_post(action, channel, root)
-        if action.kind is ActionKind.NOTE:
-            return await self._note(action, channel, root)
-        # Slack threads have no tags, assignees, snooze or open state: these succeed as no-ops.
-        log.debug("%s has no Slack equivalent; done without a call", action.kind.value)
-        return None
-
-    async def _reply(self, action: Action, thread: Thread, channel: str, root: str) -> str | None:
-        text = action.text or ""
-        if not text.strip():
-            return None
-        sent = await self._find_sent(action, channel, root) if action.attempt > 0 else {}
-        live = action.ref.get("stream_ts")
-        if live:
-            if 0 in sent:
-                return sent[0]  # a live reply is one message, however long
-            completed = await self._complete_live(action, channel, str(live), text)
-            if completed is not None:
-                return completed
-            # The live message is gone (taken down by a retry of the turn): post it afresh.
-        first: str | None = None
-        for part, piece in enumerate(split_message(to_mrkdwn(text))):
-            ts = sent.get(part) or await self._post(
-                action.id, part, channel=channel, thread_ts=root, text=piece
-            )
-            first = first or ts
-        return first
-
-    async def _complete_live(self, action: Action, channel: str, ts: str, text: str) -> str | None:
-        """Make the message a live reply streamed into this reply: stop it with the action's
-        metadata, adding the part of ``text`` it has not shown; or, when it showed something
-        else (words the model said before calling a tool), replace its text. None: the
-        message is gone and the reply is to be posted afresh."""
-        shown = int(action.ref.get("stream_chars") or 0)
-        rest = text[shown:]
-        # Whitespace that ended the streamed text is in the message already.
-        trailing = int(action.ref.get("stream_trailing") or 0)
-        rest = rest[trailing:] if rest[:trailing].isspace() else rest.lstrip()
-        # The usual case: it showed the reply's beginning (most often all of it).
-        completes = (
-            fingerprint(text[:shown]) == action.ref.get("stream_shown")
-            and len(rest) <= STREAM_CHUNK_CHARS
-        )
-        try:
-            await self._call(
-                "chat.stopStream",
-                self.client.chat_stopStream(
-                    channel=channel,
-                    ts=ts,
-                    markdown_text=rest if completes and rest else None,
-                    metadata=_metadata(action.id, 0) if completes else None,
-                ),
-            )
-        except ActionError as exc:
-            if "message_not_found" in str(exc):
-                return None
-            if "message_not_in_streaming_state" not in str(exc):
-                raise
-            # Already stopped (an earlier try of this action, or Slack's own timeout): what it
-            # shows is unknown, so set its text outright.
-            completes = False
-        if completes:
-            return ts
-        if len(text) > UPDATE_MAX_CHARS:
-            await self._call("chat.delete", self.client.chat_delete(channel=channel, ts=ts))
-            return None
-        try:
-            await self._call(
-                "chat.update",
-                self.client.chat_update(
-                    channel=channel, ts=ts, markdown_text=text, metadata=_metadata(action.id, 0)
-                ),
-            )
-        except ActionError as exc:
-            if "message_not_found" in str(exc):
-                return None
-            raise
-        return ts
-
-    async def _post(self, action_id: str, part: int, *, channel: str, **fields: Any) -> str:
-        async with self._pacer.slot(channel):
-            response = await self._call(
-                "chat.postMessage",
-                self.client.chat_postMessage(
-                    channel=channel,
-                    metadata=_metadata(action_id, part),
-                    unfurl_links=False,
-                    **fields,
-                ),
-            )
-        return str(response["ts"])
-
-    async def _find_sent(
-        self, action: Action, channel: str, root: str | None
-    ) -> dict[int, str]:
-        """Parts of this action Slack already has (found by their metadata), by part number."""
-        found: dict[int, str] = {}
-        cursor: str | None = None
-        for _ in range(LOOKUP_PAGES):
-            if root is not None:
-                call = self.client.conversations_replies(
-                    channel=channel, ts=root, include_all_metadata=True, limit=200, cursor=cursor
-                )
-                response = await self._call("conversations.replies", call)
-            else:
-                call = self.client.conversations_history(
-                    channel=channel, include_all_metadata=True, limit=100, cursor=cursor
-                )
-                response = await self._call("conversations.history", call)
-            for message in response.get("messages") or []:
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if (
-                    metadata.get("event_type") == METADATA_EVENT_TYPE
-                    and payload.get("action_id") == action.id
-                ):
-                    found[int(payload.get("part") or 0)] = str(message["ts"])
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor or root is None:
-                break
-        if found:
-            log.info("action %s already reached Slack; not sending it again", action.id)
-        return found
-
-    async def _react(self, channel: str, ts: str, emoji: str) -> None:
-        if not emoji:
-            raise ActionError("a reaction needs an emoji name", retryable=False)
-        try:
-            await self._call(
-                "reactions.add",
-                self.client.reactions_add(channel=channel, timestamp=ts, name=emoji),
-            )
-        except ActionError as exc:
-            if "already_reacted" not in str(exc):
-                raise
-
-    async def _permalink(self, channel: str, ts: str) -> str | None:
-        try:
-            response = await self._call(
-                "chat.getPermalink", self.client.chat_getPermalink(channel=channel, message_ts=ts)
-            )
-        except ActionError as exc:
-            log.warning("no permalink for the escalated thread: %s", exc)
-            return None
-        return response.get("permalink")
-
-    async def _escalation_post(self, action: Action, channel: str, root: str) -> str | None:
-        """Tell the people on call: to ``slack.escalation_channel``, else inside the thread."""
-        mention = self._settings.escalation_mention
-        lines = [f"{mention_markup(mention)} {action.text or ''}".strip() if mention else action.text or ""]
-        target = self._settings.escalation_channel
-        if target:
-            link = await self._permalink(channel, root)
-            lines.append(f"<{link}|Open the thread>" if link else f"Thread: {channel} / {root}")
-            thread_ts = None
-        else:
-            target, thread_ts = channel, root
-        sent = await self._find_sent(action, target, thread_ts) if action.attempt > 0 else {}
-        if 0 in sent:
-            return sent[0]
-        fields: JSON = {"text": "\n".join(lines)}
-        if thread_ts:
-            fields["thread_ts"] = thread_ts
-        return await self._post(action.id, 0, channel=target, **fields)
-
-    async def _note(self, action: Action, channel: str, root: str) -> str | None:
-        """Slack has no private notes: a note goes to the escalation channel, linked to the
-        thread, or is skipped (done, nothing sent) when no escalation channel is set."""
-        target = self._settings.escalation_channel
-        if not target or not action.text:
-            log.info("note on %s/%s not posted: no slack.escalation_channel", channel, root)
-            return None
-        sent = await self._find_sent(action, target, None) if action.attempt > 0 else {}
-        if 0 in sent:
-            return sent[0]
-        link = await self._permalink(channel, root)
-        text = to_mrkdwn(action.text) + (f"\n<{link}|Open the thread>" if link else "")
-        return await self._post(action.id, 0, channel=target, text=text)
+        return await self.outbound.execute(action, thread)
 
     async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
         return await web_api_call(method, call)
@@ -797,27 +580,3 @@ class SlackConnector(Connector):
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _metadata(action_id: str, part: int) -> JSON:
-    return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"action_id": action_id, "part": part}}
-
-
-def _thread_location(thread: Thread) -> tuple[str, str]:
-    """The channel and root message of a Slack thread."""
-    return _location_of(thread.metadata, thread)
-
-
-def _location(action: Action, thread: Thread) -> tuple[str, str]:
-    """The channel and thread root an action goes to."""
-    return _location_of({**thread.metadata, **action.ref}, thread)
-
-
-def _location_of(ref: JSON, thread: Thread) -> tuple[str, str]:
-    channel, root = ref.get("channel"), ref.get("thread_ts") or ref.get("ts")
-    if not channel or not root:
-        parts = thread.external_id.split(":")
-        if len(parts) != 4 or parts[0] != "slack":
-            raise ActionError(f"{thread.external_id!r} is not a Slack thread", retryable=False)
-        channel, root = parts[2], parts[3]
-    return str(channel), str(root)
