@@ -9,6 +9,12 @@ file: the event goes into the inbox as it came (user id, text, file references),
 Outbound, ``execute`` turns each action into Web API calls; every bot message carries
 ``metadata`` with its action id so an uncertain send is looked up in the thread before it is
 ever sent again.
+
+The rooms: ``inbound`` (which events are heard, as pure rules), ``directory`` (profiles and user
+groups, cached), ``files`` (file references and turn-time downloads), ``outbound`` (actions,
+through a table of handlers), ``errors`` (what a failure means), ``live`` (streamed replies),
+``events`` (the HTTP route), ``mrkdwn`` (rendering). This module wires them to Bolt and to the
+connector runtime.
 """
 
 from __future__ import annotations
@@ -25,9 +31,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import SlackSettings
 from bot.connector import ActionError, Connector, ConnectorRuntime, LiveReply, TurnOutcome
@@ -48,7 +52,6 @@ from connectors.slack.errors import (
     ConnectionErrorRetryHandler,
     ShortRateLimitRetryHandler,
     log_api_failure,
-    web_api_call,
 )
 from connectors.slack.events import EventsRoute
 from connectors.slack.files import SlackFiles
@@ -63,10 +66,8 @@ from connectors.slack.inbound import (
     waiting_sender,
 )
 from connectors.slack.live import SlackLiveReply
-from connectors.slack.mrkdwn import to_mrkdwn
 from connectors.slack.outbound import (
     LOOKUP_PAGES,
-    METADATA_EVENT_TYPE,
     ChannelPacer,
     SlackOutbound,
     thread_location,
@@ -462,13 +463,7 @@ class SlackConnector(Connector):
         adding = self._adding.get(ts)
         if adding is not None:
             await asyncio.gather(adding, return_exceptions=True)
-        try:
-            await self.client.reactions_remove(channel=channel, timestamp=ts, name=emoji)
-        except SlackApiError as exc:
-            if exc.response.get("error") != "no_reaction":
-                log_api_failure("reactions.remove", exc)
-        except CALL_ERRORS as exc:
-            log_api_failure("reactions.remove", exc)
+        await self.outbound.unreact(channel, ts, emoji)
 
     # -- live replies -------------------------------------------------------------------
 
@@ -478,7 +473,7 @@ class SlackConnector(Connector):
             return None
         channel, root = thread_location(thread)
         if retry:
-            await self._take_down_unfinished(channel, root)
+            await self.outbound.take_down_unfinished(channel, root, await self._whoami())
         recipient = {
             key: value
             for key, value in (
@@ -497,51 +492,16 @@ class SlackConnector(Connector):
             spawn=self._spawn,
         )
 
-    async def _take_down_unfinished(self, channel: str, root: str) -> None:
-        """An earlier try of this turn died while streaming: its message never got an action's
-        metadata (only a completed reply has it). Delete such leftovers before streaming again."""
-        me = await self._whoami()
-        try:
-            response = await self._call(
-                "conversations.replies",
-                self.client.conversations_replies(
-                    channel=channel, ts=root, include_all_metadata=True, limit=200
-                ),
-            )
-        except ActionError as exc:
-            log.warning("could not look for unfinished replies in %s: %s", root, exc)
-            return
-        for message in response.get("messages") or []:
-            mine = message.get("user") == me.user_id or (
-                me.bot_id is not None and message.get("bot_id") == me.bot_id
-            )
-            tagged = (message.get("metadata") or {}).get("event_type") == METADATA_EVENT_TYPE
-            if mine and not tagged and message.get("ts") != root:
-                try:
-                    await self._call(
-                        "chat.delete", self.client.chat_delete(channel=channel, ts=message["ts"])
-                    )
-                    log.info("deleted an unfinished reply %s left by an earlier try", message["ts"])
-                except ActionError as exc:
-                    log.warning("could not delete the unfinished reply %s: %s", message["ts"], exc)
-
     # -- outbound -----------------------------------------------------------------------
 
     async def execute(self, action: Action, thread: Thread) -> str | None:
         return await self.outbound.execute(action, thread)
 
-    async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
-        return await web_api_call(method, call)
-
     posts_digest = True
 
     async def post_digest(self, channel: str, text: str) -> None:
         """Post a triage sweep's digest to ``channel`` (paced; raises ``ActionError``)."""
-        async with self._pacer.slot(channel):
-            await self._call(
-                "chat.postMessage",
-                self.client.chat_postMessage(channel=channel, text=to_mrkdwn(text), unfurl_links=False),
-            )
+        await self.outbound.post_digest(channel, text)
 
     # -- what ESCALATE, CLOSE and USER_INFO_LOOKUP do on Slack ---------------------------
 

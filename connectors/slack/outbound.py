@@ -15,13 +15,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import SlackSettings
 from bot.connector import ActionError
 from bot.domain import JSON, Action, ActionKind, Thread
-from connectors.slack.errors import web_api_call
-from connectors.slack.inbound import CLOSE_EMOJI
+from connectors.slack.errors import CALL_ERRORS, log_api_failure, web_api_call
+from connectors.slack.inbound import CLOSE_EMOJI, BotIdentity
 from connectors.slack.live import STREAM_CHUNK_CHARS, fingerprint
 from connectors.slack.mrkdwn import split_message, to_mrkdwn
 
@@ -103,6 +104,51 @@ class SlackOutbound:
     async def _close(self, action: Action, channel: str, root: str) -> str | None:
         await self.react(channel, root, CLOSE_EMOJI)
         return None
+
+    async def take_down_unfinished(self, channel: str, root: str, me: BotIdentity) -> None:
+        """An earlier try of this turn died while streaming: its message never got an action's
+        metadata (only a completed reply has it). Delete such leftovers before streaming again."""
+        try:
+            response = await web_api_call(
+                "conversations.replies",
+                self._client.conversations_replies(
+                    channel=channel, ts=root, include_all_metadata=True, limit=200
+                ),
+            )
+        except ActionError as exc:
+            log.warning("could not look for unfinished replies in %s: %s", root, exc)
+            return
+        for message in response.get("messages") or []:
+            mine = message.get("user") == me.user_id or (
+                me.bot_id is not None and message.get("bot_id") == me.bot_id
+            )
+            tagged = (message.get("metadata") or {}).get("event_type") == METADATA_EVENT_TYPE
+            if mine and not tagged and message.get("ts") != root:
+                try:
+                    await web_api_call(
+                        "chat.delete", self._client.chat_delete(channel=channel, ts=message["ts"])
+                    )
+                    log.info("deleted an unfinished reply %s left by an earlier try", message["ts"])
+                except ActionError as exc:
+                    log.warning("could not delete the unfinished reply %s: %s", message["ts"], exc)
+
+    async def unreact(self, channel: str, ts: str, emoji: str) -> None:
+        """Take a reaction off; one already gone is fine, any other failure is logged."""
+        try:
+            await self._client.reactions_remove(channel=channel, timestamp=ts, name=emoji)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "no_reaction":
+                log_api_failure("reactions.remove", exc)
+        except CALL_ERRORS as exc:
+            log_api_failure("reactions.remove", exc)
+
+    async def post_digest(self, channel: str, text: str) -> None:
+        """Post a triage sweep's digest to ``channel`` (paced; raises ``ActionError``)."""
+        async with self._pacer.slot(channel):
+            await web_api_call(
+                "chat.postMessage",
+                self._client.chat_postMessage(channel=channel, text=to_mrkdwn(text), unfurl_links=False),
+            )
 
     async def _reply(self, action: Action, channel: str, root: str) -> str | None:
         text = action.text or ""
