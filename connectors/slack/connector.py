@@ -12,9 +12,9 @@ ever sent again.
 
 The rooms: ``inbound`` (which events are heard, as pure rules), ``directory`` (profiles and user
 groups, cached), ``files`` (file references and turn-time downloads), ``outbound`` (actions,
-through a table of handlers), ``errors`` (what a failure means), ``live`` (streamed replies),
-``events`` (the HTTP route), ``mrkdwn`` (rendering). This module wires them to Bolt and to the
-connector runtime.
+through a table of handlers), ``errors`` (what a failure means), ``pending`` (the triage
+listing), ``live`` (streamed replies), ``events`` (the HTTP route), ``mrkdwn`` (rendering). This
+module wires them to Bolt and to the connector runtime.
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ from connectors.slack.errors import (
     CALL_ERRORS,
     ConnectionErrorRetryHandler,
     ShortRateLimitRetryHandler,
-    log_api_failure,
 )
 from connectors.slack.events import EventsRoute
 from connectors.slack.files import SlackFiles
@@ -63,15 +62,14 @@ from connectors.slack.inbound import (
     is_close_reaction,
     resolved_thread,
     says_something,
-    waiting_sender,
 )
 from connectors.slack.live import SlackLiveReply
 from connectors.slack.outbound import (
-    LOOKUP_PAGES,
     ChannelPacer,
     SlackOutbound,
     thread_location,
 )
+from connectors.slack.pending import waiting_messages
 
 log = logging.getLogger(__name__)
 
@@ -332,30 +330,9 @@ class SlackConnector(Connector):
         replied in its thread. DMs are not swept: listing them needs ``im:read``, and Slack
         redelivers missed DM events for an hour anyway.
         """
-        me = await self._whoami()
-        channels = dict.fromkeys([*self._settings.support_channels, *self._settings.channels])
-        found: list[InboundMessage] = []
-        for channel in channels:
-            rule = self._settings.channel(channel)
-            assert rule is not None
-            cursor: str | None = None
-            for _ in range(LOOKUP_PAGES):
-                call = self.client.conversations_history(
-                    channel=channel, oldest=str(since) if since else None, limit=200, cursor=cursor
-                )
-                try:
-                    response = await call
-                except CALL_ERRORS as exc:
-                    log_api_failure("conversations.history", exc)
-                    break
-                for event in response.get("messages") or []:
-                    sender = waiting_sender(event, rule.mode, rule.allow_bots, me)
-                    if sender is not None:
-                        found.append(inbound_message(me.team_id, channel, event, sender, me, self._settings.agent))
-                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-                if not cursor:
-                    break
-        found.sort(key=lambda m: m.sent_at or 0.0)
+        found = await waiting_messages(
+            self.client, self._settings, await self._whoami(), since=since
+        )
         for message in found[:limit] if limit is not None else found:
             yield [message]
 
