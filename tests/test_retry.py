@@ -15,7 +15,7 @@ from bot.connector import ActionError
 from bot.providers.base import ProviderError
 from bot.retry import RemoteError, parse_retry_after, wait_retry_after
 from connectors.intercom.client import IntercomError
-from connectors.slack.connector import ShortRateLimitRetryHandler, _action_error
+from connectors.slack.errors import ShortRateLimitRetryHandler, action_error
 
 
 def test_parse_retry_after_forms() -> None:
@@ -101,7 +101,7 @@ def _slack_rate_limited(value: str) -> ActionError:
         req_args={}, data={"ok": False, "error": "ratelimited"},
         headers={"Retry-After": value}, status_code=429,
     )
-    return _action_error("chat.postMessage", SlackApiError("rate limited", response))
+    return action_error("chat.postMessage", SlackApiError("rate limited", response))
 
 
 def test_slack_rate_limit_error_carries_retry_after() -> None:

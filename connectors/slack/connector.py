@@ -9,6 +9,12 @@ file: the event goes into the inbox as it came (user id, text, file references),
 Outbound, ``execute`` turns each action into Web API calls; every bot message carries
 ``metadata`` with its action id so an uncertain send is looked up in the thread before it is
 ever sent again.
+
+The rooms: ``inbound`` (which events are heard, as pure rules), ``directory`` (profiles and user
+groups, cached), ``files`` (file references and turn-time downloads), ``outbound`` (actions,
+through a table of handlers), ``errors`` (what a failure means), ``pending`` (the triage
+listing), ``live`` (streamed replies), ``events`` (the HTTP route), ``mrkdwn`` (rendering). This
+module wires them to Bolt and to the connector runtime.
 """
 
 from __future__ import annotations
@@ -16,29 +22,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 
 import aiohttp
 from aiohttp import web
-from cachetools import LRUCache
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.app.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-)
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.config import SlackSettings
 from bot.connector import ActionError, Connector, ConnectorRuntime, LiveReply, TurnOutcome
@@ -46,7 +39,6 @@ from bot.domain import (
     JSON,
     Action,
     ActionKind,
-    Attachment,
     InboundMessage,
     PlannedAction,
     Signal,
@@ -54,192 +46,36 @@ from bot.domain import (
     Smith,
     Thread,
 )
-from bot.retry import parse_retry_after
+from connectors.slack.directory import SlackDirectory
+from connectors.slack.errors import (
+    CALL_ERRORS,
+    ConnectionErrorRetryHandler,
+    ShortRateLimitRetryHandler,
+)
 from connectors.slack.events import EventsRoute
-from connectors.slack.live import STREAM_CHUNK_CHARS, SlackLiveReply, fingerprint
-from connectors.slack.mrkdwn import split_message, to_mrkdwn
+from connectors.slack.files import SlackFiles
+from connectors.slack.inbound import (
+    SOURCE,
+    BotIdentity,
+    hear_message,
+    inbound_message,
+    is_close_reaction,
+    resolved_thread,
+    says_something,
+)
+from connectors.slack.live import SlackLiveReply
+from connectors.slack.outbound import (
+    ChannelPacer,
+    SlackOutbound,
+    thread_location,
+)
+from connectors.slack.pending import waiting_messages
 
 log = logging.getLogger(__name__)
 
-SOURCE = "slack"
-METADATA_EVENT_TYPE = "supportbot_action"
-# Subtypes that are still a person saying something; edits, deletes, joins and the rest are not.
-ANSWERED_SUBTYPES = frozenset({"file_share", "thread_broadcast"})
-CLOSE_EMOJI = "white_check_mark"
 ESCALATION_EMOJI = "sos"
-# Errors that no retry can fix: the workspace admin has to change something.
-CONFIG_ERRORS = frozenset(
-    {
-        "missing_scope",
-        "not_in_channel",
-        "channel_not_found",
-        "is_archived",
-        "invalid_auth",
-        "not_authed",
-        "account_inactive",
-        "token_revoked",
-        "no_permission",
-        "restricted_action",
-        "not_allowed_token_type",
-    }
-)
-TRANSIENT_ERRORS = frozenset(
-    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
-)
-PROFILE_TIMEOUT_SECONDS = 2.5
-FILE_TIMEOUT_SECONDS = 10.0
 # Longest Retry-After waited out inside a Web API call; well inside the outbox lease.
 RATE_LIMIT_INLINE_WAIT_SECONDS = 5.0
-USER_CACHE_SIZE = 10_000
-LOOKUP_PAGES = 5
-# chat.update takes up to 12,000 characters of markdown; a longer reply is posted in parts.
-UPDATE_MAX_CHARS = 12_000
-
-
-def thread_external_id(team: str, channel: str, root_ts: str) -> str:
-    """The thread key of a Slack thread: ``slack:<team>:<channel>:<thread_ts or ts>``."""
-    return f"slack:{team}:{channel}:{root_ts}"
-
-
-def smith_external_id(team: str, user: str) -> str:
-    return f"slack:{team}:{user}"
-
-
-def mention_markup(value: str) -> str:
-    """``S…`` (a user group) → ``<!subteam^S…>``, ``U…``/``W…`` → ``<@U…>``, ``here`` →
-    ``<!here>``; anything already in Slack markup is used as it is."""
-    value = value.strip()
-    if value.startswith("<"):
-        return value
-    value = value.removeprefix("@")
-    if value in ("here", "channel", "everyone"):
-        return f"<!{value}>"
-    if value.startswith("S"):
-        return f"<!subteam^{value}>"
-    return f"<@{value}>"
-
-
-class ShortRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
-    """Waits out a 429 inside the call only when Slack asks for a short pause.
-
-    A longer ``Retry-After`` surfaces as an ``ActionError`` instead, so the outbox reschedules
-    the action and gives up its lease: sleeping past the lease inside the call would let
-    another sender take the action and post it a second time.
-    """
-
-    def __init__(self, *, max_retry_count: int, max_wait_seconds: float):
-        super().__init__(max_retry_count=max_retry_count)
-        self.max_wait_seconds = max_wait_seconds
-
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if response is None or response.status_code != 429:
-            return False
-        value = _retry_after_header(response.headers)
-        if value is None:
-            return True
-        wait = parse_retry_after(value)
-        return wait is not None and wait <= self.max_wait_seconds
-
-
-def _retry_after_header(headers: Mapping[str, Any]) -> str | None:
-    """The ``Retry-After`` value, whatever its case; slack-sdk's retry handlers see each
-    header as a list of values."""
-    for name, values in headers.items():
-        if name.lower() == "retry-after":
-            value = values[0] if isinstance(values, list) and values else values
-            return value if isinstance(value, str) else None
-    return None
-
-
-# Web API methods a second request cannot turn into a second effect: reads, and writes that
-# converge (a reaction already there answers ``already_reacted``, an update sets the same text,
-# a deleted message answers ``message_not_found``).
-REPEATABLE_METHODS = frozenset(
-    {
-        "auth.test",
-        "chat.getPermalink",
-        "conversations.history",
-        "conversations.info",
-        "conversations.replies",
-        "usergroups.users.list",
-        "users.info",
-        "reactions.add",
-        "reactions.remove",
-        "chat.update",
-        "chat.delete",
-    }
-)
-
-
-class ConnectionErrorRetryHandler(AsyncConnectionErrorRetryHandler):
-    """Retries a connection failure inside the call only when that cannot send anything twice.
-
-    slack-sdk's own handler retries a reset or a disconnect after the request went out for
-    every method, so a ``chat.postMessage`` whose answer was lost was posted again. Here a
-    connection that was never made (refused, DNS failure, connect timeout) is retried for every
-    method, an uncertain one only for ``REPEATABLE_METHODS``; any other surfaces as a
-    retryable ``ActionError``, and the outbox's next try finds what arrived by its metadata
-    before posting again.
-    """
-
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if isinstance(error, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
-            return True
-        if web_api_method(request.url) not in REPEATABLE_METHODS:
-            return False
-        return await super()._can_retry_async(
-            state=state, request=request, response=response, error=error
-        )
-
-
-def web_api_method(url: str) -> str:
-    """``chat.postMessage`` from ``https://slack.com/api/chat.postMessage?…``."""
-    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-
-
-@dataclass(frozen=True, slots=True)
-class BotIdentity:
-    """Who the bot is in the workspace (from ``auth.test``)."""
-
-    user_id: str
-    bot_id: str | None
-    team_id: str
-
-
-class ChannelPacer:
-    """At most one post per channel every ``interval`` seconds (chat.postMessage allows ~1/s
-    per channel; going faster only earns 429s)."""
-
-    def __init__(self, interval: float):
-        self._interval = interval
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._last: dict[str, float] = {}
-
-    @asynccontextmanager
-    async def slot(self, channel: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(channel, asyncio.Lock())
-        async with lock:
-            wait = self._last.get(channel, 0.0) + self._interval - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            try:
-                yield
-            finally:
-                self._last[channel] = time.monotonic()
 
 
 class SlackConnector(Connector):
@@ -260,10 +96,9 @@ class SlackConnector(Connector):
         self._socket: AsyncSocketModeHandler | None = None
         self._socket_connected = False
         self._identity: BotIdentity | None = None
-        # user → (fresh until, profile). An LRU rather than a TTLCache: a profile past its time
-        # still answers when users.info fails.
-        self._users: LRUCache[str, tuple[float, JSON]] = LRUCache(maxsize=USER_CACHE_SIZE)
-        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._directory: SlackDirectory | None = None
+        self._files: SlackFiles | None = None
+        self._outbound: SlackOutbound | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         # Working reactions still being added, by message ts: taking one off waits for it.
         self._adding: dict[str, asyncio.Task[None]] = {}
@@ -275,6 +110,24 @@ class SlackConnector(Connector):
         if self._client is None:
             raise RuntimeError("the Slack connector has not been started")
         return self._client
+
+    @property
+    def directory(self) -> SlackDirectory:
+        if self._directory is None:
+            raise RuntimeError("the Slack connector has not been started")
+        return self._directory
+
+    @property
+    def files(self) -> SlackFiles:
+        if self._files is None:
+            raise RuntimeError("the Slack connector has not been started")
+        return self._files
+
+    @property
+    def outbound(self) -> SlackOutbound:
+        if self._outbound is None:
+            raise RuntimeError("the Slack connector has not been started")
+        return self._outbound
 
     @property
     def bolt(self) -> AsyncApp:
@@ -296,6 +149,13 @@ class SlackConnector(Connector):
                 ConnectionErrorRetryHandler(max_retry_count=2),
             ],
         )
+        self._directory = SlackDirectory(
+            self._client, cache_seconds=self._settings.user_cache_seconds
+        )
+        self._files = SlackFiles(
+            self._session, token=self._token, max_bytes=self._settings.max_file_bytes
+        )
+        self._outbound = SlackOutbound(self._client, self._settings, self._pacer)
         signing_secret = self._settings.signing_secret
         socket_mode = self._settings.app_token is not None
         if signing_secret is None and not socket_mode:
@@ -319,7 +179,7 @@ class SlackConnector(Connector):
         self._bolt.event(re.compile(".*"))(self._on_event)
         try:
             await self._whoami()
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
+        except CALL_ERRORS as exc:
             log.warning("Slack auth.test failed at start (will retry on first use): %s", exc)
         if socket_mode:
             assert self._settings.app_token is not None
@@ -421,86 +281,43 @@ class SlackConnector(Connector):
         await ack()
 
     async def _on_message(self, team: str, kind: str, event: JSON) -> None:
-        subtype = event.get("subtype")
-        channel = event.get("channel")
-        ts = event.get("ts")
-        if not channel or not ts or (subtype and subtype not in ANSWERED_SUBTYPES | {"bot_message"}):
+        if not says_something(event):
             return
         me = await self._whoami()
-        team = team or me.team_id
-        user = event.get("user")
-        bot_id = event.get("bot_id")
-        if user == me.user_id or (bot_id is not None and bot_id == me.bot_id):
+        heard = hear_message(kind, team, event, me, self._settings)
+        if heard is None:
             return
-        rule = self._settings.channel(channel)
-        if (bot_id is not None or subtype == "bot_message") and not (rule and rule.allow_bots):
-            return
-        sender = user or bot_id
-        if not sender:
-            return
-        text = str(event.get("text") or "")
-        thread_ts = event.get("thread_ts")
-        root = thread_ts or ts
-        is_reply = thread_ts is not None and thread_ts != ts
-        thread_key = thread_external_id(team, channel, root)
-        customer = smith_external_id(team, sender)
-        is_dm = event.get("channel_type") == "im" or str(channel).startswith("D")
-        mentioned = kind == "app_mention" or f"<@{me.user_id}>" in text
-
-        known = await self._runtime.store.find_threads_by_external(thread_key) if is_reply else []
+        store = self._runtime.store
+        known = await store.find_threads_by_external(heard.thread_key) if heard.is_reply else []
         if known:
             owners = {
-                (await self._runtime.store.get_smith(t.smith_id, include_archived=True)).external_id
+                (await store.get_smith(t.smith_id, include_archived=True)).external_id
                 for t in known
             }
-            if customer not in owners:
-                await self._someone_else_replied(thread_key, known, sender, is_bot=bot_id is not None)
+            if heard.customer not in owners:
+                await self._someone_else_replied(
+                    heard.thread_key, known, heard.sender, is_bot=heard.from_bot
+                )
                 return
             if not any(self._runtime.bot_holds(t) for t in known):
                 # Slack shows the thread to the people holding it: nothing to store.
-                log.debug("a human has %s; the bot stays silent", thread_key)
+                log.debug("a human has %s; the bot stays silent", heard.thread_key)
                 return
         elif not (
-            is_dm
-            or mentioned
-            or (rule is not None and rule.mode == "all" and not is_reply)
-            or (is_reply and await self._follow_up_before_first_turn(event, team, sender))
+            heard.addressed
+            or (heard.follow_up_of is not None and await store.inbox_seen(SOURCE, heard.follow_up_of))
         ):
             return
 
-        message = await self._inbound(team, channel, event, sender, me)
+        message = inbound_message(
+            heard.team, heard.channel, event, heard.sender, me, self._settings.agent
+        )
         emoji = self._settings.working_reaction
         if emoji:
             # Recorded on the message, so whichever replica runs its turn takes the reaction off.
             message = replace(message, ref={**message.ref, "working": emoji})
         if await self._runtime.submit(message) and emoji:
-            self._mark_working(channel, ts, emoji)
-
-    async def _inbound(
-        self, team: str, channel: str, event: JSON, sender: str, me: BotIdentity
-    ) -> InboundMessage:
-        """The inbox form of a Slack message (the webhook, Socket Mode and triage all agree on
-        its dedup key: ``<team>:<channel>:<ts>`` of the message)."""
-        ts = str(event["ts"])
-        root = str(event.get("thread_ts") or ts)
-        files = event.get("files") or []
-        ref: JSON = {"channel": channel, "thread_ts": root, "ts": ts, "team": team, "user": sender}
-        if not event.get("user"):
-            ref["bot"] = True  # a bot's message: it has no profile to look up
-        # Only what the event itself holds: the author's profile and the files' content are
-        # fetched when the turn starts (resolve_turn), so nothing here waits on the network
-        # before Slack is acknowledged, and the inbox keeps references, not file contents.
-        return InboundMessage(
-            source=SOURCE,
-            dedup_key=f"{team}:{channel}:{ts}",
-            thread_external_id=thread_external_id(team, channel, root),
-            smith_external_id=smith_external_id(team, sender),
-            text=self._clean_text(str(event.get("text") or ""), me.user_id, files),
-            agent_slug=self._settings.agent,
-            attachments=tuple(_attachment(item) for item in files),
-            ref=ref,
-            sent_at=_float(ts),
-        )
+            self._mark_working(heard.channel, str(event["ts"]), emoji)
 
     async def fetch_pending(
         self, *, since: float | None, limit: int | None
@@ -513,59 +330,11 @@ class SlackConnector(Connector):
         replied in its thread. DMs are not swept: listing them needs ``im:read``, and Slack
         redelivers missed DM events for an hour anyway.
         """
-        me = await self._whoami()
-        channels = dict.fromkeys([*self._settings.support_channels, *self._settings.channels])
-        found: list[InboundMessage] = []
-        for channel in channels:
-            rule = self._settings.channel(channel)
-            assert rule is not None
-            cursor: str | None = None
-            for _ in range(LOOKUP_PAGES):
-                call = self.client.conversations_history(
-                    channel=channel, oldest=str(since) if since else None, limit=200, cursor=cursor
-                )
-                try:
-                    response = await call
-                except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-                    _log_api_failure("conversations.history", exc)
-                    break
-                for event in response.get("messages") or []:
-                    sender = self._waiting_sender(event, rule.mode, rule.allow_bots, me)
-                    if sender is not None:
-                        found.append(await self._inbound(me.team_id, channel, event, sender, me))
-                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-                if not cursor:
-                    break
-        found.sort(key=lambda m: m.sent_at or 0.0)
+        found = await waiting_messages(
+            self.client, self._settings, await self._whoami(), since=since
+        )
         for message in found[:limit] if limit is not None else found:
             yield [message]
-
-    @staticmethod
-    def _waiting_sender(event: JSON, mode: str, allow_bots: bool, me: BotIdentity) -> str | None:
-        """The author of a history message that still waits for the bot, else None."""
-        subtype = event.get("subtype")
-        if subtype and subtype not in ANSWERED_SUBTYPES | {"bot_message"}:
-            return None
-        if event.get("thread_ts") not in (None, event.get("ts")):
-            return None
-        sender = event.get("user") or event.get("bot_id")
-        if not sender or sender == me.user_id or event.get("bot_id") == me.bot_id:
-            return None
-        if (event.get("bot_id") or subtype == "bot_message") and not allow_bots:
-            return None
-        if mode == "mentions" and f"<@{me.user_id}>" not in str(event.get("text") or ""):
-            return None
-        if any(user != sender for user in event.get("reply_users") or []):
-            return None  # the bot or a person has answered in the thread
-        return str(sender)
-
-    async def _follow_up_before_first_turn(self, event: JSON, team: str, sender: str) -> bool:
-        """The customer adds to their own message before the bot's first turn has created the
-        thread: the root is in the inbox already, and this reply is from its author."""
-        if event.get("parent_user_id") != sender:
-            return False
-        root_key = f"{team}:{event.get('channel')}:{event.get('thread_ts')}"
-        return await self._runtime.store.inbox_seen(SOURCE, root_key)
 
     async def _someone_else_replied(
         self, thread_key: str, threads: list[Thread], sender: str, *, is_bot: bool
@@ -590,75 +359,22 @@ class SlackConnector(Connector):
             return True
         if user in settings.support_users:
             return True
-        return settings.support_group is not None and user in await self._group_members(
+        return settings.support_group is not None and user in await self.directory.group_members(
             settings.support_group
         )
 
-    async def _group_members(self, group: str) -> frozenset[str]:
-        """The members of a user group (``usergroups.users.list``, cached like profiles)."""
-        cached = self._groups.get(group)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            response = await asyncio.wait_for(
-                self.client.usergroups_users_list(usergroup=group), PROFILE_TIMEOUT_SECONDS
-            )
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            _log_api_failure("usergroups.users.list", exc)
-            return cached[1] if cached else frozenset()
-        members = frozenset(str(u) for u in response.get("users") or [])
-        self._groups[group] = (time.monotonic() + self._settings.user_cache_seconds, members)
-        return members
-
     async def _on_reaction(self, team: str, event: JSON) -> None:
         """A person's :white_check_mark: on the thread root closes the thread."""
-        item = event.get("item") or {}
-        if event.get("reaction") != CLOSE_EMOJI or item.get("type") != "message":
+        if not is_close_reaction(event):
             return
-        me = await self._whoami()
-        if event.get("user") == me.user_id:
+        key = resolved_thread(team, event, await self._whoami())
+        if key is None:
             return
-        key = thread_external_id(team or me.team_id, str(item.get("channel")), str(item.get("ts")))
         user = event.get("user")
         if await self._runtime.report(
             Signal(SignalKind.RESOLVED, self.name, key, who=str(user) if user else None)
         ):
             log.info("%s marked %s resolved", user, key)
-
-    @staticmethod
-    def _clean_text(text: str, bot_user_id: str, files: list[JSON]) -> str:
-        text = text.replace(f"<@{bot_user_id}>", "").strip()
-        if not text and files:
-            names = ", ".join(str(f.get("name") or f.get("title") or "file") for f in files)
-            text = f"(shared {names})"
-        return text
-
-    async def _profile(self, user: str) -> JSON:
-        """The Slack profile of ``user`` (cached): real name, display name, email, title."""
-        cached = self._users.get(user)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        try:
-            response = await asyncio.wait_for(
-                self.client.users_info(user=user), PROFILE_TIMEOUT_SECONDS
-            )
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            _log_api_failure("users.info", exc)
-            return cached[1] if cached else {}
-        data = response.get("user") or {}
-        details = data.get("profile") or {}
-        profile: JSON = {
-            "slack_user_id": user,
-            "real_name": details.get("real_name") or data.get("real_name"),
-            "display_name": details.get("display_name") or data.get("name"),
-            "email": details.get("email"),
-            "title": details.get("title"),
-            "tz": data.get("tz"),
-            "is_restricted": data.get("is_restricted"),
-        }
-        profile = {k: v for k, v in profile.items() if v not in (None, "")}
-        self._users[user] = (time.monotonic() + self._settings.user_cache_seconds, profile)
-        return profile
 
     async def resolve_turn(
         self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
@@ -674,11 +390,11 @@ class SlackConnector(Connector):
             return messages
         async with asyncio.TaskGroup() as group:
             profiles = {
-                user: group.create_task(self._profile(user), name=f"slack-profile:{user}")
+                user: group.create_task(self.directory.profile(user), name=f"slack-profile:{user}")
                 for user in people
             }
             files = [
-                [group.create_task(self._fetched(a), name=f"slack-file:{a.file_id}")
+                [group.create_task(self.files.fetched(a), name=f"slack-file:{a.file_id}")
                  for a in message.attachments]
                 for message in messages
             ]
@@ -695,40 +411,6 @@ class SlackConnector(Connector):
             resolved.append(replace(message, attachments=attachments))
         return tuple(resolved)
 
-    async def _fetched(self, attachment: Attachment) -> Attachment:
-        """``attachment`` with its content, if it is under ``slack.max_file_bytes`` (by the
-        size Slack announced: a bigger file is never downloaded), else as it was."""
-        if attachment.data is not None or attachment.fetch_error or not attachment.url:
-            return attachment
-        if attachment.size > self._settings.max_file_bytes:
-            log.info("not downloading %s: %d bytes is over slack.max_file_bytes",
-                     attachment.name, attachment.size)
-            return attachment
-        data, error = await self._download(attachment.url)
-        return replace(attachment, data=data, fetch_error=error)
-
-    async def _download(self, url: str) -> tuple[bytes | None, str | None]:
-        """A shared file's bytes, or why there are none."""
-        assert self._session is not None
-        cap = self._settings.max_file_bytes
-        try:
-            async with self._session.get(
-                url,
-                headers={"Authorization": f"Bearer {self._token}"},
-                timeout=aiohttp.ClientTimeout(total=FILE_TIMEOUT_SECONDS),
-            ) as response:
-                if response.status != 200:
-                    log.warning("downloading a Slack file failed: HTTP %d", response.status)
-                    return None, f"HTTP {response.status}"
-                data = await response.content.read(cap + 1)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("downloading a Slack file failed: %s", type(exc).__name__)
-            return None, type(exc).__name__
-        if len(data) > cap:
-            log.info("a Slack file was larger than announced and over the cap; not used")
-            return None, "over slack.max_file_bytes"
-        return data, None
-
     # -- the working indicator ----------------------------------------------------------
 
     def _mark_working(self, channel: str, ts: str, emoji: str) -> None:
@@ -738,7 +420,7 @@ class SlackConnector(Connector):
 
     async def _react_quietly(self, channel: str, ts: str, emoji: str) -> None:
         try:
-            await self._react(channel, ts, emoji)
+            await self.outbound.react(channel, ts, emoji)
         except ActionError as exc:
             log.info("could not add :%s: to %s: %s", emoji, ts, exc)
 
@@ -758,13 +440,7 @@ class SlackConnector(Connector):
         adding = self._adding.get(ts)
         if adding is not None:
             await asyncio.gather(adding, return_exceptions=True)
-        try:
-            await self.client.reactions_remove(channel=channel, timestamp=ts, name=emoji)
-        except SlackApiError as exc:
-            if exc.response.get("error") != "no_reaction":
-                _log_api_failure("reactions.remove", exc)
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            _log_api_failure("reactions.remove", exc)
+        await self.outbound.unreact(channel, ts, emoji)
 
     # -- live replies -------------------------------------------------------------------
 
@@ -772,9 +448,9 @@ class SlackConnector(Connector):
         """With ``slack.stream``, the turn's answer streams into the thread as it is written."""
         if not self._settings.stream:
             return None
-        channel, root = _thread_location(thread)
+        channel, root = thread_location(thread)
         if retry:
-            await self._take_down_unfinished(channel, root)
+            await self.outbound.take_down_unfinished(channel, root, await self._whoami())
         recipient = {
             key: value
             for key, value in (
@@ -793,242 +469,16 @@ class SlackConnector(Connector):
             spawn=self._spawn,
         )
 
-    async def _take_down_unfinished(self, channel: str, root: str) -> None:
-        """An earlier try of this turn died while streaming: its message never got an action's
-        metadata (only a completed reply has it). Delete such leftovers before streaming again."""
-        me = await self._whoami()
-        try:
-            response = await self._call(
-                "conversations.replies",
-                self.client.conversations_replies(
-                    channel=channel, ts=root, include_all_metadata=True, limit=200
-                ),
-            )
-        except ActionError as exc:
-            log.warning("could not look for unfinished replies in %s: %s", root, exc)
-            return
-        for message in response.get("messages") or []:
-            mine = message.get("user") == me.user_id or (
-                me.bot_id is not None and message.get("bot_id") == me.bot_id
-            )
-            tagged = (message.get("metadata") or {}).get("event_type") == METADATA_EVENT_TYPE
-            if mine and not tagged and message.get("ts") != root:
-                try:
-                    await self._call(
-                        "chat.delete", self.client.chat_delete(channel=channel, ts=message["ts"])
-                    )
-                    log.info("deleted an unfinished reply %s left by an earlier try", message["ts"])
-                except ActionError as exc:
-                    log.warning("could not delete the unfinished reply %s: %s", message["ts"], exc)
-
     # -- outbound -----------------------------------------------------------------------
 
     async def execute(self, action: Action, thread: Thread) -> str | None:
-        channel, root = _location(action, thread)
-        if action.kind is ActionKind.REPLY:
-            return await self._reply(action, thread, channel, root)
-        if action.kind is ActionKind.REACT:
-            ts = str(action.ref.get("ts") or root)
-            await self._react(channel, ts, (action.emoji or "").strip(":"))
-            return None
-        if action.kind is ActionKind.CLOSE:
-            await self._react(channel, root, CLOSE_EMOJI)
-            return None
-        if action.kind is ActionKind.ESCALATION_POST:
-            return await self._escalation_post(action, channel, root)
-        if action.kind is ActionKind.NOTE:
-            return await self._note(action, channel, root)
-        # Slack threads have no tags, assignees, snooze or open state: these succeed as no-ops.
-        log.debug("%s has no Slack equivalent; done without a call", action.kind.value)
-        return None
-
-    async def _reply(self, action: Action, thread: Thread, channel: str, root: str) -> str | None:
-        text = action.text or ""
-        if not text.strip():
-            return None
-        sent = await self._find_sent(action, channel, root) if action.attempt > 0 else {}
-        live = action.ref.get("stream_ts")
-        if live:
-            if 0 in sent:
-                return sent[0]  # a live reply is one message, however long
-            completed = await self._complete_live(action, channel, str(live), text)
-            if completed is not None:
-                return completed
-            # The live message is gone (taken down by a retry of the turn): post it afresh.
-        first: str | None = None
-        for part, piece in enumerate(split_message(to_mrkdwn(text))):
-            ts = sent.get(part) or await self._post(
-                action.id, part, channel=channel, thread_ts=root, text=piece
-            )
-            first = first or ts
-        return first
-
-    async def _complete_live(self, action: Action, channel: str, ts: str, text: str) -> str | None:
-        """Make the message a live reply streamed into this reply: stop it with the action's
-        metadata, adding the part of ``text`` it has not shown; or, when it showed something
-        else (words the model said before calling a tool), replace its text. None: the
-        message is gone and the reply is to be posted afresh."""
-        shown = int(action.ref.get("stream_chars") or 0)
-        rest = text[shown:]
-        # Whitespace that ended the streamed text is in the message already.
-        trailing = int(action.ref.get("stream_trailing") or 0)
-        rest = rest[trailing:] if rest[:trailing].isspace() else rest.lstrip()
-        # The usual case: it showed the reply's beginning (most often all of it).
-        completes = (
-            fingerprint(text[:shown]) == action.ref.get("stream_shown")
-            and len(rest) <= STREAM_CHUNK_CHARS
-        )
-        try:
-            await self._call(
-                "chat.stopStream",
-                self.client.chat_stopStream(
-                    channel=channel,
-                    ts=ts,
-                    markdown_text=rest if completes and rest else None,
-                    metadata=_metadata(action.id, 0) if completes else None,
-                ),
-            )
-        except ActionError as exc:
-            if "message_not_found" in str(exc):
-                return None
-            if "message_not_in_streaming_state" not in str(exc):
-                raise
-            # Already stopped (an earlier try of this action, or Slack's own timeout): what it
-            # shows is unknown, so set its text outright.
-            completes = False
-        if completes:
-            return ts
-        if len(text) > UPDATE_MAX_CHARS:
-            await self._call("chat.delete", self.client.chat_delete(channel=channel, ts=ts))
-            return None
-        try:
-            await self._call(
-                "chat.update",
-                self.client.chat_update(
-                    channel=channel, ts=ts, markdown_text=text, metadata=_metadata(action.id, 0)
-                ),
-            )
-        except ActionError as exc:
-            if "message_not_found" in str(exc):
-                return None
-            raise
-        return ts
-
-    async def _post(self, action_id: str, part: int, *, channel: str, **fields: Any) -> str:
-        async with self._pacer.slot(channel):
-            response = await self._call(
-                "chat.postMessage",
-                self.client.chat_postMessage(
-                    channel=channel,
-                    metadata=_metadata(action_id, part),
-                    unfurl_links=False,
-                    **fields,
-                ),
-            )
-        return str(response["ts"])
-
-    async def _find_sent(
-        self, action: Action, channel: str, root: str | None
-    ) -> dict[int, str]:
-        """Parts of this action Slack already has (found by their metadata), by part number."""
-        found: dict[int, str] = {}
-        cursor: str | None = None
-        for _ in range(LOOKUP_PAGES):
-            if root is not None:
-                call = self.client.conversations_replies(
-                    channel=channel, ts=root, include_all_metadata=True, limit=200, cursor=cursor
-                )
-                response = await self._call("conversations.replies", call)
-            else:
-                call = self.client.conversations_history(
-                    channel=channel, include_all_metadata=True, limit=100, cursor=cursor
-                )
-                response = await self._call("conversations.history", call)
-            for message in response.get("messages") or []:
-                metadata = message.get("metadata") or {}
-                payload = metadata.get("event_payload") or {}
-                if (
-                    metadata.get("event_type") == METADATA_EVENT_TYPE
-                    and payload.get("action_id") == action.id
-                ):
-                    found[int(payload.get("part") or 0)] = str(message["ts"])
-            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor or root is None:
-                break
-        if found:
-            log.info("action %s already reached Slack; not sending it again", action.id)
-        return found
-
-    async def _react(self, channel: str, ts: str, emoji: str) -> None:
-        if not emoji:
-            raise ActionError("a reaction needs an emoji name", retryable=False)
-        try:
-            await self._call(
-                "reactions.add",
-                self.client.reactions_add(channel=channel, timestamp=ts, name=emoji),
-            )
-        except ActionError as exc:
-            if "already_reacted" not in str(exc):
-                raise
-
-    async def _permalink(self, channel: str, ts: str) -> str | None:
-        try:
-            response = await self._call(
-                "chat.getPermalink", self.client.chat_getPermalink(channel=channel, message_ts=ts)
-            )
-        except ActionError as exc:
-            log.warning("no permalink for the escalated thread: %s", exc)
-            return None
-        return response.get("permalink")
-
-    async def _escalation_post(self, action: Action, channel: str, root: str) -> str | None:
-        """Tell the people on call: to ``slack.escalation_channel``, else inside the thread."""
-        mention = self._settings.escalation_mention
-        lines = [f"{mention_markup(mention)} {action.text or ''}".strip() if mention else action.text or ""]
-        target = self._settings.escalation_channel
-        if target:
-            link = await self._permalink(channel, root)
-            lines.append(f"<{link}|Open the thread>" if link else f"Thread: {channel} / {root}")
-            thread_ts = None
-        else:
-            target, thread_ts = channel, root
-        sent = await self._find_sent(action, target, thread_ts) if action.attempt > 0 else {}
-        if 0 in sent:
-            return sent[0]
-        fields: JSON = {"text": "\n".join(lines)}
-        if thread_ts:
-            fields["thread_ts"] = thread_ts
-        return await self._post(action.id, 0, channel=target, **fields)
-
-    async def _note(self, action: Action, channel: str, root: str) -> str | None:
-        """Slack has no private notes: a note goes to the escalation channel, linked to the
-        thread, or is skipped (done, nothing sent) when no escalation channel is set."""
-        target = self._settings.escalation_channel
-        if not target or not action.text:
-            log.info("note on %s/%s not posted: no slack.escalation_channel", channel, root)
-            return None
-        sent = await self._find_sent(action, target, None) if action.attempt > 0 else {}
-        if 0 in sent:
-            return sent[0]
-        link = await self._permalink(channel, root)
-        text = to_mrkdwn(action.text) + (f"\n<{link}|Open the thread>" if link else "")
-        return await self._post(action.id, 0, channel=target, text=text)
-
-    async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
-        try:
-            return await call
-        except (SlackClientError, aiohttp.ClientError, TimeoutError) as exc:
-            raise _action_error(method, exc) from None
+        return await self.outbound.execute(action, thread)
 
     posts_digest = True
 
     async def post_digest(self, channel: str, text: str) -> None:
         """Post a triage sweep's digest to ``channel`` (paced; raises ``ActionError``)."""
-        async with self._pacer.slot(channel):
-            await self._call(
-                "chat.postMessage",
-                self.client.chat_postMessage(channel=channel, text=to_mrkdwn(text), unfurl_links=False),
-            )
+        await self.outbound.post_digest(channel, text)
 
     # -- what ESCALATE, CLOSE and USER_INFO_LOOKUP do on Slack ---------------------------
 
@@ -1063,84 +513,7 @@ class SlackConnector(Connector):
         parts = (smith.external_id or "").split(":")
         if len(parts) != 3 or parts[0] != "slack":
             return {}
-        return await self._profile(parts[2])
+        return await self.directory.profile(parts[2])
 
 
 # -- helpers ------------------------------------------------------------------------------------
-
-
-def _attachment(item: JSON) -> Attachment:
-    """A shared file as the inbox keeps it: a reference (id, name, type, size, URL)."""
-    source = item.get("url_private_download") or item.get("url_private")
-    return Attachment(
-        name=str(item.get("name") or item.get("title") or "file"),
-        content_type=str(item.get("mimetype") or "application/octet-stream"),
-        size=int(item.get("size") or 0),
-        url=str(source) if source else None,
-        file_id=item.get("id"),
-    )
-
-
-def _metadata(action_id: str, part: int) -> JSON:
-    return {"event_type": METADATA_EVENT_TYPE, "event_payload": {"action_id": action_id, "part": part}}
-
-
-def _thread_location(thread: Thread) -> tuple[str, str]:
-    """The channel and root message of a Slack thread."""
-    return _location_of(thread.metadata, thread)
-
-
-def _location(action: Action, thread: Thread) -> tuple[str, str]:
-    """The channel and thread root an action goes to."""
-    return _location_of({**thread.metadata, **action.ref}, thread)
-
-
-def _location_of(ref: JSON, thread: Thread) -> tuple[str, str]:
-    channel, root = ref.get("channel"), ref.get("thread_ts") or ref.get("ts")
-    if not channel or not root:
-        parts = thread.external_id.split(":")
-        if len(parts) != 4 or parts[0] != "slack":
-            raise ActionError(f"{thread.external_id!r} is not a Slack thread", retryable=False)
-        channel, root = parts[2], parts[3]
-    return str(channel), str(root)
-
-
-def _float(ts: Any) -> float | None:
-    try:
-        return float(ts)
-    except (TypeError, ValueError):
-        return None
-
-
-def _action_error(method: str, exc: Exception) -> ActionError:
-    """An ``ActionError`` that says whether trying again can help, and logs what the workspace
-    admin must fix (scopes, channel membership) loudly."""
-    if not isinstance(exc, SlackApiError):
-        return ActionError(f"{method}: {type(exc).__name__}: {exc}", retryable=True)
-    response = exc.response
-    error = str(response.get("error") or f"HTTP {response.status_code}")
-    if response.status_code == 429 or error == "ratelimited":
-        retry_after = parse_retry_after(_retry_after_header(response.headers))
-        return ActionError(f"{method}: rate limited", retryable=True, retry_after=retry_after or 1.0)
-    if error in CONFIG_ERRORS:
-        _log_api_failure(method, exc)
-        return ActionError(f"{method}: {error}", retryable=False)
-    retryable = response.status_code >= 500 or error in TRANSIENT_ERRORS
-    return ActionError(f"{method}: {error}", retryable=retryable)
-
-
-def _log_api_failure(method: str, exc: Exception) -> None:
-    if isinstance(exc, SlackApiError):
-        error = exc.response.get("error")
-        if error == "missing_scope":
-            log.error(
-                "Slack %s failed: missing_scope (needs %s; the token has %s) — add the scope "
-                "to the Slack app and reinstall it",
-                method, exc.response.get("needed"), exc.response.get("provided"),
-            )
-        elif error == "not_in_channel":
-            log.error("Slack %s failed: not_in_channel — invite the bot to the channel", method)
-        else:
-            log.warning("Slack %s failed: %s", method, error)
-    else:
-        log.warning("Slack %s failed: %s", method, type(exc).__name__)

@@ -12,7 +12,7 @@ from bot.connector import ActionError, ConnectorRuntime, TurnOutcome
 from bot.domain import Action, ActionKind, InboundMessage, Smith, now
 from bot.pipeline.events import TurnEvents
 from connectors.slack import create
-from connectors.slack.connector import mention_markup
+from connectors.slack.outbound import mention_markup
 from tests.conftest import make_settings
 from tests.connectors.slack.conftest import (
     CUSTOMER,

@@ -23,7 +23,7 @@ from bot.connector import ActionError, ConnectorRuntime
 from bot.domain import Action, ActionKind, InboundMessage, OutboxStatus
 from bot.pipeline.events import TurnEvents
 from connectors.slack import SlackConnector, create
-from connectors.slack.connector import web_api_method
+from connectors.slack.errors import web_api_method
 from tests.conftest import make_settings
 from tests.connectors.slack.conftest import ROOT, SUPPORT, ScriptedRunner, slack_thread
 from tests.fakes.slack import TEAM, wait_until

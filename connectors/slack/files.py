@@ -1,0 +1,73 @@
+"""Files shared in Slack: the reference the inbox keeps when the event arrives, and the
+content fetched when the turn starts (never before Slack is acknowledged).
+
+A download needs the bot token (``url_private`` is behind it) and is capped at
+``slack.max_file_bytes``, by the size Slack announced and again by what actually arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import aiohttp
+
+from bot.domain import JSON, Attachment
+
+log = logging.getLogger(__name__)
+
+FILE_TIMEOUT_SECONDS = 10.0
+
+
+def file_reference(item: JSON) -> Attachment:
+    """A shared file as the inbox keeps it: a reference (id, name, type, size, URL)."""
+    source = item.get("url_private_download") or item.get("url_private")
+    return Attachment(
+        name=str(item.get("name") or item.get("title") or "file"),
+        content_type=str(item.get("mimetype") or "application/octet-stream"),
+        size=int(item.get("size") or 0),
+        url=str(source) if source else None,
+        file_id=item.get("id"),
+    )
+
+
+class SlackFiles:
+    """Downloads shared files' content for a turn."""
+
+    def __init__(self, session: aiohttp.ClientSession, *, token: str, max_bytes: int):
+        self._session = session
+        self._token = token
+        self._max_bytes = max_bytes
+
+    async def fetched(self, attachment: Attachment) -> Attachment:
+        """``attachment`` with its content, if it is under ``slack.max_file_bytes`` (by the
+        size Slack announced: a bigger file is never downloaded), else as it was."""
+        if attachment.data is not None or attachment.fetch_error or not attachment.url:
+            return attachment
+        if attachment.size > self._max_bytes:
+            log.info("not downloading %s: %d bytes is over slack.max_file_bytes",
+                     attachment.name, attachment.size)
+            return attachment
+        data, error = await self._download(attachment.url)
+        return replace(attachment, data=data, fetch_error=error)
+
+    async def _download(self, url: str) -> tuple[bytes | None, str | None]:
+        """A shared file's bytes, or why there are none."""
+        cap = self._max_bytes
+        try:
+            async with self._session.get(
+                url,
+                headers={"Authorization": f"Bearer {self._token}"},
+                timeout=aiohttp.ClientTimeout(total=FILE_TIMEOUT_SECONDS),
+            ) as response:
+                if response.status != 200:
+                    log.warning("downloading a Slack file failed: HTTP %d", response.status)
+                    return None, f"HTTP {response.status}"
+                data = await response.content.read(cap + 1)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("downloading a Slack file failed: %s", type(exc).__name__)
+            return None, type(exc).__name__
+        if len(data) > cap:
+            log.info("a Slack file was larger than announced and over the cap; not used")
+            return None, "over slack.max_file_bytes"
+        return data, None
