@@ -37,6 +37,7 @@ from bot.pipeline.events import TurnEvents
 from bot.pipeline.handoff import Handoff
 from bot.pipeline.outbox import OutboxSender
 from bot.pipeline.turn import TurnRunner
+from bot.records import connector_runtime
 from bot.store.database import Database
 from bot.store.migrate import ensure_current
 from bot.store.store import Store
@@ -163,9 +164,10 @@ class Application:
             # The runner owns the model provider's HTTP client (the tools use ``http``).
             self._started.append(close_runner)
 
-        runtime = ConnectorRuntime(
-            settings=self.settings,
-            store=self.store,
+        # Connectors get the store's narrow side only; each its own copy, scoped to its channel.
+        runtime = connector_runtime(
+            self.settings,
+            self.store,
             submit=self.submit,
             events=self.events,
             submit_delivery=self.submit_delivery,
@@ -300,7 +302,7 @@ class Application:
         for name, factory in sorted(factories.items()):
             if wanted is not None and name not in wanted:
                 continue
-            connector = factory(runtime)
+            connector = factory(runtime.for_channel(name))
             if connector is not None:
                 created.append(connector)
         return created
