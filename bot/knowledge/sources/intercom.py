@@ -149,7 +149,7 @@ class HelpCenterSource:
     async def _get(
         self, session: aiohttp.ClientSession, path: str, query: Mapping[str, str] | None = None
     ) -> JSON:
-        """One GET, tried again after a 429 or 503 (never sooner than its Retry-After)."""
+        """One GET, tried again after a 429 or 502–504 (never sooner than its Retry-After)."""
         return await with_retries(
             self._source, functools.partial(self._once, session, path, query)
         )
