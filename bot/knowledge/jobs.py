@@ -71,10 +71,6 @@ class SyncJob:
     sources: tuple[dict[str, Any], ...] = ()
     error: str | None = None
 
-    @property
-    def done(self) -> bool:
-        return self.status in ("succeeded", "failed")
-
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["sources"] = list(self.sources)
@@ -89,22 +85,24 @@ class SyncJobs:
         self._db = sync.kb.db
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._active: dict[str | None, SyncJob] = {}
+        self._starting = asyncio.Lock()  # two requests at once start one job
 
     async def start(self, source: str | None = None) -> SyncJob:
         """A job syncing ``source`` (``KeyError`` when no source has that name) or all of
         them; the job this process is already running for the same sources, if any."""
         if source is not None and source not in {s.name for s in self._sync.sources}:
             raise KeyError(source)
-        running = self._active.get(source)
-        if running is not None and running.id in self._tasks:
-            return await self.get(running.id) or running
-        job = SyncJob(new_id("ksync"), source)
-        await self._save(job, create=True)
-        self._active[source] = job
-        task = asyncio.create_task(self._run(job), name=f"knowledge-sync:{job.id}")
-        self._tasks[job.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
-        return job
+        async with self._starting:
+            running = self._active.get(source)
+            if running is not None and running.id in self._tasks:
+                return await self.get(running.id) or running
+            job = SyncJob(new_id("ksync"), source)
+            await self._save(job, create=True)
+            self._active[source] = job
+            task = asyncio.create_task(self._run(job), name=f"knowledge-sync:{job.id}")
+            self._tasks[job.id] = task
+            task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+            return job
 
     async def get(self, job_id: str) -> SyncJob | None:
         if not JOB_ID.match(job_id):
