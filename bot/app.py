@@ -30,6 +30,7 @@ from bot.daemon import Daemon, Launch
 from bot.domain import AgentDefinition, InboundMessage
 from bot.http.server import build_http_app, protocol_logger
 from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.jobs import SyncJobs
 from bot.knowledge.sync import KnowledgeSync
 from bot.metrics import Metrics
 from bot.pipeline.dispatcher import Dispatcher
@@ -96,6 +97,7 @@ class Application:
         self.retention: TriageScheduler | None = None
         # One per process, shared by the schedules and the operator API (``/v1/knowledge``).
         self.knowledge_sync = KnowledgeSync(KnowledgeBase(self.db, settings.knowledge), settings)
+        self.knowledge_jobs = SyncJobs(self.knowledge_sync)
         self.knowledge_schedulers: dict[str, TriageScheduler] = {}
         self.runner: TurnRunner | None = None
         self.runtime: ConnectorRuntime | None = None
@@ -142,6 +144,7 @@ class Application:
         # user-info service); the proxy variables apply, as they did with httpx.
         self._http = aiohttp.ClientSession(trust_env=True)
         self._started.append(self._close_http)
+        self._started.append(self.knowledge_jobs.close)
 
         if self._runner_factory is None:
             from bot.agent.engine import build_runner
@@ -218,6 +221,7 @@ class Application:
             ready=self.ready,
             handoff=self.handoff,
             knowledge_sync=self.knowledge_sync,
+            knowledge_jobs=self.knowledge_jobs,
             dispatcher=self.dispatcher,
             outbox=self.outbox,
         )
