@@ -29,7 +29,12 @@ CHANNEL_NAME_ALLOWED = {
     "DESIGN §4 places in bot/knowledge; 'intercom:' prefixes its documents' locations",
     "bot/knowledge/sync.py": "'intercom' there is the kind of a knowledge source (config's "
     "SourceKind), not a channel",
-    "bot/config.py": "configuration: a section per channel ([intercom], [slack], [web])",
+    "bot/config/knowledge.py": "configuration: 'intercom' is a knowledge source kind (the Help "
+    "Center), not a channel",
+    "bot/config/schedules.py": "configuration: [triage] digest_slack_channel names the connector "
+    "the digest is posted through",
+    "bot/config/settings.py": "configuration: the old intercom.resume_on_reopen alias, and the "
+    "[intercom] poller that triage turns off",
     "bot/http/turns.py": "the web channel's conversations and Responses APIs are served by the "
     "core (SOURCE = 'web'); moves behind the connector runtime with the narrow runtime (issue 13, 2)",
     "bot/store/web.py": "web thread external ids ('web:<id>') are built in the store's web "
