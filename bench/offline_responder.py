@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from knowledge_search import generate, queries
 from support import PG_URL, scratch_database
 
-from bot.agent.engine import CachedSearch, make_runner
+from bot.agent.engine import make_runner
+from bot.agent.retrieval import CachedSearch
 from bot.config import DatabaseSettings, KnowledgeSettings, OfflineSettings, Settings
 from bot.domain import AgentDefinition, Control, Smith, Thread, ThreadState, now
 from bot.knowledge import KnowledgeBase, Passage

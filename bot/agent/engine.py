@@ -20,19 +20,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from cachetools import TTLCache
 from pydantic import ValidationError
 
 from bot.agent.builtin_tools import CLOSE, ESCALATE, REMEMBER, escalation, register_builtin_tools
 from bot.agent.context import assemble, rag_record, to_json_text, turn_input
 from bot.agent.guardrails import Guardrails, InputRule, Judge
-from bot.agent.tools import HttpTool, Tool, ToolCallContext, ToolError, ToolOutcome, ToolRegistry
+from bot.agent.retrieval import CachedSearch
+from bot.agent.toolcall import call_tool
+from bot.agent.tools import HttpTool, Tool, ToolCallContext, ToolOutcome, ToolRegistry
 from bot.config import ConfigError, Settings, env_headers
 from bot.connector import Connector
 from bot.domain import (
@@ -59,7 +59,6 @@ log = logging.getLogger(__name__)
 
 PASSAGES_PER_TURN = 4  # the offline responder asks for fewer, so its search is a cache hit
 MIN_PASSAGE_SCORE = 0.2
-TOOL_TIMEOUT_SECONDS = 30.0
 # After the turn's deadline the offline responder answers; it needs no network, so a few
 # milliseconds as a rule. This bounds it anyway (a knowledge search on a stalled database):
 # past it the customer gets the apology instead.
@@ -79,35 +78,6 @@ JUDGE_SYSTEM = (
     "You check customer messages for a support team. Answer the question about the message "
     "with a single word: yes or no."
 )
-
-
-class CachedSearch:
-    """A short-lived cache in front of the knowledge base, so the runner's retrieval and the
-    offline responder's own search of the same text cost one query. An entry fetched with a
-    larger ``limit`` also serves smaller ones."""
-
-    def __init__(
-        self,
-        knowledge: KnowledgeSearch,
-        *,
-        size: int = 128,
-        ttl_seconds: float = 30.0,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self._knowledge = knowledge
-        # query → (the limit it was fetched with, the passages)
-        self._entries: TTLCache[str, tuple[int, list[Passage]]] = TTLCache(
-            maxsize=size, ttl=ttl_seconds, timer=clock
-        )
-
-    async def search(self, query: str, *, limit: int = 5) -> list[Passage]:
-        key = " ".join(query.split())
-        hit = self._entries.get(key)
-        if hit is not None and hit[0] >= limit:
-            return hit[1][:limit]
-        found = await self._knowledge.search(key, limit=limit)
-        self._entries[key] = (limit, found)
-        return found
 
 
 @dataclass(slots=True)
@@ -422,67 +392,10 @@ class AgentRunner:
         )
 
     async def _call_tool(self, turn: _Turn, call: ToolCall, offered: set[str]) -> ToolOutcome | str:
-        """Run one tool call and record it; a string return is the error the model hears."""
-        ctx = turn.ctx
-        arguments: JSON = (
-            call.arguments if call.arguments is not None else {"_raw": call.raw_arguments}
-        )
-        await ctx.emit(
-            TurnEvent(
-                "tool.executing",
-                ctx.run_id,
-                ctx.thread.id,
-                {"name": call.name, "arguments": arguments},
-            )
-        )
-        started = time.perf_counter()
-        outcome: ToolOutcome | str
-        if call.arguments is None:
-            outcome = f"invalid arguments: {call.error or 'not valid JSON'}"
-        elif call.name not in offered:
-            outcome = f"tool {call.name!r} is not available in this conversation"
-        else:
-            scope = ToolCallContext(turn=ctx, connector=self._connectors.get(ctx.thread.channel))
-            try:
-                outcome = await asyncio.wait_for(
-                    self.tools.invoke(call.name, call.arguments, scope), TOOL_TIMEOUT_SECONDS
-                )
-            except ToolError as exc:
-                outcome = str(exc)
-            except TimeoutError:
-                outcome = f"the tool did not finish within {TOOL_TIMEOUT_SECONDS:.0f}s"
-            except asyncio.CancelledError:
-                # The turn's deadline (or shutdown) cut it off: the audit log still shows it.
-                turn.records.append(
-                    ToolCallRecord(
-                        len(turn.records),
-                        call.id,
-                        call.name,
-                        arguments,
-                        error="cancelled: the turn ended before the tool finished",
-                        latency_ms=(time.perf_counter() - started) * 1000,
-                    )
-                )
-                raise
-        latency = (time.perf_counter() - started) * 1000
-        if isinstance(outcome, str):
-            log.info("tool %s failed: %s", call.name, outcome)
-            record = ToolCallRecord(
-                len(turn.records), call.id, call.name, arguments, error=outcome, latency_ms=latency
-            )
-            done: JSON = {"name": call.name, "error": outcome}
-        else:
-            result = _plain(outcome.result)
-            outcome = ToolOutcome(
-                result, outcome.actions, outcome.thread_change, outcome.stop, outcome.memories
-            )
-            record = ToolCallRecord(
-                len(turn.records), call.id, call.name, arguments, result=result, latency_ms=latency
-            )
-            done = {"name": call.name, "result": result}
-        turn.records.append(record)
-        await ctx.emit(TurnEvent("tool.completed", ctx.run_id, ctx.thread.id, done))
-        return outcome
+        """Run one tool call with this thread's connector; recorded in the turn's audit log."""
+        connector = self._connectors.get(turn.ctx.thread.channel)
+        scope = ToolCallContext(turn=turn.ctx, connector=connector)
+        return await call_tool(self.tools, scope, call, offered, turn.records)
 
     def _guardrail(self, turn: _Turn, rule: InputRule) -> TurnResult:
         ctx = turn.ctx
@@ -573,14 +486,6 @@ class AgentRunner:
                 cached = Guardrails()
             self._guardrails[key] = cached
         return cached
-
-
-def _plain(value: Any) -> Any:
-    """A tool result as plain JSON data (the run stores it; the model reads it)."""
-    try:
-        return json.loads(json.dumps(value, default=str))
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def check_agent_guardrails(settings: Settings) -> None:

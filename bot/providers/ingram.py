@@ -25,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from cachetools import LRUCache
 
 from bot.domain import JSON, Usage
 from bot.providers.base import (
@@ -216,9 +217,10 @@ class IngramProvider:
         self.agent_id = agent_id
         self._secret = api_key
         self._stream = stream
-        self._max_tracked = max_tracked
-        self._smiths: OrderedDict[str, str] = OrderedDict()
-        self._paused: OrderedDict[str, _PausedRun] = OrderedDict()
+        # The most recently used smith ids (smith key → smt_…) and paused runs (thread key →
+        # run), ``max_tracked`` of each: the least recently used goes first.
+        self._smiths: LRUCache[str, str] = LRUCache(maxsize=max_tracked)
+        self._paused: LRUCache[str, _PausedRun] = LRUCache(maxsize=max_tracked)
         self._client = ProviderHTTP(
             provider=name,
             base_url=base_url or DEFAULT_BASE_URL,
@@ -268,7 +270,6 @@ class IngramProvider:
     async def _smith(self, smith_key: str) -> str:
         cached = self._smiths.get(smith_key)
         if cached is not None:
-            self._smiths.move_to_end(smith_key)
             return cached
         body: JSON = {"external_id": smith_key}
         if self.agent_id:
@@ -281,8 +282,6 @@ class IngramProvider:
         if not isinstance(smith_id, str) or not smith_id:
             raise ProviderError(f"{self.name}: smith upsert returned no id", retryable=True)
         self._smiths[smith_key] = smith_id
-        if len(self._smiths) > self._max_tracked:
-            self._smiths.popitem(last=False)
         return smith_id
 
     # runs
@@ -525,9 +524,6 @@ class IngramProvider:
                 run_id=outcome.run_id,
                 pending=tuple(call.id for call in outcome.tool_calls),
             )
-            self._paused.move_to_end(key)
-            if len(self._paused) > self._max_tracked:
-                self._paused.popitem(last=False)
             return outcome
         if status == "unknown":
             raise ProviderError(

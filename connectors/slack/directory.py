@@ -19,6 +19,7 @@ from connectors.slack.errors import CALL_ERRORS, log_api_failure
 
 PROFILE_TIMEOUT_SECONDS = 2.5
 USER_CACHE_SIZE = 10_000
+GROUP_CACHE_SIZE = 1_000
 
 
 class SlackDirectory:
@@ -30,7 +31,9 @@ class SlackDirectory:
         # user → (fresh until, profile). An LRU rather than a TTLCache: a profile past its time
         # still answers when users.info fails.
         self._users: LRUCache[str, tuple[float, JSON]] = LRUCache(maxsize=USER_CACHE_SIZE)
-        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._groups: LRUCache[str, tuple[float, frozenset[str]]] = LRUCache(
+            maxsize=GROUP_CACHE_SIZE
+        )
 
     async def profile(self, user: str) -> JSON:
         """The Slack profile of ``user`` (cached): real name, display name, email, title."""

@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.connector import LiveReply
 from bot.domain import JSON
+from connectors.slack.mrkdwn import markdown_reply
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,11 @@ class SlackLiveReply(LiveReply):
             self._wake.clear()
             text = "".join(self._pending)
             self._pending.clear()
+            if text.endswith("<") and not self._closing.is_set():
+                # It may open Slack markup the next words finish: held back until they come,
+                # so ``markdown_reply`` sees it whole, as it does in a posted reply.
+                text = text[:-1]
+                self._pending.append("<")
             if self._restart:
                 # Everything pending was appended after the reset: it opens the new message.
                 self._restart = False
@@ -143,6 +149,7 @@ class SlackLiveReply(LiveReply):
                 await asyncio.wait_for(self._closing.wait(), self._interval)
 
     async def _send(self, text: str) -> bool:
+        text = markdown_reply(text)
         try:
             if self.ts is None:
                 text = text.lstrip()

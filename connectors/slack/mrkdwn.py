@@ -1,4 +1,12 @@
-"""Markdown (what models write) to Slack's mrkdwn, and long texts split within Slack's limits."""
+"""How the bot's texts are written for Slack, and long texts split within Slack's limits.
+
+A reply to the customer is Markdown, sent as ``markdown_text``: the streaming methods
+(``chat.startStream`` / ``appendStream`` / ``stopStream``) take nothing else, and
+``chat.postMessage`` and ``chat.update`` take it too, so a streamed and a posted reply are one
+form and Slack renders the model's Markdown itself (``markdown_reply``). What the bot writes
+for the team — notes, escalations with their mentions and links, the triage digest — is
+mrkdwn in ``text`` (``to_mrkdwn``), the form that can ping on-call on purpose.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +26,23 @@ _ITALIC = re.compile(r"(?<![*\w])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![*\w])")
 _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _BULLET = re.compile(r"^(\s*)[-*+]\s+", re.MULTILINE)
+
+
+# ``markdown_text`` takes up to 12,000 characters per message (chat.postMessage, chat.update,
+# each streaming call); a longer reply is posted in parts.
+MARKDOWN_CHARS = 12_000
+# Slack's own markup for a person, a channel or a broadcast: <@U…>, <#C…>, <!here>, <!subteam^…>.
+_SPECIAL_MARKUP = re.compile(r"<(?=[@#!])")
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def markdown_reply(markdown: str) -> str:
+    """A model's answer as sent in ``markdown_text``, streamed or posted alike: Markdown as it
+    is, but Slack's mention markup broken by a zero-width space, so an answer can never ping
+    a person, a channel or a group. The change is per character, so the pieces of a streamed
+    answer come out as the whole would (unless a cut falls right after a ``<``; see
+    ``SlackLiveReply``)."""
+    return _SPECIAL_MARKUP.sub("<" + ZERO_WIDTH_SPACE, markdown)
 
 
 def escape(text: str) -> str:

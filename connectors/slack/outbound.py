@@ -24,14 +24,12 @@ from bot.domain import JSON, Action, ActionKind, Thread
 from connectors.slack.errors import CALL_ERRORS, log_api_failure, web_api_call
 from connectors.slack.inbound import CLOSE_EMOJI, BotIdentity
 from connectors.slack.live import STREAM_CHUNK_CHARS, fingerprint
-from connectors.slack.mrkdwn import split_message, to_mrkdwn
+from connectors.slack.mrkdwn import MARKDOWN_CHARS, markdown_reply, split_message, to_mrkdwn
 
 log = logging.getLogger(__name__)
 
 METADATA_EVENT_TYPE = "supportbot_action"
 LOOKUP_PAGES = 5
-# chat.update takes up to 12,000 characters of markdown; a longer reply is posted in parts.
-UPDATE_MAX_CHARS = 12_000
 
 Handler = Callable[[Action, str, str], Awaitable[str | None]]
 
@@ -151,7 +149,8 @@ class SlackOutbound:
             )
 
     async def _reply(self, action: Action, channel: str, root: str) -> str | None:
-        text = action.text or ""
+        """The customer's answer, in the one form a live reply has too (``markdown_reply``)."""
+        text = markdown_reply(action.text or "")
         if not text.strip():
             return None
         sent = await self._find_sent(action, channel, root) if action.attempt > 0 else {}
@@ -164,9 +163,9 @@ class SlackOutbound:
                 return completed
             # The live message is gone (taken down by a retry of the turn): post it afresh.
         first: str | None = None
-        for part, piece in enumerate(split_message(to_mrkdwn(text))):
+        for part, piece in enumerate(split_message(text, MARKDOWN_CHARS)):
             ts = sent.get(part) or await self.post(
-                action.id, part, channel=channel, thread_ts=root, text=piece
+                action.id, part, channel=channel, thread_ts=root, markdown_text=piece
             )
             first = first or ts
         return first
@@ -206,7 +205,7 @@ class SlackOutbound:
             completes = False
         if completes:
             return ts
-        if len(text) > UPDATE_MAX_CHARS:
+        if len(text) > MARKDOWN_CHARS:
             await web_api_call("chat.delete", self._client.chat_delete(channel=channel, ts=ts))
             return None
         try:

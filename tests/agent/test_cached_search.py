@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.agent.engine import CachedSearch
+from bot.agent.retrieval import CachedSearch
 from tests.agent.conftest import FixedKnowledge, passage
 
 PASSAGES = [passage(f"doc {n}", f"doc {n}", f"text {n}", 0.9 - n / 10) for n in range(5)]

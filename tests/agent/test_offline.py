@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bot.agent.engine import CachedSearch
+from bot.agent.retrieval import CachedSearch
 from bot.config import DatabaseSettings, KnowledgeSettings, OfflineSettings
 from bot.domain import StopReason, ThreadState
 from bot.knowledge import KnowledgeBase

@@ -26,6 +26,8 @@ SIGNING_SECRET = "test-signing-secret"
 TEAM = "T0001"
 BOT_USER = "UBOT"
 BOT_ID = "BBOT"
+# chat.postMessage, chat.update and each streaming call take this much `markdown_text`.
+MARKDOWN_LIMIT = 12_000
 
 
 @dataclass
@@ -196,10 +198,25 @@ class FakeSlack:
         self.messages.setdefault(channel, []).append(message)
         return message
 
-    def _chat_postMessage(self, args: JSON) -> JSON:
+    @staticmethod
+    def _body(args: JSON) -> tuple[str, str] | str:
+        """(text, format) of a posted or updated message, or Slack's error: ``markdown_text``
+        (Markdown, up to 12,000 characters) or ``text`` (mrkdwn), never both."""
+        if args.get("markdown_text"):
+            if args.get("text") or args.get("blocks"):
+                return "invalid_arguments"  # markdown_text goes without text and blocks
+            if len(str(args["markdown_text"])) > MARKDOWN_LIMIT:
+                return "markdown_text_too_long"
+            return str(args["markdown_text"]), "markdown"
         if not args.get("text") and not args.get("blocks"):
-            return {"ok": False, "error": "no_text"}
-        message: JSON = {"text": args["text"]}
+            return "no_text"
+        return str(args.get("text") or ""), "mrkdwn"
+
+    def _chat_postMessage(self, args: JSON) -> JSON:
+        body = self._body(args)
+        if isinstance(body, str):
+            return {"ok": False, "error": body}
+        message: JSON = {"text": body[0], "format": body[1]}
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
         self._set_metadata(message, args)
@@ -221,7 +238,10 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         if message.get("streaming"):
             return {"ok": False, "error": "message_in_streaming_state"}
-        message["text"] = args.get("markdown_text") or args.get("text") or message.get("text")
+        body = self._body(args)
+        if isinstance(body, str):
+            return {"ok": False, "error": body}
+        message["text"], message["format"] = body
         message["edited"] = True
         self._set_metadata(message, args)
         return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
@@ -255,7 +275,12 @@ class FakeSlack:
     def _chat_startStream(self, args: JSON) -> JSON:
         message = self._post(
             args["channel"],
-            {"text": self._chunk_text(args), "thread_ts": args["thread_ts"], "streaming": True},
+            {
+                "text": self._chunk_text(args),
+                "format": "markdown",  # the streaming methods take Markdown only
+                "thread_ts": args["thread_ts"],
+                "streaming": True,
+            },
         )
         return {"ok": True, "channel": args["channel"], "ts": message["ts"]}
 

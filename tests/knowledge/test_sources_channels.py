@@ -70,6 +70,8 @@ async def test_every_channel_links_the_cited_article(
     (reply,) = fake_intercom.replies(conversation)
     assert "30 days" in reply["body"] and f'<a href="{url}">' in reply["body"]
     (answer,) = slack.thread(SUPPORT, ts)
-    assert "30 days" in answer["text"] and f"<{url}>" in answer["text"]
+    # Markdown for Slack to render: the bare address is a link there.
+    assert "30 days" in answer["text"] and f"({url})" in answer["text"]
+    assert answer["format"] == "markdown"
     assert "30 days" in web_answer["output_text"]
     assert {c["url"] for c in web_answer["citations"]} == {url}

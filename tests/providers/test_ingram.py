@@ -367,3 +367,20 @@ async def test_an_archived_smith_is_upserted_again(ingram: IngramServer) -> None
         "/v1/smiths",
         "/v1/smiths/smt_2/runs",
     ]
+
+
+async def test_the_least_recently_used_smith_id_is_forgotten_first(ingram: IngramServer) -> None:
+    """Smith ids are kept for the ``max_tracked`` most recently used customers: a customer used
+    again stays, the one left longest unused is upserted afresh next time."""
+    ingram.enqueue(*(IngramStep(text=f"answer {n}") for n in range(6)))
+    provider = IngramProvider(
+        api_key=API_KEY, base_url=ingram.url, agent_id="agt_support", max_tracked=2
+    )
+    try:
+        for smith in ("smith:a", "smith:b", "smith:a", "smith:c", "smith:a", "smith:b"):
+            await provider.complete(request(ChatMessage("user", "hi"), smith=smith))
+    finally:
+        await provider.aclose()
+    upserts = [r.json["external_id"] for r in ingram.requests if r.path == "/v1/smiths"]
+    # a, b; a is a hit; c pushes out b (a was used more recently); a is a hit; b comes back.
+    assert upserts == ["smith:a", "smith:b", "smith:c", "smith:b"]

@@ -1,5 +1,5 @@
 """A running daemon with the Slack connector against the fake Slack, and a scripted turn runner
-whose decisions follow the customer's words ("escalate", "solved", "long")."""
+whose decisions follow the customer's words ("escalate", "solved", "long", "markdown")."""
 
 from __future__ import annotations
 
@@ -41,7 +41,13 @@ AGENT = "UAGENT"
 SUPPORT = "CSUP"
 ESCALATION = "CESC"
 ONCALL_GROUP = "S0ONCALL"
-LONG_ANSWER = "\n\n".join(f"Paragraph {i}: " + "all work and no play " * 20 for i in range(20))
+# What a model writes: Markdown, with Slack markup that must not ping anyone.
+MARKDOWN_ANSWER = (
+    "## Your export\n\n**Fixed**, _mostly_: run `export --since 2d` (not `a < b`), see the "
+    "[guide](https://acme.example/export) or <https://acme.example/status>. <!channel> <@U0BOSS>\n\n"
+    "- one\n- two"
+)
+LONG_ANSWER = "\n\n".join(f"Paragraph {i}: " + "all work and no play " * 20 for i in range(40))
 
 
 class ScriptedRunner:
@@ -88,6 +94,8 @@ class ScriptedRunner:
             change = ThreadChange(state=ThreadState.CLOSED)
         elif "long" in text:
             actions = [PlannedAction(ActionKind.REPLY, text=LONG_ANSWER)]
+        elif "markdown" in text:
+            actions = [PlannedAction(ActionKind.REPLY, text=MARKDOWN_ANSWER)]
         else:
             actions = [PlannedAction(ActionKind.REPLY, text=f"**Echo:** {text}")]
         replies = [a.text for a in actions if a.kind is ActionKind.REPLY and a.text]

@@ -50,7 +50,7 @@ async def test_a_dm_gets_one_threaded_reply_with_the_working_indicator(
         assert len(slack.thread("D0DM", ts)) == 1
         post = slack.calls_to("chat.postMessage")[0]
         assert post["thread_ts"] == ts
-        assert replies[0]["text"] == "*Echo:* How do I reset my password?"
+        assert replies[0]["text"] == "**Echo:** How do I reset my password?"
         entry = (await app.store.outbox_entries())[0]
         assert replies[0]["metadata"] == {
             "event_type": "supportbot_action",
@@ -88,7 +88,7 @@ async def test_a_mention_arriving_as_app_mention_and_message_is_answered_once(
         await wait_until(lambda: settled(app))
         assert len(slack.thread(SUPPORT, ts)) == 1
         assert len(await inbound(app)()) == 1
-        assert slack.thread(SUPPORT, ts)[0]["text"] == "*Echo:* is the API down?"
+        assert slack.thread(SUPPORT, ts)[0]["text"] == "**Echo:** is the API down?"
 
 
 async def test_listening_rules(daemon: Daemon, slack: FakeSlack) -> None:
@@ -266,7 +266,7 @@ async def test_long_answers_are_split_and_every_part_is_tagged(daemon: Daemon, s
         await wait_until(lambda: settled(app))
         parts = await wait_until(lambda: slack.thread("D0DM", ts))
         assert len(parts) >= 2
-        assert all(len(p["text"]) <= 3900 for p in parts)
+        assert all(len(p["text"]) <= 12_000 and p["format"] == "markdown" for p in parts)
         assert [p["metadata"]["event_payload"]["part"] for p in parts] == list(range(len(parts)))
 
 
@@ -365,7 +365,7 @@ async def test_a_file_or_profile_that_cannot_be_fetched_does_not_fail_the_turn(
         await deliver(app, event_callback(message("D0DM", "UGHOST", "see attached", gone,
                                                   channel_type="im", files=files)))
         [reply] = await wait_until(lambda: slack.thread("D0DM", gone))
-        assert reply["text"] == "*Echo:* see attached"
+        assert reply["text"] == "**Echo:** see attached"
         [turn] = runner_of(app).turns
         [attachment] = turn.messages[0].attachments
         assert attachment.data is None and attachment.fetch_error == "HTTP 404"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from connectors.slack.mrkdwn import split_message, to_mrkdwn
+from connectors.slack.mrkdwn import markdown_reply, split_message, to_mrkdwn
 
 
 def test_common_markdown_becomes_mrkdwn() -> None:
@@ -54,3 +54,12 @@ def test_a_cited_url_becomes_a_link_without_the_punctuation_after_it() -> None:
         "Refunds take 30 days. Source: Refunds "
         "(<https://help.acme.test/en/articles/7-refunds_x?a=1&amp;b=2>)."
     )
+
+
+def test_a_reply_keeps_its_markdown_but_pings_nobody() -> None:
+    source = "**Done**, see <https://acme.example/x> (a < b). <!channel> <!here> <@U1> <#C1> <!subteam^S1>"
+    sent = markdown_reply(source)
+    assert sent == source.replace("<!", "<\u200b!").replace("<@", "<\u200b@").replace("<#", "<\u200b#")
+    assert "**Done**" in sent and "<https://acme.example/x>" in sent and "(a < b)" in sent
+    # Per character: the pieces of a stream come out as the whole does.
+    assert markdown_reply(source[:20]) + markdown_reply(source[20:]) == sent

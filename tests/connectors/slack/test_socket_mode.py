@@ -23,7 +23,7 @@ async def test_socket_mode_receives_acknowledges_and_answers(daemon: Daemon, sla
 
         await wait_until(lambda: slack.thread("D0DM", ts))
         await wait_until(lambda: settled(app))
-        assert slack.thread("D0DM", ts)[0]["text"] == "*Echo:* hello over the socket"
+        assert slack.thread("D0DM", ts)[0]["text"] == "**Echo:** hello over the socket"
 
         # An event nobody acts on is acknowledged too, so Slack does not redeliver it.
         other = await slack.push_event(event_callback({"type": "team_join", "user": {"id": "UNEW"}}))

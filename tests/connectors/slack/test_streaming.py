@@ -5,14 +5,17 @@ worker that died mid-stream, a Slack that refuses to stream or rate-limits the a
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bot.connector import LiveReply
 from bot.domain import Action, ActionKind, InboxStatus, now
 from connectors.slack import SlackConnector
+from connectors.slack.mrkdwn import markdown_reply
 from tests.connectors.slack.conftest import (
     AGENT,
     CUSTOMER,
+    MARKDOWN_ANSWER,
     ROOT,
     SUPPORT,
     Daemon,
@@ -147,7 +150,7 @@ async def test_when_slack_will_not_stream_the_answer_is_posted_whole(
         await deliver(app, event_callback(message("D0DM", CUSTOMER, "hello", ts, channel_type="im")))
         await wait_until(lambda: settled(app))
         [reply] = slack.thread("D0DM", ts)
-        assert reply["text"] == "*Echo:* hello" and "streaming" not in reply
+        assert reply["text"] == "**Echo:** hello" and "streaming" not in reply
         assert len(slack.calls_to("chat.postMessage")) == 1
 
 
@@ -247,3 +250,46 @@ async def test_a_reply_whose_live_message_is_gone_is_posted_afresh(
     [message_] = slack.thread(SUPPORT, ROOT)
     assert message_["text"] == "the answer"
     assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+async def test_a_streamed_and_a_posted_reply_reach_slack_in_the_same_form(
+    daemon: Daemon, slack: FakeSlack
+) -> None:
+    """One rendering path: the same Markdown answer, posted whole or streamed live, ends as the
+    same ``markdown_text`` in Slack — Markdown kept for Slack to render, mentions broken."""
+    final: dict[bool, dict[str, Any]] = {}
+    for live in (False, True):
+        async with daemon(**(LIVE if live else {})) as app:
+            ts = slack.next_ts()
+            await deliver(app, event_callback(message("D0DM", CUSTOMER, "the markdown please", ts,
+                                                      channel_type="im")))
+            await wait_until(lambda: settled(app))
+            [final[live]] = slack.thread("D0DM", ts)
+    posted, streamed = final[False], final[True]
+    assert slack.calls_to("chat.startStream") and slack.calls_to("chat.postMessage")
+    assert streamed["streaming"] is False and "streaming" not in posted
+    assert posted["format"] == streamed["format"] == "markdown"
+    assert posted["text"] == streamed["text"] == markdown_reply(MARKDOWN_ANSWER)
+    assert "**Fixed**" in posted["text"] and "[guide](https://acme.example/export)" in posted["text"]
+    assert "<!channel>" not in posted["text"] and "<@U0BOSS>" not in posted["text"]
+
+
+async def test_slack_markup_cut_between_two_flushes_is_broken_all_the_same(
+    make_connector: Make, slack: FakeSlack
+) -> None:
+    connector: SlackConnector = await make_connector(**LIVE)
+    live = await connector.live_reply(slack_thread(), "run_1", retry=False)
+    assert live is not None
+    live.append("Heads up <")
+    await wait_until(lambda: slack.calls_to("chat.startStream"))
+    await asyncio.sleep(0.1)  # several flush intervals with the "<" last
+    live.append("!channel> the API is back.")
+    ref = await live.finish()
+    text = "Heads up <!channel> the API is back."
+    [shown] = slack.thread(SUPPORT, ROOT)
+    assert shown["text"] == markdown_reply(text)
+    # The reply completes that message as it is (what showed is what it would post).
+    await connector.execute(_reply(ref, text), slack_thread())
+    [message_] = slack.thread(SUPPORT, ROOT)
+    assert message_["text"] == markdown_reply(text) and message_["streaming"] is False
+    assert not slack.calls_to("chat.update") and not slack.calls_to("chat.postMessage")

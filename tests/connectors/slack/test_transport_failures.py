@@ -61,7 +61,7 @@ class Slack:
             "type": "message",
             "user": BOT,
             "bot_id": "B1",
-            "text": body["text"],
+            "text": body.get("markdown_text") or body["text"],
             "ts": f"1700000001.{len(self.messages):06d}",
             "thread_ts": body.get("thread_ts"),
             "metadata": body.get("metadata"),

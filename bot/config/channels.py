@@ -1,0 +1,127 @@
+"""A section per channel (``[intercom]``, ``[slack]``, ``[web]``) and the handoff rules they all
+share (``[handoff]``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from bot.config.base import EnvList, Section, normalise_origin
+
+
+class IntercomSettings(Section):
+    token: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    base_url: str = "https://api.intercom.io"
+    api_version: str = "2.14"
+    dry_run: bool = False
+    escalation_assignee: str | None = None
+    # None: poll every 60 s when there is no client_secret (no webhooks), else off; 0: off.
+    poll_interval_seconds: float | None = Field(default=None, ge=0)
+    # The older, Intercom-only name of ``handoff.resume_on_reopen``; still honoured (None: unset).
+    resume_on_reopen: bool | None = None
+    agent: str | None = None
+    poll_lookback_seconds: float = Field(default=86_400.0, gt=0)
+    poll_page_size: int = Field(default=50, ge=1, le=150)
+    timeout_seconds: float = Field(default=15.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=0.5, gt=0)
+    rate_limit_headroom: int = Field(default=100, ge=0)
+    max_attachments: int = Field(default=10, ge=0, le=100)
+    max_attachment_bytes: int = Field(default=20_971_520, ge=0)
+    escalation_message: str = (
+        "I've passed this to our support team; a person will follow up here shortly."
+    )
+
+    @field_validator("escalation_assignee")
+    @classmethod
+    def _assignee_form(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("team:", "admin:")):
+            raise ValueError("expected 'team:<id>' or 'admin:<id>'")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None
+
+
+class SlackChannelSettings(Section):
+    """How the bot listens in one Slack channel (``[slack.channels.<channel id>]``)."""
+
+    mode: Literal["all", "mentions"] = "all"
+    allow_bots: bool = False
+
+
+class SlackSettings(Section):
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    app_token: SecretStr | None = None
+    base_url: str = "https://slack.com/api/"
+    support_channels: EnvList[str] = []
+    channels: dict[str, SlackChannelSettings] = {}
+    escalation_channel: str | None = None
+    escalation_mention: str | None = None
+    agent: str | None = None
+    stream: bool = False
+    stream_interval_seconds: float = Field(default=0.5, ge=0)
+    working_reaction: str | None = "eyes"
+    support_users: EnvList[str] = []
+    support_group: str | None = None
+    post_interval_seconds: float = Field(default=1.0, ge=0)
+    max_file_bytes: int = Field(default=5_242_880, ge=0)
+    user_cache_seconds: float = Field(default=3600.0, ge=0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None
+
+    def channel(self, channel_id: str) -> SlackChannelSettings | None:
+        """The listening rule of a support channel; None for a channel that is not one."""
+        if channel_id in self.channels:
+            return self.channels[channel_id]
+        if channel_id in self.support_channels:
+            return SlackChannelSettings()
+        return None
+
+
+class WebSettings(Section):
+    enabled: bool = True
+    identity_secret: SecretStr | None = None
+    max_upload_bytes: int = Field(default=5_242_880, ge=1024)
+    upload_types: EnvList[str] = [
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+        "text/csv",
+    ]
+    session_hours: float = Field(default=24.0, gt=0)
+    agent: str | None = None
+    # Origins, besides the bot's own, whose pages may start a visitor session (login CSRF guard).
+    allowed_origins: EnvList[str] = []
+    # An anonymous visitor's history is claimed on login only with an identity issued this recently.
+    claim_window_seconds: float = Field(default=300.0, ge=0)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        return [normalise_origin(v) for v in values]
+
+
+class HandoffSettings(Section):
+    """Who holds a thread (``[handoff]``), the same rules on every channel.
+
+    A person's reply or an assignment to a person always takes a thread from the bot; these
+    say when the bot may answer in it again.
+    """
+
+    # A customer who writes in a closed thread gets the bot again.
+    resume_on_reopen: bool = True
+    # Assigning the thread to the bot (Intercom: to the bot's own admin) gives it back.
+    resume_on_assign: bool = True
+    # The bot answers again once nobody on the support side has acted on a thread it gave to a
+    # person for this many hours; None: never by itself.
+    resume_after_hours: float | None = Field(default=None, gt=0)
