@@ -168,6 +168,11 @@ class VisitorRecords(Protocol):
         """The key smith tokens are signed with, shared by every replica."""
         ...
 
+    async def stored_file(self, file_id: str, *, smith_id: str) -> bytes | None:
+        """The content of a file ``smith_id`` uploaded (``POST /v1/files``), for the turn that
+        carries it; None when there is no such file of theirs."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectorRuntime:
