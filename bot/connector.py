@@ -408,6 +408,12 @@ class DryRunConnector(Connector):
     async def user_info(self, smith: Smith, thread: Thread) -> JSON:
         return await self.inner.user_info(smith, thread)
 
+    async def resolve_turn(
+        self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
+    ) -> tuple[InboundMessage, ...]:
+        # Only reads (names, files): a dry run's turns see what a real one would.
+        return await self.inner.resolve_turn(smith, thread, messages)
+
     def escalation_actions(
         self, *, reason: str, priority: str, summary: str, thread: Thread
     ) -> list[PlannedAction]:
