@@ -84,3 +84,27 @@ async def test_a_model_without_vision_is_told_an_image_was_sent(sqlite_url: str)
     assert isinstance(content, str)  # no image part at all
     assert content.startswith("What does this mean?\n\n[image: error.png (image/png). You cannot see")
     assert "base64" not in content
+
+
+async def test_images_over_the_caps_are_named_not_sent(sqlite_url: str) -> None:
+    small, other, big = png(1, 1), png(2, 1), png(64, 64) + b"\x00" * 4096
+    async with ScriptedModelServer() as server:
+        server.enqueue(ScriptedReply.say("I see two screenshots."))
+        model = remote(server, vision=True, max_images=2, max_image_bytes=2048)
+        async with running(sqlite_url, real_engine=True, model=model) as daemon, \
+                daemon.client() as visitor:
+            await session(visitor)
+            ids = [await upload(visitor, name, data, "image/png") for name, data in
+                   (("one.png", small), ("huge.png", big), ("two.png", other), ("three.png", small))]
+            conversation = await json_call(visitor, "POST", "/v1/conversations", json={})
+            await ask(visitor, conversation["id"], "Screens attached", attachments=ids)
+        content = user_content(server)
+
+    text, *images = content
+    assert [i["image_url"]["url"] for i in images] == [
+        "data:image/png;base64," + base64.b64encode(data).decode() for data in (small, other)]
+    assert text["text"] == (
+        "Screens attached\n\n"
+        "[image not shown: huge.png (4 KB, over model.max_image_bytes)]\n\n"
+        "[image not shown: three.png (more than 2 images in one turn)]"
+    )
