@@ -36,10 +36,10 @@ TEXT_TYPES = frozenset({
 })
 TEXT_SUFFIXES = frozenset({
     ".txt", ".log", ".csv", ".tsv", ".json", ".ndjson", ".yaml", ".yml", ".xml", ".ini",
-    ".conf", ".cfg", ".toml", ".sql", ".sh", ".py", ".js", ".ts",
+    ".conf", ".cfg", ".toml", ".sql", ".sh", ".py", ".js", ".ts", ".md", ".markdown",
 })
-# The same parse the knowledge base uses, by the kind a file name's suffix names.
-_PARSE_AS = {"pdf": "a.pdf", "html": "a.html", "markdown": "a.md", "text": "a.txt"}
+# PDF and HTML go through the knowledge base's own parsing (pypdf; tags dropped).
+_PARSE_AS = {"pdf": "a.pdf", "html": "a.html"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ def image_type(data: bytes) -> str | None:
 
 
 def text_kind(attachment: Attachment) -> str | None:
-    """How to read ``attachment`` as text (``pdf``, ``html``, ``markdown``, ``text``), or None
+    """How to read ``attachment`` as text (``pdf``, ``html``, ``text``), or None
     when it is not a kind read as text."""
     content_type = attachment.content_type.split(";")[0].strip().lower()
     suffix = PurePosixPath(attachment.name).suffix.lower()
@@ -83,9 +83,10 @@ def text_kind(attachment: Attachment) -> str | None:
         return "pdf"
     if content_type == "text/html" or suffix in (".html", ".htm"):
         return "html"
-    if content_type == "text/markdown" or suffix in (".md", ".markdown"):
-        return "markdown"
-    if content_type.startswith("text/") or content_type in TEXT_TYPES or suffix in TEXT_SUFFIXES:
+    if content_type.startswith("text/") or content_type in TEXT_TYPES:
+        return "text"
+    # The name decides only when the channel did not know the type (``.ts`` is also video).
+    if content_type in ("", "application/octet-stream") and suffix in TEXT_SUFFIXES:
         return "text"
     return None
 
@@ -96,9 +97,23 @@ def _size(count: int) -> str:
     return f"{count // 1024} KB" if count >= 1024 else f"{count} bytes"
 
 
+def decode_text(data: bytes) -> str:
+    """A text file's bytes as text: UTF-8 (a character cut at the end of ``data`` dropped),
+    else Windows-1252, as the knowledge base reads text it is given."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    for cut in range(4):  # a multi-byte character may have been cut off at the end
+        try:
+            return data[: len(data) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return data.decode("cp1252", errors="replace")
+
+
 def extract_text(kind: str, data: bytes) -> str:
     """The text of a file of ``kind`` (blocking: PDFs are parsed; run it in a thread).
     Raises ``UnreadableDocument`` for a file that cannot be read."""
+    if kind == "text":
+        return decode_text(data)
     document = parse(Path(_PARSE_AS[kind]), data)
     return "\n\n".join(section.text.strip() for section in document.sections if section.text.strip())
 
@@ -106,7 +121,7 @@ def extract_text(kind: str, data: bytes) -> str:
 async def _as_text(attachment: Attachment, data: bytes, kind: str, max_chars: int) -> str:
     label = f"{attachment.name} ({attachment.content_type})"
     # Plain text needs no more than the characters that will be kept (4 bytes each at most).
-    sample = data if kind in ("pdf", "html") else data[: max_chars * 4 + 4]
+    sample = data if kind in ("pdf", "html") else data[: max_chars * 4]
     try:
         text = await asyncio.to_thread(extract_text, kind, sample)
     except UnreadableDocument as exc:
@@ -159,6 +174,9 @@ async def show(
             as_text = text_kind(attachment)
             if as_text is None or limits.max_chars == 0:
                 found.append(Shown(f"[attachment: {label}]"))
+                continue
+            if as_text == "text" and b"\x00" in data[:8192]:
+                found.append(Shown(f"[attachment: {label}, not text]"))  # binary, whatever its name
                 continue
             found.append(Shown(await _as_text(attachment, data, as_text, limits.max_chars)))
         shown.append(tuple(found))

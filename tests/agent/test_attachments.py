@@ -105,3 +105,17 @@ def test_who_sees_images_when_model_vision_is_unset() -> None:
     assert sees_images("openai", "http://127.0.0.1:8000/v1", True) is True
     assert sees_images("xai-support-agent", None, None) is True
     assert sees_images("ingram", None, False) is False
+
+
+async def test_text_cut_inside_a_character_stays_utf8_and_binary_is_not_read_as_text() -> None:
+    limits = AttachmentLimits(max_chars=3)
+    # 3 characters kept from at most 12 bytes: the cut falls inside the 4th "ü" of the sample.
+    shown = await show([message(
+        file("umlauts.txt", "text/plain", "üüüüüüüü".encode()),
+        file("clip.ts", "video/mp2t", b"G@\x11\x00" * 64),
+        file("dump.log", "application/octet-stream", b"\x00\x01binary" * 10),
+    )], limits)
+    notes = [s.note for s in shown[0]]
+    assert notes[0].startswith("[attachment: umlauts.txt (text/plain), its text:]\nüüü\n")
+    assert notes[1] == "[attachment: clip.ts (video/mp2t)]"
+    assert notes[2] == "[attachment: dump.log (application/octet-stream), not text]"
