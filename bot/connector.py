@@ -168,6 +168,11 @@ class VisitorRecords(Protocol):
         """The key smith tokens are signed with, shared by every replica."""
         ...
 
+    async def stored_file(self, file_id: str, *, smith_id: str) -> bytes | None:
+        """The content of a file ``smith_id`` uploaded (``POST /v1/files``), for the turn that
+        carries it; None when there is no such file of theirs."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectorRuntime:
@@ -402,6 +407,12 @@ class DryRunConnector(Connector):
 
     async def user_info(self, smith: Smith, thread: Thread) -> JSON:
         return await self.inner.user_info(smith, thread)
+
+    async def resolve_turn(
+        self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
+    ) -> tuple[InboundMessage, ...]:
+        # Only reads (names, files): a dry run's turns see what a real one would.
+        return await self.inner.resolve_turn(smith, thread, messages)
 
     def escalation_actions(
         self, *, reason: str, priority: str, summary: str, thread: Thread

@@ -362,7 +362,8 @@ class Usage:
     """Tokens a run (or one model call) used.
 
     ``estimated``: at least one call's server reported no usage, so its figures were
-    estimated (see ``bot.providers.transport.estimate_tokens``). ``truncated``: at least one
+    counted by the server's tokenizer or estimated from characters (``bot.providers.tokens``,
+    ``bot.providers.base.estimate_usage``), or no model ran (the offline responder). ``truncated``: at least one
     answer stopped at the output cap (``finish_reason: length``) and was cut short. Both
     travel in the run's ``usage`` JSON, so no column is needed for them.
     """

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.connector import ConnectorRuntime
-from bot.domain import JSON, Agent, InboundMessage, Run, Smith, Thread
+from bot.domain import JSON, Agent, InboundMessage, NotFound, Run, Smith, Thread
 from bot.pipeline.events import TurnEvents
 from bot.pipeline.handoff import Handoff
 from bot.store.store import Store
@@ -84,6 +84,13 @@ class StoreRecords:
 
     async def token_key(self) -> bytes:
         return await self._web.token_key()
+
+    async def stored_file(self, file_id: str, *, smith_id: str) -> bytes | None:
+        try:
+            stored, data = await self._web.file_content(file_id)
+        except NotFound:
+            return None
+        return data if stored.smith_id == smith_id else None
 
 
 def connector_runtime(

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from bot.domain import JSON, Run, Smith, StopReason
 from bot.pipeline.turn import TurnContext
-from bot.providers.base import ChatMessage
+from bot.providers.base import ChatMessage, ContentPart
 from bot.providers.offline import cite
 
 if TYPE_CHECKING:
+    from bot.agent.attachments import Shown
     from bot.knowledge import Passage
 
 # ``{name}`` or ``{metadata.key}``; anything else in braces (JSON examples, ``{{``) is left alone.
@@ -123,16 +124,26 @@ def history_messages(history: Sequence[Run]) -> list[ChatMessage]:
     return messages
 
 
-def user_message(ctx: TurnContext) -> ChatMessage:
-    """The new messages of this turn, coalesced; attachments are named, not inlined."""
+def user_message(ctx: TurnContext, shown: Sequence[Sequence[Shown]] | None = None) -> ChatMessage:
+    """The new messages of this turn, coalesced. ``shown``: each message's attachments as
+    ``bot.agent.attachments.show`` made them (text read out of files, images as parts);
+    without it attachments are only named."""
     lines: list[str] = []
-    for message in ctx.messages:
+    parts: list[ContentPart] = []
+    for position, message in enumerate(ctx.messages):
         if message.text:
             lines.append(message.text)
+        if shown is not None:
+            for item in shown[position]:
+                if item.note:
+                    lines.append(item.note)
+                if item.part is not None:
+                    parts.append(item.part)
+            continue
         for attachment in message.attachments:
             missing = " could not be fetched" if attachment.fetch_error else ""
             lines.append(f"[attachment: {attachment.name} ({attachment.content_type}){missing}]")
-    return ChatMessage("user", "\n\n".join(lines))
+    return ChatMessage("user", "\n\n".join(lines), parts=tuple(parts))
 
 
 def turn_input(ctx: TurnContext) -> tuple[JSON, ...]:
@@ -153,12 +164,13 @@ def assemble(
     agent_variables: Mapping[str, str],
     passages: Sequence[Passage],
     tool_names: Sequence[str],
+    shown: Sequence[Sequence[Shown]] | None = None,
 ) -> AssembledContext:
     variables = smith_variables(ctx.smith, agent_variables)
     messages = [
         ChatMessage("system", system_prompt(ctx, variables, passages, tool_names)),
         *history_messages(ctx.history),
-        user_message(ctx),
+        user_message(ctx, shown),
     ]
     return AssembledContext(tuple(messages), turn_input(ctx))
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from pydantic import ValidationError
 
+from bot.agent.attachments import AttachmentLimits, show
 from bot.agent.builtin_tools import CLOSE, ESCALATE, REMEMBER, escalation, register_builtin_tools
 from bot.agent.context import assemble, rag_record, to_json_text, turn_input
 from bot.agent.guardrails import Guardrails, InputRule, Judge
@@ -150,6 +151,10 @@ class AgentRunner:
         self._knowledge = knowledge
         self._remote = settings.model.provider != "offline" if remote is None else remote
         self._guardrails: dict[str, Guardrails] = {}
+        model = settings.model
+        self._attachment_limits = AttachmentLimits(
+            model.max_images, model.max_image_bytes, model.max_attachment_chars
+        )
 
     async def aclose(self) -> None:
         """Close the model provider (the tools' HTTP session belongs to the application)."""
@@ -240,6 +245,7 @@ class AgentRunner:
             agent_variables=variables,
             passages=passages,
             tool_names=[t.name for t in offered],
+            shown=await show(ctx.messages, self._attachment_limits),
         )
         messages = list(assembled.messages)
         specs = tuple(t.spec() for t in offered)

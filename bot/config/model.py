@@ -56,6 +56,15 @@ class ModelSettings(Section):
     # Cap on the tokens of one answer (``max_tokens``; ``max_completion_tokens`` on OpenAI).
     max_output_tokens: int = Field(default=1024, ge=1)
 
+    # -- attachments (bot/agent/attachments.py) --
+    # Whether the model takes images; None: yes on OpenAI's own API, xAI and Ingram, no on any
+    # other OpenAI-compatible server (a text-only model there fails or ignores them).
+    vision: bool | None = None
+    max_images: int = Field(default=4, ge=0, le=20)
+    max_image_bytes: int = Field(default=5_242_880, ge=0)
+    # Text read out of one text file or PDF; the rest is cut.
+    max_attachment_chars: int = Field(default=8_000, ge=0)
+
 
 class OfflineSettings(Section):
     """The embedded responder: phrase lists and the confidence it needs to answer."""

@@ -175,9 +175,10 @@ def _settle_length(response: ModelResponse, *, provider: str) -> ModelResponse:
 
 # -- usage a server did not report ---------------------------------------------------------------
 
-# Tokens per character of text when a server reports no usage: OpenAI's rule of thumb for
-# English ("~4 characters per token"). No tokenizer is installed to do better, and none is
-# worth a dependency for a cost figure.
+# Tokens per character of text when a server reports no usage and cannot count it either
+# (``bot.providers.tokens`` asks the server's own tokenizer first): OpenAI's rule of thumb for
+# English ("~4 characters per token"). No tokenizer runs here offline for the models served
+# (see ``bot.providers.tokens`` for why), and none is worth a dependency for a cost figure.
 CHARS_PER_TOKEN = 4
 # What a chat template adds around each message (role markers, separators): OpenAI's
 # cookbook counts 3-4.

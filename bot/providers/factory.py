@@ -16,6 +16,7 @@ from bot.providers.resilience import (
     FallbackProvider,
     ResilientProvider,
 )
+from bot.providers.vision import TextOnlyProvider, sees_images
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,11 @@ def _resilient(
     )
 
 
+def _for_eyes(provider: ModelProvider, sees: bool) -> ModelProvider:
+    """``provider`` as it is, or sent image parts as lines naming them when it sees none."""
+    return provider if sees else TextOnlyProvider(provider)
+
+
 def build_provider(
     settings: Settings,
     *,
@@ -128,11 +134,11 @@ def build_provider(
     model = settings.model
     if model.provider == "offline":
         return offline
+    primary = _primary_endpoint(model)
     chain: list[ModelProvider] = [
-        _resilient(
-            build_remote(model.provider, _primary_endpoint(model), model),
-            model,
-            on_breaker_change,
+        _for_eyes(
+            _resilient(build_remote(model.provider, primary, model), model, on_breaker_change),
+            sees_images(model.provider, primary.base_url, model.vision),
         )
     ]
     seen: set[str] = {model.provider}
@@ -143,11 +149,12 @@ def build_provider(
         if name == "offline":
             chain.append(offline)
         else:
+            endpoint = _fallback_endpoint(model, name)
             chain.append(
-                _resilient(
-                    build_remote(name, _fallback_endpoint(model, name), model),
-                    model,
-                    on_breaker_change,
+                _for_eyes(
+                    _resilient(build_remote(name, endpoint, model), model, on_breaker_change),
+                    # model.vision is the primary model's; a fallback's is told by its kind.
+                    sees_images(name, endpoint.base_url, None),
                 )
             )
     log.info("model provider: %s", " -> ".join(p.name for p in chain))

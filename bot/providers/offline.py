@@ -173,9 +173,11 @@ class OfflineProvider:
         self, request: ModelRequest, on_delta: DeltaSink | None = None
     ) -> ModelResponse:
         decision = await self._decide(request)
+        # No model ran: the figures are the usual character estimate, marked as such.
         usage = Usage(
             input_tokens=sum(len(m.content) for m in request.messages) // 4,
             output_tokens=len(decision.text) // 4,
+            estimated=True,
         )
         if decision.text and on_delta is not None:
             for piece in _pieces(decision.text, DELTA_PIECES):

@@ -30,7 +30,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from yarl import URL
@@ -47,6 +47,7 @@ from bot.providers.base import (
     ToolSpec,
     settle_answer,
 )
+from bot.providers.tokens import ServerTokenizer
 from bot.providers.transport import (
     Frame,
     ProviderHTTP,
@@ -317,9 +318,16 @@ class OpenAIProvider:
             timeout_seconds=timeout_seconds,
             headers={"api-key": api_key} if azure and api_key else None,
         )
+        # Servers other than OpenAI's own may leave usage out; theirs may count it instead.
+        self._tokenizer = (
+            None if URL(url).host == "api.openai.com" or azure
+            else ServerTokenizer(provider=name, base_url=url, api_key=api_key)
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._tokenizer is not None:
+            await self._tokenizer.aclose()
 
     def body(self, request: ModelRequest, *, stream: bool) -> JSON:
         """The JSON body for one call (public so tests and tools can inspect it)."""
@@ -362,6 +370,10 @@ class OpenAIProvider:
         if not stream:
             body = self.body(request, stream=False)
             response = await self._whole(body)
+        if self._tokenizer is not None and not (response.usage.input_tokens or response.usage.output_tokens):
+            counted = await self._tokenizer.usage(request, response, request.model or self.model)
+            if counted is not None:
+                response = replace(response, usage=counted)
         return await settle_answer(
             request, response, provider=self.name, streamed_to=on_delta if stream else None
         )

@@ -15,6 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 
 from aiohttp import web
 from cachetools import FIFOCache
@@ -35,6 +36,7 @@ from bot.domain import (
 )
 from connectors.intercom.actions import Handler, IntercomActions
 from connectors.intercom.client import IntercomClient, IntercomError
+from connectors.intercom.files import IntercomFiles
 from connectors.intercom.model import (
     Conversation,
     conversation_id_of,
@@ -91,6 +93,7 @@ class IntercomConnector(Connector):
             self._actions.dry_run_handlers() if self._settings.dry_run else self._actions.handlers()
         )
         self._seen: FIFOCache[str, None] = FIFOCache(maxsize=SEEN_NOTIFICATIONS)
+        self.files = IntercomFiles(max_bytes=self._settings.max_attachment_bytes)
         self._tasks: set[asyncio.Task[None]] = set()
         self.poll_interval = poll_interval(self._settings)
 
@@ -125,6 +128,7 @@ class IntercomConnector(Connector):
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.files.close()
         if self._client is not None:
             try:
                 await self._client.close()
@@ -438,6 +442,23 @@ class IntercomConnector(Connector):
             PlannedAction(ActionKind.NOTE, text=f"Resolved by the bot: {resolution_summary}"),
             PlannedAction(ActionKind.CLOSE),
         ]
+
+    async def resolve_turn(
+        self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
+    ) -> tuple[InboundMessage, ...]:
+        """Each message with its attachments' content, fetched together; one that cannot be
+        had is named to the model as not fetched."""
+        if not any(m.attachments for m in messages):
+            return messages
+        async with asyncio.TaskGroup() as group:
+            files = [
+                [group.create_task(self.files.fetched(a)) for a in message.attachments]
+                for message in messages
+            ]
+        return tuple(
+            replace(message, attachments=tuple(task.result() for task in fetched))
+            for message, fetched in zip(messages, files, strict=True)
+        )
 
     async def user_info(self, smith: Smith, thread: Thread) -> JSON:
         """The conversation's own contact — never anyone else, whatever the model asked for."""

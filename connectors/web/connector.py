@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -19,7 +20,7 @@ from yarl import URL
 
 from bot.config import normalise_origin
 from bot.connector import Connector, ConnectorRuntime
-from bot.domain import Action, NotFound, Thread
+from bot.domain import Action, InboundMessage, NotFound, Smith, Thread
 from bot.http.auth import SESSION_COOKIE, api_error, mint_smith_token
 from bot.http.bodies import BodyRefused, json_object
 from connectors.web.visitors import (
@@ -94,6 +95,26 @@ class WebConnector(Connector):
             web.get("/web/static/{name}", self.static),
             web.post("/web/session", self.session),
         ]
+
+    async def resolve_turn(
+        self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
+    ) -> tuple[InboundMessage, ...]:
+        """Each message with the content of the files it carries (uploaded through
+        ``POST /v1/files`` and kept by the daemon), so the model sees the screenshot."""
+        if not any(a.file_id and a.data is None for m in messages for a in m.attachments):
+            return messages
+        resolved = []
+        for message in messages:
+            attachments = []
+            for attachment in message.attachments:
+                if attachment.data is None and attachment.file_id:
+                    data = await self._visitors.stored_file(attachment.file_id, smith_id=smith.id)
+                    attachment = replace(
+                        attachment, data=data, fetch_error=None if data is not None else "not found"
+                    )
+                attachments.append(attachment)
+            resolved.append(replace(message, attachments=tuple(attachments)))
+        return tuple(resolved)
 
     async def execute(self, action: Action, thread: Thread) -> str | None:
         """Nothing to send: the visitor received the answer in the stream, and escalated or

@@ -247,3 +247,10 @@ def test_an_answer_is_plain_text_without_markdown_emphasis() -> None:
     assert "Go to Settings and click Cancel; see the Refund policy." in answer
     assert "* keep_this_name as it is" in answer and "* 2 * 3 stays" in answer
     assert answer.count("Source:") == 1
+
+
+async def test_its_usage_is_an_estimate_and_says_so() -> None:
+    """No model ran, so there is no tokenizer to count with: the character estimate, marked."""
+    answer = await _responder().complete(_request(ChatMessage("user", "Hello there!")))
+    assert answer.usage.estimated is True
+    assert answer.usage.to_json()["estimated"] is True

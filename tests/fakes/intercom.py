@@ -110,6 +110,10 @@ class _Conversation:
     tag_ids: list[str] = field(default_factory=list)
 
 
+# Stands for Intercom's file host (another host in reality; a path of the fake here).
+FILE_HOST_PATH = "/_files"
+
+
 class FakeIntercom:
     """Start with ``await fake.start()`` (gives ``base_url``), stop with ``await fake.close()``."""
 
@@ -140,6 +144,10 @@ class FakeIntercom:
         self.help_center_url = "https://help.acme.test"
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
+        # Intercom's file host (uploads and inline images, signed URLs): name -> bytes, and
+        # each download's Authorization header (None: sent without one, as it should be).
+        self.files: dict[str, bytes] = {}
+        self.file_downloads: list[tuple[str, str | None]] = []
         self._failures: list[_Failure] = []
         self._translations: dict[str, dict[str, JSON]] = {}
         self._ids = itertools.count(1000)
@@ -169,6 +177,7 @@ class FakeIntercom:
         app.router.add_get("/articles/{id}", self._find_article)
         app.router.add_get("/help_center/help_centers", self._list_help_centers)
         app.router.add_get("/help_center/collections", self._list_collections)
+        app.router.add_get(f"{FILE_HOST_PATH}/{{name}}", self._download)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -591,8 +600,24 @@ class FakeIntercom:
 
     # -- the HTTP side ----------------------------------------------------------------------
 
+    def file_url(self, name: str) -> str:
+        """Where a customer's upload ``name`` is served (``files[name]``), as Intercom gives it
+        in a part's ``attachments``."""
+        return f"{self.base_url}{FILE_HOST_PATH}/{name}"
+
+    async def _download(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.file_downloads.append((name, request.headers.get("Authorization")))
+        if name not in self.files:
+            return web.Response(status=404)
+        return web.Response(body=self.files[name], content_type="application/octet-stream")
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith(f"{FILE_HOST_PATH}/"):
+            # Intercom's file host, not its API: no spec to check it against.
+            response: web.StreamResponse = await handler(request)
+            return response
         body = await request.read()
         try:
             parsed: Any = json.loads(body) if body else None

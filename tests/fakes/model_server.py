@@ -291,9 +291,13 @@ class ScriptedModelServer(FakeHTTPServer):
         reject_null_content: bool = True,
         reject_stream_options: bool = False,
         streamed_tools: Literal["ok", "empty", "cut", "error"] = "ok",
+        tokenizer: Literal["llama-cpp-python", "llama.cpp"] | None = None,
     ) -> None:
+        """``tokenizer``: the token-counting route the server offers, as that server names it
+        (its "tokenizer" counts words, so a test can tell its counts from an estimate)."""
         super().__init__()
         self.rule = rule
+        self.tokenizer = tokenizer
         self.reject_null_content = reject_null_content
         self.reject_stream_options = reject_stream_options
         self.streamed_tools = streamed_tools
@@ -317,6 +321,30 @@ class ScriptedModelServer(FakeHTTPServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        if self.tokenizer == "llama-cpp-python":
+            app.router.add_post("/extras/tokenize/count", self._count_tokens)
+        elif self.tokenizer == "llama.cpp":
+            app.router.add_post("/tokenize", self._tokenize)
+        else:  # asked all the same: recorded, and answered as a server without them would
+            app.router.add_post("/extras/tokenize/count", self._not_found)
+            app.router.add_post("/tokenize", self._not_found)
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        return web.json_response({"detail": "Not Found"}, status=404)
+
+    @staticmethod
+    def words(text: str) -> int:
+        """The fake tokenizer: one token per word."""
+        return len(text.split())
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        recorded = await self.record(request)
+        return web.json_response({"count": self.words(recorded.json["input"])})
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        recorded = await self.record(request)
+        return web.json_response({"tokens": list(range(self.words(recorded.json["content"])))})
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "scripted-model"}]})

@@ -4,12 +4,14 @@ cut by the output cap, usage the server does not report — each as the stored r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+import pytest
 
 from bot.agent.conversation import Conversation, LocalConnector
 from bot.app import Application
 from bot.domain import StopReason
-from bot.providers.base import TRUNCATION_NOTE
+from bot.providers.base import TRUNCATION_NOTE, estimate_tokens
 from tests.conftest import make_settings
 from tests.fakes.model_server import ScriptedModelServer, ScriptedReply, ScriptedToolCall
 
@@ -100,3 +102,58 @@ async def test_usage_a_server_does_not_report_is_estimated_on_the_run(sqlite_url
     assert run is not None
     assert run.usage.estimated is True
     assert run.usage.input_tokens > 0 and run.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("tokenizer", ["llama-cpp-python", "llama.cpp"])
+async def test_usage_a_server_does_not_report_is_counted_by_its_tokenizer(
+    sqlite_url: str, tokenizer: Literal["llama-cpp-python", "llama.cpp"]
+) -> None:
+    """The server's own tokenizer counts (its fake counts words): the run's figures are its
+    counts, not the character estimate, and still marked estimated."""
+    answer = "Open the sign-in page and choose Forgot password."
+    async with ScriptedModelServer(tokenizer=tokenizer) as server:
+        server.enqueue(ScriptedReply.say(answer, report_usage=False),
+                       ScriptedReply.say(answer, report_usage=False))
+        settings = make_settings(sqlite_url, model=remote(server))
+        connector = LocalConnector("sim")
+        async with Application(settings, connectors=[connector], serve_http=False) as app:
+            for who in ("web:ada", "web:bob"):
+                customer = Conversation(
+                    app, connector, agent_slug="support", smith_external_id=who, turn_timeout=30
+                )
+                outcome = await customer.say("How do I reset my password?")
+        [_, request] = server.chat_requests
+        counted = [r for r in server.requests if not r.path.endswith("/chat/completions")]
+
+    run = outcome.run
+    assert run is not None and run.usage.estimated is True
+    asked = counted[2].json["input" if tokenizer == "llama-cpp-python" else "content"]
+    # What was counted: every message's text and the tools offered.
+    assert all(m["content"] in asked for m in request.messages if m.get("content"))
+    assert '"name": "ESCALATE"' in asked
+    per_message = 4  # base.TOKENS_PER_MESSAGE: the chat template's tokens, approximated
+    assert run.usage.output_tokens == ScriptedModelServer.words(answer) == 8
+    assert run.usage.input_tokens == (
+        ScriptedModelServer.words(asked) + per_message * len(request.messages)
+    )
+    assert run.usage.output_tokens != estimate_tokens(answer)
+    # Two counts per call (what went each way); the route is found once.
+    assert len(counted) == 4
+
+
+async def test_a_server_without_a_tokenizer_is_asked_once(sqlite_url: str) -> None:
+    async with ScriptedModelServer() as server:
+        server.enqueue(*[ScriptedReply.say("Open the sign-in page.", report_usage=False)] * 2)
+        settings = make_settings(sqlite_url, model=remote(server))
+        connector = LocalConnector("sim")
+        async with Application(settings, connectors=[connector], serve_http=False) as app:
+            for who in ("web:ada", "web:bob"):
+                customer = Conversation(
+                    app, connector, agent_slug="support", smith_external_id=who, turn_timeout=30
+                )
+                outcome = await customer.say("How do I reset my password?")
+        asked = [r.path for r in server.requests if not r.path.endswith("/chat/completions")]
+
+    assert asked == ["/extras/tokenize/count", "/tokenize"]  # both routes tried, on the first call
+    assert outcome.run is not None and outcome.run.usage.estimated is True
+    assert outcome.run.usage.output_tokens == estimate_tokens("Open the sign-in page.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bot.connector import DryRunConnector
+from bot.domain import Attachment, InboundMessage, Smith, Thread
 from bot.triage import (
     ConversationResult,
     Digest,
@@ -133,3 +135,24 @@ def test_a_channel_without_a_dry_run_mode_gets_a_stand_in_under_its_own_name() -
     stand_in = desk.dry_run()
     assert isinstance(stand_in, DryRunConnector) and stand_in.name == desk.name
     assert stand_in.dry_run() is stand_in and not stand_in.posts_digest
+
+
+class _FilesDesk(Desk):
+    """A channel that fetches its attachments' content when a turn starts."""
+
+    async def resolve_turn(
+        self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
+    ) -> tuple[InboundMessage, ...]:
+        return tuple(
+            dataclasses.replace(m, attachments=tuple(
+                dataclasses.replace(a, data=b"fetched") for a in m.attachments))
+            for m in messages
+        )
+
+
+async def test_a_dry_runs_turns_see_the_files_a_real_one_would() -> None:
+    message = InboundMessage("desk", "k", "t", "s", "see attached",
+                             attachments=(Attachment("a.log", "text/plain", 7, url="u"),))
+    stand_in = _FilesDesk([]).dry_run()
+    [resolved] = await stand_in.resolve_turn(None, None, (message,))  # type: ignore[arg-type]
+    assert [a.data for a in resolved.attachments] == [b"fetched"]

@@ -105,10 +105,12 @@ async def running_app(
     *,
     real_engine: bool = False,
     pipeline: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
     **intercom: Any,
 ) -> AsyncIterator[tuple[Application, ScriptedRunner]]:
     """The daemon with only the Intercom connector and a scripted runner (or the real agent
-    engine on the offline provider), on its real port; ``pipeline`` overrides settings."""
+    engine on the offline provider, or on ``model``), on its real port; ``pipeline``
+    overrides settings."""
     runners: list[ScriptedRunner] = []
 
     async def factory(app: Application) -> ScriptedRunner:
@@ -120,6 +122,7 @@ async def running_app(
         intercom=intercom_section(fake, **intercom),
         connectors=["intercom"],
         pipeline=pipeline or {},
+        **({"model": model} if model else {}),
     )
     if not db_url.startswith("sqlite"):
         # The daemon migrates embedded SQLite itself; PostgreSQL is migrated by the operator.

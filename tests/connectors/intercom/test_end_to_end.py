@@ -329,9 +329,9 @@ async def test_attachments_reach_the_turn(sqlite_url: str, fake_intercom: FakeIn
             conversation,
             "<p>Here is the error</p>",
             attachments=[
-                {"type": "upload", "name": "error.png", "url": "https://files.example/error.png",
+                {"type": "upload", "name": "error.png", "url": fake.file_url("error.png"),
                  "content_type": "image/png", "filesize": 1234, "width": 640, "height": 480},
-                {"type": "upload", "name": "huge.log", "url": "https://files.example/huge.log",
+                {"type": "upload", "name": "huge.log", "url": fake.file_url("huge.log"),
                  "content_type": "text/plain", "filesize": 5_000_000},
             ],
         )
@@ -341,7 +341,11 @@ async def test_attachments_reach_the_turn(sqlite_url: str, fake_intercom: FakeIn
         assert [(a.name, a.content_type, a.size) for a in message.attachments] == [
             ("error.png", "image/png", 1234)
         ]
-        assert message.attachments[0].url == "https://files.example/error.png"
+        assert message.attachments[0].url == fake.file_url("error.png")
+        # Fetched when the turn started (the fake has no such file: named as not fetched);
+        # the one over the cap never asked for.
+        assert message.attachments[0].fetch_error == "HTTP 404"
+        assert fake.file_downloads == [("error.png", None)]
         assert "too large: huge.log" in message.text
 
 
