@@ -79,12 +79,12 @@ async def test_sign_in_sets_a_strict_http_only_session_and_sign_out_ends_it(
 
 
 async def test_sign_in_from_another_origin_is_refused(sqlite_url: str) -> None:
-    async with running(sqlite_url) as daemon, daemon.client() as browser:
-        async with browser.post("/console/sign-in", data={"token": ADMIN},
-                                headers={"Origin": "https://evil.example"},
-                                allow_redirects=False) as response:
-            assert response.status == 403
-            assert "sb_console" not in response.cookies
+    async with running(sqlite_url) as daemon, daemon.client() as browser, browser.post(
+        "/console/sign-in", data={"token": ADMIN}, headers={"Origin": "https://evil.example"},
+        allow_redirects=False,
+    ) as response:
+        assert response.status == 403
+        assert "sb_console" not in response.cookies
 
 
 async def test_a_session_cookie_signed_with_another_admin_token_is_refused(
