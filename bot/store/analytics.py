@@ -17,8 +17,9 @@ channel or all. Over those threads:
 - ``csat``: thumbs up and down given on the threads' runs;
 - ``cost``: every run's tokens × ``analytics.prices`` of its model; ``per_resolution`` divides
   by the threads the bot resolved;
-- ``content_gaps``: customer questions whose best retrieved passage scored below
-  ``analytics.gap_score`` (or that retrieved nothing), grouped by their stemmed content words;
+- ``content_gaps``: customer questions (turns that answered or escalated, not the thanks
+  before a close) whose best retrieved passage scored below ``analytics.gap_score``, or that
+  retrieved nothing, grouped by their stemmed content words;
 - ``series``: the same counts per UTC day and channel, for charts.
 """
 
@@ -46,6 +47,9 @@ GAPS_SHOWN = 20
 QUESTION_CHARS = 200
 REASON_CHARS = 120
 ANSWERING = frozenset({StopReason.END_TURN.value, StopReason.CLOSED.value})
+# Turns that tried to answer a question: the customer's thanks before a close is no gap.
+ASKING = frozenset({StopReason.END_TURN.value, StopReason.ESCALATED.value,
+                    StopReason.MAX_TOOL_LOOPS.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +257,7 @@ def compute(loaded: list[_Thread], window: Window, settings: AnalyticsSettings) 
             costs_by_day[key] += spent
             question = question_of(run["input"])
             score = best_score(run["rag_results"])
-            if question and score < settings.gap_score:
+            if question and run["stop_reason"] in ASKING and score < settings.gap_score:
                 group = " ".join(sorted(content_terms(question))) or question.lower()
                 gaps[group].append((run["started_at"], question[:QUESTION_CHARS], thread.id))
     channels = sorted({t.channel for t in loaded})
