@@ -83,12 +83,13 @@ class ConsolePages:
         return web.Response(text=body, status=status, content_type="text/html",
                             charset="utf-8", headers=HEADERS)
 
-    def _sign_in_page(self, request: web.Request, *, error: str = "", status: int = 200
-                      ) -> web.Response:
+    def _sign_in_page(self, request: web.Request, *, error: str = "", status: int = 200,
+                      next_page: str | None = None) -> web.Response:
         if self._settings.admin.token is None:
             error = "The console is off: set admin.token (SUPPORTBOT_ADMIN__TOKEN) to use it."
         page = self._assets["signin.html"]
-        page = page.replace("{{next}}", html.escape(_safe_next(request.path_qs), quote=True))
+        page = page.replace(
+            "{{next}}", html.escape(_safe_next(next_page or request.path_qs), quote=True))
         page = page.replace("{{error}}", f'<p class="error" role="alert">{html.escape(error)}</p>'
                             if error else "")
         return self._html(page, status)
@@ -136,7 +137,7 @@ class ConsolePages:
         if not is_admin_token(self._settings, form.get("token", "").strip() or None):
             log.info("console sign-in refused: wrong token")
             return self._sign_in_page(request, error="That is not the admin token.",
-                                      status=401)
+                                      status=401, next_page=form.get("next"))
         _, cookie = new_session(self._settings)
         response = _see_other(_safe_next(form.get("next")))
         set_session_cookie(response, cookie, secure=is_https(request, self._settings))

@@ -101,7 +101,7 @@
     document.title = `${title} · supportbot console`;
     main.replaceChildren(
       h("div", { class: "page-head" }, h("h1", {}, title), intro ? h("p", { class: "muted" }, intro) : null),
-      ...content,
+      ...content.flat().filter(Boolean),
     );
     main.setAttribute("aria-busy", "false");
   }
@@ -304,7 +304,7 @@
   async function knowledgePage() {
     markNav("knowledge");
     const results = h("div", { "aria-live": "polite" });
-    const query = h("input", { id: "q", name: "q", type: "search", placeholder: "How do I reset my password?", size: 40 });
+    const query = h("input", { id: "q", name: "q", type: "search", placeholder: "How do I reset my password?" });
     const search = h("form", { class: "panel", role: "search", onsubmit: async (event) => {
       event.preventDefault();
       results.replaceChildren(h("p", { class: "muted" }, "Searching…"));
