@@ -72,7 +72,7 @@ def _needing(conn: Connection, at: float) -> list[JSON]:
             "state": thread["state"],
             "control": thread["control"],
             "title": thread["title"],
-            "customer": thread["display_name"] or thread["smith_external_id"] or "anonymous",
+            "customer": _customer(thread["display_name"], thread["smith_external_id"]),
             "priority": priority,
             "reason": str(escalation.get("reason") or "") or None,
             "last_message": last_question.get(thread["id"]),
@@ -81,3 +81,13 @@ def _needing(conn: Connection, at: float) -> list[JSON]:
         })
     items.sort(key=lambda i: (PRIORITY_RANK[i["priority"]], i["waiting_since"], i["id"]))
     return items
+
+
+def _customer(display_name: str | None, external_id: str | None) -> str:
+    """How the inbox names the customer: their name, their id, or "Guest" for a visitor who
+    never said who they are (the same test as ``Smith.is_anonymous``)."""
+    if display_name:
+        return display_name
+    if external_id is None or external_id.startswith("anon:"):
+        return "Guest"
+    return external_id

@@ -123,7 +123,7 @@
     markNav("inbox");
     const status = h("p", { class: "muted", id: "inbox-status" }, "Loading…");
     const body = h("tbody");
-    const table = h("div", { class: "table-wrap" }, h("table", { "aria-describedby": "inbox-status" },
+    const table = h("div", { class: "table-wrap" }, h("table", { class: "inbox", "aria-describedby": "inbox-status" },
       h("caption", { class: "visually-hidden" }, "Threads that need a person, most urgent first"),
       h("thead", {}, h("tr", {},
         h("th", { scope: "col" }, "Priority"), h("th", { scope: "col" }, "Customer"),
@@ -160,12 +160,12 @@
   function inboxRow(thread) {
     const summary = thread.reason || thread.last_message || thread.title || "(no message)";
     return h("tr", { "data-thread": thread.id },
-      h("td", {}, h("span", { class: `badge ${thread.priority}` }, thread.priority)),
-      h("td", {}, h("a", { href: `/console/threads/${encodeURIComponent(thread.id)}` }, thread.customer)),
-      h("td", { class: "clip" }, summary,
+      h("td", { class: "c-priority" }, h("span", { class: `badge ${thread.priority}` }, thread.priority)),
+      h("td", { class: "c-customer" }, h("a", { href: `/console/threads/${encodeURIComponent(thread.id)}` }, thread.customer)),
+      h("td", { class: "c-summary clip" }, summary,
         thread.reason && thread.last_message ? h("div", { class: "muted" }, thread.last_message) : null),
-      h("td", { class: "hide-narrow" }, thread.channel),
-      h("td", { class: "num" }, duration(thread.waiting_seconds)));
+      h("td", { class: "c-channel hide-narrow" }, thread.channel),
+      h("td", { class: "c-waiting num" }, h("span", { class: "visually-hidden" }, "waiting "), duration(thread.waiting_seconds)));
   }
 
   // -- thread --------------------------------------------------------------------------------
@@ -183,7 +183,10 @@
     const head = h("ul", { class: "meta" });
     const feedback = h("p", { class: "status", role: "status" });
     const controls = threadControls(threadId, feedback, async () => render(await load()));
-    page(`Thread with ${data.customer.display_name || data.customer.external_id || "a customer"}`, null,
+    const external = data.customer.external_id || "";
+    const customer = data.customer.display_name
+      || (!external || external.startsWith("anon:") ? "a guest" : external);
+    page(`Thread with ${customer}`, null,
       head, h("h2", {}, "Transcript"), transcript, controls);
 
     async function load() {
@@ -223,8 +226,11 @@
         h("div", { class: "text" }, text || "(attachment)")));
     }
     const usage = run.usage || {};
+    // Passages only: a provider's own diagnostics may ride along without a title or text.
+    const passages = (run.rag_results || []).filter((p) => p.title || p.text);
     const ratings = (run.feedback || []).map((f) =>
-      h("li", {}, f.rating === "up" ? "👍 helpful" : "👎 not helpful", f.comment ? ` — “${f.comment}”` : ""));
+      h("li", {}, "Customer rated it ", h("b", {}, f.rating === "up" ? "helpful" : "not helpful"),
+        f.comment ? ` — “${f.comment}”` : ""));
     items.push(h("article", { class: "msg bot", "aria-label": "Bot", "data-run": run.id },
       h("div", { class: "who" }, `Bot · ${run.stop_reason}`),
       h("div", { class: "text" }, run.output_text || (run.error ? `(failed: ${run.error})` : "(no reply)")),
@@ -239,11 +245,13 @@
         h("summary", {}, `Tool calls (${run.tool_calls.length})`),
         run.tool_calls.map((call) => h("div", {},
           h("h3", {}, `${call.name} · ${Math.round(call.latency_ms)} ms`),
+          h("div", { class: "muted" }, "arguments"),
           h("pre", {}, JSON.stringify(call.arguments, null, 2)),
-          h("pre", {}, call.error ? `error: ${call.error}` : JSON.stringify(call.result, null, 2))))) : null,
-      run.rag_results && run.rag_results.length ? h("details", {},
-        h("summary", {}, `Retrieved passages (${run.rag_results.length})`),
-        run.rag_results.map((p) => h("div", { class: "passage" },
+          h("div", { class: "muted" }, call.error ? "error" : "result"),
+          h("pre", {}, call.error ? call.error : JSON.stringify(call.result, null, 2))))) : null,
+      passages.length ? h("details", {},
+        h("summary", {}, `Retrieved passages (${passages.length})`),
+        passages.map((p) => h("div", { class: "passage" },
           h("h3", {}, [p.title, p.heading].filter(Boolean).join(" › ")),
           scoreMeter(p.score),
           h("div", { class: "muted" }, p.source || ""),
@@ -380,7 +388,7 @@
               const label = live ? null : (agent.live_version && v.version < agent.live_version ? "Roll back" : "Promote");
               return h("tr", {},
                 h("td", {}, `v${v.version} `, live ? h("span", { class: "badge closed" }, "live") : null),
-                h("td", {}, v.note || ""), h("td", { class: "hide-narrow" }, v.model || ""),
+                h("td", {}, v.note || ""), h("td", { class: "hide-narrow" }, v.model || "(default)"),
                 h("td", { class: "hide-narrow" }, when(v.created_at)),
                 h("td", {}, label ? h("button", {
                   type: "button", "aria-label": `${label} to version ${v.version}`,
@@ -407,7 +415,7 @@
       return;
     }
     const daysSelect = h("select", { id: "days", name: "days" },
-      [7, 30, 90, 365].map((n) => h("option", { value: n, selected: n === days }, `Last ${n} days`)));
+      [7, 14, 30, 90, 365].map((n) => h("option", { value: n, selected: n === days }, `Last ${n} days`)));
     const channelSelect = h("select", { id: "channel", name: "channel" },
       h("option", { value: "" }, "All channels"),
       [...new Set([...report.channels, channel].filter(Boolean))].map((c) => h("option", { value: c, selected: c === channel }, c)));
@@ -424,7 +432,7 @@
       kpi("Escalated", percent(report.escalation_rate), `${report.escalations} threads`),
       kpi("First response", duration(report.first_response_seconds.p50), `p95 ${duration(report.first_response_seconds.p95)}`),
       kpi("Resolution", duration(report.resolution_seconds.p50), `p95 ${duration(report.resolution_seconds.p95)}`),
-      kpi("CSAT", votes ? percent(report.csat.up / votes) : "–", `👍 ${report.csat.up} · 👎 ${report.csat.down}`),
+      kpi("CSAT", votes ? percent(report.csat.up / votes) : "–", `${report.csat.up} helpful · ${report.csat.down} not`),
       kpi("Cost", money(report.cost.total), `per resolution ${money(report.cost.per_resolution)}`));
     const series = report.series;
     const charts = h("section", { class: "charts", "aria-label": "Charts" },
@@ -459,15 +467,19 @@
   function chart(title, series, channels, value, format) {
     const fmt = format || ((n) => String(n));
     const dates = [...new Set(series.map((d) => d.date))].sort();
-    const width = 560, height = 220, left = 44, right = 12, top = 12, bottom = 28;
-    const max = Math.max(1e-9, ...series.map(value));
+    const width = 560, height = 220, left = 48, right = 24, top = 12, bottom = 28;
+    const raw = Math.max(0, ...series.map(value));
+    const counts = series.every((d) => Number.isInteger(value(d)));
+    // Integer ticks for counts; for amounts, enough decimals that the five ticks differ.
+    const max = counts ? Math.max(4, Math.ceil(raw / 4) * 4) : (raw > 0 ? raw : 1);
+    const decimals = counts ? 0 : Math.max(0, Math.ceil(-Math.log10(max / 4)) + 1);
     const x = (i) => left + (dates.length < 2 ? 0 : (i * (width - left - right)) / (dates.length - 1));
     const y = (v) => top + (height - top - bottom) * (1 - v / max);
     const parts = [];
     for (let k = 0; k <= 4; k += 1) {
       const v = (max * k) / 4;
       parts.push(svg("line", { class: "grid", x1: left, x2: width - right, y1: y(v), y2: y(v) }));
-      parts.push(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, max >= 10 || Number.isInteger(v) ? Math.round(v) : v.toFixed(2)));
+      parts.push(svg("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, v.toFixed(decimals)));
     }
     const step = Math.max(1, Math.ceil(dates.length / 6));
     dates.forEach((date, i) => {
@@ -491,14 +503,14 @@
       svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${title}: ${totals.map(([c, t]) => `${c} ${fmt(t)} in total`).join(", ") || "no data"}` },
         ...parts),
       h("ul", { class: "legend" }, channels.map((c, n) => h("li", {}, h("i", { style: `background:${COLORS[n % COLORS.length]}` }), c))),
-      h("table", { class: "visually-hidden" },
+      h("div", { class: "visually-hidden" }, h("table", {},
         h("caption", {}, title),
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Date"), channels.map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, dates.map((date) => h("tr", {}, h("th", { scope: "row" }, date),
           channels.map((c) => {
             const found = series.find((d) => d.date === date && d.channel === c);
             return h("td", {}, fmt(found ? value(found) : 0));
-          }))))));
+          })))))));
   }
 
   // -- routing -------------------------------------------------------------------------------

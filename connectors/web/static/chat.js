@@ -248,12 +248,12 @@
     var thanks = document.createElement("span");
     thanks.className = "sb-rating-thanks";
     thanks.setAttribute("role", "status");
-    var buttons = [["up", "👍", "Helpful"], ["down", "👎", "Not helpful"]].map(function (spec) {
+    var buttons = [["up", "Helpful"], ["down", "Not helpful"]].map(function (spec) {
       var button = document.createElement("button");
       button.type = "button";
       button.className = "sb-thumb";
-      button.textContent = spec[1];
-      button.setAttribute("aria-label", spec[2]);
+      button.appendChild(thumbIcon(spec[0] === "down"));
+      button.setAttribute("aria-label", spec[1]);
       button.setAttribute("aria-pressed", "false");
       button.setAttribute("data-rating", spec[0]);
       button.addEventListener("click", function () { rate(spec[0], null); });
@@ -297,6 +297,23 @@
       box.appendChild(why);
       field.focus();
     }
+  }
+
+  // A thumb drawn as SVG (an emoji needs a font the page cannot count on); down is up, flipped.
+  function thumbIcon(down) {
+    var ns = "http://www.w3.org/2000/svg";
+    var icon = document.createElementNS(ns, "svg");
+    icon.setAttribute("viewBox", "0 0 24 24");
+    icon.setAttribute("width", "18"); icon.setAttribute("height", "18");
+    icon.setAttribute("aria-hidden", "true"); icon.setAttribute("focusable", "false");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M7 10v11H3V10h4zm2 11h8.3a2 2 0 0 0 2-1.6l1.4-7A2 2 0 0 0 18.7 10H14l.9-4.3" +
+                           "a1.6 1.6 0 0 0-3-1.1L9 10v11z");
+    path.setAttribute("fill", "none"); path.setAttribute("stroke", "currentColor");
+    path.setAttribute("stroke-width", "1.8"); path.setAttribute("stroke-linejoin", "round");
+    if (down) { path.setAttribute("transform", "rotate(180 12 12)"); }
+    icon.appendChild(path);
+    return icon;
   }
 
   function showState(state) {
