@@ -25,9 +25,9 @@ from playwright.async_api import Page, async_playwright
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.domain import Control, StopReason, ThreadState, new_id, now  # noqa: E402
-from bot.store.schema import runs, threads, tool_calls  # noqa: E402
-from tests.http.harness import ADMIN, Daemon, ask, json_call, running, session  # noqa: E402
+from bot.domain import Control, StopReason, ThreadState, new_id, now
+from bot.store.schema import runs, threads, tool_calls
+from tests.http.harness import ADMIN, Daemon, ask, json_call, running, session
 
 DOCS = ROOT / "docs"
 CHROMIUM = os.environ.get("SUPPORTBOT_TEST_CHROMIUM", "/usr/bin/chromium")

@@ -27,10 +27,10 @@ class Seed:
     async def thread(self, channel: str, created: float, *, state: ThreadState = ThreadState.OPEN,
                      control: Control = Control.BOT, updated: float | None = None) -> str:
         thread_id = new_id("thr")
-        values = dict(id=thread_id, smith_id=self.smith_id, agent_id=self.agent_id,
-                      external_id=f"{channel}:{thread_id}", channel=channel, state=state.value,
-                      control=control.value, title=None, metadata={}, created_at=created,
-                      updated_at=updated or created)
+        values = {"id": thread_id, "smith_id": self.smith_id, "agent_id": self.agent_id,
+                  "external_id": f"{channel}:{thread_id}", "channel": channel,
+                  "state": state.value, "control": control.value, "title": None,
+                  "metadata": {}, "created_at": created, "updated_at": updated or created}
         await self.store.db.run_tx(lambda conn: conn.execute(threads.insert().values(**values)))
         return thread_id
 
@@ -40,12 +40,13 @@ class Seed:
                   escalate: dict[str, Any] | None = None) -> str:
         run_id = new_id("run")
         rag = [] if score is None else [{"title": "Doc", "score": score, "text": "…"}]
-        values = dict(id=run_id, thread_id=thread_id, smith_id=self.smith_id,
-                      agent_id=self.agent_id, agent_version=None,
-                      input=[{"role": "user", "content": question}], output_text=answer,
-                      stop_reason=stop.value, model=model,
-                      usage={"input_tokens": tokens[0], "output_tokens": tokens[1]},
-                      rag_results=rag, error=None, started_at=start, finished_at=finish)
+        values = {"id": run_id, "thread_id": thread_id, "smith_id": self.smith_id,
+                  "agent_id": self.agent_id, "agent_version": None,
+                  "input": [{"role": "user", "content": question}], "output_text": answer,
+                  "stop_reason": stop.value, "model": model,
+                  "usage": {"input_tokens": tokens[0], "output_tokens": tokens[1]},
+                  "rag_results": rag, "error": None, "started_at": start,
+                  "finished_at": finish}
 
         def work(conn: Any) -> None:
             conn.execute(runs.insert().values(**values))
