@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from bot.domain import JSON, NotFound, new_id, now
 from bot.store.database import Database
-from bot.store.schema import feedback, runs
+from bot.store.schema import feedback, outbox, runs
 
 Rating = Literal["up", "down"]
 RATINGS: Final = ("up", "down")
@@ -94,6 +94,15 @@ class Feedbacks:
             ).rowcount)
 
         return await self._db.run_tx(work)
+
+    async def run_of_message(self, channel: str, remote_id: str) -> str | None:
+        """The run whose reply a channel delivered as message ``remote_id`` (what its send
+        returned), so a reaction on that message rates that answer; None if the bot sent none."""
+        query = (select(outbox.c.run_id)
+                 .where(outbox.c.channel == channel, outbox.c.remote_id == remote_id,
+                        outbox.c.kind == "reply")
+                 .order_by(outbox.c.seq.desc()).limit(1))
+        return await self._db.run_read(lambda conn: conn.execute(query).scalar_one_or_none())
 
     async def of_thread(self, thread_id: str) -> list[Feedback]:
         def work(conn: Connection) -> list[Feedback]:

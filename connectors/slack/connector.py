@@ -60,6 +60,7 @@ from connectors.slack.inbound import (
     hear_message,
     inbound_message,
     is_close_reaction,
+    rating_of,
     resolved_thread,
     says_something,
 )
@@ -276,6 +277,9 @@ class SlackConnector(Connector):
             await self._on_message(team, kind, event)
         elif kind == "reaction_added":
             await self._on_reaction(team, event)
+            await self._on_rating(event, added=True)
+        elif kind == "reaction_removed":
+            await self._on_rating(event, added=False)
         else:
             log.debug("acknowledging a Slack %s event without acting on it", kind)
         await ack()
@@ -375,6 +379,24 @@ class SlackConnector(Connector):
             Signal(SignalKind.RESOLVED, self.name, key, who=str(user) if user else None)
         ):
             log.info("%s marked %s resolved", user, key)
+
+    async def _on_rating(self, event: JSON, *, added: bool) -> None:
+        """A thumbs up or down on one of the bot's replies rates that answer (CSAT); taking
+        the reaction back takes the rating back."""
+        rating = rating_of(event)
+        item = event.get("item") or {}
+        user = event.get("user")
+        if rating is None or not user or not item.get("ts"):
+            return
+        feedback = self._runtime.store.feedback
+        run_id = await feedback.run_of_message(self.name, str(item["ts"]))
+        if run_id is None:
+            return
+        rater = f"{self.name}:{user}"
+        if added:
+            await feedback.rate(run_id, rater=rater, rating=rating, source="reaction")
+        else:
+            await feedback.withdraw(run_id, rater=rater, rating=rating)
 
     async def resolve_turn(
         self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]
