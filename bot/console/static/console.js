@@ -201,11 +201,21 @@
         h("li", {}, "Channel ", h("b", {}, t.channel)),
         h("li", {}, "Agent ", h("b", {}, latest.agent.slug)),
         h("li", {}, "Started ", h("b", {}, when(t.created_at))));
-      const key = JSON.stringify([t.state, t.control, latest.runs.map((r) => [r.id, r.feedback.length])]);
+      // People's replies (``person_messages``, once the daemon records them) interleave with
+      // the turns by time.
+      const people = latest.person_messages || [];
+      const key = JSON.stringify([t.state, t.control, latest.runs.map((r) => [r.id, r.feedback.length]),
+        people.map((m) => m.id)]);
       if (key === shown) return;
       shown = key;
-      transcript.replaceChildren(...latest.runs.flatMap(runItems));
-      if (!latest.runs.length) transcript.append(h("p", { class: "muted" }, "No turns yet."));
+      const timeline = [
+        ...latest.runs.map((run) => [run.started_at, runItems(run)]),
+        ...people.map((m) => [m.created_at, [h("article", { class: "msg person", "aria-label": "Person" },
+          h("div", { class: "who" }, `${(m.author && m.author.name) || "A person"} · ${when(m.created_at)}`),
+          h("div", { class: "text" }, m.content))]]),
+      ].sort((a, b) => a[0] - b[0]);
+      transcript.replaceChildren(...timeline.flatMap(([, items]) => items));
+      if (!timeline.length) transcript.append(h("p", { class: "muted" }, "No turns yet."));
     }
     render(data);
     const timer = window.setInterval(async () => {
