@@ -123,9 +123,14 @@ class ConsoleApi(OperatorApi):
     async def list_agents(self, request: web.Request) -> web.Response:
         """Every configured agent, with its published versions and which one is live."""
         ctx = self._admin(request)
-        data = []
+        data: list[JSON] = []
         for configured in ctx.settings.agents:
-            agent = await ctx.store.ensure_agent(configured.slug, configured.name)
+            try:
+                agent = await ctx.store.get_agent(configured.slug)
+            except NotFound:  # configured, but no turn or publish has stored it yet
+                data.append({"object": "agent", "id": None, "slug": configured.slug,
+                             "name": configured.name, "live_version": None, "versions": []})
+                continue
             versions = await ctx.store.agent_versions(configured.slug)
             data.append({
                 "object": "agent", "id": agent.id, "slug": agent.slug, "name": agent.name,
