@@ -82,8 +82,14 @@ async def test_an_escalation_reaches_the_inbox_within_two_seconds_and_opens_as_a
     await expect(row).to_have_count(1, timeout=2000)
     assert time.monotonic() - escalated_at < 2.0
     await expect(row).to_contain_text("I want to talk to a human")
+    # The refresh every second keeps the row: keyboard focus on its link stays put.
+    link = row.get_by_role("link")
+    await link.focus()
+    waited = await row.locator(".c-waiting").inner_text()
+    await expect(row.locator(".c-waiting")).not_to_have_text(waited, timeout=5000)
+    await expect(link).to_be_focused()
 
-    await row.get_by_role("link").click()
+    await operator.keyboard.press("Enter")
     transcript = operator.get_by_role("region", name="Transcript")
     await expect(transcript.locator(".msg.customer").first).to_contain_text(
         "How do I reset my password?")

@@ -142,15 +142,29 @@
         status.textContent = `Could not refresh: ${error.message}`;
         return;
       }
-      const ids = data.map((t) => t.id).join(",");
-      if (known !== null && ids !== known && data.length > known.split(",").filter(Boolean).length) {
-        announce(`${data.length} threads need a person`);
+      // Rows are rebuilt only when the list itself changed; otherwise only the waiting times
+      // tick, so a link being clicked or holding keyboard focus is never swapped out.
+      const shape = JSON.stringify(data.map((t) => [t.id, t.priority, t.reason, t.last_message, t.customer]));
+      if (shape === known) {
+        for (const thread of data) {
+          const cell = body.querySelector(`tr[data-thread="${CSS.escape(thread.id)}"] .c-waiting .value`);
+          if (cell) cell.textContent = duration(thread.waiting_seconds);
+        }
+        return;
       }
-      known = ids;
+      const before = known === null ? null : JSON.parse(known).length;
+      if (before !== null && data.length > before) announce(`${data.length} threads need a person`);
+      known = shape;
       status.textContent = data.length === 1 ? "1 thread needs a person." : `${data.length} threads need a person.`;
+      const focused = document.activeElement && document.activeElement.closest("tr[data-thread]");
+      const focusedId = focused ? focused.dataset.thread : null;
       body.replaceChildren(...(data.length ? data.map(inboxRow) : [
         h("tr", {}, h("td", { colspan: 5, class: "empty" }, "Nothing waiting. The bot has everything in hand.")),
       ]));
+      if (focusedId) {
+        const again = body.querySelector(`tr[data-thread="${CSS.escape(focusedId)}"] a`);
+        if (again) again.focus();
+      }
     }
     await refresh();
     const timer = window.setInterval(() => { if (!document.hidden) refresh(); }, INBOX_POLL_MS);
@@ -165,7 +179,8 @@
       h("td", { class: "c-summary clip" }, summary,
         thread.reason && thread.last_message ? h("div", { class: "muted" }, thread.last_message) : null),
       h("td", { class: "c-channel hide-narrow" }, thread.channel),
-      h("td", { class: "c-waiting num" }, h("span", { class: "visually-hidden" }, "waiting "), duration(thread.waiting_seconds)));
+      h("td", { class: "c-waiting num" }, h("span", { class: "visually-hidden" }, "waiting "),
+        h("span", { class: "value" }, duration(thread.waiting_seconds))));
   }
 
   // -- thread --------------------------------------------------------------------------------
