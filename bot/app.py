@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Self
 import aiohttp
 from aiohttp import web
 
+from bot.agent.definition import definition_from_settings
 from bot.config import Settings
 from bot.connector import Connector, ConnectorRuntime, discover_factories
 from bot.daemon import Daemon, Launch
@@ -49,20 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RunnerFactory = Callable[["Application"], Awaitable[TurnRunner]]
-
-
-def definition_from_settings(settings: Settings, slug: str) -> AgentDefinition:
-    agent = settings.agent(slug)
-    return AgentDefinition(
-        slug=agent.slug,
-        name=agent.name,
-        instructions=agent.instructions,
-        model=agent.model or settings.model.name or "",
-        tools=tuple(agent.tools),
-        knowledge=tuple(agent.knowledge),
-        guardrails=dict(agent.guardrails),
-        max_tool_loops=agent.max_tool_loops,
-    )
 
 
 class Application:

@@ -36,6 +36,7 @@ from bot.domain import (
     InboundMessage,
     NotFound,
     PlannedAction,
+    Rating,
     Run,
     Signal,
     Smith,
@@ -121,6 +122,16 @@ class ConnectorRecords(Protocol):
     async def get_smith(self, smith_id: str, *, include_archived: bool = False) -> Smith:
         """Raises ``NotFound``."""
         ...
+
+    async def run_of_message(self, channel: str, remote_id: str) -> str | None: ...
+
+    async def latest_run(self, thread_id: str) -> str | None: ...
+
+    async def rate(
+        self, run_id: str, *, rater: str, rating: Rating, comment: str | None, source: str
+    ) -> None: ...
+
+    async def withdraw_rating(self, run_id: str, *, rater: str, rating: Rating) -> None: ...
 
 
 class VisitorRecords(Protocol):
@@ -253,6 +264,29 @@ class ConnectorRuntime:
     async def get_smith(self, smith_id: str, *, include_archived: bool = False) -> Smith:
         """A smith by id (the owner of a thread); raises ``NotFound``."""
         return await self.records.get_smith(smith_id, include_archived=include_archived)
+
+    # -- customer satisfaction ----------------------------------------------------------------
+
+    async def run_of_message(self, remote_id: str) -> str | None:
+        """The run whose reply this channel delivered as message ``remote_id`` (what its send
+        returned), so a reaction on that message rates that answer."""
+        return await self.records.run_of_message(self._own_channel(), remote_id)
+
+    async def latest_run(self, thread_id: str) -> str | None:
+        """The id of the thread's latest run (the answer a conversation rating is about)."""
+        return await self.records.latest_run(thread_id)
+
+    async def rate(
+        self, run_id: str, *, rater: str, rating: Rating, comment: str | None = None,
+        source: str,
+    ) -> None:
+        """Record (or replace) ``rater``'s verdict on a run."""
+        await self.records.rate(run_id, rater=rater, rating=rating, comment=comment,
+                                source=source)
+
+    async def withdraw_rating(self, run_id: str, *, rater: str, rating: Rating) -> None:
+        """Take back ``rater``'s verdict if it is still ``rating`` (a removed reaction)."""
+        await self.records.withdraw_rating(run_id, rater=rater, rating=rating)
 
     def _own_channel(self) -> str:
         if self.channel is None:

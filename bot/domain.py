@@ -10,9 +10,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 JSON = dict[str, Any]
+
+# A customer's verdict on one of the bot's answers (CSAT).
+Rating = Literal["up", "down"]
 
 
 def new_id(prefix: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.connector import ConnectorRuntime
-from bot.domain import JSON, Agent, InboundMessage, NotFound, Run, Smith, Thread
+from bot.domain import JSON, Agent, InboundMessage, NotFound, Rating, Run, Smith, Thread
 from bot.pipeline.events import TurnEvents
 from bot.pipeline.handoff import Handoff
 from bot.store.store import Store
@@ -43,6 +43,22 @@ class StoreRecords:
 
     async def find_threads_by_external(self, external_id: str) -> list[Thread]:
         return await self._store.find_threads_by_external(external_id)
+
+    async def run_of_message(self, channel: str, remote_id: str) -> str | None:
+        return await self._store.feedback.run_of_message(channel, remote_id)
+
+    async def latest_run(self, thread_id: str) -> str | None:
+        latest = await self._store.thread_runs(thread_id, limit=1)
+        return latest[-1].id if latest else None
+
+    async def rate(
+        self, run_id: str, *, rater: str, rating: Rating, comment: str | None, source: str
+    ) -> None:
+        await self._store.feedback.rate(run_id, rater=rater, rating=rating, comment=comment,
+                                        source=source)
+
+    async def withdraw_rating(self, run_id: str, *, rater: str, rating: Rating) -> None:
+        await self._store.feedback.withdraw(run_id, rater=rater, rating=rating)
 
     async def find_smith(self, external_id: str, agent_id: str) -> Smith | None:
         return await self._store.find_smith(external_id, agent_id)

@@ -170,9 +170,8 @@ def test_connectors_reach_the_core_only_through_their_runtime(graph: dict[str, M
     assert _connector_offences(graph) == []
 
 
-# The CLI's modules that build the application: the commands that run it, and ``agents
-# publish`` (which freezes an agent the way the application defines it).
-APP_IMPORTERS = ["bot.cli.operator", "bot.cli.run"]
+# The CLI's module that builds the application: the commands that run it.
+APP_IMPORTERS = ["bot.cli.run"]
 
 
 def test_only_the_cli_imports_the_application(graph: dict[str, Module]) -> None:

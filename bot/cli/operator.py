@@ -33,7 +33,7 @@ async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_agents_publish(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.app import definition_from_settings
+    from bot.agent.definition import definition_from_settings
 
     try:
         definition = definition_from_settings(settings, args.slug)

@@ -1,5 +1,5 @@
 """The commands that run the application: ``serve``, ``health``, ``triage``, ``chat``,
-``simulate`` and ``eval``. With ``operator``, the only modules that import ``bot.app``."""
+``simulate`` and ``eval``; the only module that imports ``bot.app``."""
 
 from __future__ import annotations
 

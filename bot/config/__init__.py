@@ -7,7 +7,7 @@ embedded defaults. The file is ``--config PATH``, else ``$SUPPORTBOT_CONFIG``, e
 
 The sections live by concern — ``base`` (what they share, small parsers), ``server``
 (database, HTTP, pipeline, logs), ``model`` (providers, offline responder), ``channels``
-(a section per channel, handoff), ``knowledge``, ``schedules`` (triage, retention), ``agents``
+(a section per channel, handoff), ``knowledge``, ``schedules`` (triage, retention), ``analytics``, ``agents``
 (agents, tools, user service) — and ``settings`` puts them together; everything is imported
 from here, ``bot.config``.
 """
@@ -19,6 +19,7 @@ from bot.config.agents import (
     CustomToolSettings,
     UserInfoSettings,
 )
+from bot.config.analytics import AnalyticsSettings, ModelPrice
 from bot.config.base import (
     ENV_PREFIX,
     ConfigError,
@@ -70,6 +71,7 @@ __all__ = [
     "USER_INFO_ALIASES",
     "AdminSettings",
     "AgentSettings",
+    "AnalyticsSettings",
     "ConfigError",
     "CustomToolSettings",
     "DatabaseSettings",
@@ -82,6 +84,7 @@ __all__ = [
     "KnowledgeSourceSettings",
     "LogSettings",
     "ModelEndpoint",
+    "ModelPrice",
     "ModelSettings",
     "OfflineSettings",
     "PipelineSettings",

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from bot.config.agents import AgentSettings, CustomToolSettings, UserInfoSettings
+from bot.config.analytics import AnalyticsSettings
 from bot.config.base import ENV_PREFIX, ConfigError, EnvList
 from bot.config.channels import HandoffSettings, IntercomSettings, SlackSettings, WebSettings
 from bot.config.knowledge import KnowledgeSettings
@@ -64,6 +65,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     triage: TriageSettings = TriageSettings()
     retention: RetentionSettings = RetentionSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
     log: LogSettings = LogSettings()
     agents: list[AgentSettings] = Field(default_factory=_default_agents, min_length=1)
     default_agent: str = "support"

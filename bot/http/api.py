@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from bot.http.console_api import ConsoleApi
 from bot.http.context import CONTEXT_KEY, ApiContext
 from bot.http.conversations import ConversationsApi
 from bot.http.openapi import openapi_document
@@ -27,6 +28,7 @@ def mount_api(http: web.Application, daemon: Daemon) -> ApiContext:
     conversations = ConversationsApi()
     operator = OperatorApi()
     responses = ResponsesApi()
+    console = ConsoleApi()
     document = openapi_document(daemon.settings.http.public_url)
 
     async def openapi(request: web.Request) -> web.Response:
@@ -59,5 +61,14 @@ def mount_api(http: web.Application, daemon: Daemon) -> ApiContext:
         web.delete("/v1/knowledge/documents/{id}", operator.delete_document),
         web.post("/v1/knowledge/sync", operator.sync_knowledge),
         web.get("/v1/knowledge/sync/{id}", operator.sync_job),
+        # What the operator console is built on (bot.http.console_api).
+        web.post("/v1/conversations/{id}/feedback", console.feedback),
+        web.get("/v1/inbox", console.inbox),
+        web.get("/v1/threads/{id}/transcript", console.transcript),
+        web.get("/v1/analytics", console.analytics),
+        web.get("/v1/knowledge/search", console.search_knowledge),
+        web.get("/v1/agents", console.list_agents),
+        web.post("/v1/agents/{slug}/versions", console.publish_agent),
+        web.post("/v1/agents/{slug}/live", console.make_live),
     ])
     return ctx

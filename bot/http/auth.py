@@ -27,6 +27,7 @@ from typing import Final
 from aiohttp import web
 
 from bot.config import Settings
+from bot.http.sessions import CSRF_HEADER, SAFE_METHODS, csrf_matches, session_of
 
 READ: Final = "conversations:read"
 WRITE: Final = "conversations:write"
@@ -153,8 +154,20 @@ def require_scope(principal: Principal, scope: str) -> None:
 
 
 def require_admin(request: web.Request, settings: Settings) -> None:
-    """Operator endpoints: 404 while no admin token is configured, 401 for a wrong one."""
+    """Operator endpoints: 404 while no admin token is configured, 401 for a wrong one.
+
+    The operator console's session cookie stands in for the token (``bot.http.sessions``), and
+    then a request that changes anything must carry the session's CSRF token too (403)."""
     if settings.admin.token is None:
         raise api_error(404, "the operator API is disabled (no admin.token)", code="disabled")
-    if not is_admin_token(settings, bearer(request)):
+    token = bearer(request)
+    if is_admin_token(settings, token):
+        return
+    session = session_of(request, settings) if token is None else None
+    if session is None:
         raise api_error(401, "the admin token is required", code="unauthenticated")
+    if request.method not in SAFE_METHODS and not csrf_matches(
+        session, request.headers.get(CSRF_HEADER)
+    ):
+        raise api_error(403, f"a console request that changes something needs the "
+                             f"{CSRF_HEADER} header", code="csrf_failed")

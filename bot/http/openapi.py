@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain import JSON
+from bot.http.openapi_console import console_paths
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 
@@ -404,6 +405,9 @@ def openapi_document(server_url: str | None = None) -> JSON:
             "message": {"type": "string"}, "type": {"type": "string"},
             "code": {"type": ["string", "null"]}}}}},
     }
+    more_paths, more_schemas, more_schemes = console_paths()
+    paths.update(more_paths)
+    schemas.update(more_schemas)
     document: JSON = {
         "openapi": "3.1.0",
         "info": {
@@ -424,6 +428,7 @@ def openapi_document(server_url: str | None = None) -> JSON:
                 "bearerAuth": {"type": "http", "scheme": "bearer",
                                "description": "admin.token, or a smith token (`sbt.…`)"},
                 "visitorSession": {"type": "apiKey", "in": "cookie", "name": "sb_session"},
+                **more_schemes,
             },
         },
     }

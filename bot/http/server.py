@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from bot.console.pages import ConsolePages
 from bot.http.api import mount_api
 
 if TYPE_CHECKING:
@@ -96,6 +97,9 @@ def build_http_app(daemon: Daemon) -> web.Application:
     http.router.add_get("/readyz", readyz)
     http.router.add_get("/metrics", metrics)
     mount_api(http, daemon)
+    console = ConsolePages(daemon.settings)
+    http.on_startup.append(lambda _: console.load())
+    http.router.add_routes(console.routes())
     for connector in daemon.connectors.values():
         http.router.add_routes(connector.routes())
     return http

@@ -33,6 +33,7 @@ from bot.store.schema import (
     agents,
     conversations,
     erasures,
+    feedback,
     files,
     inbox,
     lanes,
@@ -53,6 +54,7 @@ Requester = Literal["cli", "api", "retention"]
 ERASED_TABLES: tuple[str, ...] = (
     "lanes",
     "tool_calls",
+    "feedback",
     "outbox",
     "inbox",
     "conversations",
@@ -307,6 +309,7 @@ def _erase(
     )
 
     counts["tool_calls"] = _delete_in(conn, tool_calls, tool_calls.c.run_id, run_ids)
+    counts["feedback"] = _delete_in(conn, feedback, feedback.c.run_id, run_ids)
     counts["outbox"] = _delete_in(conn, outbox, outbox.c.thread_id, tids) + _delete_in(
         conn, outbox, outbox.c.run_id, run_ids
     )

@@ -337,3 +337,24 @@ erasures = Table(
     # "cli", "api" or "retention".
     Column("requested_by", String(16), nullable=False),
 )
+
+
+# -- customer satisfaction (migration 0008) ------------------------------------------
+
+# A customer's verdict on one answer (a run): thumbs up or down, perhaps a comment. One row per
+# run and rater (``rater``: who gave it, as the channel knows them), so rating again replaces the
+# earlier verdict and a removed reaction removes its row. ``source`` says how it was given
+# (``widget``, ``reaction``, ``rating``).
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("run_id", String(40), ForeignKey("runs.id"), nullable=False, index=True),
+    Column("thread_id", String(40), ForeignKey("threads.id"), nullable=False, index=True),
+    Column("rater", String(255), nullable=False),
+    Column("rating", String(8), nullable=False),
+    Column("comment", Text),
+    Column("source", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("run_id", "rater", name="uq_feedback_run_rater"),
+)

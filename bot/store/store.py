@@ -21,6 +21,7 @@ from bot.pipeline.inbox import INBOX_BATCH, InboxWriter
 from bot.store.cursors import Cursors
 from bot.store.database import Database
 from bot.store.errors import LeaseLost
+from bot.store.feedback import Feedbacks
 from bot.store.identity import Identity
 from bot.store.inbox import CONTEXT_ONLY, Inbox, InboxItem, InboxRow, LaneClaim, lane_key
 from bot.store.locks import Locks
@@ -57,6 +58,7 @@ class Store:
         self.outbox = outbox = Outbox(db)
         self.cursors = cursors = Cursors(db)
         self.locks = locks = Locks(db)
+        self.feedback = Feedbacks(db)
         # The group commit is the pipeline's; the store only writes a batch.
         self.inbox_writer = writer = InboxWriter(inbox)
 

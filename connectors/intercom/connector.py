@@ -63,6 +63,11 @@ STATE_TOPICS = frozenset(
         "conversation.admin.opened",
     }
 )
+# Intercom's topic for a customer's conversation rating; any other topic's conversation item
+# that carries ``conversation_rating`` is counted too.
+RATING_TOPIC = "conversation.rating.added"
+# Intercom's 1–5 rating as the thumbs the analytics count; a 3 says neither.
+RATING_SCORES = {1: "down", 2: "down", 4: "up", 5: "up"}
 
 
 def poll_interval(settings: IntercomSettings) -> float | None:
@@ -160,7 +165,7 @@ class IntercomConnector(Connector):
         notification_id = payload.get("id")
         if topic == "ping":
             return 200, "pong"
-        if topic not in USER_TOPICS and topic not in STATE_TOPICS:
+        if topic not in USER_TOPICS and topic not in STATE_TOPICS and topic != RATING_TOPIC:
             return 200, f"topic {topic!r} ignored"
         if isinstance(notification_id, str) and notification_id in self._seen:
             return 200, "notification already handled"
@@ -173,7 +178,10 @@ class IntercomConnector(Connector):
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             return 400, f"unreadable conversation item: {exc}"
         try:
-            if topic in USER_TOPICS:
+            rated = await self._rating(conversation)
+            if topic == RATING_TOPIC:
+                reason = "rating recorded" if rated else "no rating to record"
+            elif topic in USER_TOPICS:
                 new = await self.ingest(
                     conversation, complete=topic == "conversation.user.created"
                 )
@@ -273,6 +281,28 @@ class IntercomConnector(Connector):
             agent_slug=self._settings.agent,
             ref={"conversation_id": conversation.id},
         )
+
+    async def _rating(self, conversation: Conversation) -> bool:
+        """The customer's rating of the conversation, stored with the bot's latest answer in
+        it (CSAT); whether one was recorded. Rating again replaces the earlier one."""
+        rating = conversation.rating or {}
+        score = rating.get("rating")
+        verdict = RATING_SCORES.get(score) if isinstance(score, int) else None
+        if verdict is None:
+            return False
+        runtime = self._runtime
+        for thread in await runtime.find_threads_by_external(thread_external_id(conversation.id)):
+            latest = await runtime.latest_run(thread.id)
+            if latest is None:
+                continue
+            contact = rating.get("contact") or {}
+            rater = f"{self.name}:{contact.get('id') or conversation.id}"
+            remark = rating.get("remark")
+            await runtime.rate(latest, rater=rater, rating="up" if verdict == "up" else "down",
+                               comment=remark if isinstance(remark, str) else None,
+                               source="rating")
+            return True
+        return False
 
     async def _state_change(self, topic: str, conversation: Conversation) -> str:
         """An admin's event in Intercom, as a handoff signal."""

@@ -89,6 +89,8 @@ class Conversation:
     parts: tuple[Part, ...]
     title: str | None = None
     statistics: JSON = field(default_factory=dict)
+    # The customer's rating of the conversation (``conversation_rating``: 1–5, a remark).
+    rating: JSON | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Conversation:
@@ -135,6 +137,8 @@ class Conversation:
             parts=parts,
             title=data.get("title") or None,
             statistics=dict(data.get("statistics") or {}),
+            rating=dict(data["conversation_rating"])
+            if isinstance(data.get("conversation_rating"), dict) else None,
         )
 
     @property

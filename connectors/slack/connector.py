@@ -59,6 +59,7 @@ from connectors.slack.inbound import (
     hear_message,
     inbound_message,
     is_close_reaction,
+    rating_of,
     resolved_thread,
     says_something,
 )
@@ -275,6 +276,9 @@ class SlackConnector(Connector):
             await self._on_message(team, kind, event)
         elif kind == "reaction_added":
             await self._on_reaction(team, event)
+            await self._on_rating(event, added=True)
+        elif kind == "reaction_removed":
+            await self._on_rating(event, added=False)
         else:
             log.debug("acknowledging a Slack %s event without acting on it", kind)
         await ack()
@@ -374,6 +378,24 @@ class SlackConnector(Connector):
             Signal(SignalKind.RESOLVED, self.name, key, who=str(user) if user else None)
         ):
             log.info("%s marked %s resolved", user, key)
+
+    async def _on_rating(self, event: JSON, *, added: bool) -> None:
+        """A thumbs up or down on one of the bot's replies rates that answer (CSAT); taking
+        the reaction back takes the rating back."""
+        rating = rating_of(event)
+        item = event.get("item") or {}
+        user = event.get("user")
+        if rating is None or not user or not item.get("ts"):
+            return
+        runtime = self._runtime
+        run_id = await runtime.run_of_message(str(item["ts"]))
+        if run_id is None:
+            return
+        rater = f"{self.name}:{user}"
+        if added:
+            await runtime.rate(run_id, rater=rater, rating=rating, source="reaction")
+        else:
+            await runtime.withdraw_rating(run_id, rater=rater, rating=rating)
 
     async def resolve_turn(
         self, smith: Smith, thread: Thread, messages: tuple[InboundMessage, ...]

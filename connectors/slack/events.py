@@ -57,7 +57,7 @@ EVENT_CALLBACK_SCHEMA: dict[str, Any] = {
                      "reply_users": {"type": "array", "items": _TEXT},
                      "files": {"type": "array", "items": _FILE},
                  }}},
-                {"if": {"properties": {"type": {"const": "reaction_added"}}},
+                {"if": {"properties": {"type": {"enum": ["reaction_added", "reaction_removed"]}}},
                  "then": {"properties": {
                      "user": _TEXT, "reaction": _TEXT,
                      "item": {"type": "object", "properties": {

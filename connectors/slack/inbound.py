@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import SlackSettings
-from bot.domain import JSON, InboundMessage
+from bot.domain import JSON, InboundMessage, Rating
 from connectors.slack.files import file_reference
 
 SOURCE = "slack"
@@ -128,6 +128,19 @@ def waiting_sender(event: JSON, mode: str, allow_bots: bool, me: BotIdentity) ->
     if any(user != sender for user in event.get("reply_users") or []):
         return None  # the bot or a person has answered in the thread
     return str(sender)
+
+
+# Reactions that rate an answer (skin tones ignored: ``+1::skin-tone-3`` is a ``+1``).
+RATING_REACTIONS: dict[str, Rating] = {"+1": "up", "thumbsup": "up", "-1": "down",
+                                       "thumbsdown": "down"}
+
+
+def rating_of(event: JSON) -> Rating | None:
+    """Whether a reaction on a message rates it, and how."""
+    item = event.get("item") or {}
+    if item.get("type") != "message":
+        return None
+    return RATING_REACTIONS.get(str(event.get("reaction") or "").split("::")[0])
 
 
 def is_close_reaction(event: JSON) -> bool:

@@ -108,6 +108,7 @@ class _Conversation:
     waiting_since: int | None = None
     snoozed_until: int | None = None
     tag_ids: list[str] = field(default_factory=list)
+    rating: JSON | None = None
 
 
 # Stands for Intercom's file host (another host in reality; a path of the fake here).
@@ -465,6 +466,15 @@ class FakeIntercom:
         """Forget every scripted failure still pending."""
         self._failures.clear()
 
+    def rate(self, conversation_id: str, score: int, remark: str = "") -> None:
+        """The customer rates the conversation (Intercom's ``conversation_rating``)."""
+        c = self.conversations[conversation_id]
+        at = self.now()
+        c.rating = {"rating": score, "remark": remark, "created_at": at, "updated_at": at,
+                    "contact": {"type": "contact", "id": c.contact_id, "external_id": None},
+                    "teammate": None}
+        c.updated_at = at
+
     def notification(self, topic: str, conversation_id: str, *, parts: int = 1) -> JSON:
         """A webhook notification as Intercom sends it: the conversation with only its newest
         ``parts`` parts (none for ``conversation.user.created``)."""
@@ -583,6 +593,7 @@ class FakeIntercom:
             },
             "teammates": None,
             "custom_attributes": {},
+            "conversation_rating": c.rating,
             "statistics": {
                 "type": "conversation_statistics",
                 "last_contact_reply_at": max(contact_replies, default=c.created_at),

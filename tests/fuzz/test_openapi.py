@@ -74,6 +74,9 @@ def _exercise(target: Target, operation: Any, mode: GenerationMode) -> None:
     check()
 
 
+# Every operation of the document in one test: its time grows with the API (the console's
+# endpoints made it ~30 operations), and two shared cores stretch it further.
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                          ids=lambda mode: mode.value)
 def test_the_api_keeps_its_document(target: Target, operations: list[Any],

@@ -90,7 +90,10 @@ async def footprint(store: Store, who: str, *, waiting: bool = True) -> Footprin
         thread_change=ThreadChange(state=ThreadState.CLOSED),
         new_memories=[f"their email is {email}"],
     )
-    needles = (external_id, alias, name, email, words, secret_bytes.decode())
+    await store.feedback.rate(run_id, rater=f"smith:{smith.id}", rating="down",
+                              comment=f"{name} did not like it", source="conversation")
+    needles = (external_id, alias, name, email, words, secret_bytes.decode(),
+               f"{name} did not like it")
     if waiting:
         # Delivered, but no turn has run for it yet (no thread exists for it).
         assert await store.inbox_put(
@@ -134,7 +137,7 @@ async def test_erasing_a_smith_leaves_no_row_that_mentions_it(store: Store) -> N
     # The dump does see data: the other customer is all still there.
     assert all(needle in after for needle in bystander.needles)
     assert erasure.counts == {
-        "lanes": 1, "tool_calls": 1, "outbox": 1, "inbox": 2, "conversations": 1, "runs": 1,
+        "lanes": 1, "tool_calls": 1, "feedback": 1, "outbox": 1, "inbox": 2, "conversations": 1, "runs": 1,
         "threads": 1, "files": 1, "memories": 1, "smith_aliases": 1, "smiths": 1,
     }
     with pytest.raises(NotFound):

@@ -133,6 +133,9 @@
           });
           var bubble = addMessage(item.role, text, files);
           if (annotations.length) { showCitations(bubble, annotations); }
+          if (item.role === "assistant" && /\.o$/.test(item.id || "")) {
+            addRating(bubble, item.id.replace(/\.o$/, ""));
+          }
         });
         return api("/v1/conversations/" + encodeURIComponent(conversation.id));
       })
@@ -227,6 +230,90 @@
     });
     box.appendChild(list);
     bubble.appendChild(box);
+  }
+
+  // Thumbs up / down (and, after a thumbs down, an optional comment) on one answer: the
+  // customer's satisfaction, stored with the run (POST /v1/conversations/{id}/feedback).
+  function addRating(bubble, runId) {
+    if (!current || bubble.querySelector(".sb-rating")) { return; }
+    var conversationId = current.id;
+    var box = document.createElement("div");
+    box.className = "sb-rating";
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-label", "Was this answer helpful?");
+    var question = document.createElement("span");
+    question.textContent = "Helpful?";
+    question.setAttribute("aria-hidden", "true");
+    box.appendChild(question);
+    var thanks = document.createElement("span");
+    thanks.className = "sb-rating-thanks";
+    thanks.setAttribute("role", "status");
+    var buttons = [["up", "Helpful"], ["down", "Not helpful"]].map(function (spec) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "sb-thumb";
+      button.appendChild(thumbIcon(spec[0] === "down"));
+      button.setAttribute("aria-label", spec[1]);
+      button.setAttribute("aria-pressed", "false");
+      button.setAttribute("data-rating", spec[0]);
+      button.addEventListener("click", function () { rate(spec[0], null); });
+      box.appendChild(button);
+      return button;
+    });
+    box.appendChild(thanks);
+    bubble.appendChild(box);
+
+    function rate(rating, comment) {
+      return api("/v1/conversations/" + encodeURIComponent(conversationId) + "/feedback", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ run_id: runId, rating: rating, comment: comment })
+      }).then(function () {
+        buttons.forEach(function (b) {
+          b.setAttribute("aria-pressed", String(b.getAttribute("data-rating") === rating));
+        });
+        thanks.textContent = "Thanks for your feedback.";
+        if (rating === "down" && comment === null) { askWhy(); }
+      }).catch(function (error) { thanks.textContent = "Could not send: " + error.message; });
+    }
+
+    function askWhy() {
+      if (box.querySelector(".sb-rating-why")) { return; }
+      var why = document.createElement("form");
+      why.className = "sb-rating-why";
+      var id = "sb-why-" + runId;
+      var label = document.createElement("label");
+      label.setAttribute("for", id);
+      label.textContent = "What was missing? (optional)";
+      var field = document.createElement("input");
+      field.id = id; field.maxLength = 2000;
+      var submitWhy = document.createElement("button");
+      submitWhy.type = "submit"; submitWhy.className = "sb-button"; submitWhy.textContent = "Send";
+      why.appendChild(label); why.appendChild(field); why.appendChild(submitWhy);
+      why.addEventListener("submit", function (event) {
+        event.preventDefault();
+        if (!field.value.trim()) { return; }
+        rate("down", field.value.trim()).then(function () { why.remove(); });
+      });
+      box.appendChild(why);
+      field.focus();
+    }
+  }
+
+  // A thumb drawn as SVG (an emoji needs a font the page cannot count on); down is up, flipped.
+  function thumbIcon(down) {
+    var ns = "http://www.w3.org/2000/svg";
+    var icon = document.createElementNS(ns, "svg");
+    icon.setAttribute("viewBox", "0 0 24 24");
+    icon.setAttribute("width", "18"); icon.setAttribute("height", "18");
+    icon.setAttribute("aria-hidden", "true"); icon.setAttribute("focusable", "false");
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", "M7 10v11H3V10h4zm2 11h8.3a2 2 0 0 0 2-1.6l1.4-7A2 2 0 0 0 18.7 10H14l.9-4.3" +
+                           "a1.6 1.6 0 0 0-3-1.1L9 10v11z");
+    path.setAttribute("fill", "none"); path.setAttribute("stroke", "currentColor");
+    path.setAttribute("stroke-width", "1.8"); path.setAttribute("stroke-linejoin", "round");
+    if (down) { path.setAttribute("transform", "rotate(180 12 12)"); }
+    icon.appendChild(path);
+    return icon;
   }
 
   function showState(state) {
@@ -358,6 +445,9 @@
       }
       bubble.setAttribute("data-run", payload.run_id || "");
       showCitations(bubble, payload.citations);
+      if (name === "run.completed" && payload.run_id && target.textContent) {
+        addRating(bubble, payload.run_id);
+      }
       if (payload.conversation) {
         showState(payload.conversation.state);
         if (current) { current.state = payload.conversation.state; current.title = payload.conversation.title; }

@@ -405,3 +405,29 @@ async def test_an_unreachable_intercom_at_start_is_not_fatal(
         await deliver(app, fake.notification("conversation.user.created", conversation))
         await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the reply once /me answers")
         assert (await app.ready())["connector:intercom"] is True
+
+
+async def test_a_conversation_rating_is_stored_with_the_bots_latest_answer(
+    sqlite_url: str, fake_intercom: FakeIntercom
+) -> None:
+    fake = fake_intercom
+    conversation = fake.start_conversation(fake.add_contact(), "<p>How do I reset it?</p>")
+    async with running_app(sqlite_url, fake) as (app, _runner):
+        await deliver(app, fake.notification("conversation.user.created", conversation))
+        await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the reply")
+        await wait_until(lambda: settled(app), what="the turn")
+        (thread,) = await app.store.find_threads_by_external(f"intercom:{conversation}")
+        (run,) = await app.store.thread_runs(thread.id)
+
+        fake.rate(conversation, 2, "did not help")
+        await deliver(app, fake.notification("conversation.rating.added", conversation))
+        given = await app.store.feedback.of_thread(thread.id)
+        assert [(f.run_id, f.rating, f.comment, f.source) for f in given] == [
+            (run.id, "down", "did not help", "rating")]
+        # Rated again (5): the same customer's rating is replaced, not added; a 3 says neither.
+        fake.rate(conversation, 5)
+        await deliver(app, fake.notification("conversation.rating.added", conversation))
+        assert [f.rating for f in await app.store.feedback.of_thread(thread.id)] == ["up"]
+        fake.rate(conversation, 3)
+        await deliver(app, fake.notification("conversation.rating.added", conversation))
+        assert [f.rating for f in await app.store.feedback.of_thread(thread.id)] == ["up"]

@@ -401,3 +401,38 @@ async def test_streaming_replies_use_the_chat_stream_api(daemon: Daemon, slack: 
         assert slack.calls_to("chat.startStream")[0]["recipient_user_id"] == CUSTOMER
         assert slack.calls_to("chat.stopStream")
         assert not slack.calls_to("chat.postMessage")
+
+
+async def test_thumbs_on_the_bots_reply_rate_the_answer_and_taking_them_back_unrates(
+    daemon: Daemon, slack: FakeSlack
+) -> None:
+    async with daemon() as app:
+        ts = slack.next_ts()
+        await deliver(app, event_callback(message("D0DM", CUSTOMER, "How do I reset my password?",
+                                                  ts, channel_type="im")))
+        [reply] = await wait_until(lambda: slack.thread("D0DM", ts))
+        await wait_until(lambda: settled(app))
+        entry = (await app.store.outbox_entries())[0]
+
+        def reaction(kind: str, name: str, on: str) -> dict[str, Any]:
+            return {"type": kind, "user": CUSTOMER, "reaction": name,
+                    "item": {"type": "message", "channel": "D0DM", "ts": on},
+                    "item_user": BOT_USER, "event_ts": slack.next_ts()}
+
+        async def ratings() -> list[tuple[str, str]]:
+            given = await app.store.feedback.of_thread(entry.action.thread_id)
+            return [(f.run_id, f.rating) for f in given]
+
+        await deliver(app, event_callback(reaction("reaction_added", "+1::skin-tone-3",
+                                                   reply["ts"])))
+        assert await ratings() == [(entry.action.run_id, "up")]
+        # A thumbs down from the same person replaces it; taking the down back removes it.
+        await deliver(app, event_callback(reaction("reaction_added", "thumbsdown", reply["ts"])))
+        assert await ratings() == [(entry.action.run_id, "down")]
+        await deliver(app, event_callback(reaction("reaction_removed", "thumbsdown",
+                                                   reply["ts"])))
+        assert await ratings() == []
+        # Other reactions, and thumbs on the customer's own message, rate nothing.
+        await deliver(app, event_callback(reaction("reaction_added", "tada", reply["ts"])))
+        await deliver(app, event_callback(reaction("reaction_added", "+1", ts)))
+        assert await ratings() == []
