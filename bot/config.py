@@ -319,6 +319,18 @@ class HandoffSettings(Section):
     resume_after_hours: float | None = Field(default=None, gt=0)
 
 
+class NotifySettings(Section):
+    """One ``[[notify]]`` table: where an escalation is announced besides the channels
+    (``SUPPORTBOT_NOTIFY`` as a JSON list). ``kind = "webhook"``: a JSON POST to ``url``, signed
+    ``X-Supportbot-Signature: sha256=<hex HMAC-SHA256 of the body with secret>``, sent and
+    retried through the outbox (at least once; the body's ``id`` is the same on every try)."""
+
+    kind: Literal["webhook"] = "webhook"
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+
 SourceKind = Literal["files", "intercom", "sitemap", "urls"]
 
 
@@ -716,6 +728,7 @@ class Settings(BaseSettings):
     connectors: EnvList[str] | None = None
     tools: list[CustomToolSettings] = []
     user_info: UserInfoSettings = UserInfoSettings()
+    notify: list[NotifySettings] = []
 
     @model_validator(mode="before")
     @classmethod

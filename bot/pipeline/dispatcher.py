@@ -33,6 +33,7 @@ from bot.domain import (
 )
 from bot.logs import bind_turn
 from bot.metrics import Metrics
+from bot.pipeline.announce import Announcements
 from bot.pipeline.claims import ClaimLoop
 from bot.pipeline.events import TurnEvent, TurnEvents
 from bot.pipeline.handoff import Handoff
@@ -63,8 +64,11 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         connectors: Mapping[str, Connector] | None = None,
         on_committed: Callable[[], None] = lambda: None,
         handoff: Handoff | None = None,
+        announcements: Announcements | None = None,
     ):
         super().__init__(settings)
+        # Who hears of an escalation beyond the thread's channel; None: nobody.
+        self._announcements = announcements
         # Whether the bot may speak in a thread is handoff's call, not the dispatcher's.
         self._handoff = handoff or Handoff(store, HandoffSettings(), default_agent="")
         self._connectors: Mapping[str, Connector] = connectors or {}
@@ -327,8 +331,14 @@ class Dispatcher(ClaimLoop[LaneClaim]):
                 until=planned.until,
                 ref={**thread.metadata, **planned.ref},
             )
-            for position, planned in enumerate(result.actions)
+            for position, planned in enumerate(
+                p for p in result.actions if p.kind is not ActionKind.ANNOUNCE
+            )
         ]
+        if self._announcements is not None:
+            for planned in result.actions:
+                if planned.kind is ActionKind.ANNOUNCE:
+                    actions += self._announcements.actions(planned, thread=thread, run_id=run_id)
         if live is not None:
             actions = await _hand_over(live, actions)
         await self._store.commit_turn(

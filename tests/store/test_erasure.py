@@ -25,6 +25,7 @@ from bot.domain import (
     now,
 )
 from bot.store.erasure import ERASED_TABLES, UNRELATED_TABLES, Erasures
+from bot.store.messages import PersonMessages
 from bot.store.schema import erasures, metadata, smiths, threads
 from bot.store.store import LeaseLost, NotFound, Store, ThreadChange
 from bot.store.web import WebStore
@@ -90,7 +91,9 @@ async def footprint(store: Store, who: str, *, waiting: bool = True) -> Footprin
         thread_change=ThreadChange(state=ThreadState.CLOSED),
         new_memories=[f"their email is {email}"],
     )
-    needles = (external_id, alias, name, email, words, secret_bytes.decode())
+    said = f"Hello {name}, Grace here about {email}"
+    await PersonMessages(store.db).add(thread.id, author_name="Grace", text=said)
+    needles = (external_id, alias, name, email, words, secret_bytes.decode(), said)
     if waiting:
         # Delivered, but no turn has run for it yet (no thread exists for it).
         assert await store.inbox_put(
@@ -136,6 +139,7 @@ async def test_erasing_a_smith_leaves_no_row_that_mentions_it(store: Store) -> N
     assert erasure.counts == {
         "lanes": 1, "tool_calls": 1, "outbox": 1, "inbox": 2, "conversations": 1, "runs": 1,
         "threads": 1, "files": 1, "memories": 1, "smith_aliases": 1, "smiths": 1,
+        "person_messages": 1,
     }
     with pytest.raises(NotFound):
         await store.get_smith(victim.smith_id, include_archived=True)
