@@ -323,7 +323,8 @@
     if (state === "escalated" || (state !== "closed" && control === "human")) {
       stateBox.hidden = false;
       stateBox.setAttribute("data-state", "escalated");
-      stateBox.textContent = "A person from our team has this conversation and will reply here.";
+      stateBox.textContent = (state === "escalated" ? "Escalated: a" : "A") +
+        " person from our team has this conversation and will reply here.";
     } else if (state === "closed") {
       stateBox.hidden = false;
       stateBox.setAttribute("data-state", "closed");
