@@ -52,6 +52,16 @@ def parse_cursor(raw: str | None) -> float | None:
     return value
 
 
+async def live_snapshot(ctx: ApiContext, thread_id: str, *, after: float | None) -> JSON:
+    """What ``live_events`` would start with, as one answer: who holds the thread, and the
+    people's messages after ``after`` (``cursor``: where the next poll resumes)."""
+    thread = await ctx.store.get_thread(thread_id)
+    items = [person_item(m) for m in await ctx.operator.messages(thread_id, after=after)]
+    cursor = items[-1]["cursor"] if items else (repr(after) if after is not None else None)
+    return {"object": "conversation.events", "state": thread.state.value,
+            "control": thread.control.value, "data": items, "cursor": cursor}
+
+
 async def live_events(
     ctx: ApiContext, thread_id: str, *, after: float | None
 ) -> AsyncGenerator[StreamEvent, None]:

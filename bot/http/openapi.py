@@ -183,12 +183,21 @@ def openapi_document(server_url: str | None = None) -> JSON:
                 {"200": {"description": "SSE stream: `thread.updated` {state, control} first, "
                                         "then `person.message` (a conversation item with "
                                         "`author` and `cursor`) as people write",
-                         "content": {"text/event-stream": {"schema": {"type": "string"}}}}},
+                         "content": {"text/event-stream": {"schema": {"type": "string"}},
+                                     "application/json": {"schema": {
+                                         "type": "object", "properties": {
+                                             "object": {"const": "conversation.events"},
+                                             "state": {"enum": ["open", "escalated", "closed"]},
+                                             "control": {"enum": ["bot", "human"]},
+                                             "data": {"type": "array",
+                                                      "items": {"type": "object"}},
+                                             "cursor": {"type": ["string", "null"]}}}}}}},
                 security=_VISITOR,
                 params=[_ID, _SMITH, _param("after", "query", "resume after the message with "
                                             "this `cursor`", {"type": "number"})],
                 description="The stream ends after five minutes; open the next one with "
-                            "`after`."),
+                            "`after`. With `Accept: application/json`: one answer at once "
+                            "(state, control, the messages after `after`), for polling."),
         },
         "/v1/files": {
             "post": _op("Upload an attachment (multipart/form-data, part `file`)",

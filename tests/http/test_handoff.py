@@ -239,6 +239,18 @@ async def test_a_person_answers_the_visitor_live_then_hands_back_to_the_bot(
             replay: list[tuple[str, dict[str, Any]]] = []
             await read_until(again, "thread.updated", replay)
         assert [name for name, _ in replay] == ["thread.updated"]
+        # Polling instead: one JSON answer at once, resumable the same way.
+        events = f"/v1/conversations/{conversation_id}/events"
+        polled = await json_call(visitor, "GET", events,
+                                 headers={"Accept": "application/json"})
+        assert (polled["state"], polled["control"]) == ("escalated", "human")
+        assert [i["id"] for i in polled["data"]] == [sent["id"]]
+        assert polled["cursor"] == live["cursor"]
+        polled = await json_call(visitor, "GET", events, params={"after": polled["cursor"]},
+                                 headers={"Accept": "application/json"})
+        assert polled["data"] == [] and polled["cursor"] == live["cursor"]
+        await json_call(visitor, "GET", events, 400, params={"after": "nan"},
+                        headers={"Accept": "application/json"})
 
         back = await json_call(admin, "POST", f"/v1/threads/{thread_id}/handback")
         assert (back["state"], back["control"]) == ("open", "bot")
