@@ -40,6 +40,7 @@ from bot.pipeline.handoff import Handoff
 from bot.pipeline.turn import TurnContext, TurnResult, TurnRunner
 from bot.store.errors import LeaseLost
 from bot.store.inbox import LaneClaim
+from bot.store.messages import PersonMessages
 from bot.store.runs import TurnInputs
 from bot.store.store import Store
 
@@ -248,6 +249,7 @@ class Dispatcher(ClaimLoop[LaneClaim]):
             messages=inbound,
             history=inputs.history,
             memories=inputs.memories,
+            people_said=await self._people_said(thread),
             emit=emit,
         )
         started = now()
@@ -345,6 +347,10 @@ class Dispatcher(ClaimLoop[LaneClaim]):
             claim, run, actions, thread_change=change, new_memories=result.memories
         )
         return actions
+
+    async def _people_said(self, thread: Thread) -> tuple[tuple[float, str, str], ...]:
+        said = await PersonMessages(self._store.db).of_thread(thread.id)
+        return tuple((m.created_at, m.author_name, m.text) for m in said[-HISTORY_RUNS:])
 
     async def _skip(self, claim: LaneClaim, thread: Thread, reason: str) -> None:
         log.info("not answering %s: %s", claim.lane, reason)

@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.agent.context import history_messages
 from bot.config import Settings
 from bot.domain import OutboxStatus
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
@@ -328,3 +329,31 @@ async def test_threads_of_a_channel_with_its_own_helpdesk_are_answered_there(
             closed = await json_call(admin, "POST", f"/v1/threads/{thread.id}/close")
             assert closed["state"] == "closed"
         assert slack.calls_to("chat.postMessage") == []
+
+
+async def test_after_the_handback_the_bot_knows_what_the_person_wrote(sqlite_url: str) -> None:
+    async with running(sqlite_url) as daemon, daemon.client() as visitor, \
+            daemon.admin() as admin:
+        await session(visitor)
+        conversation = await json_call(visitor, "POST", "/v1/conversations", json={})
+        messages = f"/v1/conversations/{conversation['id']}/messages"
+        await json_call(visitor, "POST", messages,
+                        json={"content": "A human please", "stream": False})
+        (thread,) = (await json_call(admin, "GET", "/v1/threads?state=escalated"))["data"]
+        await json_call(admin, "POST", f"/v1/threads/{thread['id']}/messages", 201,
+                        json={"content": "I refunded order A42.", "author": {"name": "Grace"}})
+        await json_call(admin, "POST", f"/v1/threads/{thread['id']}/handback")
+        answered = await json_call(visitor, "POST", messages,
+                                   json={"content": "When will I see the money?",
+                                         "stream": False})
+        assert answered["status"] == "completed"
+    assert daemon.engine is not None
+    turn = daemon.engine.turns[-1]
+    assert [(who, text) for _, who, text in turn.people_said] == [
+        ("Grace", "I refunded order A42.")]
+    history = history_messages(turn.history, turn.people_said)
+    assert [(m.role, m.content) for m in history] == [
+        ("user", "A human please"),
+        ("assistant", "I've passed this to our support team; a person will follow up."),
+        ("assistant", "[Grace, a person from the support team, wrote:] I refunded order A42."),
+    ]
