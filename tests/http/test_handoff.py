@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 
 from bot.agent.context import history_messages
+from bot.agent.simulate import simulation_settings
 from bot.config import Settings
 from bot.domain import OutboxStatus
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
@@ -357,3 +358,11 @@ async def test_after_the_handback_the_bot_knows_what_the_person_wrote(sqlite_url
         ("assistant", "I've passed this to our support team; a person will follow up."),
         ("assistant", "[Grace, a person from the support team, wrote:] I refunded order A42."),
     ]
+
+
+def test_rehearsals_tell_no_webhook(tmp_path: Any) -> None:
+    """``simulate`` and ``eval`` run real turns, escalations included: nobody is told."""
+    configured = Settings.model_validate({"notify": [
+        {"kind": "webhook", "url": "https://hooks.example.com/x", "secret": "s" * 32}]})
+    rehearsal = simulation_settings(configured, f"sqlite+aiosqlite:///{tmp_path}/sim.db", {})
+    assert configured.notify and rehearsal.notify == []
