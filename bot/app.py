@@ -15,6 +15,7 @@ start an application of their own are handed a ``launcher()``. Only ``bot.cli`` 
 from __future__ import annotations
 
 import logging
+from collections import ChainMap
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -34,6 +35,7 @@ from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.jobs import SyncJobs
 from bot.knowledge.sync import KnowledgeSync
 from bot.metrics import Metrics
+from bot.pipeline.announce import NOTIFY, Announcements, WebhookNotifier
 from bot.pipeline.dispatcher import Dispatcher
 from bot.pipeline.events import TurnEvents
 from bot.pipeline.handoff import Handoff
@@ -175,10 +177,17 @@ class Application:
             log.info("connector %s started", connector.name)
 
         if self._run_pipeline:
+            # Escalations announced beyond their channel: to other channels' people and to the
+            # ``[[notify]]`` webhooks, whose sender stands beside the connectors in the outbox.
+            notifier: Connector = WebhookNotifier(self.settings.notify)
+            if self._connector_wrapper is not None:
+                notifier = self._connector_wrapper(notifier)
+            await notifier.start()
+            self._started.append(notifier.stop)
             self.outbox = OutboxSender(
                 store=self.store,
                 settings=self.settings.pipeline,
-                connectors=self.connectors,
+                connectors=ChainMap(self.connectors, {NOTIFY: notifier}),
                 metrics=self.metrics,
             )
             await self.outbox.start()
@@ -193,6 +202,7 @@ class Application:
                 connectors=self.connectors,
                 on_committed=self.outbox.wake,
                 handoff=self.handoff,
+                announcements=Announcements(self.settings, self.connectors),
             )
             await self.dispatcher.start()
             self._started.append(self.dispatcher.stop)

@@ -308,6 +308,17 @@ class Connector(ABC):
     name: ClassVar[str]
     # Whether ``post_digest`` posts a triage digest on this channel.
     posts_digest: ClassVar[bool] = False
+    # Whether what a person writes through the operator API reaches this channel's customer
+    # without being sent (the channel shows the thread's stored messages: the web widget).
+    # Elsewhere a person answers in the channel's own tool, which tells the core (``report``).
+    shows_person_messages: ClassVar[bool] = False
+
+    @property
+    def announces_escalations(self) -> bool:
+        """Whether this connector tells people of other channels' escalations: ``execute``
+        takes ``ANNOUNCE`` actions whose thread is not on this channel (``bot.pipeline.announce``
+        builds them; ``action.ref`` holds the event, with ``console_url``)."""
+        return False
 
     def routes(self) -> Sequence[web.RouteDef]:
         """HTTP routes to mount on the daemon's server (webhooks, pages)."""
@@ -409,7 +420,8 @@ class DryRunConnector(Connector):
         stand_in = type(
             f"DryRun{type(inner).__name__}",
             (cls,),
-            {"name": inner.name, "posts_digest": inner.posts_digest},
+            {"name": inner.name, "posts_digest": inner.posts_digest,
+             "shows_person_messages": inner.shows_person_messages},
         )
         wrapped: Connector = stand_in(inner)
         return wrapped
@@ -460,6 +472,10 @@ class DryRunConnector(Connector):
 
     def ready(self) -> bool:
         return self.inner.ready()
+
+    @property
+    def announces_escalations(self) -> bool:
+        return self.inner.announces_escalations
 
     def dry_run(self) -> Connector:
         return self

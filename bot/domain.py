@@ -85,6 +85,9 @@ class ActionKind(StrEnum):
     OPEN = "open"
     REACT = "react"
     ESCALATION_POST = "escalation_post"
+    # An escalation told to people outside the thread's channel (a Slack escalation channel,
+    # an outgoing webhook); see ``bot.pipeline.announce``.
+    ANNOUNCE = "announce"
 
 
 class InboxStatus(StrEnum):

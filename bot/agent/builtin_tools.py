@@ -29,6 +29,7 @@ from bot.domain import (
     ThreadChange,
     ThreadState,
 )
+from bot.pipeline.announce import escalation_announcement
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,9 @@ def escalation(
         actions = [PlannedAction(ActionKind.REPLY, text=reply)] + [
             a for a in actions if a.kind is not ActionKind.REPLY
         ]
+    # Told to people beyond the channel (another channel's escalation room, webhooks).
+    actions = [*actions, escalation_announcement(reason=reason, priority=priority,
+                                                 summary=summary)]
     return ToolOutcome(
         result={"escalated": True, "priority": priority},
         actions=tuple(actions),

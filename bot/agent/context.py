@@ -107,21 +107,29 @@ def system_prompt(
     return "\n\n".join(parts)
 
 
-def history_messages(history: Sequence[Run]) -> list[ChatMessage]:
-    """Past turns as user/assistant pairs, oldest first, tool traffic left out. A message an
-    input guardrail stopped never reaches the model, not even later as history."""
-    messages: list[ChatMessage] = []
-    for run in sorted(history, key=lambda r: r.started_at):
+def history_messages(
+    history: Sequence[Run], people_said: Sequence[tuple[float, str, str]] = ()
+) -> list[ChatMessage]:
+    """Past turns as user/assistant pairs, oldest first, tool traffic left out, with what
+    people on the support side wrote in between (as the support side's messages, said to be
+    theirs). A message an input guardrail stopped never reaches the model, not even later as
+    history."""
+    timed: list[tuple[float, int, ChatMessage]] = []
+    for run in history:
         if run.stop_reason is StopReason.GUARDRAIL:
             continue
         text = "\n\n".join(
             str(item.get("content", "")) for item in run.input if item.get("content")
         )
         if text:
-            messages.append(ChatMessage("user", text[:HISTORY_CHARS]))
+            timed.append((run.started_at, len(timed), ChatMessage("user", text[:HISTORY_CHARS])))
         if run.output_text:
-            messages.append(ChatMessage("assistant", run.output_text[:HISTORY_CHARS]))
-    return messages
+            timed.append((run.finished_at, len(timed),
+                          ChatMessage("assistant", run.output_text[:HISTORY_CHARS])))
+    for at, who, text in people_said:
+        said = f"[{who}, a person from the support team, wrote:] {text}"
+        timed.append((at, len(timed), ChatMessage("assistant", said[:HISTORY_CHARS])))
+    return [message for _, _, message in sorted(timed, key=lambda t: (t[0], t[1]))]
 
 
 def user_message(ctx: TurnContext, shown: Sequence[Sequence[Shown]] | None = None) -> ChatMessage:
@@ -169,7 +177,7 @@ def assemble(
     variables = smith_variables(ctx.smith, agent_variables)
     messages = [
         ChatMessage("system", system_prompt(ctx, variables, passages, tool_names)),
-        *history_messages(ctx.history),
+        *history_messages(ctx.history, ctx.people_said),
         user_message(ctx, shown),
     ]
     return AssembledContext(tuple(messages), turn_input(ctx))

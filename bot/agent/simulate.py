@@ -178,10 +178,12 @@ def check_turn(scenario: str, number: int, turn: Turn, outcome: TurnOutcome) -> 
 def simulation_settings(
     settings: Settings, database_url: str, agent_overrides: dict[str, Any]
 ) -> Settings:
-    """The configured settings on a throwaway database, with no external connectors."""
+    """The configured settings on a throwaway database, with no external connectors and no
+    escalation webhooks (a rehearsal tells nobody)."""
     data = settings.model_dump(mode="python")
     data["database"] = {**data["database"], "url": database_url}
     data["connectors"] = []
+    data["notify"] = []
     if agent_overrides:
         data["agents"] = [
             {**a, **agent_overrides} if a["slug"] == settings.default_agent else a

@@ -35,7 +35,8 @@ async def chat(
     settings: Settings, options: ChatOptions, stdin: TextIO, out: TextIO, *, launch: Launch
 ) -> int:
     """Read customer lines from ``stdin`` until EOF or ``/quit``; print the conversation."""
-    local = settings.model_copy(update={"connectors": []})
+    # A local conversation: no channel, and no escalation webhooks told of it.
+    local = settings.model_copy(update={"connectors": [], "notify": []})
     connector = LocalConnector(CHANNEL)
     async with launch(local, connectors=[connector]) as daemon:
         conversation = Conversation(

@@ -32,6 +32,7 @@ from bot.config.base import (
 from bot.config.channels import (
     HandoffSettings,
     IntercomSettings,
+    NotifySettings,
     SlackChannelSettings,
     SlackSettings,
     WebSettings,
@@ -86,6 +87,7 @@ __all__ = [
     "ModelEndpoint",
     "ModelPrice",
     "ModelSettings",
+    "NotifySettings",
     "OfflineSettings",
     "PipelineSettings",
     "ProviderName",

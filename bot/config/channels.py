@@ -125,3 +125,15 @@ class HandoffSettings(Section):
     # The bot answers again once nobody on the support side has acted on a thread it gave to a
     # person for this many hours; None: never by itself.
     resume_after_hours: float | None = Field(default=None, gt=0)
+
+
+class NotifySettings(Section):
+    """One ``[[notify]]`` table: where an escalation is announced besides the channels
+    (``SUPPORTBOT_NOTIFY`` as a JSON list). ``kind = "webhook"``: a JSON POST to ``url``, signed
+    ``X-Supportbot-Signature: sha256=<hex HMAC-SHA256 of the body with secret>``, sent and
+    retried through the outbox (at least once; the body's ``id`` is the same on every try)."""
+
+    kind: Literal["webhook"] = "webhook"
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretStr
+    timeout_seconds: float = Field(default=10.0, gt=0)

@@ -22,7 +22,13 @@ from pydantic_settings import (
 from bot.config.agents import AgentSettings, CustomToolSettings, UserInfoSettings
 from bot.config.analytics import AnalyticsSettings
 from bot.config.base import ENV_PREFIX, ConfigError, EnvList
-from bot.config.channels import HandoffSettings, IntercomSettings, SlackSettings, WebSettings
+from bot.config.channels import (
+    HandoffSettings,
+    IntercomSettings,
+    NotifySettings,
+    SlackSettings,
+    WebSettings,
+)
 from bot.config.knowledge import KnowledgeSettings
 from bot.config.model import ModelSettings, OfflineSettings
 from bot.config.schedules import RetentionSettings, TriageSettings
@@ -72,6 +78,7 @@ class Settings(BaseSettings):
     connectors: EnvList[str] | None = None
     tools: list[CustomToolSettings] = []
     user_info: UserInfoSettings = UserInfoSettings()
+    notify: list[NotifySettings] = []
 
     @model_validator(mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from bot.http.conversations import ConversationsApi
 from bot.http.openapi import openapi_document
 from bot.http.operator import OperatorApi
 from bot.http.responses import ResponsesApi
+from bot.http.threads import ThreadsApi
 
 if TYPE_CHECKING:
     from bot.daemon import Daemon
@@ -29,6 +30,7 @@ def mount_api(http: web.Application, daemon: Daemon) -> ApiContext:
     operator = OperatorApi()
     responses = ResponsesApi()
     console = ConsoleApi()
+    threads = ThreadsApi()
     document = openapi_document(daemon.settings.http.public_url)
 
     async def openapi(request: web.Request) -> web.Response:
@@ -45,6 +47,7 @@ def mount_api(http: web.Application, daemon: Daemon) -> ApiContext:
         web.post("/v1/conversations/{id}/items", responses.create_items),
         web.get("/v1/conversations/{id}/items/{item_id}", responses.item),
         web.post("/v1/conversations/{id}/messages", conversations.message),
+        web.get("/v1/conversations/{id}/events", conversations.events),
         web.post("/v1/responses", responses.create),
         web.post("/v1/files", conversations.upload),
         web.get("/v1/files/{id}/content", operator.file_content),
@@ -56,6 +59,9 @@ def mount_api(http: web.Application, daemon: Daemon) -> ApiContext:
         web.get("/v1/runs", operator.list_runs),
         web.get("/v1/runs/{id}", operator.get_run),
         web.get("/v1/threads", operator.list_threads),
+        web.post("/v1/threads/{id}/messages", threads.message),
+        web.post("/v1/threads/{id}/handback", threads.handback),
+        web.post("/v1/threads/{id}/close", threads.close),
         web.get("/v1/knowledge/documents", operator.list_documents),
         web.get("/v1/knowledge/documents/{id}", operator.get_document),
         web.delete("/v1/knowledge/documents/{id}", operator.delete_document),

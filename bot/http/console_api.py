@@ -22,6 +22,7 @@ from bot.http.operator import OperatorApi, run_json, thread_json
 from bot.store.analytics import Analytics, Window, run_cost
 from bot.store.attention import needing_a_person
 from bot.store.feedback import COMMENT_MAX, RATINGS
+from bot.store.messages import PersonMessages
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
@@ -98,6 +99,9 @@ class ConsoleApi(OperatorApi):
             "customer": {"id": smith.id, "display_name": smith.display_name,
                          "external_id": smith.external_id},
             "runs": turns,
+            "person_messages": [
+                m.to_json() for m in await PersonMessages(ctx.store.db).of_thread(thread.id)
+            ],
         })
 
     async def analytics(self, request: web.Request) -> web.Response:

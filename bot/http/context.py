@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bot.domain import NotFound, Smith
 from bot.http.auth import Principal, api_error, authenticate
+from bot.pipeline.operator import Operator
 from bot.store.web import WebStore
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ class ApiContext:
         self.web = WebStore(daemon.store)
         self._key: bytes | None = None
         self._key_lock = asyncio.Lock()
+        # A person's replies, handbacks and closes (the operator API and the console).
+        self.operator = Operator(store=daemon.store, handoff=daemon.handoff,
+                                 events=daemon.events, connectors=daemon.connectors)
 
     async def token_key(self) -> bytes:
         if self._key is None:

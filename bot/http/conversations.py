@@ -20,6 +20,7 @@ from bot.domain import JSON, InboundMessage, InboxStatus, NotFound, Run
 from bot.http.auth import READ, WRITE, Principal, api_error, require_scope
 from bot.http.bodies import BodyRefused, json_object
 from bot.http.context import CONTEXT_KEY, ApiContext
+from bot.http.live import live_events, live_snapshot, parse_cursor, person_item
 from bot.http.turns import StreamEvent, citations, customer_message, submitted, write_sse
 from bot.store.inbox import lane_key
 from bot.store.web import Conversation, StoredFile
@@ -279,6 +280,20 @@ class ConversationsApi:
         return web.json_response(_answer(final, conversation.id))
 
 
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        """What a person writes in the conversation and how it changes hands, live (SSE):
+        ``thread.updated`` and ``person.message``; ``?after=<cursor>`` resumes. With
+        ``Accept: application/json``, one answer at once instead (for polling)."""
+        ctx, principal = await self._caller(request, READ)
+        conversation = await self._conversation(ctx, principal, request.match_info["id"])
+        after = parse_cursor(request.query.get("after"))
+        accept = request.headers.get("Accept", "")
+        if "application/json" in accept and "text/event-stream" not in accept:
+            # Polling instead of a stream: where things stand now, at once.
+            return web.json_response(await live_snapshot(ctx, conversation.thread_id, after=after))
+        return await write_sse(request, live_events(ctx, conversation.thread_id, after=after))
+
+
 async def _file_part(reader: MultipartReader) -> BodyPartReader:
     """The form's ``file`` part; 400 when there is none."""
     while True:
@@ -398,6 +413,8 @@ async def transcript(ctx: ApiContext, conversation: Conversation) -> list[JSON]:
             "created_at": int(row["received_at"]),
             "content": _user_content(message.text, [a.to_json() for a in message.attachments]),
         }))
+    for said in await ctx.operator.messages(thread.id):
+        timed.append((said.created_at, len(timed), person_item(said)))
     timed.sort(key=lambda entry: (entry[0], entry[1]))
     return [item for _, _, item in timed]
 

@@ -178,6 +178,28 @@ def openapi_document(server_url: str | None = None) -> JSON:
                                             {"type": "boolean"})],
                 body=message_body, description=sse_description),
         },
+        "/v1/conversations/{id}/events": {
+            "get": _op(
+                "Follow the conversation live: a person's messages and changes of hands",
+                {"200": {"description": "SSE stream: `thread.updated` {state, control} first, "
+                                        "then `person.message` (a conversation item with "
+                                        "`author` and `cursor`) as people write",
+                         "content": {"text/event-stream": {"schema": {"type": "string"}},
+                                     "application/json": {"schema": {
+                                         "type": "object", "properties": {
+                                             "object": {"const": "conversation.events"},
+                                             "state": {"enum": ["open", "escalated", "closed"]},
+                                             "control": {"enum": ["bot", "human"]},
+                                             "data": {"type": "array",
+                                                      "items": {"type": "object"}},
+                                             "cursor": {"type": ["string", "null"]}}}}}}},
+                security=_VISITOR,
+                params=[_ID, _SMITH, _param("after", "query", "resume after the message with "
+                                            "this `cursor`", {"type": "number"})],
+                description="The stream ends after five minutes; open the next one with "
+                            "`after`. With `Accept: application/json`: one answer at once "
+                            "(state, control, the messages after `after`), for polling."),
+        },
         "/v1/files": {
             "post": _op("Upload an attachment (multipart/form-data, part `file`)",
                         {"200": _json(_ref("File"))}, security=_VISITOR, params=[_SMITH],
@@ -245,6 +267,37 @@ def openapi_document(server_url: str | None = None) -> JSON:
                        params=[_param("state", "query", "open, escalated or closed",
                                       {"enum": ["open", "escalated", "closed"]}),
                                _param("smith_id", "query", "one smith"), _LIMIT]),
+        },
+        "/v1/threads/{id}/messages": {
+            "post": _op(
+                "A person's reply to the thread's customer; the person holds the thread "
+                "(operators)",
+                {"201": _json(_ref("PersonMessage"), "Stored, and shown to the customer")},
+                security=_ADMIN, params=[_ID],
+                description="Shown live in the web widget as from `author.name`. Threads on "
+                            "a channel with a helpdesk of its own (Intercom, Slack) are "
+                            "answered there: 409 `reply_in_channel`. The bot stays silent in "
+                            "the thread until it is handed back.",
+                body={"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "additionalProperties": False,
+                    "required": ["content", "author"], "properties": {
+                        "content": {"type": "string", "minLength": 1, "maxLength": 20000},
+                        "author": {"type": "object", "additionalProperties": False,
+                                   "required": ["name"], "properties": {
+                                       "name": {"type": "string", "minLength": 1,
+                                                "maxLength": 100}}}}}}}}),
+        },
+        "/v1/threads/{id}/handback": {
+            "post": _op("Give the thread back to the bot (operators)",
+                        {"200": _json(_ref("Thread"))}, security=_ADMIN, params=[_ID],
+                        description="The bot answers the customer's next message; an "
+                                    "escalated thread is open again."),
+        },
+        "/v1/threads/{id}/close": {
+            "post": _op("Close the thread (operators)", {"200": _json(_ref("Thread"))},
+                        security=_ADMIN, params=[_ID],
+                        description="A customer who writes again reopens it "
+                                    "(`handoff.resume_on_reopen`)."),
         },
         "/v1/knowledge/documents": {
             "get": _op("Indexed knowledge documents, by source then title (operators)",
@@ -395,6 +448,12 @@ def openapi_document(server_url: str | None = None) -> JSON:
             "external_id": {"type": "string"}, "channel": {"type": "string"},
             "state": {"enum": ["open", "escalated", "closed"]},
             "control": {"enum": ["bot", "human"]}, "title": {"type": ["string", "null"]}}},
+        "PersonMessage": {"type": "object", "properties": {
+            "id": {"type": "string"}, "object": {"const": "thread.message"},
+            "thread_id": {"type": "string"}, "role": {"const": "person"},
+            "author": {"type": "object", "properties": {"name": {"type": "string"}}},
+            "content": {"type": "string"}, "created_at": {"type": "number"},
+            "thread": {"$ref": "#/components/schemas/Thread"}}},
         "Run": {"type": "object", "properties": {
             "id": {"type": "string"}, "object": {"const": "run"},
             "thread_id": {"type": "string"}, "smith_id": {"type": "string"},

@@ -33,12 +33,14 @@ from bot.domain import (
 )
 from bot.logs import bind_turn
 from bot.metrics import Metrics
+from bot.pipeline.announce import Announcements
 from bot.pipeline.claims import ClaimLoop
 from bot.pipeline.events import TurnEvent, TurnEvents
 from bot.pipeline.handoff import Handoff
 from bot.pipeline.turn import TurnContext, TurnResult, TurnRunner
 from bot.store.errors import LeaseLost
 from bot.store.inbox import LaneClaim
+from bot.store.messages import PersonMessages
 from bot.store.runs import TurnInputs
 from bot.store.store import Store
 
@@ -63,8 +65,11 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         connectors: Mapping[str, Connector] | None = None,
         on_committed: Callable[[], None] = lambda: None,
         handoff: Handoff | None = None,
+        announcements: Announcements | None = None,
     ):
         super().__init__(settings)
+        # Who hears of an escalation beyond the thread's channel; None: nobody.
+        self._announcements = announcements
         # Whether the bot may speak in a thread is handoff's call, not the dispatcher's.
         self._handoff = handoff or Handoff(store, HandoffSettings(), default_agent="")
         self._connectors: Mapping[str, Connector] = connectors or {}
@@ -244,6 +249,7 @@ class Dispatcher(ClaimLoop[LaneClaim]):
             messages=inbound,
             history=inputs.history,
             memories=inputs.memories,
+            people_said=await self._people_said(thread),
             emit=emit,
         )
         started = now()
@@ -327,14 +333,24 @@ class Dispatcher(ClaimLoop[LaneClaim]):
                 until=planned.until,
                 ref={**thread.metadata, **planned.ref},
             )
-            for position, planned in enumerate(result.actions)
+            for position, planned in enumerate(
+                p for p in result.actions if p.kind is not ActionKind.ANNOUNCE
+            )
         ]
+        if self._announcements is not None:
+            for planned in result.actions:
+                if planned.kind is ActionKind.ANNOUNCE:
+                    actions += self._announcements.actions(planned, thread=thread, run_id=run_id)
         if live is not None:
             actions = await _hand_over(live, actions)
         await self._store.commit_turn(
             claim, run, actions, thread_change=change, new_memories=result.memories
         )
         return actions
+
+    async def _people_said(self, thread: Thread) -> tuple[tuple[float, str, str], ...]:
+        said = await PersonMessages(self._store.db).of_thread(thread.id)
+        return tuple((m.created_at, m.author_name, m.text) for m in said[-HISTORY_RUNS:])
 
     async def _skip(self, claim: LaneClaim, thread: Thread, reason: str) -> None:
         log.info("not answering %s: %s", claim.lane, reason)

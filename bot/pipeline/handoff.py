@@ -24,6 +24,9 @@ reopened by the customer    state → open; control → bot, with ``resume_on_re
                             (also when the customer's message reaches a turn on a closed thread)
 the bot's ESCALATE          state → escalated, control → person
 the bot's CLOSE             state → closed
+operator API: a reply       control → person (a closed thread is open again)
+operator API: handback      control → bot (an escalated thread is open again)
+operator API: close         state → closed
 ==========================  ==================================================================
 """
 
@@ -102,6 +105,23 @@ class Handoff:
         if stop_reason is StopReason.CLOSED:
             return ThreadChange(ThreadState.CLOSED, change.control, change.title)
         return change
+
+    # -- people acting through the daemon (the operator API) ------------------------------------
+
+    async def person_took(self, thread: Thread) -> Thread:
+        """A person answered through the operator API: they hold the thread (a closed one is
+        open again)."""
+        state = ThreadState.OPEN if thread.state is ThreadState.CLOSED else None
+        return await self._store.update_thread(thread.id, ThreadChange(state, Control.HUMAN))
+
+    async def handed_back(self, thread: Thread) -> Thread:
+        """A person gave the thread back: the bot answers the customer's next message (an
+        escalated thread is open again; a closed one stays closed)."""
+        state = ThreadState.OPEN if thread.state is ThreadState.ESCALATED else None
+        return await self._store.update_thread(thread.id, ThreadChange(state, Control.BOT))
+
+    async def closed_by_person(self, thread: Thread) -> Thread:
+        return await self._store.update_thread(thread.id, ThreadChange(state=ThreadState.CLOSED))
 
     # -- signals -----------------------------------------------------------------------------
 

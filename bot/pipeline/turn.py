@@ -39,6 +39,9 @@ class TurnContext:
     history: tuple[Run, ...]
     memories: tuple[str, ...]
     emit: EventSink
+    # What people on the support side wrote in the thread through the daemon (while they held
+    # it), oldest first: (when, who, what). The bot picks up where they left off.
+    people_said: tuple[tuple[float, str, str], ...] = ()
 
     @property
     def user_text(self) -> str:

@@ -39,6 +39,7 @@ from bot.store.schema import (
     lanes,
     memories,
     outbox,
+    person_messages,
     runs,
     smith_aliases,
     smiths,
@@ -58,6 +59,7 @@ ERASED_TABLES: tuple[str, ...] = (
     "outbox",
     "inbox",
     "conversations",
+    "person_messages",
     "runs",
     "threads",
     "files",
@@ -319,6 +321,9 @@ def _erase(
         counts["conversations"] += conn.execute(
             delete(conversations).where(conversations.c.smith_id == smith_id)
         ).rowcount
+    counts["person_messages"] = _delete_in(
+        conn, person_messages, person_messages.c.thread_id, tids
+    )
     counts["runs"] = _delete_in(conn, runs, runs.c.id, run_ids)
     counts["threads"] = _delete_in(conn, threads, threads.c.id, tids)
     counts["files"] = _delete_in(conn, files, files.c.id, file_ids)

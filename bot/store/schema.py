@@ -196,6 +196,20 @@ outbox = Table(
     Index("ix_outbox_thread_seq", "thread_id", "seq"),
 )
 
+# What a person wrote to the customer through the operator API (``bot.pipeline.operator``;
+# migration 0009),
+# on a channel that shows the thread's stored messages (the web widget).
+person_messages = Table(
+    "person_messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("thread_id", String(40), ForeignKey("threads.id"), nullable=False),
+    Column("author_name", String(200), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_person_messages_thread_created", "thread_id", "created_at"),
+)
+
 # Small durable values: poller cursors, cached remote ids.
 cursors = Table(
     "cursors",

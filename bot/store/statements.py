@@ -108,12 +108,15 @@ ACTION_FREE = or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at
 
 
 def _due_actions() -> ColumnElement[bool]:
-    """Pending, due at ``:at``, not leased, and no earlier action of its thread still pending."""
+    """Pending, due at ``:at``, not leased, and no earlier action of its thread on the same
+    channel still pending (an announcement to a webhook that is down does not hold up the
+    customer's replies)."""
     earlier = outbox.alias("earlier")
     blocked = (
         select(earlier.c.seq)
         .where(
             earlier.c.thread_id == outbox.c.thread_id,
+            earlier.c.channel == outbox.c.channel,
             earlier.c.seq < outbox.c.seq,
             earlier.c.status == OutboxStatus.PENDING.value,
         )

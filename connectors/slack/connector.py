@@ -493,7 +493,16 @@ class SlackConnector(Connector):
     # -- outbound -----------------------------------------------------------------------
 
     async def execute(self, action: Action, thread: Thread) -> str | None:
+        if action.kind is ActionKind.ANNOUNCE:
+            # Another channel's escalation: told in the escalation channel, not in a thread.
+            return await self.outbound.announce(action)
         return await self.outbound.execute(action, thread)
+
+    @property
+    def announces_escalations(self) -> bool:
+        """Escalations of other channels (the web widget's) are posted in
+        ``slack.escalation_channel``, when there is one."""
+        return bool(self._settings.escalation_channel)
 
     posts_digest = True
 

@@ -308,6 +308,33 @@ class SlackOutbound:
             fields["thread_ts"] = thread_ts
         return await self.post(action.id, 0, channel=target, **fields)
 
+    async def announce(self, action: Action) -> str | None:
+        """Another channel's escalation, posted in ``slack.escalation_channel``: priority,
+        reason, a short summary and the link to the thread in the console."""
+        target = self._settings.escalation_channel
+        if not target:
+            log.info("escalation of %s not announced: no slack.escalation_channel",
+                     action.thread_id)
+            return None
+        event = action.ref
+        where = (event.get("thread") or {}).get("channel") or "another channel"
+        head = f"*Escalation* ({event.get('priority') or 'normal'}) on {where}: " \
+               f"{event.get('reason') or 'no reason given'}"
+        mention = self._settings.escalation_mention
+        lines = [f"{mention_markup(mention)} {head}" if mention else head]
+        summary = " ".join(str(event.get("summary") or "").split())
+        if summary:
+            lines.append("> " + (summary if len(summary) <= 500 else summary[:499] + "…"))
+        link = str(event.get("console_url") or "")
+        if link.startswith(("http://", "https://")):
+            lines.append(f"<{link}|Open in the console>")
+        elif link:
+            lines.append(f"Console: {link}")
+        sent = await self._find_sent(action, target, None) if action.attempt > 0 else {}
+        if 0 in sent:
+            return sent[0]
+        return await self.post(action.id, 0, channel=target, text="\n".join(lines))
+
     async def _note(self, action: Action, channel: str, root: str) -> str | None:
         """Slack has no private notes: a note goes to the escalation channel, linked to the
         thread, or is skipped (done, nothing sent) when no escalation channel is set."""

@@ -57,6 +57,8 @@ class WebConnector(Connector):
     """The built-in web chat channel (``web``)."""
 
     name = "web"
+    # The widget shows what a person writes through the operator API, live.
+    shows_person_messages = True
 
     def __init__(self, runtime: ConnectorRuntime):
         self._runtime = runtime

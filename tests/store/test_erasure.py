@@ -25,6 +25,7 @@ from bot.domain import (
     now,
 )
 from bot.store.erasure import ERASED_TABLES, UNRELATED_TABLES, Erasures
+from bot.store.messages import PersonMessages
 from bot.store.schema import erasures, metadata, smiths, threads
 from bot.store.store import LeaseLost, NotFound, Store, ThreadChange
 from bot.store.web import WebStore
@@ -92,8 +93,10 @@ async def footprint(store: Store, who: str, *, waiting: bool = True) -> Footprin
     )
     await store.feedback.rate(run_id, rater=f"smith:{smith.id}", rating="down",
                               comment=f"{name} did not like it", source="conversation")
+    said = f"Hello {name}, Grace here about {email}"
+    await PersonMessages(store.db).add(thread.id, author_name="Grace", text=said)
     needles = (external_id, alias, name, email, words, secret_bytes.decode(),
-               f"{name} did not like it")
+               f"{name} did not like it", said)
     if waiting:
         # Delivered, but no turn has run for it yet (no thread exists for it).
         assert await store.inbox_put(
@@ -137,8 +140,9 @@ async def test_erasing_a_smith_leaves_no_row_that_mentions_it(store: Store) -> N
     # The dump does see data: the other customer is all still there.
     assert all(needle in after for needle in bystander.needles)
     assert erasure.counts == {
-        "lanes": 1, "tool_calls": 1, "feedback": 1, "outbox": 1, "inbox": 2, "conversations": 1, "runs": 1,
-        "threads": 1, "files": 1, "memories": 1, "smith_aliases": 1, "smiths": 1,
+        "lanes": 1, "tool_calls": 1, "feedback": 1, "outbox": 1, "inbox": 2, "conversations": 1,
+        "runs": 1, "threads": 1, "files": 1, "memories": 1, "smith_aliases": 1, "smiths": 1,
+        "person_messages": 1,
     }
     with pytest.raises(NotFound):
         await store.get_smith(victim.smith_id, include_archived=True)

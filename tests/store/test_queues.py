@@ -159,3 +159,39 @@ async def test_only_the_newest_message_of_a_delivery_starts_a_turn(store: Store)
     (row,) = await store.inbox_rows([("test", "m1")])
     assert row.status is InboxStatus.SKIPPED and row.error == CONTEXT_ONLY
     assert row.finished_at is not None
+
+
+async def test_actions_wait_for_earlier_ones_of_their_thread_on_the_same_channel_only(
+    store: Store,
+) -> None:
+    """A webhook announcement that keeps failing must not hold up the customer's replies."""
+    await store.inbox_put(_message("k1"), "support")
+    (claim,) = await store.claim_lanes(limit=1, lease_seconds=30)
+    agent = await store.ensure_agent("support", "Support")
+    thread, smith, _ = await store.start_thread(claim.items[0].message, agent.id, history=5)
+    run_id = new_id("run")
+    at = now()
+    run = Run(
+        id=run_id, thread_id=thread.id, smith_id=smith.id, agent_id=agent.id, agent_version=None,
+        input=[], output_text="hello", stop_reason=StopReason.ESCALATED, model="scripted",
+        usage=Usage(), rag_results=[], error=None, started_at=at, finished_at=at,
+    )
+    announce, reply, note = (
+        Action(id=action_id(run_id, n), run_id=run_id, thread_id=thread.id, channel=channel,
+               kind=kind, text="x")
+        for n, (channel, kind) in enumerate([("notify", ActionKind.ANNOUNCE),
+                                             ("test", ActionKind.REPLY),
+                                             ("test", ActionKind.NOTE)])
+    )
+    await store.commit_turn(claim, run, [announce, reply, note], thread_change=ThreadChange())
+    claimed = await store.claim_actions(limit=5, lease_seconds=30)
+    # The announcement and the thread's first reply go out side by side; the note waits for
+    # the reply on its own channel.
+    assert sorted(c.action.id for c in claimed) == sorted([announce.id, reply.id])
+    failing = next(c for c in claimed if c.action.id == announce.id)
+    assert await store.action_failed(failing, "webhook answered 500", retry_at=now() + 60,
+                                     max_attempts=8) is OutboxStatus.PENDING
+    sent = next(c for c in claimed if c.action.id == reply.id)
+    assert await store.action_done(sent, "remote-1")
+    (following,) = await store.claim_actions(limit=5, lease_seconds=30)
+    assert following.action.id == note.id

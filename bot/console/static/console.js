@@ -216,7 +216,7 @@
         h("li", {}, "Channel ", h("b", {}, t.channel)),
         h("li", {}, "Agent ", h("b", {}, latest.agent.slug)),
         h("li", {}, "Started ", h("b", {}, when(t.created_at))));
-      // People's replies (``person_messages``, once the daemon records them) interleave with
+      // People's replies (``person_messages``) interleave with
       // the turns by time.
       const people = latest.person_messages || [];
       const key = JSON.stringify([t.state, t.control, latest.runs.map((r) => [r.id, r.feedback.length]),

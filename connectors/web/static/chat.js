@@ -16,6 +16,8 @@
   var current = null;        // the open conversation object
   var pendingFiles = [];     // File objects chosen but not sent yet
   var busy = false;
+  var watching = null;       // the live stream of a conversation a person may hold
+  var lastCursor = "";       // where that stream resumes: the last person message shown
   var identity = readHashIdentity();
   var ready = startSession(identity).then(restore);
 
@@ -118,8 +120,10 @@
   }
 
   function openConversation(conversation) {
+    stopWatching();
     remember(conversation);
     log.textContent = "";
+    lastCursor = "";
     // The latest 100 messages (newest first from the API), shown oldest first.
     return api("/v1/conversations/" + encodeURIComponent(conversation.id) + "/items?limit=100&order=desc")
       .then(function (page) {
@@ -131,6 +135,10 @@
               annotations = annotations.concat(part.annotations || []);
             } else if (part.filename) { files.push(part.filename); }
           });
+          if (item.author && item.author.kind === "person") {
+            addPerson(item, text);
+            return;
+          }
           var bubble = addMessage(item.role, text, files);
           if (annotations.length) { showCitations(bubble, annotations); }
           if (item.role === "assistant" && /\.o$/.test(item.id || "")) {
@@ -139,10 +147,11 @@
         });
         return api("/v1/conversations/" + encodeURIComponent(conversation.id));
       })
-      .then(function (fresh) { remember(fresh); showState(fresh.state); });
+      .then(function (fresh) { remember(fresh); showState(fresh.state, fresh.control); watch(); });
   }
 
   function newConversation() {
+    stopWatching();
     remember(null);
     log.textContent = "";
     showState("open");
@@ -172,6 +181,85 @@
     log.appendChild(li);
     li.scrollIntoView({ block: "end" });
     return li;
+  }
+
+  // A person's message (the operator API): shown under their name, once however it arrives.
+  function addPerson(item, text) {
+    if (item.cursor) { lastCursor = item.cursor; }
+    if (log.querySelector('[data-item="' + item.id + '"]')) { return null; }
+    var name = (item.author && item.author.name) || "Support";
+    var li = addMessage("person", text, []);
+    li.setAttribute("data-item", item.id);
+    li.querySelector(".sr-only").textContent = name + " from our team said: ";
+    var by = document.createElement("span");
+    by.className = "sb-author";
+    by.setAttribute("aria-hidden", "true");
+    by.textContent = name;
+    li.insertBefore(by, li.querySelector(".sb-text"));
+    return li;
+  }
+
+  // While a person may hold the conversation, follow it live: their messages appear as they
+  // are sent, and the banner follows who holds it. The stream ends by itself now and then;
+  // it is opened again from the last message shown, until the bot has the conversation back.
+  function watch() {
+    if (!current || watching || !personHolds()) { return; }
+    var conversation = current;
+    var controller = new AbortController();
+    watching = controller;
+    var url = "/v1/conversations/" + encodeURIComponent(conversation.id) + "/events" +
+      (lastCursor ? "?after=" + encodeURIComponent(lastCursor) : "");
+    fetch(url, { credentials: "same-origin", signal: controller.signal,
+                 headers: { "Accept": "text/event-stream" } })
+      .then(function (response) {
+        if (!response.ok || !response.body) { throw new Error("HTTP " + response.status); }
+        var reader = response.body.getReader(), decoder = new TextDecoder(), buffer = "";
+        function pump() {
+          return reader.read().then(function (chunk) {
+            if (chunk.done) { return; }
+            buffer += decoder.decode(chunk.value, { stream: true });
+            var frames = buffer.split("\n\n");
+            buffer = frames.pop();
+            frames.forEach(function (frame) { liveFrame(frame, conversation); });
+            return pump();
+          });
+        }
+        return pump();
+      })
+      .catch(function () { return new Promise(function (r) { setTimeout(r, 2000); }); })
+      .then(function () {
+        if (watching !== controller) { return; }
+        watching = null;
+        if (current && current.id === conversation.id) { watch(); }
+      });
+  }
+
+  function stopWatching() {
+    if (watching) { var w = watching; watching = null; w.abort(); }
+  }
+
+  function personHolds() {
+    return !!current && (current.control === "human" || current.state === "escalated");
+  }
+
+  function liveFrame(frame, conversation) {
+    var name = "message", data = "";
+    frame.split("\n").forEach(function (line) {
+      if (line.indexOf("event:") === 0) { name = line.slice(6).trim(); }
+      else if (line.indexOf("data:") === 0) { data += line.slice(5).trim(); }
+    });
+    if (!data || !current || current.id !== conversation.id) { return; }
+    var payload = JSON.parse(data);
+    if (name === "person.message") {
+      var text = (payload.content || []).map(function (p) { return p.text || ""; }).join("");
+      var li = addPerson(payload, text);
+      if (li) { li.setAttribute("data-live", "true"); }
+    } else if (name === "thread.updated") {
+      current.state = payload.state;
+      current.control = payload.control;
+      showState(payload.state, payload.control);
+      if (!personHolds()) { stopWatching(); }
+    }
   }
 
   // Render the answer's light Markdown (**bold**) as DOM nodes, never as HTML. The raw text
@@ -316,12 +404,14 @@
     return icon;
   }
 
-  function showState(state) {
+  function showState(state, control) {
     document.documentElement.setAttribute("data-state", state || "open");
-    if (state === "escalated") {
+    document.documentElement.setAttribute("data-control", control || "");
+    if (state === "escalated" || (state !== "closed" && control === "human")) {
       stateBox.hidden = false;
       stateBox.setAttribute("data-state", "escalated");
-      stateBox.textContent = "Escalated: a person from our team has this conversation and will reply here.";
+      stateBox.textContent = (state === "escalated" ? "Escalated: a" : "A") +
+        " person from our team has this conversation and will reply here.";
     } else if (state === "closed") {
       stateBox.hidden = false;
       stateBox.setAttribute("data-state", "closed");
@@ -449,14 +539,21 @@
         addRating(bubble, payload.run_id);
       }
       if (payload.conversation) {
-        showState(payload.conversation.state);
-        if (current) { current.state = payload.conversation.state; current.title = payload.conversation.title; }
+        showState(payload.conversation.state, payload.conversation.control);
+        if (current) {
+          current.state = payload.conversation.state;
+          current.control = payload.conversation.control;
+          current.title = payload.conversation.title;
+          watch();
+        }
       }
       bubble.scrollIntoView({ block: "end" });
     } else if (name === "run.skipped") {
       bubble.setAttribute("data-role", "note");
       renderText(target, "Your message was passed to the person handling this conversation.");
-      showState("escalated");
+      if (current) { current.control = "human"; }
+      showState(current ? current.state : "escalated", "human");
+      watch();
     }
   }
 

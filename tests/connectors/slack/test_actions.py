@@ -4,12 +4,22 @@ whether a retry can help, and what each action kind does on Slack."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from bot.connector import ActionError, ConnectorRuntime, TurnOutcome
-from bot.domain import Action, ActionKind, InboundMessage, Smith, now
+from bot.domain import (
+    Action,
+    ActionKind,
+    Control,
+    InboundMessage,
+    Smith,
+    Thread,
+    ThreadState,
+    now,
+)
 from bot.pipeline.events import TurnEvents
 from connectors.slack import create
 from connectors.slack.outbound import mention_markup
@@ -18,6 +28,7 @@ from tests.connectors.slack.conftest import (
     CUSTOMER,
     ESCALATION,
     LONG_ANSWER,
+    ONCALL_GROUP,
     ROOT,
     SUPPORT,
     Make,
@@ -303,3 +314,33 @@ async def test_a_profile_is_cached_and_a_stale_one_still_answers_when_users_info
     [carla] = await stale.resolve_turn(_smith(CUSTOMER, None), thread, (_inbound(CUSTOMER),))
     assert len(slack.calls_to("users.info", ok_only=False)) == 3
     assert carla.display_name == "Carla Customer"
+
+
+async def test_another_channels_escalation_is_announced_once_in_the_escalation_channel(
+    make_connector: Make, slack: FakeSlack
+) -> None:
+    connector = await make_connector()
+    assert connector.announces_escalations
+    web_thread = Thread(id="thr_web", smith_id="smt_1", agent_id="agt_1", external_id="web:cnv_1",
+                        channel="web", state=ThreadState.ESCALATED, control=Control.HUMAN,
+                        title=None, metadata={}, created_at=now(), updated_at=now())
+    event = {"type": "thread.escalated", "priority": "high", "reason": "Refund over the limit",
+             "summary": "First asked: refund my order", "console_url":
+             "https://support.example.com/console/threads/thr_web",
+             "thread": {"id": "thr_web", "channel": "web"}}
+    announce = Action(id="act_announce", run_id="run_1", thread_id="thr_web", channel="slack",
+                      kind=ActionKind.ANNOUNCE, text="First asked: refund my order", ref=event)
+    ts = await connector.execute(announce, web_thread)
+    [message] = slack.messages[ESCALATION]
+    assert message["ts"] == ts
+    assert message["text"].splitlines() == [
+        f"{mention_markup(ONCALL_GROUP)} *Escalation* (high) on web: Refund over the limit",
+        "> First asked: refund my order",
+        "<https://support.example.com/console/threads/thr_web|Open in the console>",
+    ]
+    # A retried send finds the earlier post by its metadata instead of posting again.
+    again = await connector.execute(replace(announce, attempt=1), web_thread)
+    assert again == ts and len(slack.messages[ESCALATION]) == 1
+
+    quiet = await make_connector(escalation_channel=None)
+    assert not quiet.announces_escalations
