@@ -262,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="run scripted conversations and check expectations")
     simulate.add_argument("file", metavar="FILE", help="YAML scenarios (see examples/scenarios.yaml)")
+    simulate.add_argument("--json", action="store_true",
+                          help="print each turn's reply, action, tool calls and citations as JSON")
     simulate.set_defaults(command=cmd_simulate)
 
     evaluation = sub.add_parser("eval", help="measure answers on customer conversations (JSONL cases)")
@@ -533,12 +535,14 @@ async def cmd_kb_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     paths = [Path(p) for p in args.paths] or list(settings.knowledge.paths)
     store = await _open_store(settings)
+    kb = KnowledgeBase(store.db, settings.knowledge)
     try:
-        report = await KnowledgeBase(store.db, settings.knowledge).ingest(paths)
+        report = await kb.ingest(paths)
     except FileNotFoundError as exc:
         print(f"supportbot: {exc}", file=sys.stderr)
         return 1
     finally:
+        await kb.aclose()
         await store.db.dispose()
     print(
         f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
@@ -551,9 +555,11 @@ async def cmd_kb_search(args: argparse.Namespace, settings: Settings) -> int:
     from bot.knowledge import KnowledgeBase, snippet
 
     store = await _open_store(settings)
+    kb = KnowledgeBase(store.db, settings.knowledge)
     try:
-        passages = await KnowledgeBase(store.db, settings.knowledge).search(args.query, limit=args.limit)
+        passages = await kb.search(args.query, limit=args.limit)
     finally:
+        await kb.aclose()
         await store.db.dispose()
     if args.json:
         print(json.dumps({"results": [
@@ -579,8 +585,9 @@ async def cmd_kb_sync(args: argparse.Namespace, settings: Settings) -> int:
     from bot.knowledge.sync import KnowledgeSync, reports_json
 
     store = await _open_store(settings)
+    kb = KnowledgeBase(store.db, settings.knowledge)
     try:
-        sync = KnowledgeSync(KnowledgeBase(store.db, settings.knowledge), settings)
+        sync = KnowledgeSync(kb, settings)
         try:
             reports = await sync.sync(args.source)
         except KeyError:
@@ -589,6 +596,7 @@ async def cmd_kb_sync(args: argparse.Namespace, settings: Settings) -> int:
                   file=sys.stderr)
             return 2
     finally:
+        await kb.aclose()
         await store.db.dispose()
     if args.json:
         print(json.dumps(reports_json(reports), indent=2))
@@ -691,7 +699,9 @@ async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.agent.simulate import simulate
     from bot.app import launcher
 
-    return await simulate(settings, Path(args.file), sys.stdout, launch=launcher())
+    return await simulate(
+        settings, Path(args.file), sys.stdout, launch=launcher(), as_json=args.json
+    )
 
 
 def _add_eval_arguments(parser: Any) -> None:

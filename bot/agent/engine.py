@@ -100,6 +100,11 @@ class CachedSearch:
             maxsize=size, ttl=ttl_seconds, timer=clock
         )
 
+    async def aclose(self) -> None:
+        close = getattr(self._knowledge, "aclose", None)
+        if close is not None:
+            await close()
+
     async def search(self, query: str, *, limit: int = 5) -> list[Passage]:
         key = " ".join(query.split())
         hit = self._entries.get(key)
@@ -182,8 +187,12 @@ class AgentRunner:
         self._guardrails: dict[str, Guardrails] = {}
 
     async def aclose(self) -> None:
-        """Close the model provider (the tools' HTTP session belongs to the application)."""
+        """Close the model provider and the knowledge base's embeddings client, if any (the
+        tools' HTTP session belongs to the application)."""
         await self.provider.aclose()
+        close_knowledge = getattr(self._knowledge, "aclose", None)
+        if close_knowledge is not None:
+            await close_knowledge()
 
     # -- one turn -----------------------------------------------------------------------------
 
