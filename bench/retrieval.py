@@ -240,10 +240,24 @@ async def main() -> None:
         Retriever("embeddings", embeddings=LOCAL, dense_only=True),
         Retriever("hybrid", embeddings=LOCAL),
     ]
-    table = {
-        r.name: await quality(r) for r in retrievers if installed or r.embeddings is None
-    }
-    speed: dict[str, Speed] = {}
+    # Each row is printed as soon as it is measured: the dense rows take minutes on a CPU.
+    print(f"{'retriever':<11} {'cases':<11} {'article 1st':>11} {'top 5':>7} {'right action':>12}")
+    for r in retrievers:
+        if r.embeddings is not None and not installed:
+            print(f"{r.name:<11} {'all':<11} not installed (pip install 'supportbot[embeddings]')")
+            continue
+        for label, first, top5, action in await quality(r):
+            print(
+                f"{r.name:<11} {label:<11} {first * 100:>10.1f}% {top5 * 100:>6.1f}% "
+                f"{action * 100:>11.1f}%",
+                flush=True,
+            )
+    print()
+    print(
+        f"{'retriever':<11} {'chunks':>7} {'search p50':>10} {'search p95':>10} "
+        f"{'ingest':>9} {'1st search':>10}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="retrieval-bench-") as tmp:
         corpus = Path(tmp) / "corpus"
         corpus.mkdir()
@@ -251,38 +265,17 @@ async def main() -> None:
         questions = [q for q in queries(vocabulary, args.queries * 2) if q.strip()][: args.queries]
         for n, r in enumerate(retrievers):
             if r.embeddings is not None and (not installed or args.skip_dense_latency):
+                why = "not installed" if not installed else "skipped"
+                print(f"{r.name:<11} {args.chunks:>7} {why:>10}")
                 continue
             # The dense retrievers share one database: its chunks are embedded once.
             url = f"sqlite+aiosqlite:///{tmp}/bench{'-dense' if r.embeddings else n}.db"
-            speed[r.name] = await latency(r, url, corpus, questions)
-
-    print()
-    print(f"{'retriever':<11} {'cases':<11} {'article 1st':>11} {'top 5':>7} {'right action':>12}")
-    for r in retrievers:
-        if r.name not in table:
-            print(f"{r.name:<11} {'all':<11} {'not installed (pip install supportbot[embeddings])':>40}")
-            continue
-        for label, first, top5, action in table[r.name]:
+            s = await latency(r, url, corpus, questions)
             print(
-                f"{r.name:<11} {label:<11} {first * 100:>10.1f}% {top5 * 100:>6.1f}% "
-                f"{action * 100:>11.1f}%"
+                f"{r.name:<11} {args.chunks:>7} {s.p50:>8.2f}ms {s.p95:>8.2f}ms "
+                f"{s.ingest_seconds:>8.1f}s {s.first_search_seconds:>9.2f}s",
+                flush=True,
             )
-    print()
-    print(
-        f"{'retriever':<11} {'chunks':>7} {'search p50':>10} {'search p95':>10} "
-        f"{'ingest':>9} {'1st search':>10}"
-    )
-    for r in retrievers:
-        if r.name not in speed:
-            why = "not installed" if not installed else "skipped"
-            print(f"{r.name:<11} {args.chunks:>7} {why:>10}")
-            continue
-        s = speed[r.name]
-        print(
-            f"{r.name:<11} {args.chunks:>7} {s.p50:>8.2f}ms {s.p95:>8.2f}ms "
-            f"{s.ingest_seconds:>8.1f}s {s.first_search_seconds:>9.2f}s"
-        )
-
 
 if __name__ == "__main__":
     asyncio.run(main())

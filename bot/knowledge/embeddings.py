@@ -17,17 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from bot.config import EmbeddingsSettings
-from bot.providers.base import ProviderError
-from bot.providers.transport import ProviderHTTP, decode_json
-from bot.retry import RemoteError, wait_retry_after
+from bot.retry import RemoteError
+
+if TYPE_CHECKING:
+    from bot.providers.transport import ProviderHTTP
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,12 @@ class OpenAIEmbedder:
     """``POST /embeddings`` on an OpenAI-compatible server, in batches, retried on 429/5xx."""
 
     def __init__(self, settings: EmbeddingsSettings) -> None:
+        # Imported here: every command loads the knowledge base, few configure a backend.
+        from bot.providers.transport import ProviderHTTP
+
         self.settings = settings
         self._model = settings.model
-        self._http = ProviderHTTP(
+        self._http: ProviderHTTP = ProviderHTTP(
             provider="embeddings",
             base_url=settings.base_url,
             api_key=settings.api_key.get_secret_value() if settings.api_key else None,
@@ -114,6 +118,15 @@ class OpenAIEmbedder:
         return await self._retried([t[:MAX_INPUT_CHARS] or " " for t in texts], 0)
 
     async def _retried(self, batch: list[str], retries: int) -> Vectors:
+        from tenacity import (
+            AsyncRetrying,
+            retry_if_exception,
+            stop_after_attempt,
+            wait_exponential,
+        )
+
+        from bot.retry import wait_retry_after
+
         retrying = AsyncRetrying(
             stop=stop_after_attempt(retries + 1),
             wait=wait_retry_after(wait_exponential(multiplier=0.5, max=8.0)),
@@ -128,6 +141,9 @@ class OpenAIEmbedder:
         return result
 
     async def _call(self, batch: list[str]) -> Vectors:
+        from bot.providers.base import ProviderError
+        from bot.providers.transport import decode_json
+
         body: dict[str, Any] = {"model": self._model, "input": batch, "encoding_format": "float"}
         try:
             answer = await self._http.request("POST", "embeddings", json=body)
@@ -157,12 +173,11 @@ class OpenAIEmbedder:
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 from the ``supportbot[embeddings]`` extra, on the CPU."""
+    """all-MiniLM-L6-v2 from the ``supportbot[embeddings]`` extra, on the CPU; the model is
+    loaded once per process, however many knowledge bases use it (the daemon has two)."""
 
     def __init__(self, settings: EmbeddingsSettings) -> None:
         self.settings = settings
-        self._encoder: Any = None
-        self._lock = asyncio.Lock()
 
     @property
     def model(self) -> str:
@@ -185,13 +200,10 @@ class LocalEmbedder:
         return await self.embed(texts)
 
     async def _load(self) -> Any:
-        async with self._lock:
-            if self._encoder is None:
-                self._encoder = await asyncio.to_thread(load_local_model)
-            return self._encoder
+        return await asyncio.to_thread(load_local_model)
 
     async def aclose(self) -> None:
-        self._encoder = None
+        pass  # the model stays loaded for the process's other users
 
 
 def local_model_installed() -> bool:
@@ -204,8 +216,20 @@ def local_model_installed() -> bool:
     )
 
 
+_loaded: list[Any] = []
+_loading = threading.Lock()
+
+
 def load_local_model() -> Any:
-    """The bundled MiniLM, loaded from the package's own files with the hub switched off."""
+    """The bundled MiniLM, loaded (once) from the package's own files with the hub switched
+    off."""
+    with _loading:
+        if not _loaded:
+            _loaded.append(_load_local_model())
+        return _loaded[0]
+
+
+def _load_local_model() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
