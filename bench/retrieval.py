@@ -128,8 +128,8 @@ async def _dense_only(
     """``DenseSide.search`` without its keyword side."""
     dense = await self.current(index)
     vector = (await self.embedder.embed_once([query]))[0]
-    ranking = dense.ranking(index, vector, self.settings.similarity_floor)
-    return vectors.fuse(index, [], ranking, self.settings, limit=limit)
+    ranking, typical = dense.ranking(index, vector, self.settings.similarity_floor)
+    return vectors.fuse(index, [], ranking, self.settings, limit=limit, typical=typical)
 
 
 @dataclass(frozen=True)

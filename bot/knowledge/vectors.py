@@ -12,7 +12,10 @@ adds ``1 / (RRF_K + rank)``), which needs no common scale between BM25 and cosin
 A fused hit's confidence is the larger of the keyword confidence and the cosine read through
 ``[knowledge.embeddings] similarity_floor .. similarity_full``, so a paraphrase that shares no
 word with its article can still be answered, and an off-topic question (nothing above the
-floor) gains nothing from the dense side.
+floor) gains nothing from the dense side. The floor rises to the question's median similarity
+over the documents: a question in the knowledge base's own domain that no article answers ("the
+best bike route to the old town" in a bike-sharing help center) is close to every article
+alike, and what counts is how far the best one stands out from the rest.
 """
 
 from __future__ import annotations
@@ -160,15 +163,16 @@ class DenseIndex:
 
     def ranking(
         self, index: SearchIndex, query: Vectors, floor: float
-    ) -> list[tuple[int, int, float]]:
+    ) -> tuple[list[tuple[int, int, float]], float]:
         """(document, best chunk, cosine) for documents whose best chunk passes ``floor``,
-        best first."""
+        best first; and the median over documents of their best cosine."""
         if not len(self.matrix) or query.shape[-1] != self.matrix.shape[1]:
-            return []
+            return [], floor
         scores = self.matrix @ query.reshape(-1).astype(np.float32)
         scores[~self.present] = -1.0
         starts = index.document_starts
         best = np.maximum.reduceat(scores, starts)
+        typical = float(np.median(best[best > -1.0])) if (best > -1.0).any() else floor
         order = np.argsort(-best, kind="stable")[:FUSION_DEPTH]
         out = []
         for d in order.tolist():
@@ -178,7 +182,7 @@ class DenseIndex:
             end = int(starts[d + 1]) if d + 1 < len(starts) else len(self.matrix)
             start = int(starts[d])
             out.append((d, start + int(np.argmax(scores[start:end])), cosine))
-        return out
+        return out, typical
 
 
 def fuse(
@@ -188,6 +192,7 @@ def fuse(
     settings: EmbeddingsSettings,
     *,
     limit: int,
+    typical: float = -1.0,
 ) -> list[Hit]:
     """One ranking of documents from both sides (see the module docstring).
 
@@ -195,7 +200,8 @@ def fuse(
     the steps); otherwise the chunk closest in meaning. ``Hit.rank_score`` becomes the hit's
     strength relative to the best of its side, so later documents' scores fall off with it.
     """
-    span = settings.similarity_full - settings.similarity_floor
+    floor = max(settings.similarity_floor, typical)
+    span = max(settings.similarity_full - floor, 1e-6)
     fused: dict[str, float] = {}
     hit_of: dict[str, Hit] = {}
     keyword_top = keyword[0].rank_score if keyword and keyword[0].rank_score > 0 else 1.0
@@ -208,7 +214,7 @@ def fuse(
         chunk = index.chunks[chunk_index]
         key = chunk.document_id
         fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
-        confidence = min(1.0, max(0.0, (cosine - settings.similarity_floor) / span))
+        confidence = min(1.0, max(0.0, (cosine - floor) / span))
         strength = cosine / dense_top if dense_top > 0 else 0.0
         known = hit_of.get(key)
         if known is None:
@@ -264,8 +270,8 @@ class DenseSide:
                 log.warning("knowledge: question not embedded, keywords only: %s", exc)
                 return list(keyword[:limit])
             self._questions[query] = vector
-        ranking = dense.ranking(index, vector, self.settings.similarity_floor)
-        return fuse(index, keyword, ranking, self.settings, limit=limit)
+        ranking, typical = dense.ranking(index, vector, self.settings.similarity_floor)
+        return fuse(index, keyword, ranking, self.settings, limit=limit, typical=typical)
 
     async def current(self, index: SearchIndex) -> DenseIndex:
         """The chunk vectors matching ``index``, loaded once per index build; chunks without a

@@ -210,3 +210,32 @@ async def test_retryable_failures_are_retried(
         assert await count(kb_db, kb_embeddings) == await count(kb_db, kb_chunks)
     finally:
         await kb.aclose()
+
+
+async def test_a_question_close_to_every_article_alike_is_not_confident(
+    kb_db: Database, tmp_path: Path
+) -> None:
+    """In-domain but unanswered: similar to every article of a one-topic help center, so the
+    dense side's confidence comes from how far the best article stands out, not from the
+    raw similarity."""
+    concepts = {
+        "bike": ["bike", "ride"],
+        "battery": ["battery", "charge", "plug"],
+        "reserve": ["reserve", "book", "hold"],
+        "end": ["lock", "park", "finish"],
+    }
+    folder = tmp_path / "bikes"
+    folder.mkdir()
+    (folder / "battery.md").write_text("# E-bike battery\n\nOur team swaps each battery.\n")
+    (folder / "reserving.md").write_text("# Reserving a bike\n\nReserve it in the app.\n")
+    (folder / "ending.md").write_text("# Ending a ride\n\nLock the bike at a station.\n")
+    async with ScriptedModelServer(embed=concept_vectors(concepts)) as fake:
+        kb = KnowledgeBase(kb_db, hybrid_settings(fake))
+        try:
+            await kb.ingest([folder])
+            [first, *_] = await kb.search("do I need to plug it in after?")
+            assert first.source == "battery.md" and first.score >= 0.45
+            scenic = await kb.search("which bike route through town is the most scenic?")
+            assert all(p.score < 0.2 for p in scenic), scenic
+        finally:
+            await kb.aclose()
