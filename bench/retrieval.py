@@ -26,7 +26,8 @@ action. Then search latency p50/p95 (``KnowledgeBase.search``, SQLite, steady st
 question's embedding included) on the synthetic 10,000-chunk help center of
 ``bench/knowledge_search.py``, with the time to embed it and to load its vectors.
 
-    python bench/retrieval.py [--chunks 10000] [--queries 300] [--skip-dense-latency]
+    python bench/retrieval.py [--chunks 10000] [--queries 300] [--random-vectors]
+                              [--skip-dense-latency] [--skip-quality]
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import insert, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,10 +57,11 @@ from bot.app import launcher
 from bot.config import BUNDLED_KNOWLEDGE, DatabaseSettings, KnowledgeSettings, Settings
 from bot.knowledge import KnowledgeBase, analysis, vectors
 from bot.knowledge import base as knowledge_base
-from bot.knowledge.embeddings import local_model_installed
+from bot.knowledge.embeddings import LOCAL_MODEL, local_model_installed
 from bot.knowledge.index import UNKNOWN_SHARE, ChunkRecord, Hit, SearchIndex, _Postings
 from bot.store.database import Database
 from bot.store.migrate import upgrade
+from bot.store.schema import kb_chunks, kb_embeddings
 
 CASE_SETS = [
     ("example KB", ROOT / "examples/eval/example-kb.jsonl", BUNDLED_KNOWLEDGE),
@@ -187,7 +190,38 @@ class Speed:
     first_search_seconds: float  # builds the index (and loads the vectors)
 
 
-async def latency(chosen: Retriever, url: str, corpus: Path, questions: list[str]) -> Speed:
+async def _random_vectors(db: Database, dimensions: int = 384) -> None:
+    """Store a random unit vector for every chunk under the local model's name: what a search
+    costs does not depend on what the vectors say, and embedding 10,000 chunks on a busy CPU
+    takes over an hour."""
+    rng = np.random.default_rng(7)
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(kb_chunks.c.title, kb_chunks.c.heading, kb_chunks.c.text)
+            )
+        ).all()
+    hashes = {vectors.text_hash(vectors.embedding_text(*row)) for row in rows}
+    matrix = rng.standard_normal((len(hashes), dimensions)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    records = [
+        {
+            "model": LOCAL_MODEL,
+            "text_hash": h,
+            "dimensions": dimensions,
+            "vector": vector.astype("<f4").tobytes(),
+            "created_at": time.time(),
+        }
+        for h, vector in zip(sorted(hashes), matrix, strict=True)
+    ]
+    async with db.tx() as conn:
+        for start in range(0, len(records), 500):
+            await conn.execute(insert(kb_embeddings), records[start : start + 500])
+
+
+async def latency(
+    chosen: Retriever, url: str, corpus: Path, questions: list[str], *, random_vectors: bool
+) -> Speed:
     db = Database(DatabaseSettings(url=url))
     try:
         await upgrade(db.engine)
@@ -197,7 +231,11 @@ async def latency(chosen: Retriever, url: str, corpus: Path, questions: list[str
         kb = KnowledgeBase(db, settings)
         with retriever(chosen):
             started = time.perf_counter()
-            await kb.ingest([corpus])  # with a backend: every chunk embedded here
+            if random_vectors and chosen.embeddings:
+                await KnowledgeBase(db, KnowledgeSettings(chunk_chars=1200)).ingest([corpus])
+                await _random_vectors(db)
+            else:
+                await kb.ingest([corpus])  # with a backend: every chunk embedded here
             ingested = time.perf_counter() - started
             # A fresh knowledge base (another process): its first search builds the index and
             # loads every stored vector.
@@ -228,10 +266,17 @@ async def main() -> None:
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument(
+        "--random-vectors",
+        action="store_true",
+        help="time the dense retrievers over random chunk vectors (questions still embedded by "
+        "the model) instead of embedding every chunk",
+    )
+    parser.add_argument(
         "--skip-dense-latency",
         action="store_true",
         help="time only the keyword retrievers (embedding 10,000 chunks on a CPU takes minutes)",
     )
+    parser.add_argument("--skip-quality", action="store_true", help="only the latency table")
     args = parser.parse_args()
     installed = local_model_installed()
     retrievers = [
@@ -242,7 +287,7 @@ async def main() -> None:
     ]
     # Each row is printed as soon as it is measured: the dense rows take minutes on a CPU.
     print(f"{'retriever':<11} {'cases':<11} {'article 1st':>11} {'top 5':>7} {'right action':>12}")
-    for r in retrievers:
+    for r in [] if args.skip_quality else retrievers:
         if r.embeddings is not None and not installed:
             print(f"{r.name:<11} {'all':<11} not installed (pip install 'supportbot[embeddings]')")
             continue
@@ -270,7 +315,9 @@ async def main() -> None:
                 continue
             # The dense retrievers share one database: its chunks are embedded once.
             url = f"sqlite+aiosqlite:///{tmp}/bench{'-dense' if r.embeddings else n}.db"
-            s = await latency(r, url, corpus, questions)
+            if r.embeddings and args.random_vectors:
+                url = f"sqlite+aiosqlite:///{tmp}/bench-random-{n}.db"
+            s = await latency(r, url, corpus, questions, random_vectors=args.random_vectors)
             print(
                 f"{r.name:<11} {args.chunks:>7} {s.p50:>8.2f}ms {s.p95:>8.2f}ms "
                 f"{s.ingest_seconds:>8.1f}s {s.first_search_seconds:>9.2f}s",
