@@ -11,11 +11,23 @@ responder) on the bundled example KB's cases and on the held-out bike-sharing ca
   calibrated confidence as ``current`` so that the responder's decisions compare the ranking,
   not two confidence scales.
 
-Columns: right article first (search recall@1) and in the top 5, and the responder's right
-action. Then search latency p50/p95 (``KnowledgeBase.search``, SQLite, steady state) on the
-synthetic 10,000-chunk help center of ``bench/knowledge_search.py``.
+With the ``supportbot[embeddings]`` extra installed (all-MiniLM-L6-v2 on the CPU, ``[knowledge.
+embeddings] backend = "local"``), two more:
 
-    python bench/retrieval.py [--chunks 10000] [--queries 300]
+- ``embeddings``: the dense side alone — documents ranked by the cosine of their best chunk,
+  scored through ``similarity_floor .. similarity_full``;
+- ``hybrid``: what a configured backend gives — keyword and dense rankings fused by
+  reciprocal rank fusion (``bot.knowledge.vectors``).
+
+Without the extra those rows say "not installed".
+
+Columns: right article first (search recall@1) and in the top 5, and the responder's right
+action. Then search latency p50/p95 (``KnowledgeBase.search``, SQLite, steady state, the
+question's embedding included) on the synthetic 10,000-chunk help center of
+``bench/knowledge_search.py``, with the time to embed it and to load its vectors.
+
+    python bench/retrieval.py [--chunks 10000] [--queries 300] [--random-vectors]
+                              [--skip-dense-latency] [--skip-quality]
 """
 
 from __future__ import annotations
@@ -29,9 +41,11 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy import insert, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -41,11 +55,13 @@ from knowledge_search import generate, queries
 from bot.agent.evaluation import evaluate, load_cases
 from bot.app import launcher
 from bot.config import BUNDLED_KNOWLEDGE, DatabaseSettings, KnowledgeSettings, Settings
-from bot.knowledge import KnowledgeBase, analysis
+from bot.knowledge import KnowledgeBase, analysis, vectors
 from bot.knowledge import base as knowledge_base
+from bot.knowledge.embeddings import LOCAL_MODEL, local_model_installed
 from bot.knowledge.index import UNKNOWN_SHARE, ChunkRecord, Hit, SearchIndex, _Postings
 from bot.store.database import Database
 from bot.store.migrate import upgrade
+from bot.store.schema import kb_chunks, kb_embeddings
 
 CASE_SETS = [
     ("example KB", ROOT / "examples/eval/example-kb.jsonl", BUNDLED_KNOWLEDGE),
@@ -106,15 +122,40 @@ class PlainBM25Index(SearchIndex):
         return hits
 
 
+LOCAL = {"backend": "local"}
+
+
+async def _dense_only(
+    self: vectors.DenseSide, index: SearchIndex, query: str, *, limit: int
+) -> list[Hit]:
+    """``DenseSide.search`` without its keyword side."""
+    dense = await self.current(index)
+    vector = (await self.embedder.embed_once([query]))[0]
+    ranking, typical = dense.ranking(index, vector, self.settings.similarity_floor)
+    return vectors.fuse(index, [], ranking, self.settings, limit=limit, typical=typical)
+
+
+@dataclass(frozen=True)
+class Retriever:
+    name: str
+    index_class: type[SearchIndex] = SearchIndex
+    embeddings: dict[str, str] | None = None
+    dense_only: bool = False
+
+
 @contextmanager
-def retriever(index_class: type[SearchIndex]) -> Iterator[None]:
-    """Every knowledge base built meanwhile searches with ``index_class``."""
+def retriever(chosen: Retriever) -> Iterator[None]:
+    """Every knowledge base built meanwhile searches like ``chosen``."""
     original = knowledge_base.SearchIndex
-    knowledge_base.SearchIndex = index_class  # type: ignore[misc]
+    original_search = vectors.DenseSide.search
+    knowledge_base.SearchIndex = chosen.index_class  # type: ignore[misc]
+    if chosen.dense_only:
+        vectors.DenseSide.search = _dense_only  # type: ignore[method-assign]
     try:
         yield
     finally:
         knowledge_base.SearchIndex = original  # type: ignore[misc]
+        vectors.DenseSide.search = original_search  # type: ignore[method-assign]
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -122,10 +163,12 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))]
 
 
-async def quality(index_class: type[SearchIndex]) -> list[tuple[str, float, float, float]]:
+async def quality(chosen: Retriever) -> list[tuple[str, float, float, float]]:
     rows = []
-    settings = Settings.model_validate({})
-    with retriever(index_class):
+    settings = Settings.model_validate(
+        {"knowledge": {"embeddings": chosen.embeddings}} if chosen.embeddings else {}
+    )
+    with retriever(chosen):
         for label, cases_path, kb in CASE_SETS:
             report = await evaluate(settings, load_cases(cases_path), kb=[kb], launch=launcher())
             rows.append(
@@ -139,23 +182,79 @@ async def quality(index_class: type[SearchIndex]) -> list[tuple[str, float, floa
     return rows
 
 
+@dataclass
+class Speed:
+    p50: float
+    p95: float
+    ingest_seconds: float
+    first_search_seconds: float  # builds the index (and loads the vectors)
+
+
+async def _random_vectors(db: Database, dimensions: int = 384) -> None:
+    """Store a random unit vector for every chunk under the local model's name: what a search
+    costs does not depend on what the vectors say, and embedding 10,000 chunks on a busy CPU
+    takes over an hour."""
+    rng = np.random.default_rng(7)
+    async with db.read() as conn:
+        rows = (
+            await conn.execute(
+                select(kb_chunks.c.title, kb_chunks.c.heading, kb_chunks.c.text)
+            )
+        ).all()
+    hashes = {vectors.text_hash(vectors.embedding_text(*row)) for row in rows}
+    matrix = rng.standard_normal((len(hashes), dimensions)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    records = [
+        {
+            "model": LOCAL_MODEL,
+            "text_hash": h,
+            "dimensions": dimensions,
+            "vector": vector.astype("<f4").tobytes(),
+            "created_at": time.time(),
+        }
+        for h, vector in zip(sorted(hashes), matrix, strict=True)
+    ]
+    async with db.tx() as conn:
+        for start in range(0, len(records), 500):
+            await conn.execute(insert(kb_embeddings), records[start : start + 500])
+
+
 async def latency(
-    index_class: type[SearchIndex], url: str, corpus: Path, questions: list[str]
-) -> tuple[float, float]:
+    chosen: Retriever, url: str, corpus: Path, questions: list[str], *, random_vectors: bool
+) -> Speed:
     db = Database(DatabaseSettings(url=url))
     try:
         await upgrade(db.engine)
-        kb = KnowledgeBase(db, KnowledgeSettings(chunk_chars=1200))
-        with retriever(index_class):
-            await kb.ingest([corpus])
+        settings = KnowledgeSettings.model_validate(
+            {"chunk_chars": 1200, "embeddings": chosen.embeddings or {}}
+        )
+        kb = KnowledgeBase(db, settings)
+        with retriever(chosen):
+            started = time.perf_counter()
+            if random_vectors and chosen.embeddings:
+                await KnowledgeBase(db, KnowledgeSettings(chunk_chars=1200)).ingest([corpus])
+                await _random_vectors(db)
+            else:
+                await kb.ingest([corpus])  # with a backend: every chunk embedded here
+            ingested = time.perf_counter() - started
+            # A fresh knowledge base (another process): its first search builds the index and
+            # loads every stored vector.
+            kb = KnowledgeBase(db, settings)
+            started = time.perf_counter()
+            await kb.search(questions[0], limit=5)
+            first = time.perf_counter() - started
             for q in questions:  # steady state: the index is built and the pages are warm
                 await kb.search(q, limit=5)
+            # The question's embedding is cached per text; time fresh ones like a customer's.
+            if kb.dense is not None:
+                kb.dense._questions.clear()
             timings = []
             for q in questions:
                 started = time.perf_counter()
                 await kb.search(q, limit=5)
                 timings.append((time.perf_counter() - started) * 1000)
-        return statistics.median(timings), _percentile(timings, 0.95)
+            await kb.aclose()
+        return Speed(statistics.median(timings), _percentile(timings, 0.95), ingested, first)
     finally:
         await db.dispose()
 
@@ -166,35 +265,64 @@ async def main() -> None:
     )
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument(
+        "--random-vectors",
+        action="store_true",
+        help="time the dense retrievers over random chunk vectors (questions still embedded by "
+        "the model) instead of embedding every chunk",
+    )
+    parser.add_argument(
+        "--skip-dense-latency",
+        action="store_true",
+        help="time only the keyword retrievers (embedding 10,000 chunks on a CPU takes minutes)",
+    )
+    parser.add_argument("--skip-quality", action="store_true", help="only the latency table")
     args = parser.parse_args()
-    retrievers: list[tuple[str, type[SearchIndex]]] = [
-        ("current", SearchIndex),
-        ("plain bm25", PlainBM25Index),
+    installed = local_model_installed()
+    retrievers = [
+        Retriever("keyword"),
+        Retriever("plain bm25", index_class=PlainBM25Index),
+        Retriever("embeddings", embeddings=LOCAL, dense_only=True),
+        Retriever("hybrid", embeddings=LOCAL),
     ]
-    table = {name: await quality(cls) for name, cls in retrievers}
-    speed = {}
+    # Each row is printed as soon as it is measured: the dense rows take minutes on a CPU.
+    print(f"{'retriever':<11} {'cases':<11} {'article 1st':>11} {'top 5':>7} {'right action':>12}")
+    for r in [] if args.skip_quality else retrievers:
+        if r.embeddings is not None and not installed:
+            print(f"{r.name:<11} {'all':<11} not installed (pip install 'supportbot[embeddings]')")
+            continue
+        for label, first, top5, action in await quality(r):
+            print(
+                f"{r.name:<11} {label:<11} {first * 100:>10.1f}% {top5 * 100:>6.1f}% "
+                f"{action * 100:>11.1f}%",
+                flush=True,
+            )
+    print()
+    print(
+        f"{'retriever':<11} {'chunks':>7} {'search p50':>10} {'search p95':>10} "
+        f"{'ingest':>9} {'1st search':>10}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="retrieval-bench-") as tmp:
         corpus = Path(tmp) / "corpus"
         corpus.mkdir()
         vocabulary = generate(corpus, args.chunks)
         questions = [q for q in queries(vocabulary, args.queries * 2) if q.strip()][: args.queries]
-        for n, (name, cls) in enumerate(retrievers):
-            url = f"sqlite+aiosqlite:///{tmp}/bench{n}.db"
-            speed[name] = await latency(cls, url, corpus, questions)
-
-    print()
-    print(f"{'retriever':<11} {'cases':<11} {'article 1st':>11} {'top 5':>7} {'right action':>12}")
-    for name, rows in table.items():
-        for label, first, top5, action in rows:
+        for n, r in enumerate(retrievers):
+            if r.embeddings is not None and (not installed or args.skip_dense_latency):
+                why = "not installed" if not installed else "skipped"
+                print(f"{r.name:<11} {args.chunks:>7} {why:>10}")
+                continue
+            # The dense retrievers share one database: its chunks are embedded once.
+            url = f"sqlite+aiosqlite:///{tmp}/bench{'-dense' if r.embeddings else n}.db"
+            if r.embeddings and args.random_vectors:
+                url = f"sqlite+aiosqlite:///{tmp}/bench-random-{n}.db"
+            s = await latency(r, url, corpus, questions, random_vectors=args.random_vectors)
             print(
-                f"{name:<11} {label:<11} {first * 100:>10.1f}% {top5 * 100:>6.1f}% "
-                f"{action * 100:>11.1f}%"
+                f"{r.name:<11} {args.chunks:>7} {s.p50:>8.2f}ms {s.p95:>8.2f}ms "
+                f"{s.ingest_seconds:>8.1f}s {s.first_search_seconds:>9.2f}s",
+                flush=True,
             )
-    print()
-    print(f"{'retriever':<11} {'chunks':>7} {'search p50':>10} {'search p95':>10}")
-    for name, (p50, p95) in speed.items():
-        print(f"{name:<11} {args.chunks:>7} {p50:>8.2f}ms {p95:>8.2f}ms")
-
 
 if __name__ == "__main__":
     asyncio.run(main())

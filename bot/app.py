@@ -151,6 +151,8 @@ class Application:
             )
         else:
             self.runner = await self._runner_factory(self)
+        # The knowledge base's embeddings client, when one is configured.
+        self._started.append(self.knowledge_sync.kb.aclose)
         close_runner = getattr(self.runner, "aclose", None)
         if close_runner is not None:
             # The runner owns the model provider's HTTP client (the tools use ``http``).

@@ -157,8 +157,12 @@ class AgentRunner:
         )
 
     async def aclose(self) -> None:
-        """Close the model provider (the tools' HTTP session belongs to the application)."""
+        """Close the model provider and the knowledge base's embeddings client, if any (the
+        tools' HTTP session belongs to the application)."""
         await self.provider.aclose()
+        close_knowledge = getattr(self._knowledge, "aclose", None)
+        if close_knowledge is not None:
+            await close_knowledge()
 
     # -- one turn -----------------------------------------------------------------------------
 

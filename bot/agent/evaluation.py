@@ -180,6 +180,7 @@ async def evaluate(
                 if case.expect_article is not None:
                     rank = await _search_rank(knowledge, " ".join(case.turns), case.expect_article)
                 results.append(_result(case, outcomes, latencies, sources, rank))
+            await knowledge.aclose()
     return summarise(results)
 
 

@@ -34,6 +34,11 @@ class CachedSearch:
             maxsize=size, ttl=ttl_seconds, timer=clock
         )
 
+    async def aclose(self) -> None:
+        close = getattr(self._knowledge, "aclose", None)
+        if close is not None:
+            await close()
+
     async def search(self, query: str, *, limit: int = 5) -> list[Passage]:
         key = " ".join(query.split())
         hit = self._entries.get(key)

@@ -18,12 +18,18 @@ reason), then the scenario's final thread state. The file format::
               reply_contains: ["Source:"]
               stop_reason: end_turn
         final_state: open
+
+``--json`` prints, instead of the table, every turn with its reply, action (answer, escalate,
+close, or none when a person holds the thread), tool calls, cited sources, what the responder
+saw (the run's ``rag_results``: the offline responder's candidates with their scores and why
+it decided, kept even when none was good enough) and its checks.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -33,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot.agent.conversation import Conversation, LocalConnector, TurnOutcome
 from bot.config import Settings
 from bot.daemon import Daemon, Launch
+from bot.domain import JSON, StopReason
 
 CHANNEL = "sim"
 
@@ -101,6 +108,83 @@ class Check:
     what: str
     ok: bool
     detail: str = ""
+
+
+@dataclass(slots=True)
+class TurnRecord:
+    """One turn as ``--json`` prints it."""
+
+    scenario: str
+    turn: int
+    say: str
+    reply: str
+    action: str
+    stop_reason: str | None
+    tool_calls: list[JSON]
+    citations: list[str]
+    rag_results: list[JSON]
+    checks: list[Check] = field(default_factory=list)
+
+    def as_json(self) -> JSON:
+        return {
+            "turn": self.turn,
+            "say": self.say,
+            "reply": self.reply,
+            "action": self.action,
+            "stop_reason": self.stop_reason,
+            "tool_calls": self.tool_calls,
+            "citations": self.citations,
+            "rag_results": self.rag_results,
+            "checks": [_check_json(c) for c in self.checks],
+        }
+
+
+def _check_json(check: Check) -> JSON:
+    return {"what": check.what, "ok": check.ok, "detail": check.detail}
+
+
+def turn_action(outcome: TurnOutcome) -> str:
+    """What the turn did: ``none`` when a person holds the thread and the bot stayed quiet."""
+    if outcome.run is None:
+        return "none"
+    if outcome.run.stop_reason is StopReason.ESCALATED:
+        return "escalate"
+    if outcome.run.stop_reason is StopReason.CLOSED:
+        return "close"
+    return "answer"
+
+
+def cited_sources(reply: str, sources: list[str]) -> list[str]:
+    """The knowledge base's sources a reply names, in the order they appear (longest source
+    first when one contains another)."""
+    found: list[tuple[int, str]] = []
+    for source in sorted(sources, key=len, reverse=True):
+        at = reply.find(source)
+        if at != -1 and not any(s <= at < s + len(o) for s, o in found):
+            found.append((at, source))
+    return [source for _, source in sorted(found)]
+
+
+def turn_record(
+    scenario: str, number: int, say: str, outcome: TurnOutcome, sources: list[str]
+) -> TurnRecord:
+    run = outcome.run
+    reply = ("\n".join(outcome.replies) or run.output_text) if run is not None else ""
+    calls: list[JSON] = [
+        {"name": c.name, "arguments": c.arguments, "result": c.result, "error": c.error}
+        for c in (run.tool_calls if run is not None else ())
+    ]
+    return TurnRecord(
+        scenario=scenario,
+        turn=number,
+        say=say,
+        reply=reply,
+        action=turn_action(outcome),
+        stop_reason=run.stop_reason.value if run is not None else None,
+        tool_calls=calls,
+        citations=cited_sources(reply, sources),
+        rag_results=list(run.rag_results) if run is not None else [],
+    )
 
 
 def check_turn(scenario: str, number: int, turn: Turn, outcome: TurnOutcome) -> list[Check]:
@@ -192,28 +276,52 @@ def simulation_settings(
     return Settings.model_validate(data)
 
 
-async def simulate(settings: Settings, path: Path, out: TextIO, *, launch: Launch) -> int:
-    """Run every scenario of ``path``; print a pass/fail table; 0 when everything passed."""
+async def simulate(
+    settings: Settings, path: Path, out: TextIO, *, launch: Launch, as_json: bool = False
+) -> int:
+    """Run every scenario of ``path``; print a pass/fail table (or, ``as_json``, every turn as
+    JSON); 0 when everything passed."""
     try:
         spec = load_scenarios(path)
     except ScenarioFileError as exc:
         print(f"supportbot: {exc}", file=out)
         return 2
     checks: list[Check] = []
+    turns: list[TurnRecord] = []
     with tempfile.TemporaryDirectory(prefix="supportbot-sim-") as scratch:
         url = f"sqlite+aiosqlite:///{Path(scratch) / 'simulate.db'}"
         sim_settings = simulation_settings(settings, url, spec.agent)
         connector = LocalConnector(CHANNEL)
         async with launch(sim_settings, connectors=[connector]) as daemon:
+            sources = await _sources(daemon)
             for number, scenario in enumerate(spec.scenarios, start=1):
                 checks.extend(
-                    await _run_scenario(daemon, connector, sim_settings, number, scenario)
+                    await _run_scenario(
+                        daemon, connector, sim_settings, number, scenario, turns, sources
+                    )
                 )
+    if as_json:
+        return _report_json(spec, checks, turns, out)
     return _report(spec, checks, out)
 
 
+async def _sources(daemon: Daemon) -> list[str]:
+    from sqlalchemy import select
+
+    from bot.store.schema import kb_documents
+
+    async with daemon.store.db.read() as conn:
+        return sorted({r.source for r in (await conn.execute(select(kb_documents.c.source)))})
+
+
 async def _run_scenario(
-    daemon: Daemon, connector: LocalConnector, settings: Settings, number: int, scenario: Scenario
+    daemon: Daemon,
+    connector: LocalConnector,
+    settings: Settings,
+    number: int,
+    scenario: Scenario,
+    turns: list[TurnRecord],
+    sources: list[str],
 ) -> list[Check]:
     conversation = Conversation(
         daemon,
@@ -229,7 +337,11 @@ async def _run_scenario(
         await conversation.open_thread()
         for index, turn in enumerate(scenario.turns, start=1):
             outcome = await conversation.say(turn.say)
-            checks.extend(check_turn(scenario.name, index, turn, outcome))
+            checked = check_turn(scenario.name, index, turn, outcome)
+            checks.extend(checked)
+            record = turn_record(scenario.name, index, turn.say, outcome, sources)
+            record.checks = checked
+            turns.append(record)
     except TimeoutError:
         checks.append(Check(scenario.name, None, "finished in time", False, "a turn timed out"))
         return checks
@@ -260,6 +372,25 @@ def _report(spec: ScenarioFile, checks: list[Check], out: TextIO) -> int:
     failed = {c.scenario for c in checks if not c.ok}
     total = len(spec.scenarios)
     print(f"\n{total - len(failed)}/{total} scenarios passed", file=out)
+    return 1 if failed else 0
+
+
+def _report_json(
+    spec: ScenarioFile, checks: list[Check], turns: list[TurnRecord], out: TextIO
+) -> int:
+    failed = {c.scenario for c in checks if not c.ok}
+    scenarios = [
+        {
+            "name": s.name,
+            "passed": s.name not in failed,
+            "turns": [t.as_json() for t in turns if t.scenario == s.name],
+            "checks": [_check_json(c) for c in checks if c.scenario == s.name and c.turn is None],
+        }
+        for s in spec.scenarios
+    ]
+    total = len(spec.scenarios)
+    summary = {"passed": total - len(failed), "total": total, "scenarios": scenarios}
+    print(json.dumps(summary, ensure_ascii=False, indent=2, default=str), file=out)
     return 1 if failed else 0
 
 

@@ -223,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="run scripted conversations and check expectations")
     simulate.add_argument("file", metavar="FILE", help="YAML scenarios (see examples/scenarios.yaml)")
+    simulate.add_argument("--json", action="store_true",
+                          help="print each turn's reply, action, tool calls and citations as JSON")
     simulate.set_defaults(command=cmd_simulate)
 
     evaluation = sub.add_parser("eval", help="measure answers on customer conversations (JSONL cases)")

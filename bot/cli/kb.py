@@ -17,12 +17,14 @@ async def cmd_kb_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     paths = [Path(p) for p in args.paths] or list(settings.knowledge.paths)
     store = await open_store(settings)
+    kb = KnowledgeBase(store.db, settings.knowledge)
     try:
-        report = await KnowledgeBase(store.db, settings.knowledge).ingest(paths)
+        report = await kb.ingest(paths)
     except FileNotFoundError as exc:
         print(f"supportbot: {exc}", file=sys.stderr)
         return 1
     finally:
+        await kb.aclose()
         await store.db.dispose()
     print(
         f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
@@ -35,9 +37,11 @@ async def cmd_kb_search(args: argparse.Namespace, settings: Settings) -> int:
     from bot.knowledge import KnowledgeBase, snippet
 
     store = await open_store(settings)
+    kb = KnowledgeBase(store.db, settings.knowledge)
     try:
-        passages = await KnowledgeBase(store.db, settings.knowledge).search(args.query, limit=args.limit)
+        passages = await kb.search(args.query, limit=args.limit)
     finally:
+        await kb.aclose()
         await store.db.dispose()
     if args.json:
         print(json.dumps({"results": [
@@ -64,8 +68,9 @@ async def cmd_kb_sync(args: argparse.Namespace, settings: Settings) -> int:
     from bot.knowledge.sync import KnowledgeSync, reports_json
 
     store = await open_store(settings)
+    kb = KnowledgeBase(store.db, settings.knowledge)
     try:
-        sync = KnowledgeSync(KnowledgeBase(store.db, settings.knowledge), settings)
+        sync = KnowledgeSync(kb, settings)
         names = [s.name for s in sync.sources]
         if args.source is not None and args.source not in names:
             known = ", ".join(names) or "none"
@@ -75,6 +80,7 @@ async def cmd_kb_sync(args: argparse.Namespace, settings: Settings) -> int:
         # Synchronous, under the same per-source lock as serve's schedules and the API's jobs.
         reports = await sync_exclusive(sync, [args.source] if args.source else names)
     finally:
+        await kb.aclose()
         await store.db.dispose()
     if args.json:
         print(json.dumps(reports_json(reports), indent=2))

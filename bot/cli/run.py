@@ -111,7 +111,9 @@ async def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.agent.simulate import simulate
     from bot.app import launcher
 
-    return await simulate(settings, Path(args.file), sys.stdout, launch=launcher())
+    return await simulate(
+        settings, Path(args.file), sys.stdout, launch=launcher(), as_json=args.json
+    )
 
 
 def _add_eval_arguments(parser: Any) -> None:

@@ -40,6 +40,7 @@ from bot.config.channels import (
 from bot.config.knowledge import (
     BUNDLED_KNOWLEDGE,
     PATHS_SOURCE,
+    EmbeddingsSettings,
     KnowledgeSettings,
     KnowledgeSourceSettings,
     SourceKind,
@@ -77,6 +78,7 @@ __all__ = [
     "CustomToolSettings",
     "DatabaseSettings",
     "DatabaseUrl",
+    "EmbeddingsSettings",
     "EnvList",
     "HandoffSettings",
     "HttpSettings",

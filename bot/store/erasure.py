@@ -70,7 +70,16 @@ ERASED_TABLES: tuple[str, ...] = (
 # Tables that hold nothing of any smith: agent definitions, the knowledge base, cursors (poller
 # positions, tick claims, the token key) and the erasure audit trail itself.
 UNRELATED_TABLES: frozenset[str] = frozenset(
-    {"agents", "agent_versions", "cursors", "kb_documents", "kb_chunks", "kb_terms", "erasures"}
+    {
+        "agents",
+        "agent_versions",
+        "cursors",
+        "kb_documents",
+        "kb_chunks",
+        "kb_terms",
+        "kb_embeddings",
+        "erasures",
+    }
 )
 
 # SQLite takes at most 32766 bound parameters per statement (999 before 3.32); stay well under.

@@ -273,6 +273,19 @@ kb_terms = Table(
     Column("chunks", Integer, nullable=False),
 )
 
+# Dense vectors of chunks (bot.knowledge.vectors), keyed by what was embedded: the model and a
+# hash of the chunk's text, so a document's unchanged chunks keep theirs when it is re-chunked
+# and only changed text is sent to the model again. float32, little-endian.
+kb_embeddings = Table(
+    "kb_embeddings",
+    metadata,
+    Column("model", String(255), primary_key=True),
+    Column("text_hash", String(64), primary_key=True),
+    Column("dimensions", Integer, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
 SEARCH_INDEX_TABLE = "kb_chunks_fts"
 SEARCH_VECTOR_COLUMN = "search_vector"
 SEARCH_VECTOR_INDEX = "ix_kb_chunks_search_vector"

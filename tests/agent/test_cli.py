@@ -4,6 +4,7 @@ subprocess, fresh install (no config file), the offline responder and the bundle
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -92,6 +93,54 @@ async def test_simulate_reports_failures_and_exits_non_zero(tmp_path: Path) -> N
     assert code == 1
     assert out.getvalue().count("FAIL") == 3
     assert "0/1 scenarios passed" in out.getvalue()
+
+
+async def test_simulate_json_shows_each_turns_reply_action_tools_and_citations(
+    tmp_path: Path,
+) -> None:
+    scenarios = tmp_path / "turns.yaml"
+    scenarios.write_text(
+        "scenarios:\n"
+        "  - name: answer then close\n"
+        "    turns:\n"
+        "      - say: How do I reset my password?\n"
+        "      - say: thanks, that did it!\n"
+        "  - name: nothing to answer from\n"
+        "    turns:\n"
+        "      - say: Which telescope should I buy to see Saturn's rings?\n"
+        "        expect: {tools_called: [ESCALATE]}\n",
+        encoding="utf-8",
+    )
+    out = io.StringIO()
+    code = await simulate(
+        make_settings(f"sqlite:///{tmp_path}/unused.db"),
+        scenarios,
+        out,
+        launch=launcher(),
+        as_json=True,
+    )
+    report = json.loads(out.getvalue())
+    assert code == 0, report
+    assert (report["passed"], report["total"]) == (2, 2)
+    answered, closed = report["scenarios"][0]["turns"]
+    assert answered["action"] == "answer"
+    assert answered["citations"] == ["account/resetting-your-password.md"]
+    assert "account/resetting-your-password.md" in answered["reply"]
+    assert answered["tool_calls"] == []
+    assert closed["action"] == "close"
+    assert [c["name"] for c in closed["tool_calls"]] == ["CLOSE"]
+    [escalated] = report["scenarios"][1]["turns"]
+    assert escalated["action"] == "escalate"
+    assert [c["name"] for c in escalated["tool_calls"]] == ["ESCALATE"]
+    assert escalated["citations"] == []
+    # The run record keeps why: the candidates with their scores, though none passed.
+    [decision] = [r for r in escalated["rag_results"] if r.get("kind") == "offline_decision"]
+    assert decision["action"] == "escalate"
+    assert decision["candidates"], decision
+    assert all(0.0 <= c["score"] < 0.45 for c in decision["candidates"])
+    assert escalated["checks"] == [
+        {"what": "called ESCALATE", "ok": True, "detail": "tools called: ESCALATE"}
+    ]
 
 
 @pytest.mark.parametrize(

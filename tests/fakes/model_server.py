@@ -41,6 +41,11 @@ connection drops before the first frame (what 0.3.36 was measured doing), or a 5
 queued reply is used).
 A reply with ``report_usage=False`` carries no usage, as servers that ignore ``stream_options``.
 
+``POST /v1/embeddings`` answers like OpenAI's (``{"data": [{"index", "embedding"}], …}``) with
+the vectors ``embed`` computes per input text (default ``concept_vectors`` with no concepts: a
+hashed bag of words); ``server.embedding_requests`` lists those requests, and
+``server.fail_embeddings(503, times=2)`` makes the next calls fail.
+
 ``FakeHTTPServer`` is the base the xAI and Ingram fakes share.
 """
 
@@ -292,10 +297,13 @@ class ScriptedModelServer(FakeHTTPServer):
         reject_stream_options: bool = False,
         streamed_tools: Literal["ok", "empty", "cut", "error"] = "ok",
         tokenizer: Literal["llama-cpp-python", "llama.cpp"] | None = None,
+        embed: Callable[[str], list[float]] | None = None,
     ) -> None:
         """``tokenizer``: the token-counting route the server offers, as that server names it
         (its "tokenizer" counts words, so a test can tell its counts from an estimate)."""
         super().__init__()
+        self.embed = embed or concept_vectors({})
+        self._embedding_failures: deque[int] = deque()
         self.rule = rule
         self.tokenizer = tokenizer
         self.reject_null_content = reject_null_content
@@ -318,8 +326,17 @@ class ScriptedModelServer(FakeHTTPServer):
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    @property
+    def embedding_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/embeddings")]
+
+    def fail_embeddings(self, status: int, *, times: int = 1) -> None:
+        """Answer the next ``times`` embeddings requests with ``status``."""
+        self._embedding_failures.extend([status] * times)
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
         if self.tokenizer == "llama-cpp-python":
             app.router.add_post("/extras/tokenize/count", self._count_tokens)
@@ -345,6 +362,33 @@ class ScriptedModelServer(FakeHTTPServer):
     async def _tokenize(self, request: web.Request) -> web.Response:
         recorded = await self.record(request)
         return web.json_response({"tokens": list(range(self.words(recorded.json["content"])))})
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        recorded = await self.record(request)
+        if self._embedding_failures:
+            status = self._embedding_failures.popleft()
+            return web.json_response({"error": {"message": "scripted failure"}}, status=status)
+        body = recorded.json if isinstance(recorded.json, dict) else {}
+        given = body.get("input")
+        inputs = [given] if isinstance(given, str) else given
+        if not body.get("model") or not isinstance(inputs, list) or not inputs or not all(
+            isinstance(text, str) and text for text in inputs
+        ):
+            return web.json_response(
+                {"error": {"message": "model and a non-empty input are required"}}, status=400
+            )
+        data = [
+            {"object": "embedding", "index": i, "embedding": self.embed(text)}
+            for i, text in enumerate(inputs)
+        ]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": len(inputs), "total_tokens": len(inputs)},
+            }
+        )
 
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "scripted-model"}]})
@@ -581,3 +625,25 @@ def answer_with(provider: Any) -> Rule:
 def text_of(messages: Sequence[dict[str, Any]], role: str) -> list[str]:
     """The string contents of the messages with ``role`` (chat-completions shape)."""
     return [str(m.get("content")) for m in messages if m.get("role") == role]
+
+
+def concept_vectors(
+    concepts: dict[str, Sequence[str]], *, hashed: int = 32
+) -> Callable[[str], list[float]]:
+    """A scripted embedding model: one dimension per concept, counting the concept's phrases in
+    the text (so texts sharing no word can mean the same thing), then ``hashed`` dimensions of a
+    hashed bag of words, weighted less."""
+    import hashlib
+    import re
+
+    names = list(concepts)
+
+    def embed(text: str) -> list[float]:
+        lowered = text.lower()
+        vector = [float(sum(lowered.count(p.lower()) for p in concepts[n])) for n in names]
+        words = [0.0] * hashed
+        for word in re.findall(r"\w+", lowered):
+            words[int(hashlib.md5(word.encode()).hexdigest(), 16) % hashed] += 0.1
+        return vector + words
+
+    return embed

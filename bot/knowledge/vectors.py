@@ -1,0 +1,307 @@
+"""The dense side of hybrid retrieval: chunk vectors, stored and searched, and rank fusion.
+
+Vectors live in the database with the knowledge base (``kb_embeddings``, one code path on
+SQLite and PostgreSQL), keyed by model and a hash of the embedded text: a document re-chunked
+after an edit keeps the vectors of its unchanged chunks and only changed text goes to the
+model. Searching loads them once per index build into one normalised float32 matrix aligned
+with the keyword index's chunks; a question costs one matrix-vector product (10,000 chunks ×
+384 dimensions is well under a millisecond), no vector extension in either database.
+
+Keyword and dense rankings of documents are fused by reciprocal rank fusion (RRF: each ranking
+adds ``1 / (RRF_K + rank)``), which needs no common scale between BM25 and cosine similarity.
+A fused hit's confidence is the larger of the keyword confidence and the cosine read through
+``[knowledge.embeddings] similarity_floor .. similarity_full``, so a paraphrase that shares no
+word with its article can still be answered, and an off-topic question (nothing above the
+floor) gains nothing from the dense side. The floor rises to the question's median similarity
+over the documents: a question in the knowledge base's own domain that no article answers ("the
+best bike route to the old town" in a bike-sharing help center) is close to every article
+alike, and what counts is how far the best one stands out from the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from cachetools import LRUCache
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.config import EmbeddingsSettings
+from bot.knowledge.embeddings import Embedder, EmbeddingError, Vectors
+from bot.knowledge.index import ChunkRecord, Hit, SearchIndex
+from bot.store.database import Database
+from bot.store.schema import kb_embeddings
+
+log = logging.getLogger(__name__)
+
+RRF_K = 60
+# How deep each side's ranking goes into the fusion.
+FUSION_DEPTH = 30
+# Rows per insert or delete statement (SQLite's bound-parameter limit).
+_BATCH = 200
+
+
+def embedding_text(title: str, heading: str, text: str) -> str:
+    """What is embedded for a chunk: its title, its heading path and its text."""
+    parts = [title]
+    if heading and heading != title:
+        parts.append(heading)
+    parts.append(text)
+    return "\n".join(p for p in parts if p)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def chunk_text(chunk: ChunkRecord) -> str:
+    return embedding_text(chunk.title, chunk.heading, chunk.text)
+
+
+class VectorStore:
+    """The stored vectors of one model."""
+
+    def __init__(self, db: Database, embedder: Embedder) -> None:
+        self.db = db
+        self.embedder = embedder
+
+    async def load(self) -> dict[str, Vectors]:
+        query = select(kb_embeddings.c.text_hash, kb_embeddings.c.vector).where(
+            kb_embeddings.c.model == self.embedder.model
+        )
+        async with self.db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return {r.text_hash: np.frombuffer(r.vector, dtype="<f4") for r in rows}
+
+    async def ensure(self, texts: Sequence[str], known: set[str] | None = None) -> int:
+        """Embed and store the texts that have no vector yet; returns how many were embedded.
+
+        Raises ``EmbeddingError`` (and stores nothing of the failed batch) when the backend
+        fails; what was stored before stays.
+        """
+        wanted = {text_hash(t): t for t in texts}
+        if known is None:
+            known = await self._stored(list(wanted))
+        missing = [(h, t) for h, t in wanted.items() if h not in known]
+        if not missing:
+            return 0
+        vectors = await self.embedder.embed([t for _, t in missing])
+        at = time.time()
+        rows = [
+            {
+                "model": self.embedder.model,
+                "text_hash": h,
+                "dimensions": int(vectors.shape[1]),
+                "vector": np.ascontiguousarray(vector, dtype="<f4").tobytes(),
+                "created_at": at,
+            }
+            for (h, _), vector in zip(missing, vectors, strict=True)
+        ]
+        dialect_insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
+        async with self.db.tx() as conn:
+            for start in range(0, len(rows), _BATCH):
+                stmt = dialect_insert(kb_embeddings).on_conflict_do_nothing()
+                await conn.execute(stmt, rows[start : start + _BATCH])
+        log.info("knowledge: embedded %d chunks with %s", len(rows), self.embedder.model)
+        return len(rows)
+
+    async def _stored(self, hashes: list[str]) -> set[str]:
+        found: set[str] = set()
+        async with self.db.read() as conn:
+            for start in range(0, len(hashes), _BATCH):
+                query = select(kb_embeddings.c.text_hash).where(
+                    kb_embeddings.c.model == self.embedder.model,
+                    kb_embeddings.c.text_hash.in_(hashes[start : start + _BATCH]),
+                )
+                found.update((await conn.execute(query)).scalars())
+        return found
+
+    async def prune(self, stale: Sequence[str], *, before: float) -> None:
+        """Forget vectors no chunk has any more (stored before ``before``: a replica that read
+        an older snapshot must not delete what another just embedded for new chunks)."""
+        if not stale:
+            return
+        async with self.db.tx() as conn:
+            for start in range(0, len(stale), _BATCH):
+                await conn.execute(
+                    delete(kb_embeddings).where(
+                        kb_embeddings.c.model == self.embedder.model,
+                        kb_embeddings.c.text_hash.in_(stale[start : start + _BATCH]),
+                        kb_embeddings.c.created_at < before,
+                    )
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class DenseIndex:
+    """The chunk vectors of one index snapshot; a row of zeros where a chunk has none yet."""
+
+    matrix: Vectors
+    present: npt.NDArray[np.bool_]
+    complete: bool
+
+    @classmethod
+    def build(cls, index: SearchIndex, stored: dict[str, Vectors]) -> DenseIndex:
+        hashes = [text_hash(chunk_text(c)) for c in index.chunks]
+        dims = next((len(v) for v in stored.values()), 0)
+        matrix = np.zeros((len(hashes), dims), dtype=np.float32)
+        present = np.zeros(len(hashes), dtype=np.bool_)
+        for i, h in enumerate(hashes):
+            vector = stored.get(h)
+            if vector is not None and len(vector) == dims:
+                matrix[i] = vector
+                present[i] = True
+        return cls(matrix, present, bool(present.all()))
+
+    def ranking(
+        self, index: SearchIndex, query: Vectors, floor: float
+    ) -> tuple[list[tuple[int, int, float]], float]:
+        """(document, best chunk, cosine) for documents whose best chunk passes ``floor``,
+        best first; and the median over documents of their best cosine."""
+        if not len(self.matrix) or query.shape[-1] != self.matrix.shape[1]:
+            return [], floor
+        scores = self.matrix @ query.reshape(-1).astype(np.float32)
+        scores[~self.present] = -1.0
+        starts = index.document_starts
+        best = np.maximum.reduceat(scores, starts)
+        typical = float(np.median(best[best > -1.0])) if (best > -1.0).any() else floor
+        order = np.argsort(-best, kind="stable")[:FUSION_DEPTH]
+        out = []
+        for d in order.tolist():
+            cosine = float(best[d])
+            if cosine <= floor:
+                break
+            end = int(starts[d + 1]) if d + 1 < len(starts) else len(self.matrix)
+            start = int(starts[d])
+            out.append((d, start + int(np.argmax(scores[start:end])), cosine))
+        return out, typical
+
+
+def fuse(
+    index: SearchIndex,
+    keyword: Sequence[Hit],
+    dense: Sequence[tuple[int, int, float]],
+    settings: EmbeddingsSettings,
+    *,
+    limit: int,
+    typical: float = -1.0,
+) -> list[Hit]:
+    """One ranking of documents from both sides (see the module docstring).
+
+    A document keeps the keyword side's section when it found one (it knows the heading and
+    the steps); otherwise the chunk closest in meaning. ``Hit.rank_score`` becomes the hit's
+    strength relative to the best of its side, so later documents' scores fall off with it.
+    """
+    floor = max(settings.similarity_floor, typical)
+    span = max(settings.similarity_full - floor, 1e-6)
+    fused: dict[str, float] = {}
+    hit_of: dict[str, Hit] = {}
+    keyword_top = keyword[0].rank_score if keyword and keyword[0].rank_score > 0 else 1.0
+    for rank, hit in enumerate(keyword[:FUSION_DEPTH]):
+        key = hit.chunk.document_id
+        fused[key] = 1.0 / (RRF_K + rank + 1)
+        hit_of[key] = Hit(hit.chunk, hit.rank_score / keyword_top, hit.confidence, hit.language)
+    dense_top = dense[0][2] if dense else 1.0
+    for rank, (d, chunk_index, cosine) in enumerate(dense):
+        chunk = index.chunks[chunk_index]
+        key = chunk.document_id
+        fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
+        confidence = min(1.0, max(0.0, (cosine - floor) / span))
+        strength = cosine / dense_top if dense_top > 0 else 0.0
+        known = hit_of.get(key)
+        if known is None:
+            hit_of[key] = Hit(chunk, strength, round(confidence, 4), index.languages[d])
+        else:
+            hit_of[key] = Hit(
+                known.chunk,
+                max(known.rank_score, strength),
+                max(known.confidence, round(confidence, 4)),
+                known.language,
+            )
+    order = sorted(fused, key=lambda key: -fused[key])
+    return [hit_of[key] for key in order[:limit]]
+
+
+# After the backend failed, chunks without a vector wait this long for another try (they are
+# searched by keywords meanwhile).
+EMBED_RETRY_SECONDS = 60.0
+
+
+class DenseSide:
+    """What a ``KnowledgeBase`` with an embeddings backend adds: vectors for new chunk text
+    after each write, the matrix for the current index, and the fused search."""
+
+    def __init__(self, db: Database, embedder: Embedder, settings: EmbeddingsSettings) -> None:
+        self.embedder = embedder
+        self.settings = settings
+        self.store = VectorStore(db, embedder)
+        self._dense: tuple[SearchIndex, DenseIndex] | None = None
+        self._tried_at = -math.inf
+        self._lock = asyncio.Lock()
+        self._questions: LRUCache[str, Vectors] = LRUCache(maxsize=256)
+
+    async def after_write(self, texts: Sequence[str]) -> None:
+        """After a document's chunks changed: embed those whose text is new (the rest keep
+        their vectors). A failing backend is logged, not raised: the document is indexed and
+        searched by keywords, and its vectors are retried when the index is next built."""
+        try:
+            await self.store.ensure(texts)
+        except EmbeddingError as exc:
+            log.warning("knowledge: embedding failed, will retry: %s", exc)
+
+    async def search(self, index: SearchIndex, query: str, *, limit: int) -> list[Hit]:
+        """Keyword and dense rankings fused; keywords alone when the question cannot be
+        embedded now (the customer is not kept waiting on retries)."""
+        keyword = index.search(query, limit=max(limit, FUSION_DEPTH))
+        dense = await self.current(index)
+        vector = self._questions.get(query)
+        if vector is None:
+            try:
+                vector = (await self.embedder.embed_once([query]))[0]
+            except EmbeddingError as exc:
+                log.warning("knowledge: question not embedded, keywords only: %s", exc)
+                return list(keyword[:limit])
+            self._questions[query] = vector
+        ranking, typical = dense.ranking(index, vector, self.settings.similarity_floor)
+        return fuse(index, keyword, ranking, self.settings, limit=limit, typical=typical)
+
+    async def current(self, index: SearchIndex) -> DenseIndex:
+        """The chunk vectors matching ``index``, loaded once per index build; chunks without a
+        vector (a backend that failed at sync, or one configured after the documents came) are
+        embedded here, at most every ``EMBED_RETRY_SECONDS`` while the backend keeps failing."""
+        fresh = self._fresh(index)
+        if fresh is not None:
+            return fresh
+        async with self._lock:
+            fresh = self._fresh(index)
+            if fresh is not None:
+                return fresh
+            self._tried_at = time.monotonic()
+            loaded_at = time.time()
+            stored = await self.store.load()
+            texts = {text_hash(t): t for t in (chunk_text(c) for c in index.chunks)}
+            try:
+                if await self.store.ensure(list(texts.values()), known=set(stored)):
+                    stored = await self.store.load()
+            except EmbeddingError as exc:
+                log.warning("knowledge: embedding failed, searching by keywords: %s", exc)
+            await self.store.prune([h for h in stored if h not in texts], before=loaded_at)
+            built = await asyncio.to_thread(DenseIndex.build, index, stored)
+            self._dense = (index, built)
+            return built
+
+    def _fresh(self, index: SearchIndex) -> DenseIndex | None:
+        if self._dense is None or self._dense[0] is not index:
+            return None
+        dense = self._dense[1]
+        if dense.complete or time.monotonic() - self._tried_at < EMBED_RETRY_SECONDS:
+            return dense
+        return None
