@@ -199,7 +199,7 @@ class Application:
                 events=self.events,
                 metrics=self.metrics,
                 connectors=self.connectors,
-                on_committed=self.outbox.wake,
+                on_committed=self.outbox.take,
                 handoff=self.handoff,
             )
             await self.dispatcher.start()

@@ -63,10 +63,17 @@ def _check_sqlite_folder(database: str | None) -> None:
 
 
 class Database:
-    """Owns the engine; hands out write (``tx``) and read (``read``) transactions."""
+    """Owns the engine; hands out write (``tx``) and read (``read``) transactions.
+
+    ``round_trips`` counts the units of work (transactions) handed to the database, the
+    measure a turn's store cost is budgeted in: each one is a wait for another thread or the
+    server, whatever it holds. ``statements`` counts the statements inside them.
+    """
 
     def __init__(self, settings: DatabaseSettings, *, connect_args: dict[str, Any] | None = None):
         self.url = settings.url
+        self.round_trips = 0
+        self.statements = 0
         self.is_sqlite = settings.url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": settings.echo, "connect_args": dict(connect_args or {})}
         if self.is_sqlite:
@@ -82,6 +89,7 @@ class Database:
             kwargs["max_overflow"] = settings.pool_size
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(settings.url, **kwargs)
+        _count_statements(self, self.engine.sync_engine)
         self._write_lock = asyncio.Lock()
         # SQLite's units of work: the same file through the plain driver, on worker threads.
         self._sync_engine: Engine | None = None
@@ -96,6 +104,7 @@ class Database:
                 max_overflow=0,
             )
             _sqlite_events(self._sync_engine)
+            _count_statements(self, self._sync_engine)
 
     def insert_ignore(self, table: Table, index_elements: Sequence[str]) -> Insert:
         """``INSERT … ON CONFLICT (index_elements) DO NOTHING`` in this database's dialect: the
@@ -106,6 +115,7 @@ class Database:
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on clean exit."""
+        self.round_trips += 1
         if not self.is_sqlite:
             async with self.engine.connect() as conn, conn.begin():
                 yield conn
@@ -121,12 +131,14 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (deferred on SQLite, so readers never queue behind writers)."""
+        self.round_trips += 1
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 
     async def run_tx(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` (every statement of one write transaction) and commit when it returns;
         an exception rolls it back and propagates."""
+        self.round_trips += 1
         if self._sync_engine is None:
             async with self.engine.connect() as conn, conn.begin():
                 return await conn.run_sync(work)
@@ -135,6 +147,7 @@ class Database:
 
     async def run_read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-only transaction (one consistent snapshot)."""
+        self.round_trips += 1
         if self._sync_engine is None:
             async with self.engine.connect() as conn, conn.begin():
                 return await conn.run_sync(work)
@@ -169,6 +182,12 @@ class Database:
         if self._workers is not None:
             self._workers.shutdown()
             self._workers = None
+
+
+def _count_statements(db: Database, engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_execute(*_: Any) -> None:
+        db.statements += 1
 
 
 def _sqlite_events(engine: Engine) -> None:
