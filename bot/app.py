@@ -28,7 +28,6 @@ from bot.config import Settings
 from bot.connector import Connector, ConnectorRuntime, discover_factories
 from bot.daemon import Daemon, Launch
 from bot.domain import AgentDefinition, InboundMessage
-from bot.http.server import build_http_app, protocol_logger
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.sync import KnowledgeSync
 from bot.metrics import Metrics
@@ -247,6 +246,9 @@ class Application:
             await self._schedule_knowledge()
 
         if self._serve_http:
+            # Imported here: commands that serve no HTTP (``triage --once``) skip its import.
+            from bot.http.server import build_http_app, protocol_logger
+
             http_app = build_http_app(self._daemon)
             self.http_runner = web.AppRunner(http_app, access_log=None, shutdown_timeout=5,
                                              logger=protocol_logger())
