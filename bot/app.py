@@ -36,7 +36,7 @@ from bot.pipeline.events import TurnEvents
 from bot.pipeline.handoff import Handoff
 from bot.pipeline.outbox import OutboxSender
 from bot.pipeline.turn import TurnRunner
-from bot.store.database import Database
+from bot.store.database import INBOX_NOTICE, OUTBOX_NOTICE, Database
 from bot.store.migrate import ensure_current
 from bot.store.store import Store
 
@@ -203,6 +203,10 @@ class Application:
             )
             await self.dispatcher.start()
             self._started.append(self.dispatcher.stop)
+            # Work other processes commit wakes these loops too (PostgreSQL; SQLite polls).
+            await self.db.listen(
+                {INBOX_NOTICE: self.dispatcher.wake, OUTBOX_NOTICE: self.outbox.wake}
+            )
 
         self._daemon = Daemon(
             settings=self.settings,

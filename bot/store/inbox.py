@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, RowMapping
 
 from bot.domain import JSON, InboundMessage, InboxStatus, new_id, now
 from bot.store import statements as st
-from bot.store.database import Database
+from bot.store.database import INBOX_NOTICE, Database
 from bot.store.errors import LeaseLost
 from bot.store.schema import inbox, lanes
 
@@ -203,6 +203,7 @@ class Inbox:
                     self._insert_lanes,
                     [{"key": key, "touched_at": at} for key, at in new_lanes.items()],
                 )
+                self.db.notify_in(conn, INBOX_NOTICE)
             return news
 
         return await self.db.run_tx(work)

@@ -25,7 +25,7 @@ from bot.domain import (
     now,
 )
 from bot.store import statements as st
-from bot.store.database import Database
+from bot.store.database import OUTBOX_NOTICE, Database
 from bot.store.identity import Identity, SmithFields, check_owner, upsert_smith, version_of
 from bot.store.inbox import Inbox, LaneClaim, release_lane_in
 from bot.store.outbox import ActionClaim, pending_rows
@@ -254,6 +254,8 @@ class Runs:
                 st.INBOX_DONE,
                 {"ids": [item.id for item in claim.items], "run_id": run.id, "finished_at": at},
             )
+            if len(actions) > (handed is not None):
+                self.db.notify_in(conn, OUTBOX_NOTICE)
             if handed is None:
                 return None
             row = conn.execute(st.THREAD_BY_ID, {"thread_id": run.thread_id}).mappings().one()

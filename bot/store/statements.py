@@ -161,12 +161,6 @@ def _due_actions() -> ColumnElement[bool]:
 DUE_ACTIONS = (
     select(outbox.c.seq).where(_due_actions()).order_by(outbox.c.seq).limit(bindparam("limit"))
 )
-LOCK_DUE_ACTIONS = (
-    select(outbox.c.seq)
-    .where(outbox.c.seq.in_(bindparam("seqs", expanding=True)), _due_actions())
-    .order_by(outbox.c.seq)
-    .with_for_update(skip_locked=True)
-)
 LEASE_ACTION = (
     update(outbox)
     .where(

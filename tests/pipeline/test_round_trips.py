@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.app import Application
 from bot.domain import InboundMessage
+from bot.store.migrate import upgrade
+from tests.conftest import make_settings
 from tests.pipeline.conftest import AppFactory
 from tests.pipeline.fakes import RecordingConnector, ScriptedRunner, wait_for
 
@@ -86,3 +90,33 @@ async def test_a_message_arriving_mid_turn_is_answered_without_waiting_for_the_p
     # Well inside the 600 s poll interval.
     await wait_for(lambda: len(connector.sent) == 2, timeout=10)
     assert [a.text for a in connector.sent] == ["echo: question c1", "echo: question c2"]
+
+
+@pytest.mark.postgres
+async def test_another_process_s_message_wakes_the_dispatcher_on_postgresql(pg_url: str) -> None:
+    """One process accepts the message, another answers it: PostgreSQL's notice wakes the
+    answering process at once, though its poll interval is ten minutes."""
+    runner, connector = ScriptedRunner(), RecordingConnector()
+
+    async def runner_factory(_: Application) -> ScriptedRunner:
+        return runner
+
+    answering = Application(
+        make_settings(pg_url, **QUIET), runner_factory=runner_factory,
+        connectors=[connector], serve_http=False,
+    )
+    await upgrade(answering.db.engine)
+    accepting = Application(
+        make_settings(pg_url, **QUIET), connectors=[RecordingConnector()],
+        serve_http=False, run_pipeline=False,
+    )
+    await answering.start()
+    await accepting.start()
+    try:
+        await asyncio.sleep(0.5)  # the answering process is listening
+        assert await accepting.submit(message("d1", "test:d"))
+        await wait_for(lambda: len(connector.sent) == 1, timeout=20)
+        assert connector.sent[0].text == "echo: question d1"
+    finally:
+        await accepting.stop()
+        await answering.stop()
