@@ -296,8 +296,8 @@ class Application:
         self._daemon = None
 
     def _create_connectors(self, runtime: ConnectorRuntime) -> list[Connector]:
-        factories = discover_factories()
         wanted = self.settings.connectors
+        factories = discover_factories(wanted)
         if wanted is not None:
             unknown = sorted(set(wanted) - set(factories))
             if unknown:
