@@ -29,6 +29,7 @@ from bot.connector import Connector, ConnectorRuntime, discover_factories
 from bot.daemon import Daemon, Launch
 from bot.domain import AgentDefinition, InboundMessage
 from bot.knowledge.base import KnowledgeBase
+from bot.knowledge.jobs import SyncJobs
 from bot.knowledge.sync import KnowledgeSync
 from bot.metrics import Metrics
 from bot.pipeline.dispatcher import Dispatcher
@@ -36,6 +37,7 @@ from bot.pipeline.events import TurnEvents
 from bot.pipeline.handoff import Handoff
 from bot.pipeline.outbox import OutboxSender
 from bot.pipeline.turn import TurnRunner
+from bot.records import connector_runtime
 from bot.store.database import INBOX_NOTICE, OUTBOX_NOTICE, Database
 from bot.store.migrate import ensure_current
 from bot.store.store import Store
@@ -94,6 +96,7 @@ class Application:
         self.retention: TriageScheduler | None = None
         # One per process, shared by the schedules and the operator API (``/v1/knowledge``).
         self.knowledge_sync = KnowledgeSync(KnowledgeBase(self.db, settings.knowledge), settings)
+        self.knowledge_jobs = SyncJobs(self.knowledge_sync)
         self.knowledge_schedulers: dict[str, TriageScheduler] = {}
         self.runner: TurnRunner | None = None
         self.runtime: ConnectorRuntime | None = None
@@ -140,6 +143,7 @@ class Application:
         # user-info service); the proxy variables apply, as they did with httpx.
         self._http = aiohttp.ClientSession(trust_env=True)
         self._started.append(self._close_http)
+        self._started.append(self.knowledge_jobs.close)
 
         if self._runner_factory is None:
             from bot.agent.engine import build_runner
@@ -162,9 +166,10 @@ class Application:
             # The runner owns the model provider's HTTP client (the tools use ``http``).
             self._started.append(close_runner)
 
-        runtime = ConnectorRuntime(
-            settings=self.settings,
-            store=self.store,
+        # Connectors get the store's narrow side only; each its own copy, scoped to its channel.
+        runtime = connector_runtime(
+            self.settings,
+            self.store,
             submit=self.submit,
             events=self.events,
             submit_delivery=self.submit_delivery,
@@ -219,6 +224,7 @@ class Application:
             ready=self.ready,
             handoff=self.handoff,
             knowledge_sync=self.knowledge_sync,
+            knowledge_jobs=self.knowledge_jobs,
             dispatcher=self.dispatcher,
             outbox=self.outbox,
         )
@@ -306,7 +312,7 @@ class Application:
         for name, factory in sorted(factories.items()):
             if wanted is not None and name not in wanted:
                 continue
-            connector = factory(runtime)
+            connector = factory(runtime.for_channel(name))
             if connector is not None:
                 created.append(connector)
         return created

@@ -576,18 +576,20 @@ async def cmd_kb_search(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_kb_sync(args: argparse.Namespace, settings: Settings) -> int:
     from bot.knowledge import KnowledgeBase
+    from bot.knowledge.jobs import sync_exclusive
     from bot.knowledge.sync import KnowledgeSync, reports_json
 
     store = await _open_store(settings)
     try:
         sync = KnowledgeSync(KnowledgeBase(store.db, settings.knowledge), settings)
-        try:
-            reports = await sync.sync(args.source)
-        except KeyError:
-            known = ", ".join(s.name for s in sync.sources) or "none"
+        names = [s.name for s in sync.sources]
+        if args.source is not None and args.source not in names:
+            known = ", ".join(names) or "none"
             print(f"supportbot: no knowledge source {args.source!r} (configured: {known})",
                   file=sys.stderr)
             return 2
+        # Synchronous, under the same per-source lock as serve's schedules and the API's jobs.
+        reports = await sync_exclusive(sync, [args.source] if args.source else names)
     finally:
         await store.db.dispose()
     if args.json:
@@ -612,7 +614,8 @@ async def cmd_kb_list(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({"documents": [d.as_json() for d in documents]}, indent=2))
         return 0
     for d in documents:
-        print(f"{d.id}  {d.source or '-'}  {d.title}  ({d.url or d.citation})  "
+        title = f"{d.section} › {d.title}" if d.section else d.title
+        print(f"{d.id}  {d.source or '-'}  {title}  ({d.url or d.citation})  "
               f"{d.chunks} chunks  {_when(d.updated_at)}")
     return 0
 
@@ -634,7 +637,8 @@ async def cmd_kb_show(args: argparse.Namespace, settings: Settings) -> int:
     if document is None:
         print(f"supportbot: no document {args.document!r}", file=sys.stderr)
         return 1
-    print(f"{document.title}\n{document.url or document.citation}\nid {document.id}, source "
+    title = f"{document.section} › {document.title}" if document.section else document.title
+    print(f"{title}\n{document.url or document.citation}\nid {document.id}, source "
           f"{document.source or '-'}, {document.kind}, updated {_when(document.updated_at)}")
     for heading, text in chunks:
         print(f"\n[{heading}]\n{text}")

@@ -349,6 +349,10 @@ class KnowledgeSourceSettings(Section):
     timeout_seconds: float = Field(default=30.0, gt=0)
     # Pages a site may list; a bigger sitemap is refused rather than half-synced.
     max_pages: int = Field(default=5000, ge=1)
+    # A request answered 429/502/503/504 is tried again up to ``max_retries`` times, after an
+    # exponential backoff but never sooner than its ``Retry-After`` (at most 300 s honoured).
+    max_retries: int = Field(default=3, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> KnowledgeSourceSettings:

@@ -8,6 +8,11 @@ never the connector's. Outbound, ``execute`` turns one ``Action`` into
 platform API calls. Connectors are found by name through the ``supportbot.connectors`` entry
 point group, each entry a ``create(runtime) -> Connector | None`` factory (None: not configured).
 The core never imports ``connectors/``.
+
+A connector reaches the core only through its ``ConnectorRuntime``: the store stays behind it
+(``ConnectorRecords`` and, for a channel that keeps visitors of its own, ``VisitorRecords``,
+which the application implements over the store), so connectors import nothing from
+``bot.store`` or ``bot.pipeline`` (``tests/test_architecture.py`` checks it).
 """
 
 from __future__ import annotations
@@ -16,9 +21,9 @@ import enum
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from aiohttp import web
 
@@ -27,18 +32,20 @@ from bot.domain import (
     JSON,
     Action,
     ActionKind,
+    Agent,
     InboundMessage,
+    NotFound,
     PlannedAction,
+    Run,
     Signal,
     Smith,
     Thread,
 )
-from bot.pipeline.handoff import Handoff
 from bot.retry import RemoteError
 
 if TYPE_CHECKING:
     from bot.pipeline.events import TurnEvents
-    from bot.store.store import Store
+    from bot.pipeline.handoff import Handoff
 
 log = logging.getLogger(__name__)
 
@@ -91,20 +98,105 @@ class ActionError(RemoteError):
         super().__init__(message, retryable=retryable, retry_after=retry_after)
 
 
+class ConnectorRecords(Protocol):
+    """The few records a connector may read or write, whatever its channel; the application
+    implements it over the store (``bot.records.StoreRecords``). Connectors call the
+    ``ConnectorRuntime`` methods of the same names, which scope cursors and inbox look-ups to
+    the connector's channel."""
+
+    async def get_cursor(self, name: str) -> JSON | None: ...
+
+    async def set_cursor(self, name: str, value: JSON) -> None: ...
+
+    async def inbox_seen(self, source: str, dedup_key: str) -> bool: ...
+
+    async def get_run(self, run_id: str) -> Run:
+        """Raises ``NotFound``."""
+        ...
+
+    async def find_threads_by_external(self, external_id: str) -> list[Thread]: ...
+
+    async def find_smith(self, external_id: str, agent_id: str) -> Smith | None: ...
+
+    async def get_smith(self, smith_id: str, *, include_archived: bool = False) -> Smith:
+        """Raises ``NotFound``."""
+        ...
+
+
+class VisitorRecords(Protocol):
+    """Who a channel's own visitors are (the web widget's sessions): a channel with no helpdesk
+    behind it makes its customers itself, links a signed-in identity to the anonymous smith it
+    claimed, and mints session tokens with the key the HTTP API checks them with."""
+
+    async def ensure_agent(self, slug: str, name: str) -> Agent: ...
+
+    async def find_smith(self, external_id: str, agent_id: str) -> Smith | None: ...
+
+    async def get_smith(self, smith_id: str, *, include_archived: bool = False) -> Smith:
+        """Raises ``NotFound``."""
+        ...
+
+    async def ensure_smith(
+        self,
+        external_id: str | None,
+        agent_id: str,
+        *,
+        display_name: str | None = None,
+        customer_id: str | None = None,
+        metadata: JSON | None = None,
+        auto_memory: bool | None = None,
+    ) -> Smith:
+        """Upsert on ``(external_id, agent_id)``: given non-None fields are updated."""
+        ...
+
+    async def patch_smith(self, smith_id: str, **fields: Any) -> Smith:
+        """Set the given fields (``display_name``, ``customer_id``, ``metadata``,
+        ``auto_memory``), None included: a field left out is left alone."""
+        ...
+
+    async def alias_smith(self, agent_id: str, external_id: str) -> Smith | None:
+        """The live smith ``external_id`` (a signed-in identity) was claimed onto, if any."""
+        ...
+
+    async def is_claimed(self, smith_id: str) -> bool: ...
+
+    async def add_alias(self, agent_id: str, external_id: str, smith_id: str) -> bool:
+        """Record ``external_id → smith``; False when that identity already has a live one."""
+        ...
+
+    async def token_key(self) -> bytes:
+        """The key smith tokens are signed with, shared by every replica."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectorRuntime:
-    """What the core lends a connector.
+    """What the core lends a connector, and all it lends: no store.
 
     ``submit`` takes one message; ``submit_all`` takes the messages that arrived together (one
     webhook, one polled conversation), oldest first: they enter the inbox in one transaction,
-    so they are answered in one turn, never split across two.
+    so they are answered in one turn, never split across two. ``report`` tells handoff what
+    happened on the platform. The look-ups are those a translator needs: its own cursor, whether
+    a message of its channel reached the inbox, the run an action came from (to reconcile a
+    retried send), a thread or a smith by external id. ``visitors`` is there for a channel that
+    keeps its own visitors (None when the application lends none).
+
+    The application hands each connector a copy scoped to its channel (``for_channel``); its
+    cursors are named ``<channel>.<name>``.
     """
 
     settings: Settings
-    store: Store
+    records: ConnectorRecords
     submit: Callable[[InboundMessage], Awaitable[bool]]
     events: TurnEvents
+    handoff: Handoff
     submit_delivery: Callable[[Sequence[InboundMessage]], Awaitable[list[bool]]] | None = None
+    visitors: VisitorRecords | None = None
+    channel: str | None = None
+
+    def for_channel(self, channel: str) -> ConnectorRuntime:
+        """This runtime for the connector of ``channel``."""
+        return replace(self, channel=channel)
 
     async def submit_all(self, messages: Sequence[InboundMessage]) -> list[bool]:
         """One delivery's messages into the inbox together; for each, False when it was
@@ -114,25 +206,56 @@ class ConnectorRuntime:
             return [await self.submit(message) for message in messages]
         return await self.submit_delivery(messages)
 
-    # The application's handoff; None builds one from the settings (a connector on its own,
-    # as in tests).
-    handoff: Handoff | None = None
-
     async def report(self, signal: Signal) -> int:
         """Tell the core what happened to a thread on the platform; returns how many threads
         changed hands or state. Call it before acknowledging the platform's event, like
         ``submit``: a signal that raises was not applied."""
-        return await self._handoff().apply(signal)
+        return await self.handoff.apply(signal)
 
     def bot_holds(self, thread: Thread) -> bool:
         """Whether the bot may answer in ``thread`` now (for a connector that drops what it
         will not answer before it reaches the inbox)."""
-        return self._handoff().bot_holds(thread)
+        return self.handoff.bot_holds(thread)
 
-    def _handoff(self) -> Handoff:
-        if self.handoff is not None:
-            return self.handoff
-        return Handoff(self.store, self.settings.handoff, default_agent=self.settings.default_agent)
+    # -- look-ups ---------------------------------------------------------------------------
+
+    async def get_cursor(self, name: str) -> JSON | None:
+        """The connector's cursor ``name`` (a poller's position), None before the first set."""
+        return await self.records.get_cursor(self._scoped(name))
+
+    async def set_cursor(self, name: str, value: JSON) -> None:
+        await self.records.set_cursor(self._scoped(name), value)
+
+    async def inbox_seen(self, dedup_key: str) -> bool:
+        """Whether a message of this channel with ``dedup_key`` reached the inbox."""
+        return await self.records.inbox_seen(self._own_channel(), dedup_key)
+
+    async def find_run(self, run_id: str) -> Run | None:
+        """The run (turn) an action came from, for finding what an earlier try sent."""
+        try:
+            return await self.records.get_run(run_id)
+        except NotFound:
+            return None
+
+    async def find_threads_by_external(self, external_id: str) -> list[Thread]:
+        """Every agent's thread for one ticket (a connector knows the ticket, not the agent)."""
+        return await self.records.find_threads_by_external(external_id)
+
+    async def find_smith(self, external_id: str, agent_id: str) -> Smith | None:
+        """The live smith with ``external_id`` under the agent ``agent_id``."""
+        return await self.records.find_smith(external_id, agent_id)
+
+    async def get_smith(self, smith_id: str, *, include_archived: bool = False) -> Smith:
+        """A smith by id (the owner of a thread); raises ``NotFound``."""
+        return await self.records.get_smith(smith_id, include_archived=include_archived)
+
+    def _own_channel(self) -> str:
+        if self.channel is None:
+            raise RuntimeError("this connector runtime is scoped to no channel (for_channel)")
+        return self.channel
+
+    def _scoped(self, name: str) -> str:
+        return f"{self._own_channel()}.{name}"
 
 
 class Connector(ABC):

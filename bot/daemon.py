@@ -18,6 +18,7 @@ from bot.connector import Connector
 from bot.domain import InboundMessage
 
 if TYPE_CHECKING:
+    from bot.knowledge.jobs import SyncJobs
     from bot.knowledge.sync import KnowledgeSync
     from bot.metrics import Metrics
     from bot.pipeline.dispatcher import Dispatcher
@@ -42,6 +43,7 @@ class Daemon:
     ready: Callable[[], Awaitable[dict[str, bool]]]
     handoff: Handoff
     knowledge_sync: KnowledgeSync
+    knowledge_jobs: SyncJobs
     dispatcher: Dispatcher | None
     outbox: OutboxSender | None
 

@@ -1,6 +1,7 @@
 """The rule between the rooms, checked on the source: the import graph of ``bot/`` and
-``connectors/`` has no circle, the core never imports a connector, and the core names no
-channel outside its configuration.
+``connectors/`` has no circle, the core never imports a connector, a connector reaches the core
+only through its runtime (never the store or the pipeline), and the core names no channel
+outside its configuration.
 
 Every module is parsed with ``ast``; imports inside functions count (they run, just later),
 imports under ``if TYPE_CHECKING:`` do not (they never run). ``from package import name`` is an
@@ -35,6 +36,9 @@ CHANNEL_NAME_ALLOWED = {
     "bot/store/web.py": "web thread external ids ('web:<id>') are built in the store's web "
     "queries; moves to connectors/web with the store split (issue 13, 2 and 4)",
 }
+
+# What a connector must not import: the rooms behind its ``ConnectorRuntime``.
+CONNECTOR_FORBIDDEN = ("bot.store", "bot.pipeline", "bot.app", "bot.daemon")
 
 
 @dataclass
@@ -147,6 +151,20 @@ def test_the_core_never_imports_a_connector(graph: dict[str, Module]) -> None:
     assert offenders == []
 
 
+def _connector_offences(modules: dict[str, Module]) -> list[str]:
+    return sorted(
+        f"{name} imports {target}"
+        for name, module in modules.items()
+        if name.split(".")[0] == "connectors"
+        for target in module.imports
+        if any(target == room or target.startswith(room + ".") for room in CONNECTOR_FORBIDDEN)
+    )
+
+
+def test_connectors_reach_the_core_only_through_their_runtime(graph: dict[str, Module]) -> None:
+    assert _connector_offences(graph) == []
+
+
 def test_only_the_cli_imports_the_application(graph: dict[str, Module]) -> None:
     importers = sorted(
         name
@@ -189,7 +207,7 @@ def test_the_core_names_no_channel_outside_configuration() -> None:
         assert (ROOT / allowed).is_file(), f"{allowed} is gone: take it off the allow-list"
 
 
-def test_the_checks_see_what_they_look_for() -> None:
+def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:
     """The walkers above find what they must, so an empty result means something."""
     assert {"intercom", "slack", "web"} <= CHANNELS
     sample = (
@@ -222,3 +240,23 @@ def test_the_checks_see_what_they_look_for() -> None:
     assert _resolve(module, sibling) == "bot.triage.digest"
     assert _resolve(package, sibling) == "bot.triage.digest"
     assert _resolve(module, ast.ImportFrom(module=None, names=[], level=2)) == "bot"
+
+    sample_connector = tmp_path / "sample.py"
+    sample_connector.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from bot.connector import ConnectorRuntime\n"
+        "from bot import store\n"
+        "if TYPE_CHECKING:\n"
+        "    from bot.pipeline.handoff import Handoff\n"
+        "def later():\n"
+        "    from bot.store.web import WebStore\n"
+        "    import bot.daemon\n",
+        encoding="utf-8",
+    )
+    connector = Module("connectors.sample", sample_connector, is_package=False)
+    connector.imports = _imports(connector, {"bot.store", "bot.store.web", "bot.connector"})
+    assert _connector_offences({connector.name: connector}) == [
+        "connectors.sample imports bot.daemon",
+        "connectors.sample imports bot.store",
+        "connectors.sample imports bot.store.web",
+    ]

@@ -58,5 +58,6 @@ def mount_api(http: web.Application, daemon: Daemon) -> ApiContext:
         web.get("/v1/knowledge/documents/{id}", operator.get_document),
         web.delete("/v1/knowledge/documents/{id}", operator.delete_document),
         web.post("/v1/knowledge/sync", operator.sync_knowledge),
+        web.get("/v1/knowledge/sync/{id}", operator.sync_job),
     ])
     return ctx

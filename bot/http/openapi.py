@@ -263,16 +263,22 @@ def openapi_document(server_url: str | None = None) -> JSON:
         },
         "/v1/knowledge/sync": {
             "post": _op(
-                "Sync the knowledge sources now (operators)",
-                {"200": _json({"type": "object", "properties": {
-                    "sources": {"type": "array", "items": _ref("KnowledgeSyncReport")}}})},
+                "Start a sync of the knowledge sources (operators)",
+                {"202": _json(_ref("KnowledgeSyncJob"), "Accepted: the job, at `Location`")},
                 security=_ADMIN,
-                description="Reads each source completely, then applies what changed; a "
-                            "source that fails applies nothing and reports `error`.",
+                description="Runs in the background (poll `GET /v1/knowledge/sync/{id}`): "
+                            "reads each source completely, then applies what changed; a "
+                            "source that fails applies nothing and reports `error`. While a "
+                            "job for the same sources runs here, that job is returned.",
                 body={"required": False, "content": {"application/json": {"schema": {
                     "type": "object", "additionalProperties": False, "properties": {
                         "source": {"type": ["string", "null"],
                                    "description": "only this source (null or absent: all)"}}}}}}),
+        },
+        "/v1/knowledge/sync/{id}": {
+            "get": _op("A knowledge sync job: its status and each source's report (operators)",
+                       {"200": _json(_ref("KnowledgeSyncJob"))}, security=_ADMIN,
+                       params=[_ID]),
         },
         "/web/session": {
             "post": _op(
@@ -363,6 +369,9 @@ def openapi_document(server_url: str | None = None) -> JSON:
             "url": {"type": ["string", "null"], "description": "the public link, if any"},
             "kind": {"type": "string"}, "chunks": {"type": "integer"},
             "updated_at": {"type": "number"},
+            "section": {"type": ["string", "null"], "description":
+                        "where the source files it, e.g. a Help Center article's "
+                        "\"Collection › Section\""},
             "content": {"type": "array", "items": {"type": "object"},
                         "description": "one document: its chunks (heading, text)"}}},
         "KnowledgeSyncReport": {"type": "object", "properties": {
@@ -370,6 +379,16 @@ def openapi_document(server_url: str | None = None) -> JSON:
             "added": {"type": "integer"}, "updated": {"type": "integer"},
             "removed": {"type": "integer"}, "unchanged": {"type": "integer"},
             "requests": {"type": "integer"}, "error": {"type": ["string", "null"]}}},
+        "KnowledgeSyncJob": {"type": "object", "properties": {
+            "id": {"type": "string"}, "object": {"const": "knowledge.sync_job"},
+            "source": {"type": ["string", "null"], "description": "one source; null: all"},
+            "status": {"enum": ["queued", "running", "succeeded", "failed"]},
+            "created_at": {"type": "number"}, "started_at": {"type": ["number", "null"]},
+            "finished_at": {"type": ["number", "null"]},
+            "sources": {"type": "array", "items": _ref("KnowledgeSyncReport"),
+                        "description": "a report per source synced so far"},
+            "error": {"type": ["string", "null"],
+                      "description": "why the job failed: the sources that reported an error"}}},
         "Thread": {"type": "object", "properties": {
             "id": {"type": "string"}, "object": {"const": "thread"},
             "external_id": {"type": "string"}, "channel": {"type": "string"},

@@ -286,10 +286,19 @@ class OperatorApi:
         if name is not None and not isinstance(name, str):
             raise api_error(400, "source is a source name", code="invalid_source")
         try:
-            reports = await ctx.app.knowledge_sync.sync(name)
+            job = await ctx.app.knowledge_jobs.start(name)
         except KeyError:
             raise api_error(404, "no such knowledge source", code="not_found") from None
-        return web.json_response(knowledge.reports_json(reports))
+        return web.json_response(
+            job.as_json(), status=202, headers={"Location": f"/v1/knowledge/sync/{job.id}"}
+        )
+
+    async def sync_job(self, request: web.Request) -> web.Response:
+        ctx = self._admin(request)
+        job = await ctx.app.knowledge_jobs.get(request.match_info["id"])
+        if job is None:
+            raise api_error(404, "no such sync job", code="not_found")
+        return web.json_response(job.as_json())
 
 
 def _document_json(document: knowledge.DocumentInfo) -> JSON:

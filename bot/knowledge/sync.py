@@ -21,7 +21,7 @@ from sqlalchemy import or_, select, update
 
 from bot.config import IntercomSettings, KnowledgeSourceSettings, Settings
 from bot.knowledge.base import KnowledgeBase, document_hash, put_document, remove_document
-from bot.knowledge.sources import Fetched, KnownDocument, SourceError
+from bot.knowledge.sources import Fetched, KnownDocument, SourceDocument, SourceError
 from bot.store.schema import kb_chunks, kb_documents
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class DocumentInfo:
     kind: str
     chunks: int
     updated_at: float
+    section: str | None = None  # where the source files it ("Collection › Section")
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,7 +160,7 @@ class KnowledgeSync:
                     updated += 1
                 else:
                     unchanged += 1
-            await self._mark(document_id, source.name, item.etag, item.last_modified)
+            await self._mark(document_id, source.name, item)
         unchanged += len(fetched.unchanged)
         for location, doc in known.items():
             if location not in present:
@@ -192,14 +193,19 @@ class KnowledgeSync:
             for r in rows
         }
 
-    async def _mark(
-        self, document_id: str, origin: str, etag: str | None, last_modified: str | None
-    ) -> None:
+    async def _mark(self, document_id: str, origin: str, item: SourceDocument) -> None:
+        """What the source says about a document besides its content: its validators, and
+        where it is filed (a collection renamed changes no content hash)."""
         async with self.kb.db.tx() as conn:
             await conn.execute(
                 update(kb_documents)
                 .where(kb_documents.c.id == document_id)
-                .values(origin=origin, etag=etag, last_modified=last_modified)
+                .values(
+                    origin=origin,
+                    etag=item.etag,
+                    last_modified=item.last_modified,
+                    section=item.section,
+                )
             )
 
 
@@ -228,6 +234,7 @@ def _info(row: Any) -> DocumentInfo:
         kind=row.kind,
         chunks=int(row.chunks),
         updated_at=float(row.updated_at),
+        section=row.section,
     )
 
 
@@ -239,6 +246,7 @@ _INFO_COLUMNS = (
     kb_documents.c.kind,
     kb_documents.c.chunks,
     kb_documents.c.updated_at,
+    kb_documents.c.section,
 )
 
 

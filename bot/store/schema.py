@@ -245,6 +245,8 @@ kb_documents = Table(
     # The HTTP validators of the page it came from: the next sync asks with a conditional GET.
     Column("etag", Text, nullable=True),
     Column("last_modified", Text, nullable=True),
+    # Where the source files it, for people (a Help Center article's "Collection › Section").
+    Column("section", Text, nullable=True),
     Index("ix_kb_documents_origin", "origin"),
 )
 

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from bot.config import IntercomSettings
 from bot.connector import ActionError, ConnectorRuntime
-from bot.domain import JSON, Action, ActionKind, NotFound
+from bot.domain import JSON, Action, ActionKind
 from connectors.intercom.client import IntercomClient, IntercomError
 from connectors.intercom.model import Conversation, has_marker, html_to_text, marker, text_to_html
 
@@ -166,9 +166,8 @@ class IntercomActions:
         for part in reversed(recent):
             if has_marker(part.body, action.id):
                 return part.id
-        try:
-            run = await self._runtime.store.get_run(action.run_id)
-        except NotFound:
+        run = await self._runtime.find_run(action.run_id)
+        if run is None:
             return None
         wanted = html_to_text(text_to_html(text))
         for part in reversed(recent):

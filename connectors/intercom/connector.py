@@ -49,7 +49,8 @@ DEFAULT_POLL_SECONDS = 60.0
 POLL_OVERLAP_SECONDS = 300.0  # search results lag behind writes by up to a few minutes
 SEEN_NOTIFICATIONS = 10_000
 FETCH_CONCURRENCY = 8  # conversations fetched at once while listing pending work
-CURSOR_NAME = "intercom.poller"
+# The poller's cursor, scoped by the runtime to this channel ("intercom.poller").
+CURSOR_NAME = "poller"
 
 USER_TOPICS = frozenset({"conversation.user.created", "conversation.user.replied"})
 STATE_TOPICS = frozenset(
@@ -368,16 +369,15 @@ class IntercomConnector(Connector):
 
     async def poll_once(self) -> int:
         """One sweep: everything waiting since the stored cursor goes to the inbox."""
-        store = self._runtime.store
         started = time.time()
-        cursor = await store.get_cursor(CURSOR_NAME)
+        cursor = await self._runtime.get_cursor(CURSOR_NAME)
         since = float(cursor["since"]) if cursor and "since" in cursor else (
             started - self._settings.poll_lookback_seconds
         )
         new = 0
         async for messages in self.fetch_pending(since=since, limit=None):
             new += await self.accept(messages)
-        await store.set_cursor(CURSOR_NAME, {"since": started - POLL_OVERLAP_SECONDS})
+        await self._runtime.set_cursor(CURSOR_NAME, {"since": started - POLL_OVERLAP_SECONDS})
         return new
 
     async def _poll_forever(self, interval: float) -> None:

@@ -55,7 +55,6 @@ from connectors.slack.errors import (
 from connectors.slack.events import EventsRoute
 from connectors.slack.files import SlackFiles
 from connectors.slack.inbound import (
-    SOURCE,
     BotIdentity,
     hear_message,
     inbound_message,
@@ -287,11 +286,11 @@ class SlackConnector(Connector):
         heard = hear_message(kind, team, event, me, self._settings)
         if heard is None:
             return
-        store = self._runtime.store
-        known = await store.find_threads_by_external(heard.thread_key) if heard.is_reply else []
+        runtime = self._runtime
+        known = await runtime.find_threads_by_external(heard.thread_key) if heard.is_reply else []
         if known:
             owners = {
-                (await store.get_smith(t.smith_id, include_archived=True)).external_id
+                (await runtime.get_smith(t.smith_id, include_archived=True)).external_id
                 for t in known
             }
             if heard.customer not in owners:
@@ -305,7 +304,7 @@ class SlackConnector(Connector):
                 return
         elif not (
             heard.addressed
-            or (heard.follow_up_of is not None and await store.inbox_seen(SOURCE, heard.follow_up_of))
+            or (heard.follow_up_of is not None and await runtime.inbox_seen(heard.follow_up_of))
         ):
             return
 

@@ -22,7 +22,6 @@ from bot.connector import Connector, ConnectorRuntime
 from bot.domain import Action, NotFound, Thread
 from bot.http.auth import SESSION_COOKIE, api_error, mint_smith_token
 from bot.http.bodies import BodyRefused, json_object
-from bot.store.web import WebStore
 from connectors.web.visitors import (
     IdentityRefused,
     Visitor,
@@ -61,8 +60,9 @@ class WebConnector(Connector):
     def __init__(self, runtime: ConnectorRuntime):
         self._runtime = runtime
         self._settings = runtime.settings
-        self._store = runtime.store
-        self._web = WebStore(runtime.store)
+        if runtime.visitors is None:
+            raise RuntimeError("the web connector needs a runtime that lends visitor records")
+        self._visitors = runtime.visitors
         self._resolver: VisitorResolver | None = None
         self._key: bytes | None = None
         self._assets: dict[str, bytes] = {}
@@ -73,15 +73,15 @@ class WebConnector(Connector):
             agent_settings = self._settings.agent(slug)
         except KeyError:
             raise RuntimeError(f"web.agent: no agent {slug!r} is configured") from None
-        agent = await self._store.ensure_agent(agent_settings.slug, agent_settings.name)
+        agent = await self._visitors.ensure_agent(agent_settings.slug, agent_settings.name)
         self._resolver = VisitorResolver(
-            self._store, agent.id, claim_window_seconds=self._settings.web.claim_window_seconds
+            self._visitors, agent.id, claim_window_seconds=self._settings.web.claim_window_seconds
         )
         secret = self._settings.web.identity_secret
         if secret is not None and secret_is_short(secret.get_secret_value()):
             log.warning("web.identity_secret is shorter than 32 bytes; HS256 identities want "
                         "a longer one (e.g. `openssl rand -hex 32`)")
-        self._key = await self._web.token_key()
+        self._key = await self._visitors.token_key()
         # Read once: the files are small and serving them must not touch the disk per request.
         names = ["chat.html", *STATIC_FILES]
         loaded = await asyncio.to_thread(lambda: {n: _asset(n) for n in names})
@@ -162,7 +162,7 @@ class WebConnector(Connector):
         else:
             visitor = await self._resolver.anonymous(anon_token)
         try:
-            smith = await self._store.get_smith(visitor.smith.id)
+            smith = await self._visitors.get_smith(visitor.smith.id)
         except NotFound:
             raise web.HTTPServiceUnavailable() from None
         hours = self._settings.web.session_hours

@@ -33,9 +33,8 @@ from typing import Any
 
 import jwt
 
+from bot.connector import VisitorRecords
 from bot.domain import JSON, Smith
-from bot.store.store import Store
-from bot.store.web import WebStore
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +193,8 @@ class Visitor:
 class VisitorResolver:
     """Finds or makes the smith of a web visitor, under the web channel's agent."""
 
-    def __init__(self, store: Store, agent_id: str, *, claim_window_seconds: float):
-        self._store = store
-        self._web = WebStore(store)
+    def __init__(self, records: VisitorRecords, agent_id: str, *, claim_window_seconds: float):
+        self._records = records
         self._agent_id = agent_id
         self._claim_window = claim_window_seconds
 
@@ -204,16 +202,16 @@ class VisitorResolver:
         """The smith of this anonymous cookie; a missing, malformed or claimed one is replaced."""
         if valid_anon_token(token):
             assert token is not None
-            smith = await self._store.find_smith(ANON_PREFIX + token, self._agent_id)
-            if smith is not None and not await self._web.is_claimed(smith.id):
+            smith = await self._records.find_smith(ANON_PREFIX + token, self._agent_id)
+            if smith is not None and not await self._records.is_claimed(smith.id):
                 return Visitor(smith, token, signed_in=False, claimed=False)
             if smith is None:
-                smith = await self._store.ensure_smith(
+                smith = await self._records.ensure_smith(
                     ANON_PREFIX + token, self._agent_id, auto_memory=False
                 )
                 return Visitor(smith, token, signed_in=False, claimed=False)
         fresh = new_anon_token()
-        smith = await self._store.ensure_smith(ANON_PREFIX + fresh, self._agent_id,
+        smith = await self._records.ensure_smith(ANON_PREFIX + fresh, self._agent_id,
                                                auto_memory=False)
         return Visitor(smith, fresh, signed_in=False, claimed=False)
 
@@ -234,24 +232,24 @@ class VisitorResolver:
             "customer_id": claims.customer_id,
             "metadata": {"email": claims.email},
         }
-        smith = await self._web.alias_smith(self._agent_id, external_id)
+        smith = await self._records.alias_smith(self._agent_id, external_id)
         if smith is None:
-            smith = await self._store.find_smith(external_id, self._agent_id)
+            smith = await self._records.find_smith(external_id, self._agent_id)
         if smith is None and valid_anon_token(anon_token) and claims.fresh(self._claim_window):
-            anon = await self._store.find_smith(ANON_PREFIX + str(anon_token), self._agent_id)
-            if anon is not None and not await self._web.is_claimed(anon.id):
-                if await self._web.add_alias(self._agent_id, external_id, anon.id):
+            anon = await self._records.find_smith(ANON_PREFIX + str(anon_token), self._agent_id)
+            if anon is not None and not await self._records.is_claimed(anon.id):
+                if await self._records.add_alias(self._agent_id, external_id, anon.id):
                     profile = {**proven, "metadata": {**proven["metadata"],
                                                       "claimed_by": external_id}}
                     if name:
                         profile["display_name"] = name
-                    claimed = await self._store.patch_smith(anon.id, auto_memory=True, **profile)
+                    claimed = await self._records.patch_smith(anon.id, auto_memory=True, **profile)
                     log.info("anonymous smith %s claimed on login", anon.id)
                     # The old cookie must not lead back here once the user logs out.
                     return Visitor(claimed, new_anon_token(), signed_in=True, claimed=True)
-                smith = await self._web.alias_smith(self._agent_id, external_id)
+                smith = await self._records.alias_smith(self._agent_id, external_id)
         if smith is None:
-            smith = await self._store.ensure_smith(
+            smith = await self._records.ensure_smith(
                 external_id, self._agent_id, display_name=name,
                 customer_id=claims.customer_id, metadata=proven["metadata"],
             )
@@ -260,7 +258,7 @@ class VisitorResolver:
             if name and name != smith.display_name:
                 patch["display_name"] = name
             if patch:
-                smith = await self._store.patch_smith(smith.id, **patch)
+                smith = await self._records.patch_smith(smith.id, **patch)
         return Visitor(smith, None, signed_in=True, claimed=False)
 
 

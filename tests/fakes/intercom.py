@@ -5,8 +5,9 @@ records every request, and validates every request against Intercom's official O
 description (vendored as ``tests/fakes/specs/intercom-api-2.14.yaml``) with openapi-core: a violation is
 answered 400 and kept in ``violations`` (the fixtures fail the test on any). It also checks the
 pinned ``Intercom-Version`` and the bearer token. Tests script it: add contacts, start
-conversations, write as the customer or a human admin, build webhook notifications, and make
-the next N requests to a path answer 429 with ``Retry-After``.
+conversations, write as the customer or a human admin, build webhook notifications, keep a Help
+Center (help centers, collections and sections, articles with translations), and make the next N
+requests to a path answer 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -126,6 +127,11 @@ class FakeIntercom:
         self.companies: dict[str, list[JSON]] = {}
         self.tags: dict[str, str] = {"100": "vip"}
         self.conversations: dict[str, _Conversation] = {}
+        # Help centers and their collections (sections are collections with a parent), in
+        # Intercom's shapes; one help center with one collection to begin with, where
+        # ``add_article`` puts an article unless told otherwise.
+        self.help_centers: dict[str, JSON] = {}
+        self.collections: dict[str, JSON] = {}
         # Help Center articles by id, in Intercom's article shape (``add_article``).
         self.articles: dict[str, JSON] = {}
         # ``GET /articles`` without bodies (both fields are nullable in the spec): the reader must
@@ -140,6 +146,8 @@ class FakeIntercom:
         self._clock = int(time.time()) - 600
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        self.help_center_id = self.add_help_center("Acme Help")
+        self.collection_id = self.add_collection("General")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -159,6 +167,8 @@ class FakeIntercom:
         app.router.add_get("/contacts/{id}/companies", self._contact_companies)
         app.router.add_get("/articles", self._list_articles)
         app.router.add_get("/articles/{id}", self._find_article)
+        app.router.add_get("/help_center/help_centers", self._list_help_centers)
+        app.router.add_get("/help_center/collections", self._list_collections)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -296,6 +306,49 @@ class FakeIntercom:
         conversation.updated_at = at
         return str(part["id"])
 
+    def add_help_center(self, name: str, *, website_turned_on: bool = True) -> str:
+        """A help center (``website_turned_on`` False: its site is off, nobody can read it)."""
+        help_center_id = str(len(self.help_centers) + 79)
+        identifier = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        self.help_centers[help_center_id] = {
+            "id": help_center_id,
+            "workspace_id": "abc123",
+            "created_at": self._clock,
+            "updated_at": self._clock,
+            "identifier": identifier,
+            "website_turned_on": website_turned_on,
+            "display_name": name,
+            "url": f"{self.help_center_url}/{identifier}",
+            "custom_domain": None,
+        }
+        return help_center_id
+
+    def add_collection(
+        self, name: str, *, help_center_id: str | None = None, parent_id: str | None = None
+    ) -> str:
+        """A collection of ``help_center_id`` (default: the first help center), or a section
+        of collection ``parent_id`` (a section names no help center, like Intercom's)."""
+        collection_id = self.new_id()
+        at = self.now()
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        self.collections[collection_id] = {
+            "id": collection_id,
+            "workspace_id": "abc123",
+            "name": name,
+            "description": None,
+            "created_at": at,
+            "updated_at": at,
+            "url": f"{self.help_center_url}/en/collections/{collection_id}-{slug}",
+            "icon": "book-bookmark",
+            "order": len(self.collections),
+            "default_locale": "en",
+            "parent_id": parent_id,
+            "help_center_id": None
+            if parent_id is not None
+            else int(help_center_id or next(iter(self.help_centers))),
+        }
+        return collection_id
+
     def add_article(
         self,
         title: str,
@@ -304,12 +357,16 @@ class FakeIntercom:
         state: str = "published",
         description: str | None = None,
         parent_id: str | None = None,
+        standalone: bool = False,
         translations: dict[str, JSON] | None = None,
     ) -> str:
-        """A Help Center article; ``translations`` maps other locales to ``{title, body,
-        state}`` (the default locale, ``en``, is the article's own fields)."""
+        """A Help Center article in collection (or section) ``parent_id`` — the first
+        collection by default, none if ``standalone``; ``translations`` maps other locales to
+        ``{title, body, state}`` (the default locale, ``en``, is the article's own fields)."""
         article_id = self.new_id()
         at = self.now()
+        if parent_id is None and not standalone:
+            parent_id = self.collection_id
         self.articles[article_id] = {
             "type": "article",
             "id": article_id,
@@ -324,7 +381,13 @@ class FakeIntercom:
             "url": self._article_url(article_id, "en", title) if state == "published" else None,
             "parent_id": int(parent_id) if parent_id else None,
             "parent_ids": [int(parent_id)] if parent_id else [],
-            "parent_type": "collection" if parent_id else None,
+            "parent_type": (
+                None
+                if not parent_id
+                else "section"
+                if self.collections[parent_id]["parent_id"]
+                else "collection"
+            ),
             "default_locale": "en",
         }
         self._translations[article_id] = dict(translations or {})
@@ -752,6 +815,14 @@ class FakeIntercom:
             items = [{**item, "body": None, "translated_content": None} for item in items]
         return _paged(items, request)
 
+    async def _list_help_centers(self, request: web.Request) -> web.Response:
+        return web.json_response({"type": "list", "data": list(self.help_centers.values())})
+
+    async def _list_collections(self, request: web.Request) -> web.Response:
+        """Newest first, as Intercom lists them, page-numbered like ``GET /articles``."""
+        items = sorted(self.collections.values(), key=lambda c: -int(c["updated_at"]))
+        return _paged(items, request)
+
     async def _find_article(self, request: web.Request) -> web.Response:
         article_id = request.match_info["id"]
         if article_id not in self.articles:
@@ -880,7 +951,8 @@ def _matches(query: JSON, conversation: JSON) -> bool:
 
 
 def _paged(items: list[JSON], request: web.Request) -> web.Response:
-    """Intercom's page-numbered list (``page``, ``per_page``), as ``GET /articles`` pages."""
+    """Intercom's page-numbered list (``page``, ``per_page``), as ``GET /articles`` and
+    ``GET /help_center/collections`` page."""
     page = max(1, int(request.query.get("page", "1")))
     per_page = max(1, min(150, int(request.query.get("per_page", "50"))))
     total_pages = max(1, -(-len(items) // per_page))

@@ -4,10 +4,14 @@ same articles saved as files, a sync schedule in ``serve``, and the settings."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 from bot.config import KnowledgeSettings, Settings
@@ -62,10 +66,16 @@ async def test_operator_api_syncs_lists_shows_and_removes(
         knowledge=_sources(help_center),
     ) as daemon, daemon.admin() as admin, daemon.client() as nobody:
         await json_call(nobody, "POST", "/v1/knowledge/sync", expect=401)
-        synced = await json_call(admin, "POST", "/v1/knowledge/sync", json={"source": "help"})
+        synced = await sync_job(admin, {"source": "help"})
+        assert (synced["status"], synced["source"], synced["error"]) == ("succeeded", "help", None)
+        # help centers, collections, articles: one page each
         assert synced["sources"] == [{"source": "help", "kind": "intercom", "added": 3,
                                       "updated": 0, "removed": 0, "unchanged": 0,
-                                      "requests": 1, "error": None}]
+                                      "requests": 3, "error": None}]
+        assert synced["finished_at"] >= synced["started_at"] >= synced["created_at"]
+        await json_call(nobody, "GET", f"/v1/knowledge/sync/{synced['id']}", expect=401)
+        await json_call(admin, "GET", "/v1/knowledge/sync/ksync_" + "0" * 32, expect=404)
+        await json_call(admin, "GET", "/v1/knowledge/sync/nonsense", expect=404)
         await json_call(admin, "POST", "/v1/knowledge/sync", json={"source": "nope"}, expect=404)
         await json_call(admin, "POST", "/v1/knowledge/sync", json={"sources": "help"}, expect=400)
 
@@ -84,6 +94,69 @@ async def test_operator_api_syncs_lists_shows_and_removes(
         await json_call(admin, "DELETE", f"/v1/knowledge/documents/{refunds['id']}", expect=404)
         listed = await json_call(admin, "GET", "/v1/knowledge/documents")
         assert "Refunds" not in {d["title"] for d in listed["data"]}
+
+
+async def sync_job(admin: aiohttp.ClientSession, body: dict[str, object]) -> dict[str, Any]:
+    """Start a sync job (202, its record at ``Location``) and poll it until it is done."""
+    async with admin.post("/v1/knowledge/sync", json=body) as response:
+        assert response.status == 202, await response.text()
+        job = await response.json()
+        location = response.headers["Location"]
+    assert location == f"/v1/knowledge/sync/{job['id']}" and job["status"] in ("queued", "running")
+    for _ in range(200):
+        job = await json_call(admin, "GET", location)
+        if job["status"] in ("succeeded", "failed"):
+            return dict(job)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the sync job never finished: {job}")
+
+
+async def test_the_sync_job_answers_at_once_and_reports_a_failed_source(
+    sqlite_url: str, help_center: FakeIntercom
+) -> None:
+    help_center.stall("GET", "/articles", seconds=3.0)
+    async with running(
+        sqlite_url,
+        intercom={"token": help_center.token, "base_url": help_center.base_url},
+        knowledge={"sources": [{"name": "help", "kind": "intercom"},
+                               {"name": "site", "kind": "urls", "max_retries": 0,
+                                "urls": ["http://127.0.0.1:9/never"]}]},
+    ) as daemon, daemon.admin() as admin:
+        started = time.monotonic()
+        first, twin = await asyncio.gather(  # two at once: one job
+            json_call(admin, "POST", "/v1/knowledge/sync", json={}, expect=202),
+            json_call(admin, "POST", "/v1/knowledge/sync", json={}, expect=202),
+        )
+        assert time.monotonic() - started < 2.5  # not held open for the stalled Intercom call
+        again = await json_call(admin, "POST", "/v1/knowledge/sync", expect=202)
+        assert first["id"] == twin["id"] == again["id"]  # the job running for all sources
+        job = await daemon.app.knowledge_jobs.wait(first["id"])
+        assert job is not None
+        polled = await json_call(admin, "GET", f"/v1/knowledge/sync/{first['id']}")
+    assert polled == job.as_json()
+    assert (polled["status"], polled["error"]) == ("failed", "failed: site")
+    help_report, site_report = polled["sources"]
+    assert (help_report["added"], help_report["error"]) == (3, None)  # applied all the same
+    assert site_report["error"].startswith("GET http://127.0.0.1:9/")
+
+
+@pytest.mark.postgres
+async def test_a_job_skips_a_source_whose_lock_a_schedule_holds(
+    pg_url: str, help_center: FakeIntercom
+) -> None:
+    async with running(
+        pg_url,
+        intercom={"token": help_center.token, "base_url": help_center.base_url},
+        knowledge={"sources": [{"name": "help", "kind": "intercom", "interval_seconds": 3600}]},
+    ) as daemon, daemon.admin() as admin:
+        # What a tick of the source's schedule holds while it syncs (on another replica, say).
+        async with daemon.app.store.exclusive("supportbot:knowledge:help") as held:
+            assert held
+            busy = await sync_job(admin, {"source": "help"})
+        assert busy["status"] == "failed" and "already running" in busy["sources"][0]["error"]
+        assert help_center.calls("GET", "/articles") == []
+        done = await sync_job(admin, {"source": "help"})
+    assert done["status"] == "succeeded" and done["sources"][0]["added"] == 3
 
 
 async def test_an_answer_from_the_help_center_cites_the_article_url(
@@ -136,13 +209,62 @@ async def test_the_same_questions_find_the_same_passages_as_the_same_files(
         assert from_help_center.source.startswith(help_center.help_center_url)
 
 
+async def _answers(daemon: Any) -> list[dict[str, Any]]:
+    async with daemon.client() as visitor:
+        await session(visitor)
+        answers = []
+        for question in QUESTIONS:
+            conversation = await json_call(visitor, "POST", "/v1/conversations", json={})
+            answers.append(await ask(visitor, conversation["id"], question))
+    return answers
+
+
+async def test_the_same_questions_get_the_same_answers_as_from_the_same_files(
+    sqlite_url: str, help_center: FakeIntercom, tmp_path: Path
+) -> None:
+    """The whole answer, not only the passage: the same text from the help center as from
+    the articles saved as files, the citation aside (the article's URL, the file's name)."""
+    async with running(
+        sqlite_url,
+        real_engine=True,
+        intercom={"token": help_center.token, "base_url": help_center.base_url},
+        knowledge=_sources(help_center),
+    ) as daemon:
+        (report,) = await daemon.app.knowledge_sync.sync()
+        assert report.added == len(ARTICLES)
+        from_help_center = await _answers(daemon)
+    urls = {a["title"]: a["url"] for a in help_center.articles.values()}
+
+    files = tmp_path / "articles"
+    files.mkdir()
+    for title, body in ARTICLES.items():
+        (files / f"{title}.html").write_text(f"<h1>{title}</h1>{body}", encoding="utf-8")
+    async with running(
+        f"sqlite+aiosqlite:///{tmp_path / 'files.db'}",
+        real_engine=True,
+        knowledge={"sources": [{"name": "docs", "kind": "files", "paths": [str(files)]}]},
+    ) as daemon:  # files sources sync at start
+        from_files = await _answers(daemon)
+
+    for question, synced, local in zip(QUESTIONS, from_help_center, from_files, strict=True):
+        assert synced["citations"] and local["citations"], question
+        synced_text, local_text = synced["output_text"], local["output_text"]
+        for s_cite, l_cite in zip(synced["citations"], local["citations"], strict=True):
+            assert s_cite["title"] == l_cite["title"], question
+            assert s_cite["url"] == urls[s_cite["title"].split(" › ")[0]]
+            synced_text = synced_text.replace(s_cite["url"], "<cited>")
+            local_text = local_text.replace(l_cite["source"], "<cited>")
+        assert synced_text == local_text, question
+
+
 async def test_serve_syncs_a_source_on_its_schedule_once_per_tick(
     sqlite_url: str, help_center: FakeIntercom
 ) -> None:
     async with running(
         sqlite_url,
         intercom={"token": help_center.token, "base_url": help_center.base_url},
-        knowledge={"sources": [{"name": "help", "kind": "intercom", "interval_seconds": 3600}]},
+        knowledge={"sources": [{"name": "help", "kind": "intercom", "interval_seconds": 3600,
+                                "retry_backoff_seconds": 0.01}]},  # 503 four times: 3 retries
     ) as daemon:
         scheduler = daemon.app.knowledge_schedulers["help"]
         record = await scheduler.run_tick("2026-01-01T00:00:00.000+00:00")
@@ -152,7 +274,7 @@ async def test_serve_syncs_a_source_on_its_schedule_once_per_tick(
         documents = await json_call_documents(daemon)
         assert len(documents) == 3
 
-        help_center.fail("GET", "/articles", status=503, times=1, retry_after=None)
+        help_center.fail("GET", "/articles", status=503, times=4, retry_after=None)
         failed = await scheduler.run_tick("2026-01-01T01:00:00.000+00:00")
         assert failed.ran and failed.error is not None and "503" in failed.error
         assert len(await json_call_documents(daemon)) == 3

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.fakes.intercom import FakeIntercom
 
 
 def _cli(db_url: str, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -58,3 +61,42 @@ def test_kb_sync_list_show_and_remove(tmp_path: Path) -> None:
     assert "make ship" not in found.stdout
     missing = _cli(db_url, tmp_path, "kb", "remove", "README.md")
     assert missing.returncode == 1 and "no document" in missing.stderr
+
+
+async def test_kb_sync_reads_the_help_center_and_kb_list_files_it_under_its_collection(
+    tmp_path: Path, fake_intercom: FakeIntercom
+) -> None:
+    """``kb sync`` runs in the foreground (its process ends with the sync done); ``kb list``
+    shows each article under its "Collection › Section"."""
+    okta = fake_intercom.add_collection("Okta", parent_id=fake_intercom.collection_id)
+    fake_intercom.add_article("SAML setup", "<p>Create a SAML application in Okta.</p>",
+                              parent_id=okta)
+    fake_intercom.add_article("Loose notes", "<p>Not in any collection.</p>", standalone=True)
+    env = {
+        "SUPPORTBOT_DATABASE__URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "SUPPORTBOT_LOG__LEVEL": "WARNING",
+        "SUPPORTBOT_INTERCOM__TOKEN": fake_intercom.token,
+        "SUPPORTBOT_INTERCOM__BASE_URL": fake_intercom.base_url,
+        "SUPPORTBOT_KNOWLEDGE__SOURCES": json.dumps([{"name": "help", "kind": "intercom"}]),
+    }
+
+    async def cli(*args: str) -> tuple[int, str]:
+        environment = {**os.environ, **env}
+        environment.pop("SUPPORTBOT_CONFIG", None)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", *args, cwd=tmp_path, env=environment,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+        assert process.returncode is not None
+        return process.returncode, out.decode() + err.decode()
+
+    code, out = await cli("kb", "sync", "--json")
+    assert code == 0, out
+    (report,) = json.loads(out)["sources"]
+    assert (report["added"], report["error"]) == (1, None)
+    code, out = await cli("kb", "list")
+    assert code == 0 and "help  General › Okta › SAML setup  (https://" in out, out
+    assert "Loose notes" not in out
+    listed = json.loads((await cli("kb", "list", "--json"))[1])["documents"]
+    assert [d["section"] for d in listed] == ["General › Okta"]

@@ -1,9 +1,11 @@
 """An Intercom Help Center as a knowledge source, against the fake Intercom (every request and
 answer checked against the 2.14 spec): published articles per locale in, drafts never, edits
-re-indexed, deletions removed, a failed sync changes nothing."""
+re-indexed, deletions removed, a failed sync changes nothing; only articles of a published
+help center's collections, filed under their breadcrumb; 429/503 waited out per Retry-After."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +153,75 @@ async def test_a_list_without_bodies_is_completed_article_by_article(
     fetched = {call.path for call in fake_intercom.calls("GET", r"/articles/\d+")}
     assert fetched == {f"/articles/{i}" for i in ids.values()}
     assert "LAUNCH50" not in await _texts(kb.db)
+
+
+async def test_only_articles_of_published_collections_are_read_and_filed_under_them(
+    db_url: str, fake_intercom: FakeIntercom, kb: KnowledgeBase
+) -> None:
+    fake = fake_intercom
+    okta = fake.add_collection("Okta", parent_id=fake.collection_id)  # a section of General
+    dark = fake.add_help_center("Partner portal", website_turned_on=False)
+    partners = fake.add_collection("Partners", help_center_id=dark)
+    for n in range(55):  # more collections than a page (50): the list is paged
+        fake.add_collection(f"Empty {n}")
+    fake.add_article("Refunds", "<p>Annual plans are refunded within 30 days.</p>")
+    fake.add_article("SAML setup", "<p>Create a SAML application in Okta.</p>", parent_id=okta)
+    fake.add_article("Loose notes", "<p>Standalone secret LOOSE77.</p>", standalone=True)
+    fake.add_article("Partner rates", "<p>Partner margin code MARGIN30.</p>", parent_id=partners)
+    sync = KnowledgeSync(kb, help_center_settings(db_url, fake))
+
+    (report,) = await sync.sync()
+
+    assert (report.added, report.error) == (2, None)
+    assert len(fake.calls("GET", "/help_center/collections")) == 2
+    assert len(fake.calls("GET", "/help_center/help_centers")) == 1
+    sections = {d.title: d.section for d in await list_documents(kb, source="help")}
+    assert sections == {"Refunds": "General", "SAML setup": "General › Okta"}
+    text = await _texts(kb.db)
+    assert "LOOSE77" not in text and "MARGIN30" not in text
+
+    # A collection renamed re-files its articles without re-indexing them.
+    fake.collections[fake.collection_id]["name"] = "Billing and accounts"
+    (again,) = await sync.sync()
+    assert (again.added, again.updated, again.unchanged) == (0, 0, 2)
+    sections = {d.title: d.section for d in await list_documents(kb, source="help")}
+    assert sections["SAML setup"] == "Billing and accounts › Okta"
+
+    # The partner help center's site is turned on: its article is published now.
+    fake.help_centers[dark]["website_turned_on"] = True
+    (third,) = await sync.sync()
+    assert third.added == 1 and "MARGIN30" in await _texts(kb.db)
+
+
+async def test_a_429_with_retry_after_is_waited_for_and_the_sync_succeeds(
+    db_url: str, fake_intercom: FakeIntercom, kb: KnowledgeBase
+) -> None:
+    _add_help_center(fake_intercom)
+    fake_intercom.fail("GET", "/articles", status=429, times=1, retry_after=1)
+    sync = KnowledgeSync(
+        kb, help_center_settings(db_url, fake_intercom, retry_backoff_seconds=0.01)
+    )
+
+    started = time.monotonic()
+    (report,) = await sync.sync()
+    waited = time.monotonic() - started
+
+    assert (report.added, report.error) == (4, None)
+    assert [c.status for c in fake_intercom.calls("GET", "/articles")] == [429, 200]
+    assert waited >= 1.0  # the Retry-After, not the 10 ms backoff
+
+
+async def test_a_503_that_persists_fails_the_sync_after_bounded_retries(
+    db_url: str, fake_intercom: FakeIntercom, kb: KnowledgeBase
+) -> None:
+    _add_help_center(fake_intercom)
+    fake_intercom.fail("GET", "/articles", status=503, times=10, retry_after=0)
+    sync = KnowledgeSync(kb, help_center_settings(
+        db_url, fake_intercom, max_retries=2, retry_backoff_seconds=0.01
+    ))
+
+    (report,) = await sync.sync()
+
+    assert report.error is not None and "HTTP 503" in report.error
+    assert len(fake_intercom.calls("GET", "/articles")) == 3  # the first try and two retries
+    assert await list_documents(kb) == []

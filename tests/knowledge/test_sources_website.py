@@ -1,10 +1,11 @@
 """A website as a knowledge source, against a fixture site on 127.0.0.1: a sitemap index, a
 robots.txt that disallows a path, pages with ETags and page chrome (navigation, footer, cookie
-banner)."""
+banner), and a page that answers 429 with Retry-After once."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,12 +53,18 @@ class FixtureSite:
     hits: list[Hit] = field(default_factory=list)
     base_url: str = ""
     fail: set[str] = field(default_factory=set)
+    # path → how many more requests answer 429 with ``Retry-After: 1``.
+    busy: dict[str, int] = field(default_factory=dict)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         condition = request.headers.get("If-None-Match")
         if request.path in self.fail:
             self.hits.append(Hit(request.path, condition, 500))
             return web.Response(status=500)
+        if self.busy.get(request.path, 0) > 0:
+            self.busy[request.path] -= 1
+            self.hits.append(Hit(request.path, condition, 429))
+            return web.Response(status=429, headers={"Retry-After": "1"})
         found = self.files.get(request.path)
         if found is None:
             self.hits.append(Hit(request.path, condition, 404))
@@ -218,3 +225,19 @@ async def test_a_url_list_is_read_with_robots_honoured(
     assert (report.added, report.error) == (1, None)
     assert [d.title for d in await list_documents(kb)] == ["Single sign-on"]
     assert "/private/secret" not in {h.path for h in site.hits}
+
+
+async def test_a_page_answering_429_is_asked_again_after_its_retry_after(
+    db_url: str, kb: KnowledgeBase, site: FixtureSite
+) -> None:
+    site.busy["/docs/sso"] = 1
+    sync = _sync(db_url, kb, site, retry_backoff_seconds=0.01)
+
+    started = time.monotonic()
+    (report,) = await sync.sync()
+    waited = time.monotonic() - started
+
+    assert (report.added, report.error) == (3, None)
+    assert [h.status for h in site.hits if h.path == "/docs/sso"] == [429, 200]
+    assert waited >= 1.0  # the Retry-After, not the 10 ms backoff
+    assert "Single sign-on" in {d.title for d in await list_documents(kb)}

@@ -4,7 +4,8 @@
 Polite and cheap by construction: ``robots.txt`` is honoured for every request (the sitemap
 too); only pages on the sitemap's own site are read, and a redirect off the site is not
 followed; requests are bounded in flight (``concurrency``) and in rate
-(``requests_per_second``); a page the index already holds is asked for with its ``ETag`` /
+(``requests_per_second``), and a 429 or 503 is asked again after its ``Retry-After``
+(``with_retries``); a page the index already holds is asked for with its ``ETag`` /
 ``Last-Modified``, so an unchanged page costs a 304 and no parsing. The same source object keeps
 robots.txt and sitemaps with their validators between syncs, so those are conditional too.
 
@@ -15,6 +16,7 @@ other page chrome stay out of the index), as Markdown, then read like any Markdo
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import logging
 from collections.abc import Mapping
@@ -29,7 +31,14 @@ from lxml import etree
 
 from bot.config import KnowledgeSourceSettings
 from bot.knowledge.documents import ParsedDocument, parse
-from bot.knowledge.sources import Fetched, KnownDocument, SourceDocument, SourceError
+from bot.knowledge.sources import (
+    Fetched,
+    KnownDocument,
+    SourceDocument,
+    SourceError,
+    status_error,
+    with_retries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +59,8 @@ class _Cached:
 
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    """One GET's outcome: ``status`` 200 (with body), 304, or a page that is gone (404/410)."""
+    """One GET's outcome: ``status`` 200 (with body), 304, a page that is gone (404/410), or
+    a redirect (to ``location``)."""
 
     status: int
     url: str
@@ -58,6 +68,10 @@ class _Answer:
     content_type: str = ""
     etag: str | None = None
     last_modified: str | None = None
+    location: str = ""  # where a redirect points
+
+
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class WebsiteSource:
@@ -199,8 +213,8 @@ class WebsiteSource:
     ) -> _Answer:
         """GET within the site, following same-site redirects that robots.txt allows.
 
-        Raises ``SourceError`` for anything but 200, 304, 404 and 410: a sync that cannot tell
-        whether a page is still there must not remove it.
+        Raises ``SourceError`` for anything but 200, 304, 404 and 410 (after the retries a 429
+        or 503 gets): a sync that cannot tell whether a page is still there must not remove it.
         """
         conditional = {}
         if etag:
@@ -209,35 +223,12 @@ class WebsiteSource:
             conditional["If-Modified-Since"] = last_modified
         target = url
         for _ in range(MAX_REDIRECTS + 1):
-            async with self._gate:
-                await self._limiter.acquire()
-                self._requests += 1
-                try:
-                    async with session.get(
-                        target, headers=conditional, allow_redirects=False
-                    ) as response:
-                        status = response.status
-                        if status in (301, 302, 303, 307, 308):
-                            location = response.headers.get("Location", "")
-                        elif status == 200:
-                            body = await response.content.read(MAX_BODY_BYTES + 1)
-                            if len(body) > MAX_BODY_BYTES:
-                                raise SourceError(f"{target}: larger than {MAX_BODY_BYTES} bytes")
-                            return _Answer(
-                                200,
-                                target,
-                                body,
-                                response.content_type,
-                                response.headers.get("ETag"),
-                                response.headers.get("Last-Modified"),
-                            )
-                        elif status in (304, 404, 410):
-                            return _Answer(status, target)
-                        else:
-                            raise SourceError(f"GET {target}: HTTP {status}")
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    raise SourceError(f"GET {target}: {type(exc).__name__}") from exc
-            following = _normal(urljoin(target, location))
+            answer = await with_retries(
+                self._source, functools.partial(self._once, session, target, conditional)
+            )
+            if answer.status not in _REDIRECTS:
+                return answer
+            following = _normal(urljoin(target, answer.location))
             if _site(following) != _site(url):
                 log.warning("knowledge %s: %s redirects off the site", self._source.name, url)
                 return _Answer(404, target)
@@ -247,6 +238,38 @@ class WebsiteSource:
                 return _Answer(404, target)
             target = following
         raise SourceError(f"GET {url}: more than {MAX_REDIRECTS} redirects")
+
+    async def _once(
+        self, session: aiohttp.ClientSession, target: str, conditional: Mapping[str, str]
+    ) -> _Answer:
+        """One request, within the concurrency and rate bounds (a retry waits outside them)."""
+        async with self._gate:
+            await self._limiter.acquire()
+            self._requests += 1
+            try:
+                async with session.get(
+                    target, headers=conditional, allow_redirects=False
+                ) as response:
+                    status = response.status
+                    if status in _REDIRECTS:
+                        return _Answer(status, target, location=response.headers.get("Location", ""))
+                    if status == 200:
+                        body = await response.content.read(MAX_BODY_BYTES + 1)
+                        if len(body) > MAX_BODY_BYTES:
+                            raise SourceError(f"{target}: larger than {MAX_BODY_BYTES} bytes")
+                        return _Answer(
+                            200,
+                            target,
+                            body,
+                            response.content_type,
+                            response.headers.get("ETag"),
+                            response.headers.get("Last-Modified"),
+                        )
+                    if status in (304, 404, 410):
+                        return _Answer(status, target)
+                    raise status_error(f"GET {target}", status, response.headers.get("Retry-After"))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise SourceError(f"GET {target}: {type(exc).__name__}") from exc
 
 
 def _site(url: str) -> str:

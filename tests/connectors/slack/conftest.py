@@ -15,7 +15,6 @@ import pytest
 
 from bot.app import Application
 from bot.config import DatabaseSettings
-from bot.connector import ConnectorRuntime
 from bot.domain import (
     ActionKind,
     Control,
@@ -27,8 +26,9 @@ from bot.domain import (
     ThreadState,
     now,
 )
-from bot.pipeline.events import TurnEvent, TurnEvents
+from bot.pipeline.events import TurnEvent
 from bot.pipeline.turn import TurnContext, TurnResult
+from bot.records import connector_runtime
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 from bot.store.store import Store, ThreadChange
@@ -200,7 +200,7 @@ async def make_connector(sqlite_url: str, slack: FakeSlack) -> AsyncIterator[Mak
         async def submit(message: InboundMessage) -> bool:
             return True
 
-        connector = create(ConnectorRuntime(settings, store, submit, TurnEvents()))
+        connector = create(connector_runtime(settings, store, submit=submit, channel="slack"))
         assert isinstance(connector, SlackConnector)
         await connector.start()
         started.append(connector)

@@ -46,7 +46,7 @@ def test_no_connector_without_a_bot_token() -> None:
     async def submit(message: InboundMessage) -> bool:
         return True
 
-    assert create(ConnectorRuntime(settings, None, submit, TurnEvents())) is None  # type: ignore[arg-type]
+    assert create(ConnectorRuntime(settings, None, submit, TurnEvents(), None)) is None  # type: ignore[arg-type]
 
 
 async def test_a_resend_finds_the_earlier_send_by_its_metadata(

@@ -12,9 +12,8 @@ import pytest
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.config import DatabaseSettings
-from bot.connector import ConnectorRuntime
 from bot.domain import Control, InboundMessage
-from bot.pipeline.events import TurnEvents
+from bot.records import connector_runtime
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 from bot.store.store import Store
@@ -66,7 +65,7 @@ async def inbox(sqlite_url: str, slack: FakeSlack) -> AsyncIterator[Inbox]:
     async def submit(msg: InboundMessage) -> bool:
         return await holder[0].submit(msg)
 
-    connector = SlackConnector(ConnectorRuntime(settings, store, submit, TurnEvents()))
+    connector = SlackConnector(connector_runtime(settings, store, submit=submit, channel="slack"))
     holder.append(Inbox(connector, store))
     await connector.start()
     try:

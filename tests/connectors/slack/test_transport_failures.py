@@ -118,7 +118,7 @@ async def connector(mocked: aioresponses) -> AsyncIterator[SlackConnector]:
         return True
 
     # ``execute`` of a reply never touches the store.
-    made = create(ConnectorRuntime(settings, None, submit, TurnEvents()))  # type: ignore[arg-type]
+    made = create(ConnectorRuntime(settings, None, submit, TurnEvents(), None))  # type: ignore[arg-type]
     assert isinstance(made, SlackConnector)
     await made.start()
     try:

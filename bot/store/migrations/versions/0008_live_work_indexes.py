@@ -5,8 +5,8 @@ along (each row flips ``pending → done`` once and leaves a dead entry behind o
 PostgreSQL until a vacuum); a partial index holds the live rows alone, so a claim costs the
 same however many messages and actions are stored.
 
-Revision ID: 0007_live_work_indexes
-Revises: 0006
+Revision ID: 0008_live_work_indexes
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_live_work_indexes"
-down_revision = "0006"
+revision = "0008_live_work_indexes"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
