@@ -30,7 +30,6 @@ from bot.config import Settings
 from bot.connector import Connector, ConnectorRuntime, discover_factories
 from bot.daemon import Daemon, Launch
 from bot.domain import AgentDefinition, InboundMessage
-from bot.http.server import build_http_app, protocol_logger
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.jobs import SyncJobs
 from bot.knowledge.sync import KnowledgeSync
@@ -42,7 +41,7 @@ from bot.pipeline.handoff import Handoff
 from bot.pipeline.outbox import OutboxSender
 from bot.pipeline.turn import TurnRunner
 from bot.records import connector_runtime
-from bot.store.database import Database
+from bot.store.database import INBOX_NOTICE, OUTBOX_NOTICE, Database
 from bot.store.migrate import ensure_current
 from bot.store.store import Store
 
@@ -202,12 +201,16 @@ class Application:
                 events=self.events,
                 metrics=self.metrics,
                 connectors=self.connectors,
-                on_committed=self.outbox.wake,
+                on_committed=self.outbox.take,
                 handoff=self.handoff,
                 announcements=Announcements(self.settings, self.connectors),
             )
             await self.dispatcher.start()
             self._started.append(self.dispatcher.stop)
+            # Work other processes commit wakes these loops too (PostgreSQL; SQLite polls).
+            await self.db.listen(
+                {INBOX_NOTICE: self.dispatcher.wake, OUTBOX_NOTICE: self.outbox.wake}
+            )
 
         self._daemon = Daemon(
             settings=self.settings,
@@ -252,6 +255,9 @@ class Application:
             await self._schedule_knowledge()
 
         if self._serve_http:
+            # Imported here: commands that serve no HTTP (``triage --once``) skip its import.
+            from bot.http.server import build_http_app, protocol_logger
+
             http_app = build_http_app(self._daemon)
             self.http_runner = web.AppRunner(http_app, access_log=None, shutdown_timeout=5,
                                              logger=protocol_logger())
@@ -295,8 +301,8 @@ class Application:
         self._daemon = None
 
     def _create_connectors(self, runtime: ConnectorRuntime) -> list[Connector]:
-        factories = discover_factories()
         wanted = self.settings.connectors
+        factories = discover_factories(wanted)
         if wanted is not None:
             unknown = sorted(set(wanted) - set(factories))
             if unknown:

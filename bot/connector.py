@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -509,9 +509,12 @@ def default_close_actions(*, resolution_summary: str) -> list[PlannedAction]:
 ConnectorFactory = Callable[[ConnectorRuntime], "Connector | None"]
 
 
-def discover_factories() -> dict[str, ConnectorFactory]:
-    """Every installed connector factory, by entry-point name."""
+def discover_factories(names: Collection[str] | None = None) -> dict[str, ConnectorFactory]:
+    """The installed connector factories by entry-point name: those in ``names``, or every
+    one. A connector's package is imported only when it is asked for (a command configured
+    for one channel does not pay for importing the others)."""
     found: dict[str, ConnectorFactory] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        found[entry.name] = entry.load()
+        if names is None or entry.name in names:
+            found[entry.name] = entry.load()
     return found

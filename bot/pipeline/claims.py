@@ -1,6 +1,13 @@
 """The loop the dispatcher and the outbox sender share: claim work from the store while there
 are free slots, run each claim as a named tracked task, sleep until woken or the poll interval
-passes, and on stop drain what runs (up to a timeout) before cancelling the rest."""
+passes, and on stop drain what runs (up to a timeout) before cancelling the rest.
+
+The loop looks at the store only when there may be something to take: when woken (new work
+was committed), when a piece of work finishes while there may be work it held back (the loop
+was woken while it ran — work on its lane or thread waits for it — or every slot was taken),
+and on the poll interval (other processes, leases run out). A finished turn with nothing new
+behind it costs no empty poll.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +38,11 @@ class ClaimLoop(ABC, Generic[Work]):
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._listeners: list[Callable[[], None]] = []
+        # Bumped by each wake; a task remembers the value it started under.
+        self._generation = 0
+        self._started_at: dict[asyncio.Task[None], int] = {}
+        # The last claim took every free slot (or none was free): there may be more.
+        self._saturated = False
 
     @abstractmethod
     async def _claim(self, limit: int) -> Sequence[Work]: ...
@@ -67,7 +79,18 @@ class ClaimLoop(ABC, Generic[Work]):
 
     def wake(self) -> None:
         """There is new work: look now rather than at the next poll."""
+        self._generation += 1
         self._wake.set()
+
+    def run(self, work: Work, *, generation: int | None = None) -> None:
+        """Run work claimed elsewhere (already leased to this process) as if claimed here.
+        ``generation``: the wake count when it was claimed (by default, now)."""
+        if self._stopping:
+            return  # its lease runs out and whoever runs next takes it
+        task = asyncio.create_task(self._handle(work), name=self._task_name(work))
+        self._active.add(task)
+        self._started_at[task] = self._generation if generation is None else generation
+        task.add_done_callback(self._finished)
 
     @contextmanager
     def notifying(self, callback: Callable[[], None]) -> Iterator[None]:
@@ -88,15 +111,16 @@ class ClaimLoop(ABC, Generic[Work]):
             self._wake.clear()
             free = self._settings.concurrency - len(self._active)
             claimed: Sequence[Work] = ()
+            # Work that arrives from here on may be behind a lease this claim takes.
+            generation = self._generation
             if free > 0:
                 try:
                     claimed = await self._claim(free)
                 except Exception:
                     log.exception("%s: claiming work failed; retrying", self.name)
             for work in claimed:
-                task = asyncio.create_task(self._handle(work), name=self._task_name(work))
-                self._active.add(task)
-                task.add_done_callback(self._finished)
+                self.run(work, generation=generation)
+            self._saturated = free <= 0 or len(claimed) == free
             if claimed and len(claimed) == free:
                 continue  # there may be more work than slots; look again at once
             try:
@@ -108,6 +132,8 @@ class ClaimLoop(ABC, Generic[Work]):
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._active.discard(task)
-        self._wake.set()
+        started = self._started_at.pop(task, -1)
+        if self._saturated or started != self._generation:
+            self._wake.set()
         for callback in self._listeners:
             callback()

@@ -40,7 +40,7 @@ from bot.pipeline.handoff import Handoff
 from bot.pipeline.turn import TurnContext, TurnResult, TurnRunner
 from bot.store.errors import LeaseLost
 from bot.store.inbox import LaneClaim
-from bot.store.messages import PersonMessages
+from bot.store.outbox import ActionClaim
 from bot.store.runs import TurnInputs
 from bot.store.store import Store
 
@@ -63,7 +63,7 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         events: TurnEvents,
         metrics: Metrics,
         connectors: Mapping[str, Connector] | None = None,
-        on_committed: Callable[[], None] = lambda: None,
+        on_committed: Callable[[ActionClaim | None, int], None] = lambda claim, actions: None,
         handoff: Handoff | None = None,
         announcements: Announcements | None = None,
     ):
@@ -82,7 +82,13 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         self._agent_ids: dict[str, str] = {}
 
     async def _claim(self, limit: int) -> list[LaneClaim]:
-        return await self._store.claim_lanes(limit=limit, lease_seconds=self._settings.lease_seconds)
+        # The lane's inputs ride on its claim: one round trip for both.
+        return await self._store.claim_turns(
+            limit=limit,
+            lease_seconds=self._settings.lease_seconds,
+            agent_ids=self._agent_ids,
+            history=HISTORY_RUNS,
+        )
 
     def _task_name(self, claim: LaneClaim) -> str:
         return f"turn:{claim.lane}"
@@ -142,23 +148,30 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         messages = tuple(item.message for item in claim.items)
         first = messages[0]
         slug = first.agent_slug or ""
-        agent_id = await self._agent_id(slug)
-        # One transaction each way: a known thread with what its turn reads, or a new one
-        # (smith, thread and inputs written and read together).
-        found = await self._store.thread_for_turn(
-            agent_id, first.thread_external_id, history=HISTORY_RUNS
-        )
-        if found is None:
-            thread, smith, inputs = await self._store.start_thread(
-                first, agent_id, history=HISTORY_RUNS
-            )
+        prepared = claim.prepared
+        if prepared is not None:
+            # Read (or started) with the claim.
+            thread, smith, inputs = prepared.thread, prepared.smith, prepared.inputs
+            known = not prepared.started
         else:
-            thread, smith, inputs = found
+            agent_id = await self._agent_id(slug)
+            # One transaction each way: a known thread with what its turn reads, or a new one
+            # (smith, thread and inputs written and read together).
+            found = await self._store.thread_for_turn(
+                agent_id, first.thread_external_id, history=HISTORY_RUNS
+            )
+            if found is None:
+                thread, smith, inputs = await self._store.start_thread(
+                    first, agent_id, history=HISTORY_RUNS
+                )
+            else:
+                thread, smith, inputs = found
+            known = found is not None
         seen.append(thread)
         if first.smith_external_id is not None and smith.external_id != first.smith_external_id:
             await self._skip(claim, thread, "message from someone other than the thread's customer")
             return
-        if found is not None:
+        if known:
             smith = await self._refreshed(smith, first)
         thread, silent = await self._handoff.before_turn(thread)
         seen[0] = thread
@@ -249,7 +262,7 @@ class Dispatcher(ClaimLoop[LaneClaim]):
             messages=inbound,
             history=inputs.history,
             memories=inputs.memories,
-            people_said=await self._people_said(thread),
+            people_said=inputs.people_said,
             emit=emit,
         )
         started = now()
@@ -258,7 +271,7 @@ class Dispatcher(ClaimLoop[LaneClaim]):
             await emit(TurnEvent("run.started", run_id, thread.id, {"smith_id": smith.id}))
             log.info("turn started on %s with %d message(s)", thread.external_id, len(inbound))
             result = await self._runner.run(ctx)
-            actions = await self._commit(claim, ctx, result, started, live)
+            actions, handed = await self._commit(claim, ctx, result, started, live)
         except BaseException:
             if live is not None:
                 # Nothing was committed: what the customer saw streaming is not an answer (the
@@ -280,7 +293,7 @@ class Dispatcher(ClaimLoop[LaneClaim]):
                 {"stop_reason": result.stop_reason.value, "error": result.error},
             )
         )
-        self._on_committed()
+        self._on_committed(handed, len(actions))
         await self._turn_ended(claim, thread, TurnOutcome.COMPLETED)
 
     async def _commit(
@@ -290,8 +303,9 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         result: TurnResult,
         started: float,
         live: LiveReply | None,
-    ) -> list[Action]:
-        """Record the turn: its run, its actions and the thread's new state, in one commit."""
+    ) -> tuple[list[Action], ActionClaim | None]:
+        """Record the turn: its run, its actions and the thread's new state, in one commit;
+        the first action comes back already claimed when it can be sent at once."""
         finished = now()
         run_id, thread, smith = ctx.run_id, ctx.thread, ctx.smith
 
@@ -343,14 +357,15 @@ class Dispatcher(ClaimLoop[LaneClaim]):
                     actions += self._announcements.actions(planned, thread=thread, run_id=run_id)
         if live is not None:
             actions = await _hand_over(live, actions)
-        await self._store.commit_turn(
-            claim, run, actions, thread_change=change, new_memories=result.memories
+        handed = await self._store.commit_turn(
+            claim,
+            run,
+            actions,
+            thread_change=change,
+            new_memories=result.memories,
+            hand_over_lease=self._settings.lease_seconds,
         )
-        return actions
-
-    async def _people_said(self, thread: Thread) -> tuple[tuple[float, str, str], ...]:
-        said = await PersonMessages(self._store.db).of_thread(thread.id)
-        return tuple((m.created_at, m.author_name, m.text) for m in said[-HISTORY_RUNS:])
+        return actions, handed
 
     async def _skip(self, claim: LaneClaim, thread: Thread, reason: str) -> None:
         log.info("not answering %s: %s", claim.lane, reason)

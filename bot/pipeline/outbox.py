@@ -72,6 +72,15 @@ class OutboxSender(ClaimLoop[ActionClaim]):
             limit=limit, lease_seconds=self._settings.lease_seconds
         )
 
+    def take(self, claim: ActionClaim | None, actions: int) -> None:
+        """A turn committed ``actions`` actions; ``claim`` is its first, already leased to
+        this sender by the commit (None when it could not be): send it now, and look for the
+        rest in the store."""
+        if claim is not None:
+            self.run(claim)
+        if actions > (claim is not None):
+            self.wake()
+
     def _task_name(self, claim: ActionClaim) -> str:
         return f"action:{claim.action.id}"
 

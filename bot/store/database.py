@@ -11,11 +11,18 @@ the pool's reset): a three-statement transaction costs about 5.7 ms of CPU that 
 as one unit on a worker thread over the plain ``sqlite3`` driver. On PostgreSQL the unit runs
 through ``AsyncConnection.run_sync``: one greenlet for the transaction instead of one per
 statement.
+
+Claim loops look at the store when woken, not on a fast poll. Within a process the writer wakes
+them directly; across processes (replicas on one PostgreSQL) a unit that leaves work behind
+``notify_in``s a channel in its transaction — delivered on commit, never for a rollback — and
+``listen`` turns what other processes notify into the same wake-ups. SQLite is one process's
+file in practice; there the slow poll stands in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +30,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, create_engine, event
+from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -31,10 +38,20 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Insert
 
 from bot.config import DatabaseSettings
+from bot.domain import new_id
+
+log = logging.getLogger(__name__)
 
 _IMMEDIATE = "supportbot_immediate"
 # SQLite connections (and the threads running units of work on them) per process.
 _SQLITE_POOL = 5
+# The PostgreSQL channel wake-ups travel on; a payload is ``topic|origin``.
+NOTICE_CHANNEL = "supportbot_work"
+INBOX_NOTICE = "inbox"  # messages wait for the dispatcher
+OUTBOX_NOTICE = "outbox"  # actions wait for a sender
+_NOTIFY = text(f"SELECT pg_notify('{NOTICE_CHANNEL}', :payload)")
+# How long to wait before listening again after the listening connection was lost.
+_RELISTEN_SECONDS = 5.0
 
 T = TypeVar("T")
 
@@ -63,10 +80,20 @@ def _check_sqlite_folder(database: str | None) -> None:
 
 
 class Database:
-    """Owns the engine; hands out write (``tx``) and read (``read``) transactions."""
+    """Owns the engine; hands out write (``tx``) and read (``read``) transactions.
+
+    ``round_trips`` counts the units of work (transactions) handed to the database, the
+    measure a turn's store cost is budgeted in: each one is a wait for another thread or the
+    server, whatever it holds. ``statements`` counts the statements inside them.
+    """
 
     def __init__(self, settings: DatabaseSettings, *, connect_args: dict[str, Any] | None = None):
         self.url = settings.url
+        self.round_trips = 0
+        self.statements = 0
+        # This process's name on the notice channel: its own notices are not news to it.
+        self.origin = new_id("prc")
+        self._listening: asyncio.Task[None] | None = None
         self.is_sqlite = settings.url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": settings.echo, "connect_args": dict(connect_args or {})}
         if self.is_sqlite:
@@ -81,7 +108,9 @@ class Database:
             kwargs["pool_size"] = settings.pool_size
             kwargs["max_overflow"] = settings.pool_size
             kwargs["pool_pre_ping"] = True
+        self._connect_args: dict[str, Any] = kwargs["connect_args"]
         self.engine: AsyncEngine = create_async_engine(settings.url, **kwargs)
+        _count_statements(self, self.engine.sync_engine)
         self._write_lock = asyncio.Lock()
         # SQLite's units of work: the same file through the plain driver, on worker threads.
         self._sync_engine: Engine | None = None
@@ -96,6 +125,7 @@ class Database:
                 max_overflow=0,
             )
             _sqlite_events(self._sync_engine)
+            _count_statements(self, self._sync_engine)
 
     def insert_ignore(self, table: Table, index_elements: Sequence[str]) -> Insert:
         """``INSERT … ON CONFLICT (index_elements) DO NOTHING`` in this database's dialect: the
@@ -106,6 +136,7 @@ class Database:
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on clean exit."""
+        self.round_trips += 1
         if not self.is_sqlite:
             async with self.engine.connect() as conn, conn.begin():
                 yield conn
@@ -121,12 +152,14 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction (deferred on SQLite, so readers never queue behind writers)."""
+        self.round_trips += 1
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 
     async def run_tx(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` (every statement of one write transaction) and commit when it returns;
         an exception rolls it back and propagates."""
+        self.round_trips += 1
         if self._sync_engine is None:
             async with self.engine.connect() as conn, conn.begin():
                 return await conn.run_sync(work)
@@ -135,6 +168,7 @@ class Database:
 
     async def run_read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-only transaction (one consistent snapshot)."""
+        self.round_trips += 1
         if self._sync_engine is None:
             async with self.engine.connect() as conn, conn.begin():
                 return await conn.run_sync(work)
@@ -162,13 +196,68 @@ class Database:
             with conn.begin():
                 return work(conn)
 
+    def notify_in(self, conn: Connection, topic: str) -> None:
+        """Tell the other processes, once this transaction commits, that it left work for
+        ``topic``'s claim loop (PostgreSQL only; a statement of the unit, not a round trip)."""
+        if not self.is_sqlite:
+            conn.execute(_NOTIFY, {"payload": f"{topic}|{self.origin}"})
+
+    async def listen(self, handlers: dict[str, Callable[[], None]]) -> None:
+        """Call ``handlers[topic]`` for each notice another process commits (PostgreSQL only),
+        on a connection of its own, listening again whenever it is lost."""
+        if self.is_sqlite or self._listening is not None:
+            return
+        self._listening = asyncio.create_task(self._listen(handlers), name="store:listen")
+
+    async def _listen(self, handlers: dict[str, Callable[[], None]]) -> None:
+        import asyncpg
+
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+        def on_notice(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            topic, _, origin = payload.partition("|")
+            handler = handlers.get(topic)
+            if handler is not None and origin != self.origin:
+                handler()
+
+        first = True
+        while True:
+            try:
+                conn = await asyncpg.connect(dsn, **self._connect_args)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("cannot listen for store notices (%s); polling until it can", exc)
+                await asyncio.sleep(_RELISTEN_SECONDS)
+                continue
+            lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+            try:
+                await conn.add_listener(NOTICE_CHANNEL, on_notice)
+                if not first:
+                    for handler in handlers.values():
+                        handler()  # what was notified while nobody listened
+                first = False
+                await lost.wait()
+                log.warning("lost the store notice connection; listening again")
+            finally:
+                await conn.close(timeout=2)
+
     async def dispose(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            await asyncio.gather(self._listening, return_exceptions=True)
+            self._listening = None
         await self.engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
         if self._workers is not None:
             self._workers.shutdown()
             self._workers = None
+
+
+def _count_statements(db: Database, engine: Engine) -> None:
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_execute(*_: Any) -> None:
+        db.statements += 1
 
 
 def _sqlite_events(engine: Engine) -> None:

@@ -8,18 +8,24 @@ the statement that writes one batch of them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from bot.domain import JSON, InboundMessage, InboxStatus, new_id, now
 from bot.store import statements as st
-from bot.store.database import Database
+from bot.store.database import INBOX_NOTICE, Database
 from bot.store.errors import LeaseLost
 from bot.store.schema import inbox, lanes
+
+if TYPE_CHECKING:
+    from bot.store.runs import PreparedTurn
+
+log = logging.getLogger(__name__)
 
 # Why an older message of a delivery is stored without a turn of its own.
 CONTEXT_ONLY = "an older message of a delivery whose newest message was already taken"
@@ -46,6 +52,8 @@ class LaneClaim:
     # The lane's last lease ran out rather than being given back (a worker died mid-turn) or
     # held it for a failed turn's backoff.
     recovered: bool = False
+    # What a turn on the lane reads, read in the claim's own transaction (None: not read).
+    prepared: PreparedTurn | None = None
 
     @property
     def retry(self) -> bool:
@@ -117,6 +125,19 @@ def release_lane_in(
         raise LeaseLost(f"lease on {claim.lane} was lost")
 
 
+def _prepared(
+    conn: Connection, prepare: Callable[[Connection, LaneClaim], PreparedTurn | None], claim: LaneClaim
+) -> PreparedTurn | None:
+    """``prepare`` for one claim in a savepoint: a failure undoes its writes only, and the
+    turn then reads its inputs on its own (where the failure is handled as it always was)."""
+    try:
+        with conn.begin_nested():
+            return prepare(conn, claim)
+    except Exception:
+        log.debug("reading the turn inputs of %s with its claim failed", claim.lane, exc_info=True)
+        return None
+
+
 class Inbox:
     """Stored deliveries, lane claims and their release."""
 
@@ -182,6 +203,7 @@ class Inbox:
                     self._insert_lanes,
                     [{"key": key, "touched_at": at} for key, at in new_lanes.items()],
                 )
+                self.db.notify_in(conn, INBOX_NOTICE)
             return news
 
         return await self.db.run_tx(work)
@@ -191,63 +213,61 @@ class Inbox:
         row = await self.db.run_read(lambda conn: conn.execute(query).first())
         return row is not None
 
-    async def claim_lanes(self, *, limit: int, lease_seconds: float) -> list[LaneClaim]:
-        """Take up to ``limit`` lanes with pending messages whose lease is free or expired.
+    async def claim_lanes(
+        self,
+        *,
+        limit: int,
+        lease_seconds: float,
+        prepare: Callable[[Connection, LaneClaim], PreparedTurn | None] | None = None,
+    ) -> list[LaneClaim]:
+        """Take up to ``limit`` lanes with pending messages whose lease is free or expired, in
+        one write transaction.
 
         Each claim carries every pending message of its lane: messages that arrived while an
-        earlier turn ran are answered together.
+        earlier turn ran are answered together. ``prepare`` reads (or starts) what a turn on
+        the lane needs inside the same transaction, each lane in a savepoint of its own: what
+        it returns rides on the claim as ``prepared``; when it fails or returns None the turn
+        reads its inputs itself.
+
+        The claim loops call this only when woken by new work (or on their slow poll), so
+        there is no separate read to spare SQLite's write lock on an empty poll.
         """
         if limit <= 0:
             return []
         at = now()
-        free = or_(lanes.c.lease_expires_at.is_(None), lanes.c.lease_expires_at < at)
-        busy_lanes = select(inbox.c.lane).where(inbox.c.status == InboxStatus.PENDING.value)
-        candidates = (
-            select(lanes.c.key)
-            .where(lanes.c.key.in_(busy_lanes), free)
-            .order_by(lanes.c.touched_at, lanes.c.key)
-            .limit(limit)
-        )
-        # Look first in a read transaction: an empty poll must not take SQLite's write lock
-        # (the next customer's message would queue behind it).
-        seen = await self.db.run_read(lambda conn: [r[0] for r in conn.execute(candidates)])
-        if not seen:
-            return []
 
         def work(conn: Connection) -> list[LaneClaim]:
-            claims: list[LaneClaim] = []
-            keys = [
+            found = [
                 (r[0], r[1] is not None)
                 for r in conn.execute(
-                    select(lanes.c.key, lanes.c.lease_expires_at)
-                    .where(lanes.c.key.in_(seen), free)
-                    .order_by(lanes.c.touched_at, lanes.c.key)
-                    .with_for_update(skip_locked=True)
+                    st.CLAIMABLE_LANES, {"at": at, "limit": limit}
                 )
             ]
-            for key, expired in keys:
+            leased: dict[str, tuple[str, bool]] = {}
+            for key, expired in found:
                 token = new_id("lse")
                 result = conn.execute(
-                    update(lanes)
-                    .where(lanes.c.key == key, free)
-                    .values(lease_token=token, lease_expires_at=at + lease_seconds)
+                    st.LEASE_LANE,
+                    {"lane": key, "at": at, "token": token, "expires": at + lease_seconds},
                 )
-                if result.rowcount != 1:
+                if result.rowcount == 1:
+                    leased[key] = (token, expired)
+            if not leased:
+                return []
+            items: dict[str, list[InboxItem]] = {}
+            for row in conn.execute(
+                st.PENDING_OF_LANES, {"lanes": list(leased)}
+            ).mappings():
+                items.setdefault(row["lane"], []).append(_inbox_item(row))
+            claims: list[LaneClaim] = []
+            for key, (token, expired) in leased.items():
+                if key not in items:
+                    release_lane_in(conn, LaneClaim(key, token, ()), at)
                     continue
-                rows = conn.execute(
-                    select(inbox)
-                    .where(inbox.c.lane == key, inbox.c.status == InboxStatus.PENDING.value)
-                    .order_by(inbox.c.id)
-                ).mappings()
-                items = tuple(_inbox_item(r) for r in rows)
-                if items:
-                    claims.append(LaneClaim(key, token, items, recovered=expired))
-                else:
-                    conn.execute(
-                        update(lanes)
-                        .where(lanes.c.key == key, lanes.c.lease_token == token)
-                        .values(lease_token=None, lease_expires_at=None)
-                    )
+                claim = LaneClaim(key, token, tuple(items[key]), recovered=expired)
+                if prepare is not None:
+                    claim = replace(claim, prepared=_prepared(conn, prepare, claim))
+                claims.append(claim)
             return claims
 
         return await self.db.run_tx(work)

@@ -57,7 +57,8 @@ class ActionState:
 
 
 def pending_rows(actions: Sequence[Action], at: float) -> list[dict[str, Any]]:
-    """The outbox rows of a turn's actions, due at once (``INSERT_ACTION`` parameters)."""
+    """The outbox rows of a turn's actions, due at once and free (``INSERT_ACTION``
+    parameters)."""
     return [
         {
             "id": action.id,
@@ -69,6 +70,8 @@ def pending_rows(actions: Sequence[Action], at: float) -> list[dict[str, Any]]:
             "status": OutboxStatus.PENDING.value,
             "attempts": 0,
             "next_attempt_at": at,
+            "lease_token": None,
+            "lease_expires_at": None,
             "created_at": at,
             "updated_at": at,
         }
@@ -126,16 +129,10 @@ class Outbox:
         before sending again.
         """
         at = now()
-        # As for lanes: an empty poll stays a read.
-        seen = await self.db.run_read(
-            lambda conn: [r[0] for r in conn.execute(st.DUE_ACTIONS, {"at": at, "limit": limit})]
-        )
-        if not seen:
-            return []
 
         def work(conn: Connection) -> list[ActionClaim]:
             claimed: list[ActionClaim] = []
-            seqs = [r[0] for r in conn.execute(st.LOCK_DUE_ACTIONS, {"at": at, "seqs": seen})]
+            seqs = [r[0] for r in conn.execute(st.CLAIM_DUE_ACTIONS, {"at": at, "limit": limit})]
             for seq in seqs:
                 token = new_id("lse")
                 result = conn.execute(

@@ -4,8 +4,8 @@ calls, outbox actions, thread state, memories, its inbox messages done)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -21,13 +21,14 @@ from bot.domain import (
     Thread,
     ThreadChange,
     ToolCallRecord,
+    new_id,
     now,
 )
 from bot.store import statements as st
-from bot.store.database import Database
+from bot.store.database import OUTBOX_NOTICE, Database
 from bot.store.identity import Identity, SmithFields, check_owner, upsert_smith, version_of
-from bot.store.inbox import LaneClaim, release_lane_in
-from bot.store.outbox import pending_rows
+from bot.store.inbox import Inbox, LaneClaim, release_lane_in
+from bot.store.outbox import ActionClaim, pending_rows
 from bot.store.rows import (
     run_values,
     to_run,
@@ -36,7 +37,7 @@ from bot.store.rows import (
     to_tool_call,
     tool_call_values,
 )
-from bot.store.schema import memories, runs, smiths, tool_calls
+from bot.store.schema import memories, person_messages, runs, smiths, tool_calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,8 @@ class TurnInputs:
     version: AgentVersion | None
     history: tuple[Run, ...]
     memories: tuple[str, ...]
+    # What people wrote to the customer in the thread (time, author, text), oldest first.
+    people_said: tuple[tuple[float, str, str], ...] = ()
 
 
 def _tool_calls(conn: Connection, run_ids: Sequence[str]) -> dict[str, tuple[ToolCallRecord, ...]]:
@@ -73,24 +76,81 @@ def _memories(conn: Connection, smith_id: str, limit: int) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _people_said(conn: Connection, thread_id: str, limit: int) -> list[tuple[float, str, str]]:
+    """The latest ``limit`` messages people wrote in the thread, oldest first."""
+    query = (
+        select(person_messages.c.created_at, person_messages.c.author_name, person_messages.c.text)
+        .where(person_messages.c.thread_id == thread_id)
+        .order_by(person_messages.c.created_at.desc(), person_messages.c.id.desc())
+        .limit(limit)
+    )
+    said = [(r[0], r[1], r[2]) for r in conn.execute(query)]
+    said.reverse()
+    return said
+
+
 def _turn_inputs(conn: Connection, smith: Smith, thread_id: str, history: int) -> TurnInputs:
     """What a turn reads before it runs: the agent version the smith runs, the thread's
-    latest runs, and the smith's memories when it keeps them."""
+    latest runs, what people wrote in it, and the smith's memories when it keeps them."""
     version = version_of(conn, smith)
     runs_ = _thread_runs(conn, thread_id, history)
     facts = _memories(conn, smith.id, 50) if smith.auto_memory else []
-    return TurnInputs(version, tuple(runs_), tuple(facts))
+    said = _people_said(conn, thread_id, history)
+    return TurnInputs(version, tuple(runs_), tuple(facts), tuple(said))
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTurn:
+    """What a turn on a lane reads, read with the lane's claim: the ticket's thread, the smith
+    it belongs to and the turn's inputs. ``started``: the thread was created just now."""
+
+    thread: Thread
+    smith: Smith
+    inputs: TurnInputs
+    started: bool
+
+
+def _thread_for_turn(
+    conn: Connection, agent_id: str, external_id: str, history: int
+) -> tuple[Thread, Smith, TurnInputs] | None:
+    params = {"agent_id": agent_id, "external_id": external_id}
+    row = conn.execute(st.THREAD_WITH_OWNER, params).mappings().first()
+    if row is None:
+        return None
+    thread = to_thread(row)
+    smith = to_smith({c.name: row[f"own__{c.name}"] for c in st.OWNER.c})  # type: ignore[arg-type]
+    return thread, smith, _turn_inputs(conn, smith, thread.id, history)
 
 
 class Runs:
     """Runs, tool calls and memories; a turn's reads and its commit."""
 
-    def __init__(self, db: Database, identity: Identity):
+    def __init__(self, db: Database, identity: Identity, inbox: Inbox):
         self.db = db
         self.identity = identity
+        self.inbox = inbox
         self._insert_memory = db.insert_ignore(memories, ["smith_id", "fact"])
 
     # -- a turn ----------------------------------------------------------------------------
+
+    async def claim_turns(
+        self, *, limit: int, lease_seconds: float, agent_ids: Mapping[str, str], history: int
+    ) -> list[LaneClaim]:
+        """``Inbox.claim_lanes`` with each claim's turn inputs read (or its ticket started) in
+        the claim's transaction: a turn's claim and reads are one round trip. ``agent_ids``
+        maps the agent slugs known to the caller to their ids; a lane of another agent is
+        claimed without its inputs."""
+
+        def prepare(conn: Connection, claim: LaneClaim) -> PreparedTurn | None:
+            first = claim.items[0].message
+            agent_id = agent_ids.get(first.agent_slug or "")
+            if agent_id is None:
+                return None
+            return self.prepare_turn_in(conn, first, agent_id, history)
+
+        return await self.inbox.claim_lanes(
+            limit=limit, lease_seconds=lease_seconds, prepare=prepare
+        )
 
     async def start_thread(
         self,
@@ -103,18 +163,8 @@ class Runs:
         (``ensure_smith`` with the message's profile), its thread created (``ensure_thread``)
         and what the turn reads. Raises ``PermissionError`` as ``ensure_thread`` does when the
         ticket turns out to belong to another smith."""
-        fields = SmithFields(message.display_name, None, message.profile or None, None)
-
         def work(conn: Connection) -> tuple[Thread, Smith, TurnInputs] | None:
-            smith = upsert_smith(conn, message.smith_external_id, agent_id, fields)
-            if smith is None:
-                return None
-            thread = self.identity.add_thread(
-                conn, smith, message.thread_external_id, message.source, message.ref
-            )
-            if thread.smith_id != smith.id:
-                return thread, smith, TurnInputs(None, (), ())  # refused below
-            return thread, smith, _turn_inputs(conn, smith, thread.id, history)
+            return self.start_thread_in(conn, message, agent_id, history)
 
         for _ in range(3):
             started = await self.db.run_tx(work)
@@ -123,22 +173,45 @@ class Runs:
                 return started
         raise RuntimeError(f"could not upsert smith {message.smith_external_id!r}")
 
+    def start_thread_in(
+        self, conn: Connection, message: InboundMessage, agent_id: str, history: int
+    ) -> tuple[Thread, Smith, TurnInputs] | None:
+        """``start_thread`` inside a write transaction; None when the smith's upsert raced
+        another writer (try again). A thread owned by another smith comes back with empty
+        inputs, for ``check_owner`` to refuse."""
+        fields = SmithFields(message.display_name, None, message.profile or None, None)
+        smith = upsert_smith(conn, message.smith_external_id, agent_id, fields)
+        if smith is None:
+            return None
+        thread = self.identity.add_thread(
+            conn, smith, message.thread_external_id, message.source, message.ref
+        )
+        if thread.smith_id != smith.id:
+            return thread, smith, TurnInputs(None, (), ())
+        return thread, smith, _turn_inputs(conn, smith, thread.id, history)
+
+    def prepare_turn_in(
+        self, conn: Connection, message: InboundMessage, agent_id: str, history: int
+    ) -> PreparedTurn | None:
+        """What ``thread_for_turn`` reads, or for a new ticket what ``start_thread`` writes
+        and reads, inside the lane claim's transaction. None when the turn must find out
+        itself (a raced upsert, a ticket of another smith: the turn path handles those)."""
+        found = _thread_for_turn(conn, agent_id, message.thread_external_id, history)
+        if found is not None:
+            return PreparedTurn(*found, started=False)
+        started = self.start_thread_in(conn, message, agent_id, history)
+        if started is None or started[0].smith_id != started[1].id:
+            return None
+        return PreparedTurn(*started, started=True)
+
     async def thread_for_turn(
         self, agent_id: str, external_id: str, *, history: int
     ) -> tuple[Thread, Smith, TurnInputs] | None:
         """A known ticket's thread, the smith it belongs to (archived or not) and what a turn
         on it reads, in one read transaction; None for a new ticket."""
-        params = {"agent_id": agent_id, "external_id": external_id}
-
-        def work(conn: Connection) -> tuple[Thread, Smith, TurnInputs] | None:
-            row = conn.execute(st.THREAD_WITH_OWNER, params).mappings().first()
-            if row is None:
-                return None
-            thread = to_thread(row)
-            smith = to_smith({c.name: row[f"own__{c.name}"] for c in st.OWNER.c})  # type: ignore[arg-type]
-            return thread, smith, _turn_inputs(conn, smith, thread.id, history)
-
-        return await self.db.run_read(work)
+        return await self.db.run_read(
+            lambda conn: _thread_for_turn(conn, agent_id, external_id, history)
+        )
 
     async def commit_turn(
         self,
@@ -148,19 +221,37 @@ class Runs:
         *,
         thread_change: ThreadChange,
         new_memories: Sequence[str] = (),
-    ) -> None:
+        hand_over_lease: float | None = None,
+    ) -> ActionClaim | None:
         """Record a finished turn in ONE transaction: run, tool calls, outbox actions, thread
         state, memories, and the claimed inbox messages marked done. Raises ``LeaseLost`` (and
-        writes nothing) when another worker has taken the lane in the meantime."""
+        writes nothing) when another worker has taken the lane in the meantime.
+
+        With ``hand_over_lease``, the turn's first action is written already leased for that
+        long (its claim counted as a try, as ``claim_actions`` counts it) when nothing of its
+        thread waits to be sent before it, and its claim is returned for this process's
+        sender: no second transaction to claim it. A process that dies before sending leaves
+        it to the next sender once the lease runs out, as for any claim."""
         at = now()
 
-        def work(conn: Connection) -> None:
+        def work(conn: Connection) -> ActionClaim | None:
             release_lane_in(conn, claim, at)
             conn.execute(st.INSERT_RUN, run_values(run))
             if run.tool_calls:
                 conn.execute(st.INSERT_TOOL_CALL, tool_call_values(run))
+            handed: tuple[Action, str] | None = None
             if actions:
-                conn.execute(st.INSERT_ACTION, pending_rows(actions, at))
+                rows = pending_rows(actions, at)
+                if hand_over_lease is not None and (
+                    conn.execute(st.THREAD_ACTION_PENDING, {"thread_id": run.thread_id}).first()
+                    is None
+                ):
+                    token = new_id("lse")
+                    rows[0].update(
+                        lease_token=token, lease_expires_at=at + hand_over_lease, attempts=1
+                    )
+                    handed = actions[0], token
+                conn.execute(st.INSERT_ACTION, rows)
             values: dict[str, Any] = {"of_thread": run.thread_id, "updated_at": at}
             if thread_change.state is not None:
                 values["state"] = thread_change.state.value
@@ -179,8 +270,14 @@ class Runs:
                 st.INBOX_DONE,
                 {"ids": [item.id for item in claim.items], "run_id": run.id, "finished_at": at},
             )
+            if len(actions) > (handed is not None):
+                self.db.notify_in(conn, OUTBOX_NOTICE)
+            if handed is None:
+                return None
+            row = conn.execute(st.THREAD_BY_ID, {"thread_id": run.thread_id}).mappings().one()
+            return ActionClaim(replace(handed[0], attempt=0), to_thread(row), handed[1])
 
-        await self.db.run_tx(work)
+        return await self.db.run_tx(work)
 
     # -- runs ------------------------------------------------------------------------------
 

@@ -145,6 +145,10 @@ tool_calls = Table(
     Column("latency_ms", Float, nullable=False),
 )
 
+# The predicate of the partial indexes on live work (``pending`` in the inbox and the outbox).
+# Queries must spell it as a literal (``bot.store.statements.PENDING``) for them to apply.
+PENDING = text("status = 'pending'")
+
 inbox = Table(
     "inbox",
     metadata,
@@ -160,7 +164,11 @@ inbox = Table(
     Column("received_at", Float, nullable=False),
     Column("finished_at", Float),
     UniqueConstraint("source", "dedup_key", name="uq_inbox_source_dedup"),
-    Index("ix_inbox_status_lane", "status", "lane"),
+    # A lane's rows (the web history, erasure). Pending rows, the only ones claims look for,
+    # also sit in a partial index of their own: it holds the live work, so claiming costs the
+    # same at a thousand stored messages as at a million.
+    Index("ix_inbox_lane", "lane", "id"),
+    Index("ix_inbox_pending_lane", "lane", "id", sqlite_where=PENDING, postgresql_where=PENDING),
 )
 
 # One row per thread key: whoever holds the lease is the only one turning that thread.
@@ -192,8 +200,14 @@ outbox = Table(
     Column("last_error", Text),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
-    Index("ix_outbox_status_due", "status", "next_attempt_at"),
     Index("ix_outbox_thread_seq", "thread_id", "seq"),
+    # Live actions only (see the inbox's): the due ones in order, and what is ahead of an
+    # action in its thread.
+    Index("ix_outbox_pending_seq", "seq", sqlite_where=PENDING, postgresql_where=PENDING),
+    Index(
+        "ix_outbox_pending_thread", "thread_id", "seq",
+        sqlite_where=PENDING, postgresql_where=PENDING,
+    ),
 )
 
 # What a person wrote to the customer through the operator API (``bot.pipeline.operator``;

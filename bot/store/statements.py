@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, literal_column, or_, select, update
 from sqlalchemy.sql import ColumnElement
 
 from bot.domain import InboxStatus, OutboxStatus
@@ -26,6 +26,11 @@ from bot.store.schema import (
     threads,
     tool_calls,
 )
+
+# Live states as SQL literals, not bound values: only then can either database prove a query
+# fits a partial index on them (a bound value might be anything).
+PENDING: ColumnElement[str] = literal_column(f"'{InboxStatus.PENDING.value}'")
+assert InboxStatus.PENDING.value == OutboxStatus.PENDING.value
 
 # SQLite takes at most 32766 bound parameters per statement (999 before 3.32); stay well under.
 IN_CHUNK = 500
@@ -97,6 +102,32 @@ INBOX_CONTEXT_ONLY = (
     .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
     .values(status=InboxStatus.SKIPPED.value)
 )
+LANE_FREE = or_(lanes.c.lease_expires_at.is_(None), lanes.c.lease_expires_at < bindparam("at"))
+# Driven from the pending inbox rows (a partial index holds only those), so its cost follows
+# the live work, not the number of lanes or of messages ever stored.
+CLAIMABLE_LANES = (
+    select(lanes.c.key, lanes.c.lease_expires_at)
+    .where(
+        lanes.c.key.in_(select(inbox.c.lane).where(inbox.c.status == PENDING)),
+        LANE_FREE,
+    )
+    .order_by(lanes.c.touched_at, lanes.c.key)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+LEASE_LANE = (
+    update(lanes)
+    .where(lanes.c.key == bindparam("lane"), LANE_FREE)
+    .values(lease_token=bindparam("token"), lease_expires_at=bindparam("expires"))
+)
+PENDING_OF_LANES = (
+    select(inbox)
+    .where(
+        inbox.c.lane.in_(bindparam("lanes", expanding=True)),
+        inbox.c.status == PENDING,
+    )
+    .order_by(inbox.c.id)
+)
 RELEASE_LANE = update(lanes).where(
     lanes.c.key == bindparam("lane"), lanes.c.lease_token == bindparam("token")
 )
@@ -118,12 +149,12 @@ def _due_actions() -> ColumnElement[bool]:
             earlier.c.thread_id == outbox.c.thread_id,
             earlier.c.channel == outbox.c.channel,
             earlier.c.seq < outbox.c.seq,
-            earlier.c.status == OutboxStatus.PENDING.value,
+            earlier.c.status == PENDING,
         )
         .exists()
     )
     return and_(
-        outbox.c.status == OutboxStatus.PENDING.value,
+        outbox.c.status == PENDING,
         outbox.c.next_attempt_at <= bindparam("at"),
         ACTION_FREE,
         ~blocked,
@@ -133,17 +164,11 @@ def _due_actions() -> ColumnElement[bool]:
 DUE_ACTIONS = (
     select(outbox.c.seq).where(_due_actions()).order_by(outbox.c.seq).limit(bindparam("limit"))
 )
-LOCK_DUE_ACTIONS = (
-    select(outbox.c.seq)
-    .where(outbox.c.seq.in_(bindparam("seqs", expanding=True)), _due_actions())
-    .order_by(outbox.c.seq)
-    .with_for_update(skip_locked=True)
-)
 LEASE_ACTION = (
     update(outbox)
     .where(
         outbox.c.seq == bindparam("claimed_seq"),
-        outbox.c.status == OutboxStatus.PENDING.value,
+        outbox.c.status == PENDING,
         ACTION_FREE,
     )
     .values(
@@ -167,3 +192,12 @@ ACTION_WITH_THREAD = (
     .join(threads, threads.c.id == outbox.c.thread_id)
     .where(outbox.c.seq == bindparam("claimed_seq"))
 )
+CLAIM_DUE_ACTIONS = DUE_ACTIONS.with_for_update(skip_locked=True)
+# Whether a thread has an action still to send (a turn's first action is handed straight to a
+# sender only when nothing of its thread is ahead of it).
+THREAD_ACTION_PENDING = (
+    select(outbox.c.seq)
+    .where(outbox.c.thread_id == bindparam("thread_id"), outbox.c.status == PENDING)
+    .limit(1)
+)
+THREAD_BY_ID = select(threads).where(threads.c.id == bindparam("thread_id"))

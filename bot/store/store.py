@@ -26,7 +26,7 @@ from bot.store.identity import Identity
 from bot.store.inbox import CONTEXT_ONLY, Inbox, InboxItem, InboxRow, LaneClaim, lane_key
 from bot.store.locks import Locks
 from bot.store.outbox import ActionClaim, ActionState, Outbox, OutboxEntry
-from bot.store.runs import Runs, TurnInputs
+from bot.store.runs import PreparedTurn, Runs, TurnInputs
 
 # Names that lived here before the split, kept importable from here during the transition.
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "LeaseLost",
     "NotFound",
     "OutboxEntry",
+    "PreparedTurn",
     "Store",
     "ThreadChange",
     "TurnInputs",
@@ -53,8 +54,8 @@ class Store:
     def __init__(self, db: Database):
         self.db = db
         self.identity = identity = Identity(db)
-        self.runs = runs = Runs(db, identity)
         self.inbox = inbox = Inbox(db)
+        self.runs = runs = Runs(db, identity, inbox)
         self.outbox = outbox = Outbox(db)
         self.cursors = cursors = Cursors(db)
         self.locks = locks = Locks(db)
@@ -83,6 +84,7 @@ class Store:
         self.update_thread = identity.update_thread
         self.list_threads = identity.list_threads
 
+        self.claim_turns = runs.claim_turns
         self.start_thread = runs.start_thread
         self.thread_for_turn = runs.thread_for_turn
         self.commit_turn = runs.commit_turn

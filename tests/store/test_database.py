@@ -25,3 +25,43 @@ def test_a_sqlite_file_in_a_folder_this_user_cannot_write(
     monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == tmp_path else real_access(path, mode))
     with pytest.raises(DatabaseUnavailable, match=f"cannot write to the folder {tmp_path}: give it write"):
         Database(DatabaseSettings(url=f"sqlite:///{tmp_path}/supportbot.db"))
+
+
+@pytest.mark.postgres
+async def test_a_notice_committed_by_one_process_wakes_another(pg_url: str) -> None:
+    """Across processes a claim loop is woken by PostgreSQL notices: delivered when the
+    transaction commits, not for a rollback, and never back to the process that sent it."""
+    import asyncio
+
+    sender, receiver = Database(DatabaseSettings(url=pg_url)), Database(DatabaseSettings(url=pg_url))
+    heard: dict[str, list[str]] = {"receiver": [], "sender": []}
+    woken = asyncio.Event()
+
+    def on_inbox(who: str) -> None:
+        heard[who].append("inbox")
+        woken.set()
+
+    try:
+        await receiver.listen({"inbox": lambda: on_inbox("receiver")})
+        await sender.listen({"inbox": lambda: on_inbox("sender")})
+        await asyncio.sleep(0.5)  # both connections listening
+
+        class Undone(Exception):
+            pass
+
+        def rolled_back(conn: object) -> None:
+            sender.notify_in(conn, "inbox")  # type: ignore[arg-type]
+            raise Undone
+
+        with pytest.raises(Undone):
+            await sender.run_tx(rolled_back)
+        await asyncio.sleep(0.3)
+        assert heard == {"receiver": [], "sender": []}
+
+        await sender.run_tx(lambda conn: sender.notify_in(conn, "inbox"))
+        await asyncio.wait_for(woken.wait(), 10)
+        await asyncio.sleep(0.3)
+        assert heard == {"receiver": ["inbox"], "sender": []}
+    finally:
+        await sender.dispose()
+        await receiver.dispose()
