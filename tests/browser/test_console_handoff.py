@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, BrowserContext, expect
 
+from tests.browser.conftest import profile
 from tests.browser.test_console import signed_in
 from tests.browser.test_web_chat import answers, open_chat, say
 from tests.http.harness import Daemon, json_call, running
@@ -26,15 +27,12 @@ async def daemon(sqlite_url: str) -> AsyncIterator[Daemon]:
 
 
 @pytest.fixture
-async def operator_context(browser: Browser) -> AsyncIterator[BrowserContext]:
+async def operator_context(browser: Browser,
+                           request: pytest.FixtureRequest) -> AsyncIterator[BrowserContext]:
     """The operator's own profile: the visitor's widget cookie is not theirs, nor theirs the
     visitor's."""
-    ctx = await browser.new_context(viewport={"width": 1000, "height": 800})
-    ctx.set_default_timeout(15_000)
-    try:
+    async with profile(browser, request, "-operator") as ctx:
         yield ctx
-    finally:
-        await ctx.close()
 
 
 async def test_an_operator_answers_a_web_escalation_from_the_console_and_hands_it_back(
