@@ -130,11 +130,35 @@ async def test_an_operator_answers_a_web_escalation_from_the_console_and_hands_i
         inbox = await json_call(admin, "GET", "/v1/inbox")
     assert [t["id"] for t in inbox["data"]] == []
 
-    # Closing from the console: the widget follows a conversation live only while a person
-    # holds it, so the visitor sees the closed state when the page next loads it.
+    # Closing from the console: the bot holds it, so the widget has no stream open; its 10 s
+    # look sees the closed state.
     await operator.get_by_role("button", name="Close thread").click()
     await expect(operator.get_by_role("status").filter(has_text="Close")).to_have_text(
         "Close: done.")
     await expect(operator.locator(".badge.closed")).to_be_visible()
-    await visitor.reload()
-    await expect(banner).to_contain_text("This conversation is closed")
+    await expect(banner).to_contain_text("This conversation is closed", timeout=12_000)
+
+
+async def test_a_person_who_writes_first_from_the_console_reaches_the_open_widget(
+    context: BrowserContext, operator_context: BrowserContext, daemon: Daemon
+) -> None:
+    """No escalation: the bot holds the conversation and the widget has no stream open, yet a
+    person writing first (the console opens any thread) is seen within its 10 s look."""
+    visitor = await open_chat(context, daemon)
+    await say(visitor, "How do I reset my password?")
+    await expect(answers(visitor).last).to_contain_text("Forgot password")
+    async with daemon.admin() as admin:
+        (thread,) = (await json_call(admin, "GET", "/v1/threads"))["data"]
+    operator = await signed_in(operator_context, daemon, f"/console/threads/{thread['id']}")
+    await operator.get_by_label("Your name").fill("Grace")
+    await operator.get_by_label("Reply as a person").fill("Did the reset link arrive?")
+    await operator.get_by_role("button", name="Send reply").click()
+    await expect(operator.get_by_role("status").filter(has_text="Reply")).to_have_text(
+        "Reply: done.")
+    reply = visitor.locator('.sb-msg[data-role="person"]')
+    await expect(reply).to_contain_text("Did the reset link arrive?", timeout=12_000)
+    await expect(visitor.locator("#sb-state")).to_contain_text("A person from our team")
+    # From then on the stream is open: a second reply is there at once.
+    await operator.get_by_label("Reply as a person").fill("I'll stay here in case it didn't.")
+    await operator.get_by_role("button", name="Send reply").click()
+    await expect(reply).to_have_count(2, timeout=3_000)
