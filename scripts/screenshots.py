@@ -103,6 +103,25 @@ async def history(daemon: Daemon) -> None:
     await store.db.run_tx(work)
 
 
+async def reply_and_hear_back(page: Page, daemon: Daemon) -> None:
+    """On the open thread page: a person replies from the console's form, the customer writes
+    back while the person holds the thread, and the page shows the end of the transcript."""
+    await page.get_by_label("Your name").fill("Sam")
+    await page.get_by_label("Reply as a person").fill(
+        "Hi, I'm Sam from support. I've sent you a new sign-in link; does it work?")
+    await page.get_by_role("button", name="Send reply").click()
+    await page.locator(".msg.person").wait_for()
+    thread_id = page.url.rsplit("/", 1)[-1]
+    async with daemon.admin() as admin:
+        smith_id = (await json_call(admin, "GET", f"/v1/threads/{thread_id}/transcript")
+                    )["customer"]["id"]
+    async with daemon.admin(smith_id) as customer:
+        (conversation,) = (await json_call(customer, "GET", "/v1/conversations"))["data"]
+        await ask(customer, conversation["id"], "Yes, I'm in now. Thank you!")
+    await page.locator(".msg.customer").filter(has_text="I'm in now").wait_for()
+    await page.locator(".controls").scroll_into_view_if_needed()
+
+
 async def shoot(page: Page, name: str, *, full: bool = False) -> None:
     await page.wait_for_timeout(400)
     await page.screenshot(path=str(DOCS / f"{name}.png"), full_page=full)
@@ -138,6 +157,8 @@ async def main() -> None:
                 await page.locator(".msg.bot").first.wait_for()
                 await page.locator(".msg.bot details summary").first.click()
                 await shoot(page, "console-thread")
+                await reply_and_hear_back(page, daemon)
+                await shoot(page, "console-thread-reply")
                 await page.goto(f"{daemon.url}/console/knowledge")
                 await page.get_by_label("Search preview").fill("reset my password")
                 await page.get_by_role("button", name="Search", exact=True).click()

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bot.agent.definition import definition_from_settings
 from bot.config import AnalyticsSettings
-from bot.domain import JSON, NotFound, now
+from bot.domain import JSON, InboundMessage, NotFound, now
 from bot.http.auth import WRITE, api_error, require_scope
 from bot.http.context import CONTEXT_KEY, ApiContext
 from bot.http.conversations import _json_body
@@ -22,6 +22,7 @@ from bot.http.operator import OperatorApi, run_json, thread_json
 from bot.store.analytics import Analytics, Window, run_cost
 from bot.store.attention import needing_a_person
 from bot.store.feedback import COMMENT_MAX, RATINGS
+from bot.store.inbox import lane_key
 from bot.store.messages import PersonMessages
 
 DEFAULT_DAYS = 30
@@ -73,7 +74,11 @@ class ConsoleApi(OperatorApi):
 
     async def transcript(self, request: web.Request) -> web.Response:
         """The thread, its customer, and every run in full (tool calls, passages and scores,
-        model, version, latency, tokens, cost) with the feedback given on it."""
+        model, version, latency, tokens, cost) with the feedback given on it; what people on
+        the support side wrote (``person_messages``); and the customer's messages no run
+        answered (``customer_messages``): waiting for the bot, or kept while a person held
+        the thread. Without those the person holding a thread could not read what the customer
+        said to them."""
         ctx = self._admin(request)
         try:
             thread = await ctx.store.get_thread(request.match_info["id"])
@@ -101,6 +106,10 @@ class ConsoleApi(OperatorApi):
             "runs": turns,
             "person_messages": [
                 m.to_json() for m in await PersonMessages(ctx.store.db).of_thread(thread.id)
+            ],
+            "customer_messages": [
+                _customer_message(row)
+                for row in await ctx.web.unanswered(lane_key(agent.slug, thread.external_id))
             ],
         })
 
@@ -211,6 +220,15 @@ class ConsoleApi(OperatorApi):
         except NotFound:
             raise api_error(404, "no such conversation or answer", code="not_found") from None
         return web.json_response(given.to_json(), status=201)
+
+
+def _customer_message(row: JSON) -> JSON:
+    """An inbox row no run answered, as the transcript shows it (``status``: ``pending`` while
+    it waits for the bot, ``skipped`` when it came while a person held the thread)."""
+    message = InboundMessage.from_json(row["payload"])
+    return {"id": f"msg_{row['id']}", "role": "customer", "content": message.text,
+            "attachments": [a.to_json() for a in message.attachments],
+            "status": row["status"], "created_at": row["received_at"]}
 
 
 def _cost(model: str, usage: JSON, settings: AnalyticsSettings) -> float:

@@ -71,7 +71,12 @@ def console_paths() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
             "get": _op("A thread with every run in full (tool calls, passages and scores, "
                        "model, version, latency, tokens, cost) and its feedback",
                        {"200": _json({"type": "object"})}, security=_OPERATOR,
-                       params=[_path("id", "the thread's id")]),
+                       params=[_path("id", "the thread's id")],
+                       description="Besides `runs`: `person_messages`, what people on the "
+                                   "support side wrote, and `customer_messages`, the "
+                                   "customer's messages no run answered (`status` `pending`: "
+                                   "waiting for the bot; `skipped`: sent while a person held "
+                                   "the thread)."),
         },
         "/v1/analytics": {
             "get": _op(

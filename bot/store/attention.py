@@ -3,7 +3,8 @@ most urgent first, then longest waiting.
 
 Priority and reason come from the thread's latest ESCALATE call (``normal`` and nothing when
 the escalation came from elsewhere); the customer has been waiting since that escalation, or
-since the thread last changed hands when a person took it without one.
+since the thread last changed hands when a person took it without one. The last message is the
+customer's latest words: a turn's, or one kept while a person holds the thread.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 
-from bot.domain import JSON, Control, StopReason, ThreadState
+from bot.domain import JSON, Control, InboxStatus, StopReason, ThreadState
 from bot.store.analytics import ESCALATE_TOOL, question_of
 from bot.store.database import Database
-from bot.store.schema import runs, smiths, threads, tool_calls
+from bot.store.inbox import lane_key
+from bot.store.schema import agents, inbox, runs, smiths, threads, tool_calls
 
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 DEFAULT_PRIORITY = "normal"
@@ -30,8 +32,10 @@ async def needing_a_person(db: Database, *, at: float) -> list[JSON]:
 
 def _needing(conn: Connection, at: float) -> list[JSON]:
     waiting = conn.execute(
-        select(threads, smiths.c.display_name, smiths.c.external_id.label("smith_external_id"))
+        select(threads, smiths.c.display_name, smiths.c.external_id.label("smith_external_id"),
+               agents.c.slug.label("agent_slug"))
         .join(smiths, smiths.c.id == threads.c.smith_id)
+        .join(agents, agents.c.id == threads.c.agent_id)
         .where(threads.c.state != ThreadState.CLOSED.value,
                or_(threads.c.state == ThreadState.ESCALATED.value,
                    threads.c.control == Control.HUMAN.value))
@@ -50,14 +54,30 @@ def _needing(conn: Connection, at: float) -> list[JSON]:
     ).mappings():
         arguments = row["arguments"] if isinstance(row["arguments"], dict) else {}
         escalations[row["thread_id"]] = {"at": row["finished_at"], **arguments}
-    last_question: dict[str, str] = {}
+    last_question: dict[str, tuple[float, str]] = {}
     for row in conn.execute(
-        select(runs.c.thread_id, runs.c.input).where(runs.c.thread_id.in_(ids))
+        select(runs.c.thread_id, runs.c.input, runs.c.started_at)
+        .where(runs.c.thread_id.in_(ids))
         .order_by(runs.c.started_at)
     ).mappings():
         question = question_of(row["input"])
         if question:
-            last_question[row["thread_id"]] = question[:280]
+            last_question[row["thread_id"]] = (row["started_at"], question[:280])
+    # What the customer wrote after the last turn (kept while a person holds the thread) is
+    # their last message: the inbox must show that they wrote back.
+    lanes = {lane_key(t["agent_slug"], t["external_id"]): t["id"] for t in waiting}
+    for row in conn.execute(
+        select(inbox.c.lane, inbox.c.payload, inbox.c.received_at)
+        .where(inbox.c.status.in_([InboxStatus.PENDING.value, InboxStatus.SKIPPED.value]),
+               inbox.c.lane.in_(list(lanes)))
+        .order_by(inbox.c.received_at, inbox.c.id)
+    ).mappings():
+        text = row["payload"].get("text") if isinstance(row["payload"], dict) else None
+        known = last_question.get(lanes[row["lane"]])
+        if isinstance(text, str) and text.strip() and (known is None
+                                                        or row["received_at"] >= known[0]):
+            last_question[lanes[row["lane"]]] = (row["received_at"],
+                                                 " ".join(text.split())[:280])
     items = []
     for thread in waiting:
         escalation = escalations.get(thread["id"], {})
@@ -75,7 +95,7 @@ def _needing(conn: Connection, at: float) -> list[JSON]:
             "customer": _customer(thread["display_name"], thread["smith_external_id"]),
             "priority": priority,
             "reason": str(escalation.get("reason") or "") or None,
-            "last_message": last_question.get(thread["id"]),
+            "last_message": last_question.get(thread["id"], (0.0, None))[1],
             "waiting_since": since,
             "waiting_seconds": round(max(0.0, at - since), 1),
         })

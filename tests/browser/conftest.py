@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import AsyncIterator, Generator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,9 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-@pytest.fixture
-async def context(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[BrowserContext]:
+@asynccontextmanager
+async def profile(browser: Browser, request: pytest.FixtureRequest,
+                  label: str = "") -> AsyncIterator[BrowserContext]:
     """A fresh browser profile (no cookies); screenshots of its pages if the test failed."""
     ctx = await browser.new_context(viewport={"width": 1000, "height": 800})
     ctx.set_default_timeout(15_000)
@@ -66,7 +68,13 @@ async def context(browser: Browser, request: pytest.FixtureRequest) -> AsyncIter
         report = getattr(request.node, "report_call", None)
         if report is not None and report.failed:
             ARTIFACTS.mkdir(exist_ok=True)
-            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid) + label
             for n, page in enumerate(ctx.pages):
                 await page.screenshot(path=str(ARTIFACTS / f"{name}-{n}.png"), full_page=True)
         await ctx.close()
+
+
+@pytest.fixture
+async def context(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[BrowserContext]:
+    async with profile(browser, request) as ctx:
+        yield ctx

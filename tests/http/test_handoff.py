@@ -235,6 +235,14 @@ async def test_a_person_answers_the_visitor_live_then_hands_back_to_the_bot(
             ("assistant", "Grace", "Hi, Grace here. Let me look at your invoice."),
             ("user", None, "Thanks, it is invoice 42"),
         ]
+        # The person holding the thread reads it too: the transcript (the console's) has it.
+        seen = await json_call(admin, "GET", f"/v1/threads/{thread_id}/transcript")
+        assert [(m["content"], m["status"]) for m in seen["customer_messages"]] == [
+            ("Thanks, it is invoice 42", "skipped")]
+        assert [m["content"] for m in seen["person_messages"]] == [
+            "Hi, Grace here. Let me look at your invoice."]
+        (waiting,) = (await json_call(admin, "GET", "/v1/inbox"))["data"]
+        assert (waiting["id"], waiting["last_message"]) == (thread_id, "Thanks, it is invoice 42")
         # A stream opened later resumes after the last message it has.
         async with visitor.get(f"/v1/conversations/{conversation_id}/events",
                                params={"after": live["cursor"]}) as again:

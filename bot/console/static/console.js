@@ -216,11 +216,13 @@
         h("li", {}, "Channel ", h("b", {}, t.channel)),
         h("li", {}, "Agent ", h("b", {}, latest.agent.slug)),
         h("li", {}, "Started ", h("b", {}, when(t.created_at))));
-      // People's replies (``person_messages``) interleave with
-      // the turns by time.
+      // People's replies (``person_messages``) and the customer's messages no turn answered
+      // (``customer_messages``: kept while a person holds the thread, or still waiting for the
+      // bot) interleave with the turns by time.
       const people = latest.person_messages || [];
+      const waiting = latest.customer_messages || [];
       const key = JSON.stringify([t.state, t.control, latest.runs.map((r) => [r.id, r.feedback.length]),
-        people.map((m) => m.id)]);
+        people.map((m) => m.id), waiting.map((m) => [m.id, m.status])]);
       if (key === shown) return;
       shown = key;
       const timeline = [
@@ -228,8 +230,18 @@
         ...people.map((m) => [m.created_at, [h("article", { class: "msg person", "aria-label": "Person" },
           h("div", { class: "who" }, `${(m.author && m.author.name) || "A person"} · ${when(m.created_at)}`),
           h("div", { class: "text" }, m.content))]]),
+        ...waiting.map((m) => [m.created_at, [h("article", { class: "msg customer", "aria-label": "Customer" },
+          h("div", { class: "who" }, `Customer · ${when(m.created_at)}`,
+            m.status === "pending" ? " · waiting for the bot" : ""),
+          h("div", { class: "text" }, m.content || "(attachment)"))]]),
       ].sort((a, b) => a[0] - b[0]);
+      // A refresh must not fold what the operator opened (tool calls, passages): the page
+      // would jump under them while they read.
+      const opened = new Set([...transcript.querySelectorAll("details[open]")].map(detailsKey));
       transcript.replaceChildren(...timeline.flatMap(([, items]) => items));
+      for (const details of transcript.querySelectorAll("details")) {
+        if (opened.has(detailsKey(details))) details.open = true;
+      }
       if (!timeline.length) transcript.append(h("p", { class: "muted" }, "No turns yet."));
     }
     render(data);
@@ -238,6 +250,12 @@
       try { render(await load()); } catch (_) { /* the next poll tries again */ }
     }, THREAD_POLL_MS);
     window.addEventListener("pagehide", () => window.clearInterval(timer));
+  }
+
+  function detailsKey(details) {
+    const run = details.closest("[data-run]");
+    const summary = details.querySelector("summary");
+    return `${run ? run.dataset.run : ""}|${summary ? summary.textContent.split(" (")[0] : ""}`;
   }
 
   function runItems(run) {

@@ -234,6 +234,32 @@
       });
   }
 
+  // While the bot holds the conversation no stream is open; a short JSON look every
+  // CHECK_MS still notices a person who writes first (the console can answer any thread) or
+  // closes it, and opens the live stream from there.
+  var CHECK_MS = 10000;
+  window.setInterval(function () {
+    if (!current || watching || busy || document.hidden || personHolds()) { return; }
+    var conversation = current;
+    api("/v1/conversations/" + encodeURIComponent(conversation.id) + "/events" +
+        (lastCursor ? "?after=" + encodeURIComponent(lastCursor) : ""))
+      .then(function (seen) {
+        if (!current || current.id !== conversation.id) { return; }
+        (seen.data || []).forEach(function (item) {
+          var text = (item.content || []).map(function (p) { return p.text || ""; }).join("");
+          var li = addPerson(item, text);
+          if (li) { li.setAttribute("data-live", "true"); }
+        });
+        if (seen.state !== current.state || seen.control !== current.control) {
+          current.state = seen.state;
+          current.control = seen.control;
+          showState(seen.state, seen.control);
+        }
+        watch();
+      })
+      .catch(function () { /* the next look tries again */ });
+  }, CHECK_MS);
+
   function stopWatching() {
     if (watching) { var w = watching; watching = null; w.abort(); }
   }
