@@ -16,7 +16,13 @@ It prints both times, their ratio, and the bound N·L/C (model calls of the swee
 concurrency): no schedule of N calls of L seconds on C lanes can finish sooner. Targets (DESIGN
 §11): triage ≥ 10× faster than the reference and within 1.3× of the bound.
 
+It also prints the time to first turn: ``triage --once --limit 1`` started in a fresh process
+against a third fake Intercom, from the process start to the dispatcher's "turn started" log
+line; the first start (cold: a fresh database is migrated and the knowledge base indexed), then
+``--startup-runs`` warm starts (database at head, knowledge base unchanged). Target: < 0.3 s.
+
     PYTHONPATH=. python bench/triage.py [--conversations 200] [--latency 0.3] [--concurrency 16]
+                                        [--startup-runs 5] [--startup-only]
 """
 
 from __future__ import annotations
@@ -43,6 +49,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "bench-token"
 ANSWER = "You can export invoices under Settings → Billing → Export (CSV or PDF)."
 WORLDS = ("reference", "triage")
+# A third copy for the time-to-first-turn starts, so they change neither world above.
+STARTUP = "startup"
+STARTUP_TARGET = 0.3
+MAX_STARTUP_RUNS = 10
 
 
 # -- the world (child process): two identical fake Intercoms and two scripted models ----------
@@ -65,10 +75,10 @@ def _world(conn: Any, role: str, conversations: int, latency: float) -> None:
 async def _serve_helpdesks(conn: Any, conversations: int, latency: float) -> None:
     from tests.fakes.intercom import FakeIntercom
 
-    intercoms = {name: FakeIntercom(token=TOKEN) for name in WORLDS}
-    for fake in intercoms.values():
+    intercoms = {name: FakeIntercom(token=TOKEN) for name in (*WORLDS, STARTUP)}
+    for name, fake in intercoms.items():
         await fake.start()
-        for i in range(conversations):
+        for i in range(conversations if name != STARTUP else 2 * MAX_STARTUP_RUNS):
             contact = fake.add_contact(f"Customer {i}", company=None)
             fake.start_conversation(contact, f"<p>{backlog_text(i)}</p>")
     conn.send(
@@ -108,7 +118,7 @@ async def _serve_models(conn: Any, conversations: int, latency: float) -> None:
 
     # How much later than ``latency`` each answer was ready: this process's own lag, which
     # would count against whoever is measured. It should stay near zero.
-    lag: dict[str, list[float]] = {name: [] for name in WORLDS}
+    lag: dict[str, list[float]] = {name: [] for name in (*WORLDS, STARTUP)}
 
     def rule_for(name: str) -> Any:
         async def rule(request: RecordedRequest) -> ScriptedReply:
@@ -135,7 +145,7 @@ async def _serve_models(conn: Any, conversations: int, latency: float) -> None:
 
         return rule
 
-    models = {name: ScriptedModelServer(rule=rule_for(name)) for name in WORLDS}
+    models = {name: ScriptedModelServer(rule=rule_for(name)) for name in (*WORLDS, STARTUP)}
     for model in models.values():
         await model.start()
     conn.send({"model": {k: v.url for k, v in models.items()}})
@@ -333,11 +343,11 @@ async def timed(work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def run_triage(
-    world: dict[str, Any], concurrency: int, tmp: Path, database_url: str
-) -> tuple[float, float, dict[str, Any], str]:
-    config = tmp / "supportbot.toml"
-    config.write_text(
+def write_config(
+    path: Path, world: dict[str, Any], name: str, database_url: str, log: str = "WARNING"
+) -> Path:
+    """The daemon's settings for world ``name``: its fake Intercom, its scripted model."""
+    path.write_text(
         f"""
 connectors = ["intercom"]
 
@@ -345,12 +355,12 @@ connectors = ["intercom"]
 url = "{database_url}"
 
 [log]
-level = "WARNING"
-format = "text"
+level = "{log}"
+format = "{"json" if log == "INFO" else "text"}"
 
 [model]
 provider = "openai"
-base_url = "{world["model"]["triage"]}"
+base_url = "{world["model"][name]}"
 api_key = "bench-key"
 name = "scripted"
 stream = false
@@ -358,7 +368,7 @@ stream = false
 [intercom]
 token = "{TOKEN}"
 client_secret = "bench-secret"
-base_url = "{world["intercom"]["triage"]}"
+base_url = "{world["intercom"][name]}"
 poll_interval_seconds = 0
 
 [triage]
@@ -366,6 +376,64 @@ since = ""
 """,
         encoding="utf-8",
     )
+    return path
+
+
+def time_to_first_turn(world: dict[str, Any], tmp: Path, runs: int) -> list[float]:
+    """Seconds from starting ``triage --once --limit 1`` in a fresh process to its first turn
+    (the dispatcher's "turn started" line): a cold start on a fresh SQLite database, then
+    ``runs`` warm ones (database at head, knowledge base unchanged)."""
+    config = write_config(
+        tmp / "startup.toml", world, STARTUP, f"sqlite:///{tmp / 'startup.db'}", log="INFO"
+    )
+    command = [
+        *(sys.executable, "-m", "bot.cli", "triage", "--once", "--limit", "1"),
+        *("--config", str(config)),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    seconds = []
+    for _ in range(1 + runs):
+        started = time.time()
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, cwd=tmp, check=False
+        )
+        first = next(
+            (
+                record["ts"]
+                for record in map(_json_record, done.stderr.splitlines())
+                if record.get("msg", "").startswith("turn started")
+            ),
+            None,
+        )
+        if first is None:
+            raise SystemExit(f"no turn started ({done.returncode}):\n{done.stderr[-2000:]}")
+        seconds.append(float(first) - started)
+    return seconds
+
+
+def _json_record(line: str) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def print_first_turn(seconds: list[float]) -> None:
+    cold, warm = seconds[0], sorted(seconds[1:])
+    median = warm[len(warm) // 2]
+    print(
+        f"time to first turn, triage --once (fresh process, SQLite, Intercom): cold "
+        f"{cold:.3f} s (migrate + index the knowledge base); warm "
+        f"{', '.join(f'{s:.3f}' for s in seconds[1:])} s, median {median:.3f} s   "
+        f"(target < {STARTUP_TARGET} s: {'met' if median < STARTUP_TARGET else 'NOT met'})"
+    )
+
+
+def run_triage(
+    world: dict[str, Any], concurrency: int, tmp: Path, database_url: str
+) -> tuple[float, float, dict[str, Any], str]:
+    config = write_config(tmp / "supportbot.toml", world, "triage", database_url)
     digest_path = tmp / "digest.json"
     command = [
         sys.executable,
@@ -442,7 +510,17 @@ def main() -> None:
         action="store_true",
         help="estimate the reference as N·L instead of running it (minutes)",
     )
+    parser.add_argument(
+        "--startup-runs",
+        type=int,
+        default=5,
+        help=f"warm starts timed to their first turn (at most {MAX_STARTUP_RUNS})",
+    )
+    parser.add_argument(
+        "--startup-only", action="store_true", help="only the time to first turn"
+    )
     args = parser.parse_args()
+    args.startup_runs = max(1, min(args.startup_runs, MAX_STARTUP_RUNS))
 
     # The fake helpdesks and the scripted models each in a child process of their own: the
     # spec-validating fake Intercom is CPU-heavy, and sharing one event loop with the models
@@ -462,6 +540,11 @@ def main() -> None:
         children.append(process)
     world = {**pipes["helpdesk"].recv(), **pipes["model"].recv()}
     try:
+        with tempfile.TemporaryDirectory() as tmp:
+            first_turn = time_to_first_turn(world, Path(tmp), args.startup_runs)
+        if args.startup_only:
+            print_first_turn(first_turn)
+            return
         with tempfile.TemporaryDirectory() as tmp:
             if args.postgresql:
                 with scratch_postgresql() as url:
@@ -489,7 +572,8 @@ def main() -> None:
         for pipe in pipes.values():
             pipe.send("stats")
             for name, numbers in pipe.recv().items():
-                stats[name].update(numbers)
+                if name in stats:
+                    stats[name].update(numbers)
     finally:
         for pipe in pipes.values():
             pipe.send("stop")
@@ -554,6 +638,7 @@ def main() -> None:
         f"(target ≤ 1.3×: {'met' if over_bound <= 1.3 else 'NOT met'})"
     )
     print(f"digest counts: {digest['counts']}")
+    print_first_turn(first_turn)
     print(
         "model answers later than their latency (the world's own lag): "
         + ", ".join(

@@ -23,7 +23,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 import aiohttp
-from aiohttp import web
 
 from bot.agent.definition import definition_from_settings
 from bot.config import Settings
@@ -46,6 +45,8 @@ from bot.store.migrate import ensure_current
 from bot.store.store import Store
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from bot.scheduler import TriageScheduler
 
 log = logging.getLogger(__name__)
@@ -256,6 +257,8 @@ class Application:
 
         if self._serve_http:
             # Imported here: commands that serve no HTTP (``triage --once``) skip its import.
+            from aiohttp import web
+
             from bot.http.server import build_http_app, protocol_logger
 
             http_app = build_http_app(self._daemon)
@@ -273,12 +276,13 @@ class Application:
 
     async def _schedule_knowledge(self) -> None:
         """A schedule per ``[[knowledge.sources]]`` table that has one; one replica per tick."""
+        scheduled = [s for s in self.settings.knowledge.all_sources() if s.scheduled]
+        if not scheduled:
+            return  # nothing to schedule: the scheduler's libraries stay unimported
         from bot.knowledge.sync import scheduled_sync
         from bot.scheduler import TriageScheduler
 
-        for source in self.settings.knowledge.all_sources():
-            if not source.scheduled:
-                continue
+        for source in scheduled:
             scheduler = TriageScheduler(
                 source,
                 self.store,

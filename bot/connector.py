@@ -25,8 +25,6 @@ from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from aiohttp import web
-
 from bot.config import Settings
 from bot.domain import (
     JSON,
@@ -45,6 +43,8 @@ from bot.domain import (
 from bot.retry import RemoteError
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from bot.pipeline.events import TurnEvents
     from bot.pipeline.handoff import Handoff
 

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,11 +33,15 @@ from bot.knowledge.documents import (
     kind_of,
     parse,
 )
-from bot.knowledge.embeddings import Embedder, make_embedder
-from bot.knowledge.index import ChunkRecord, SearchIndex
-from bot.knowledge.vectors import DenseSide, embedding_text
 from bot.store.database import Database
 from bot.store.schema import kb_chunks, kb_documents, kb_terms
+
+if TYPE_CHECKING:
+    # numpy behind these is imported on the first search (or with embeddings configured), not
+    # when a command starts: ``triage --once`` reaches its first turn before any search.
+    from bot.knowledge.embeddings import Embedder
+    from bot.knowledge.index import SearchIndex
+    from bot.knowledge.vectors import DenseSide
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +141,15 @@ class KnowledgeBase:
         self._index_lock = asyncio.Lock()
         self._index_checked_at = -math.inf  # time.monotonic() of the last signature check
         # Hybrid retrieval, only with an embeddings backend configured (``bot.knowledge.vectors``).
-        embedder = embedder if embedder is not None else make_embedder(settings.embeddings)
-        self.dense = DenseSide(db, embedder, settings.embeddings) if embedder else None
+        self.dense: DenseSide | None = None
+        if embedder is None and settings.embeddings.backend != "none":
+            from bot.knowledge.embeddings import make_embedder
+
+            embedder = make_embedder(settings.embeddings)
+        if embedder is not None:
+            from bot.knowledge.vectors import DenseSide
+
+            self.dense = DenseSide(db, embedder, settings.embeddings)
 
     async def aclose(self) -> None:
         """Release the embeddings backend's connections (nothing to do without one)."""
@@ -286,6 +298,8 @@ class KnowledgeBase:
             await self._apply_term_deltas(conn, new_terms)
         self._documents_changed()
         if self.dense is not None:  # only the chunks whose text is new are embedded
+            from bot.knowledge.vectors import embedding_text
+
             await self.dense.after_write(
                 [embedding_text(prepared.title, heading, body) for heading, body, _ in prepared.chunks]
             )
@@ -419,6 +433,8 @@ class KnowledgeBase:
             )
             async with self.db.read() as conn:
                 chunk_rows = (await conn.execute(chunk_query)).all()
+            from bot.knowledge.index import ChunkRecord, SearchIndex
+
             records = [ChunkRecord(*row) for row in chunk_rows]
             index = await asyncio.to_thread(SearchIndex, records)
             self._index = (signature, index)
