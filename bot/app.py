@@ -14,6 +14,7 @@ start an application of their own are handed a ``launcher()``. Only ``bot.cli`` 
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import ChainMap
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -122,6 +123,11 @@ class Application:
         except BaseException:
             await self.stop()
             raise
+        # What start built (modules, settings, clients, the index) lives as long as the process:
+        # move it out of the collector's way, so a full collection walks only what turns
+        # allocate. Without this a gen-2 pass over the startup heap stalled every in-flight
+        # request for 100-150 ms (bench/intercom_ingest.py's p99).
+        gc.freeze()
 
     async def _start(self) -> None:
         self._started.append(self.db.dispose)
