@@ -16,8 +16,8 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from cachetools import FIFOCache
 
 from bot.config import IntercomSettings
@@ -43,7 +43,9 @@ from connectors.intercom.model import (
     inbound_messages,
     thread_external_id,
 )
-from connectors.intercom.webhook import WebhookEndpoint
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +86,6 @@ class IntercomConnector(Connector):
     def __init__(self, runtime: ConnectorRuntime):
         self._runtime = runtime
         self._settings = runtime.settings.intercom
-        secret = self._settings.client_secret
-        self._webhook = WebhookEndpoint(
-            self,
-            secret=secret.get_secret_value().encode() if secret is not None else None,
-            max_body_bytes=runtime.settings.http.max_body_bytes,
-        )
         self._client: IntercomClient | None = None
         self._admin_id: str | None = None
         self._admin_lock = asyncio.Lock()
@@ -111,7 +107,17 @@ class IntercomConnector(Connector):
         return self._client
 
     def routes(self) -> Sequence[web.RouteDef]:
-        return self._webhook.routes()
+        # Imported when the HTTP server asks for the routes: a command that serves none
+        # (``triage --once``) skips aiohttp.web and the webhook's body parsing.
+        from connectors.intercom.webhook import WebhookEndpoint
+
+        secret = self._settings.client_secret
+        webhook = WebhookEndpoint(
+            self,
+            secret=secret.get_secret_value().encode() if secret is not None else None,
+            max_body_bytes=self._runtime.settings.http.max_body_bytes,
+        )
+        return webhook.routes()
 
     async def start(self) -> None:
         self._client = IntercomClient(self._settings)
