@@ -394,7 +394,9 @@ def _result(
     if errors:
         return ConversationResult(outcome=Outcome.FAILED, reason="; ".join(errors), **base)
     if mine:
-        outcome = max((OUTCOME_BY_STOP_REASON[run.stop_reason] for run in mine), key=OUTCOME_RANK.__getitem__)
+        outcome = max(
+            (OUTCOME_BY_STOP_REASON[run.stop_reason] for run in mine), key=OUTCOME_RANK.__getitem__
+        )
         return ConversationResult(outcome=outcome, **base)
     reasons = [r.error for r in rows if r.status is InboxStatus.SKIPPED and r.error]
     return ConversationResult(
