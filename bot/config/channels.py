@@ -23,7 +23,9 @@ class IntercomSettings(Section):
     resume_on_reopen: bool | None = None
     agent: str | None = None
     poll_lookback_seconds: float = Field(default=86_400.0, gt=0)
-    poll_page_size: int = Field(default=50, ge=1, le=150)
+    # Intercom's largest search page: a sweep lists everything before its first turn, so the
+    # fewer pages the sooner it starts (200 conversations: two pages, not four).
+    poll_page_size: int = Field(default=150, ge=1, le=150)
     timeout_seconds: float = Field(default=15.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=10)
     retry_backoff_seconds: float = Field(default=0.5, gt=0)

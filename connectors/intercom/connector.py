@@ -16,8 +16,8 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from cachetools import FIFOCache
 
 from bot.config import IntercomSettings
@@ -43,14 +43,16 @@ from connectors.intercom.model import (
     inbound_messages,
     thread_external_id,
 )
-from connectors.intercom.webhook import WebhookEndpoint
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_SECONDS = 60.0
 POLL_OVERLAP_SECONDS = 300.0  # search results lag behind writes by up to a few minutes
 SEEN_NOTIFICATIONS = 10_000
-FETCH_CONCURRENCY = 8  # conversations fetched at once while listing pending work
+FETCH_CONCURRENCY = 8  # conversations fetched at once while listing (at least; see fetch_pending)
 # The poller's cursor, scoped by the runtime to this channel ("intercom.poller").
 CURSOR_NAME = "poller"
 
@@ -84,12 +86,6 @@ class IntercomConnector(Connector):
     def __init__(self, runtime: ConnectorRuntime):
         self._runtime = runtime
         self._settings = runtime.settings.intercom
-        secret = self._settings.client_secret
-        self._webhook = WebhookEndpoint(
-            self,
-            secret=secret.get_secret_value().encode() if secret is not None else None,
-            max_body_bytes=runtime.settings.http.max_body_bytes,
-        )
         self._client: IntercomClient | None = None
         self._admin_id: str | None = None
         self._admin_lock = asyncio.Lock()
@@ -111,7 +107,17 @@ class IntercomConnector(Connector):
         return self._client
 
     def routes(self) -> Sequence[web.RouteDef]:
-        return self._webhook.routes()
+        # Imported when the HTTP server asks for the routes: a command that serves none
+        # (``triage --once``) skips aiohttp.web and the webhook's body parsing.
+        from connectors.intercom.webhook import WebhookEndpoint
+
+        secret = self._settings.client_secret
+        webhook = WebhookEndpoint(
+            self,
+            secret=secret.get_secret_value().encode() if secret is not None else None,
+            max_body_bytes=self._runtime.settings.http.max_body_bytes,
+        )
+        return webhook.routes()
 
     async def start(self) -> None:
         self._client = IntercomClient(self._settings)
@@ -368,15 +374,16 @@ class IntercomConnector(Connector):
             if not page.next_cursor or not page.conversations:
                 break
             cursor = page.next_cursor
-        # A few fetches in flight (each still waits its turn at the rate limiter), taken in
-        # search order, never many more than ``limit`` still needs.
+        # Fetches in flight (each still waits its turn at the rate limiter), taken in search
+        # order, never many more than ``limit`` still needs; as many as the pipeline runs turns
+        # at once, so the lanes are fed as fast as they free up (8 fetches of 300 ms each
+        # deliver ~27 conversations/s; 16 lanes of two 300 ms model calls take ~27/s already).
+        lanes = max(FETCH_CONCURRENCY, self._runtime.settings.pipeline.concurrency)
         conversations = 0
         in_flight: deque[asyncio.Task[JSON]] = deque()
         try:
             while candidates or in_flight:
-                window = FETCH_CONCURRENCY if limit is None else min(
-                    FETCH_CONCURRENCY, max(1, limit - conversations)
-                )
+                window = lanes if limit is None else min(lanes, max(1, limit - conversations))
                 while candidates and len(in_flight) < window:
                     conversation_id = candidates.popleft()
                     in_flight.append(
