@@ -91,6 +91,15 @@ def text_kind(attachment: Attachment) -> str | None:
     return None
 
 
+def named(attachment: Attachment) -> str:
+    """The line that stands for a file whose content is not shown: its name and type, and,
+    when the channel could not or would not fetch it, why (a host off the allow-list, HTTP 404…)."""
+    label = f"{attachment.name} ({attachment.content_type})"
+    if attachment.data is None and attachment.fetch_error:
+        return f"[attachment not fetched: {label}: {attachment.fetch_error}]"
+    return f"[attachment: {label}]"
+
+
 def _size(count: int) -> str:
     if count >= 1_048_576:
         return f"{count / 1_048_576:.1f} MB"
@@ -151,8 +160,7 @@ async def show(
             label = f"{attachment.name} ({attachment.content_type})"
             data = attachment.data
             if data is None:
-                missing = " could not be fetched" if attachment.fetch_error else ""
-                found.append(Shown(f"[attachment: {label}{missing}]"))
+                found.append(Shown(named(attachment)))
                 continue
             kind = image_type(data)
             if kind is not None:

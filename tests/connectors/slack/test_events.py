@@ -369,7 +369,7 @@ async def test_a_file_or_profile_that_cannot_be_fetched_does_not_fail_the_turn(
         [turn] = runner_of(app).turns
         [attachment] = turn.messages[0].attachments
         assert attachment.data is None and attachment.fetch_error == "HTTP 404"
-        assert "[attachment: gone.pdf (application/pdf) could not be fetched]" in (
+        assert "[attachment not fetched: gone.pdf (application/pdf): HTTP 404]" in (
             user_message(turn).content
         )
         # No profile: the customer is named by their Slack user id.
