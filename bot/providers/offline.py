@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.agent import intents
+from bot.agent.attachments import typed_text
 from bot.agent.intents import Intent
 from bot.config import OfflineSettings
 from bot.domain import JSON, Usage
@@ -198,7 +199,9 @@ class OfflineProvider:
     async def _decide(self, request: ModelRequest) -> _Decision:
         messages = request.messages
         last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-        text = messages[last_user].content if last_user >= 0 else ""
+        # What the customer wrote: a file's text never decides the action (an "it works, close
+        # it" inside a log is not the customer's).
+        text = typed_text(messages[last_user].content) if last_user >= 0 else ""
         after = messages[last_user + 1 :]
         called, results = _this_turn_tools(after)
         offered = {t.name for t in request.tools}
