@@ -148,7 +148,7 @@
       if (shape === known) {
         for (const thread of data) {
           const cell = body.querySelector(`tr[data-thread="${CSS.escape(thread.id)}"] .c-waiting .value`);
-          if (cell) cell.textContent = duration(thread.waiting_seconds);
+          if (cell) cell.textContent = waited(thread);
         }
         return;
       }
@@ -180,7 +180,12 @@
         thread.reason && thread.last_message ? h("div", { class: "muted" }, thread.last_message) : null),
       h("td", { class: "c-channel hide-narrow" }, thread.channel),
       h("td", { class: "c-waiting num" }, h("span", { class: "visually-hidden" }, "waiting "),
-        h("span", { class: "value" }, duration(thread.waiting_seconds))));
+        h("span", { class: "value" }, waited(thread))));
+  }
+
+  // Since the customer's first message nothing answered; a person answered last: nobody waits.
+  function waited(thread) {
+    return thread.waiting_since === null ? "answered" : duration(thread.waiting_seconds);
   }
 
   // -- thread --------------------------------------------------------------------------------
