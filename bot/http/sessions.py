@@ -21,6 +21,7 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,8 +36,12 @@ CSRF_FIELD: Final = "csrf_token"
 SESSION_SECONDS: Final = 12 * 3600
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _KEY_LABEL: Final = b"supportbot console session v1"
-# The request's console session as ``session_middleware`` found it (None: none, or signed out).
-_SESSION: Final = web.RequestKey("console_session", object)
+# The request being answered and its console session as ``session_middleware`` found it (None:
+# none, or signed out). A context variable rather than request storage: the handler runs in the
+# middleware's context, and aiohttp's typed request keys are newer than the versions we support.
+_SESSION: ContextVar[tuple[web.BaseRequest, ConsoleSession | None] | None] = ContextVar(
+    "console_session", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +85,8 @@ def new_session(settings: Settings) -> tuple[ConsoleSession, str]:
 def session_of(request: web.Request, settings: Settings) -> ConsoleSession | None:
     """The request's valid, unexpired console session that was not signed out, or None —
     also None when ``session_middleware`` did not look at the request (fail closed)."""
-    found = request.get(_SESSION)
-    return found if isinstance(found, ConsoleSession) else None
+    found = _SESSION.get()
+    return found[1] if found is not None and found[0] is request else None
 
 
 def session_middleware(
@@ -95,8 +100,11 @@ def session_middleware(
         session = signed_session(request, settings)
         if session is not None and await signed_out(session.sid):
             session = None
-        request[_SESSION] = session
-        return await handler(request)
+        token = _SESSION.set((request, session))
+        try:
+            return await handler(request)
+        finally:
+            _SESSION.reset(token)
 
     return find_session
 
