@@ -9,6 +9,22 @@ from pydantic import Field, SecretStr, field_validator
 
 from bot.config.base import EnvList, Section, normalise_origin
 
+# Where Intercom serves customers' uploads and inline images (US, EU and Australian regions):
+# its download and upload CDNs and the per-workspace ``<app>.intercom-attachments-N.com`` hosts.
+INTERCOM_ATTACHMENT_HOSTS = [
+    "downloads.intercomcdn.com",
+    "downloads.intercomcdn.eu",
+    "downloads.au.intercomcdn.com",
+    "uploads.intercomcdn.com",
+    "uploads.intercomcdn.eu",
+    "uploads.eu.intercomcdn.com",
+    "uploads.au.intercomcdn.com",
+    "uploads.intercomusercontent.com",
+    *(f"*.intercom-attachments-{n}.com" for n in range(1, 10)),
+    "*.intercom-attachments.eu",
+    "*.au.intercom-attachments.com",
+]
+
 
 class IntercomSettings(Section):
     token: SecretStr | None = None
@@ -32,6 +48,9 @@ class IntercomSettings(Section):
     rate_limit_headroom: int = Field(default=100, ge=0)
     max_attachments: int = Field(default=10, ge=0, le=100)
     max_attachment_bytes: int = Field(default=20_971_520, ge=0)
+    # Hosts attachments are downloaded from (``bot.http.file_hosts``: ``name``, ``*.domain``,
+    # or an IP address as it is, which also allows plain http — for a local fake).
+    attachment_hosts: EnvList[str] = INTERCOM_ATTACHMENT_HOSTS
     escalation_message: str = (
         "I've passed this to our support team; a person will follow up here shortly."
     )
@@ -72,6 +91,8 @@ class SlackSettings(Section):
     support_group: str | None = None
     post_interval_seconds: float = Field(default=1.0, ge=0)
     max_file_bytes: int = Field(default=5_242_880, ge=0)
+    # Hosts ``url_private`` files are downloaded from, with the bot token (as ``intercom.attachment_hosts``).
+    file_hosts: EnvList[str] = ["files.slack.com"]
     user_cache_seconds: float = Field(default=3600.0, ge=0)
 
     @property

@@ -196,12 +196,15 @@ class OfflineProvider:
         # The rules' vocabularies (compiled patterns, stemmers) load when the responder first
         # answers: as the fallback behind a model it may never answer in a process.
         from bot.agent import intents
+        from bot.agent.attachments import typed_text
         from bot.agent.intents import Intent
         from bot.knowledge import analysis
 
         messages = request.messages
         last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-        text = messages[last_user].content if last_user >= 0 else ""
+        # What the customer wrote: a file's text never decides the action (an "it works, close
+        # it" inside a log is not the customer's).
+        text = typed_text(messages[last_user].content) if last_user >= 0 else ""
         after = messages[last_user + 1 :]
         called, results = _this_turn_tools(after)
         offered = {t.name for t in request.tools}

@@ -79,6 +79,7 @@ UNRELATED_TABLES: frozenset[str] = frozenset(
         "kb_terms",
         "kb_embeddings",
         "erasures",
+        "console_signouts",  # the operator console's ended sessions: no customer in them
     }
 )
 

@@ -224,6 +224,16 @@ person_messages = Table(
     Index("ix_person_messages_thread_created", "thread_id", "created_at"),
 )
 
+# Console sessions signed out before their cookie expired (bot/http/sessions.py): a copied
+# cookie of one is refused by every replica; a row is dropped once the cookie has expired.
+console_signouts = Table(
+    "console_signouts",
+    metadata,
+    Column("sid", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_console_signouts_expires", "expires_at"),
+)
+
 # Small durable values: poller cursors, cached remote ids.
 cursors = Table(
     "cursors",

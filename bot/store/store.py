@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from bot.domain import NotFound, ThreadChange
 from bot.pipeline.inbox import INBOX_BATCH, InboxWriter
+from bot.store.console import ConsoleSignouts
 from bot.store.cursors import Cursors
 from bot.store.database import Database
 from bot.store.errors import LeaseLost
@@ -60,6 +61,7 @@ class Store:
         self.cursors = cursors = Cursors(db)
         self.locks = locks = Locks(db)
         self.feedback = Feedbacks(db)
+        self.console_signouts = ConsoleSignouts(db)
         # The group commit is the pipeline's; the store only writes a batch.
         self.inbox_writer = writer = InboxWriter(inbox)
 

@@ -34,6 +34,7 @@ from bot.domain import (
     Smith,
     Thread,
 )
+from bot.http.file_hosts import FileHosts
 from connectors.intercom.actions import Handler, IntercomActions
 from connectors.intercom.client import IntercomClient, IntercomError
 from connectors.intercom.files import IntercomFiles
@@ -94,7 +95,10 @@ class IntercomConnector(Connector):
             self._actions.dry_run_handlers() if self._settings.dry_run else self._actions.handlers()
         )
         self._seen: FIFOCache[str, None] = FIFOCache(maxsize=SEEN_NOTIFICATIONS)
-        self.files = IntercomFiles(max_bytes=self._settings.max_attachment_bytes)
+        self.files = IntercomFiles(
+            max_bytes=self._settings.max_attachment_bytes,
+            hosts=FileHosts(self._settings.attachment_hosts),
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self.poll_interval = poll_interval(self._settings)
 
