@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from bot.agent.intents import strip_instructions
 from bot.domain import Attachment, InboundMessage
 from bot.knowledge.documents import UnreadableDocument, parse
 from bot.providers.base import ContentPart
@@ -157,6 +156,9 @@ async def _as_text(attachment: Attachment, data: bytes, kind: str, max_chars: in
     cut = len(text) > max_chars
     if cut:
         text = text[:max_chars].rstrip()
+    # The intent rules (large compiled patterns) load with the first file read, not at start.
+    from bot.agent.intents import strip_instructions
+
     text, removed = strip_instructions(_MARKER_LIKE.sub(" ", text))
     if removed:
         log.info("cut %d instruction(s) out of attachment %s", removed, attachment.name)

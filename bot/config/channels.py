@@ -48,7 +48,7 @@ class IntercomSettings(Section):
     rate_limit_headroom: int = Field(default=100, ge=0)
     max_attachments: int = Field(default=10, ge=0, le=100)
     max_attachment_bytes: int = Field(default=20_971_520, ge=0)
-    # Hosts attachments are downloaded from (``bot.http.file_hosts``: ``name``, ``*.domain``,
+    # Hosts attachments are downloaded from (``bot.file_hosts``: ``name``, ``*.domain``,
     # or an IP address as it is, which also allows plain http — for a local fake).
     attachment_hosts: EnvList[str] = INTERCOM_ATTACHMENT_HOSTS
     escalation_message: str = (

@@ -34,7 +34,7 @@ from bot.domain import (
     Smith,
     Thread,
 )
-from bot.http.file_hosts import FileHosts
+from bot.file_hosts import FileHosts
 from connectors.intercom.actions import Handler, IntercomActions
 from connectors.intercom.client import IntercomClient, IntercomError
 from connectors.intercom.files import IntercomFiles

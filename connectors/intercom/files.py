@@ -3,7 +3,7 @@
 Intercom gives each upload and each inline image as a URL on its own file host, signed and
 readable without the access token, so the token is never sent there: a URL in a message
 part is not Intercom's API. Only hosts ``intercom.attachment_hosts`` lists are asked, over
-https, at public addresses, redirects included (``bot.http.file_hosts``); a URL refused is kept
+https, at public addresses, redirects included (``bot.file_hosts``); a URL refused is kept
 with ``fetch_error`` saying why, and the model is told the file was not fetched. A download is capped at ``intercom.max_attachment_bytes``, by the
 size Intercom announced (a bigger file is never asked for) and again by what arrives.
 """
@@ -16,7 +16,7 @@ from dataclasses import replace
 import aiohttp
 
 from bot.domain import Attachment
-from bot.http.file_hosts import FileHosts, FileRefused, fetch
+from bot.file_hosts import FileHosts, FileRefused, fetch
 
 log = logging.getLogger(__name__)
 

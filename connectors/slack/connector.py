@@ -46,7 +46,7 @@ from bot.domain import (
     Smith,
     Thread,
 )
-from bot.http.file_hosts import FileHosts
+from bot.file_hosts import FileHosts
 from connectors.slack.directory import SlackDirectory
 from connectors.slack.errors import (
     CALL_ERRORS,

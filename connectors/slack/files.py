@@ -3,7 +3,7 @@ content fetched when the turn starts (never before Slack is acknowledged).
 
 A download needs the bot token (``url_private`` is behind it), so it goes only to hosts
 ``slack.file_hosts`` lists (``files.slack.com``), over https, at public addresses; the token is
-not handed on along a redirect (``bot.http.file_hosts``). It is capped at
+not handed on along a redirect (``bot.file_hosts``). It is capped at
 ``slack.max_file_bytes``, by the size Slack announced and again by what actually arrives.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import replace
 import aiohttp
 
 from bot.domain import JSON, Attachment
-from bot.http.file_hosts import FileHosts, FileRefused, fetch
+from bot.file_hosts import FileHosts, FileRefused, fetch
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The file host allow-list (``bot.http.file_hosts``): which URLs may be fetched, the addresses
+"""The file host allow-list (``bot.file_hosts``): which URLs may be fetched, the addresses
 a listed name may connect to, and redirects checked hop by hop. A fake file host on 127.0.0.1."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from bot.config import IntercomSettings, SlackSettings
-from bot.http.file_hosts import FileHosts, FileRefused, fetch
+from bot.file_hosts import FileHosts, FileRefused, fetch
 
 
 def test_the_default_lists_take_intercoms_and_slacks_file_hosts_only() -> None:
