@@ -19,6 +19,11 @@ on a turn's path; the turn's own statements were index lookups already.
   expression index spelled per dialect) — erasing a smith, which retention does when it erases
   a smith's last thread, looked through every delivery for its own.
 
+The price: ``threads.updated_at`` is indexed now, and a turn stamps it, so on PostgreSQL that
+update is no longer HOT (it writes an entry in each of the thread's indexes: about 18 → 27
+shared buffers per update at 100k threads). Retention paging over every closed thread once per
+page, and a console page reading every thread, cost far more at a million.
+
 Revision ID: 0012
 Revises: 0011
 """
