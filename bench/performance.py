@@ -88,7 +88,9 @@ async def measure(
             await asyncio.sleep(0.002)  # let the sender record the send before counting
             trips.append(app.db.round_trips - before)
         cpu_ms = (time.process_time() - cpu) * 1000 / SEQUENTIAL
-        reads = (_io()["syscr"] - io["syscr"]) / SEQUENTIAL
+        after = _io()
+        reads = (after["syscr"] - io["syscr"]) / SEQUENTIAL
+        written = (after["write_bytes"] - io["write_bytes"]) / SEQUENTIAL / 1024
         if log is not None:
             log.recording = None
         base = connector.sent
@@ -110,6 +112,7 @@ async def measure(
         "seed_s": seeded,
         "cpu_ms": cpu_ms,
         "reads": reads,
+        "written_kb": written,
         "round_trips": statistics.median(trips),
         "round_trips_max": max(trips),
         "median_ms": statistics.median(latencies),
@@ -200,9 +203,9 @@ async def main() -> None:
     print("\nturn: zero-cost runner; round trips and latency over 200 sequential turns on new "
           f"tickets, turns/s over {args.turns} at once; store seeded '{args.state}'")
     print(f"{'database':<11} {'threads':>8} {'round trips':>12} {'median ms':>10} {'p95 ms':>8} "
-          f"{'turns/s':>8} {'cpu ms':>7} {'reads':>6} {'seeded in':>10} {'turn plans':>20} {'blocks/turn':>12} "
+          f"{'turns/s':>8} {'cpu ms':>7} {'reads':>6} {'disk KB':>8} {'seeded in':>10} {'turn plans':>20} {'blocks/turn':>12} "
           f"{'other plans':>26}")
-    print("-" * 151)
+    print("-" * 160)
     for kind, size, r in rows:
         turn = [p for p in r["plans"] if p.phase == "turn"]
         other = [p for p in r["plans"] if p.phase != "turn"]
@@ -210,12 +213,13 @@ async def main() -> None:
                   if any(p.blocks is not None for p in turn) else "-")
         print(f"{kind:<11} {size:>8} {r['round_trips']:>7.0f} (≤{r['round_trips_max']:.0f})"
               f" {r['median_ms']:>10.1f} {r['p95_ms']:>8.1f} {r['rate']:>8.0f}"
-              f" {r['cpu_ms']:>7.2f} {r['reads']:>6.0f} {r['seed_s']:>9.1f}s {_verdicts(turn):>20} {blocks:>12} {_verdicts(other):>26}")
+              f" {r['cpu_ms']:>7.2f} {r['reads']:>6.0f} {r['written_kb']:>8.1f} {r['seed_s']:>9.1f}s {_verdicts(turn):>20} {blocks:>12} {_verdicts(other):>26}")
     print(f"target: ≤ {TARGET_ROUND_TRIPS} round trips, median ≤ {TARGET_MEDIAN_MS:.0f} ms, "
           f"≥ {TARGET_RATE:.0f} turns/s, flat with store size (1k → 100k → 1M with --million); "
           "every statement an index lookup (a turn's, and the other requests')")
     print("cpu ms: this process's CPU time per sequential turn (SQLite's work included, not "
-          "PostgreSQL's); reads: its read system calls per turn (SQLite's page cache misses)")
+          "PostgreSQL's); reads: its read system calls per turn (SQLite's page cache misses); disk KB: "
+          "what it wrote to the disk per turn (SQLite's WAL and checkpoints)")
     print("turn plans: the statements of the sequential turns by plan; blocks/turn: PostgreSQL's "
           "shared buffers those plans touch per turn (EXPLAIN ANALYZE, a load-free count); other "
           "plans: lookups, console and API pages, analytics, retention and an erasure, once each")
