@@ -1,7 +1,9 @@
-"""Memory of a running daemon: its RSS with 100,000 stored threads, and over a soak.
+"""Memory of a running daemon: its RSS with 100,000 (or a million) stored threads, and over a soak.
 
 A scratch database (SQLite; ``--postgresql`` for the server at ``$SUPPORTBOT_BENCH_PG_URL``) is
-seeded with ``--threads`` threads, each with its own smith and one finished run. Then
+seeded with ``--threads`` threads, each with its own smith, lane, delivery, finished run and
+sent action (``bench/seeding.py``; a million take about 3 min on SQLite, more on PostgreSQL).
+Then
 ``supportbot serve`` runs on it as a subprocess on the embedded defaults (offline responder,
 bundled knowledge base, web widget), and ``--visitors`` web-chat visitors talk to it through the
 HTTP API for ``--minutes``: each one takes a session, opens a conversation, asks three questions
@@ -12,7 +14,9 @@ read from ``/proc``.
 It prints one row per sample and the verdict against DESIGN §11: at most 150 MB, and flat —
 what the RSS grew from the end of the warm-up (the first fifth of the run) to the end.
 
-    PYTHONPATH=. python bench/memory.py [--threads 100000] [--minutes 30] [--visitors 8]
+    PYTHONPATH=.:bench python bench/memory.py [--threads 100000] [--minutes 30] [--visitors 8]
+
+Issue 17's target: ≤ 150 MB at 1M stored threads (``--threads 1000000``), flat.
 """
 
 from __future__ import annotations
@@ -26,21 +30,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
+from seeding import seed_store
 from support import scratch_database
 
 from bot.config import DatabaseSettings
-from bot.domain import new_id
 from bot.store.database import Database
 from bot.store.migrate import upgrade
-from bot.store.schema import runs, smiths, threads
 from bot.store.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_MB = 150.0
-SEED_BATCH = 5_000
 QUESTIONS = (
     "How do I export my invoices?",
     "I forgot my password, how can I reset it?",
@@ -52,80 +53,15 @@ QUESTIONS = (
 
 
 async def seed(url: str, count: int) -> float:
-    """``count`` threads under their own smiths, each with one run; returns the seconds taken."""
-    started = time.perf_counter()
+    """``count`` finished threads (``bench/seeding.py``: each with its smith, lane, delivery,
+    run and sent action); returns the seconds taken."""
     db = Database(DatabaseSettings(url=url))
     try:
         await upgrade(db.engine)
         agent = await Store(db).ensure_agent("support", "Support")
-        at = time.time()
-        for first in range(0, count, SEED_BATCH):
-            rows = range(first, min(count, first + SEED_BATCH))
-            smith_ids = [new_id("smt") for _ in rows]
-            thread_ids = [new_id("thr") for _ in rows]
-            smith_rows = [
-                {
-                    "id": smith_id,
-                    "agent_id": agent.id,
-                    "external_id": f"intercom:{n}",
-                    "display_name": f"Customer {n}",
-                    "customer_id": None,
-                    "metadata": {"plan": "pro"},
-                    "auto_memory": True,
-                    "pinned_version": None,
-                    "archived_at": None,
-                    "created_at": at,
-                    "updated_at": at,
-                }
-                for n, smith_id in zip(rows, smith_ids, strict=True)
-            ]
-            thread_rows = [
-                {
-                    "id": thread_id,
-                    "smith_id": smith_id,
-                    "agent_id": agent.id,
-                    "external_id": f"intercom:{n}",
-                    "channel": "intercom",
-                    "state": "closed",
-                    "control": "bot",
-                    "title": f"Question {n}",
-                    "metadata": {"conversation_id": str(n)},
-                    "created_at": at,
-                    "updated_at": at,
-                }
-                for n, smith_id, thread_id in zip(rows, smith_ids, thread_ids, strict=True)
-            ]
-            run_rows = [
-                {
-                    "id": new_id("run"),
-                    "thread_id": thread_id,
-                    "smith_id": smith_id,
-                    "agent_id": agent.id,
-                    "agent_version": None,
-                    "input": [{"role": "user", "content": f"Question {n}"}],
-                    "output_text": "An answer from the knowledge base.",
-                    "stop_reason": "end_turn",
-                    "model": "offline",
-                    "usage": {"input_tokens": 0, "output_tokens": 0},
-                    "rag_results": [],
-                    "error": None,
-                    "started_at": at,
-                    "finished_at": at,
-                }
-                for n, smith_id, thread_id in zip(rows, smith_ids, thread_ids, strict=True)
-            ]
-
-            def work(
-                conn: Any, s: Any = smith_rows, t: Any = thread_rows, r: Any = run_rows
-            ) -> None:
-                conn.execute(smiths.insert(), s)
-                conn.execute(threads.insert(), t)
-                conn.execute(runs.insert(), r)
-
-            await db.run_tx(work)
     finally:
         await db.dispose()
-    return time.perf_counter() - started
+    return await seed_store(url, agent.id, "support", count, "analyzed")
 
 
 def free_port() -> int:
@@ -275,7 +211,7 @@ async def run(args: argparse.Namespace) -> None:
             raise SystemExit("PostgreSQL is not reachable at $SUPPORTBOT_BENCH_PG_URL")
         seconds = await seed(url, args.threads)
         print(
-            f"{kind}: seeded {args.threads:,} threads (with their smiths and one run each) in "
+            f"{kind}: seeded {args.threads:,} threads (bench/seeding.py) in "
             f"{seconds:.1f} s; {args.visitors} visitors for {args.minutes:g} min\n",
             flush=True,
         )

@@ -26,81 +26,30 @@ import time
 from pathlib import Path
 from typing import Any
 
+from plans import Plan, StatementLog, explain, short
+from seeding import STATES, seed_store
 from support import PG_URL, scratch_database
 from turn_overhead import CountingConnector, ZeroRunner, _message, _until
 
 from bot.app import Application
 from bot.config import Settings
-from bot.domain import Control, InboxStatus, OutboxStatus, ThreadState
-from bot.store.inbox import lane_key
+from bot.domain import ThreadState
+from bot.store.analytics import Analytics, Window
+from bot.store.attention import needing_a_person
+from bot.store.erasure import Erasures
 from bot.store.migrate import upgrade
-from bot.store.schema import inbox, lanes, outbox, runs, smiths, threads
+from bot.store.web import WebStore
 
-SEED_CHUNK = 2000
 SEQUENTIAL = 200
+MILLION = 1_000_000
 TARGET_MEDIAN_MS = 5.0
 TARGET_RATE = 200.0
 TARGET_ROUND_TRIPS = 4
 
 
-def _seed_rows(agent_id: str, slug: str, start: int, stop: int) -> dict[Any, list[dict[str, Any]]]:
-    at = time.time() - 86_400
-    rows: dict[Any, list[dict[str, Any]]] = {t: [] for t in (smiths, threads, lanes, runs, inbox, outbox)}
-    for i in range(start, stop):
-        smith_id, thread_id, run_id, external = f"smt_seed{i}", f"thr_seed{i}", f"run_seed{i}", f"seed:{i}"
-        lane = lane_key(slug, external)
-        rows[smiths].append({
-            "id": smith_id, "agent_id": agent_id, "external_id": f"seed:user-{i}", "display_name": None,
-            "customer_id": None, "metadata": {}, "auto_memory": False, "pinned_version": None,
-            "archived_at": None, "created_at": at, "updated_at": at,
-        })
-        rows[threads].append({
-            "id": thread_id, "smith_id": smith_id, "agent_id": agent_id, "external_id": external,
-            "channel": "bench", "state": ThreadState.OPEN.value, "control": Control.BOT.value,
-            "title": "seeded", "metadata": {}, "created_at": at, "updated_at": at,
-        })
-        rows[lanes].append({"key": lane, "lease_token": None, "lease_expires_at": None, "touched_at": at})
-        rows[runs].append({
-            "id": run_id, "thread_id": thread_id, "smith_id": smith_id, "agent_id": agent_id,
-            "agent_version": None, "input": [{"role": "user", "content": "hi"}], "output_text": "ok",
-            "stop_reason": "end_turn", "model": "seed", "usage": {}, "rag_results": [], "error": None,
-            "started_at": at, "finished_at": at,
-        })
-        rows[inbox].append({
-            "source": "seed", "dedup_key": f"seed-{i}", "lane": lane, "payload": {},
-            "status": InboxStatus.DONE.value, "attempts": 0, "run_id": run_id, "error": None,
-            "received_at": at, "finished_at": at,
-        })
-        rows[outbox].append({
-            "id": f"act_seed{i}", "run_id": run_id, "thread_id": thread_id, "channel": "bench",
-            "kind": "reply", "payload": {}, "status": OutboxStatus.DONE.value, "attempts": 1,
-            "next_attempt_at": at, "lease_token": None, "lease_expires_at": None, "remote_id": None,
-            "last_error": None, "created_at": at, "updated_at": at,
-        })
-    return rows
-
-
-async def seed(app: Application, size: int) -> float:
-    """Store ``size`` finished threads; the seconds it took."""
-    began = time.perf_counter()
-    slug = app.settings.default_agent
-    agent = await app.store.ensure_agent(slug, app.definition(slug).name)
-    for start in range(0, size, SEED_CHUNK):
-        rows = _seed_rows(agent.id, slug, start, min(size, start + SEED_CHUNK))
-
-        def work(conn: Any, rows: dict[Any, list[dict[str, Any]]] = rows) -> None:
-            for table in (smiths, threads, lanes, runs, inbox, outbox):
-                conn.execute(table.insert(), rows[table])
-
-        await app.db.run_tx(work)
-    if not app.db.is_sqlite:
-        async with app.db.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.exec_driver_sql("VACUUM ANALYZE")
-    return time.perf_counter() - began
-
-
-async def measure(db_url: str, size: int, turns: int) -> dict[str, float]:
+async def measure(
+    db_url: str, size: int, turns: int, state: str, log: StatementLog | None = None
+) -> dict[str, Any]:
     settings = Settings.model_validate({
         "database": {"url": db_url},
         "pipeline": {"concurrency": 32, "poll_interval_seconds": 0.5},
@@ -115,7 +64,11 @@ async def measure(db_url: str, size: int, turns: int) -> dict[str, float]:
     app = Application(settings, runner_factory=zero,  # type: ignore[arg-type]
                       connectors=[connector], serve_http=False)
     await upgrade(app.db.engine)
-    seeded = await seed(app, size)
+    slug = app.settings.default_agent
+    agent = await app.store.ensure_agent(slug, app.definition(slug).name)
+    seeded = await seed_store(db_url, agent.id, slug, size, state)
+    if log is not None:
+        log.attach(app.db.engine.sync_engine, app.db._sync_engine)
     await app.start()
     try:
         await app.submit(_message(0, "warm"))  # the agent's id is learnt on its first turn
@@ -123,6 +76,9 @@ async def measure(db_url: str, size: int, turns: int) -> dict[str, float]:
         await asyncio.sleep(0.05)
         latencies: list[float] = []
         trips: list[int] = []
+        if log is not None:
+            log.recording = "turn"
+        cpu, io = time.process_time(), _io()
         for i in range(SEQUENTIAL):
             before = app.db.round_trips
             began = time.perf_counter()
@@ -131,21 +87,76 @@ async def measure(db_url: str, size: int, turns: int) -> dict[str, float]:
             latencies.append((time.perf_counter() - began) * 1000)
             await asyncio.sleep(0.002)  # let the sender record the send before counting
             trips.append(app.db.round_trips - before)
+        cpu_ms = (time.process_time() - cpu) * 1000 / SEQUENTIAL
+        after = _io()
+        reads = (after["syscr"] - io["syscr"]) / SEQUENTIAL
+        written = (after["write_bytes"] - io["write_bytes"]) / SEQUENTIAL / 1024
+        if log is not None:
+            log.recording = None
         base = connector.sent
         began = time.perf_counter()
         await asyncio.gather(*(app.submit(_message(i, "par")) for i in range(turns)))
         await _until(connector, base + turns)
         elapsed = time.perf_counter() - began
+        plans: list[Plan] = []
+        if log is not None:
+            log.recording = "request"
+            await requests(app, size)
+            log.recording = None
+            async with app.db.engine.connect() as conn:
+                plans = await conn.run_sync(explain, log, postgresql=not app.db.is_sqlite)
     finally:
         await app.stop()
     return {
+        "plans": plans,
         "seed_s": seeded,
+        "cpu_ms": cpu_ms,
+        "reads": reads,
+        "written_kb": written,
         "round_trips": statistics.median(trips),
         "round_trips_max": max(trips),
         "median_ms": statistics.median(latencies),
         "p95_ms": sorted(latencies)[int(len(latencies) * 0.95) - 1],
         "rate": turns / elapsed,
     }
+
+
+async def requests(app: Application, size: int) -> None:
+    """What else reads the store at its full size, once each: the lookups connectors make, the
+    console's and the operator API's pages, analytics, a retention sweep and an erasure."""
+    store, web = app.store, WebStore(app.store)
+    some = size // 2
+    hour = time.time() - 3600
+    await store.inbox_seen("seed", f"seed-{some}")
+    await web.inbox_outcome("seed", f"seed-{some}")
+    await web.unanswered(f"{app.settings.default_agent}|seed:{some}")
+    await store.get_run(f"run_seed{some}")
+    await store.find_threads_by_external(f"seed:{some}")
+    await store.feedback.run_of_message("bench", "remote-1")
+    await store.thread_runs(f"thr_seed{some}")
+    await store.outbox_entries(thread_id=f"thr_seed{some}")
+    await store.list_runs(limit=50)
+    await store.list_runs(thread_id=f"thr_seed{some}")
+    await store.list_threads(limit=50)
+    await store.list_threads(state=ThreadState.ESCALATED, limit=50)
+    await store.list_smiths(limit=50)
+    await needing_a_person(app.db, at=time.time())
+    await Analytics(app.db, app.settings.analytics).report(Window(hour, hour + 7200))
+    await Erasures(app.db).erase_closed_threads(days=30)
+    await Erasures(app.db).erase_smith(f"smt_seed{some + 1}", requested_by="cli")
+
+
+def _io() -> dict[str, int]:
+    """This process's I/O counters (``syscr``: read system calls, SQLite's page reads)."""
+    fields = (line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    return {name: int(value) for name, value in fields}
+
+
+def _verdicts(plans: list[Plan]) -> str:
+    scans = sum(1 for plan in plans if plan.scans)
+    empty = sum(1 for plan in plans if plan.small and not plan.scans)
+    return (f"{len(plans) - scans - empty} index" + (f", {empty} empty" if empty else "")
+            + (f", {scans} SCAN" if scans else ""))
 
 
 def _run_bench(script: str, args: list[str], keep: tuple[str, ...]) -> list[str]:
@@ -165,29 +176,66 @@ def _run_bench(script: str, args: list[str], keep: tuple[str, ...]) -> list[str]
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
+    parser.add_argument("--million", action="store_true",
+                        help="also 1M stored threads (the seed takes minutes on PostgreSQL)")
     parser.add_argument("--turns", type=int, default=500)
     parser.add_argument("--turns-only", action="store_true")
+    parser.add_argument("--state", choices=STATES, default="analyzed",
+                        help="how the seeded store looks to the planner (bench/seeding.py)")
+    parser.add_argument("--plans", action="store_true",
+                        help="print each statement's plan (EXPLAIN) at every size")
+    parser.add_argument("--databases", nargs="+", default=["sqlite", "postgresql"],
+                        choices=["sqlite", "postgresql"])
     args = parser.parse_args()
+    sizes = [*args.sizes, MILLION] if args.million and MILLION not in args.sizes else args.sizes
 
     rows = []
-    for kind in ("sqlite", "postgresql"):
-        for size in args.sizes:
+    for kind in args.databases:
+        for size in sizes:
             async with scratch_database(kind) as url:
                 if url is None:
                     print(f"PostgreSQL not reachable at {PG_URL}: skipped")
                     break
-                rows.append((kind, size, await measure(url, size, args.turns)))
+                log = StatementLog()
+                rows.append((kind, size, await measure(url, size, args.turns, args.state, log)))
+                print(f"{kind} {size}: done, load {os.getloadavg()[0]:.1f}", flush=True)
 
     print("\nturn: zero-cost runner; round trips and latency over 200 sequential turns on new "
-          f"tickets, turns/s over {args.turns} at once")
+          f"tickets, turns/s over {args.turns} at once; store seeded '{args.state}'")
     print(f"{'database':<11} {'threads':>8} {'round trips':>12} {'median ms':>10} {'p95 ms':>8} "
-          f"{'turns/s':>8} {'seeded in':>10}")
-    print("-" * 74)
+          f"{'turns/s':>8} {'cpu ms':>7} {'reads':>6} {'disk KB':>8} {'seeded in':>10} {'turn plans':>20} {'blocks/turn':>12} "
+          f"{'other plans':>26}")
+    print("-" * 160)
     for kind, size, r in rows:
+        turn = [p for p in r["plans"] if p.phase == "turn"]
+        other = [p for p in r["plans"] if p.phase != "turn"]
+        blocks = (f"{sum(p.blocks * p.count for p in turn if p.blocks) / SEQUENTIAL:.0f}"
+                  if any(p.blocks is not None for p in turn) else "-")
         print(f"{kind:<11} {size:>8} {r['round_trips']:>7.0f} (≤{r['round_trips_max']:.0f})"
-              f" {r['median_ms']:>10.1f} {r['p95_ms']:>8.1f} {r['rate']:>8.0f} {r['seed_s']:>9.1f}s")
+              f" {r['median_ms']:>10.1f} {r['p95_ms']:>8.1f} {r['rate']:>8.0f}"
+              f" {r['cpu_ms']:>7.2f} {r['reads']:>6.0f} {r['written_kb']:>8.1f} {r['seed_s']:>9.1f}s {_verdicts(turn):>20} {blocks:>12} {_verdicts(other):>26}")
     print(f"target: ≤ {TARGET_ROUND_TRIPS} round trips, median ≤ {TARGET_MEDIAN_MS:.0f} ms, "
-          f"≥ {TARGET_RATE:.0f} turns/s, flat with store size")
+          f"≥ {TARGET_RATE:.0f} turns/s, flat with store size (1k → 100k → 1M with --million); "
+          "every statement an index lookup (a turn's, and the other requests')")
+    print("cpu ms: this process's CPU time per sequential turn (SQLite's work included, not "
+          "PostgreSQL's); reads: its read system calls per turn (SQLite's page cache misses); disk KB: "
+          "what it wrote to the disk per turn (SQLite's WAL and checkpoints)")
+    print("turn plans: the statements of the sequential turns by plan; blocks/turn: PostgreSQL's "
+          "shared buffers those plans touch per turn (EXPLAIN ANALYZE, a load-free count); other "
+          "plans: lookups, console and API pages, analytics, retention and an erasure, once each")
+    for kind, size, r in rows:
+        shown = [p for p in r["plans"] if args.plans or p.scans or p.small]
+        if not shown:
+            continue
+        print(f"\n{kind}, {size:,} threads: statements' plans" + ("" if args.plans else
+              " (those that read a table whole)"))
+        for plan in shown:
+            ms = f" {plan.ms:.2f} ms" if plan.ms is not None else ""
+            blocks = f" {plan.blocks} blocks" if plan.blocks is not None else ""
+            print(f"  [{plan.phase} {plan.verdict}]{ms}{blocks} ×{plan.count} "
+                  f"{short(plan.statement)}")
+            for access in plan.access:
+                print(f"      {access}")
 
     if args.turns_only:
         return

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, literal_column, or_, select
 from sqlalchemy.engine import Connection
 
 from bot.domain import JSON, Control, InboxStatus, StopReason, ThreadState
@@ -23,6 +23,14 @@ from bot.store.analytics import ESCALATE_TOOL, question_of
 from bot.store.database import Database
 from bot.store.inbox import lane_key
 from bot.store.schema import agents, inbox, person_messages, runs, smiths, threads, tool_calls
+
+# The predicate of ``ix_threads_needing_person`` (``bot.store.schema.NEEDING_PERSON``), with
+# literals so the databases can prove the index holds every row the query wants.
+_NEEDING_PERSON = and_(
+    threads.c.state != literal_column(f"'{ThreadState.CLOSED.value}'"),
+    or_(threads.c.state == literal_column(f"'{ThreadState.ESCALATED.value}'"),
+        threads.c.control == literal_column(f"'{Control.HUMAN.value}'")),
+)
 
 PRIORITY_RANK = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
 DEFAULT_PRIORITY = "normal"
@@ -43,9 +51,7 @@ def _needing(conn: Connection, at: float) -> list[JSON]:
                agents.c.slug.label("agent_slug"))
         .join(smiths, smiths.c.id == threads.c.smith_id)
         .join(agents, agents.c.id == threads.c.agent_id)
-        .where(threads.c.state != ThreadState.CLOSED.value,
-               or_(threads.c.state == ThreadState.ESCALATED.value,
-                   threads.c.control == Control.HUMAN.value))
+        .where(_NEEDING_PERSON)
         .order_by(threads.c.updated_at).limit(SHOWN)
     ).mappings().all()
     ids = [t["id"] for t in waiting]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from sqlalchemy import delete, insert, select, true, tuple_
+from sqlalchemy import delete, insert, literal_column, select, true, tuple_
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql import ColumnElement
 
@@ -30,6 +30,7 @@ from bot.domain import JSON, InboxStatus, NotFound, ThreadState, new_id, now
 from bot.store.database import Database
 from bot.store.inbox import lane_key
 from bot.store.schema import (
+    SENDER_EXPRESSION,
     agents,
     conversations,
     erasures,
@@ -387,8 +388,9 @@ def _identities(conn: Connection, smith: RowMapping) -> list[str]:
     return sorted(found)
 
 
-def _sender_is(identities: Sequence[str]) -> ColumnElement[bool]:
-    sender: ColumnElement[str] = inbox.c.payload["smith_external_id"].as_string()
+def _sender_is(conn: Connection, identities: Sequence[str]) -> ColumnElement[bool]:
+    """Deliveries sent by any of ``identities``: spelled as ``ix_inbox_sender`` indexes it."""
+    sender: ColumnElement[str] = literal_column(SENDER_EXPRESSION[conn.dialect.name])
     return sender.in_(identities)
 
 
@@ -396,7 +398,7 @@ def _has_waiting_messages(conn: Connection, smith: RowMapping) -> bool:
     identities = _identities(conn, smith)
     if not identities:
         return False
-    query = select(inbox.c.id).where(inbox.c.status == _PENDING, _sender_is(identities)).limit(1)
+    query = select(inbox.c.id).where(inbox.c.status == _PENDING, _sender_is(conn, identities)).limit(1)
     return conn.execute(query).first() is not None
 
 
@@ -417,7 +419,7 @@ def _inbox_ids(
     if whole:
         identities = _identities(conn, smith)
         if identities:
-            found.update(r[0] for r in conn.execute(select(inbox.c.id).where(_sender_is(identities))))
+            found.update(r[0] for r in conn.execute(select(inbox.c.id).where(_sender_is(conn, identities))))
     return sorted(found)
 
 

@@ -93,6 +93,10 @@ memories = Table(
     UniqueConstraint("smith_id", "fact", name="uq_memories_smith_fact"),
 )
 
+# The threads a person should look at: escalated, or held by one, and not closed (migration
+# 0012; ``bot.store.attention`` spells the same predicate with literals).
+NEEDING_PERSON = text("state <> 'closed' AND (state = 'escalated' OR control = 'human')")
+
 threads = Table(
     "threads",
     metadata,
@@ -108,7 +112,16 @@ threads = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("agent_id", "external_id", name="uq_threads_agent_external"),
-    Index("ix_threads_state", "state"),
+    # Threads in a state by age: retention pages through closed ones older than its cutoff.
+    Index("ix_threads_state_updated", "state", "updated_at", "id"),
+    # The console inbox (``bot.store.attention``), oldest first; live threads only, so its
+    # cost does not grow with the closed ones. Queries spell the predicate with literals.
+    Index(
+        "ix_threads_needing_person", "updated_at",
+        sqlite_where=NEEDING_PERSON, postgresql_where=NEEDING_PERSON,
+    ),
+    # The analytics window (threads by when they started).
+    Index("ix_threads_created_at", "created_at"),
     # Connectors know a ticket, not the agent answering it (find_threads_by_external).
     Index("ix_threads_external_id", "external_id"),
 )
@@ -130,6 +143,8 @@ runs = Table(
     Column("error", Text),
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=False),
+    # The newest runs (the operator API's list).
+    Index("ix_runs_started_at", "started_at", "id"),
 )
 
 tool_calls = Table(
@@ -169,7 +184,18 @@ inbox = Table(
     # same at a thousand stored messages as at a million.
     Index("ix_inbox_lane", "lane", "id"),
     Index("ix_inbox_pending_lane", "lane", "id", sqlite_where=PENDING, postgresql_where=PENDING),
+    # The deliveries a run answered (erasure and retention remove them with the run).
+    Index("ix_inbox_run_id", "run_id"),
 )
+
+# Who sent a delivery, as ``ix_inbox_sender`` (migration 0012) indexes it in each dialect: the
+# erasure of a smith finds its deliveries by it (``bot.store.erasure``). Dialect specific, so the
+# index lives in the migration alone, like the full-text index.
+SENDER_EXPRESSION = {
+    "postgresql": "(inbox.payload ->> 'smith_external_id')",
+    "sqlite": "json_extract(inbox.payload, '$.smith_external_id')",
+}
+SENDER_INDEX = "ix_inbox_sender"
 
 # One row per thread key: whoever holds the lease is the only one turning that thread.
 lanes = Table(
@@ -201,6 +227,8 @@ outbox = Table(
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Index("ix_outbox_thread_seq", "thread_id", "seq"),
+    # The run a channel's message came from (a reaction rates that reply).
+    Index("ix_outbox_channel_remote_id", "channel", "remote_id"),
     # Live actions only (see the inbox's): the due ones in order, and what is ahead of an
     # action in its thread.
     Index("ix_outbox_pending_seq", "seq", sqlite_where=PENDING, postgresql_where=PENDING),
@@ -316,7 +344,8 @@ SEARCH_VECTOR_INDEX = "ix_kb_chunks_search_vector"
 
 
 def is_search_index_object(name: str | None, type_: str) -> bool:
-    """Whether a reflected object is part of the dialect-specific full-text index."""
+    """Whether a reflected object is part of the dialect-specific full-text index (or the
+    sender index, dialect specific too)."""
     if name is None:
         return False
     if type_ == "table":
@@ -324,7 +353,7 @@ def is_search_index_object(name: str | None, type_: str) -> bool:
     if type_ == "column":
         return name == SEARCH_VECTOR_COLUMN
     if type_ == "index":
-        return name == SEARCH_VECTOR_INDEX
+        return name in (SEARCH_VECTOR_INDEX, SENDER_INDEX)
     return False
 
 

@@ -1,0 +1,314 @@
+"""The store finds its rows by index: with a few thousand threads stored (and the planner's
+statistics taken), no statement of a turn, a lookup, the console inbox, analytics, retention or
+an erasure reads a stored table whole — the plans that keep their cost flat as the store grows
+to a million threads (``bench/performance.py --million --plans`` measures that).
+
+Each statement the store actually ran is explained with the parameters it ran with. A partial
+index (live work only) may be read whole; so may an index read in order under a ``LIMIT``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import event, insert
+
+from bot.config import AnalyticsSettings
+from bot.domain import (
+    Action,
+    ActionKind,
+    InboundMessage,
+    Run,
+    StopReason,
+    Usage,
+    action_id,
+    new_id,
+    now,
+)
+from bot.store.analytics import Analytics, Window
+from bot.store.attention import needing_a_person
+from bot.store.erasure import Erasures
+from bot.store.inbox import lane_key
+from bot.store.schema import inbox, lanes, outbox, runs, smiths, threads
+from bot.store.store import Store, ThreadChange
+
+STORED = 3000
+# Tables this many rows long are "stored": reading one whole is what must not happen.
+GROWN = 1000
+
+
+async def _seed(store: Store, agent_id: str) -> None:
+    at = time.time() - 86_400
+    rows: dict[Any, list[dict[str, Any]]] = {
+        t: [] for t in (smiths, threads, lanes, runs, inbox, outbox)
+    }
+    for i in range(STORED):
+        smith, thread, run = f"smt_s{i}", f"thr_s{i}", f"run_s{i}"
+        state = "closed" if i % 2 else "open"
+        rows[smiths].append(
+            {
+                "id": smith,
+                "agent_id": agent_id,
+                "external_id": f"seed:user-{i}",
+                "display_name": None,
+                "customer_id": None,
+                "metadata": {},
+                "auto_memory": False,
+                "pinned_version": None,
+                "archived_at": None,
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+        rows[threads].append(
+            {
+                "id": thread,
+                "smith_id": smith,
+                "agent_id": agent_id,
+                "external_id": f"seed:{i}",
+                "channel": "test",
+                "state": state,
+                "control": "bot",
+                "title": "seeded",
+                # Retention finds three of them expired.
+                "metadata": {},
+                "created_at": at + i,
+                "updated_at": at + i if i < 6 else now(),
+            }
+        )
+        rows[lanes].append(
+            {
+                "key": lane_key("support", f"seed:{i}"),
+                "lease_token": None,
+                "lease_expires_at": None,
+                "touched_at": at,
+            }
+        )
+        rows[runs].append(
+            {
+                "id": run,
+                "thread_id": thread,
+                "smith_id": smith,
+                "agent_id": agent_id,
+                "agent_version": None,
+                "input": [],
+                "output_text": "ok",
+                "stop_reason": "end_turn",
+                "model": "seed",
+                "usage": {},
+                "rag_results": [],
+                "error": None,
+                "started_at": at + i,
+                "finished_at": at + i,
+            }
+        )
+        rows[inbox].append(
+            {
+                "source": "seed",
+                "dedup_key": f"seed-{i}",
+                "lane": lane_key("support", f"seed:{i}"),
+                "payload": {"smith_external_id": f"seed:user-{i}", "text": "hi"},
+                "status": "done",
+                "attempts": 0,
+                "run_id": run,
+                "error": None,
+                "received_at": at,
+                "finished_at": at,
+            }
+        )
+        rows[outbox].append(
+            {
+                "id": f"act_s{i}",
+                "run_id": run,
+                "thread_id": thread,
+                "channel": "test",
+                "kind": "reply",
+                "payload": {},
+                "status": "done",
+                "attempts": 1,
+                "next_attempt_at": at,
+                "lease_token": None,
+                "lease_expires_at": None,
+                "remote_id": f"msg-{i}",
+                "last_error": None,
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+
+    def work(conn: Any) -> None:
+        for table, table_rows in rows.items():
+            conn.execute(insert(table), table_rows)
+
+    await store.db.run_tx(work)
+
+
+class Statements:
+    """Every distinct statement the store's engines run while recording."""
+
+    def __init__(self, store: Store) -> None:
+        self.seen: dict[str, Any] = {}
+        self.recording = False
+        for engine in (store.db.engine.sync_engine, store.db._sync_engine):
+            if engine is not None:
+                event.listen(engine, "before_cursor_execute", self._on_execute)
+
+    def _on_execute(
+        self, _c: Any, _cur: Any, statement: str, params: Any, _x: Any, many: bool
+    ) -> None:
+        if self.recording and re.match(
+            r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH)", statement, re.IGNORECASE
+        ):
+            self.seen.setdefault(statement, params[0] if many else params)
+
+
+async def _a_turn(store: Store) -> None:
+    message = InboundMessage(
+        source="test",
+        dedup_key="new-1",
+        thread_external_id="test:new",
+        smith_external_id="test:someone",
+        text="hello",
+    )
+    await store.inbox_put(message, "support")
+    (claim,) = await store.claim_lanes(limit=1, lease_seconds=30)
+    agent = await store.ensure_agent("support", "Support")
+    found = await store.start_thread(claim.items[0].message, agent.id, history=5)
+    assert found is not None
+    thread, smith, _ = found
+    run_id, at = new_id("run"), now()
+    run = Run(
+        id=run_id,
+        thread_id=thread.id,
+        smith_id=smith.id,
+        agent_id=agent.id,
+        agent_version=None,
+        input=[],
+        output_text="hi",
+        stop_reason=StopReason.END_TURN,
+        model="scripted",
+        usage=Usage(),
+        rag_results=[],
+        error=None,
+        started_at=at,
+        finished_at=at,
+    )
+    action = Action(
+        id=action_id(run_id, 0),
+        run_id=run_id,
+        thread_id=thread.id,
+        channel="test",
+        kind=ActionKind.REPLY,
+        text="hi",
+    )
+    await store.commit_turn(claim, run, [action], thread_change=ThreadChange())
+    for sending in await store.claim_actions(limit=5, lease_seconds=30):
+        await store.action_done(sending, "remote-new")
+
+
+async def _the_rest(store: Store) -> None:
+    await store.inbox_seen("seed", "seed-17")
+    await store.find_thread((await store.ensure_agent("support", "Support")).id, "seed:17")
+    await store.find_threads_by_external("seed:17")
+    await store.get_run("run_s17")
+    await store.thread_runs("thr_s17")
+    await store.feedback.run_of_message("test", "msg-17")
+    await store.list_runs(limit=20)
+    await needing_a_person(store.db, at=now())
+    await Analytics(store.db, AnalyticsSettings()).report(Window(now() - 3600, now() + 60))
+    await Erasures(store.db).erase_closed_threads(days=0.5)
+    await Erasures(store.db).erase_smith("smt_s18", requested_by="cli")
+
+
+async def _plans(store: Store, statements: Statements) -> dict[str, list[str]]:
+    """Each statement's reads of a grown table that are not index lookups."""
+    postgresql = not store.db.is_sqlite
+    async with store.db.engine.connect() as conn:
+        if postgresql:
+            await conn.exec_driver_sql("ANALYZE")
+            partial_query = (
+                "SELECT c.relname FROM pg_index i JOIN pg_class c "
+                "ON c.oid = i.indexrelid WHERE i.indpred IS NOT NULL"
+            )
+        else:
+            await conn.exec_driver_sql("ANALYZE")
+            partial_query = (
+                "SELECT name FROM sqlite_master WHERE type='index' AND sql LIKE '% WHERE %'"
+            )
+        partial = {r[0] for r in await conn.exec_driver_sql(partial_query)}
+        grown = {t.name for t in (smiths, threads, lanes, runs, inbox, outbox)}
+        found: dict[str, list[str]] = {}
+        for statement, params in statements.seen.items():
+            limited = " LIMIT " in statement
+            args = tuple(params or ())
+            if postgresql:
+                plan = (
+                    await conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, args)
+                ).scalar_one()
+                nodes = _pg_nodes((plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"])
+                whole = [
+                    f"{n['Node Type']} {n['Relation Name']} {n.get('Index Name', '')}"
+                    for n in nodes
+                    if n.get("Relation Name") in grown
+                    and n["Node Type"] != "ModifyTable"
+                    and (
+                        n["Node Type"] == "Seq Scan"
+                        or (
+                            "Index Cond" not in n
+                            and "Recheck Cond" not in n
+                            and n.get("Index Name") not in partial
+                            and not limited
+                        )
+                    )
+                ]
+            else:
+                details = [
+                    str(r[-1])
+                    for r in await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, args)
+                ]
+                sorts = any("TEMP B-TREE FOR ORDER BY" in d for d in details)
+                whole = []
+                for detail in details:
+                    scan = re.match(r"SCAN (\w+)", detail)
+                    index = re.search(r"USING (?:COVERING )?INDEX (\w+)", detail)
+                    if scan is None or scan.group(1) not in grown:
+                        continue
+                    if index is not None and (index.group(1) in partial or (limited and not sorts)):
+                        continue
+                    whole.append(detail)
+            if whole:
+                found[" ".join(statement.split())[:160]] = whole
+        await conn.rollback()
+    return found
+
+
+def _pg_nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", ()) for n in _pg_nodes(child))]
+
+
+async def _recorded(store: Store, work: Callable[[Store], Awaitable[None]]) -> Statements:
+    agent = await store.ensure_agent("support", "Support")
+    await _seed(store, agent.id)
+    statements = Statements(store)
+    statements.recording = True
+    await work(store)
+    statements.recording = False
+    return statements
+
+
+async def test_a_turn_reads_no_stored_table_whole(store: Store) -> None:
+    statements = await _recorded(store, _a_turn)
+    assert len(statements.seen) >= 10, "the turn's statements were recorded"
+    assert await _plans(store, statements) == {}
+
+
+async def test_lookups_console_analytics_retention_and_erasure_read_no_table_whole(
+    store: Store,
+) -> None:
+    statements = await _recorded(store, _the_rest)
+    assert len(statements.seen) >= 20, "their statements were recorded"
+    assert await _plans(store, statements) == {}
