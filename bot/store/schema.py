@@ -94,7 +94,7 @@ memories = Table(
 )
 
 # The threads a person should look at: escalated, or held by one, and not closed (migration
-# 0012; ``bot.store.attention`` spells the same predicate with literals).
+# 0013; ``bot.store.attention`` spells the same predicate with literals).
 NEEDING_PERSON = text("state <> 'closed' AND (state = 'escalated' OR control = 'human')")
 
 threads = Table(
@@ -188,7 +188,7 @@ inbox = Table(
     Index("ix_inbox_run_id", "run_id"),
 )
 
-# Who sent a delivery, as ``ix_inbox_sender`` (migration 0012) indexes it in each dialect: the
+# Who sent a delivery, as ``ix_inbox_sender`` (migration 0013) indexes it in each dialect: the
 # erasure of a smith finds its deliveries by it (``bot.store.erasure``). Dialect specific, so the
 # index lives in the migration alone, like the full-text index.
 SENDER_EXPRESSION = {

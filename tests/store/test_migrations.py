@@ -25,7 +25,7 @@ from bot.store.schema import metadata
 from tests.conftest import make_settings
 
 
-# The sender index (migration 0012) is on an expression, spelled per dialect: it lives in the
+# The sender index (migration 0013) is on an expression, spelled per dialect: it lives in the
 # migration alone and SQLAlchemy does not reflect it (``include_object`` leaves it out too).
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 async def test_head_matches_the_schema(db_url: str) -> None:

@@ -24,8 +24,8 @@ update is no longer HOT (it writes an entry in each of the thread's indexes: abo
 shared buffers per update at 100k threads). Retention paging over every closed thread once per
 page, and a console page reading every thread, cost far more at a million.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
