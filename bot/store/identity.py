@@ -76,13 +76,13 @@ def upsert_smith(
     }
     if external_id is None:
         smith_id = new_id("smt")
-        conn.execute(insert(smiths).values(id=smith_id, **values))
+        conn.execute(st.INSERT_SMITH, {"id": smith_id, **values})
         return to_smith(conn.execute(st.SMITH_BY_ID, {"smith_id": smith_id}).mappings().one())
     row = live_smith_row(conn, agent_id, external_id)
     if row is None:
         try:
             with conn.begin_nested():
-                conn.execute(insert(smiths).values(id=new_id("smt"), **values))
+                conn.execute(st.INSERT_SMITH, {"id": new_id("smt"), **values})
         except IntegrityError:
             return None
         inserted = live_smith_row(conn, agent_id, external_id)

@@ -37,7 +37,7 @@ from bot.store.rows import (
     to_tool_call,
     tool_call_values,
 )
-from bot.store.schema import memories, person_messages, runs, smiths, tool_calls
+from bot.store.schema import memories, runs, smiths, tool_calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,13 +78,10 @@ def _memories(conn: Connection, smith_id: str, limit: int) -> list[str]:
 
 def _people_said(conn: Connection, thread_id: str, limit: int) -> list[tuple[float, str, str]]:
     """The latest ``limit`` messages people wrote in the thread, oldest first."""
-    query = (
-        select(person_messages.c.created_at, person_messages.c.author_name, person_messages.c.text)
-        .where(person_messages.c.thread_id == thread_id)
-        .order_by(person_messages.c.created_at.desc(), person_messages.c.id.desc())
-        .limit(limit)
-    )
-    said = [(r[0], r[1], r[2]) for r in conn.execute(query)]
+    said = [
+        (r[0], r[1], r[2])
+        for r in conn.execute(st.PEOPLE_SAID, {"thread_id": thread_id, "limit": limit})
+    ]
     said.reverse()
     return said
 
@@ -252,16 +249,18 @@ class Runs:
                     )
                     handed = actions[0], token
                 conn.execute(st.INSERT_ACTION, rows)
-            values: dict[str, Any] = {"of_thread": run.thread_id, "updated_at": at}
+            values: dict[str, Any] = {
+                "of_thread": run.thread_id,
+                "updated_at": at,
+                "new_title": thread_change.title,
+            }
             if thread_change.state is not None:
                 values["state"] = thread_change.state.value
             if thread_change.control is not None:
                 values["control"] = thread_change.control.value
-            if thread_change.title is not None:
-                conn.execute(
-                    st.TITLE_UNTITLED, {"of_thread": run.thread_id, "title": thread_change.title}
-                )
-            conn.execute(st.UPDATE_THREAD, values)
+            # The title (unless the thread has one) and the state in one statement, which
+            # hands back the thread as the turn leaves it.
+            row = conn.execute(st.FINISH_THREAD, values).mappings().one()
             for fact in new_memories:
                 conn.execute(
                     self._insert_memory.values(smith_id=run.smith_id, fact=fact, created_at=at)
@@ -274,7 +273,6 @@ class Runs:
                 self.db.notify_in(conn, OUTBOX_NOTICE)
             if handed is None:
                 return None
-            row = conn.execute(st.THREAD_BY_ID, {"thread_id": run.thread_id}).mappings().one()
             return ActionClaim(replace(handed[0], attempt=0), to_thread(row), handed[1])
 
         return await self.db.run_tx(work)
