@@ -86,12 +86,17 @@ def _people_said(conn: Connection, thread_id: str, limit: int) -> list[tuple[flo
     return said
 
 
-def _turn_inputs(conn: Connection, smith: Smith, thread_id: str, history: int) -> TurnInputs:
+def _turn_inputs(
+    conn: Connection, smith: Smith, thread_id: str, history: int, *, new_thread: bool = False
+) -> TurnInputs:
     """What a turn reads before it runs: the agent version the smith runs, the thread's
-    latest runs, what people wrote in it, and the smith's memories when it keeps them."""
+    latest runs, what people wrote in it, and the smith's memories when it keeps them. A
+    thread this transaction created has no runs and nothing people wrote yet."""
     version = version_of(conn, smith)
-    runs_ = _thread_runs(conn, thread_id, history)
     facts = _memories(conn, smith.id, 50) if smith.auto_memory else []
+    if new_thread:
+        return TurnInputs(version, (), tuple(facts), ())
+    runs_ = _thread_runs(conn, thread_id, history)
     said = _people_said(conn, thread_id, history)
     return TurnInputs(version, tuple(runs_), tuple(facts), tuple(said))
 
@@ -180,12 +185,12 @@ class Runs:
         smith = upsert_smith(conn, message.smith_external_id, agent_id, fields)
         if smith is None:
             return None
-        thread = self.identity.add_thread(
+        thread, created = self.identity.add_thread_in(
             conn, smith, message.thread_external_id, message.source, message.ref
         )
         if thread.smith_id != smith.id:
             return thread, smith, TurnInputs(None, (), ())
-        return thread, smith, _turn_inputs(conn, smith, thread.id, history)
+        return thread, smith, _turn_inputs(conn, smith, thread.id, history, new_thread=created)
 
     def prepare_turn_in(
         self, conn: Connection, message: InboundMessage, agent_id: str, history: int

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, bindparam, func, insert, literal_column, or_, select, update
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import ColumnElement, Insert
 
 from bot.domain import InboxStatus, OutboxStatus
 from bot.store.schema import (
@@ -68,7 +69,25 @@ AGENT_VERSION = select(agent_versions).where(
     agent_versions.c.agent_id == bindparam("agent_id"),
     agent_versions.c.version == bindparam("version"),
 )
-INSERT_SMITH = insert(smiths)
+INSERT_SMITH = insert(smiths).returning(*smiths.c)
+
+
+# A live smith, inserted unless one of its agent and external id lives already (no row back
+# then), by dialect name: one statement where a savepoint, the insert, its release and a read
+# back were four.
+_LIVE_SMITH_KEY: dict[str, Any] = {
+    "index_elements": [smiths.c.agent_id, smiths.c.external_id],
+    # The unique index's own predicate (``uq_smiths_live_external_id``), as the index has it.
+    "index_where": and_(smiths.c.archived_at.is_(None), smiths.c.external_id.is_not(None)),
+}
+NEW_LIVE_SMITH: dict[str, Insert] = {
+    "sqlite": sqlite.insert(smiths)
+    .on_conflict_do_nothing(**_LIVE_SMITH_KEY)
+    .returning(*smiths.c),
+    "postgresql": postgresql.insert(smiths)
+    .on_conflict_do_nothing(**_LIVE_SMITH_KEY)
+    .returning(*smiths.c),
+}
 # The SET clause comes from the parameters given (``state``, ``control`` when they change).
 UPDATE_THREAD = update(threads).where(threads.c.id == bindparam("of_thread"))
 # A finished turn's update of its thread: the parameters' columns, a title unless it has one,
