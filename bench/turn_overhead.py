@@ -127,7 +127,7 @@ class ServerCpu:
 
     async def _sample(self) -> None:
         while True:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)  # often enough to see overflow connections come and go
             self._last.update(await self._read())
 
     async def _read(self) -> dict[int, float]:
