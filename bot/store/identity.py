@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.exc import IntegrityError
 
 from bot.domain import (
     JSON,
@@ -76,18 +75,12 @@ def upsert_smith(
     }
     if external_id is None:
         smith_id = new_id("smt")
-        conn.execute(insert(smiths).values(id=smith_id, **values))
-        return to_smith(conn.execute(st.SMITH_BY_ID, {"smith_id": smith_id}).mappings().one())
+        return to_smith(conn.execute(st.INSERT_SMITH, {"id": smith_id, **values}).mappings().one())
     row = live_smith_row(conn, agent_id, external_id)
     if row is None:
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(smiths).values(id=new_id("smt"), **values))
-        except IntegrityError:
-            return None
-        inserted = live_smith_row(conn, agent_id, external_id)
-        assert inserted is not None
-        return to_smith(inserted)
+        new = st.NEW_LIVE_SMITH[conn.dialect.name]
+        inserted = conn.execute(new, {"id": new_id("smt"), **values}).mappings().first()
+        return None if inserted is None else to_smith(inserted)
     patch: dict[str, Any] = {}
     if fields.display_name is not None and fields.display_name != row["display_name"]:
         patch["display_name"] = fields.display_name
@@ -125,7 +118,9 @@ class Identity:
     def __init__(self, db: Database):
         self.db = db
         # Built once: a new ticket's thread is written on the hot path of a turn.
-        self._insert_thread = db.insert_ignore(threads, ["agent_id", "external_id"])
+        self._insert_thread = db.insert_ignore(threads, ["agent_id", "external_id"]).returning(
+            *threads.c
+        )
         self._insert_agent = db.insert_ignore(agents, ["slug"])
 
     # -- agents ----------------------------------------------------------------------------
@@ -332,25 +327,37 @@ class Identity:
         self, conn: Connection, smith: Smith, external_id: str, channel: str, metadata: JSON | None
     ) -> Thread:
         """The ticket's thread, inserted unless it exists (under whichever smith owns it)."""
+        return self.add_thread_in(conn, smith, external_id, channel, metadata)[0]
+
+    def add_thread_in(
+        self, conn: Connection, smith: Smith, external_id: str, channel: str, metadata: JSON | None
+    ) -> tuple[Thread, bool]:
+        """``add_thread``, and whether this transaction created the thread."""
         created = now()
-        conn.execute(
-            self._insert_thread,
-            {
-                "id": new_id("thr"),
-                "smith_id": smith.id,
-                "agent_id": smith.agent_id,
-                "external_id": external_id,
-                "channel": channel,
-                "state": ThreadState.OPEN.value,
-                "control": Control.BOT.value,
-                "title": None,
-                "metadata": metadata or {},
-                "created_at": created,
-                "updated_at": created,
-            },
+        row = (
+            conn.execute(
+                self._insert_thread,
+                {
+                    "id": new_id("thr"),
+                    "smith_id": smith.id,
+                    "agent_id": smith.agent_id,
+                    "external_id": external_id,
+                    "channel": channel,
+                    "state": ThreadState.OPEN.value,
+                    "control": Control.BOT.value,
+                    "title": None,
+                    "metadata": metadata or {},
+                    "created_at": created,
+                    "updated_at": created,
+                },
+            )
+            .mappings()
+            .first()
         )
+        if row is not None:
+            return to_thread(row), True
         params = {"agent_id": smith.agent_id, "external_id": external_id}
-        return to_thread(conn.execute(st.THREAD_OF_TICKET, params).mappings().one())
+        return to_thread(conn.execute(st.THREAD_OF_TICKET, params).mappings().one()), False
 
     async def get_thread(self, thread_id: str) -> Thread:
         query = select(threads).where(threads.c.id == thread_id)

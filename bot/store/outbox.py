@@ -174,20 +174,15 @@ class Outbox:
         sender, who owns the action now: the refusal is kept in ``last_error`` instead, so an
         operator can see that two senders were at it."""
         at = now()
-        done = (
-            update(outbox)
-            .where(_held_by(claim))
-            .values(
-                status=OutboxStatus.DONE.value,
-                remote_id=remote_id,
-                lease_token=None,
-                lease_expires_at=None,
-                updated_at=at,
-            )
-        )
+        params = {
+            "action": claim.action.id,
+            "token": claim.token,
+            "remote_id": remote_id,
+            "at": at,
+        }
 
         def work(conn: Connection) -> bool:
-            if conn.execute(done).rowcount == 1:
+            if conn.execute(st.ACTION_DONE, params).rowcount == 1:
                 return True
             _record_refusal(conn, claim, f"sent as {remote_id!r}" if remote_id else "sent", at)
             return False

@@ -37,7 +37,7 @@ from bot.store.rows import (
     to_tool_call,
     tool_call_values,
 )
-from bot.store.schema import memories, person_messages, runs, smiths, tool_calls
+from bot.store.schema import memories, runs, smiths, tool_calls
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,23 +78,25 @@ def _memories(conn: Connection, smith_id: str, limit: int) -> list[str]:
 
 def _people_said(conn: Connection, thread_id: str, limit: int) -> list[tuple[float, str, str]]:
     """The latest ``limit`` messages people wrote in the thread, oldest first."""
-    query = (
-        select(person_messages.c.created_at, person_messages.c.author_name, person_messages.c.text)
-        .where(person_messages.c.thread_id == thread_id)
-        .order_by(person_messages.c.created_at.desc(), person_messages.c.id.desc())
-        .limit(limit)
-    )
-    said = [(r[0], r[1], r[2]) for r in conn.execute(query)]
+    said = [
+        (r[0], r[1], r[2])
+        for r in conn.execute(st.PEOPLE_SAID, {"thread_id": thread_id, "limit": limit})
+    ]
     said.reverse()
     return said
 
 
-def _turn_inputs(conn: Connection, smith: Smith, thread_id: str, history: int) -> TurnInputs:
+def _turn_inputs(
+    conn: Connection, smith: Smith, thread_id: str, history: int, *, new_thread: bool = False
+) -> TurnInputs:
     """What a turn reads before it runs: the agent version the smith runs, the thread's
-    latest runs, what people wrote in it, and the smith's memories when it keeps them."""
+    latest runs, what people wrote in it, and the smith's memories when it keeps them. A
+    thread this transaction created has no runs and nothing people wrote yet."""
     version = version_of(conn, smith)
-    runs_ = _thread_runs(conn, thread_id, history)
     facts = _memories(conn, smith.id, 50) if smith.auto_memory else []
+    if new_thread:
+        return TurnInputs(version, (), tuple(facts), ())
+    runs_ = _thread_runs(conn, thread_id, history)
     said = _people_said(conn, thread_id, history)
     return TurnInputs(version, tuple(runs_), tuple(facts), tuple(said))
 
@@ -183,12 +185,12 @@ class Runs:
         smith = upsert_smith(conn, message.smith_external_id, agent_id, fields)
         if smith is None:
             return None
-        thread = self.identity.add_thread(
+        thread, created = self.identity.add_thread_in(
             conn, smith, message.thread_external_id, message.source, message.ref
         )
         if thread.smith_id != smith.id:
             return thread, smith, TurnInputs(None, (), ())
-        return thread, smith, _turn_inputs(conn, smith, thread.id, history)
+        return thread, smith, _turn_inputs(conn, smith, thread.id, history, new_thread=created)
 
     def prepare_turn_in(
         self, conn: Connection, message: InboundMessage, agent_id: str, history: int
@@ -252,16 +254,18 @@ class Runs:
                     )
                     handed = actions[0], token
                 conn.execute(st.INSERT_ACTION, rows)
-            values: dict[str, Any] = {"of_thread": run.thread_id, "updated_at": at}
+            values: dict[str, Any] = {
+                "of_thread": run.thread_id,
+                "updated_at": at,
+                "new_title": thread_change.title,
+            }
             if thread_change.state is not None:
                 values["state"] = thread_change.state.value
             if thread_change.control is not None:
                 values["control"] = thread_change.control.value
-            if thread_change.title is not None:
-                conn.execute(
-                    st.TITLE_UNTITLED, {"of_thread": run.thread_id, "title": thread_change.title}
-                )
-            conn.execute(st.UPDATE_THREAD, values)
+            # The title (unless the thread has one) and the state in one statement, which
+            # hands back the thread as the turn leaves it.
+            row = conn.execute(st.FINISH_THREAD, values).mappings().one()
             for fact in new_memories:
                 conn.execute(
                     self._insert_memory.values(smith_id=run.smith_id, fact=fact, created_at=at)
@@ -274,7 +278,6 @@ class Runs:
                 self.db.notify_in(conn, OUTBOX_NOTICE)
             if handed is None:
                 return None
-            row = conn.execute(st.THREAD_BY_ID, {"thread_id": run.thread_id}).mappings().one()
             return ActionClaim(replace(handed[0], attempt=0), to_thread(row), handed[1])
 
         return await self.db.run_tx(work)

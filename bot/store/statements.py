@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, literal_column, or_, select, update
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import and_, bindparam, func, insert, literal_column, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import ColumnElement, Insert
 
 from bot.domain import InboxStatus, OutboxStatus
 from bot.store.schema import (
@@ -21,6 +22,7 @@ from bot.store.schema import (
     lanes,
     memories,
     outbox,
+    person_messages,
     runs,
     smiths,
     threads,
@@ -67,11 +69,32 @@ AGENT_VERSION = select(agent_versions).where(
     agent_versions.c.agent_id == bindparam("agent_id"),
     agent_versions.c.version == bindparam("version"),
 )
+INSERT_SMITH = insert(smiths).returning(*smiths.c)
+
+
+# A live smith, inserted unless one of its agent and external id lives already (no row back
+# then), by dialect name: one statement where a savepoint, the insert, its release and a read
+# back were four.
+_LIVE_SMITH_KEY: dict[str, Any] = {
+    "index_elements": [smiths.c.agent_id, smiths.c.external_id],
+    # The unique index's own predicate (``uq_smiths_live_external_id``), as the index has it.
+    "index_where": and_(smiths.c.archived_at.is_(None), smiths.c.external_id.is_not(None)),
+}
+NEW_LIVE_SMITH: dict[str, Insert] = {
+    "sqlite": sqlite.insert(smiths)
+    .on_conflict_do_nothing(**_LIVE_SMITH_KEY)
+    .returning(*smiths.c),
+    "postgresql": postgresql.insert(smiths)
+    .on_conflict_do_nothing(**_LIVE_SMITH_KEY)
+    .returning(*smiths.c),
+}
 # The SET clause comes from the parameters given (``state``, ``control`` when they change).
 UPDATE_THREAD = update(threads).where(threads.c.id == bindparam("of_thread"))
-TITLE_UNTITLED = update(threads).where(
-    threads.c.id == bindparam("of_thread"), threads.c.title.is_(None)
-)
+# A finished turn's update of its thread: the parameters' columns, a title unless it has one,
+# and the thread as it stands afterwards (what the turn's first action is sent with).
+FINISH_THREAD = UPDATE_THREAD.values(
+    title=func.coalesce(threads.c.title, bindparam("new_title"))
+).returning(*threads.c)
 
 # -- runs ----------------------------------------------------------------------------------------
 
@@ -85,6 +108,12 @@ MEMORIES = (
     select(memories.c.fact)
     .where(memories.c.smith_id == bindparam("smith_id"))
     .order_by(memories.c.id)
+    .limit(bindparam("limit"))
+)
+PEOPLE_SAID = (
+    select(person_messages.c.created_at, person_messages.c.author_name, person_messages.c.text)
+    .where(person_messages.c.thread_id == bindparam("thread_id"))
+    .order_by(person_messages.c.created_at.desc(), person_messages.c.id.desc())
     .limit(bindparam("limit"))
 )
 INSERT_RUN = insert(runs)
@@ -200,4 +229,20 @@ THREAD_ACTION_PENDING = (
     .where(outbox.c.thread_id == bindparam("thread_id"), outbox.c.status == PENDING)
     .limit(1)
 )
-THREAD_BY_ID = select(threads).where(threads.c.id == bindparam("thread_id"))
+# The claim's action, still pending and still leased to the claim (``outbox._held_by``).
+HELD_ACTION = and_(
+    outbox.c.id == bindparam("action"),
+    outbox.c.lease_token == bindparam("token"),
+    outbox.c.status == OutboxStatus.PENDING.value,
+)
+ACTION_DONE = (
+    update(outbox)
+    .where(HELD_ACTION)
+    .values(
+        status=OutboxStatus.DONE.value,
+        remote_id=bindparam("remote_id"),
+        lease_token=None,
+        lease_expires_at=None,
+        updated_at=bindparam("at"),
+    )
+)

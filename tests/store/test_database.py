@@ -65,3 +65,48 @@ async def test_a_notice_committed_by_one_process_wakes_another(pg_url: str) -> N
     finally:
         await sender.dispose()
         await receiver.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_pooled_connection_closed_while_idle_is_replaced_not_handed_out(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection that sat idle is pinged before use, and one the server closed
+    meanwhile (a restart, an idle timeout) is replaced; one back from use just now is not
+    pinged (every ping is a BEGIN, the ping and a ROLLBACK)."""
+    import asyncpg
+    from sqlalchemy import text
+    from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+    from sqlalchemy.engine import Connection
+
+    from bot.store import database
+
+    pings = 0
+    real_ping = AsyncAdapt_asyncpg_connection.ping
+
+    def counted_ping(self: AsyncAdapt_asyncpg_connection) -> None:
+        nonlocal pings
+        pings += 1
+        real_ping(self)
+
+    def backend(conn: Connection) -> int:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", counted_ping)
+    db = Database(DatabaseSettings(url=pg_url))
+    try:
+        first = await db.run_read(backend)
+        assert await db.run_read(backend) == first  # back from use just now: no ping
+        assert pings == 0
+
+        admin = await asyncpg.connect(pg_url.replace("+asyncpg", ""), timeout=5)
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", first)
+        finally:
+            await admin.close()
+        monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)
+        again = await db.run_read(backend)  # pinged, found closed, replaced: the unit runs
+        assert pings == 1
+        assert again != first
+    finally:
+        await db.dispose()
