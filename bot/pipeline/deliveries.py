@@ -61,7 +61,6 @@ class GroupCommit(Generic[Row, Result]):
         self._batch = batch
         self._queue: list[_Pending[Row, Result]] = []
         self._lock = asyncio.Lock()
-        self._flushes: set[asyncio.Task[None]] = set()
 
     async def put(self, row: Row) -> Result:
         pending = _Pending[Row, Result](row, asyncio.get_running_loop().create_future())
@@ -69,17 +68,22 @@ class GroupCommit(Generic[Row, Result]):
         async with self._lock:
             if not pending.done.done():
                 batch, self._queue = self._queue[: self._batch], self._queue[self._batch :]
-                flush = asyncio.create_task(self._flush(batch), name="deliveries-flush")
-                self._flushes.add(flush)
-                flush.add_done_callback(self._flushes.discard)
-                # Shielded: a caller that goes away must not abort the others' write.
-                await asyncio.shield(flush)
+                # Written here, not in a task of its own: under load every hop through the
+                # event loop waits behind the turns' work (an acknowledgement waits on this).
+                try:
+                    await self._flush(batch)
+                except BaseException:
+                    if pending.done.done() and not pending.done.cancelled():
+                        pending.done.exception()  # raised here instead
+                    raise
         return await pending.done
 
     async def _flush(self, batch: list[_Pending[Row, Result]]) -> None:
         try:
             results = await self._write([p.row for p in batch])
         except BaseException as exc:
+            # The others in the batch hear of it (a cancelled leader: the rows may be stored;
+            # their senders deliver again and the redelivery is deduplicated).
             failure = exc if isinstance(exc, Exception) else RuntimeError("write cancelled")
             for p in batch:
                 if not p.done.done():

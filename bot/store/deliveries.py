@@ -133,7 +133,8 @@ class Deliveries:
                 ids.append(inserted.pop((row["channel"], row["dedup_key"]), None))
             return ids
 
-        return await self.db.run_tx(work)
+        # Urgent: the platform's acknowledgement waits on it, not behind turns' writes.
+        return await self.db.run_tx(work, urgent=True)
 
     async def claim(self, *, limit: int, lease_seconds: float) -> DeliveryClaim | None:
         """Lease up to ``limit`` pending deliveries, oldest first, none of which waits behind

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.store.database import WriteQueue
 from bot.store.deliveries import Deliveries
 from bot.store.store import Store
 
@@ -74,3 +75,27 @@ async def test_a_lease_that_ran_out_is_claimed_again(store: Store) -> None:
         taken, [d.id for d in taken.deliveries], [], retry_after=1, max_attempts=3
     )
     assert await deliveries.counts() == {"done": 2}
+
+
+async def test_an_urgent_writer_goes_before_the_ordinary_ones_waiting() -> None:
+    queue = WriteQueue()
+    order: list[str] = []
+
+    async def write(name: str, *, urgent: bool = False) -> None:
+        async with queue.held(urgent=urgent):
+            order.append(name)
+            await asyncio.sleep(0.01)
+
+    first = asyncio.create_task(write("first"))
+    await asyncio.sleep(0)
+    waiting = [asyncio.create_task(write(f"turn{n}")) for n in range(3)]
+    await asyncio.sleep(0)
+    ack = asyncio.create_task(write("ack", urgent=True))
+    # A cancelled waiter gives up its place without holding the queue.
+    gone = asyncio.create_task(write("gone"))
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.gather(first, *waiting, ack, gone, return_exceptions=True)
+    assert order == ["first", "ack", "turn0", "turn1", "turn2"]
+    async with queue.held():
+        pass  # free again
