@@ -14,7 +14,10 @@ fake helpdesk never delays a model's answer beyond its latency):
 
 It prints both times, their ratio, and the bound N·L/C (model calls of the sweep × latency /
 concurrency): no schedule of N calls of L seconds on C lanes can finish sooner. Targets (DESIGN
-§11): triage ≥ 10× faster than the reference and within 1.3× of the bound.
+§11): triage ≥ 10× faster than the reference and the whole command (process start to exit)
+within 1.3× of the bound; the sweep alone is printed beside it. The measured processes run with
+bytecode caching on (``PYTHONDONTWRITEBYTECODE`` dropped), as an installed daemon does; the
+load average before and after is printed with the figures.
 
 It also prints the time to first turn: ``triage --once --limit 1`` started in a fresh process
 against a third fake Intercom, from the process start to the dispatcher's "turn started" log
@@ -379,6 +382,24 @@ since = ""
     return path
 
 
+def daemon_env() -> dict[str, str]:
+    """The environment the measured ``supportbot`` processes run in: this one, with the repository
+    on the path and bytecode caching on. ``PYTHONDONTWRITEBYTECODE`` (set in some sandboxes and
+    CI images) would make every start compile the project's modules from source again, a cost
+    no installed daemon pays; the cold start writes the caches, warm starts read them."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def load_average() -> str:
+    """The 1-minute load average (timings on a busy machine are worth less)."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
 def time_to_first_turn(world: dict[str, Any], tmp: Path, runs: int) -> list[float]:
     """Seconds from starting ``triage --once --limit 1`` in a fresh process to its first turn
     (the dispatcher's "turn started" line): a cold start on a fresh SQLite database, then
@@ -390,7 +411,7 @@ def time_to_first_turn(world: dict[str, Any], tmp: Path, runs: int) -> list[floa
         *(sys.executable, "-m", "bot.cli", "triage", "--once", "--limit", "1"),
         *("--config", str(config)),
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = daemon_env()
     seconds = []
     for _ in range(1 + runs):
         started = time.time()
@@ -448,7 +469,7 @@ def run_triage(
         "--config",
         str(config),
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = daemon_env()
     if not database_url.startswith("sqlite"):
         subprocess.run(
             [sys.executable, "-m", "bot.cli", "db", "upgrade", "--config", str(config)],
@@ -539,11 +560,13 @@ def main() -> None:
         pipes[role] = parent
         children.append(process)
     world = {**pipes["helpdesk"].recv(), **pipes["model"].recv()}
+    load_before = load_average()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             first_turn = time_to_first_turn(world, Path(tmp), args.startup_runs)
         if args.startup_only:
             print_first_turn(first_turn)
+            print(f"load average (1 min) before {load_before}, after {load_average()}")
             return
         with tempfile.TemporaryDirectory() as tmp:
             if args.postgresql:
@@ -629,16 +652,18 @@ def main() -> None:
         )
     speedup = reference_seconds / sweep
     over_bound = sweep / bound
+    whole_over_bound = triage_wall / bound
     print(
         f"\nspeed-up over the reference: {speedup:.1f}×   (target ≥ 10×: "
         f"{'met' if speedup >= 10 else 'NOT met'})"
     )
     print(
-        f"sweep / bound: {over_bound:.2f}×   "
-        f"(target ≤ 1.3×: {'met' if over_bound <= 1.3 else 'NOT met'})"
+        f"sweep / bound: {over_bound:.2f}×   whole command / bound: {whole_over_bound:.2f}×   "
+        f"(target, whole command ≤ 1.3×: {'met' if whole_over_bound <= 1.3 else 'NOT met'})"
     )
     print(f"digest counts: {digest['counts']}")
     print_first_turn(first_turn)
+    print(f"load average (1 min) before the runs {load_before}, after {load_average()}")
     print(
         "model answers later than their latency (the world's own lag): "
         + ", ".join(

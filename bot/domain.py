@@ -362,6 +362,17 @@ class ToolCallRecord:
     error: str | None = None
     latency_ms: float = 0.0
 
+    def to_json(self) -> JSON:
+        return {
+            "seq": self.seq,
+            "call_id": self.call_id,
+            "name": self.name,
+            "arguments": self.arguments,
+            "result": self.result,
+            "error": self.error,
+            "latency_ms": self.latency_ms,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:

@@ -11,9 +11,6 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 MASK = "***"
 
 # Database URL schemes (with or without a ``+driver``): SQLAlchemy renders these itself.
@@ -48,6 +45,11 @@ def mask_url(url: str) -> str:
     except ValueError:
         return mask_text(url)
     if parts.scheme.split("+", 1)[0] in _DATABASE_SCHEMES:
+        # SQLAlchemy only when a database URL is shown: logging (which imports this module)
+        # must not cost a command that opens no database its import.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             rendered = make_url(url).render_as_string(hide_password=True)
         except ArgumentError:
@@ -63,6 +65,11 @@ def mask_url(url: str) -> str:
 
 def database_password(url: str) -> str | None:
     """The password in a database URL, so the logging filter can mask it wherever it shows."""
+    if "@" not in url:
+        return None  # no user info, no password (SQLite): no need to import SQLAlchemy
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).password
     except ArgumentError:

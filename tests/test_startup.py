@@ -7,12 +7,23 @@ responder, the bundled knowledge base. The timing is printed by ``bench/triage.p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from tests.fakes.intercom import FakeIntercom
+from tests.fakes.model_server import (
+    RecordedRequest,
+    ScriptedModelServer,
+    ScriptedReply,
+    ScriptedToolCall,
+)
 
 # Libraries a one-off sweep with the defaults has no use for before its first search: the HTTP
 # server, unconfigured channels, the migration machinery on a database already at head, the
@@ -86,3 +97,117 @@ def test_a_second_start_imports_only_what_the_sweep_uses_and_does_not_reindex(
     assert second["imported"] == []
     (again,) = ingest_reports(second_log)
     assert "added=0, updated=0, unchanged=" in again and "removed=0" in again
+
+
+# What a sweep against a real helpdesk and model must not have imported when its first turn
+# starts (warm: database at head, knowledge base unchanged), because nothing before that turn
+# uses it: tool argument validation (jsonschema), the knowledge index (numpy) and its stemmers,
+# the offline responder's rules, the HTTP server and the webhook endpoints.
+NOT_BEFORE_FIRST_TURN = (
+    "aiohttp.web",
+    "alembic",
+    "bot.agent.intents",
+    "bot.http",
+    "bot.knowledge.index",
+    "connectors.intercom.webhook",
+    "jsonschema",
+    "numpy",
+    "snowballstemmer",
+)
+# ... and what it never imports: the model answered every call, no HTTP was served.
+NEVER_IN_A_SWEEP = ("aiohttp.web", "bot.agent.intents", "bot.http", "connectors.intercom.webhook")
+
+TURN_PROBE = """
+import json, logging, runpy, sys
+report, watched, config = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
+seen = {}
+
+class FirstTurn(logging.Handler):
+    def emit(self, record):
+        if "first_turn" not in seen and record.getMessage().startswith("turn started"):
+            seen["first_turn"] = sorted(m for m in watched if m in sys.modules)
+
+logging.getLogger("bot.pipeline.dispatcher").addHandler(FirstTurn())
+sys.argv = ["supportbot", "triage", "--once", "--limit", "1", "--config", config]
+try:
+    runpy.run_module("bot.cli", run_name="__main__")
+    code = 0
+except SystemExit as stop:
+    code = stop.code
+seen["end"] = sorted(m for m in watched if m in sys.modules)
+with open(report, "w") as out:
+    json.dump({"code": code, **seen}, out)
+"""
+
+
+async def start_against(cwd: Path, config: Path) -> dict[str, Any]:
+    """One ``triage --once --limit 1`` in a fresh interpreter: which watched modules it had
+    imported at its first "turn started" and at its end."""
+    report = cwd / "report.json"
+    report.unlink(missing_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    watched = sorted({*NOT_BEFORE_FIRST_TURN, *NEVER_IN_A_SWEEP})
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-c", TURN_PROBE, str(report), ",".join(watched), str(config)),
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await process.communicate()
+    assert report.exists(), stderr.decode()
+    result: dict[str, Any] = json.loads(report.read_text())
+    return result
+
+
+@pytest.mark.timeout(240)
+async def test_a_warm_sweep_imports_search_validation_and_fallback_only_when_it_uses_them(
+    tmp_path: Path,
+) -> None:
+    intercom = FakeIntercom()
+    await intercom.start()
+
+    def rule(request: RecordedRequest) -> ScriptedReply:
+        if request.messages[-1].get("role") == "tool":
+            return ScriptedReply.say("Settings → Billing → Export.")
+        return ScriptedReply.calls(ScriptedToolCall("USER_INFO_LOOKUP", {"user_id": ""}))
+
+    model = ScriptedModelServer(rule=rule)
+    await model.start()
+    try:
+        for i in range(2):
+            contact = intercom.add_contact(f"Customer {i}", company=None)
+            intercom.start_conversation(contact, f"<p>How do I export my invoices? ({i})</p>")
+        config = tmp_path / "supportbot.toml"
+        config.write_text(
+            f"""
+connectors = ["intercom"]
+[database]
+url = "sqlite:///{tmp_path / "bot.db"}"
+[log]
+level = "INFO"
+[model]
+provider = "openai"
+base_url = "{model.url}"
+api_key = "test-key"
+name = "scripted"
+stream = false
+[intercom]
+token = "{intercom.token}"
+base_url = "{intercom.base_url}"
+poll_interval_seconds = 0
+""",
+            encoding="utf-8",
+        )
+        cold = await start_against(tmp_path, config)  # migrates and indexes
+        assert cold["code"] == 0, cold
+        warm = await start_against(tmp_path, config)
+    finally:
+        await model.stop()
+        await intercom.close()
+    assert warm["code"] == 0, warm
+    assert warm["first_turn"] == []
+    assert not set(NEVER_IN_A_SWEEP) & set(warm["end"])
+    # The turn did search and validate a tool call: the probe sees what the sweep imports.
+    assert {"jsonschema", "numpy", "bot.knowledge.index"} <= set(warm["end"])
+    assert len(model.chat_requests) == 4  # two turns, a lookup and an answer each

@@ -11,6 +11,13 @@ in a line, so the model can at least say it cannot open it.
 
 The bytes come from the channel: ``Connector.resolve_turn`` fills ``Attachment.data`` when the
 turn starts; nothing here fetches anything.
+
+A file's text is the customer's material, never their words: sentences in it that try to
+instruct the bot are cut out (``intents.strip_instructions``), a line in it that looks like the
+markers around it is indented so it cannot end its block early, and ``typed_text`` gives a
+message without its files' text — what the offline responder reads intents from, so a file
+cannot ask for a person or close the conversation. The input guardrails read the notes too
+(``bot.agent.engine``).
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from bot.agent.intents import strip_instructions
 from bot.domain import Attachment, InboundMessage
 from bot.knowledge.documents import UnreadableDocument, parse
 from bot.providers.base import ContentPart
@@ -40,6 +49,11 @@ TEXT_SUFFIXES = frozenset({
 })
 # PDF and HTML go through the knowledge base's own parsing (pypdf; tags dropped).
 _PARSE_AS = {"pdf": "a.pdf", "html": "a.html"}
+# A file's text block in a user message, from its opening line to its closing one; a line of
+# the file that starts like a marker is indented first (``_MARKER_LIKE``), so only ours match.
+_FILE_TEXT = re.compile(r"^\[attachment: [^\n]*, its text:\]\n.*?^\[end of [^\n]*\]$\n?",
+                        re.MULTILINE | re.DOTALL)
+_MARKER_LIKE = re.compile(r"^(?=\[(?:attachment|end of|… the rest))", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +105,15 @@ def text_kind(attachment: Attachment) -> str | None:
     return None
 
 
+def named(attachment: Attachment) -> str:
+    """The line that stands for a file whose content is not shown: its name and type, and,
+    when the channel could not or would not fetch it, why (a host off the allow-list, HTTP 404…)."""
+    label = f"{attachment.name} ({attachment.content_type})"
+    if attachment.data is None and attachment.fetch_error:
+        return f"[attachment not fetched: {label}: {attachment.fetch_error}]"
+    return f"[attachment: {label}]"
+
+
 def _size(count: int) -> str:
     if count >= 1_048_576:
         return f"{count / 1_048_576:.1f} MB"
@@ -134,8 +157,17 @@ async def _as_text(attachment: Attachment, data: bytes, kind: str, max_chars: in
     cut = len(text) > max_chars
     if cut:
         text = text[:max_chars].rstrip()
+    text, removed = strip_instructions(_MARKER_LIKE.sub(" ", text))
+    if removed:
+        log.info("cut %d instruction(s) out of attachment %s", removed, attachment.name)
     tail = f"[… the rest of {attachment.name} is cut]\n" if cut else ""
     return f"[attachment: {label}, its text:]\n{text}\n{tail}[end of {attachment.name}]"
+
+
+def typed_text(content: str) -> str:
+    """A user message as ``bot.agent.context.user_message`` made it, without the text of its
+    files: what the customer wrote, and the lines naming files."""
+    return _FILE_TEXT.sub("", content).strip()
 
 
 async def show(
@@ -151,8 +183,7 @@ async def show(
             label = f"{attachment.name} ({attachment.content_type})"
             data = attachment.data
             if data is None:
-                missing = " could not be fetched" if attachment.fetch_error else ""
-                found.append(Shown(f"[attachment: {label}{missing}]"))
+                found.append(Shown(named(attachment)))
                 continue
             kind = image_type(data)
             if kind is not None:

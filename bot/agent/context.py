@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.agent.attachments import named
 from bot.domain import JSON, Run, Smith, StopReason
 from bot.pipeline.turn import TurnContext
 from bot.providers.base import ChatMessage, ContentPart
@@ -148,9 +149,7 @@ def user_message(ctx: TurnContext, shown: Sequence[Sequence[Shown]] | None = Non
                 if item.part is not None:
                     parts.append(item.part)
             continue
-        for attachment in message.attachments:
-            missing = " could not be fetched" if attachment.fetch_error else ""
-            lines.append(f"[attachment: {attachment.name} ({attachment.content_type}){missing}]")
+        lines.extend(named(attachment) for attachment in message.attachments)
     return ChatMessage("user", "\n\n".join(lines), parts=tuple(parts))
 
 

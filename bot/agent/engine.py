@@ -238,7 +238,11 @@ class AgentRunner:
         variables = agent_settings.variables if agent_settings else {}
         text = ctx.user_text
 
-        rule = await turn.guardrails.check_input(text, judge)
+        # A file's text is checked as if the customer had typed it: a rule that blocks or
+        # escalates on a message does the same on a log or PDF carrying the same words.
+        shown = await show(ctx.messages, self._attachment_limits)
+        notes = [item.note for items in shown for item in items if item.note]
+        rule = await turn.guardrails.check_input("\n\n".join([text, *notes]), judge)
         if rule is not None:
             return self._guardrail(turn, rule)
 
@@ -249,7 +253,7 @@ class AgentRunner:
             agent_variables=variables,
             passages=passages,
             tool_names=[t.name for t in offered],
-            shown=await show(ctx.messages, self._attachment_limits),
+            shown=shown,
         )
         messages = list(assembled.messages)
         specs = tuple(t.spec() for t in offered)

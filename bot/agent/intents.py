@@ -164,3 +164,24 @@ def _question(sentences: list[str]) -> str:
 def asks_something(reading: Reading) -> bool:
     """Whether what is left reads as a question or request (not a bare remark)."""
     return bool(reading.question and _QUESTION_WORD.search(reading.question))
+
+
+def strip_instructions(text: str) -> tuple[str, int]:
+    """``text`` that is material, not the customer's words (a file's contents), with every
+    sentence that tries to instruct the bot cut out and marked; lines kept as they were. Also
+    how many were cut."""
+    cut = 0
+    lines = []
+    for line in text.split("\n"):
+        if not _INJECTION.search(line):
+            lines.append(line)
+            continue
+        kept = []
+        for sentence in _SENTENCES.split(line):
+            if _INJECTION.search(sentence):
+                cut += 1
+                kept.append("[instruction removed]")
+            elif sentence:
+                kept.append(sentence)
+        lines.append(" ".join(kept))
+    return "\n".join(lines), cut

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aiohttp
-from jsonschema import Draft202012Validator
 from yarl import URL
 
 from bot.agent import placeholders
@@ -29,6 +28,8 @@ from bot.domain import JSON, PlannedAction, Smith, StopReason, Thread, ThreadCha
 from bot.providers.base import ToolSpec
 
 if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+
     from bot.connector import Connector
     from bot.pipeline.turn import TurnContext
 
@@ -87,6 +88,9 @@ class ToolRegistry:
 
     def __init__(self) -> None:
         self._tools: dict[str, Tool] = {}
+        # Built at a tool's first call, so a start imports no jsonschema before its first turn.
+        # Configured tools' schemas are checked when the configuration loads
+        # (``bot.config.agents``); the built-in ones by their tests.
         self._validators: dict[str, Draft202012Validator] = {}
 
     def add(self, tool: Tool) -> Tool:
@@ -96,9 +100,7 @@ class ToolRegistry:
             type(tool.handler).__call__  # an object with an async __call__ (HttpTool)
         ):
             raise TypeError(f"tool {tool.name!r}: the handler must be an async function")
-        Draft202012Validator.check_schema(tool.parameters)
         self._tools[tool.name] = tool
-        self._validators[tool.name] = Draft202012Validator(tool.parameters)
         return tool
 
     def tool(
@@ -134,7 +136,13 @@ class ToolRegistry:
         return [self._tools[n] for n in names if n in self._tools]
 
     def validation_errors(self, name: str, arguments: JSON) -> list[str]:
-        validator = self._validators[name]
+        validator = self._validators.get(name)
+        if validator is None:
+            from jsonschema import Draft202012Validator
+
+            parameters = self._tools[name].parameters
+            Draft202012Validator.check_schema(parameters)
+            validator = self._validators[name] = Draft202012Validator(parameters)
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
         return [
             (f"{'/'.join(str(p) for p in e.path)}: " if e.path else "") + e.message for e in errors

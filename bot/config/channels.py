@@ -9,6 +9,22 @@ from pydantic import Field, SecretStr, field_validator
 
 from bot.config.base import EnvList, Section, normalise_origin
 
+# Where Intercom serves customers' uploads and inline images (US, EU and Australian regions):
+# its download and upload CDNs and the per-workspace ``<app>.intercom-attachments-N.com`` hosts.
+INTERCOM_ATTACHMENT_HOSTS = [
+    "downloads.intercomcdn.com",
+    "downloads.intercomcdn.eu",
+    "downloads.au.intercomcdn.com",
+    "uploads.intercomcdn.com",
+    "uploads.intercomcdn.eu",
+    "uploads.eu.intercomcdn.com",
+    "uploads.au.intercomcdn.com",
+    "uploads.intercomusercontent.com",
+    *(f"*.intercom-attachments-{n}.com" for n in range(1, 10)),
+    "*.intercom-attachments.eu",
+    "*.au.intercom-attachments.com",
+]
+
 
 class IntercomSettings(Section):
     token: SecretStr | None = None
@@ -23,13 +39,18 @@ class IntercomSettings(Section):
     resume_on_reopen: bool | None = None
     agent: str | None = None
     poll_lookback_seconds: float = Field(default=86_400.0, gt=0)
-    poll_page_size: int = Field(default=50, ge=1, le=150)
+    # Intercom's largest search page: a sweep lists everything before its first turn, so the
+    # fewer pages the sooner it starts (200 conversations: two pages, not four).
+    poll_page_size: int = Field(default=150, ge=1, le=150)
     timeout_seconds: float = Field(default=15.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=10)
     retry_backoff_seconds: float = Field(default=0.5, gt=0)
     rate_limit_headroom: int = Field(default=100, ge=0)
     max_attachments: int = Field(default=10, ge=0, le=100)
     max_attachment_bytes: int = Field(default=20_971_520, ge=0)
+    # Hosts attachments are downloaded from (``bot.http.file_hosts``: ``name``, ``*.domain``,
+    # or an IP address as it is, which also allows plain http — for a local fake).
+    attachment_hosts: EnvList[str] = INTERCOM_ATTACHMENT_HOSTS
     escalation_message: str = (
         "I've passed this to our support team; a person will follow up here shortly."
     )
@@ -70,6 +91,8 @@ class SlackSettings(Section):
     support_group: str | None = None
     post_interval_seconds: float = Field(default=1.0, ge=0)
     max_file_bytes: int = Field(default=5_242_880, ge=0)
+    # Hosts ``url_private`` files are downloaded from, with the bot token (as ``intercom.attachment_hosts``).
+    file_hosts: EnvList[str] = ["files.slack.com"]
     user_cache_seconds: float = Field(default=3600.0, ge=0)
 
     @property

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Final
 from urllib.parse import urlsplit
@@ -61,8 +62,10 @@ def _safe_next(value: str | None) -> str:
 
 
 class ConsolePages:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, sign_out: Callable[[str, float], Awaitable[None]]):
+        """``sign_out(session id, when its cookie expires)`` ends a session on every replica."""
         self._settings = settings
+        self._sign_out = sign_out
         self._assets: dict[str, str] = {}
 
     async def load(self) -> None:
@@ -150,6 +153,9 @@ class ConsolePages:
             return self._html("<!doctype html><title>Refused</title>"
                               "<p>Sign-out refused: the form's CSRF token is missing or wrong.",
                               status=403)
+        if session is not None:
+            # The cookie may have been copied: the session ends here, not only in this browser.
+            await self._sign_out(session.sid, session.expires_at)
         response = _see_other(HOME)
         clear_session_cookie(response, secure=is_https(request, self._settings))
         return response

@@ -76,18 +76,7 @@ def run_json(run: Run, *, detail: bool) -> JSON:
     if detail:
         data["input"] = run.input
         data["rag_results"] = run.rag_results
-        data["tool_calls"] = [
-            {
-                "seq": call.seq,
-                "call_id": call.call_id,
-                "name": call.name,
-                "arguments": call.arguments,
-                "result": call.result,
-                "error": call.error,
-                "latency_ms": call.latency_ms,
-            }
-            for call in run.tool_calls
-        ]
+        data["tool_calls"] = [call.to_json() for call in run.tool_calls]
     return data
 
 

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.console.pages import ConsolePages
 from bot.http.api import mount_api
+from bot.http.sessions import session_middleware
 
 if TYPE_CHECKING:
     from bot.daemon import Daemon
@@ -89,15 +90,17 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def build_http_app(daemon: Daemon) -> web.Application:
+    signouts = daemon.store.console_signouts
     http = web.Application(
-        client_max_size=daemon.settings.http.max_body_bytes, middlewares=[errors_as_json]
+        client_max_size=daemon.settings.http.max_body_bytes,
+        middlewares=[errors_as_json, session_middleware(daemon.settings, signouts.signed_out)],
     )
     http[DAEMON_KEY] = daemon
     http.router.add_get("/healthz", healthz)
     http.router.add_get("/readyz", readyz)
     http.router.add_get("/metrics", metrics)
     mount_api(http, daemon)
-    console = ConsolePages(daemon.settings)
+    console = ConsolePages(daemon.settings, sign_out=signouts.sign_out)
     http.on_startup.append(lambda _: console.load())
     http.router.add_routes(console.routes())
     for connector in daemon.connectors.values():

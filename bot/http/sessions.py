@@ -2,8 +2,11 @@
 
 Signing in with the admin token sets ``sb_console`` (``HttpOnly``, ``SameSite=Strict``,
 ``Secure`` over HTTPS): ``<base64url JSON {sid, exp}>.<base64url HMAC-SHA256>``, signed with a
-key derived from the admin token, so no table is needed, every replica accepts it, and changing
-the admin token ends every session. The CSRF token is a second HMAC over the session id: the
+key derived from the admin token, so every replica accepts it, and changing the admin token
+ends every session. Signing out ends that session on the server too: its id goes into the
+store's ``console_signouts`` (kept until the cookie would have expired), and every request with
+a session cookie is checked against it once, by ``session_middleware``, so a copy of the cookie
+taken before sign-out is refused by every replica. The CSRF token is a second HMAC over the session id: the
 console's pages carry it, and every state-changing request must send it back (form field
 ``csrf_token`` or header ``X-CSRF-Token``); another site can make the browser send the cookie
 but cannot read the token.
@@ -17,10 +20,13 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from bot.config import Settings
 
@@ -30,6 +36,12 @@ CSRF_FIELD: Final = "csrf_token"
 SESSION_SECONDS: Final = 12 * 3600
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _KEY_LABEL: Final = b"supportbot console session v1"
+# The request being answered and its console session as ``session_middleware`` found it (None:
+# none, or signed out). A context variable rather than request storage: the handler runs in the
+# middleware's context, and aiohttp's typed request keys are newer than the versions we support.
+_SESSION: ContextVar[tuple[web.BaseRequest, ConsoleSession | None] | None] = ContextVar(
+    "console_session", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +83,35 @@ def new_session(settings: Settings) -> tuple[ConsoleSession, str]:
 
 
 def session_of(request: web.Request, settings: Settings) -> ConsoleSession | None:
-    """The request's valid, unexpired console session, or None."""
+    """The request's valid, unexpired console session that was not signed out, or None —
+    also None when ``session_middleware`` did not look at the request (fail closed)."""
+    found = _SESSION.get()
+    return found[1] if found is not None and found[0] is request else None
+
+
+def session_middleware(
+    settings: Settings, signed_out: Callable[[str], Awaitable[bool]]
+) -> Middleware:
+    """Finds each request's console session: a signed, unexpired cookie whose id
+    ``signed_out`` does not know (one store read, only for a request that has such a cookie)."""
+
+    @web.middleware
+    async def find_session(request: web.Request, handler: Handler) -> web.StreamResponse:
+        session = signed_session(request, settings)
+        if session is not None and await signed_out(session.sid):
+            session = None
+        token = _SESSION.set((request, session))
+        try:
+            return await handler(request)
+        finally:
+            _SESSION.reset(token)
+
+    return find_session
+
+
+def signed_session(request: web.Request, settings: Settings) -> ConsoleSession | None:
+    """The session the request's cookie carries if its signature holds and it has not expired;
+    whether it was signed out is ``session_middleware``'s to tell."""
     key = _key(settings)
     cookie = request.cookies.get(CONSOLE_COOKIE)
     if key is None or not cookie or cookie.count(".") != 1:

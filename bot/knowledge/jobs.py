@@ -7,8 +7,13 @@ database lock the source's schedule takes (``supportbot:knowledge:NAME``, see
 ``bot.scheduler``): one replica at a time syncs a source, whether a tick or an operator started
 it, and a source already being synced is reported as such rather than synced twice. The job's
 record is a row in ``cursors`` (``knowledge-sync:ID``), so any replica can answer for it; records
-are kept a week. A record left ``running`` by a replica that died stays so (its
-``started_at`` tells since when).
+are kept a week.
+
+A job holds a lease on its record: the replica running it renews the row's ``updated_at``
+(``heartbeat_at``) every sixth of ``lease_seconds``. A record still ``queued`` or ``running``
+whose lease ran out belongs to a replica that died (killed, lost its database): whoever reads it
+first records it ``failed``, "interrupted", so it is reported as such and never holds up a new
+sync; a job whose lease holds is the one a new request for the same sources gets, on any replica.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ PREFIX = "knowledge-sync:"
 KEEP_SECONDS = 7 * 86_400.0
 JOB_ID = re.compile(r"^ksync_[0-9a-f]{32}$")
 BUSY = "a sync of this source is already running (here or on another replica)"
+LEASE_SECONDS = 60.0
+ACTIVE = ("queued", "running")
 
 Status = Literal["queued", "running", "succeeded", "failed"]
 
@@ -70,6 +77,7 @@ class SyncJob:
     finished_at: float | None = None
     sources: tuple[dict[str, Any], ...] = ()
     error: str | None = None
+    heartbeat_at: float | None = None  # the record's last renewal (its row's ``updated_at``)
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -80,9 +88,10 @@ class SyncJob:
 class SyncJobs:
     """Starts sync jobs in the background of this process and keeps their records."""
 
-    def __init__(self, sync: KnowledgeSync):
+    def __init__(self, sync: KnowledgeSync, *, lease_seconds: float = LEASE_SECONDS):
         self._sync = sync
         self._db = sync.kb.db
+        self._lease = lease_seconds
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._active: dict[str | None, SyncJob] = {}
         self._starting = asyncio.Lock()  # two requests at once start one job
@@ -96,6 +105,9 @@ class SyncJobs:
             running = self._active.get(source)
             if running is not None and running.id in self._tasks:
                 return await self.get(running.id) or running
+            elsewhere = await self._live(source)
+            if elsewhere is not None:
+                return elsewhere
             job = SyncJob(new_id("ksync"), source)
             await self._save(job, create=True)
             self._active[source] = job
@@ -108,12 +120,69 @@ class SyncJobs:
         if not JOB_ID.match(job_id):
             return None
         async with self._db.read() as conn:
-            value = (
-                await conn.execute(select(cursors.c.value).where(cursors.c.name == PREFIX + job_id))
-            ).scalar_one_or_none()
-        if not isinstance(value, dict):
-            return None
-        return SyncJob(**{**value, "sources": tuple(value.get("sources") or ())})
+            row = (
+                await conn.execute(
+                    select(cursors.c.value, cursors.c.updated_at)
+                    .where(cursors.c.name == PREFIX + job_id)
+                )
+            ).first()
+        job = _job(row[0], row[1]) if row is not None else None
+        return None if job is None else await self._unless_lapsed(job)
+
+    async def _live(self, source: str | None) -> SyncJob | None:
+        """A job for ``source`` whose lease holds, started by any replica; lapsed ones found on
+        the way are recorded as interrupted."""
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(cursors.c.value, cursors.c.updated_at)
+                    .where(st.prefix(cursors.c.name, PREFIX))
+                    .order_by(cursors.c.updated_at.desc())
+                )
+            ).all()
+        for row in rows:
+            job = _job(row[0], row[1])
+            if job is None or job.source != source or job.status not in ACTIVE:
+                continue
+            job = await self._unless_lapsed(job)
+            if job.status in ACTIVE:
+                return job
+        return None
+
+    async def _unless_lapsed(self, job: SyncJob) -> SyncJob:
+        """``job``, or, when it is active but its lease ran out, ``job`` recorded as failed."""
+        beat = job.heartbeat_at or job.created_at
+        if job.status not in ACTIVE or job.id in self._tasks or now() - beat <= self._lease:
+            return job
+        log.warning("knowledge sync job %s: its lease ran out at %.0f; recording it as "
+                    "interrupted", job.id, beat + self._lease)
+        lapsed = replace(job, status="failed", finished_at=now(),
+                         error="interrupted: the replica running it stopped renewing its lease")
+        value = {k: v for k, v in lapsed.as_json().items() if k != "object"}
+        async with self._db.tx() as conn:
+            # Only if no renewal came in since it was read (the replica may be alive after all).
+            done = await conn.execute(
+                update(cursors)
+                .where(cursors.c.name == PREFIX + job.id, cursors.c.updated_at == beat)
+                .values(value=value, updated_at=now())
+            )
+        if done.rowcount == 1:
+            return lapsed
+        return await self.get(job.id) or job
+
+    async def _renew(self, job_id: str) -> None:
+        """Keep the job's lease while it runs: its record's ``updated_at``, renewed."""
+        while True:
+            await asyncio.sleep(self._lease / 6)
+            try:
+                async with self._db.tx() as conn:
+                    await conn.execute(
+                        update(cursors).where(cursors.c.name == PREFIX + job_id)
+                        .values(updated_at=now())
+                    )
+            except Exception:  # the next renewal tries again; a lapsed lease says the rest
+                log.warning("knowledge sync job %s: renewing its lease failed", job_id,
+                            exc_info=True)
 
     async def wait(self, job_id: str) -> SyncJob | None:
         """The job once it is done (tests and shutdown; the API never waits)."""
@@ -134,6 +203,7 @@ class SyncJobs:
         job = replace(job, status="running", started_at=now())
         await self._save(job)
         reports: list[SyncReport] = []
+        lease = asyncio.create_task(self._renew(job.id), name=f"knowledge-sync-lease:{job.id}")
         try:
             for name in names:
                 reports.extend(await sync_exclusive(self._sync, [name]))
@@ -146,6 +216,9 @@ class SyncJobs:
             log.exception("knowledge sync job %s failed", job.id)
             await self._finish(job, f"{type(exc).__name__}: the sync stopped unexpectedly")
             return
+        finally:
+            lease.cancel()
+            await asyncio.gather(lease, return_exceptions=True)
         failed = [r.source for r in reports if r.error is not None]
         await self._finish(job, f"failed: {', '.join(failed)}" if failed else None)
 
@@ -177,3 +250,11 @@ class SyncJobs:
                     .where(cursors.c.name == PREFIX + job.id)
                     .values(value=value, updated_at=at)
                 )
+
+
+def _job(value: Any, updated_at: float) -> SyncJob | None:
+    """A job from its record (``updated_at``: its row's, the lease's last renewal)."""
+    if not isinstance(value, dict):
+        return None
+    return SyncJob(**{**value, "sources": tuple(value.get("sources") or ()),
+                      "heartbeat_at": updated_at})

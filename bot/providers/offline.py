@@ -20,11 +20,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.agent import intents
-from bot.agent.intents import Intent
 from bot.config import OfflineSettings
 from bot.domain import JSON, Usage
-from bot.knowledge import analysis
 from bot.providers.base import ChatMessage, DeltaSink, ModelRequest, ModelResponse, ToolCall
 
 if TYPE_CHECKING:
@@ -196,9 +193,18 @@ class OfflineProvider:
     # -- the rules ----------------------------------------------------------------------------
 
     async def _decide(self, request: ModelRequest) -> _Decision:
+        # The rules' vocabularies (compiled patterns, stemmers) load when the responder first
+        # answers: as the fallback behind a model it may never answer in a process.
+        from bot.agent import intents
+        from bot.agent.attachments import typed_text
+        from bot.agent.intents import Intent
+        from bot.knowledge import analysis
+
         messages = request.messages
         last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-        text = messages[last_user].content if last_user >= 0 else ""
+        # What the customer wrote: a file's text never decides the action (an "it works, close
+        # it" inside a log is not the customer's).
+        text = typed_text(messages[last_user].content) if last_user >= 0 else ""
         after = messages[last_user + 1 :]
         called, results = _this_turn_tools(after)
         offered = {t.name for t in request.tools}
@@ -316,6 +322,8 @@ class OfflineProvider:
     async def _search(self, question: str, earlier: list[str]) -> tuple[list[Passage], str]:
         """Search with the latest message; a follow-up ("and what about…", or one the latest
         message alone does not answer) is read with the customer's earlier messages."""
+        from bot.agent import intents
+
         if self._knowledge is None:
             return [], question
         latest = " ".join(question.split())

@@ -83,6 +83,7 @@ UNRELATED_TABLES: frozenset[str] = frozenset(
         # that): a body is dropped once parsed, and the row (channel, delivery id,
         # conversation id) is pruned a day later.
         "deliveries",
+        "console_signouts",  # the operator console's ended sessions: no customer in them
     }
 )
 

@@ -124,19 +124,7 @@ def to_tool_call(row: RowMapping) -> ToolCallRecord:
 
 
 def tool_call_values(run: Run) -> list[dict[str, Any]]:
-    return [
-        {
-            "run_id": run.id,
-            "seq": call.seq,
-            "call_id": call.call_id,
-            "name": call.name,
-            "arguments": call.arguments,
-            "result": call.result,
-            "error": call.error,
-            "latency_ms": call.latency_ms,
-        }
-        for call in run.tool_calls
-    ]
+    return [{"run_id": run.id, **call.to_json()} for call in run.tool_calls]
 
 
 def to_action(row: RowMapping, *, attempt: int) -> Action:

@@ -224,6 +224,16 @@ person_messages = Table(
     Index("ix_person_messages_thread_created", "thread_id", "created_at"),
 )
 
+# Console sessions signed out before their cookie expired (bot/http/sessions.py): a copied
+# cookie of one is refused by every replica; a row is dropped once the cookie has expired.
+console_signouts = Table(
+    "console_signouts",
+    metadata,
+    Column("sid", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_console_signouts_expires", "expires_at"),
+)
+
 # Small durable values: poller cursors, cached remote ids.
 cursors = Table(
     "cursors",
@@ -401,7 +411,7 @@ feedback = Table(
 )
 
 
-# -- raw deliveries (migration 0012) ----------------------------------------------------------
+# -- raw deliveries (migration 0013) ----------------------------------------------------------
 
 # A platform's webhook delivery as it arrived, stored before the acknowledgement and parsed into
 # inbox messages after it. Unique per ``(channel, dedup_key)`` (Intercom's notification id,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from bot.domain import NotFound, ThreadChange
 from bot.pipeline.inbox import INBOX_BATCH, InboxWriter
+from bot.store.console import ConsoleSignouts
 from bot.store.cursors import Cursors
 from bot.store.database import Database
 from bot.store.deliveries import Deliveries
@@ -62,6 +63,7 @@ class Store:
         self.locks = locks = Locks(db)
         self.feedback = Feedbacks(db)
         self.deliveries = Deliveries(db)
+        self.console_signouts = ConsoleSignouts(db)
         # The group commit is the pipeline's; the store only writes a batch.
         self.inbox_writer = writer = InboxWriter(inbox)
 

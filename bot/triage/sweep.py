@@ -254,11 +254,21 @@ class Sweeper:
         turn_seconds: list[float] = []
         open_ = [c for c in conversations if not self._settle_trivially(c)]
         last_reported = -1
+        # Inbox rows that left ``pending`` (done, failed, skipped) stay as they are: each look
+        # reads only the rows still pending, and the actions of the runs still open.
+        settled: dict[tuple[str, str], InboxRow] = {}
         while True:
             finished.clear()
             looked = time.monotonic()
-            rows = await store.inbox_rows([k for c in open_ for k in c.watched])
-            by_key = {(r.source, r.dedup_key): r for r in rows}
+            keys = [k for c in open_ for k in c.watched]
+            pending = [k for k in keys if k not in settled]
+            fresh = await store.inbox_rows(pending) if pending else []
+            for row in fresh:
+                if row.status is not InboxStatus.PENDING:
+                    settled[(row.source, row.dedup_key)] = row
+            by_key = {(r.source, r.dedup_key): r for r in fresh}
+            by_key.update((k, settled[k]) for k in keys if k in settled)
+            rows = list(by_key.values())
             run_ids = sorted({r.run_id for r in rows if r.run_id})
             actions = await store.action_states(run_ids) if run_ids else []
             actions_by_run: dict[str, list[ActionState]] = {}
@@ -384,7 +394,9 @@ def _result(
     if errors:
         return ConversationResult(outcome=Outcome.FAILED, reason="; ".join(errors), **base)
     if mine:
-        outcome = max((OUTCOME_BY_STOP_REASON[run.stop_reason] for run in mine), key=OUTCOME_RANK.__getitem__)
+        outcome = max(
+            (OUTCOME_BY_STOP_REASON[run.stop_reason] for run in mine), key=OUTCOME_RANK.__getitem__
+        )
         return ConversationResult(outcome=outcome, **base)
     reasons = [r.error for r in rows if r.status is InboxStatus.SKIPPED and r.error]
     return ConversationResult(

@@ -18,8 +18,8 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from aiohttp import web
 from cachetools import FIFOCache
 
 from bot.config import IntercomSettings
@@ -36,6 +36,7 @@ from bot.domain import (
     Smith,
     Thread,
 )
+from bot.http.file_hosts import FileHosts
 from connectors.intercom.actions import Handler, IntercomActions
 from connectors.intercom.client import IntercomClient, IntercomError
 from connectors.intercom.files import IntercomFiles
@@ -45,14 +46,16 @@ from connectors.intercom.model import (
     inbound_messages,
     thread_external_id,
 )
-from connectors.intercom.webhook import WebhookEndpoint
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
 DEFAULT_POLL_SECONDS = 60.0
 POLL_OVERLAP_SECONDS = 300.0  # search results lag behind writes by up to a few minutes
 SEEN_NOTIFICATIONS = 10_000
-FETCH_CONCURRENCY = 8  # conversations fetched at once while listing pending work
+FETCH_CONCURRENCY = 8  # conversations fetched at once while listing (at least; see fetch_pending)
 # The poller's cursor, scoped by the runtime to this channel ("intercom.poller").
 CURSOR_NAME = "poller"
 
@@ -86,12 +89,6 @@ class IntercomConnector(Connector):
     def __init__(self, runtime: ConnectorRuntime):
         self._runtime = runtime
         self._settings = runtime.settings.intercom
-        secret = self._settings.client_secret
-        self._webhook = WebhookEndpoint(
-            self,
-            secret=secret.get_secret_value().encode() if secret is not None else None,
-            max_body_bytes=runtime.settings.http.max_body_bytes,
-        )
         self._client: IntercomClient | None = None
         self._admin_id: str | None = None
         self._admin_lock = asyncio.Lock()
@@ -100,7 +97,10 @@ class IntercomConnector(Connector):
             self._actions.dry_run_handlers() if self._settings.dry_run else self._actions.handlers()
         )
         self._seen: FIFOCache[str, None] = FIFOCache(maxsize=SEEN_NOTIFICATIONS)
-        self.files = IntercomFiles(max_bytes=self._settings.max_attachment_bytes)
+        self.files = IntercomFiles(
+            max_bytes=self._settings.max_attachment_bytes,
+            hosts=FileHosts(self._settings.attachment_hosts),
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self.poll_interval = poll_interval(self._settings)
 
@@ -113,7 +113,17 @@ class IntercomConnector(Connector):
         return self._client
 
     def routes(self) -> Sequence[web.RouteDef]:
-        return self._webhook.routes()
+        # Imported when the HTTP server asks for the routes: a command that serves none
+        # (``triage --once``) skips aiohttp.web and the webhook's body parsing.
+        from connectors.intercom.webhook import WebhookEndpoint
+
+        secret = self._settings.client_secret
+        webhook = WebhookEndpoint(
+            self,
+            secret=secret.get_secret_value().encode() if secret is not None else None,
+            max_body_bytes=self._runtime.settings.http.max_body_bytes,
+        )
+        return webhook.routes()
 
     async def start(self) -> None:
         self._client = IntercomClient(self._settings)
@@ -162,10 +172,8 @@ class IntercomConnector(Connector):
     # -- inbound: notifications -------------------------------------------------------------
 
     async def receive(self, payload: JSON, body: bytes) -> tuple[int, str]:
-        """Check one verified webhook notification and store it to be parsed after the answer
-        (``parse_delivery``); returns the HTTP status and a reason. What Intercom would only
-        send again (a notification without a readable conversation) is refused here, before
-        anything is stored."""
+        """Check one verified notification (an unreadable conversation is refused before
+        anything is stored) and store it for ``parse_delivery``; the HTTP status, a reason."""
         topic = payload.get("topic")
         notification_id = payload.get("id")
         if topic == "ping":
@@ -184,23 +192,20 @@ class IntercomConnector(Connector):
             return 400, f"unreadable conversation item: {exc}"
         # Intercom's notification id is the redelivery's key; without one, the body itself.
         key = notification_id if isinstance(notification_id, str) and notification_id else (
-            "sha256:" + hashlib.sha256(body).hexdigest()
-        )
-        delivery = RawDelivery(
-            dedup_key=key, order_key=conversation.id, body=body, payload=(topic, conversation)
-        )
+            "sha256:" + hashlib.sha256(body).hexdigest())
+        delivery = RawDelivery(key, conversation.id, body, payload=(topic, conversation))
         try:
             new = await self._runtime.submit_raw(delivery)
         except Exception:
             log.exception("Intercom notification %s not stored", notification_id)
             return 503, "not stored; deliver again later"
-        if isinstance(notification_id, str):
-            self._remember(notification_id)
+        if isinstance(notification_id, str):  # spares a retry's insert (the row is the record)
+            self._seen[notification_id] = None
         return 200, "stored" if new else "notification already stored"
 
     async def parse_delivery(self, delivery: RawDelivery) -> None:
-        """Act on a stored notification: its customer messages into the inbox, an admin's
-        event as a handoff signal, a rating recorded. Raises to be tried again later."""
+        """A stored notification's customer messages into the inbox, an admin's event as a
+        handoff signal, a rating recorded; raises to be tried again later."""
         if delivery.payload is not None:
             topic, conversation = delivery.payload
         else:  # stored by a process that did not parse it; checked before it was stored
@@ -217,11 +222,6 @@ class IntercomConnector(Connector):
             new = await self.ingest(conversation, complete=topic == "conversation.user.created")
             return f"{new} new message(s)"
         return await self._state_change(topic, conversation)
-
-    def _remember(self, notification_id: str) -> None:
-        # The stored delivery is the durable dedup record; this only spares its insert on
-        # Intercom's retries.
-        self._seen[notification_id] = None
 
     async def ingest(self, conversation: Conversation, *, complete: bool = True) -> int:
         """Submit the conversation's pending customer messages; returns how many were new.
@@ -389,15 +389,16 @@ class IntercomConnector(Connector):
             if not page.next_cursor or not page.conversations:
                 break
             cursor = page.next_cursor
-        # A few fetches in flight (each still waits its turn at the rate limiter), taken in
-        # search order, never many more than ``limit`` still needs.
+        # Fetches in flight (each still waits its turn at the rate limiter), taken in search
+        # order, never many more than ``limit`` still needs; as many as the pipeline runs turns
+        # at once, so the lanes are fed as fast as they free up (8 fetches of 300 ms each
+        # deliver ~27 conversations/s; 16 lanes of two 300 ms model calls take ~27/s already).
+        lanes = max(FETCH_CONCURRENCY, self._runtime.settings.pipeline.concurrency)
         conversations = 0
         in_flight: deque[asyncio.Task[JSON]] = deque()
         try:
             while candidates or in_flight:
-                window = FETCH_CONCURRENCY if limit is None else min(
-                    FETCH_CONCURRENCY, max(1, limit - conversations)
-                )
+                window = lanes if limit is None else min(lanes, max(1, limit - conversations))
                 while candidates and len(in_flight) < window:
                     conversation_id = candidates.popleft()
                     in_flight.append(

@@ -46,6 +46,7 @@ from bot.domain import (
     Smith,
     Thread,
 )
+from bot.http.file_hosts import FileHosts
 from connectors.slack.directory import SlackDirectory
 from connectors.slack.errors import (
     CALL_ERRORS,
@@ -153,7 +154,8 @@ class SlackConnector(Connector):
             self._client, cache_seconds=self._settings.user_cache_seconds
         )
         self._files = SlackFiles(
-            self._session, token=self._token, max_bytes=self._settings.max_file_bytes
+            FileHosts(self._settings.file_hosts), token=self._token,
+            max_bytes=self._settings.max_file_bytes,
         )
         self._outbound = SlackOutbound(self._client, self._settings, self._pacer)
         signing_secret = self._settings.signing_secret
@@ -210,6 +212,8 @@ class SlackConnector(Connector):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._files is not None:
+            await self._files.close()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -1,7 +1,9 @@
 """Files shared in Slack: the reference the inbox keeps when the event arrives, and the
 content fetched when the turn starts (never before Slack is acknowledged).
 
-A download needs the bot token (``url_private`` is behind it) and is capped at
+A download needs the bot token (``url_private`` is behind it), so it goes only to hosts
+``slack.file_hosts`` lists (``files.slack.com``), over https, at public addresses; the token is
+not handed on along a redirect (``bot.http.file_hosts``). It is capped at
 ``slack.max_file_bytes``, by the size Slack announced and again by what actually arrives.
 """
 
@@ -13,6 +15,7 @@ from dataclasses import replace
 import aiohttp
 
 from bot.domain import JSON, Attachment
+from bot.http.file_hosts import FileHosts, FileRefused, fetch
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +37,16 @@ def file_reference(item: JSON) -> Attachment:
 class SlackFiles:
     """Downloads shared files' content for a turn."""
 
-    def __init__(self, session: aiohttp.ClientSession, *, token: str, max_bytes: int):
-        self._session = session
+    def __init__(self, hosts: FileHosts, *, token: str, max_bytes: int):
+        self._hosts = hosts
+        self._session: aiohttp.ClientSession | None = None
         self._token = token
         self._max_bytes = max_bytes
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def fetched(self, attachment: Attachment) -> Attachment:
         """``attachment`` with its content, if it is under ``slack.max_file_bytes`` (by the
@@ -48,23 +57,30 @@ class SlackFiles:
             log.info("not downloading %s: %d bytes is over slack.max_file_bytes",
                      attachment.name, attachment.size)
             return attachment
+        if (refused := self._hosts.refusal(attachment.url)) is not None:
+            log.warning("not fetching a Slack file: %s", refused)
+            return replace(attachment, fetch_error=refused)
         data, error = await self._download(attachment.url)
         return replace(attachment, data=data, fetch_error=error)
 
     async def _download(self, url: str) -> tuple[bytes | None, str | None]:
         """A shared file's bytes, or why there are none."""
         cap = self._max_bytes
+        if self._session is None:
+            self._session = self._hosts.session(timeout=FILE_TIMEOUT_SECONDS)
         try:
-            async with self._session.get(
-                url,
+            async with fetch(
+                self._session, url, self._hosts,
                 headers={"Authorization": f"Bearer {self._token}"},
-                timeout=aiohttp.ClientTimeout(total=FILE_TIMEOUT_SECONDS),
             ) as response:
                 if response.status != 200:
                     log.warning("downloading a Slack file failed: HTTP %d", response.status)
                     return None, f"HTTP {response.status}"
                 data = await response.content.read(cap + 1)
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except FileRefused as exc:
+            log.warning("not fetching a Slack file: %s", exc)
+            return None, str(exc)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("downloading a Slack file failed: %s", type(exc).__name__)
             return None, type(exc).__name__
         if len(data) > cap:

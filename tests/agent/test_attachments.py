@@ -74,7 +74,7 @@ async def test_what_cannot_be_read_or_did_not_arrive_is_named() -> None:
     assert notes[0].startswith("[attachment: broken.pdf (application/pdf) could not be read")
     assert notes[1] == "[image not shown: fake.png (image/png), not a PNG, JPEG, GIF or WebP image]"
     assert notes[2] == "[attachment: archive.zip (application/zip)]"
-    assert notes[3] == "[attachment: gone.png (image/png) could not be fetched]"
+    assert notes[3] == "[attachment not fetched: gone.png (image/png): HTTP 404]"
     assert all(s.part is None for s in shown[0])
 
 

@@ -407,6 +407,39 @@ async def test_registry_rules() -> None:
     assert [t.name for t in registry.offered(["NOPE", "PING"])] == ["PING"]
 
 
+async def test_built_in_tool_schemas_are_valid_json_schema() -> None:
+    """The registry checks a schema at the tool's first call (a start imports no jsonschema
+    before its first turn); the built-in tools' schemas are checked here instead."""
+    import aiohttp
+    from jsonschema import Draft202012Validator
+
+    from bot.agent.builtin_tools import register_builtin_tools
+    from bot.config import UserInfoSettings
+
+    registry = ToolRegistry()
+    async with aiohttp.ClientSession() as client:
+        register_builtin_tools(registry, user_info=UserInfoSettings(), client=client)
+    assert len(registry.names()) >= 4
+    for name in registry.names():
+        tool = registry.get(name)
+        assert tool is not None
+        Draft202012Validator.check_schema(tool.parameters)
+        assert isinstance(registry.validation_errors(name, {}), list)
+
+
+async def test_a_broken_schema_is_refused_at_the_tools_first_call() -> None:
+    from jsonschema.exceptions import SchemaError
+
+    registry = ToolRegistry()
+
+    @registry.tool("BROKEN", description="b", parameters={"type": "no such type"})
+    async def broken(arguments: dict[str, Any], call: Any) -> str:
+        return "never"
+
+    with pytest.raises(SchemaError):
+        registry.validation_errors("BROKEN", {})
+
+
 async def test_tools_offered_follow_the_agent_list(db_url: str) -> None:
     seen: list[ModelRequest] = []
 

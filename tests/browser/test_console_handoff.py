@@ -2,7 +2,8 @@
 the widget; an operator signed in to the console (a second, separate browser context: their own
 cookies) sees the thread in the Inbox within 2 s, opens it and replies from the console's reply
 form; the visitor sees the reply live; the console's transcript shows the person's message in
-order; the operator hands back from the console and the bot answers the visitor's next message.
+order; the operator hands back from the console (the button is there only while a person holds
+the thread) and the bot answers the visitor's next message.
 The console's own fetch() calls go through the session cookie and the CSRF token; the same call
 without the token is refused (403). Real engine, offline responder, bundled knowledge."""
 
@@ -59,6 +60,8 @@ async def test_an_operator_answers_a_web_escalation_from_the_console_and_hands_i
     await row.get_by_role("link").click()
     await expect(operator.get_by_role("region", name="Transcript")).to_be_visible()
     assert operator.url.endswith(f"/console/threads/{thread_id}")
+    hand_back = operator.get_by_role("button", name="Hand back to the bot")
+    await expect(hand_back).to_be_visible()  # a person holds it: it can be handed back
 
     # What the operator opened to read stays open when the page refreshes the transcript.
     passages = operator.locator(".msg.bot").first.locator("details").filter(
@@ -118,6 +121,8 @@ async def test_an_operator_answers_a_web_escalation_from_the_console_and_hands_i
     await expect(operator.get_by_role("status").filter(has_text="Hand back")).to_have_text(
         "Hand back: done.")
     await expect(operator.locator(".meta").first).to_contain_text("Held by the bot")
+    await expect(hand_back).to_be_hidden()  # the bot holds it: nothing to hand back
+    await expect(operator.get_by_role("button", name="Send reply")).to_be_visible()
     await expect(banner).to_be_hidden(timeout=5_000)
     await expect(visitor.locator("html")).to_have_attribute("data-control", "bot")
     await say(visitor, "How do I reset my password?")

@@ -78,6 +78,30 @@ async def test_sign_in_sets_a_strict_http_only_session_and_sign_out_ends_it(
             assert 'name="token"' in await response.text()
 
 
+async def test_a_copied_cookie_is_refused_by_every_replica_after_sign_out(db_url: str) -> None:
+    """Two replicas on one database: the session is ended on one, and a copy of its cookie
+    taken before is refused by both (401 on the API, the sign-in form on the pages)."""
+    async with running(db_url) as first, running(db_url) as second:
+        async with first.client() as browser:
+            cookie = (await sign_in(browser)).cookies["sb_console"].value
+            csrf = await csrf_of(browser)
+            async with second.client(Cookie=f"sb_console={cookie}") as thief:
+                await json_call(thief, "GET", "/v1/inbox")  # the copy works while signed in
+            async with browser.post("/console/sign-out", data={"csrf_token": csrf},
+                                    allow_redirects=False) as response:
+                assert response.status == 303
+            fresh = (await sign_in(browser)).cookies["sb_console"].value
+        for replica in (first, second):
+            async with replica.client(Cookie=f"sb_console={cookie}") as thief:
+                await json_call(thief, "GET", "/v1/inbox", expect=401)
+                async with thief.get("/console/threads/thr_x") as response:
+                    page = await response.text()
+                assert 'name="token"' in page and "csrf-token" not in page
+            # Another session of the same admin is not touched.
+            async with replica.client(Cookie=f"sb_console={fresh}") as other:
+                await json_call(other, "GET", "/v1/inbox")
+
+
 async def test_sign_in_from_another_origin_is_refused(sqlite_url: str) -> None:
     async with running(sqlite_url) as daemon, daemon.client() as browser, browser.post(
         "/console/sign-in", data={"token": ADMIN}, headers={"Origin": "https://evil.example"},

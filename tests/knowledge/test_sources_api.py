@@ -15,9 +15,12 @@ import aiohttp
 import pytest
 
 from bot.config import KnowledgeSettings, Settings
+from bot.domain import new_id
 from bot.knowledge import KnowledgeBase
+from bot.knowledge.jobs import LEASE_SECONDS, PREFIX, SyncJobs
 from bot.knowledge.sync import KnowledgeSync
 from bot.store.database import Database
+from bot.store.schema import cursors
 from tests.conftest import make_settings
 from tests.fakes.intercom import FakeIntercom
 from tests.http.harness import ask, json_call, running, session
@@ -309,3 +312,60 @@ def test_sources_from_the_environment_and_paths_as_a_files_source(
         monkeypatch.setenv("SUPPORTBOT_KNOWLEDGE__SOURCES", json.dumps([wrong]))
         with pytest.raises(ValueError):
             Settings()
+
+
+async def test_a_job_left_running_by_a_dead_replica_is_interrupted_and_blocks_nothing(
+    db_url: str, help_center: FakeIntercom
+) -> None:
+    """A record another replica holds a live lease on is the job a new request gets; once the
+    lease has run out (the replica died) it reads as failed, interrupted, and a new sync runs."""
+    async with running(
+        db_url,
+        intercom={"token": help_center.token, "base_url": help_center.base_url},
+        knowledge={"sources": [{"name": "help", "kind": "intercom"}]},
+    ) as daemon, daemon.admin() as admin:
+        other = new_id("ksync")
+        record = {"id": other, "source": "help", "status": "running", "created_at": time.time(),
+                  "started_at": time.time(), "finished_at": None, "sources": [], "error": None}
+
+        async def renewed(at: float) -> None:
+            await daemon.app.store.db.run_tx(lambda conn: conn.execute(
+                cursors.delete().where(cursors.c.name == PREFIX + other)))
+            await daemon.app.store.db.run_tx(lambda conn: conn.execute(
+                cursors.insert().values(name=PREFIX + other, value=record, updated_at=at)))
+
+        await renewed(time.time())  # alive on another replica
+        same = await json_call(admin, "POST", "/v1/knowledge/sync", json={"source": "help"},
+                               expect=202)
+        assert (same["id"], same["status"]) == (other, "running")
+        assert help_center.calls("GET", "/articles") == []
+
+        await renewed(time.time() - LEASE_SECONDS - 5)  # that replica died a while ago
+        dead = await json_call(admin, "GET", f"/v1/knowledge/sync/{other}")
+        assert dead["status"] == "failed" and dead["error"].startswith("interrupted")
+        assert dead["finished_at"] is not None
+
+        await renewed(time.time() - LEASE_SECONDS - 5)  # found by a new request first, too
+        done = await sync_job(admin, {"source": "help"})
+        assert done["id"] != other and done["status"] == "succeeded"
+        assert done["sources"][0]["added"] == 3
+        dead = await json_call(admin, "GET", f"/v1/knowledge/sync/{other}")
+        assert dead["status"] == "failed" and dead["error"].startswith("interrupted")
+
+
+async def test_a_running_job_renews_its_lease(sqlite_url: str, help_center: FakeIntercom) -> None:
+    """Running longer than its lease, the job keeps it: another replica reads it as running."""
+    help_center.stall("GET", "/articles", seconds=1.5)
+    async with running(
+        sqlite_url,
+        intercom={"token": help_center.token, "base_url": help_center.base_url},
+        knowledge={"sources": [{"name": "help", "kind": "intercom"}]},
+    ) as daemon:
+        mine = SyncJobs(daemon.app.knowledge_sync, lease_seconds=0.6)
+        elsewhere = SyncJobs(daemon.app.knowledge_sync, lease_seconds=0.6)
+        job = await mine.start("help")
+        await asyncio.sleep(1.0)
+        seen = await elsewhere.get(job.id)
+        assert seen is not None and seen.status == "running"
+        finished = await mine.wait(job.id)
+    assert finished is not None and finished.status == "succeeded"

@@ -148,7 +148,7 @@
       if (shape === known) {
         for (const thread of data) {
           const cell = body.querySelector(`tr[data-thread="${CSS.escape(thread.id)}"] .c-waiting .value`);
-          if (cell) cell.textContent = duration(thread.waiting_seconds);
+          if (cell) cell.textContent = waited(thread);
         }
         return;
       }
@@ -180,7 +180,12 @@
         thread.reason && thread.last_message ? h("div", { class: "muted" }, thread.last_message) : null),
       h("td", { class: "c-channel hide-narrow" }, thread.channel),
       h("td", { class: "c-waiting num" }, h("span", { class: "visually-hidden" }, "waiting "),
-        h("span", { class: "value" }, duration(thread.waiting_seconds))));
+        h("span", { class: "value" }, waited(thread))));
+  }
+
+  // Since the customer's first message nothing answered; a person answered last: nobody waits.
+  function waited(thread) {
+    return thread.waiting_since === null ? "answered" : duration(thread.waiting_seconds);
   }
 
   // -- thread --------------------------------------------------------------------------------
@@ -219,6 +224,9 @@
       // People's replies (``person_messages``) and the customer's messages no turn answered
       // (``customer_messages``: kept while a person holds the thread, or still waiting for the
       // bot) interleave with the turns by time.
+      // Only a thread a person holds can be handed back; the bot holding it already, the
+      // button would do nothing.
+      controls.querySelector(".hand-back").hidden = t.control !== "human";
       const people = latest.person_messages || [];
       const waiting = latest.customer_messages || [];
       const key = JSON.stringify([t.state, t.control, latest.runs.map((r) => [r.id, r.feedback.length]),
@@ -342,7 +350,8 @@
       h("div", { class: "row" },
         h("div", {}, h("label", { for: "author" }, "Your name"), name),
         h("button", { type: "submit", class: "primary" }, "Send reply"),
-        h("button", { type: "button", onclick: () => act("Hand back", "POST", `${base}/handback`) },
+        h("button", { type: "button", class: "hand-back", hidden: true,
+          onclick: () => act("Hand back", "POST", `${base}/handback`) },
           "Hand back to the bot"),
         h("button", { type: "button", class: "danger", onclick: () => act("Close", "POST", `${base}/close`) },
           "Close thread")),

@@ -49,6 +49,7 @@ def intercom_section(fake: FakeIntercom, **overrides: Any) -> dict[str, Any]:
         "retry_backoff_seconds": 0.01,
         "timeout_seconds": 5,
         "poll_interval_seconds": 0,
+        "attachment_hosts": ["127.0.0.1"],  # the fake serves the uploads
     }
     section.update(overrides)
     return section

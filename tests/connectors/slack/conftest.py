@@ -129,6 +129,7 @@ def daemon(db_url: str, slack: FakeSlack) -> Daemon:
             "bot_token": BOT_TOKEN,
             "signing_secret": SIGNING_SECRET,
             "base_url": slack.base_url,
+            "file_hosts": ["127.0.0.1"],  # the fake serves url_private
             "support_channels": [SUPPORT],
             "channels": {"CMENTIONS": {"mode": "mentions"}},
             "escalation_channel": ESCALATION,
@@ -202,6 +203,7 @@ async def make_connector(sqlite_url: str, slack: FakeSlack) -> AsyncIterator[Mak
 
     async def make(**overrides: Any) -> SlackConnector:
         section = {"bot_token": BOT_TOKEN, "base_url": slack.base_url, "post_interval_seconds": 0,
+                   "file_hosts": ["127.0.0.1"],
                    "escalation_channel": ESCALATION, "escalation_mention": ONCALL_GROUP, **overrides}
         settings = make_settings("sqlite://", slack=section)
 

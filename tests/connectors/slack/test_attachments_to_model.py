@@ -37,7 +37,8 @@ async def test_a_screenshot_and_a_pdf_reach_the_model(sqlite_url: str, slack: Fa
     async with ScriptedModelServer() as server:
         server.enqueue(ScriptedReply.say("The total on invoice 42 is right: 19.99 EUR."))
         section: dict[str, Any] = {"bot_token": BOT_TOKEN, "signing_secret": SIGNING_SECRET,
-                                   "base_url": slack.base_url, "post_interval_seconds": 0}
+                                   "base_url": slack.base_url, "post_interval_seconds": 0,
+                                   "file_hosts": ["127.0.0.1"]}
         model = {"provider": "openai", "base_url": server.url, "api_key": "k", "name": "m",
                  "fallback": [], "timeout_seconds": 10, "stream": False, "vision": True}
         app = Application(make_settings(sqlite_url, slack=section, model=model, connectors=["slack"]))

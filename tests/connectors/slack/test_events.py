@@ -352,6 +352,27 @@ async def test_a_slack_event_is_acknowledged_before_the_profile_arrives(
             assert smith.metadata["email"].endswith("@example.com")
 
 
+async def test_a_file_off_slacks_file_hosts_never_gets_the_bot_token(
+    daemon: Daemon, slack: FakeSlack
+) -> None:
+    """``url_private`` on a host ``slack.file_hosts`` does not list (the fake under another
+    name): not asked at all, the turn told why."""
+    slack.files["dump.log"] = b"token please"
+    async with daemon() as app:
+        ts = slack.next_ts()
+        files = [{"id": "F7", "name": "dump.log", "mimetype": "text/plain", "size": 12,
+                  "url_private": slack.file_url("dump.log").replace("127.0.0.1", "localhost")}]
+        await deliver(app, event_callback(message("D0DM", "U0CUST", "see attached", ts,
+                                                  channel_type="im", files=files)))
+        await wait_until(lambda: slack.thread("D0DM", ts))
+        [turn] = runner_of(app).turns
+        [attachment] = turn.messages[0].attachments
+        assert attachment.fetch_error == "localhost is not an allowed file host"
+        assert "[attachment not fetched: dump.log (text/plain): localhost is not an allowed " \
+            "file host]" in user_message(turn).content
+    assert slack.file_downloads == []
+
+
 async def test_a_file_or_profile_that_cannot_be_fetched_does_not_fail_the_turn(
     daemon: Daemon, slack: FakeSlack
 ) -> None:
@@ -369,7 +390,7 @@ async def test_a_file_or_profile_that_cannot_be_fetched_does_not_fail_the_turn(
         [turn] = runner_of(app).turns
         [attachment] = turn.messages[0].attachments
         assert attachment.data is None and attachment.fetch_error == "HTTP 404"
-        assert "[attachment: gone.pdf (application/pdf) could not be fetched]" in (
+        assert "[attachment not fetched: gone.pdf (application/pdf): HTTP 404]" in (
             user_message(turn).content
         )
         # No profile: the customer is named by their Slack user id.
