@@ -35,6 +35,7 @@ from bot.knowledge.jobs import SyncJobs
 from bot.knowledge.sync import KnowledgeSync
 from bot.metrics import Metrics
 from bot.pipeline.announce import NOTIFY, Announcements, WebhookNotifier
+from bot.pipeline.deliveries import DeliveryParser
 from bot.pipeline.dispatcher import Dispatcher
 from bot.pipeline.events import TurnEvents
 from bot.pipeline.handoff import Handoff
@@ -77,6 +78,8 @@ class Application:
             self.store, settings.handoff, default_agent=settings.default_agent
         )
         self.connectors: dict[str, Connector] = {}
+        # Webhook bodies stored before the acknowledgement, parsed after it.
+        self.deliveries = DeliveryParser(self.store.deliveries, settings.pipeline, self.connectors)
         self._extra_connectors = list(connectors or ())
         self._runner_factory = runner_factory
         self._serve_http = serve_http
@@ -172,6 +175,7 @@ class Application:
             events=self.events,
             submit_delivery=self.submit_delivery,
             handoff=self.handoff,
+            store_delivery=self.deliveries.submit,
         )
         self.runtime = runtime
         for connector in [*self._create_connectors(runtime), *self._extra_connectors]:
@@ -183,6 +187,12 @@ class Application:
             self.connectors[connector.name] = connector
             self._started.append(connector.stop)
             log.info("connector %s started", connector.name)
+
+        if self._serve_http or self._run_pipeline:
+            # Before the HTTP server: deliveries a crashed process stored but never parsed are
+            # picked up once their lease runs out.
+            await self.deliveries.start()
+            self._started.append(self.deliveries.stop)
 
         if self._run_pipeline:
             # Escalations announced beyond their channel: to other channels' people and to the

@@ -99,6 +99,23 @@ class ActionError(RemoteError):
         super().__init__(message, retryable=retryable, retry_after=retry_after)
 
 
+@dataclass(frozen=True, slots=True)
+class RawDelivery:
+    """A verified webhook delivery as the platform sent it, stored before the acknowledgement
+    and parsed after it (``ConnectorRuntime.submit_raw``, ``Connector.parse_delivery``).
+
+    ``dedup_key``: the platform's id for the delivery (a redelivery carries the same one);
+    ``order_key``: what orders parsing (a conversation: its deliveries are parsed one after
+    another in arrival order); ``payload``: what the connector already decoded from ``body``,
+    handed to the parse in the same process only (None after a restart: decode ``body``).
+    """
+
+    dedup_key: str
+    order_key: str
+    body: bytes
+    payload: Any = None
+
+
 class ConnectorRecords(Protocol):
     """The few records a connector may read or write, whatever its channel; the application
     implements it over the store (``bot.records.StoreRecords``). Connectors call the
@@ -209,6 +226,7 @@ class ConnectorRuntime:
     submit_delivery: Callable[[Sequence[InboundMessage]], Awaitable[list[bool]]] | None = None
     visitors: VisitorRecords | None = None
     channel: str | None = None
+    store_delivery: Callable[[str, RawDelivery], Awaitable[bool]] | None = None
 
     def for_channel(self, channel: str) -> ConnectorRuntime:
         """This runtime for the connector of ``channel``."""
@@ -221,6 +239,14 @@ class ConnectorRuntime:
             # A runtime put together by hand (a test double that takes single messages).
             return [await self.submit(message) for message in messages]
         return await self.submit_delivery(messages)
+
+    async def submit_raw(self, delivery: RawDelivery) -> bool:
+        """Store a verified delivery durably, to be parsed after the acknowledgement by this
+        connector's ``parse_delivery``; False when it was stored before (a redelivery).
+        Acknowledge the platform only after this returns."""
+        if self.store_delivery is None:
+            raise RuntimeError("this connector runtime stores no raw deliveries")
+        return await self.store_delivery(self._own_channel(), delivery)
 
     async def report(self, signal: Signal) -> int:
         """Tell the core what happened to a thread on the platform; returns how many threads
@@ -323,6 +349,13 @@ class Connector(ABC):
     def routes(self) -> Sequence[web.RouteDef]:
         """HTTP routes to mount on the daemon's server (webhooks, pages)."""
         return ()
+
+    async def parse_delivery(self, delivery: RawDelivery) -> None:
+        """Turn a delivery this connector stored with ``ConnectorRuntime.submit_raw`` into
+        inbox messages and signals, after the platform was answered. Called once per delivery
+        in the order of its ``order_key``, again after a crash (the inbox dedups messages);
+        raise to have it tried again later."""
+        raise NotImplementedError(f"the {self.name} connector stores no raw deliveries")
 
     async def start(self) -> None:
         """Open clients and background work; called once, before any action."""
@@ -428,6 +461,9 @@ class DryRunConnector(Connector):
 
     def routes(self) -> Sequence[web.RouteDef]:
         return self.inner.routes()
+
+    async def parse_delivery(self, delivery: RawDelivery) -> None:
+        await self.inner.parse_delivery(delivery)
 
     async def start(self) -> None:
         await self.inner.start()

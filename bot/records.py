@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bot.config import Settings
-from bot.connector import ConnectorRuntime
+from bot.connector import ConnectorRuntime, RawDelivery
 from bot.domain import JSON, Agent, InboundMessage, NotFound, Rating, Run, Smith, Thread
 from bot.pipeline.events import TurnEvents
 from bot.pipeline.handoff import Handoff
@@ -118,6 +118,7 @@ def connector_runtime(
     handoff: Handoff | None = None,
     submit_delivery: Callable[[Sequence[InboundMessage]], Awaitable[list[bool]]] | None = None,
     channel: str | None = None,
+    store_delivery: Callable[[str, RawDelivery], Awaitable[bool]] | None = None,
 ) -> ConnectorRuntime:
     """A runtime over ``store``; without ``handoff``, one built from the settings (a connector
     on its own, as in tests)."""
@@ -133,4 +134,5 @@ def connector_runtime(
         submit_delivery=submit_delivery,
         visitors=records,
         channel=channel,
+        store_delivery=store_delivery,
     )

@@ -25,9 +25,10 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,6 +63,48 @@ _RELISTEN_SECONDS = 5.0
 PING_AFTER_IDLE_SECONDS = 1.0
 
 T = TypeVar("T")
+
+
+class WriteQueue:
+    """This process's SQLite writers, one at a time, first come first served — except that
+    urgent ones (a webhook's acknowledgement waits on them) go before every ordinary writer
+    still waiting. Under turn load a dozen turn commits and claims may be queued, each a few
+    milliseconds; an acknowledgement behind all of them waited 130-180 ms."""
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: deque[asyncio.Future[None]] = deque()
+        self._ordinary: deque[asyncio.Future[None]] = deque()
+
+    @asynccontextmanager
+    async def held(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        if self._held or self._urgent or (self._ordinary and not urgent):
+            waiter = asyncio.get_running_loop().create_future()
+            (self._urgent if urgent else self._ordinary).append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._release()  # handed the lock just as the wait was cancelled
+                else:
+                    with suppress(ValueError):
+                        (self._urgent if urgent else self._ordinary).remove(waiter)
+                raise
+        else:
+            self._held = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for queue in (self._urgent, self._ordinary):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)  # the lock passes to it, still held
+                    return
+        self._held = False
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -120,7 +163,7 @@ class Database:
         if not self.is_sqlite:
             _ping_when_idle(self.engine.sync_engine)
         _count_statements(self, self.engine.sync_engine)
-        self._write_lock = asyncio.Lock()
+        self._write_lock = WriteQueue()
         # SQLite's units of work: the same file through the plain driver, on worker threads.
         self._sync_engine: Engine | None = None
         self._workers: ThreadPoolExecutor | None = None
@@ -153,7 +196,7 @@ class Database:
         # SQLite has one writer at a time. Writers of this process queue here instead of inside
         # SQLite, whose busy handler sleeps in steps of up to 100 ms while it waits for the lock
         # (other processes sharing the file still wait on the busy timeout).
-        async with self._write_lock, self.engine.connect() as conn:
+        async with self._write_lock.held(), self.engine.connect() as conn:
             conn = await conn.execution_options(**{_IMMEDIATE: True})
             async with conn.begin():
                 yield conn
@@ -165,14 +208,15 @@ class Database:
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    async def run_tx(self, work: Callable[[Connection], T]) -> T:
+    async def run_tx(self, work: Callable[[Connection], T], *, urgent: bool = False) -> T:
         """Run ``work`` (every statement of one write transaction) and commit when it returns;
-        an exception rolls it back and propagates."""
+        an exception rolls it back and propagates. ``urgent``: someone outside waits on it (a
+        webhook's acknowledgement); on SQLite it goes before the other writers waiting."""
         self.round_trips += 1
         if self._sync_engine is None:
             async with self.engine.connect() as conn, conn.begin():
                 return await conn.run_sync(work)
-        async with self._write_lock:  # see ``tx``
+        async with self._write_lock.held(urgent=urgent):  # see ``tx``
             return await self._on_worker(work, immediate=True)
 
     async def run_read(self, work: Callable[[Connection], T]) -> T:

@@ -80,6 +80,10 @@ UNRELATED_TABLES: frozenset[str] = frozenset(
         "kb_terms",
         "kb_embeddings",
         "erasures",
+        # Raw webhook bodies, before they are parsed into the inbox (a smith's only after
+        # that): a body is dropped once parsed, and the row (channel, delivery id,
+        # conversation id) is pruned a day later.
+        "deliveries",
         "console_signouts",  # the operator console's ended sessions: no customer in them
     }
 )

@@ -438,3 +438,34 @@ feedback = Table(
     Column("created_at", Float, nullable=False),
     UniqueConstraint("run_id", "rater", name="uq_feedback_run_rater"),
 )
+
+
+# -- raw deliveries (migration 0014) ----------------------------------------------------------
+
+# A platform's webhook delivery as it arrived, stored before the acknowledgement and parsed into
+# inbox messages after it. Unique per ``(channel, dedup_key)`` (Intercom's notification id,
+# Slack's event_id), so a redelivery is acknowledged without a second row. ``order_key`` (a
+# conversation) orders parsing: a delivery is parsed only after every earlier one of its key.
+# The body is dropped once parsed; the row stays as the redelivery's dedup record.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=True),
+    Column("channel", String(32), nullable=False),
+    Column("dedup_key", String(512), nullable=False),
+    Column("order_key", String(512), nullable=False),
+    Column("body", LargeBinary),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("lease_token", String(40)),
+    Column("lease_expires_at", Float),
+    Column("received_at", Float, nullable=False),
+    Column("finished_at", Float),
+    UniqueConstraint("channel", "dedup_key", name="uq_deliveries_channel_dedup"),
+    Index("ix_deliveries_pending", "id", sqlite_where=PENDING, postgresql_where=PENDING),
+    Index(
+        "ix_deliveries_pending_order", "channel", "order_key", "id",
+        sqlite_where=PENDING, postgresql_where=PENDING,
+    ),
+)

@@ -21,6 +21,7 @@ from bot.pipeline.inbox import INBOX_BATCH, InboxWriter
 from bot.store.console import ConsoleSignouts
 from bot.store.cursors import Cursors
 from bot.store.database import Database
+from bot.store.deliveries import Deliveries
 from bot.store.errors import LeaseLost
 from bot.store.feedback import Feedbacks
 from bot.store.identity import Identity
@@ -61,6 +62,7 @@ class Store:
         self.cursors = cursors = Cursors(db)
         self.locks = locks = Locks(db)
         self.feedback = Feedbacks(db)
+        self.deliveries = Deliveries(db)
         self.console_signouts = ConsoleSignouts(db)
         # The group commit is the pipeline's; the store only writes a batch.
         self.inbox_writer = writer = InboxWriter(inbox)

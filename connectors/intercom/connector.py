@@ -11,6 +11,8 @@ admin id from ``GET /me``) never start a turn.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from collections import deque
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 from cachetools import FIFOCache
 
 from bot.config import IntercomSettings
-from bot.connector import ActionError, Connector, ConnectorRuntime
+from bot.connector import ActionError, Connector, ConnectorRuntime, RawDelivery
 from bot.domain import (
     JSON,
     Action,
@@ -169,8 +171,9 @@ class IntercomConnector(Connector):
 
     # -- inbound: notifications -------------------------------------------------------------
 
-    async def handle_notification(self, payload: JSON) -> tuple[int, str]:
-        """Act on one verified webhook notification; returns the HTTP status and a reason."""
+    async def receive(self, payload: JSON, body: bytes) -> tuple[int, str]:
+        """Check one verified notification (an unreadable conversation is refused before
+        anything is stored) and store it for ``parse_delivery``; the HTTP status, a reason."""
         topic = payload.get("topic")
         notification_id = payload.get("id")
         if topic == "ping":
@@ -178,7 +181,7 @@ class IntercomConnector(Connector):
         if topic not in USER_TOPICS and topic not in STATE_TOPICS and topic != RATING_TOPIC:
             return 200, f"topic {topic!r} ignored"
         if isinstance(notification_id, str) and notification_id in self._seen:
-            return 200, "notification already handled"
+            return 200, "notification already stored"
         data = payload.get("data")
         item = data.get("item") if isinstance(data, dict) else None
         if not isinstance(item, dict) or item.get("id") is None:
@@ -187,30 +190,38 @@ class IntercomConnector(Connector):
             conversation = Conversation.from_json(item)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             return 400, f"unreadable conversation item: {exc}"
+        # Intercom's notification id is the redelivery's key; without one, the body itself.
+        key = notification_id if isinstance(notification_id, str) and notification_id else (
+            "sha256:" + hashlib.sha256(body).hexdigest())
+        delivery = RawDelivery(key, conversation.id, body, payload=(topic, conversation))
         try:
-            rated = await self._rating(conversation)
-            if topic == RATING_TOPIC:
-                reason = "rating recorded" if rated else "no rating to record"
-            elif topic in USER_TOPICS:
-                new = await self.ingest(
-                    conversation, complete=topic == "conversation.user.created"
-                )
-                reason = f"{new} new message(s)"
-            else:
-                reason = await self._state_change(str(topic), conversation)
-        except IntercomError as exc:
-            log.warning("Intercom notification %s not handled yet: %s", notification_id, exc)
-            return 503, "Intercom is not answering; deliver again later"
+            new = await self._runtime.submit_raw(delivery)
         except Exception:
-            log.exception("Intercom notification %s failed", notification_id)
+            log.exception("Intercom notification %s not stored", notification_id)
             return 503, "not stored; deliver again later"
-        if isinstance(notification_id, str):
-            self._remember(notification_id)
-        return 200, reason
+        if isinstance(notification_id, str):  # spares a retry's insert (the row is the record)
+            self._seen[notification_id] = None
+        return 200, "stored" if new else "notification already stored"
 
-    def _remember(self, notification_id: str) -> None:
-        # The part id is the durable dedup key; this only spares work on Intercom's retries.
-        self._seen[notification_id] = None
+    async def parse_delivery(self, delivery: RawDelivery) -> None:
+        """A stored notification's customer messages into the inbox, an admin's event as a
+        handoff signal, a rating recorded; raises to be tried again later."""
+        if delivery.payload is not None:
+            topic, conversation = delivery.payload
+        else:  # stored by a process that did not parse it; checked before it was stored
+            payload = json.loads(delivery.body)
+            topic, conversation = payload["topic"], Conversation.from_json(payload["data"]["item"])
+        reason = await self._act(str(topic), conversation)
+        log.debug("Intercom notification %s: %s", delivery.dedup_key, reason)
+
+    async def _act(self, topic: str, conversation: Conversation) -> str:
+        rated = await self._rating(conversation)
+        if topic == RATING_TOPIC:
+            return "rating recorded" if rated else "no rating to record"
+        if topic in USER_TOPICS:
+            new = await self.ingest(conversation, complete=topic == "conversation.user.created")
+            return f"{new} new message(s)"
+        return await self._state_change(topic, conversation)
 
     async def ingest(self, conversation: Conversation, *, complete: bool = True) -> int:
         """Submit the conversation's pending customer messages; returns how many were new.

@@ -1,9 +1,11 @@
 """``POST /webhooks/intercom`` (and ``HEAD`` for Intercom's URL check).
 
 Order of checks: size (413) → signature over the raw body (401, nothing parsed, nothing
-stored) → JSON, bounded in depth (400) → the notification. Intercom waits about 500 ms (5 s
-at most) and retries a failed delivery once a minute later, so the handler only commits to
-the inbox and answers; the turn runs later in the dispatcher. A store that does not answer gives 503, so Intercom tries again.
+stored) → JSON, bounded in depth (400) → the notification's conversation item (400). Intercom
+waits about 500 ms (5 s at most) and retries a failed delivery once a minute later, so the
+handler only stores the delivery as it came (one insert, ignored for a redelivery) and
+answers; its messages reach the inbox after the answer (``parse_delivery``), and the turn runs
+later in the dispatcher. A store that does not answer gives 503, so Intercom tries again.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ class WebhookEndpoint:
             return _answer(refused.status, refused.reason)
         if not isinstance(payload, dict):
             return _answer(400, "expected a JSON object")
-        status, reason = await self._connector.handle_notification(payload)
+        status, reason = await self._connector.receive(payload, body)
         return _answer(status, reason)
 
 

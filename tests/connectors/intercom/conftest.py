@@ -144,8 +144,11 @@ async def deliver(
     secret: str | None = CLIENT_SECRET,
     signature: str | None = None,
     headers: dict[str, str] | None = None,
+    parsed: bool = True,
 ) -> tuple[int, dict[str, Any]]:
-    """POST a webhook to the daemon as Intercom would (signed with the client secret)."""
+    """POST a webhook to the daemon as Intercom would (signed with the client secret). The
+    answer comes once the delivery is stored; with ``parsed`` (the default) this returns only
+    once every stored delivery was parsed too (its messages are in the inbox)."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     sent = {"Content-Type": "application/json", **(headers or {})}
     if signature is not None:
@@ -158,7 +161,14 @@ async def deliver(
             answer = await response.json(content_type=None)
         except (json.JSONDecodeError, aiohttp.ContentTypeError):
             answer = {}
-        return response.status, answer
+    if parsed and response.status == 200:
+        await wait_until(lambda: all_parsed(app), what="the stored deliveries to be parsed")
+    return response.status, answer
+
+
+async def all_parsed(app: Application) -> bool:
+    """No stored webhook delivery waits to be parsed."""
+    return not (await app.store.deliveries.counts()).get("pending")
 
 
 async def wait_until(

@@ -102,8 +102,8 @@ async def test_a_human_reply_silences_the_bot(sqlite_url: str, fake_intercom: Fa
         await deliver(app, fake.notification("conversation.user.created", conversation))
         await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the bot's reply")
         # The bot's own reply comes back as conversation.admin.replied: nothing changes.
-        status, answer = await deliver(app, fake.notification("conversation.admin.replied", conversation))
-        assert status == 200 and "own reply" in answer["reason"]
+        status, _ = await deliver(app, fake.notification("conversation.admin.replied", conversation))
+        assert status == 200
         (thread,) = await app.store.find_threads_by_external(f"intercom:{conversation}")
         assert thread.control is Control.BOT
 
@@ -379,8 +379,8 @@ async def test_assigning_the_conversation_to_the_bot_hands_it_back(
         await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the reply")
         fake.assign(conversation, fake.human_admin_id)
         notification = fake.notification("conversation.admin.assigned", conversation)
-        assert (await deliver(app, notification))[1]["reason"] == "assigned to a human: 1 thread(s)"
-        assert (await deliver(app, notification))[1]["reason"] == "notification already handled"
+        assert (await deliver(app, notification))[1]["reason"] == "stored"
+        assert (await deliver(app, notification))[1]["reason"] == "notification already stored"
         (thread,) = await app.store.find_threads_by_external(f"intercom:{conversation}")
         assert thread.control is Control.HUMAN
         fake.assign(conversation, fake.bot_admin_id)

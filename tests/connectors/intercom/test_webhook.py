@@ -43,6 +43,7 @@ async def test_head_ping_and_unknown_topics(sqlite_url: str, fake_intercom: Fake
         status, answer = await deliver(app, {**ping, "topic": "conversation.user.created"})
         assert status == 400 and "conversation" in answer["reason"]
         assert await app.store.inbox_counts() == {}
+        assert await app.store.deliveries.counts() == {}
 
 
 async def test_malformed_json_is_a_400_with_a_reason(sqlite_url: str, fake_intercom: FakeIntercom) -> None:
@@ -109,7 +110,7 @@ async def test_without_a_client_secret_every_delivery_is_refused(
 
 
 async def test_the_ack_comes_before_the_turn(sqlite_url: str, fake_intercom: FakeIntercom) -> None:
-    """The webhook answers once the message is in the inbox, without waiting for the turn or
+    """The webhook answers once the delivery is stored, without waiting for the turn or
     Intercom; a reply that first meets a slow 503 is delivered later, once."""
     fake = fake_intercom
     contact = fake.add_contact()
@@ -118,7 +119,7 @@ async def test_the_ack_comes_before_the_turn(sqlite_url: str, fake_intercom: Fak
     async with running_app(sqlite_url, fake) as (app, _runner):
         fake.fail("POST", r"/conversations/\d+/reply", status=503, delay=1.0, retry_after=None)
         status, answer = await deliver(app, fake.notification("conversation.user.created", conversation))
-        assert (status, answer["reason"]) == (200, "1 new message(s)")
+        assert (status, answer["reason"]) == (200, "stored")
         assert await app.store.inbox_seen("intercom", f"{conversation}:source:{source_id}")
         assert fake.replies(conversation) == []
         await wait_until(lambda: settled(app), what="the reply after the 503")

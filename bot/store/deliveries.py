@@ -1,0 +1,233 @@
+"""Raw deliveries: a platform's webhook body stored as it arrived, before the acknowledgement,
+and parsed into inbox messages after it (``bot.pipeline.deliveries``).
+
+A delivery is unique per ``(channel, dedup_key)``: a redelivery is one ignored insert. Parsing
+claims deliveries with a lease, like the inbox's lanes, so a delivery stored by a process that
+died before parsing it is parsed by the next start or by another replica once the lease runs
+out. A delivery is claimable only when no earlier delivery of its ``(channel, order_key)`` is
+still pending under someone's lease (or held for a retry): a conversation's deliveries are
+parsed in the order they arrived, whichever process parses them. Claims are serialized (SQLite's
+write lock; a transaction-scoped advisory lock on PostgreSQL) so two claims never see each
+other's uncommitted leases as free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import aliased
+
+from bot.domain import new_id, now
+from bot.store.database import Database
+from bot.store.schema import deliveries
+from bot.store.statements import PENDING
+
+DONE = "done"
+FAILED = "failed"
+# A constant key for PostgreSQL's transaction-scoped advisory lock serializing claims.
+_CLAIM_LOCK = text("SELECT pg_advisory_xact_lock(7301120017)")
+
+_earlier = aliased(deliveries)
+_FREE = or_(
+    deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < bindparam("at")
+)
+CLAIMABLE = (
+    select(
+        deliveries.c.id,
+        deliveries.c.channel,
+        deliveries.c.dedup_key,
+        deliveries.c.order_key,
+        deliveries.c.body,
+        deliveries.c.attempts,
+    )
+    .where(
+        deliveries.c.status == PENDING,
+        _FREE,
+        ~exists().where(
+            _earlier.c.status == PENDING,
+            _earlier.c.channel == deliveries.c.channel,
+            _earlier.c.order_key == deliveries.c.order_key,
+            _earlier.c.id < deliveries.c.id,
+            _earlier.c.lease_expires_at >= bindparam("at"),
+        ),
+    )
+    .order_by(deliveries.c.id)
+    .limit(bindparam("limit"))
+)
+LEASE = (
+    update(deliveries)
+    .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
+    .values(lease_token=bindparam("token"), lease_expires_at=bindparam("expires"))
+)
+_OURS = and_(
+    deliveries.c.id.in_(bindparam("ids", expanding=True)),
+    deliveries.c.lease_token == bindparam("token"),
+    deliveries.c.status == PENDING,
+)
+DONE_STATEMENT = (
+    update(deliveries)
+    .where(_OURS)
+    .values(
+        status=DONE,
+        body=None,
+        lease_token=None,
+        lease_expires_at=None,
+        finished_at=bindparam("finished_at"),
+    )
+)
+RELEASE = update(deliveries).where(_OURS).values(lease_token=None, lease_expires_at=None)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    """A pending delivery as a claim hands it out."""
+
+    id: int
+    channel: str
+    dedup_key: str
+    order_key: str
+    body: bytes
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryClaim:
+    token: str
+    deliveries: tuple[StoredDelivery, ...]
+
+
+class Deliveries:
+    """Stored raw deliveries, their claims and their outcome."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._insert = db.insert_ignore(deliveries, ["channel", "dedup_key"]).returning(
+            deliveries.c.id, deliveries.c.channel, deliveries.c.dedup_key
+        )
+
+    @staticmethod
+    def row(channel: str, dedup_key: str, order_key: str, body: bytes) -> dict[str, Any]:
+        return {
+            "channel": channel,
+            "dedup_key": dedup_key,
+            "order_key": order_key,
+            "body": body,
+            "status": "pending",
+            "attempts": 0,
+            "received_at": now(),
+        }
+
+    async def write(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+        """Insert ``rows`` (``row``) in one transaction; for each, its new id, or None when
+        that delivery was stored before (or twice in this batch: the first one is new)."""
+
+        def work(conn: Connection) -> list[int | None]:
+            result = conn.execute(self._insert, list(rows))
+            inserted = {(r.channel, r.dedup_key): r.id for r in result}
+            ids: list[int | None] = []
+            for row in rows:
+                ids.append(inserted.pop((row["channel"], row["dedup_key"]), None))
+            return ids
+
+        # Urgent: the platform's acknowledgement waits on it, not behind turns' writes.
+        return await self.db.run_tx(work, urgent=True)
+
+    async def claim(self, *, limit: int, lease_seconds: float) -> DeliveryClaim | None:
+        """Lease up to ``limit`` pending deliveries, oldest first, none of which waits behind
+        an earlier delivery of its order key that is still leased; None when there are none."""
+        at = now()
+        token = new_id("dlv")
+
+        def work(conn: Connection) -> DeliveryClaim | None:
+            if not self.db.is_sqlite:
+                conn.execute(_CLAIM_LOCK)
+            rows = conn.execute(CLAIMABLE, {"at": at, "limit": limit}).all()
+            if not rows:
+                return None
+            conn.execute(
+                LEASE, {"ids": [r.id for r in rows], "token": token, "expires": at + lease_seconds}
+            )
+            return DeliveryClaim(
+                token,
+                tuple(
+                    StoredDelivery(
+                        r.id, r.channel, r.dedup_key, r.order_key, bytes(r.body or b""), r.attempts
+                    )
+                    for r in rows
+                ),
+            )
+
+        return await self.db.run_tx(work)
+
+    async def finish(
+        self,
+        claim: DeliveryClaim,
+        done: Sequence[int],
+        failed: Sequence[tuple[int, str]],
+        *,
+        retry_after: float,
+        max_attempts: int,
+    ) -> None:
+        """Record a claim's outcome in one transaction: ``done`` ones are parsed (their body
+        dropped); ``failed`` ones (id, error) are held until ``retry_after`` seconds from now —
+        which keeps the later deliveries of their order key waiting — and marked failed for
+        good after ``max_attempts`` tries. Deliveries of the claim in neither are given back."""
+        at = now()
+        failed_ids = {delivery_id for delivery_id, _ in failed}
+        untouched = [
+            d.id for d in claim.deliveries if d.id not in failed_ids and d.id not in set(done)
+        ]
+
+        def work(conn: Connection) -> None:
+            if done:
+                conn.execute(
+                    DONE_STATEMENT, {"ids": list(done), "token": claim.token, "finished_at": at}
+                )
+            if untouched:
+                conn.execute(RELEASE, {"ids": untouched, "token": claim.token})
+            for delivery_id, error in failed:
+                ours = and_(deliveries.c.id == delivery_id, deliveries.c.lease_token == claim.token)
+                conn.execute(
+                    update(deliveries)
+                    .where(ours)
+                    .values(
+                        attempts=deliveries.c.attempts + 1,
+                        error=error[:2000],
+                        lease_expires_at=at + retry_after,
+                    )
+                )
+                conn.execute(
+                    update(deliveries)
+                    .where(ours, deliveries.c.attempts >= max_attempts)
+                    .values(status=FAILED, lease_token=None, lease_expires_at=None, finished_at=at)
+                )
+
+        await self.db.run_tx(work)
+
+    async def renew(self, claim: DeliveryClaim, lease_seconds: float) -> None:
+        ids = [d.id for d in claim.deliveries]
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids), deliveries.c.lease_token == claim.token)
+            .values(lease_expires_at=now() + lease_seconds)
+        )
+        await self.db.run_tx(lambda conn: conn.execute(statement))
+
+    async def counts(self) -> dict[str, int]:
+        """Deliveries by status (``pending``, ``done``, ``failed``)."""
+        query = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+        return await self.db.run_read(
+            lambda conn: {status: count for status, count in conn.execute(query)}
+        )
+
+    async def prune(self, *, older_than: float) -> int:
+        """Forget parsed deliveries finished more than ``older_than`` seconds ago (a redelivery
+        after that is parsed again, and its messages are still deduplicated by the inbox)."""
+        statement = deliveries.delete().where(
+            deliveries.c.status == DONE, deliveries.c.finished_at < now() - older_than
+        )
+        return int(await self.db.run_tx(lambda conn: conn.execute(statement).rowcount))
