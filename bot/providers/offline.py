@@ -34,6 +34,13 @@ MODEL_NAME = "offline"
 ANSWER_CHARS = 900
 DELTA_PIECES = 4
 SEARCH_LIMIT = 3
+# Out of scope: under half of the question's content words are words the knowledge base uses,
+# and what matched scores under this (see ``Passage.score``: unknown words count against it).
+SCOPE_SHARE = 0.5
+SCOPE_SCORE = 0.15
+# The share of the question's known words (idf-weighted) the best article must contain: less,
+# and it shares a word or two with the question, not its topic.
+TOPIC_COVERAGE = 0.4
 # The one request for more detail when a remark matches nothing clearly.
 CLARIFY = "Could you tell me a bit more — what are you trying to do, or what happens?"
 # A request without a question word ("please remove my account", "I need the invoice").
@@ -274,10 +281,7 @@ class OfflineProvider:
             query=query,
             confidence=confidence,
             margin=margin,
-            candidates=[
-                {"document": p.source, "title": p.title, "section": p.heading, "score": p.score}
-                for p in found
-            ],
+            candidates=[_candidate(p) for p in found],
         )
         diagnosis.update(language=language)
         documents_in = {p.language for p in found if p.language}
@@ -287,8 +291,9 @@ class OfflineProvider:
             return escalate(
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
-        if found and self._confident(confidence, margin):
-            diagnosis.update(action="answer", reason="A confident match in the knowledge base.")
+        answerable, judged = self._judge(found)
+        if answerable:
+            diagnosis.update(action="answer", reason=judged)
             return _Decision(hello + _answer(found[0]), (), diagnosis)
         asked_before = any(
             m.role == "assistant" and CLARIFY in m.content for m in messages[:last_user]
@@ -301,17 +306,40 @@ class OfflineProvider:
                 reason="A remark with no question that the knowledge base does not clearly answer.",
             )
             return _Decision(hello + CLARIFY, (), diagnosis)
-        why = "No confident answer in the knowledge base for: "
-        if not found or confidence < self._settings.confidence_floor:
-            why = "Nothing in the knowledge base covers: "
-        return escalate(why + _clip(" ".join(question.split()), 160))
+        return escalate(f"{judged}: {_clip(' '.join(question.split()), 160)}")
 
-    def _confident(self, confidence: float, margin: float) -> bool:
-        """Sure enough on its own, or fairly sure and well ahead of the next document."""
+    def _judge(self, found: Sequence[Passage]) -> tuple[bool, str]:
+        """Whether the best passage answers the question, and why (or why not).
+
+        A support inbox's questions mostly are what its help center is about, so a question
+        whose words the knowledge base knows is answered from the best article — when two
+        articles are close, the better one is still the customer's best bet. It is not when:
+
+        - nothing matched, or the question is mostly words no article uses and what matched
+          weighs little (out of scope: "a good recipe for banana bread");
+        - the best article holds too small a share of the question's known words (it shares a
+          word or two, not the topic).
+
+        Candidates with no keyword evidence (found by the dense side alone) are judged on their
+        score: ``confidence_threshold``, or ``confidence_floor`` with ``confidence_margin``.
+        """
+        if not found:
+            return False, "Nothing in the knowledge base covers"
         settings = self._settings
+        top = found[0]
+        confidence, margin = _confidence(found)
         if confidence >= settings.confidence_threshold:
-            return True
-        return confidence >= settings.confidence_floor and margin >= settings.confidence_margin
+            return True, "A confident match in the knowledge base."
+        evidence = top.evidence
+        if evidence is None:
+            if confidence >= settings.confidence_floor and margin >= settings.confidence_margin:
+                return True, "A fair match well ahead of the next article."
+            return False, "No confident answer in the knowledge base for"
+        if evidence.known_share < SCOPE_SHARE and confidence < SCOPE_SCORE:
+            return False, "Nothing in the knowledge base covers"
+        if evidence.coverage < TOPIC_COVERAGE:
+            return False, "No article covers enough of the question"
+        return True, "The best article covers the question's words the knowledge base knows."
 
     async def _search(self, question: str, earlier: list[str]) -> tuple[list[Passage], str]:
         """Search with the latest message; a follow-up ("and what about…", or one the latest
@@ -323,8 +351,8 @@ class OfflineProvider:
         context = [m for m in earlier[-FOLLOW_UP_TURNS:] if not intents.read(m).intents]
         if not context:
             return found, latest
-        confidence, margin = _confidence(found)
-        if not _FOLLOW_UP.search(latest) and self._confident(confidence, margin):
+        confidence, _ = _confidence(found)
+        if not _FOLLOW_UP.search(latest) and self._judge(found)[0]:
             return found, latest
         joined = " ".join(" ".join([*context, latest]).split())
         with_context = await self._knowledge.search(joined, limit=SEARCH_LIMIT)
@@ -340,6 +368,26 @@ def _confidence(found: Sequence[Passage]) -> tuple[float, float]:
     top = found[0].score
     second = found[1].score if len(found) > 1 else 0.0
     return top, round(1.0 - second / top, 4) if top > 0 else 0.0
+
+
+def _candidate(passage: Passage) -> dict[str, Any]:
+    """A candidate as the run record keeps it: where, its score, and how it met the words."""
+    out: dict[str, Any] = {
+        "document": passage.source,
+        "title": passage.title,
+        "section": passage.heading,
+        "score": passage.score,
+    }
+    evidence = passage.evidence
+    if evidence is not None:
+        out.update(
+            known_share=evidence.known_share,
+            coverage=evidence.coverage,
+            specific=evidence.specific,
+            lead=evidence.lead,
+            missing=list(evidence.missing),
+        )
+    return out
 
 
 class _Decision:
