@@ -252,6 +252,9 @@ class OfflineProvider:
             )
         if reading.has(Intent.INJECTION) and not reading.question:
             return escalate("The message tries to instruct the bot instead of asking something.")
+        if reading.has(Intent.ACCOUNT_SPECIFIC):
+            # An article can say how charges or orders work, not what happened to this one.
+            return escalate("The customer asks about their own account or order; a person checks.")
 
         base = reading.question if (reading.has(Intent.INJECTION) or new_question) else text
         greeted = bool(self._greeting and self._greeting.match(base))
@@ -342,8 +345,16 @@ class OfflineProvider:
         return True, "The best article covers the question's words the knowledge base knows."
 
     async def _search(self, question: str, earlier: list[str]) -> tuple[list[Passage], str]:
-        """Search with the latest message; a follow-up ("and what about…", or one the latest
-        message alone does not answer) is read with the customer's earlier messages."""
+        """Search with the latest message, read with the customer's earlier messages when it
+        leans on them.
+
+        The conversation so far is searched too. It wins when the latest message is a
+        follow-up ("and what if I'm renting?", "how do I stop it?", "how do I cancel?": two
+        content words or fewer) or answers nothing alone;
+        and when the article it finds also matches the latest message alone (the same topic,
+        said with more context: "a question about the monthly pass" then "how do I cancel?").
+        A latest message that clearly asks about something else is searched alone.
+        """
         if self._knowledge is None:
             return [], question
         latest = " ".join(question.split())
@@ -351,12 +362,17 @@ class OfflineProvider:
         context = [m for m in earlier[-FOLLOW_UP_TURNS:] if not intents.read(m).intents]
         if not context:
             return found, latest
-        confidence, _ = _confidence(found)
-        if not _FOLLOW_UP.search(latest) and self._judge(found)[0]:
-            return found, latest
         joined = " ".join(" ".join([*context, latest]).split())
         with_context = await self._knowledge.search(joined, limit=SEARCH_LIMIT)
-        if _confidence(with_context)[0] >= confidence or _FOLLOW_UP.search(latest):
+        if not with_context:
+            return found, latest
+        # Two content words or fewer ("how do I cancel?") name an action, not its topic.
+        leans = _FOLLOW_UP.search(latest) is not None or len(analysis.analyze(latest)) <= 2
+        if leans or not self._judge(found)[0]:
+            if leans or _confidence(with_context)[0] >= _confidence(found)[0]:
+                return with_context, joined
+            return found, latest
+        if any(p.document_id == with_context[0].document_id for p in found):
             return with_context, joined
         return found, latest
 
