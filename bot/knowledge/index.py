@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bot.knowledge import analysis
+from bot.knowledge import analysis, paraphrases
 
 # Field weights of BM25F: a word in the title says more about a document than one in its body.
 TITLE_WEIGHT = 3.0
@@ -38,6 +38,19 @@ TYPO_WEIGHT = 0.8
 # sharing one says little about the topic. Error codes (429) and ids are longer.
 SMALL_NUMBER_WEIGHT = 0.3
 _SMALL_NUMBER = re.compile(r"^\d{1,2}$")
+# "I don't want to cancel, I just want to pay less": the words of a refused alternative that
+# the customer contrasts with what they want weigh this much ("cancel" is not the topic). A
+# refusal with no contrast ("I don't want my pass to renew") is the topic and keeps its weight.
+NEGATED_WEIGHT = 0.2
+_REFUSED = re.compile(
+    r"\b(?:do\s*n[o'’]?t|does\s*n[o'’]?t|not|never|no\s+longer)\s+(?:want|need|wish|mean|plan"
+    r"|intend|trying)\s+to\s+(?P<refused>[^,.;!?]{1,60}?)\s*(?:[,.;]\s*|\s+)"
+    r"(?=(?:but\s+)?(?:i\s+|we\s+)?(?:just|only|rather|instead|simply)\b|but\b)",
+    re.IGNORECASE,
+)
+# A word the knowledge base never uses, replaced by its usual alternatives that it does use
+# (``bot.knowledge.paraphrases``): their weight together.
+PARAPHRASE_WEIGHT = 0.7
 # The weight of a question's word that the knowledge base never uses, as a share of the rarest.
 UNKNOWN_SHARE = 0.6
 # How much the whole-document score decides the order of documents (the rest: best section).
@@ -61,6 +74,14 @@ _STEP_LINE = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+\S")
 BODY_ONLY_CREDIT = 0.85
 # A term found only in another section of the same document.
 ELSEWHERE_CREDIT = 0.7
+
+
+def _negated_words(text: str) -> set[str]:
+    """The lower-cased words of refused alternatives in ``text`` (see ``NEGATED_WEIGHT``)."""
+    words: set[str] = set()
+    for found in _REFUSED.finditer(text):
+        words.update(analysis.tokens(found.group("refused")))
+    return words
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +296,7 @@ class SearchIndex:
         lang = analysis.detect_language(text)
         found: dict[str, QueryTerm] = {}
         words = 0
+        negated = _negated_words(text)
         for token in analysis.tokens(text):
             if words >= max_words:
                 break
@@ -289,11 +311,24 @@ class SearchIndex:
             term = self._match(token, lang)
             if term is not None:
                 weight = term[1] * (SMALL_NUMBER_WEIGHT if _SMALL_NUMBER.match(token) else 1.0)
+                weight *= NEGATED_WEIGHT if token in negated else 1.0
                 found.setdefault(term[0], self._term(term[0], weight, token))
             else:
                 stem = analysis.stem(token, lang)
-                found.setdefault(stem, self._term(stem, 1.0, token, known=False))
+                others = self._paraphrases(token, lang)
+                if not others:
+                    found.setdefault(stem, self._term(stem, 1.0, token, known=False))
+                for other in others:
+                    weight = PARAPHRASE_WEIGHT / len(others)
+                    found.setdefault(other, self._term(other, weight, token))
         return list(found.values())
+
+    def _paraphrases(self, word: str, lang: str) -> list[str]:
+        """The knowledge base's terms for another word of the customer's (English only)."""
+        if lang != "en":
+            return []
+        terms = (analysis.stem(other, lang) for other in paraphrases.alternatives(word))
+        return list(dict.fromkeys(t for t in terms if t in self._term_documents))
 
     def _term(self, term: str, weight: float, word: str, *, known: bool = True) -> QueryTerm:
         known = known and term in self._term_documents
@@ -385,7 +420,8 @@ class SearchIndex:
         # Counted in words, not idf: a word no article uses would otherwise outweigh any common
         # one it does ("finish my ride" is about rides), and "is it in scope" asks whether the
         # help center speaks of the things the customer names, not how rare they are.
-        known_share = len(known) / len(terms) if terms else 0.0
+        words = {t.word for t in terms}
+        known_share = len({t.word for t in known}) / len(words) if words else 0.0
         known_mass = sum(t.idf * t.weight for t in known) or 1.0
         specific_term = max(known, key=lambda t: t.idf, default=None)
         coverages = []
