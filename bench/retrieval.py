@@ -303,14 +303,14 @@ async def main() -> None:
         Retriever("hybrid", embeddings=LOCAL),
     ]
     # Each row is printed as soon as it is measured: the dense rows take minutes on a CPU.
-    print(f"{'retriever':<11} {'cases':<11} {'article 1st':>11} {'top 5':>7} {'right action':>12}")
+    print(f"{'retriever':<11} {'cases':<16} {'article 1st':>11} {'top 5':>7} {'right action':>12}")
     for r in [] if args.skip_quality else retrievers:
         if r.embeddings is not None and not installed:
-            print(f"{r.name:<11} {'all':<11} not installed (pip install 'supportbot[embeddings]')")
+            print(f"{r.name:<11} {'all':<16} not installed (pip install 'supportbot[embeddings]')")
             continue
         for label, first, top5, action in await quality(r):
             print(
-                f"{r.name:<11} {label:<11} {first * 100:>10.1f}% {top5 * 100:>6.1f}% "
+                f"{r.name:<11} {label:<16} {first * 100:>10.1f}% {top5 * 100:>6.1f}% "
                 f"{action * 100:>11.1f}%",
                 flush=True,
             )
