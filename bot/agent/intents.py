@@ -57,8 +57,8 @@ _ASKS_FOR_PERSON = _any(
     r"\b(?:connect|transfer|escalate|pass|hand|put)\s+(?:me|this|it)\s+(?:through\s+)?"
     r"(?:to|over\s+to)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
     r"\b(?:i\s+(?:want|need|would\s+like|'d\s+like)|get\s+me|give\s+me|can\s+i\s+(?:get|have))"
-    r"\s+(?:to\s+(?:talk|speak)\s+to\s+)?(?:a|an)\s+(?:real\s+|actual\s+|live\s+)?"
-    r"(?:human|person|agent|representative|operator)" + _NOT_PRODUCT,
+    r"\s+(?:to\s+(?:talk|speak)\s+to\s+)?(?:a|an|your)\s+(?:real\s+|actual\s+|live\s+)?"
+    r"(?:human|person|agent|representative|operator|manager|supervisor)" + _NOT_PRODUCT,
     r"\b(?:real|actual|live)\s+(?:human|person|people|agent)\b",
     r"\bhuman\s+(?:being|agent|support)\b",
     r"\b(?:human|person|someone|somebody|agent)\s+(?:i|we)\s+(?:can|could)\s+(?:talk|speak|chat)",
@@ -66,8 +66,8 @@ _ASKS_FOR_PERSON = _any(
     # A message that is only the noun: "human please", "agent!", "operator".
     r"^\W*(?:a\s+)?(?:real\s+)?(?:human|person|agent|operator|representative)"
     r"(?:\s+(?:please|pls|plz|now))?\W*$",
-    r"\b(?:can|could)\s+(?:someone|somebody|a\s+person|a\s+human|you)\s+(?:please\s+)?"
-    r"(?:call|phone|ring)\s+me\b",
+    r"\b(?:can|could|would|will|please)\s+(?:someone|somebody|a\s+(?:person|human|representative|"
+    r"manager|rep)|an\s+agent|you)\b[^.?!]{0,30}?\b(?:call|phone|ring)\s+me\b",
     r"\b(?:have|get)\s+(?:someone|somebody|a\s+person)\s+(?:to\s+)?(?:call|contact|email|phone|"
     r"get\s+back\s+to)\s+me\b",
     r"\b(?:get|request|arrange|want|need|like)\s+a\s+call[\s-]?back\b",
@@ -132,6 +132,9 @@ _NOT_SOLVED = _any(
     r"\b(?:already\s+(?:tried|did|done)|tried\s+(?:that|this|it|those)(?:\s+already)?|no\s+luck|"
     r"same\s+(?:problem|error|issue|thing|message))\b",
     r"\bnot\s+what\s+i\s+(?:asked|meant|need(?:ed)?|was\s+asking)\b",
+    # "…but it's still red", "Still black.": the problem is still there.
+    r"\b(?:but|and)\s+(?:it'?s|it\s+is|its|it|they'?re)\s+still\b",
+    r"(?:^|[.!?]\s+)still\s+\w+",
     r"\b(?:does\s*n[o'’]?t|did\s*n[o'’]?t)\s+answer\b",
     r"\b(?:hat\s+nicht\s+geholfen|funktioniert\s+(?:immer\s+noch|noch\s+immer)?\s*nicht|"
     r"ne\s+marche\s+(?:toujours\s+)?pas|sigue\s+sin|no\s+funciona)\b",
@@ -144,7 +147,9 @@ _SOLVED = _any(
     r"sorted\s+now|(?:all\s+)?good\s+now|works\s+now|working\s+(?:now|again)|works\s+again|"
     r"(?:problem|issue)\s+(?:solved|resolved|fixed)|figured\s+it\s+out|found\s+it|"
     r"you\s+can\s+close|it\s+worked|(?:we'?re|i'?m)\s+(?:good|all\s+set|sorted)|"
-    r"never\s*mind|no\s+(?:longer\s+)?need(?:ed)?\s+(?:it\s+)?any\s*more)\b",
+    r"never\s*mind|no\s+(?:longer\s+)?need(?:ed)?\s+(?:it\s+)?any\s*more|that\s+was\s+it|"
+    r"no\s+(?:further|more|other)\s+questions|nothing\s+else|that'?s\s+(?:everything|all)|"
+    r"(?:loads|much|a\s+lot|way)\s+better\s+now)\b",
     r"^\W*(?:perfect|great|awesome|brilliant|excellent|solved|sorted|fixed|done|resolved|"
     r"ok(?:ay)?(?:\s+great)?|yes|yep)\b[\s,.!]*"
     r"(?:thanks|thank\s+you|cheers|works|it\s+works|that\s+works|all\s+good)",
@@ -158,7 +163,7 @@ _INJECTION = _any(
     r"(?:instructions|rules|prompt)",
     r"\b(?:disregard|forget)\s+(?:all\s+|your\s+|the\s+)?(?:previous\s+|prior\s+)?"
     r"(?:instructions|rules|prompt)",
-    r"^\s*(?:system|assistant|developer)\s*:",
+    r"^\s*(?:system|assistant|developer)\s*(?:override|message|prompt|note|instruction)?\s*:",
     r"\byou\s+are\s+now\b",
     r"\b(?:admin|developer|god|debug)\s+mode\b",
     r"\b(?:system\s+prompt|new\s+instructions)\b",

@@ -45,6 +45,12 @@ TOPIC_COVERAGE = 0.4
 CLARIFY = "Could you tell me a bit more — what are you trying to do, or what happens?"
 # A request without a question word ("please remove my account", "I need the invoice").
 _REQUEST = re.compile(r"\b(?:please|pls|need|want|help|trying|would\s+like)\b", re.IGNORECASE)
+# A remark that reports a problem rather than wraps up.
+_PROBLEM = re.compile(
+    r"\b(?:fail\w*|error\w*|wrong|problem\w*|issue\w*|broken|stuck|can'?t|cannot|won'?t|"
+    r"does\s*n'?t|did\s*n'?t|is\s*n'?t|not|no\s+longer|charged|missing|never|still|again)\b",
+    re.IGNORECASE,
+)
 # Earlier customer messages a follow-up is read with.
 FOLLOW_UP_TURNS = 3
 # A message that leans on the earlier ones ("and what about the API?", "does that apply…").
@@ -242,7 +248,13 @@ class OfflineProvider:
             return escalate("The answer given did not solve the customer's problem.")
         new_question = intents.asks_something(reading)
         solved = reading.has(Intent.SOLVED) or bool(self._close and self._close.search(clean))
-        thanked_only = reading.has(Intent.THANKS) and answered_before and not reading.question
+        # Thanks after an answer, with a remark and no question or problem ("paid it, thanks",
+        # "done, moved it to Monday. Thanks!"): the customer is wrapping up.
+        thanked_only = (
+            reading.has(Intent.THANKS)
+            and answered_before
+            and (not reading.question or not _PROBLEM.search(reading.question))
+        )
         if (solved or thanked_only) and not new_question and "CLOSE" in offered:
             diagnosis.update(action="close", reason="The customer confirmed it is solved.")
             return _Decision(

@@ -351,3 +351,25 @@ async def test_a_new_self_contained_question_is_searched_alone() -> None:
         )
     )
     assert "Add VAT." in response.text
+
+
+@pytest.mark.parametrize(
+    ("last", "tool"),
+    [
+        ("done, changed it in settings. thanks!", "CLOSE"),
+        ("updated the card, thanks for the help", "CLOSE"),
+        ("thanks, but the reset email never arrived", None),
+    ],
+)
+async def test_thanks_with_a_remark_after_an_answer(last: str, tool: str | None) -> None:
+    """Thanks and a remark that reports no problem wraps the conversation up; thanks and a
+    problem does not close it."""
+    response = await _responder(PASSWORD).complete(
+        _request(
+            ChatMessage("user", "how do I reset my password?"),
+            ChatMessage("assistant", "Click Forgot password."),
+            ChatMessage("user", last),
+        )
+    )
+    names = [c.name for c in response.tool_calls]
+    assert ("CLOSE" in names) is (tool == "CLOSE")
