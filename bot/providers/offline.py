@@ -2,9 +2,10 @@
 
 It reads the request the way a model would and drives the same tool loop with the same tool
 calls: on the first message of a thread that greets, it calls USER_INFO_LOOKUP and greets the
-customer by name; a question is answered from the best-matching knowledge passage, cited; with no
-confident passage (best score below ``offline.confidence_threshold``) or when the customer asks
-for a person, it calls ESCALATE; when the customer confirms the problem is solved, CLOSE.
+customer by name; a question is answered from the best-matching knowledge passage, cited, when
+the passage's article holds the question's words the knowledge base knows (``_judge``); when
+nothing does, when the question is about the customer's own record, or when the customer asks for
+a person, it calls ESCALATE; when the customer confirms the problem is solved, CLOSE.
 
 Knowledge comes from a search object injected at construction (the runner passes the same cached
 retriever it uses itself, so a turn searches once); the responder searches with the customer's
