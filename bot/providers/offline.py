@@ -52,6 +52,10 @@ _PROBLEM = re.compile(
     r"does\s*n'?t|did\s*n'?t|is\s*n'?t|not|no\s+longer|charged|missing|never|still|again)\b",
     re.IGNORECASE,
 )
+# A remark that asks for something more ("but I also need to change the card").
+_WANTS = re.compile(
+    r"\b(?:need|want|would\s+like|'d\s+like|please|pls|trying|how|where|can|could)\b", re.IGNORECASE
+)
 # Earlier customer messages a follow-up is read with.
 FOLLOW_UP_TURNS = 3
 # A message that leans on the earlier ones ("and what about the API?", "does that apply…").
@@ -239,9 +243,7 @@ class OfflineProvider:
             )
 
         clean = reading.question if reading.has(Intent.INJECTION) else text
-        if reading.has(Intent.ASKS_FOR_PERSON) or (
-            self._escalate and self._escalate.search(clean)
-        ):
+        if reading.has(Intent.ASKS_FOR_PERSON) or (self._escalate and self._escalate.search(clean)):
             return escalate("The customer asked to talk to a person.")
         if reading.has(Intent.COMPLAINT):
             return escalate("The customer complains or mentions legal steps.", "high")
@@ -254,7 +256,8 @@ class OfflineProvider:
         thanked_only = (
             reading.has(Intent.THANKS)
             and answered_before
-            and (not reading.question or not _PROBLEM.search(reading.question))
+            and not _PROBLEM.search(reading.question)
+            and not _WANTS.search(reading.question)
         )
         if (solved or thanked_only) and not new_question and "CLOSE" in offered:
             diagnosis.update(action="close", reason="The customer confirmed it is solved.")
@@ -422,9 +425,7 @@ def _candidate(passage: Passage) -> dict[str, Any]:
 class _Decision:
     __slots__ = ("diagnosis", "text", "tool_calls")
 
-    def __init__(
-        self, text: str, tool_calls: tuple[ToolCall, ...], diagnosis: JSON | None = None
-    ):
+    def __init__(self, text: str, tool_calls: tuple[ToolCall, ...], diagnosis: JSON | None = None):
         self.text = text
         self.tool_calls = tool_calls
         self.diagnosis = diagnosis

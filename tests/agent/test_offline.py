@@ -359,6 +359,7 @@ async def test_a_new_self_contained_question_is_searched_alone() -> None:
         ("done, changed it in settings. thanks!", "CLOSE"),
         ("updated the card, thanks for the help", "CLOSE"),
         ("thanks, but the reset email never arrived", None),
+        ("thanks, I also need to change my email address", None),
     ],
 )
 async def test_thanks_with_a_remark_after_an_answer(last: str, tool: str | None) -> None:
