@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from knowledge_search import generate, queries
@@ -145,22 +147,25 @@ async def run_backend(
 
         settings = Settings.model_validate({"database": {"url": url}})
         knowledge = CachedSearch(kb)
-        runner = make_runner(
-            settings,
-            provider=OfflineProvider(OfflineSettings(), knowledge),
-            connectors={},
-            knowledge=knowledge,
-            remote=False,
-        )
-        turn_ms: list[float] = []
-        try:
-            for n, q in enumerate(questions):
-                ctx = _context(q, n)
-                started = time.perf_counter()
-                await runner.run(ctx)
-                turn_ms.append((time.perf_counter() - started) * 1000)
-        finally:
-            await runner.aclose()
+        # The runner's tools call out through the application's session; no tool here does.
+        async with aiohttp.ClientSession() as http:
+            runner = make_runner(
+                settings,
+                http=http,
+                provider=OfflineProvider(OfflineSettings(), knowledge),
+                connectors={},
+                knowledge=knowledge,
+                remote=False,
+            )
+            turn_ms: list[float] = []
+            try:
+                for n, q in enumerate(questions):
+                    ctx = _context(q, n)
+                    started = time.perf_counter()
+                    await runner.run(ctx)
+                    turn_ms.append((time.perf_counter() - started) * 1000)
+            finally:
+                await runner.aclose()
         return {
             "backend": label,
             "chunks": await kb.count_chunks(),

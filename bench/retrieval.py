@@ -1,7 +1,8 @@
 """Retrieval quality and latency: the knowledge base's search against plain BM25 over articles.
 
 Two retrievers, each measured through ``supportbot eval`` (the real turn path with the offline
-responder) on the bundled example KB's cases and on the held-out bike-sharing cases:
+responder) on the bundled example KB's cases and on the held-out sets (bike sharing, a broadband
+provider, an online course platform):
 
 - ``current``: ``bot.knowledge.index.SearchIndex`` — per-language analysis, BM25F with title /
   heading / body weights over documents and sections, typo tolerance, one hit per document;
@@ -56,7 +57,7 @@ from bot.agent.evaluation import evaluate, load_cases
 from bot.app import launcher
 from bot.config import BUNDLED_KNOWLEDGE, DatabaseSettings, KnowledgeSettings, Settings
 from bot.knowledge import KnowledgeBase, analysis, vectors
-from bot.knowledge import base as knowledge_base
+from bot.knowledge import index as knowledge_index
 from bot.knowledge.embeddings import LOCAL_MODEL, local_model_installed
 from bot.knowledge.index import UNKNOWN_SHARE, ChunkRecord, Hit, SearchIndex, _Postings
 from bot.store.database import Database
@@ -66,6 +67,16 @@ from bot.store.schema import kb_chunks, kb_embeddings
 CASE_SETS = [
     ("example KB", ROOT / "examples/eval/example-kb.jsonl", BUNDLED_KNOWLEDGE),
     ("held-out", ROOT / "tests/knowledge/heldout/cases.jsonl", ROOT / "tests/knowledge/heldout/kb"),
+    (
+        "held-out ISP",
+        ROOT / "tests/knowledge/heldout-isp/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-isp/kb",
+    ),
+    (
+        "held-out courses",
+        ROOT / "tests/knowledge/heldout-courses/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-courses/kb",
+    ),
 ]
 
 
@@ -106,8 +117,10 @@ class PlainBM25Index(SearchIndex):
         known = sum(1 for t in terms if t.known)
         share = UNKNOWN_SHARE if known * 2 > len(terms) else 1.0
         total = sum(t.idf if t.known else t.idf * share / UNKNOWN_SHARE for t in terms) or 1.0
+        # And the same match evidence, so the responder decides on the same signals.
+        evidence = self._evidence(terms, order.tolist())
         hits = []
-        for d in order.tolist():
+        for d, found in zip(order.tolist(), evidence, strict=True):
             start = int(self._document_starts[d])
             end = (
                 int(self._document_starts[d + 1])
@@ -117,7 +130,13 @@ class PlainBM25Index(SearchIndex):
             chunk_index = start + int(np.argmax(sections[start:end]))
             confidence = self._confidence(terms, total, d, chunk_index)
             hits.append(
-                Hit(self.chunks[chunk_index], float(documents[d]), confidence, self.languages[d])
+                Hit(
+                    self.chunks[chunk_index],
+                    float(documents[d]),
+                    confidence,
+                    self.languages[d],
+                    found,
+                )
             )
         return hits
 
@@ -146,15 +165,15 @@ class Retriever:
 @contextmanager
 def retriever(chosen: Retriever) -> Iterator[None]:
     """Every knowledge base built meanwhile searches like ``chosen``."""
-    original = knowledge_base.SearchIndex
+    original = knowledge_index.SearchIndex
     original_search = vectors.DenseSide.search
-    knowledge_base.SearchIndex = chosen.index_class  # type: ignore[misc]
+    knowledge_index.SearchIndex = chosen.index_class  # type: ignore[misc]
     if chosen.dense_only:
         vectors.DenseSide.search = _dense_only  # type: ignore[method-assign]
     try:
         yield
     finally:
-        knowledge_base.SearchIndex = original  # type: ignore[misc]
+        knowledge_index.SearchIndex = original  # type: ignore[misc]
         vectors.DenseSide.search = original_search  # type: ignore[method-assign]
 
 
@@ -197,9 +216,7 @@ async def _random_vectors(db: Database, dimensions: int = 384) -> None:
     rng = np.random.default_rng(7)
     async with db.read() as conn:
         rows = (
-            await conn.execute(
-                select(kb_chunks.c.title, kb_chunks.c.heading, kb_chunks.c.text)
-            )
+            await conn.execute(select(kb_chunks.c.title, kb_chunks.c.heading, kb_chunks.c.text))
         ).all()
     hashes = {vectors.text_hash(vectors.embedding_text(*row)) for row in rows}
     matrix = rng.standard_normal((len(hashes), dimensions)).astype(np.float32)
@@ -286,14 +303,14 @@ async def main() -> None:
         Retriever("hybrid", embeddings=LOCAL),
     ]
     # Each row is printed as soon as it is measured: the dense rows take minutes on a CPU.
-    print(f"{'retriever':<11} {'cases':<11} {'article 1st':>11} {'top 5':>7} {'right action':>12}")
+    print(f"{'retriever':<11} {'cases':<16} {'article 1st':>11} {'top 5':>7} {'right action':>12}")
     for r in [] if args.skip_quality else retrievers:
         if r.embeddings is not None and not installed:
-            print(f"{r.name:<11} {'all':<11} not installed (pip install 'supportbot[embeddings]')")
+            print(f"{r.name:<11} {'all':<16} not installed (pip install 'supportbot[embeddings]')")
             continue
         for label, first, top5, action in await quality(r):
             print(
-                f"{r.name:<11} {label:<11} {first * 100:>10.1f}% {top5 * 100:>6.1f}% "
+                f"{r.name:<11} {label:<16} {first * 100:>10.1f}% {top5 * 100:>6.1f}% "
                 f"{action * 100:>11.1f}%",
                 flush=True,
             )
@@ -323,6 +340,7 @@ async def main() -> None:
                 f"{s.ingest_seconds:>8.1f}s {s.first_search_seconds:>9.2f}s",
                 flush=True,
             )
+
 
 if __name__ == "__main__":
     asyncio.run(main())

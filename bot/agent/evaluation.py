@@ -101,6 +101,9 @@ class CaseResult:
     reply: str
     stop_reasons: list[str]
     latencies_ms: list[float]
+    # Why the last run decided as it did, when its responder says (the offline responder's
+    # reason, confidence and candidates): what a miss is diagnosed from.
+    decision: dict[str, object] | None = None
 
     @property
     def action_ok(self) -> bool:
@@ -258,6 +261,16 @@ def _result(
             article = cited[0]
             break
     last = next((o for o in reversed(outcomes) if o.run is not None), None)
+    decision = None
+    if last is not None and last.run is not None:
+        decision = next(
+            (
+                dict(r)
+                for r in last.run.rag_results
+                if isinstance(r, dict) and r.get("kind") == "offline_decision"
+            ),
+            None,
+        )
     return CaseResult(
         id=case.id,
         expect_action=case.expect_action,
@@ -268,6 +281,7 @@ def _result(
         reply=_reply(last) if last else "",
         stop_reasons=[o.run.stop_reason.value if o.run else "human" for o in outcomes],
         latencies_ms=[round(ms, 2) for ms in latencies],
+        decision=decision,
     )
 
 
@@ -297,6 +311,7 @@ def summarise(results: list[CaseResult]) -> Report:
             "got": f"{r.action} {r.article or '-'}",
             "search_rank": r.search_rank,
             "reply": r.reply,
+            "why": (r.decision or {}).get("reason"),
         }
         for r in results
         if not r.action_ok or r.article_ok is False
@@ -358,6 +373,8 @@ def print_report(report: Report, out: TextIO) -> None:
                 f"(search rank {failure['search_rank'] or '-'})\n    {reply}",
                 file=out,
             )
+            if failure.get("why"):
+                print(f"    why: {failure['why']}", file=out)
 
 
 async def run_eval(

@@ -20,6 +20,9 @@ class Intent(StrEnum):
     NOT_SOLVED = "not_solved"  # (thanks, but) the answer did not help
     THANKS = "thanks"
     COMPLAINT = "complaint"  # a formal complaint or a legal threat
+    # About the customer's own record, which no article can know: "check my account", an order
+    # or booking number, a specific amount on a specific day.
+    ACCOUNT_SPECIFIC = "account_specific"
     INJECTION = "injection"  # text that tries to instruct the bot
 
 
@@ -40,57 +43,119 @@ def _any(*patterns: str) -> re.Pattern[str]:
 
 
 _PERSON_NOUN = (
-    r"(?:a\s+|an\s+|one\s+of\s+your\s+|your\s+|some\s*)?(?:real\s+|actual\s+|live\s+)?"
+    r"(?:a\s+|an\s+|one\s+of\s+your\s+|your\s+|the\s+|some\s*)?(?:real\s+|actual\s+|live\s+)?"
     r"(?:human(?:\s+being)?|person|people|someone|somebody|agent|representative|rep|operator|"
-    r"staff(?:\s+member)?|team\s+member|support\s+team|manager|supervisor)"
+    r"staff(?:\s+member)?|team\s+member|(?:customer\s+)?support(?:\s+team)?|customer\s+service|"
+    r"customer\s+care|help\s*desk|manager|supervisor)"
 )
-# Not "user agent", "human-readable", "agents' permissions": a noun after a request verb, or a
-# qualified person ("real person", "live agent").
+# A person wanted, not a product noun: "an agent seat", "a person's role", "human-readable".
+_NOT_PRODUCT = r"\b(?![-'’]|\s+(?:seat|licen[cs]e|account|role|permission|access|view|field)s?\b)"
+# Not "user agent", "human-readable", "agents' permissions", "give an agent access": a noun after
+# a request verb, or a qualified person ("real person", "live agent").
 _ASKS_FOR_PERSON = _any(
-    r"\b(?:talk|speak|chat|get\s+through)\s+(?:to|with)\s+" + _PERSON_NOUN + r"\b(?![-'])",
-    r"\b(?:connect|transfer|escalate|pass|hand)\s+(?:me|this|it)\s+(?:to|over\s+to)\s+"
-    + _PERSON_NOUN
-    + r"\b(?![-'])",
-    r"\b(?:want|need|get|give)\s+(?:me\s+)?(?:to\s+)?(?:a|an)\s+"
-    r"(?:real\s+|actual\s+|live\s+)?(?:human|person|agent|representative|operator)\b(?![-'])",
+    r"\b(?:talk|speak|chat|get\s+through)\s+(?:to|with)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
+    r"\b(?:connect|transfer|escalate|pass|hand|put)\s+(?:me|this|it)\s+(?:through\s+)?"
+    r"(?:to|over\s+to)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
+    r"\b(?:i\s+(?:want|need|would\s+like|'d\s+like)|get\s+me|give\s+me|can\s+i\s+(?:get|have))"
+    r"\s+(?:to\s+(?:talk|speak)\s+to\s+)?(?:a|an|your)\s+(?:real\s+|actual\s+|live\s+)?"
+    r"(?:human|person|agent|representative|operator|manager|supervisor)" + _NOT_PRODUCT,
     r"\b(?:real|actual|live)\s+(?:human|person|people|agent)\b",
     r"\bhuman\s+(?:being|agent|support)\b",
+    r"\b(?:human|person|someone|somebody|agent)\s+(?:i|we)\s+(?:can|could)\s+(?:talk|speak|chat)",
+    r"\bcontact\s+(?:a\s+)?(?:real\s+)?(?:human|person)\b",
+    # A message that is only the noun: "human please", "agent!", "operator".
+    r"^\W*(?:a\s+)?(?:real\s+)?(?:human|person|agent|operator|representative)"
+    r"(?:\s+(?:please|pls|plz|now))?\W*$",
+    r"\b(?:can|could|would|will|please)\s+(?:someone|somebody|a\s+(?:person|human|representative|"
+    r"manager|rep)|an\s+agent|you)\b[^.?!]{0,30}?\b(?:call|phone|ring)\s+me\b",
+    r"\b(?:have|get)\s+(?:someone|somebody|a\s+person)\s+(?:to\s+)?(?:call|contact|email|phone|"
+    r"get\s+back\s+to)\s+me\b",
+    r"\b(?:get|request|arrange|want|need|like)\s+a\s+call[\s-]?back\b",
+    r"(?:\bnot|n[’']t|\bno\s+more)\s+(?:want\s+to\s+)?(?:talk|speak|chat)(?:ing)?\s+(?:to|with)\s+"
+    r"(?:a\s+|the\s+|this\s+)?(?:bot|robot|machine|ai)\b",
+    r"\b(?:please\s+escalate|escalate\s+(?:this|it|me|my\s+(?:case|ticket|issue)))\b",
     r"\b(?:mit\s+einem\s+(?:menschen|mitarbeiter)|einen\s+mitarbeiter)\b",
     r"\b(?:parler\s+(?:à|a)\s+(?:un|une|quelqu'un)|un\s+conseiller)\b",
     r"\bhablar\s+con\s+(?:una?\s+)?(?:persona|agente|humano|alguien)\b",
+    r"\bparlare\s+con\s+(?:un\s+|una\s+|qualcuno)(?:operatore|persona|umano)?",
+    r"\bfalar\s+com\s+(?:um\s+|uma\s+|alguém)(?:atendente|pessoa|humano)?",
+    r"\bmet\s+een\s+(?:medewerker|mens)\b",
     r"(?:担当者|オペレーター|人間と話)",
 )
 _COMPLAINT = _any(
-    r"\b(?:lawyer|attorney|solicitor|lawsuit|legal\s+action|take\s+(?:you|this)\s+to\s+court)\b",
-    r"\bsue\s+(?:you|them|acme)\b",
+    r"\b(?:lawyer|attorney|solicitor|lawsuit|legal\s+action|take\s+(?:you|this|it)\s+to\s+court)\b",
+    r"\bsue\s+(?:you|them|your)\b",
+    r"\b(?:going\s+to|gonna|will|'ll)\s+sue\b",
     r"\bchargeback\b",
     r"\b(?:formal|official)\s+complaint\b",
-    r"\b(?:file|lodge|make)\s+a\s+complaint\b",
+    r"\b(?:file|lodge|make|raise)\s+a\s+complaint\b",
+    r"\breport\s+(?:you|this|your\s+company)\s+to\b",
+    r"\b(?:dispute|reverse)\s+(?:this|it|the\s+(?:charge|payment))\s+with\s+my\s+(?:bank|card)",
     r"\b(?:consumer\s+protection|ombudsman|small\s+claims|trading\s+standards)\b",
-    r"\b(?:anwalt|klage|rechtliche\s+schritte|avocat|abogado|demanda)\b",
+    r"\b(?:anwalt|klage|rechtliche\s+schritte|beschwerde|avocat|plainte|abogado|demanda|"
+    r"reclamación|queja)\b",
+)
+# A record of the customer's own: the bot cannot look it up, a person can.
+_RECORD = (
+    r"(?:account|order|booking|payment|charge|invoice|subscription|refund|ticket|case|"
+    r"transaction|reservation|ride|trip|delivery|parcel)"
+)
+_MONEY = r"(?:[$€£]\s?\d+(?:[.,]\d{1,2})?|\b\d+(?:[.,]\d{1,2})?\s?(?:eur|euros?|usd|dollars?|gbp|pounds?)\b)"
+_DATE = (
+    r"(?:\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+    r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\s+\d{1,2}(?:st|nd|rd|th)?\b"
+    r"|\b\d{1,2}[/.]\d{1,2}(?:[/.]\d{2,4})?\b|\b\d{4}-\d{2}-\d{2}\b)"
+)
+_ACCOUNT_SPECIFIC = _any(
+    # Asked of the bot ("can you check…", "please look into…"), not "how do I check my account".
+    r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please)\s+(?:please\s+)?"
+    r"(?:check|look\s+(?:at|into|up)|investigate|pull\s+up)\s+(?:why\s+|what\s+happened\s+"
+    r"(?:to|with)\s+)?(?:my|our)\s+(?:\w+\s+)?" + _RECORD,
+    r"\b(?:order|booking|invoice|ticket|case|reference|ref|transaction|confirmation|receipt)"
+    r"\s*(?:number|no\.?|#|id)?\s*[:#]?\s*[A-Z]{0,4}-?\d{4,}\b",
+    r"#\s?\d{4,}\b",
+    _MONEY + r".{0,60}?" + _DATE,
+    _DATE + r".{0,60}?" + _MONEY,
 )
 _THANKS = _any(
     r"\b(?:thanks|thank\s+you|thx|ty|cheers|much\s+appreciated|merci|danke|gracias|grazie)\b",
     r"ありがとう",
 )
 _NOT_SOLVED = _any(
-    r"\b(?:did\s*n[o']?t|does\s*n[o']?t|do\s*n[o']?t|is\s*n[o']?t|was\s*n[o']?t|won'?t|can'?t)"
-    r"\s+(?:help|work|fix|solve|answer)",
+    r"\b(?:did\s*n[o'’]?t|does\s*n[o'’]?t|do\s*n[o'’]?t|is\s*n[o'’]?t|was\s*n[o'’]?t|won'?t|"
+    r"can'?t)\s+(?:help|work|fix|solve|answer)",
     r"\b(?:did|does|do|is|was)\s+not\s+(?:help|work|fix|solve|answer)",
     r"\bstill\s+(?:not|no|nothing|does\s*n|do\s*n|is\s*n|wo\s*n|won|can|broken|the\s+same|"
-    r"getting|happening|failing|stuck|waiting)",
+    r"getting|happening|failing|stuck|waiting|says|shows|showing|charging|locked|down|"
+    r"have\s+(?:the|this|that)\s+(?:problem|issue))",
     r"\bnot\s+(?:working|solved|fixed|resolved|helpful)\b",
-    r"\b(?:already\s+(?:tried|did|done)|no\s+luck|same\s+(?:problem|error|issue))\b",
+    r"\b(?:already\s+(?:tried|did|done)|tried\s+(?:that|this|it|those)(?:\s+already)?|no\s+luck|"
+    r"same\s+(?:problem|error|issue|thing|message))\b",
+    r"\bnot\s+what\s+i\s+(?:asked|meant|need(?:ed)?|was\s+asking)\b",
+    # "…but it's still red", "Still black.": the problem is still there.
+    r"\b(?:but|and)\s+(?:it'?s|it\s+is|its|it|they'?re)\s+still\b",
+    r"(?:^|[.!?]\s+)still\s+\w+",
+    r"\b(?:does\s*n[o'’]?t|did\s*n[o'’]?t)\s+answer\b",
+    r"\b(?:hat\s+nicht\s+geholfen|funktioniert\s+(?:immer\s+noch|noch\s+immer)?\s*nicht|"
+    r"ne\s+marche\s+(?:toujours\s+)?pas|sigue\s+sin|no\s+funciona)\b",
 )
 _SOLVED = _any(
-    r"\b(?:that|this|it)\s+(?:did\s+it|did\s+the\s+trick|worked|works|fixed\s+it|solved\s+it|"
-    r"helped|sorted\s+it)\b",
-    r"\b(?:got\s+it\s+(?:sorted|working|fixed)|all\s+sorted|sorted\s+now|(?:all\s+)?good\s+now|"
-    r"works\s+now|working\s+now|(?:problem|issue)\s+(?:solved|resolved|fixed)|figured\s+it\s+out|"
-    r"found\s+it|you\s+can\s+close)\b",
-    r"^\W*(?:perfect|great|awesome|brilliant|excellent|solved|sorted|fixed|done)\b[\s,.!]*"
-    r"(?:thanks|thank\s+you|cheers|works|it\s+works|that\s+works)",
-    r"\b(?:hat\s+geklappt|funktioniert\s+jetzt|ça\s+marche|c'est\s+bon|ya\s+funciona)\b",
+    r"\b(?:that|this|it|that's|thats|that\s+has|that've)\s+(?:did\s+it|done\s+it|did\s+the\s+trick|"
+    r"done\s+the\s+trick|worked|works|fixed\s+it|solved\s+it|helped|helps|sorted\s+it|"
+    r"answers\s+(?:it|my\s+question))\b",
+    r"\b(?:got\s+it\s+(?:sorted|working|fixed)|all\s+(?:sorted|fixed|set|working|good)|"
+    r"sorted\s+now|(?:all\s+)?good\s+now|works\s+now|working\s+(?:now|again)|works\s+again|"
+    r"(?:problem|issue)\s+(?:solved|resolved|fixed)|figured\s+it\s+out|found\s+it|"
+    r"you\s+can\s+close|it\s+worked|(?:we'?re|i'?m)\s+(?:good|all\s+set|sorted)|"
+    r"never\s*mind|no\s+(?:longer\s+)?need(?:ed)?\s+(?:it\s+)?any\s*more|that\s+was\s+it|"
+    r"no\s+(?:further|more|other)\s+questions|nothing\s+else|that'?s\s+(?:everything|all)|"
+    r"(?:loads|much|a\s+lot|way)\s+better\s+now)\b",
+    r"^\W*(?:perfect|great|awesome|brilliant|excellent|solved|sorted|fixed|done|resolved|"
+    r"ok(?:ay)?(?:\s+great)?|yes|yep)\b[\s,.!]*"
+    r"(?:thanks|thank\s+you|cheers|works|it\s+works|that\s+works|all\s+good)",
+    r"^\W*(?:solved|sorted|fixed|resolved)\W*$",
+    r"\b(?:hat\s+geklappt|funktioniert\s+(?:jetzt|wieder)|ça\s+marche|c'est\s+bon|ya\s+funciona|"
+    r"funciona\s+ahora|problema\s+resuelto|funziona\s+ora)\b",
 )
 # Sentences that address the bot's instructions instead of asking something.
 _INJECTION = _any(
@@ -98,21 +163,60 @@ _INJECTION = _any(
     r"(?:instructions|rules|prompt)",
     r"\b(?:disregard|forget)\s+(?:all\s+|your\s+|the\s+)?(?:previous\s+|prior\s+)?"
     r"(?:instructions|rules|prompt)",
-    r"^\s*(?:system|assistant|developer)\s*:",
+    r"^\s*(?:system|assistant|developer)\s*(?:override|message|prompt|note|instruction)?\s*:",
     r"\byou\s+are\s+now\b",
     r"\b(?:admin|developer|god|debug)\s+mode\b",
     r"\b(?:system\s+prompt|new\s+instructions)\b",
     r"\b(?:close|resolve|mark)\s+(?:this|the)\s+(?:ticket|conversation|chat)\b",
     r"\bmark\s+(?:this|it)\s+(?:as\s+)?(?:solved|resolved|done)\b",
 )
-_SENTENCES = re.compile(r"(?<=[.!?。！？])\s*|\n+")
+# Words that only acknowledge ("ok great, thanks a lot"): no question is left of them.
+_ACKNOWLEDGEMENTS = frozenset(
+    [
+        "ok",
+        "okay",
+        "great",
+        "perfect",
+        "awesome",
+        "cool",
+        "nice",
+        "brilliant",
+        "excellent",
+        "lovely",
+        "super",
+        "fantastic",
+        "amazing",
+        "wonderful",
+        "a",
+        "lot",
+        "so",
+        "much",
+        "very",
+        "many",
+        "all",
+        "yes",
+        "yep",
+        "yeah",
+        "yup",
+        "ah",
+        "oh",
+        "right",
+        "sure",
+        "got",
+        "it",
+        "good",
+    ]
+)
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|(?<=[.!?])$|(?<=[。！？])\s*|\n+")
 # What a question looks like once thanks and confirmations are cut out.
 _QUESTION_WORD = re.compile(
     # "？" is the full-width question mark of Japanese and Chinese.
     r"[?？]|\b(?:how|what|where|when|why|which|who|can|could|is|are|do|does|will|should)\b",
     re.IGNORECASE,
 )
-_LEADING_LINK = re.compile(r"^\W*(?:also|and|oh|btw|by\s+the\s+way|one\s+more\s+thing)\b\W*", re.IGNORECASE)
+_LEADING_LINK = re.compile(
+    r"^\W*(?:also|and|oh|btw|by\s+the\s+way|one\s+more\s+thing)\b\W*", re.IGNORECASE
+)
 
 
 def read(text: str) -> Reading:
@@ -132,6 +236,7 @@ def read(text: str) -> Reading:
     checks = (
         (Intent.ASKS_FOR_PERSON, _ASKS_FOR_PERSON),
         (Intent.COMPLAINT, _COMPLAINT),
+        (Intent.ACCOUNT_SPECIFIC, _ACCOUNT_SPECIFIC),
         (Intent.NOT_SOLVED, _NOT_SOLVED),
         (Intent.THANKS, _THANKS),
     )
@@ -156,7 +261,8 @@ def _question(sentences: list[str]) -> str:
         stripped = _THANKS.sub(" ", sentence)
         stripped = _SOLVED.sub(" ", stripped)
         stripped = _LEADING_LINK.sub("", stripped.strip(" ,.!-"))
-        if len(re.findall(r"\w+", stripped)) >= 2 or re.search(r"[\u3040-\u9fff]{2,}", stripped):
+        words = [w for w in re.findall(r"\w+", stripped.lower()) if w not in _ACKNOWLEDGEMENTS]
+        if len(words) >= 2 or re.search(r"[\u3040-\u9fff]{2,}", stripped):
             left.append(stripped.strip())
     return " ".join(left)
 

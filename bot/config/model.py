@@ -69,9 +69,10 @@ class ModelSettings(Section):
 class OfflineSettings(Section):
     """The embedded responder: phrase lists and the confidence it needs to answer."""
 
-    # Answer when the best passage's score reaches ``confidence_threshold``, or reaches
-    # ``confidence_floor`` while leading the next document by ``confidence_margin`` (a share of
-    # its score); otherwise escalate.
+    # A keyword match is judged on the question's words (``OfflineProvider._judge``); a score of
+    # ``confidence_threshold`` always answers. Passages found only by embeddings answer at
+    # ``confidence_threshold``, or at ``confidence_floor`` while leading the next document by
+    # ``confidence_margin`` (a share of its score); otherwise escalate.
     confidence_threshold: float = Field(default=0.45, ge=0, le=1)
     # Chosen on the bundled example KB's eval set (examples/eval/), where 0.15–0.2 with a 0.2
     # margin answered the most cases right; 0.2 is the cautious end (a wrong answer costs more

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     # numpy behind these is imported on the first search (or with embeddings configured), not
     # when a command starts: ``triage --once`` reaches its first turn before any search.
     from bot.knowledge.embeddings import Embedder
-    from bot.knowledge.index import SearchIndex
+    from bot.knowledge.index import MatchEvidence, SearchIndex
     from bot.knowledge.vectors import DenseSide
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,9 @@ class Passage:
     # The document's language (ISO 639-1, as ``bot.knowledge.analysis.detect_language`` guesses
     # it); empty when unknown.
     language: str = ""
+    # How the document meets the question's words (``bot.knowledge.index.MatchEvidence``);
+    # None when only the dense side found it.
+    evidence: MatchEvidence | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +304,10 @@ class KnowledgeBase:
             from bot.knowledge.vectors import embedding_text
 
             await self.dense.after_write(
-                [embedding_text(prepared.title, heading, body) for heading, body, _ in prepared.chunks]
+                [
+                    embedding_text(prepared.title, heading, body)
+                    for heading, body, _ in prepared.chunks
+                ]
             )
         return "added" if current is None else "updated"
 
@@ -390,6 +396,7 @@ class KnowledgeBase:
                     source=h.chunk.source,
                     score=round(score, 4),
                     language=h.language,
+                    evidence=h.evidence,
                 )
             )
         return passages

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bot.knowledge import analysis
+from bot.knowledge import analysis, paraphrases
 
 # Field weights of BM25F: a word in the title says more about a document than one in its body.
 TITLE_WEIGHT = 3.0
@@ -33,6 +33,24 @@ K1 = 1.2
 B = 0.75
 # A corrected typo counts a little less than the word itself.
 TYPO_WEIGHT = 0.8
+# A one- or two-digit number in a question is usually the customer's own case ("my son is 15",
+# "it was only 10 minutes"), and in an article a policy figure ("reservations last 15 minutes"):
+# sharing one says little about the topic. Error codes (429) and ids are longer.
+SMALL_NUMBER_WEIGHT = 0.3
+_SMALL_NUMBER = re.compile(r"^\d{1,2}$")
+# "I don't want to cancel, I just want to pay less": the words of a refused alternative that
+# the customer contrasts with what they want weigh this much ("cancel" is not the topic). A
+# refusal with no contrast ("I don't want my pass to renew") is the topic and keeps its weight.
+NEGATED_WEIGHT = 0.2
+_REFUSED = re.compile(
+    r"\b(?:do\s*n[o'’]?t|does\s*n[o'’]?t|not|never|no\s+longer)\s+(?:want|need|wish|mean|plan"
+    r"|intend|trying)\s+to\s+(?P<refused>[^,.;!?]{1,60}?)\s*(?:[,.;]\s*|\s+)"
+    r"(?=(?:but\s+)?(?:i\s+|we\s+)?(?:just|only|rather|instead|simply)\b|but\b)",
+    re.IGNORECASE,
+)
+# A word the knowledge base never uses, replaced by its usual alternatives that it does use
+# (``bot.knowledge.paraphrases``): their weight together.
+PARAPHRASE_WEIGHT = 0.7
 # The weight of a question's word that the knowledge base never uses, as a share of the rarest.
 UNKNOWN_SHARE = 0.6
 # How much the whole-document score decides the order of documents (the rest: best section).
@@ -56,6 +74,14 @@ _STEP_LINE = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+\S")
 BODY_ONLY_CREDIT = 0.85
 # A term found only in another section of the same document.
 ELSEWHERE_CREDIT = 0.7
+
+
+def _negated_words(text: str) -> set[str]:
+    """The lower-cased words of refused alternatives in ``text`` (see ``NEGATED_WEIGHT``)."""
+    words: set[str] = set()
+    for found in _REFUSED.finditer(text):
+        words.update(analysis.tokens(found.group("refused")))
+    return words
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +108,30 @@ class QueryTerm:
 
 
 @dataclass(frozen=True, slots=True)
+class MatchEvidence:
+    """How a document meets a question's words: what a responder decides to answer on.
+
+    Shares are idf-weighted (a rare word counts more than a common one) and in 0..1:
+
+    - ``known_share``: of the question's content words, the share the knowledge base uses at
+      all, counted in words (a question mostly about words no article uses is out of scope,
+      whatever matched);
+    - ``coverage``: of the question's known words, the share this document contains anywhere;
+    - ``specific``: the document contains the question's most specific known word (the rarest
+      across the knowledge base), not only its common ones;
+    - ``lead``: this document's coverage minus the best coverage among the documents after it
+      (how clearly it, rather than another article, is the one the question is about);
+    - ``missing``: the question's words (as typed) this document does not contain.
+    """
+
+    known_share: float
+    coverage: float
+    specific: bool
+    lead: float
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Hit:
     """One document for a question, with its best section."""
 
@@ -89,6 +139,8 @@ class Hit:
     rank_score: float  # orders the hits; only comparable within one search
     confidence: float  # 0..1, see the module docstring
     language: str
+    # Keyword evidence for the decision to answer (None from the dense side alone).
+    evidence: MatchEvidence | None = None
 
 
 @dataclass(slots=True)
@@ -244,6 +296,7 @@ class SearchIndex:
         lang = analysis.detect_language(text)
         found: dict[str, QueryTerm] = {}
         words = 0
+        negated = _negated_words(text)
         for token in analysis.tokens(text):
             if words >= max_words:
                 break
@@ -257,11 +310,25 @@ class SearchIndex:
             words += 1
             term = self._match(token, lang)
             if term is not None:
-                found.setdefault(term[0], self._term(term[0], term[1], token))
+                weight = term[1] * (SMALL_NUMBER_WEIGHT if _SMALL_NUMBER.match(token) else 1.0)
+                weight *= NEGATED_WEIGHT if token in negated else 1.0
+                found.setdefault(term[0], self._term(term[0], weight, token))
             else:
                 stem = analysis.stem(token, lang)
-                found.setdefault(stem, self._term(stem, 1.0, token, known=False))
+                others = self._paraphrases(token, lang)
+                if not others:
+                    found.setdefault(stem, self._term(stem, 1.0, token, known=False))
+                for other in others:
+                    weight = PARAPHRASE_WEIGHT / len(others)
+                    found.setdefault(other, self._term(other, weight, token))
         return list(found.values())
+
+    def _paraphrases(self, word: str, lang: str) -> list[str]:
+        """The knowledge base's terms for another word of the customer's (English only)."""
+        if lang != "en":
+            return []
+        terms = (analysis.stem(other, lang) for other in paraphrases.alternatives(word))
+        return list(dict.fromkeys(t for t in terms if t in self._term_documents))
 
     def _term(self, term: str, weight: float, word: str, *, known: bool = True) -> QueryTerm:
         known = known and term in self._term_documents
@@ -325,9 +392,7 @@ class SearchIndex:
         ranked: list[tuple[float, int, int]] = []
         for d in order.tolist():
             start = self._document_starts[d]
-            end = (
-                self._document_starts[d + 1] if d + 1 < len(self.documents) else len(self.chunks)
-            )
+            end = self._document_starts[d + 1] if d + 1 < len(self.documents) else len(self.chunks)
             chunk_index = self._section_to_quote(
                 known, sections, int(start), int(end), how_to=how_to
             )
@@ -338,13 +403,45 @@ class SearchIndex:
         unknown_share = UNKNOWN_SHARE if len(known) * 2 > len(terms) else 1.0
         total = sum(t.idf if t.known else t.idf * unknown_share / UNKNOWN_SHARE for t in terms)
         total = total or 1.0
+        evidence = self._evidence(terms, [d for _, d, _ in ranked])
         hits = []
-        for rank_score, d, chunk_index in ranked[:limit]:
+        for (rank_score, d, chunk_index), found in zip(ranked[:limit], evidence, strict=False):
             confidence = self._confidence(terms, total, d, chunk_index)
             hits.append(
-                Hit(self.chunks[chunk_index], rank_score, confidence, self.languages[d])
+                Hit(self.chunks[chunk_index], rank_score, confidence, self.languages[d], found)
             )
         return hits
+
+    def _evidence(
+        self, terms: Sequence[QueryTerm], documents: Sequence[int]
+    ) -> list[MatchEvidence]:
+        """``MatchEvidence`` for each of the ranked documents (see there)."""
+        known = [t for t in terms if t.known]
+        # Counted in words, not idf: a word no article uses would otherwise outweigh any common
+        # one it does ("finish my ride" is about rides), and "is it in scope" asks whether the
+        # help center speaks of the things the customer names, not how rare they are.
+        words = {t.word for t in terms}
+        known_share = len({t.word for t in known}) / len(words) if words else 0.0
+        known_mass = sum(t.idf * t.weight for t in known) or 1.0
+        specific_term = max(known, key=lambda t: t.idf, default=None)
+        coverages = []
+        for d in documents:
+            has = self._document_terms[d]
+            coverages.append(sum(t.idf * t.weight for t in known if t.term in has) / known_mass)
+        out = []
+        for i, d in enumerate(documents):
+            has = self._document_terms[d]
+            after = max(coverages[i + 1 :], default=0.0)
+            out.append(
+                MatchEvidence(
+                    known_share=round(known_share, 4),
+                    coverage=round(coverages[i], 4),
+                    specific=specific_term is not None and specific_term.term in has,
+                    lead=round(coverages[i] - after, 4),
+                    missing=tuple(t.word for t in terms if t.term not in has),
+                )
+            )
+        return out
 
     def _section_to_quote(
         self,

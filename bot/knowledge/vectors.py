@@ -208,7 +208,9 @@ def fuse(
     for rank, hit in enumerate(keyword[:FUSION_DEPTH]):
         key = hit.chunk.document_id
         fused[key] = 1.0 / (RRF_K + rank + 1)
-        hit_of[key] = Hit(hit.chunk, hit.rank_score / keyword_top, hit.confidence, hit.language)
+        hit_of[key] = Hit(
+            hit.chunk, hit.rank_score / keyword_top, hit.confidence, hit.language, hit.evidence
+        )
     dense_top = dense[0][2] if dense else 1.0
     for rank, (d, chunk_index, cosine) in enumerate(dense):
         chunk = index.chunks[chunk_index]
@@ -225,6 +227,7 @@ def fuse(
                 max(known.rank_score, strength),
                 max(known.confidence, round(confidence, 4)),
                 known.language,
+                known.evidence,
             )
     order = sorted(fused, key=lambda key: -fused[key])
     return [hit_of[key] for key in order[:limit]]

@@ -2,9 +2,10 @@
 
 It reads the request the way a model would and drives the same tool loop with the same tool
 calls: on the first message of a thread that greets, it calls USER_INFO_LOOKUP and greets the
-customer by name; a question is answered from the best-matching knowledge passage, cited; with no
-confident passage (best score below ``offline.confidence_threshold``) or when the customer asks
-for a person, it calls ESCALATE; when the customer confirms the problem is solved, CLOSE.
+customer by name; a question is answered from the best-matching knowledge passage, cited, when
+the passage's article holds the question's words the knowledge base knows (``_judge``); when
+nothing does, when the question is about the customer's own record, or when the customer asks for
+a person, it calls ESCALATE; when the customer confirms the problem is solved, CLOSE.
 
 Knowledge comes from a search object injected at construction (the runner passes the same cached
 retriever it uses itself, so a turn searches once); the responder searches with the customer's
@@ -31,10 +32,27 @@ MODEL_NAME = "offline"
 ANSWER_CHARS = 900
 DELTA_PIECES = 4
 SEARCH_LIMIT = 3
+# Out of scope: under half of the question's content words are words the knowledge base uses,
+# and what matched scores under this (see ``Passage.score``: unknown words count against it).
+SCOPE_SHARE = 0.5
+SCOPE_SCORE = 0.15
+# The share of the question's known words (idf-weighted) the best article must contain: less,
+# and it shares a word or two with the question, not its topic.
+TOPIC_COVERAGE = 0.4
 # The one request for more detail when a remark matches nothing clearly.
 CLARIFY = "Could you tell me a bit more — what are you trying to do, or what happens?"
 # A request without a question word ("please remove my account", "I need the invoice").
 _REQUEST = re.compile(r"\b(?:please|pls|need|want|help|trying|would\s+like)\b", re.IGNORECASE)
+# A remark that reports a problem rather than wraps up.
+_PROBLEM = re.compile(
+    r"\b(?:fail\w*|error\w*|wrong|problem\w*|issue\w*|broken|stuck|can'?t|cannot|won'?t|"
+    r"does\s*n'?t|did\s*n'?t|is\s*n'?t|not|no\s+longer|charged|missing|never|still|again)\b",
+    re.IGNORECASE,
+)
+# A remark that asks for something more ("but I also need to change the card").
+_WANTS = re.compile(
+    r"\b(?:need|want|would\s+like|'d\s+like|please|pls|trying|how|where|can|could)\b", re.IGNORECASE
+)
 # Earlier customer messages a follow-up is read with.
 FOLLOW_UP_TURNS = 3
 # A message that leans on the earlier ones ("and what about the API?", "does that apply…").
@@ -231,9 +249,7 @@ class OfflineProvider:
             )
 
         clean = reading.question if reading.has(Intent.INJECTION) else text
-        if reading.has(Intent.ASKS_FOR_PERSON) or (
-            self._escalate and self._escalate.search(clean)
-        ):
+        if reading.has(Intent.ASKS_FOR_PERSON) or (self._escalate and self._escalate.search(clean)):
             return escalate("The customer asked to talk to a person.")
         if reading.has(Intent.COMPLAINT):
             return escalate("The customer complains or mentions legal steps.", "high")
@@ -241,7 +257,14 @@ class OfflineProvider:
             return escalate("The answer given did not solve the customer's problem.")
         new_question = intents.asks_something(reading)
         solved = reading.has(Intent.SOLVED) or bool(self._close and self._close.search(clean))
-        thanked_only = reading.has(Intent.THANKS) and answered_before and not reading.question
+        # Thanks after an answer, with a remark and no question or problem ("paid it, thanks",
+        # "done, moved it to Monday. Thanks!"): the customer is wrapping up.
+        thanked_only = (
+            reading.has(Intent.THANKS)
+            and answered_before
+            and not _PROBLEM.search(reading.question)
+            and not _WANTS.search(reading.question)
+        )
         if (solved or thanked_only) and not new_question and "CLOSE" in offered:
             diagnosis.update(action="close", reason="The customer confirmed it is solved.")
             return _Decision(
@@ -251,6 +274,9 @@ class OfflineProvider:
             )
         if reading.has(Intent.INJECTION) and not reading.question:
             return escalate("The message tries to instruct the bot instead of asking something.")
+        if reading.has(Intent.ACCOUNT_SPECIFIC):
+            # An article can say how charges or orders work, not what happened to this one.
+            return escalate("The customer asks about their own account or order; a person checks.")
 
         base = reading.question if (reading.has(Intent.INJECTION) or new_question) else text
         greeted = bool(self._greeting and self._greeting.match(base))
@@ -280,10 +306,7 @@ class OfflineProvider:
             query=query,
             confidence=confidence,
             margin=margin,
-            candidates=[
-                {"document": p.source, "title": p.title, "section": p.heading, "score": p.score}
-                for p in found
-            ],
+            candidates=[_candidate(p) for p in found],
         )
         diagnosis.update(language=language)
         documents_in = {p.language for p in found if p.language}
@@ -293,8 +316,9 @@ class OfflineProvider:
             return escalate(
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
-        if found and self._confident(confidence, margin):
-            diagnosis.update(action="answer", reason="A confident match in the knowledge base.")
+        answerable, judged = self._judge(found)
+        if answerable:
+            diagnosis.update(action="answer", reason=judged)
             return _Decision(hello + _answer(found[0]), (), diagnosis)
         asked_before = any(
             m.role == "assistant" and CLARIFY in m.content for m in messages[:last_user]
@@ -307,22 +331,54 @@ class OfflineProvider:
                 reason="A remark with no question that the knowledge base does not clearly answer.",
             )
             return _Decision(hello + CLARIFY, (), diagnosis)
-        why = "No confident answer in the knowledge base for: "
-        if not found or confidence < self._settings.confidence_floor:
-            why = "Nothing in the knowledge base covers: "
-        return escalate(why + _clip(" ".join(question.split()), 160))
+        return escalate(f"{judged}: {_clip(' '.join(question.split()), 160)}")
 
-    def _confident(self, confidence: float, margin: float) -> bool:
-        """Sure enough on its own, or fairly sure and well ahead of the next document."""
+    def _judge(self, found: Sequence[Passage]) -> tuple[bool, str]:
+        """Whether the best passage answers the question, and why (or why not).
+
+        A support inbox's questions mostly are what its help center is about, so a question
+        whose words the knowledge base knows is answered from the best article — when two
+        articles are close, the better one is still the customer's best bet. It is not when:
+
+        - nothing matched, or the question is mostly words no article uses and what matched
+          weighs little (out of scope: "a good recipe for banana bread");
+        - the best article holds too small a share of the question's known words (it shares a
+          word or two, not the topic).
+
+        Candidates with no keyword evidence (found by the dense side alone) are judged on their
+        score: ``confidence_threshold``, or ``confidence_floor`` with ``confidence_margin``.
+        """
+        if not found:
+            return False, "Nothing in the knowledge base covers"
         settings = self._settings
+        top = found[0]
+        confidence, margin = _confidence(found)
         if confidence >= settings.confidence_threshold:
-            return True
-        return confidence >= settings.confidence_floor and margin >= settings.confidence_margin
+            return True, "A confident match in the knowledge base."
+        evidence = top.evidence
+        if evidence is None:
+            if confidence >= settings.confidence_floor and margin >= settings.confidence_margin:
+                return True, "A fair match well ahead of the next article."
+            return False, "No confident answer in the knowledge base for"
+        if evidence.known_share < SCOPE_SHARE and confidence < SCOPE_SCORE:
+            return False, "Nothing in the knowledge base covers"
+        if evidence.coverage < TOPIC_COVERAGE:
+            return False, "No article covers enough of the question"
+        return True, "The best article covers the question's words the knowledge base knows."
 
     async def _search(self, question: str, earlier: list[str]) -> tuple[list[Passage], str]:
-        """Search with the latest message; a follow-up ("and what about…", or one the latest
-        message alone does not answer) is read with the customer's earlier messages."""
+        """Search with the latest message, read with the customer's earlier messages when it
+        leans on them.
+
+        The conversation so far is searched too. It wins when the latest message is a
+        follow-up ("and what if I'm renting?", "how do I stop it?", "how do I cancel?": two
+        content words or fewer) or answers nothing alone;
+        and when the article it finds also matches the latest message alone (the same topic,
+        said with more context: "a question about the monthly pass" then "how do I cancel?").
+        A latest message that clearly asks about something else is searched alone.
+        """
         from bot.agent import intents
+        from bot.knowledge import analysis
 
         if self._knowledge is None:
             return [], question
@@ -331,12 +387,17 @@ class OfflineProvider:
         context = [m for m in earlier[-FOLLOW_UP_TURNS:] if not intents.read(m).intents]
         if not context:
             return found, latest
-        confidence, margin = _confidence(found)
-        if not _FOLLOW_UP.search(latest) and self._confident(confidence, margin):
-            return found, latest
         joined = " ".join(" ".join([*context, latest]).split())
         with_context = await self._knowledge.search(joined, limit=SEARCH_LIMIT)
-        if _confidence(with_context)[0] >= confidence or _FOLLOW_UP.search(latest):
+        if not with_context:
+            return found, latest
+        # Two content words or fewer ("how do I cancel?") name an action, not its topic.
+        leans = _FOLLOW_UP.search(latest) is not None or len(analysis.analyze(latest)) <= 2
+        if leans or not self._judge(found)[0]:
+            if leans or _confidence(with_context)[0] >= _confidence(found)[0]:
+                return with_context, joined
+            return found, latest
+        if any(p.document_id == with_context[0].document_id for p in found):
             return with_context, joined
         return found, latest
 
@@ -350,12 +411,30 @@ def _confidence(found: Sequence[Passage]) -> tuple[float, float]:
     return top, round(1.0 - second / top, 4) if top > 0 else 0.0
 
 
+def _candidate(passage: Passage) -> dict[str, Any]:
+    """A candidate as the run record keeps it: where, its score, and how it met the words."""
+    out: dict[str, Any] = {
+        "document": passage.source,
+        "title": passage.title,
+        "section": passage.heading,
+        "score": passage.score,
+    }
+    evidence = passage.evidence
+    if evidence is not None:
+        out.update(
+            known_share=evidence.known_share,
+            coverage=evidence.coverage,
+            specific=evidence.specific,
+            lead=evidence.lead,
+            missing=list(evidence.missing),
+        )
+    return out
+
+
 class _Decision:
     __slots__ = ("diagnosis", "text", "tool_calls")
 
-    def __init__(
-        self, text: str, tool_calls: tuple[ToolCall, ...], diagnosis: JSON | None = None
-    ):
+    def __init__(self, text: str, tool_calls: tuple[ToolCall, ...], diagnosis: JSON | None = None):
         self.text = text
         self.tool_calls = tool_calls
         self.diagnosis = diagnosis

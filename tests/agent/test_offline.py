@@ -238,10 +238,14 @@ def test_an_answer_is_plain_text_without_markdown_emphasis() -> None:
     from bot.providers.offline import _answer
 
     passage = Passage(
-        chunk_id="c1", document_id="d1", title="Cancelling", heading="Cancel a paid plan",
+        chunk_id="c1",
+        document_id="d1",
+        title="Cancelling",
+        heading="Cancel a paid plan",
         text="Go to **Settings** and click *Cancel*; see the *Refund policy*.\n"
-             "* keep_this_name as it is\n* 2 * 3 stays",
-        source="billing/cancelling.md", score=0.9,
+        "* keep_this_name as it is\n* 2 * 3 stays",
+        source="billing/cancelling.md",
+        score=0.9,
     )
     answer = _answer(passage)
     assert "Go to Settings and click Cancel; see the Refund policy." in answer
@@ -254,3 +258,119 @@ async def test_its_usage_is_an_estimate_and_says_so() -> None:
     answer = await _responder().complete(_request(ChatMessage("user", "Hello there!")))
     assert answer.usage.estimated is True
     assert answer.usage.to_json()["estimated"] is True
+
+
+def _with(found: object, **evidence: object) -> object:
+    """A passage carrying keyword evidence (``MatchEvidence``) as the knowledge base gives it."""
+    from bot.knowledge.index import MatchEvidence
+
+    defaults: dict[str, object] = {
+        "known_share": 1.0,
+        "coverage": 1.0,
+        "specific": True,
+        "lead": 0.5,
+    }
+    return dataclasses.replace(found, evidence=MatchEvidence(**{**defaults, **evidence}))  # type: ignore[arg-type]
+
+
+async def test_a_question_the_best_article_covers_is_answered_even_at_a_low_score() -> None:
+    """Calibrated on the question, not one threshold: a low score because half its words are
+    no article's words ("plug", "somewhere") still answers when the article holds the words
+    the knowledge base knows; close runners-up do not stop it."""
+    battery = passage("E-bike battery", "Charging", "We swap and charge the batteries.", 0.17)
+    other = passage("Passes", "Passes", "Monthly passes.", 0.16)
+    question = ChatMessage("user", "do I have to plug the ebike in somewhere after?")
+    response = await _responder(_with(battery, known_share=0.34), _with(other)).complete(
+        _request(question)
+    )
+    assert response.tool_calls == () and "charge the batteries" in response.text
+    decision = response.rag_results[0]
+    assert decision["action"] == "answer" and decision["candidates"][0]["coverage"] == 1.0
+
+
+async def test_a_question_mostly_in_words_no_article_uses_escalates() -> None:
+    incidental = passage("API keys", "API keys", "Create a key.", 0.07)
+    response = await _responder(_with(incidental, known_share=0.25)).complete(
+        _request(ChatMessage("user", "do you have a good recipe for banana bread"))
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    assert response.tool_calls[0].arguments is not None
+    assert "Nothing in the knowledge base covers" in response.tool_calls[0].arguments["reason"]
+
+
+async def test_an_article_sharing_a_word_but_not_the_topic_does_not_answer() -> None:
+    shares_a_word = passage("Webhooks", "Webhooks", "Webhooks send an HTTP POST.", 0.28)
+    response = await _responder(_with(shares_a_word, coverage=0.3, specific=False)).complete(
+        _request(ChatMessage("user", "Which user agent header should my API client send?"))
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+async def test_a_question_about_the_customers_own_order_goes_to_a_person() -> None:
+    refunds = passage("Refund policy", "When the money arrives", "Within 10 days.", 0.9)
+    response = await _responder(_with(refunds)).complete(
+        _request(ChatMessage("user", "where is my refund for order #88123?"))
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    assert response.tool_calls[0].arguments is not None
+    assert "own account or order" in response.tool_calls[0].arguments["reason"]
+
+
+@pytest.mark.parametrize("follow_up", ["and what if I'm renting?", "how do I cancel?"])
+async def test_a_follow_up_is_searched_with_the_conversation_so_far(follow_up: str) -> None:
+    knowledge = FixedKnowledge([_with(PASSWORD)])  # type: ignore[list-item]
+    responder = OfflineProvider(OfflineSettings(), knowledge)
+    await responder.complete(
+        _request(
+            ChatMessage("user", "how much does the monthly pass cost?"),
+            ChatMessage("assistant", "19 EUR a month."),
+            ChatMessage("user", follow_up),
+        )
+    )
+    last = knowledge.queries[-1]
+    assert last.startswith("how much does the monthly pass cost? ")
+    assert last.endswith(follow_up.removeprefix("and "))
+
+
+async def test_a_new_self_contained_question_is_searched_alone() -> None:
+    """The conversation's article does not match the new question alone: a new topic."""
+
+    class ByQuery(FixedKnowledge):
+        async def search(self, query: str, *, limit: int = 5) -> list[object]:  # type: ignore[override]
+            self.queries.append(query)
+            topic = PASSWORD if "password" in query else passage("VAT", "VAT", "Add VAT.", 0.9)
+            return [_with(topic)]
+
+    knowledge = ByQuery()
+    responder = OfflineProvider(OfflineSettings(), knowledge)
+    response = await responder.complete(
+        _request(
+            ChatMessage("user", "how do I reset my password"),
+            ChatMessage("assistant", "Click Forgot password."),
+            ChatMessage("user", "where do I add our company VAT number for invoices?"),
+        )
+    )
+    assert "Add VAT." in response.text
+
+
+@pytest.mark.parametrize(
+    ("last", "tool"),
+    [
+        ("done, changed it in settings. thanks!", "CLOSE"),
+        ("updated the card, thanks for the help", "CLOSE"),
+        ("thanks, but the reset email never arrived", None),
+        ("thanks, I also need to change my email address", None),
+    ],
+)
+async def test_thanks_with_a_remark_after_an_answer(last: str, tool: str | None) -> None:
+    """Thanks and a remark that reports no problem wraps the conversation up; thanks and a
+    problem does not close it."""
+    response = await _responder(PASSWORD).complete(
+        _request(
+            ChatMessage("user", "how do I reset my password?"),
+            ChatMessage("assistant", "Click Forgot password."),
+            ChatMessage("user", last),
+        )
+    )
+    names = [c.name for c in response.tool_calls]
+    assert ("CLOSE" in names) is (tool == "CLOSE")

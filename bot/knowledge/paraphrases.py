@@ -1,0 +1,108 @@
+"""Words customers use for what help centers name differently, in English.
+
+Only a question's word that the knowledge base never uses (nor a typo of one) is looked up
+here: "how do I finish my ride?" against a help center that only says "end a ride", "remove my
+account" against "delete your account". The alternatives are ordinary support vocabulary, not
+any one help center's; each that the knowledge base does use joins the question at a lower
+weight (``bot.knowledge.index.PARAPHRASE_WEIGHT``), so a help center that uses the customer's
+own word is never second to one that uses an alternative.
+"""
+
+from __future__ import annotations
+
+# word as typed (lower case) → alternatives, most usual first
+_GROUPS: dict[str, tuple[str, ...]] = {
+    "finish": ("end", "complete"),
+    "finished": ("ended", "completed"),
+    "finishing": ("ending", "completing"),
+    "complete": ("finish", "end"),
+    "stop": ("cancel", "end", "pause"),
+    "quit": ("cancel", "leave"),
+    "terminate": ("cancel", "end"),
+    "unsubscribe": ("cancel", "subscription"),
+    "book": ("reserve", "reservation", "appointment"),
+    "booking": ("reservation", "appointment", "order"),
+    "remove": ("delete", "cancel"),
+    "erase": ("delete",),
+    "wipe": ("delete", "reset"),
+    "close": ("delete", "cancel"),
+    "colleague": ("team", "member", "invite"),
+    "colleagues": ("team", "members", "invite"),
+    "coworkers": ("team", "members", "invite"),
+    "teammates": ("team", "members", "invite"),
+    "employees": ("team", "members", "staff"),
+    "staff": ("team", "members"),
+    "reimburse": ("refund",),
+    "reimbursement": ("refund",),
+    "reimbursed": ("refund",),
+    "compensation": ("refund", "credit"),
+    "cheaper": ("downgrade", "price", "plan"),
+    "expensive": ("price", "cost"),
+    "pricing": ("price", "cost", "plan"),
+    "price": ("cost", "fee"),
+    "cost": ("price", "fee"),
+    "fee": ("charge", "price", "cost"),
+    "bill": ("invoice", "billing", "charge"),
+    "invoice": ("bill", "receipt"),
+    "receipt": ("invoice", "bill"),
+    "receipts": ("invoices", "bills"),
+    "overcharged": ("charge", "dispute", "refund"),
+    "purchase": ("buy", "order", "payment"),
+    "bought": ("buy", "purchase", "order"),
+    "buy": ("purchase", "order"),
+    "pay": ("payment", "charge"),
+    "paid": ("payment", "charge"),
+    "card": ("payment",),
+    "login": ("sign", "log"),
+    "signin": ("sign",),
+    "logon": ("sign", "log"),
+    "register": ("sign", "account", "create"),
+    "registration": ("sign", "account"),
+    "signup": ("sign", "account"),
+    "broken": ("damaged", "fault", "repair"),
+    "damaged": ("broken", "fault", "repair"),
+    "faulty": ("fault", "broken"),
+    "fix": ("repair", "troubleshoot", "solve"),
+    "crash": ("error", "problem"),
+    "crashes": ("error", "problem"),
+    "bug": ("error", "problem"),
+    "glitch": ("error", "problem"),
+    "membership": ("subscription", "plan"),
+    "subscription": ("plan", "membership"),
+    "plan": ("subscription",),
+    "upgrade": ("plan", "change"),
+    "downgrade": ("plan", "change"),
+    "mobile": ("phone",),
+    "cellphone": ("phone", "mobile"),
+    "cell": ("phone", "mobile"),
+    "email": ("mail",),
+    "profile": ("account",),
+    "edit": ("change", "update"),
+    "modify": ("change", "update"),
+    "update": ("change", "edit"),
+    "alter": ("change",),
+    "switch": ("change",),
+    "transfer": ("move", "change"),
+    "save": ("download", "export"),
+    "backup": ("export", "download"),
+    "export": ("download",),
+    "download": ("export",),
+    "history": ("past", "previous"),
+    "kid": ("child", "age", "minor"),
+    "kids": ("children", "age", "minor"),
+    "son": ("child", "age", "minor"),
+    "daughter": ("child", "age", "minor"),
+    "teenager": ("age", "minor"),
+    "late": ("delay", "delayed"),
+    "delayed": ("late", "delay"),
+    "hacked": ("security", "compromised", "password"),
+    "stolen": ("lost", "theft"),
+    "lost": ("lose", "forgot"),
+    "forgotten": ("forgot", "reset"),
+    "unlock": ("open",),
+}
+
+
+def alternatives(word: str) -> tuple[str, ...]:
+    """Other words for ``word`` (lower case) in support questions; empty when none."""
+    return _GROUPS.get(word, ())
