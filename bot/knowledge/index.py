@@ -4,7 +4,11 @@ Built from the stored chunks (one code path on SQLite and PostgreSQL) and rebuil
 of documents changes. A question is scored twice — against every document as a whole (title,
 headings and body as weighted fields; whole-article BM25 is the stronger baseline for *which*
 article) and against every section (a chunk keeps its heading path, so *where* in the article)
-— and each document is returned once, with its best section.
+— and each document is returned once, with its best section. Before scoring, the question's
+words are weighed: a word the customer says they do not want ("I don't want a refund") and a
+word the knowledge base uses only in running text, never in a title or heading ("done"), count
+less; an English support phrasing brings its equivalents ("membership" → "subscription",
+``bot.knowledge.vocabulary``) at a lower weight.
 
 ``Hit.confidence`` is calibrated from the question, not from other documents: the idf-weighted
 share of the question's terms the document contains, with terms in the title or the section's
@@ -18,12 +22,12 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
-from bot.knowledge import analysis
+from bot.knowledge import analysis, vocabulary
 
 # Field weights of BM25F: a word in the title says more about a document than one in its body.
 TITLE_WEIGHT = 3.0
@@ -52,6 +56,18 @@ _HOW_TO = re.compile(
     re.IGNORECASE,
 )
 _STEP_LINE = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+\S")
+# A word the customer says they do not want ("I don't want a refund") weighs this much.
+NEGATED_WEIGHT = 0.3
+# An equivalent phrasing from ``vocabulary.EQUIVALENTS`` the question did not use ("membership"
+# for "subscription") searches at this share of a word's weight, and covers the word it stands
+# for this much in the confidence.
+EXPANSION_WEIGHT = 0.5
+# When the knowledge base never uses the question's own word, its equivalents are all there is.
+MISMATCH_EXPANSION_WEIGHT = 0.8
+EXPANSION_CREDIT = 0.7
+# A word the knowledge base uses only in running text, never in a title or heading, names no
+# topic of it ("done", "behind", "actually"): it counts this much of its weight in the ranking.
+BODY_ONLY_TERM_WEIGHT = 0.8
 # In the confidence, a term only in the body of the document counts this much.
 BODY_ONLY_CREDIT = 0.85
 # A term found only in another section of the same document.
@@ -79,6 +95,10 @@ class QueryTerm:
     idf: float
     known: bool
     word: str
+    # The question's share of this term: 1, or less for a negated word (see the confidence).
+    share: float = 1.0
+    # Equivalent phrasings' terms the knowledge base uses, with their weights in the search.
+    alternatives: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +248,7 @@ class SearchIndex:
                 for key in analysis.deletes(word):
                     self._typos[key].add(word)
         self._term_documents = Counter(t for terms in self._document_terms for t in terms)
+        self._topic_terms = frozenset().union(*self._chunk_heading_terms)
         self.language_set = sorted(set(self.languages))
 
     @property
@@ -240,11 +261,16 @@ class SearchIndex:
     def query_terms(self, text: str, *, max_words: int = 32) -> list[QueryTerm]:
         """The question's distinct terms, each matched to the knowledge base's vocabulary when
         possible: its own language's stem, another language of the knowledge base, then a
-        vocabulary word one or two edits away (a typo)."""
+        vocabulary word one or two edits away (a typo). A word under a negation ("don't want
+        a refund") weighs less; an English question's support phrasings bring their
+        equivalents (``vocabulary``) as alternatives."""
         lang = analysis.detect_language(text)
         found: dict[str, QueryTerm] = {}
+        negated: dict[str, bool] = {}
+        english_stems: list[str] = []
+        source_of: dict[str, str] = {}  # English stem of a question's word → its term
         words = 0
-        for token in analysis.tokens(text):
+        for token, is_negated in vocabulary.marked_tokens(text, lang):
             if words >= max_words:
                 break
             if analysis.is_cjk(token):
@@ -253,15 +279,42 @@ class SearchIndex:
                 words += 1
                 continue
             if len(token) < 2 or analysis.is_stop_word(token, lang):
+                english_stems.append(analysis.stem(token, "en"))
                 continue
             words += 1
             term = self._match(token, lang)
             if term is not None:
-                found.setdefault(term[0], self._term(term[0], term[1], token))
+                key = term[0]
+                found.setdefault(key, self._term(key, term[1], token))
             else:
-                stem = analysis.stem(token, lang)
-                found.setdefault(stem, self._term(stem, 1.0, token, known=False))
-        return list(found.values())
+                key = analysis.stem(token, lang)
+                found.setdefault(key, self._term(key, 1.0, token, known=False))
+            # A word negated everywhere it occurs is negated; once asked plainly, it is asked.
+            negated[key] = negated.get(key, True) and is_negated
+            # A corrected typo is matched to the table by its correction ("cancle" → "cancel").
+            corrected = term is not None and term[1] < 1.0
+            english_stems.append(key if corrected else analysis.stem(token, "en"))
+            source_of.setdefault(english_stems[-1], key)
+        alternatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        if lang == "en":
+            for expansion in vocabulary.expansions(english_stems, self._term_documents):
+                if expansion.term in found:
+                    continue
+                for source in expansion.sources:
+                    if source in source_of:
+                        alternatives[source_of[source]].append((expansion.term, expansion.weight))
+        out = []
+        for key, query_term in found.items():
+            share = NEGATED_WEIGHT if negated.get(key) else 1.0
+            if share != 1.0 or key in alternatives:
+                query_term = replace(
+                    query_term,
+                    weight=query_term.weight * share,
+                    share=share,
+                    alternatives=tuple(alternatives.get(key, ())),
+                )
+            out.append(query_term)
+        return out
 
     def _term(self, term: str, weight: float, word: str, *, known: bool = True) -> QueryTerm:
         known = known and term in self._term_documents
@@ -303,7 +356,19 @@ class SearchIndex:
     def search(self, text: str, *, limit: int = 5) -> list[Hit]:
         """Documents for the question, best first, each once with its best section."""
         terms = self.query_terms(text)
-        known = [(t.term, t.weight) for t in terms if t.known]
+        known = [
+            (t.term, t.weight if t.term in self._topic_terms else t.weight * BODY_ONLY_TERM_WEIGHT)
+            for t in terms
+            if t.known
+        ]
+        expanded: dict[str, float] = {}
+        for t in terms:
+            for alternative, weight in t.alternatives:
+                share = EXPANSION_WEIGHT if t.known else MISMATCH_EXPANSION_WEIGHT
+                expanded[alternative] = max(
+                    expanded.get(alternative, 0.0), share * weight * min(1.0, t.weight)
+                )
+        known += expanded.items()
         if not known:
             return []
         whole = self._whole.score(known)
@@ -336,7 +401,9 @@ class SearchIndex:
         # words; a question mostly about something else ("best pizza in new york") keeps them
         # at full weight, so one incidental match cannot make it look answered.
         unknown_share = UNKNOWN_SHARE if len(known) * 2 > len(terms) else 1.0
-        total = sum(t.idf if t.known else t.idf * unknown_share / UNKNOWN_SHARE for t in terms)
+        total = sum(
+            t.share * (t.idf if t.known else t.idf * unknown_share / UNKNOWN_SHARE) for t in terms
+        )
         total = total or 1.0
         hits = []
         for rank_score, d, chunk_index in ranked[:limit]:
@@ -377,17 +444,19 @@ class SearchIndex:
         heading_terms = self._chunk_heading_terms[chunk_index]
         section_terms = self._chunk_terms[chunk_index]
         document_terms = self._document_terms[document]
+
+        def credit(term: str) -> float:
+            if term in heading_terms:
+                return 1.0
+            if term in section_terms:
+                return BODY_ONLY_CREDIT
+            if term in document_terms:
+                return ELSEWHERE_CREDIT
+            return 0.0
+
         covered = 0.0
         for term in terms:
-            if not term.known:
-                continue
-            if term.term in heading_terms:
-                credit = 1.0
-            elif term.term in section_terms:
-                credit = BODY_ONLY_CREDIT
-            elif term.term in document_terms:
-                credit = ELSEWHERE_CREDIT
-            else:
-                continue
-            covered += term.idf * term.weight * credit
+            own = credit(term.term) if term.known else 0.0
+            stand_in = max((credit(a) for a, _ in term.alternatives), default=0.0)
+            covered += term.idf * max(term.weight * own, term.share * EXPANSION_CREDIT * stand_in)
         return round(min(1.0, covered / total), 4)
