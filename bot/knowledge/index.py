@@ -331,9 +331,18 @@ class SearchIndex:
                 return term, 1.0
         if word in self._vocabulary:
             return self._vocabulary[word], 1.0
-        # Short words are too close to other real words ("york" → "work") to correct safely.
-        if len(word) < 5 or word.isdigit():
+        if word.isdigit() or len(word) < 4:
             return None
+        # Short words are too close to other real words ("york" → "work") to correct safely,
+        # except for a dropped letter ("mony" → "money"): the vocabulary word less one letter.
+        if len(word) == 4:
+            dropped = self._typos.get(word, set()) - {word}
+            if not dropped:
+                return None
+            common = min(
+                dropped, key=lambda c: (-self._term_documents.get(self._vocabulary[c], 0), c)
+            )
+            return self._vocabulary[common], TYPO_WEIGHT
         limit = 1 if len(word) < 9 else 2
         candidates: set[str] = set()
         for key in analysis.deletes(word):

@@ -34,7 +34,7 @@ EQUIVALENTS: tuple[tuple[str, ...], ...] = (
     ("sign up", "signup", "register", "registration", "create an account", "open an account",
      "enrol", "enroll"),
     ("password", "passcode", "passphrase"),
-    ("invoice", "receipt", "bill", "billing statement"),
+    ("invoice", "receipt", "bill", "billing statement", "expenses", "expense report"),
     ("delete", "remove", "erase", "close my account", "deactivate"),
     ("broken", "not working", "doesn't work", "does not work", "stopped working", "faulty",
      "malfunction", "won't work"),
@@ -42,7 +42,8 @@ EQUIVALENTS: tuple[tuple[str, ...], ...] = (
      "incorrect charge", "dispute"),
     ("price", "cost", "fee", "pricing", "how much", "charge"),
     ("colleague", "coworker", "co-worker", "teammate", "team member", "staff", "employee"),
-    ("invite", "add a user", "add users", "add members", "add people"),
+    ("invite", "add a user", "add users", "add members", "add people", "add a colleague",
+     "add colleagues", "add someone"),
     ("book", "booking", "reserve", "reservation"),
     ("change", "update", "edit", "modify"),
     ("upgrade", "downgrade", "switch plan", "change plan", "cheaper plan", "pay less"),
@@ -85,6 +86,8 @@ _CLAUSE = re.compile(r"[,.;:!?\n]+|\s(?:but|so|because)\s", re.IGNORECASE)
 # Words that start what the customer does want ("…a refund, I want to switch").
 _SCOPE_ENDS = frozenset(["i", "we", "but", "just", "only", "instead", "rather"])
 NEGATION_REACH = 2  # content words
+# Skipped when a phrasing is matched: "add my colleagues" is "add colleagues".
+_DETERMINERS = frozenset(["a", "an", "the", "my", "our", "your", "his", "her", "their", "this"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +126,11 @@ def _members() -> list[tuple[tuple[str, ...], int, tuple[str, ...]]]:
     for group, members in enumerate(EQUIVALENTS):
         for member in members:
             plain = member.replace("-", "")
-            words = tuple(analysis.stem(t, "en") for t in re.findall(r"[^\W_]+", plain.lower()))
+            words = tuple(
+                stem
+                for stem in (analysis.stem(t, "en") for t in re.findall(r"[^\W_]+", plain.lower()))
+                if stem not in _DETERMINERS
+            )
             out.append((words, group, tuple(dict.fromkeys(analysis.analyze(plain, "en")))))
     return out
 
@@ -157,5 +164,6 @@ def expansions(stems: list[str], known: Container[str]) -> list[Expansion]:
 
 
 def _occurs(words: tuple[str, ...], stems: list[str]) -> bool:
+    stems = [s for s in stems if s not in _DETERMINERS]
     n = len(words)
     return n > 0 and any(tuple(stems[i : i + n]) == words for i in range(len(stems) - n + 1))

@@ -134,3 +134,16 @@ def test_confidence_stays_between_zero_and_one() -> None:
     ):
         for hit in index.search(question):
             assert 0.0 <= hit.confidence <= 1.0
+
+
+def test_a_short_word_missing_a_letter_is_corrected_but_not_a_swapped_one() -> None:
+    index = build()
+    [term] = index.query_terms("finsh")  # five letters and more: one edit, as before
+    assert term.term == index.query_terms("finish")[0].term
+    [term] = index.query_terms("pla")  # three letters: never
+    assert not term.known
+    # "lesn" is "lesson" less two letters; "mont" is "month" less one.
+    assert not index.query_terms("lesn")[0].known
+    assert index.query_terms("mont")[0].term == index.query_terms("month")[0].term
+    # A four-letter word with a letter changed is another word more often than a typo.
+    assert index.query_terms("plan")[0].known and not index.query_terms("plen")[0].known
