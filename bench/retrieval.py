@@ -1,7 +1,8 @@
 """Retrieval quality and latency: the knowledge base's search against plain BM25 over articles.
 
 Two retrievers, each measured through ``supportbot eval`` (the real turn path with the offline
-responder) on the bundled example KB's cases and on the held-out bike-sharing cases:
+responder) on the bundled example KB's cases and on three held-out help centers (bike sharing,
+broadband, online courses; the last two are test sets — measured, never tuned on):
 
 - ``current``: ``bot.knowledge.index.SearchIndex`` — per-language analysis, BM25F with title /
   heading / body weights over documents and sections, typo tolerance, one hit per document;
@@ -56,7 +57,7 @@ from bot.agent.evaluation import evaluate, load_cases
 from bot.app import launcher
 from bot.config import BUNDLED_KNOWLEDGE, DatabaseSettings, KnowledgeSettings, Settings
 from bot.knowledge import KnowledgeBase, analysis, vectors
-from bot.knowledge import base as knowledge_base
+from bot.knowledge import index as knowledge_index
 from bot.knowledge.embeddings import LOCAL_MODEL, local_model_installed
 from bot.knowledge.index import UNKNOWN_SHARE, ChunkRecord, Hit, SearchIndex, _Postings
 from bot.store.database import Database
@@ -66,6 +67,16 @@ from bot.store.schema import kb_chunks, kb_embeddings
 CASE_SETS = [
     ("example KB", ROOT / "examples/eval/example-kb.jsonl", BUNDLED_KNOWLEDGE),
     ("held-out", ROOT / "tests/knowledge/heldout/cases.jsonl", ROOT / "tests/knowledge/heldout/kb"),
+    (
+        "broadband",
+        ROOT / "tests/knowledge/heldout-isp/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-isp/kb",
+    ),
+    (
+        "courses",
+        ROOT / "tests/knowledge/heldout-courses/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-courses/kb",
+    ),
 ]
 
 
@@ -145,16 +156,17 @@ class Retriever:
 
 @contextmanager
 def retriever(chosen: Retriever) -> Iterator[None]:
-    """Every knowledge base built meanwhile searches like ``chosen``."""
-    original = knowledge_base.SearchIndex
+    """Every knowledge base built meanwhile searches like ``chosen`` (``KnowledgeBase`` imports
+    ``SearchIndex`` from its module when it builds an index)."""
+    original = knowledge_index.SearchIndex
     original_search = vectors.DenseSide.search
-    knowledge_base.SearchIndex = chosen.index_class  # type: ignore[misc]
+    knowledge_index.SearchIndex = chosen.index_class  # type: ignore[misc]
     if chosen.dense_only:
         vectors.DenseSide.search = _dense_only  # type: ignore[method-assign]
     try:
         yield
     finally:
-        knowledge_base.SearchIndex = original  # type: ignore[misc]
+        knowledge_index.SearchIndex = original  # type: ignore[misc]
         vectors.DenseSide.search = original_search  # type: ignore[method-assign]
 
 
