@@ -140,10 +140,15 @@ def expansions(stems: list[str], known: Container[str]) -> list[Expansion]:
     (stop words included, so "log in" and "money back" match as runs), among the terms ``known``
     (the knowledge base's). The equivalents of one phrasing share one word's weight: a group
     with three known members must not outweigh the word the customer wrote."""
+    stems = [s for s in stems if s not in _DETERMINERS]
     own = set(stems)
     out: dict[str, Expansion] = {}
     members = _members()
-    used = [(words, g, terms) for words, g, terms in members if _occurs(words, stems)]
+    used = [
+        (words, g, terms)
+        for words, g, terms in members
+        if words and words[0] in own and _occurs(words, stems)
+    ]
     for group in sorted({g for _, g, _ in used}):
         sources = tuple(
             sorted({t for words, g, terms in used if g == group for t in terms or words})
@@ -164,6 +169,5 @@ def expansions(stems: list[str], known: Container[str]) -> list[Expansion]:
 
 
 def _occurs(words: tuple[str, ...], stems: list[str]) -> bool:
-    stems = [s for s in stems if s not in _DETERMINERS]
     n = len(words)
     return n > 0 and any(tuple(stems[i : i + n]) == words for i in range(len(stems) - n + 1))
