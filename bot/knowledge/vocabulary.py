@@ -135,6 +135,21 @@ def _members() -> list[tuple[tuple[str, ...], int, tuple[str, ...]]]:
     return out
 
 
+_Member = tuple[tuple[str, ...], int, tuple[str, ...]]
+
+
+@functools.lru_cache(maxsize=1)
+def _lookups() -> tuple[dict[str, list[_Member]], dict[int, list[_Member]]]:
+    """The members by their first word and by their group."""
+    by_first: dict[str, list[_Member]] = {}
+    by_group: dict[int, list[_Member]] = {}
+    for member in _members():
+        if member[0]:
+            by_first.setdefault(member[0][0], []).append(member)
+        by_group.setdefault(member[1], []).append(member)
+    return by_first, by_group
+
+
 def expansions(stems: list[str], known: Container[str]) -> list[Expansion]:
     """The equivalents of the phrasings a question uses, given its words' English stems in order
     (stop words included, so "log in" and "money back" match as runs), among the terms ``known``
@@ -143,19 +158,20 @@ def expansions(stems: list[str], known: Container[str]) -> list[Expansion]:
     stems = [s for s in stems if s not in _DETERMINERS]
     own = set(stems)
     out: dict[str, Expansion] = {}
-    members = _members()
+    by_first, by_group = _lookups()
     used = [
         (words, g, terms)
-        for words, g, terms in members
-        if words and words[0] in own and _occurs(words, stems)
+        for first in own
+        for words, g, terms in by_first.get(first, ())
+        if _occurs(words, stems)
     ]
     for group in sorted({g for _, g, _ in used}):
         sources = tuple(
             sorted({t for words, g, terms in used if g == group for t in terms or words})
         )
         weights: dict[str, float] = {}
-        for member_words, member_group, terms in members:
-            if member_group != group or not terms or set(member_words) <= own:
+        for member_words, _, terms in by_group[group]:
+            if not terms or set(member_words) <= own:
                 continue
             for term in terms:
                 if term not in own and term in known:
