@@ -4,7 +4,11 @@ Built from the stored chunks (one code path on SQLite and PostgreSQL) and rebuil
 of documents changes. A question is scored twice — against every document as a whole (title,
 headings and body as weighted fields; whole-article BM25 is the stronger baseline for *which*
 article) and against every section (a chunk keeps its heading path, so *where* in the article)
-— and each document is returned once, with its best section.
+— and each document is returned once, with its best section. Before scoring, the question's
+words are weighed: a word the customer says they do not want ("I don't want a refund") and a
+word the knowledge base uses only in running text, never in a title or heading ("done"), count
+less; an English support phrasing brings its equivalents ("membership" → "subscription",
+``bot.knowledge.vocabulary``) at a lower weight.
 
 ``Hit.confidence`` is calibrated from the question, not from other documents: the idf-weighted
 share of the question's terms the document contains, with terms in the title or the section's
@@ -17,13 +21,13 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Container, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
-from bot.knowledge import analysis, paraphrases
+from bot.knowledge import analysis, vocabulary
 
 # Field weights of BM25F: a word in the title says more about a document than one in its body.
 TITLE_WEIGHT = 3.0
@@ -38,19 +42,6 @@ TYPO_WEIGHT = 0.8
 # sharing one says little about the topic. Error codes (429) and ids are longer.
 SMALL_NUMBER_WEIGHT = 0.3
 _SMALL_NUMBER = re.compile(r"^\d{1,2}$")
-# "I don't want to cancel, I just want to pay less": the words of a refused alternative that
-# the customer contrasts with what they want weigh this much ("cancel" is not the topic). A
-# refusal with no contrast ("I don't want my pass to renew") is the topic and keeps its weight.
-NEGATED_WEIGHT = 0.2
-_REFUSED = re.compile(
-    r"\b(?:do\s*n[o'’]?t|does\s*n[o'’]?t|not|never|no\s+longer)\s+(?:want|need|wish|mean|plan"
-    r"|intend|trying)\s+to\s+(?P<refused>[^,.;!?]{1,60}?)\s*(?:[,.;]\s*|\s+)"
-    r"(?=(?:but\s+)?(?:i\s+|we\s+)?(?:just|only|rather|instead|simply)\b|but\b)",
-    re.IGNORECASE,
-)
-# A word the knowledge base never uses, replaced by its usual alternatives that it does use
-# (``bot.knowledge.paraphrases``): their weight together.
-PARAPHRASE_WEIGHT = 0.7
 # The weight of a question's word that the knowledge base never uses, as a share of the rarest.
 UNKNOWN_SHARE = 0.6
 # How much the whole-document score decides the order of documents (the rest: best section).
@@ -70,18 +61,26 @@ _HOW_TO = re.compile(
     re.IGNORECASE,
 )
 _STEP_LINE = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+\S")
+# A word the customer says they do not want ("I don't want a refund") weighs this much.
+NEGATED_WEIGHT = 0.3
+# An equivalent phrasing from ``vocabulary.EQUIVALENTS`` the question did not use ("membership"
+# for "subscription") searches at this share of a word's weight, and covers the word it stands
+# for this much in the confidence.
+EXPANSION_WEIGHT = 0.5
+# When the knowledge base never uses the question's own word, its equivalents are all there is.
+MISMATCH_EXPANSION_WEIGHT = 0.8
+EXPANSION_CREDIT = 0.7
+# A word the knowledge base uses only in running text, never in a title or heading, names no
+# topic of it ("done", "behind", "actually"): it counts this much of its weight in the ranking.
+BODY_ONLY_TERM_WEIGHT = 0.8
 # In the confidence, a term only in the body of the document counts this much.
 BODY_ONLY_CREDIT = 0.85
 # A term found only in another section of the same document.
 ELSEWHERE_CREDIT = 0.7
 
 
-def _negated_words(text: str) -> set[str]:
-    """The lower-cased words of refused alternatives in ``text`` (see ``NEGATED_WEIGHT``)."""
-    words: set[str] = set()
-    for found in _REFUSED.finditer(text):
-        words.update(analysis.tokens(found.group("refused")))
-    return words
+def _any_in(alternatives: tuple[tuple[str, float], ...], terms: Container[str]) -> bool:
+    return any(term in terms for term, _ in alternatives)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +104,10 @@ class QueryTerm:
     idf: float
     known: bool
     word: str
+    # The question's share of this term: 1, or less for a negated word (see the confidence).
+    share: float = 1.0
+    # Equivalent phrasings' terms the knowledge base uses, with their weights in the search.
+    alternatives: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +283,7 @@ class SearchIndex:
                 for key in analysis.deletes(word):
                     self._typos[key].add(word)
         self._term_documents = Counter(t for terms in self._document_terms for t in terms)
+        self._topic_terms = frozenset().union(*self._chunk_heading_terms)
         self.language_set = sorted(set(self.languages))
 
     @property
@@ -292,12 +296,16 @@ class SearchIndex:
     def query_terms(self, text: str, *, max_words: int = 32) -> list[QueryTerm]:
         """The question's distinct terms, each matched to the knowledge base's vocabulary when
         possible: its own language's stem, another language of the knowledge base, then a
-        vocabulary word one or two edits away (a typo)."""
+        vocabulary word one or two edits away (a typo). A word under a negation ("don't want
+        a refund") weighs less; an English question's support phrasings bring their
+        equivalents (``vocabulary``) as alternatives."""
         lang = analysis.detect_language(text)
         found: dict[str, QueryTerm] = {}
+        negated: dict[str, bool] = {}
+        english_stems: list[str] = []
+        source_of: dict[str, str] = {}  # English stem of a question's word → its term
         words = 0
-        negated = _negated_words(text)
-        for token in analysis.tokens(text):
+        for token, is_negated in vocabulary.marked_tokens(text, lang):
             if words >= max_words:
                 break
             if analysis.is_cjk(token):
@@ -306,29 +314,43 @@ class SearchIndex:
                 words += 1
                 continue
             if len(token) < 2 or analysis.is_stop_word(token, lang):
+                english_stems.append(analysis.stem(token, "en"))
                 continue
             words += 1
             term = self._match(token, lang)
             if term is not None:
+                key = term[0]
                 weight = term[1] * (SMALL_NUMBER_WEIGHT if _SMALL_NUMBER.match(token) else 1.0)
-                weight *= NEGATED_WEIGHT if token in negated else 1.0
-                found.setdefault(term[0], self._term(term[0], weight, token))
+                found.setdefault(key, self._term(key, weight, token))
             else:
-                stem = analysis.stem(token, lang)
-                others = self._paraphrases(token, lang)
-                if not others:
-                    found.setdefault(stem, self._term(stem, 1.0, token, known=False))
-                for other in others:
-                    weight = PARAPHRASE_WEIGHT / len(others)
-                    found.setdefault(other, self._term(other, weight, token))
-        return list(found.values())
-
-    def _paraphrases(self, word: str, lang: str) -> list[str]:
-        """The knowledge base's terms for another word of the customer's (English only)."""
-        if lang != "en":
-            return []
-        terms = (analysis.stem(other, lang) for other in paraphrases.alternatives(word))
-        return list(dict.fromkeys(t for t in terms if t in self._term_documents))
+                key = analysis.stem(token, lang)
+                found.setdefault(key, self._term(key, 1.0, token, known=False))
+            # A word negated everywhere it occurs is negated; once asked plainly, it is asked.
+            negated[key] = negated.get(key, True) and is_negated
+            # A corrected typo is matched to the table by its correction ("cancle" → "cancel").
+            corrected = term is not None and term[1] < 1.0
+            english_stems.append(key if corrected else analysis.stem(token, "en"))
+            source_of.setdefault(english_stems[-1], key)
+        alternatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        if lang == "en":
+            for expansion in vocabulary.expansions(english_stems, self._term_documents):
+                if expansion.term in found:
+                    continue
+                for source in expansion.sources:
+                    if source in source_of:
+                        alternatives[source_of[source]].append((expansion.term, expansion.weight))
+        out = []
+        for key, query_term in found.items():
+            share = NEGATED_WEIGHT if negated.get(key) else 1.0
+            if share != 1.0 or key in alternatives:
+                query_term = replace(
+                    query_term,
+                    weight=query_term.weight * share,
+                    share=share,
+                    alternatives=tuple(alternatives.get(key, ())),
+                )
+            out.append(query_term)
+        return out
 
     def _term(self, term: str, weight: float, word: str, *, known: bool = True) -> QueryTerm:
         known = known and term in self._term_documents
@@ -345,9 +367,18 @@ class SearchIndex:
                 return term, 1.0
         if word in self._vocabulary:
             return self._vocabulary[word], 1.0
-        # Short words are too close to other real words ("york" → "work") to correct safely.
-        if len(word) < 5 or word.isdigit():
+        if word.isdigit() or len(word) < 4:
             return None
+        # Short words are too close to other real words ("york" → "work") to correct safely,
+        # except for a dropped letter ("mony" → "money"): the vocabulary word less one letter.
+        if len(word) == 4:
+            dropped = self._typos.get(word, set()) - {word}
+            if not dropped:
+                return None
+            common = min(
+                dropped, key=lambda c: (-self._term_documents.get(self._vocabulary[c], 0), c)
+            )
+            return self._vocabulary[common], TYPO_WEIGHT
         limit = 1 if len(word) < 9 else 2
         candidates: set[str] = set()
         for key in analysis.deletes(word):
@@ -370,7 +401,19 @@ class SearchIndex:
     def search(self, text: str, *, limit: int = 5) -> list[Hit]:
         """Documents for the question, best first, each once with its best section."""
         terms = self.query_terms(text)
-        known = [(t.term, t.weight) for t in terms if t.known]
+        known = [
+            (t.term, t.weight if t.term in self._topic_terms else t.weight * BODY_ONLY_TERM_WEIGHT)
+            for t in terms
+            if t.known
+        ]
+        expanded: dict[str, float] = {}
+        for t in terms:
+            for alternative, weight in t.alternatives:
+                share = EXPANSION_WEIGHT if t.known else MISMATCH_EXPANSION_WEIGHT
+                expanded[alternative] = max(
+                    expanded.get(alternative, 0.0), share * weight * min(1.0, t.weight)
+                )
+        known += expanded.items()
         if not known:
             return []
         whole = self._whole.score(known)
@@ -401,7 +444,9 @@ class SearchIndex:
         # words; a question mostly about something else ("best pizza in new york") keeps them
         # at full weight, so one incidental match cannot make it look answered.
         unknown_share = UNKNOWN_SHARE if len(known) * 2 > len(terms) else 1.0
-        total = sum(t.idf if t.known else t.idf * unknown_share / UNKNOWN_SHARE for t in terms)
+        total = sum(
+            t.share * (t.idf if t.known else t.idf * unknown_share / UNKNOWN_SHARE) for t in terms
+        )
         total = total or 1.0
         evidence = self._evidence(terms, [d for _, d, _ in ranked])
         hits = []
@@ -416,18 +461,29 @@ class SearchIndex:
         self, terms: Sequence[QueryTerm], documents: Sequence[int]
     ) -> list[MatchEvidence]:
         """``MatchEvidence`` for each of the ranked documents (see there)."""
+        terms = [s for t in terms for s in self._stand_ins(t)]
         known = [t for t in terms if t.known]
         # Counted in words, not idf: a word no article uses would otherwise outweigh any common
         # one it does ("finish my ride" is about rides), and "is it in scope" asks whether the
         # help center speaks of the things the customer names, not how rare they are.
         words = {t.word for t in terms}
         known_share = len({t.word for t in known}) / len(words) if words else 0.0
-        known_mass = sum(t.idf * t.weight for t in known) or 1.0
+        # Weighed as in the ranking: a word the knowledge base uses only in running text, less.
+        mass = [
+            t.idf * t.weight * (1.0 if t.term in self._topic_terms else BODY_ONLY_TERM_WEIGHT)
+            for t in known
+        ]
+        known_mass = sum(mass) or 1.0
         specific_term = max(known, key=lambda t: t.idf, default=None)
         coverages = []
         for d in documents:
             has = self._document_terms[d]
-            coverages.append(sum(t.idf * t.weight for t in known if t.term in has) / known_mass)
+            # An equivalent the question did not use covers its word in part, as in the ranking.
+            covered = sum(
+                m * (1.0 if t.term in has else EXPANSION_CREDIT * _any_in(t.alternatives, has))
+                for t, m in zip(known, mass, strict=True)
+            )
+            coverages.append(covered / known_mass)
         out = []
         for i, d in enumerate(documents):
             has = self._document_terms[d]
@@ -438,10 +494,32 @@ class SearchIndex:
                     coverage=round(coverages[i], 4),
                     specific=specific_term is not None and specific_term.term in has,
                     lead=round(coverages[i] - after, 4),
-                    missing=tuple(t.word for t in terms if t.term not in has),
+                    missing=tuple(
+                        dict.fromkeys(
+                            t.word
+                            for t in terms
+                            if not any(o.term in has for o in terms if o.word == t.word)
+                        )
+                    ),
                 )
             )
         return out
+
+    def _stand_ins(self, term: QueryTerm) -> list[QueryTerm]:
+        """``term``, or for a word the knowledge base never uses but names otherwise ("book"
+        for "reserve"), its equivalents as known terms of that word."""
+        if term.known or not term.alternatives:
+            return [term]
+        return [
+            QueryTerm(
+                other,
+                term.weight * weight * MISMATCH_EXPANSION_WEIGHT,
+                self._whole.idf(other),
+                True,
+                term.word,
+            )
+            for other, weight in term.alternatives
+        ]
 
     def _section_to_quote(
         self,
@@ -474,17 +552,19 @@ class SearchIndex:
         heading_terms = self._chunk_heading_terms[chunk_index]
         section_terms = self._chunk_terms[chunk_index]
         document_terms = self._document_terms[document]
+
+        def credit(term: str) -> float:
+            if term in heading_terms:
+                return 1.0
+            if term in section_terms:
+                return BODY_ONLY_CREDIT
+            if term in document_terms:
+                return ELSEWHERE_CREDIT
+            return 0.0
+
         covered = 0.0
         for term in terms:
-            if not term.known:
-                continue
-            if term.term in heading_terms:
-                credit = 1.0
-            elif term.term in section_terms:
-                credit = BODY_ONLY_CREDIT
-            elif term.term in document_terms:
-                credit = ELSEWHERE_CREDIT
-            else:
-                continue
-            covered += term.idf * term.weight * credit
+            own = credit(term.term) if term.known else 0.0
+            stand_in = max((credit(a) for a, _ in term.alternatives), default=0.0)
+            covered += term.idf * max(term.weight * own, term.share * EXPANSION_CREDIT * stand_in)
         return round(min(1.0, covered / total), 4)

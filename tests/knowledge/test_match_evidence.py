@@ -74,3 +74,28 @@ def test_a_small_number_says_little_about_the_topic() -> None:
     )
     weights = {t.word: t.weight for t in index.query_terms("my son is 15 and I get 429")}
     assert weights["15"] < 0.5 and weights["429"] == 1.0
+
+
+def test_a_word_the_table_names_otherwise_is_known_as_its_equivalent() -> None:
+    """The evidence a responder decides on agrees with the ranking: "book" is "reserve"."""
+    hits = _index().search("how do I book one?")
+    evidence = hits[0].evidence
+    assert hits[0].chunk.document_id == "reserving" and evidence is not None
+    assert evidence.known_share == 1.0 and "book" not in evidence.missing
+    assert evidence.coverage > 0.5
+
+
+def test_coverage_weighs_a_running_text_word_less_as_the_ranking_does() -> None:
+    index = SearchIndex(
+        [
+            ChunkRecord(1, "pods", 0, "Boost pods", "Boost pods", "A pod costs more.", "p", "h"),
+            ChunkRecord(2, "fees", 0, "Fees", "Fees", "An extra fee, extra charges.", "f", "h"),
+        ]
+    )
+    [pods] = [h for h in index.search("an extra pod") if h.chunk.document_id == "pods"]
+    [extra] = [t for t in index.query_terms("an extra pod") if t.word == "extra"]
+    [pod] = [t for t in index.query_terms("an extra pod") if t.word == "pod"]
+    assert pods.evidence is not None
+    # "extra" is in no title or heading: it counts 0.8 of its weight, in the ranking and here.
+    expected = pod.idf / (pod.idf + 0.8 * extra.idf)
+    assert abs(pods.evidence.coverage - round(expected, 4)) < 1e-4

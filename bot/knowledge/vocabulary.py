@@ -1,0 +1,194 @@
+"""What a question means beyond its literal words: support vocabulary and negated topics.
+
+- Customers and help centers name the same things differently ("stop my membership" / "Cancel
+  your subscription", "money back" / "refund"). ``EQUIVALENTS`` is a small hand-written table of
+  interchangeable English support phrasings, written from general support language (no product,
+  no domain): a question that uses one member also searches the others, at a lower weight, so a
+  paraphrase with no shared word still finds its article and a literal match still wins.
+- "I don't want a refund, I want to switch" is about switching: the words a customer says they
+  do *not* want (after "don't want", "not looking to", "instead of", "rather than") are marked,
+  and the index weighs them less.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Container
+from dataclasses import dataclass
+
+from bot.knowledge import analysis
+
+# Groups of interchangeable phrasings. A member is matched in a question word by word after
+# stemming ("cancelling my membership" has "cancel" and "membership"); multi-word members match
+# as a run of words ("money back", "log in"). Keep entries general: they run on help centers in
+# domains nobody has seen, so a word belongs here only if support questions use it that way in
+# any product.
+EQUIVALENTS: tuple[tuple[str, ...], ...] = (
+    ("cancel", "cancellation", "terminate", "termination", "unsubscribe", "discontinue",
+     "quit"),
+    ("subscription", "membership"),
+    ("refund", "reimburse", "reimbursement", "money back", "repay", "paid back"),
+    ("sign in", "log in", "login", "signin", "logon", "log on", "logging in"),
+    ("sign up", "signup", "register", "registration", "create an account", "open an account",
+     "enrol", "enroll"),
+    ("password", "passcode", "passphrase"),
+    ("invoice", "receipt", "bill", "billing statement", "expenses", "expense report"),
+    ("delete", "remove", "erase", "close my account", "deactivate"),
+    ("broken", "not working", "doesn't work", "does not work", "stopped working", "faulty",
+     "malfunction", "won't work"),
+    ("overcharged", "overcharge", "charged twice", "double charged", "wrong amount",
+     "incorrect charge", "dispute"),
+    ("price", "cost", "fee", "pricing", "how much", "charge"),
+    ("colleague", "coworker", "co-worker", "teammate", "team member", "staff", "employee"),
+    ("invite", "add a user", "add users", "add members", "add people", "add a colleague",
+     "add colleagues", "add someone"),
+    ("book", "booking", "reserve", "reservation"),
+    ("change", "update", "edit", "modify"),
+    ("upgrade", "downgrade", "switch plan", "change plan", "cheaper plan", "pay less"),
+    ("email", "e-mail"),
+    ("phone number", "mobile number", "cell number"),
+    ("card", "credit card", "debit card", "payment method", "payment details"),
+    ("expired", "expiry", "expiration", "expires"),
+    ("forgot", "forgotten", "reset", "recover", "locked out"),
+    ("slow", "laggy", "lag", "sluggish", "buffering"),
+    ("crash", "crashes", "freezes", "frozen", "hangs"),
+    ("export", "download a copy", "backup"),
+    ("two-factor", "2fa", "two-step", "mfa", "authenticator", "verification code"),
+    ("contact", "get in touch", "reach you", "speak to", "talk to"),
+    ("delivery", "shipping", "shipment", "dispatch"),
+    ("purchase", "buy", "bought", "order"),
+    ("discount", "coupon", "promo code", "promotion code", "voucher"),
+    ("outage", "down", "offline", "unavailable"),
+    ("notification", "alert", "reminder"),
+    ("pause", "suspend", "put on hold", "freeze my"),
+    ("transfer", "move", "migrate"),
+    ("username", "user name"),
+    ("lost", "stolen", "missing"),
+    ("renew", "renewal", "renewing", "auto-renew", "recurring"),
+    ("trial", "free trial", "try it", "demo"),
+    ("history", "past", "statement", "activity"),
+    ("upload", "attach", "import"),
+    ("app", "application", "mobile app"),
+    ("end", "finish"),
+    ("repair", "fix"),
+    ("error", "bug", "glitch"),
+    ("child", "kid", "son", "daughter", "minor", "teenager"),
+    ("late", "delay", "delayed"),
+)
+
+# After one of these, the next words name something the customer does not want.
+_NEGATION = re.compile(
+    r"\b(?:(?:do|does|did)\s*n[o']?t|dont|didnt|not|never|no\s+longer)\s+"
+    r"(?:(?:really|actually|even|just)\s+)?"
+    r"(?:want|wanna|need|looking|trying|asking|planning|going|mean|intend|wish|interested)\b"
+    r"|\binstead\s+of\b|\brather\s+than\b",
+    re.IGNORECASE,
+)
+# A negation's reach ends with its clause.
+_CLAUSE = re.compile(r"[,.;:!?\n]+|\s(?:but|so|because)\s", re.IGNORECASE)
+# Words that start what the customer does want ("…a refund, I want to switch").
+_SCOPE_ENDS = frozenset(["i", "we", "but", "just", "only", "instead", "rather"])
+NEGATION_REACH = 2  # content words
+# Skipped when a phrasing is matched: "add my colleagues" is "add colleagues".
+_DETERMINERS = frozenset(["a", "an", "the", "my", "our", "your", "his", "her", "their", "this"])
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    """A term the question did not use, searched because an equivalent phrasing was."""
+
+    term: str
+    weight: float  # share of a word's own weight, before the index's EXPANSION_WEIGHT
+    sources: tuple[str, ...]  # the question's terms it stands in for
+
+
+def marked_tokens(text: str, lang: str) -> list[tuple[str, bool]]:
+    """``analysis.tokens`` of ``text`` with, per token, whether a negation covers it."""
+    out: list[tuple[str, bool]] = []
+    for clause in _CLAUSE.split(text):
+        match = _NEGATION.search(clause)
+        if match is None:
+            out.extend((t, False) for t in analysis.tokens(clause))
+            continue
+        out.extend((t, False) for t in analysis.tokens(clause[: match.end()]))
+        reach = NEGATION_REACH
+        for token in analysis.tokens(clause[match.end() :]):
+            if token in _SCOPE_ENDS:
+                reach = 0
+            content = len(token) >= 2 and not analysis.is_stop_word(token, lang)
+            out.append((token, content and reach > 0))
+            if content:
+                reach -= 1
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _members() -> list[tuple[tuple[str, ...], int, tuple[str, ...]]]:
+    """(stemmed words, group, content terms) per member of ``EQUIVALENTS``."""
+    out = []
+    for group, members in enumerate(EQUIVALENTS):
+        for member in members:
+            plain = member.replace("-", "")
+            words = tuple(
+                stem
+                for stem in (analysis.stem(t, "en") for t in re.findall(r"[^\W_]+", plain.lower()))
+                if stem not in _DETERMINERS
+            )
+            out.append((words, group, tuple(dict.fromkeys(analysis.analyze(plain, "en")))))
+    return out
+
+
+_Member = tuple[tuple[str, ...], int, tuple[str, ...]]
+
+
+@functools.lru_cache(maxsize=1)
+def _lookups() -> tuple[dict[str, list[_Member]], dict[int, list[_Member]]]:
+    """The members by their first word and by their group."""
+    by_first: dict[str, list[_Member]] = {}
+    by_group: dict[int, list[_Member]] = {}
+    for member in _members():
+        if member[0]:
+            by_first.setdefault(member[0][0], []).append(member)
+        by_group.setdefault(member[1], []).append(member)
+    return by_first, by_group
+
+
+def expansions(stems: list[str], known: Container[str]) -> list[Expansion]:
+    """The equivalents of the phrasings a question uses, given its words' English stems in order
+    (stop words included, so "log in" and "money back" match as runs), among the terms ``known``
+    (the knowledge base's). The equivalents of one phrasing share one word's weight: a group
+    with three known members must not outweigh the word the customer wrote."""
+    stems = [s for s in stems if s not in _DETERMINERS]
+    own = set(stems)
+    out: dict[str, Expansion] = {}
+    by_first, by_group = _lookups()
+    used = [
+        (words, g, terms)
+        for first in own
+        for words, g, terms in by_first.get(first, ())
+        if _occurs(words, stems)
+    ]
+    for group in sorted({g for _, g, _ in used}):
+        sources = tuple(
+            sorted({t for words, g, terms in used if g == group for t in terms or words})
+        )
+        weights: dict[str, float] = {}
+        for member_words, _, terms in by_group[group]:
+            if not terms or set(member_words) <= own:
+                continue
+            for term in terms:
+                if term not in own and term in known:
+                    weights[term] = max(weights.get(term, 0.0), 1.0 / len(terms))
+        share = 1.0 / math.sqrt(len(weights)) if weights else 0.0
+        for term, weight in weights.items():
+            previous = out.get(term)
+            if previous is None or previous.weight < weight * share:
+                out[term] = Expansion(term, weight * share, sources)
+    return list(out.values())
+
+
+def _occurs(words: tuple[str, ...], stems: list[str]) -> bool:
+    n = len(words)
+    return n > 0 and any(tuple(stems[i : i + n]) == words for i in range(len(stems) - n + 1))
