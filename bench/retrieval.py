@@ -77,6 +77,11 @@ CASE_SETS = [
         ROOT / "tests/knowledge/heldout-courses/cases.jsonl",
         ROOT / "tests/knowledge/heldout-courses/kb",
     ),
+    (
+        "held-out meals",
+        ROOT / "tests/knowledge/heldout-meals/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-meals/kb",
+    ),
 ]
 
 
