@@ -130,9 +130,15 @@ async def test_run_and_actions_are_recorded_with_the_agent_version(make_app: App
     assert run.input == [{"role": "user", "content": "Where is my refund? It has been two weeks", "attachments": []}]
     thread = await app.store.get_thread(run.thread_id)
     assert thread.title == "Where is my refund? It has been two weeks"
+    # The connector has sent; the entry is marked done in the sender's next store unit.
+    await wait_for(lambda: _outbox_done(app))
     [entry] = await app.store.outbox_entries()
     assert entry.status is OutboxStatus.DONE and entry.remote_id == "remote-1"
     assert entry.action.run_id == run.id
+
+
+async def _outbox_done(app: Application) -> bool:
+    return all(e.status is OutboxStatus.DONE for e in await app.store.outbox_entries())
 
 
 async def _status_of(app: Application, key: str, status: InboxStatus) -> bool:
