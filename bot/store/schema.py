@@ -188,6 +188,30 @@ inbox = Table(
     Index("ix_inbox_run_id", "run_id"),
 )
 
+# The live work of the inbox and the outbox, apart from the rows kept once it is done: one row
+# per pending message (its lane) and per pending action (its thread and channel), kept by
+# triggers on ``inbox`` and ``outbox`` (migration 0015) as a row enters or leaves ``pending``.
+# The claims read these alone. A message or action leaving ``pending`` leaves a dead entry in
+# whatever index it sat in until a vacuum removes it; in a table of a million rows that is
+# autovacuum's 20 % later (and a pass over every index of the million), and a claim reading a
+# partial index re-reads every dead entry meanwhile. These tables hold the live work alone, so
+# autovacuum clears them after a fixed number of dead rows (their storage parameters, set by
+# the migration) at the cost of a few pages, whatever the store's size.
+inbox_live = Table(
+    "inbox_live",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=False),
+    Column("lane", String(600), nullable=False),
+    Index("ix_inbox_live_lane", "lane", "id"),
+)
+outbox_live = Table(
+    "outbox_live",
+    metadata,
+    Column("seq", AutoId, primary_key=True, autoincrement=False),
+    Column("thread_id", String(40), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Index("ix_outbox_live_thread", "thread_id", "channel", "seq"),
+)
 # Who sent a delivery, as ``ix_inbox_sender`` (migration 0013) indexes it in each dialect: the
 # erasure of a smith finds its deliveries by it (``bot.store.erasure``). Dialect specific, so the
 # index lives in the migration alone, like the full-text index.
