@@ -37,6 +37,7 @@ from bot.store.schema import (
     feedback,
     files,
     inbox,
+    inbox_live,
     lanes,
     memories,
     outbox,
@@ -309,7 +310,7 @@ def _erase(
         # dispatcher claim that message (see ``_retain``, which skipped such lanes already).
         counts["lanes"] = _delete_in(
             conn, lanes, lanes.c.key, lane_keys,
-            ~lanes.c.key.in_(select(inbox.c.lane).where(inbox.c.status == _PENDING)),
+            ~lanes.c.key.in_(select(inbox_live.c.lane)),
         )
 
     run_ids = [

@@ -160,8 +160,8 @@ tool_calls = Table(
     Column("latency_ms", Float, nullable=False),
 )
 
-# The predicate of the partial indexes on live work (``pending`` in the inbox and the outbox).
-# Queries must spell it as a literal (``bot.store.statements.PENDING``) for them to apply.
+# The predicate of the partial indexes on live work (``pending`` raw deliveries). Queries must
+# spell it as a literal (``bot.store.statements.PENDING``) for them to apply.
 PENDING = text("status = 'pending'")
 
 inbox = Table(
@@ -179,11 +179,9 @@ inbox = Table(
     Column("received_at", Float, nullable=False),
     Column("finished_at", Float),
     UniqueConstraint("source", "dedup_key", name="uq_inbox_source_dedup"),
-    # A lane's rows (the web history, erasure). Pending rows, the only ones claims look for,
-    # also sit in a partial index of their own: it holds the live work, so claiming costs the
-    # same at a thousand stored messages as at a million.
+    # A lane's rows (the web history, erasure). The pending ones, which claims look for, are
+    # in ``inbox_live`` besides.
     Index("ix_inbox_lane", "lane", "id"),
-    Index("ix_inbox_pending_lane", "lane", "id", sqlite_where=PENDING, postgresql_where=PENDING),
     # The deliveries a run answered (erasure and retention remove them with the run).
     Index("ix_inbox_run_id", "run_id"),
 )
@@ -253,13 +251,7 @@ outbox = Table(
     Index("ix_outbox_thread_seq", "thread_id", "seq"),
     # The run a channel's message came from (a reaction rates that reply).
     Index("ix_outbox_channel_remote_id", "channel", "remote_id"),
-    # Live actions only (see the inbox's): the due ones in order, and what is ahead of an
-    # action in its thread.
-    Index("ix_outbox_pending_seq", "seq", sqlite_where=PENDING, postgresql_where=PENDING),
-    Index(
-        "ix_outbox_pending_thread", "thread_id", "seq",
-        sqlite_where=PENDING, postgresql_where=PENDING,
-    ),
+    # The pending actions, which claims look for, are in ``outbox_live`` besides.
 )
 
 # What a person wrote to the customer through the operator API (``bot.pipeline.operator``;

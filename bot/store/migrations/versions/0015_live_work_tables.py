@@ -8,7 +8,8 @@ about 39,000 buffers and a second per claim at a million churned messages. ``inb
 ``outbox_live`` hold the live work alone, written and cleared by triggers as a row enters or
 leaves ``pending`` (every path that changes a status or deletes a row keeps them right, with no
 statement more per turn); their storage parameters have autovacuum clear them after a fixed
-number of dead rows, which costs a few pages in a table this small.
+number of dead rows, which costs a few pages in a table this small. The partial indexes on
+pending rows (0011) go: the claims were what read them.
 
 Revision ID: 0015
 Revises: 0014
@@ -24,6 +25,7 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
+PENDING = sa.text("status = 'pending'")
 # Dead rows before autovacuum clears a live table (``bot.store.schema.LIVE_VACUUM_THRESHOLD``).
 THRESHOLD = 200
 
@@ -117,10 +119,26 @@ def upgrade() -> None:
         )
         for statement in up(table, live, key, columns):
             op.execute(statement)
+    # The partial indexes on pending rows (0011) served the claims, which read the live tables
+    # now; each pending row cost an entry in them, and a dead one once it was done.
+    op.drop_index("ix_inbox_pending_lane", table_name="inbox")
+    op.drop_index("ix_outbox_pending_seq", table_name="outbox")
+    op.drop_index("ix_outbox_pending_thread", table_name="outbox")
 
 
 def downgrade() -> None:
     postgresql = op.get_bind().dialect.name != "sqlite"
+    op.create_index(
+        "ix_outbox_pending_thread", "outbox", ["thread_id", "seq"],
+        sqlite_where=PENDING, postgresql_where=PENDING,
+    )
+    op.create_index(
+        "ix_outbox_pending_seq", "outbox", ["seq"], sqlite_where=PENDING, postgresql_where=PENDING
+    )
+    op.create_index(
+        "ix_inbox_pending_lane", "inbox", ["lane", "id"],
+        sqlite_where=PENDING, postgresql_where=PENDING,
+    )
     for table, live, _key, _columns in _LIVE:
         for event in ("insert", "update", "delete"):
             op.execute(f"DROP TRIGGER {live}_{event}" + (f" ON {table}" if postgresql else ""))
