@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, union_all, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from bot.domain import (
@@ -399,12 +399,32 @@ class Identity:
         smith_id: str | None = None,
         limit: int = 100,
     ) -> list[Thread]:
-        query = select(threads)
-        if state is not None:
-            query = query.where(threads.c.state == state.value)
-        if smith_id is not None:
-            query = query.where(threads.c.smith_id == smith_id)
-        query = query.order_by(threads.c.updated_at.desc(), threads.c.id).limit(limit)
+        """The most recently updated threads first (ties: the later id first)."""
+        newest = (threads.c.updated_at.desc(), threads.c.id.desc())
+        query: Any
+        if state is None and smith_id is None:
+            # Every state's newest, each read backwards from ``ix_threads_state_updated`` under
+            # the limit, merged: without a state to look up, one query would read every thread
+            # (and sort them) for the first page.
+            parts = [
+                select(threads)
+                .where(threads.c.state == each.value)
+                .order_by(*newest)
+                .limit(limit)
+                .subquery()
+                .select()
+                for each in ThreadState
+            ]
+            merged = union_all(*parts).subquery()
+            query = select(merged).order_by(merged.c.updated_at.desc(), merged.c.id.desc())
+        else:
+            query = select(threads)
+            if state is not None:
+                query = query.where(threads.c.state == state.value)
+            if smith_id is not None:
+                query = query.where(threads.c.smith_id == smith_id)
+            query = query.order_by(*newest)
+        query = query.limit(limit)
         return await self.db.run_read(
             lambda conn: [to_thread(r) for r in conn.execute(query).mappings()]
         )

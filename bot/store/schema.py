@@ -160,8 +160,8 @@ tool_calls = Table(
     Column("latency_ms", Float, nullable=False),
 )
 
-# The predicate of the partial indexes on live work (``pending`` in the inbox and the outbox).
-# Queries must spell it as a literal (``bot.store.statements.PENDING``) for them to apply.
+# The predicate of the partial indexes on live work (``pending`` raw deliveries). Queries must
+# spell it as a literal (``bot.store.statements.PENDING``) for them to apply.
 PENDING = text("status = 'pending'")
 
 inbox = Table(
@@ -179,15 +179,37 @@ inbox = Table(
     Column("received_at", Float, nullable=False),
     Column("finished_at", Float),
     UniqueConstraint("source", "dedup_key", name="uq_inbox_source_dedup"),
-    # A lane's rows (the web history, erasure). Pending rows, the only ones claims look for,
-    # also sit in a partial index of their own: it holds the live work, so claiming costs the
-    # same at a thousand stored messages as at a million.
+    # A lane's rows (the web history, erasure). The pending ones, which claims look for, are
+    # in ``inbox_live`` besides.
     Index("ix_inbox_lane", "lane", "id"),
-    Index("ix_inbox_pending_lane", "lane", "id", sqlite_where=PENDING, postgresql_where=PENDING),
     # The deliveries a run answered (erasure and retention remove them with the run).
     Index("ix_inbox_run_id", "run_id"),
 )
 
+# The live work of the inbox and the outbox, apart from the rows kept once it is done: one row
+# per pending message (its lane) and per pending action (its thread and channel), kept by
+# triggers on ``inbox`` and ``outbox`` (migration 0015) as a row enters or leaves ``pending``.
+# The claims read these alone. A message or action leaving ``pending`` leaves a dead entry in
+# whatever index it sat in until a vacuum removes it; in a table of a million rows that is
+# autovacuum's 20 % later (and a pass over every index of the million), and a claim reading a
+# partial index re-reads every dead entry meanwhile. These tables hold the live work alone, so
+# autovacuum clears them after a fixed number of dead rows (their storage parameters, set by
+# the migration) at the cost of a few pages, whatever the store's size.
+inbox_live = Table(
+    "inbox_live",
+    metadata,
+    Column("id", AutoId, primary_key=True, autoincrement=False),
+    Column("lane", String(600), nullable=False),
+    Index("ix_inbox_live_lane", "lane", "id"),
+)
+outbox_live = Table(
+    "outbox_live",
+    metadata,
+    Column("seq", AutoId, primary_key=True, autoincrement=False),
+    Column("thread_id", String(40), nullable=False),
+    Column("channel", String(32), nullable=False),
+    Index("ix_outbox_live_thread", "thread_id", "channel", "seq"),
+)
 # Who sent a delivery, as ``ix_inbox_sender`` (migration 0013) indexes it in each dialect: the
 # erasure of a smith finds its deliveries by it (``bot.store.erasure``). Dialect specific, so the
 # index lives in the migration alone, like the full-text index.
@@ -229,13 +251,7 @@ outbox = Table(
     Index("ix_outbox_thread_seq", "thread_id", "seq"),
     # The run a channel's message came from (a reaction rates that reply).
     Index("ix_outbox_channel_remote_id", "channel", "remote_id"),
-    # Live actions only (see the inbox's): the due ones in order, and what is ahead of an
-    # action in its thread.
-    Index("ix_outbox_pending_seq", "seq", sqlite_where=PENDING, postgresql_where=PENDING),
-    Index(
-        "ix_outbox_pending_thread", "thread_id", "seq",
-        sqlite_where=PENDING, postgresql_where=PENDING,
-    ),
+    # The pending actions, which claims look for, are in ``outbox_live`` besides.
 )
 
 # What a person wrote to the customer through the operator API (``bot.pipeline.operator``;

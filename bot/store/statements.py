@@ -19,9 +19,11 @@ from bot.store.schema import (
     agent_versions,
     agents,
     inbox,
+    inbox_live,
     lanes,
     memories,
     outbox,
+    outbox_live,
     person_messages,
     runs,
     smiths,
@@ -132,14 +134,12 @@ INBOX_CONTEXT_ONLY = (
     .values(status=InboxStatus.SKIPPED.value)
 )
 LANE_FREE = or_(lanes.c.lease_expires_at.is_(None), lanes.c.lease_expires_at < bindparam("at"))
-# Driven from the pending inbox rows (a partial index holds only those), so its cost follows
-# the live work, not the number of lanes or of messages ever stored.
+# Driven from the live work (``inbox_live``: the pending messages alone, without the dead
+# entries done ones leave in an index of the inbox until a vacuum), so its cost follows the
+# live work, not the number of lanes or of messages ever stored or lately finished.
 CLAIMABLE_LANES = (
     select(lanes.c.key, lanes.c.lease_expires_at)
-    .where(
-        lanes.c.key.in_(select(inbox.c.lane).where(inbox.c.status == PENDING)),
-        LANE_FREE,
-    )
+    .where(lanes.c.key.in_(select(inbox_live.c.lane)), LANE_FREE)
     .order_by(lanes.c.touched_at, lanes.c.key)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
@@ -152,8 +152,14 @@ LEASE_LANE = (
 PENDING_OF_LANES = (
     select(inbox)
     .where(
-        inbox.c.lane.in_(bindparam("lanes", expanding=True)),
-        inbox.c.status == PENDING,
+        # No status condition: a row of ``inbox_live`` is pending (its triggers keep it so in
+        # the same transaction), and one would let the planner read the inbox's own partial
+        # index, dead entries and all, instead.
+        inbox.c.id.in_(
+            select(inbox_live.c.id).where(
+                inbox_live.c.lane.in_(bindparam("lanes", expanding=True))
+            )
+        ),
     )
     .order_by(inbox.c.id)
 )
@@ -167,31 +173,28 @@ INSERT_ACTION = insert(outbox)
 ACTION_FREE = or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < bindparam("at"))
 
 
-def _due_actions() -> ColumnElement[bool]:
-    """Pending, due at ``:at``, not leased, and no earlier action of its thread on the same
-    channel still pending (an announcement to a webhook that is down does not hold up the
-    customer's replies)."""
-    earlier = outbox.alias("earlier")
-    blocked = (
-        select(earlier.c.seq)
-        .where(
-            earlier.c.thread_id == outbox.c.thread_id,
-            earlier.c.channel == outbox.c.channel,
-            earlier.c.seq < outbox.c.seq,
-            earlier.c.status == PENDING,
-        )
-        .exists()
-    )
-    return and_(
-        outbox.c.status == PENDING,
+# Driven from ``outbox_live`` (the pending actions alone), like the lane claim; as a set the
+# action is looked up in (not a join, which SQLite's planner drives from the outbox instead).
+_EARLIER = outbox_live.alias("earlier")
+DUE_ACTIONS = (
+    select(outbox.c.seq)
+    .where(
+        # Pending by being in ``outbox_live`` (see ``PENDING_OF_LANES``).
+        outbox.c.seq.in_(select(outbox_live.c.seq)),
         outbox.c.next_attempt_at <= bindparam("at"),
         ACTION_FREE,
-        ~blocked,
+        # No earlier action of its thread on the same channel still pending (an
+        # announcement to a webhook that is down does not hold up the customer's replies).
+        ~select(_EARLIER.c.seq)
+        .where(
+            _EARLIER.c.thread_id == outbox.c.thread_id,
+            _EARLIER.c.channel == outbox.c.channel,
+            _EARLIER.c.seq < outbox.c.seq,
+        )
+        .exists(),
     )
-
-
-DUE_ACTIONS = (
-    select(outbox.c.seq).where(_due_actions()).order_by(outbox.c.seq).limit(bindparam("limit"))
+    .order_by(outbox.c.seq)
+    .limit(bindparam("limit"))
 )
 LEASE_ACTION = (
     update(outbox)
@@ -225,9 +228,7 @@ CLAIM_DUE_ACTIONS = DUE_ACTIONS.with_for_update(skip_locked=True)
 # Whether a thread has an action still to send (a turn's first action is handed straight to a
 # sender only when nothing of its thread is ahead of it).
 THREAD_ACTION_PENDING = (
-    select(outbox.c.seq)
-    .where(outbox.c.thread_id == bindparam("thread_id"), outbox.c.status == PENDING)
-    .limit(1)
+    select(outbox_live.c.seq).where(outbox_live.c.thread_id == bindparam("thread_id")).limit(1)
 )
 # The claim's action, still pending and still leased to the claim (``outbox._held_by``).
 HELD_ACTION = and_(

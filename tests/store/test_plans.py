@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import event, insert
 
-from bot.config import AnalyticsSettings
+from bot.config import AnalyticsSettings, DatabaseSettings
 from bot.domain import (
     Action,
     ActionKind,
@@ -31,8 +31,10 @@ from bot.domain import (
 )
 from bot.store.analytics import Analytics, Window
 from bot.store.attention import needing_a_person
+from bot.store.database import Database
 from bot.store.erasure import Erasures
 from bot.store.inbox import lane_key
+from bot.store.migrate import upgrade
 from bot.store.schema import inbox, lanes, outbox, runs, smiths, threads
 from bot.store.store import Store, ThreadChange
 
@@ -218,6 +220,7 @@ async def _the_rest(store: Store) -> None:
     await store.thread_runs("thr_s17")
     await store.feedback.run_of_message("test", "msg-17")
     await store.list_runs(limit=20)
+    await store.list_threads(limit=20)
     await needing_a_person(store.db, at=now())
     await Analytics(store.db, AnalyticsSettings()).report(Window(now() - 3600, now() + 60))
     await Erasures(store.db).erase_closed_threads(days=0.5)
@@ -312,3 +315,125 @@ async def test_lookups_console_analytics_retention_and_erasure_read_no_table_who
     statements = await _recorded(store, _the_rest)
     assert len(statements.seen) >= 20, "their statements were recorded"
     assert await _plans(store, statements) == {}
+
+
+# -- churn ---------------------------------------------------------------------------------------
+
+CHURNED = 1000
+
+
+async def _churn(store: Store) -> None:
+    """CHURNED messages and actions stored ``pending`` and then finished, as turns finish them:
+    on PostgreSQL their old row versions and index entries stay behind until a vacuum."""
+    at = time.time()
+    await store.inbox.write_deliveries(
+        [
+            [
+                {
+                    "source": "churn",
+                    "dedup_key": f"churn-{i}",
+                    "lane": lane_key("support", f"seed:{i}"),
+                    "payload": {"smith_external_id": f"seed:user-{i}", "text": "hi"},
+                    "status": "pending",
+                    "attempts": 0,
+                    "received_at": at,
+                }
+            ]
+            for i in range(CHURNED)
+        ]
+    )
+
+    def work(conn: Any) -> None:
+        conn.execute(
+            insert(outbox),
+            [
+                {
+                    "id": f"act_c{i}", "run_id": f"run_s{i}", "thread_id": f"thr_s{i}",
+                    "channel": "test", "kind": "reply", "payload": {}, "status": "pending",
+                    "attempts": 0, "next_attempt_at": at, "lease_token": None,
+                    "lease_expires_at": None, "remote_id": None, "last_error": None,
+                    "created_at": at, "updated_at": at,
+                }
+                for i in range(CHURNED)
+            ],
+        )
+
+    await store.db.run_tx(work)
+    await store.db.run_tx(
+        lambda conn: conn.exec_driver_sql("UPDATE inbox SET status = 'done' WHERE source = 'churn'")
+    )
+    await store.db.run_tx(
+        lambda conn: conn.exec_driver_sql(
+            "UPDATE outbox SET status = 'done', remote_id = 'sent' WHERE id LIKE 'act_c%'"
+        )
+    )
+
+
+async def _autovacuum_fixed_thresholds(store: Store, dead: int) -> None:
+    """What autovacuum does after ``dead`` rows died in each table (this test server may run
+    without it): vacuum the tables whose storage parameters set a fixed threshold (scale
+    factor 0) below that. The stored tables wait for 20 % of their size: at a million rows,
+    200,000 dead ones."""
+    async with store.db.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        rows = await conn.exec_driver_sql(
+            "SELECT relname, reloptions FROM pg_class "
+            "WHERE 'autovacuum_vacuum_scale_factor=0' = ANY(reloptions)"
+        )
+        for name, options in rows.all():
+            threshold = dict(o.split("=", 1) for o in options)["autovacuum_vacuum_threshold"]
+            if dead > int(threshold):
+                await conn.exec_driver_sql(f'VACUUM ANALYZE "{name}"')
+
+
+async def _claim_blocks(store: Store) -> dict[str, int]:
+    """The shared buffers each statement of an (empty) lane claim and action claim reads, by
+    statement: ``EXPLAIN (ANALYZE, BUFFERS)`` run twice, the second count kept (a first read
+    may mark dead index entries so that later ones skip them)."""
+    statements = Statements(store)
+    statements.recording = True
+    assert await store.claim_lanes(limit=8, lease_seconds=30) == []
+    assert await store.claim_actions(limit=8, lease_seconds=30) == []
+    statements.recording = False
+    blocks: dict[str, int] = {}
+    async with store.db.engine.connect() as conn:
+        for statement, params in statements.seen.items():
+            if not statement.lstrip().upper().startswith("SELECT"):
+                continue
+            for _ in range(2):
+                plan = (
+                    await conn.exec_driver_sql(
+                        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, tuple(params or ())
+                    )
+                ).scalar_one()
+                top = (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
+            blocks[" ".join(statement.split())[:80]] = top.get("Shared Hit Blocks", 0) + top.get(
+                "Shared Read Blocks", 0
+            )
+        await conn.rollback()
+    return blocks
+
+
+async def test_claims_read_no_more_with_finished_work_not_yet_vacuumed(pg_url: str) -> None:
+    """PostgreSQL: a thousand messages and actions finished since the last vacuum of the
+    stored tables add nothing to what a claim reads (it read every dead entry of the partial
+    indexes on each call before the live work had tables of its own)."""
+    db = Database(DatabaseSettings(url=pg_url))
+    await upgrade(db.engine)
+    store = Store(db)
+    try:
+        agent = await store.ensure_agent("support", "Support")
+        await _seed(store, agent.id)
+        async with db.engine.connect() as conn:
+            await conn.exec_driver_sql("ANALYZE")
+            await conn.commit()
+        before = await _claim_blocks(store)
+        assert len(before) >= 2, "the claims' reads were recorded"
+        await _churn(store)
+        await _autovacuum_fixed_thresholds(store, dead=CHURNED)
+        after = await _claim_blocks(store)
+        assert after.keys() == before.keys()
+        grown = {s: (before[s], after[s]) for s in after if after[s] > before[s] + 3}
+        assert grown == {}, "buffers read before and after the churn"
+    finally:
+        await db.dispose()
