@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy.engine import Connection
 
 from bot.domain import (
     Action,
@@ -20,6 +21,8 @@ from bot.domain import (
     new_id,
     now,
 )
+from bot.store.inbox import LaneClaim
+from bot.store.runs import PreparedTurn
 from bot.store.store import CONTEXT_ONLY, ActionClaim, LeaseLost, Store, ThreadChange
 
 
@@ -195,3 +198,60 @@ async def test_actions_wait_for_earlier_ones_of_their_thread_on_the_same_channel
     assert await store.action_done(sent, "remote-1")
     (following,) = await store.claim_actions(limit=5, lease_seconds=30)
     assert following.action.id == note.id
+
+
+async def _three_lanes(store: Store) -> str:
+    """Three tickets waiting on their lanes; the agent's id."""
+    for n in range(3):
+        assert await store.inbox_put(_message(f"s{n}", f"test:s{n}"), "support")
+    return (await store.ensure_agent("support", "Support")).id
+
+
+async def test_a_claim_reads_its_lanes_inputs_without_a_savepoint_each(store: Store) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    agent_id = await _three_lanes(store)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        claims = await store.claim_turns(
+            limit=5, lease_seconds=30, agent_ids={"support": agent_id}, history=5
+        )
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+    assert sorted(claim.lane for claim in claims) == [f"support|test:s{n}" for n in range(3)]
+    assert all(claim.prepared is not None and claim.prepared.started for claim in claims)
+    assert statements and not [s for s in statements if "SAVEPOINT" in s.upper()]
+
+
+async def test_a_lane_whose_inputs_fail_to_read_is_claimed_without_them(store: Store) -> None:
+    """When reading one lane's inputs with the claim fails, what it wrote is undone and its
+    turn reads them itself; the other lanes come with theirs, and every lane is leased."""
+    agent_id = await _three_lanes(store)
+
+    def prepare(conn: Connection, claim: LaneClaim) -> PreparedTurn | None:
+        message = claim.items[0].message
+        prepared = store.runs.prepare_turn_in(conn, message, agent_id, 5)
+        if message.thread_external_id == "test:s1":
+            raise RuntimeError("cannot read this one")
+        return prepared
+
+    claims = await store.inbox.claim_lanes(limit=5, lease_seconds=30, prepare=prepare)
+
+    prepared = {claim.lane: claim.prepared for claim in claims}
+    assert sorted(prepared) == [f"support|test:s{n}" for n in range(3)]
+    assert prepared["support|test:s1"] is None
+    assert prepared["support|test:s0"] is not None and prepared["support|test:s2"] is not None
+    assert await store.find_thread(agent_id, "test:s1") is None  # its writes undone
+    assert await store.find_thread(agent_id, "test:s0") is not None
+    assert await store.find_thread(agent_id, "test:s2") is not None
+    assert await store.claim_lanes(limit=5, lease_seconds=30) == []
+    # The thread is started by the turn's own reads, as when no claim carried inputs.
+    thread, _, _ = await store.start_thread(_message("s1", "test:s1"), agent_id, history=5)
+    assert thread.external_id == "test:s1"
