@@ -110,3 +110,54 @@ async def test_a_pooled_connection_closed_while_idle_is_replaced_not_handed_out(
         assert again != first
     finally:
         await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_connections_opened_in_a_burst_are_kept_for_the_next(pg_url: str) -> None:
+    """A burst of units beyond ``pool_size`` opens connections that stay pooled: the next
+    burst reuses them instead of connecting again (and preparing every statement afresh)."""
+    import asyncio
+
+    from sqlalchemy import event, text
+
+    db = Database(DatabaseSettings(url=pg_url, pool_size=2))
+    connects = 0
+
+    @event.listens_for(db.engine.sync_engine.pool, "connect")
+    def _on_connect(*_: object) -> None:
+        nonlocal connects
+        connects += 1
+
+    async def unit() -> None:
+        async with db.tx() as conn:
+            await conn.execute(text("SELECT 1"))
+            await asyncio.sleep(0.2)  # the others start meanwhile
+
+    try:
+        await asyncio.gather(*(unit() for _ in range(4)))
+        assert connects == 4
+        await asyncio.gather(*(unit() for _ in range(4)))
+        assert connects == 4
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_run_each_sends_its_statements_without_a_transaction(pg_url: str) -> None:
+    """``run_each`` on PostgreSQL: no BEGIN and COMMIT around the statements, each one
+    committed as it runs; a unit of ``run_tx`` runs in a transaction as ever."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import Connection
+
+    def in_transaction(conn: Connection) -> bool:
+        conn.execute(text("SELECT 1"))
+        return bool(conn.connection.driver_connection.is_in_transaction())  # type: ignore[union-attr]
+
+    db = Database(DatabaseSettings(url=pg_url))
+    try:
+        assert await db.run_each(in_transaction) is False
+        assert await db.run_tx(in_transaction) is True
+        assert await db.run_each(in_transaction) is False  # the pool's connection reset
+        assert db.round_trips == 3
+    finally:
+        await db.dispose()
