@@ -263,15 +263,21 @@ class Inbox:
                     st.CLAIMABLE_LANES, {"at": at, "limit": limit}
                 )
             ]
-            leased: dict[str, tuple[str, bool]] = {}
-            for key, expired in found:
-                token = new_id("lse")
-                result = conn.execute(
-                    st.LEASE_LANE,
-                    {"lane": key, "at": at, "token": token, "expires": at + lease_seconds},
-                )
-                if result.rowcount == 1:
-                    leased[key] = (token, expired)
+            if not found:
+                return []
+            token = new_id("lse")
+            taken = set(
+                conn.execute(
+                    st.LEASE_LANES,
+                    {
+                        "lanes": [key for key, _ in found],
+                        "at": at,
+                        "token": token,
+                        "expires": at + lease_seconds,
+                    },
+                ).scalars()
+            )
+            leased = {key: (token, expired) for key, expired in found if key in taken}
             if not leased:
                 return []
             items: dict[str, list[InboxItem]] = {}

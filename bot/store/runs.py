@@ -241,19 +241,6 @@ class Runs:
             conn.execute(st.INSERT_RUN, run_values(run))
             if run.tool_calls:
                 conn.execute(st.INSERT_TOOL_CALL, tool_call_values(run))
-            handed: tuple[Action, str] | None = None
-            if actions:
-                rows = pending_rows(actions, at)
-                if hand_over_lease is not None and (
-                    conn.execute(st.THREAD_ACTION_PENDING, {"thread_id": run.thread_id}).first()
-                    is None
-                ):
-                    token = new_id("lse")
-                    rows[0].update(
-                        lease_token=token, lease_expires_at=at + hand_over_lease, attempts=1
-                    )
-                    handed = actions[0], token
-                conn.execute(st.INSERT_ACTION, rows)
             values: dict[str, Any] = {
                 "of_thread": run.thread_id,
                 "updated_at": at,
@@ -264,8 +251,19 @@ class Runs:
             if thread_change.control is not None:
                 values["control"] = thread_change.control.value
             # The title (unless the thread has one) and the state in one statement, which
-            # hands back the thread as the turn leaves it.
+            # hands back the thread as the turn leaves it, and whether an earlier action of
+            # it still waits (asked before this turn's actions are written).
             row = conn.execute(st.FINISH_THREAD, values).mappings().one()
+            handed: tuple[Action, str] | None = None
+            if actions:
+                rows = pending_rows(actions, at)
+                if hand_over_lease is not None and not row["action_waiting"]:
+                    token = new_id("lse")
+                    rows[0].update(
+                        lease_token=token, lease_expires_at=at + hand_over_lease, attempts=1
+                    )
+                    handed = actions[0], token
+                conn.execute(st.INSERT_ACTION, rows)
             for fact in new_memories:
                 conn.execute(
                     self._insert_memory.values(smith_id=run.smith_id, fact=fact, created_at=at)

@@ -207,7 +207,7 @@ async def _three_lanes(store: Store) -> str:
     return (await store.ensure_agent("support", "Support")).id
 
 
-async def test_a_claim_reads_its_lanes_inputs_without_a_savepoint_each(store: Store) -> None:
+async def test_a_claim_leases_its_lanes_together_and_reads_their_inputs_without_savepoints(store: Store) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
@@ -228,6 +228,8 @@ async def test_a_claim_reads_its_lanes_inputs_without_a_savepoint_each(store: St
     assert sorted(claim.lane for claim in claims) == [f"support|test:s{n}" for n in range(3)]
     assert all(claim.prepared is not None and claim.prepared.started for claim in claims)
     assert statements and not [s for s in statements if "SAVEPOINT" in s.upper()]
+    # The three lanes are leased by one statement, not one each.
+    assert len([s for s in statements if s.startswith("UPDATE lanes")]) == 1
 
 
 async def test_a_lane_whose_inputs_fail_to_read_is_claimed_without_them(store: Store) -> None:
@@ -255,3 +257,45 @@ async def test_a_lane_whose_inputs_fail_to_read_is_claimed_without_them(store: S
     # The thread is started by the turn's own reads, as when no claim carried inputs.
     thread, _, _ = await store.start_thread(_message("s1", "test:s1"), agent_id, history=5)
     assert thread.external_id == "test:s1"
+
+
+async def test_a_turn_s_first_action_is_handed_over_only_when_none_of_its_thread_waits(
+    store: Store,
+) -> None:
+    agent = await store.ensure_agent("support", "Support")
+
+    async def turn(key: str, thread_external_id: str) -> tuple[str, ActionClaim | None]:
+        await store.inbox_put(_message(key, thread_external_id), "support")
+        (claim,) = await store.claim_lanes(limit=1, lease_seconds=30)
+        thread, smith, _ = await store.start_thread(claim.items[0].message, agent.id, history=5)
+        run_id, at = new_id("run"), now()
+        run = Run(
+            id=run_id, thread_id=thread.id, smith_id=smith.id, agent_id=agent.id,
+            agent_version=None, input=[], output_text="hi", stop_reason=StopReason.END_TURN,
+            model="scripted", usage=Usage(), rag_results=[], error=None, started_at=at,
+            finished_at=at,
+        )
+        action = Action(
+            id=action_id(run_id, 0), run_id=run_id, thread_id=thread.id, channel="test",
+            kind=ActionKind.REPLY, text=f"reply to {key}",
+        )
+        handed = await store.commit_turn(
+            claim, run, [action], thread_change=ThreadChange(title="t"), hand_over_lease=30
+        )
+        return action.id, handed
+
+    first, handed = await turn("k1", "test:t1")
+    assert handed is not None and handed.action.id == first
+    assert handed.thread.title == "t"  # the thread as the turn left it
+    # The first reply is still being sent: the next one of its thread waits for it ...
+    second, waiting = await turn("k2", "test:t1")
+    assert waiting is None
+    # ... and another thread's does not.
+    other, handed_other = await turn("k3", "test:t2")
+    assert handed_other is not None and handed_other.action.id == other
+    assert await store.action_done(handed, "remote-1")
+    (claimed,) = await store.claim_actions(limit=5, lease_seconds=30)
+    assert claimed.action.id == second
+    assert await store.action_done(claimed, "remote-2")
+    _, handed_again = await turn("k4", "test:t1")
+    assert handed_again is not None
