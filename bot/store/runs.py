@@ -87,13 +87,20 @@ def _people_said(conn: Connection, thread_id: str, limit: int) -> list[tuple[flo
 
 
 def _turn_inputs(
-    conn: Connection, smith: Smith, thread_id: str, history: int, *, new_thread: bool = False
+    conn: Connection,
+    smith: Smith,
+    thread_id: str,
+    history: int,
+    *,
+    new_thread: bool = False,
+    new_smith: bool = False,
 ) -> TurnInputs:
     """What a turn reads before it runs: the agent version the smith runs, the thread's
     latest runs, what people wrote in it, and the smith's memories when it keeps them. A
-    thread this transaction created has no runs and nothing people wrote yet."""
+    thread this transaction created has no runs and nothing people wrote yet; a smith it
+    created has no memories yet."""
     version = version_of(conn, smith)
-    facts = _memories(conn, smith.id, 50) if smith.auto_memory else []
+    facts = _memories(conn, smith.id, 50) if smith.auto_memory and not new_smith else []
     if new_thread:
         return TurnInputs(version, (), tuple(facts), ())
     runs_ = _thread_runs(conn, thread_id, history)
@@ -182,7 +189,8 @@ class Runs:
         another writer (try again). A thread owned by another smith comes back with empty
         inputs, for ``check_owner`` to refuse."""
         fields = SmithFields(message.display_name, None, message.profile or None, None)
-        smith = upsert_smith(conn, message.smith_external_id, agent_id, fields)
+        fresh_id = new_id("smt")
+        smith = upsert_smith(conn, message.smith_external_id, agent_id, fields, smith_id=fresh_id)
         if smith is None:
             return None
         thread, created = self.identity.add_thread_in(
@@ -190,7 +198,9 @@ class Runs:
         )
         if thread.smith_id != smith.id:
             return thread, smith, TurnInputs(None, (), ())
-        return thread, smith, _turn_inputs(conn, smith, thread.id, history, new_thread=created)
+        return thread, smith, _turn_inputs(
+            conn, smith, thread.id, history, new_thread=created, new_smith=smith.id == fresh_id
+        )
 
     def prepare_turn_in(
         self, conn: Connection, message: InboundMessage, agent_id: str, history: int

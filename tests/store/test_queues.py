@@ -299,3 +299,46 @@ async def test_a_turn_s_first_action_is_handed_over_only_when_none_of_its_thread
     assert await store.action_done(claimed, "remote-2")
     _, handed_again = await turn("k4", "test:t1")
     assert handed_again is not None
+
+
+async def test_a_claim_reads_the_memories_of_a_known_customer_only(store: Store) -> None:
+    """A customer created by the claim has nothing remembered yet: no read for it."""
+    from sqlalchemy import event, insert
+    from sqlalchemy.engine import Engine
+
+    from bot.store.schema import memories
+
+    agent_id = (await store.ensure_agent("support", "Support")).id
+    known = await store.ensure_smith("test:known", agent_id)
+    await store.db.run_tx(
+        lambda conn: conn.execute(
+            insert(memories).values(smith_id=known.id, fact="prefers email", created_at=now())
+        )
+    )
+    for key, who in (("n1", "test:new"), ("k1", "test:known")):
+        message = InboundMessage(
+            source="test", dedup_key=key, thread_external_id=f"test:{key}",
+            smith_external_id=who, text="hello",
+        )
+        assert await store.inbox_put(message, "support")
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        claims = await store.claim_turns(
+            limit=5, lease_seconds=30, agent_ids={"support": agent_id}, history=5
+        )
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+    inputs = {
+        claim.prepared.smith.external_id: claim.prepared.inputs
+        for claim in claims
+        if claim.prepared is not None
+    }
+    assert inputs["test:known"].memories == ("prefers email",)
+    assert inputs["test:new"].memories == ()
+    assert len([s for s in statements if "FROM memories" in s]) == 1
