@@ -161,3 +161,39 @@ async def test_run_each_sends_its_statements_without_a_transaction(pg_url: str) 
         assert db.round_trips == 3
     finally:
         await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_the_store_reaches_postgresql_through_its_unix_socket(pg_url: str) -> None:
+    """``?host=/folder`` in the URL: the store's units and its notice listener both go
+    through the server's Unix-domain socket (the README's advice for a server on the same
+    machine)."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import URL, Connection, make_url
+
+    folder = "/var/run/postgresql"
+    url = make_url(pg_url)
+    if not os.path.exists(f"{folder}/.s.PGSQL.{url.port or 5432}"):
+        pytest.skip(f"no PostgreSQL socket in {folder}")
+    socket_url = URL.create(
+        url.drivername, url.username, url.password, database=url.database,
+        query={"host": folder, "port": str(url.port or 5432)},
+    ).render_as_string(hide_password=False)
+
+    def address(conn: Connection) -> object:
+        return conn.execute(text("SELECT inet_client_addr()")).scalar()  # NULL: a Unix socket
+
+    receiver, sender = Database(DatabaseSettings(url=socket_url)), Database(DatabaseSettings(url=pg_url))
+    woken = asyncio.Event()
+    try:
+        assert await receiver.run_read(address) is None
+        assert await sender.run_read(address) is not None
+        await receiver.listen({"inbox": woken.set})
+        await asyncio.sleep(0.5)  # listening
+        await sender.run_tx(lambda conn: sender.notify_in(conn, "inbox"))
+        await asyncio.wait_for(woken.wait(), 10)
+    finally:
+        await receiver.dispose()
+        await sender.dispose()
