@@ -16,9 +16,11 @@ loop and SQLite's worker threads), CPU of the PostgreSQL server processes servin
 Target (DESIGN.md §11): median ≤ 5 ms and ≥ 200 turns/s per process.
 
     PYTHONPATH=.:bench python bench/turn_overhead.py [--turns 1000] [--databases sqlite postgresql]
-        [--runners spine engine]
+        [--runners spine engine] [--pg-socket /var/run/postgresql]
 
-PostgreSQL runs when reachable at ``$SUPPORTBOT_BENCH_PG_URL`` (a scratch database).
+PostgreSQL runs when reachable at ``$SUPPORTBOT_BENCH_PG_URL`` (a scratch database);
+``--pg-socket`` makes the bot reach that server through its Unix-domain socket in that folder
+instead of TCP (the server must run on this machine).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from support import PG_URL, scratch_database
 
 from bot.app import Application
@@ -139,6 +141,15 @@ class ServerCpu:
         return {pid: cpu for pid, cpu in found.items() if cpu is not None}
 
 
+def via_socket(db_url: str, folder: str) -> str:
+    """The same database reached through the server's Unix-domain socket in ``folder``."""
+    url = make_url(db_url)
+    return URL.create(
+        url.drivername, url.username, url.password, database=url.database,
+        query={**url.query, "host": folder},
+    ).render_as_string(hide_password=False)
+
+
 def _cpu_seconds(pid: int) -> float | None:
     """User and system CPU time of a process (a read of procfs, which never blocks)."""
     try:
@@ -216,6 +227,10 @@ async def main() -> None:
     parser.add_argument(
         "--runners", nargs="+", default=["spine", "engine"], choices=["spine", "engine"]
     )
+    parser.add_argument(
+        "--pg-socket", metavar="FOLDER",
+        help="reach PostgreSQL through its Unix-domain socket in FOLDER instead of TCP",
+    )
     args = parser.parse_args()
 
     rows = []
@@ -229,13 +244,18 @@ async def main() -> None:
                 if url is None:
                     print(f"PostgreSQL not reachable at {PG_URL}: skipped")
                     continue
+                if kind == "postgresql" and args.pg_socket:
+                    url = via_socket(url, args.pg_socket)
                 rows.append((kind, label, await measure(url, factory, args.turns)))
 
     print(
         f"\nturns: {args.turns} in parallel on distinct threads; latency over 200 sequential turns;"
     )
     print("per turn of the parallel run: CPU of this process, of the PostgreSQL backends, and")
-    print(f"the store's transactions and statements; load average {_load()}\n")
+    print(f"the store's transactions and statements; load average {_load()}")
+    if args.pg_socket and "postgresql" in args.databases:
+        print(f"PostgreSQL through its Unix-domain socket in {args.pg_socket}")
+    print()
     print(
         f"{'database':<11} {'runner':<36} {'median ms':>10} {'p95 ms':>8} {'turns/s':>9} "
         f"{'cpu ms':>7} {'pg cpu ms':>10} {'trips':>6} {'stmts':>6}"

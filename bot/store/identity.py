@@ -57,10 +57,16 @@ def live_smith_row(conn: Connection, agent_id: str, external_id: str) -> RowMapp
 
 
 def upsert_smith(
-    conn: Connection, external_id: str | None, agent_id: str, fields: SmithFields
+    conn: Connection,
+    external_id: str | None,
+    agent_id: str,
+    fields: SmithFields,
+    *,
+    smith_id: str | None = None,
 ) -> Smith | None:
     """``ensure_smith`` inside a write transaction; None when another writer created the
-    smith between our read and insert (try again)."""
+    smith between our read and insert (try again). ``smith_id``: the id a smith created here
+    gets (so the caller can tell a new one)."""
     default_memory = not (external_id is None or external_id.startswith("anon:"))
     created = now()
     values = {
@@ -73,13 +79,13 @@ def upsert_smith(
         "created_at": created,
         "updated_at": created,
     }
+    smith_id = smith_id or new_id("smt")
     if external_id is None:
-        smith_id = new_id("smt")
         return to_smith(conn.execute(st.INSERT_SMITH, {"id": smith_id, **values}).mappings().one())
     row = live_smith_row(conn, agent_id, external_id)
     if row is None:
         new = st.NEW_LIVE_SMITH[conn.dialect.name]
-        inserted = conn.execute(new, {"id": new_id("smt"), **values}).mappings().first()
+        inserted = conn.execute(new, {"id": smith_id, **values}).mappings().first()
         return None if inserted is None else to_smith(inserted)
     patch: dict[str, Any] = {}
     if fields.display_name is not None and fields.display_name != row["display_name"]:

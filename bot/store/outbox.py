@@ -187,7 +187,9 @@ class Outbox:
             _record_refusal(conn, claim, f"sent as {remote_id!r}" if remote_id else "sent", at)
             return False
 
-        return await self.db.run_tx(work)
+        # The fenced update decides; the refusal is a note, whatever happens in between (no
+        # lock taken by a refused update would be held for it anyway).
+        return await self.db.run_each(work)
 
     async def action_failed(
         self, claim: ActionClaim, error: str, *, retry_at: float, max_attempts: int

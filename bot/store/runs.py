@@ -87,13 +87,20 @@ def _people_said(conn: Connection, thread_id: str, limit: int) -> list[tuple[flo
 
 
 def _turn_inputs(
-    conn: Connection, smith: Smith, thread_id: str, history: int, *, new_thread: bool = False
+    conn: Connection,
+    smith: Smith,
+    thread_id: str,
+    history: int,
+    *,
+    new_thread: bool = False,
+    new_smith: bool = False,
 ) -> TurnInputs:
     """What a turn reads before it runs: the agent version the smith runs, the thread's
     latest runs, what people wrote in it, and the smith's memories when it keeps them. A
-    thread this transaction created has no runs and nothing people wrote yet."""
+    thread this transaction created has no runs and nothing people wrote yet; a smith it
+    created has no memories yet."""
     version = version_of(conn, smith)
-    facts = _memories(conn, smith.id, 50) if smith.auto_memory else []
+    facts = _memories(conn, smith.id, 50) if smith.auto_memory and not new_smith else []
     if new_thread:
         return TurnInputs(version, (), tuple(facts), ())
     runs_ = _thread_runs(conn, thread_id, history)
@@ -182,7 +189,8 @@ class Runs:
         another writer (try again). A thread owned by another smith comes back with empty
         inputs, for ``check_owner`` to refuse."""
         fields = SmithFields(message.display_name, None, message.profile or None, None)
-        smith = upsert_smith(conn, message.smith_external_id, agent_id, fields)
+        fresh_id = new_id("smt")
+        smith = upsert_smith(conn, message.smith_external_id, agent_id, fields, smith_id=fresh_id)
         if smith is None:
             return None
         thread, created = self.identity.add_thread_in(
@@ -190,7 +198,9 @@ class Runs:
         )
         if thread.smith_id != smith.id:
             return thread, smith, TurnInputs(None, (), ())
-        return thread, smith, _turn_inputs(conn, smith, thread.id, history, new_thread=created)
+        return thread, smith, _turn_inputs(
+            conn, smith, thread.id, history, new_thread=created, new_smith=smith.id == fresh_id
+        )
 
     def prepare_turn_in(
         self, conn: Connection, message: InboundMessage, agent_id: str, history: int
@@ -241,19 +251,6 @@ class Runs:
             conn.execute(st.INSERT_RUN, run_values(run))
             if run.tool_calls:
                 conn.execute(st.INSERT_TOOL_CALL, tool_call_values(run))
-            handed: tuple[Action, str] | None = None
-            if actions:
-                rows = pending_rows(actions, at)
-                if hand_over_lease is not None and (
-                    conn.execute(st.THREAD_ACTION_PENDING, {"thread_id": run.thread_id}).first()
-                    is None
-                ):
-                    token = new_id("lse")
-                    rows[0].update(
-                        lease_token=token, lease_expires_at=at + hand_over_lease, attempts=1
-                    )
-                    handed = actions[0], token
-                conn.execute(st.INSERT_ACTION, rows)
             values: dict[str, Any] = {
                 "of_thread": run.thread_id,
                 "updated_at": at,
@@ -264,8 +261,19 @@ class Runs:
             if thread_change.control is not None:
                 values["control"] = thread_change.control.value
             # The title (unless the thread has one) and the state in one statement, which
-            # hands back the thread as the turn leaves it.
+            # hands back the thread as the turn leaves it, and whether an earlier action of
+            # it still waits (asked before this turn's actions are written).
             row = conn.execute(st.FINISH_THREAD, values).mappings().one()
+            handed: tuple[Action, str] | None = None
+            if actions:
+                rows = pending_rows(actions, at)
+                if hand_over_lease is not None and not row["action_waiting"]:
+                    token = new_id("lse")
+                    rows[0].update(
+                        lease_token=token, lease_expires_at=at + hand_over_lease, attempts=1
+                    )
+                    handed = actions[0], token
+                conn.execute(st.INSERT_ACTION, rows)
             for fact in new_memories:
                 conn.execute(
                     self._insert_memory.values(smith_id=run.smith_id, fact=fact, created_at=at)

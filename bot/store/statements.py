@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement, Insert
+from sqlalchemy.sql.elements import Label
 
 from bot.domain import InboxStatus, OutboxStatus
 from bot.store.schema import (
@@ -93,10 +94,17 @@ NEW_LIVE_SMITH: dict[str, Insert] = {
 # The SET clause comes from the parameters given (``state``, ``control`` when they change).
 UPDATE_THREAD = update(threads).where(threads.c.id == bindparam("of_thread"))
 # A finished turn's update of its thread: the parameters' columns, a title unless it has one,
-# and the thread as it stands afterwards (what the turn's first action is sent with).
+# and the thread as it stands afterwards (what the turn's first action is sent with) with
+# whether an action of the thread still waits to be sent (a turn's first action is handed
+# straight to a sender only when none does; run before the turn's actions are written).
+# Spelled out: SQLite renders RETURNING columns unqualified, so a subquery built from the
+# tables would compare the outbox's own columns.
+THREAD_ACTION_WAITING: Label[bool] = literal_column(
+    "EXISTS (SELECT 1 FROM outbox_live AS waiting WHERE waiting.thread_id = threads.id)"
+).label("action_waiting")
 FINISH_THREAD = UPDATE_THREAD.values(
     title=func.coalesce(threads.c.title, bindparam("new_title"))
-).returning(*threads.c)
+).returning(*threads.c, THREAD_ACTION_WAITING)
 
 # -- runs ----------------------------------------------------------------------------------------
 
@@ -144,10 +152,13 @@ CLAIMABLE_LANES = (
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
-LEASE_LANE = (
+# The lanes a claim found, leased together under one token (a lease is a lane's key and its
+# token, so each lane's lease is still its own); the lanes leased come back.
+LEASE_LANES = (
     update(lanes)
-    .where(lanes.c.key == bindparam("lane"), LANE_FREE)
+    .where(lanes.c.key.in_(bindparam("lanes", expanding=True)), LANE_FREE)
     .values(lease_token=bindparam("token"), lease_expires_at=bindparam("expires"))
+    .returning(lanes.c.key)
 )
 PENDING_OF_LANES = (
     select(inbox)
@@ -225,11 +236,6 @@ ACTION_WITH_THREAD = (
     .where(outbox.c.seq == bindparam("claimed_seq"))
 )
 CLAIM_DUE_ACTIONS = DUE_ACTIONS.with_for_update(skip_locked=True)
-# Whether a thread has an action still to send (a turn's first action is handed straight to a
-# sender only when nothing of its thread is ahead of it).
-THREAD_ACTION_PENDING = (
-    select(outbox_live.c.seq).where(outbox_live.c.thread_id == bindparam("thread_id")).limit(1)
-)
 # The claim's action, still pending and still leased to the claim (``outbox._held_by``).
 HELD_ACTION = and_(
     outbox.c.id == bindparam("action"),

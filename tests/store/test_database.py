@@ -110,3 +110,90 @@ async def test_a_pooled_connection_closed_while_idle_is_replaced_not_handed_out(
         assert again != first
     finally:
         await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_connections_opened_in_a_burst_are_kept_for_the_next(pg_url: str) -> None:
+    """A burst of units beyond ``pool_size`` opens connections that stay pooled: the next
+    burst reuses them instead of connecting again (and preparing every statement afresh)."""
+    import asyncio
+
+    from sqlalchemy import event, text
+
+    db = Database(DatabaseSettings(url=pg_url, pool_size=2))
+    connects = 0
+
+    @event.listens_for(db.engine.sync_engine.pool, "connect")
+    def _on_connect(*_: object) -> None:
+        nonlocal connects
+        connects += 1
+
+    async def unit() -> None:
+        async with db.tx() as conn:
+            await conn.execute(text("SELECT 1"))
+            await asyncio.sleep(0.2)  # the others start meanwhile
+
+    try:
+        await asyncio.gather(*(unit() for _ in range(4)))
+        assert connects == 4
+        await asyncio.gather(*(unit() for _ in range(4)))
+        assert connects == 4
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_run_each_sends_its_statements_without_a_transaction(pg_url: str) -> None:
+    """``run_each`` on PostgreSQL: no BEGIN and COMMIT around the statements, each one
+    committed as it runs; a unit of ``run_tx`` runs in a transaction as ever."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import Connection
+
+    def in_transaction(conn: Connection) -> bool:
+        conn.execute(text("SELECT 1"))
+        return bool(conn.connection.driver_connection.is_in_transaction())  # type: ignore[union-attr]
+
+    db = Database(DatabaseSettings(url=pg_url))
+    try:
+        assert await db.run_each(in_transaction) is False
+        assert await db.run_tx(in_transaction) is True
+        assert await db.run_each(in_transaction) is False  # the pool's connection reset
+        assert db.round_trips == 3
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_the_store_reaches_postgresql_through_its_unix_socket(pg_url: str) -> None:
+    """``?host=/folder`` in the URL: the store's units and its notice listener both go
+    through the server's Unix-domain socket (the README's advice for a server on the same
+    machine)."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import URL, Connection, make_url
+
+    folder = "/var/run/postgresql"
+    url = make_url(pg_url)
+    if not os.path.exists(f"{folder}/.s.PGSQL.{url.port or 5432}"):
+        pytest.skip(f"no PostgreSQL socket in {folder}")
+    socket_url = URL.create(
+        url.drivername, url.username, url.password, database=url.database,
+        query={"host": folder, "port": str(url.port or 5432)},
+    ).render_as_string(hide_password=False)
+
+    def address(conn: Connection) -> object:
+        return conn.execute(text("SELECT inet_client_addr()")).scalar()  # NULL: a Unix socket
+
+    receiver, sender = Database(DatabaseSettings(url=socket_url)), Database(DatabaseSettings(url=pg_url))
+    woken = asyncio.Event()
+    try:
+        assert await receiver.run_read(address) is None
+        assert await sender.run_read(address) is not None
+        await receiver.listen({"inbox": woken.set})
+        await asyncio.sleep(0.5)  # listening
+        await sender.run_tx(lambda conn: sender.notify_in(conn, "inbox"))
+        await asyncio.wait_for(woken.wait(), 10)
+    finally:
+        await receiver.dispose()
+        await sender.dispose()

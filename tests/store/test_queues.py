@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy.engine import Connection
 
 from bot.domain import (
     Action,
@@ -20,6 +21,8 @@ from bot.domain import (
     new_id,
     now,
 )
+from bot.store.inbox import LaneClaim
+from bot.store.runs import PreparedTurn
 from bot.store.store import CONTEXT_ONLY, ActionClaim, LeaseLost, Store, ThreadChange
 
 
@@ -195,3 +198,147 @@ async def test_actions_wait_for_earlier_ones_of_their_thread_on_the_same_channel
     assert await store.action_done(sent, "remote-1")
     (following,) = await store.claim_actions(limit=5, lease_seconds=30)
     assert following.action.id == note.id
+
+
+async def _three_lanes(store: Store) -> str:
+    """Three tickets waiting on their lanes; the agent's id."""
+    for n in range(3):
+        assert await store.inbox_put(_message(f"s{n}", f"test:s{n}"), "support")
+    return (await store.ensure_agent("support", "Support")).id
+
+
+async def test_a_claim_leases_its_lanes_together_and_reads_their_inputs_without_savepoints(store: Store) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    agent_id = await _three_lanes(store)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        claims = await store.claim_turns(
+            limit=5, lease_seconds=30, agent_ids={"support": agent_id}, history=5
+        )
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+    assert sorted(claim.lane for claim in claims) == [f"support|test:s{n}" for n in range(3)]
+    assert all(claim.prepared is not None and claim.prepared.started for claim in claims)
+    assert statements and not [s for s in statements if "SAVEPOINT" in s.upper()]
+    # The three lanes are leased by one statement, not one each.
+    assert len([s for s in statements if s.startswith("UPDATE lanes")]) == 1
+
+
+async def test_a_lane_whose_inputs_fail_to_read_is_claimed_without_them(store: Store) -> None:
+    """When reading one lane's inputs with the claim fails, what it wrote is undone and its
+    turn reads them itself; the other lanes come with theirs, and every lane is leased."""
+    agent_id = await _three_lanes(store)
+
+    def prepare(conn: Connection, claim: LaneClaim) -> PreparedTurn | None:
+        message = claim.items[0].message
+        prepared = store.runs.prepare_turn_in(conn, message, agent_id, 5)
+        if message.thread_external_id == "test:s1":
+            raise RuntimeError("cannot read this one")
+        return prepared
+
+    claims = await store.inbox.claim_lanes(limit=5, lease_seconds=30, prepare=prepare)
+
+    prepared = {claim.lane: claim.prepared for claim in claims}
+    assert sorted(prepared) == [f"support|test:s{n}" for n in range(3)]
+    assert prepared["support|test:s1"] is None
+    assert prepared["support|test:s0"] is not None and prepared["support|test:s2"] is not None
+    assert await store.find_thread(agent_id, "test:s1") is None  # its writes undone
+    assert await store.find_thread(agent_id, "test:s0") is not None
+    assert await store.find_thread(agent_id, "test:s2") is not None
+    assert await store.claim_lanes(limit=5, lease_seconds=30) == []
+    # The thread is started by the turn's own reads, as when no claim carried inputs.
+    thread, _, _ = await store.start_thread(_message("s1", "test:s1"), agent_id, history=5)
+    assert thread.external_id == "test:s1"
+
+
+async def test_a_turn_s_first_action_is_handed_over_only_when_none_of_its_thread_waits(
+    store: Store,
+) -> None:
+    agent = await store.ensure_agent("support", "Support")
+
+    async def turn(key: str, thread_external_id: str) -> tuple[str, ActionClaim | None]:
+        await store.inbox_put(_message(key, thread_external_id), "support")
+        (claim,) = await store.claim_lanes(limit=1, lease_seconds=30)
+        thread, smith, _ = await store.start_thread(claim.items[0].message, agent.id, history=5)
+        run_id, at = new_id("run"), now()
+        run = Run(
+            id=run_id, thread_id=thread.id, smith_id=smith.id, agent_id=agent.id,
+            agent_version=None, input=[], output_text="hi", stop_reason=StopReason.END_TURN,
+            model="scripted", usage=Usage(), rag_results=[], error=None, started_at=at,
+            finished_at=at,
+        )
+        action = Action(
+            id=action_id(run_id, 0), run_id=run_id, thread_id=thread.id, channel="test",
+            kind=ActionKind.REPLY, text=f"reply to {key}",
+        )
+        handed = await store.commit_turn(
+            claim, run, [action], thread_change=ThreadChange(title="t"), hand_over_lease=30
+        )
+        return action.id, handed
+
+    first, handed = await turn("k1", "test:t1")
+    assert handed is not None and handed.action.id == first
+    assert handed.thread.title == "t"  # the thread as the turn left it
+    # The first reply is still being sent: the next one of its thread waits for it ...
+    second, waiting = await turn("k2", "test:t1")
+    assert waiting is None
+    # ... and another thread's does not.
+    other, handed_other = await turn("k3", "test:t2")
+    assert handed_other is not None and handed_other.action.id == other
+    assert await store.action_done(handed, "remote-1")
+    (claimed,) = await store.claim_actions(limit=5, lease_seconds=30)
+    assert claimed.action.id == second
+    assert await store.action_done(claimed, "remote-2")
+    _, handed_again = await turn("k4", "test:t1")
+    assert handed_again is not None
+
+
+async def test_a_claim_reads_the_memories_of_a_known_customer_only(store: Store) -> None:
+    """A customer created by the claim has nothing remembered yet: no read for it."""
+    from sqlalchemy import event, insert
+    from sqlalchemy.engine import Engine
+
+    from bot.store.schema import memories
+
+    agent_id = (await store.ensure_agent("support", "Support")).id
+    known = await store.ensure_smith("test:known", agent_id)
+    await store.db.run_tx(
+        lambda conn: conn.execute(
+            insert(memories).values(smith_id=known.id, fact="prefers email", created_at=now())
+        )
+    )
+    for key, who in (("n1", "test:new"), ("k1", "test:known")):
+        message = InboundMessage(
+            source="test", dedup_key=key, thread_external_id=f"test:{key}",
+            smith_external_id=who, text="hello",
+        )
+        assert await store.inbox_put(message, "support")
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        claims = await store.claim_turns(
+            limit=5, lease_seconds=30, agent_ids={"support": agent_id}, history=5
+        )
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+    inputs = {
+        claim.prepared.smith.external_id: claim.prepared.inputs
+        for claim in claims
+        if claim.prepared is not None
+    }
+    assert inputs["test:known"].memories == ("prefers email",)
+    assert inputs["test:new"].memories == ()
+    assert len([s for s in statements if "FROM memories" in s]) == 1
