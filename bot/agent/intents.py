@@ -19,6 +19,9 @@ class Intent(StrEnum):
     SOLVED = "solved"  # thanks, and the problem is solved
     NOT_SOLVED = "not_solved"  # (thanks, but) the answer did not help
     THANKS = "thanks"
+    # A short positive acknowledgement with nothing new in it ("perfect, all done now"): after
+    # an answer, the customer is wrapping up.
+    ACKNOWLEDGED = "acknowledged"
     COMPLAINT = "complaint"  # a formal complaint or a legal threat
     # About the customer's own record, which no article can know: "check my account", an order
     # or booking number, a specific amount on a specific day.
@@ -136,10 +139,18 @@ _NOT_SOLVED = _any(
     r"\b(?:but|and)\s+(?:it'?s|it\s+is|its|it|they'?re)\s+still\b",
     r"(?:^|[.!?]\s+)still\s+\w+",
     r"\b(?:does\s*n[o'’]?t|did\s*n[o'’]?t)\s+answer\b",
+    # "I did that but nothing happened", "made no difference".
+    r"\bnothing\s+(?:happened|happens|changed|changes|works|worked)\b",
+    r"\b(?:made|makes)\s+no\s+difference\b|\bno\s+(?:change|difference)\b",
+    # A fix that worked, but something is still wrong: "works on desktop but the app crashes".
+    r"\bbut\s+(?:now\s+)?(?:it|the|my|that|this|i)\b[^.?!]{0,40}?(?:\bnot\b|n[’']t\b|"
+    r"\bno\s+longer\b|\bstill\b|\bfail\w*|\berror\w*|\bcrash\w*|\bbroken\b|\bwrong\b|"
+    r"\bstuck\b)",
     r"\b(?:hat\s+nicht\s+geholfen|funktioniert\s+(?:immer\s+noch|noch\s+immer)?\s*nicht|"
     r"ne\s+marche\s+(?:toujours\s+)?pas|sigue\s+sin|no\s+funciona)\b",
 )
 _SOLVED = _any(
+    r"\b(?:did|does|done)\s+the\s+trick\b|\bworked\s+(?:like\s+a\s+charm|a\s+treat|perfectly)\b",
     r"\b(?:that|this|it|that's|thats|that\s+has|that've)\s+(?:did\s+it|done\s+it|did\s+the\s+trick|"
     r"done\s+the\s+trick|worked|works|fixed\s+it|solved\s+it|helped|helps|sorted\s+it|"
     r"answers\s+(?:it|my\s+question))\b",
@@ -208,15 +219,51 @@ _ACKNOWLEDGEMENTS = frozenset(
     ]
 )
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|(?<=[.!?])$|(?<=[。！？])\s*|\n+")
-# What a question looks like once thanks and confirmations are cut out.
-_QUESTION_WORD = re.compile(
+# What a question looks like once thanks and confirmations are cut out: a question mark, an
+# interrogative ("how do", "what's", "how long", "why"), or a clause that opens with an auxiliary
+# and its subject ("can I…", "is there…", "do you…"). A question word inside a clause is not one:
+# "exactly what I needed", "tell me when it's done".
+_WH = r"(?:how|what|where|when|which|who|whose)"
+_AUX = (
+    r"(?:do|does|did|can|could|is|are|was|were|will|would|should|shall|may|might|must|has|have|"
+    r"am)(?:\s*n[o'’]?t)?"
+)
+_SUBJECT = (
+    r"(?:i|you|u|we|they|he|she|it|this|that|these|those|there|my|your|our|their|the|any|"
+    r"anyone|someone|anybody|somebody|one)"
+)
+_CLAUSE_START = r"(?:^|[,;:.!()\-–—]\s*|\b(?:and|but|so|also|then|btw|plus)\s+)"
+_QUESTION = re.compile(
     # "？" is the full-width question mark of Japanese and Chinese.
-    r"[?？]|\b(?:how|what|where|when|why|which|who|can|could|is|are|do|does|will|should)\b",
+    r"[?？]"
+    rf"|\b{_WH}\s+{_AUX}\b|\b{_WH}(?:'s|’s|s)\b|\bwhy\b|\bhow\s+come\b"
+    r"|\bhow\s+(?:long|much|many|often|soon|far|to|about)\b|\bwhat\s+(?:about|if|happens)\b"
+    r"|\bwhich\s+\w+\s+(?:is|are|do|does|should|can|will)\b"
+    rf"|{_CLAUSE_START}{_AUX}\s+{_SUBJECT}\b"
+    # A request: "I also need to change my card", "please send the invoice", "tell me how".
+    r"|\b(?:i|we)\s+(?:also\s+|still\s+|now\s+)?(?:need|want|would\s+like|'d\s+like)\s+"
+    r"(?:to|a|an|the|my|our|some|another|help)\b"
+    rf"|{_CLAUSE_START}(?:please|pls|plz|tell\s+me|show\s+me|explain|help\s+me)\b",
     re.IGNORECASE,
 )
 _LEADING_LINK = re.compile(
-    r"^\W*(?:also|and|oh|btw|by\s+the\s+way|one\s+more\s+thing)\b\W*", re.IGNORECASE
+    r"^\W*(?:(?:also|and|oh|btw|by\s+the\s+way|one\s+more\s+thing|so|ok|okay|great|perfect|"
+    r"awesome|cool|nice|a\s+lot|much|very|many)\b\W*)+",
+    re.IGNORECASE,
 )
+# A short acknowledgement, nothing new in it ("perfect, all done now", "great, that's exactly
+# what I needed"): every word is one of these, and at least one is positive or says it is done.
+_ACK_POSITIVE = frozenset(
+    "great perfect awesome cool nice brilliant excellent lovely super fantastic amazing "
+    "wonderful sweet fab fabulous splendid neat ideal helpful helped helps clear understood "
+    "exactly done sorted fixed solved resolved worked works working needed wanted sense".split()
+)
+_ACK_WORDS = _ACKNOWLEDGEMENTS | _ACK_POSITIVE | frozenset(
+    "that this s is was just what i m im now there we go the trick thank thanks you ty thx "
+    "cheers for your help info answer again really totally makes sense will do noted "
+    "appreciate appreciated indeed wow then and looking me set in".split()
+)
+_ACK_MAX_WORDS = 14
 
 
 def read(text: str) -> Reading:
@@ -250,6 +297,10 @@ def read(text: str) -> Reading:
         if found:
             intents.add(Intent.SOLVED)
             evidence[Intent.SOLVED.value] = found.group(0)
+    if Intent.NOT_SOLVED not in intents and _acknowledges(clean):
+        intents.add(Intent.ACKNOWLEDGED)
+        evidence[Intent.ACKNOWLEDGED.value] = clean
+        return Reading(frozenset(intents), "", evidence)
     question = _question(kept)
     return Reading(frozenset(intents), question, evidence)
 
@@ -269,7 +320,17 @@ def _question(sentences: list[str]) -> str:
 
 def asks_something(reading: Reading) -> bool:
     """Whether what is left reads as a question or request (not a bare remark)."""
-    return bool(reading.question and _QUESTION_WORD.search(reading.question))
+    return bool(reading.question and _QUESTION.search(reading.question))
+
+
+def _acknowledges(text: str) -> bool:
+    words = re.findall(r"\w+", text.lower())
+    return (
+        0 < len(words) <= _ACK_MAX_WORDS
+        and not _QUESTION.search(text)
+        and all(w in _ACK_WORDS for w in words)
+        and (any(w in _ACK_POSITIVE for w in words) or "got it" in " ".join(words))
+    )
 
 
 def strip_instructions(text: str) -> tuple[str, int]:

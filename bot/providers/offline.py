@@ -265,7 +265,9 @@ class OfflineProvider:
             and not _PROBLEM.search(reading.question)
             and not _WANTS.search(reading.question)
         )
-        if (solved or thanked_only) and not new_question and "CLOSE" in offered:
+        # A short positive acknowledgement after an answer ("perfect, all done now").
+        acknowledged = reading.has(Intent.ACKNOWLEDGED) and answered_before
+        if (solved or thanked_only or acknowledged) and not new_question and "CLOSE" in offered:
             diagnosis.update(action="close", reason="The customer confirmed it is solved.")
             return _Decision(
                 "Glad that's sorted! I'll close this conversation now — write again any time.",

@@ -97,6 +97,65 @@ def test_thanks_and_solved(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
+        "perfect, all done now",
+        "great that's exactly what I needed, thank you",
+        "brilliant, sorted",
+        "makes sense, thank you!",
+        "super, just what I was looking for",
+        "lovely, that's it",
+        "got it",
+    ],
+)
+def test_a_short_positive_acknowledgement(text: str) -> None:
+    reading = read(text)
+    assert reading.has(Intent.ACKNOWLEDGED)
+    assert not asks_something(reading)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ok",
+        "yes",
+        "perfect, can I also change my address?",
+        "great, what about the app?",
+        "perfect. also i want to update my email",
+        "done that, still broken",
+        "is it all done now",
+        "great, the box is here",
+        "thanks",
+    ],
+)
+def test_a_question_problem_or_news_is_no_acknowledgement(text: str) -> None:
+    assert not read(text).has(Intent.ACKNOWLEDGED)
+
+
+@pytest.mark.parametrize("text", ["yup, did the trick", "worked like a charm"])
+def test_solved_said_without_a_subject(text: str) -> None:
+    assert read(text).has(Intent.SOLVED)
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("great that's exactly what I needed", False),
+        ("cancelled it, no further questions. have a good day", False),
+        ("found it, it was exactly where you said", False),
+        ("cool, and where do I find the invoice", True),
+        ("ok thanks, one more thing - do you deliver on sundays", True),
+        ("thanks so much can I also pause", True),
+        ("thanks, I also need to change my card", True),
+        ("why does it keep logging me out", True),
+        ("how long does a refund take", True),
+    ],
+)
+def test_a_question_word_asks_only_where_it_opens_a_question(text: str, asks: bool) -> None:
+    assert asks_something(read(text)) is asks
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "thanks but that didn't help, still nothing in my inbox",
         "thanks, but I already did that and it still won't go through",
         "I tried that already",
@@ -106,6 +165,9 @@ def test_thanks_and_solved(text: str) -> None:
         "thanks but it's still not working",
         "restarted it twice but it's still flashing",
         "Cleared the cache. Still blank.",
+        "i did that but nothing happened",
+        "restarted the router, made no difference",
+        "works on my laptop now but the app still crashes",
     ],
 )
 def test_thanks_but_not_solved(text: str) -> None:

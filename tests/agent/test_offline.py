@@ -374,3 +374,35 @@ async def test_thanks_with_a_remark_after_an_answer(last: str, tool: str | None)
     )
     names = [c.name for c in response.tool_calls]
     assert ("CLOSE" in names) is (tool == "CLOSE")
+
+
+@pytest.mark.parametrize(
+    ("last", "tool"),
+    [
+        ("perfect, all done now", "CLOSE"),
+        ("great that's exactly what I needed, thank you", "CLOSE"),
+        ("yup, did the trick", "CLOSE"),
+        ("cancelled it, no further questions. have a good day", "CLOSE"),
+        ("great, but how do I do it on android?", None),
+        ("i did that but nothing happened", "ESCALATE"),
+        ("ok", None),
+    ],
+)
+async def test_a_short_acknowledgement_after_an_answer_closes(last: str, tool: str | None) -> None:
+    """A positive acknowledgement with nothing new in it wraps the conversation up; one with a
+    question is answered, and one that reports the fix did nothing goes to a person."""
+    response = await _responder(PASSWORD).complete(
+        _request(
+            ChatMessage("user", "how do I reset my password?"),
+            ChatMessage("assistant", "Click Forgot password."),
+            ChatMessage("user", last),
+        )
+    )
+    assert [c.name for c in response.tool_calls] == ([tool] if tool else [])
+
+
+async def test_an_acknowledgement_before_any_answer_does_not_close() -> None:
+    response = await _responder(PASSWORD).complete(
+        _request(ChatMessage("user", "perfect, all done now"))
+    )
+    assert "CLOSE" not in [c.name for c in response.tool_calls]
