@@ -254,14 +254,21 @@ _LEADING_LINK = re.compile(
 # A short acknowledgement, nothing new in it ("perfect, all done now", "great, that's exactly
 # what I needed"): every word is one of these, and at least one is positive or says it is done.
 _ACK_POSITIVE = frozenset(
-    "great perfect awesome cool nice brilliant excellent lovely super fantastic amazing "
-    "wonderful sweet fab fabulous splendid neat ideal helpful helped helps clear understood "
-    "exactly done sorted fixed solved resolved worked works working needed wanted sense".split()
+    [
+        "great", "perfect", "awesome", "cool", "nice", "brilliant", "excellent", "lovely", "super",
+        "fantastic", "amazing", "wonderful", "sweet", "fab", "fabulous", "splendid", "neat",
+        "ideal", "helpful", "helped", "helps", "clear", "understood", "exactly", "done", "sorted",
+        "fixed", "solved", "resolved", "worked", "works", "working", "needed", "wanted", "sense"
+    ]
 )
 _ACK_WORDS = _ACKNOWLEDGEMENTS | _ACK_POSITIVE | frozenset(
-    "that this s is was just what i m im now there we go the trick thank thanks you ty thx "
-    "cheers for your help info answer again really totally makes sense will do noted "
-    "appreciate appreciated indeed wow then and looking me set in".split()
+    [
+        "that", "this", "s", "is", "was", "just", "what", "i", "m", "im", "now", "there", "we",
+        "go", "the", "trick", "thank", "thanks", "you", "ty", "thx", "cheers", "for", "your",
+        "help", "info", "answer", "again", "really", "totally", "makes", "sense", "will", "do",
+        "noted", "appreciate", "appreciated", "indeed", "wow", "then", "and", "looking", "me",
+        "set", "in"
+    ]
 )
 _ACK_MAX_WORDS = 14
 
