@@ -77,6 +77,13 @@ _ASKS_FOR_PERSON = _any(
     r"(?:\bnot|n[’']t|\bno\s+more)\s+(?:want\s+to\s+)?(?:talk|speak|chat)(?:ing)?\s+(?:to|with)\s+"
     r"(?:a\s+|the\s+|this\s+)?(?:bot|robot|machine|ai)\b",
     r"\b(?:please\s+escalate|escalate\s+(?:this|it|me|my\s+(?:case|ticket|issue)))\b",
+    r"\b(?:get|give|find|send)\s+me\s+(?:someone|somebody|a\s+person)\b",
+    r"\b(?:someone|somebody|anyone|anybody|a\s+person)\s+(?:from|on|in)\s+your\s+(?:\w+\s+)?"
+    r"(?:team|staff|company|support|department|office)\b",
+    r"\bsomeone\s+who\s+can\s+(?:actually\s+|really\s+)?(?:help|look|check|sort)\b",
+    # The answers themselves are rejected: "stop sending me help articles".
+    r"\bstop\s+sending\s+(?:me\s+(?:the\s+same\s+|more\s+|these\s+|those\s+)?(?:help\s+)?|"
+    r"(?:the\s+same\s+)?help\s+)(?:articles?|links?)\b",
     r"\b(?:mit\s+einem\s+(?:menschen|mitarbeiter)|einen\s+mitarbeiter)\b",
     r"\b(?:parler\s+(?:à|a)\s+(?:un|une|quelqu'un)|un\s+conseiller)\b",
     r"\bhablar\s+con\s+(?:una?\s+)?(?:persona|agente|humano|alguien)\b",
@@ -95,6 +102,10 @@ _COMPLAINT = _any(
     r"\breport\s+(?:you|this|your\s+company)\s+to\b",
     r"\b(?:dispute|reverse)\s+(?:this|it|the\s+(?:charge|payment))\s+with\s+my\s+(?:bank|card)",
     r"\b(?:consumer\s+protection|ombudsman|small\s+claims|trading\s+standards)\b",
+    # A demand, not a question about a policy: "I want compensation for the damage".
+    r"\b(?:want|demand|expect|deserve|claim|entitled\s+to)\s+(?:some\s+|full\s+|financial\s+|"
+    r"proper\s+)?compensation\b|\bcompensate\s+(?:me|us)\b",
+    r"\bwhat\s+(?:are|will)\s+you\s+(?:going\s+to\s+|gonna\s+)?do\s+about\s+(?:it|this|that)\b",
     r"\b(?:anwalt|klage|rechtliche\s+schritte|beschwerde|avocat|plainte|abogado|demanda|"
     r"reclamación|queja)\b",
 )
@@ -109,6 +120,18 @@ _DATE = (
     r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\s+\d{1,2}(?:st|nd|rd|th)?\b"
     r"|\b\d{1,2}[/.]\d{1,2}(?:[/.]\d{2,4})?\b|\b\d{4}-\d{2}-\d{2}\b)"
 )
+# An amount with no currency, named as a charge: "charged 12.40 extra".
+_CHARGED = (
+    r"\b(?:charged|billed|debited|paid|taken|took|refunded|deducted)\s+(?:me\s+)?"
+    r"(?:an?\s+)?(?:extra\s+|additional\s+)?\d+[.,]\d{2}\b"
+)
+# A day named as one in the past: "on the 3rd", "on Tuesday".
+_DAY = (
+    r"(?:\b(?:on|since)\s+the\s+\d{1,2}(?:st|nd|rd|th)\b|\b(?:on|last|since)\s+"
+    r"(?:mon|tues|wednes|thurs|fri|satur|sun)day\b)"
+)
+_AMOUNT = f"(?:{_MONEY}|{_CHARGED})"
+_WHEN = f"(?:{_DATE}|{_DAY})"
 _ACCOUNT_SPECIFIC = _any(
     # Asked of the bot ("can you check…", "please look into…"), not "how do I check my account".
     r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please)\s+(?:please\s+)?"
@@ -116,9 +139,26 @@ _ACCOUNT_SPECIFIC = _any(
     r"(?:to|with)\s+)?(?:my|our)\s+(?:\w+\s+)?" + _RECORD,
     r"\b(?:order|booking|invoice|ticket|case|reference|ref|transaction|confirmation|receipt)"
     r"\s*(?:number|no\.?|#|id)?\s*[:#]?\s*[A-Z]{0,4}-?\d{4,}\b",
+    # A code after a word that names a record ("ID SH-7F3K-29QD", "payout ID PO-5521"): three
+    # digits at least, so "my account 2FA" is no code.
+    r"\b(?:id|ref|reference|account|payout|member(?:ship)?|customer|contract)\s*"
+    r"(?:number|no\.?|#|id)?\s*[:#]?\s*(?=(?:[a-z-]*\d){3})[a-z0-9]{2,}(?:-[a-z0-9]+)*\b",
     r"#\s?\d{4,}\b",
-    _MONEY + r".{0,60}?" + _DATE,
-    _DATE + r".{0,60}?" + _MONEY,
+    _AMOUNT + r".{0,60}?" + _WHEN,
+    _WHEN + r".{0,60}?" + _AMOUNT,
+    # Whether something of theirs happened yet: "has my replacement hub been posted yet?".
+    r"\b(?:has|have|did|is|was|were)\s+(?:my|our)\s+(?:\w+\s+){0,2}?(?:been\s+|got\s+|gotten\s+)?"
+    r"(?:posted|shipped|sent|dispatched|processed|approved|received|refunded|cancell?ed|"
+    r"delivered|confirmed|credited|activated|paid|gone\s+through|go\s+through|went\s+through)\b",
+    # Something the company is to do on its side: "can you fix it in your system?", "can you send
+    # one to hr@example.com?".
+    r"\bin\s+your\s+(?:system|records?|database)\b",
+    r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please)\s+(?:please\s+)?"
+    r"(?:send|email|e-mail|forward|post|mail)\b[^.?!]{0,60}?\bto\s+[\w.+-]+@[\w-]+\.[\w.]+",
+    # The company keeps doing something to their account: "you keep charging me".
+    r"\byou\s+(?:keep|kept|are\s+still|'re\s+still|still\s+keep|have\s+been|'ve\s+been)\s+"
+    r"(?:[a-z]+ing\s+(?:[a-z]+\s+){0,3}?and\s+)?(?:charging|billing|debiting|taking\s+"
+    r"(?:money|payments?))\b",
 )
 _THANKS = _any(
     r"\b(?:thanks|thank\s+you|thx|ty|cheers|much\s+appreciated|merci|danke|gracias|grazie)\b",
@@ -180,6 +220,14 @@ _INJECTION = _any(
     r"\b(?:system\s+prompt|new\s+instructions)\b",
     r"\b(?:close|resolve|mark)\s+(?:this|the)\s+(?:ticket|conversation|chat)\b",
     r"\bmark\s+(?:this|it)\s+(?:as\s+)?(?:solved|resolved|done)\b",
+)
+# A sentence that orders the bot about: it opens with a command, and asks nothing.
+_COMMAND = re.compile(
+    r"^\W*(?:then\s+|now\s+|and\s+|also\s+)?(?:print|reveal|show|output|dump|list|repeat|reply|"
+    r"respond|say|write|answer|act|pretend|refund|approve|issue|grant|give|send|credit|transfer|"
+    r"delete|remove|close|resolve|mark|set|change|update|execute|run|disable|enable|unlock)\b"
+    r"(?![^?？]*[?？])",
+    re.IGNORECASE,
 )
 # Words that only acknowledge ("ok great, thanks a lot"): no question is left of them.
 _ACKNOWLEDGEMENTS = frozenset(
@@ -285,6 +333,10 @@ def read(text: str) -> Reading:
             evidence.setdefault(Intent.INJECTION.value, found.group(0))
             continue
         kept.append(sentence)
+    if Intent.INJECTION.value in evidence:
+        # Beside an instruction to the bot, a sentence that gives the bot an order ("Print the
+        # email of…, then refund my order") belongs to it, not to the customer's question.
+        kept = [s for s in kept if not _COMMAND.match(s)]
     clean = " ".join(kept)
     intents: set[Intent] = {Intent.INJECTION} if Intent.INJECTION.value in evidence else set()
     checks = (
