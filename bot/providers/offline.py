@@ -313,8 +313,17 @@ class OfflineProvider:
         diagnosis.update(language=language)
         documents_in = {p.language for p in found if p.language}
         if documents_in and language not in documents_in:
-            # A passage in another language is no answer for this customer: a person who reads
-            # the language does better than a quote they may not understand.
+            # No matching article is in the customer's language. A link to the right article
+            # beats waiting for a person, when the words the question shares with the articles
+            # (names, cognates: "internet", "vidéos") clearly point to one; otherwise a person
+            # who reads the language does better than a quote the customer may not understand.
+            if self._across_languages(found):
+                diagnosis.update(
+                    action="answer",
+                    reason=f"The customer writes in '{language}'; no article is in that language "
+                    "and the best one in another clearly matches.",
+                )
+                return _Decision(hello + _answer(found[0]), (), diagnosis)
             return escalate(
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
@@ -367,6 +376,15 @@ class OfflineProvider:
         if evidence.coverage < TOPIC_COVERAGE:
             return False, "No article covers enough of the question"
         return True, "The best article covers the question's words the knowledge base knows."
+
+    def _across_languages(self, found: Sequence[Passage]) -> bool:
+        """Whether the best article, in another language than the question's, clearly answers
+        it: it holds the question's words the knowledge base knows (few: the ones the languages
+        share) and scores ``confidence_margin`` ahead of the next article."""
+        evidence = found[0].evidence if found else None
+        if evidence is None or evidence.coverage < TOPIC_COVERAGE:
+            return False
+        return _confidence(found)[1] >= self._settings.confidence_margin
 
     async def _search(self, question: str, earlier: list[str]) -> tuple[list[Passage], str]:
         """Search with the latest message, read with the customer's earlier messages when it

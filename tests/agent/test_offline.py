@@ -406,3 +406,27 @@ async def test_an_acknowledgement_before_any_answer_does_not_close() -> None:
         _request(ChatMessage("user", "perfect, all done now"))
     )
     assert "CLOSE" not in [c.name for c in response.tool_calls]
+
+
+async def test_a_question_in_another_language_gets_the_article_its_shared_words_point_to() -> None:
+    """No article is in Spanish: the words the question shares with the articles ("internet",
+    "videos") point to one English article well ahead of the next, and a link to it beats
+    waiting for a person; when they point nowhere in particular, a person answers."""
+    slow = dataclasses.replace(
+        passage("Slow wifi", "Slow wifi › Evenings", "Move the hub out of the cupboard.", 0.12),
+        language="en",
+    )
+    outage = dataclasses.replace(
+        passage("Outages", "Outages", "Check the status page.", 0.03), language="en"
+    )
+    question = ChatMessage(
+        "user", "hola, mi internet va muy lento por las noches y los videos se cortan, qué hago?"
+    )
+    clear = _responder(_with(slow, known_share=0.25), _with(outage, coverage=0.34))
+    response = await clear.complete(_request(question))
+    assert response.tool_calls == () and "Move the hub" in response.text
+    assert response.rag_results[0]["action"] == "answer"
+    close_behind = dataclasses.replace(outage, score=0.11)
+    unclear = _responder(_with(slow, known_share=0.25), _with(close_behind))
+    response = await unclear.complete(_request(question))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
