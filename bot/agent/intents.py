@@ -58,7 +58,7 @@ _NOT_PRODUCT = r"\b(?![-'’]|\s+(?:seat|licen[cs]e|account|role|permission|acce
 _ASKS_FOR_PERSON = _any(
     r"\b(?:talk|speak|chat|get\s+through)\s+(?:to|with)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
     r"\b(?:connect|transfer|escalate|pass|hand|put)\s+(?:me|this|it)\s+(?:through\s+)?"
-    r"(?:to|over\s+to)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
+    r"(?:to|with|over\s+to)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
     r"\b(?:i\s+(?:want|need|would\s+like|'d\s+like)|get\s+me|give\s+me|can\s+i\s+(?:get|have))"
     r"\s+(?:to\s+(?:talk|speak)\s+to\s+)?(?:a|an|your)\s+(?:real\s+|actual\s+|live\s+)?"
     r"(?:human|person|agent|representative|operator|manager|supervisor)" + _NOT_PRODUCT,
@@ -74,6 +74,9 @@ _ASKS_FOR_PERSON = _any(
     r"\b(?:have|get)\s+(?:someone|somebody|a\s+person)\s+(?:to\s+)?(?:call|contact|email|phone|"
     r"get\s+back\s+to)\s+me\b",
     r"\b(?:get|request|arrange|want|need|like)\s+a\s+call[\s-]?back\b",
+    r"\b(?:need|want|like)\s+(?:someone|somebody|a\s+person)\s+to\s+(?:call|phone|ring)\s+me\b",
+    r"\b(?:get|have|speak\s+to)\s+(?:someone|somebody|a\s+person|an?\s+agent)\s+on\s+the\s+"
+    r"(?:phone|line)\b",
     r"(?:\bnot|n[’']t|\bno\s+more)\s+(?:want\s+to\s+)?(?:talk|speak|chat)(?:ing)?\s+(?:to|with)\s+"
     r"(?:a\s+|the\s+|this\s+)?(?:bot|robot|machine|ai)\b",
     r"\b(?:please\s+escalate|escalate\s+(?:this|it|me|my\s+(?:case|ticket|issue)))\b",
@@ -100,12 +103,14 @@ _COMPLAINT = _any(
     r"\b(?:formal|official)\s+complaint\b",
     r"\b(?:file|lodge|make|raise)\s+a\s+complaint\b",
     r"\breport\s+(?:you|this|your\s+company)\s+to\b",
-    r"\b(?:dispute|reverse)\s+(?:this|it|the\s+(?:charge|payment))\s+with\s+my\s+(?:bank|card)",
+    r"\b(?:disput|revers)(?:e|ed|ing)\s+(?:this|it|the\s+(?:charge|payment))\s+with\s+my\s+"
+    r"(?:bank|card)",
     r"\b(?:consumer\s+protection|ombudsman|small\s+claims|trading\s+standards)\b",
     # A demand, not a question about a policy: "I want compensation for the damage".
     r"\b(?:want|demand|expect|deserve|claim|entitled\s+to)\s+(?:some\s+|full\s+|financial\s+|"
     r"proper\s+)?compensation\b|\bcompensate\s+(?:me|us)\b",
-    r"\bwhat\s+(?:are|will)\s+you\s+(?:going\s+to\s+|gonna\s+)?do\s+about\s+(?:it|this|that)\b",
+    r"\bwhat\s+(?:exactly\s+)?(?:are|will)\s+you\s+(?:going\s+to\s+|gonna\s+)?do\s+about\s+"
+    r"(?:it|this|that)\b",
     r"\b(?:anwalt|klage|rechtliche\s+schritte|beschwerde|avocat|plainte|abogado|demanda|"
     r"reclamación|queja)\b",
 )
@@ -138,11 +143,12 @@ _ACCOUNT_SPECIFIC = _any(
     r"(?:check|look\s+(?:at|into|up)|investigate|pull\s+up)\s+(?:why\s+|what\s+happened\s+"
     r"(?:to|with)\s+)?(?:my|our)\s+(?:\w+\s+)?" + _RECORD,
     r"\b(?:order|booking|invoice|ticket|case|reference|ref|transaction|confirmation|receipt)"
-    r"\s*(?:number|no\.?|#|id)?\s*[:#]?\s*[A-Z]{0,4}-?\d{4,}\b",
+    r"\s*(?:number|no\.?|#|id)?(?:\s+(?:is|was))?\s*[:#]?\s*[A-Z]{0,4}-?\d{4,}\b",
     # A code after a word that names a record ("ID SH-7F3K-29QD", "payout ID PO-5521"): three
     # digits at least, so "my account 2FA" is no code.
     r"\b(?:id|ref|reference|account|payout|member(?:ship)?|customer|contract)\s*"
-    r"(?:number|no\.?|#|id)?\s*[:#]?\s*(?=(?:[a-z-]*\d){3})[a-z0-9]{2,}(?:-[a-z0-9]+)*\b",
+    r"(?:number|no\.?|#|id)?(?:\s+(?:is|was))?\s*[:#]?\s*(?=(?:[a-z-]*\d){3})[a-z0-9]{2,}"
+    r"(?:-[a-z0-9]+)*\b",
     r"#\s?\d{4,}\b",
     _AMOUNT + r".{0,60}?" + _WHEN,
     _WHEN + r".{0,60}?" + _AMOUNT,
@@ -156,7 +162,7 @@ _ACCOUNT_SPECIFIC = _any(
     r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please)\s+(?:please\s+)?"
     r"(?:send|email|e-mail|forward|post|mail)\b[^.?!]{0,60}?\bto\s+[\w.+-]+@[\w-]+\.[\w.]+",
     # The company keeps doing something to their account: "you keep charging me".
-    r"\byou\s+(?:keep|kept|are\s+still|'re\s+still|still\s+keep|have\s+been|'ve\s+been)\s+"
+    r"\byou\s*(?:keep|kept|are\s+still|['’]re\s+still|still\s+keep|have\s+been|['’]ve\s+been)\s+"
     r"(?:[a-z]+ing\s+(?:[a-z]+\s+){0,3}?and\s+)?(?:charging|billing|debiting|taking\s+"
     r"(?:money|payments?))\b",
 )
@@ -190,6 +196,7 @@ _NOT_SOLVED = _any(
     r"ne\s+marche\s+(?:toujours\s+)?pas|sigue\s+sin|no\s+funciona)\b",
 )
 _SOLVED = _any(
+    r"\b(?:it'?s|it\s+is|we'?re|i'?m)\s+back\s+(?:up|online|working|in)\b|"
     r"\b(?:did|does|done)\s+the\s+trick\b|\bworked\s+(?:like\s+a\s+charm|a\s+treat|perfectly)\b",
     r"\b(?:that|this|it|that's|thats|that\s+has|that've)\s+(?:did\s+it|done\s+it|did\s+the\s+trick|"
     r"done\s+the\s+trick|worked|works|fixed\s+it|solved\s+it|helped|helps|sorted\s+it|"
@@ -315,10 +322,11 @@ _ACK_WORDS = _ACKNOWLEDGEMENTS | _ACK_POSITIVE | frozenset(
         "go", "the", "trick", "thank", "thanks", "you", "ty", "thx", "cheers", "for", "your",
         "help", "info", "answer", "again", "really", "totally", "makes", "sense", "will", "do",
         "noted", "appreciate", "appreciated", "indeed", "wow", "then", "and", "looking", "me",
-        "set", "in"
+        "set", "in", "perfectly", "fine", "properly", "smoothly", "it"
     ]
 )
 _ACK_MAX_WORDS = 14
+_ACK_PHRASE = re.compile(r"\bgot it\b|\bthat (?:s|is|was) it\b")
 
 
 def read(text: str) -> Reading:
@@ -388,7 +396,10 @@ def _acknowledges(text: str) -> bool:
         0 < len(words) <= _ACK_MAX_WORDS
         and not _QUESTION.search(text)
         and all(w in _ACK_WORDS for w in words)
-        and (any(w in _ACK_POSITIVE for w in words) or "got it" in " ".join(words))
+        and (
+            any(w in _ACK_POSITIVE for w in words)
+            or _ACK_PHRASE.search(" ".join(words)) is not None
+        )
     )
 
 
