@@ -27,6 +27,9 @@ class Intent(StrEnum):
     # or booking number, a specific amount on a specific day.
     ACCOUNT_SPECIFIC = "account_specific"
     INJECTION = "injection"  # text that tries to instruct the bot
+    # Not a customer's support question however many of the help center's words it uses: a job
+    # application ("are you hiring delivery drivers?").
+    OUT_OF_SCOPE = "out_of_scope"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +169,13 @@ _ACCOUNT_SPECIFIC = _any(
     r"(?:[a-z]+ing\s+(?:[a-z]+\s+){0,3}?and\s+)?(?:charging|billing|debiting|taking\s+"
     r"(?:money|payments?))\b",
 )
+_OUT_OF_SCOPE = _any(
+    r"\b(?:are|is)\s+(?:you|your\s+(?:company|team)|\w+)\s+(?:currently\s+|still\s+)?hiring\b",
+    r"\b(?:job|career|work)\s+(?:openings?|opportunit(?:y|ies)|vacanc(?:y|ies)|application)s?\b",
+    r"\b(?:any|your)\s+(?:vacancies|open\s+positions|careers\s+page)\b",
+    r"\bapply\s+for\s+(?:a\s+|the\s+)?(?:job|position|vacancy)\b",
+    r"\b(?:work|job)\s+(?:for|at|with)\s+(?:you|your\s+company)\s+as\b",
+)
 _THANKS = _any(
     r"\b(?:thanks|thank\s+you|thx|ty|cheers|much\s+appreciated|merci|danke|gracias|grazie)\b",
     r"ありがとう",
@@ -296,7 +306,7 @@ _QUESTION = re.compile(
     r"|\bwhich\s+\w+\s+(?:is|are|do|does|should|can|will)\b"
     rf"|{_CLAUSE_START}{_AUX}\s+{_SUBJECT}\b"
     # A request: "I also need to change my card", "please send the invoice", "tell me how".
-    r"|\b(?:i|we)\s+(?:also\s+|still\s+|now\s+)?(?:need|want|would\s+like|'d\s+like)\s+"
+    r"|\b(?:i|we)(?:\s+(?:also\s+|still\s+|now\s+)?(?:need|want|would\s+like)|['’]d\s+like)\s+"
     r"(?:to|a|an|the|my|our|some|another|help)\b"
     rf"|{_CLAUSE_START}(?:please|pls|plz|tell\s+me|show\s+me|explain|help\s+me)\b",
     re.IGNORECASE,
@@ -351,6 +361,7 @@ def read(text: str) -> Reading:
         (Intent.ASKS_FOR_PERSON, _ASKS_FOR_PERSON),
         (Intent.COMPLAINT, _COMPLAINT),
         (Intent.ACCOUNT_SPECIFIC, _ACCOUNT_SPECIFIC),
+        (Intent.OUT_OF_SCOPE, _OUT_OF_SCOPE),
         (Intent.NOT_SOLVED, _NOT_SOLVED),
         (Intent.THANKS, _THANKS),
     )

@@ -328,6 +328,11 @@ class OfflineProvider:
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
         answerable, judged = self._judge(found)
+        # The help center's words ("delivery drivers") in a question that is no support
+        # question: only an article that is clearly about it answers.
+        off_topic = reading.has(Intent.OUT_OF_SCOPE)
+        if answerable and off_topic and confidence < self._settings.confidence_threshold:
+            answerable, judged = False, "Not a support question, and no article is about it"
         if answerable:
             diagnosis.update(action="answer", reason=judged)
             return _Decision(hello + _answer(found[0]), (), diagnosis)

@@ -164,6 +164,7 @@ def test_solved_said_without_a_subject(text: str) -> None:
         ("ok thanks, one more thing - do you deliver on sundays", True),
         ("thanks so much can I also pause", True),
         ("thanks, I also need to change my card", True),
+        ("great, I'd like to change my card too", True),
         ("why does it keep logging me out", True),
         ("how long does a refund take", True),
     ],
@@ -318,6 +319,33 @@ def test_an_injection_leaves_the_real_question() -> None:
     assert reading.has(Intent.INJECTION)
     assert not reading.has(Intent.SOLVED)
     assert reading.question == "How do I ask for a refund?"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "are you hiring delivery drivers in Leeds?",
+        "do you have any job openings?",
+        "how do I apply for a job at your company",
+        "I'd like to work for you as a courier",
+    ],
+)
+def test_a_job_enquiry_is_out_of_scope(text: str) -> None:
+    assert read(text).has(Intent.OUT_OF_SCOPE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how do I apply a promo code",
+        "is hiring a bike cheaper at weekends?",
+        "what's the status of my export job?",
+        "can I use my work account on the app?",
+        "does the plan work for you if you travel?",
+    ],
+)
+def test_ordinary_words_are_not_out_of_scope(text: str) -> None:
+    assert not read(text).has(Intent.OUT_OF_SCOPE)
 
 
 def test_orders_given_beside_an_instruction_are_part_of_it() -> None:

@@ -430,3 +430,15 @@ async def test_a_question_in_another_language_gets_the_article_its_shared_words_
     unclear = _responder(_with(slow, known_share=0.25), _with(close_behind))
     response = await unclear.complete(_request(question))
     assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+async def test_a_job_enquiry_in_the_help_centers_words_goes_to_a_person() -> None:
+    """"Delivery drivers" are the help center's words, but a job enquiry is no support question:
+    only an article clearly about it answers."""
+    delivery = passage("Delivery windows", "Delivery windows", "Our drivers come 8-12.", 0.3)
+    question = ChatMessage("user", "are you hiring delivery drivers in Leeds?")
+    response = await _responder(_with(delivery)).complete(_request(question))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    careers = passage("Careers", "Careers › Drivers", "Apply at jobs.example.com.", 0.8)
+    response = await _responder(_with(careers)).complete(_request(question))
+    assert response.tool_calls == () and "jobs.example.com" in response.text
