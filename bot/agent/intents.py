@@ -389,7 +389,7 @@ def _question(sentences: list[str]) -> str:
     for sentence in sentences:
         stripped = _THANKS.sub(" ", sentence)
         stripped = _SOLVED.sub(" ", stripped)
-        stripped = _LEADING_LINK.sub("", stripped.strip(" ,.!-"))
+        stripped = _LEADING_LINK.sub("", stripped.strip(" ,-").lstrip(".!"))
         words = [w for w in re.findall(r"\w+", stripped.lower()) if w not in _ACKNOWLEDGEMENTS]
         if len(words) >= 2 or re.search(r"[\u3040-\u9fff]{2,}", stripped):
             left.append(stripped.strip())
@@ -399,6 +399,13 @@ def _question(sentences: list[str]) -> str:
 def asks_something(reading: Reading) -> bool:
     """Whether what is left reads as a question or request (not a bare remark)."""
     return bool(reading.question and _QUESTION.search(reading.question))
+
+
+def asking_sentences(text: str) -> str:
+    """The sentences of ``text`` that ask something, without the story around them ("I run a
+    small office with 6 agents. Is there a plan where the company pays?" → the second)."""
+    sentences = [s.strip() for s in _SENTENCES.split(text) if s and s.strip()]
+    return " ".join(s for s in sentences if _QUESTION.search(s))
 
 
 def _acknowledges(text: str) -> bool:

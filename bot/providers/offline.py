@@ -39,6 +39,8 @@ SCOPE_SCORE = 0.15
 # The share of the question's known words (idf-weighted) the best article must contain: less,
 # and it shares a word or two with the question, not its topic.
 TOPIC_COVERAGE = 0.4
+# Sentences that ask, searched without the story around them, need this many terms of their own.
+ASKED_ALONE_TERMS = 3
 # The one request for more detail when a remark matches nothing clearly.
 CLARIFY = "Could you tell me a bit more — what are you trying to do, or what happens?"
 # A request without a question word ("please remove my account", "I need the invoice").
@@ -302,6 +304,19 @@ class OfflineProvider:
             return _Decision(f"{hello or ''}How can I help you today?".strip(), (), diagnosis)
 
         found, query = await self._search(question, earlier)
+        asked = intents.asking_sentences(question)
+        if (
+            asked != question
+            and len(set(analysis.analyze(asked))) >= ASKED_ALONE_TERMS
+            and self._knowledge is not None
+            and not self._judge(found)[0]
+        ):
+            # The story around a question can bury it in words no article uses: the sentences
+            # that ask, alone, may be what the help center answers — when they name a topic of
+            # their own ("is there a plan where the company pays?", not "any idea what to do?").
+            alone = await self._knowledge.search(asked, limit=SEARCH_LIMIT)
+            if self._judge(alone)[0]:
+                found, query = alone, asked
         confidence, margin = _confidence(found)
         language = analysis.detect_language(query)
         diagnosis.update(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.agent.intents import Intent, asks_something, read, strip_instructions
+from bot.agent.intents import Intent, asking_sentences, asks_something, read, strip_instructions
 
 
 @pytest.mark.parametrize(
@@ -367,6 +367,12 @@ def test_a_role_prefix_is_an_instruction() -> None:
     assert reading.has(Intent.INJECTION)
     assert not reading.has(Intent.ASKS_FOR_PERSON)
     assert reading.question == "How do I export?"
+
+
+def test_the_question_keeps_its_sentences() -> None:
+    reading = read("thanks! I run a small office. Is there a plan for teams?")
+    assert reading.question == "I run a small office. Is there a plan for teams?"
+    assert asking_sentences(reading.question) == "Is there a plan for teams?"
 
 
 def test_a_plain_question_has_no_intent() -> None:

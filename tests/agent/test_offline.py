@@ -442,3 +442,34 @@ async def test_a_job_enquiry_in_the_help_centers_words_goes_to_a_person() -> Non
     careers = passage("Careers", "Careers › Drivers", "Apply at jobs.example.com.", 0.8)
     response = await _responder(_with(careers)).complete(_request(question))
     assert response.tool_calls == () and "jobs.example.com" in response.text
+
+
+async def test_the_sentence_that_asks_is_searched_without_the_story_around_it() -> None:
+    """"I run a small real estate office with 6 agents." buries the question in words no
+    article uses; the sentence that asks, alone, is what the help center answers. A question
+    that names no topic of its own ("Any idea what to do?") is not searched alone."""
+    teams = passage("Team plans", "Team plans › Who pays", "The company pays for all seats.", 0.4)
+    stray = passage("Gift cards", "Gift cards", "Buy a gift card.", 0.1)
+
+    class ByQuery(FixedKnowledge):
+        async def search(self, query: str, *, limit: int = 5) -> list[object]:  # type: ignore[override]
+            self.queries.append(query)
+            if query.startswith("Is there a plan"):
+                return [_with(teams)]
+            return [_with(stray, known_share=0.44)]
+
+    story = "I run a small real estate office with 6 agents. "
+    knowledge = ByQuery()
+    response = await OfflineProvider(OfflineSettings(), knowledge).complete(
+        _request(
+            ChatMessage("user", story + "Is there a plan where the company pays for all of them?")
+        )
+    )
+    assert response.tool_calls == () and "The company pays" in response.text
+    assert knowledge.queries[-1] == "Is there a plan where the company pays for all of them?"
+    knowledge = ByQuery()
+    response = await OfflineProvider(OfflineSettings(), knowledge).complete(
+        _request(ChatMessage("user", story + "Any idea what to do?"))
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    assert knowledge.queries == [story + "Any idea what to do?"]
