@@ -176,8 +176,11 @@ _OUT_OF_SCOPE = _any(
     r"\bapply\s+for\s+(?:a\s+|the\s+)?(?:job|position|vacancy)\b",
     r"\b(?:work|job)\s+(?:for|at|with)\s+(?:you|your\s+company)\s+as\b",
 )
+# Thanks, or a goodbye that wraps up the same way ("have a nice evening").
 _THANKS = _any(
     r"\b(?:thanks|thank\s+you|thx|ty|cheers|much\s+appreciated|merci|danke|gracias|grazie)\b",
+    r"\bhave\s+a\s+(?:nice|good|great|lovely)\s+(?:day|evening|weekend|one|night)\b",
+    r"\b(?:(?:good)?bye|take\s+care)\W*$",
     r"ありがとう",
 )
 _NOT_SOLVED = _any(
@@ -188,7 +191,8 @@ _NOT_SOLVED = _any(
     r"getting|happening|failing|stuck|waiting|says|shows|showing|charging|locked|down|"
     r"have\s+(?:the|this|that)\s+(?:problem|issue))",
     r"\bnot\s+(?:working|solved|fixed|resolved|helpful)\b",
-    r"\b(?:already\s+(?:tried|did|done)|tried\s+(?:that|this|it|those)(?:\s+already)?|no\s+luck|"
+    r"\b(?:already\s+(?:tried|did|done|checked|looked|restarted|reset|cleared|followed|updated|"
+    r"reinstalled|contacted|asked)|tried\s+(?:that|this|it|those)(?:\s+already)?|no\s+luck|"
     r"same\s+(?:problem|error|issue|thing|message))\b",
     r"\bnot\s+what\s+i\s+(?:asked|meant|need(?:ed)?|was\s+asking)\b",
     # "…but it's still red", "Still black.": the problem is still there.
@@ -332,7 +336,7 @@ _ACK_WORDS = _ACKNOWLEDGEMENTS | _ACK_POSITIVE | frozenset(
         "go", "the", "trick", "thank", "thanks", "you", "ty", "thx", "cheers", "for", "your",
         "help", "info", "answer", "again", "really", "totally", "makes", "sense", "will", "do",
         "noted", "appreciate", "appreciated", "indeed", "wow", "then", "and", "looking", "me",
-        "set", "in", "perfectly", "fine", "properly", "smoothly", "it"
+        "set", "in", "perfectly", "fine", "properly", "smoothly", "it", "one", "stuff"
     ]
 )
 _ACK_MAX_WORDS = 14

@@ -48,7 +48,8 @@ _REQUEST = re.compile(r"\b(?:please|pls|need|want|help|trying|would\s+like)\b", 
 # A remark that reports a problem rather than wraps up.
 _PROBLEM = re.compile(
     r"\b(?:fail\w*|error\w*|wrong|problem\w*|issue\w*|broken|stuck|can'?t|cannot|won'?t|"
-    r"does\s*n'?t|did\s*n'?t|is\s*n'?t|not|no\s+longer|charged|missing|never|still|again)\b",
+    r"does\s*n'?t|did\s*n'?t|is\s*n'?t|not|no\s+longer|charged|missing|never|still|again|nothing|"
+    r"but)\b",
     re.IGNORECASE,
 )
 # A remark that asks for something more ("but I also need to change the card").

@@ -121,6 +121,7 @@ def test_thanks_and_solved(text: str) -> None:
         "got it",
         "Yes! that's it",
         "wonderful, works perfectly now",
+        "nice one",
     ],
 )
 def test_a_short_positive_acknowledgement(text: str) -> None:
@@ -188,12 +189,27 @@ def test_a_question_word_asks_only_where_it_opens_a_question(text: str, asks: bo
         "i did that but nothing happened",
         "restarted the router, made no difference",
         "works on my laptop now but the app still crashes",
+        "thanks but I already checked with the neighbours, nothing",
     ],
 )
 def test_thanks_but_not_solved(text: str) -> None:
     reading = read(text)
     assert reading.has(Intent.NOT_SOLVED)
     assert not reading.has(Intent.SOLVED)
+
+
+@pytest.mark.parametrize("text", ["lovely, all paused. have a nice evening", "ok, bye!"])
+def test_a_goodbye_wraps_up_like_thanks(text: str) -> None:
+    reading = read(text)
+    assert reading.has(Intent.THANKS)
+    assert not asks_something(reading)
+
+
+@pytest.mark.parametrize(
+    "text", ["who will take care of the return?", "is the goodbye email sent automatically"]
+)
+def test_ordinary_words_are_no_goodbye(text: str) -> None:
+    assert not read(text).has(Intent.THANKS)
 
 
 def test_thanks_with_a_new_question_keeps_the_question() -> None:

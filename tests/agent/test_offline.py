@@ -386,6 +386,9 @@ async def test_thanks_with_a_remark_after_an_answer(last: str, tool: str | None)
         ("great, but how do I do it on android?", None),
         ("i did that but nothing happened", "ESCALATE"),
         ("ok", None),
+        ("lovely, all reset. have a nice evening", "CLOSE"),
+        ("thanks but I already checked the spam folder, nothing", "ESCALATE"),
+        ("thanks, but the link had expired", None),
     ],
 )
 async def test_a_short_acknowledgement_after_an_answer_closes(last: str, tool: str | None) -> None:
