@@ -430,7 +430,9 @@ class OfflineProvider:
             return found, latest
         joined = " ".join(" ".join([*context, latest]).split())
         with_context = await self._knowledge.search(joined, limit=SEARCH_LIMIT)
-        if not with_context:
+        if not with_context or (self._judge(found)[0] and not self._judge(with_context)[0]):
+            # Read with the conversation it matches nothing clearly, alone it does ("can I get
+            # a vegan plan?" after a promo code): it is a question of its own.
             return found, latest
         # Two content words or fewer ("how do I cancel?") name an action, not its topic.
         leans = _FOLLOW_UP.search(latest) is not None or len(analysis.analyze(latest)) <= 2

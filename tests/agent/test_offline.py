@@ -476,3 +476,25 @@ async def test_the_sentence_that_asks_is_searched_without_the_story_around_it() 
     )
     assert [c.name for c in response.tool_calls] == ["ESCALATE"]
     assert knowledge.queries == [story + "Any idea what to do?"]
+
+
+async def test_a_short_question_the_conversation_does_not_explain_is_read_alone() -> None:
+    """Two words of topic ("a vegan plan") read with a promo-code conversation match nothing
+    clearly; alone they match their article."""
+    promo = passage("Promo codes", "Promo codes", "Enter it at checkout.", 0.2)
+    promo = _with(promo, coverage=0.25)
+    vegan = _with(passage("Dietary plans", "Dietary plans", "Choose the vegan plan.", 1.0))
+
+    class Conversation(FixedKnowledge):
+        async def search(self, query: str, *, limit: int = 5) -> list[object]:  # type: ignore[override]
+            self.queries.append(query)
+            return [promo] if "promo" in query else [vegan]
+
+    response = await OfflineProvider(OfflineSettings(), Conversation()).complete(
+        _request(
+            ChatMessage("user", "where do I put a promo code"),
+            ChatMessage("assistant", "Enter it at checkout."),
+            ChatMessage("user", "great, worked. Also can I get a vegan plan?"),
+        )
+    )
+    assert response.tool_calls == () and "vegan plan" in response.text
