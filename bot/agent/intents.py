@@ -104,7 +104,8 @@ _COMPLAINT = _any(
     r"\b(?:going\s+to|gonna|will|'ll)\s+sue\b",
     r"\bchargeback\b",
     r"\b(?:formal|official)\s+complaint\b",
-    r"\b(?:file|lodge|make|raise)\s+a\s+complaint\b",
+    r"\b(?:fil|lodg|mak|rais|submitt?)(?:e|es|ed|ing)\s+(?:a\s+|an\s+)?(?:formal\s+|official\s+)?"
+    r"complaint\b",
     r"\breport\s+(?:you|this|your\s+company)\s+to\b",
     r"\b(?:disput|revers)(?:e|ed|ing)\s+(?:this|it|the\s+(?:charge|payment))\s+with\s+my\s+"
     r"(?:bank|card)",
@@ -202,6 +203,8 @@ _NOT_SOLVED = _any(
     # "I did that but nothing happened", "made no difference".
     r"\bnothing\s+(?:happened|happens|changed|changes|works|worked)\b",
     r"\b(?:made|makes)\s+no\s+difference\b|\bno\s+(?:change|difference)\b",
+    # "…but speeds are just as bad", "no better".
+    r"\b(?:just|still|every\s+bit)\s+as\s+(?:bad|slow|broken)\b|\b(?:it'?s|it\s+is|still|that'?s|is|are)\s+(?:no|not\s+any)\s+better\b",
     # A fix that worked, but something is still wrong: "works on desktop but the app crashes".
     r"\bbut\s+(?:now\s+)?(?:it|the|my|that|this|i)\b[^.?!]{0,40}?(?:\bnot\b|n[’']t\b|"
     r"\bno\s+longer\b|\bstill\b|\bfail\w*|\berror\w*|\bcrash\w*|\bbroken\b|\bwrong\b|"
@@ -336,7 +339,7 @@ _ACK_WORDS = _ACKNOWLEDGEMENTS | _ACK_POSITIVE | frozenset(
         "go", "the", "trick", "thank", "thanks", "you", "ty", "thx", "cheers", "for", "your",
         "help", "info", "answer", "again", "really", "totally", "makes", "sense", "will", "do",
         "noted", "appreciate", "appreciated", "indeed", "wow", "then", "and", "looking", "me",
-        "set", "in", "perfectly", "fine", "properly", "smoothly", "it", "one", "stuff"
+        "set", "in", "perfectly", "fine", "properly", "smoothly", "it", "one", "stuff", "after"
     ]
 )
 _ACK_MAX_WORDS = 14

@@ -122,6 +122,7 @@ def test_thanks_and_solved(text: str) -> None:
         "Yes! that's it",
         "wonderful, works perfectly now",
         "nice one",
+        "Perfect, exactly what I was after",
     ],
 )
 def test_a_short_positive_acknowledgement(text: str) -> None:
@@ -190,6 +191,8 @@ def test_a_question_word_asks_only_where_it_opens_a_question(text: str, asks: bo
         "restarted the router, made no difference",
         "works on my laptop now but the app still crashes",
         "thanks but I already checked with the neighbours, nothing",
+        "moved the hub like you said but speeds are just as bad",
+        "restarted it, still no better",
     ],
 )
 def test_thanks_but_not_solved(text: str) -> None:
@@ -232,6 +235,7 @@ def test_thanks_with_a_new_question_keeps_the_question() -> None:
         "someone is selling copies of my course, what are you going to do about it",
         "I'll be disputing the charge with my bank",
         "what exactly are you going to do about this?",
+        "No internet for 5 days. I'm raising a complaint with the regulator",
     ],
 )
 def test_complaint_or_legal_threat(text: str) -> None:
@@ -247,6 +251,7 @@ def test_complaint_or_legal_threat(text: str) -> None:
         "do I get compensation when the internet is down for a day?",
         "what do I do about a late delivery?",
         "how do I complain about a late delivery?",
+        "how are complaints handled?",
         "what's your complaints procedure",
     ],
 )
@@ -409,3 +414,10 @@ def test_instructions_are_cut_out_of_a_files_text_line_by_line() -> None:
     assert strip_instructions(text) == (expected, 1)
     assert strip_instructions("user agent: curl/8.0\nhuman-readable") == (
         "user agent: curl/8.0\nhuman-readable", 0)
+
+
+@pytest.mark.parametrize(
+    "text", ["is there no better way to export?", "which plan is better for a family?"]
+)
+def test_comparing_is_not_a_failed_fix(text: str) -> None:
+    assert not read(text).has(Intent.NOT_SOLVED)
