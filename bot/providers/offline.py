@@ -44,7 +44,13 @@ ASKED_ALONE_TERMS = 3
 # The one request for more detail when a remark matches nothing clearly.
 CLARIFY = "Could you tell me a bit more — what are you trying to do, or what happens?"
 # A request without a question word ("please remove my account", "I need the invoice").
-_REQUEST = re.compile(r"\b(?:please|pls|need|want|help|trying|would\s+like)\b", re.IGNORECASE)
+# A question word anywhere ("the app crashes when I open a lesson") also says more than a
+# remark: it is not asked to tell more.
+_REQUEST = re.compile(
+    r"\b(?:please|pls|need|want|help|trying|would\s+like|how|what|where|when|why|which|who|can|"
+    r"could|is|are|do|does|will|should)\b|[?？]",
+    re.IGNORECASE,
+)
 # A remark that reports a problem rather than wraps up.
 _PROBLEM = re.compile(
     r"\b(?:fail\w*|error\w*|wrong|problem\w*|issue\w*|broken|stuck|can'?t|cannot|won'?t|"

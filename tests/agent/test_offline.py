@@ -137,7 +137,11 @@ async def test_a_remark_that_matches_nothing_gets_one_request_for_detail() -> No
     )
     assert [c.name for c in again.tool_calls] == ["ESCALATE"]
     # A request or a question without an English question word is no remark.
-    for text in ("please remove my account and all my data", "二段階認証を有効にするには？"):
+    for text in (
+        "please remove my account and all my data",
+        "二段階認証を有効にするには？",
+        "the app crashes when I open a lesson",
+    ):
         response = await _responder(weak).complete(_request(ChatMessage("user", text)))
         assert [c.name for c in response.tool_calls] == ["ESCALATE"], text
 
