@@ -236,6 +236,13 @@ _SOLVED = _any(
 _INJECTION = _any(
     r"\bignore\s+(?:all\s+|any\s+|your\s+|the\s+)?(?:previous\s+|prior\s+|above\s+)?"
     r"(?:instructions|rules|prompt)",
+    r"\bignore\s+(?:all\s+of\s+|everything\s+)?(?:the\s+)?(?:above|previous|prior)"
+    r"(?:\s+(?:text|messages?|context))?\s*(?:and\b|[,.;:!]|$)",
+    # A role tag: "[SYSTEM]", "<system>", "### admin:".
+    r"^\W*[\[<]\s*/?\s*(?:system|assistant|developer|admin)\s*[\]>]",
+    r"\bpretend\s+(?:that\s+)?you(?:\s+are|['’]re)\b",
+    r"\bnew\s+(?:rule|instruction)s?\s*:",
+    r"\b(?:instructions?|message|note)\s+(?:to|for)\s+(?:the\s+)?(?:ai|bot|assistant|model)\s*(?::|$)",
     r"\b(?:disregard|forget)\s+(?:all\s+|your\s+|the\s+)?(?:previous\s+|prior\s+)?"
     r"(?:instructions|rules|prompt)",
     r"^\s*(?:system|assistant|developer)\s*(?:override|message|prompt|note|instruction)?\s*:",
@@ -290,7 +297,7 @@ _ACKNOWLEDGEMENTS = frozenset(
         "good",
     ]
 )
-_SENTENCES = re.compile(r"(?<=[.!?])\s+|(?<=[.!?])$|(?<=[。！？])\s*|\n+")
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|(?<=[.!?])$|(?<=[。！？])\s*|\n+|(?<=>)\s+(?=\w)")
 # What a question looks like once thanks and confirmations are cut out: a question mark, an
 # interrogative ("how do", "what's", "how long", "why"), or a clause that opens with an auxiliary
 # and its subject ("can I…", "is there…", "do you…"). A question word inside a clause is not one:
