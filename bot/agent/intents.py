@@ -204,7 +204,8 @@ _NOT_SOLVED = _any(
     r"\bnothing\s+(?:happened|happens|changed|changes|works|worked)\b",
     r"\b(?:made|makes)\s+no\s+difference\b|\bno\s+(?:change|difference)\b",
     # "…but speeds are just as bad", "no better".
-    r"\b(?:just|still|every\s+bit)\s+as\s+(?:bad|slow|broken)\b|\b(?:it'?s|it\s+is|still|that'?s|is|are)\s+(?:no|not\s+any)\s+better\b",
+    r"\b(?:just|still|every\s+bit)\s+as\s+(?:bad|slow|broken)\b",
+    r"\b(?:it'?s|it\s+is|still|that'?s|is|are)\s+(?:no|not\s+any)\s+better\b",
     # A fix that worked, but something is still wrong: "works on desktop but the app crashes".
     r"\bbut\s+(?:now\s+)?(?:it|the|my|that|this|i)\b[^.?!]{0,40}?(?:\bnot\b|n[’']t\b|"
     r"\bno\s+longer\b|\bstill\b|\bfail\w*|\berror\w*|\bcrash\w*|\bbroken\b|\bwrong\b|"
@@ -242,7 +243,8 @@ _INJECTION = _any(
     r"^\W*[\[<]\s*/?\s*(?:system|assistant|developer|admin)\s*[\]>]",
     r"\bpretend\s+(?:that\s+)?you(?:\s+are|['’]re)\b",
     r"\bnew\s+(?:rule|instruction)s?\s*:",
-    r"\b(?:instructions?|message|note)\s+(?:to|for)\s+(?:the\s+)?(?:ai|bot|assistant|model)\s*(?::|$)",
+    r"\b(?:instructions?|message|note)\s+(?:to|for)\s+(?:the\s+)?(?:ai|bot|assistant|model)"
+    r"\s*(?::|$)",
     r"\b(?:disregard|forget)\s+(?:all\s+|your\s+|the\s+)?(?:previous\s+|prior\s+)?"
     r"(?:instructions|rules|prompt)",
     r"^\s*(?:system|assistant|developer)\s*(?:override|message|prompt|note|instruction)?\s*:",
