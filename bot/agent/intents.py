@@ -19,11 +19,17 @@ class Intent(StrEnum):
     SOLVED = "solved"  # thanks, and the problem is solved
     NOT_SOLVED = "not_solved"  # (thanks, but) the answer did not help
     THANKS = "thanks"
+    # A short positive acknowledgement with nothing new in it ("perfect, all done now"): after
+    # an answer, the customer is wrapping up.
+    ACKNOWLEDGED = "acknowledged"
     COMPLAINT = "complaint"  # a formal complaint or a legal threat
     # About the customer's own record, which no article can know: "check my account", an order
     # or booking number, a specific amount on a specific day.
     ACCOUNT_SPECIFIC = "account_specific"
     INJECTION = "injection"  # text that tries to instruct the bot
+    # Not a customer's support question however many of the help center's words it uses: a job
+    # application ("are you hiring delivery drivers?").
+    OUT_OF_SCOPE = "out_of_scope"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +61,7 @@ _NOT_PRODUCT = r"\b(?![-'’]|\s+(?:seat|licen[cs]e|account|role|permission|acce
 _ASKS_FOR_PERSON = _any(
     r"\b(?:talk|speak|chat|get\s+through)\s+(?:to|with)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
     r"\b(?:connect|transfer|escalate|pass|hand|put)\s+(?:me|this|it)\s+(?:through\s+)?"
-    r"(?:to|over\s+to)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
+    r"(?:to|with|over\s+to)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
     r"\b(?:i\s+(?:want|need|would\s+like|'d\s+like)|get\s+me|give\s+me|can\s+i\s+(?:get|have))"
     r"\s+(?:to\s+(?:talk|speak)\s+to\s+)?(?:a|an|your)\s+(?:real\s+|actual\s+|live\s+)?"
     r"(?:human|person|agent|representative|operator|manager|supervisor)" + _NOT_PRODUCT,
@@ -71,9 +77,19 @@ _ASKS_FOR_PERSON = _any(
     r"\b(?:have|get)\s+(?:someone|somebody|a\s+person)\s+(?:to\s+)?(?:call|contact|email|phone|"
     r"get\s+back\s+to)\s+me\b",
     r"\b(?:get|request|arrange|want|need|like)\s+a\s+call[\s-]?back\b",
+    r"\b(?:need|want|like)\s+(?:someone|somebody|a\s+person)\s+to\s+(?:call|phone|ring)\s+me\b",
+    r"\b(?:get|have|speak\s+to)\s+(?:someone|somebody|a\s+person|an?\s+agent)\s+on\s+the\s+"
+    r"(?:phone|line)\b",
     r"(?:\bnot|n[’']t|\bno\s+more)\s+(?:want\s+to\s+)?(?:talk|speak|chat)(?:ing)?\s+(?:to|with)\s+"
     r"(?:a\s+|the\s+|this\s+)?(?:bot|robot|machine|ai)\b",
     r"\b(?:please\s+escalate|escalate\s+(?:this|it|me|my\s+(?:case|ticket|issue)))\b",
+    r"\b(?:get|give|find|send)\s+me\s+(?:someone|somebody|a\s+person)\b",
+    r"\b(?:someone|somebody|anyone|anybody|a\s+person)\s+(?:from|on|in)\s+your\s+(?:\w+\s+)?"
+    r"(?:team|staff|company|support|department|office)\b",
+    r"\bsomeone\s+who\s+can\s+(?:actually\s+|really\s+)?(?:help|look|check|sort)\b",
+    # The answers themselves are rejected: "stop sending me help articles".
+    r"\bstop\s+sending\s+(?:me\s+(?:the\s+same\s+|more\s+|these\s+|those\s+)?(?:help\s+)?|"
+    r"(?:the\s+same\s+)?help\s+)(?:articles?|links?)\b",
     r"\b(?:mit\s+einem\s+(?:menschen|mitarbeiter)|einen\s+mitarbeiter)\b",
     r"\b(?:parler\s+(?:à|a)\s+(?:un|une|quelqu'un)|un\s+conseiller)\b",
     r"\bhablar\s+con\s+(?:una?\s+)?(?:persona|agente|humano|alguien)\b",
@@ -88,10 +104,17 @@ _COMPLAINT = _any(
     r"\b(?:going\s+to|gonna|will|'ll)\s+sue\b",
     r"\bchargeback\b",
     r"\b(?:formal|official)\s+complaint\b",
-    r"\b(?:file|lodge|make|raise)\s+a\s+complaint\b",
+    r"\b(?:fil|lodg|mak|rais|submitt?)(?:e|es|ed|ing)\s+(?:a\s+|an\s+)?(?:formal\s+|official\s+)?"
+    r"complaint\b",
     r"\breport\s+(?:you|this|your\s+company)\s+to\b",
-    r"\b(?:dispute|reverse)\s+(?:this|it|the\s+(?:charge|payment))\s+with\s+my\s+(?:bank|card)",
+    r"\b(?:disput|revers)(?:e|ed|ing)\s+(?:this|it|the\s+(?:charge|payment))\s+with\s+my\s+"
+    r"(?:bank|card)",
     r"\b(?:consumer\s+protection|ombudsman|small\s+claims|trading\s+standards)\b",
+    # A demand, not a question about a policy: "I want compensation for the damage".
+    r"\b(?:want|demand|expect|deserve|claim|entitled\s+to)\s+(?:some\s+|full\s+|financial\s+|"
+    r"proper\s+)?compensation\b|\bcompensate\s+(?:me|us)\b",
+    r"\bwhat\s+(?:exactly\s+)?(?:are|will)\s+you\s+(?:going\s+to\s+|gonna\s+)?do\s+about\s+"
+    r"(?:it|this|that)\b",
     r"\b(?:anwalt|klage|rechtliche\s+schritte|beschwerde|avocat|plainte|abogado|demanda|"
     r"reclamación|queja)\b",
 )
@@ -106,19 +129,59 @@ _DATE = (
     r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\s+\d{1,2}(?:st|nd|rd|th)?\b"
     r"|\b\d{1,2}[/.]\d{1,2}(?:[/.]\d{2,4})?\b|\b\d{4}-\d{2}-\d{2}\b)"
 )
+# An amount with no currency, named as a charge: "charged 12.40 extra".
+_CHARGED = (
+    r"\b(?:charged|billed|debited|paid|taken|took|refunded|deducted)\s+(?:me\s+)?"
+    r"(?:an?\s+)?(?:extra\s+|additional\s+)?\d+[.,]\d{2}\b"
+)
+# A day named as one in the past: "on the 3rd", "on Tuesday".
+_DAY = (
+    r"(?:\b(?:on|since)\s+the\s+\d{1,2}(?:st|nd|rd|th)\b|\b(?:on|last|since)\s+"
+    r"(?:mon|tues|wednes|thurs|fri|satur|sun)day\b)"
+)
+_AMOUNT = f"(?:{_MONEY}|{_CHARGED})"
+_WHEN = f"(?:{_DATE}|{_DAY})"
 _ACCOUNT_SPECIFIC = _any(
     # Asked of the bot ("can you check…", "please look into…"), not "how do I check my account".
     r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please)\s+(?:please\s+)?"
     r"(?:check|look\s+(?:at|into|up)|investigate|pull\s+up)\s+(?:why\s+|what\s+happened\s+"
     r"(?:to|with)\s+)?(?:my|our)\s+(?:\w+\s+)?" + _RECORD,
     r"\b(?:order|booking|invoice|ticket|case|reference|ref|transaction|confirmation|receipt)"
-    r"\s*(?:number|no\.?|#|id)?\s*[:#]?\s*[A-Z]{0,4}-?\d{4,}\b",
+    r"\s*(?:number|no\.?|#|id)?(?:\s+(?:is|was))?\s*[:#]?\s*[A-Z]{0,4}-?\d{4,}\b",
+    # A code after a word that names a record ("ID SH-7F3K-29QD", "payout ID PO-5521"): three
+    # digits at least, so "my account 2FA" is no code.
+    r"\b(?:id|ref|reference|account|payout|member(?:ship)?|customer|contract)\s*"
+    r"(?:number|no\.?|#|id)?(?:\s+(?:is|was))?\s*[:#]?\s*(?=(?:[a-z-]*\d){3})[a-z0-9]{2,}"
+    r"(?:-[a-z0-9]+)*\b",
     r"#\s?\d{4,}\b",
-    _MONEY + r".{0,60}?" + _DATE,
-    _DATE + r".{0,60}?" + _MONEY,
+    _AMOUNT + r".{0,60}?" + _WHEN,
+    _WHEN + r".{0,60}?" + _AMOUNT,
+    # Whether something of theirs happened yet: "has my replacement hub been posted yet?".
+    r"\b(?:has|have|did|is|was|were)\s+(?:my|our)\s+(?:\w+\s+){0,2}?(?:been\s+|got\s+|gotten\s+)?"
+    r"(?:posted|shipped|sent|dispatched|processed|approved|received|refunded|cancell?ed|"
+    r"delivered|confirmed|credited|activated|paid|gone\s+through|go\s+through|went\s+through)\b",
+    # Something the company is to do on its side: "can you fix it in your system?", "can you send
+    # one to hr@example.com?".
+    r"\bin\s+your\s+(?:system|records?|database)\b",
+    r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please)\s+(?:please\s+)?"
+    r"(?:send|email|e-mail|forward|post|mail)\b[^.?!]{0,60}?\bto\s+[\w.+-]+@[\w-]+\.[\w.]+",
+    # The company keeps doing something to their account: "you keep charging me".
+    r"\byou\s*(?:keep|kept|are\s+still|['’]re\s+still|still\s+keep|have\s+been|['’]ve\s+been)\s+"
+    r"(?:[a-z]+ing\s+(?:[a-z]+\s+){0,3}?and\s+)?(?:charging|billing|debiting|taking\s+"
+    r"(?:money|payments?))\b",
 )
+_OUT_OF_SCOPE = _any(
+    r"\b(?:are|is)\s+(?:you|your\s+(?:company|team)|\w+)\s+(?:currently\s+|still\s+)?hiring\b",
+    r"\b(?:job|career|work)\s+(?:openings?|opportunit(?:y|ies)|vacanc(?:y|ies)|application)s?\b",
+    r"\b(?:any|your)\s+(?:vacancies|open\s+positions|careers\s+page)\b",
+    r"\bapply\s+for\s+(?:a\s+|the\s+)?(?:job|position|vacancy)\b",
+    r"\b(?:work|job)\s+(?:for|at|with)\s+(?:you|your\s+company)\s+as\b",
+)
+# Thanks, or a goodbye that wraps up the same way ("have a nice evening").
 _THANKS = _any(
     r"\b(?:thanks|thank\s+you|thx|ty|cheers|much\s+appreciated|merci|danke|gracias|grazie)\b",
+    r"\bhave\s+a\s+(?:nice|good|great|lovely)\s+(?:day|evening|weekend|one|night)\b",
+    r"\b(?:(?:good)?bye|take\s+care)\W*$",
     r"ありがとう",
 )
 _NOT_SOLVED = _any(
@@ -129,17 +192,30 @@ _NOT_SOLVED = _any(
     r"getting|happening|failing|stuck|waiting|says|shows|showing|charging|locked|down|"
     r"have\s+(?:the|this|that)\s+(?:problem|issue))",
     r"\bnot\s+(?:working|solved|fixed|resolved|helpful)\b",
-    r"\b(?:already\s+(?:tried|did|done)|tried\s+(?:that|this|it|those)(?:\s+already)?|no\s+luck|"
+    r"\b(?:already\s+(?:tried|did|done|checked|looked|restarted|reset|cleared|followed|updated|"
+    r"reinstalled|contacted|asked)|tried\s+(?:that|this|it|those)(?:\s+already)?|no\s+luck|"
     r"same\s+(?:problem|error|issue|thing|message))\b",
     r"\bnot\s+what\s+i\s+(?:asked|meant|need(?:ed)?|was\s+asking)\b",
     # "…but it's still red", "Still black.": the problem is still there.
     r"\b(?:but|and)\s+(?:it'?s|it\s+is|its|it|they'?re)\s+still\b",
     r"(?:^|[.!?]\s+)still\s+\w+",
     r"\b(?:does\s*n[o'’]?t|did\s*n[o'’]?t)\s+answer\b",
+    # "I did that but nothing happened", "made no difference".
+    r"\bnothing\s+(?:happened|happens|changed|changes|works|worked)\b",
+    r"\b(?:made|makes)\s+no\s+difference\b|\bno\s+(?:change|difference)\b",
+    # "…but speeds are just as bad", "no better".
+    r"\b(?:just|still|every\s+bit)\s+as\s+(?:bad|slow|broken)\b",
+    r"\b(?:it'?s|it\s+is|still|that'?s|is|are)\s+(?:no|not\s+any)\s+better\b",
+    # A fix that worked, but something is still wrong: "works on desktop but the app crashes".
+    r"\bbut\s+(?:now\s+)?(?:it|the|my|that|this|i)\b[^.?!]{0,40}?(?:\bnot\b|n[’']t\b|"
+    r"\bno\s+longer\b|\bstill\b|\bfail\w*|\berror\w*|\bcrash\w*|\bbroken\b|\bwrong\b|"
+    r"\bstuck\b)",
     r"\b(?:hat\s+nicht\s+geholfen|funktioniert\s+(?:immer\s+noch|noch\s+immer)?\s*nicht|"
     r"ne\s+marche\s+(?:toujours\s+)?pas|sigue\s+sin|no\s+funciona)\b",
 )
 _SOLVED = _any(
+    r"\b(?:it'?s|it\s+is|we'?re|i'?m)\s+back\s+(?:up|online|working|in)\b|"
+    r"\b(?:did|does|done)\s+the\s+trick\b|\bworked\s+(?:like\s+a\s+charm|a\s+treat|perfectly)\b",
     r"\b(?:that|this|it|that's|thats|that\s+has|that've)\s+(?:did\s+it|done\s+it|did\s+the\s+trick|"
     r"done\s+the\s+trick|worked|works|fixed\s+it|solved\s+it|helped|helps|sorted\s+it|"
     r"answers\s+(?:it|my\s+question))\b",
@@ -161,6 +237,14 @@ _SOLVED = _any(
 _INJECTION = _any(
     r"\bignore\s+(?:all\s+|any\s+|your\s+|the\s+)?(?:previous\s+|prior\s+|above\s+)?"
     r"(?:instructions|rules|prompt)",
+    r"\bignore\s+(?:all\s+of\s+|everything\s+)?(?:the\s+)?(?:above|previous|prior)"
+    r"(?:\s+(?:text|messages?|context))?\s*(?:and\b|[,.;:!]|$)",
+    # A role tag: "[SYSTEM]", "<system>", "### admin:".
+    r"^\W*[\[<]\s*/?\s*(?:system|assistant|developer|admin)\s*[\]>]",
+    r"\bpretend\s+(?:that\s+)?you(?:\s+are|['’]re)\b",
+    r"\bnew\s+(?:rule|instruction)s?\s*:",
+    r"\b(?:instructions?|message|note)\s+(?:to|for)\s+(?:the\s+)?(?:ai|bot|assistant|model)"
+    r"\s*(?::|$)",
     r"\b(?:disregard|forget)\s+(?:all\s+|your\s+|the\s+)?(?:previous\s+|prior\s+)?"
     r"(?:instructions|rules|prompt)",
     r"^\s*(?:system|assistant|developer)\s*(?:override|message|prompt|note|instruction)?\s*:",
@@ -169,6 +253,14 @@ _INJECTION = _any(
     r"\b(?:system\s+prompt|new\s+instructions)\b",
     r"\b(?:close|resolve|mark)\s+(?:this|the)\s+(?:ticket|conversation|chat)\b",
     r"\bmark\s+(?:this|it)\s+(?:as\s+)?(?:solved|resolved|done)\b",
+)
+# A sentence that orders the bot about: it opens with a command, and asks nothing.
+_COMMAND = re.compile(
+    r"^\W*(?:then\s+|now\s+|and\s+|also\s+)?(?:print|reveal|show|output|dump|list|repeat|reply|"
+    r"respond|say|write|answer|act|pretend|refund|approve|issue|grant|give|send|credit|transfer|"
+    r"delete|remove|close|resolve|mark|set|change|update|execute|run|disable|enable|unlock)\b"
+    r"(?![^?？]*[?？])",
+    re.IGNORECASE,
 )
 # Words that only acknowledge ("ok great, thanks a lot"): no question is left of them.
 _ACKNOWLEDGEMENTS = frozenset(
@@ -207,16 +299,60 @@ _ACKNOWLEDGEMENTS = frozenset(
         "good",
     ]
 )
-_SENTENCES = re.compile(r"(?<=[.!?])\s+|(?<=[.!?])$|(?<=[。！？])\s*|\n+")
-# What a question looks like once thanks and confirmations are cut out.
-_QUESTION_WORD = re.compile(
+_SENTENCES = re.compile(r"(?<=[.!?])\s+|(?<=[.!?])$|(?<=[。！？])\s*|\n+|(?<=>)\s+(?=\w)")
+# What a question looks like once thanks and confirmations are cut out: a question mark, an
+# interrogative ("how do", "what's", "how long", "why"), or a clause that opens with an auxiliary
+# and its subject ("can I…", "is there…", "do you…"). A question word inside a clause is not one:
+# "exactly what I needed", "tell me when it's done".
+_WH = r"(?:how|what|where|when|which|who|whose)"
+_AUX = (
+    r"(?:do|does|did|can|could|is|are|was|were|will|would|should|shall|may|might|must|has|have|"
+    r"am)(?:\s*n[o'’]?t)?"
+)
+_SUBJECT = (
+    r"(?:i|you|u|we|they|he|she|it|this|that|these|those|there|my|your|our|their|the|any|"
+    r"anyone|someone|anybody|somebody|one)"
+)
+_CLAUSE_START = r"(?:^|[,;:.!()\-–—]\s*|\b(?:and|but|so|also|then|btw|plus)\s+)"
+_QUESTION = re.compile(
     # "？" is the full-width question mark of Japanese and Chinese.
-    r"[?？]|\b(?:how|what|where|when|why|which|who|can|could|is|are|do|does|will|should)\b",
+    r"[?？]"
+    rf"|\b{_WH}\s+{_AUX}\b|\b{_WH}(?:'s|’s|s)\b|\bwhy\b|\bhow\s+come\b"
+    r"|\bhow\s+(?:long|much|many|often|soon|far|to|about)\b|\bwhat\s+(?:about|if|happens)\b"
+    r"|\bwhich\s+\w+\s+(?:is|are|do|does|should|can|will)\b"
+    rf"|{_CLAUSE_START}{_AUX}\s+{_SUBJECT}\b"
+    # A request: "I also need to change my card", "please send the invoice", "tell me how".
+    r"|\b(?:i|we)(?:\s+(?:also\s+|still\s+|now\s+)?(?:need|want|would\s+like)|['’]d\s+like)\s+"
+    r"(?:to|a|an|the|my|our|some|another|help)\b"
+    rf"|{_CLAUSE_START}(?:please|pls|plz|tell\s+me|show\s+me|explain|help\s+me)\b",
     re.IGNORECASE,
 )
 _LEADING_LINK = re.compile(
-    r"^\W*(?:also|and|oh|btw|by\s+the\s+way|one\s+more\s+thing)\b\W*", re.IGNORECASE
+    r"^\W*(?:(?:also|and|oh|btw|by\s+the\s+way|one\s+more\s+thing|so|ok|okay|great|perfect|"
+    r"awesome|cool|nice|a\s+lot|much|very|many)\b\W*)+",
+    re.IGNORECASE,
 )
+# A short acknowledgement, nothing new in it ("perfect, all done now", "great, that's exactly
+# what I needed"): every word is one of these, and at least one is positive or says it is done.
+_ACK_POSITIVE = frozenset(
+    [
+        "great", "perfect", "awesome", "cool", "nice", "brilliant", "excellent", "lovely", "super",
+        "fantastic", "amazing", "wonderful", "sweet", "fab", "fabulous", "splendid", "neat",
+        "ideal", "helpful", "helped", "helps", "clear", "understood", "exactly", "done", "sorted",
+        "fixed", "solved", "resolved", "worked", "works", "working", "needed", "wanted", "sense"
+    ]
+)
+_ACK_WORDS = _ACKNOWLEDGEMENTS | _ACK_POSITIVE | frozenset(
+    [
+        "that", "this", "s", "is", "was", "just", "what", "i", "m", "im", "now", "there", "we",
+        "go", "the", "trick", "thank", "thanks", "you", "ty", "thx", "cheers", "for", "your",
+        "help", "info", "answer", "again", "really", "totally", "makes", "sense", "will", "do",
+        "noted", "appreciate", "appreciated", "indeed", "wow", "then", "and", "looking", "me",
+        "set", "in", "perfectly", "fine", "properly", "smoothly", "it", "one", "stuff", "after"
+    ]
+)
+_ACK_MAX_WORDS = 14
+_ACK_PHRASE = re.compile(r"\bgot it\b|\bthat (?:s|is|was) it\b")
 
 
 def read(text: str) -> Reading:
@@ -231,12 +367,17 @@ def read(text: str) -> Reading:
             evidence.setdefault(Intent.INJECTION.value, found.group(0))
             continue
         kept.append(sentence)
+    if Intent.INJECTION.value in evidence:
+        # Beside an instruction to the bot, a sentence that gives the bot an order ("Print the
+        # email of…, then refund my order") belongs to it, not to the customer's question.
+        kept = [s for s in kept if not _COMMAND.match(s)]
     clean = " ".join(kept)
     intents: set[Intent] = {Intent.INJECTION} if Intent.INJECTION.value in evidence else set()
     checks = (
         (Intent.ASKS_FOR_PERSON, _ASKS_FOR_PERSON),
         (Intent.COMPLAINT, _COMPLAINT),
         (Intent.ACCOUNT_SPECIFIC, _ACCOUNT_SPECIFIC),
+        (Intent.OUT_OF_SCOPE, _OUT_OF_SCOPE),
         (Intent.NOT_SOLVED, _NOT_SOLVED),
         (Intent.THANKS, _THANKS),
     )
@@ -250,6 +391,10 @@ def read(text: str) -> Reading:
         if found:
             intents.add(Intent.SOLVED)
             evidence[Intent.SOLVED.value] = found.group(0)
+    if Intent.NOT_SOLVED not in intents and _acknowledges(clean):
+        intents.add(Intent.ACKNOWLEDGED)
+        evidence[Intent.ACKNOWLEDGED.value] = clean
+        return Reading(frozenset(intents), "", evidence)
     question = _question(kept)
     return Reading(frozenset(intents), question, evidence)
 
@@ -260,7 +405,7 @@ def _question(sentences: list[str]) -> str:
     for sentence in sentences:
         stripped = _THANKS.sub(" ", sentence)
         stripped = _SOLVED.sub(" ", stripped)
-        stripped = _LEADING_LINK.sub("", stripped.strip(" ,.!-"))
+        stripped = _LEADING_LINK.sub("", stripped.strip(" ,-").lstrip(".!"))
         words = [w for w in re.findall(r"\w+", stripped.lower()) if w not in _ACKNOWLEDGEMENTS]
         if len(words) >= 2 or re.search(r"[\u3040-\u9fff]{2,}", stripped):
             left.append(stripped.strip())
@@ -269,7 +414,27 @@ def _question(sentences: list[str]) -> str:
 
 def asks_something(reading: Reading) -> bool:
     """Whether what is left reads as a question or request (not a bare remark)."""
-    return bool(reading.question and _QUESTION_WORD.search(reading.question))
+    return bool(reading.question and _QUESTION.search(reading.question))
+
+
+def asking_sentences(text: str) -> str:
+    """The sentences of ``text`` that ask something, without the story around them ("I run a
+    small office with 6 agents. Is there a plan where the company pays?" → the second)."""
+    sentences = [s.strip() for s in _SENTENCES.split(text) if s and s.strip()]
+    return " ".join(s for s in sentences if _QUESTION.search(s))
+
+
+def _acknowledges(text: str) -> bool:
+    words = re.findall(r"\w+", text.lower())
+    return (
+        0 < len(words) <= _ACK_MAX_WORDS
+        and not _QUESTION.search(text)
+        and all(w in _ACK_WORDS for w in words)
+        and (
+            any(w in _ACK_POSITIVE for w in words)
+            or _ACK_PHRASE.search(" ".join(words)) is not None
+        )
+    )
 
 
 def strip_instructions(text: str) -> tuple[str, int]:

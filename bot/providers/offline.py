@@ -39,14 +39,23 @@ SCOPE_SCORE = 0.15
 # The share of the question's known words (idf-weighted) the best article must contain: less,
 # and it shares a word or two with the question, not its topic.
 TOPIC_COVERAGE = 0.4
+# Sentences that ask, searched without the story around them, need this many terms of their own.
+ASKED_ALONE_TERMS = 3
 # The one request for more detail when a remark matches nothing clearly.
 CLARIFY = "Could you tell me a bit more — what are you trying to do, or what happens?"
 # A request without a question word ("please remove my account", "I need the invoice").
-_REQUEST = re.compile(r"\b(?:please|pls|need|want|help|trying|would\s+like)\b", re.IGNORECASE)
+# A question word anywhere ("the app crashes when I open a lesson") also says more than a
+# remark: it is not asked to tell more.
+_REQUEST = re.compile(
+    r"\b(?:please|pls|need|want|help|trying|would\s+like|how|what|where|when|why|which|who|can|"
+    r"could|is|are|do|does|will|should)\b|[?？]",
+    re.IGNORECASE,
+)
 # A remark that reports a problem rather than wraps up.
 _PROBLEM = re.compile(
     r"\b(?:fail\w*|error\w*|wrong|problem\w*|issue\w*|broken|stuck|can'?t|cannot|won'?t|"
-    r"does\s*n'?t|did\s*n'?t|is\s*n'?t|not|no\s+longer|charged|missing|never|still|again)\b",
+    r"does\s*n'?t|did\s*n'?t|is\s*n'?t|not|no\s+longer|charged|missing|never|still|again|nothing|"
+    r"but)\b",
     re.IGNORECASE,
 )
 # A remark that asks for something more ("but I also need to change the card").
@@ -265,7 +274,9 @@ class OfflineProvider:
             and not _PROBLEM.search(reading.question)
             and not _WANTS.search(reading.question)
         )
-        if (solved or thanked_only) and not new_question and "CLOSE" in offered:
+        # A short positive acknowledgement after an answer ("perfect, all done now").
+        acknowledged = reading.has(Intent.ACKNOWLEDGED) and answered_before
+        if (solved or thanked_only or acknowledged) and not new_question and "CLOSE" in offered:
             diagnosis.update(action="close", reason="The customer confirmed it is solved.")
             return _Decision(
                 "Glad that's sorted! I'll close this conversation now — write again any time.",
@@ -300,6 +311,19 @@ class OfflineProvider:
             return _Decision(f"{hello or ''}How can I help you today?".strip(), (), diagnosis)
 
         found, query = await self._search(question, earlier)
+        asked = intents.asking_sentences(question)
+        if (
+            asked != question
+            and len(set(analysis.analyze(asked))) >= ASKED_ALONE_TERMS
+            and self._knowledge is not None
+            and not self._judge(found)[0]
+        ):
+            # The story around a question can bury it in words no article uses: the sentences
+            # that ask, alone, may be what the help center answers — when they name a topic of
+            # their own ("is there a plan where the company pays?", not "any idea what to do?").
+            alone = await self._knowledge.search(asked, limit=SEARCH_LIMIT)
+            if self._judge(alone)[0]:
+                found, query = alone, asked
         confidence, margin = _confidence(found)
         language = analysis.detect_language(query)
         diagnosis.update(
@@ -311,12 +335,26 @@ class OfflineProvider:
         diagnosis.update(language=language)
         documents_in = {p.language for p in found if p.language}
         if documents_in and language not in documents_in:
-            # A passage in another language is no answer for this customer: a person who reads
-            # the language does better than a quote they may not understand.
+            # No matching article is in the customer's language. A link to the right article
+            # beats waiting for a person, when the words the question shares with the articles
+            # (names, cognates: "internet", "vidéos") clearly point to one; otherwise a person
+            # who reads the language does better than a quote the customer may not understand.
+            if self._across_languages(found):
+                diagnosis.update(
+                    action="answer",
+                    reason=f"The customer writes in '{language}'; no article is in that language "
+                    "and the best one in another clearly matches.",
+                )
+                return _Decision(hello + _answer(found[0]), (), diagnosis)
             return escalate(
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
         answerable, judged = self._judge(found)
+        # The help center's words ("delivery drivers") in a question that is no support
+        # question: only an article that is clearly about it answers.
+        off_topic = reading.has(Intent.OUT_OF_SCOPE)
+        if answerable and off_topic and confidence < self._settings.confidence_threshold:
+            answerable, judged = False, "Not a support question, and no article is about it"
         if answerable:
             diagnosis.update(action="answer", reason=judged)
             return _Decision(hello + _answer(found[0]), (), diagnosis)
@@ -366,6 +404,15 @@ class OfflineProvider:
             return False, "No article covers enough of the question"
         return True, "The best article covers the question's words the knowledge base knows."
 
+    def _across_languages(self, found: Sequence[Passage]) -> bool:
+        """Whether the best article, in another language than the question's, clearly answers
+        it: it holds the question's words the knowledge base knows (few: the ones the languages
+        share) and scores ``confidence_margin`` ahead of the next article."""
+        evidence = found[0].evidence if found else None
+        if evidence is None or evidence.coverage < TOPIC_COVERAGE:
+            return False
+        return _confidence(found)[1] >= self._settings.confidence_margin
+
     async def _search(self, question: str, earlier: list[str]) -> tuple[list[Passage], str]:
         """Search with the latest message, read with the customer's earlier messages when it
         leans on them.
@@ -389,7 +436,9 @@ class OfflineProvider:
             return found, latest
         joined = " ".join(" ".join([*context, latest]).split())
         with_context = await self._knowledge.search(joined, limit=SEARCH_LIMIT)
-        if not with_context:
+        if not with_context or (self._judge(found)[0] and not self._judge(with_context)[0]):
+            # Read with the conversation it matches nothing clearly, alone it does ("can I get
+            # a vegan plan?" after a promo code): it is a question of its own.
             return found, latest
         # Two content words or fewer ("how do I cancel?") name an action, not its topic.
         leans = _FOLLOW_UP.search(latest) is not None or len(analysis.analyze(latest)) <= 2

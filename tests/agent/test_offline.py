@@ -137,7 +137,11 @@ async def test_a_remark_that_matches_nothing_gets_one_request_for_detail() -> No
     )
     assert [c.name for c in again.tool_calls] == ["ESCALATE"]
     # A request or a question without an English question word is no remark.
-    for text in ("please remove my account and all my data", "二段階認証を有効にするには？"):
+    for text in (
+        "please remove my account and all my data",
+        "二段階認証を有効にするには？",
+        "the app crashes when I open a lesson",
+    ):
         response = await _responder(weak).complete(_request(ChatMessage("user", text)))
         assert [c.name for c in response.tool_calls] == ["ESCALATE"], text
 
@@ -374,3 +378,127 @@ async def test_thanks_with_a_remark_after_an_answer(last: str, tool: str | None)
     )
     names = [c.name for c in response.tool_calls]
     assert ("CLOSE" in names) is (tool == "CLOSE")
+
+
+@pytest.mark.parametrize(
+    ("last", "tool"),
+    [
+        ("perfect, all done now", "CLOSE"),
+        ("great that's exactly what I needed, thank you", "CLOSE"),
+        ("yup, did the trick", "CLOSE"),
+        ("cancelled it, no further questions. have a good day", "CLOSE"),
+        ("great, but how do I do it on android?", None),
+        ("i did that but nothing happened", "ESCALATE"),
+        ("ok", None),
+        ("lovely, all reset. have a nice evening", "CLOSE"),
+        ("thanks but I already checked the spam folder, nothing", "ESCALATE"),
+        ("thanks, but the link had expired", None),
+    ],
+)
+async def test_a_short_acknowledgement_after_an_answer_closes(last: str, tool: str | None) -> None:
+    """A positive acknowledgement with nothing new in it wraps the conversation up; one with a
+    question is answered, and one that reports the fix did nothing goes to a person."""
+    response = await _responder(PASSWORD).complete(
+        _request(
+            ChatMessage("user", "how do I reset my password?"),
+            ChatMessage("assistant", "Click Forgot password."),
+            ChatMessage("user", last),
+        )
+    )
+    assert [c.name for c in response.tool_calls] == ([tool] if tool else [])
+
+
+async def test_an_acknowledgement_before_any_answer_does_not_close() -> None:
+    response = await _responder(PASSWORD).complete(
+        _request(ChatMessage("user", "perfect, all done now"))
+    )
+    assert "CLOSE" not in [c.name for c in response.tool_calls]
+
+
+async def test_a_question_in_another_language_gets_the_article_its_shared_words_point_to() -> None:
+    """No article is in Spanish: the words the question shares with the articles ("internet",
+    "videos") point to one English article well ahead of the next, and a link to it beats
+    waiting for a person; when they point nowhere in particular, a person answers."""
+    slow = dataclasses.replace(
+        passage("Slow wifi", "Slow wifi › Evenings", "Move the hub out of the cupboard.", 0.12),
+        language="en",
+    )
+    outage = dataclasses.replace(
+        passage("Outages", "Outages", "Check the status page.", 0.03), language="en"
+    )
+    question = ChatMessage(
+        "user", "hola, mi internet va muy lento por las noches y los videos se cortan, qué hago?"
+    )
+    clear = _responder(_with(slow, known_share=0.25), _with(outage, coverage=0.34))
+    response = await clear.complete(_request(question))
+    assert response.tool_calls == () and "Move the hub" in response.text
+    assert response.rag_results[0]["action"] == "answer"
+    close_behind = dataclasses.replace(outage, score=0.11)
+    unclear = _responder(_with(slow, known_share=0.25), _with(close_behind))
+    response = await unclear.complete(_request(question))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+async def test_a_job_enquiry_in_the_help_centers_words_goes_to_a_person() -> None:
+    """"Delivery drivers" are the help center's words, but a job enquiry is no support question:
+    only an article clearly about it answers."""
+    delivery = passage("Delivery windows", "Delivery windows", "Our drivers come 8-12.", 0.3)
+    question = ChatMessage("user", "are you hiring delivery drivers in Leeds?")
+    response = await _responder(_with(delivery)).complete(_request(question))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    careers = passage("Careers", "Careers › Drivers", "Apply at jobs.example.com.", 0.8)
+    response = await _responder(_with(careers)).complete(_request(question))
+    assert response.tool_calls == () and "jobs.example.com" in response.text
+
+
+async def test_the_sentence_that_asks_is_searched_without_the_story_around_it() -> None:
+    """"I run a small real estate office with 6 agents." buries the question in words no
+    article uses; the sentence that asks, alone, is what the help center answers. A question
+    that names no topic of its own ("Any idea what to do?") is not searched alone."""
+    teams = passage("Team plans", "Team plans › Who pays", "The company pays for all seats.", 0.4)
+    stray = passage("Gift cards", "Gift cards", "Buy a gift card.", 0.1)
+
+    class ByQuery(FixedKnowledge):
+        async def search(self, query: str, *, limit: int = 5) -> list[object]:  # type: ignore[override]
+            self.queries.append(query)
+            if query.startswith("Is there a plan"):
+                return [_with(teams)]
+            return [_with(stray, known_share=0.44)]
+
+    story = "I run a small real estate office with 6 agents. "
+    knowledge = ByQuery()
+    response = await OfflineProvider(OfflineSettings(), knowledge).complete(
+        _request(
+            ChatMessage("user", story + "Is there a plan where the company pays for all of them?")
+        )
+    )
+    assert response.tool_calls == () and "The company pays" in response.text
+    assert knowledge.queries[-1] == "Is there a plan where the company pays for all of them?"
+    knowledge = ByQuery()
+    response = await OfflineProvider(OfflineSettings(), knowledge).complete(
+        _request(ChatMessage("user", story + "Any idea what to do?"))
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    assert knowledge.queries == [story + "Any idea what to do?"]
+
+
+async def test_a_short_question_the_conversation_does_not_explain_is_read_alone() -> None:
+    """Two words of topic ("a vegan plan") read with a promo-code conversation match nothing
+    clearly; alone they match their article."""
+    promo = passage("Promo codes", "Promo codes", "Enter it at checkout.", 0.2)
+    promo = _with(promo, coverage=0.25)
+    vegan = _with(passage("Dietary plans", "Dietary plans", "Choose the vegan plan.", 1.0))
+
+    class Conversation(FixedKnowledge):
+        async def search(self, query: str, *, limit: int = 5) -> list[object]:  # type: ignore[override]
+            self.queries.append(query)
+            return [promo] if "promo" in query else [vegan]
+
+    response = await OfflineProvider(OfflineSettings(), Conversation()).complete(
+        _request(
+            ChatMessage("user", "where do I put a promo code"),
+            ChatMessage("assistant", "Enter it at checkout."),
+            ChatMessage("user", "great, worked. Also can I get a vegan plan?"),
+        )
+    )
+    assert response.tool_calls == () and "vegan plan" in response.text
