@@ -35,6 +35,15 @@ HEADING_WEIGHT = 2.0
 BODY_WEIGHT = 1.0
 K1 = 1.2
 B = 0.75
+# BM25F saturates: a body that repeats a word scores nearly as a title that names it. On top of
+# it, a document gains this much times the idf-weighted share of the question's terms its title
+# names, and its best section's headings (title included) name: the article titled "Cancelling
+# your subscription" answers "how do I cancel" before one that only mentions cancelling.
+TITLE_BONUS = 0.2
+HEADING_BONUS = 0.1
+# A word of a customer's idiom (``vocabulary.PHRASINGS``: "on hold", "passed away") counts this
+# much in its literal sense; the idiom's meaning is searched as when the word were unknown.
+IDIOM_LITERAL_WEIGHT = 0.5
 # A corrected typo counts a little less than the word itself.
 TYPO_WEIGHT = 0.8
 # A one- or two-digit number in a question is usually the customer's own case ("my son is 15",
@@ -108,6 +117,9 @@ class QueryTerm:
     share: float = 1.0
     # Equivalent phrasings' terms the knowledge base uses, with their weights in the search.
     alternatives: tuple[tuple[str, float], ...] = ()
+    # The word is part of a customer's idiom ("on hold", "passed away"): its alternatives say
+    # what it means, its literal sense counts less (``IDIOM_LITERAL_WEIGHT``).
+    idiom: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +251,7 @@ class SearchIndex:
         self._chunk_own_heading_terms: list[frozenset[str]] = []
         self._chunk_has_steps: list[bool] = []
         self._document_terms: list[frozenset[str]] = []
+        self._title_terms: list[frozenset[str]] = []
         # surface word → (term, language); the typo index maps one-letter deletes to words.
         self._vocabulary: dict[str, str] = {}
         self._typos: dict[str, set[str]] = defaultdict(set)
@@ -268,6 +281,7 @@ class SearchIndex:
                     self._vocabulary.setdefault(word, term)
             self._whole.add(whole.weighted())
             self._document_terms.append(frozenset(whole.weighted()))
+            self._title_terms.append(frozenset(title_terms))
         for i in range(len(self.chunks)):
             fields = section_fields[i]
             self._sections.add(fields.weighted())
@@ -282,6 +296,16 @@ class SearchIndex:
             if len(word) >= 4 and not word.isdigit():  # "refnud" (6) ↔ "refund"
                 for key in analysis.deletes(word):
                     self._typos[key].add(word)
+        titled: dict[str, list[int]] = defaultdict(list)
+        for d, title in enumerate(self._title_terms):
+            for term in title:
+                titled[term].append(d)
+        headed: dict[str, list[int]] = defaultdict(list)
+        for i, named in enumerate(self._chunk_heading_terms):
+            for term in named:
+                headed[term].append(i)
+        self._titled = {t: np.array(ds, dtype=np.intp) for t, ds in titled.items()}
+        self._headed = {t: np.array(cs, dtype=np.intp) for t, cs in headed.items()}
         self._term_documents = Counter(t for terms in self._document_terms for t in terms)
         self._topic_terms = frozenset().union(*self._chunk_heading_terms)
         self.language_set = sorted(set(self.languages))
@@ -332,6 +356,7 @@ class SearchIndex:
             english_stems.append(key if corrected else analysis.stem(token, "en"))
             source_of.setdefault(english_stems[-1], key)
         alternatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        idioms: set[str] = set()
         if lang == "en":
             for expansion in vocabulary.expansions(english_stems, self._term_documents):
                 if expansion.term in found:
@@ -339,6 +364,8 @@ class SearchIndex:
                 for source in expansion.sources:
                     if source in source_of:
                         alternatives[source_of[source]].append((expansion.term, expansion.weight))
+                        if expansion.idiom:
+                            idioms.add(source_of[source])
         out = []
         for key, query_term in found.items():
             share = NEGATED_WEIGHT if negated.get(key) else 1.0
@@ -348,6 +375,7 @@ class SearchIndex:
                     weight=query_term.weight * share,
                     share=share,
                     alternatives=tuple(alternatives.get(key, ())),
+                    idiom=key in idioms,
                 )
             out.append(query_term)
         return out
@@ -402,14 +430,18 @@ class SearchIndex:
         """Documents for the question, best first, each once with its best section."""
         terms = self.query_terms(text)
         known = [
-            (t.term, t.weight if t.term in self._topic_terms else t.weight * BODY_ONLY_TERM_WEIGHT)
+            (
+                t.term,
+                (t.weight if t.term in self._topic_terms else t.weight * BODY_ONLY_TERM_WEIGHT)
+                * (IDIOM_LITERAL_WEIGHT if t.idiom else 1.0),
+            )
             for t in terms
             if t.known
         ]
         expanded: dict[str, float] = {}
         for t in terms:
             for alternative, weight in t.alternatives:
-                share = EXPANSION_WEIGHT if t.known else MISMATCH_EXPANSION_WEIGHT
+                share = EXPANSION_WEIGHT if t.known and not t.idiom else MISMATCH_EXPANSION_WEIGHT
                 expanded[alternative] = max(
                     expanded.get(alternative, 0.0), share * weight * min(1.0, t.weight)
                 )
@@ -429,6 +461,7 @@ class SearchIndex:
         rank = DOCUMENT_SHARE * whole / best_whole + (1 - DOCUMENT_SHARE) * (
             document_best / best_section_score
         )
+        rank = rank + self._named(known)
         matched = np.flatnonzero((whole > 0.0) & (document_best > 0.0))
         # Best first; equal ranks in index order (``lexsort`` sorts by its last key first).
         order = matched[np.lexsort((matched, -rank[matched]))][:limit]
@@ -504,6 +537,28 @@ class SearchIndex:
                 )
             )
         return out
+
+    def _named(self, known: Sequence[tuple[str, float]]) -> npt.NDArray[np.float64]:
+        """Per document, ``TITLE_BONUS`` times the share of the question's weighed terms its
+        title names plus ``HEADING_BONUS`` times the share its best-named section's headings
+        (title included) name. Unsaturated, unlike BM25F: in "how do I cancel", an article
+        titled "Cancelling your subscription" is about the word, one whose body mentions
+        cancelling many times is not."""
+        masses: dict[str, float] = {}
+        for term, weight in known:
+            masses[term] = max(masses.get(term, 0.0), self._whole.idf(term) * weight)
+        total = sum(masses.values()) or 1.0
+        titles = np.zeros(len(self.documents), dtype=np.float64)
+        headings = np.zeros(len(self.chunks), dtype=np.float64)
+        for term, mass in masses.items():
+            named = self._titled.get(term)
+            if named is not None:
+                titles[named] += mass
+            named = self._headed.get(term)
+            if named is not None:
+                headings[named] += mass
+        best_headings = np.maximum.reduceat(headings, self._document_starts)
+        return (TITLE_BONUS * titles + HEADING_BONUS * best_headings) / total
 
     def _stand_ins(self, term: QueryTerm) -> list[QueryTerm]:
         """``term``, or for a word the knowledge base never uses but names otherwise ("book"

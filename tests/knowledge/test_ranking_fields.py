@@ -1,0 +1,155 @@
+"""Ranking: a title that names the question's words outweighs a body that repeats them, and a
+customer's idiom searches what it means (``bot.knowledge.index``, ``bot.knowledge.vocabulary``).
+Small synthetic help centers; each test also shows the old behaviour with the rule switched off."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.knowledge import index as index_module
+from bot.knowledge.index import ChunkRecord, SearchIndex
+from bot.knowledge.vocabulary import expansions
+
+Articles = dict[str, tuple[str, list[tuple[str, str]]]]
+
+
+def build(articles: Articles) -> SearchIndex:
+    chunks = []
+    for document_id, (title, sections) in articles.items():
+        for seq, (heading, text) in enumerate(sections):
+            chunks.append(
+                ChunkRecord(
+                    id=len(chunks) + 1,
+                    document_id=document_id,
+                    seq=seq,
+                    title=title,
+                    heading=f"{title} › {heading}",
+                    text=text,
+                    source=f"{document_id}.md",
+                    content_hash="0" * 16,
+                )
+            )
+    return SearchIndex(chunks)
+
+
+def first(index: SearchIndex, question: str) -> str:
+    return index.search(question, limit=5)[0].chunk.document_id
+
+
+# The account-deletion article mentions cancelling in several short sections; the article about
+# cancelling is titled so and longer.
+CANCELLING: Articles = {
+    "deleting-your-account": (
+        "Deleting your account",
+        [
+            ("Before you delete", "Cancel your plan first. A cancelled plan can be cancelled."),
+            ("Cancelled but not deleted", "Cancelling keeps the account; deleting removes it."),
+            ("Delete", "1. Open Privacy.\n2. Tap Delete my account."),
+        ],
+    ),
+    "cancelling-your-plan": (
+        "Cancelling your plan",
+        [
+            (
+                "Online",
+                (
+                    "1. Open Account settings and scroll to the bottom of the page.\n"
+                    "2. Tap the button, tell us why you are leaving, and confirm.\n"
+                    "3. We send an email within a few minutes with the details of your last order."
+                ),
+            ),
+            (
+                "Orders already on their way",
+                (
+                    "An order that has been packed is still delivered and charged, and the "
+                    "change applies from the next order after that one."
+                ),
+            ),
+        ],
+    ),
+    "delivery-days": (
+        "Delivery days",
+        [("Choosing a day", "Pick any weekday under Account settings, Delivery.")],
+    ),
+}
+
+
+def test_an_article_titled_with_the_question_word_beats_one_that_repeats_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert first(build(CANCELLING), "how do i cancel") == "cancelling-your-plan"
+    # Without the title and heading bonus, saturated BM25F prefers the repeated body mentions.
+    monkeypatch.setattr(index_module, "TITLE_BONUS", 0.0)
+    monkeypatch.setattr(index_module, "HEADING_BONUS", 0.0)
+    assert first(build(CANCELLING), "how do i cancel") == "deleting-your-account"
+
+
+def test_the_title_bonus_keeps_confidence_and_order_sane() -> None:
+    index = build(CANCELLING)
+    hits = index.search("how do i cancel my plan", limit=5)
+    assert hits[0].chunk.document_id == "cancelling-your-plan"
+    assert all(0.0 <= h.confidence <= 1.0 for h in hits)
+    scores = [h.rank_score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    # A question naming nothing the knowledge base uses still finds nothing.
+    assert index.search("best pizza in new york") == []
+
+
+PAUSING: Articles = {
+    "pausing-your-membership": (
+        "Pausing your membership",
+        [("Pause", "Pause for up to 8 weeks under Membership.")],
+    ),
+    "calling-us": (
+        "Hold times when you call",
+        [
+            (
+                "Why we put you on hold",
+                (
+                    "If you are on hold for more than five minutes, hold on: the hold music "
+                    "ends when an agent picks up. Put us on speaker while you hold."
+                ),
+            ),
+        ],
+    ),
+    "ending-your-membership": (
+        "Ending your membership",
+        [("Cancel", "Cancel under Membership, Cancel. It ends with the paid month.")],
+    ),
+    "deliveries": (
+        "Deliveries",
+        [
+            (
+                "When a delivery does not arrive",
+                "A delivery that did not arrive by 8pm is refunded: tell us the order number.",
+            ),
+            ("Tracking", "Track every order from the app."),
+        ],
+    ),
+}
+
+
+def test_a_customers_phrasing_searches_its_meaning() -> None:
+    index = build(PAUSING)
+    # No shared word: "stop paying" is how customers say cancel, "never came" is "arrive".
+    assert first(index, "I want to stop paying for this") == "ending-your-membership"
+    assert first(index, "my order never came") == "deliveries"
+
+
+def test_a_one_way_phrasing_is_not_searched_for_by_its_meaning() -> None:
+    # "cancel" must not bring "stop" and "pay" as equivalents: those words mean nothing alone.
+    known = {"stop", "pay", "termin", "paus"}
+    found = {e.term for e in expansions(["cancel"], known)}
+    assert "termin" in found
+    assert not found & {"stop", "pay"}
+    # Said by the customer, the phrasing brings its group, as an idiom.
+    [expansion] = expansions(["stop", "pay"], known)
+    assert (expansion.term, expansion.idiom) == ("termin", True)
+
+
+def test_an_idioms_literal_words_count_less(monkeypatch: pytest.MonkeyPatch) -> None:
+    question = "can i put my membership on hold"
+    assert first(build(PAUSING), question) == "pausing-your-membership"
+    # Counted at full weight, "hold" (the phone article's title) wins.
+    monkeypatch.setattr(index_module, "IDIOM_LITERAL_WEIGHT", 1.0)
+    assert first(build(PAUSING), question) == "calling-us"
