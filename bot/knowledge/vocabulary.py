@@ -115,6 +115,11 @@ PHRASINGS: tuple[tuple[str, str], ...] = (
     ("speed up", "slow"),
     ("faster", "slow"),
     ("quicker", "slow"),
+    ("take the money", "charge"),
+    ("take money", "charge"),
+    ("take payment", "charge"),
+    ("comes out of", "payment method"),
+    ("come out of", "payment method"),
 )
 
 # After one of these, the next words name something the customer does not want.
