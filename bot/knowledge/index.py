@@ -44,6 +44,9 @@ HEADING_BONUS = 0.1
 # A word of a customer's idiom (``vocabulary.PHRASINGS``: "on hold", "passed away") counts this
 # much in its literal sense; the idiom's meaning is searched as when the word were unknown.
 IDIOM_LITERAL_WEIGHT = 0.5
+# A light word (``vocabulary.LIGHT_WORDS``: "come", "take", "start") counts this much in the
+# ranking: "what time does the courier come" is not about the article titled "Coming back".
+LIGHT_WEIGHT = 0.4
 # A corrected typo counts a little less than the word itself.
 TYPO_WEIGHT = 0.8
 # A one- or two-digit number in a question is usually the customer's own case ("my son is 15",
@@ -118,8 +121,11 @@ class QueryTerm:
     # Equivalent phrasings' terms the knowledge base uses, with their weights in the search.
     alternatives: tuple[tuple[str, float], ...] = ()
     # The word is part of a customer's idiom ("on hold", "passed away"): its alternatives say
-    # what it means, its literal sense counts less (``IDIOM_LITERAL_WEIGHT``).
+    # what it means (searched as for a word the knowledge base does not use).
     idiom: bool = False
+    # How much the word itself counts in the ranking (not in the confidence): less for an
+    # idiom's word (``IDIOM_LITERAL_WEIGHT``) and a light word (``LIGHT_WEIGHT``).
+    literal: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +335,7 @@ class SearchIndex:
         english_stems: list[str] = []
         source_of: dict[str, str] = {}  # English stem of a question's word → its term
         words = 0
+        light: set[str] = set()
         for token, is_negated in vocabulary.marked_tokens(text, lang):
             if words >= max_words:
                 break
@@ -345,6 +352,8 @@ class SearchIndex:
             if term is not None:
                 key = term[0]
                 weight = term[1] * (SMALL_NUMBER_WEIGHT if _SMALL_NUMBER.match(token) else 1.0)
+                if lang == "en" and token in vocabulary.LIGHT_WORDS:
+                    light.add(key)
                 found.setdefault(key, self._term(key, weight, token))
             else:
                 key = analysis.stem(token, lang)
@@ -369,12 +378,16 @@ class SearchIndex:
         out = []
         for key, query_term in found.items():
             share = NEGATED_WEIGHT if negated.get(key) else 1.0
-            if share != 1.0 or key in alternatives:
+            literal = (IDIOM_LITERAL_WEIGHT if key in idioms else 1.0) * (
+                LIGHT_WEIGHT if key in light else 1.0
+            )
+            if share != 1.0 or key in alternatives or literal != 1.0:
                 query_term = replace(
                     query_term,
                     weight=query_term.weight * share,
                     share=share,
                     alternatives=tuple(alternatives.get(key, ())),
+                    literal=literal,
                     idiom=key in idioms,
                 )
             out.append(query_term)
@@ -433,7 +446,7 @@ class SearchIndex:
             (
                 t.term,
                 (t.weight if t.term in self._topic_terms else t.weight * BODY_ONLY_TERM_WEIGHT)
-                * (IDIOM_LITERAL_WEIGHT if t.idiom else 1.0),
+                * t.literal,
             )
             for t in terms
             if t.known

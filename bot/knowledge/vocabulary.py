@@ -77,6 +77,7 @@ EQUIVALENTS: tuple[tuple[str, ...], ...] = (
     ("child", "kid", "son", "daughter", "minor", "teenager"),
     ("late", "delay", "delayed"),
     ("arrive", "arrival"),
+    ("reactivate", "reactivation", "resume", "restart", "rejoin", "resubscribe"),
     ("died", "deceased", "bereavement", "death"),
 )
 
@@ -84,6 +85,8 @@ EQUIVALENTS: tuple[tuple[str, ...], ...] = (
 # here makes a question search its group (the group holding the second word), but an article
 # that happens to use the phrasing is not searched for when a question uses the group's words:
 # "stop paying" means cancelling, while "stop" and "pay" alone mean nothing in particular.
+# A phrasing's words may have this many other words between them ("start getting boxes again").
+PHRASING_GAP = 2
 PHRASINGS: tuple[tuple[str, str], ...] = (
     ("stop paying", "cancel"),
     ("stop renewing", "cancel"),
@@ -115,12 +118,28 @@ PHRASINGS: tuple[tuple[str, str], ...] = (
     ("speed up", "slow"),
     ("faster", "slow"),
     ("quicker", "slow"),
+    ("come back", "reactivate"),
+    ("start again", "reactivate"),
+    ("sign up again", "reactivate"),
     ("take the money", "charge"),
     ("take money", "charge"),
     ("take payment", "charge"),
     ("comes out of", "payment method"),
     ("come out of", "payment method"),
 )
+
+# English verbs and nouns that carry little of a question's topic on their own: "can my
+# deliveries come on saturdays", "what time does the courier come" are not about an article
+# titled "Coming back". They still count, less (the index's ``LIGHT_WEIGHT``).
+# fmt: off
+LIGHT_WORDS = frozenset([
+    "come", "comes", "came", "coming", "take", "takes", "took", "taken", "taking", "put", "puts",
+    "putting", "give", "gives", "gave", "given", "giving", "keep", "keeps", "kept", "keeping",
+    "start", "starts", "started", "starting", "happen", "happens", "happened", "happening",
+    "see", "sees", "saw", "seen", "look", "looks", "looked", "looking", "find", "finds", "found",
+    "say", "says", "said", "thing", "things", "stuff", "bit", "lot", "lots", "sort", "kind",
+])
+# fmt: on
 
 # After one of these, the next words name something the customer does not want.
 _NEGATION = re.compile(
@@ -225,7 +244,7 @@ def expansions(stems: list[str], known: Container[str]) -> list[Expansion]:
         (words, g, terms, one_way)
         for first in own
         for words, g, terms, one_way in by_first.get(first, ())
-        if _occurs(words, stems)
+        if _occurs(words, stems, PHRASING_GAP if one_way else 0)
     ]
     for group in sorted({g for _, g, _, _ in used}):
         sources = tuple(
@@ -247,6 +266,24 @@ def expansions(stems: list[str], known: Container[str]) -> list[Expansion]:
     return list(out.values())
 
 
-def _occurs(words: tuple[str, ...], stems: list[str]) -> bool:
+def _occurs(words: tuple[str, ...], stems: list[str], gap: int = 0) -> bool:
+    """Whether ``words`` occur in ``stems`` in order, with at most ``gap`` other words between
+    neighbours ("stop my membership from renewing" says "stop renewing")."""
     n = len(words)
-    return n > 0 and any(tuple(stems[i : i + n]) == words for i in range(len(stems) - n + 1))
+    if n == 0:
+        return False
+    if gap == 0 or n == 1:
+        return any(tuple(stems[i : i + n]) == words for i in range(len(stems) - n + 1))
+    for i, stem in enumerate(stems):
+        if stem != words[0]:
+            continue
+        at, matched = i, 1
+        while matched < n:
+            window = stems[at + 1 : at + 2 + gap]
+            if words[matched] not in window:
+                break
+            at = at + 1 + window.index(words[matched])
+            matched += 1
+        if matched == n:
+            return True
+    return False

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bot.knowledge import index as index_module
+from bot.knowledge import vocabulary
 from bot.knowledge.index import ChunkRecord, SearchIndex
 from bot.knowledge.vocabulary import expansions
 
@@ -148,8 +149,46 @@ def test_a_one_way_phrasing_is_not_searched_for_by_its_meaning() -> None:
 
 
 def test_an_idioms_literal_words_count_less(monkeypatch: pytest.MonkeyPatch) -> None:
-    question = "can i put my membership on hold"
+    question = "can i put it on hold for a while"
     assert first(build(PAUSING), question) == "pausing-your-membership"
     # Counted at full weight, "hold" (the phone article's title) wins.
     monkeypatch.setattr(index_module, "IDIOM_LITERAL_WEIGHT", 1.0)
     assert first(build(PAUSING), question) == "calling-us"
+
+
+COURIER: Articles = {
+    "coming-back": (
+        "Coming back after a break",
+        [("Reactivate", "Reactivate under Account. Your saved details come back with you.")],
+    ),
+    "delivery-windows": (
+        "Delivery windows",
+        [
+            ("Morning or evening", "Pick a morning or an evening window for your order."),
+            ("Tracking", "On the day, track the courier in the app from 7am."),
+        ],
+    ),
+    "drivers": (
+        "Our couriers",
+        [("Who delivers", "Couriers are employed by us and wear a uniform.")],
+    ),
+}
+
+
+def test_a_light_word_does_not_decide_the_article(monkeypatch: pytest.MonkeyPatch) -> None:
+    question = "what time of day does the courier come"
+    assert first(build(COURIER), question) != "coming-back"
+    # At full weight, "come" meets the title "Coming back after a break".
+    monkeypatch.setattr(index_module, "LIGHT_WEIGHT", 1.0)
+    assert first(build(COURIER), question) == "coming-back"
+
+
+def test_a_phrasing_matches_with_words_in_between(monkeypatch: pytest.MonkeyPatch) -> None:
+    known = {"termin", "reactiv"}
+    stems = ["how", "do", "i", "stop", "my", "membership", "from", "renew"]
+    assert {e.term for e in expansions(stems, known)} == {"termin"}
+    # Too far apart, the words are no phrasing.
+    far = ["stop", "the", "kids", "from", "fighting", "and", "renew", "it"]
+    assert expansions(far, known) == []
+    monkeypatch.setattr(vocabulary, "PHRASING_GAP", 0)
+    assert expansions(stems, known) == []
