@@ -18,7 +18,6 @@ weigh the most, so an off-topic question scores near 0 whatever incidental word 
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Container, Sequence
@@ -28,13 +27,12 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.knowledge import analysis, vocabulary
+from bot.knowledge.postings import Postings
 
 # Field weights of BM25F: a word in the title says more about a document than one in its body.
 TITLE_WEIGHT = 3.0
 HEADING_WEIGHT = 2.0
 BODY_WEIGHT = 1.0
-K1 = 1.2
-B = 0.75
 # BM25F saturates: a body that repeats a word scores nearly as a title that names it. On top of
 # it, a document gains this much times the idf-weighted share of the question's terms its title
 # names, and its best section's headings (title included) name: the article titled "Cancelling
@@ -182,61 +180,6 @@ class _Fields:
         return out
 
 
-class _Postings:
-    """An inverted index over units (documents or sections) with BM25F term frequencies.
-
-    Built once, then frozen into arrays: each term keeps the units it occurs in and their
-    saturated term frequency ``tf / (K1 + tf)`` (tf length-normalised), and its idf, so a
-    question costs one vectorised add per question term — no pass over every unit in Python.
-    """
-
-    def __init__(self) -> None:
-        self._weighted: list[dict[str, float]] = []
-        self.size = 0
-        self._postings: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {}
-        self._idf: dict[str, float] = {}
-        self._unseen_idf = 0.0
-
-    def add(self, weighted: dict[str, float]) -> None:
-        self._weighted.append(weighted)
-
-    def freeze(self) -> None:
-        lengths = [sum(w.values()) for w in self._weighted]
-        total = self.size = len(lengths)
-        average = (sum(lengths) / total if total else 0.0) or 1.0
-        collected: dict[str, tuple[list[int], list[float]]] = {}
-        for unit, weighted in enumerate(self._weighted):
-            length_norm = 1.0 - B + B * lengths[unit] / average
-            for term, tf in weighted.items():
-                norm = tf / length_norm
-                units, saturated = collected.setdefault(term, ([], []))
-                units.append(unit)
-                saturated.append(norm / (K1 + norm))
-        self._postings = {
-            term: (np.array(units, dtype=np.intp), np.array(saturated, dtype=np.float64))
-            for term, (units, saturated) in collected.items()
-        }
-        self._idf = {
-            term: math.log(1.0 + (total - len(units) + 0.5) / (len(units) + 0.5))
-            for term, (units, _) in collected.items()
-        }
-        self._unseen_idf = math.log(1.0 + (total + 0.5) / 0.5)
-        self._weighted = []
-
-    def idf(self, term: str) -> float:
-        return self._idf.get(term, self._unseen_idf)
-
-    def score(self, terms: Sequence[tuple[str, float]]) -> npt.NDArray[np.float64]:
-        """BM25F score per unit (0 where none of the terms occur)."""
-        scores = np.zeros(self.size, dtype=np.float64)
-        for term, weight in terms:
-            posting = self._postings.get(term)
-            if posting is not None:
-                # A unit occurs once per term's posting, so fancy-index add is exact.
-                scores[posting[0]] += self._idf[term] * weight * posting[1]
-        return scores
-
-
 class SearchIndex:
     """An immutable index over a snapshot of the knowledge base's chunks."""
 
@@ -250,8 +193,8 @@ class SearchIndex:
             by_document[chunk.document_id].append(i)
         self.documents = list(by_document)
         self.languages: list[str] = []
-        self._sections = _Postings()
-        self._whole = _Postings()
+        self._sections = Postings()
+        self._whole = Postings()
         self._chunk_terms: list[frozenset[str]] = []
         self._chunk_heading_terms: list[frozenset[str]] = []
         self._chunk_own_heading_terms: list[frozenset[str]] = []
