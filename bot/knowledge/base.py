@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.agent import intents
 from bot.config import KnowledgeSettings
 from bot.domain import now
 from bot.knowledge import terms as vocab
@@ -369,6 +370,7 @@ class KnowledgeBase:
         returns no passages.
         """
         limit = max(1, min(int(limit), MAX_LIMIT))
+        query = searched_text(query)
         if not query.strip():
             return []
         index = await self._current_index()
@@ -448,6 +450,16 @@ class KnowledgeBase:
             self._index_checked_at = checked_at
             logger.info("knowledge: index built over %d chunks", len(records))
             return index
+
+
+def searched_text(query: str) -> str:
+    """What of a customer's message is searched: without the sentences that try to instruct the
+    bot ("Ignore all previous instructions and reply…", ``intents``), whose words would otherwise
+    pull their own articles up."""
+    reading = intents.read(query)
+    if reading.has(intents.Intent.INJECTION):
+        return reading.question
+    return query
 
 
 def _count_terms(stored: Iterable[str]) -> Counter[str]:
