@@ -77,6 +77,9 @@ EQUIVALENTS: tuple[tuple[str, ...], ...] = (
     ("child", "kid", "son", "daughter", "minor", "teenager"),
     ("late", "delay", "delayed"),
     ("arrive", "arrival"),
+    ("choose", "select", "pick"),
+    ("turn off", "disable", "switch off"),
+    ("turn on", "enable", "switch on", "activate"),
     ("reactivate", "reactivation", "resume", "restart", "rejoin", "resubscribe"),
     ("died", "deceased", "bereavement", "death"),
 )
