@@ -71,6 +71,9 @@ _HOW_TO = re.compile(
     re.IGNORECASE,
 )
 _STEP_LINE = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+\S")
+# A word said only before the customer moved on to a new question ("…higher than last month?
+# thanks, but I also need to change my card", ``vocabulary.settled_end``) weighs this much.
+SETTLED_WEIGHT = 0.4
 # A word the customer says they do not want ("I don't want a refund") weighs this much.
 NEGATED_WEIGHT = 0.3
 # An equivalent phrasing from ``vocabulary.EQUIVALENTS`` the question did not use ("membership"
@@ -279,6 +282,9 @@ class SearchIndex:
         source_of: dict[str, str] = {}  # English stem of a question's word → its term
         words = 0
         light: set[str] = set()
+        settled_at = vocabulary.settled_end(text)
+        later = set(analysis.tokens(text[settled_at:]))
+        settled: set[str] = set()
         for token, is_negated in vocabulary.marked_tokens(text, lang):
             if words >= max_words:
                 break
@@ -301,6 +307,8 @@ class SearchIndex:
             else:
                 key = analysis.stem(token, lang)
                 found.setdefault(key, self._term(key, 1.0, token, known=False))
+            if settled_at and token not in later:
+                settled.add(key)
             # A word negated everywhere it occurs is negated; once asked plainly, it is asked.
             negated[key] = negated.get(key, True) and is_negated
             # A corrected typo is matched to the table by its correction ("cancle" → "cancel").
@@ -321,6 +329,8 @@ class SearchIndex:
         out = []
         for key, query_term in found.items():
             share = NEGATED_WEIGHT if negated.get(key) else 1.0
+            if key in settled:
+                share = min(share, SETTLED_WEIGHT)
             literal = (IDIOM_LITERAL_WEIGHT if key in idioms else 1.0) * (
                 LIGHT_WEIGHT if key in light else 1.0
             )

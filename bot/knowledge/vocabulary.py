@@ -173,6 +173,26 @@ class Expansion:
     idiom: bool = False
 
 
+# Where a customer moves on to a new question: "thanks, but I also need…", "that worked! also,
+# how do I…", "one more thing:". What they said before it is settled.
+_MOVES_ON = re.compile(
+    r"\b(?:thanks|thank\s+you|cheers|great|perfect|that\s+(?:worked|did\s+it|helped))\b"
+    r"[\s,.!]*(?:(?:but|and|ok|okay)\b[\s,]*)?(?:(?:i|we)\s+)?(?:also|another|one\s+more)\b"
+    r"|(?:^|[.!?]\s+)(?:one\s+more\s+thing|another\s+question|also)\b[\s,:]*"
+    r"(?=(?:how|what|where|when|why|which|who|can|could|is|are|do|does|will|should"
+    r"|(?:i|we)\s+(?:also\s+)?(?:need|want|have))\b)",
+    re.IGNORECASE,
+)
+
+
+def settled_end(text: str) -> int:
+    """Where the part of ``text`` a customer has moved on from ends (0 when they have not)."""
+    found = None
+    for found in _MOVES_ON.finditer(text):
+        pass
+    return found.start() if found is not None else 0
+
+
 def marked_tokens(text: str, lang: str) -> list[tuple[str, bool]]:
     """``analysis.tokens`` of ``text`` with, per token, whether a negation covers it."""
     out: list[tuple[str, bool]] = []
