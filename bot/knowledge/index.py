@@ -36,7 +36,9 @@ BODY_WEIGHT = 1.0
 # BM25F saturates: a body that repeats a word scores nearly as a title that names it. On top of
 # it, a document gains this much times the idf-weighted share of the question's terms its title
 # names, and its best section's headings (title included) name: the article titled "Cancelling
-# your subscription" answers "how do I cancel" before one that only mentions cancelling.
+# your subscription" answers "how do I cancel" before one that only mentions cancelling. The
+# equivalents of a word the knowledge base uses itself do not count here ("staff" must not make
+# every title with "team" or "member" in it the subject).
 TITLE_BONUS = 0.2
 HEADING_BONUS = 0.1
 # A word of a customer's idiom (``vocabulary.PHRASINGS``: "on hold", "passed away") counts this
@@ -395,22 +397,28 @@ class SearchIndex:
     def search(self, text: str, *, limit: int = 5) -> list[Hit]:
         """Documents for the question, best first, each once with its best section."""
         terms = self.query_terms(text)
-        known = [
-            (
-                t.term,
-                (t.weight if t.term in self._topic_terms else t.weight * BODY_ONLY_TERM_WEIGHT)
-                * t.literal,
-            )
+        literal = {
+            t.term: (t.weight if t.term in self._topic_terms else t.weight * BODY_ONLY_TERM_WEIGHT)
+            * t.literal
             for t in terms
             if t.known
-        ]
+        }
+        known = list(literal.items())
+        # What a title can name: per word of the question, itself and, for a word it did not say
+        # in the knowledge base's words (an idiom, a word no article uses), its meaning.
+        own: list[list[tuple[str, float]]] = []
         expanded: dict[str, float] = {}
         for t in terms:
+            stands_in = not t.known or t.idiom
+            word = [(t.term, literal[t.term])] if t.known else []
             for alternative, weight in t.alternatives:
-                share = EXPANSION_WEIGHT if t.known and not t.idiom else MISMATCH_EXPANSION_WEIGHT
-                expanded[alternative] = max(
-                    expanded.get(alternative, 0.0), share * weight * min(1.0, t.weight)
-                )
+                share = MISMATCH_EXPANSION_WEIGHT if stands_in else EXPANSION_WEIGHT
+                weight = share * weight * min(1.0, t.weight)
+                expanded[alternative] = max(expanded.get(alternative, 0.0), weight)
+                if stands_in:
+                    word.append((alternative, weight))
+            if word:
+                own.append(word)
         known += expanded.items()
         if not known:
             return []
@@ -427,7 +435,7 @@ class SearchIndex:
         rank = DOCUMENT_SHARE * whole / best_whole + (1 - DOCUMENT_SHARE) * (
             document_best / best_section_score
         )
-        rank = rank + self._named(known)
+        rank = rank + self._named(own)
         matched = np.flatnonzero((whole > 0.0) & (document_best > 0.0))
         # Best first; equal ranks in index order (``lexsort`` sorts by its last key first).
         order = matched[np.lexsort((matched, -rank[matched]))][:limit]
@@ -504,26 +512,34 @@ class SearchIndex:
             )
         return out
 
-    def _named(self, known: Sequence[tuple[str, float]]) -> npt.NDArray[np.float64]:
-        """Per document, ``TITLE_BONUS`` times the share of the question's weighed terms its
-        title names plus ``HEADING_BONUS`` times the share its best-named section's headings
-        (title included) name. Unsaturated, unlike BM25F: in "how do I cancel", an article
-        titled "Cancelling your subscription" is about the word, one whose body mentions
-        cancelling many times is not."""
-        masses: dict[str, float] = {}
-        for term, weight in known:
-            masses[term] = max(masses.get(term, 0.0), self._whole.idf(term) * weight)
-        total = sum(masses.values()) or 1.0
+    def _named(self, words: Sequence[Sequence[tuple[str, float]]]) -> npt.NDArray[np.float64]:
+        """Per document, ``TITLE_BONUS`` times the share of the question's words its title
+        names plus ``HEADING_BONUS`` times the share its best-named section's headings (title
+        included) name, idf-weighted. ``words`` holds per word the terms that stand for it
+        (itself, or the meaning of an idiom) with their weights; a word counts once, by the best
+        of them. Unsaturated, unlike BM25F: in "how do I cancel", an article titled "Cancelling
+        your subscription" is about the word, one whose body mentions cancelling is not."""
         titles = np.zeros(len(self.documents), dtype=np.float64)
         headings = np.zeros(len(self.chunks), dtype=np.float64)
-        for term, mass in masses.items():
-            named = self._titled.get(term)
-            if named is not None:
-                titles[named] += mass
-            named = self._headed.get(term)
-            if named is not None:
-                headings[named] += mass
+        total = 0.0
+        for members in words:
+            title_best = np.zeros(len(self.documents), dtype=np.float64)
+            heading_best = np.zeros(len(self.chunks), dtype=np.float64)
+            most = 0.0
+            for term, weight in members:
+                mass = self._whole.idf(term) * weight
+                most = max(most, mass)
+                named = self._titled.get(term)
+                if named is not None:
+                    title_best[named] = np.maximum(title_best[named], mass)
+                named = self._headed.get(term)
+                if named is not None:
+                    heading_best[named] = np.maximum(heading_best[named], mass)
+            titles += title_best
+            headings += heading_best
+            total += most
         best_headings = np.maximum.reduceat(headings, self._document_starts)
+        total = total or 1.0
         return (TITLE_BONUS * titles + HEADING_BONUS * best_headings) / total
 
     def _stand_ins(self, term: QueryTerm) -> list[QueryTerm]:

@@ -141,6 +141,7 @@ LIGHT_WORDS = frozenset([
     "start", "starts", "started", "starting", "happen", "happens", "happened", "happening",
     "see", "sees", "saw", "seen", "look", "looks", "looked", "looking", "find", "finds", "found",
     "say", "says", "said", "thing", "things", "stuff", "bit", "lot", "lots", "sort", "kind",
+    "done",
 ])
 # fmt: on
 
