@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.knowledge import analysis, vocabulary
-from bot.knowledge.postings import Postings
+from bot.knowledge.postings import Naming, Postings
 
 # Field weights of BM25F: a word in the title says more about a document than one in its body.
 TITLE_WEIGHT = 3.0
@@ -250,16 +250,8 @@ class SearchIndex:
             if len(word) >= 4 and not word.isdigit():  # "refnud" (6) ↔ "refund"
                 for key in analysis.deletes(word):
                     self._typos[key].add(word)
-        titled: dict[str, list[int]] = defaultdict(list)
-        for d, title in enumerate(self._title_terms):
-            for term in title:
-                titled[term].append(d)
-        headed: dict[str, list[int]] = defaultdict(list)
-        for i, named in enumerate(self._chunk_heading_terms):
-            for term in named:
-                headed[term].append(i)
-        self._titled = {t: np.array(ds, dtype=np.intp) for t, ds in titled.items()}
-        self._headed = {t: np.array(cs, dtype=np.intp) for t, cs in headed.items()}
+        self._titled = Naming(self._title_terms)
+        self._headed = Naming(self._chunk_heading_terms)
         self._term_documents = Counter(t for terms in self._document_terms for t in terms)
         self._topic_terms = frozenset().union(*self._chunk_heading_terms)
         self.language_set = sorted(set(self.languages))
@@ -515,32 +507,14 @@ class SearchIndex:
     def _named(self, words: Sequence[Sequence[tuple[str, float]]]) -> npt.NDArray[np.float64]:
         """Per document, ``TITLE_BONUS`` times the share of the question's words its title
         names plus ``HEADING_BONUS`` times the share its best-named section's headings (title
-        included) name, idf-weighted. ``words`` holds per word the terms that stand for it
-        (itself, or the meaning of an idiom) with their weights; a word counts once, by the best
-        of them. Unsaturated, unlike BM25F: in "how do I cancel", an article titled "Cancelling
-        your subscription" is about the word, one whose body mentions cancelling is not."""
-        titles = np.zeros(len(self.documents), dtype=np.float64)
-        headings = np.zeros(len(self.chunks), dtype=np.float64)
-        total = 0.0
-        for members in words:
-            title_best = np.zeros(len(self.documents), dtype=np.float64)
-            heading_best = np.zeros(len(self.chunks), dtype=np.float64)
-            most = 0.0
-            for term, weight in members:
-                mass = self._whole.idf(term) * weight
-                most = max(most, mass)
-                named = self._titled.get(term)
-                if named is not None:
-                    title_best[named] = np.maximum(title_best[named], mass)
-                named = self._headed.get(term)
-                if named is not None:
-                    heading_best[named] = np.maximum(heading_best[named], mass)
-            titles += title_best
-            headings += heading_best
-            total += most
-        best_headings = np.maximum.reduceat(headings, self._document_starts)
-        total = total or 1.0
-        return (TITLE_BONUS * titles + HEADING_BONUS * best_headings) / total
+        included) name (``postings.Naming``). Unsaturated, unlike BM25F: in "how do I cancel",
+        an article titled "Cancelling your subscription" is about the word, one whose body
+        mentions cancelling is not."""
+        titles = self._titled.share(words, self._whole.idf)
+        headings = np.maximum.reduceat(
+            self._headed.share(words, self._whole.idf), self._document_starts
+        )
+        return TITLE_BONUS * titles + HEADING_BONUS * headings
 
     def _stand_ins(self, term: QueryTerm) -> list[QueryTerm]:
         """``term``, or for a word the knowledge base never uses but names otherwise ("book"

@@ -4,7 +4,8 @@ documents and sections with."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -66,3 +67,35 @@ class Postings:
                 # A unit occurs once per term's posting, so fancy-index add is exact.
                 scores[posting[0]] += self._idf[term] * weight * posting[1]
         return scores
+
+
+class Naming:
+    """Which units (documents' titles, sections' headings) name which terms."""
+
+    def __init__(self, units: Sequence[Collection[str]]):
+        named: dict[str, list[int]] = defaultdict(list)
+        for unit, terms in enumerate(units):
+            for term in terms:
+                named[term].append(unit)
+        self.size = len(units)
+        self._units = {term: np.array(us, dtype=np.intp) for term, us in named.items()}
+
+    def share(
+        self, words: Sequence[Sequence[tuple[str, float]]], idf: Callable[[str], float]
+    ) -> npt.NDArray[np.float64]:
+        """Per unit, the idf-weighted share of ``words`` it names. A word is given as the terms
+        that stand for it with their weights, and counts once, by the best one named."""
+        out = np.zeros(self.size, dtype=np.float64)
+        total = 0.0
+        for members in words:
+            best = np.zeros(self.size, dtype=np.float64)
+            most = 0.0
+            for term, weight in members:
+                mass = idf(term) * weight
+                most = max(most, mass)
+                units = self._units.get(term)
+                if units is not None:
+                    best[units] = np.maximum(best[units], mass)
+            out += best
+            total += most
+        return out / (total or 1.0)
