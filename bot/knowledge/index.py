@@ -315,11 +315,15 @@ class SearchIndex:
             for expansion in vocabulary.expansions(english_stems, self._term_documents):
                 if expansion.term in found:
                     continue
-                for source in expansion.sources:
-                    if source in source_of:
-                        alternatives[source_of[source]].append((expansion.term, expansion.weight))
-                        if expansion.idiom:
-                            idioms.add(source_of[source])
+                keys = [source_of[s] for s in expansion.sources if s in source_of]
+                # "I don't want to cancel, I want to stop paying full price": a meaning the
+                # customer negated in its own words stays negated however else they put it.
+                if any(negated.get(k) for k in keys):
+                    keys = [k for k in keys if negated.get(k)]
+                for key in keys:
+                    alternatives[key].append((expansion.term, expansion.weight))
+                    if expansion.idiom:
+                        idioms.add(key)
         out = []
         for key, query_term in found.items():
             share = NEGATED_WEIGHT if negated.get(key) else 1.0

@@ -255,3 +255,29 @@ def test_where_a_customer_moves_on() -> None:
     # An afterthought that asks nothing is no new question; neither is plain thanks.
     assert vocabulary.settled_end("how do I stop paying? Also love the dark mode") == 0
     assert vocabulary.settled_end("how do I cancel? thanks") == 0
+
+
+CONTRACT: Articles = {
+    "pausing-your-service": (
+        "Pausing your service",
+        [("While you are away", "Pause for up to three months at a reduced price.")],
+    ),
+    "contract-termination": (
+        "Contract termination",
+        [("Terminate online", "Termination takes 30 days of notice. To cancel, call us.")],
+    ),
+}
+
+
+def test_a_negated_meaning_stays_negated_however_it_is_put() -> None:
+    index = build(CONTRACT)
+    question = "i dont want to cancel, can i stop paying while we are away"
+    terms = {t.word: t for t in index.query_terms(question)}
+    # "stop paying" means cancelling, which the customer has just said they do not want: its
+    # meaning is searched only as the negated word's, at the negated weight.
+    assert terms["cancel"].share < 1.0
+    assert any(alt == "termin" for alt, _ in terms["cancel"].alternatives)
+    assert not terms["stop"].alternatives and not terms["paying"].alternatives
+    [top, other] = index.search(question)
+    assert top.chunk.document_id == "pausing-your-service"
+    assert other.rank_score < top.rank_score / 2
