@@ -4,11 +4,14 @@ Built from the stored chunks (one code path on SQLite and PostgreSQL) and rebuil
 of documents changes. A question is scored twice — against every document as a whole (title,
 headings and body as weighted fields; whole-article BM25 is the stronger baseline for *which*
 article) and against every section (a chunk keeps its heading path, so *where* in the article)
-— and each document is returned once, with its best section. Before scoring, the question's
-words are weighed: a word the customer says they do not want ("I don't want a refund") and a
-word the knowledge base uses only in running text, never in a title or heading ("done"), count
-less; an English support phrasing brings its equivalents ("membership" → "subscription",
-``bot.knowledge.vocabulary``) at a lower weight.
+— plus an unsaturated bonus for a title and headings that name the question's words — and
+each document is returned once, with its best section. Before scoring, the question's words
+are weighed: a word the customer says they do not want ("I don't want a refund"), one said
+before moving on to a new question, a light word ("come", "take") and a word the knowledge base
+uses only in running text count less; an English support phrasing brings its equivalents
+("membership" → "subscription", "stop paying" → cancel, ``bot.knowledge.vocabulary``) at a
+lower weight, and a support word of another language its English ones
+(``bot.knowledge.crosslingual``) when the knowledge base does not use it.
 
 ``Hit.confidence`` is calibrated from the question, not from other documents: the idf-weighted
 share of the question's terms the document contains, with terms in the title or the section's
@@ -26,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from bot.knowledge import analysis, vocabulary
+from bot.knowledge import analysis, crosslingual, vocabulary
 from bot.knowledge.postings import Naming, Postings
 
 # Field weights of BM25F: a word in the title says more about a document than one in its body.
@@ -276,6 +279,7 @@ class SearchIndex:
         source_of: dict[str, str] = {}  # English stem of a question's word → its term
         words = 0
         light: set[str] = set()
+        alternatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
         settled_at = vocabulary.settled_end(text)
         later = set(analysis.tokens(text[settled_at:]))
         settled: set[str] = set()
@@ -292,6 +296,11 @@ class SearchIndex:
                 continue
             words += 1
             term = self._match(token, lang)
+            translated = crosslingual.alternatives(token, lang, self._term_documents)
+            if translated and (term is None or term[1] < 1.0):
+                # A word of another language the knowledge base does not use: its English
+                # equivalents, not an English word a typo away.
+                term = None
             if term is not None:
                 key = term[0]
                 weight = term[1] * (SMALL_NUMBER_WEIGHT if _SMALL_NUMBER.match(token) else 1.0)
@@ -301,6 +310,8 @@ class SearchIndex:
             else:
                 key = analysis.stem(token, lang)
                 found.setdefault(key, self._term(key, 1.0, token, known=False))
+                if translated:
+                    alternatives[key].extend(translated)
             if settled_at and token not in later:
                 settled.add(key)
             # A word negated everywhere it occurs is negated; once asked plainly, it is asked.
@@ -309,7 +320,6 @@ class SearchIndex:
             corrected = term is not None and term[1] < 1.0
             english_stems.append(key if corrected else analysis.stem(token, "en"))
             source_of.setdefault(english_stems[-1], key)
-        alternatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
         idioms: set[str] = set()
         if lang == "en":
             for expansion in vocabulary.expansions(english_stems, self._term_documents):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.knowledge import KnowledgeBase, vocabulary
+from bot.knowledge import KnowledgeBase, crosslingual, vocabulary
 from bot.knowledge import index as index_module
 from bot.knowledge.base import searched_text
 from bot.knowledge.index import ChunkRecord, SearchIndex
@@ -281,3 +281,35 @@ def test_a_negated_meaning_stays_negated_however_it_is_put() -> None:
     [top, other] = index.search(question)
     assert top.chunk.document_id == "pausing-your-service"
     assert other.rank_score < top.rank_score / 2
+
+
+ENGLISH_ONLY: Articles = {
+    "skipping-a-week": (
+        "Skipping a week",
+        [("Skip a week", "Going on holiday? Skip any week up to five days before it.")],
+    ),
+    "invoices": ("Invoices", [("Download", "Every invoice is a PDF under Account, Billing.")]),
+    "rueckerstattung": (
+        "Rückerstattung",
+        [("Wann", "Eine Rückerstattung dauert fünf Werktage.")],
+    ),
+}
+
+
+def test_a_question_in_another_language_finds_the_english_article(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    index = build(ENGLISH_ONLY)
+    german = "Wie kann ich nächste Woche aussetzen? Wir sind im Urlaub."
+    assert first(index, german) == "skipping-a-week"
+    assert first(index, "¿Dónde descargo mi factura?") == "invoices"
+    # A word the knowledge base has in the customer's language is matched as itself.
+    assert first(index, "Wann bekomme ich meine Rückerstattung?") == "rueckerstattung"
+    # Without the table the German words find nothing in English.
+    monkeypatch.setattr(crosslingual, "_TABLE", {})
+    crosslingual._lookup.cache_clear()
+    try:
+        assert build(ENGLISH_ONLY).search(german) == []
+    finally:
+        monkeypatch.undo()
+        crosslingual._lookup.cache_clear()
