@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -23,7 +24,6 @@ from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.agent import intents
 from bot.config import KnowledgeSettings
 from bot.domain import now
 from bot.knowledge import terms as vocab
@@ -452,10 +452,23 @@ class KnowledgeBase:
             return index
 
 
+# Words without which no sentence instructs the bot (a superset of ``intents``' cues): only a
+# message that has one pays for reading its intents, which a model's turn never loads otherwise.
+_MAY_INSTRUCT = re.compile(
+    r"instruction|rules|prompt|system|assistant|developer|you\s+are\s+now|\bmode\b"
+    r"|\b(?:close|resolve|mark)\b",
+    re.IGNORECASE,
+)
+
+
 def searched_text(query: str) -> str:
     """What of a customer's message is searched: without the sentences that try to instruct the
     bot ("Ignore all previous instructions and reply…", ``intents``), whose words would otherwise
     pull their own articles up."""
+    if not _MAY_INSTRUCT.search(query):
+        return query
+    from bot.agent import intents
+
     reading = intents.read(query)
     if reading.has(intents.Intent.INJECTION):
         return reading.question

@@ -274,7 +274,8 @@ def expansions(stems: list[str], known: Container[str]) -> list[Expansion]:
         sources = tuple(
             sorted({t for words, g, terms, _ in used if g == group for t in terms or words})
         )
-        idiom = all(one_way for _, g, _, one_way in used if g == group)
+        # Only a phrasing of several words is an idiom: "compensation" still means itself.
+        idiom = all(one_way and len(w) > 1 for w, g, _, one_way in used if g == group)
         weights: dict[str, float] = {}
         for member_words, _, terms, _ in by_group[group]:
             if not terms or set(member_words) <= own:

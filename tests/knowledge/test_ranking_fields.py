@@ -313,3 +313,13 @@ def test_a_question_in_another_language_finds_the_english_article(
     finally:
         monkeypatch.undo()
         crosslingual._lookup.cache_clear()
+
+
+def test_only_a_phrasing_of_several_words_is_an_idiom() -> None:
+    known = {"refund", "compens", "die"}
+    # "compensation" is one of the knowledge base's own words: it keeps its literal sense.
+    assert all(not e.idiom for e in expansions(["compens"], known))
+    assert {e.term for e in expansions(["compens"], known)} == {"refund"}
+    # "passed away" says neither "pass" nor "away".
+    [died] = expansions(["pass", "away"], known)
+    assert (died.term, died.idiom) == ("die", True)
