@@ -59,7 +59,8 @@ from bot.config import BUNDLED_KNOWLEDGE, DatabaseSettings, KnowledgeSettings, S
 from bot.knowledge import KnowledgeBase, analysis, vectors
 from bot.knowledge import index as knowledge_index
 from bot.knowledge.embeddings import LOCAL_MODEL, local_model_installed
-from bot.knowledge.index import UNKNOWN_SHARE, ChunkRecord, Hit, SearchIndex, _Postings
+from bot.knowledge.index import UNKNOWN_SHARE, ChunkRecord, Hit, SearchIndex
+from bot.knowledge.postings import Postings as _Postings
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 from bot.store.schema import kb_chunks, kb_embeddings

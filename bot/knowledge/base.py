@@ -12,6 +12,7 @@ import hashlib
 import logging
 import math
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -369,6 +370,7 @@ class KnowledgeBase:
         returns no passages.
         """
         limit = max(1, min(int(limit), MAX_LIMIT))
+        query = searched_text(query)
         if not query.strip():
             return []
         index = await self._current_index()
@@ -448,6 +450,29 @@ class KnowledgeBase:
             self._index_checked_at = checked_at
             logger.info("knowledge: index built over %d chunks", len(records))
             return index
+
+
+# Words without which no sentence instructs the bot (a superset of ``intents``' cues): only a
+# message that has one pays for reading its intents, which a model's turn never loads otherwise.
+_MAY_INSTRUCT = re.compile(
+    r"instruction|rules|prompt|system|assistant|developer|you\s+are\s+now|\bmode\b"
+    r"|\b(?:close|resolve|mark)\b",
+    re.IGNORECASE,
+)
+
+
+def searched_text(query: str) -> str:
+    """What of a customer's message is searched: without the sentences that try to instruct the
+    bot ("Ignore all previous instructions and reply…", ``intents``), whose words would otherwise
+    pull their own articles up."""
+    if not _MAY_INSTRUCT.search(query):
+        return query
+    from bot.agent import intents
+
+    reading = intents.read(query)
+    if reading.has(intents.Intent.INJECTION):
+        return reading.question
+    return query
 
 
 def _count_terms(stored: Iterable[str]) -> Counter[str]:

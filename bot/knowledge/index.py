@@ -4,11 +4,14 @@ Built from the stored chunks (one code path on SQLite and PostgreSQL) and rebuil
 of documents changes. A question is scored twice — against every document as a whole (title,
 headings and body as weighted fields; whole-article BM25 is the stronger baseline for *which*
 article) and against every section (a chunk keeps its heading path, so *where* in the article)
-— and each document is returned once, with its best section. Before scoring, the question's
-words are weighed: a word the customer says they do not want ("I don't want a refund") and a
-word the knowledge base uses only in running text, never in a title or heading ("done"), count
-less; an English support phrasing brings its equivalents ("membership" → "subscription",
-``bot.knowledge.vocabulary``) at a lower weight.
+— plus an unsaturated bonus for a title and headings that name the question's words — and
+each document is returned once, with its best section. Before scoring, the question's words
+are weighed: a word the customer says they do not want ("I don't want a refund"), one said
+before moving on to a new question, a light word ("come", "take") and a word the knowledge base
+uses only in running text count less; an English support phrasing brings its equivalents
+("membership" → "subscription", "stop paying" → cancel, ``bot.knowledge.vocabulary``) at a
+lower weight, and a support word of another language its English ones
+(``bot.knowledge.crosslingual``) when the knowledge base does not use it.
 
 ``Hit.confidence`` is calibrated from the question, not from other documents: the idf-weighted
 share of the question's terms the document contains, with terms in the title or the section's
@@ -18,7 +21,6 @@ weigh the most, so an off-topic question scores near 0 whatever incidental word 
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Container, Sequence
@@ -27,14 +29,27 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from bot.knowledge import analysis, vocabulary
+from bot.knowledge import analysis, crosslingual, vocabulary
+from bot.knowledge.postings import Naming, Postings
 
 # Field weights of BM25F: a word in the title says more about a document than one in its body.
 TITLE_WEIGHT = 3.0
 HEADING_WEIGHT = 2.0
 BODY_WEIGHT = 1.0
-K1 = 1.2
-B = 0.75
+# BM25F saturates: a body that repeats a word scores nearly as a title that names it. On top of
+# it, a document gains this much times the idf-weighted share of the question's terms its title
+# names, and its best section's headings (title included) name: the article titled "Cancelling
+# your subscription" answers "how do I cancel" before one that only mentions cancelling. The
+# equivalents of a word the knowledge base uses itself do not count here ("staff" must not make
+# every title with "team" or "member" in it the subject).
+TITLE_BONUS = 0.2
+HEADING_BONUS = 0.1
+# A word of a customer's idiom (``vocabulary.PHRASINGS``: "on hold", "passed away") counts this
+# much in its literal sense; the idiom's meaning is searched as when the word were unknown.
+IDIOM_LITERAL_WEIGHT = 0.5
+# A light word (``vocabulary.LIGHT_WORDS``: "come", "take", "start") counts this much in the
+# ranking: "what time does the courier come" is not about the article titled "Coming back".
+LIGHT_WEIGHT = 0.4
 # A corrected typo counts a little less than the word itself.
 TYPO_WEIGHT = 0.8
 # A one- or two-digit number in a question is usually the customer's own case ("my son is 15",
@@ -61,6 +76,9 @@ _HOW_TO = re.compile(
     re.IGNORECASE,
 )
 _STEP_LINE = re.compile(r"(?m)^\s*\d{1,2}[.)]\s+\S")
+# A word said only before the customer moved on to a new question ("…higher than last month?
+# thanks, but I also need to change my card", ``vocabulary.settled_end``) weighs this much.
+SETTLED_WEIGHT = 0.4
 # A word the customer says they do not want ("I don't want a refund") weighs this much.
 NEGATED_WEIGHT = 0.3
 # An equivalent phrasing from ``vocabulary.EQUIVALENTS`` the question did not use ("membership"
@@ -108,6 +126,12 @@ class QueryTerm:
     share: float = 1.0
     # Equivalent phrasings' terms the knowledge base uses, with their weights in the search.
     alternatives: tuple[tuple[str, float], ...] = ()
+    # The word is part of a customer's idiom ("on hold", "passed away"): its alternatives say
+    # what it means (searched as for a word the knowledge base does not use).
+    idiom: bool = False
+    # How much the word itself counts in the ranking (not in the confidence): less for an
+    # idiom's word (``IDIOM_LITERAL_WEIGHT``) and a light word (``LIGHT_WEIGHT``).
+    literal: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,61 +188,6 @@ class _Fields:
         return out
 
 
-class _Postings:
-    """An inverted index over units (documents or sections) with BM25F term frequencies.
-
-    Built once, then frozen into arrays: each term keeps the units it occurs in and their
-    saturated term frequency ``tf / (K1 + tf)`` (tf length-normalised), and its idf, so a
-    question costs one vectorised add per question term — no pass over every unit in Python.
-    """
-
-    def __init__(self) -> None:
-        self._weighted: list[dict[str, float]] = []
-        self.size = 0
-        self._postings: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]] = {}
-        self._idf: dict[str, float] = {}
-        self._unseen_idf = 0.0
-
-    def add(self, weighted: dict[str, float]) -> None:
-        self._weighted.append(weighted)
-
-    def freeze(self) -> None:
-        lengths = [sum(w.values()) for w in self._weighted]
-        total = self.size = len(lengths)
-        average = (sum(lengths) / total if total else 0.0) or 1.0
-        collected: dict[str, tuple[list[int], list[float]]] = {}
-        for unit, weighted in enumerate(self._weighted):
-            length_norm = 1.0 - B + B * lengths[unit] / average
-            for term, tf in weighted.items():
-                norm = tf / length_norm
-                units, saturated = collected.setdefault(term, ([], []))
-                units.append(unit)
-                saturated.append(norm / (K1 + norm))
-        self._postings = {
-            term: (np.array(units, dtype=np.intp), np.array(saturated, dtype=np.float64))
-            for term, (units, saturated) in collected.items()
-        }
-        self._idf = {
-            term: math.log(1.0 + (total - len(units) + 0.5) / (len(units) + 0.5))
-            for term, (units, _) in collected.items()
-        }
-        self._unseen_idf = math.log(1.0 + (total + 0.5) / 0.5)
-        self._weighted = []
-
-    def idf(self, term: str) -> float:
-        return self._idf.get(term, self._unseen_idf)
-
-    def score(self, terms: Sequence[tuple[str, float]]) -> npt.NDArray[np.float64]:
-        """BM25F score per unit (0 where none of the terms occur)."""
-        scores = np.zeros(self.size, dtype=np.float64)
-        for term, weight in terms:
-            posting = self._postings.get(term)
-            if posting is not None:
-                # A unit occurs once per term's posting, so fancy-index add is exact.
-                scores[posting[0]] += self._idf[term] * weight * posting[1]
-        return scores
-
-
 class SearchIndex:
     """An immutable index over a snapshot of the knowledge base's chunks."""
 
@@ -232,13 +201,14 @@ class SearchIndex:
             by_document[chunk.document_id].append(i)
         self.documents = list(by_document)
         self.languages: list[str] = []
-        self._sections = _Postings()
-        self._whole = _Postings()
+        self._sections = Postings()
+        self._whole = Postings()
         self._chunk_terms: list[frozenset[str]] = []
         self._chunk_heading_terms: list[frozenset[str]] = []
         self._chunk_own_heading_terms: list[frozenset[str]] = []
         self._chunk_has_steps: list[bool] = []
         self._document_terms: list[frozenset[str]] = []
+        self._title_terms: list[frozenset[str]] = []
         # surface word → (term, language); the typo index maps one-letter deletes to words.
         self._vocabulary: dict[str, str] = {}
         self._typos: dict[str, set[str]] = defaultdict(set)
@@ -268,6 +238,7 @@ class SearchIndex:
                     self._vocabulary.setdefault(word, term)
             self._whole.add(whole.weighted())
             self._document_terms.append(frozenset(whole.weighted()))
+            self._title_terms.append(frozenset(title_terms))
         for i in range(len(self.chunks)):
             fields = section_fields[i]
             self._sections.add(fields.weighted())
@@ -282,6 +253,8 @@ class SearchIndex:
             if len(word) >= 4 and not word.isdigit():  # "refnud" (6) ↔ "refund"
                 for key in analysis.deletes(word):
                     self._typos[key].add(word)
+        self._titled = Naming(self._title_terms)
+        self._headed = Naming(self._chunk_heading_terms)
         self._term_documents = Counter(t for terms in self._document_terms for t in terms)
         self._topic_terms = frozenset().union(*self._chunk_heading_terms)
         self.language_set = sorted(set(self.languages))
@@ -305,6 +278,11 @@ class SearchIndex:
         english_stems: list[str] = []
         source_of: dict[str, str] = {}  # English stem of a question's word → its term
         words = 0
+        light: set[str] = set()
+        alternatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        settled_at = vocabulary.settled_end(text)
+        later = set(analysis.tokens(text[settled_at:]))
+        settled: set[str] = set()
         for token, is_negated in vocabulary.marked_tokens(text, lang):
             if words >= max_words:
                 break
@@ -318,36 +296,60 @@ class SearchIndex:
                 continue
             words += 1
             term = self._match(token, lang)
+            translated = crosslingual.alternatives(token, lang, self._term_documents)
+            if translated and (term is None or term[1] < 1.0):
+                # A word of another language the knowledge base does not use: its English
+                # equivalents, not an English word a typo away.
+                term = None
             if term is not None:
                 key = term[0]
                 weight = term[1] * (SMALL_NUMBER_WEIGHT if _SMALL_NUMBER.match(token) else 1.0)
+                if lang == "en" and token in vocabulary.LIGHT_WORDS:
+                    light.add(key)
                 found.setdefault(key, self._term(key, weight, token))
             else:
                 key = analysis.stem(token, lang)
                 found.setdefault(key, self._term(key, 1.0, token, known=False))
+                if translated:
+                    alternatives[key].extend(translated)
+            if settled_at and token not in later:
+                settled.add(key)
             # A word negated everywhere it occurs is negated; once asked plainly, it is asked.
             negated[key] = negated.get(key, True) and is_negated
             # A corrected typo is matched to the table by its correction ("cancle" → "cancel").
             corrected = term is not None and term[1] < 1.0
             english_stems.append(key if corrected else analysis.stem(token, "en"))
             source_of.setdefault(english_stems[-1], key)
-        alternatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        idioms: set[str] = set()
         if lang == "en":
             for expansion in vocabulary.expansions(english_stems, self._term_documents):
                 if expansion.term in found:
                     continue
-                for source in expansion.sources:
-                    if source in source_of:
-                        alternatives[source_of[source]].append((expansion.term, expansion.weight))
+                keys = [source_of[s] for s in expansion.sources if s in source_of]
+                # "I don't want to cancel, I want to stop paying full price": a meaning the
+                # customer negated in its own words stays negated however else they put it.
+                if any(negated.get(k) for k in keys):
+                    keys = [k for k in keys if negated.get(k)]
+                for key in keys:
+                    alternatives[key].append((expansion.term, expansion.weight))
+                    if expansion.idiom:
+                        idioms.add(key)
         out = []
         for key, query_term in found.items():
             share = NEGATED_WEIGHT if negated.get(key) else 1.0
-            if share != 1.0 or key in alternatives:
+            if key in settled:
+                share = min(share, SETTLED_WEIGHT)
+            literal = (IDIOM_LITERAL_WEIGHT if key in idioms else 1.0) * (
+                LIGHT_WEIGHT if key in light else 1.0
+            )
+            if share != 1.0 or key in alternatives or literal != 1.0:
                 query_term = replace(
                     query_term,
                     weight=query_term.weight * share,
                     share=share,
                     alternatives=tuple(alternatives.get(key, ())),
+                    literal=literal,
+                    idiom=key in idioms,
                 )
             out.append(query_term)
         return out
@@ -401,18 +403,28 @@ class SearchIndex:
     def search(self, text: str, *, limit: int = 5) -> list[Hit]:
         """Documents for the question, best first, each once with its best section."""
         terms = self.query_terms(text)
-        known = [
-            (t.term, t.weight if t.term in self._topic_terms else t.weight * BODY_ONLY_TERM_WEIGHT)
+        literal = {
+            t.term: (t.weight if t.term in self._topic_terms else t.weight * BODY_ONLY_TERM_WEIGHT)
+            * t.literal
             for t in terms
             if t.known
-        ]
+        }
+        known = list(literal.items())
+        # What a title can name: per word of the question, itself and, for a word it did not say
+        # in the knowledge base's words (an idiom, a word no article uses), its meaning.
+        own: list[list[tuple[str, float]]] = []
         expanded: dict[str, float] = {}
         for t in terms:
+            stands_in = not t.known or t.idiom
+            word = [(t.term, literal[t.term])] if t.known else []
             for alternative, weight in t.alternatives:
-                share = EXPANSION_WEIGHT if t.known else MISMATCH_EXPANSION_WEIGHT
-                expanded[alternative] = max(
-                    expanded.get(alternative, 0.0), share * weight * min(1.0, t.weight)
-                )
+                share = MISMATCH_EXPANSION_WEIGHT if stands_in else EXPANSION_WEIGHT
+                weight = share * weight * min(1.0, t.weight)
+                expanded[alternative] = max(expanded.get(alternative, 0.0), weight)
+                if stands_in:
+                    word.append((alternative, weight))
+            if word:
+                own.append(word)
         known += expanded.items()
         if not known:
             return []
@@ -429,6 +441,7 @@ class SearchIndex:
         rank = DOCUMENT_SHARE * whole / best_whole + (1 - DOCUMENT_SHARE) * (
             document_best / best_section_score
         )
+        rank = rank + self._named(own)
         matched = np.flatnonzero((whole > 0.0) & (document_best > 0.0))
         # Best first; equal ranks in index order (``lexsort`` sorts by its last key first).
         order = matched[np.lexsort((matched, -rank[matched]))][:limit]
@@ -504,6 +517,18 @@ class SearchIndex:
                 )
             )
         return out
+
+    def _named(self, words: Sequence[Sequence[tuple[str, float]]]) -> npt.NDArray[np.float64]:
+        """Per document, ``TITLE_BONUS`` times the share of the question's words its title
+        names plus ``HEADING_BONUS`` times the share its best-named section's headings (title
+        included) name (``postings.Naming``). Unsaturated, unlike BM25F: in "how do I cancel",
+        an article titled "Cancelling your subscription" is about the word, one whose body
+        mentions cancelling is not."""
+        titles = self._titled.share(words, self._whole.idf)
+        headings = np.maximum.reduceat(
+            self._headed.share(words, self._whole.idf), self._document_starts
+        )
+        return TITLE_BONUS * titles + HEADING_BONUS * headings
 
     def _stand_ins(self, term: QueryTerm) -> list[QueryTerm]:
         """``term``, or for a word the knowledge base never uses but names otherwise ("book"

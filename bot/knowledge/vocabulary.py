@@ -76,7 +76,74 @@ EQUIVALENTS: tuple[tuple[str, ...], ...] = (
     ("error", "bug", "glitch"),
     ("child", "kid", "son", "daughter", "minor", "teenager"),
     ("late", "delay", "delayed"),
+    ("arrive", "arrival"),
+    ("choose", "select", "pick"),
+    ("turn off", "disable", "switch off"),
+    ("turn on", "enable", "switch on", "activate"),
+    ("reactivate", "reactivation", "resume", "restart", "rejoin", "resubscribe"),
+    ("died", "deceased", "bereavement", "death"),
 )
+
+# One-way: how customers put a thing that help centers name with a group's words. A phrasing
+# here makes a question search its group (the group holding the second word), but an article
+# that happens to use the phrasing is not searched for when a question uses the group's words:
+# "stop paying" means cancelling, while "stop" and "pay" alone mean nothing in particular.
+# A phrasing's words may have this many other words between them ("start getting boxes again").
+PHRASING_GAP = 2
+PHRASINGS: tuple[tuple[str, str], ...] = (
+    ("stop paying", "cancel"),
+    ("stop renewing", "cancel"),
+    ("stop the renewal", "cancel"),
+    ("stop being charged", "cancel"),
+    ("stop charging", "cancel"),
+    ("get anything back", "refund"),
+    ("anything back", "refund"),
+    ("owed", "refund"),
+    ("compensation", "refund"),
+    ("compensate", "refund"),
+    ("on hold", "pause"),
+    ("take a break", "pause"),
+    ("never came", "arrive"),
+    ("didn't come", "arrive"),
+    ("hasn't come", "arrive"),
+    ("not come", "arrive"),
+    ("turn up", "arrive"),
+    ("turned up", "arrive"),
+    ("show up", "arrive"),
+    ("showed up", "arrive"),
+    ("no show", "arrive"),
+    ("passed away", "died"),
+    ("new hire", "colleague"),
+    ("new hires", "colleague"),
+    ("new starter", "colleague"),
+    ("crawling", "slow"),
+    ("takes forever", "slow"),
+    ("speed up", "slow"),
+    ("faster", "slow"),
+    ("quicker", "slow"),
+    ("come back", "reactivate"),
+    ("start again", "reactivate"),
+    ("sign up again", "reactivate"),
+    ("take the money", "charge"),
+    ("take money", "charge"),
+    ("take payment", "charge"),
+    ("comes out of", "payment method"),
+    ("come out of", "payment method"),
+)
+
+# English verbs and nouns that carry little of a question's topic on their own: "can my
+# deliveries come on saturdays", "what time does the courier come" are not about an article
+# titled "Coming back". They still count, less (the index's ``LIGHT_WEIGHT``).
+# fmt: off
+LIGHT_WORDS = frozenset([
+    "come", "comes", "came", "coming", "take", "takes", "took", "taken", "taking", "put", "puts",
+    "putting", "give", "gives", "gave", "given", "giving", "keep", "keeps", "kept", "keeping",
+    "start", "starts", "started", "starting", "happen", "happens", "happened", "happening",
+    "see", "sees", "saw", "seen", "look", "looks", "looked", "looking", "find", "finds", "found",
+    "say", "says", "said", "thing", "things", "stuff", "bit", "lot", "lots", "sort", "kind",
+    "done",
+])
+# fmt: on
 
 # After one of these, the next words name something the customer does not want.
 _NEGATION = re.compile(
@@ -102,6 +169,29 @@ class Expansion:
     term: str
     weight: float  # share of a word's own weight, before the index's EXPANSION_WEIGHT
     sources: tuple[str, ...]  # the question's terms it stands in for
+    # Found only through a one-way phrasing (``PHRASINGS``): the sources' literal senses are
+    # not what the customer means ("passed away" is about neither passing nor being away).
+    idiom: bool = False
+
+
+# Where a customer moves on to a new question: "thanks, but I also need…", "that worked! also,
+# how do I…", "one more thing:". What they said before it is settled.
+_MOVES_ON = re.compile(
+    r"\b(?:thanks|thank\s+you|cheers|great|perfect|that\s+(?:worked|did\s+it|helped))\b"
+    r"[\s,.!]*(?:(?:but|and|ok|okay)\b[\s,]*)?(?:(?:i|we)\s+)?(?:also|another|one\s+more)\b"
+    r"|(?:^|[.!?]\s+)(?:one\s+more\s+thing|another\s+question|also)\b[\s,:]*"
+    r"(?=(?:how|what|where|when|why|which|who|can|could|is|are|do|does|will|should"
+    r"|(?:i|we)\s+(?:also\s+)?(?:need|want|have))\b)",
+    re.IGNORECASE,
+)
+
+
+def settled_end(text: str) -> int:
+    """Where the part of ``text`` a customer has moved on from ends (0 when they have not)."""
+    found = None
+    for found in _MOVES_ON.finditer(text):
+        pass
+    return found.start() if found is not None else 0
 
 
 def marked_tokens(text: str, lang: str) -> list[tuple[str, bool]]:
@@ -125,33 +215,43 @@ def marked_tokens(text: str, lang: str) -> list[tuple[str, bool]]:
 
 
 @functools.lru_cache(maxsize=1)
-def _members() -> list[tuple[tuple[str, ...], int, tuple[str, ...]]]:
-    """(stemmed words, group, content terms) per member of ``EQUIVALENTS``."""
-    out = []
+def _members() -> list[_Member]:
+    """(stemmed words, group, content terms, one-way) per member of ``EQUIVALENTS`` and per
+    phrasing of ``PHRASINGS``."""
+    out: list[_Member] = []
+    group_of: dict[str, int] = {}
     for group, members in enumerate(EQUIVALENTS):
         for member in members:
-            plain = member.replace("-", "")
-            words = tuple(
-                stem
-                for stem in (analysis.stem(t, "en") for t in re.findall(r"[^\W_]+", plain.lower()))
-                if stem not in _DETERMINERS
-            )
-            out.append((words, group, tuple(dict.fromkeys(analysis.analyze(plain, "en")))))
+            group_of.setdefault(member, group)
+            out.append(_member(member, group, one_way=False))
+    for phrasing, member in PHRASINGS:
+        out.append(_member(phrasing, group_of[member], one_way=True))
     return out
 
 
-_Member = tuple[tuple[str, ...], int, tuple[str, ...]]
+def _member(text: str, group: int, *, one_way: bool) -> _Member:
+    plain = text.replace("-", "")
+    words = tuple(
+        stem
+        for stem in (analysis.stem(t, "en") for t in re.findall(r"[^\W_]+", plain.lower()))
+        if stem not in _DETERMINERS
+    )
+    return (words, group, tuple(dict.fromkeys(analysis.analyze(plain, "en"))), one_way)
+
+
+_Member = tuple[tuple[str, ...], int, tuple[str, ...], bool]
 
 
 @functools.lru_cache(maxsize=1)
 def _lookups() -> tuple[dict[str, list[_Member]], dict[int, list[_Member]]]:
-    """The members by their first word and by their group."""
+    """The members by their first word, and the two-way members by their group."""
     by_first: dict[str, list[_Member]] = {}
     by_group: dict[int, list[_Member]] = {}
     for member in _members():
         if member[0]:
             by_first.setdefault(member[0][0], []).append(member)
-        by_group.setdefault(member[1], []).append(member)
+        if not member[3]:
+            by_group.setdefault(member[1], []).append(member)
     return by_first, by_group
 
 
@@ -165,17 +265,19 @@ def expansions(stems: list[str], known: Container[str]) -> list[Expansion]:
     out: dict[str, Expansion] = {}
     by_first, by_group = _lookups()
     used = [
-        (words, g, terms)
+        (words, g, terms, one_way)
         for first in own
-        for words, g, terms in by_first.get(first, ())
-        if _occurs(words, stems)
+        for words, g, terms, one_way in by_first.get(first, ())
+        if _occurs(words, stems, PHRASING_GAP if one_way else 0)
     ]
-    for group in sorted({g for _, g, _ in used}):
+    for group in sorted({g for _, g, _, _ in used}):
         sources = tuple(
-            sorted({t for words, g, terms in used if g == group for t in terms or words})
+            sorted({t for words, g, terms, _ in used if g == group for t in terms or words})
         )
+        # Only a phrasing of several words is an idiom: "compensation" still means itself.
+        idiom = all(one_way and len(w) > 1 for w, g, _, one_way in used if g == group)
         weights: dict[str, float] = {}
-        for member_words, _, terms in by_group[group]:
+        for member_words, _, terms, _ in by_group[group]:
             if not terms or set(member_words) <= own:
                 continue
             for term in terms:
@@ -185,10 +287,28 @@ def expansions(stems: list[str], known: Container[str]) -> list[Expansion]:
         for term, weight in weights.items():
             previous = out.get(term)
             if previous is None or previous.weight < weight * share:
-                out[term] = Expansion(term, weight * share, sources)
+                out[term] = Expansion(term, weight * share, sources, idiom)
     return list(out.values())
 
 
-def _occurs(words: tuple[str, ...], stems: list[str]) -> bool:
+def _occurs(words: tuple[str, ...], stems: list[str], gap: int = 0) -> bool:
+    """Whether ``words`` occur in ``stems`` in order, with at most ``gap`` other words between
+    neighbours ("stop my membership from renewing" says "stop renewing")."""
     n = len(words)
-    return n > 0 and any(tuple(stems[i : i + n]) == words for i in range(len(stems) - n + 1))
+    if n == 0:
+        return False
+    if gap == 0 or n == 1:
+        return any(tuple(stems[i : i + n]) == words for i in range(len(stems) - n + 1))
+    for i, stem in enumerate(stems):
+        if stem != words[0]:
+            continue
+        at, matched = i, 1
+        while matched < n:
+            window = stems[at + 1 : at + 2 + gap]
+            if words[matched] not in window:
+                break
+            at = at + 1 + window.index(words[matched])
+            matched += 1
+        if matched == n:
+            return True
+    return False
