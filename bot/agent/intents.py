@@ -146,8 +146,11 @@ _ACCOUNT_SPECIFIC = _any(
     r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please)\s+(?:please\s+)?"
     r"(?:check|look\s+(?:at|into|up)|investigate|pull\s+up)\s+(?:why\s+|what\s+happened\s+"
     r"(?:to|with)\s+)?(?:my|our)\s+(?:\w+\s+)?" + _RECORD,
-    r"\b(?:order|booking|invoice|ticket|case|reference|ref|transaction|confirmation|receipt)"
-    r"\s*(?:number|no\.?|#|id)?(?:\s+(?:is|was))?\s*[:#]?\s*[A-Z]{0,4}-?\d{4,}\b",
+    r"\b(?:order|booking|invoice|ticket|case|reference|ref|transaction|confirmation|receipt|"
+    r"claim|policy|return|application|shipment|parcel|tracking)"
+    r"\s*(?:number|no\.?|#|id)?(?:\s+(?:is|was))?\s*[:#(]?\s*"
+    # A number of four digits or more, but not a year ("policy 2024").
+    r"(?:[A-Z]{1,4}-?\d{4,}|(?!(?:19|20)\d\d\b)\d{4,})\b",
     # A code after a word that names a record ("ID SH-7F3K-29QD", "payout ID PO-5521"): three
     # digits at least, so "my account 2FA" is no code.
     r"\b(?:id|ref|reference|account|payout|member(?:ship)?|customer|contract)\s*"

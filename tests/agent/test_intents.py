@@ -281,6 +281,10 @@ def test_ordinary_words_are_no_complaint(text: str) -> None:
         "my booking ref is AB12345, can you move it",
         "you've been charging me for two accounts",
         "my member number is 4471923 and my card was declined",
+        "the money for claim TW-44120 went to my old bank account, can you resend it",
+        "my claim (TW-39981) has been stuck on 'assessing' for 5 weeks",
+        "my return RMA-55123 hasn't arrived back with you",
+        "policy number 88412 shows the wrong address",
     ],
 )
 def test_about_the_customers_own_record(text: str) -> None:
@@ -308,6 +312,9 @@ def test_about_the_customers_own_record(text: str) -> None:
         "what does order status 'dispatched' mean",
         "can I pay on the 1st of each month?",
         "the app charges 2.99 a month, right?",
+        "what does the 2024 policy say about returns?",
+        "does policy 2025 cover dental?",
+        "how long does a claim take to process?",
     ],
 )
 def test_how_to_questions_about_accounts_are_not_account_specific(text: str) -> None:
