@@ -83,6 +83,11 @@ CASE_SETS = [
         ROOT / "tests/knowledge/heldout-meals/cases.jsonl",
         ROOT / "tests/knowledge/heldout-meals/kb",
     ),
+    (
+        "held-out pet insurance",
+        ROOT / "tests/knowledge/heldout-petinsurance/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-petinsurance/kb",
+    ),
 ]
 
 
