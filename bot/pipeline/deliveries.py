@@ -150,12 +150,29 @@ class DeliveryParser(ClaimLoop[DeliveryClaim]):
         )
         self._handed_over: OrderedDict[int, Any] = OrderedDict()
         self._pruned_at = 0.0
+        self._acknowledging = 0
+        self._on_quiet: list[Callable[[], None]] = []
+
+    def acknowledging(self) -> bool:
+        """Whether a platform waits on ``submit`` now (for the other loops to yield to it)."""
+        return self._acknowledging > 0
+
+    def when_quiet(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time no platform waits on ``submit`` any more."""
+        self._on_quiet.append(callback)
 
     async def submit(self, channel: str, delivery: RawDelivery) -> bool:
         """Store ``delivery`` durably; False when it was stored before (a redelivery)."""
-        stored = await self._writer.put(
-            Deliveries.row(channel, delivery.dedup_key, delivery.order_key, delivery.body)
-        )
+        self._acknowledging += 1
+        try:
+            stored = await self._writer.put(
+                Deliveries.row(channel, delivery.dedup_key, delivery.order_key, delivery.body)
+            )
+        finally:
+            self._acknowledging -= 1
+            if not self._acknowledging:
+                for callback in self._on_quiet:
+                    callback()
         if stored is None:
             return False
         if delivery.payload is not None:
