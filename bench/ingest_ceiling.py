@@ -24,12 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -48,6 +50,7 @@ TARGET_RATE = 2000.0
 TARGET_P99_MS = 50.0
 TARGET_RATIO = 0.5
 SETTLE_SECONDS = 300.0
+LAG_TICK = 0.002
 
 
 def loadavg() -> str:
@@ -123,20 +126,73 @@ async def waiting(app: Application) -> int:
     return pending
 
 
+class LoopLag:
+    """How late the event loop runs a callback that is due: a task sleeps ``LAG_TICK`` over
+    and over and records by how much each wake-up overshot. A request's handler (and each
+    step of it: the read, the store's answer) waits about as long for its turn on the loop."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LAG_TICK
+            await asyncio.sleep(LAG_TICK)
+            self.samples.append(max(0.0, loop.time() - due))
+
+    def __enter__(self) -> Self:
+        self._task = asyncio.create_task(self._watch())
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+    def summary(self) -> tuple[float, float]:
+        """The lag's p50 and p99 in ms."""
+        lags = sorted(self.samples) or [0.0]
+        return statistics.median(lags) * 1000, lags[max(0, int(len(lags) * 0.99) - 1)] * 1000
+
+
 async def phase(
-    app: Application, name: str, url: str, bodies: list[bytes], concurrency: int
+    app: Application,
+    name: str,
+    url: str,
+    bodies: list[bytes],
+    concurrency: int,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
     turns, backlog = await answered(app), await waiting(app)
-    result = await client(url, bodies, concurrency)
+    spy = None
+    if profile is not None:  # py-spy (pip install py-spy), sampling this process
+        spy = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(os.getpid()),
+            "--format", "raw", "--threads", "--rate", "250", "--output", str(profile),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )
+        await asyncio.sleep(1.0)  # attached
+    with LoopLag() as lag:
+        cpu = time.process_time()
+        result = await client(url, bodies, concurrency)
+        cpu = time.process_time() - cpu
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        await spy.wait()
     result.update(
         name=name,
         turns_per_s=(await answered(app) - turns) / result["elapsed"],
         backlog=f"{backlog}→{await waiting(app)}",
+        lag=lag.summary(),
+        server_cpu_ms=cpu * 1000 / len(bodies),
     )
     return result
 
 
-async def run(kind: str, deliveries: int, concurrency: int, backlog: int) -> dict[str, Any] | None:
+async def run(
+    kind: str, deliveries: int, concurrency: int, backlog: int, profile: Path | None = None
+) -> dict[str, Any] | None:
     fake = FakeIntercom()
     await fake.start()
     try:
@@ -172,7 +228,10 @@ async def run(kind: str, deliveries: int, concurrency: int, backlog: int) -> dic
                     await client(bot_url, queued, concurrency)  # the background work
                     phases = [
                         await phase(app, "bare aiohttp", bare_url, bodies, concurrency),
-                        await phase(app, "supportbot", bot_url, bodies, concurrency),
+                        await phase(
+                            app, "supportbot", bot_url, bodies, concurrency,
+                            profile and profile.with_name(f"{profile.stem}-{kind}.txt"),
+                        ),
                         await phase(app, "bare aiohttp", bare_url, bodies, concurrency),
                     ]
                     load_after = loadavg()
@@ -213,6 +272,8 @@ def report(results: list[dict[str, Any]], deliveries: int, concurrency: int, bac
         "p99 ms",
         "of bare",
         "turns/s meanwhile",
+        "loop lag p50/p99 ms",
+        "CPU ms/delivery",
         "waiting",
         "statuses",
     ]
@@ -231,6 +292,8 @@ def report(results: list[dict[str, Any]], deliveries: int, concurrency: int, bac
                     f"{p['p99']:.1f}",
                     f"{ratio:.2f}",
                     f"{p['turns_per_s']:.0f}",
+                    f"{p['lag'][0]:.1f}/{p['lag'][1]:.1f}",
+                    f"{p['server_cpu_ms']:.2f}",
                     p["backlog"],
                     ",".join(f"{k}:{v}" for k, v in sorted(p["statuses"].items())),
                 ]
@@ -264,10 +327,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--backlog", type=int, default=1000)
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy's raw samples of the supportbot phase to FILE-db.txt"
+    )
     args = parser.parse_args()
     results = []
     for kind in args.databases:
-        result = asyncio.run(run(kind, args.deliveries, args.concurrency, args.backlog))
+        result = asyncio.run(
+            run(kind, args.deliveries, args.concurrency, args.backlog, args.profile)
+        )
         if result is None:
             print(f"{kind}: unreachable, skipped")
         else:

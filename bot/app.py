@@ -52,6 +52,8 @@ if TYPE_CHECKING:
     from bot.scheduler import TriageScheduler
 
 log = logging.getLogger(__name__)
+# Turns run at once while webhooks wait for their acknowledgement (``ClaimLoop.yield_to``).
+ACKING_TURNS = 2
 
 RunnerFactory = Callable[["Application"], Awaitable[TurnRunner]]
 
@@ -222,6 +224,10 @@ class Application:
                 handoff=self.handoff,
                 announcements=Announcements(self.settings, self.connectors),
             )
+            # Turns leave the event loop to webhooks' acknowledgements while those wait (the
+            # platform gives up after a few hundred milliseconds; a turn can wait a little).
+            self.dispatcher.yield_to(self.deliveries.acknowledging, concurrency=ACKING_TURNS)
+            self.deliveries.when_quiet(self.dispatcher.wake)
             await self.dispatcher.start()
             self._started.append(self.dispatcher.stop)
             # Work other processes commit wakes these loops too (PostgreSQL; SQLite polls).

@@ -106,7 +106,8 @@ class RawDelivery:
 
     ``dedup_key``: the platform's id for the delivery (a redelivery carries the same one);
     ``order_key``: what orders parsing (a conversation: its deliveries are parsed one after
-    another in arrival order); ``payload``: what the connector already decoded from ``body``,
+    another in arrival order) — the conversation's thread external id, which is how erasing
+    a thread finds its deliveries not parsed yet; ``payload``: what the connector already decoded from ``body``,
     handed to the parse in the same process only (None after a restart: decode ``body``).
     """
 

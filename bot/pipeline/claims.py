@@ -43,6 +43,9 @@ class ClaimLoop(ABC, Generic[Work]):
         self._started_at: dict[asyncio.Task[None], int] = {}
         # The last claim took every free slot (or none was free): there may be more.
         self._saturated = False
+        # While this says so, claim no more than ``_busy_concurrency`` at once (``yield_to``).
+        self._busy: Callable[[], bool] | None = None
+        self._busy_concurrency = settings.concurrency
 
     @abstractmethod
     async def _claim(self, limit: int) -> Sequence[Work]: ...
@@ -92,6 +95,19 @@ class ClaimLoop(ABC, Generic[Work]):
         self._started_at[task] = self._generation if generation is None else generation
         task.add_done_callback(self._finished)
 
+    def yield_to(self, busy: Callable[[], bool], *, concurrency: int) -> None:
+        """While ``busy()`` — a platform waits for this process's acknowledgements — run at
+        most ``concurrency`` pieces of work at once, so that what runs leaves the event loop to
+        the acknowledgements (what already runs finishes; nothing waits for long, since at
+        least ``concurrency`` go on). Wake the loop when it stops being busy."""
+        self._busy = busy
+        self._busy_concurrency = max(1, min(concurrency, self._settings.concurrency))
+
+    def _slots(self) -> int:
+        if self._busy is not None and self._busy():
+            return self._busy_concurrency
+        return self._settings.concurrency
+
     @contextmanager
     def notifying(self, callback: Callable[[], None]) -> Iterator[None]:
         """Call ``callback`` each time a piece of work finishes, while in the block (a waiter
@@ -109,7 +125,7 @@ class ClaimLoop(ABC, Generic[Work]):
     async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            free = self._settings.concurrency - len(self._active)
+            free = self._slots() - len(self._active)
             claimed: Sequence[Work] = ()
             # Work that arrives from here on may be behind a lease this claim takes.
             generation = self._generation

@@ -21,8 +21,9 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from bot.config import PipelineSettings
 from bot.connector import Connector, RawDelivery
@@ -46,39 +47,57 @@ Row = TypeVar("Row")
 Result = TypeVar("Result")
 
 
+class _Lead:
+    """What a queued caller is handed instead of its result when the write before its own
+    has finished: it writes the queue now."""
+
+
+_LEAD = _Lead()
+
+
 @dataclass(slots=True)
 class _Pending(Generic[Row, Result]):
     row: Row
-    done: asyncio.Future[Result]
+    done: asyncio.Future[Result | _Lead]
 
 
 class GroupCommit(Generic[Row, Result]):
     """Rows written by whoever finds no write in progress, together with every row queued
-    meanwhile (at most ``batch`` per transaction); each caller gets its own row's result."""
+    meanwhile (at most ``batch`` per transaction); each caller gets its own row's result.
+
+    One write at a time. Callers that arrive during a write wait on their own future; when the
+    write ends, the first of them is handed the lead (``_LEAD``) and writes the queue at once,
+    so the next write starts one hop through the event loop after the last one ended. (Queued
+    on a lock instead, every caller of the finished batch took and gave back the lock in turn,
+    one loop iteration each, before the next write could start: under turn load that chain
+    took longer than the writes.)"""
 
     def __init__(self, write: Callable[[list[Row]], Awaitable[list[Result]]], *, batch: int):
         self._write = write
         self._batch = batch
         self._queue: list[_Pending[Row, Result]] = []
-        self._lock = asyncio.Lock()
+        self._writing = False
 
     async def put(self, row: Row) -> Result:
         pending = _Pending[Row, Result](row, asyncio.get_running_loop().create_future())
         self._queue.append(pending)
-        async with self._lock:
-            if not pending.done.done():
-                batch, self._queue = self._queue[: self._batch], self._queue[self._batch :]
-                # Written here, not in a task of its own: under load every hop through the
-                # event loop waits behind the turns' work (an acknowledgement waits on this).
-                try:
-                    await self._flush(batch)
-                except BaseException:
-                    if pending.done.done() and not pending.done.cancelled():
-                        pending.done.exception()  # raised here instead
-                    raise
-        return await pending.done
-
-    async def _flush(self, batch: list[_Pending[Row, Result]]) -> None:
+        if self._writing:
+            try:
+                outcome = await pending.done
+            except BaseException:
+                if pending.done.done() and not pending.done.cancelled():
+                    if pending.done.exception() is None and pending.done.result() is _LEAD:
+                        self._hand_over()  # handed the lead just as it was cancelled
+                else:
+                    with suppress(ValueError):
+                        self._queue.remove(pending)
+                raise
+            if not isinstance(outcome, _Lead):
+                return outcome
+        # Written here, not in a task of its own: under load every hop through the event loop
+        # waits behind the turns' work (an acknowledgement waits on this).
+        self._writing = True
+        batch, self._queue = self._queue[: self._batch], self._queue[self._batch :]
         try:
             results = await self._write([p.row for p in batch])
         except BaseException as exc:
@@ -86,11 +105,28 @@ class GroupCommit(Generic[Row, Result]):
             # their senders deliver again and the redelivery is deduplicated).
             failure = exc if isinstance(exc, Exception) else RuntimeError("write cancelled")
             for p in batch:
-                if not p.done.done():
+                if p is not pending and not p.done.done():
                     p.done.set_exception(failure)
             raise
+        finally:
+            self._hand_over()
+        mine: Result | None = None
         for p, result in zip(batch, results, strict=True):
-            p.done.set_result(result)
+            if p is pending:
+                mine = result
+            elif not p.done.done():
+                p.done.set_result(result)
+        return cast(Result, mine)
+
+    def _hand_over(self) -> None:
+        """The write ended: the first caller still waiting writes the queue next."""
+        while self._queue:
+            first = self._queue[0]
+            if not first.done.done():
+                first.done.set_result(_LEAD)
+                return
+            self._queue.pop(0)  # cancelled while it waited: not written
+        self._writing = False
 
 
 class DeliveryParser(ClaimLoop[DeliveryClaim]):
@@ -114,12 +150,29 @@ class DeliveryParser(ClaimLoop[DeliveryClaim]):
         )
         self._handed_over: OrderedDict[int, Any] = OrderedDict()
         self._pruned_at = 0.0
+        self._acknowledging = 0
+        self._on_quiet: list[Callable[[], None]] = []
+
+    def acknowledging(self) -> bool:
+        """Whether a platform waits on ``submit`` now (for the other loops to yield to it)."""
+        return self._acknowledging > 0
+
+    def when_quiet(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time no platform waits on ``submit`` any more."""
+        self._on_quiet.append(callback)
 
     async def submit(self, channel: str, delivery: RawDelivery) -> bool:
         """Store ``delivery`` durably; False when it was stored before (a redelivery)."""
-        stored = await self._writer.put(
-            Deliveries.row(channel, delivery.dedup_key, delivery.order_key, delivery.body)
-        )
+        self._acknowledging += 1
+        try:
+            stored = await self._writer.put(
+                Deliveries.row(channel, delivery.dedup_key, delivery.order_key, delivery.body)
+            )
+        finally:
+            self._acknowledging -= 1
+            if not self._acknowledging:
+                for callback in self._on_quiet:
+                    callback()
         if stored is None:
             return False
         if delivery.payload is not None:

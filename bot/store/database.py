@@ -25,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, suppress
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -67,46 +68,67 @@ PING_AFTER_IDLE_SECONDS = 1.0
 T = TypeVar("T")
 
 
-class WriteQueue:
-    """This process's SQLite writers, one at a time, first come first served — except that
-    urgent ones (a webhook's acknowledgement waits on them) go before every ordinary writer
-    still waiting. Under turn load a dozen turn commits and claims may be queued, each a few
-    milliseconds; an acknowledgement behind all of them waited 130-180 ms."""
+class SQLiteWriter:
+    """This process's SQLite write transactions, one at a time on a thread of their own, first
+    come first served — except that urgent ones (a webhook's acknowledgement waits on them) go
+    before every ordinary one still waiting.
+
+    The next unit starts on this thread the moment the last one commits. Queued in the event
+    loop instead (a lock taken there, the unit sent to a worker thread), SQLite's lock stayed
+    taken for two hops through the loop per write — the result back to the loop, the next
+    writer's unit out to a thread — and under turn load a busy loop took longer over those
+    hops than the units themselves: an acknowledgement's insert of 0.8 ms waited 4-7 ms (p50)
+    behind the turn writes ahead of it, and 130-180 ms before urgent ones went first."""
 
     def __init__(self) -> None:
-        self._held = False
-        self._urgent: deque[asyncio.Future[None]] = deque()
-        self._ordinary: deque[asyncio.Future[None]] = deque()
+        self._ready = threading.Condition()
+        self._urgent: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        self._ordinary: deque[tuple[Callable[[], Any], Future[Any]]] = deque()
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
-    @asynccontextmanager
-    async def held(self, *, urgent: bool = False) -> AsyncIterator[None]:
-        if self._held or self._urgent or (self._ordinary and not urgent):
-            waiter = asyncio.get_running_loop().create_future()
-            (self._urgent if urgent else self._ordinary).append(waiter)
+    def submit(self, unit: Callable[[], T], *, urgent: bool = False) -> Future[T]:
+        """Run ``unit`` on the writer thread after the units before it (after the urgent ones
+        only, when ``urgent``); a future of its result. Cancelling the future before the unit
+        starts takes it out of the queue."""
+        future: Future[T] = Future()
+        with self._ready:
+            if self._closed:
+                raise RuntimeError("the database is closed")
+            (self._urgent if urgent else self._ordinary).append((unit, future))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="sqlite-writer", daemon=True
+                )
+                self._thread.start()
+            self._ready.notify()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            with self._ready:
+                while not self._urgent and not self._ordinary:
+                    if self._closed:
+                        return
+                    self._ready.wait()
+                unit, future = (self._urgent or self._ordinary).popleft()
+            if not future.set_running_or_notify_cancel():
+                continue  # its caller went away before it started
             try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._release()  # handed the lock just as the wait was cancelled
-                else:
-                    with suppress(ValueError):
-                        (self._urgent if urgent else self._ordinary).remove(waiter)
-                raise
-        else:
-            self._held = True
-        try:
-            yield
-        finally:
-            self._release()
+                result = unit()
+            except BaseException as exc:  # noqa: BLE001 — handed to the caller, whatever it is
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
 
-    def _release(self) -> None:
-        for queue in (self._urgent, self._ordinary):
-            while queue:
-                waiter = queue.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)  # the lock passes to it, still held
-                    return
-        self._held = False
+    def close(self) -> None:
+        """Run what is queued, then end the thread."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -174,7 +196,8 @@ class Database:
         # The same pool, each statement committed on its own (``run_each``).
         self._autocommit = self.engine.sync_engine.execution_options(isolation_level="AUTOCOMMIT")
         _count_statements(self, self.engine.sync_engine)
-        self._write_lock = WriteQueue()
+        # SQLite's write transactions, each on the writer thread or holding it (``tx``).
+        self._writer = SQLiteWriter() if self.is_sqlite else None
         # SQLite's units of work: the same file through the plain driver, on worker threads.
         self._sync_engine: Engine | None = None
         self._workers: ThreadPoolExecutor | None = None
@@ -184,7 +207,7 @@ class Database:
                 self.engine.url.set(drivername="sqlite+pysqlite"),
                 echo=settings.echo,
                 connect_args=kwargs["connect_args"],
-                pool_size=_SQLITE_POOL,
+                pool_size=_SQLITE_POOL + 1,  # the readers' threads and the writer's
                 max_overflow=0,
             )
             _sqlite_events(self._sync_engine)
@@ -204,13 +227,38 @@ class Database:
             async with self.engine.connect() as conn, conn.begin():
                 yield conn
             return
-        # SQLite has one writer at a time. Writers of this process queue here instead of inside
-        # SQLite, whose busy handler sleeps in steps of up to 100 ms while it waits for the lock
-        # (other processes sharing the file still wait on the busy timeout).
-        async with self._write_lock.held(), self.engine.connect() as conn:
+        # SQLite has one writer at a time. Writers of this process queue on the writer thread
+        # instead of inside SQLite, whose busy handler sleeps in steps of up to 100 ms while it
+        # waits for the lock (other processes sharing the file still wait on the busy timeout).
+        async with self._holding_writer(), self.engine.connect() as conn:
             conn = await conn.execution_options(**{_IMMEDIATE: True})
             async with conn.begin():
                 yield conn
+
+    @asynccontextmanager
+    async def _holding_writer(self) -> AsyncIterator[None]:
+        """The writer thread waits, its turn taken, until the block ends (a write transaction
+        awaited statement by statement in the event loop, ``tx``)."""
+        assert self._writer is not None
+        loop = asyncio.get_running_loop()
+        entered: asyncio.Future[None] = loop.create_future()
+        leave = threading.Event()
+
+        def enter() -> None:
+            if not entered.done():
+                entered.set_result(None)
+
+        def hold() -> None:
+            loop.call_soon_threadsafe(enter)
+            leave.wait()
+
+        held = self._writer.submit(hold)
+        try:
+            await entered
+            yield
+        finally:
+            leave.set()
+            held.cancel()  # not started yet: out of the queue
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -226,19 +274,21 @@ class Database:
         self.round_trips += 1
         if self._sync_engine is None:
             return await greenlet_spawn(_unit, self.engine.sync_engine, work)
-        async with self._write_lock.held(urgent=urgent):  # see ``tx``
-            return await self._on_worker(work, immediate=True)
+        assert self._writer is not None
+        queued = self._writer.submit(lambda: self._run_unit(work, True), urgent=urgent)
+        return await self._until_done(asyncio.wrap_future(queued), queued)
 
-    async def run_each(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work``, whose statements each stand on their own (a fenced update, and a note
-        when the fence refuses it): on PostgreSQL without a transaction around them, so one
-        statement is one exchange with the server instead of three (``BEGIN``, it,
-        ``COMMIT``); on SQLite a write transaction, as ``run_tx``."""
+    async def run_each(self, work: Callable[[Connection], T], *, urgent: bool = False) -> T:
+        """Run ``work``, whose statements each stand on their own (one statement atomic by
+        itself — a webhook's stored delivery — or a fenced update and a note when the fence
+        refuses it): on PostgreSQL without a transaction around them, so one statement is one
+        exchange with the server instead of three (``BEGIN``, it, ``COMMIT``), and one wait for
+        a busy event loop instead of three; on SQLite a write transaction, as ``run_tx``
+        (``urgent`` as there)."""
+        if self._sync_engine is not None:
+            return await self.run_tx(work, urgent=urgent)
         self.round_trips += 1
-        if self._sync_engine is None:
-            return await greenlet_spawn(_unit, self._autocommit, work)
-        async with self._write_lock.held():  # see ``tx``
-            return await self._on_worker(work, immediate=True)
+        return await greenlet_spawn(_unit, self._autocommit, work)
 
     async def run_read(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one read-only transaction (one consistent snapshot)."""
@@ -253,12 +303,17 @@ class Database:
         unit = asyncio.get_running_loop().run_in_executor(
             self._workers, self._run_unit, work, immediate
         )
+        return await self._until_done(unit)
+
+    @staticmethod
+    async def _until_done(unit: asyncio.Future[T], queued: Future[T] | None = None) -> T:
         try:
             return await asyncio.shield(unit)
         except asyncio.CancelledError:
-            # A started unit runs to its end on its thread; keep the caller (and the write
-            # lock) until it has, so the next writer queues here and not inside SQLite.
-            await asyncio.wait([unit])
+            # A started unit runs to its end on its thread; keep the caller until it has (one
+            # still in the writer's queue is dropped from it).
+            if queued is None or not queued.cancel():
+                await asyncio.wait([unit])
             raise
 
     def _run_unit(self, work: Callable[[Connection], T], immediate: bool) -> T:
@@ -325,6 +380,9 @@ class Database:
         if self._workers is not None:
             self._workers.shutdown()
             self._workers = None
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = SQLiteWriter()  # a disposed engine connects again when used
 
 
 def _unit(engine: Engine, work: Callable[[Connection], T]) -> T:

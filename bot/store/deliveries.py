@@ -133,8 +133,10 @@ class Deliveries:
                 ids.append(inserted.pop((row["channel"], row["dedup_key"]), None))
             return ids
 
-        # Urgent: the platform's acknowledgement waits on it, not behind turns' writes.
-        return await self.db.run_tx(work, urgent=True)
+        # Urgent: the platform's acknowledgement waits on it, not behind turns' writes. One
+        # statement (a batch too large for one is split, each part atomic: a part that fails
+        # fails the batch's acknowledgements, and the redelivery of a stored part is ignored).
+        return await self.db.run_each(work, urgent=True)
 
     async def claim(self, *, limit: int, lease_seconds: float) -> DeliveryClaim | None:
         """Lease up to ``limit`` pending deliveries, oldest first, none of which waits behind

@@ -22,17 +22,19 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
-from sqlalchemy import delete, insert, literal_column, select, true, tuple_
+from sqlalchemy import delete, insert, literal_column, select, true, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql import ColumnElement
 
 from bot.domain import JSON, InboxStatus, NotFound, ThreadState, new_id, now
 from bot.store.database import Database
+from bot.store.deliveries import DONE as DELIVERY_DONE
 from bot.store.inbox import lane_key
 from bot.store.schema import (
     SENDER_EXPRESSION,
     agents,
     conversations,
+    deliveries,
     erasures,
     feedback,
     files,
@@ -55,6 +57,7 @@ Requester = Literal["cli", "api", "retention"]
 
 # What an erasure removes, in the order it removes it (children before the rows they reference).
 ERASED_TABLES: tuple[str, ...] = (
+    "deliveries",
     "lanes",
     "tool_calls",
     "feedback",
@@ -81,10 +84,6 @@ UNRELATED_TABLES: frozenset[str] = frozenset(
         "kb_terms",
         "kb_embeddings",
         "erasures",
-        # Raw webhook bodies, before they are parsed into the inbox (a smith's only after
-        # that): a body is dropped once parsed, and the row (channel, delivery id,
-        # conversation id) is pruned a day later.
-        "deliveries",
         "console_signouts",  # the operator console's ended sessions: no customer in them
         # The keys of pending inbox and outbox rows (their lane, their thread), nothing else:
         # the triggers of migration 0015 delete them with the rows this module erases.
@@ -269,7 +268,7 @@ def _retain(
             list(keys),
         )
     }
-    busy = {keys[k] for k in held | waiting}
+    busy = {keys[k] for k in held | waiting} | _with_unparsed_deliveries(conn, expired)
     erasable = [r.id for r in expired if r.id not in busy]
     if not erasable:
         return None, len(busy)
@@ -299,6 +298,7 @@ def _erase(
     tids = [r.id for r in chosen]
     lane_keys = [lane_key(r.slug, r.external_id) for r in chosen]
     counts: dict[str, int] = dict.fromkeys(ERASED_TABLES, 0)
+    counts["deliveries"] = _drop_unparsed_deliveries(conn, chosen, at)
 
     # Lanes first: deleting a lane row takes its lock, so a turn of these threads that is about
     # to commit either commits before this line (its run is then seen and erased below) or finds
@@ -378,13 +378,68 @@ def _erase(
 def _threads_of(conn: Connection, smith_id: str) -> list[Any]:
     query = (
         select(
-            threads.c.id, threads.c.external_id, threads.c.state, threads.c.updated_at,
-            agents.c.slug,
+            threads.c.id, threads.c.external_id, threads.c.channel, threads.c.state,
+            threads.c.updated_at, agents.c.slug,
         )
         .join(agents, agents.c.id == threads.c.agent_id)
         .where(threads.c.smith_id == smith_id)
     )
     return list(conn.execute(query))
+
+
+def _unparsed_deliveries(channel: str, order_keys: Sequence[str]) -> ColumnElement[bool]:
+    return (
+        (deliveries.c.channel == channel)
+        & deliveries.c.order_key.in_(order_keys)
+        & (deliveries.c.status == _PENDING)
+    )
+
+
+def _by_channel(thread_rows: Sequence[Any]) -> dict[str, list[str]]:
+    """Threads' external ids by channel: a delivery's order key is its thread's external id."""
+    found: dict[str, list[str]] = {}
+    for row in thread_rows:
+        found.setdefault(row.channel, []).append(row.external_id)
+    return found
+
+
+def _drop_unparsed_deliveries(conn: Connection, thread_rows: Sequence[Any], at: float) -> int:
+    """Webhook deliveries of these threads stored but not parsed yet: their bodies (the
+    customer's words) go, and each row stays as parsed, bodiless, like any parsed delivery.
+
+    Dropped rather than parsed first and erased with the rest: parsed after the erasure, a
+    delivery would bring the thread, the smith and its words back. The row stays so that the
+    platform's redelivery of it is ignored like any redelivery, for the same reason; it is
+    pruned with the parsed ones. (A delivery a parser is parsing at this very moment is past
+    this: what it writes lands after the erasure.)"""
+    dropped = 0
+    for channel, keys in _by_channel(thread_rows).items():
+        for part in _chunks(keys):
+            dropped += conn.execute(
+                update(deliveries)
+                .where(_unparsed_deliveries(channel, part))
+                .values(
+                    status=DELIVERY_DONE,
+                    body=None,
+                    error="erased before it was parsed",
+                    lease_token=None,
+                    lease_expires_at=None,
+                    finished_at=at,
+                )
+            ).rowcount
+    return dropped
+
+
+def _with_unparsed_deliveries(conn: Connection, thread_rows: Sequence[Any]) -> set[str]:
+    """The ids of those threads that a delivery not parsed yet belongs to (a message came in:
+    retention leaves the thread, as for one waiting in the inbox)."""
+    ids = {(r.channel, r.external_id): r.id for r in thread_rows}
+    found: set[str] = set()
+    for channel, keys in _by_channel(thread_rows).items():
+        for part in _chunks(keys):
+            query = select(deliveries.c.order_key).where(_unparsed_deliveries(channel, part))
+            found.update(ids[(channel, key)] for (key,) in conn.execute(query))
+    return found
 
 
 def _identities(conn: Connection, smith: RowMapping) -> list[str]:

@@ -193,7 +193,9 @@ class IntercomConnector(Connector):
         # Intercom's notification id is the redelivery's key; without one, the body itself.
         key = notification_id if isinstance(notification_id, str) and notification_id else (
             "sha256:" + hashlib.sha256(body).hexdigest())
-        delivery = RawDelivery(key, conversation.id, body, payload=(topic, conversation))
+        # Ordered under the thread's external id: erasing the thread finds it by that.
+        order = thread_external_id(conversation.id)
+        delivery = RawDelivery(key, order, body, payload=(topic, conversation))
         try:
             new = await self._runtime.submit_raw(delivery)
         except Exception:

@@ -5,8 +5,14 @@ the conversation back, and a lease that runs out hands a delivery to the next cl
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
 
-from bot.store.database import WriteQueue
+import pytest
+from sqlalchemy import text
+
+from bot.store.database import SQLiteWriter
 from bot.store.deliveries import Deliveries
 from bot.store.store import Store
 
@@ -77,25 +83,79 @@ async def test_a_lease_that_ran_out_is_claimed_again(store: Store) -> None:
     assert await deliveries.counts() == {"done": 2}
 
 
-async def test_an_urgent_writer_goes_before_the_ordinary_ones_waiting() -> None:
-    queue = WriteQueue()
+def test_an_urgent_writer_goes_before_the_ordinary_ones_waiting() -> None:
+    writer = SQLiteWriter()
     order: list[str] = []
+    started, release = threading.Event(), threading.Event()
 
-    async def write(name: str, *, urgent: bool = False) -> None:
-        async with queue.held(urgent=urgent):
+    def unit(name: str) -> Callable[[], str]:
+        def run() -> str:
             order.append(name)
-            await asyncio.sleep(0.01)
+            if name == "first":
+                started.set()
+                release.wait()
+            return name
 
-    first = asyncio.create_task(write("first"))
-    await asyncio.sleep(0)
-    waiting = [asyncio.create_task(write(f"turn{n}")) for n in range(3)]
-    await asyncio.sleep(0)
-    ack = asyncio.create_task(write("ack", urgent=True))
-    # A cancelled waiter gives up its place without holding the queue.
-    gone = asyncio.create_task(write("gone"))
-    await asyncio.sleep(0)
-    gone.cancel()
-    await asyncio.gather(first, *waiting, ack, gone, return_exceptions=True)
-    assert order == ["first", "ack", "turn0", "turn1", "turn2"]
-    async with queue.held():
-        pass  # free again
+        return run
+
+    try:
+        first = writer.submit(unit("first"))
+        assert started.wait(5)
+        waiting = [writer.submit(unit(f"turn{n}")) for n in range(3)]
+        # A unit whose caller went away before it started gives up its place.
+        gone = writer.submit(unit("gone"))
+        assert gone.cancel()
+        ack = writer.submit(unit("ack"), urgent=True)
+        release.set()
+        assert [f.result(timeout=5) for f in (first, *waiting, ack)] == [
+            "first", "turn0", "turn1", "turn2", "ack"
+        ]
+        assert order == ["first", "ack", "turn0", "turn1", "turn2"]
+        failing = writer.submit(lambda: 1 // 0)
+        with pytest.raises(ZeroDivisionError):
+            failing.result(timeout=5)
+        assert writer.submit(unit("after")).result(timeout=5) == "after"  # still serving
+    finally:
+        writer.close()
+
+
+async def test_a_transaction_in_the_loop_holds_the_writer_thread(store: Store) -> None:
+    """``tx`` (statements awaited one by one) and ``run_tx`` units exclude each other, in
+    the order they asked: a unit queued while a ``tx`` is open runs after it commits."""
+    db = store.db
+    if not db.is_sqlite:
+        pytest.skip("the writer thread is SQLite's")
+    order: list[str] = []
+    async with db.tx() as conn:
+        await conn.execute(text("SELECT 1"))
+        later = asyncio.create_task(db.run_tx(lambda _conn: order.append("unit")))
+        await asyncio.sleep(0.05)
+        order.append("tx")
+    await later
+    assert order == ["tx", "unit"]
+
+
+async def test_storing_deliveries_is_one_round_trip_on_postgresql(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The acknowledgement's insert goes without ``BEGIN`` and ``COMMIT``: each of those is a
+    round trip, and a wait for a busy event loop to come back to it."""
+    if store.db.is_sqlite:
+        pytest.skip("PostgreSQL's round trips")
+    import asyncpg.connection
+
+    sent: list[str] = []
+    execute = asyncpg.connection.Connection.execute
+
+    async def counted(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query.split()[0].rstrip(";").upper())
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.connection.Connection, "execute", counted)
+    await store.deliveries.write([_row("warm", "c1")])  # the statement prepared once
+    sent.clear()
+    ids = await store.deliveries.write([_row("n1", "c1"), _row("n2", "c2"), _row("n1", "c1")])
+    assert ids[0] is not None and ids[1] is not None and ids[2] is None
+    assert sent == []
+    await store.db.run_tx(lambda conn: conn.execute(text("SELECT 1")))
+    assert sent == ["BEGIN", "COMMIT"]  # what an ordinary unit of work costs, for contrast

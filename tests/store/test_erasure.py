@@ -24,6 +24,7 @@ from bot.domain import (
     new_id,
     now,
 )
+from bot.store.deliveries import Deliveries
 from bot.store.erasure import ERASED_TABLES, UNRELATED_TABLES, Erasures
 from bot.store.messages import PersonMessages
 from bot.store.schema import erasures, metadata, smiths, threads
@@ -42,7 +43,9 @@ class Footprint:
     needles: tuple[str, ...]  # what must not be found anywhere after erasing them
 
 
-async def footprint(store: Store, who: str, *, waiting: bool = True) -> Footprint:
+async def footprint(
+    store: Store, who: str, *, waiting: bool = True, unparsed: bool = False
+) -> Footprint:
     """A customer ``who`` with a web conversation (closed by its turn), a stored upload attached
     to the message, a tool result with their email, a memory, a claim-on-login alias, an
     outbox reply, and (``waiting``) a second message still in the inbox for a thread not made
@@ -106,6 +109,14 @@ async def footprint(store: Store, who: str, *, waiting: bool = True) -> Footprin
             "support",
         )
         needles += (later,)
+    if unparsed:
+        # A webhook delivery of their conversation, stored (acknowledged) but not parsed yet.
+        body = f'{{"text": "{who} sent the card number 4111 1111"}}'.encode()
+        (stored,) = await store.deliveries.write(
+            [Deliveries.row(thread.channel, f"{who}-notification", thread.external_id, body)]
+        )
+        assert stored is not None
+        needles += (f"{who} sent the card number 4111 1111",)
     return Footprint(smith.id, (thread.id,), needles)
 
 
@@ -127,8 +138,8 @@ async def dump(store: Store) -> str:
 
 
 async def test_erasing_a_smith_leaves_no_row_that_mentions_it(store: Store) -> None:
-    victim = await footprint(store, "ada")
-    bystander = await footprint(store, "bob")
+    victim = await footprint(store, "ada", unparsed=True)
+    bystander = await footprint(store, "bob", unparsed=True)
     before = await dump(store)
     assert all(needle in before for needle in victim.needles)
 
@@ -142,8 +153,14 @@ async def test_erasing_a_smith_leaves_no_row_that_mentions_it(store: Store) -> N
     assert erasure.counts == {
         "lanes": 1, "tool_calls": 1, "feedback": 1, "outbox": 1, "inbox": 2, "conversations": 1,
         "runs": 1, "threads": 1, "files": 1, "memories": 1, "smith_aliases": 1, "smiths": 1,
-        "person_messages": 1,
+        "person_messages": 1, "deliveries": 1,
     }
+    # Their delivery not parsed yet is gone with them, and stays gone: kept as parsed, without
+    # its body, a redelivery of it is ignored (parsed, it would bring them back).
+    assert await store.deliveries.counts() == {"done": 1, "pending": 1}
+    assert await store.deliveries.claim(limit=10, lease_seconds=60) is not None  # bob's
+    again = Deliveries.row("web", "ada-notification", "web:whatever", b"{}")
+    assert await store.deliveries.write([again]) == [None]
     with pytest.raises(NotFound):
         await store.get_smith(victim.smith_id, include_archived=True)
     with pytest.raises(NotFound):
@@ -223,6 +240,9 @@ async def test_retention_erases_only_threads_closed_longer_ago(store: Store) -> 
     cy = await store.ensure_smith("test:cy", agent.id)
     cy_open = await store.ensure_thread(cy, "test:cy-open", "test")
     await _backdate(store, thread_id=cy_open.id, days=40)
+    # Eve: closed 40 days ago, but a webhook of hers is stored and not parsed yet: left too.
+    eve = await footprint(store, "eve", waiting=False, unparsed=True)
+    await _backdate(store, thread_id=eve.thread_ids[0], smith_id=eve.smith_id, days=40)
     # Dee: closed 40 days ago, but the customer just wrote again: left for a later pass.
     dee = await store.ensure_smith("test:dee", agent.id)
     dee_back = await store.ensure_thread(dee, "test:dee-back", "test")
@@ -238,7 +258,7 @@ async def test_retention_erases_only_threads_closed_longer_ago(store: Store) -> 
 
     remaining = {t.id for t in await store.list_threads(limit=100)}
     assert not {ada_old.id, bob.thread_ids[0], fay.thread_ids[0]} & remaining
-    assert {ada_new.id, cy_open.id, dee_back.id} <= remaining
+    assert {ada_new.id, cy_open.id, dee_back.id, eve.thread_ids[0]} <= remaining
     assert (await store.get_smith(ada.id)).display_name == "Ada"
     with pytest.raises(NotFound):
         await store.get_smith(bob.smith_id, include_archived=True)
@@ -247,7 +267,8 @@ async def test_retention_erases_only_threads_closed_longer_ago(store: Store) -> 
     assert "it broke again" in after and "fay also needs a refund" in after
     assert (await store.get_smith(fay.smith_id)).display_name == "Fay Lovelace"
     assert "fay cannot log in" not in after
-    assert report.threads == 3 and report.smiths == 1 and report.busy_threads == 1
+    assert report.threads == 3 and report.smiths == 1 and report.busy_threads == 2
+    assert await store.deliveries.counts() == {"pending": 1}
     records = {e.smith_id: e for e in await Erasures(store.db).list_erasures()}
     assert set(records) == {ada.id, bob.smith_id, fay.smith_id}
     assert all(e.requested_by == "retention" for e in records.values())
