@@ -85,8 +85,9 @@ NEGATED_WEIGHT = 0.3
 # for "subscription") searches at this share of a word's weight, and covers the word it stands
 # for this much in the confidence.
 EXPANSION_WEIGHT = 0.5
-# When the knowledge base never uses the question's own word, its equivalents are all there is.
-MISMATCH_EXPANSION_WEIGHT = 0.8
+# When the knowledge base never uses the question's own word (or the question is in another
+# language), its equivalents are all there is: they search with the word's full weight.
+MISMATCH_EXPANSION_WEIGHT = 1.0
 EXPANSION_CREDIT = 0.7
 # A word the knowledge base uses only in running text, never in a title or heading, names no
 # topic of it ("done", "behind", "actually"): it counts this much of its weight in the ranking.
@@ -370,6 +371,10 @@ class SearchIndex:
         if word in self._vocabulary:
             return self._vocabulary[word], 1.0
         if word.isdigit() or len(word) < 4:
+            return None
+        # A question in a language no article is written in has foreign words, not typos of
+        # the knowledge base's ("comment je fais" is not "fails").
+        if lang not in self.language_set:
             return None
         # Short words are too close to other real words ("york" → "work") to correct safely,
         # except for a dropped letter ("mony" → "money"): the vocabulary word less one letter.

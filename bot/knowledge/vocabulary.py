@@ -82,6 +82,10 @@ EQUIVALENTS: tuple[tuple[str, ...], ...] = (
     ("turn on", "enable", "switch on", "activate"),
     ("reactivate", "reactivation", "resume", "restart", "rejoin", "resubscribe"),
     ("died", "deceased", "bereavement", "death"),
+    ("declined", "decline", "rejected", "reject", "refused", "denied"),
+    ("appeal", "ask for a review", "reconsider"),
+    ("increase", "increased", "rise", "risen", "more expensive"),
+    ("payment date", "billing date", "payment day", "collection date", "payday", "pay day"),
 )
 
 # One-way: how customers put a thing that help centers name with a group's words. A phrasing
@@ -128,6 +132,20 @@ PHRASINGS: tuple[tuple[str, str], ...] = (
     ("take money", "charge"),
     ("take payment", "charge"),
     ("comes out of", "payment method"),
+    ("get back", "refund"),
+    ("turned down", "declined"),
+    ("turn down", "declined"),
+    ("gone up", "increase"),
+    ("went up", "increase"),
+    ("go up", "increase"),
+    ("goes up", "increase"),
+    ("going up", "increase"),
+    ("changed my mind", "cancel"),
+    ("change my mind", "cancel"),
+    ("cooling off", "cancel"),
+    ("challenge", "appeal"),
+    ("contest", "appeal"),
+    ("disagree", "appeal"),
     ("come out of", "payment method"),
 )
 
