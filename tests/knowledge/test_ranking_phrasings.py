@@ -103,6 +103,48 @@ def test_a_customers_phrasing_finds_the_article_that_names_it(question: str, art
     assert first(build(REQUESTS), question) == article
 
 
+SERVICES: Articles = {
+    "when-a-member-dies": (
+        "When a member dies",
+        [("What to do", "We are sorry for your loss. Tell us and we close the membership.")],
+    ),
+    "video-calls": (
+        "Video calls with an adviser",
+        [("Start a call", "Open the app and tap Call. An adviser answers within minutes.")],
+    ),
+    "ending-your-membership": (
+        "Cancelling your membership",
+        [("Cancel", "Cancel under Account. Your membership runs to the end of the month.")],
+    ),
+    "opening-hours": (
+        "Opening hours",
+        [
+            (
+                "Hours",
+                "The club is open from 6am. On Saturday and Sunday it opens at 8am, and the "
+                "adviser desk is open until 6pm. Sleep rooms are open all night.",
+            ),
+            ("Holidays", "On public holidays the club is open from 8am until 4pm."),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("question", "article"),
+    [
+        # "put to sleep" is said of a death, like "passed away".
+        ("we had to have him put to sleep on saturday, what now", "when-a-member-dies"),
+        # Talking to someone through the service is a call.
+        ("is there someone i can talk to through you on saturday", "video-calls"),
+        # "end" a membership is cancelling it.
+        ("found it cheaper somewhere else, how do i end mine before the holidays", "ending-your-membership"),
+    ],
+)
+def test_everyday_phrasings_of_death_calls_and_ending(question: str, article: str) -> None:
+    assert first(build(SERVICES), question) == article
+
+
 ENGLISH: Articles = {
     "failed-payments": (
         "If a payment fails",
