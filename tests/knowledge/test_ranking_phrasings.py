@@ -121,8 +121,10 @@ SERVICES: Articles = {
         [
             (
                 "Hours",
-                "The club is open from 6am. On Saturday and Sunday it opens at 8am, and the "
-                "adviser desk is open until 6pm. Sleep rooms are open all night.",
+                (
+                    "The club is open from 6am. On Saturday and Sunday it opens at 8am, and the "
+                    "adviser desk is open until 6pm. Sleep rooms are open all night."
+                ),
             ),
             ("Holidays", "On public holidays the club is open from 8am until 4pm."),
         ],
@@ -138,7 +140,10 @@ SERVICES: Articles = {
         # Talking to someone through the service is a call.
         ("is there someone i can talk to through you on saturday", "video-calls"),
         # "end" a membership is cancelling it.
-        ("found it cheaper somewhere else, how do i end mine before the holidays", "ending-your-membership"),
+        (
+            "found it cheaper somewhere else, how do i end mine before the holidays",
+            "ending-your-membership",
+        ),
     ],
 )
 def test_everyday_phrasings_of_death_calls_and_ending(question: str, article: str) -> None:
