@@ -57,6 +57,13 @@ TYPO_WEIGHT = 0.8
 # sharing one says little about the topic. Error codes (429) and ids are longer.
 SMALL_NUMBER_WEIGHT = 0.3
 _SMALL_NUMBER = re.compile(r"^\d{1,2}$")
+# An amount of money ("£99", "$5", "10 €") the knowledge base also states as money is one of its
+# figures the customer quotes (an excess, a fee): it counts as any word.
+_AMOUNT = re.compile(r"[£$€¥]\s?(\d+)|(\d+)\s?(?:€|eur\b|usd\b|gbp\b)", re.IGNORECASE)
+
+
+def _amounts(text: str) -> set[str]:
+    return {a or b for a, b in _AMOUNT.findall(text)}
 # The weight of a question's word that the knowledge base never uses, as a share of the rarest.
 UNKNOWN_SHARE = 0.6
 # How much the whole-document score decides the order of documents (the rest: best section).
@@ -213,6 +220,7 @@ class SearchIndex:
         # surface word → (term, language); the typo index maps one-letter deletes to words.
         self._vocabulary: dict[str, str] = {}
         self._typos: dict[str, set[str]] = defaultdict(set)
+        self._amounts: set[str] = set()
         section_fields: dict[int, _Fields] = {}
         for d, document_id in enumerate(self.documents):
             members = by_document[document_id]
@@ -225,6 +233,7 @@ class SearchIndex:
             seen_headings: set[str] = set()
             for i in members:
                 chunk = self.chunks[i]
+                self._amounts |= _amounts(chunk.text)
                 path = [h for h in chunk.heading.split(" › ") if h and h != chunk.title]
                 heading_terms = Counter(analysis.analyze(" ".join(path), lang))
                 body_terms = Counter(analysis.analyze(chunk.text, lang))
@@ -282,6 +291,7 @@ class SearchIndex:
         light: set[str] = set()
         alternatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
         settled_at = vocabulary.settled_end(text)
+        amounts = _amounts(text) & self._amounts
         later = set(analysis.tokens(text[settled_at:]))
         settled: set[str] = set()
         for token, is_negated in vocabulary.marked_tokens(text, lang):
@@ -304,7 +314,8 @@ class SearchIndex:
                 term = None
             if term is not None:
                 key = term[0]
-                weight = term[1] * (SMALL_NUMBER_WEIGHT if _SMALL_NUMBER.match(token) else 1.0)
+                small = _SMALL_NUMBER.match(token) and token not in amounts
+                weight = term[1] * (SMALL_NUMBER_WEIGHT if small else 1.0)
                 if lang == "en" and token in vocabulary.LIGHT_WORDS:
                     light.add(key)
                 found.setdefault(key, self._term(key, weight, token))

@@ -214,3 +214,23 @@ def test_a_word_the_knowledge_base_never_uses_searches_its_equivalents_in_full(
     assert first(build(STANDS_IN), question) == "cancelling"
     monkeypatch.setattr(index_module, "MISMATCH_EXPANSION_WEIGHT", 0.8)
     assert first(build(STANDS_IN), question) == "plan-levels"
+
+
+AMOUNTS: Articles = {
+    "your-deposit": (
+        "Your deposit",
+        [("How much", "The deposit is £99 per booking. It is paid back within 10 days.")],
+    ),
+    "paying-at-the-desk": (
+        "Paying at the desk",
+        [("Every visit", "Every time you visit, pay at the desk by card or cash.")],
+    ),
+}
+
+
+def test_an_amount_the_knowledge_base_states_counts_as_a_word() -> None:
+    # "£99" is the knowledge base's own figure, not the customer's incidental number.
+    question = "is the £99 taken off every time"
+    assert first(build(AMOUNTS), question) == "your-deposit"
+    # A bare small number still counts little: "10 times" is the customer's own case.
+    assert first(build(AMOUNTS), "i visit 10 times, do i pay every time") == ("paying-at-the-desk")
