@@ -54,16 +54,10 @@ LIGHT_WEIGHT = 0.4
 TYPO_WEIGHT = 0.8
 # A one- or two-digit number in a question is usually the customer's own case ("my son is 15",
 # "it was only 10 minutes"), and in an article a policy figure ("reservations last 15 minutes"):
-# sharing one says little about the topic. Error codes (429) and ids are longer.
+# sharing one says little about the topic. Error codes (429) and ids are longer, and an amount
+# of money the knowledge base also states as money ("£99", ``analysis.amounts``) counts in full.
 SMALL_NUMBER_WEIGHT = 0.3
 _SMALL_NUMBER = re.compile(r"^\d{1,2}$")
-# An amount of money ("£99", "$5", "10 €") the knowledge base also states as money is one of its
-# figures the customer quotes (an excess, a fee): it counts as any word.
-_AMOUNT = re.compile(r"[£$€¥]\s?(\d+)|(\d+)\s?(?:€|eur\b|usd\b|gbp\b)", re.IGNORECASE)
-
-
-def _amounts(text: str) -> set[str]:
-    return {a or b for a, b in _AMOUNT.findall(text)}
 # The weight of a question's word that the knowledge base never uses, as a share of the rarest.
 UNKNOWN_SHARE = 0.6
 # How much the whole-document score decides the order of documents (the rest: best section).
@@ -92,8 +86,7 @@ NEGATED_WEIGHT = 0.3
 # for "subscription") searches at this share of a word's weight, and covers the word it stands
 # for this much in the confidence.
 EXPANSION_WEIGHT = 0.5
-# When the knowledge base never uses the question's own word (or the question is in another
-# language), its equivalents are all there is: they search with the word's full weight.
+# When the knowledge base never uses the question's own word, its equivalents are all there is.
 MISMATCH_EXPANSION_WEIGHT = 1.0
 EXPANSION_CREDIT = 0.7
 # A word the knowledge base uses only in running text, never in a title or heading, names no
@@ -220,7 +213,6 @@ class SearchIndex:
         # surface word → (term, language); the typo index maps one-letter deletes to words.
         self._vocabulary: dict[str, str] = {}
         self._typos: dict[str, set[str]] = defaultdict(set)
-        self._amounts: set[str] = set()
         section_fields: dict[int, _Fields] = {}
         for d, document_id in enumerate(self.documents):
             members = by_document[document_id]
@@ -233,7 +225,6 @@ class SearchIndex:
             seen_headings: set[str] = set()
             for i in members:
                 chunk = self.chunks[i]
-                self._amounts |= _amounts(chunk.text)
                 path = [h for h in chunk.heading.split(" › ") if h and h != chunk.title]
                 heading_terms = Counter(analysis.analyze(" ".join(path), lang))
                 body_terms = Counter(analysis.analyze(chunk.text, lang))
@@ -267,6 +258,7 @@ class SearchIndex:
         self._headed = Naming(self._chunk_heading_terms)
         self._term_documents = Counter(t for terms in self._document_terms for t in terms)
         self._topic_terms = frozenset().union(*self._chunk_heading_terms)
+        self._amounts = set().union(*(analysis.amounts(c.text) for c in self.chunks))
         self.language_set = sorted(set(self.languages))
 
     @property
@@ -291,7 +283,7 @@ class SearchIndex:
         light: set[str] = set()
         alternatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
         settled_at = vocabulary.settled_end(text)
-        amounts = _amounts(text) & self._amounts
+        amounts = analysis.amounts(text) & self._amounts
         later = set(analysis.tokens(text[settled_at:]))
         settled: set[str] = set()
         for token, is_negated in vocabulary.marked_tokens(text, lang):
@@ -367,8 +359,7 @@ class SearchIndex:
         return out
 
     def _term(self, term: str, weight: float, word: str, *, known: bool = True) -> QueryTerm:
-        known = known and term in self._term_documents
-        idf = self._whole.idf(term)
+        known, idf = known and term in self._term_documents, self._whole.idf(term)
         # A word the knowledge base never uses still counts against the confidence, but less
         # than the rarest word it does use: customers say more than any article does ("my
         # script keeps getting 429"), and an off-topic question matches nothing anyway.
@@ -381,11 +372,9 @@ class SearchIndex:
                 return term, 1.0
         if word in self._vocabulary:
             return self._vocabulary[word], 1.0
-        if word.isdigit() or len(word) < 4:
-            return None
         # A question in a language no article is written in has foreign words, not typos of
         # the knowledge base's ("comment je fais" is not "fails").
-        if lang not in self.language_set:
+        if word.isdigit() or len(word) < 4 or lang not in self.language_set:
             return None
         # Short words are too close to other real words ("york" → "work") to correct safely,
         # except for a dropped letter ("mony" → "money"): the vocabulary word less one letter.
