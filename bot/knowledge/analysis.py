@@ -182,6 +182,14 @@ def is_cjk(token: str) -> bool:
     return bool(_CJK.match(token))
 
 
+_AMOUNT = re.compile(r"[£$€¥]\s?(\d+)|(\d+)\s?(?:€|eur\b|usd\b|gbp\b)", re.IGNORECASE)
+
+
+def amounts(text: str) -> set[str]:
+    """The numbers ``text`` states as amounts of money ("£99", "$5", "10 €"), as digits."""
+    return {a or b for a, b in _AMOUNT.findall(text)}
+
+
 def edit_distance(a: str, b: str, limit: int) -> int:
     """Optimal-string-alignment distance (a swap of neighbours counts once), or ``limit + 1``
     as soon as it must exceed ``limit``. Short words only; no library needed for this size."""

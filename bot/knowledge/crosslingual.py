@@ -42,7 +42,10 @@ _TABLE = {
         monat monate: month
         pausieren aussetzen unterbrechen pause: pause
         überspringen auslassen: skip
-        urlaub ferien reise: holiday vacation
+        urlaub ferien: holiday vacation
+        reise reisen: travel trip
+        ausland: abroad
+        deckung abgedeckt: cover
         adresse: address
         langsam: slow
         fehler: error
@@ -85,7 +88,10 @@ _TABLE = {
         mois: month
         suspendre pause: pause
         sauter: skip
-        vacances voyage: holiday vacation
+        vacances: holiday vacation
+        voyage voyager: travel trip
+        étranger: abroad
+        couverture couvert: cover
         adresse: address
         lent lente: slow
         erreur: error
@@ -129,7 +135,10 @@ _TABLE = {
         mes meses: month
         pausar pausa: pause
         saltar: skip
-        vacaciones viaje: holiday vacation
+        vacaciones: holiday vacation
+        viaje viajar viajes: travel trip
+        extranjero: abroad
+        cobertura cubierto cubrimos cubre: cover
         dirección: address
         lento lenta: slow
         error: error
@@ -172,7 +181,10 @@ _TABLE = {
         mese mesi: month
         sospendere pausa: pause
         saltare: skip
-        vacanza vacanze ferie viaggio: holiday vacation
+        vacanza vacanze ferie: holiday vacation
+        viaggio viaggiare: travel trip
+        estero: abroad
+        copertura coperto: cover
         indirizzo: address
         lento lenta: slow
         errore: error
@@ -214,7 +226,10 @@ _TABLE = {
         mês meses: month
         pausar: pause
         pular: skip
-        férias viagem: holiday vacation
+        férias: holiday vacation
+        viagem viajar: travel trip
+        exterior: abroad
+        cobertura coberto: cover
         endereço: address
         lento lenta: slow
         erro: error
@@ -253,7 +268,10 @@ _TABLE = {
         maand: month
         pauzeren: pause
         overslaan: skip
-        vakantie reis: holiday vacation
+        vakantie: holiday vacation
+        reis reizen: travel trip
+        buitenland: abroad
+        dekking gedekt: cover
         adres: address
         traag langzaam: slow
         fout: error

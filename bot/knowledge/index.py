@@ -54,7 +54,8 @@ LIGHT_WEIGHT = 0.4
 TYPO_WEIGHT = 0.8
 # A one- or two-digit number in a question is usually the customer's own case ("my son is 15",
 # "it was only 10 minutes"), and in an article a policy figure ("reservations last 15 minutes"):
-# sharing one says little about the topic. Error codes (429) and ids are longer.
+# sharing one says little about the topic. Error codes (429) and ids are longer, and an amount
+# of money the knowledge base also states as money ("£99", ``analysis.amounts``) counts in full.
 SMALL_NUMBER_WEIGHT = 0.3
 _SMALL_NUMBER = re.compile(r"^\d{1,2}$")
 # The weight of a question's word that the knowledge base never uses, as a share of the rarest.
@@ -86,7 +87,7 @@ NEGATED_WEIGHT = 0.3
 # for this much in the confidence.
 EXPANSION_WEIGHT = 0.5
 # When the knowledge base never uses the question's own word, its equivalents are all there is.
-MISMATCH_EXPANSION_WEIGHT = 0.8
+MISMATCH_EXPANSION_WEIGHT = 1.0
 EXPANSION_CREDIT = 0.7
 # A word the knowledge base uses only in running text, never in a title or heading, names no
 # topic of it ("done", "behind", "actually"): it counts this much of its weight in the ranking.
@@ -257,6 +258,7 @@ class SearchIndex:
         self._headed = Naming(self._chunk_heading_terms)
         self._term_documents = Counter(t for terms in self._document_terms for t in terms)
         self._topic_terms = frozenset().union(*self._chunk_heading_terms)
+        self._amounts = set().union(*(analysis.amounts(c.text) for c in self.chunks))
         self.language_set = sorted(set(self.languages))
 
     @property
@@ -281,6 +283,7 @@ class SearchIndex:
         light: set[str] = set()
         alternatives: dict[str, list[tuple[str, float]]] = defaultdict(list)
         settled_at = vocabulary.settled_end(text)
+        amounts = analysis.amounts(text) & self._amounts
         later = set(analysis.tokens(text[settled_at:]))
         settled: set[str] = set()
         for token, is_negated in vocabulary.marked_tokens(text, lang):
@@ -303,7 +306,8 @@ class SearchIndex:
                 term = None
             if term is not None:
                 key = term[0]
-                weight = term[1] * (SMALL_NUMBER_WEIGHT if _SMALL_NUMBER.match(token) else 1.0)
+                small = _SMALL_NUMBER.match(token) and token not in amounts
+                weight = term[1] * (SMALL_NUMBER_WEIGHT if small else 1.0)
                 if lang == "en" and token in vocabulary.LIGHT_WORDS:
                     light.add(key)
                 found.setdefault(key, self._term(key, weight, token))
@@ -355,8 +359,7 @@ class SearchIndex:
         return out
 
     def _term(self, term: str, weight: float, word: str, *, known: bool = True) -> QueryTerm:
-        known = known and term in self._term_documents
-        idf = self._whole.idf(term)
+        known, idf = known and term in self._term_documents, self._whole.idf(term)
         # A word the knowledge base never uses still counts against the confidence, but less
         # than the rarest word it does use: customers say more than any article does ("my
         # script keeps getting 429"), and an off-topic question matches nothing anyway.
@@ -369,7 +372,9 @@ class SearchIndex:
                 return term, 1.0
         if word in self._vocabulary:
             return self._vocabulary[word], 1.0
-        if word.isdigit() or len(word) < 4:
+        # A question in a language no article is written in has foreign words, not typos of
+        # the knowledge base's ("comment je fais" is not "fails").
+        if word.isdigit() or len(word) < 4 or lang not in self.language_set:
             return None
         # Short words are too close to other real words ("york" → "work") to correct safely,
         # except for a dropped letter ("mony" → "money"): the vocabulary word less one letter.

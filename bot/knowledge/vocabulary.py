@@ -56,7 +56,7 @@ EQUIVALENTS: tuple[tuple[str, ...], ...] = (
     ("crash", "crashes", "freezes", "frozen", "hangs"),
     ("export", "download a copy", "backup"),
     ("two-factor", "2fa", "two-step", "mfa", "authenticator", "verification code"),
-    ("contact", "get in touch", "reach you", "speak to", "talk to"),
+    ("contact", "get in touch", "reach you", "speak to", "talk to", "call us", "call"),
     ("delivery", "shipping", "shipment", "dispatch"),
     ("purchase", "buy", "bought", "order"),
     ("discount", "coupon", "promo code", "promotion code", "voucher"),
@@ -82,6 +82,10 @@ EQUIVALENTS: tuple[tuple[str, ...], ...] = (
     ("turn on", "enable", "switch on", "activate"),
     ("reactivate", "reactivation", "resume", "restart", "rejoin", "resubscribe"),
     ("died", "deceased", "bereavement", "death"),
+    ("declined", "decline", "rejected", "reject", "refused", "denied"),
+    ("appeal", "ask for a review", "reconsider"),
+    ("increase", "increased", "rise", "risen", "more expensive"),
+    ("payment date", "billing date", "payment day", "collection date", "payday", "pay day"),
 )
 
 # One-way: how customers put a thing that help centers name with a group's words. A phrasing
@@ -113,6 +117,7 @@ PHRASINGS: tuple[tuple[str, str], ...] = (
     ("showed up", "arrive"),
     ("no show", "arrive"),
     ("passed away", "died"),
+    ("put to sleep", "died"),
     ("new hire", "colleague"),
     ("new hires", "colleague"),
     ("new starter", "colleague"),
@@ -128,6 +133,19 @@ PHRASINGS: tuple[tuple[str, str], ...] = (
     ("take money", "charge"),
     ("take payment", "charge"),
     ("comes out of", "payment method"),
+    ("turned down", "declined"),
+    ("gone up", "increase"),
+    ("went up", "increase"),
+    ("go up", "increase"),
+    ("goes up", "increase"),
+    ("going up", "increase"),
+    ("end", "cancel"),  # "how do I end mine with you"
+    ("changed my mind", "cancel"),
+    ("change my mind", "cancel"),
+    ("cooling off", "cancel"),
+    ("challenge", "appeal"),
+    ("contest", "appeal"),
+    ("disagree", "appeal"),
     ("come out of", "payment method"),
 )
 
