@@ -39,6 +39,18 @@ SCOPE_SCORE = 0.15
 # The share of the question's known words (idf-weighted) the best article must contain: less,
 # and it shares a word or two with the question, not its topic.
 TOPIC_COVERAGE = 0.4
+# A long message (this many content terms or more) tells a story around its question: words no
+# article holds weigh in its coverage, so a lower share is enough when the best article leads
+# the next by ``LEAD_MARGIN`` ("why am i only getting 80% back now?? my boy turned 9 this year
+# and the last payout was way short of the bill").
+LONG_QUESTION_TERMS = 9
+LONG_TOPIC_COVERAGE = 0.3
+LEAD_MARGIN = 0.15
+# Out of scope is not declared when the best article covers the question's known words and
+# leads the next by this much: a story in words no article uses, around a question one article
+# is clearly about.
+SCOPE_LEAD = 0.4
+SCOPE_LEAD_SHARE = 0.4
 # Sentences that ask, searched without the story around them, need this many terms of their own.
 ASKED_ALONE_TERMS = 3
 # The one request for more detail when a remark matches nothing clearly.
@@ -262,6 +274,8 @@ class OfflineProvider:
             return escalate("The customer asked to talk to a person.")
         if reading.has(Intent.COMPLAINT):
             return escalate("The customer complains or mentions legal steps.", "high")
+        if reading.has(Intent.BUSINESS_ENQUIRY):
+            return escalate("A business enquiry (partnership, supplier, press): a person replies.")
         if reading.has(Intent.NOT_SOLVED) and answered_before:
             return escalate("The answer given did not solve the customer's problem.")
         new_question = intents.asks_something(reading)
@@ -349,12 +363,17 @@ class OfflineProvider:
             return escalate(
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
-        answerable, judged = self._judge(found)
+        answerable, judged = self._judge(found, len(set(analysis.analyze(query))))
         # The help center's words ("delivery drivers") in a question that is no support
         # question: only an article that is clearly about it answers.
         off_topic = reading.has(Intent.OUT_OF_SCOPE)
         if answerable and off_topic and confidence < self._settings.confidence_threshold:
             answerable, judged = False, "Not a support question, and no article is about it"
+        thing = intents.offered_thing(question)
+        if answerable and thing and not _mentions(found, thing):
+            # "do you do home insurance as well?": the help center's words ("home", "insurance")
+            # but no article names the thing; what the company does not document, a person says.
+            answerable, judged = False, f"No article mentions '{thing}', asked about as an offer"
         if answerable:
             diagnosis.update(action="answer", reason=judged)
             return _Decision(hello + _answer(found[0]), (), diagnosis)
@@ -371,7 +390,7 @@ class OfflineProvider:
             return _Decision(hello + CLARIFY, (), diagnosis)
         return escalate(f"{judged}: {_clip(' '.join(question.split()), 160)}")
 
-    def _judge(self, found: Sequence[Passage]) -> tuple[bool, str]:
+    def _judge(self, found: Sequence[Passage], terms: int = 0) -> tuple[bool, str]:
         """Whether the best passage answers the question, and why (or why not).
 
         A support inbox's questions mostly are what its help center is about, so a question
@@ -398,10 +417,15 @@ class OfflineProvider:
             if confidence >= settings.confidence_floor and margin >= settings.confidence_margin:
                 return True, "A fair match well ahead of the next article."
             return False, "No confident answer in the knowledge base for"
+        clear_lead = evidence.coverage >= 0.5 and margin >= SCOPE_LEAD
         if evidence.known_share < SCOPE_SHARE and confidence < SCOPE_SCORE:
-            return False, "Nothing in the knowledge base covers"
+            if not (clear_lead and evidence.known_share >= SCOPE_LEAD_SHARE):
+                return False, "Nothing in the knowledge base covers"
         if evidence.coverage < TOPIC_COVERAGE:
-            return False, "No article covers enough of the question"
+            long_story = terms >= LONG_QUESTION_TERMS and margin >= LEAD_MARGIN
+            if not (long_story and evidence.coverage >= LONG_TOPIC_COVERAGE):
+                return False, "No article covers enough of the question"
+            return True, "A long message; the best article covers its topic, well ahead."
         return True, "The best article covers the question's words the knowledge base knows."
 
     def _across_languages(self, found: Sequence[Passage]) -> bool:
@@ -458,6 +482,22 @@ def _confidence(found: Sequence[Passage]) -> tuple[float, float]:
     top = found[0].score
     second = found[1].score if len(found) > 1 else 0.0
     return top, round(1.0 - second / top, 4) if top > 0 else 0.0
+
+
+def _mentions(found: Sequence[Passage], thing: str) -> bool:
+    """Whether a found passage names ``thing``: its terms, in order, side by side."""
+    from bot.knowledge import analysis
+
+    wanted = analysis.analyze(thing)
+    if not wanted:
+        return True
+    size = len(wanted)
+    for passage in found:
+        terms = analysis.analyze(f"{passage.title}\n{passage.heading or ''}\n{passage.text}")
+        # A compound ("home-insurance" → home, insur, homeinsur) keeps its parts side by side.
+        if any(terms[i : i + size] == wanted for i in range(len(terms) - size + 1)):
+            return True
+    return False
 
 
 def _candidate(passage: Passage) -> dict[str, Any]:
