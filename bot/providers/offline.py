@@ -417,12 +417,14 @@ class OfflineProvider:
             if confidence >= settings.confidence_floor and margin >= settings.confidence_margin:
                 return True, "A fair match well ahead of the next article."
             return False, "No confident answer in the knowledge base for"
-        clear_lead = evidence.coverage >= 0.5 and margin >= SCOPE_LEAD
+        # A lead over the next article; over nothing, it is no lead.
+        leads = margin if len(found) > 1 else 0.0
+        clear_lead = evidence.coverage >= 0.5 and leads >= SCOPE_LEAD
         if evidence.known_share < SCOPE_SHARE and confidence < SCOPE_SCORE:
             if not (clear_lead and evidence.known_share >= SCOPE_LEAD_SHARE):
                 return False, "Nothing in the knowledge base covers"
         if evidence.coverage < TOPIC_COVERAGE:
-            long_story = terms >= LONG_QUESTION_TERMS and margin >= LEAD_MARGIN
+            long_story = terms >= LONG_QUESTION_TERMS and leads >= LEAD_MARGIN
             if not (long_story and evidence.coverage >= LONG_TOPIC_COVERAGE):
                 return False, "No article covers enough of the question"
             return True, "A long message; the best article covers its topic, well ahead."
