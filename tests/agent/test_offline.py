@@ -502,3 +502,86 @@ async def test_a_short_question_the_conversation_does_not_explain_is_read_alone(
         )
     )
     assert response.tool_calls == () and "vegan plan" in response.text
+
+
+async def test_an_offer_no_article_names_goes_to_a_person() -> None:
+    """"Home" and "insurance" are the help center's words, but no article names home
+    insurance: whether the company sells it, a person says. An offer an article names is
+    answered."""
+    calls = passage(
+        "Vet video calls", "Vet video calls", "Free vet video calls on your insurance, from home.", 0.3
+    )
+    response = await _responder(_with(calls), _with(PASSWORD)).complete(
+        _request(ChatMessage("user", "do you do home insurance as well? need a quote for my flat"))
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    discounts = passage(
+        "Discounts", "Discounts › Students", "A student discount of 10% for anyone at college.", 0.3
+    )
+    response = await _responder(_with(discounts), _with(PASSWORD)).complete(
+        _request(ChatMessage("user", "do you offer a student discount?"))
+    )
+    assert response.tool_calls == () and "student discount of 10%" in response.text
+
+
+async def test_a_business_enquiry_goes_to_a_person() -> None:
+    direct = passage("Paying your vet directly", "Direct billing", "We pay the vet.", 0.6)
+    response = await _responder(_with(direct)).complete(
+        _request(
+            ChatMessage(
+                "user",
+                "i'm the practice manager at a vets in bristol, we want to join your direct "
+                "billing network. who do we speak to",
+            )
+        )
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    assert "business enquiry" in (response.tool_calls[0].arguments or {})["reason"]
+
+
+LONG_STORY = (
+    "why am i only getting 80% back now?? my boy turned 9 this year and the last payout was "
+    "way short of the bill"
+)
+
+
+async def test_a_long_story_around_a_question_answers_on_a_lower_coverage_when_one_leads() -> (
+    None
+):
+    """The story's words weigh in the coverage of a long message: a lower share answers when
+    the best article leads the next clearly; without that lead, or in a short question, not."""
+    excess = passage("Excess and co-payment", "Co-payment", "From age 9 you pay 20%.", 0.19)
+    other = passage("Routine care", "Routine care", "Vaccinations.", 0.1)
+    leading = _responder(_with(excess, coverage=0.33), _with(other, coverage=0.3))
+    response = await leading.complete(_request(ChatMessage("user", LONG_STORY)))
+    assert response.tool_calls == () and "you pay 20%" in response.text
+    near = dataclasses.replace(other, score=0.18)
+    close_behind = _responder(_with(excess, coverage=0.33), _with(near, coverage=0.3))
+    response = await close_behind.complete(_request(ChatMessage("user", LONG_STORY)))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    response = await leading.complete(_request(ChatMessage("user", "why only 80% back?")))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+async def test_a_story_in_words_no_article_uses_answers_when_one_article_clearly_leads() -> None:
+    """Most words of "my springer got out…" are no article's words, but the one article it
+    matches covers the rest well ahead of the next: it is in scope. Alone, or close behind
+    another, the same match is out of scope."""
+    question = ChatMessage(
+        "user",
+        "my springer got out of the garden yesterday and still hasnt come home, im in bits. "
+        "do you help with posters or a reward or anything",
+    )
+    covered = passage("What's covered", "Lost pets", "We pay for posters and a reward.", 0.137)
+    other = passage("Vet video calls", "Vet video calls", "Call a vet.", 0.05)
+    clear = _responder(
+        _with(covered, known_share=0.4, coverage=0.5), _with(other, known_share=0.4, coverage=0.25)
+    )
+    response = await clear.complete(_request(question))
+    assert response.tool_calls == () and "posters and a reward" in response.text
+    close = dataclasses.replace(other, score=0.12)
+    unclear = _responder(
+        _with(covered, known_share=0.4, coverage=0.5), _with(close, known_share=0.4)
+    )
+    response = await unclear.complete(_request(question))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
