@@ -39,17 +39,24 @@ SCOPE_SCORE = 0.15
 # The share of the question's known words (idf-weighted) the best article must contain: less,
 # and it shares a word or two with the question, not its topic.
 TOPIC_COVERAGE = 0.4
-# A long message (this many content terms or more) tells a story around its question: words no
-# article holds weigh in its coverage, so a lower share is enough when the best article leads
-# the next by ``LEAD_MARGIN`` ("why am i only getting 80% back now?? my boy turned 9 this year
-# and the last payout was way short of the bill").
+# The share the best article must contain drops to ``LOW_TOPIC_COVERAGE`` when the rest of the
+# question does not dilute it with words of no topic:
+# - a long message (this many content terms or more) tells a story around its question, and
+#   the best article leads the next by ``LEAD_MARGIN`` ("why am i only getting 80% back now??
+#   my boy turned 9 this year and the last payout was way short of the bill");
+# - every word of the question is one the knowledge base knows ("can i change the date the
+#   money comes out"): it is asked in the help center's own words, spread over its articles;
+#   the article then holds more than one word's worth of three (``ALL_KNOWN_COVERAGE``).
 LONG_QUESTION_TERMS = 9
-LONG_TOPIC_COVERAGE = 0.3
+LOW_TOPIC_COVERAGE = 0.3
 LEAD_MARGIN = 0.15
-# Out of scope is not declared when the best article covers the question's known words and
-# leads the next by this much: a story in words no article uses, around a question one article
-# is clearly about.
+ALL_KNOWN = 0.99
+ALL_KNOWN_COVERAGE = 0.34
+# Out of scope is not declared when the best article covers this share of the question's known
+# words and leads the next by ``SCOPE_LEAD``, and at least ``SCOPE_LEAD_SHARE`` of the words are
+# known: a story in words no article uses, around a question one article is clearly about.
 SCOPE_LEAD = 0.4
+SCOPE_LEAD_COVERAGE = 0.5
 SCOPE_LEAD_SHARE = 0.4
 # Sentences that ask, searched without the story around them, need this many terms of their own.
 ASKED_ALONE_TERMS = 3
@@ -400,7 +407,9 @@ class OfflineProvider:
         - nothing matched, or the question is mostly words no article uses and what matched
           weighs little (out of scope: "a good recipe for banana bread");
         - the best article holds too small a share of the question's known words (it shares a
-          word or two, not the topic).
+          word or two, not the topic): ``TOPIC_COVERAGE``, or ``LOW_TOPIC_COVERAGE`` for a long
+          story with a clear lead, or a question wholly in the knowledge base's words (``terms``:
+          how many content terms the question has).
 
         Candidates with no keyword evidence (found by the dense side alone) are judged on their
         score: ``confidence_threshold``, or ``confidence_floor`` with ``confidence_margin``.
@@ -419,15 +428,24 @@ class OfflineProvider:
             return False, "No confident answer in the knowledge base for"
         # A lead over the next article; over nothing, it is no lead.
         leads = margin if len(found) > 1 else 0.0
-        clear_lead = evidence.coverage >= 0.5 and leads >= SCOPE_LEAD
         if evidence.known_share < SCOPE_SHARE and confidence < SCOPE_SCORE:
-            if not (clear_lead and evidence.known_share >= SCOPE_LEAD_SHARE):
+            clear_lead = (
+                evidence.coverage >= SCOPE_LEAD_COVERAGE
+                and leads >= SCOPE_LEAD
+                and evidence.known_share >= SCOPE_LEAD_SHARE
+            )
+            if not clear_lead:
                 return False, "Nothing in the knowledge base covers"
         if evidence.coverage < TOPIC_COVERAGE:
             long_story = terms >= LONG_QUESTION_TERMS and leads >= LEAD_MARGIN
-            if not (long_story and evidence.coverage >= LONG_TOPIC_COVERAGE):
+            all_known = (
+                evidence.known_share >= ALL_KNOWN and evidence.coverage >= ALL_KNOWN_COVERAGE
+            )
+            if evidence.coverage < LOW_TOPIC_COVERAGE or not (long_story or all_known):
                 return False, "No article covers enough of the question"
-            return True, "A long message; the best article covers its topic, well ahead."
+            if long_story:
+                return True, "A long message; the best article covers its topic, well ahead."
+            return True, "All the question's words are the help center's; the best article has most."
         return True, "The best article covers the question's words the knowledge base knows."
 
     def _across_languages(self, found: Sequence[Passage]) -> bool:

@@ -478,8 +478,10 @@ def test_ordinary_words_are_no_instruction(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "i'm the practice manager at a vets in bristol, we want to join your direct billing "
-        "network. who do we speak to",
+        (
+            "i'm the practice manager at a vets in bristol, we want to join your direct billing "
+            "network. who do we speak to"
+        ),
         "we're a small bakery in Leeds and would like to stock your meal kits",
         "I am a journalist writing a piece about broadband prices",
         "how can I become one of your suppliers?",
@@ -511,8 +513,10 @@ def test_a_customer_is_no_business_enquiry(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "my landlord needs a letter from you confirming my dog has been insured with you since "
-        "2021, can you send me one",
+        (
+            "my landlord needs a letter from you confirming my dog has been insured with you "
+            "since 2021, can you send me one"
+        ),
         "can you send me a letter confirming my cover?",
         "could you write me a statement saying I paid in full",
         "I need written confirmation from your company that my account is closed",
@@ -538,8 +542,10 @@ def test_how_to_get_a_document_is_a_how_to(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "my cat keeps scratching at her ear, is there someone i can speak to tonight without "
-        "paying for the emergency vet",
+        (
+            "my cat keeps scratching at her ear, is there someone i can speak to tonight without "
+            "paying for the emergency vet"
+        ),
         "is there someone I can talk to at the weekend",
         "is there anyone we can chat to 24/7 about the pets health",
     ],

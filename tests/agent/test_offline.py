@@ -585,3 +585,16 @@ async def test_a_story_in_words_no_article_uses_answers_when_one_article_clearly
     )
     response = await unclear.complete(_request(question))
     assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+async def test_a_question_wholly_in_the_help_centers_words_answers_on_a_lower_coverage() -> None:
+    """"the date the money comes out": every word is one the knowledge base knows, spread over
+    its articles; the best one holding more than a third of them answers. A word no article
+    uses, or a third or less, and it does not."""
+    dates = passage("Payment date", "Changing the date", "Pick any day from 1 to 28.", 0.28)
+    question = ChatMessage("user", "can i change the date the money comes out")
+    response = await _responder(_with(dates, coverage=0.35)).complete(_request(question))
+    assert response.tool_calls == () and "Pick any day" in response.text
+    for evidence in ({"coverage": 0.35, "known_share": 0.8}, {"coverage": 0.3}):
+        response = await _responder(_with(dates, **evidence)).complete(_request(question))
+        assert [c.name for c in response.tool_calls] == ["ESCALATE"]
