@@ -229,6 +229,8 @@ _THANKS = _any(
     r"\b(?:thanks|thank\s+you|thx|ty|cheers|much\s+appreciated|merci|danke|gracias|grazie)\b",
     r"\bhave\s+a\s+(?:nice|good|great|lovely)\s+(?:day|evening|weekend|one|night)\b",
     r"\b(?:(?:good)?bye|take\s+care)\W*$",
+    # British "ta" closing a message: "sorted it now, ta".
+    r"(?:^|[,.!]\s*)ta(?:\s+very\s+much)?\W*$",
     r"ありがとう",
 )
 _NOT_SOLVED = _any(
@@ -367,7 +369,9 @@ _QUESTION = re.compile(
     rf"|\b{_WH}\s+{_AUX}\b|\b{_WH}(?:'s|’s|s)\b|\bwhy\b|\bhow\s+come\b"
     r"|\bhow\s+(?:long|much|many|often|soon|far|to|about)\b|\bwhat\s+(?:about|if|happens)\b"
     r"|\bwhich\s+\w+\s+(?:is|are|do|does|should|can|will)\b"
-    rf"|{_CLAUSE_START}{_AUX}\s+{_SUBJECT}\b"
+    # Not a report that they did it: "did that and it's moved to the 3rd", "did it, thanks".
+    rf"|{_CLAUSE_START}(?!did\s+(?:that|this|it)\s*(?:and\b|,|now\b|already\b|[.!]|$))"
+    rf"{_AUX}\s+{_SUBJECT}\b"
     # A request: "I also need to change my card", "please send the invoice", "tell me how".
     r"|\b(?:i|we)(?:\s+(?:also\s+|still\s+|now\s+)?(?:need|want|would\s+like)|['’]d\s+like)\s+"
     r"(?:to|a|an|the|my|our|some|another|help)\b"

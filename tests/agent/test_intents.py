@@ -588,3 +588,25 @@ def test_how_a_person_treated_the_customer_is_a_complaint(text: str) -> None:
 )
 def test_what_an_offer_question_asks_for(text: str, thing: str | None) -> None:
     assert offered_thing(text) == thing
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("did that and it's moved to the 3rd", False),
+        ("did it, all working", False),
+        ("did that work", True),
+        ("did it go through", True),
+        ("did that, now how do i add a second card?", True),
+    ],
+)
+def test_a_report_that_they_did_it_is_no_question(text: str, asks: bool) -> None:
+    assert asks_something(read(text)) is asks
+
+
+@pytest.mark.parametrize(
+    ("text", "thanks"),
+    [("sorted it now, ta", True), ("ta", True), ("I need a new ta", False), ("my ta left", False)],
+)
+def test_ta_closing_a_message_is_thanks(text: str, thanks: bool) -> None:
+    assert read(text).has(Intent.THANKS) is thanks

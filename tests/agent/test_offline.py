@@ -364,6 +364,9 @@ async def test_a_new_self_contained_question_is_searched_alone() -> None:
         ("updated the card, thanks for the help", "CLOSE"),
         ("thanks, but the reset email never arrived", None),
         ("thanks, I also need to change my email address", None),
+        ("ok did that and it's moved to the 3rd, cheers", "CLOSE"),
+        ("sorted it now, ta", "CLOSE"),
+        ("did that, now how do i add a second card?", None),
     ],
 )
 async def test_thanks_with_a_remark_after_an_answer(last: str, tool: str | None) -> None:
