@@ -52,14 +52,10 @@ LOW_TOPIC_COVERAGE = 0.3
 LEAD_MARGIN = 0.15
 ALL_KNOWN = 0.99
 ALL_KNOWN_COVERAGE = 0.34
-# Out of scope is not declared when the best article covers this share of the question's known
-# words and leads the next by ``SCOPE_LEAD``, and at least ``SCOPE_LEAD_SHARE`` of the words are
-# known: a story in words no article uses, around a question one article is clearly about.
-SCOPE_LEAD = 0.4
-SCOPE_LEAD_COVERAGE = 0.5
-SCOPE_LEAD_SHARE = 0.4
 # Sentences that ask, searched without the story around them, need this many terms of their own.
 ASKED_ALONE_TERMS = 3
+# Sentences that ask, all of whose terms the best article holds, need this many.
+ASKED_IN_BEST_TERMS = 2
 # The one request for more detail when a remark matches nothing clearly.
 CLARIFY = "Could you tell me a bit more — what are you trying to do, or what happens?"
 # A request without a question word ("please remove my account", "I need the invoice").
@@ -333,18 +329,24 @@ class OfflineProvider:
 
         found, query = await self._search(question, earlier)
         asked = intents.asking_sentences(question)
-        if (
-            asked != question
-            and len(set(analysis.analyze(asked))) >= ASKED_ALONE_TERMS
-            and self._knowledge is not None
-            and not self._judge(found)[0]
-        ):
-            # The story around a question can bury it in words no article uses: the sentences
-            # that ask, alone, may be what the help center answers — when they name a topic of
-            # their own ("is there a plan where the company pays?", not "any idea what to do?").
-            alone = await self._knowledge.search(asked, limit=SEARCH_LIMIT)
-            if self._judge(alone)[0]:
-                found, query = alone, asked
+        # What it asks, without the story, is all in the best article ("…still hasnt come home,
+        # im in bits. do you help with posters or a reward or anything"): the story's words, no
+        # article's, do not make the question out of scope.
+        asked_in_best = False
+        if asked != question and found and not self._judge(found)[0]:
+            asked_terms = set(analysis.analyze(asked))
+            if len(asked_terms) >= ASKED_IN_BEST_TERMS:
+                best = found[0]
+                held = set(analysis.analyze(f"{best.title}\n{best.heading or ''}\n{best.text}"))
+                asked_in_best = asked_terms <= held
+            if len(asked_terms) >= ASKED_ALONE_TERMS and self._knowledge is not None:
+                # The story around a question can bury it in words no article uses: the
+                # sentences that ask, alone, may be what the help center answers — when they
+                # name a topic of their own ("is there a plan where the company pays?", not
+                # "any idea what to do?").
+                alone = await self._knowledge.search(asked, limit=SEARCH_LIMIT)
+                if self._judge(alone)[0]:
+                    found, query, asked_in_best = alone, asked, False
         confidence, margin = _confidence(found)
         language = analysis.detect_language(query)
         diagnosis.update(
@@ -371,6 +373,8 @@ class OfflineProvider:
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
         answerable, judged = self._judge(found, len(set(analysis.analyze(query))))
+        if not answerable and asked_in_best:
+            answerable, judged = True, "What it asks, without the story, is all in the best article."
         # The help center's words ("delivery drivers") in a question that is no support
         # question: only an article that is clearly about it answers.
         off_topic = reading.has(Intent.OUT_OF_SCOPE)
@@ -429,13 +433,7 @@ class OfflineProvider:
         # A lead over the next article; over nothing, it is no lead.
         leads = margin if len(found) > 1 else 0.0
         if evidence.known_share < SCOPE_SHARE and confidence < SCOPE_SCORE:
-            clear_lead = (
-                evidence.coverage >= SCOPE_LEAD_COVERAGE
-                and leads >= SCOPE_LEAD
-                and evidence.known_share >= SCOPE_LEAD_SHARE
-            )
-            if not clear_lead:
-                return False, "Nothing in the knowledge base covers"
+            return False, "Nothing in the knowledge base covers"
         if evidence.coverage < TOPIC_COVERAGE:
             long_story = terms >= LONG_QUESTION_TERMS and leads >= LEAD_MARGIN
             all_known = (

@@ -566,10 +566,12 @@ async def test_a_long_story_around_a_question_answers_on_a_lower_coverage_when_o
     assert [c.name for c in response.tool_calls] == ["ESCALATE"]
 
 
-async def test_a_story_in_words_no_article_uses_answers_when_one_article_clearly_leads() -> None:
-    """Most words of "my springer got out…" are no article's words, but the one article it
-    matches covers the rest well ahead of the next: it is in scope. Alone, or close behind
-    another, the same match is out of scope."""
+async def test_a_story_in_words_no_article_uses_answers_when_the_best_article_holds_what_it_asks(
+) -> None:
+    """Most words of "my springer got out…" are no article's words; the sentence that asks
+    names two, and the best article holds both: the story does not make it out of scope. When
+    the best article does not hold what it asks, or the message asks in words no article uses,
+    it does not answer."""
     question = ChatMessage(
         "user",
         "my springer got out of the garden yesterday and still hasnt come home, im in bits. "
@@ -577,16 +579,16 @@ async def test_a_story_in_words_no_article_uses_answers_when_one_article_clearly
     )
     covered = passage("What's covered", "Lost pets", "We pay for posters and a reward.", 0.137)
     other = passage("Vet video calls", "Vet video calls", "Call a vet.", 0.05)
-    clear = _responder(
-        _with(covered, known_share=0.4, coverage=0.5), _with(other, known_share=0.4, coverage=0.25)
-    )
-    response = await clear.complete(_request(question))
+    scope = {"known_share": 0.4, "coverage": 0.5}
+    holds = _responder(_with(covered, **scope), _with(other, **scope))
+    response = await holds.complete(_request(question))
     assert response.tool_calls == () and "posters and a reward" in response.text
-    close = dataclasses.replace(other, score=0.12)
-    unclear = _responder(
-        _with(covered, known_share=0.4, coverage=0.5), _with(close, known_share=0.4)
-    )
-    response = await unclear.complete(_request(question))
+    only_posters = dataclasses.replace(covered, text="We pay for posters.")
+    lacks = _responder(_with(only_posters, **scope), _with(other, **scope))
+    response = await lacks.complete(_request(question))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    telescope = ChatMessage("user", "Which telescope should I buy to see Saturn's rings?")
+    response = await holds.complete(_request(telescope))
     assert [c.name for c in response.tool_calls] == ["ESCALATE"]
 
 
