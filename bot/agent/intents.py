@@ -221,8 +221,9 @@ _BUSINESS_ENQUIRY = _any(
     r"\b(?:partner|collaborate|work)\s+with\s+(?:you|your\s+(?:company|team|brand))\s+(?:on|as)\b",
     # A business that wants in: "we want to join your direct billing network", "could our shop
     # stock your products".
-    _BUSINESS_WRITER + r"[^?]{0,120}?\b(?:join|partner|collaborate|stock|sell|resell|supply|"
-    r"list|advertise|sponsor)\b",
+    # ("we're a company with 50 staff, do you sell team plans?" is a customer's question).
+    _BUSINESS_WRITER + r"[^?]{0,120}?\b(?:join|partner\s+with|collaborate\s+with|work\s+with|"
+    r"stock|sell|resell|supply|sponsor|advertise\s+(?:on|with|in)|list\s+\w+\s+on)\s+(?:you|your)\b",
 )
 # Thanks, or a goodbye that wraps up the same way ("have a nice evening").
 _THANKS = _any(
@@ -454,9 +455,12 @@ def read(text: str) -> Reading:
 # "do you (also) do/sell/offer <thing> (as well)?": whether the company offers something at all.
 _OFFER = re.compile(
     r"\b(?:do|does)\s+(?:you|your\s+company)\s+(?:guys\s+)?(?:also\s+)?(?:do|sell|offer|provide)"
-    r"\s+(?:any\s+|a\s+|an\s+)?(?P<thing>(?!(?:for|to|with|in|at|on|that|this|it|me|us|"
-    r"anything|something)\b)[a-z][\w'-]*(?:\s+(?!(?:as|too|also|for|to|in|at|on|"
-    r"with|or|and|please)\b)[a-z][\w'-]*){0,2})",
+    # Not a how-to in its clothes: "do you offer a way to export my data?".
+    r"\s+(?:any\s+|a\s+|an\s+)?(?P<thing>(?!(?:a|an|any|the|for|to|with|in|at|on|that|"
+    r"this|it|me|us|anything|something|way|ways|option|options|possibility|chance|facility|"
+    r"feature|support|help|advice|service|discounts?\s+for|refunds?\s+(?:for|if|when))\b)"
+    r"[a-z][\w'-]*(?:\s+(?!(?:as|too|also|for|to|in|at|on|with|or|and|please)\b)[a-z][\w'-]*)"
+    r"{0,2})",
     re.IGNORECASE,
 )
 

@@ -504,6 +504,8 @@ def test_a_business_enquiry(text: str) -> None:
         "I'm a student at a university in Leeds, can I get a discount?",
         "can I add my business partner to the account?",
         "do you have a referral programme?",
+        "we are a company with 50 staff, do you sell team plans?",
+        "I'm the owner of a small business, how do I update my card?",
     ],
 )
 def test_a_customer_is_no_business_enquiry(text: str) -> None:
@@ -584,6 +586,8 @@ def test_how_a_person_treated_the_customer_is_a_complaint(text: str) -> None:
         ("do you guys also sell gift cards", "gift cards"),
         ("what do you offer for older dogs", None),
         ("how do I add a pet?", None),
+        ("do you offer a way to export my data?", None),
+        ("do you provide support for older browsers?", None),
     ],
 )
 def test_what_an_offer_question_asks_for(text: str, thing: str | None) -> None:
