@@ -123,7 +123,7 @@ _COMPLAINT = _any(
     r"proper\s+)?compensation\b|\bcompensate\s+(?:me|us)\b",
     # About how a person treated them: "the woman I spoke to was really rude and hung up on me".
     r"\b(?:was|were|been|being)\s+(?:really\s+|very\s+|so\s+|extremely\s+|incredibly\s+|"
-    r"quite\s+)?(?:rude|dismissive|condescending|patroni[sz]ing|aggressive|abusive)\b",
+    r"quite\s+)?(?:rude|dismissive|condescending|patroni[sz]ing)\b",
     r"\b(?:hung|hangs?|put\s+(?:the\s+)?(?:phone|receiver)\s+down)\s+(?:up\s+)?on\s+me\b",
     r"\bwhat\s+(?:exactly\s+)?(?:are|will)\s+you\s+(?:going\s+to\s+|gonna\s+)?do\s+about\s+"
     r"(?:it|this|that)\b",
@@ -183,9 +183,11 @@ _ACCOUNT_SPECIFIC = _any(
     # A document only the company can issue for this customer: "a letter from you confirming my
     # dog has been insured since 2021", "can you send me a letter confirming…" (not "can I get a
     # letter confirming my cover from the app?": a how-to).
-    r"\b(?:letter|confirmation|statement|certificate|proof|document|email)\s+from\s+(?:you|your\s+"
-    r"(?:company|team|side)|the\s+company)\b[^.?!]{0,30}?\b(?:confirming|stating|saying|that|"
-    r"to\s+(?:say|confirm|show|prove))\b",
+    # Asked for, not received ("I got an email from you saying my card expired" is a how-to).
+    r"\b(?:need|needs|want|wants|require|requires|requested|asking\s+for|ask\s+for)\s+(?:a\s+|an\s+|"
+    r"some\s+)?(?:written\s+|official\s+|signed\s+)?(?:letter|confirmation|statement|"
+    r"certificate|proof|document)\s+from\s+(?:you|your\s+(?:company|team|side)|the\s+company)\b"
+    r"[^.?!]{0,30}?\b(?:confirming|stating|saying|that|to\s+(?:say|confirm|show|prove))\b",
     r"\b(?:can|could|would|will)\s+(?:you|someone|somebody)\s+(?:please\s+)?(?:send|write|issue|"
     r"provide|give|email|post)\s+(?:me|us|my\s+\w+)?\s*(?:with\s+)?(?:a|an)\s+(?:\w+\s+)?"
     r"(?:letter|confirmation|statement|certificate)\s+(?:confirming|stating|saying|that|to\s+"

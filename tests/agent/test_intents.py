@@ -535,6 +535,8 @@ def test_a_document_only_the_company_can_issue_is_about_the_customers_record(tex
         "how do I get a letter confirming my cover?",
         "where do I download a statement?",
         "is a confirmation email sent when I cancel?",
+        "I got an email from you saying my card expired, what do I do?",
+        "I had a confirmation from you that my cover started, when can I claim?",
     ],
 )
 def test_how_to_get_a_document_is_a_how_to(text: str) -> None:
@@ -614,3 +616,8 @@ def test_a_report_that_they_did_it_is_no_question(text: str, asks: bool) -> None
 )
 def test_ta_closing_a_message_is_thanks(text: str, thanks: bool) -> None:
     assert read(text).has(Intent.THANKS) is thanks
+
+
+def test_a_pets_behaviour_is_no_complaint() -> None:
+    text = "my dog was being aggressive at the vet, does the policy cover behavioural treatment?"
+    assert not read(text).has(Intent.COMPLAINT)
