@@ -24,12 +24,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot.config import OfflineSettings
 from bot.domain import JSON, Usage
 from bot.providers.base import ChatMessage, DeltaSink, ModelRequest, ModelResponse, ToolCall
+from bot.providers.offline_answer import answer_from, cite, pieces
 
 if TYPE_CHECKING:
     from bot.knowledge import Passage
 
+# ``cite`` is imported from here by the agent's context; it lives with the answer's wording.
+__all__ = ["CLARIFY", "MODEL_NAME", "KnowledgeSearch", "OfflineProvider", "cite", "phrase_pattern"]
+
 MODEL_NAME = "offline"
-ANSWER_CHARS = 900
 DELTA_PIECES = 4
 SEARCH_LIMIT = 3
 # Out of scope: under half of the question's content words are words the knowledge base uses,
@@ -172,18 +175,6 @@ def phrase_pattern(phrases: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
 
-def cite(passage: Passage) -> str:
-    """``Title › Heading (source)``; a heading that already starts with the title (a heading
-    path) is not prefixed twice."""
-    where = passage.title
-    heading = passage.heading or ""
-    if heading.startswith(f"{passage.title} › "):
-        where = heading
-    elif heading and heading != passage.title:
-        where = f"{where} › {heading}"
-    return f"{where} ({passage.source})"
-
-
 class OfflineProvider:
     """A ``ModelProvider`` that answers from the knowledge base with rules, not a model."""
 
@@ -219,7 +210,7 @@ class OfflineProvider:
             estimated=True,
         )
         if decision.text and on_delta is not None:
-            for piece in _pieces(decision.text, DELTA_PIECES):
+            for piece in pieces(decision.text, DELTA_PIECES):
                 await on_delta(piece)
         return ModelResponse(
             text=decision.text,
@@ -368,7 +359,7 @@ class OfflineProvider:
                     reason=f"The customer writes in '{language}'; no article is in that language "
                     "and the best one in another clearly matches.",
                 )
-                return _Decision(hello + _answer(found[0]), (), diagnosis)
+                return _Decision(hello + answer_from(found[0]), (), diagnosis)
             return escalate(
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
@@ -387,7 +378,7 @@ class OfflineProvider:
             answerable, judged = False, f"No article mentions '{thing}', asked about as an offer"
         if answerable:
             diagnosis.update(action="answer", reason=judged)
-            return _Decision(hello + _answer(found[0]), (), diagnosis)
+            return _Decision(hello + answer_from(found[0]), (), diagnosis)
         asked_before = any(
             m.role == "assistant" and CLARIFY in m.content for m in messages[:last_user]
         )
@@ -576,39 +567,6 @@ def _is_question(text: str) -> bool:
     return any(w.lower() not in _FILLER for w in _WORD.findall(text))
 
 
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-# Markdown emphasis (*Refund policy*, _now_) around words, not a "* " list bullet or a product
-# of numbers (2 * 3): the answer is plain text on every channel.
-_EMPHASIS = re.compile(r"(?<![\w*])[*_](?=\S)([^*_\n]+?)(?<=\S)[*_](?![\w*])")
-
-
-def _answer(passage: Passage) -> str:
-    """The matching section as an answer: its heading, its paragraphs as whole sentences (a
-    line break inside a sentence joined), its steps one per line, cut at a sentence end near
-    ``ANSWER_CHARS``; the citation once, at the end."""
-    blocks: list[str] = []
-    for line in passage.text.strip().splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            blocks.append("")
-            continue
-        stripped = re.sub(r"\*\*|__|`", "", " ".join(stripped.split()))
-        stripped = _EMPHASIS.sub(r"\1", stripped)
-        if _LIST_ITEM.match(stripped) or not blocks or not blocks[-1]:
-            blocks.append(stripped)
-        else:
-            blocks[-1] += " " + stripped
-    body = "\n".join(b for b in blocks if b)
-    if len(body) > ANSWER_CHARS:
-        cut = body[:ANSWER_CHARS]
-        end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("! "), cut.rfind("? "))
-        body = cut[: end + 1] if end > ANSWER_CHARS // 3 else cut.rsplit(" ", 1)[0] + "…"
-    return f"{body}\n\nSource: {cite(passage)}"
-
-
 def _summary(messages: Sequence[ChatMessage], last_user: int) -> str:
     asked = [m.content for m in messages[:last_user] if m.role == "user" and m.content]
     topic = _clip(" ".join(asked[0].split()), 160) if asked else "the customer's question"
@@ -617,16 +575,3 @@ def _summary(messages: Sequence[ChatMessage], last_user: int) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _pieces(text: str, count: int) -> list[str]:
-    """``text`` in about ``count`` pieces split after spaces, so joining them gives it back."""
-    size = max(1, len(text) // count)
-    pieces, start = [], 0
-    while start < len(text):
-        end = min(len(text), start + size)
-        space = text.find(" ", end)
-        end = len(text) if space == -1 or len(text) - space < size // 2 else space + 1
-        pieces.append(text[start:end])
-        start = end
-    return pieces

@@ -239,7 +239,7 @@ def test_an_answer_is_plain_text_without_markdown_emphasis() -> None:
     """What the customer reads has no stray asterisks ("see the *Refund policy*"), while list
     bullets, arithmetic and identifiers keep theirs."""
     from bot.knowledge import Passage
-    from bot.providers.offline import _answer
+    from bot.providers.offline_answer import answer_from as _answer
 
     passage = Passage(
         chunk_id="c1",
