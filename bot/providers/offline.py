@@ -494,16 +494,18 @@ def _confidence(found: Sequence[Passage]) -> tuple[float, float]:
 
 
 def _mentions(found: Sequence[Passage], thing: str) -> bool:
-    """Whether a found passage names ``thing``: its terms, in order, side by side."""
+    """Whether a found passage names ``thing``: its terms, in order, side by side (hyphens read
+    as spaces on both sides: "sign-on" is "sign on", whichever way it is written)."""
     from bot.knowledge import analysis
 
-    wanted = analysis.analyze(thing)
-    if not wanted:
-        return True
-    size = len(wanted)
     for passage in found:
-        terms = analysis.analyze(f"{passage.title}\n{passage.heading or ''}\n{passage.text}")
-        # A compound ("home-insurance" → home, insur, homeinsur) keeps its parts side by side.
+        text = f"{passage.title}\n{passage.heading or ''}\n{passage.text}".replace("-", " ")
+        lang = passage.language or analysis.detect_language(text)
+        wanted = analysis.analyze(thing.replace("-", " "), lang)
+        if not wanted:
+            return True
+        terms = analysis.analyze(text, lang)
+        size = len(wanted)
         if any(terms[i : i + size] == wanted for i in range(len(terms) - size + 1)):
             return True
     return False

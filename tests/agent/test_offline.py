@@ -525,6 +525,13 @@ async def test_an_offer_no_article_names_goes_to_a_person() -> None:
         _request(ChatMessage("user", "do you offer a student discount?"))
     )
     assert response.tool_calls == () and "student discount of 10%" in response.text
+    sso = passage(
+        "Single sign-on", "Setting it up", "With SAML single sign-on, your team signs in.", 0.3
+    )
+    response = await _responder(_with(sso), _with(PASSWORD)).complete(
+        _request(ChatMessage("user", "do you offer single sign-on?"))
+    )
+    assert response.tool_calls == () and "SAML" in response.text
 
 
 async def test_a_business_enquiry_goes_to_a_person() -> None:
