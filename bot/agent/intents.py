@@ -30,6 +30,9 @@ class Intent(StrEnum):
     # Not a customer's support question however many of the help center's words it uses: a job
     # application ("are you hiring delivery drivers?").
     OUT_OF_SCOPE = "out_of_scope"
+    # A business writing, not a customer: a partnership, a supplier, the press ("we're a vet
+    # practice and want to join your direct billing network"). A person answers those.
+    BUSINESS_ENQUIRY = "business_enquiry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,12 @@ _ASKS_FOR_PERSON = _any(
     r"(?:human|person|agent|representative|operator|manager|supervisor)" + _NOT_PRODUCT,
     r"\b(?:real|actual|live)\s+(?:human|person|people|agent)\b",
     r"\bhuman\s+(?:being|agent|support)\b",
-    r"\b(?:human|person|someone|somebody|agent)\s+(?:i|we)\s+(?:can|could)\s+(?:talk|speak|chat)",
+    # Not when it asks when, or whether for free, someone can be reached ("is there someone I can
+    # speak to tonight without paying for the emergency vet"): that asks about a service.
+    r"\b(?:human|person|someone|somebody|agent)\s+(?:i|we)\s+(?:can|could)\s+(?:talk|speak|chat)"
+    r"(?![^.?!]*\b(?:tonight|overnight|at\s+night|out\s+of\s+hours|after\s+hours|24/7|"
+    r"24\s+hours|at\s+(?:the\s+)?weekends?|on\s+(?:the\s+)?weekends?|for\s+free|"
+    r"free\s+of\s+charge|without\s+paying)\b)",
     r"\bcontact\s+(?:a\s+)?(?:real\s+)?(?:human|person)\b",
     # A message that is only the noun: "human please", "agent!", "operator".
     r"^\W*(?:a\s+)?(?:real\s+)?(?:human|person|agent|operator|representative)"
@@ -113,6 +121,10 @@ _COMPLAINT = _any(
     # A demand, not a question about a policy: "I want compensation for the damage".
     r"\b(?:want|demand|expect|deserve|claim|entitled\s+to)\s+(?:some\s+|full\s+|financial\s+|"
     r"proper\s+)?compensation\b|\bcompensate\s+(?:me|us)\b",
+    # About how a person treated them: "the woman I spoke to was really rude and hung up on me".
+    r"\b(?:was|were|been|being)\s+(?:really\s+|very\s+|so\s+|extremely\s+|incredibly\s+|"
+    r"quite\s+)?(?:rude|dismissive|condescending|patroni[sz]ing)\b",
+    r"\b(?:hung|hangs?|put\s+(?:the\s+)?(?:phone|receiver)\s+down)\s+(?:up\s+)?on\s+me\b",
     r"\bwhat\s+(?:exactly\s+)?(?:are|will)\s+you\s+(?:going\s+to\s+|gonna\s+)?do\s+about\s+"
     r"(?:it|this|that)\b",
     r"\b(?:anwalt|klage|rechtliche\s+schritte|beschwerde|avocat|plainte|abogado|demanda|"
@@ -168,6 +180,18 @@ _ACCOUNT_SPECIFIC = _any(
     r"\bin\s+your\s+(?:system|records?|database)\b",
     r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please)\s+(?:please\s+)?"
     r"(?:send|email|e-mail|forward|post|mail)\b[^.?!]{0,60}?\bto\s+[\w.+-]+@[\w-]+\.[\w.]+",
+    # A document only the company can issue for this customer: "a letter from you confirming my
+    # dog has been insured since 2021", "can you send me a letter confirming…" (not "can I get a
+    # letter confirming my cover from the app?": a how-to).
+    # Asked for, not received ("I got an email from you saying my card expired" is a how-to).
+    r"\b(?:need|needs|want|wants|require|requires|requested|asking\s+for|ask\s+for)\s+(?:a\s+|an\s+|"
+    r"some\s+)?(?:written\s+|official\s+|signed\s+)?(?:letter|confirmation|statement|"
+    r"certificate|proof|document)\s+from\s+(?:you|your\s+(?:company|team|side)|the\s+company)\b"
+    r"[^.?!]{0,30}?\b(?:confirming|stating|saying|that|to\s+(?:say|confirm|show|prove))\b",
+    r"\b(?:can|could|would|will)\s+(?:you|someone|somebody)\s+(?:please\s+)?(?:send|write|issue|"
+    r"provide|give|email|post)\s+(?:me|us|my\s+\w+)?\s*(?:with\s+)?(?:a|an)\s+(?:\w+\s+)?"
+    r"(?:letter|confirmation|statement|certificate)\s+(?:confirming|stating|saying|that|to\s+"
+    r"(?:say|confirm|show|prove))\b",
     # The company keeps doing something to their account: "you keep charging me".
     r"\byou\s*(?:keep|kept|are\s+still|['’]re\s+still|still\s+keep|have\s+been|['’]ve\s+been)\s+"
     r"(?:[a-z]+ing\s+(?:[a-z]+\s+){0,3}?and\s+)?(?:charging|billing|debiting|taking\s+"
@@ -180,11 +204,36 @@ _OUT_OF_SCOPE = _any(
     r"\bapply\s+for\s+(?:a\s+|the\s+)?(?:job|position|vacancy)\b",
     r"\b(?:work|job)\s+(?:for|at|with)\s+(?:you|your\s+company)\s+as\b",
 )
+# Who writes for a business: "I'm the practice manager at a vets in Bristol", "we're a small
+# bakery", "on behalf of our clinic".
+_BUSINESS_WRITER = (
+    r"(?:\b(?:i['’]?m|i\s+am|we['’]?re|we\s+are)\s+(?:the\s+|a\s+|an\s+)?(?:\w+\s+){0,2}?"
+    r"(?:manager|owner|director|founder|buyer|head|partner|practice|clinic|company|business|shop|"
+    r"store|agency|charity|retailer|brand|start-?up|supplier|manufacturer|firm|bakery|caf[eé]|"
+    r"restaurant|gym|studio|salon|hotel|surgery|kennels|cattery|groomers|vets)s?\s+(?:at|of|for|"
+    r"from|in|based|that|who|with)\b|\bon\s+behalf\s+of\s+(?:a|an|our|my)\s+(?:\w+\s+){0,2}?"
+    r"(?:company|business|practice|clinic|shop|store|agency|charity|firm|organi[sz]ation)\b)"
+)
+_BUSINESS_ENQUIRY = _any(
+    r"\b(?:become|be)\s+(?:a|an|one\s+of\s+your)\s+(?:\w+\s+)?(?:partner|supplier|stockist|"
+    r"reseller|affiliate|distributor|vendor|wholesaler|sponsor)s?\b",
+    r"\b(?:partnership|collaboration|sponsorship|advertising|wholesale|press|media|business|"
+    r"affiliate)\s+(?:enquir(?:y|ies)|inquir(?:y|ies)|opportunit(?:y|ies)|proposal|request)s?\b",
+    r"\b(?:i['’]?m|i\s+am)\s+(?:a\s+)?(?:journalist|reporter)\b",
+    r"\b(?:partner|collaborate|work)\s+with\s+(?:you|your\s+(?:company|team|brand))\s+(?:on|as)\b",
+    # A business that wants in: "we want to join your direct billing network", "could our shop
+    # stock your products".
+    # ("we're a company with 50 staff, do you sell team plans?" is a customer's question).
+    _BUSINESS_WRITER + r"[^?]{0,120}?\b(?:join|partner\s+with|collaborate\s+with|work\s+with|"
+    r"stock|sell|resell|supply|sponsor|advertise\s+(?:on|with|in)|list\s+\w+\s+on)\s+(?:you|your)\b",
+)
 # Thanks, or a goodbye that wraps up the same way ("have a nice evening").
 _THANKS = _any(
     r"\b(?:thanks|thank\s+you|thx|ty|cheers|much\s+appreciated|merci|danke|gracias|grazie)\b",
     r"\bhave\s+a\s+(?:nice|good|great|lovely)\s+(?:day|evening|weekend|one|night)\b",
     r"\b(?:(?:good)?bye|take\s+care)\W*$",
+    # British "ta" closing a message: "sorted it now, ta".
+    r"(?:^|[,.!]\s*)ta(?:\s+very\s+much)?\W*$",
     r"ありがとう",
 )
 _NOT_SOLVED = _any(
@@ -323,7 +372,9 @@ _QUESTION = re.compile(
     rf"|\b{_WH}\s+{_AUX}\b|\b{_WH}(?:'s|’s|s)\b|\bwhy\b|\bhow\s+come\b"
     r"|\bhow\s+(?:long|much|many|often|soon|far|to|about)\b|\bwhat\s+(?:about|if|happens)\b"
     r"|\bwhich\s+\w+\s+(?:is|are|do|does|should|can|will)\b"
-    rf"|{_CLAUSE_START}{_AUX}\s+{_SUBJECT}\b"
+    # Not a report that they did it: "did that and it's moved to the 3rd", "did it, thanks".
+    rf"|{_CLAUSE_START}(?!did\s+(?:that|this|it)\s*(?:and\b|,|now\b|already\b|[.!]|$))"
+    rf"{_AUX}\s+{_SUBJECT}\b"
     # A request: "I also need to change my card", "please send the invoice", "tell me how".
     r"|\b(?:i|we)(?:\s+(?:also\s+|still\s+|now\s+)?(?:need|want|would\s+like)|['’]d\s+like)\s+"
     r"(?:to|a|an|the|my|our|some|another|help)\b"
@@ -381,6 +432,7 @@ def read(text: str) -> Reading:
         (Intent.COMPLAINT, _COMPLAINT),
         (Intent.ACCOUNT_SPECIFIC, _ACCOUNT_SPECIFIC),
         (Intent.OUT_OF_SCOPE, _OUT_OF_SCOPE),
+        (Intent.BUSINESS_ENQUIRY, _BUSINESS_ENQUIRY),
         (Intent.NOT_SOLVED, _NOT_SOLVED),
         (Intent.THANKS, _THANKS),
     )
@@ -400,6 +452,34 @@ def read(text: str) -> Reading:
         return Reading(frozenset(intents), "", evidence)
     question = _question(kept)
     return Reading(frozenset(intents), question, evidence)
+
+
+# "do you (also) do/sell/offer <thing> (as well)?": whether the company offers something at all.
+_OFFER = re.compile(
+    r"\b(?:do|does)\s+(?:you|your\s+company)\s+(?:guys\s+)?(?:also\s+)?(?:do|sell|offer|provide)"
+    # Not a how-to in its clothes: "do you offer a way to export my data?".
+    r"\s+(?:any\s+|a\s+|an\s+)?(?P<thing>(?!(?:a|an|any|the|for|to|with|in|at|on|that|"
+    r"this|it|me|us|anything|something|way|ways|option|options|possibility|chance|facility|"
+    r"feature|support|help|advice|service|discounts?\s+for|refunds?\s+(?:for|if|when))\b)"
+    r"[a-z][\w'-]*(?:\s+(?!(?:as|too|also|for|to|in|at|on|with|or|and|please)\b)[a-z][\w'-]*)"
+    r"{0,2})",
+    re.IGNORECASE,
+)
+
+
+# How any offer is named ("TV packages", "business plans"): the words before it name the thing.
+_OFFER_KIND = re.compile(
+    r"\s+(?:packages?|plans?|services?|options?|products?|deals?|bundles?|offers?|types?|kinds?|"
+    r"stuff|things?)$",
+    re.IGNORECASE,
+)
+
+
+def offered_thing(text: str) -> str | None:
+    """What "do you (also) do/sell/offer <thing>?" asks the company offers ("TV" of "TV
+    packages"), or None."""
+    found = _OFFER.search(text)
+    return _OFFER_KIND.sub("", found.group("thing")) if found else None
 
 
 def _question(sentences: list[str]) -> str:

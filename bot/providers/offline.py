@@ -24,12 +24,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot.config import OfflineSettings
 from bot.domain import JSON, Usage
 from bot.providers.base import ChatMessage, DeltaSink, ModelRequest, ModelResponse, ToolCall
+from bot.providers.offline_answer import answer_from, cite, pieces
 
 if TYPE_CHECKING:
     from bot.knowledge import Passage
 
+# ``cite`` is imported from here by the agent's context; it lives with the answer's wording.
+__all__ = ["CLARIFY", "MODEL_NAME", "KnowledgeSearch", "OfflineProvider", "cite", "phrase_pattern"]
+
 MODEL_NAME = "offline"
-ANSWER_CHARS = 900
 DELTA_PIECES = 4
 SEARCH_LIMIT = 3
 # Out of scope: under half of the question's content words are words the knowledge base uses,
@@ -39,8 +42,23 @@ SCOPE_SCORE = 0.15
 # The share of the question's known words (idf-weighted) the best article must contain: less,
 # and it shares a word or two with the question, not its topic.
 TOPIC_COVERAGE = 0.4
+# The share the best article must contain drops to ``LOW_TOPIC_COVERAGE`` when the rest of the
+# question does not dilute it with words of no topic:
+# - a long message (this many content terms or more) tells a story around its question, and
+#   the best article leads the next by ``LEAD_MARGIN`` ("why am i only getting 80% back now??
+#   my boy turned 9 this year and the last payout was way short of the bill");
+# - every word of the question is one the knowledge base knows ("can i change the date the
+#   money comes out"): it is asked in the help center's own words, spread over its articles;
+#   the article then holds more than one word's worth of three (``ALL_KNOWN_COVERAGE``).
+LONG_QUESTION_TERMS = 9
+LOW_TOPIC_COVERAGE = 0.3
+LEAD_MARGIN = 0.15
+ALL_KNOWN = 0.99
+ALL_KNOWN_COVERAGE = 0.34
 # Sentences that ask, searched without the story around them, need this many terms of their own.
 ASKED_ALONE_TERMS = 3
+# Sentences that ask, all of whose terms the best article holds, need this many.
+ASKED_IN_BEST_TERMS = 2
 # The one request for more detail when a remark matches nothing clearly.
 CLARIFY = "Could you tell me a bit more — what are you trying to do, or what happens?"
 # A request without a question word ("please remove my account", "I need the invoice").
@@ -157,18 +175,6 @@ def phrase_pattern(phrases: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
 
-def cite(passage: Passage) -> str:
-    """``Title › Heading (source)``; a heading that already starts with the title (a heading
-    path) is not prefixed twice."""
-    where = passage.title
-    heading = passage.heading or ""
-    if heading.startswith(f"{passage.title} › "):
-        where = heading
-    elif heading and heading != passage.title:
-        where = f"{where} › {heading}"
-    return f"{where} ({passage.source})"
-
-
 class OfflineProvider:
     """A ``ModelProvider`` that answers from the knowledge base with rules, not a model."""
 
@@ -204,7 +210,7 @@ class OfflineProvider:
             estimated=True,
         )
         if decision.text and on_delta is not None:
-            for piece in _pieces(decision.text, DELTA_PIECES):
+            for piece in pieces(decision.text, DELTA_PIECES):
                 await on_delta(piece)
         return ModelResponse(
             text=decision.text,
@@ -262,6 +268,8 @@ class OfflineProvider:
             return escalate("The customer asked to talk to a person.")
         if reading.has(Intent.COMPLAINT):
             return escalate("The customer complains or mentions legal steps.", "high")
+        if reading.has(Intent.BUSINESS_ENQUIRY):
+            return escalate("A business enquiry (partnership, supplier, press): a person replies.")
         if reading.has(Intent.NOT_SOLVED) and answered_before:
             return escalate("The answer given did not solve the customer's problem.")
         new_question = intents.asks_something(reading)
@@ -312,18 +320,24 @@ class OfflineProvider:
 
         found, query = await self._search(question, earlier)
         asked = intents.asking_sentences(question)
-        if (
-            asked != question
-            and len(set(analysis.analyze(asked))) >= ASKED_ALONE_TERMS
-            and self._knowledge is not None
-            and not self._judge(found)[0]
-        ):
-            # The story around a question can bury it in words no article uses: the sentences
-            # that ask, alone, may be what the help center answers — when they name a topic of
-            # their own ("is there a plan where the company pays?", not "any idea what to do?").
-            alone = await self._knowledge.search(asked, limit=SEARCH_LIMIT)
-            if self._judge(alone)[0]:
-                found, query = alone, asked
+        # What it asks, without the story, is all in the best article ("…still hasnt come home,
+        # im in bits. do you help with posters or a reward or anything"): the story's words, no
+        # article's, do not make the question out of scope.
+        asked_in_best = False
+        if asked != question and found and not self._judge(found)[0]:
+            asked_terms = set(analysis.analyze(asked))
+            if len(asked_terms) >= ASKED_IN_BEST_TERMS:
+                best = found[0]
+                held = set(analysis.analyze(f"{best.title}\n{best.heading or ''}\n{best.text}"))
+                asked_in_best = asked_terms <= held
+            if len(asked_terms) >= ASKED_ALONE_TERMS and self._knowledge is not None:
+                # The story around a question can bury it in words no article uses: the
+                # sentences that ask, alone, may be what the help center answers — when they
+                # name a topic of their own ("is there a plan where the company pays?", not
+                # "any idea what to do?").
+                alone = await self._knowledge.search(asked, limit=SEARCH_LIMIT)
+                if self._judge(alone)[0]:
+                    found, query, asked_in_best = alone, asked, False
         confidence, margin = _confidence(found)
         language = analysis.detect_language(query)
         diagnosis.update(
@@ -345,19 +359,26 @@ class OfflineProvider:
                     reason=f"The customer writes in '{language}'; no article is in that language "
                     "and the best one in another clearly matches.",
                 )
-                return _Decision(hello + _answer(found[0]), (), diagnosis)
+                return _Decision(hello + answer_from(found[0]), (), diagnosis)
             return escalate(
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
-        answerable, judged = self._judge(found)
+        answerable, judged = self._judge(found, len(set(analysis.analyze(query))))
+        if not answerable and asked_in_best:
+            answerable, judged = True, "What it asks, without the story, is all in the best article."
         # The help center's words ("delivery drivers") in a question that is no support
         # question: only an article that is clearly about it answers.
         off_topic = reading.has(Intent.OUT_OF_SCOPE)
         if answerable and off_topic and confidence < self._settings.confidence_threshold:
             answerable, judged = False, "Not a support question, and no article is about it"
+        thing = intents.offered_thing(question)
+        if answerable and thing and not _mentions(found, thing):
+            # "do you do home insurance as well?": the help center's words ("home", "insurance")
+            # but no article names the thing; what the company does not document, a person says.
+            answerable, judged = False, f"No article mentions '{thing}', asked about as an offer"
         if answerable:
             diagnosis.update(action="answer", reason=judged)
-            return _Decision(hello + _answer(found[0]), (), diagnosis)
+            return _Decision(hello + answer_from(found[0]), (), diagnosis)
         asked_before = any(
             m.role == "assistant" and CLARIFY in m.content for m in messages[:last_user]
         )
@@ -371,7 +392,7 @@ class OfflineProvider:
             return _Decision(hello + CLARIFY, (), diagnosis)
         return escalate(f"{judged}: {_clip(' '.join(question.split()), 160)}")
 
-    def _judge(self, found: Sequence[Passage]) -> tuple[bool, str]:
+    def _judge(self, found: Sequence[Passage], terms: int = 0) -> tuple[bool, str]:
         """Whether the best passage answers the question, and why (or why not).
 
         A support inbox's questions mostly are what its help center is about, so a question
@@ -381,7 +402,9 @@ class OfflineProvider:
         - nothing matched, or the question is mostly words no article uses and what matched
           weighs little (out of scope: "a good recipe for banana bread");
         - the best article holds too small a share of the question's known words (it shares a
-          word or two, not the topic).
+          word or two, not the topic): ``TOPIC_COVERAGE``, or ``LOW_TOPIC_COVERAGE`` for a long
+          story with a clear lead, or a question wholly in the knowledge base's words (``terms``:
+          how many content terms the question has).
 
         Candidates with no keyword evidence (found by the dense side alone) are judged on their
         score: ``confidence_threshold``, or ``confidence_floor`` with ``confidence_margin``.
@@ -398,10 +421,20 @@ class OfflineProvider:
             if confidence >= settings.confidence_floor and margin >= settings.confidence_margin:
                 return True, "A fair match well ahead of the next article."
             return False, "No confident answer in the knowledge base for"
+        # A lead over the next article; over nothing, it is no lead.
+        leads = margin if len(found) > 1 else 0.0
         if evidence.known_share < SCOPE_SHARE and confidence < SCOPE_SCORE:
             return False, "Nothing in the knowledge base covers"
         if evidence.coverage < TOPIC_COVERAGE:
-            return False, "No article covers enough of the question"
+            long_story = terms >= LONG_QUESTION_TERMS and leads >= LEAD_MARGIN
+            all_known = (
+                evidence.known_share >= ALL_KNOWN and evidence.coverage >= ALL_KNOWN_COVERAGE
+            )
+            if evidence.coverage < LOW_TOPIC_COVERAGE or not (long_story or all_known):
+                return False, "No article covers enough of the question"
+            if long_story:
+                return True, "A long message; the best article covers its topic, well ahead."
+            return True, "All the question's words are the help center's; the best article has most."
         return True, "The best article covers the question's words the knowledge base knows."
 
     def _across_languages(self, found: Sequence[Passage]) -> bool:
@@ -458,6 +491,24 @@ def _confidence(found: Sequence[Passage]) -> tuple[float, float]:
     top = found[0].score
     second = found[1].score if len(found) > 1 else 0.0
     return top, round(1.0 - second / top, 4) if top > 0 else 0.0
+
+
+def _mentions(found: Sequence[Passage], thing: str) -> bool:
+    """Whether a found passage names ``thing``: its terms, in order, side by side (hyphens read
+    as spaces on both sides: "sign-on" is "sign on", whichever way it is written)."""
+    from bot.knowledge import analysis
+
+    for passage in found:
+        text = f"{passage.title}\n{passage.heading or ''}\n{passage.text}".replace("-", " ")
+        lang = passage.language or analysis.detect_language(text)
+        wanted = analysis.analyze(thing.replace("-", " "), lang)
+        if not wanted:
+            return True
+        terms = analysis.analyze(text, lang)
+        size = len(wanted)
+        if any(terms[i : i + size] == wanted for i in range(len(terms) - size + 1)):
+            return True
+    return False
 
 
 def _candidate(passage: Passage) -> dict[str, Any]:
@@ -518,39 +569,6 @@ def _is_question(text: str) -> bool:
     return any(w.lower() not in _FILLER for w in _WORD.findall(text))
 
 
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-# Markdown emphasis (*Refund policy*, _now_) around words, not a "* " list bullet or a product
-# of numbers (2 * 3): the answer is plain text on every channel.
-_EMPHASIS = re.compile(r"(?<![\w*])[*_](?=\S)([^*_\n]+?)(?<=\S)[*_](?![\w*])")
-
-
-def _answer(passage: Passage) -> str:
-    """The matching section as an answer: its heading, its paragraphs as whole sentences (a
-    line break inside a sentence joined), its steps one per line, cut at a sentence end near
-    ``ANSWER_CHARS``; the citation once, at the end."""
-    blocks: list[str] = []
-    for line in passage.text.strip().splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            blocks.append("")
-            continue
-        stripped = re.sub(r"\*\*|__|`", "", " ".join(stripped.split()))
-        stripped = _EMPHASIS.sub(r"\1", stripped)
-        if _LIST_ITEM.match(stripped) or not blocks or not blocks[-1]:
-            blocks.append(stripped)
-        else:
-            blocks[-1] += " " + stripped
-    body = "\n".join(b for b in blocks if b)
-    if len(body) > ANSWER_CHARS:
-        cut = body[:ANSWER_CHARS]
-        end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("! "), cut.rfind("? "))
-        body = cut[: end + 1] if end > ANSWER_CHARS // 3 else cut.rsplit(" ", 1)[0] + "…"
-    return f"{body}\n\nSource: {cite(passage)}"
-
-
 def _summary(messages: Sequence[ChatMessage], last_user: int) -> str:
     asked = [m.content for m in messages[:last_user] if m.role == "user" and m.content]
     topic = _clip(" ".join(asked[0].split()), 160) if asked else "the customer's question"
@@ -559,16 +577,3 @@ def _summary(messages: Sequence[ChatMessage], last_user: int) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def _pieces(text: str, count: int) -> list[str]:
-    """``text`` in about ``count`` pieces split after spaces, so joining them gives it back."""
-    size = max(1, len(text) // count)
-    pieces, start = [], 0
-    while start < len(text):
-        end = min(len(text), start + size)
-        space = text.find(" ", end)
-        end = len(text) if space == -1 or len(text) - space < size // 2 else space + 1
-        pieces.append(text[start:end])
-        start = end
-    return pieces

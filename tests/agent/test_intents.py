@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot.agent.intents import Intent, asking_sentences, asks_something, read, strip_instructions
+from bot.agent.intents import (
+    Intent,
+    asking_sentences,
+    asks_something,
+    offered_thing,
+    read,
+    strip_instructions,
+)
 
 
 @pytest.mark.parametrize(
@@ -466,3 +473,151 @@ def test_more_forms_of_instructions_to_the_bot(text: str, question: str) -> None
 )
 def test_ordinary_words_are_no_instruction(text: str) -> None:
     assert not read(text).has(Intent.INJECTION)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        (
+            "i'm the practice manager at a vets in bristol, we want to join your direct billing "
+            "network. who do we speak to"
+        ),
+        "we're a small bakery in Leeds and would like to stock your meal kits",
+        "I am a journalist writing a piece about broadband prices",
+        "how can I become one of your suppliers?",
+        "I'd like to discuss a partnership opportunity with your team",
+        "on behalf of our clinic, we would like to partner with you",
+    ],
+)
+def test_a_business_enquiry(text: str) -> None:
+    """A business writing (a partnership, a supplier, the press), not a customer."""
+    assert read(text).has(Intent.BUSINESS_ENQUIRY)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can my vet join your direct billing network?",
+        "how do I join your network?",
+        "we're a family of four, can we join the family plan?",
+        "I'm the owner of two dogs, can I add both?",
+        "I'm a student at a university in Leeds, can I get a discount?",
+        "can I add my business partner to the account?",
+        "do you have a referral programme?",
+        "we are a company with 50 staff, do you sell team plans?",
+        "I'm the owner of a small business, how do I update my card?",
+    ],
+)
+def test_a_customer_is_no_business_enquiry(text: str) -> None:
+    assert not read(text).has(Intent.BUSINESS_ENQUIRY)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        (
+            "my landlord needs a letter from you confirming my dog has been insured with you "
+            "since 2021, can you send me one"
+        ),
+        "can you send me a letter confirming my cover?",
+        "could you write me a statement saying I paid in full",
+        "I need written confirmation from your company that my account is closed",
+    ],
+)
+def test_a_document_only_the_company_can_issue_is_about_the_customers_record(text: str) -> None:
+    assert read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can I get a letter confirming my cover from the app?",
+        "how do I get a letter confirming my cover?",
+        "where do I download a statement?",
+        "is a confirmation email sent when I cancel?",
+        "I got an email from you saying my card expired, what do I do?",
+        "I had a confirmation from you that my cover started, when can I claim?",
+    ],
+)
+def test_how_to_get_a_document_is_a_how_to(text: str) -> None:
+    assert not read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        (
+            "my cat keeps scratching at her ear, is there someone i can speak to tonight without "
+            "paying for the emergency vet"
+        ),
+        "is there someone I can talk to at the weekend",
+        "is there anyone we can chat to 24/7 about the pets health",
+    ],
+)
+def test_when_or_whether_free_someone_can_be_reached_asks_about_a_service(text: str) -> None:
+    assert not read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["is there someone i can speak to about my bill", "is there a person I can talk to"],
+)
+def test_someone_to_speak_to_is_still_a_person(text: str) -> None:
+    assert read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the woman i spoke to on the phone yesterday was really rude",
+        "your agent hung up on me twice",
+        "he put the phone down on me",
+    ],
+)
+def test_how_a_person_treated_the_customer_is_a_complaint(text: str) -> None:
+    assert read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    ("text", "thing"),
+    [
+        ("do you do home insurance as well? need a quote for my flat", "home insurance"),
+        ("do you offer a student discount?", "student discount"),
+        ("do you do tv packages as well or just internet", "tv"),
+        ("does your company provide travel insurance for pets", "travel insurance"),
+        ("do you guys also sell gift cards", "gift cards"),
+        ("what do you offer for older dogs", None),
+        ("how do I add a pet?", None),
+        ("do you offer a way to export my data?", None),
+        ("do you provide support for older browsers?", None),
+    ],
+)
+def test_what_an_offer_question_asks_for(text: str, thing: str | None) -> None:
+    assert offered_thing(text) == thing
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("did that and it's moved to the 3rd", False),
+        ("did it, all working", False),
+        ("did that work", True),
+        ("did it go through", True),
+        ("did that, now how do i add a second card?", True),
+    ],
+)
+def test_a_report_that_they_did_it_is_no_question(text: str, asks: bool) -> None:
+    assert asks_something(read(text)) is asks
+
+
+@pytest.mark.parametrize(
+    ("text", "thanks"),
+    [("sorted it now, ta", True), ("ta", True), ("I need a new ta", False), ("my ta left", False)],
+)
+def test_ta_closing_a_message_is_thanks(text: str, thanks: bool) -> None:
+    assert read(text).has(Intent.THANKS) is thanks
+
+
+def test_a_pets_behaviour_is_no_complaint() -> None:
+    text = "my dog was being aggressive at the vet, does the policy cover behavioural treatment?"
+    assert not read(text).has(Intent.COMPLAINT)

@@ -239,7 +239,7 @@ def test_an_answer_is_plain_text_without_markdown_emphasis() -> None:
     """What the customer reads has no stray asterisks ("see the *Refund policy*"), while list
     bullets, arithmetic and identifiers keep theirs."""
     from bot.knowledge import Passage
-    from bot.providers.offline import _answer
+    from bot.providers.offline_answer import answer_from as _answer
 
     passage = Passage(
         chunk_id="c1",
@@ -364,6 +364,9 @@ async def test_a_new_self_contained_question_is_searched_alone() -> None:
         ("updated the card, thanks for the help", "CLOSE"),
         ("thanks, but the reset email never arrived", None),
         ("thanks, I also need to change my email address", None),
+        ("ok did that and it's moved to the 3rd, cheers", "CLOSE"),
+        ("sorted it now, ta", "CLOSE"),
+        ("did that, now how do i add a second card?", None),
     ],
 )
 async def test_thanks_with_a_remark_after_an_answer(last: str, tool: str | None) -> None:
@@ -502,3 +505,108 @@ async def test_a_short_question_the_conversation_does_not_explain_is_read_alone(
         )
     )
     assert response.tool_calls == () and "vegan plan" in response.text
+
+
+async def test_an_offer_no_article_names_goes_to_a_person() -> None:
+    """"Home" and "insurance" are the help center's words, but no article names home
+    insurance: whether the company sells it, a person says. An offer an article names is
+    answered."""
+    calls = passage(
+        "Vet video calls", "Vet video calls", "Free vet video calls on your insurance, from home.", 0.3
+    )
+    response = await _responder(_with(calls), _with(PASSWORD)).complete(
+        _request(ChatMessage("user", "do you do home insurance as well? need a quote for my flat"))
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    discounts = passage(
+        "Discounts", "Discounts › Students", "A student discount of 10% for anyone at college.", 0.3
+    )
+    response = await _responder(_with(discounts), _with(PASSWORD)).complete(
+        _request(ChatMessage("user", "do you offer a student discount?"))
+    )
+    assert response.tool_calls == () and "student discount of 10%" in response.text
+    sso = passage(
+        "Single sign-on", "Setting it up", "With SAML single sign-on, your team signs in.", 0.3
+    )
+    response = await _responder(_with(sso), _with(PASSWORD)).complete(
+        _request(ChatMessage("user", "do you offer single sign-on?"))
+    )
+    assert response.tool_calls == () and "SAML" in response.text
+
+
+async def test_a_business_enquiry_goes_to_a_person() -> None:
+    direct = passage("Paying your vet directly", "Direct billing", "We pay the vet.", 0.6)
+    response = await _responder(_with(direct)).complete(
+        _request(
+            ChatMessage(
+                "user",
+                "i'm the practice manager at a vets in bristol, we want to join your direct "
+                "billing network. who do we speak to",
+            )
+        )
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    assert "business enquiry" in (response.tool_calls[0].arguments or {})["reason"]
+
+
+LONG_STORY = (
+    "why am i only getting 80% back now?? my boy turned 9 this year and the last payout was "
+    "way short of the bill"
+)
+
+
+async def test_a_long_story_around_a_question_answers_on_a_lower_coverage_when_one_leads() -> (
+    None
+):
+    """The story's words weigh in the coverage of a long message: a lower share answers when
+    the best article leads the next clearly; without that lead, or in a short question, not."""
+    excess = passage("Excess and co-payment", "Co-payment", "From age 9 you pay 20%.", 0.19)
+    other = passage("Routine care", "Routine care", "Vaccinations.", 0.1)
+    leading = _responder(_with(excess, coverage=0.33), _with(other, coverage=0.3))
+    response = await leading.complete(_request(ChatMessage("user", LONG_STORY)))
+    assert response.tool_calls == () and "you pay 20%" in response.text
+    near = dataclasses.replace(other, score=0.18)
+    close_behind = _responder(_with(excess, coverage=0.33), _with(near, coverage=0.3))
+    response = await close_behind.complete(_request(ChatMessage("user", LONG_STORY)))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    response = await leading.complete(_request(ChatMessage("user", "why only 80% back?")))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+async def test_a_story_in_words_no_article_uses_answers_when_the_best_article_holds_what_it_asks(
+) -> None:
+    """Most words of "my springer got out…" are no article's words; the sentence that asks
+    names two, and the best article holds both: the story does not make it out of scope. When
+    the best article does not hold what it asks, or the message asks in words no article uses,
+    it does not answer."""
+    question = ChatMessage(
+        "user",
+        "my springer got out of the garden yesterday and still hasnt come home, im in bits. "
+        "do you help with posters or a reward or anything",
+    )
+    covered = passage("What's covered", "Lost pets", "We pay for posters and a reward.", 0.137)
+    other = passage("Vet video calls", "Vet video calls", "Call a vet.", 0.05)
+    scope = {"known_share": 0.4, "coverage": 0.5}
+    holds = _responder(_with(covered, **scope), _with(other, **scope))
+    response = await holds.complete(_request(question))
+    assert response.tool_calls == () and "posters and a reward" in response.text
+    only_posters = dataclasses.replace(covered, text="We pay for posters.")
+    lacks = _responder(_with(only_posters, **scope), _with(other, **scope))
+    response = await lacks.complete(_request(question))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    telescope = ChatMessage("user", "Which telescope should I buy to see Saturn's rings?")
+    response = await holds.complete(_request(telescope))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+async def test_a_question_wholly_in_the_help_centers_words_answers_on_a_lower_coverage() -> None:
+    """"the date the money comes out": every word is one the knowledge base knows, spread over
+    its articles; the best one holding more than a third of them answers. A word no article
+    uses, or a third or less, and it does not."""
+    dates = passage("Payment date", "Changing the date", "Pick any day from 1 to 28.", 0.28)
+    question = ChatMessage("user", "can i change the date the money comes out")
+    response = await _responder(_with(dates, coverage=0.35)).complete(_request(question))
+    assert response.tool_calls == () and "Pick any day" in response.text
+    for evidence in ({"coverage": 0.35, "known_share": 0.8}, {"coverage": 0.3}):
+        response = await _responder(_with(dates, **evidence)).complete(_request(question))
+        assert [c.name for c in response.tool_calls] == ["ESCALATE"]

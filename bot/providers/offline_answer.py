@@ -1,0 +1,69 @@
+"""How the offline responder words an answer: the matching section as plain text, cited."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.knowledge import Passage
+
+ANSWER_CHARS = 900
+
+
+def cite(passage: Passage) -> str:
+    """``Title › Heading (source)``; a heading that already starts with the title (a heading
+    path) is not prefixed twice."""
+    where = passage.title
+    heading = passage.heading or ""
+    if heading.startswith(f"{passage.title} › "):
+        where = heading
+    elif heading and heading != passage.title:
+        where = f"{where} › {heading}"
+    return f"{where} ({passage.source})"
+
+
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+# Markdown emphasis (*Refund policy*, _now_) around words, not a "* " list bullet or a product
+# of numbers (2 * 3): the answer is plain text on every channel.
+_EMPHASIS = re.compile(r"(?<![\w*])[*_](?=\S)([^*_\n]+?)(?<=\S)[*_](?![\w*])")
+
+
+def answer_from(passage: Passage) -> str:
+    """The matching section as an answer: its heading, its paragraphs as whole sentences (a
+    line break inside a sentence joined), its steps one per line, cut at a sentence end near
+    ``ANSWER_CHARS``; the citation once, at the end."""
+    blocks: list[str] = []
+    for line in passage.text.strip().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            blocks.append("")
+            continue
+        stripped = re.sub(r"\*\*|__|`", "", " ".join(stripped.split()))
+        stripped = _EMPHASIS.sub(r"\1", stripped)
+        if _LIST_ITEM.match(stripped) or not blocks or not blocks[-1]:
+            blocks.append(stripped)
+        else:
+            blocks[-1] += " " + stripped
+    body = "\n".join(b for b in blocks if b)
+    if len(body) > ANSWER_CHARS:
+        cut = body[:ANSWER_CHARS]
+        end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("! "), cut.rfind("? "))
+        body = cut[: end + 1] if end > ANSWER_CHARS // 3 else cut.rsplit(" ", 1)[0] + "…"
+    return f"{body}\n\nSource: {cite(passage)}"
+
+
+def pieces(text: str, count: int) -> list[str]:
+    """``text`` in about ``count`` pieces split after spaces, so joining them gives it back."""
+    size = max(1, len(text) // count)
+    pieces, start = [], 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        space = text.find(" ", end)
+        end = len(text) if space == -1 or len(text) - space < size // 2 else space + 1
+        pieces.append(text[start:end])
+        start = end
+    return pieces
