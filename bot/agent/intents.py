@@ -372,6 +372,9 @@ _QUESTION = re.compile(
     rf"|\b{_WH}\s+{_AUX}\b|\b{_WH}(?:'s|’s|s)\b|\bwhy\b|\bhow\s+come\b"
     r"|\bhow\s+(?:long|much|many|often|soon|far|to|about)\b|\bwhat\s+(?:about|if|happens)\b"
     r"|\bwhich\s+\w+\s+(?:is|are|do|does|should|can|will)\b"
+    # A question word opening a clause, its object before the auxiliary: "what size box do I
+    # need", "and how many days do we get".
+    rf"|{_CLAUSE_START}{_WH}\s+(?:\w+\s+){{1,3}}?{_AUX}\s+{_SUBJECT}\b"
     # Not a report that they did it: "did that and it's moved to the 3rd", "did it, thanks".
     rf"|{_CLAUSE_START}(?!did\s+(?:that|this|it)\s*(?:and\b|,|now\b|already\b|[.!]|$))"
     rf"{_AUX}\s+{_SUBJECT}\b"

@@ -176,6 +176,10 @@ def test_solved_said_without_a_subject(text: str) -> None:
         ("great, I'd like to change my card too", True),
         ("why does it keep logging me out", True),
         ("how long does a refund take", True),
+        ("great thanks! and what size box do i need for a pair of boots", True),
+        ("what time does the courier usually come", True),
+        ("thanks, that's what the app does", False),
+        ("thanks! what a great team you are", False),
     ],
 )
 def test_a_question_word_asks_only_where_it_opens_a_question(text: str, asks: bool) -> None:

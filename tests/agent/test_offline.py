@@ -367,6 +367,8 @@ async def test_a_new_self_contained_question_is_searched_alone() -> None:
         ("ok did that and it's moved to the 3rd, cheers", "CLOSE"),
         ("sorted it now, ta", "CLOSE"),
         ("did that, now how do i add a second card?", None),
+        ("great thanks! and what size password do i need for the admin account", None),
+        ("cheers, and how many tries do i get before it locks", None),
     ],
 )
 async def test_thanks_with_a_remark_after_an_answer(last: str, tool: str | None) -> None:
