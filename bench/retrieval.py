@@ -2,7 +2,8 @@
 
 Two retrievers, each measured through ``supportbot eval`` (the real turn path with the offline
 responder) on the bundled example KB's cases and on the held-out sets (bike sharing, a broadband
-provider, an online course platform):
+provider, an online course platform, a meal-kit service, a pet insurer, a parcel-locker network,
+a car-rental firm):
 
 - ``current``: ``bot.knowledge.index.SearchIndex`` — per-language analysis, BM25F with title /
   heading / body weights over documents and sections, typo tolerance, one hit per document;
@@ -87,6 +88,16 @@ CASE_SETS = [
         "held-out pet insurance",
         ROOT / "tests/knowledge/heldout-petinsurance/cases.jsonl",
         ROOT / "tests/knowledge/heldout-petinsurance/kb",
+    ),
+    (
+        "held-out lockers",
+        ROOT / "tests/knowledge/heldout-lockers/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-lockers/kb",
+    ),
+    (
+        "held-out car rental",
+        ROOT / "tests/knowledge/heldout-carrental/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-carrental/kb",
     ),
 ]
 
