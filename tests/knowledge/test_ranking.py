@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from bot.knowledge import index as index_module
-from bot.knowledge.index import ChunkRecord, SearchIndex
+from bot.knowledge.index import SearchIndex
 from bot.knowledge.vocabulary import marked_tokens
+from tests.knowledge.articles import build_index
 
 ARTICLES = {
     "cancel-subscription": (
@@ -59,22 +60,7 @@ ARTICLES = {
 
 
 def build() -> SearchIndex:
-    chunks = []
-    for document_id, (title, sections) in ARTICLES.items():
-        for seq, (heading, text) in enumerate(sections):
-            chunks.append(
-                ChunkRecord(
-                    id=len(chunks) + 1,
-                    document_id=document_id,
-                    seq=seq,
-                    title=title,
-                    heading=f"{title} › {heading}",
-                    text=text,
-                    source=f"{document_id}.md",
-                    content_hash="0" * 16,
-                )
-            )
-    return SearchIndex(chunks)
+    return build_index(ARTICLES)
 
 
 def order(index: SearchIndex, question: str) -> list[str]:

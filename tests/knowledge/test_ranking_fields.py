@@ -11,34 +11,8 @@ import pytest
 from bot.knowledge import KnowledgeBase, crosslingual, vocabulary
 from bot.knowledge import index as index_module
 from bot.knowledge.base import searched_text
-from bot.knowledge.index import ChunkRecord, SearchIndex
 from bot.knowledge.vocabulary import expansions
-
-Articles = dict[str, tuple[str, list[tuple[str, str]]]]
-
-
-def build(articles: Articles) -> SearchIndex:
-    chunks = []
-    for document_id, (title, sections) in articles.items():
-        for seq, (heading, text) in enumerate(sections):
-            chunks.append(
-                ChunkRecord(
-                    id=len(chunks) + 1,
-                    document_id=document_id,
-                    seq=seq,
-                    title=title,
-                    heading=f"{title} › {heading}",
-                    text=text,
-                    source=f"{document_id}.md",
-                    content_hash="0" * 16,
-                )
-            )
-    return SearchIndex(chunks)
-
-
-def first(index: SearchIndex, question: str) -> str:
-    return index.search(question, limit=5)[0].chunk.document_id
-
+from tests.knowledge.articles import Articles, build_index, first
 
 # The account-deletion article mentions cancelling in several short sections; the article about
 # cancelling is titled so and longer.
@@ -81,15 +55,15 @@ CANCELLING: Articles = {
 def test_an_article_titled_with_the_question_word_beats_one_that_repeats_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert first(build(CANCELLING), "how do i cancel") == "cancelling-your-plan"
+    assert first(build_index(CANCELLING), "how do i cancel") == "cancelling-your-plan"
     # Without the title and heading bonus, saturated BM25F prefers the repeated body mentions.
     monkeypatch.setattr(index_module, "TITLE_BONUS", 0.0)
     monkeypatch.setattr(index_module, "HEADING_BONUS", 0.0)
-    assert first(build(CANCELLING), "how do i cancel") == "deleting-your-account"
+    assert first(build_index(CANCELLING), "how do i cancel") == "deleting-your-account"
 
 
 def test_the_title_bonus_keeps_confidence_and_order_sane() -> None:
-    index = build(CANCELLING)
+    index = build_index(CANCELLING)
     hits = index.search("how do i cancel my plan", limit=5)
     assert hits[0].chunk.document_id == "cancelling-your-plan"
     assert all(0.0 <= h.confidence <= 1.0 for h in hits)
@@ -134,7 +108,7 @@ PAUSING: Articles = {
 
 
 def test_a_customers_phrasing_searches_its_meaning() -> None:
-    index = build(PAUSING)
+    index = build_index(PAUSING)
     # No shared word: "stop paying" is how customers say cancel, "never came" is "arrive".
     assert first(index, "I want to stop paying for this") == "ending-your-membership"
     assert first(index, "my order never came") == "deliveries"
@@ -153,10 +127,10 @@ def test_a_one_way_phrasing_is_not_searched_for_by_its_meaning() -> None:
 
 def test_an_idioms_literal_words_count_less(monkeypatch: pytest.MonkeyPatch) -> None:
     question = "can i put it on hold for a while"
-    assert first(build(PAUSING), question) == "pausing-your-membership"
+    assert first(build_index(PAUSING), question) == "pausing-your-membership"
     # Counted at full weight, "hold" (the phone article's title) wins.
     monkeypatch.setattr(index_module, "IDIOM_LITERAL_WEIGHT", 1.0)
-    assert first(build(PAUSING), question) == "calling-us"
+    assert first(build_index(PAUSING), question) == "calling-us"
 
 
 COURIER: Articles = {
@@ -180,10 +154,10 @@ COURIER: Articles = {
 
 def test_a_light_word_does_not_decide_the_article(monkeypatch: pytest.MonkeyPatch) -> None:
     question = "what time of day does the courier come"
-    assert first(build(COURIER), question) != "coming-back"
+    assert first(build_index(COURIER), question) != "coming-back"
     # At full weight, "come" meets the title "Coming back after a break".
     monkeypatch.setattr(index_module, "LIGHT_WEIGHT", 1.0)
-    assert first(build(COURIER), question) == "coming-back"
+    assert first(build_index(COURIER), question) == "coming-back"
 
 
 def test_a_phrasing_matches_with_words_in_between(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,9 +218,9 @@ def test_a_question_the_customer_moved_on_from_counts_less(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     question = "why is my monthly bill higher? thanks, but I also need to change my card"
-    assert first(build(BILLING), question) == "ways-to-pay"
+    assert first(build_index(BILLING), question) == "ways-to-pay"
     monkeypatch.setattr(index_module, "SETTLED_WEIGHT", 1.0)
-    assert first(build(BILLING), question) == "understanding-your-bill"
+    assert first(build_index(BILLING), question) == "understanding-your-bill"
 
 
 def test_where_a_customer_moves_on() -> None:
@@ -270,7 +244,7 @@ CONTRACT: Articles = {
 
 
 def test_a_negated_meaning_stays_negated_however_it_is_put() -> None:
-    index = build(CONTRACT)
+    index = build_index(CONTRACT)
     question = "i dont want to cancel, can i stop paying while we are away"
     terms = {t.word: t for t in index.query_terms(question)}
     # "stop paying" means cancelling, which the customer has just said they do not want: its
@@ -299,7 +273,7 @@ ENGLISH_ONLY: Articles = {
 def test_a_question_in_another_language_finds_the_english_article(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    index = build(ENGLISH_ONLY)
+    index = build_index(ENGLISH_ONLY)
     german = "Wie kann ich nächste Woche aussetzen? Wir sind im Urlaub."
     assert first(index, german) == "skipping-a-week"
     assert first(index, "¿Dónde descargo mi factura?") == "invoices"
@@ -309,7 +283,7 @@ def test_a_question_in_another_language_finds_the_english_article(
     monkeypatch.setattr(crosslingual, "_TABLE", {})
     crosslingual._lookup.cache_clear()
     try:
-        assert build(ENGLISH_ONLY).search(german) == []
+        assert build_index(ENGLISH_ONLY).search(german) == []
     finally:
         monkeypatch.undo()
         crosslingual._lookup.cache_clear()

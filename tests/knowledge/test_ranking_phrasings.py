@@ -8,33 +8,7 @@ from __future__ import annotations
 import pytest
 
 from bot.knowledge import index as index_module
-from bot.knowledge.index import ChunkRecord, SearchIndex
-
-Articles = dict[str, tuple[str, list[tuple[str, str]]]]
-
-
-def build(articles: Articles) -> SearchIndex:
-    chunks = []
-    for document_id, (title, sections) in articles.items():
-        for seq, (heading, text) in enumerate(sections):
-            chunks.append(
-                ChunkRecord(
-                    id=len(chunks) + 1,
-                    document_id=document_id,
-                    seq=seq,
-                    title=title,
-                    heading=f"{title} › {heading}",
-                    text=text,
-                    source=f"{document_id}.md",
-                    content_hash="0" * 16,
-                )
-            )
-    return SearchIndex(chunks)
-
-
-def first(index: SearchIndex, question: str) -> str:
-    return index.search(question, limit=5)[0].chunk.document_id
-
+from tests.knowledge.articles import Articles, build_index, first
 
 REQUESTS: Articles = {
     "declined-requests": (
@@ -100,7 +74,7 @@ REQUESTS: Articles = {
     ],
 )
 def test_a_customers_phrasing_finds_the_article_that_names_it(question: str, article: str) -> None:
-    assert first(build(REQUESTS), question) == article
+    assert first(build_index(REQUESTS), question) == article
 
 
 SERVICES: Articles = {
@@ -147,7 +121,7 @@ SERVICES: Articles = {
     ],
 )
 def test_everyday_phrasings_of_death_calls_and_ending(question: str, article: str) -> None:
-    assert first(build(SERVICES), question) == article
+    assert first(build_index(SERVICES), question) == article
 
 
 ENGLISH: Articles = {
@@ -172,7 +146,7 @@ ENGLISH: Articles = {
 
 
 def test_a_question_in_a_language_no_article_uses_is_not_typo_corrected() -> None:
-    index = build(ENGLISH)
+    index = build_index(ENGLISH)
     # "fais" is French ("comment je fais" = "how do I"), not a typo of "fails".
     question = "bonjour, comment je fais pour résilier ? merci"
     assert "fail" not in {t.term for t in index.query_terms(question) if t.known}
@@ -182,7 +156,7 @@ def test_a_question_in_a_language_no_article_uses_is_not_typo_corrected() -> Non
 
 
 def test_travel_abroad_in_another_language_finds_the_english_article() -> None:
-    index = build(ENGLISH)
+    index = build_index(ENGLISH)
     assert first(index, "Ich mache eine Reise ins Ausland, was muss ich tun?") == (
         "travelling-abroad"
     )
@@ -211,9 +185,9 @@ def test_a_word_the_knowledge_base_never_uses_searches_its_equivalents_in_full(
 ) -> None:
     # "terminate" is never used: its equivalent "cancel" is all the question means by it.
     question = "how can i terminate my team plan"
-    assert first(build(STANDS_IN), question) == "cancelling"
+    assert first(build_index(STANDS_IN), question) == "cancelling"
     monkeypatch.setattr(index_module, "MISMATCH_EXPANSION_WEIGHT", 0.8)
-    assert first(build(STANDS_IN), question) == "plan-levels"
+    assert first(build_index(STANDS_IN), question) == "plan-levels"
 
 
 AMOUNTS: Articles = {
@@ -231,6 +205,6 @@ AMOUNTS: Articles = {
 def test_an_amount_the_knowledge_base_states_counts_as_a_word() -> None:
     # "£99" is the knowledge base's own figure, not the customer's incidental number.
     question = "is the £99 taken off every time"
-    assert first(build(AMOUNTS), question) == "your-deposit"
+    assert first(build_index(AMOUNTS), question) == "your-deposit"
     # A bare small number still counts little: "10 times" is the customer's own case.
-    assert first(build(AMOUNTS), "i visit 10 times, do i pay every time") == ("paying-at-the-desk")
+    assert first(build_index(AMOUNTS), "i visit 10 times, do i pay every time") == ("paying-at-the-desk")
