@@ -4,9 +4,12 @@ action's lease fences every write of the sender that holds it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy.engine import Connection
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 
 from bot.domain import (
     Action,
@@ -24,6 +27,21 @@ from bot.domain import (
 from bot.store.inbox import LaneClaim
 from bot.store.runs import PreparedTurn
 from bot.store.store import CONTEXT_ONLY, ActionClaim, LeaseLost, Store, ThreadChange
+
+
+@contextmanager
+def _statements() -> Iterator[list[str]]:
+    """The SQL every engine sends while the block runs."""
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
 
 
 def _message(key: str, thread: str = "test:t1", text: str | None = None) -> InboundMessage:
@@ -208,22 +226,11 @@ async def _three_lanes(store: Store) -> str:
 
 
 async def test_a_claim_leases_its_lanes_together_and_reads_their_inputs_without_savepoints(store: Store) -> None:
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
     agent_id = await _three_lanes(store)
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        statements.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with _statements() as statements:
         claims = await store.claim_turns(
             limit=5, lease_seconds=30, agent_ids={"support": agent_id}, history=5
         )
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
 
     assert sorted(claim.lane for claim in claims) == [f"support|test:s{n}" for n in range(3)]
     assert all(claim.prepared is not None and claim.prepared.started for claim in claims)
@@ -303,8 +310,7 @@ async def test_a_turn_s_first_action_is_handed_over_only_when_none_of_its_thread
 
 async def test_a_claim_reads_the_memories_of_a_known_customer_only(store: Store) -> None:
     """A customer created by the claim has nothing remembered yet: no read for it."""
-    from sqlalchemy import event, insert
-    from sqlalchemy.engine import Engine
+    from sqlalchemy import insert
 
     from bot.store.schema import memories
 
@@ -321,18 +327,10 @@ async def test_a_claim_reads_the_memories_of_a_known_customer_only(store: Store)
             smith_external_id=who, text="hello",
         )
         assert await store.inbox_put(message, "support")
-    statements: list[str] = []
-
-    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        statements.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", seen)
-    try:
+    with _statements() as statements:
         claims = await store.claim_turns(
             limit=5, lease_seconds=30, agent_ids={"support": agent_id}, history=5
         )
-    finally:
-        event.remove(Engine, "before_cursor_execute", seen)
 
     inputs = {
         claim.prepared.smith.external_id: claim.prepared.inputs
