@@ -223,8 +223,9 @@ def marked_tokens(text: str, lang: str) -> list[tuple[str, bool]]:
         if match is None:
             out.extend((t, False) for t in analysis.tokens(clause))
             continue
+        # (Only after a "not": "pause rather than keep paying" turns paying away.)
         going_on = _GOING_ON.match(clause, match.end())
-        if going_on is not None:
+        if going_on is not None and not match.group().lower().startswith(("instead", "rather")):
             out.extend((t, False) for t in analysis.tokens(clause[: match.start()]))
             out.append(("stop", False))
             out.extend((t, False) for t in analysis.tokens(clause[going_on.end() :]))

@@ -145,3 +145,6 @@ def test_not_wanting_to_keep_doing_something_asks_to_stop_it() -> None:
     assert order(build(), question)[0] == "cancel-subscription"
     marked = marked_tokens("we do not want to continue the newsletter", "en")
     assert [t for t, _ in marked][:3] == ["we", "stop", "the"]
+    # "Rather than keep paying" still turns paying away: the customer wants the other thing.
+    marked = marked_tokens("I'd pause rather than keep paying", "en")
+    assert "stop" not in [t for t, _ in marked] and ("paying", True) in marked
