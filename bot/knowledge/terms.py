@@ -17,7 +17,20 @@ from collections.abc import Iterable
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 MAX_TERM_CHARS = 40
 
-STOP_WORDS = frozenset(
+# Contractions typed without their apostrophe ("i dont want", "it doesnt load", "im stuck") are
+# as empty of topic as "don't", whose pieces the tokenizer drops; as words the knowledge base
+# never uses they would count against every answer's confidence. ("id", "ill", "wed" and "hell"
+# are left out: they are words too.)
+# fmt: off
+BARE_CONTRACTIONS = frozenset([
+    "dont", "doesnt", "didnt", "cant", "couldnt", "wont", "wouldnt", "shouldnt", "isnt", "arent",
+    "wasnt", "werent", "hasnt", "havent", "hadnt", "mustnt", "im", "ive", "youre", "youve",
+    "theyre", "theyve", "weve", "thats", "whats", "theres", "heres", "hows", "wheres", "whos",
+    "lets",
+])
+# fmt: on
+
+STOP_WORDS = BARE_CONTRACTIONS | frozenset(
     ["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "aren", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "cannot", "could", "couldn", "did", "didn", "do", "does", "doesn", "doing", "don", "during", "each", "either", "else", "etc", "ever", "every", "few", "for", "from", "further", "get", "gets", "getting", "got", "had", "hadn", "has", "hasn", "have", "haven", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "isn", "it", "its", "itself", "just", "let", "like", "ll", "me", "might", "more", "most", "much", "must", "mustn", "my", "myself", "need", "needs", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "ought", "our", "ours", "ourselves", "out", "over", "own", "please", "re", "really", "same", "shan", "she", "should", "shouldn", "so", "some", "still", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "upon", "us", "ve", "very", "want", "wants", "was", "wasn", "way", "we", "were", "weren", "what", "when", "where", "which", "while", "who", "whom", "whose", "why", "will", "with", "won", "would", "wouldn", "yes", "yet", "you", "your", "yours", "yourself", "yourselves", "hi", "hello", "hey", "thanks", "thank", "cheers", "help", "anyone", "someone", "something", "anything", "tell", "know", "trying", "tried", "try", "possible", "able", "go", "going", "make", "made", "use", "using", "used", "one", "two"]
 )
 

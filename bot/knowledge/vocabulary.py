@@ -176,6 +176,9 @@ _CLAUSE = re.compile(r"[,.;:!?\n]+|\s(?:but|so|because)\s", re.IGNORECASE)
 # Words that start what the customer does want ("…a refund, I want to switch").
 _SCOPE_ENDS = frozenset(["i", "we", "but", "just", "only", "instead", "rather"])
 NEGATION_REACH = 2  # content words
+# Not wanting to go on doing something is wanting to stop it: "I don't want to keep paying"
+# asks how to stop paying, and "paying" is what it is about, not what the customer rejects.
+_GOING_ON = re.compile(r"\s+(?:to\s+)?(?:keep|continue|carry\s+on|go\s+on)\b", re.IGNORECASE)
 # Skipped when a phrasing is matched: "add my colleagues" is "add colleagues".
 _DETERMINERS = frozenset(["a", "an", "the", "my", "our", "your", "his", "her", "their", "this"])
 
@@ -219,6 +222,13 @@ def marked_tokens(text: str, lang: str) -> list[tuple[str, bool]]:
         match = _NEGATION.search(clause)
         if match is None:
             out.extend((t, False) for t in analysis.tokens(clause))
+            continue
+        # (Only after a "not": "pause rather than keep paying" turns paying away.)
+        going_on = _GOING_ON.match(clause, match.end())
+        if going_on is not None and not match.group().lower().startswith(("instead", "rather")):
+            out.extend((t, False) for t in analysis.tokens(clause[: match.start()]))
+            out.append(("stop", False))
+            out.extend((t, False) for t in analysis.tokens(clause[going_on.end() :]))
             continue
         out.extend((t, False) for t in analysis.tokens(clause[: match.end()]))
         reach = NEGATION_REACH

@@ -99,3 +99,16 @@ def test_coverage_weighs_a_running_text_word_less_as_the_ranking_does() -> None:
     # "extra" is in no title or heading: it counts 0.8 of its weight, in the ranking and here.
     expected = pod.idf / (pod.idf + 0.8 * extra.idf)
     assert abs(pods.evidence.coverage - round(expected, 4)) < 1e-4
+
+
+def test_a_contraction_typed_without_its_apostrophe_is_no_unknown_word() -> None:
+    # "cant" and "dont" say no more than "can't" and "don't": not words the help center
+    # lacks, which would make the question look partly out of scope and lower the confidence.
+    index = _index()
+    typed = index.search("i cant cancel my subscription, dont know why")[0]
+    proper = index.search("i can't cancel my subscription, don't know why")[0]
+    assert typed.chunk.document_id == proper.chunk.document_id == "cancelling"
+    assert typed.evidence is not None and proper.evidence is not None
+    assert typed.evidence.known_share == proper.evidence.known_share == 1.0
+    assert typed.evidence.missing == proper.evidence.missing == ()
+    assert typed.confidence == proper.confidence

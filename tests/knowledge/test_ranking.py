@@ -133,3 +133,18 @@ def test_a_short_word_missing_a_letter_is_corrected_but_not_a_swapped_one() -> N
     assert index.query_terms("mont")[0].term == index.query_terms("month")[0].term
     # A four-letter word with a letter changed is another word more often than a typo.
     assert index.query_terms("plan")[0].known and not index.query_terms("plen")[0].known
+
+
+def test_not_wanting_to_keep_doing_something_asks_to_stop_it() -> None:
+    # "don't want to keep paying" rejects going on paying, not paying: the question is how to
+    # stop paying (cancel), and "paying" is not a word the customer turns away from.
+    question = "I don't want to keep paying for this anymore, how do I stop it?"
+    marked = marked_tokens(question, "en")
+    assert ("paying", False) in marked and ("stop", False) in marked
+    assert not any(negated for _, negated in marked)
+    assert order(build(), question)[0] == "cancel-subscription"
+    marked = marked_tokens("we do not want to continue the newsletter", "en")
+    assert [t for t, _ in marked][:3] == ["we", "stop", "the"]
+    # "Rather than keep paying" still turns paying away: the customer wants the other thing.
+    marked = marked_tokens("I'd pause rather than keep paying", "en")
+    assert "stop" not in [t for t, _ in marked] and ("paying", True) in marked
