@@ -162,7 +162,7 @@ class Guardrails(_Model):
         pii = self.pii
         if not pii.enabled or not text:
             return text
-        if pii.emails:
+        if pii.emails and "@" in text:  # an address has one: a text without is not scanned
             text = _EMAIL.sub("[email]", text)
         if pii.cards:
             text = _CARD.sub(_card_or_keep, text)
