@@ -709,6 +709,18 @@ def main() -> None:
         f"sweep / bound: {over_bound:.2f}×   whole command / bound: {whole_over_bound:.2f}×   "
         f"(target, whole command ≤ 1.3×: {'met' if whole_over_bound <= 1.3 else 'NOT met'})"
     )
+    # Where the lanes' time went: C lanes for the sweep's length hold the model's time (the
+    # bound), the rest of each turn (tool calls, context, store), and time no turn ran.
+    in_turns = sum(c["turn_seconds"] or 0.0 for c in digest["conversations"])
+    lane_seconds = args.concurrency * sweep
+    model_seconds = calls * args.latency
+    print(
+        f"lane time: {lane_seconds:.1f} lane-s = model {model_seconds:.1f} "
+        f"+ rest of the turns {in_turns - model_seconds:.1f} "
+        f"({(in_turns - model_seconds) / max(1, n) * 1000:.0f} ms a conversation) "
+        f"+ no turn running {lane_seconds - in_turns:.1f}   "
+        f"(lanes busy {in_turns / lane_seconds:.0%} of the sweep)"
+    )
     print(f"digest counts: {digest['counts']}")
     print_first_turn(first_turn)
     print(f"load average (1 min) before the runs {load_before}, after {load_average()}")
