@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -49,6 +52,30 @@ def test_luhn() -> None:
 )
 def test_redaction(text: str, expected: str) -> None:
     assert Guardrails().redact(text) == expected
+
+
+def test_only_a_text_that_may_hold_a_number_or_an_address_is_scanned_for_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.agent import guardrails
+
+    scanned: list[str] = []
+
+    class Spy:
+        def __init__(self, name: str, pattern: re.Pattern[str]):
+            self.name, self.pattern = name, pattern
+
+        def sub(self, repl: Any, text: str) -> str:
+            scanned.append(self.name)
+            return self.pattern.sub(repl, text)
+
+    for name in ("_EMAIL", "_CARD", "_PHONE"):
+        monkeypatch.setattr(guardrails, name, Spy(name, getattr(guardrails, name)))
+    prose = "Open Settings, then Billing (top right), and choose Export: CSV or PDF. " * 20
+    assert Guardrails().redact(prose) == prose
+    assert scanned == []
+    assert Guardrails().redact("call +44 20 7946 0958") == "call [phone]"
+    assert scanned == ["_PHONE"]  # 11 digits: maybe a phone number, too few for a card
 
 
 def test_redaction_is_configurable() -> None:
