@@ -96,6 +96,9 @@ class _Turn:
     streamed: bool = False  # the current model call streamed text
     shown: bool = False  # text reached the customer since the turn began or was last reset
     deadline: str | None = None  # set when the turn's deadline struck: what happened then
+    # Each message's content as a remote model is sent it: every model call of the turn sends
+    # the history again, and the system prompt (instructions and passages) is the longest part.
+    redacted: dict[str, str] = field(default_factory=dict)
 
     def result(
         self,
@@ -272,7 +275,7 @@ class AgentRunner:
 
         for _ in range(ctx.agent.max_tool_loops):
             request = ModelRequest(
-                messages=self._outgoing(messages, turn.guardrails),
+                messages=self._outgoing(messages, turn),
                 tools=specs,
                 model=ctx.agent.model or self.settings.model.name or None,
                 temperature=self.settings.model.temperature,
@@ -387,16 +390,23 @@ class AgentRunner:
             log.warning("agent %s lists unknown tools: %s", ctx.agent.slug, ", ".join(unknown))
         return self.tools.offered(names)
 
-    def _outgoing(
-        self, messages: list[ChatMessage], guardrails: Guardrails
-    ) -> tuple[ChatMessage, ...]:
-        """What the provider receives: redacted when it is a remote model."""
+    def _outgoing(self, messages: list[ChatMessage], turn: _Turn) -> tuple[ChatMessage, ...]:
+        """What the provider receives: redacted when it is a remote model (each content once a
+        turn, however many model calls send it)."""
+        guardrails = turn.guardrails
         if not self._remote or not guardrails.pii.enabled:
             return tuple(messages)
+        redacted = turn.redacted
+
+        def redact(content: str) -> str:
+            if content not in redacted:
+                redacted[content] = guardrails.redact(content)
+            return redacted[content]
+
         return tuple(
             ChatMessage(
                 m.role,
-                guardrails.redact(m.content),
+                redact(m.content),
                 tool_calls=m.tool_calls,
                 tool_call_id=m.tool_call_id,
                 name=m.name,

@@ -41,6 +41,12 @@ _EMAIL = re.compile(
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 # Candidate phone numbers: an optional +, then digits with the usual separators.
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ().-]{6,}\d(?!\w)")
+# What every match of the two above holds. Each starts with a digit, which the regular
+# expression engine finds by a quick scan; the patterns themselves, which start with a
+# look-behind, try every position of the text. A text without one (most of a system prompt
+# and its passages) is not scanned by them.
+_CARD_CORE = re.compile(r"\d(?:[ -]?\d){12}")
+_PHONE_CORE = re.compile(r"\d[\d ().-]{6,}\d")
 
 
 def _check_patterns(patterns: list[str]) -> list[str]:
@@ -162,11 +168,11 @@ class Guardrails(_Model):
         pii = self.pii
         if not pii.enabled or not text:
             return text
-        if pii.emails:
+        if pii.emails and "@" in text:  # an address has one: a text without is not scanned
             text = _EMAIL.sub("[email]", text)
-        if pii.cards:
+        if pii.cards and _CARD_CORE.search(text):
             text = _CARD.sub(_card_or_keep, text)
-        if pii.phones:
+        if pii.phones and _PHONE_CORE.search(text):
             text = _PHONE.sub(_phone_or_keep, text)
         for pattern in pii.patterns:
             text = re.sub(pattern, "[redacted]", text)

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
 from bot.agent.guardrails import Guardrails, luhn_valid
 from bot.domain import Control, StopReason, ThreadState
 from bot.providers.base import ModelRequest, ModelResponse
-from tests.agent.conftest import ScriptedProvider, agent_section, running, says
+from tests.agent.conftest import ScriptedProvider, agent_section, call, calls, running, says
 
 RULES = {
     "input": [
@@ -49,6 +52,30 @@ def test_luhn() -> None:
 )
 def test_redaction(text: str, expected: str) -> None:
     assert Guardrails().redact(text) == expected
+
+
+def test_only_a_text_that_may_hold_a_number_or_an_address_is_scanned_for_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.agent import guardrails
+
+    scanned: list[str] = []
+
+    class Spy:
+        def __init__(self, name: str, pattern: re.Pattern[str]):
+            self.name, self.pattern = name, pattern
+
+        def sub(self, repl: Any, text: str) -> str:
+            scanned.append(self.name)
+            return self.pattern.sub(repl, text)
+
+    for name in ("_EMAIL", "_CARD", "_PHONE"):
+        monkeypatch.setattr(guardrails, name, Spy(name, getattr(guardrails, name)))
+    prose = "Open Settings, then Billing (top right), and choose Export: CSV or PDF. " * 20
+    assert Guardrails().redact(prose) == prose
+    assert scanned == []
+    assert Guardrails().redact("call +44 20 7946 0958") == "call [phone]"
+    assert scanned == ["_PHONE"]  # 11 digits: maybe a phone number, too few for a card
 
 
 def test_redaction_is_configurable() -> None:
@@ -163,6 +190,29 @@ async def test_pii_is_redacted_for_a_remote_model_only(db_url: str) -> None:
     async with running(db_url, local, remote=False) as h:
         await h.customer("web:ann2").say(message)
     assert local.requests[0].messages[-1].content == message
+
+
+async def test_a_turn_redacts_each_message_once_however_many_model_calls_send_it(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    redacted: list[str] = []
+    redact = Guardrails.redact
+
+    def counting(self: Guardrails, text: str) -> str:
+        redacted.append(text)
+        return redact(self, text)
+
+    monkeypatch.setattr(Guardrails, "redact", counting)
+    remote = ScriptedProvider(calls(call("USER_INFO_LOOKUP", {})), says("Here is how."))
+    async with running(db_url, remote, remote=True) as h:
+        outcome = await h.customer("web:ann").say("I'm ann@example.com: how do I export?")
+
+    assert outcome.replies == ["Here is how."]
+    first, second = remote.requests
+    assert len(second.messages) > len(first.messages)  # the history is sent again
+    assert "ann@example.com" not in second.messages[1].content  # and still redacted
+    # Each message of the history once, not once per model call that sent it.
+    assert len(redacted) == len(set(redacted)) == len(second.messages)
 
 
 async def test_output_rule_replaces_a_reply_with_a_blocked_term(db_url: str) -> None:
