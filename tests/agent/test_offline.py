@@ -612,3 +612,66 @@ async def test_a_question_wholly_in_the_help_centers_words_answers_on_a_lower_co
     for evidence in ({"coverage": 0.35, "known_share": 0.8}, {"coverage": 0.3}):
         response = await _responder(_with(dates, **evidence)).complete(_request(question))
         assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+async def test_a_story_whose_known_words_one_article_holds_well_ahead_is_answered() -> None:
+    """Most words of "my travel agent booked us a trip…" are no article's words, and what
+    matched scores low; the best article still holds every word the help center knows, its
+    rarest included, and leads the next by far more than its own score's noise: it answers.
+    The next close behind, or a word of the question missing from it, and it does not."""
+    question = ChatMessage(
+        "user",
+        "my travel agent booked us a trip for 5 weeks, what's the best way to stop boxes for "
+        "that long",
+    )
+    pausing = passage("Pausing deliveries", "Skip weeks", "Skip up to 8 weeks in a row.", 0.146)
+    other = passage("Delivery days", "Delivery days", "Boxes come on Tuesdays.", 0.086)
+    story = {"known_share": 0.44, "coverage": 1.0, "specific": True}
+    response = await _responder(_with(pausing, **story), _with(other, **story)).complete(
+        _request(question)
+    )
+    assert response.tool_calls == () and "Skip up to 8 weeks" in response.text
+    near = dataclasses.replace(other, score=0.13)
+    for found in (
+        (_with(pausing, **story), _with(near, **story)),
+        (_with(pausing, **{**story, "coverage": 0.7}), _with(other, **story)),
+        (_with(pausing, **{**story, "specific": False}), _with(other, **story)),
+    ):
+        response = await _responder(*found).complete(_request(question))
+        assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+async def test_thanks_but_an_overdue_case_goes_to_a_person_not_closed() -> None:
+    """"ok thanks, but it's been 3 weeks now and you never released it" opens like a
+    wrap-up; what follows is the customer's own case, overdue."""
+    deposit = passage("Security deposit", "Release", "We release the hold within a day.", 0.6)
+    asked = ChatMessage("user", "how long does the deposit take to come back")
+    response = await _responder(_with(deposit)).complete(
+        _request(
+            asked,
+            ChatMessage("assistant", "We release the hold within a day."),
+            ChatMessage("user", "ok thanks, but it's been 3 weeks now and you never released it"),
+        )
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "tool"),
+    [
+        ("ok noted, appreciate it 👍", "CLOSE"),
+        ("oh wait i was at the wrong locker lol, got it now. thanks", "CLOSE"),
+        ("ok but the code never arrives by email, i tried 5 times", "ESCALATE"),
+    ],
+)
+async def test_after_an_answer_appreciation_closes_and_a_step_that_never_works_escalates(
+    follow_up: str, tool: str
+) -> None:
+    response = await _responder(_with(PASSWORD)).complete(
+        _request(
+            ChatMessage("user", "how do i reset my password"),
+            ChatMessage("assistant", "Click Forgot password."),
+            ChatMessage("user", follow_up),
+        )
+    )
+    assert [c.name for c in response.tool_calls] == [tool]
