@@ -110,7 +110,10 @@ _COMPLAINT = _any(
     r"\b(?:lawyer|attorney|solicitor|lawsuit|legal\s+action|take\s+(?:you|this|it)\s+to\s+court)\b",
     r"\bsue\s+(?:you|them|your)\b",
     r"\b(?:going\s+to|gonna|will|'ll)\s+sue\b",
-    r"\bchargeback\b",
+    # A chargeback announced, not asked about ("should i just do a chargeback for the fee?",
+    # "what happens if I do a chargeback?" ask how disputes work).
+    r"(?:^|[.!?]\s+)(?!(?:should|shall|can|could|do|does|would|will|how|what|is|are)\b)"
+    r"[^.!?]*?\bchargeback\b",
     r"\b(?:formal|official)\s+complaint\b",
     r"\b(?:fil|lodg|mak|rais|submitt?)(?:e|es|ed|ing)\s+(?:a\s+|an\s+)?(?:formal\s+|official\s+)?"
     r"complaint\b",

@@ -752,3 +752,27 @@ def test_a_tip_about_the_world_around_the_service_is_out_of_scope(text: str) -> 
 )
 def test_asking_which_of_its_own_offers_suits_is_in_scope(text: str) -> None:
     assert not read(text).has(Intent.OUT_OF_SCOPE)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "should i just do a chargeback through my bank for the damage fee",
+        "what happens if I do a chargeback?",
+        "can I do a chargeback if the parcel never arrives?",
+    ],
+)
+def test_asking_how_a_chargeback_works_is_no_complaint(text: str) -> None:
+    assert not read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "if i dont get a refund i will do a chargeback",
+        "I'm doing a chargeback with my bank",
+        "refund me. otherwise a chargeback it is",
+    ],
+)
+def test_a_chargeback_announced_is_a_complaint(text: str) -> None:
+    assert read(text).has(Intent.COMPLAINT)
