@@ -110,8 +110,7 @@ _COMPLAINT = _any(
     r"\b(?:lawyer|attorney|solicitor|lawsuit|legal\s+action|take\s+(?:you|this|it)\s+to\s+court)\b",
     r"\bsue\s+(?:you|them|your)\b",
     r"\b(?:going\s+to|gonna|will|'ll)\s+sue\b",
-    # A chargeback announced, not asked about ("should i just do a chargeback for the fee?",
-    # "what happens if I do a chargeback?" ask how disputes work).
+    # Announced, not asked about ("should i just do a chargeback?" asks how disputes work).
     r"(?:^|[.!?]\s+)(?!(?:should|shall|can|could|do|does|would|will|how|what|is|are)\b)"
     r"[^.!?]*?\bchargeback\b",
     r"\b(?:formal|official)\s+complaint\b",
@@ -155,13 +154,12 @@ _DAY = (
     r"(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\byesterday\b|\bthis\s+morning\b|"
     r"\blast\s+night\b)"
 )
-# A wait of weeks or more ("3 weeks ago", "for a fortnight", "it's been two months") …
+# Weeks gone by ("3 weeks ago", "a fortnight") and what was to happen has not ("the refund
+# still isn't on my card", "you never released it"; not "still haven't decided", "I never used").
 _LONG_WAIT = (
     r"(?:\b(?:\d+|two|three|four|five|six|seven|eight|several|many)\s+(?:weeks?|months?)\b|"
     r"\ba\s+(?:fortnight|month)\b|\bweeks\s+(?:ago|now|later)\b)"
 )
-# … and what was to happen has not: "the refund still isn't on my card", "you never released it".
-# (Not the customer's own plans: "still haven't decided", "I never used it".)
 _NOT_HAPPENED = (
     r"(?:\bstill\s+(?:is\s*n[o'’]?t|isnt|has\s*n[o'’]?t|hasnt|not)\s+(?:on|in|here|there|arrived|"
     r"come|came|been|shown|showed|appeared|back|through|received|credited|refunded|paid|"
@@ -210,28 +208,23 @@ _ACCOUNT_SPECIFIC = _any(
     r"provide|give|email|post)\s+(?:me|us|my\s+\w+)?\s*(?:with\s+)?(?:a|an)\s+(?:\w+\s+)?"
     r"(?:letter|confirmation|statement|certificate)\s+(?:confirming|stating|saying|that|to\s+"
     r"(?:say|confirm|show|prove))\b",
-    # Overdue: weeks have passed and what was to happen has not (a person checks the case;
-    # an article says how long it usually takes, and that time is over).
+    # Overdue: an article says how long it usually takes; a person checks the case.
     _LONG_WAIT + r"[^?]{0,80}?" + _NOT_HAPPENED,
     _NOT_HAPPENED + r"[^?]{0,80}?" + _LONG_WAIT,
-    # A reference code as records are written: capitals, a hyphen, four digits or more
-    # ("agreement RA-77812", "at locker CB-1002"); case-sensitive, so no ordinary hyphenated
-    # word is one, and not after an article or "my" ("the TX-1000 and TX-2000", "my TX-1000"):
-    # those name a product model.
+    # A reference code ("agreement RA-77812", case-sensitive), not a product model after an
+    # article or "my" ("the TX-1000 and TX-2000", "my TX-1000").
     r"(?-i:(?<!\bthe\s)(?<!\ba\s)(?<!\ban\s)(?<!\band\s)(?<!\bor\s)(?<!\bvs\s)(?<!\bmy\s)"
     r"\b[A-Z]{1,4}-\d{4,}\b)",
     # Asked to put something right on their record: "please unlock it", "please fix this",
     # "can you reverse the charge" (not "please delete my account": that is self-service).
     r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please|pls|plz)\s+(?:please\s+|just\s+)?"
     r"(?:fix|unlock|unblock|reverse|waive|correct)\s+(?:it|this|that|them|my|our)\b",
-    # A demand for money back on one thing: "I want the late fee refunded", "I want money back
-    # for the 4 days" (not "can I get my money back?": how refunds work).
+    # Money back demanded for one thing ("I want the late fee refunded"; not "can I get…?").
     r"\b(?:i|we)\s+(?:want|need|demand|expect)\s+(?:the|my|our|this|that)\s+(?:\w+\s+){0,6}?"
     r"(?:refunded|reimbursed|reversed|waived|credited\s+back)\b",
     r"\b(?:i|we)\s+(?:want|need|demand|expect)\s+(?:my\s+|our\s+|some\s+|the\s+)?(?:money\s+back|"
     r"a\s+(?:partial\s+|full\s+)?refund)\s+for\s+(?:the|my|our|this|that|these|those|\d+)\b",
-    # Activity on their account they did not make: "a booking on it i never made", "someone
-    # changed the email on my account".
+    # Activity they did not make: "a booking on it i never made", "someone changed my email".
     r"\b(?:someone|somebody)\s+(?:else\s+)?(?:has\s+)?(?:changed|accessed|hacked|used|logged\s+"
     r"(?:in|into)|got\s+into|took\s+over)\s+(?:(?:the|my|our)\s+\w+\s+(?:on|of|in|for)\s+)?"
     r"(?:my|our)\b",
