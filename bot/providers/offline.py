@@ -39,13 +39,6 @@ SEARCH_LIMIT = 3
 # and what matched scores under this (see ``Passage.score``: unknown words count against it).
 SCOPE_SHARE = 0.5
 SCOPE_SCORE = 0.15
-# Unless the best article holds every one of the question's known words (``ALL_KNOWN`` of them,
-# the most specific included) and leads the next article by this much of its score:
-# then the words no article uses are the customer's story ("my travel agent booked us a trip for
-# 5 weeks, what's the best way to stop boxes for that long"), and the help center's words in it
-# point to one article. The lead is relative to this knowledge base's own next-best match, not a
-# fixed score: a help center whose articles all score low still has a clear winner.
-SCOPE_LEAD = 0.3
 # The share of the question's known words (idf-weighted) the best article must contain: less,
 # and it shares a word or two with the question, not its topic.
 TOPIC_COVERAGE = 0.4
@@ -407,8 +400,7 @@ class OfflineProvider:
         articles are close, the better one is still the customer's best bet. It is not when:
 
         - nothing matched, or the question is mostly words no article uses and what matched
-          weighs little (out of scope: "a good recipe for banana bread") — unless the best
-          article holds all its known words, the rarest too, ``SCOPE_LEAD`` ahead of the next;
+          weighs little (out of scope: "a good recipe for banana bread");
         - the best article holds too small a share of the question's known words (it shares a
           word or two, not the topic): ``TOPIC_COVERAGE``, or ``LOW_TOPIC_COVERAGE`` for a long
           story with a clear lead, or a question wholly in the knowledge base's words (``terms``:
@@ -432,12 +424,7 @@ class OfflineProvider:
         # A lead over the next article; over nothing, it is no lead.
         leads = margin if len(found) > 1 else 0.0
         if evidence.known_share < SCOPE_SHARE and confidence < SCOPE_SCORE:
-            clear_lead = (
-                evidence.specific and evidence.coverage >= ALL_KNOWN and leads >= SCOPE_LEAD
-            )
-            if not clear_lead:
-                return False, "Nothing in the knowledge base covers"
-            return True, "The question's help-center words point to one article, well ahead."
+            return False, "Nothing in the knowledge base covers"
         if evidence.coverage < TOPIC_COVERAGE:
             long_story = terms >= LONG_QUESTION_TERMS and leads >= LEAD_MARGIN
             all_known = (

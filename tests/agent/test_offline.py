@@ -614,33 +614,6 @@ async def test_a_question_wholly_in_the_help_centers_words_answers_on_a_lower_co
         assert [c.name for c in response.tool_calls] == ["ESCALATE"]
 
 
-async def test_a_story_whose_known_words_one_article_holds_well_ahead_is_answered() -> None:
-    """Most words of "my travel agent booked us a trip…" are no article's words, and what
-    matched scores low; the best article still holds every word the help center knows, its
-    rarest included, and leads the next by far more than its own score's noise: it answers.
-    The next close behind, or a word of the question missing from it, and it does not."""
-    question = ChatMessage(
-        "user",
-        "my travel agent booked us a trip for 5 weeks, what's the best way to stop boxes for "
-        "that long",
-    )
-    pausing = passage("Pausing deliveries", "Skip weeks", "Skip up to 8 weeks in a row.", 0.146)
-    other = passage("Delivery days", "Delivery days", "Boxes come on Tuesdays.", 0.086)
-    story = {"known_share": 0.44, "coverage": 1.0, "specific": True}
-    response = await _responder(_with(pausing, **story), _with(other, **story)).complete(
-        _request(question)
-    )
-    assert response.tool_calls == () and "Skip up to 8 weeks" in response.text
-    near = dataclasses.replace(other, score=0.13)
-    for found in (
-        (_with(pausing, **story), _with(near, **story)),
-        (_with(pausing, **{**story, "coverage": 0.7}), _with(other, **story)),
-        (_with(pausing, **{**story, "specific": False}), _with(other, **story)),
-    ):
-        response = await _responder(*found).complete(_request(question))
-        assert [c.name for c in response.tool_calls] == ["ESCALATE"]
-
-
 async def test_thanks_but_an_overdue_case_goes_to_a_person_not_closed() -> None:
     """"ok thanks, but it's been 3 weeks now and you never released it" opens like a
     wrap-up; what follows is the customer's own case, overdue."""
