@@ -648,3 +648,18 @@ async def test_after_an_answer_appreciation_closes_and_a_step_that_never_works_e
         )
     )
     assert [c.name for c in response.tool_calls] == [tool]
+
+
+async def test_a_follow_up_is_searched_with_an_earlier_problem_report() -> None:
+    """"the sms code never arrives when I register" reports a problem (it reads as not solved):
+    it is still the topic a follow-up leans on."""
+    knowledge = FixedKnowledge([_with(PASSWORD)])  # type: ignore[list-item]
+    responder = OfflineProvider(OfflineSettings(), knowledge)
+    await responder.complete(
+        _request(
+            ChatMessage("user", "the sms code never arrives when I register"),
+            ChatMessage("assistant", "Check the number."),
+            ChatMessage("user", "and what if I'm abroad?"),
+        )
+    )
+    assert any("sms code" in q and "abroad" in q for q in knowledge.queries)
