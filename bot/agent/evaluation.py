@@ -263,10 +263,11 @@ def _result(
     last = next((o for o in reversed(outcomes) if o.run is not None), None)
     decision = None
     if last is not None and last.run is not None:
+        # The last decision of the turn: the first may only have looked the customer up.
         decision = next(
             (
                 dict(r)
-                for r in last.run.rag_results
+                for r in reversed(last.run.rag_results)
                 if isinstance(r, dict) and r.get("kind") == "offline_decision"
             ),
             None,

@@ -110,7 +110,9 @@ _COMPLAINT = _any(
     r"\b(?:lawyer|attorney|solicitor|lawsuit|legal\s+action|take\s+(?:you|this|it)\s+to\s+court)\b",
     r"\bsue\s+(?:you|them|your)\b",
     r"\b(?:going\s+to|gonna|will|'ll)\s+sue\b",
-    r"\bchargeback\b",
+    # Announced, not asked about ("should i just do a chargeback?" asks how disputes work).
+    r"(?:^|[.!?]\s+)(?!(?:should|shall|can|could|do|does|would|will|how|what|is|are)\b)"
+    r"[^.!?]*?\bchargeback\b",
     r"\b(?:formal|official)\s+complaint\b",
     r"\b(?:fil|lodg|mak|rais|submitt?)(?:e|es|ed|ing)\s+(?:a\s+|an\s+)?(?:formal\s+|official\s+)?"
     r"complaint\b",
@@ -146,10 +148,24 @@ _CHARGED = (
     r"\b(?:charged|billed|debited|paid|taken|took|refunded|deducted)\s+(?:me\s+)?"
     r"(?:an?\s+)?(?:extra\s+|additional\s+)?\d+[.,]\d{2}\b"
 )
-# A day named as one in the past: "on the 3rd", "on Tuesday".
+# A day named as one in the past: "on the 3rd", "on Tuesday", "yesterday".
 _DAY = (
     r"(?:\b(?:on|since)\s+the\s+\d{1,2}(?:st|nd|rd|th)\b|\b(?:on|last|since)\s+"
-    r"(?:mon|tues|wednes|thurs|fri|satur|sun)day\b)"
+    r"(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\byesterday\b|\bthis\s+morning\b|"
+    r"\blast\s+night\b)"
+)
+# Weeks gone by ("3 weeks ago", "a fortnight") and what was to happen has not ("the refund
+# still isn't on my card", "you never released it"; not "still haven't decided", "I never used").
+_LONG_WAIT = (
+    r"(?:\b(?:\d+|two|three|four|five|six|seven|eight|several|many)\s+(?:weeks?|months?)\b|"
+    r"\ba\s+(?:fortnight|month)\b|\bweeks\s+(?:ago|now|later)\b)"
+)
+_NOT_HAPPENED = (
+    r"(?:\bstill\s+(?:is\s*n[o'’]?t|isnt|has\s*n[o'’]?t|hasnt|not)\s+(?:on|in|here|there|arrived|"
+    r"come|came|been|shown|showed|appeared|back|through|received|credited|refunded|paid|"
+    r"released|processed)\b|\bstill\s+(?:nothing|waiting|pending|no\s+\w+)\b|"
+    r"\b(?:you|they|it)\s+never\s+(?:\w+ed|came|got|sent|paid)\b|"
+    r"\bno\s+(?:refund|money|payment|reply|response|answer)\b|\bnothing\s+(?:yet|so\s+far)\b)"
 )
 _AMOUNT = f"(?:{_MONEY}|{_CHARGED})"
 _WHEN = f"(?:{_DATE}|{_DAY})"
@@ -192,6 +208,29 @@ _ACCOUNT_SPECIFIC = _any(
     r"provide|give|email|post)\s+(?:me|us|my\s+\w+)?\s*(?:with\s+)?(?:a|an)\s+(?:\w+\s+)?"
     r"(?:letter|confirmation|statement|certificate)\s+(?:confirming|stating|saying|that|to\s+"
     r"(?:say|confirm|show|prove))\b",
+    # Overdue: an article says how long it usually takes; a person checks the case.
+    _LONG_WAIT + r"[^?]{0,80}?" + _NOT_HAPPENED,
+    _NOT_HAPPENED + r"[^?]{0,80}?" + _LONG_WAIT,
+    # A reference code ("agreement RA-77812", case-sensitive), not a product model after an
+    # article or "my" ("the TX-1000 and TX-2000", "my TX-1000").
+    r"(?-i:(?<!\bthe\s)(?<!\ba\s)(?<!\ban\s)(?<!\band\s)(?<!\bor\s)(?<!\bvs\s)(?<!\bmy\s)"
+    r"\b[A-Z]{1,4}-\d{4,}\b)",
+    # Asked to put something right on their record: "please unlock it", "please fix this",
+    # "can you reverse the charge" (not "please delete my account": that is self-service).
+    r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please|pls|plz)\s+(?:please\s+|just\s+)?"
+    r"(?:fix|unlock|unblock|reverse|waive|correct)\s+(?:it|this|that|them|my|our)\b",
+    # Money back demanded for one thing ("I want the late fee refunded"; not "can I get…?").
+    r"\b(?:i|we)\s+(?:want|need|demand|expect)\s+(?:the|my|our|this|that)\s+(?:\w+\s+){0,6}?"
+    r"(?:refunded|reimbursed|reversed|waived|credited\s+back)\b",
+    r"\b(?:i|we)\s+(?:want|need|demand|expect)\s+(?:my\s+|our\s+|some\s+|the\s+)?(?:money\s+back|"
+    r"a\s+(?:partial\s+|full\s+)?refund)\s+for\s+(?:the|my|our|this|that|these|those|\d+)\b",
+    # Activity they did not make: "a booking on it i never made", "someone changed my email".
+    r"\b(?:someone|somebody)\s+(?:else\s+)?(?:has\s+)?(?:changed|accessed|hacked|used|logged\s+"
+    r"(?:in|into)|got\s+into|took\s+over)\s+(?:(?:the|my|our)\s+\w+\s+(?:on|of|in|for)\s+)?"
+    r"(?:my|our)\b",
+    r"\b(?:my|our)\s+(?:account|profile)\s+(?:was|has\s+been|got|is)\s+(?:hacked|compromised)\b",
+    r"\b" + _RECORD + r"s?\s+(?:on\s+(?:it|my\s+\w+)\s+)?(?:that\s+)?(?:i|we)\s+(?:never|did\s*n[o'’]?t|"
+    r"did\s+not)\s+(?:made|make|book|booked|order|ordered|place|placed|authori[sz]e|authori[sz]ed)\b",
     # The company keeps doing something to their account: "you keep charging me".
     r"\byou\s*(?:keep|kept|are\s+still|['’]re\s+still|still\s+keep|have\s+been|['’]ve\s+been)\s+"
     r"(?:[a-z]+ing\s+(?:[a-z]+\s+){0,3}?and\s+)?(?:charging|billing|debiting|taking\s+"
@@ -203,6 +242,10 @@ _OUT_OF_SCOPE = _any(
     r"\b(?:any|your)\s+(?:vacancies|open\s+positions|careers\s+page)\b",
     r"\bapply\s+for\s+(?:a\s+|the\s+)?(?:job|position|vacancy)\b",
     r"\b(?:work|job)\s+(?:for|at|with)\s+(?:you|your\s+company)\s+as\b",
+    # A tip about the world around the service ("recommend a decent hotel near the airport"),
+    # not which of its own plans or options suits (only decides when no article clearly does).
+    r"\b(?:recommend|suggest)\s+(?:me\s+|us\s+)?(?:a|an|some|any)\s+(?:good|decent|nice|cheap|great|"
+    r"local)\s+(?!(?:plan|option|package|tier|subscription|product|setting|course|membership)s?\b)\w+",
 )
 # Who writes for a business: "I'm the practice manager at a vets in Bristol", "we're a small
 # bakery", "on behalf of our clinic".
@@ -230,6 +273,7 @@ _BUSINESS_ENQUIRY = _any(
 # Thanks, or a goodbye that wraps up the same way ("have a nice evening").
 _THANKS = _any(
     r"\b(?:thanks|thank\s+you|thx|ty|cheers|much\s+appreciated|merci|danke|gracias|grazie)\b",
+    r"\b(?:i|we)?\s*(?:really\s+)?appreciate\s+(?:it|that|this|the\s+help|your\s+help)\b",
     r"\bhave\s+a\s+(?:nice|good|great|lovely)\s+(?:day|evening|weekend|one|night)\b",
     r"\b(?:(?:good)?bye|take\s+care)\W*$",
     # British "ta" closing a message: "sorted it now, ta".
@@ -240,6 +284,10 @@ _NOT_SOLVED = _any(
     r"\b(?:did\s*n[o'’]?t|does\s*n[o'’]?t|do\s*n[o'’]?t|is\s*n[o'’]?t|was\s*n[o'’]?t|won'?t|"
     r"can'?t)\s+(?:help|work|fix|solve|answer)",
     r"\b(?:did|does|do|is|was)\s+not\s+(?:help|work|fix|solve|answer)",
+    # After the steps: "the code never arrives", "i tried 5 times".
+    r"\bnever\s+(?:arrives|arrived|comes|came|shows\s+up|showed\s+up|turns\s+up|works|worked)\b",
+    r"\btried\s+(?:it\s+|that\s+|again\s+)?(?:\d+|two|three|four|five|several|many|multiple|"
+    r"a\s+few)\s+times\b",
     r"\bstill\s+(?:not|no|nothing|does\s*n|do\s*n|is\s*n|wo\s*n|won|can|broken|the\s+same|"
     r"getting|happening|failing|stuck|waiting|says|shows|showing|charging|locked|down|"
     r"have\s+(?:the|this|that)\s+(?:problem|issue))",
@@ -271,6 +319,7 @@ _SOLVED = _any(
     r"\b(?:that|this|it|that's|thats|that\s+has|that've)\s+(?:did\s+it|done\s+it|did\s+the\s+trick|"
     r"done\s+the\s+trick|worked|works|fixed\s+it|solved\s+it|helped|helps|sorted\s+it|"
     r"answers\s+(?:it|my\s+question))\b",
+    r"\bgot\s+it\s+(?:now|out|open)\b(?!\s+of\b)(?![^.?!]*\bbut\b)",
     r"\b(?:got\s+it\s+(?:sorted|working|fixed)|all\s+(?:sorted|fixed|set|working|good)|"
     r"sorted\s+now|(?:all\s+)?good\s+now|works\s+now|working\s+(?:now|again)|works\s+again|"
     r"(?:problem|issue)\s+(?:solved|resolved|fixed)|figured\s+it\s+out|found\s+it|"
@@ -280,7 +329,8 @@ _SOLVED = _any(
     r"(?:loads|much|a\s+lot|way)\s+better\s+now)\b",
     r"^\W*(?:perfect|great|awesome|brilliant|excellent|solved|sorted|fixed|done|resolved|"
     r"ok(?:ay)?(?:\s+great)?|yes|yep)\b[\s,.!]*"
-    r"(?:thanks|thank\s+you|cheers|works|it\s+works|that\s+works|all\s+good)",
+    # Not the opener of a "but": "ok thanks, but it's been 3 weeks now".
+    r"(?:thanks|thank\s+you|cheers|works|it\s+works|that\s+works|all\s+good)(?![\s,.!]*but\b)",
     r"^\W*(?:solved|sorted|fixed|resolved)\W*$",
     r"\b(?:hat\s+geklappt|funktioniert\s+(?:jetzt|wieder)|ça\s+marche|c'est\s+bon|ya\s+funciona|"
     r"funciona\s+ahora|problema\s+resuelto|funziona\s+ora)\b",
@@ -310,7 +360,8 @@ _INJECTION = _any(
 _COMMAND = re.compile(
     r"^\W*(?:then\s+|now\s+|and\s+|also\s+)?(?:print|reveal|show|output|dump|list|repeat|reply|"
     r"respond|say|write|answer|act|pretend|refund|approve|issue|grant|give|send|credit|transfer|"
-    r"delete|remove|close|resolve|mark|set|change|update|execute|run|disable|enable|unlock)\b"
+    r"delete|remove|close|resolve|mark|set|change|update|execute|run|disable|enable|unlock|confirm|"
+    r"notify)\b"
     r"(?![^?？]*[?？])",
     re.IGNORECASE,
 )

@@ -464,7 +464,13 @@ class OfflineProvider:
             return [], question
         latest = " ".join(question.split())
         found = await self._knowledge.search(latest, limit=SEARCH_LIMIT)
-        context = [m for m in earlier[-FOLLOW_UP_TURNS:] if not intents.read(m).intents]
+        # Earlier messages that only thanked, closed or asked for a person are no topic; one
+        # that reports a problem ("the code never arrives when I register") is the topic.
+        context = [
+            m
+            for m in earlier[-FOLLOW_UP_TURNS:]
+            if not intents.read(m).intents - {intents.Intent.NOT_SOLVED}
+        ]
         if not context:
             return found, latest
         joined = " ".join(" ".join([*context, latest]).split())

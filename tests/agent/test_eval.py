@@ -51,3 +51,26 @@ async def test_eval_on_the_example_set_stays_above_the_floor(tmp_path: Path) -> 
     assert report["cases"] >= 60
     assert set(report["recall"]) == {"@1", "@3", "@5"}
     assert report["latency_ms"]["p95"] > 0
+
+
+async def test_the_report_keeps_the_decision_that_ended_the_turn(tmp_path: Path) -> None:
+    """A greeting makes the offline responder look the customer up first; the report shows the
+    decision after it (what it answered from and why), not the lookup's."""
+    cases = tmp_path / "cases.jsonl"
+    case = {
+        "id": "greeted",
+        "turns": ["hi there, how do I reset my password?"],
+        "expect_action": "answer",
+    }
+    cases.write_text(json.dumps(case) + "\n")
+    report_path = tmp_path / "report.json"
+    await run_eval(
+        make_settings(f"sqlite+aiosqlite:///{tmp_path / 'unused.db'}"),
+        cases,
+        io.StringIO(),
+        json_path=report_path,
+        launch=launcher(),
+    )
+    decision = json.loads(report_path.read_text())["results"][0]["decision"]
+    assert decision["action"] == "answer"
+    assert "reset my password" in decision["query"]

@@ -612,3 +612,54 @@ async def test_a_question_wholly_in_the_help_centers_words_answers_on_a_lower_co
     for evidence in ({"coverage": 0.35, "known_share": 0.8}, {"coverage": 0.3}):
         response = await _responder(_with(dates, **evidence)).complete(_request(question))
         assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+async def test_thanks_but_an_overdue_case_goes_to_a_person_not_closed() -> None:
+    """"ok thanks, but it's been 3 weeks now and you never released it" opens like a
+    wrap-up; what follows is the customer's own case, overdue."""
+    deposit = passage("Security deposit", "Release", "We release the hold within a day.", 0.6)
+    asked = ChatMessage("user", "how long does the deposit take to come back")
+    response = await _responder(_with(deposit)).complete(
+        _request(
+            asked,
+            ChatMessage("assistant", "We release the hold within a day."),
+            ChatMessage("user", "ok thanks, but it's been 3 weeks now and you never released it"),
+        )
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "tool"),
+    [
+        ("ok noted, appreciate it 👍", "CLOSE"),
+        ("oh wait i was at the wrong locker lol, got it now. thanks", "CLOSE"),
+        ("ok but the code never arrives by email, i tried 5 times", "ESCALATE"),
+    ],
+)
+async def test_after_an_answer_appreciation_closes_and_a_step_that_never_works_escalates(
+    follow_up: str, tool: str
+) -> None:
+    response = await _responder(_with(PASSWORD)).complete(
+        _request(
+            ChatMessage("user", "how do i reset my password"),
+            ChatMessage("assistant", "Click Forgot password."),
+            ChatMessage("user", follow_up),
+        )
+    )
+    assert [c.name for c in response.tool_calls] == [tool]
+
+
+async def test_a_follow_up_is_searched_with_an_earlier_problem_report() -> None:
+    """"the sms code never arrives when I register" reports a problem (it reads as not solved):
+    it is still the topic a follow-up leans on."""
+    knowledge = FixedKnowledge([_with(PASSWORD)])  # type: ignore[list-item]
+    responder = OfflineProvider(OfflineSettings(), knowledge)
+    await responder.complete(
+        _request(
+            ChatMessage("user", "the sms code never arrives when I register"),
+            ChatMessage("assistant", "Check the number."),
+            ChatMessage("user", "and what if I'm abroad?"),
+        )
+    )
+    assert any("sms code" in q and "abroad" in q for q in knowledge.queries)
