@@ -20,10 +20,14 @@ import json
 from typing import Any
 
 from sqlalchemy import Table, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import TextClause
 
 from bot.store.database import NOTICE_CHANNEL
 from bot.store.schema import inbox, memories, outbox, runs, tool_calls
+
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 def _columns(table: Table) -> list[str]:
@@ -38,7 +42,14 @@ def _populate(table: Table, param: str, alias: str) -> tuple[str, str]:
     the array's order (so identity keys follow it)."""
     names = _columns(table)
     listed = ", ".join(names)
-    selected = ", ".join(f"{alias}.{name}" for name in names)
+    # A JSON ``null`` comes out of a record as SQL NULL; a required JSON column keeps it as
+    # JSON, as the Core insert stored it.
+    selected = ", ".join(
+        f"coalesce({alias}.{name}, 'null'::jsonb)"
+        if isinstance(table.c[name].type.dialect_impl(_PG), JSONB) and not table.c[name].nullable
+        else f"{alias}.{name}"
+        for name in names
+    )
     rows = f"jsonb_populate_recordset(NULL::{table.name}, CAST(:{param} AS jsonb))"
     return (
         f"INSERT INTO {table.name} ({listed})",
