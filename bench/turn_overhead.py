@@ -32,9 +32,12 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 from support import PG_URL, scratch_database
 
 from bot.app import Application
@@ -92,9 +95,29 @@ class Figures:
     server_cpu_ms: float | None  # PostgreSQL's backends, per turn (None: not measurable)
     round_trips: float
     statements: float
+    exchanges: float | None  # writes to PostgreSQL's socket (None: SQLite)
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
+
+
+class Exchanges:
+    """The writes to PostgreSQL's socket of every connection the engine opens: each is a wait
+    for the server's answer (``BEGIN`` and ``COMMIT`` of a transaction as much as a statement)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "connect", self._wrap)
+
+    def _wrap(self, dbapi_connection: Any, _record: Any) -> None:
+        transport = dbapi_connection.driver_connection._transport
+        write = transport.write
+
+        def counted(data: bytes) -> None:
+            self.count += 1
+            write(data)
+
+        transport.write = counted
 
 
 class ServerCpu:
@@ -178,6 +201,7 @@ async def measure(
         connectors=[connector],
         serve_http=False,
     )
+    exchanges = None if app.db.is_sqlite else Exchanges(app.db.engine)
     await upgrade(app.db.engine)
     server = None if app.db.is_sqlite else ServerCpu(db_url)
     await app.start()
@@ -192,6 +216,7 @@ async def measure(
         if server is not None:
             await server.start()
         trips, statements = app.db.round_trips, app.db.statements
+        written = exchanges.count if exchanges is not None else 0
         cpu = time.process_time()
         began = time.perf_counter()
         await asyncio.gather(*(app.submit(_message(i, "par")) for i in range(turns)))
@@ -199,6 +224,7 @@ async def measure(
         elapsed = time.perf_counter() - began
         cpu = time.process_time() - cpu
         trips, statements = app.db.round_trips - trips, app.db.statements - statements
+        written = exchanges.count - written if exchanges is not None else 0
         server_cpu = await server.stop() if server is not None else None
     finally:
         await app.stop()
@@ -211,6 +237,7 @@ async def measure(
         server_cpu_ms=None if server_cpu is None else server_cpu * 1000 / turns,
         round_trips=trips / turns,
         statements=statements / turns,
+        exchanges=None if exchanges is None else written / turns,
     )
 
 
@@ -252,20 +279,22 @@ async def main() -> None:
         f"\nturns: {args.turns} in parallel on distinct threads; latency over 200 sequential turns;"
     )
     print("per turn of the parallel run: CPU of this process, of the PostgreSQL backends, and")
-    print(f"the store's transactions and statements; load average {_load()}")
+    print(f"the store's transactions, statements and writes to PostgreSQL's socket (exch); load "
+          f"average {_load()}")
     if args.pg_socket and "postgresql" in args.databases:
         print(f"PostgreSQL through its Unix-domain socket in {args.pg_socket}")
     print()
     print(
         f"{'database':<11} {'runner':<36} {'median ms':>10} {'p95 ms':>8} {'turns/s':>9} "
-        f"{'cpu ms':>7} {'pg cpu ms':>10} {'trips':>6} {'stmts':>6}"
+        f"{'cpu ms':>7} {'pg cpu ms':>10} {'trips':>6} {'stmts':>6} {'exch':>6}"
     )
-    print("-" * 111)
+    print("-" * 118)
     for db, label, f in rows:
         server = "-" if f.server_cpu_ms is None else f"{f.server_cpu_ms:.2f}"
         print(
             f"{db:<11} {label:<36} {f.median_ms:>10.1f} {f.p95_ms:>8.1f} {f.rate:>9.0f} "
-            f"{f.cpu_ms:>7.2f} {server:>10} {f.round_trips:>6.2f} {f.statements:>6.1f}"
+            f"{f.cpu_ms:>7.2f} {server:>10} {f.round_trips:>6.2f} {f.statements:>6.1f} "
+            f"{'-' if f.exchanges is None else f'{f.exchanges:.1f}':>6}"
         )
     print("\ntarget: median ≤ 5 ms, ≥ 200 turns/s per process")
 

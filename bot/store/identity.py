@@ -107,14 +107,8 @@ def upsert_smith(
 
 def version_of(conn: Connection, smith: Smith) -> AgentVersion | None:
     """The version a smith runs: its pin, else the agent's live version, else none yet."""
-    version = smith.pinned_version
-    if version is None:
-        version = conn.execute(st.LIVE_VERSION, {"agent_id": smith.agent_id}).scalar()
-    if version is None:
-        return None
-    row = conn.execute(
-        st.AGENT_VERSION, {"agent_id": smith.agent_id, "version": version}
-    ).mappings().first()
+    params = {"agent_id": smith.agent_id, "pinned": smith.pinned_version}
+    row = conn.execute(st.SMITH_VERSION, params).mappings().first()
     return to_agent_version(row) if row else None
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from bot.domain import JSON, InboundMessage, InboxStatus, new_id, now
+from bot.store import folded
 from bot.store import statements as st
 from bot.store.database import INBOX_NOTICE, Database
 from bot.store.errors import LeaseLost
@@ -125,6 +126,30 @@ def release_lane_in(
         raise LeaseLost(f"lease on {claim.lane} was lost")
 
 
+def _news(
+    batch: Sequence[list[dict[str, Any]]], inserted: dict[tuple[str, str], int]
+) -> tuple[list[list[bool]], list[int], dict[str, float]]:
+    """Of a batch of deliveries written (``inserted``: the rows new in the store, by key): for
+    each delivery whether each message was new, the new rows to keep without a turn (older
+    messages of a delivery whose newest was not new), and the lanes of the new turns."""
+    # The same message in two deliveries of one batch: new for the first only.
+    claimed: set[tuple[str, str]] = set()
+    news: list[list[bool]] = []
+    context_only: list[int] = []
+    new_lanes: dict[str, float] = {}
+    for rows in batch:
+        keys = [(row["source"], row["dedup_key"]) for row in rows]
+        new = [key in inserted and key not in claimed for key in keys]
+        claimed.update(keys)
+        news.append(new)
+        if not new[-1]:
+            context_only += [inserted[key] for key, fresh in zip(keys, new) if fresh]
+        for row, fresh in zip(rows, new):
+            if fresh and new[-1]:
+                new_lanes[row["lane"]] = row["received_at"]
+    return news, context_only, new_lanes
+
+
 class _PrepareFailed(Exception):
     """A claim's ``prepare`` failed on a try without savepoints: the claim is taken again
     with one savepoint per lane."""
@@ -188,26 +213,25 @@ class Inbox:
         earlier delivery carried it and started its turn), older messages new here are kept as
         skipped, never answered on their own."""
 
+        rows = [row for rows in batch for row in rows]
+        if not self.db.is_sqlite and all(len(rows) == 1 for rows in batch):
+            # No delivery has older messages to keep without a turn: nothing to decide between
+            # writes, so on PostgreSQL the batch is one statement, atomic on its own.
+            params = {
+                "rows": folded.rows_json(rows),
+                "notice": f"{INBOX_NOTICE}|{self.db.origin}",
+            }
+            found = await self.db.run_each(
+                lambda conn: list(conn.execute(folded.WRITE_MESSAGES, params))
+            )
+            return _news(batch, {(row.source, row.dedup_key): row.id for row in found})[0]
+
         # executemany with RETURNING: SQLAlchemy renders it as multi-row VALUES from one cached
         # statement ("insertmanyvalues"); skipped duplicates return no row.
         def work(conn: Connection) -> list[list[bool]]:
-            result = conn.execute(self._insert_messages, [row for rows in batch for row in rows])
+            result = conn.execute(self._insert_messages, rows)
             inserted = {(row.source, row.dedup_key): row.id for row in result}
-            # The same message in two deliveries of one batch: new for the first only.
-            claimed: set[tuple[str, str]] = set()
-            news: list[list[bool]] = []
-            context_only: list[int] = []
-            new_lanes: dict[str, float] = {}
-            for rows in batch:
-                keys = [(row["source"], row["dedup_key"]) for row in rows]
-                new = [key in inserted and key not in claimed for key in keys]
-                claimed.update(keys)
-                news.append(new)
-                if not new[-1]:
-                    context_only += [inserted[key] for key, fresh in zip(keys, new) if fresh]
-                for row, fresh in zip(rows, new):
-                    if fresh and new[-1]:
-                        new_lanes[row["lane"]] = row["received_at"]
+            news, context_only, new_lanes = _news(batch, inserted)
             if context_only:
                 conn.execute(
                     st.INBOX_CONTEXT_ONLY,
@@ -256,35 +280,10 @@ class Inbox:
             return []
         at = now()
 
+        lease = self._lease_lanes_folded if not self.db.is_sqlite else self._lease_lanes
+
         def work(conn: Connection, guarded: bool) -> list[LaneClaim]:
-            found = [
-                (r[0], r[1] is not None)
-                for r in conn.execute(
-                    st.CLAIMABLE_LANES, {"at": at, "limit": limit}
-                )
-            ]
-            if not found:
-                return []
-            token = new_id("lse")
-            taken = set(
-                conn.execute(
-                    st.LEASE_LANES,
-                    {
-                        "lanes": [key for key, _ in found],
-                        "at": at,
-                        "token": token,
-                        "expires": at + lease_seconds,
-                    },
-                ).scalars()
-            )
-            leased = {key: (token, expired) for key, expired in found if key in taken}
-            if not leased:
-                return []
-            items: dict[str, list[InboxItem]] = {}
-            for row in conn.execute(
-                st.PENDING_OF_LANES, {"lanes": list(leased)}
-            ).mappings():
-                items.setdefault(row["lane"], []).append(_inbox_item(row))
+            leased, items = lease(conn, at, limit, lease_seconds)
             claims: list[LaneClaim] = []
             for key, (token, expired) in leased.items():
                 if key not in items:
@@ -303,6 +302,54 @@ class Inbox:
             log.debug("reading turn inputs with a claim failed; claiming again with savepoints",
                       exc_info=failed.__cause__)
         return await self.db.run_tx(lambda conn: work(conn, True))
+
+    @staticmethod
+    def _lease_lanes(
+        conn: Connection, at: float, limit: int, lease_seconds: float
+    ) -> tuple[dict[str, tuple[str, bool]], dict[str, list[InboxItem]]]:
+        """Lease up to ``limit`` claimable lanes: each lane leased (its token, and whether its
+        last lease ran out) and the pending messages of each, in three statements."""
+        found = [
+            (r[0], r[1] is not None)
+            for r in conn.execute(st.CLAIMABLE_LANES, {"at": at, "limit": limit})
+        ]
+        if not found:
+            return {}, {}
+        token = new_id("lse")
+        taken = set(
+            conn.execute(
+                st.LEASE_LANES,
+                {
+                    "lanes": [key for key, _ in found],
+                    "at": at,
+                    "token": token,
+                    "expires": at + lease_seconds,
+                },
+            ).scalars()
+        )
+        leased = {key: (token, expired) for key, expired in found if key in taken}
+        if not leased:
+            return {}, {}
+        items: dict[str, list[InboxItem]] = {}
+        for row in conn.execute(st.PENDING_OF_LANES, {"lanes": list(leased)}).mappings():
+            items.setdefault(row["lane"], []).append(_inbox_item(row))
+        return leased, items
+
+    @staticmethod
+    def _lease_lanes_folded(
+        conn: Connection, at: float, limit: int, lease_seconds: float
+    ) -> tuple[dict[str, tuple[str, bool]], dict[str, list[InboxItem]]]:
+        """``_lease_lanes`` in one statement (PostgreSQL: ``folded.CLAIM_LANES``)."""
+        token = new_id("lse")
+        params = {"at": at, "limit": limit, "token": token, "expires": at + lease_seconds}
+        leased: dict[str, tuple[str, bool]] = {}
+        items: dict[str, list[InboxItem]] = {}
+        for row in conn.execute(folded.CLAIM_LANES, params).mappings():
+            lane = row["claimed_lane"]
+            leased[lane] = (token, row["was_expiring"] is not None)
+            if row["id"] is not None:
+                items.setdefault(lane, []).append(_inbox_item(row))
+        return leased, items
 
     async def renew_lane(self, claim: LaneClaim, lease_seconds: float) -> bool:
         statement = (

@@ -24,8 +24,10 @@ from bot.domain import (
     new_id,
     now,
 )
+from bot.store import folded
 from bot.store import statements as st
 from bot.store.database import OUTBOX_NOTICE, Database
+from bot.store.errors import LeaseLost
 from bot.store.identity import Identity, SmithFields, check_owner, upsert_smith, version_of
 from bot.store.inbox import Inbox, LaneClaim, release_lane_in
 from bot.store.outbox import ActionClaim, pending_rows
@@ -245,6 +247,10 @@ class Runs:
         sender: no second transaction to claim it. A process that dies before sending leaves
         it to the next sender once the lease runs out, as for any claim."""
         at = now()
+        if not self.db.is_sqlite:
+            return await self._commit_turn_folded(
+                claim, run, actions, thread_change, new_memories, hand_over_lease, at
+            )
 
         def work(conn: Connection) -> ActionClaim | None:
             release_lane_in(conn, claim, at)
@@ -289,6 +295,49 @@ class Runs:
             return ActionClaim(replace(handed[0], attempt=0), to_thread(row), handed[1])
 
         return await self.db.run_tx(work)
+
+    async def _commit_turn_folded(
+        self,
+        claim: LaneClaim,
+        run: Run,
+        actions: Sequence[Action],
+        thread_change: ThreadChange,
+        new_memories: Sequence[str],
+        hand_over_lease: float | None,
+        at: float,
+    ) -> ActionClaim | None:
+        """``commit_turn`` on PostgreSQL: one statement (``folded.COMMIT_TURN``), atomic on its
+        own, so sent without a transaction around it."""
+        token = new_id("lse")
+        params: dict[str, Any] = {
+            "lane": claim.lane,
+            "token": claim.token,
+            "at": at,
+            "run": folded.rows_json([run_values(run)]),
+            "calls": folded.rows_json(tool_call_values(run)),
+            "thread_id": run.thread_id,
+            "new_title": thread_change.title,
+            "state": None if thread_change.state is None else thread_change.state.value,
+            "control": None if thread_change.control is None else thread_change.control.value,
+            "actions": folded.rows_json(pending_rows(actions, at)),
+            "hand_over": hand_over_lease is not None and bool(actions),
+            "handed_token": token,
+            "handed_expires": at + (hand_over_lease or 0.0),
+            "action_count": len(actions),
+            "smith_id": run.smith_id,
+            "facts": list(dict.fromkeys(new_memories)),
+            "ids": [item.id for item in claim.items],
+            "run_id": run.id,
+            "notice": f"{OUTBOX_NOTICE}|{self.db.origin}",
+        }
+        row = await self.db.run_each(
+            lambda conn: conn.execute(folded.COMMIT_TURN, params).mappings().first()
+        )
+        if row is None:
+            raise LeaseLost(f"lease on {claim.lane} was lost")
+        if not params["hand_over"] or row["action_waiting"]:
+            return None
+        return ActionClaim(replace(actions[0], attempt=0), to_thread(row), token)
 
     # -- runs ------------------------------------------------------------------------------
 

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, literal_column, or_, select, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import ColumnElement, Insert
 from sqlalchemy.sql.elements import Label
@@ -67,10 +77,17 @@ SMITH_BY_ID = select(smiths).where(smiths.c.id == bindparam("smith_id"))
 THREAD_OF_TICKET = select(threads).where(
     threads.c.agent_id == bindparam("agent_id"), threads.c.external_id == bindparam("external_id")
 )
-LIVE_VERSION = select(agents.c.live_version).where(agents.c.id == bindparam("agent_id"))
-AGENT_VERSION = select(agent_versions).where(
+# The version a smith runs: its pin (``pinned``), else the agent's live version; no row when
+# neither is set. One statement where reading the live version first made two.
+SMITH_VERSION = select(agent_versions).where(
     agent_versions.c.agent_id == bindparam("agent_id"),
-    agent_versions.c.version == bindparam("version"),
+    agent_versions.c.version
+    == func.coalesce(
+        bindparam("pinned", type_=Integer),
+        select(agents.c.live_version)
+        .where(agents.c.id == bindparam("agent_id"))
+        .scalar_subquery(),
+    ),
 )
 INSERT_SMITH = insert(smiths).returning(*smiths.c)
 

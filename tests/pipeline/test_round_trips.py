@@ -8,8 +8,10 @@ and once the reply is out the store is left alone (no empty re-poll after a turn
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.app import Application
 from bot.domain import InboundMessage
@@ -120,3 +122,72 @@ async def test_another_process_s_message_wakes_the_dispatcher_on_postgresql(pg_u
     finally:
         await accepting.stop()
         await answering.stop()
+
+
+# What a turn sends PostgreSQL, counted on the wire: each message (or pipelined batch of them)
+# the client writes to the server's socket is one wait for its answer. A transaction costs
+# ``BEGIN`` and ``COMMIT`` exchanges beyond its statements; a new ticket's turn took 23 of them
+# when every unit of the turn was a transaction of several statements.
+TURN_EXCHANGES = 12
+
+
+class _Exchanges:
+    """Counts the writes to the server's socket of every connection an engine opens."""
+
+    def __init__(self, app: Application) -> None:
+        self.count = 0
+        event.listen(app.db.engine.sync_engine, "connect", self._wrap)
+
+    def _wrap(self, dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy's adapter around the asyncpg connection, and asyncpg's asyncio transport.
+        transport = dbapi_connection.driver_connection._transport
+        write = transport.write
+
+        def counted(data: bytes) -> None:
+            self.count += 1
+            write(data)
+
+        transport.write = counted
+
+
+async def _exchanges_per_turn(
+    app: Application, connector: RecordingConnector, exchanges: _Exchanges, msg: InboundMessage
+) -> int:
+    before = exchanges.count
+    await _one_turn(app, connector, msg)
+    return exchanges.count - before
+
+
+@pytest.mark.postgres
+async def test_a_turn_on_postgresql_is_at_most_twelve_exchanges_with_the_server(
+    pg_url: str,
+) -> None:
+    runner, connector = ScriptedRunner(), RecordingConnector()
+
+    async def runner_factory(_: Application) -> ScriptedRunner:
+        return runner
+
+    app = Application(
+        make_settings(pg_url, **QUIET), runner_factory=runner_factory,
+        connectors=[connector], serve_http=False,
+    )
+    exchanges = _Exchanges(app)
+    await upgrade(app.db.engine)
+    await app.start()
+    try:
+        # Warm: the agent's id learned, and the pooled connections' statements prepared (a
+        # connection prepares each statement once, one exchange more the first time).
+        for n in range(5):
+            await _one_turn(app, connector, message(f"warm{n}", f"test:warm{n}"))
+            await _one_turn(app, connector, message(f"warm{n}b", f"test:warm{n}"))
+        new_ticket = await _exchanges_per_turn(app, connector, exchanges, message("e1", "test:e"))
+        known_ticket = await _exchanges_per_turn(
+            app, connector, exchanges, message("e2", "test:e")
+        )
+    finally:
+        await app.stop()
+
+    assert exchanges.count > 0, "the connections' writes were counted"
+    assert new_ticket <= TURN_EXCHANGES, new_ticket
+    assert known_ticket <= TURN_EXCHANGES, known_ticket
+    assert [a.text for a in connector.sent[-2:]] == ["echo: question e1", "echo: question e2"]

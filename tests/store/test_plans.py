@@ -398,7 +398,9 @@ async def _claim_blocks(store: Store) -> dict[str, int]:
     blocks: dict[str, int] = {}
     async with store.db.engine.connect() as conn:
         for statement, params in statements.seen.items():
-            if not statement.lstrip().upper().startswith("SELECT"):
+            # On PostgreSQL the lane claim is one statement with its lease (``WITH …``); the
+            # transaction is rolled back below, and an empty claim leases nothing anyway.
+            if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
                 continue
             for _ in range(2):
                 plan = (
