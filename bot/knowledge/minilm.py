@@ -9,8 +9,8 @@ written out here as an inference-only forward pass (no dropout) in float32 over 
 (``sentence_bert_config.json``). ``bench/minilm_equivalence.py`` compares its vectors with
 sentence-transformers'.
 
-Imported only by the ``local`` backend: ``tokenizers`` and ``safetensors`` come from the
-``supportbot[embeddings]`` extra.
+Imported only by the ``local`` backend: ``tokenizers``, ``safetensors`` and ``threadpoolctl``
+come from the ``supportbot[embeddings]`` extra.
 """
 
 from __future__ import annotations
@@ -25,6 +25,12 @@ import numpy as np
 import numpy.typing as npt
 
 Array = npt.NDArray[np.float32]
+
+# One thread for the BLAS library numpy calls (OpenBLAS): its worker threads spin between calls,
+# and a forward pass is ~50 calls. On a 2-core machine shared with other busy processes a short
+# question then cost ~500 ms of CPU and seconds of wall time instead of ~10 ms
+# (bench/local_embeddings.py); and a daemon embeds from a worker thread beside its event loop.
+BLAS_THREADS = 1
 
 # Texts whose word pieces, padding included, fill one forward pass at most: the attention
 # scores of a batch are rows × heads × length² floats (50 MB at 16 chunks of 256 pieces).
@@ -132,6 +138,7 @@ class MiniLM:
 
     def __init__(self, directory: Path) -> None:
         from safetensors.numpy import load_file
+        from threadpoolctl import ThreadpoolController
         from tokenizers import Tokenizer
 
         config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
@@ -147,6 +154,7 @@ class MiniLM:
         self.tokenizer.enable_truncation(max_length=self.max_tokens)
         self.tokenizer.no_padding()
         self.pad_id = int(config.get("pad_token_id", 0))
+        self._blas = ThreadpoolController()
 
         weights = load_file(str(directory / "model.safetensors"))
         eps = float(config["layer_norm_eps"])
@@ -199,7 +207,12 @@ class MiniLM:
     def encode(self, texts: Sequence[str], *, batch_size: int = 64) -> Array:
         """One L2-normalised float32 row per text, in order. Texts are batched by length (so a
         short question is never padded to a long chunk's length), at most ``batch_size`` and
-        ``TOKENS_PER_BATCH`` word pieces to a batch."""
+        ``TOKENS_PER_BATCH`` word pieces to a batch. BLAS runs on ``BLAS_THREADS`` meanwhile
+        (process-wide: another thread's numpy call meanwhile runs on as many)."""
+        with self._blas.limit(limits=BLAS_THREADS, user_api="blas"):
+            return self._encode(texts, batch_size)
+
+    def _encode(self, texts: Sequence[str], batch_size: int) -> Array:
         # sentence-transformers strips each text before tokenizing it.
         encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
         ids = [e.ids for e in encodings]
