@@ -27,11 +27,13 @@ from tests.fakes.model_server import (
 
 # Libraries a one-off sweep with the defaults has no use for before its first search: the HTTP
 # server, unconfigured channels, the migration machinery on a database already at head, the
-# schedulers, the console, document parsers for formats it does not read, numpy.
+# schedulers, the console, document parsers for formats it does not read, numpy, the local
+# embeddings model and its tokenizer and weights reader (the embeddings backend is off).
 NOT_IMPORTED = (
     "alembic",
     "apscheduler",
     "bot.console",
+    "bot.knowledge.minilm",
     "bot.http.server",
     "bot.scheduler",
     "connectors.intercom.connector",
@@ -39,7 +41,9 @@ NOT_IMPORTED = (
     "jinja2",
     "numpy",
     "pypdf",
+    "safetensors",
     "slack_bolt",
+    "tokenizers",
 )
 
 PROBE = """

