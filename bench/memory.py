@@ -2,7 +2,7 @@
 
 A scratch database (SQLite; ``--postgresql`` for the server at ``$SUPPORTBOT_BENCH_PG_URL``) is
 seeded with ``--threads`` threads, each with its own smith, lane, delivery, finished run and
-sent action (``bench/seeding.py``; a million take about 3 min on SQLite, more on PostgreSQL).
+sent action (``bench/seeding.py``; a million take 2–3 min on SQLite, about 5 on PostgreSQL).
 Then
 ``supportbot serve`` runs on it as a subprocess on the embedded defaults (offline responder,
 bundled knowledge base, web widget), and ``--visitors`` web-chat visitors talk to it through the

@@ -2,7 +2,8 @@
 turns/s on SQLite and PostgreSQL with 1k and 100k threads already stored, and — unless
 ``--turns-only`` — the Intercom ingest beside a bare aiohttp app and ``triage --once``
 benchmarks run as they stand (``bench/ingest_ceiling.py``, ``bench/triage.py``), their
-summaries printed beside the targets.
+summaries printed beside the targets; with ``--memory MINUTES`` the daemon's RSS over a soak
+(``bench/memory.py``).
 
 The turn runs the spine with a zero-cost runner and a connector that does nothing (what the
 spine itself costs: claim, identity, history, commit, the action sent). The store is seeded
@@ -179,6 +180,9 @@ async def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
     parser.add_argument("--million", action="store_true",
                         help="also 1M stored threads (the seed takes minutes on PostgreSQL)")
+    parser.add_argument("--memory", type=float, metavar="MINUTES", default=0.0,
+                        help="also the daemon's RSS over a soak of MINUTES (bench/memory.py, "
+                        "1M stored threads with --million, else 100k; SQLite)")
     parser.add_argument("--turns", type=int, default=500)
     parser.add_argument("--turns-only", action="store_true")
     parser.add_argument("--state", choices=STATES, default="analyzed",
@@ -250,6 +254,20 @@ async def main() -> None:
     for line in _run_bench("triage.py", [], ("triage", "N·L/C", "bound", "target", "reference")):
         print("  " + line)
     print("target: whole command ≤ 1.3 × N·L/C")
+    threads = MILLION if args.million else 100_000
+    print(f"\nmemory (bench/memory.py: the daemon's RSS, {threads:,} stored threads, "
+          "web-chat visitors)")
+    if args.memory:
+        for line in _run_bench(
+            "memory.py",
+            ["--threads", str(threads), "--minutes", f"{args.memory:g}", "--every", "30"],
+            ("seeded", "RSS:", "growth"),
+        ):
+            print("  " + line)
+    else:
+        print(f"  not measured in this run: --memory MINUTES, or bench/memory.py --threads "
+              f"{threads} [--postgresql] (the seed takes minutes at 1M)")
+    print("target: ≤ 150 MB RSS at 1M stored threads, flat over a 30-minute soak")
 
 
 if __name__ == "__main__":

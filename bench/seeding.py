@@ -201,6 +201,8 @@ async def _seed_postgresql(
     dsn = "postgresql://" + url.split("://", 1)[1]
     conn = await asyncpg.connect(dsn)
     try:
+        if status == "done":
+            await _skip_row_checks(conn)
         for lo in range(0, size, CHUNK):
             hi = min(size, lo + CHUNK)
             async with conn.transaction():
@@ -234,6 +236,17 @@ async def _seed_postgresql(
             await autovacuum_fixed_thresholds(conn)
     finally:
         await conn.close()
+
+
+async def _skip_row_checks(conn: asyncpg.Connection) -> None:
+    """Seed without the foreign-key checks, a lookup in the referenced table per row and key
+    (100k threads: 45–46 s instead of 79–84 s on a loaded 2-core machine): the rows are
+    consistent by construction, and the live tables' triggers, skipped too, write nothing for
+    a ``done`` row. Only a superuser may; anyone else seeds with the checks."""
+    try:
+        await conn.execute("SET session_replication_role = replica")
+    except asyncpg.InsufficientPrivilegeError:
+        pass
 
 
 async def autovacuum_fixed_thresholds(conn: asyncpg.Connection) -> list[str]:

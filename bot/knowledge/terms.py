@@ -41,11 +41,16 @@ def _has_vowel(stem: str) -> bool:
     return any(ch in _VOWELS for ch in stem)
 
 
-@functools.lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """Strip common English inflections: plurals, -ed/-ing, -ly, -ation, -ment, final -e."""
     if len(word) <= 3 or not word.isalpha():
-        return word
+        return word  # not cached: short words and numbers would only crowd the cache
+    return _stem(word)
+
+
+# Bounded as ``analysis.STEM_CACHE_SIZE`` is, for the same reason: every new word stays.
+@functools.lru_cache(maxsize=16_384)
+def _stem(word: str) -> str:
     w = word
     if w.endswith("ies") and len(w) > 4:
         w = w[:-3] + "y"
