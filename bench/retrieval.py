@@ -99,6 +99,16 @@ CASE_SETS = [
         ROOT / "tests/knowledge/heldout-carrental/cases.jsonl",
         ROOT / "tests/knowledge/heldout-carrental/kb",
     ),
+    (
+        "held-out energy",
+        ROOT / "tests/knowledge/heldout-energy/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-energy/kb",
+    ),
+    (
+        "held-out gym",
+        ROOT / "tests/knowledge/heldout-gym/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-gym/kb",
+    ),
 ]
 
 
