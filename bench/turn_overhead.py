@@ -32,12 +32,9 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
-from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 from support import PG_URL, scratch_database
 
 from bot.app import Application
@@ -46,6 +43,7 @@ from bot.connector import Connector
 from bot.domain import Action, ActionKind, InboundMessage, PlannedAction, StopReason, Thread
 from bot.pipeline.turn import TurnContext, TurnResult
 from bot.store.migrate import upgrade
+from tests.fakes.wire import ServerExchanges
 
 
 class ZeroRunner:
@@ -99,25 +97,6 @@ class Figures:
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
-
-
-class Exchanges:
-    """The writes to PostgreSQL's socket of every connection the engine opens: each is a wait
-    for the server's answer (``BEGIN`` and ``COMMIT`` of a transaction as much as a statement)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.count = 0
-        event.listen(engine.sync_engine, "connect", self._wrap)
-
-    def _wrap(self, dbapi_connection: Any, _record: Any) -> None:
-        transport = dbapi_connection.driver_connection._transport
-        write = transport.write
-
-        def counted(data: bytes) -> None:
-            self.count += 1
-            write(data)
-
-        transport.write = counted
 
 
 class ServerCpu:
@@ -201,7 +180,7 @@ async def measure(
         connectors=[connector],
         serve_http=False,
     )
-    exchanges = None if app.db.is_sqlite else Exchanges(app.db.engine)
+    exchanges = None if app.db.is_sqlite else ServerExchanges(app.db.engine)
     await upgrade(app.db.engine)
     server = None if app.db.is_sqlite else ServerCpu(db_url)
     await app.start()

@@ -8,15 +8,14 @@ and once the reply is out the store is left alone (no empty re-poll after a turn
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from bot.app import Application
 from bot.domain import InboundMessage
 from bot.store.migrate import upgrade
 from tests.conftest import make_settings
+from tests.fakes.wire import ServerExchanges
 from tests.pipeline.conftest import AppFactory
 from tests.pipeline.fakes import RecordingConnector, ScriptedRunner, wait_for
 
@@ -131,27 +130,8 @@ async def test_another_process_s_message_wakes_the_dispatcher_on_postgresql(pg_u
 TURN_EXCHANGES = 12
 
 
-class _Exchanges:
-    """Counts the writes to the server's socket of every connection an engine opens."""
-
-    def __init__(self, app: Application) -> None:
-        self.count = 0
-        event.listen(app.db.engine.sync_engine, "connect", self._wrap)
-
-    def _wrap(self, dbapi_connection: Any, _record: Any) -> None:
-        # SQLAlchemy's adapter around the asyncpg connection, and asyncpg's asyncio transport.
-        transport = dbapi_connection.driver_connection._transport
-        write = transport.write
-
-        def counted(data: bytes) -> None:
-            self.count += 1
-            write(data)
-
-        transport.write = counted
-
-
 async def _exchanges_per_turn(
-    app: Application, connector: RecordingConnector, exchanges: _Exchanges, msg: InboundMessage
+    app: Application, connector: RecordingConnector, exchanges: ServerExchanges, msg: InboundMessage
 ) -> int:
     before = exchanges.count
     await _one_turn(app, connector, msg)
@@ -171,7 +151,7 @@ async def test_a_turn_on_postgresql_is_at_most_twelve_exchanges_with_the_server(
         make_settings(pg_url, **QUIET), runner_factory=runner_factory,
         connectors=[connector], serve_http=False,
     )
-    exchanges = _Exchanges(app)
+    exchanges = ServerExchanges(app.db.engine)
     await upgrade(app.db.engine)
     await app.start()
     try:
