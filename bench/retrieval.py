@@ -3,7 +3,7 @@
 Two retrievers, each measured through ``supportbot eval`` (the real turn path with the offline
 responder) on the bundled example KB's cases and on the held-out sets (bike sharing, a broadband
 provider, an online course platform, a meal-kit service, a pet insurer, a parcel-locker network,
-a car-rental firm):
+a car-rental firm, an energy supplier, a fitness-club chain):
 
 - ``current``: ``bot.knowledge.index.SearchIndex`` — per-language analysis, BM25F with title /
   heading / body weights over documents and sections, typo tolerance, one hit per document;
