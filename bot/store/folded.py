@@ -4,8 +4,10 @@ Through asyncpg a transaction costs two exchanges with the server beyond its sta
 (``BEGIN`` and ``COMMIT`` are each sent and waited for), and every statement is one more. A
 statement on its own is atomic, and data-modifying CTEs let one statement do what a unit did in
 several: so the inbox write, the lane claim and the commit of a finished turn are each one
-statement, sent outside a transaction (``Database.run_each``) where nothing else is in the unit.
-A turn on a new ticket went from 24 exchanges to 10 that way (``bench/turn_overhead.py``).
+statement. The inbox write and the commit are sent outside a transaction
+(``Database.run_each``); the claim stays in the transaction of the turn's reads, so its lease
+and those reads commit together. A turn on a new ticket went from 23 exchanges to 11 that way
+(counted on the wire by ``tests/pipeline/test_round_trips.py``).
 
 The rows ride in as one ``jsonb`` array (``jsonb_populate_recordset`` over the table's own row
 type), so each statement's text is the same whatever the number of rows: prepared once per
