@@ -663,3 +663,26 @@ async def test_a_follow_up_is_searched_with_an_earlier_problem_report() -> None:
         )
     )
     assert any("sms code" in q and "abroad" in q for q in knowledge.queries)
+
+
+async def test_a_request_of_its_own_after_thanks_is_searched_alone() -> None:
+    """"thanks, but I also need to change the card it comes out of" ends on a pronoun, yet
+    announces a new request: alone it matches its article, and that is the answer."""
+    bill = _with(passage("Your bill", "Your bill", "Your first bill covers two periods.", 0.9))
+    card = _with(passage("Ways to pay", "Ways to pay", "Change the card in Billing.", 0.8))
+
+    class Conversation(FixedKnowledge):
+        async def search(self, query: str, *, limit: int = 5) -> list[object]:  # type: ignore[override]
+            self.queries.append(query)
+            return [bill] if "bill" in query else [card]
+
+    knowledge = Conversation()
+    response = await OfflineProvider(OfflineSettings(), knowledge).complete(
+        _request(
+            ChatMessage("user", "why is my bill higher than last month"),
+            ChatMessage("assistant", "Your first bill covers two periods."),
+            ChatMessage("user", "thanks, but I also need to change the card it comes out of"),
+        )
+    )
+    assert response.tool_calls == () and "Change the card" in response.text
+    assert not any("bill" in q for q in knowledge.queries)
