@@ -59,7 +59,7 @@ _PERSON_NOUN = (
     r"(?:a\s+|an\s+|one\s+of\s+your\s+|your\s+|the\s+|some\s*)?(?:real\s+|actual\s+|live\s+)?"
     r"(?:human(?:\s+being)?|person|people|someone|somebody|agent|representative|rep|operator|"
     r"staff(?:\s+member)?|team\s+member|(?:customer\s+)?support(?:\s+team)?|customer\s+service|"
-    r"customer\s+care|help\s*desk|manager|supervisor)"
+    r"customer\s+care|help\s*desk|manager|supervisor|advis[eo]r)"
 )
 # A person wanted, not a product noun: "an agent seat", "a person's role", "human-readable".
 _NOT_PRODUCT = r"\b(?![-'’]|\s+(?:seat|licen[cs]e|account|role|permission|access|view|field)s?\b)"
@@ -67,11 +67,16 @@ _NOT_PRODUCT = r"\b(?![-'’]|\s+(?:seat|licen[cs]e|account|role|permission|acce
 # a request verb, or a qualified person ("real person", "live agent").
 _ASKS_FOR_PERSON = _any(
     r"\b(?:talk|speak|chat|get\s+through)\s+(?:to|with)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
-    r"\b(?:connect|transfer|escalate|pass|hand|put)\s+(?:me|this|it)\s+(?:through\s+)?"
+    r"\b(?:connect|transfer|escalate|pass|hand|put|get)\s+me\s+(?:through\s+|in\s+touch\s+)?"
     r"(?:to|with|over\s+to)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
+    # The case handed on to staff, not the thing to a third party: "can I transfer it to someone
+    # else", "hand it over to somebody to collect" are about the customer's booking or parcel.
+    r"\b(?:transfer|escalate|pass|hand|put)\s+(?:this|it)\s+(?:through\s+)?(?:to|with|over\s+to)\s+"
+    r"(?!(?:a\s+|an\s+)?(?:someone|somebody|person|people)\b)" + _PERSON_NOUN + r"(?!\s+else\b)"
+    + _NOT_PRODUCT,
     r"\b(?:i\s+(?:want|need|would\s+like|'d\s+like)|get\s+me|give\s+me|can\s+i\s+(?:get|have))"
     r"\s+(?:to\s+(?:talk|speak)\s+to\s+)?(?:a|an|your)\s+(?:real\s+|actual\s+|live\s+)?"
-    r"(?:human|person|agent|representative|operator|manager|supervisor)" + _NOT_PRODUCT,
+    r"(?:human|person|agent|representative|operator|manager|supervisor|advis[eo]r)" + _NOT_PRODUCT,
     r"\b(?:real|actual|live)\s+(?:human|person|people|agent)\b",
     r"\bhuman\s+(?:being|agent|support)\b",
     # Not when it asks when, or whether for free, someone can be reached ("is there someone I can
@@ -121,6 +126,10 @@ _COMPLAINT = _any(
     r"\b(?:fil|lodg|mak|rais|submitt?)(?:e|es|ed|ing)\s+(?:a\s+|an\s+)?(?:formal\s+|official\s+)?"
     r"complaint\b",
     r"\breport\s+(?:you|this|your\s+company)\s+to\b",
+    # Announced: "I'm reporting you", "I'll be reporting your company" (not "I'm reporting a
+    # fault", "I'll report you the meter reading").
+    r"\b(?:i['’]?m|i\s+am|i['’]?ll|i\s+will|going\s+to|gonna)\s+(?:be\s+)?report(?:ing)?\s+"
+    r"(?:you|your\s+(?:company|business|firm))\b(?!\s+(?:a|an|the|my|our)\b)",
     r"\b(?:disput|revers)(?:e|ed|ing)\s+(?:this|it|the\s+(?:charge|payment))\s+with\s+my\s+"
     r"(?:bank|card)",
     r"\b(?:consumer\s+protection|ombudsman|small\s+claims|trading\s+standards)\b",

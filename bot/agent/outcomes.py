@@ -38,7 +38,14 @@ NOT_SOLVED = _any(
     r"\b(?:already\s+(?:tried|did|done|checked|looked|restarted|reset|cleared|followed|updated|"
     r"reinstalled|contacted|asked)|tried\s+(?:that|this|it|those)(?:\s+already)?|no\s+luck|"
     r"same\s+(?:problem|error|issue|thing|message))\b",
-    r"\bnot\s+what\s+i\s+(?:asked|meant|need(?:ed)?|was\s+asking)\b",
+    r"\bnot\s+what\s+i(?:['’]?m|\s+am)?\s+(?:asked|meant|need(?:ed)?|was\s+asking|asking)\b",
+    # The answer missed, said of it: "no, that's not it", "that's not my question", "no that's
+    # wrong" (a sentence of its own; not "that's not a problem", "is that not included?").
+    r"(?:^|[.!?]\s+)(?:no\W+)?(?:that['’]?s|thats|that\s+is|this\s+is)\s+(?:not\s+(?:it|right|"
+    r"correct|my\s+question|the\s+(?:answer|question|problem|issue))|wrong|incorrect)\b",
+    # Done before it was suggested: "I did that already" (not "did that already and it works").
+    r"\b(?:did|done|followed|checked)\s+(?:that|this|it|those|all\s+(?:of\s+)?(?:that|this|"
+    r"those|them))\s+already\b(?![^.?!]*\b(?:works?|worked|working|fixed|sorted|solved)\b)",
     # "…but it's still red", "Still black.": the problem is still there.
     r"\b(?:but|and)\s+(?:it'?s|it\s+is|its|it|they'?re)\s+still\b",
     r"(?:^|[.!?]\s+)still\s+\w+",

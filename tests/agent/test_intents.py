@@ -776,3 +776,110 @@ def test_asking_how_a_chargeback_works_is_no_complaint(text: str) -> None:
 )
 def test_a_chargeback_announced_is_a_complaint(text: str) -> None:
     assert read(text).has(Intent.COMPLAINT)
+
+
+# Forms any business's customers use, and ordinary sentences with the same words.
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can you put me in touch with someone",
+        "please get me in touch with your support team",
+        "i want to speak to an advisor",
+        "I need to talk to an adviser about my account",
+        "speak to advisor",
+    ],
+)
+def test_asks_for_a_person_in_other_words(text: str) -> None:
+    assert read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "is the advisor service free?",
+        "our advisor told us to switch plans, is that a good idea",
+        "how do I get in touch with the seller of an item",
+        "can you put it in my other account",
+        "does a financial advisor have access to my statements",
+    ],
+)
+def test_ordinary_words_about_advisors_and_touch_are_not_a_request_for_a_person(
+    text: str,
+) -> None:
+    assert not read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no, that's not it",
+        "that's not my question",
+        "no that's wrong",
+        "thats not what im asking",
+        "I did that already",
+        "did all of that already, same as before",
+    ],
+)
+def test_the_answer_was_not_it(text: str) -> None:
+    assert read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "did that already and it works now, thanks",
+        "is that not included in the price?",
+        "it's not my first order",
+        "the date on my invoice is wrong, how do I fix it",
+        "that's not a problem, I can wait. how long does it take?",
+    ],
+)
+def test_ordinary_sentences_do_not_say_the_answer_was_not_it(text: str) -> None:
+    assert not read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "your service is a disgrace and I'm reporting you",
+        "I will be reporting your company for this",
+        "I'm going to report you",
+    ],
+)
+def test_a_complaint_announced_as_reporting_the_company(text: str) -> None:
+    assert read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm reporting a fault on my line",
+        "how do I report a missing parcel?",
+        "I'll report you the meter reading tomorrow",
+        "I'm going to report the outage, where do I do that",
+    ],
+)
+def test_reporting_a_problem_is_no_complaint(text: str) -> None:
+    assert not read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can I hand it over to someone else to collect?",
+        "can I pass it to someone else?",
+        "can I transfer it to someone else",
+        "is it possible to transfer this to a person I know",
+    ],
+)
+def test_passing_a_booking_to_someone_else_is_not_a_request_for_a_person(text: str) -> None:
+    assert not read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text", ["please pass this to a manager", "transfer me to someone", "hand it over to your support team"]
+)
+def test_handing_the_case_to_staff_asks_for_a_person(text: str) -> None:
+    assert read(text).has(Intent.ASKS_FOR_PERSON)

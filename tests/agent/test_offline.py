@@ -686,3 +686,15 @@ async def test_a_request_of_its_own_after_thanks_is_searched_alone() -> None:
     )
     assert response.tool_calls == () and "Change the card" in response.text
     assert not any("bill" in q for q in knowledge.queries)
+
+
+@pytest.mark.parametrize("follow_up", ["no, that's not it", "I did that already"])
+async def test_an_answer_that_was_not_it_goes_to_a_person_not_sent_again(follow_up: str) -> None:
+    response = await _responder(_with(PASSWORD)).complete(
+        _request(
+            ChatMessage("user", "how do i reset my password"),
+            ChatMessage("assistant", "Click Forgot password."),
+            ChatMessage("user", follow_up),
+        )
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
