@@ -404,11 +404,16 @@ _ACK_WORDS = _ACKNOWLEDGEMENTS | _ACK_POSITIVE | frozenset(
         "go", "the", "trick", "thank", "thanks", "you", "ty", "thx", "cheers", "for", "your",
         "help", "info", "answer", "again", "really", "totally", "makes", "sense", "will", "do",
         "noted", "appreciate", "appreciated", "indeed", "wow", "then", "and", "looking", "me",
-        "set", "in", "perfectly", "fine", "properly", "smoothly", "it", "one", "stuff", "after"
+        "set", "in", "perfectly", "fine", "properly", "smoothly", "it", "one", "stuff", "after",
+        "ll", "try", "give", "to", "know", "obliged"
     ]
 )
 _ACK_MAX_WORDS = 14
-_ACK_PHRASE = re.compile(r"\bgot it\b|\bthat (?:s|is|was) it\b")
+# Or says what they will do now: "ok, will do", "I'll try that", "I'll give it a go".
+_ACK_PHRASE = re.compile(
+    r"\bgot it\b|\bthat (?:s|is|was) it\b|\bwill do\b|\bi ll (?:do|try) (?:that|it|this)\b|"
+    r"\bi ll give (?:that|it|this) a (?:go|try)\b|\bmuch obliged\b|\bgood to know\b"
+)
 
 
 def read(text: str) -> Reading:

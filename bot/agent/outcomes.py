@@ -38,7 +38,14 @@ NOT_SOLVED = _any(
     r"\b(?:already\s+(?:tried|did|done|checked|looked|restarted|reset|cleared|followed|updated|"
     r"reinstalled|contacted|asked)|tried\s+(?:that|this|it|those)(?:\s+already)?|no\s+luck|"
     r"same\s+(?:problem|error|issue|thing|message))\b",
-    r"\bnot\s+what\s+i(?:['’]?m|\s+am)?\s+(?:asked|meant|need(?:ed)?|was\s+asking|asking)\b",
+    r"\bnot\s+(?:really\s+|quite\s+|exactly\s+)?what\s+i(?:['’]?m|\s+am|\s+was)?\s+(?:asked|"
+    r"meant|need(?:ed)?|was\s+asking|asking|after|looking\s+for|wanted)\b",
+    # The step the answer gave is not there for them: "I can't see that button", "there's no
+    # such option" (the one the answer named; not "I can't find the export button").
+    r"\b(?:can['’]?t|cannot|can\s+not|do\s*n['’]?t|do\s+not)\s+(?:see|find)\s+(?:that|this|those|"
+    r"these)\s+(?:\w+\s+)?(?:button|option|link|setting|menu|tab|field|page)s?\b",
+    r"\bthere\s*(?:['’]?s|\s+is|\s+are)\s+no\s+(?:such\s+)?(?:\w+\s+)?(?:button|option|link|"
+    r"setting|menu|tab|field|page)s?\s+(?:like\s+that|called\s+that|there|anywhere)\b",
     # The answer missed, said of it: "no, that's not it", "that's not my question", "no that's
     # wrong" (a sentence of its own; not "that's not a problem", "is that not included?").
     r"(?:^|[.!?]\s+)(?:no\W+)?(?:that['’]?s|thats|that\s+is|this\s+is)\s+(?:not\s+(?:it|right|"

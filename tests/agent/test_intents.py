@@ -883,3 +883,60 @@ def test_passing_a_booking_to_someone_else_is_not_a_request_for_a_person(text: s
 )
 def test_handing_the_case_to_staff_asks_for_a_person(text: str) -> None:
     assert read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ok will do",
+        "ok I'll do that now",
+        "I'll give it a go",
+        "brilliant, that's what I needed to know",
+        "ok good to know",
+        "excellent, much obliged",
+    ],
+)
+def test_saying_what_they_will_do_now_acknowledges(text: str) -> None:
+    assert read(text).has(Intent.ACKNOWLEDGED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "will do the reset tomorrow, but how do i change my email?",
+        "I'll do it when I get home, what about my 2fa codes?",
+        "I'd like to know how to change my email",
+        "I'll try to log in again later",
+        "good to know, is it the same for annual plans?",
+    ],
+)
+def test_a_plan_with_a_question_or_news_is_no_acknowledgement(text: str) -> None:
+    assert not read(text).has(Intent.ACKNOWLEDGED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hmm, not really what I was after",
+        "not quite what I'm looking for",
+        "I can't see that button anywhere",
+        "I don't see this option",
+        "there's no such option there",
+        "there's no button like that",
+    ],
+)
+def test_the_step_given_is_not_there_or_not_what_was_asked(text: str) -> None:
+    assert read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can't find the export button, where is it?",
+        "there's no charge for that, is there?",
+        "what I was after is a cheaper plan",
+        "I can't see my invoices on the billing page",
+    ],
+)
+def test_a_question_about_a_missing_button_is_not_a_failed_answer(text: str) -> None:
+    assert not read(text).has(Intent.NOT_SOLVED)

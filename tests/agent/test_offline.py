@@ -698,3 +698,25 @@ async def test_an_answer_that_was_not_it_goes_to_a_person_not_sent_again(follow_
         )
     )
     assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "tool"),
+    [
+        ("ok will do", "CLOSE"),
+        ("brilliant, that's what I needed to know", "CLOSE"),
+        ("hmm, not really what I was after", "ESCALATE"),
+        ("I can't see that button anywhere", "ESCALATE"),
+    ],
+)
+async def test_after_an_answer_what_they_will_do_closes_and_a_missing_step_escalates(
+    follow_up: str, tool: str
+) -> None:
+    response = await _responder(_with(PASSWORD)).complete(
+        _request(
+            ChatMessage("user", "how do i reset my password"),
+            ChatMessage("assistant", "Click Forgot password."),
+            ChatMessage("user", follow_up),
+        )
+    )
+    assert [c.name for c in response.tool_calls] == [tool]
