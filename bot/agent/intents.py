@@ -174,9 +174,9 @@ _LONG_WAIT = (
     r"\ba\s+(?:fortnight|month)\b|\bweeks\s+(?:ago|now|later)\b)"
 )
 _NOT_HAPPENED = (
-    r"(?:\bstill\s+(?:is\s*n[o'’]?t|isnt|has\s*n[o'’]?t|hasnt|not)\s+(?:on|in|here|there|arrived|"
-    r"come|came|been|shown|showed|appeared|back|through|received|credited|refunded|paid|"
-    r"released|processed)\b|\bstill\s+(?:nothing|waiting|pending|no\s+\w+)\b|"
+    r"(?:\bstill\s+(?:is\s*n[o'’]?t|isnt|has\s*n[o'’]?t|hasnt|have\s*n[o'’]?t|havent|have\s+not|"
+    r"not)\s+(?:on|in|here|there|arrived|come|came|been|shown|showed|appeared|back|through|"
+    r"received|credited|refunded|paid|released|processed|got|gotten|had|heard)\b|\bstill\s+(?:nothing|waiting|pending|no\s+\w+)\b|"
     r"\b(?:you|they|it)\s+never\s+(?:\w+ed|came|got|sent|paid)\b|"
     r"\bno\s+(?:refund|money|payment|reply|response|answer)\b|\bnothing\s+(?:yet|so\s+far)\b)"
 )

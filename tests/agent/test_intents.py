@@ -940,3 +940,27 @@ def test_the_step_given_is_not_there_or_not_what_was_asked(text: str) -> None:
 )
 def test_a_question_about_a_missing_button_is_not_a_failed_answer(text: str) -> None:
     assert not read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I've been a member for 3 weeks and still haven't got my key fob",
+        "ordered it two weeks ago and I still have not received it",
+        "it's been a month and we still haven't heard back from you",
+    ],
+)
+def test_weeks_gone_by_and_still_not_had_it_is_about_their_own_case(text: str) -> None:
+    assert read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I still haven't decided which plan, my trial has 2 weeks left",
+        "I still haven't got a card, can I pay by bank transfer?",
+        "how many weeks does it usually take to get the key fob?",
+    ],
+)
+def test_still_not_had_without_a_long_wait_is_an_ordinary_question(text: str) -> None:
+    assert not read(text).has(Intent.ACCOUNT_SPECIFIC)
