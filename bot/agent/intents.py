@@ -77,7 +77,10 @@ _ASKS_FOR_PERSON = _any(
     r"\b(?:i\s+(?:want|need|would\s+like|'d\s+like)|get\s+me|give\s+me|can\s+i\s+(?:get|have))"
     r"\s+(?:to\s+(?:talk|speak)\s+to\s+)?(?:a|an|your)\s+(?:real\s+|actual\s+|live\s+)?"
     r"(?:human|person|agent|representative|operator|manager|supervisor|advis[eo]r)" + _NOT_PRODUCT,
-    r"\b(?:real|actual|live)\s+(?:human|person|people|agent)\b",
+    # Not "a real person's name", nor asked whether one reviews something ("does a real person
+    # check the photos I upload?").
+    r"\b(?:real|actual|live)\s+(?:human|person|people|agent)\b(?![-'’])(?!\s+(?:actually\s+)?"
+    r"(?:check|read|review|see|look|process|approve|handle|verif)\w*)",
     r"\bhuman\s+(?:being|agent|support)\b",
     # Not when it asks when, or whether for free, someone can be reached ("is there someone I can
     # speak to tonight without paying for the emergency vet"): that asks about a service.

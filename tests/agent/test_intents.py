@@ -964,3 +964,22 @@ def test_weeks_gone_by_and_still_not_had_it_is_about_their_own_case(text: str) -
 )
 def test_still_not_had_without_a_long_wait_is_an_ordinary_question(text: str) -> None:
     assert not read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can I have a real person's name on the invoice?",
+        "does a real person check the photos I upload?",
+        "is a real human reviewing my application?",
+    ],
+)
+def test_a_real_person_named_but_not_asked_for(text: str) -> None:
+    assert not read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text", ["I want a real person to check my claim", "real person please", "live agent"]
+)
+def test_a_real_person_asked_for(text: str) -> None:
+    assert read(text).has(Intent.ASKS_FOR_PERSON)
