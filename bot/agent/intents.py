@@ -13,6 +13,10 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from bot.agent.outcomes import NOT_SOLVED as _NOT_SOLVED
+from bot.agent.outcomes import SOLVED as _SOLVED
+from bot.agent.outcomes import THANKS as _THANKS
+
 
 class Intent(StrEnum):
     ASKS_FOR_PERSON = "asks_for_person"
@@ -55,7 +59,7 @@ _PERSON_NOUN = (
     r"(?:a\s+|an\s+|one\s+of\s+your\s+|your\s+|the\s+|some\s*)?(?:real\s+|actual\s+|live\s+)?"
     r"(?:human(?:\s+being)?|person|people|someone|somebody|agent|representative|rep|operator|"
     r"staff(?:\s+member)?|team\s+member|(?:customer\s+)?support(?:\s+team)?|customer\s+service|"
-    r"customer\s+care|help\s*desk|manager|supervisor)"
+    r"customer\s+care|help\s*desk|manager|supervisor|advis[eo]r)"
 )
 # A person wanted, not a product noun: "an agent seat", "a person's role", "human-readable".
 _NOT_PRODUCT = r"\b(?![-'’]|\s+(?:seat|licen[cs]e|account|role|permission|access|view|field)s?\b)"
@@ -63,12 +67,20 @@ _NOT_PRODUCT = r"\b(?![-'’]|\s+(?:seat|licen[cs]e|account|role|permission|acce
 # a request verb, or a qualified person ("real person", "live agent").
 _ASKS_FOR_PERSON = _any(
     r"\b(?:talk|speak|chat|get\s+through)\s+(?:to|with)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
-    r"\b(?:connect|transfer|escalate|pass|hand|put)\s+(?:me|this|it)\s+(?:through\s+)?"
+    r"\b(?:connect|transfer|escalate|pass|hand|put|get)\s+me\s+(?:through\s+|in\s+touch\s+)?"
     r"(?:to|with|over\s+to)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
+    # The case handed on to staff, not the thing to a third party: "can I transfer it to someone
+    # else", "hand it over to somebody to collect" are about the customer's booking or parcel.
+    r"\b(?:transfer|escalate|pass|hand|put)\s+(?:this|it)\s+(?:through\s+)?(?:to|with|over\s+to)\s+"
+    r"(?!(?:a\s+|an\s+)?(?:someone|somebody|person|people)\b)" + _PERSON_NOUN + r"(?!\s+else\b)"
+    + _NOT_PRODUCT,
     r"\b(?:i\s+(?:want|need|would\s+like|'d\s+like)|get\s+me|give\s+me|can\s+i\s+(?:get|have))"
     r"\s+(?:to\s+(?:talk|speak)\s+to\s+)?(?:a|an|your)\s+(?:real\s+|actual\s+|live\s+)?"
-    r"(?:human|person|agent|representative|operator|manager|supervisor)" + _NOT_PRODUCT,
-    r"\b(?:real|actual|live)\s+(?:human|person|people|agent)\b",
+    r"(?:human|person|agent|representative|operator|manager|supervisor|advis[eo]r)" + _NOT_PRODUCT,
+    # Not "a real person's name", nor asked whether one reviews something ("does a real person
+    # check the photos I upload?").
+    r"\b(?:real|actual|live)\s+(?:human|person|people|agent)\b(?![-'’])(?!\s+(?:actually\s+)?"
+    r"(?:check|read|review|see|look|process|approve|handle|verif)\w*)",
     r"\bhuman\s+(?:being|agent|support)\b",
     # Not when it asks when, or whether for free, someone can be reached ("is there someone I can
     # speak to tonight without paying for the emergency vet"): that asks about a service.
@@ -117,6 +129,10 @@ _COMPLAINT = _any(
     r"\b(?:fil|lodg|mak|rais|submitt?)(?:e|es|ed|ing)\s+(?:a\s+|an\s+)?(?:formal\s+|official\s+)?"
     r"complaint\b",
     r"\breport\s+(?:you|this|your\s+company)\s+to\b",
+    # Announced: "I'm reporting you", "I'll be reporting your company" (not "I'm reporting a
+    # fault", "I'll report you the meter reading").
+    r"\b(?:i['’]?m|i\s+am|i['’]?ll|i\s+will|going\s+to|gonna)\s+(?:be\s+)?report(?:ing)?\s+"
+    r"(?:you|your\s+(?:company|business|firm))\b(?!\s+(?:a|an|the|my|our)\b)",
     r"\b(?:disput|revers)(?:e|ed|ing)\s+(?:this|it|the\s+(?:charge|payment))\s+with\s+my\s+"
     r"(?:bank|card)",
     r"\b(?:consumer\s+protection|ombudsman|small\s+claims|trading\s+standards)\b",
@@ -161,9 +177,9 @@ _LONG_WAIT = (
     r"\ba\s+(?:fortnight|month)\b|\bweeks\s+(?:ago|now|later)\b)"
 )
 _NOT_HAPPENED = (
-    r"(?:\bstill\s+(?:is\s*n[o'’]?t|isnt|has\s*n[o'’]?t|hasnt|not)\s+(?:on|in|here|there|arrived|"
-    r"come|came|been|shown|showed|appeared|back|through|received|credited|refunded|paid|"
-    r"released|processed)\b|\bstill\s+(?:nothing|waiting|pending|no\s+\w+)\b|"
+    r"(?:\bstill\s+(?:is\s*n[o'’]?t|isnt|has\s*n[o'’]?t|hasnt|have\s*n[o'’]?t|havent|have\s+not|"
+    r"not)\s+(?:on|in|here|there|arrived|come|came|been|shown|showed|appeared|back|through|"
+    r"received|credited|refunded|paid|released|processed|got|gotten|had|heard)\b|\bstill\s+(?:nothing|waiting|pending|no\s+\w+)\b|"
     r"\b(?:you|they|it)\s+never\s+(?:\w+ed|came|got|sent|paid)\b|"
     r"\bno\s+(?:refund|money|payment|reply|response|answer)\b|\bnothing\s+(?:yet|so\s+far)\b)"
 )
@@ -269,71 +285,6 @@ _BUSINESS_ENQUIRY = _any(
     # ("we're a company with 50 staff, do you sell team plans?" is a customer's question).
     _BUSINESS_WRITER + r"[^?]{0,120}?\b(?:join|partner\s+with|collaborate\s+with|work\s+with|"
     r"stock|sell|resell|supply|sponsor|advertise\s+(?:on|with|in)|list\s+\w+\s+on)\s+(?:you|your)\b",
-)
-# Thanks, or a goodbye that wraps up the same way ("have a nice evening").
-_THANKS = _any(
-    r"\b(?:thanks|thank\s+you|thx|ty|cheers|much\s+appreciated|merci|danke|gracias|grazie)\b",
-    r"\b(?:i|we)?\s*(?:really\s+)?appreciate\s+(?:it|that|this|the\s+help|your\s+help)\b",
-    r"\bhave\s+a\s+(?:nice|good|great|lovely)\s+(?:day|evening|weekend|one|night)\b",
-    r"\b(?:(?:good)?bye|take\s+care)\W*$",
-    # British "ta" closing a message: "sorted it now, ta".
-    r"(?:^|[,.!]\s*)ta(?:\s+very\s+much)?\W*$",
-    r"ありがとう",
-)
-_NOT_SOLVED = _any(
-    r"\b(?:did\s*n[o'’]?t|does\s*n[o'’]?t|do\s*n[o'’]?t|is\s*n[o'’]?t|was\s*n[o'’]?t|won'?t|"
-    r"can'?t)\s+(?:help|work|fix|solve|answer)",
-    r"\b(?:did|does|do|is|was)\s+not\s+(?:help|work|fix|solve|answer)",
-    # After the steps: "the code never arrives", "i tried 5 times".
-    r"\bnever\s+(?:arrives|arrived|comes|came|shows\s+up|showed\s+up|turns\s+up|works|worked)\b",
-    r"\btried\s+(?:it\s+|that\s+|again\s+)?(?:\d+|two|three|four|five|several|many|multiple|"
-    r"a\s+few)\s+times\b",
-    r"\bstill\s+(?:not|no|nothing|does\s*n|do\s*n|is\s*n|wo\s*n|won|can|broken|the\s+same|"
-    r"getting|happening|failing|stuck|waiting|says|shows|showing|charging|locked|down|"
-    r"have\s+(?:the|this|that)\s+(?:problem|issue))",
-    r"\bnot\s+(?:working|solved|fixed|resolved|helpful)\b",
-    r"\b(?:already\s+(?:tried|did|done|checked|looked|restarted|reset|cleared|followed|updated|"
-    r"reinstalled|contacted|asked)|tried\s+(?:that|this|it|those)(?:\s+already)?|no\s+luck|"
-    r"same\s+(?:problem|error|issue|thing|message))\b",
-    r"\bnot\s+what\s+i\s+(?:asked|meant|need(?:ed)?|was\s+asking)\b",
-    # "…but it's still red", "Still black.": the problem is still there.
-    r"\b(?:but|and)\s+(?:it'?s|it\s+is|its|it|they'?re)\s+still\b",
-    r"(?:^|[.!?]\s+)still\s+\w+",
-    r"\b(?:does\s*n[o'’]?t|did\s*n[o'’]?t)\s+answer\b",
-    # "I did that but nothing happened", "made no difference".
-    r"\bnothing\s+(?:happened|happens|changed|changes|works|worked)\b",
-    r"\b(?:made|makes)\s+no\s+difference\b|\bno\s+(?:change|difference)\b",
-    # "…but speeds are just as bad", "no better".
-    r"\b(?:just|still|every\s+bit)\s+as\s+(?:bad|slow|broken)\b",
-    r"\b(?:it'?s|it\s+is|still|that'?s|is|are)\s+(?:no|not\s+any)\s+better\b",
-    # A fix that worked, but something is still wrong: "works on desktop but the app crashes".
-    r"\bbut\s+(?:now\s+)?(?:it|the|my|that|this|i)\b[^.?!]{0,40}?(?:\bnot\b|n[’']t\b|"
-    r"\bno\s+longer\b|\bstill\b|\bfail\w*|\berror\w*|\bcrash\w*|\bbroken\b|\bwrong\b|"
-    r"\bstuck\b)",
-    r"\b(?:hat\s+nicht\s+geholfen|funktioniert\s+(?:immer\s+noch|noch\s+immer)?\s*nicht|"
-    r"ne\s+marche\s+(?:toujours\s+)?pas|sigue\s+sin|no\s+funciona)\b",
-)
-_SOLVED = _any(
-    r"\b(?:it'?s|it\s+is|we'?re|i'?m)\s+back\s+(?:up|online|working|in)\b|"
-    r"\b(?:did|does|done)\s+the\s+trick\b|\bworked\s+(?:like\s+a\s+charm|a\s+treat|perfectly)\b",
-    r"\b(?:that|this|it|that's|thats|that\s+has|that've)\s+(?:did\s+it|done\s+it|did\s+the\s+trick|"
-    r"done\s+the\s+trick|worked|works|fixed\s+it|solved\s+it|helped|helps|sorted\s+it|"
-    r"answers\s+(?:it|my\s+question))\b",
-    r"\bgot\s+it\s+(?:now|out|open)\b(?!\s+of\b)(?![^.?!]*\bbut\b)",
-    r"\b(?:got\s+it\s+(?:sorted|working|fixed)|all\s+(?:sorted|fixed|set|working|good)|"
-    r"sorted\s+now|(?:all\s+)?good\s+now|works\s+now|working\s+(?:now|again)|works\s+again|"
-    r"(?:problem|issue)\s+(?:solved|resolved|fixed)|figured\s+it\s+out|found\s+it|"
-    r"you\s+can\s+close|it\s+worked|(?:we'?re|i'?m)\s+(?:good|all\s+set|sorted)|"
-    r"never\s*mind|no\s+(?:longer\s+)?need(?:ed)?\s+(?:it\s+)?any\s*more|that\s+was\s+it|"
-    r"no\s+(?:further|more|other)\s+questions|nothing\s+else|that'?s\s+(?:everything|all)|"
-    r"(?:loads|much|a\s+lot|way)\s+better\s+now)\b",
-    r"^\W*(?:perfect|great|awesome|brilliant|excellent|solved|sorted|fixed|done|resolved|"
-    r"ok(?:ay)?(?:\s+great)?|yes|yep)\b[\s,.!]*"
-    # Not the opener of a "but": "ok thanks, but it's been 3 weeks now".
-    r"(?:thanks|thank\s+you|cheers|works|it\s+works|that\s+works|all\s+good)(?![\s,.!]*but\b)",
-    r"^\W*(?:solved|sorted|fixed|resolved)\W*$",
-    r"\b(?:hat\s+geklappt|funktioniert\s+(?:jetzt|wieder)|ça\s+marche|c'est\s+bon|ya\s+funciona|"
-    r"funciona\s+ahora|problema\s+resuelto|funziona\s+ora)\b",
 )
 # Sentences that address the bot's instructions instead of asking something.
 _INJECTION = _any(
@@ -456,11 +407,16 @@ _ACK_WORDS = _ACKNOWLEDGEMENTS | _ACK_POSITIVE | frozenset(
         "go", "the", "trick", "thank", "thanks", "you", "ty", "thx", "cheers", "for", "your",
         "help", "info", "answer", "again", "really", "totally", "makes", "sense", "will", "do",
         "noted", "appreciate", "appreciated", "indeed", "wow", "then", "and", "looking", "me",
-        "set", "in", "perfectly", "fine", "properly", "smoothly", "it", "one", "stuff", "after"
+        "set", "in", "perfectly", "fine", "properly", "smoothly", "it", "one", "stuff", "after",
+        "ll", "try", "give", "to", "know", "obliged"
     ]
 )
 _ACK_MAX_WORDS = 14
-_ACK_PHRASE = re.compile(r"\bgot it\b|\bthat (?:s|is|was) it\b")
+# Or says what they will do now: "ok, will do", "I'll try that", "I'll give it a go".
+_ACK_PHRASE = re.compile(
+    r"\bgot it\b|\bthat (?:s|is|was) it\b|\bwill do\b|\bi ll (?:do|try) (?:that|it|this)\b|"
+    r"\bi ll give (?:that|it|this) a (?:go|try)\b|\bmuch obliged\b|\bgood to know\b"
+)
 
 
 def read(text: str) -> Reading:

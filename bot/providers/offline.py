@@ -82,12 +82,6 @@ _WANTS = re.compile(
 )
 # Earlier customer messages a follow-up is read with.
 FOLLOW_UP_TURNS = 3
-# A message that leans on the earlier ones ("and what about the API?", "does that apply…").
-_FOLLOW_UP = re.compile(
-    r"^\W*(?:and|also|but|so|what\s+about|how\s+about|what\s+if|same|then)\b"
-    r"|\b(?:it|that|this|them|those|instead)\b[^.?!]{0,40}[?]?\W*$",
-    re.IGNORECASE,
-)
 
 # Words that carry no question on their own: small talk after a greeting is not a question.
 _FILLER = frozenset(
@@ -455,9 +449,10 @@ class OfflineProvider:
         content words or fewer) or answers nothing alone;
         and when the article it finds also matches the latest message alone (the same topic,
         said with more context: "a question about the monthly pass" then "how do I cancel?").
-        A latest message that clearly asks about something else is searched alone.
+        A latest message that clearly asks about something else is searched alone, and so is
+        one that announces a request of its own ("I also need to…") and matches alone.
         """
-        from bot.agent import intents
+        from bot.agent import followups, intents
         from bot.knowledge import analysis
 
         if self._knowledge is None:
@@ -473,6 +468,10 @@ class OfflineProvider:
         ]
         if not context:
             return found, latest
+        if followups.opens_new_topic(latest) and self._judge(found)[0]:
+            # "thanks, but I also need to change the card it comes out of": a request of its
+            # own, whatever its pronoun points back to; alone it matches its article.
+            return found, latest
         joined = " ".join(" ".join([*context, latest]).split())
         with_context = await self._knowledge.search(joined, limit=SEARCH_LIMIT)
         if not with_context or (self._judge(found)[0] and not self._judge(with_context)[0]):
@@ -480,7 +479,7 @@ class OfflineProvider:
             # a vegan plan?" after a promo code): it is a question of its own.
             return found, latest
         # Two content words or fewer ("how do I cancel?") name an action, not its topic.
-        leans = _FOLLOW_UP.search(latest) is not None or len(analysis.analyze(latest)) <= 2
+        leans = followups.leans_on_earlier(latest) or len(analysis.analyze(latest)) <= 2
         if leans or not self._judge(found)[0]:
             if leans or _confidence(with_context)[0] >= _confidence(found)[0]:
                 return with_context, joined

@@ -776,3 +776,210 @@ def test_asking_how_a_chargeback_works_is_no_complaint(text: str) -> None:
 )
 def test_a_chargeback_announced_is_a_complaint(text: str) -> None:
     assert read(text).has(Intent.COMPLAINT)
+
+
+# Forms any business's customers use, and ordinary sentences with the same words.
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can you put me in touch with someone",
+        "please get me in touch with your support team",
+        "i want to speak to an advisor",
+        "I need to talk to an adviser about my account",
+        "speak to advisor",
+    ],
+)
+def test_asks_for_a_person_in_other_words(text: str) -> None:
+    assert read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "is the advisor service free?",
+        "our advisor told us to switch plans, is that a good idea",
+        "how do I get in touch with the seller of an item",
+        "can you put it in my other account",
+        "does a financial advisor have access to my statements",
+    ],
+)
+def test_ordinary_words_about_advisors_and_touch_are_not_a_request_for_a_person(
+    text: str,
+) -> None:
+    assert not read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "no, that's not it",
+        "that's not my question",
+        "no that's wrong",
+        "thats not what im asking",
+        "I did that already",
+        "did all of that already, same as before",
+    ],
+)
+def test_the_answer_was_not_it(text: str) -> None:
+    assert read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "did that already and it works now, thanks",
+        "is that not included in the price?",
+        "it's not my first order",
+        "the date on my invoice is wrong, how do I fix it",
+        "that's not a problem, I can wait. how long does it take?",
+    ],
+)
+def test_ordinary_sentences_do_not_say_the_answer_was_not_it(text: str) -> None:
+    assert not read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "your service is a disgrace and I'm reporting you",
+        "I will be reporting your company for this",
+        "I'm going to report you",
+    ],
+)
+def test_a_complaint_announced_as_reporting_the_company(text: str) -> None:
+    assert read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm reporting a fault on my line",
+        "how do I report a missing parcel?",
+        "I'll report you the meter reading tomorrow",
+        "I'm going to report the outage, where do I do that",
+    ],
+)
+def test_reporting_a_problem_is_no_complaint(text: str) -> None:
+    assert not read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can I hand it over to someone else to collect?",
+        "can I pass it to someone else?",
+        "can I transfer it to someone else",
+        "is it possible to transfer this to a person I know",
+    ],
+)
+def test_passing_a_booking_to_someone_else_is_not_a_request_for_a_person(text: str) -> None:
+    assert not read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text", ["please pass this to a manager", "transfer me to someone", "hand it over to your support team"]
+)
+def test_handing_the_case_to_staff_asks_for_a_person(text: str) -> None:
+    assert read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ok will do",
+        "ok I'll do that now",
+        "I'll give it a go",
+        "brilliant, that's what I needed to know",
+        "ok good to know",
+        "excellent, much obliged",
+    ],
+)
+def test_saying_what_they_will_do_now_acknowledges(text: str) -> None:
+    assert read(text).has(Intent.ACKNOWLEDGED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "will do the reset tomorrow, but how do i change my email?",
+        "I'll do it when I get home, what about my 2fa codes?",
+        "I'd like to know how to change my email",
+        "I'll try to log in again later",
+        "good to know, is it the same for annual plans?",
+    ],
+)
+def test_a_plan_with_a_question_or_news_is_no_acknowledgement(text: str) -> None:
+    assert not read(text).has(Intent.ACKNOWLEDGED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hmm, not really what I was after",
+        "not quite what I'm looking for",
+        "I can't see that button anywhere",
+        "I don't see this option",
+        "there's no such option there",
+        "there's no button like that",
+    ],
+)
+def test_the_step_given_is_not_there_or_not_what_was_asked(text: str) -> None:
+    assert read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I can't find the export button, where is it?",
+        "there's no charge for that, is there?",
+        "what I was after is a cheaper plan",
+        "I can't see my invoices on the billing page",
+    ],
+)
+def test_a_question_about_a_missing_button_is_not_a_failed_answer(text: str) -> None:
+    assert not read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I've been a member for 3 weeks and still haven't got my key fob",
+        "ordered it two weeks ago and I still have not received it",
+        "it's been a month and we still haven't heard back from you",
+    ],
+)
+def test_weeks_gone_by_and_still_not_had_it_is_about_their_own_case(text: str) -> None:
+    assert read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I still haven't decided which plan, my trial has 2 weeks left",
+        "I still haven't got a card, can I pay by bank transfer?",
+        "how many weeks does it usually take to get the key fob?",
+    ],
+)
+def test_still_not_had_without_a_long_wait_is_an_ordinary_question(text: str) -> None:
+    assert not read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can I have a real person's name on the invoice?",
+        "does a real person check the photos I upload?",
+        "is a real human reviewing my application?",
+    ],
+)
+def test_a_real_person_named_but_not_asked_for(text: str) -> None:
+    assert not read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text", ["I want a real person to check my claim", "real person please", "live agent"]
+)
+def test_a_real_person_asked_for(text: str) -> None:
+    assert read(text).has(Intent.ASKS_FOR_PERSON)

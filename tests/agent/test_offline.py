@@ -635,6 +635,14 @@ async def test_thanks_but_an_overdue_case_goes_to_a_person_not_closed() -> None:
         ("ok noted, appreciate it 👍", "CLOSE"),
         ("oh wait i was at the wrong locker lol, got it now. thanks", "CLOSE"),
         ("ok but the code never arrives by email, i tried 5 times", "ESCALATE"),
+        # What they will do now wraps up; an answer that was not it, or whose step is not
+        # there, goes to a person (before, the same article was sent again).
+        ("ok will do", "CLOSE"),
+        ("brilliant, that's what I needed to know", "CLOSE"),
+        ("no, that's not it", "ESCALATE"),
+        ("I did that already", "ESCALATE"),
+        ("hmm, not really what I was after", "ESCALATE"),
+        ("I can't see that button anywhere", "ESCALATE"),
     ],
 )
 async def test_after_an_answer_appreciation_closes_and_a_step_that_never_works_escalates(
@@ -663,3 +671,26 @@ async def test_a_follow_up_is_searched_with_an_earlier_problem_report() -> None:
         )
     )
     assert any("sms code" in q and "abroad" in q for q in knowledge.queries)
+
+
+async def test_a_request_of_its_own_after_thanks_is_searched_alone() -> None:
+    """"thanks, but I also need to change the card it comes out of" ends on a pronoun, yet
+    announces a new request: alone it matches its article, and that is the answer."""
+    bill = _with(passage("Your bill", "Your bill", "Your first bill covers two periods.", 0.9))
+    card = _with(passage("Ways to pay", "Ways to pay", "Change the card in Billing.", 0.8))
+
+    class Conversation(FixedKnowledge):
+        async def search(self, query: str, *, limit: int = 5) -> list[object]:  # type: ignore[override]
+            self.queries.append(query)
+            return [bill] if "bill" in query else [card]
+
+    knowledge = Conversation()
+    response = await OfflineProvider(OfflineSettings(), knowledge).complete(
+        _request(
+            ChatMessage("user", "why is my bill higher than last month"),
+            ChatMessage("assistant", "Your first bill covers two periods."),
+            ChatMessage("user", "thanks, but I also need to change the card it comes out of"),
+        )
+    )
+    assert response.tool_calls == () and "Change the card" in response.text
+    assert not any("bill" in q for q in knowledge.queries)
