@@ -18,8 +18,8 @@ embeddings] backend = "local"``), two more:
 
 - ``embeddings``: the dense side alone — documents ranked by the cosine of their best chunk,
   scored through ``similarity_floor .. similarity_full``;
-- ``hybrid``: what a configured backend gives — keyword and dense rankings fused by
-  reciprocal rank fusion (``bot.knowledge.vectors``).
+- ``hybrid``: what a configured backend gives — keyword and dense rankings fused by a convex
+  mix of their normalised scores (``bot.knowledge.vectors``).
 
 Without the extra those rows say "not installed".
 
@@ -30,6 +30,12 @@ question's embedding included) on the synthetic 10,000-chunk help center of
 
     python bench/retrieval.py [--chunks 10000] [--queries 300] [--random-vectors]
                               [--skip-dense-latency] [--skip-quality]
+                              [--sets LABEL ...] [--retrievers NAME ...] [--vector-cache FILE]
+
+``--sets`` keeps the named case sets: ``example`` (the bundled KB) and the held-out sets' directory
+names (``--sets example heldout heldout-isp``);
+``--vector-cache`` keeps the local model's vectors of every text it embedded in a file, keyed by
+the text, so a second run embeds only what changed (the model's vectors of a text never change).
 """
 
 from __future__ import annotations
@@ -59,7 +65,7 @@ from bot.app import launcher
 from bot.config import BUNDLED_KNOWLEDGE, DatabaseSettings, KnowledgeSettings, Settings
 from bot.knowledge import KnowledgeBase, analysis, vectors
 from bot.knowledge import index as knowledge_index
-from bot.knowledge.embeddings import LOCAL_MODEL, local_model_installed
+from bot.knowledge.embeddings import LOCAL_MODEL, LocalEmbedder, Vectors, local_model_installed
 from bot.knowledge.index import UNKNOWN_SHARE, ChunkRecord, Hit, SearchIndex
 from bot.knowledge.postings import Postings as _Postings
 from bot.store.database import Database
@@ -110,6 +116,10 @@ CASE_SETS = [
         ROOT / "tests/knowledge/heldout-gym/kb",
     ),
 ]
+
+
+def _set_name(cases: Path) -> str:
+    return "example" if cases.parent.name == "eval" else cases.parent.name
 
 
 def _plain_terms(text: str) -> list[str]:
@@ -209,18 +219,50 @@ def retriever(chosen: Retriever) -> Iterator[None]:
         vectors.DenseSide.search = original_search  # type: ignore[method-assign]
 
 
+@contextmanager
+def vector_cache(path: Path | None) -> Iterator[None]:
+    """The local model's vectors kept in ``path`` across runs (see the module docstring)."""
+    if path is None:
+        yield
+        return
+    known: dict[str, Vectors] = {}
+    if path.exists():
+        with np.load(path) as stored:
+            known = {h: stored[h] for h in stored.files}
+    original = LocalEmbedder.embed
+
+    async def embed(self: LocalEmbedder, texts: Sequence[str]) -> Vectors:
+        hashes = [vectors.text_hash(t) for t in texts]
+        missing = list(
+            dict.fromkeys(t for t, h in zip(texts, hashes, strict=True) if h not in known)
+        )
+        if missing:
+            for t, vector in zip(missing, await original(self, missing), strict=True):
+                known[vectors.text_hash(t)] = vector
+        return np.vstack([known[h] for h in hashes]) if hashes else await original(self, texts)
+
+    LocalEmbedder.embed = embed  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        LocalEmbedder.embed = original  # type: ignore[method-assign]
+        np.savez(path, **known)  # type: ignore[arg-type]
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))]
 
 
-async def quality(chosen: Retriever) -> list[tuple[str, float, float, float]]:
+async def quality(
+    chosen: Retriever, sets: Sequence[tuple[str, Path, Path]]
+) -> list[tuple[str, float, float, float]]:
     rows = []
     settings = Settings.model_validate(
         {"knowledge": {"embeddings": chosen.embeddings}} if chosen.embeddings else {}
     )
     with retriever(chosen):
-        for label, cases_path, kb in CASE_SETS:
+        for label, cases_path, kb in sets:
             report = await evaluate(settings, load_cases(cases_path), kb=[kb], launch=launcher())
             rows.append(
                 (
@@ -326,6 +368,9 @@ async def main() -> None:
         help="time only the keyword retrievers (embedding 10,000 chunks on a CPU takes minutes)",
     )
     parser.add_argument("--skip-quality", action="store_true", help="only the latency table")
+    parser.add_argument("--sets", nargs="+", metavar="LABEL", help="only these case sets")
+    parser.add_argument("--retrievers", nargs="+", metavar="NAME", help="only these retrievers")
+    parser.add_argument("--vector-cache", type=Path, metavar="FILE", help="an .npz file")
     args = parser.parse_args()
     installed = local_model_installed()
     retrievers = [
@@ -334,13 +379,18 @@ async def main() -> None:
         Retriever("embeddings", embeddings=LOCAL, dense_only=True),
         Retriever("hybrid", embeddings=LOCAL),
     ]
+    if args.retrievers:
+        retrievers = [r for r in retrievers if r.name in args.retrievers]
+    sets = [s for s in CASE_SETS if not args.sets or _set_name(s[1]) in args.sets]
     # Each row is printed as soon as it is measured: the dense rows take minutes on a CPU.
     print(f"{'retriever':<11} {'cases':<16} {'article 1st':>11} {'top 5':>7} {'right action':>12}")
     for r in [] if args.skip_quality else retrievers:
         if r.embeddings is not None and not installed:
             print(f"{r.name:<11} {'all':<16} not installed (pip install 'supportbot[embeddings]')")
             continue
-        for label, first, top5, action in await quality(r):
+        with vector_cache(args.vector_cache):
+            measured = await quality(r, sets)
+        for label, first, top5, action in measured:
             print(
                 f"{r.name:<11} {label:<16} {first * 100:>10.1f}% {top5 * 100:>6.1f}% "
                 f"{action * 100:>11.1f}%",

@@ -229,7 +229,7 @@ async def test_a_question_close_to_every_article_alike_is_not_confident(
     folder.mkdir()
     (folder / "battery.md").write_text("# E-bike battery\n\nOur team swaps each battery.\n")
     (folder / "reserving.md").write_text("# Reserving a bike\n\nReserve it in the app.\n")
-    (folder / "ending.md").write_text("# Ending a ride\n\nLock the bike at a station.\n")
+    (folder / "ending.md").write_text("# Ending a ride\n\nLock it at a station.\n")
     async with ScriptedModelServer(embed=concept_vectors(concepts)) as fake:
         kb = KnowledgeBase(kb_db, hybrid_settings(fake))
         try:

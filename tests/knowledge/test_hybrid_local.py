@@ -114,3 +114,46 @@ async def test_hybrid_with_the_local_model_finds_a_paraphrase(
         assert first.source == "billing/refund-policy.md"
     finally:
         await kb.aclose()
+
+
+@needs_model
+async def test_a_document_far_closer_in_meaning_outranks_a_slight_keyword_lead(
+    kb_db: Database, tmp_path: Path
+) -> None:
+    """Keywords put account creation a little ahead ("account", "data", "profile" are in both
+    articles); in meaning, deletion is far closer. Fusing the scores, not only the ranks,
+    lets the clear meaning decide (rank fusion left the two tied: each first on one side)."""
+    articles = {
+        "account/creating-an-account.md": "# Creating an account\n\nDownload the app and sign up "
+        "with your phone number. We text you a code; enter it and your account is ready. Your "
+        "account keeps your profile, personal data and parcel history; add an email address and "
+        "a payment method later under Profile.\n",
+        "account/deleting-your-account.md": "# Deleting your account\n\nDeleting permanently "
+        "removes your profile, parcel history and payment methods. It can't be undone. Go to "
+        "Profile → Privacy → Delete. We erase your personal data within 30 days, except "
+        "invoices we must keep by law.\n",
+        "collecting-a-parcel.md": "# Collecting a parcel\n\nWhen your parcel arrives we send "
+        "you a pickup code. At the locker, type the code on the screen or scan the QR code in "
+        "the app; the door opens.\n",
+        "invoices.md": "# Invoices and receipts\n\nEvery payment gets a receipt by email. "
+        "Download invoices as PDF in the app under Profile → Payments.\n",
+    }
+    for name, text in articles.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    kb = KnowledgeBase(
+        kb_db, KnowledgeSettings.model_validate({"embeddings": {"backend": "local"}})
+    )
+    question = (
+        "i want to get rid of my account entirely and have you wipe everything you have on me"
+    )
+    try:
+        await kb.ingest([tmp_path])
+        index = await kb._current_index()
+        # The keyword side alone is wrong here: that is what the test is about.
+        assert index.search(question)[0].chunk.source == "account/creating-an-account.md"
+        first, second, *_ = await kb.search(question)
+        assert first.source == "account/deleting-your-account.md"
+        assert second.source == "account/creating-an-account.md"
+    finally:
+        await kb.aclose()
