@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 from bot.config import EmbeddingsSettings, KnowledgeSettings
-from bot.knowledge import KnowledgeBase
+from bot.knowledge import KnowledgeBase, minilm
 from bot.knowledge.embeddings import LOCAL_INSTALL, LOCAL_MODEL, LocalEmbedder, load_local_model
 from bot.knowledge.embeddings import local_model_installed as installed
 from bot.knowledge.minilm import (
+    TOKENS_PER_BATCH,
     FileRows,
     MiniLM,
     erf,
@@ -118,6 +119,27 @@ def test_the_word_table_is_read_by_row() -> None:
     assert np.array_equal(FileRows(path, stored).rows(ids), table[ids])
     with pytest.raises(IndexError):
         FileRows(path, stored).rows(np.array([stored.shape[0]], dtype=np.int64))
+
+
+@needs_model
+def test_a_bulk_encode_holds_a_bounded_batch_and_hands_its_memory_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """16 chunks of 256 word pieces: at most ``TOKENS_PER_BATCH`` pieces go through a forward
+    pass at once, whose feed-forward activations are computed over a few buffers (the whole
+    batch at once, with a new array per step, held 290 MB); then the freed memory goes back to
+    the system. A question releases nothing."""
+    model = load_local_model()
+    released: list[int] = []
+    monkeypatch.setattr(minilm, "release_free_memory", lambda: released.append(1))
+    # Per forward pass: the attention scores (batch × 12 heads × 256²) and 4 feed-forward
+    # buffers (pieces × 1536), then a few of the 384-wide activations.
+    rows = TOKENS_PER_BATCH // 256
+    bound = (rows * 12 * 256 * 256 + 4 * TOKENS_PER_BATCH * 1536 + 16 * TOKENS_PER_BATCH * 384) * 4
+    assert traced_peak_bytes(lambda: model.encode([LONG] * 16)) < bound
+    assert released == [1]
+    model.encode(["How do I get my money back?"])
+    assert released == [1]
 
 
 @needs_model
