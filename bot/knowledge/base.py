@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import KnowledgeSettings
 from bot.domain import now
@@ -38,6 +37,8 @@ from bot.store.database import Database
 from bot.store.schema import kb_chunks, kb_documents, kb_terms
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     # numpy behind these is imported on the first search (or with embeddings configured), not
     # when a command starts: ``triage --once`` reaches its first turn before any search.
     from bot.knowledge.embeddings import Embedder

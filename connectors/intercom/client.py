@@ -5,7 +5,9 @@ Why not ``AsyncIntercom`` itself: every answer went through the SDK's model cons
 back to a dict (``construct_type`` + ``dict()``, about 4 ms of CPU for a small conversation)
 and every request through httpx (another 2 ms); a triage sweep makes about five calls per
 conversation. The SDK's request models still say what a body holds (``reply``, ``manage``,
-``tags``), and the fake Intercom validates every request against the official OpenAPI.
+``tags``), and the fake Intercom validates every request against the official OpenAPI. They are
+imported with the first such request, not with the connector: a sweep lists and reads before
+its first turn, and they cost about a fifth of a second of CPU to import.
 
 The policy is ours as before: we pin ``Intercom-Version``; a shared ``RateLimiter`` sees every
 request and response; search pages go by ``starting_after`` (never a pager).
@@ -22,17 +24,9 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from intercom import AdminReplyConversationRequest, CreateOrUpdateTagRequest, StartingAfterPaging
-from intercom.conversations import (
-    ConversationsManageRequestBody_Assignment,
-    ConversationsManageRequestBody_Close,
-    ConversationsManageRequestBody_Open,
-    ConversationsManageRequestBody_Snoozed,
-)
-from intercom.core.pydantic_utilities import UniversalBaseModel
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -44,6 +38,9 @@ from bot.config import IntercomSettings
 from bot.domain import JSON
 from bot.retry import RemoteError, parse_retry_after, wait_retry_after
 from connectors.intercom.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from intercom.core.pydantic_utilities import UniversalBaseModel
 
 log = logging.getLogger(__name__)
 
@@ -111,14 +108,12 @@ class IntercomClient:
         method: str,
         path: str,
         *,
-        body: JSON | UniversalBaseModel | None = None,
+        body: JSON | None = None,
         idempotent: bool,
     ) -> Any:
         """Send one request with our retry policy and return the JSON answer; ``idempotent``:
         repeating it cannot duplicate an effect, so an unknown outcome may be retried too."""
         what = f"{method} /{path}"
-        if isinstance(body, UniversalBaseModel):
-            body = body.dict()
 
         def retry(exc: BaseException) -> bool:
             if not isinstance(exc, IntercomError) or not exc.retryable:
@@ -166,6 +161,8 @@ class IntercomClient:
 
     async def reply(self, conversation_id: str, *, admin_id: str, message_type: str, body: str) -> JSON:
         """Post a comment or note; never retried here once it may have arrived."""
+        from intercom import AdminReplyConversationRequest
+
         request = AdminReplyConversationRequest(
             message_type=message_type,
             type="admin",
@@ -174,25 +171,36 @@ class IntercomClient:
         )
         return _object(
             await self.call(
-                "POST", f"conversations/{conversation_id}/reply", body=request, idempotent=False
+                "POST",
+                f"conversations/{conversation_id}/reply",
+                body=request.dict(),
+                idempotent=False,
             )
         )
 
     async def close_conversation(self, conversation_id: str, *, admin_id: str) -> JSON:
+        from intercom.conversations import ConversationsManageRequestBody_Close
+
         request = ConversationsManageRequestBody_Close(admin_id=admin_id)
         return await self._manage(conversation_id, request)
 
     async def open_conversation(self, conversation_id: str, *, admin_id: str) -> JSON:
+        from intercom.conversations import ConversationsManageRequestBody_Open
+
         request = ConversationsManageRequestBody_Open(admin_id=admin_id)
         return await self._manage(conversation_id, request)
 
     async def snooze_conversation(self, conversation_id: str, *, admin_id: str, until: int) -> JSON:
+        from intercom.conversations import ConversationsManageRequestBody_Snoozed
+
         request = ConversationsManageRequestBody_Snoozed(admin_id=admin_id, snoozed_until=until)
         return await self._manage(conversation_id, request)
 
     async def assign_conversation(
         self, conversation_id: str, *, admin_id: str, assignee_type: str, assignee_id: str
     ) -> JSON:
+        from intercom.conversations import ConversationsManageRequestBody_Assignment
+
         request = ConversationsManageRequestBody_Assignment(
             type=assignee_type,
             admin_id=admin_id,
@@ -203,7 +211,10 @@ class IntercomClient:
     async def _manage(self, conversation_id: str, request: UniversalBaseModel) -> JSON:
         return _object(
             await self.call(
-                "POST", f"conversations/{conversation_id}/parts", body=request, idempotent=True
+                "POST",
+                f"conversations/{conversation_id}/parts",
+                body=request.dict(),
+                idempotent=True,
             )
         )
 
@@ -212,9 +223,11 @@ class IntercomClient:
         return [tag for tag in tags.get("data") or [] if isinstance(tag, dict)]
 
     async def create_tag(self, name: str) -> JSON:
+        from intercom import CreateOrUpdateTagRequest
+
         request = CreateOrUpdateTagRequest(name=name)
         # Creating a tag that exists returns it: safe to repeat.
-        return _object(await self.call("POST", "tags", body=request, idempotent=True))
+        return _object(await self.call("POST", "tags", body=request.dict(), idempotent=True))
 
     async def tag_conversation(self, conversation_id: str, *, tag_id: str, admin_id: str) -> JSON:
         return _object(
@@ -240,13 +253,15 @@ class IntercomClient:
         self, query: JSON, *, per_page: int, starting_after: str | None
     ) -> SearchPage:
         """One page of a search; the caller follows ``next_cursor``."""
-        pagination = StartingAfterPaging(per_page=per_page, starting_after=starting_after)
+        # Plain dicts, as ``StartingAfterPaging(...).dict()`` would give (the SDK's typed filters
+        # serialise booleans as 1): a sweep lists conversations before its first turn, and
+        # the SDK's request types cost a fifth of a second of CPU to import.
+        pagination = {"per_page": per_page, "starting_after": starting_after}
         response = _object(
             await self.call(
                 "POST",
                 "conversations/search",
-                # A plain dict query: the SDK's typed filters serialise booleans as 1.
-                body={"query": query, "pagination": pagination.dict()},
+                body={"query": query, "pagination": pagination},
                 idempotent=True,
             )
         )
