@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from cachetools import TTLCache
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -37,12 +38,19 @@ from tenacity import (
 from bot.config import IntercomSettings
 from bot.domain import JSON
 from bot.retry import RemoteError, parse_retry_after, wait_retry_after
+from connectors.intercom.model import Conversation
 from connectors.intercom.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from intercom.core.pydantic_utilities import UniversalBaseModel
 
 log = logging.getLogger(__name__)
+
+# How long a fetched conversation's customer is known (``customer_of``): a sweep's turn looks
+# its customer up a second or so after the sweep fetched the conversation, and asking again
+# cost a GET in every such turn.
+CUSTOMER_KNOWN_SECONDS = 60.0
+CUSTOMERS_KNOWN = 10_000
 
 
 class IntercomError(RemoteError):
@@ -77,6 +85,8 @@ class IntercomClient:
         self._settings = settings
         self._base_url = settings.base_url.rstrip("/") + "/"
         self.limiter = RateLimiter(headroom=settings.rate_limit_headroom)
+        # conversation id → its customer's contact id, as last fetched.
+        self._customers: TTLCache[str, str] = TTLCache(CUSTOMERS_KNOWN, CUSTOMER_KNOWN_SECONDS)
         timeout = settings.timeout_seconds
         self._http = aiohttp.ClientSession(
             headers={
@@ -155,9 +165,22 @@ class IntercomClient:
         return _object(await self.call("GET", "me", idempotent=True))
 
     async def find_conversation(self, conversation_id: str) -> JSON:
-        return _object(
+        found = _object(
             await self.call("GET", f"conversations/{conversation_id}", idempotent=True)
         )
+        customer = Conversation.from_json(found).customer_id if found.get("id") else None
+        if customer:
+            self._customers[conversation_id] = customer
+        return found
+
+    async def customer_of(self, conversation_id: str) -> str | None:
+        """The contact id of the conversation's customer: as fetched within
+        ``CUSTOMER_KNOWN_SECONDS``, else fetched now."""
+        known = self._customers.get(conversation_id)
+        if known:
+            return known
+        await self.find_conversation(conversation_id)
+        return self._customers.get(conversation_id)
 
     async def reply(self, conversation_id: str, *, admin_id: str, message_type: str, body: str) -> JSON:
         """Post a comment or note; never retried here once it may have arrived."""
