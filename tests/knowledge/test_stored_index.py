@@ -4,25 +4,17 @@ loads it instead of analysing every chunk again; a changed document is found all
 from __future__ import annotations
 
 import pickle
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.config import DatabaseSettings, KnowledgeSettings
+from bot.config import KnowledgeSettings
 from bot.knowledge import KnowledgeBase, analysis, stored_index
 from bot.store.database import Database
-from bot.store.migrate import upgrade
 
-
-@pytest.fixture
-async def sqlite_db(sqlite_url: str) -> AsyncIterator[Database]:
-    db = Database(DatabaseSettings(url=sqlite_url))
-    await upgrade(db.engine)
-    try:
-        yield db
-    finally:
-        await db.dispose()
+# The stored index is SQLite's (a file beside the database); PostgreSQL builds as before.
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -55,17 +47,17 @@ def _start(db: Database) -> KnowledgeBase:
 
 
 async def test_an_unchanged_knowledge_base_is_loaded_and_a_changed_one_analysed_again(
-    sqlite_db: Database, tmp_path: Path, analysed: list[str]
+    kb_db: Database, tmp_path: Path, analysed: list[str]
 ) -> None:
     docs = tmp_path / "kb"
     _write(docs, "Create a SAML app in Okta.")
-    first = _start(sqlite_db)
+    first = _start(kb_db)
     await first.ingest([docs])
     assert (await first.search("where are invoices sent"))[0].title == "Billing"
     assert len(analysed) == 2
 
     # The next start, nothing changed: the stored index, no chunk analysed.
-    second = _start(sqlite_db)
+    second = _start(kb_db)
     assert (await second.search("where are invoices sent"))[0].title == "Billing"
     assert (await second.search("saml okta"))[0].title == "Single sign-on"
     assert len(analysed) == 2
@@ -73,14 +65,14 @@ async def test_an_unchanged_knowledge_base_is_loaded_and_a_changed_one_analysed_
     # A document changes: the next start analyses again and finds the new text.
     _write(docs, "Create an enterprise application in Microsoft Entra.")
     await second.ingest([docs])
-    third = _start(sqlite_db)
+    third = _start(kb_db)
     (found,) = await third.search("microsoft entra")
     assert found.title == "Single sign-on" and "Entra" in found.text
     assert len(analysed) == 4
     assert not await third.search("okta")
 
     # And that index is the one the start after it loads.
-    fourth = _start(sqlite_db)
+    fourth = _start(kb_db)
     assert (await fourth.search("microsoft entra"))[0].title == "Single sign-on"
     assert len(analysed) == 4
     assert [kb.index_builds for kb in (first, second, third, fourth)] == [1, 0, 1, 0]
@@ -94,17 +86,17 @@ class _Planted:
 
 
 async def test_a_stored_file_naming_anything_but_an_index_is_refused_and_the_index_built(
-    sqlite_db: Database, tmp_path: Path, analysed: list[str], capsys: pytest.CaptureFixture[str]
+    kb_db: Database, tmp_path: Path, analysed: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     docs = tmp_path / "kb"
     _write(docs, "Create a SAML app in Okta.")
-    await _start(sqlite_db).ingest([docs])
-    await _start(sqlite_db).search("invoices")
-    stored = Path(f"{sqlite_db.engine.url.database}.kb-index")
+    await _start(kb_db).ingest([docs])
+    await _start(kb_db).search("invoices")
+    stored = Path(f"{kb_db.engine.url.database}.kb-index")
     key, _, _ = stored.read_bytes().partition(b"\n")
     stored.write_bytes(key + b"\n" + pickle.dumps(_Planted()))  # the right key, other content
 
-    again = _start(sqlite_db)
+    again = _start(kb_db)
     assert (await again.search("where are invoices sent"))[0].title == "Billing"
     assert len(analysed) == 4
     assert again.index_builds == 1
