@@ -21,6 +21,7 @@ import io
 import logging
 import os
 import pickle
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,14 +93,18 @@ def load(path: Path, key: str) -> SearchIndex | None:
 def save(path: Path, key: str, built: SearchIndex) -> None:
     """Store ``built`` under ``key`` at ``path`` (replacing what was there, atomically); a
     folder that cannot be written only costs the next start a build."""
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary: Path | None = None
     try:
-        with temporary.open("wb") as out:
+        # A file of its own for each writer (processes, and threads of one), renamed into place.
+        descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+        temporary = Path(name)
+        with os.fdopen(descriptor, "wb") as out:
             out.write(key.encode("ascii") + b"\n")
             pickle.dump(built, out, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(temporary, path)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
         log.warning("knowledge: cannot store the index at %s (%s)", path, exc)
 
 
