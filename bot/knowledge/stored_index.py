@@ -5,9 +5,10 @@ Building ``SearchIndex`` costs about half a millisecond of CPU a chunk (language
 stemming, the typo index): 0.3 s for a thousand chunks in every ``triage --once`` and every
 restart. Loading the same index from its pickle is a tenth of that. The file sits beside the
 SQLite database (``<database>.kb-index``) and holds one index with its key: a hash over every
-chunk the index was built from (ids, order, texts, sources and content hashes) and over the
-source of the modules that build and read it, so a changed document, a removed one, a new
-chunker or a changed analysis all miss and the index is built again. PostgreSQL keeps no file
+chunk the index was built from (ids, order, texts, sources and content hashes), over the
+source of the modules that build and read it and the versions of numpy and the stemmers, so a
+changed document, a removed one, a new chunker or a changed analysis all miss and the index is
+built again. PostgreSQL keeps no file
 (a replica has no folder beside its database); it builds as before.
 
 Only the classes an index is made of are unpickled (``_Allowed``): a file that names anything
@@ -23,6 +24,7 @@ import os
 import pickle
 import tempfile
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +33,9 @@ from bot.knowledge.index import ChunkRecord, SearchIndex
 
 log = logging.getLogger(__name__)
 
-# The modules whose code decides what an index holds and how it is read.
+# The modules whose code decides what an index holds and how it is read, and the libraries.
 _BUILT_BY = (analysis, crosslingual, index, postings, terms, vocabulary)
+_LIBRARIES = ("numpy", "snowballstemmer")
 
 
 def load_or_build(path: Path | None, records: Sequence[ChunkRecord]) -> tuple[SearchIndex, bool]:
@@ -55,6 +58,8 @@ def index_key(records: Sequence[ChunkRecord]) -> str:
     digest = hashlib.sha256()
     for module in _BUILT_BY:
         digest.update(Path(str(module.__file__)).read_bytes())
+    for library in _LIBRARIES:
+        digest.update(f"{library}={metadata.version(library)}\n".encode())
     for record in records:
         for field in (
             str(record.id),
