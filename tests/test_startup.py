@@ -28,7 +28,8 @@ from tests.fakes.model_server import (
 # Libraries a one-off sweep with the defaults has no use for before its first search: the HTTP
 # server, unconfigured channels, the migration machinery on a database already at head, the
 # schedulers, the console, document parsers for formats it does not read, numpy, the local
-# embeddings model and its tokenizer and weights reader (the embeddings backend is off).
+# embeddings model and its tokenizer and weights reader (the embeddings backend is off), the
+# SQLAlchemy ORM (the store is Core only; ``sqlalchemy.ext.asyncio``'s package imports it).
 NOT_IMPORTED = (
     "alembic",
     "apscheduler",
@@ -43,6 +44,7 @@ NOT_IMPORTED = (
     "pypdf",
     "safetensors",
     "slack_bolt",
+    "sqlalchemy.orm",
     "tokenizers",
 )
 
@@ -106,7 +108,9 @@ def test_a_second_start_imports_only_what_the_sweep_uses_and_does_not_reindex(
 # What a sweep against a real helpdesk and model must not have imported when its first turn
 # starts (warm: database at head, knowledge base unchanged), because nothing before that turn
 # uses it: tool argument validation (jsonschema), the knowledge index (numpy) and its stemmers,
-# the offline responder's rules, the HTTP server and the webhook endpoints.
+# the offline responder's rules, the HTTP server and the webhook endpoints, python-intercom's
+# request types (with pydantic's v1 layer: the first reply or note builds one; listing and
+# reading conversations do not).
 NOT_BEFORE_FIRST_TURN = (
     "aiohttp.web",
     "alembic",
@@ -114,13 +118,16 @@ NOT_BEFORE_FIRST_TURN = (
     "bot.http",
     "bot.knowledge.index",
     "connectors.intercom.webhook",
+    "intercom",
     "jsonschema",
     "numpy",
+    "pydantic.v1",
     "snowballstemmer",
 )
 # ... and what it never imports: the model answered every call, no HTTP was served, the
 # database was at head (SQLite), one channel is configured, nothing is scheduled, no remote
-# knowledge source, embeddings or other model provider is configured.
+# knowledge source, embeddings or other model provider is configured, and the store uses
+# SQLAlchemy Core only (no ORM).
 NEVER_IN_A_SWEEP = (
     "aiohttp.web",
     "alembic",
@@ -144,6 +151,7 @@ NEVER_IN_A_SWEEP = (
     "httpx",
     "pypdf",
     "slack_sdk",
+    "sqlalchemy.orm",
 )
 
 TURN_PROBE = """
@@ -237,6 +245,16 @@ poll_interval_seconds = 0
     assert warm["code"] == 0, warm
     assert warm["first_turn"] == []
     assert not set(NEVER_IN_A_SWEEP) & set(warm["end"])
-    # The turn did search and validate a tool call: the probe sees what the sweep imports.
-    assert {"jsonschema", "numpy", "bot.knowledge.index"} <= set(warm["end"])
+    # The turn did search, validate a tool call and reply: the probe sees what the sweep imports.
+    assert {"jsonschema", "numpy", "bot.knowledge.index", "intercom"} <= set(warm["end"])
     assert len(model.chat_requests) == 4  # two turns, a lookup and an answer each
+
+
+def test_the_command_line_imports_no_database_library_before_a_command_needs_one() -> None:
+    """``supportbot health`` (the container's health check, every few seconds) and ``config
+    check`` use no database: parsing the command line must not import SQLAlchemy."""
+    probe = "import sys, bot.cli; print(sorted(m for m in ('sqlalchemy', 'aiosqlite') if m in sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

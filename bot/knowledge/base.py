@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import KnowledgeSettings
 from bot.domain import now
@@ -38,10 +37,12 @@ from bot.store.database import Database
 from bot.store.schema import kb_chunks, kb_documents, kb_terms
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     # numpy behind these is imported on the first search (or with embeddings configured), not
     # when a command starts: ``triage --once`` reaches its first turn before any search.
     from bot.knowledge.embeddings import Embedder
-    from bot.knowledge.index import MatchEvidence, SearchIndex
+    from bot.knowledge.index import ChunkRecord, MatchEvidence, SearchIndex
     from bot.knowledge.vectors import DenseSide
 
 logger = logging.getLogger(__name__)
@@ -144,6 +145,8 @@ class KnowledgeBase:
         self._index: tuple[str, SearchIndex] | None = None
         self._index_lock = asyncio.Lock()
         self._index_checked_at = -math.inf  # time.monotonic() of the last signature check
+        # Indexes this knowledge base analysed its chunks for (not loaded as stored).
+        self.index_builds = 0
         # Hybrid retrieval, only with an embeddings backend configured (``bot.knowledge.vectors``).
         self.dense: DenseSide | None = None
         if embedder is None and settings.embeddings.backend != "none":
@@ -442,14 +445,26 @@ class KnowledgeBase:
             )
             async with self.db.read() as conn:
                 chunk_rows = (await conn.execute(chunk_query)).all()
-            from bot.knowledge.index import ChunkRecord, SearchIndex
+            from bot.knowledge.index import ChunkRecord
 
             records = [ChunkRecord(*row) for row in chunk_rows]
-            index = await asyncio.to_thread(SearchIndex, records)
+            index = await asyncio.to_thread(self._load_or_build, records)
             self._index = (signature, index)
             self._index_checked_at = checked_at
-            logger.info("knowledge: index built over %d chunks", len(records))
             return index
+
+    def _load_or_build(self, records: list[ChunkRecord]) -> SearchIndex:
+        """The index over ``records``, loaded when stored beside a SQLite database from these
+        very chunks (``bot.knowledge.stored_index``), else built (and stored there)."""
+        from bot.knowledge import stored_index
+
+        database = self.db.engine.url.database if self.db.is_sqlite else None
+        index, built = stored_index.load_or_build(
+            Path(f"{database}.kb-index") if database else None, records
+        )
+        self.index_builds += built
+        logger.info("knowledge: index %s over %d chunks", "built" if built else "loaded", len(records))
+        return index
 
 
 # Words without which no sentence instructs the bot (a superset of ``intents``' cues): only a

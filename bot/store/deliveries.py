@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import aliased
 
 from bot.domain import new_id, now
 from bot.store.database import Database
@@ -31,7 +30,7 @@ FAILED = "failed"
 # A constant key for PostgreSQL's transaction-scoped advisory lock serializing claims.
 _CLAIM_LOCK = text("SELECT pg_advisory_xact_lock(7301120017)")
 
-_earlier = aliased(deliveries)
+_earlier = deliveries.alias()  # Core's alias, as the ORM's ``aliased`` gives for a table
 _FREE = or_(
     deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < bindparam("at")
 )

@@ -5,7 +5,9 @@ Why not ``AsyncIntercom`` itself: every answer went through the SDK's model cons
 back to a dict (``construct_type`` + ``dict()``, about 4 ms of CPU for a small conversation)
 and every request through httpx (another 2 ms); a triage sweep makes about five calls per
 conversation. The SDK's request models still say what a body holds (``reply``, ``manage``,
-``tags``), and the fake Intercom validates every request against the official OpenAPI.
+``tags``), and the fake Intercom validates every request against the official OpenAPI. They are
+imported with the first such request, not with the connector: a sweep lists and reads before
+its first turn, and they cost about a fifth of a second of CPU to import.
 
 The policy is ours as before: we pin ``Intercom-Version``; a shared ``RateLimiter`` sees every
 request and response; search pages go by ``starting_after`` (never a pager).
@@ -22,17 +24,10 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from intercom import AdminReplyConversationRequest, CreateOrUpdateTagRequest, StartingAfterPaging
-from intercom.conversations import (
-    ConversationsManageRequestBody_Assignment,
-    ConversationsManageRequestBody_Close,
-    ConversationsManageRequestBody_Open,
-    ConversationsManageRequestBody_Snoozed,
-)
-from intercom.core.pydantic_utilities import UniversalBaseModel
+from cachetools import TTLCache
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -43,9 +38,19 @@ from tenacity import (
 from bot.config import IntercomSettings
 from bot.domain import JSON
 from bot.retry import RemoteError, parse_retry_after, wait_retry_after
+from connectors.intercom.model import Conversation
 from connectors.intercom.ratelimit import RateLimiter
 
+if TYPE_CHECKING:
+    from intercom.core.pydantic_utilities import UniversalBaseModel
+
 log = logging.getLogger(__name__)
+
+# How long a fetched conversation's customer is known (``customer_of``): a sweep's turn looks
+# its customer up a second or so after the sweep fetched the conversation, and asking again
+# cost a GET in every such turn.
+CUSTOMER_KNOWN_SECONDS = 60.0
+CUSTOMERS_KNOWN = 10_000
 
 
 class IntercomError(RemoteError):
@@ -80,6 +85,8 @@ class IntercomClient:
         self._settings = settings
         self._base_url = settings.base_url.rstrip("/") + "/"
         self.limiter = RateLimiter(headroom=settings.rate_limit_headroom)
+        # conversation id → its customer's contact id, as last fetched.
+        self._customers: TTLCache[str, str] = TTLCache(CUSTOMERS_KNOWN, CUSTOMER_KNOWN_SECONDS)
         timeout = settings.timeout_seconds
         self._http = aiohttp.ClientSession(
             headers={
@@ -111,14 +118,12 @@ class IntercomClient:
         method: str,
         path: str,
         *,
-        body: JSON | UniversalBaseModel | None = None,
+        body: JSON | None = None,
         idempotent: bool,
     ) -> Any:
         """Send one request with our retry policy and return the JSON answer; ``idempotent``:
         repeating it cannot duplicate an effect, so an unknown outcome may be retried too."""
         what = f"{method} /{path}"
-        if isinstance(body, UniversalBaseModel):
-            body = body.dict()
 
         def retry(exc: BaseException) -> bool:
             if not isinstance(exc, IntercomError) or not exc.retryable:
@@ -160,12 +165,27 @@ class IntercomClient:
         return _object(await self.call("GET", "me", idempotent=True))
 
     async def find_conversation(self, conversation_id: str) -> JSON:
-        return _object(
+        found = _object(
             await self.call("GET", f"conversations/{conversation_id}", idempotent=True)
         )
+        customer = Conversation.from_json(found).customer_id if found.get("id") else None
+        if customer:
+            self._customers[conversation_id] = customer
+        return found
+
+    async def customer_of(self, conversation_id: str) -> str | None:
+        """The contact id of the conversation's customer: as fetched within
+        ``CUSTOMER_KNOWN_SECONDS``, else fetched now."""
+        known = self._customers.get(conversation_id)
+        if known:
+            return known
+        await self.find_conversation(conversation_id)
+        return self._customers.get(conversation_id)
 
     async def reply(self, conversation_id: str, *, admin_id: str, message_type: str, body: str) -> JSON:
         """Post a comment or note; never retried here once it may have arrived."""
+        from intercom import AdminReplyConversationRequest
+
         request = AdminReplyConversationRequest(
             message_type=message_type,
             type="admin",
@@ -174,25 +194,36 @@ class IntercomClient:
         )
         return _object(
             await self.call(
-                "POST", f"conversations/{conversation_id}/reply", body=request, idempotent=False
+                "POST",
+                f"conversations/{conversation_id}/reply",
+                body=request.dict(),
+                idempotent=False,
             )
         )
 
     async def close_conversation(self, conversation_id: str, *, admin_id: str) -> JSON:
+        from intercom.conversations import ConversationsManageRequestBody_Close
+
         request = ConversationsManageRequestBody_Close(admin_id=admin_id)
         return await self._manage(conversation_id, request)
 
     async def open_conversation(self, conversation_id: str, *, admin_id: str) -> JSON:
+        from intercom.conversations import ConversationsManageRequestBody_Open
+
         request = ConversationsManageRequestBody_Open(admin_id=admin_id)
         return await self._manage(conversation_id, request)
 
     async def snooze_conversation(self, conversation_id: str, *, admin_id: str, until: int) -> JSON:
+        from intercom.conversations import ConversationsManageRequestBody_Snoozed
+
         request = ConversationsManageRequestBody_Snoozed(admin_id=admin_id, snoozed_until=until)
         return await self._manage(conversation_id, request)
 
     async def assign_conversation(
         self, conversation_id: str, *, admin_id: str, assignee_type: str, assignee_id: str
     ) -> JSON:
+        from intercom.conversations import ConversationsManageRequestBody_Assignment
+
         request = ConversationsManageRequestBody_Assignment(
             type=assignee_type,
             admin_id=admin_id,
@@ -203,7 +234,10 @@ class IntercomClient:
     async def _manage(self, conversation_id: str, request: UniversalBaseModel) -> JSON:
         return _object(
             await self.call(
-                "POST", f"conversations/{conversation_id}/parts", body=request, idempotent=True
+                "POST",
+                f"conversations/{conversation_id}/parts",
+                body=request.dict(),
+                idempotent=True,
             )
         )
 
@@ -212,9 +246,11 @@ class IntercomClient:
         return [tag for tag in tags.get("data") or [] if isinstance(tag, dict)]
 
     async def create_tag(self, name: str) -> JSON:
+        from intercom import CreateOrUpdateTagRequest
+
         request = CreateOrUpdateTagRequest(name=name)
         # Creating a tag that exists returns it: safe to repeat.
-        return _object(await self.call("POST", "tags", body=request, idempotent=True))
+        return _object(await self.call("POST", "tags", body=request.dict(), idempotent=True))
 
     async def tag_conversation(self, conversation_id: str, *, tag_id: str, admin_id: str) -> JSON:
         return _object(
@@ -240,13 +276,15 @@ class IntercomClient:
         self, query: JSON, *, per_page: int, starting_after: str | None
     ) -> SearchPage:
         """One page of a search; the caller follows ``next_cursor``."""
-        pagination = StartingAfterPaging(per_page=per_page, starting_after=starting_after)
+        # Plain dicts, as ``StartingAfterPaging(...).dict()`` would give (the SDK's typed filters
+        # serialise booleans as 1): a sweep lists conversations before its first turn, and
+        # the SDK's request types cost a fifth of a second of CPU to import.
+        pagination = {"per_page": per_page, "starting_after": starting_after}
         response = _object(
             await self.call(
                 "POST",
                 "conversations/search",
-                # A plain dict query: the SDK's typed filters serialise booleans as 1.
-                body={"query": query, "pagination": pagination.dict()},
+                body={"query": query, "pagination": pagination},
                 idempotent=True,
             )
         )

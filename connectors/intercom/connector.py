@@ -523,15 +523,16 @@ class IntercomConnector(Connector):
         if not smith.external_id or contact_id == smith.external_id:
             log.warning("smith %s is not an Intercom contact; no user info", smith.id)
             return {}
-        # The conversation (who its customer is now), the smith's contact and its companies,
-        # side by side: one round trip in every turn that looks the customer up. Nothing is
-        # returned unless the conversation's customer is the smith's own contact.
-        found, contact, companies = await asyncio.gather(
-            self.client.find_conversation(conversation_id),
+        # The conversation's customer (as the sweep's fetch found it moments ago, or asked now),
+        # the smith's contact and its companies, side by side: one round trip in every turn
+        # that looks the customer up. Nothing is returned unless the conversation's customer
+        # is the smith's own contact.
+        customer, contact, companies = await asyncio.gather(
+            self.client.customer_of(conversation_id),
             self.client.find_contact(contact_id),
             self._companies(contact_id),
         )
-        if Conversation.from_json(found).customer_id != contact_id:
+        if customer != contact_id:
             log.warning("conversation %s is not this smith's; no user info", conversation_id)
             return {}
         return _contact_info(contact, companies)

@@ -182,6 +182,23 @@ async def test_user_info_is_the_conversation_s_own_contact(
         assert len(fake.requests) == asked
 
 
+async def test_a_swept_conversation_is_not_fetched_again_to_look_its_customer_up(
+    sqlite_url: str, fake_intercom: FakeIntercom
+) -> None:
+    fake = fake_intercom
+    contact = fake.add_contact("Ada Lovelace", "ada@example.com")
+    stranger = fake.add_contact("Someone Else")
+    cid = fake.start_conversation(contact, "<p>Hi</p>")
+    async with running_app(sqlite_url, fake) as (app, _runner):
+        connector = _connector(app)
+        assert [batch async for batch in connector.fetch_pending(since=None, limit=None)]
+        fetches = len(fake.calls("GET", f"/conversations/{cid}"))
+        assert fetches == 1
+        assert (await connector.user_info(_smith(contact), _thread(cid)))["name"] == "Ada Lovelace"
+        assert await connector.user_info(_smith(stranger), _thread(cid)) == {}
+        assert len(fake.calls("GET", f"/conversations/{cid}")) == fetches
+
+
 async def test_fetch_pending_pages_by_hand_and_skips_what_is_not_waiting(
     sqlite_url: str, fake_intercom: FakeIntercom
 ) -> None:
