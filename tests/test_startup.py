@@ -28,8 +28,7 @@ from tests.fakes.model_server import (
 # Libraries a one-off sweep with the defaults has no use for before its first search: the HTTP
 # server, unconfigured channels, the migration machinery on a database already at head, the
 # schedulers, the console, document parsers for formats it does not read, numpy, the local
-# embeddings model and its tokenizer and weights reader (the embeddings backend is off), the
-# SQLAlchemy ORM (the store is Core only; ``sqlalchemy.ext.asyncio``'s package imports it).
+# embeddings model and its tokenizer and weights reader (the embeddings backend is off).
 NOT_IMPORTED = (
     "alembic",
     "apscheduler",
@@ -44,7 +43,6 @@ NOT_IMPORTED = (
     "pypdf",
     "safetensors",
     "slack_bolt",
-    "sqlalchemy.orm",
     "tokenizers",
 )
 
@@ -151,7 +149,6 @@ NEVER_IN_A_SWEEP = (
     "httpx",
     "pypdf",
     "slack_sdk",
-    "sqlalchemy.orm",
 )
 
 TURN_PROBE = """

@@ -23,11 +23,8 @@ file in practice; there the slow poll stands in.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import logging
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -35,21 +32,19 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Insert
 from sqlalchemy.util import greenlet_spawn
 
 from bot.config import DatabaseSettings
 from bot.domain import new_id
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -439,32 +434,6 @@ def _sqlite_events(engine: Engine) -> None:
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_IMMEDIATE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-def create_async_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """SQLAlchemy's ``create_async_engine``, imported without the ORM (see
-    ``_async_engine_module``)."""
-    return cast("AsyncEngine", _async_engine_module().create_async_engine(url, **kwargs))
-
-
-def _async_engine_module() -> Any:
-    """``sqlalchemy.ext.asyncio.engine`` without running its package's ``__init__``, which
-    imports the ORM for ``AsyncSession`` and ``async_scoped_session`` (about 50 modules, a tenth
-    of a second of CPU at every start) that the store, SQLAlchemy Core only, never uses. The
-    engine module needs nothing of that ``__init__``: while it is imported the package stands in
-    ``sys.modules`` unexecuted (its ``__path__`` only), and is taken out again, so whoever
-    imports ``sqlalchemy.ext.asyncio`` later gets the whole package, around this same engine
-    module."""
-    package = "sqlalchemy.ext.asyncio"
-    if package in sys.modules:
-        return importlib.import_module(f"{package}.engine")
-    spec = importlib.util.find_spec(package)
-    assert spec is not None
-    sys.modules[package] = importlib.util.module_from_spec(spec)
-    try:
-        return importlib.import_module(f"{package}.engine")
-    finally:
-        del sys.modules[package]
 
 
 def null_pool_engine(url: str) -> AsyncEngine:
