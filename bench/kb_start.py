@@ -34,7 +34,7 @@ from bot.store.database import Database
 
 async def main():
     db = Database(DatabaseSettings(url=sys.argv[1]))
-    kb = KnowledgeBase(db, KnowledgeSettings())
+    kb = KnowledgeBase(db, KnowledgeSettings(embeddings={"backend": "none"}))
     before = time.process_time()
     await kb.search(sys.argv[2])
     cpu = time.process_time() - before
@@ -62,7 +62,8 @@ def ingest(url: str, paths: list[Path]) -> int:
     async def run() -> int:
         db = Database(DatabaseSettings(url=url))
         await upgrade(db.engine)
-        report = await KnowledgeBase(db, KnowledgeSettings()).ingest(paths)
+        keyword_only = KnowledgeSettings.model_validate({"embeddings": {"backend": "none"}})
+        report = await KnowledgeBase(db, keyword_only).ingest(paths)
         await db.dispose()
         return report.chunks
 

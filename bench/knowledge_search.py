@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from support import PG_URL, scratch_database
+from support import KEYWORD_ONLY, PG_URL, scratch_database
 
 from bot.config import DatabaseSettings, KnowledgeSettings
 from bot.knowledge import KnowledgeBase
@@ -133,7 +133,7 @@ async def run_backend(label: str, url: str, corpus: Path, qs: list[str]) -> dict
     db = Database(DatabaseSettings(url=url))
     try:
         await upgrade(db.engine)
-        kb = KnowledgeBase(db, KnowledgeSettings(chunk_chars=CHUNK_CHARS))
+        kb = KnowledgeBase(db, KnowledgeSettings(chunk_chars=CHUNK_CHARS, embeddings=KEYWORD_ONLY))
         started = time.perf_counter()
         report = await kb.ingest([corpus])
         ingest_s = time.perf_counter() - started

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from knowledge_search import generate, queries
+from support import KEYWORD_ONLY
 
 from bot.config import BUNDLED_KNOWLEDGE, DatabaseSettings, KnowledgeSettings
 from bot.knowledge import KnowledgeBase, vectors
@@ -104,7 +105,7 @@ async def chunk_texts(corpus: Path, tmp: Path) -> list[str]:
     db = Database(DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp}/chunks.db"))
     try:
         await upgrade(db.engine)
-        await KnowledgeBase(db, KnowledgeSettings(chunk_chars=1200)).ingest([corpus])
+        await KnowledgeBase(db, KnowledgeSettings(chunk_chars=1200, embeddings=KEYWORD_ONLY)).ingest([corpus])
         async with db.read() as conn:
             rows = (
                 await conn.execute(select(kb_chunks.c.title, kb_chunks.c.heading, kb_chunks.c.text))

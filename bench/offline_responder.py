@@ -31,7 +31,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from knowledge_search import generate, queries
-from support import PG_URL, scratch_database
+from support import KEYWORD_ONLY, PG_URL, scratch_database
 
 from bot.agent.engine import make_runner
 from bot.agent.retrieval import CachedSearch
@@ -116,7 +116,7 @@ async def run_backend(
     db = Database(DatabaseSettings(url=url))
     try:
         await upgrade(db.engine)
-        kb = KnowledgeBase(db, KnowledgeSettings(chunk_chars=CHUNK_CHARS))
+        kb = KnowledgeBase(db, KnowledgeSettings(chunk_chars=CHUNK_CHARS, embeddings=KEYWORD_ONLY))
         await kb.ingest([corpus])
         responder = OfflineProvider(OfflineSettings(), kb)
         # Steady state, as in a running daemon: one untimed pass warms the connection pool and

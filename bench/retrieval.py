@@ -3,7 +3,7 @@
 Two retrievers, each measured through ``supportbot eval`` (the real turn path with the offline
 responder) on the bundled example KB's cases and on the held-out sets (bike sharing, a broadband
 provider, an online course platform, a meal-kit service, a pet insurer, a parcel-locker network,
-a car-rental firm, an energy supplier, a fitness-club chain):
+a car-rental firm, an energy supplier, a fitness-club chain, an airline, a tenant portal):
 
 - ``current``: ``bot.knowledge.index.SearchIndex`` — per-language analysis, BM25F with title /
   heading / body weights over documents and sections, typo tolerance, one hit per document;
@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from knowledge_search import generate, queries
+from support import KEYWORD_ONLY
 
 from bot.agent.evaluation import evaluate, load_cases
 from bot.app import launcher
@@ -114,6 +115,16 @@ CASE_SETS = [
         "held-out gym",
         ROOT / "tests/knowledge/heldout-gym/cases.jsonl",
         ROOT / "tests/knowledge/heldout-gym/kb",
+    ),
+    (
+        "held-out airline",
+        ROOT / "tests/knowledge/heldout-airline/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-airline/kb",
+    ),
+    (
+        "held-out tenants",
+        ROOT / "tests/knowledge/heldout-tenants/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-tenants/kb",
     ),
 ]
 
@@ -323,7 +334,7 @@ async def latency(
         with retriever(chosen):
             started = time.perf_counter()
             if random_vectors and chosen.embeddings:
-                await KnowledgeBase(db, KnowledgeSettings(chunk_chars=1200)).ingest([corpus])
+                await KnowledgeBase(db, KnowledgeSettings(chunk_chars=1200, embeddings=KEYWORD_ONLY)).ingest([corpus])
                 await _random_vectors(db)
             else:
                 await kb.ingest([corpus])  # with a backend: every chunk embedded here

@@ -16,6 +16,14 @@ from pathlib import Path
 
 import asyncpg
 
+from bot.config import EmbeddingsSettings
+
+# The benchmarks measure keyword search unless they say otherwise: with the ``embeddings`` extra
+# installed, the default ``backend = "auto"`` would run the local model in every knowledge base
+# they build and in every daemon they start (subprocesses inherit the variable).
+KEYWORD_ONLY = EmbeddingsSettings(backend="none")
+os.environ.setdefault("SUPPORTBOT_KNOWLEDGE__EMBEDDINGS__BACKEND", "none")
+
 PG_URL = os.environ.get("SUPPORTBOT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

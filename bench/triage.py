@@ -390,6 +390,8 @@ def daemon_env() -> dict[str, str]:
     no installed daemon pays; the cold start writes the caches, warm starts read them."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    # Keyword search, as installed without the ``embeddings`` extra (``auto`` would load the model).
+    env.setdefault("SUPPORTBOT_KNOWLEDGE__EMBEDDINGS__BACKEND", "none")
     return env
 
 

