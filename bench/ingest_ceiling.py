@@ -121,6 +121,24 @@ async def bare_app() -> tuple[web.AppRunner, int]:
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
+def bench_settings(url: str, fake: FakeIntercom, concurrency: int) -> Settings:
+    """The daemon's settings: the Intercom connector on the fake, the webhook secret set."""
+    return Settings.model_validate(
+        {
+            "database": {"url": url, "pool_size": max(10, concurrency)},
+            "http": {"port": 0},
+            "log": {"level": "WARNING"},
+            "connectors": ["intercom"],
+            "intercom": {
+                "token": fake.token,
+                "client_secret": SECRET,
+                "base_url": fake.base_url,
+                "poll_interval_seconds": 0,
+            },
+        }
+    )
+
+
 async def answered(app: Application) -> int:
     return int(
         await app.db.run_read(
@@ -217,20 +235,7 @@ async def run(
             queued = notifications(fake, backlog, "backlog")
             bodies = notifications(fake, unique, "timed")
             bodies += bodies[: deliveries - unique]  # Intercom's redeliveries
-            settings = Settings.model_validate(
-                {
-                    "database": {"url": url, "pool_size": max(10, concurrency)},
-                    "http": {"port": 0},
-                    "log": {"level": "WARNING"},
-                    "connectors": ["intercom"],
-                    "intercom": {
-                        "token": fake.token,
-                        "client_secret": SECRET,
-                        "base_url": fake.base_url,
-                        "poll_interval_seconds": 0,
-                    },
-                }
-            )
+            settings = bench_settings(url, fake, concurrency)
             app = Application(settings)
             await upgrade(app.db.engine)
             bare, bare_port = await bare_app()

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ingest_ceiling import (
-    SECRET,
     bare_app,
+    bench_settings,
     client,
     loadavg,
     notifications,
@@ -37,7 +37,6 @@ from ingest_ceiling import (
 from support import scratch_database
 
 from bot.app import Application
-from bot.config import Settings
 from bot.store.migrate import upgrade
 from tests.fakes.intercom import FakeIntercom
 
@@ -68,20 +67,7 @@ async def run(
         async with scratch_database(kind) as url:
             if url is None:
                 return None
-            settings = Settings.model_validate(
-                {
-                    "database": {"url": url, "pool_size": max(10, concurrency)},
-                    "http": {"port": 0},
-                    "log": {"level": "WARNING"},
-                    "connectors": ["intercom"],
-                    "intercom": {
-                        "token": fake.token,
-                        "client_secret": SECRET,
-                        "base_url": fake.base_url,
-                        "poll_interval_seconds": 0,
-                    },
-                }
-            )
+            settings = bench_settings(url, fake, concurrency)
             app = Application(settings, run_pipeline=False)
             await upgrade(app.db.engine)
             bare, bare_port = await bare_app()
