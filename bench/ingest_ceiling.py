@@ -69,23 +69,35 @@ def notifications(fake: FakeIntercom, count: int, tag: str) -> list[bytes]:
     return bodies
 
 
-async def client(url: str, bodies: list[bytes], concurrency: int) -> dict[str, Any]:
-    """One run of the load client in its own process."""
+def request_file(bodies: list[bytes]) -> Path:
+    """The client's requests (each body with its signature) in a file of their own; signed
+    here, before any CPU of this process is counted."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
         json.dump([[b.decode(), sign(SECRET.encode(), b)] for b in bodies], file)
+    return Path(file.name)
+
+
+async def client(url: str, bodies: list[bytes], concurrency: int) -> dict[str, Any]:
+    """One run of the load client in its own process."""
+    requests = request_file(bodies)
     try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(CLIENT),
-            url,
-            file.name,
-            str(concurrency),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await process.communicate()
+        return await run_client(url, requests, concurrency)
     finally:
-        Path(file.name).unlink()
+        requests.unlink()
+
+
+async def run_client(url: str, requests: Path, concurrency: int) -> dict[str, Any]:
+    """One run of the load client in its own process, over a ``request_file``."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(CLIENT),
+        url,
+        str(requests),
+        str(concurrency),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"the client failed: {err.decode().strip()[-500:]}")
     result: dict[str, Any] = json.loads(out)
@@ -107,6 +119,24 @@ async def bare_app() -> tuple[web.AppRunner, int]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+def bench_settings(url: str, fake: FakeIntercom, concurrency: int) -> Settings:
+    """The daemon's settings: the Intercom connector on the fake, the webhook secret set."""
+    return Settings.model_validate(
+        {
+            "database": {"url": url, "pool_size": max(10, concurrency)},
+            "http": {"port": 0},
+            "log": {"level": "WARNING"},
+            "connectors": ["intercom"],
+            "intercom": {
+                "token": fake.token,
+                "client_secret": SECRET,
+                "base_url": fake.base_url,
+                "poll_interval_seconds": 0,
+            },
+        }
+    )
 
 
 async def answered(app: Application) -> int:
@@ -173,10 +203,12 @@ async def phase(
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )
         await asyncio.sleep(1.0)  # attached
+    requests = request_file(bodies)
     with LoopLag() as lag:
         cpu = time.process_time()
-        result = await client(url, bodies, concurrency)
+        result = await run_client(url, requests, concurrency)
         cpu = time.process_time() - cpu
+    requests.unlink()
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         await spy.wait()
@@ -203,20 +235,7 @@ async def run(
             queued = notifications(fake, backlog, "backlog")
             bodies = notifications(fake, unique, "timed")
             bodies += bodies[: deliveries - unique]  # Intercom's redeliveries
-            settings = Settings.model_validate(
-                {
-                    "database": {"url": url, "pool_size": max(10, concurrency)},
-                    "http": {"port": 0},
-                    "log": {"level": "WARNING"},
-                    "connectors": ["intercom"],
-                    "intercom": {
-                        "token": fake.token,
-                        "client_secret": SECRET,
-                        "base_url": fake.base_url,
-                        "poll_interval_seconds": 0,
-                    },
-                }
-            )
+            settings = bench_settings(url, fake, concurrency)
             app = Application(settings)
             await upgrade(app.db.engine)
             bare, bare_port = await bare_app()

@@ -49,10 +49,18 @@ def too_large(limit: int) -> BodyRefused:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body, refused (413) once it grows past ``limit``; Content-Length is checked first
-    but not trusted, since it can be absent (chunked) or lie."""
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large(limit)
+    """The raw body, refused (413) past ``limit``: by its Content-Length, to which aiohttp's
+    parser holds the body (it reads no byte more), or, without one (chunked), counted as it
+    arrives."""
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise too_large(limit)
+        if length == 0:
+            return b""
+        # The parser hands over exactly Content-Length bytes (a body cut short is a lost
+        # connection, as for a chunked one): one read, not a loop of chunks.
+        return await request.content.readexactly(length)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(_CHUNK):
@@ -80,6 +88,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# ``json.loads`` with these hooks builds a decoder per call; one serves every call.
+_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Decode a JSON document from the network; ``BodyRefused(400)`` for anything malformed."""
     try:
@@ -89,7 +101,7 @@ def parse_json(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
     # Cheap upper bound: a document with fewer brackets than the limit cannot nest deeper.
     deep = text.count("[") + text.count("{") > max_depth
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = _DECODER.decode(text)
     except RecursionError:
         raise BodyRefused(400, f"JSON nested deeper than {max_depth} levels",
                           "json_too_deep") from None

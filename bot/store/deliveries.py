@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
@@ -81,6 +82,26 @@ DONE_STATEMENT = (
 RELEASE = update(deliveries).where(_OURS).values(lease_token=None, lease_expires_at=None)
 
 
+_COLUMNS = ("channel", "dedup_key", "order_key", "body", "status", "attempts", "received_at")
+# Rows per SQLite statement: 7,000 bound values, within the 32,766 SQLite allows by default.
+_SQLITE_ROWS = 1000
+
+
+@lru_cache(maxsize=64)
+def _sqlite_insert(count: int) -> str:
+    """SQLite's insert of ``count`` rows, skipping the stored ones and returning the new."""
+    values = ", ".join(["(" + ", ".join("?" * len(_COLUMNS)) + ")"] * count)
+    return (
+        f"INSERT INTO {deliveries.name} ({', '.join(_COLUMNS)}) VALUES {values} "
+        "ON CONFLICT (channel, dedup_key) DO NOTHING RETURNING id, channel, dedup_key"
+    )
+
+
+def _ids(rows: Sequence[dict[str, Any]], inserted: dict[tuple[str, str], int]) -> list[int | None]:
+    """Each row's new id, None for one stored before (the first of two alike is the new one)."""
+    return [inserted.pop((row["channel"], row["dedup_key"]), None) for row in rows]
+
+
 @dataclass(frozen=True, slots=True)
 class StoredDelivery:
     """A pending delivery as a claim hands it out."""
@@ -123,14 +144,21 @@ class Deliveries:
     async def write(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
         """Insert ``rows`` (``row``) in one transaction; for each, its new id, or None when
         that delivery was stored before (or twice in this batch: the first one is new)."""
+        if self.db.is_sqlite:
+            # One statement through the driver (``Database.run_driver``): the batch's rows in
+            # one multi-row VALUES, the ones new here returned (a batch over SQLite's bound
+            # variables is split, each part atomic, as below).
+            inserted: dict[tuple[str, str], int] = {}
+            for start in range(0, len(rows), _SQLITE_ROWS):
+                part = rows[start : start + _SQLITE_ROWS]
+                params = [row[name] for row in part for name in _COLUMNS]
+                found = await self.db.run_driver(_sqlite_insert(len(part)), params, urgent=True)
+                inserted.update(((channel, key), id_) for id_, channel, key in found)
+            return _ids(rows, inserted)
 
         def work(conn: Connection) -> list[int | None]:
             result = conn.execute(self._insert, list(rows))
-            inserted = {(r.channel, r.dedup_key): r.id for r in result}
-            ids: list[int | None] = []
-            for row in rows:
-                ids.append(inserted.pop((row["channel"], row["dedup_key"]), None))
-            return ids
+            return _ids(rows, {(r.channel, r.dedup_key): r.id for r in result})
 
         # Urgent: the platform's acknowledgement waits on it, not behind turns' writes. One
         # statement (a batch too large for one is split, each part atomic: a part that fails

@@ -159,3 +159,16 @@ async def test_storing_deliveries_is_one_round_trip_on_postgresql(
     assert sent == []
     await store.db.run_tx(lambda conn: conn.execute(text("SELECT 1")))
     assert sent == ["BEGIN", "COMMIT"]  # what an ordinary unit of work costs, for contrast
+
+
+async def test_a_batch_with_a_row_that_cannot_be_stored_stores_none_of_it(store: Store) -> None:
+    """The batch is one statement in one transaction: a row the database refuses fails every
+    row of it (none acknowledged, none stored), and the next write goes on as usual."""
+    refused = {**_row("n2", "c1"), "order_key": None}  # NOT NULL
+    with pytest.raises(Exception, match="(?i)not[- ]null"):
+        await store.deliveries.write([_row("n1", "c1"), refused, _row("n3", "c2")])
+    assert await store.deliveries.counts() == {}
+    ids = await store.deliveries.write([_row("n1", "c1"), _row("n3", "c2")])
+    assert None not in ids
+    assert await store.deliveries.counts() == {"pending": 2}
+
