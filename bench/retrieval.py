@@ -328,13 +328,14 @@ async def latency(
     try:
         await upgrade(db.engine)
         settings = KnowledgeSettings.model_validate(
-            {"chunk_chars": 1200, "embeddings": chosen.embeddings or {}}
+            {"chunk_chars": 1200, "embeddings": chosen.embeddings or {"backend": "none"}}
         )
         kb = KnowledgeBase(db, settings)
         with retriever(chosen):
             started = time.perf_counter()
             if random_vectors and chosen.embeddings:
-                await KnowledgeBase(db, KnowledgeSettings(chunk_chars=1200, embeddings=KEYWORD_ONLY)).ingest([corpus])
+                keyword_only = KnowledgeSettings(chunk_chars=1200, embeddings=KEYWORD_ONLY)
+                await KnowledgeBase(db, keyword_only).ingest([corpus])
                 await _random_vectors(db)
             else:
                 await kb.ingest([corpus])  # with a backend: every chunk embedded here

@@ -42,13 +42,15 @@ def load_or_build(path: Path | None, records: Sequence[ChunkRecord]) -> tuple[Se
     """The index over ``records`` and whether it was built: loaded from ``path`` when stored
     there from these very chunks by this code, else built and stored there (no file when
     ``path`` is None)."""
+    # The class as ``bot.knowledge.index`` names it now (a benchmark swaps in another ranking).
+    kind = index.SearchIndex
     if path is None:
-        return SearchIndex(records), True
+        return kind(records), True
     key = index_key(records)
     loaded = load(path, key)
-    if loaded is not None:
+    if loaded is not None and type(loaded) is kind:
         return loaded, False
-    built = SearchIndex(records)
+    built = kind(records)
     save(path, key, built)
     return built, True
 
@@ -97,7 +99,8 @@ def load(path: Path, key: str) -> SearchIndex | None:
 
 def save(path: Path, key: str, built: SearchIndex) -> None:
     """Store ``built`` under ``key`` at ``path`` (replacing what was there, atomically); a
-    folder that cannot be written only costs the next start a build."""
+    folder that cannot be written, or an index that cannot be pickled, only costs the next start
+    a build: storing never fails a search."""
     temporary: Path | None = None
     try:
         # A file of its own for each writer (processes, and threads of one), renamed into place.
@@ -107,7 +110,7 @@ def save(path: Path, key: str, built: SearchIndex) -> None:
             out.write(key.encode("ascii") + b"\n")
             pickle.dump(built, out, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(temporary, path)
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 — the index in memory serves either way
         if temporary is not None:
             temporary.unlink(missing_ok=True)
         log.warning("knowledge: cannot store the index at %s (%s)", path, exc)

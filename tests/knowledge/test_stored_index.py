@@ -102,3 +102,24 @@ async def test_a_stored_file_naming_anything_but_an_index_is_refused_and_the_ind
     assert again.index_builds == 1
     assert "planted" not in capsys.readouterr().out
     assert stored_index.load(stored, key.decode()) is not None  # stored afresh
+
+
+async def test_an_index_that_cannot_be_stored_still_answers(
+    kb_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storing is a saving, never a condition: a pickling failure (as when another ranking
+    class stands in) or a full disk leaves the index in memory answering, and no file half
+    written."""
+    docs = tmp_path / "kb"
+    _write(docs, "Create a SAML app in Okta.")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise pickle.PicklingError("cannot pickle this index")
+
+    monkeypatch.setattr(stored_index.pickle, "dump", refuse)
+    kb = _start(kb_db)
+    await kb.ingest([docs])
+    assert (await kb.search("where are invoices sent"))[0].title == "Billing"
+    folder = Path(str(kb_db.engine.url.database)).parent
+    assert not list(folder.glob("*.kb-index*"))
+
