@@ -41,6 +41,7 @@ from bot.store.attention import needing_a_person
 from bot.store.erasure import Erasures
 from bot.store.migrate import upgrade
 from bot.store.web import WebStore
+from tests.fakes.wire import ServerExchanges
 
 SEQUENTIAL = 200
 MILLION = 1_000_000
@@ -65,6 +66,7 @@ async def measure(
 
     app = Application(settings, runner_factory=zero,  # type: ignore[arg-type]
                       connectors=[connector], serve_http=False)
+    exchanges = None if app.db.is_sqlite else ServerExchanges(app.db.engine)
     await upgrade(app.db.engine)
     slug = app.settings.default_agent
     agent = await app.store.ensure_agent(slug, app.definition(slug).name)
@@ -78,17 +80,23 @@ async def measure(
         await asyncio.sleep(0.05)
         latencies: list[float] = []
         trips: list[int] = []
+        statements: list[int] = []
+        sent: list[int] = []
         if log is not None:
             log.recording = "turn"
         cpu, io = time.process_time(), _io()
         for i in range(SEQUENTIAL):
-            before = app.db.round_trips
+            before, said = app.db.round_trips, app.db.statements
+            wrote = exchanges.count if exchanges is not None else 0
             began = time.perf_counter()
             await app.submit(_message(i, "seq"))
             await _until(connector, i + 2)
             latencies.append((time.perf_counter() - began) * 1000)
             await asyncio.sleep(0.002)  # let the sender record the send before counting
             trips.append(app.db.round_trips - before)
+            statements.append(app.db.statements - said)
+            if exchanges is not None:
+                sent.append(exchanges.count - wrote)
         cpu_ms = (time.process_time() - cpu) * 1000 / SEQUENTIAL
         after = _io()
         reads = (after["syscr"] - io["syscr"]) / SEQUENTIAL
@@ -117,6 +125,8 @@ async def measure(
         "written_kb": written,
         "round_trips": statistics.median(trips),
         "round_trips_max": max(trips),
+        "statements": statistics.median(statements),
+        "exchanges": statistics.median(sent) if sent else None,
         "median_ms": statistics.median(latencies),
         "p95_ms": sorted(latencies)[int(len(latencies) * 0.95) - 1],
         "rate": turns / elapsed,
@@ -207,21 +217,25 @@ async def main() -> None:
 
     print("\nturn: zero-cost runner; round trips and latency over 200 sequential turns on new "
           f"tickets, turns/s over {args.turns} at once; store seeded '{args.state}'")
-    print(f"{'database':<11} {'threads':>8} {'round trips':>12} {'median ms':>10} {'p95 ms':>8} "
+    print(f"{'database':<11} {'threads':>8} {'round trips':>12} {'stmts':>6} {'exch':>5} {'median ms':>10} {'p95 ms':>8} "
           f"{'turns/s':>8} {'cpu ms':>7} {'reads':>6} {'disk KB':>8} {'seeded in':>10} {'turn plans':>20} {'blocks/turn':>12} "
           f"{'other plans':>26}")
-    print("-" * 160)
+    print("-" * 173)
     for kind, size, r in rows:
         turn = [p for p in r["plans"] if p.phase == "turn"]
         other = [p for p in r["plans"] if p.phase != "turn"]
         blocks = (f"{sum(p.blocks * p.count for p in turn if p.blocks) / SEQUENTIAL:.0f}"
                   if any(p.blocks is not None for p in turn) else "-")
+        exch = "-" if r["exchanges"] is None else f"{r['exchanges']:.0f}"
         print(f"{kind:<11} {size:>8} {r['round_trips']:>7.0f} (≤{r['round_trips_max']:.0f})"
+              f" {r['statements']:>6.0f} {exch:>5}"
               f" {r['median_ms']:>10.1f} {r['p95_ms']:>8.1f} {r['rate']:>8.0f}"
               f" {r['cpu_ms']:>7.2f} {r['reads']:>6.0f} {r['written_kb']:>8.1f} {r['seed_s']:>9.1f}s {_verdicts(turn):>20} {blocks:>12} {_verdicts(other):>26}")
     print(f"target: ≤ {TARGET_ROUND_TRIPS} round trips, median ≤ {TARGET_MEDIAN_MS:.0f} ms, "
           f"≥ {TARGET_RATE:.0f} turns/s, flat with store size (1k → 100k → 1M with --million); "
           "every statement an index lookup (a turn's, and the other requests')")
+    print("stmts, exch: a sequential turn's statements and writes to PostgreSQL's socket "
+          "(each a wait for the server: BEGIN and COMMIT too), medians")
     print("cpu ms: this process's CPU time per sequential turn (SQLite's work included, not "
           "PostgreSQL's); reads: its read system calls per turn (SQLite's page cache misses); disk KB: "
           "what it wrote to the disk per turn (SQLite's WAL and checkpoints)")

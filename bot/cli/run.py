@@ -10,12 +10,15 @@ import signal
 import sys
 from typing import Any
 
+from bot.allocator import pin_mmap_threshold
 from bot.config import Settings
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import Application
 
+    # Before the daemon allocates its pools and buffers: its heap stays flat (bot/allocator.py).
+    pin_mmap_threshold()
     app = Application(settings)
     await app.start()
     stop = asyncio.Event()

@@ -6,8 +6,9 @@ statement on its own is atomic, and data-modifying CTEs let one statement do wha
 several: so the inbox write, the lane claim and the commit of a finished turn are each one
 statement. The inbox write and the commit are sent outside a transaction
 (``Database.run_each``); the claim stays in the transaction of the turn's reads, so its lease
-and those reads commit together. A turn on a new ticket went from 23 exchanges to 11 that way
-(counted on the wire by ``tests/pipeline/test_round_trips.py``).
+and those reads commit together. A turn on a new ticket went from 23 exchanges to 11 that way,
+and to 9 with the ticket read in one statement (``statements.TICKET``; counted on the wire by
+``tests/pipeline/test_round_trips.py``).
 
 The rows ride in as one ``jsonb`` array (``jsonb_populate_recordset`` over the table's own row
 type), so each statement's text is the same whatever the number of rows: prepared once per

@@ -7,6 +7,7 @@ pieces a turn's own transaction reuses (``runs.Runs.start_thread``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,9 +68,52 @@ def upsert_smith(
     """``ensure_smith`` inside a write transaction; None when another writer created the
     smith between our read and insert (try again). ``smith_id``: the id a smith created here
     gets (so the caller can tell a new one)."""
+    smith_id = smith_id or new_id("smt")
+    if external_id is None:
+        values = _new_smith_values(external_id, agent_id, fields)
+        return to_smith(conn.execute(st.INSERT_SMITH, {"id": smith_id, **values}).mappings().one())
+    live = live_smith_row(conn, agent_id, external_id)
+    return upsert_live_smith(conn, live, external_id, agent_id, fields, smith_id=smith_id)
+
+
+def upsert_live_smith(
+    conn: Connection,
+    live: Mapping[Any, Any] | None,
+    external_id: str,
+    agent_id: str,
+    fields: SmithFields,
+    *,
+    smith_id: str,
+) -> Smith | None:
+    """``upsert_smith`` given the row of the live smith of ``external_id`` as this transaction
+    read it (None: none lives), so the caller that read it with other rows saves the read."""
+    if live is None:
+        values = _new_smith_values(external_id, agent_id, fields)
+        new = st.NEW_LIVE_SMITH[conn.dialect.name]
+        inserted = conn.execute(new, {"id": smith_id, **values}).mappings().first()
+        return None if inserted is None else to_smith(inserted)
+    patch: dict[str, Any] = {}
+    if fields.display_name is not None and fields.display_name != live["display_name"]:
+        patch["display_name"] = fields.display_name
+    if fields.customer_id is not None and fields.customer_id != live["customer_id"]:
+        patch["customer_id"] = fields.customer_id
+    if fields.metadata:
+        merged = {**live["metadata"], **fields.metadata}
+        if merged != live["metadata"]:
+            patch["metadata"] = merged
+    if patch:
+        patch["updated_at"] = now()
+        conn.execute(update(smiths).where(smiths.c.id == live["id"]).values(**patch))
+        updated = live_smith_row(conn, agent_id, external_id)
+        assert updated is not None
+        return to_smith(updated)
+    return to_smith(live)
+
+
+def _new_smith_values(external_id: str | None, agent_id: str, fields: SmithFields) -> dict[str, Any]:
     default_memory = not (external_id is None or external_id.startswith("anon:"))
     created = now()
-    values = {
+    return {
         "agent_id": agent_id,
         "external_id": external_id,
         "display_name": fields.display_name,
@@ -79,30 +123,6 @@ def upsert_smith(
         "created_at": created,
         "updated_at": created,
     }
-    smith_id = smith_id or new_id("smt")
-    if external_id is None:
-        return to_smith(conn.execute(st.INSERT_SMITH, {"id": smith_id, **values}).mappings().one())
-    row = live_smith_row(conn, agent_id, external_id)
-    if row is None:
-        new = st.NEW_LIVE_SMITH[conn.dialect.name]
-        inserted = conn.execute(new, {"id": smith_id, **values}).mappings().first()
-        return None if inserted is None else to_smith(inserted)
-    patch: dict[str, Any] = {}
-    if fields.display_name is not None and fields.display_name != row["display_name"]:
-        patch["display_name"] = fields.display_name
-    if fields.customer_id is not None and fields.customer_id != row["customer_id"]:
-        patch["customer_id"] = fields.customer_id
-    if fields.metadata:
-        merged = {**row["metadata"], **fields.metadata}
-        if merged != row["metadata"]:
-            patch["metadata"] = merged
-    if patch:
-        patch["updated_at"] = now()
-        conn.execute(update(smiths).where(smiths.c.id == row["id"]).values(**patch))
-        updated = live_smith_row(conn, agent_id, external_id)
-        assert updated is not None
-        return to_smith(updated)
-    return to_smith(row)
 
 
 def version_of(conn: Connection, smith: Smith) -> AgentVersion | None:

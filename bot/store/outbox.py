@@ -145,7 +145,7 @@ class Outbox:
                 thread_row = {c.name: row[f"thr__{c.name}"] for c in threads.c}
                 # ``attempt`` counts earlier tries that may have reached the platform.
                 action = to_action(row, attempt=row["attempts"] - 1)
-                claimed.append(ActionClaim(action, to_thread(thread_row), token))  # type: ignore[arg-type]
+                claimed.append(ActionClaim(action, to_thread(thread_row), token))
             return claimed
 
         return await self.db.run_tx(work)

@@ -4,6 +4,7 @@ entries) are mapped next to their types in ``inbox`` and ``outbox``."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.engine import RowMapping
@@ -29,7 +30,7 @@ def to_agent(row: RowMapping) -> Agent:
     return Agent(row["id"], row["slug"], row["name"], row["live_version"], row["created_at"])
 
 
-def to_agent_version(row: RowMapping) -> AgentVersion:
+def to_agent_version(row: Mapping[Any, Any]) -> AgentVersion:
     return AgentVersion(
         agent_id=row["agent_id"],
         version=row["version"],
@@ -39,7 +40,7 @@ def to_agent_version(row: RowMapping) -> AgentVersion:
     )
 
 
-def to_smith(row: RowMapping) -> Smith:
+def to_smith(row: Mapping[Any, Any]) -> Smith:
     return Smith(
         id=row["id"],
         agent_id=row["agent_id"],
@@ -55,7 +56,7 @@ def to_smith(row: RowMapping) -> Smith:
     )
 
 
-def to_thread(row: RowMapping) -> Thread:
+def to_thread(row: Mapping[Any, Any]) -> Thread:
     return Thread(
         id=row["id"],
         smith_id=row["smith_id"],

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
 from bot.domain import (
     Action,
@@ -28,11 +29,19 @@ from bot.store import folded
 from bot.store import statements as st
 from bot.store.database import OUTBOX_NOTICE, Database
 from bot.store.errors import LeaseLost
-from bot.store.identity import Identity, SmithFields, check_owner, upsert_smith, version_of
+from bot.store.identity import (
+    Identity,
+    SmithFields,
+    check_owner,
+    upsert_live_smith,
+    upsert_smith,
+    version_of,
+)
 from bot.store.inbox import Inbox, LaneClaim, release_lane_in
 from bot.store.outbox import ActionClaim, pending_rows
 from bot.store.rows import (
     run_values,
+    to_agent_version,
     to_run,
     to_smith,
     to_thread,
@@ -88,6 +97,12 @@ def _people_said(conn: Connection, thread_id: str, limit: int) -> list[tuple[flo
     return said
 
 
+class _Unread(Enum):
+    """A value not read yet (where None is a value read)."""
+
+    UNREAD = 0
+
+
 def _turn_inputs(
     conn: Connection,
     smith: Smith,
@@ -96,18 +111,25 @@ def _turn_inputs(
     *,
     new_thread: bool = False,
     new_smith: bool = False,
+    version: AgentVersion | None | _Unread = _Unread.UNREAD,
 ) -> TurnInputs:
-    """What a turn reads before it runs: the agent version the smith runs, the thread's
-    latest runs, what people wrote in it, and the smith's memories when it keeps them. A
-    thread this transaction created has no runs and nothing people wrote yet; a smith it
-    created has no memories yet."""
-    version = version_of(conn, smith)
+    """What a turn reads before it runs: the agent version the smith runs (unless read
+    already, ``version``), the thread's latest runs, what people wrote in it, and the smith's
+    memories when it keeps them. A thread this transaction created has no runs and nothing
+    people wrote yet; a smith it created has no memories yet."""
+    if version is _Unread.UNREAD:
+        version = version_of(conn, smith)
     facts = _memories(conn, smith.id, 50) if smith.auto_memory and not new_smith else []
     if new_thread:
         return TurnInputs(version, (), tuple(facts), ())
     runs_ = _thread_runs(conn, thread_id, history)
     said = _people_said(conn, thread_id, history)
     return TurnInputs(version, tuple(runs_), tuple(facts), tuple(said))
+
+
+def _prefixed(row: RowMapping, prefix: str) -> dict[str, Any]:
+    """The columns of ``row`` labelled ``prefix``, by their own names."""
+    return {key[len(prefix):]: value for key, value in row.items() if key.startswith(prefix)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +151,7 @@ def _thread_for_turn(
     if row is None:
         return None
     thread = to_thread(row)
-    smith = to_smith({c.name: row[f"own__{c.name}"] for c in st.OWNER.c})  # type: ignore[arg-type]
+    smith = to_smith({c.name: row[f"own__{c.name}"] for c in st.OWNER.c})
     return thread, smith, _turn_inputs(conn, smith, thread.id, history)
 
 
@@ -193,6 +215,21 @@ class Runs:
         fields = SmithFields(message.display_name, None, message.profile or None, None)
         fresh_id = new_id("smt")
         smith = upsert_smith(conn, message.smith_external_id, agent_id, fields, smith_id=fresh_id)
+        new_smith = smith is not None and smith.id == fresh_id
+        return self._started(conn, message, smith, history, new_smith=new_smith)
+
+    def _started(
+        self,
+        conn: Connection,
+        message: InboundMessage,
+        smith: Smith | None,
+        history: int,
+        *,
+        new_smith: bool,
+        version: AgentVersion | None | _Unread = _Unread.UNREAD,
+    ) -> tuple[Thread, Smith, TurnInputs] | None:
+        """The new ticket's thread added under ``smith`` (None: its upsert raced), and what
+        the turn reads."""
         if smith is None:
             return None
         thread, created = self.identity.add_thread_in(
@@ -201,7 +238,8 @@ class Runs:
         if thread.smith_id != smith.id:
             return thread, smith, TurnInputs(None, (), ())
         return thread, smith, _turn_inputs(
-            conn, smith, thread.id, history, new_thread=created, new_smith=smith.id == fresh_id
+            conn, smith, thread.id, history, new_thread=created, new_smith=new_smith,
+            version=version,
         )
 
     def prepare_turn_in(
@@ -209,11 +247,36 @@ class Runs:
     ) -> PreparedTurn | None:
         """What ``thread_for_turn`` reads, or for a new ticket what ``start_thread`` writes
         and reads, inside the lane claim's transaction. None when the turn must find out
-        itself (a raced upsert, a ticket of another smith: the turn path handles those)."""
-        found = _thread_for_turn(conn, agent_id, message.thread_external_id, history)
-        if found is not None:
-            return PreparedTurn(*found, started=False)
-        started = self.start_thread_in(conn, message, agent_id, history)
+        itself (a raced upsert, a ticket of another smith, an agent gone: the turn path
+        handles those). The ticket's thread, its smith, the sender's live smith and the agent
+        version are read in one statement (``TICKET``)."""
+        params = {
+            "agent_id": agent_id,
+            "external_id": message.thread_external_id,
+            "smith_external_id": message.smith_external_id,
+        }
+        row = conn.execute(st.TICKET, params).mappings().first()
+        if row is None:
+            return None
+        version = (
+            None if row["ver__version"] is None else to_agent_version(_prefixed(row, "ver__"))
+        )
+        if row["thr__id"] is not None:
+            thread, owner = to_thread(_prefixed(row, "thr__")), to_smith(_prefixed(row, "own__"))
+            inputs = _turn_inputs(conn, owner, thread.id, history, version=version)
+            return PreparedTurn(thread, owner, inputs, started=False)
+        fields = SmithFields(message.display_name, None, message.profile or None, None)
+        fresh_id = new_id("smt")
+        live = None if row["live__id"] is None else _prefixed(row, "live__")
+        if message.smith_external_id is None:
+            smith = upsert_smith(conn, None, agent_id, fields, smith_id=fresh_id)
+        else:
+            smith = upsert_live_smith(
+                conn, live, message.smith_external_id, agent_id, fields, smith_id=fresh_id
+            )
+        started = self._started(
+            conn, message, smith, history, new_smith=live is None, version=version
+        )
         if started is None or started[0].smith_id != started[1].id:
             return None
         return PreparedTurn(*started, started=True)

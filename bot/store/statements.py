@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     and_,
     bindparam,
+    case,
     func,
     insert,
     literal_column,
@@ -90,6 +91,56 @@ SMITH_VERSION = select(agent_versions).where(
     ),
 )
 INSERT_SMITH = insert(smiths).returning(*smiths.c)
+
+# What a turn's claim reads of its ticket in one statement, one row for the agent (none when
+# the agent is gone): the ticket's thread and the smith owning it (``thr__``, ``own__``; NULL
+# for a new ticket), the live smith of the message's sender (``live__``, what a new ticket
+# is opened under) and the agent version the turn runs (``ver__``: the pin of whichever smith
+# that is, else the live version; NULL when neither is set). Four statements before: the
+# thread, the live smith, and the version read after either.
+LIVE = smiths.alias("live")
+TICKET_VERSION = agent_versions.alias("ver")
+TICKET = (
+    select(
+        agents.c.id,
+        *[c.label(f"thr__{c.name}") for c in threads.c],
+        *[c.label(f"own__{c.name}") for c in OWNER.c],
+        *[c.label(f"live__{c.name}") for c in LIVE.c],
+        *[c.label(f"ver__{c.name}") for c in TICKET_VERSION.c],
+    )
+    .select_from(agents)
+    .outerjoin(
+        threads,
+        and_(
+            threads.c.agent_id == agents.c.id,
+            threads.c.external_id == bindparam("external_id"),
+        ),
+    )
+    .outerjoin(OWNER, OWNER.c.id == threads.c.smith_id)
+    .outerjoin(
+        LIVE,
+        and_(
+            LIVE.c.agent_id == agents.c.id,
+            LIVE.c.external_id == bindparam("smith_external_id"),
+            LIVE.c.archived_at.is_(None),
+        ),
+    )
+    .outerjoin(
+        TICKET_VERSION,
+        and_(
+            TICKET_VERSION.c.agent_id == agents.c.id,
+            TICKET_VERSION.c.version
+            == func.coalesce(
+                case(
+                    (threads.c.id.is_(None), LIVE.c.pinned_version),
+                    else_=OWNER.c.pinned_version,
+                ),
+                agents.c.live_version,
+            ),
+        ),
+    )
+    .where(agents.c.id == bindparam("agent_id"))
+)
 
 
 # A live smith, inserted unless one of its agent and external id lives already (no row back

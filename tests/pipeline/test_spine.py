@@ -137,6 +137,32 @@ async def test_run_and_actions_are_recorded_with_the_agent_version(make_app: App
     assert entry.action.run_id == run.id
 
 
+async def test_a_turn_runs_its_smith_s_pin_on_known_and_new_tickets(
+    make_app: AppFactory,
+) -> None:
+    """The claim reads the agent version with the ticket (``statements.TICKET``): the pin of
+    the thread's smith, of the sender's smith on a new ticket, else the live version."""
+    runner, connector = ScriptedRunner(), RecordingConnector()
+    app = await make_app(runner, connector)
+    await app.store.publish_agent(app.definition("support"), "v1")
+    await app.submit(message("first", "k1", thread="test:t1", smith="test:u1"))
+    await wait_for(lambda: len(connector.sent) == 1)
+    [smith] = await app.store.list_smiths()
+    await app.store.pin_smith(smith.id, 1)
+    await app.store.publish_agent(app.definition("support"), "v2")
+    await app.store.set_live_version("support", 2)
+
+    await app.submit(message("again", "k2", thread="test:t1", smith="test:u1"))
+    await wait_for(lambda: len(connector.sent) == 2)
+    await app.submit(message("new ticket", "k3", thread="test:t2", smith="test:u1"))
+    await wait_for(lambda: len(connector.sent) == 3)
+    await app.submit(message("new customer", "k4", thread="test:t3", smith="test:u2"))
+    await wait_for(lambda: len(connector.sent) == 4)
+
+    versions = {run.input[0]["content"]: run.agent_version for run in await app.store.list_runs()}
+    assert versions == {"first": 1, "again": 1, "new ticket": 1, "new customer": 2}
+
+
 async def _outbox_done(app: Application) -> bool:
     return all(e.status is OutboxStatus.DONE for e in await app.store.outbox_entries())
 
