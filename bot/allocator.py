@@ -1,4 +1,5 @@
-"""The C allocator's setting that keeps a long-running daemon's memory flat (glibc only).
+"""The C allocator: the setting that keeps a long-running daemon's memory flat, and handing
+freed pages back after a burst (glibc only; elsewhere both do nothing).
 
 glibc serves a block of 128 KiB or more with a mapping of its own, returned to the system when
 freed, but it raises that threshold to the size of each such block freed (up to 32 MiB): after
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +54,21 @@ def pin_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
     if not taken:
         log.warning("the C allocator refused an mmap threshold of %d bytes", size)
     return taken
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError, TypeError):
+        return None  # not glibc
+    return trim
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system: glibc's ``malloc_trim``, which also
+    trims the heaps of other threads (the daemon embeds in worker threads; glibc gives each
+    its own). Elsewhere, nothing."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)

@@ -15,19 +15,19 @@ Imported only by the ``local`` backend: ``tokenizers`` and ``threadpoolctl`` com
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import json
 import math
 import os
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from bot.allocator import release_free_memory
 
 Array = npt.NDArray[np.float32]
 
@@ -239,24 +239,6 @@ def gelu(x: Array) -> Array:
     x *= 0.5
     x *= phi
     return x
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError, TypeError):
-        return None  # not glibc
-    return trim
-
-
-def release_free_memory() -> None:
-    """Hand the C heap's free pages back to the system: glibc's ``malloc_trim``, which also
-    trims the heaps of other threads (the daemon embeds in worker threads; glibc gives each
-    its own). Elsewhere, nothing."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 class MiniLM:
