@@ -7,8 +7,10 @@ several: so the inbox write, the lane claim and the commit of a finished turn ar
 statement. The inbox write and the commit are sent outside a transaction
 (``Database.run_each``); the claim stays in the transaction of the turn's reads, so its lease
 and those reads commit together. A turn on a new ticket went from 23 exchanges to 11 that way,
-and to 9 with the ticket read in one statement (``statements.TICKET``; counted on the wire by
-``tests/pipeline/test_round_trips.py``).
+to 9 with the ticket read in one statement (``statements.TICKET``), and to 8 with a new
+ticket's smith and thread inserted in one (``statements.NEW_TICKET``); a known ticket's from 11
+to 8 with its history read in one (``HISTORY``). Counted on the wire by
+``tests/pipeline/test_round_trips.py``.
 
 The rows ride in as one ``jsonb`` array (``jsonb_populate_recordset`` over the table's own row
 type), so each statement's text is the same whatever the number of rows: prepared once per
@@ -22,10 +24,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table, Text, column, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.selectable import TextualSelect
 
 from bot.store.database import NOTICE_CHANNEL
 from bot.store.schema import inbox, memories, outbox, runs, tool_calls
@@ -175,4 +178,41 @@ COMMIT_TURN: TextClause = text(
     )
     SELECT thread.*, (SELECT count(*) FROM notice) AS noticed FROM thread
     """
+)
+
+# A known ticket's history in one statement, where four read the smith's memories, the
+# thread's latest runs, their tool calls and what people wrote in it: the memories (NULL
+# unless ``with_facts``), oldest first; the latest ``history`` runs, oldest first, each as
+# ``[run, [tool call, …]]`` in ``jsonb``; the latest ``history`` messages people wrote, oldest
+# first, each as ``[created_at, author_name, text]``. ``jsonb`` writes a ``double precision``
+# as its shortest exact digits, so a float column comes back exact (``float()`` of it).
+HISTORY: TextualSelect = text(
+    """
+    SELECT
+        CASE WHEN :with_facts THEN ARRAY(
+            SELECT memories.fact FROM memories WHERE memories.smith_id = :smith_id
+            ORDER BY memories.id LIMIT :facts
+        ) END AS facts,
+        (
+            SELECT coalesce(jsonb_agg(jsonb_build_array(to_jsonb(r), (
+                SELECT coalesce(jsonb_agg(to_jsonb(c) ORDER BY c.seq), '[]'::jsonb)
+                FROM tool_calls AS c WHERE c.run_id = r.id
+            )) ORDER BY r.started_at, r.id), '[]'::jsonb)
+            FROM (
+                SELECT * FROM runs WHERE runs.thread_id = :thread_id
+                ORDER BY runs.started_at DESC, runs.id DESC LIMIT :history
+            ) AS r
+        ) AS runs,
+        (
+            SELECT coalesce(jsonb_agg(jsonb_build_array(p.created_at, p.author_name, p.text)
+                                      ORDER BY p.created_at, p.id), '[]'::jsonb)
+            FROM (
+                SELECT * FROM person_messages WHERE person_messages.thread_id = :thread_id
+                ORDER BY person_messages.created_at DESC, person_messages.id DESC
+                LIMIT :history
+            ) AS p
+        ) AS said
+    """
+).columns(
+    column("facts", postgresql.ARRAY(Text)), column("runs", JSONB), column("said", JSONB)
 )

@@ -20,6 +20,7 @@ from bot.domain import (
     AgentDefinition,
     AgentVersion,
     Control,
+    InboundMessage,
     NotFound,
     Smith,
     Thread,
@@ -123,6 +124,53 @@ def _new_smith_values(external_id: str | None, agent_id: str, fields: SmithField
         "created_at": created,
         "updated_at": created,
     }
+
+
+def _new_thread_values(external_id: str, channel: str, metadata: JSON | None) -> dict[str, Any]:
+    """A new ticket's thread row, but for its smith."""
+    created = now()
+    return {
+        "id": new_id("thr"),
+        "external_id": external_id,
+        "channel": channel,
+        "state": ThreadState.OPEN.value,
+        "control": Control.BOT.value,
+        "title": None,
+        "metadata": metadata or {},
+        "created_at": created,
+        "updated_at": created,
+    }
+
+
+def new_ticket_in(
+    conn: Connection,
+    message: InboundMessage,
+    agent_id: str,
+    fields: SmithFields,
+    *,
+    smith_id: str,
+) -> tuple[Thread | None, Smith] | None:
+    """A new ticket of a sender no live smith stands for, on PostgreSQL: its smith and its
+    thread inserted in one statement (``statements.NEW_TICKET``). None when a live smith of
+    the sender was inserted by another writer meanwhile (as ``upsert_live_smith``); no thread
+    when the ticket's thread was (it is then another smith's)."""
+    assert message.smith_external_id is not None
+    smith_values = _new_smith_values(message.smith_external_id, agent_id, fields)
+    thread_values = _new_thread_values(
+        message.thread_external_id, message.source, message.ref
+    )
+    params = {
+        "id": smith_id,
+        **smith_values,
+        **{f"thr_{name}": value for name, value in thread_values.items()},
+    }
+    row = conn.execute(st.NEW_TICKET, params).mappings().first()
+    if row is None:
+        return None
+    smith = to_smith({c.name: row[c.name] for c in smiths.c})
+    if row["thr__id"] is None:
+        return None, smith
+    return to_thread({c.name: row[f"thr__{c.name}"] for c in threads.c}), smith
 
 
 def version_of(conn: Connection, smith: Smith) -> AgentVersion | None:
@@ -353,27 +401,12 @@ class Identity:
         self, conn: Connection, smith: Smith, external_id: str, channel: str, metadata: JSON | None
     ) -> tuple[Thread, bool]:
         """``add_thread``, and whether this transaction created the thread."""
-        created = now()
-        row = (
-            conn.execute(
-                self._insert_thread,
-                {
-                    "id": new_id("thr"),
-                    "smith_id": smith.id,
-                    "agent_id": smith.agent_id,
-                    "external_id": external_id,
-                    "channel": channel,
-                    "state": ThreadState.OPEN.value,
-                    "control": Control.BOT.value,
-                    "title": None,
-                    "metadata": metadata or {},
-                    "created_at": created,
-                    "updated_at": created,
-                },
-            )
-            .mappings()
-            .first()
-        )
+        values = {
+            "smith_id": smith.id,
+            "agent_id": smith.agent_id,
+            **_new_thread_values(external_id, channel, metadata),
+        }
+        row = conn.execute(self._insert_thread, values).mappings().first()
         if row is not None:
             return to_thread(row), True
         params = {"agent_id": smith.agent_id, "external_id": external_id}

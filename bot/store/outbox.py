@@ -101,6 +101,14 @@ def _outbox_entry(row: RowMapping) -> OutboxEntry:
     )
 
 
+def _claimed(row: RowMapping, token: str) -> ActionClaim:
+    """A claimed action's row, with its thread's columns (``thr__``), as the claim."""
+    thread_row = {c.name: row[f"thr__{c.name}"] for c in threads.c}
+    # ``attempt`` counts earlier tries that may have reached the platform.
+    action = to_action(row, attempt=row["attempts"] - 1)
+    return ActionClaim(action, to_thread(thread_row), token)
+
+
 def _record_refusal(conn: Connection, claim: ActionClaim, outcome: str, at: float) -> None:
     conn.execute(
         update(outbox)
@@ -129,6 +137,16 @@ class Outbox:
         before sending again.
         """
         at = now()
+        if not self.db.is_sqlite:
+            # One statement, atomic by itself: no transaction around it.
+            token = new_id("lse")
+            params = {"at": at, "limit": limit, "token": token, "expires": at + lease_seconds}
+            return await self.db.run_each(
+                lambda conn: [
+                    _claimed(row, token)
+                    for row in conn.execute(st.CLAIM_ACTIONS, params).mappings()
+                ]
+            )
 
         def work(conn: Connection) -> list[ActionClaim]:
             claimed: list[ActionClaim] = []
@@ -142,10 +160,7 @@ class Outbox:
                 if result.rowcount != 1:
                     continue
                 row = conn.execute(st.ACTION_WITH_THREAD, {"claimed_seq": seq}).mappings().one()
-                thread_row = {c.name: row[f"thr__{c.name}"] for c in threads.c}
-                # ``attempt`` counts earlier tries that may have reached the platform.
-                action = to_action(row, attempt=row["attempts"] - 1)
-                claimed.append(ActionClaim(action, to_thread(thread_row), token))
+                claimed.append(_claimed(row, token))
             return claimed
 
         return await self.db.run_tx(work)

@@ -72,7 +72,7 @@ def to_thread(row: Mapping[Any, Any]) -> Thread:
     )
 
 
-def to_run(row: RowMapping, calls: tuple[ToolCallRecord, ...]) -> Run:
+def to_run(row: Mapping[Any, Any], calls: tuple[ToolCallRecord, ...]) -> Run:
     usage = row["usage"] or {}
     return Run(
         id=row["id"],
@@ -112,7 +112,7 @@ def run_values(run: Run) -> dict[str, Any]:
     }
 
 
-def to_tool_call(row: RowMapping) -> ToolCallRecord:
+def to_tool_call(row: Mapping[Any, Any]) -> ToolCallRecord:
     return ToolCallRecord(
         seq=row["seq"],
         call_id=row["call_id"],

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Float, Table, select
 from sqlalchemy.engine import Connection, RowMapping
 
 from bot.domain import (
@@ -33,6 +33,7 @@ from bot.store.identity import (
     Identity,
     SmithFields,
     check_owner,
+    new_ticket_in,
     upsert_live_smith,
     upsert_smith,
     version_of,
@@ -58,6 +59,10 @@ class TurnInputs:
     memories: tuple[str, ...]
     # What people wrote to the customer in the thread (time, author, text), oldest first.
     people_said: tuple[tuple[float, str, str], ...] = ()
+
+
+# The memories a turn reads of its smith, oldest first.
+MEMORY_LIMIT = 50
 
 
 def _tool_calls(conn: Connection, run_ids: Sequence[str]) -> dict[str, tuple[ToolCallRecord, ...]]:
@@ -97,6 +102,34 @@ def _people_said(conn: Connection, thread_id: str, limit: int) -> list[tuple[flo
     return said
 
 
+def _from_json(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """A row of ``table`` read as ``jsonb`` (``folded.HISTORY``), its float columns floats
+    again (``jsonb`` writes a float with no fraction as an integer)."""
+    for c in table.c:
+        if isinstance(c.type, Float) and values.get(c.name) is not None:
+            values[c.name] = float(values[c.name])
+    return values
+
+
+def _history(
+    conn: Connection, smith_id: str, thread_id: str, history: int, with_facts: bool
+) -> tuple[tuple[Run, ...], tuple[str, ...], tuple[tuple[float, str, str], ...]]:
+    """A known ticket's runs, the smith's memories (unless not ``with_facts``) and what people
+    wrote in the thread, as ``_thread_runs``, ``_memories`` and ``_people_said`` read them,
+    in one PostgreSQL statement."""
+    params = {
+        "smith_id": smith_id, "thread_id": thread_id, "history": history,
+        "with_facts": with_facts, "facts": MEMORY_LIMIT,
+    }
+    row = conn.execute(folded.HISTORY, params).one()
+    runs_ = tuple(
+        to_run(_from_json(runs, run), tuple(to_tool_call(_from_json(tool_calls, c)) for c in calls))
+        for run, calls in row.runs
+    )
+    said = tuple((float(at), author, text) for at, author, text in row.said)
+    return runs_, tuple(row.facts or ()), said
+
+
 class _Unread(Enum):
     """A value not read yet (where None is a value read)."""
 
@@ -116,10 +149,14 @@ def _turn_inputs(
     """What a turn reads before it runs: the agent version the smith runs (unless read
     already, ``version``), the thread's latest runs, what people wrote in it, and the smith's
     memories when it keeps them. A thread this transaction created has no runs and nothing
-    people wrote yet; a smith it created has no memories yet."""
+    people wrote yet; a smith it created has no memories yet. On PostgreSQL a known thread's
+    are read in one statement (``_history``)."""
     if version is _Unread.UNREAD:
         version = version_of(conn, smith)
-    facts = _memories(conn, smith.id, 50) if smith.auto_memory and not new_smith else []
+    with_facts = smith.auto_memory and not new_smith
+    if not new_thread and conn.dialect.name == "postgresql":
+        return TurnInputs(version, *_history(conn, smith.id, thread_id, history, with_facts))
+    facts = _memories(conn, smith.id, MEMORY_LIMIT) if with_facts else []
     if new_thread:
         return TurnInputs(version, (), tuple(facts), ())
     runs_ = _thread_runs(conn, thread_id, history)
@@ -153,6 +190,27 @@ def _thread_for_turn(
     thread = to_thread(row)
     smith = to_smith({c.name: row[f"own__{c.name}"] for c in st.OWNER.c})
     return thread, smith, _turn_inputs(conn, smith, thread.id, history)
+
+
+def _new_ticket(
+    conn: Connection,
+    message: InboundMessage,
+    agent_id: str,
+    fields: SmithFields,
+    smith_id: str,
+    version: AgentVersion | None,
+) -> PreparedTurn | None:
+    """``Runs.prepare_turn_in`` for a new ticket of a sender no live smith stands for, on
+    PostgreSQL: smith and thread inserted in one statement (``new_ticket_in``); a new smith
+    on a new thread has nothing more to read. None where ``prepare_turn_in`` gives None (the
+    smith's insert raced, or the thread's: the ticket is then another smith's)."""
+    started = new_ticket_in(conn, message, agent_id, fields, smith_id=smith_id)
+    if started is None:
+        return None
+    thread, smith = started
+    if thread is None:
+        return None
+    return PreparedTurn(thread, smith, TurnInputs(version, (), (), ()), started=True)
 
 
 class Runs:
@@ -268,6 +326,10 @@ class Runs:
         fields = SmithFields(message.display_name, None, message.profile or None, None)
         fresh_id = new_id("smt")
         live = None if row["live__id"] is None else _prefixed(row, "live__")
+        if live is None and message.smith_external_id is not None and conn.dialect.name == (
+            "postgresql"
+        ):
+            return _new_ticket(conn, message, agent_id, fields, fresh_id, version)
         if message.smith_external_id is None:
             smith = upsert_smith(conn, None, agent_id, fields, smith_id=fresh_id)
         else:

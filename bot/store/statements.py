@@ -159,6 +159,42 @@ NEW_LIVE_SMITH: dict[str, Insert] = {
     .on_conflict_do_nothing(**_LIVE_SMITH_KEY)
     .returning(*smiths.c),
 }
+# A new ticket of a sender with no live smith, on PostgreSQL: its smith inserted (unless one
+# lives by now, as ``NEW_LIVE_SMITH``) and its thread under it (unless the ticket's thread
+# exists by now), one statement where they were two. One row when the smith was inserted,
+# with the thread's columns (``thr__``) NULL when the thread was not.
+_SMITH_COLUMNS = ("id", "agent_id", "external_id", "display_name", "customer_id", "metadata",
+                  "auto_memory", "created_at", "updated_at")
+_NEW_SMITH = (
+    postgresql.insert(smiths)
+    .values({name: bindparam(name, type_=smiths.c[name].type) for name in _SMITH_COLUMNS})
+    .on_conflict_do_nothing(**_LIVE_SMITH_KEY)
+    .returning(*smiths.c)
+    .cte("new_smith")
+)
+_THREAD_COLUMNS = ("id", "smith_id", "agent_id", "external_id", "channel", "state", "control",
+                   "title", "metadata", "created_at", "updated_at")
+_NEW_THREAD = (
+    postgresql.insert(threads)
+    .from_select(
+        list(_THREAD_COLUMNS),
+        select(
+            *[
+                _NEW_SMITH.c.id if name == "smith_id"
+                else _NEW_SMITH.c.agent_id if name == "agent_id"
+                else bindparam(f"thr_{name}", type_=threads.c[name].type)
+                for name in _THREAD_COLUMNS
+            ]
+        ).select_from(_NEW_SMITH),
+    )
+    .on_conflict_do_nothing(index_elements=[threads.c.agent_id, threads.c.external_id])
+    .returning(*threads.c)
+    .cte("new_thread")
+)
+NEW_TICKET = select(
+    *_NEW_SMITH.c, *[c.label(f"thr__{c.name}") for c in _NEW_THREAD.c]
+).select_from(_NEW_SMITH.outerjoin(_NEW_THREAD, literal_column("true")))
+
 # The SET clause comes from the parameters given (``state``, ``control`` when they change).
 UPDATE_THREAD = update(threads).where(threads.c.id == bindparam("of_thread"))
 # A finished turn's update of its thread: the parameters' columns, a title unless it has one,
@@ -304,6 +340,29 @@ ACTION_WITH_THREAD = (
     .where(outbox.c.seq == bindparam("claimed_seq"))
 )
 CLAIM_DUE_ACTIONS = DUE_ACTIONS.with_for_update(skip_locked=True)
+# Up to ``limit`` due actions (``DUE_ACTIONS``) leased under one token, each counted as a try,
+# and read with the thread each acts on (``thr__``), in the order they were decided: on
+# PostgreSQL one statement where a transaction of ``CLAIM_DUE_ACTIONS``, then
+# ``LEASE_ACTION`` and ``ACTION_WITH_THREAD`` per action, took two exchanges per action and
+# three more. An action's lease is its id and the token, so each is still its own.
+_DUE = CLAIM_DUE_ACTIONS.cte("due")
+_LEASED = (
+    update(outbox)
+    .where(outbox.c.seq == _DUE.c.seq, outbox.c.status == PENDING, ACTION_FREE)
+    .values(
+        lease_token=bindparam("token"),
+        lease_expires_at=bindparam("expires"),
+        attempts=outbox.c.attempts + 1,
+        updated_at=bindparam("at"),
+    )
+    .returning(*outbox.c)
+    .cte("leased")
+)
+CLAIM_ACTIONS = (
+    select(_LEASED, *[c.label(f"thr__{c.name}") for c in threads.c])
+    .join(threads, threads.c.id == _LEASED.c.thread_id)
+    .order_by(_LEASED.c.seq)
+)
 # The claim's action, still pending and still leased to the claim (``outbox._held_by``).
 HELD_ACTION = and_(
     outbox.c.id == bindparam("action"),
