@@ -694,3 +694,21 @@ async def test_a_request_of_its_own_after_thanks_is_searched_alone() -> None:
     )
     assert response.tool_calls == () and "Change the card" in response.text
     assert not any("bill" in q for q in knowledge.queries)
+
+
+async def test_a_question_for_no_support_article_is_not_answered_on_closeness_in_meaning() -> None:
+    """Hybrid retrieval lifts an article close in meaning above the confidence threshold ("a
+    hotel near the airport branch" is close to airport pick-up): for a question that is no support
+    question, only an article holding its most specific word answers, found by keywords."""
+    question = ChatMessage(
+        "user", "can you recommend a decent hotel near the munich airport branch"
+    )
+    airport = passage("Airport pick-up", "Airport pick-up", "Our desk is in terminal 2.", 0.46)
+    for found in (_with(airport, coverage=0.43, specific=False), airport):
+        response = await _responder(found).complete(_request(question))
+        assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+        assert response.tool_calls[0].arguments is not None
+        assert "no article is about it" in response.tool_calls[0].arguments["reason"]
+    hotels = passage("Partner hotels", "Hotels near our branches", "See partner hotels.", 0.7)
+    response = await _responder(_with(hotels)).complete(_request(question))
+    assert response.tool_calls == () and "partner hotels" in response.text
