@@ -480,9 +480,11 @@ def read(text: str) -> Reading:
     return Reading(frozenset(intents), question, evidence)
 
 
-# "do you (also) do/sell/offer <thing> (as well)?": whether the company offers something at all.
+# "do you (also) do/sell/offer/deliver <thing> (as well)?", "can I buy <thing> through the app?":
+# whether the company offers something at all.
 _OFFER = re.compile(
-    r"\b(?:do|does)\s+(?:you|your\s+company)\s+(?:guys\s+)?(?:also\s+)?(?:do|sell|offer|provide)"
+    r"(?:\b(?:do|does)\s+(?:you|your\s+company)\s+(?:guys\s+)?(?:also\s+)?(?:do|sell|offer|provide|"
+    r"deliver|stock|carry)|\bcan\s+(?:i|we)\s+(?:also\s+)?(?:buy|trade|invest\s+in))"
     # Not a how-to in its clothes: "do you offer a way to export my data?".
     r"\s+(?:any\s+|a\s+|an\s+)?(?P<thing>(?!(?:a|an|any|the|for|to|with|in|at|on|that|"
     r"this|it|me|us|anything|something|way|ways|option|options|possibility|chance|facility|"

@@ -712,3 +712,19 @@ async def test_a_question_for_no_support_article_is_not_answered_on_closeness_in
     hotels = passage("Partner hotels", "Hotels near our branches", "See partner hotels.", 0.7)
     response = await _responder(_with(hotels)).complete(_request(question))
     assert response.tool_calls == () and "partner hotels" in response.text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["do you guys deliver groceries or stuff from the pharmacy too", "can i buy bitcoin in the app"],
+)
+async def test_an_offer_asked_with_another_verb_goes_to_a_person(text: str) -> None:
+    """Close in meaning to how ordering works, but no article names the thing: whether the
+    company delivers or sells it at all, a person says."""
+    ordering = passage("Placing an order", "Placing an order", "Pick a restaurant and pay.", 0.6)
+    response = await _responder(_with(ordering, specific=False)).complete(
+        _request(ChatMessage("user", text))
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    assert response.tool_calls[0].arguments is not None
+    assert "No article mentions" in response.tool_calls[0].arguments["reason"]
