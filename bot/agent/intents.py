@@ -107,6 +107,11 @@ _ASKS_FOR_PERSON = _any(
     r"\b(?:someone|somebody|anyone|anybody|a\s+person)\s+(?:from|on|in)\s+your\s+(?:\w+\s+)?"
     r"(?:team|staff|company|support|department|office)\b",
     r"\bsomeone\s+who\s+can\s+(?:actually\s+|really\s+)?(?:help|look|check|sort)\b",
+    # Wanted to look at their case, not told how: "the app rejected my claim. i want someone to
+    # actually look at it" (not "can someone else collect it for me").
+    r"\b(?:want|need|get)\s+(?:someone|somebody|a\s+person)\s+to\s+(?:actually\s+|really\s+|"
+    r"properly\s+)?(?:look\s+(?:at|into)|check|review|investigate|sort\s+out)\s+(?:it|this|that|"
+    r"my\s+(?:case|claim|complaint|account))\b",
     # The answers themselves are rejected: "stop sending me help articles".
     r"\bstop\s+sending\s+(?:me\s+(?:the\s+same\s+|more\s+|these\s+|those\s+)?(?:help\s+)?|"
     r"(?:the\s+same\s+)?help\s+)(?:articles?|links?)\b",
@@ -247,6 +252,13 @@ _ACCOUNT_SPECIFIC = _any(
     r"\b(?:my|our)\s+(?:account|profile)\s+(?:was|has\s+been|got|is)\s+(?:hacked|compromised)\b",
     r"\b" + _RECORD + r"s?\s+(?:on\s+(?:it|my\s+\w+)\s+)?(?:that\s+)?(?:i|we)\s+(?:never|did\s*n[o'’]?t|"
     r"did\s+not)\s+(?:made|make|book|booked|order|ordered|place|placed|authori[sz]e|authori[sz]ed)\b",
+    # Told, not asked, to put their record right: "my account got banned for no reason. unban
+    # me", "charged again after i cancelled. refund me", "blocked, unblock it right now" (not
+    # "how do i unblock it?", "can you refund me if…": a clause that starts with the verb).
+    r"(?:^|[.!,;]\s*)(?:just\s+|please\s+|pls\s+|now\s+)?(?:refund|unban|unblock|reinstate)\s+"
+    r"(?:me|us|it|my\s+account)\b(?![^.!?]*\?)",
+    # Blamed on the company, about their record: "it was your mistake, i need it removed".
+    r"\b(?:it|that|this)\s+was\s+(?:all\s+)?your\s+(?:mistake|fault|error)\b",
     # The company keeps doing something to their account: "you keep charging me".
     r"\byou\s*(?:keep|kept|are\s+still|['’]re\s+still|still\s+keep|have\s+been|['’]ve\s+been)\s+"
     r"(?:[a-z]+ing\s+(?:[a-z]+\s+){0,3}?and\s+)?(?:charging|billing|debiting|taking\s+"
@@ -258,6 +270,10 @@ _OUT_OF_SCOPE = _any(
     r"\b(?:any|your)\s+(?:vacancies|open\s+positions|careers\s+page)\b",
     r"\bapply\s+for\s+(?:a\s+|the\s+)?(?:job|position|vacancy)\b",
     r"\b(?:work|job)\s+(?:for|at|with)\s+(?:you|your\s+company)\s+as\b",
+    # Working for the service, not using it: "how do i sign up to deliver for dashly".
+    r"\b(?:sign\s+up|apply|register)\s+to\s+(?:deliver|drive|ride|courier)\s+for\b",
+    r"\b(?:become|be)\s+(?:a|an|one\s+of\s+your)\s+(?:delivery\s+)?(?:driver|courier|rider)s?\s+"
+    r"(?:for|with)\b",
     # A tip about the world around the service ("recommend a decent hotel near the airport"),
     # not which of its own plans or options suits (only decides when no article clearly does).
     r"\b(?:recommend|suggest)\s+(?:me\s+|us\s+)?(?:a|an|some|any)\s+(?:good|decent|nice|cheap|great|"
@@ -464,9 +480,11 @@ def read(text: str) -> Reading:
     return Reading(frozenset(intents), question, evidence)
 
 
-# "do you (also) do/sell/offer <thing> (as well)?": whether the company offers something at all.
+# "do you (also) do/sell/offer/deliver <thing> (as well)?", "can I buy <thing> through the app?":
+# whether the company offers something at all.
 _OFFER = re.compile(
-    r"\b(?:do|does)\s+(?:you|your\s+company)\s+(?:guys\s+)?(?:also\s+)?(?:do|sell|offer|provide)"
+    r"(?:\b(?:do|does)\s+(?:you|your\s+company)\s+(?:guys\s+)?(?:also\s+)?(?:do|sell|offer|provide|"
+    r"deliver|stock|carry)|\bcan\s+(?:i|we)\s+(?:also\s+)?(?:buy|trade|invest\s+in))"
     # Not a how-to in its clothes: "do you offer a way to export my data?".
     r"\s+(?:any\s+|a\s+|an\s+)?(?P<thing>(?!(?:a|an|any|the|for|to|with|in|at|on|that|"
     r"this|it|me|us|anything|something|way|ways|option|options|possibility|chance|facility|"

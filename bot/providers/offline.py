@@ -363,7 +363,7 @@ class OfflineProvider:
         # The help center's words ("delivery drivers") in a question that is no support
         # question: only an article that is clearly about it answers.
         off_topic = reading.has(Intent.OUT_OF_SCOPE)
-        if answerable and off_topic and confidence < self._settings.confidence_threshold:
+        if answerable and off_topic and not self._about_it(found):
             answerable, judged = False, "Not a support question, and no article is about it"
         thing = intents.offered_thing(question)
         if answerable and thing and not _mentions(found, thing):
@@ -430,6 +430,15 @@ class OfflineProvider:
                 return True, "A long message; the best article covers its topic, well ahead."
             return True, "All the question's words are the help center's; the best article has most."
         return True, "The best article covers the question's words the knowledge base knows."
+
+    def _about_it(self, found: Sequence[Passage]) -> bool:
+        """Whether the best article is clearly about the question: a confident match that holds
+        the question's most specific word. Closeness in meaning alone is not enough: "recommend
+        a decent hotel near the airport branch" is close to the airport pick-up article, and
+        "how do i sign up to deliver for you" to the one on placing an order."""
+        if not found or found[0].evidence is None or not found[0].evidence.specific:
+            return False
+        return _confidence(found)[0] >= self._settings.confidence_threshold
 
     def _across_languages(self, found: Sequence[Passage]) -> bool:
         """Whether the best article, in another language than the question's, clearly answers

@@ -48,6 +48,8 @@ from bot.agent.intents import (
         "connect me with support",
         "i need someone to call me",
         "Could I get someone on the phone?",
+        "the app rejected my claim. i want someone to actually look at it",
+        "I need somebody to review my case",
     ],
 )
 def test_asks_for_a_person(text: str) -> None:
@@ -78,6 +80,8 @@ def test_asks_for_a_person(text: str) -> None:
         "does the person I invite need an account",
         "can someone else use my account?",
         "how do I reach a person at the front desk of the hotel?",
+        "I need someone to look after my dog while I'm away, is that covered?",
+        "can I get someone else to collect it for me?",
         "how do I stop sending links to customers in the newsletter?",
     ],
 )
@@ -296,6 +300,10 @@ def test_ordinary_words_are_no_complaint(text: str) -> None:
         "my claim (TW-39981) has been stuck on 'assessing' for 5 weeks",
         "my return RMA-55123 hasn't arrived back with you",
         "policy number 88412 shows the wrong address",
+        "my account got banned for no reason and i have $40 of gift card on it. unban me",
+        "charged for plus again after i cancelled it. refund me",
+        "my card has been blocked and i cant pay my rent, unblock it right now",
+        "you put a missed payment on my credit file and it was your mistake",
     ],
 )
 def test_about_the_customers_own_record(text: str) -> None:
@@ -326,6 +334,10 @@ def test_about_the_customers_own_record(text: str) -> None:
         "what does the 2024 policy say about returns?",
         "does policy 2025 cover dental?",
         "how long does a claim take to process?",
+        "how do I unblock it?",
+        "can you refund me if the food arrives cold?",
+        "my card is blocked, how do i unblock it?",
+        "was it my mistake or a fault with the app?",
     ],
 )
 def test_how_to_questions_about_accounts_are_not_account_specific(text: str) -> None:
@@ -367,6 +379,8 @@ def test_an_injection_leaves_the_real_question() -> None:
         "do you have any job openings?",
         "how do I apply for a job at your company",
         "I'd like to work for you as a courier",
+        "how do i sign up to deliver for dashly, want to make some money on my bike",
+        "can I become a driver for you in the evenings?",
     ],
 )
 def test_a_job_enquiry_is_out_of_scope(text: str) -> None:
@@ -381,6 +395,8 @@ def test_a_job_enquiry_is_out_of_scope(text: str) -> None:
         "what's the status of my export job?",
         "can I use my work account on the app?",
         "does the plan work for you if you travel?",
+        "how do I sign up to get deliveries on Fridays?",
+        "can my son be a driver on the rental?",
     ],
 )
 def test_ordinary_words_are_not_out_of_scope(text: str) -> None:
@@ -590,6 +606,10 @@ def test_how_a_person_treated_the_customer_is_a_complaint(text: str) -> None:
         ("do you do tv packages as well or just internet", "tv"),
         ("does your company provide travel insurance for pets", "travel insurance"),
         ("do you guys also sell gift cards", "gift cards"),
+        ("do you guys deliver groceries or stuff from the pharmacy too", "groceries"),
+        ("can i buy bitcoin or shares through the app", "bitcoin"),
+        ("how do you deliver to flats?", None),
+        ("can I buy it in a shop?", None),
         ("what do you offer for older dogs", None),
         ("how do I add a pet?", None),
         ("do you offer a way to export my data?", None),

@@ -738,3 +738,37 @@ async def test_a_follow_up_opening_with_a_link_word_still_reads_with_the_convers
         )
     )
     assert "pro-rata" in response.text
+
+
+async def test_a_question_for_no_support_article_is_not_answered_on_closeness_in_meaning() -> None:
+    """Hybrid retrieval lifts an article close in meaning above the confidence threshold ("a
+    hotel near the airport branch" is close to airport pick-up): for a question that is no support
+    question, only an article holding its most specific word answers, found by keywords."""
+    question = ChatMessage(
+        "user", "can you recommend a decent hotel near the munich airport branch"
+    )
+    airport = passage("Airport pick-up", "Airport pick-up", "Our desk is in terminal 2.", 0.46)
+    for found in (_with(airport, coverage=0.43, specific=False), airport):
+        response = await _responder(found).complete(_request(question))
+        assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+        assert response.tool_calls[0].arguments is not None
+        assert "no article is about it" in response.tool_calls[0].arguments["reason"]
+    hotels = passage("Partner hotels", "Hotels near our branches", "See partner hotels.", 0.7)
+    response = await _responder(_with(hotels)).complete(_request(question))
+    assert response.tool_calls == () and "partner hotels" in response.text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["do you guys deliver groceries or stuff from the pharmacy too", "can i buy bitcoin in the app"],
+)
+async def test_an_offer_asked_with_another_verb_goes_to_a_person(text: str) -> None:
+    """Close in meaning to how ordering works, but no article names the thing: whether the
+    company delivers or sells it at all, a person says."""
+    ordering = passage("Placing an order", "Placing an order", "Pick a restaurant and pay.", 0.6)
+    response = await _responder(_with(ordering, specific=False)).complete(
+        _request(ChatMessage("user", text))
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+    assert response.tool_calls[0].arguments is not None
+    assert "No article mentions" in response.tool_calls[0].arguments["reason"]
