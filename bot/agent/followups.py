@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import re
 
-# A message that leans on the earlier ones: it opens with a link word ("and what about the
-# API?") or ends on a pronoun ("does that apply to it?").
-_LINKED = re.compile(
-    r"^\W*(?:and|also|but|so|what\s+about|how\s+about|what\s+if|same|then)\b", re.IGNORECASE
-)
-_ENDS_ON_PRONOUN = re.compile(
-    r"\b(?:it|that|this|them|those|instead)\b[^.?!]{0,40}[?]?\W*$", re.IGNORECASE
+# A message that leans on the earlier ones ("and what about the API?", "does that apply…").
+_LEANS = re.compile(
+    r"^\W*(?:and|also|but|so|what\s+about|how\s+about|what\s+if|same|then)\b"
+    r"|\b(?:it|that|this|them|those|instead)\b[^.?!]{0,40}[?]?\W*$",
+    re.IGNORECASE,
 )
 # A request announced as one more, or another matter: "I also need to…", "we'd also like…",
 # "another thing, …", "one more question", "on a separate note", "while I'm here". Not a wish
@@ -37,14 +35,7 @@ _NEW_TOPIC = re.compile(
 def leans_on_earlier(text: str) -> bool:
     """Whether ``text`` opens with a link word or ends on a pronoun: it continues the
     conversation rather than stating its topic."""
-    return opens_with_link(text) or _ENDS_ON_PRONOUN.search(text) is not None
-
-
-def opens_with_link(text: str) -> bool:
-    """Whether ``text`` opens with a link word ("and…", "what about…"): it adds to what was
-    asked, whatever else it says. A pronoun alone may point at the product ("how do I stop
-    paying for this?") as often as at the earlier question."""
-    return _LINKED.search(text) is not None
+    return _LEANS.search(text) is not None
 
 
 def opens_new_topic(text: str) -> bool:

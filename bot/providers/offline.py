@@ -488,20 +488,7 @@ class OfflineProvider:
             # a vegan plan?" after a promo code): it is a question of its own.
             return found, latest
         # Two content words or fewer ("how do I cancel?") name an action, not its topic.
-        short = len(analysis.analyze(latest)) <= 2
-        leans = followups.leans_on_earlier(latest) or short
-        if (
-            leans
-            and not short
-            and not followups.opens_with_link(latest)
-            and self._judge(found)[0]
-            and found[0].document_id != with_context[0].document_id
-            and _confidence(found)[0] >= _confidence(with_context)[0]
-        ):
-            # "I don't want to keep paying for this, how do I stop it?" after a question about
-            # 2FA: its pronoun points at the product, and alone it says enough to match an
-            # article of its own more clearly than the whole conversation matches the first.
-            return found, latest
+        leans = followups.leans_on_earlier(latest) or len(analysis.analyze(latest)) <= 2
         if leans or not self._judge(found)[0]:
             if leans or _confidence(with_context)[0] >= _confidence(found)[0]:
                 return with_context, joined

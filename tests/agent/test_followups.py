@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.agent.followups import leans_on_earlier, opens_new_topic, opens_with_link
+from bot.agent.followups import leans_on_earlier, opens_new_topic
 
 
 @pytest.mark.parametrize(
@@ -56,16 +56,3 @@ def test_ordinary_sentences_do_not_open_a_new_topic(text: str) -> None:
 )
 def test_a_follow_up_leans_on_a_link_word_or_a_closing_pronoun(text: str, leans: bool) -> None:
     assert leans_on_earlier(text) is leans
-
-
-@pytest.mark.parametrize(
-    ("text", "linked"),
-    [
-        ("and what about the API?", True),
-        ("what if I'm renting?", True),
-        ("does that apply to annual plans too?", False),
-        ("i dont want to keep paying for this, how do i stop it", False),
-    ],
-)
-def test_a_link_word_is_told_from_a_closing_pronoun(text: str, linked: bool) -> None:
-    assert opens_with_link(text) is linked

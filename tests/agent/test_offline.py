@@ -696,50 +696,6 @@ async def test_a_request_of_its_own_after_thanks_is_searched_alone() -> None:
     assert not any("bill" in q for q in knowledge.queries)
 
 
-async def test_a_closing_pronoun_that_points_at_the_product_is_read_alone() -> None:
-    """"i don't want to keep paying for this, how do i stop it" after a question about login
-    codes ends on a pronoun, but alone it matches its own article more clearly than the whole
-    conversation matches the first one: it is answered from its own, not the 2FA article again
-    (found in the widget, where the reply repeated the 2FA steps under the cancelling source)."""
-    codes = _with(passage("Two-factor authentication", "Lost phone", "Use a recovery code.", 0.6))
-    cancel = _with(passage("Cancelling", "Cancel a plan", "Click Cancel subscription.", 0.72))
-
-    class Conversation(FixedKnowledge):
-        async def search(self, query: str, *, limit: int = 5) -> list[object]:  # type: ignore[override]
-            self.queries.append(query)
-            return [codes] if "phone" in query else [cancel]
-
-    response = await OfflineProvider(OfflineSettings(), Conversation()).complete(
-        _request(
-            ChatMessage("user", "my phone broke and now i cant get the login codes"),
-            ChatMessage("assistant", "Use a recovery code."),
-            ChatMessage("user", "i dont want to keep paying for this, how do i stop it"),
-        )
-    )
-    assert "Cancel subscription" in response.text
-
-
-async def test_a_follow_up_opening_with_a_link_word_still_reads_with_the_conversation() -> None:
-    """"and if I paid the whole year upfront, do I get some back" adds to the question before
-    it, even where alone it matches another article more clearly."""
-    cancel = _with(passage("Cancelling", "After the cooling-off", "A pro-rata refund.", 0.32))
-    vet = _with(passage("Paying your vet", "Paying your vet", "We pay the vet directly.", 0.54))
-
-    class Conversation(FixedKnowledge):
-        async def search(self, query: str, *, limit: int = 5) -> list[object]:  # type: ignore[override]
-            self.queries.append(query)
-            return [cancel] if "cancel" in query else [vet]
-
-    response = await OfflineProvider(OfflineSettings(), Conversation()).complete(
-        _request(
-            ChatMessage("user", "how do i cancel"),
-            ChatMessage("assistant", "Cancel in your account."),
-            ChatMessage("user", "and if i paid for the whole year upfront do i get some back"),
-        )
-    )
-    assert "pro-rata" in response.text
-
-
 async def test_a_question_for_no_support_article_is_not_answered_on_closeness_in_meaning() -> None:
     """Hybrid retrieval lifts an article close in meaning above the confidence threshold ("a
     hotel near the airport branch" is close to airport pick-up): for a question that is no support
