@@ -61,7 +61,12 @@ def citations(run: Run) -> list[JSON]:
     (``Title › Heading (source)``) is in the text; failing that, one passage per document whose
     source or title the text names; failing that, the best passage when the text says "source"."""
     text = run.output_text.lower()
-    records = [r for r in run.rag_results if isinstance(r, dict)]
+    logged = [r for r in run.rag_results if isinstance(r, dict)]
+    # The passage the offline responder answered from comes first: a follow-up is answered from
+    # the conversation's search, which the latest message's retrieval may not hold.
+    records = [
+        r["answered"] for r in logged if isinstance(r.get("answered"), dict)
+    ] + [r for r in logged if "kind" not in r]
     exact = [r for r in records if any(form.lower() in text for form in _cited_as(r))]
     found = exact or [
         r for r in records

@@ -224,6 +224,7 @@ class OfflineProvider:
         # answers: as the fallback behind a model it may never answer in a process.
         from bot.agent import intents
         from bot.agent.attachments import typed_text
+        from bot.agent.context import rag_record
         from bot.agent.intents import Intent
         from bot.knowledge import analysis
 
@@ -352,6 +353,7 @@ class OfflineProvider:
                     action="answer",
                     reason=f"The customer writes in '{language}'; no article is in that language "
                     "and the best one in another clearly matches.",
+                    answered=rag_record(found[0]),
                 )
                 return _Decision(hello + answer_from(found[0]), (), diagnosis)
             return escalate(
@@ -371,7 +373,9 @@ class OfflineProvider:
             # but no article names the thing; what the company does not document, a person says.
             answerable, judged = False, f"No article mentions '{thing}', asked about as an offer"
         if answerable:
-            diagnosis.update(action="answer", reason=judged)
+            # The passage answered from: the runner's retrieval searched the latest message
+            # alone, a follow-up is answered from the conversation's search (its citation).
+            diagnosis.update(action="answer", reason=judged, answered=rag_record(found[0]))
             return _Decision(hello + answer_from(found[0]), (), diagnosis)
         asked_before = any(
             m.role == "assistant" and CLARIFY in m.content for m in messages[:last_user]

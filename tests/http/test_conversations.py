@@ -199,3 +199,20 @@ async def test_messages_while_a_human_holds_the_thread_are_kept(db_url: str) -> 
         assert texts[-1] == "are you there?"
         state = await json_call(visitor, "GET", f"/v1/conversations/{conversation['id']}")
         assert state["state"] == "escalated" and state["control"] == "human"
+
+
+async def test_a_follow_up_cites_the_article_its_answer_comes_from(sqlite_url: str) -> None:
+    """The offline responder reads a follow-up with the conversation and answers from that
+    search, which the turn's retrieval of the latest message alone may not hold: the citation is
+    the article the answer quotes (it was the latest message's best hit, cancelling, under the
+    2FA steps)."""
+    async with running(sqlite_url, real_engine=True) as daemon, daemon.client() as visitor:
+        await session(visitor)
+        conversation = await json_call(visitor, "POST", "/v1/conversations", json={})
+        await ask(visitor, conversation["id"], "my phone broke and now i cant get the login codes")
+        answer = await ask(
+            visitor, conversation["id"], "i dont want to keep paying for this, how do i stop it"
+        )
+        cited = [c["source"] for c in answer["citations"]]
+        assert len(cited) == 1, answer["citations"]
+        assert f"({cited[0]})" in answer["output_text"], (cited, answer["output_text"])
