@@ -3,7 +3,8 @@
 Two retrievers, each measured through ``supportbot eval`` (the real turn path with the offline
 responder) on the bundled example KB's cases and on the held-out sets (bike sharing, a broadband
 provider, an online course platform, a meal-kit service, a pet insurer, a parcel-locker network,
-a car-rental firm, an energy supplier, a fitness-club chain, an airline, a tenant portal):
+a car-rental firm, an energy supplier, a fitness-club chain, an airline, a tenant portal, a
+mobile bank, a food-delivery app):
 
 - ``current``: ``bot.knowledge.index.SearchIndex`` — per-language analysis, BM25F with title /
   heading / body weights over documents and sections, typo tolerance, one hit per document;
@@ -125,6 +126,16 @@ CASE_SETS = [
         "held-out tenants",
         ROOT / "tests/knowledge/heldout-tenants/cases.jsonl",
         ROOT / "tests/knowledge/heldout-tenants/kb",
+    ),
+    (
+        "held-out bank",
+        ROOT / "tests/knowledge/heldout-bank/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-bank/kb",
+    ),
+    (
+        "held-out delivery",
+        ROOT / "tests/knowledge/heldout-delivery/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-delivery/kb",
     ),
 ]
 
