@@ -18,6 +18,7 @@ from bot.domain import JSON, Run, Smith, StopReason
 from bot.pipeline.turn import TurnContext
 from bot.providers.base import ChatMessage, ContentPart
 from bot.providers.offline import cite
+from bot.providers.offline_answer import PASSAGE_CHARS
 
 if TYPE_CHECKING:
     from bot.agent.attachments import Shown
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 # ``{name}`` or ``{metadata.key}``; anything else in braces (JSON examples, ``{{``) is left alone.
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
-PASSAGE_CHARS = 1500
 HISTORY_CHARS = 4000
 
 
@@ -57,19 +57,6 @@ def fill(template: str, variables: Mapping[str, str]) -> str:
 def citation(passage: Passage) -> str:
     """``Title › Heading (source)`` — how a passage is cited to the customer."""
     return cite(passage)
-
-
-def rag_record(passage: Passage) -> JSON:
-    """A passage as the run's audit log keeps it."""
-    return {
-        "chunk_id": passage.chunk_id,
-        "document_id": passage.document_id,
-        "title": passage.title,
-        "heading": passage.heading,
-        "source": passage.source,
-        "score": round(float(passage.score), 4),
-        "text": passage.text[:PASSAGE_CHARS],
-    }
 
 
 @dataclass(frozen=True, slots=True)

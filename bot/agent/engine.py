@@ -29,7 +29,7 @@ from pydantic import ValidationError
 
 from bot.agent.attachments import AttachmentLimits, show
 from bot.agent.builtin_tools import CLOSE, ESCALATE, REMEMBER, escalation, register_builtin_tools
-from bot.agent.context import assemble, rag_record, to_json_text, turn_input
+from bot.agent.context import assemble, to_json_text, turn_input
 from bot.agent.guardrails import Guardrails, InputRule, Judge
 from bot.agent.retrieval import CachedSearch
 from bot.agent.toolcall import call_tool
@@ -49,6 +49,7 @@ from bot.pipeline.events import TurnEvent
 from bot.pipeline.turn import TurnContext, TurnResult
 from bot.providers.base import ChatMessage, DeltaHandlers, ModelProvider, ModelRequest, ToolCall
 from bot.providers.offline import KnowledgeSearch, OfflineProvider
+from bot.providers.offline_answer import rag_record
 from bot.providers.resilience import TURN_TIMEOUT, BreakerState
 
 if TYPE_CHECKING:

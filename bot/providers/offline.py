@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot.config import OfflineSettings
 from bot.domain import JSON, Usage
 from bot.providers.base import ChatMessage, DeltaSink, ModelRequest, ModelResponse, ToolCall
-from bot.providers.offline_answer import answer_from, cite, pieces
+from bot.providers.offline_answer import answer_from, cite, pieces, rag_record
 
 if TYPE_CHECKING:
     from bot.knowledge import Passage
@@ -224,7 +224,6 @@ class OfflineProvider:
         # answers: as the fallback behind a model it may never answer in a process.
         from bot.agent import intents
         from bot.agent.attachments import typed_text
-        from bot.agent.context import rag_record
         from bot.agent.intents import Intent
         from bot.knowledge import analysis
 

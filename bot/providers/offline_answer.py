@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from bot.domain import JSON
+
 if TYPE_CHECKING:
     from bot.knowledge import Passage
 
@@ -67,3 +69,20 @@ def pieces(text: str, count: int) -> list[str]:
         pieces.append(text[start:end])
         start = end
     return pieces
+
+
+# How much of a passage the model's context and the run's record keep.
+PASSAGE_CHARS = 1500
+
+
+def rag_record(passage: Passage) -> JSON:
+    """A passage as the run's audit log keeps it."""
+    return {
+        "chunk_id": passage.chunk_id,
+        "document_id": passage.document_id,
+        "title": passage.title,
+        "heading": passage.heading,
+        "source": passage.source,
+        "score": round(float(passage.score), 4),
+        "text": passage.text[:PASSAGE_CHARS],
+    }
