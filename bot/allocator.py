@@ -23,10 +23,8 @@ when the daemon starts. Elsewhere than glibc it does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import logging
-from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +33,27 @@ _M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 128 * 1024
 
 
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library this process already runs on, when it is glibc (musl and others have no
+    ``gnu_get_libc_version``, and their ``mallopt`` means nothing here). ``CDLL(None)`` is the
+    process's own symbols: no search for the library's file (``find_library`` runs
+    ``ldconfig``)."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 — looked up to tell glibc
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
 def pin_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
     """Serve every block of ``size`` or more with a mapping of its own, for good (glibc's
     threshold stops following the blocks freed); whether the allocator took it."""
-    name = ctypes.util.find_library("c")
-    if name is None:
+    libc = _glibc()
+    if libc is None:
         return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-        # musl and others have no ``gnu_get_libc_version``: their mallopt means nothing here.
-        libc.gnu_get_libc_version  # noqa: B018 — looked up to tell glibc
-    except (OSError, AttributeError):
-        return False
+    mallopt = libc.mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     taken = bool(mallopt(_M_MMAP_THRESHOLD, size))
@@ -56,19 +62,10 @@ def pin_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
     return taken
 
 
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError, TypeError):
-        return None  # not glibc
-    return trim
-
-
 def release_free_memory() -> None:
     """Hand the C heap's free pages back to the system: glibc's ``malloc_trim``, which also
     trims the heaps of other threads (the daemon embeds in worker threads; glibc gives each
     its own). Elsewhere, nothing."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
