@@ -12,8 +12,8 @@ index stored) and ``--runs`` warm ones (the database at head, the knowledge base
 
 ``--before DIR`` measures another copy of the code beside this one (e.g. ``git archive main |
 tar -x -C /tmp/main``), warm starts alternating between the two. The table ends with the
-largest import costs of one warm keyword-only start (``-X importtime``, self times summed per
-package), and a floor: the CPU seconds of a bare interpreter that only imports the third-party
+largest import costs of warm keyword-only starts (``-X importtime``: the self times of the
+modules imported by the first model call, summed per package, median of three starts), and a floor: the CPU seconds of a bare interpreter that only imports the third-party
 libraries a warm keyword-only start has imported by its first model call. Target: < 0.3 s,
 CPU and wall, warm.
 
@@ -41,6 +41,7 @@ TOKEN = "bench-token"
 TARGET = 0.3
 BACKENDS = ("none", "auto")
 CONVERSATIONS = 200
+IMPORTTIME_RUNS = 3
 # The libraries a warm keyword-only start has imported at its first model call (settings,
 # store, HTTP client, metrics, retries, the search index), imported in a bare interpreter: what
 # no cut in this project's own modules can go below.
@@ -50,20 +51,32 @@ LIBRARIES = (
 )
 
 # The measured process: ``supportbot`` with an audit hook that writes, at the first connection
-# to the model's port, the CPU seconds used and the wall clock.
+# to the model's port, the CPU seconds used, the wall clock, the modules imported, and the
+# garbage collector's passes and their CPU seconds until then.
 PROBE = """
-import json, sys, time
+import gc, json, sys, time
 report, port = sys.argv[1], int(sys.argv[2])
 sys.argv = ["supportbot", *sys.argv[3:]]
+collector = {"passes": 0, "cpu": 0.0, "started": 0.0}
+
+def collection(phase, info):
+    if phase == "start":
+        collector["started"] = time.process_time()
+    else:
+        collector["passes"] += 1
+        collector["cpu"] += time.process_time() - collector["started"]
 
 def hook(event, args, state={"report": report}):
     if event == "socket.connect" and state["report"] and isinstance(args[1], tuple) \\
             and args[1][1:2] == (port,):
         cpu, wall = time.process_time(), time.time()
+        gc.callbacks.remove(collection)
         with open(state["report"], "w") as out:
-            json.dump({"cpu": cpu, "wall": wall, "modules": len(sys.modules)}, out)
+            json.dump({"cpu": cpu, "wall": wall, "modules": sorted(sys.modules),
+                       "gc_passes": collector["passes"], "gc_cpu": collector["cpu"]}, out)
         state["report"] = ""
 
+gc.callbacks.append(collection)
 sys.addaudithook(hook)
 from bot.cli import main
 main()
@@ -122,7 +135,9 @@ since = ""
 class Start:
     cpu: float
     wall: float
-    modules: int
+    modules: frozenset[str]
+    gc_passes: int
+    gc_cpu: float
 
 
 def start(code: Path, folder: Path, world: dict[str, str], backend: str,
@@ -146,21 +161,33 @@ def start(code: Path, folder: Path, world: dict[str, str], backend: str,
     if not report.exists():
         raise SystemExit(f"no model call ({done.returncode}):\n{done.stderr[-3000:]}")
     seen = json.loads(report.read_text())
-    return Start(seen["cpu"], seen["wall"] - spawned, seen["modules"]), done.stderr
+    return Start(
+        seen["cpu"], seen["wall"] - spawned, frozenset(seen["modules"]), seen["gc_passes"],
+        seen["gc_cpu"],
+    ), done.stderr
 
 
-def import_costs(stderr: str, top: int) -> list[tuple[str, float]]:
-    """Self times of ``-X importtime`` summed per package (``bot`` and ``connectors`` per
-    subpackage), largest first, in seconds."""
-    totals: dict[str, float] = defaultdict(float)
-    for line in stderr.splitlines():
-        if not line.startswith("import time:") or "imported package" in line:
-            continue
-        self_us, _, name = (part.strip() for part in line[len("import time:"):].split("|"))
-        parts = name.split(".")
-        key = ".".join(parts[:2]) if parts[0] in ("bot", "connectors") else parts[0]
-        totals[key] += int(self_us) / 1e6
-    return sorted(totals.items(), key=lambda item: -item[1])[:top]
+def import_costs(measured: list[tuple[Start, str]], top: int) -> list[tuple[str, float]]:
+    """Self times of ``-X importtime`` of the modules imported by the first model call, summed
+    per package (``bot`` and ``connectors`` per subpackage): the median over the starts
+    measured, largest first, in seconds."""
+    runs: list[dict[str, float]] = []
+    for start_, stderr in measured:
+        totals: dict[str, float] = defaultdict(float)
+        for line in stderr.splitlines():
+            if not line.startswith("import time:") or "imported package" in line:
+                continue
+            self_us, _, name = (part.strip() for part in line[len("import time:"):].split("|"))
+            if name not in start_.modules:
+                continue
+            parts = name.split(".")
+            key = ".".join(parts[:2]) if parts[0] in ("bot", "connectors") else parts[0]
+            totals[key] += int(self_us) / 1e6
+        runs.append(totals)
+    packages = {package for totals in runs for package in totals}
+    medians = {package: median([totals.get(package, 0.0) for totals in runs])
+               for package in packages}
+    return sorted(medians.items(), key=lambda item: -item[1])[:top]
 
 
 def floor_cpu(modules: tuple[str, ...], runs: int) -> float:
@@ -187,7 +214,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=12, help="import costs listed")
     args = parser.parse_args()
     codes = {"after": ROOT, **({"before": args.before.resolve()} if args.before else {})}
-    if len(codes) * len(BACKENDS) * (args.runs + 2) > CONVERSATIONS:
+    if len(codes) * (len(BACKENDS) * (args.runs + 1) + IMPORTTIME_RUNS) > CONVERSATIONS:
         raise SystemExit("too many starts for the fake Intercom's conversations")
 
     parent, child = multiprocessing.Pipe()
@@ -211,12 +238,12 @@ def main() -> None:
                     for name, code in codes.items():
                         measured, _ = start(code, folders[name, backend], world, backend)
                         warm[name, backend].append(measured)
-            costs = {
-                name: import_costs(
-                    start(code, folders[name, "none"], world, "none", importtime=True)[1],
-                    args.top)
-                for name, code in codes.items()
-            }
+            traced: dict[str, list[tuple[Start, str]]] = defaultdict(list)
+            for _ in range(IMPORTTIME_RUNS):
+                for name, code in codes.items():
+                    folder = folders[name, "none"]
+                    traced[name].append(start(code, folder, world, "none", importtime=True))
+            costs = {name: import_costs(traced[name], args.top) for name in codes}
     finally:
         parent.send("stop")
         world_process.join(timeout=10)
@@ -225,13 +252,16 @@ def main() -> None:
     print()
     print("process start -> first model call, triage --once --limit 1 (SQLite, Intercom), seconds")
     print(f"{'code':<8}{'embeddings':<12}{'cold CPU':>10}{'cold wall':>11}"
-          f"{'warm CPU':>10}{'warm wall':>11}{'modules':>9}   warm runs (CPU)")
+          f"{'warm CPU':>10}{'warm wall':>11}{'modules':>9}{'GC passes':>11}{'GC CPU':>8}"
+          "   warm runs (CPU)")
     for backend in BACKENDS:
         for name in sorted(codes, reverse=True):
             c, w = cold[name, backend], warm[name, backend]
             print(f"{name:<8}{backend:<12}{c.cpu:>10.3f}{c.wall:>11.3f}"
                   f"{median([s.cpu for s in w]):>10.3f}{median([s.wall for s in w]):>11.3f}"
-                  f"{median([float(s.modules) for s in w]):>9.0f}   "
+                  f"{median([float(len(s.modules)) for s in w]):>9.0f}"
+                  f"{median([float(s.gc_passes) for s in w]):>11.0f}"
+                  f"{median([s.gc_cpu for s in w]):>8.3f}   "
                   f"{' '.join(f'{s.cpu:.3f}' for s in w)}")
     print(f"target: < {TARGET} s warm (medians of {args.runs} warm starts)")
     print()
@@ -240,7 +270,8 @@ def main() -> None:
           f"{floor_cpu(LIBRARIES, args.runs):.3f} s ({', '.join(LIBRARIES)})")
     for name in sorted(codes, reverse=True):
         print()
-        print(f"largest import costs, warm keyword-only start ({name}), self seconds per package:")
+        print(f"largest import costs by the first model call, warm keyword-only ({name}): "
+              f"self seconds per package, median of {IMPORTTIME_RUNS} starts")
         for package, seconds in costs[name]:
             print(f"  {package:<32}{seconds:>8.3f}")
 
