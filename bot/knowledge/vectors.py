@@ -302,7 +302,8 @@ class DenseSide:
         mean of the whole text's vector and the new question's (see ``SETTLED_DENSE_SHARE``)."""
         settled_at = vocabulary.settled_end(query)
         if not settled_at:
-            return (await self.embedder.embed_once([query]))[0]
+            vector: Vectors = (await self.embedder.embed_once([query]))[0]
+            return vector
         whole, new = await self.embedder.embed_once([query, query[settled_at:]])
         # A dot product is linear in the question's vector: this mix scores every chunk at the
         # same mix of its cosines with the whole text and with the new question.
