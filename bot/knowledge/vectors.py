@@ -23,6 +23,8 @@ over the documents (the span from it to the full mark is kept at half the config
 least): a question in the knowledge base's own domain that no article answers ("the best bike
 route to the old town" in a bike-sharing help center) is close to every article alike, and what
 counts is how far the best one stands out from the rest.
+A question that moved on to another ("…thanks! also, …") is embedded twice in one request, whole
+and from where it moved on, and searched by the mean of the two vectors (``SETTLED_DENSE_SHARE``).
 """
 
 from __future__ import annotations
