@@ -213,7 +213,7 @@ async def _dense_only(
 ) -> list[Hit]:
     """``DenseSide.search`` without its keyword side."""
     dense = await self.current(index)
-    vector = (await self.embedder.embed_once([query]))[0]
+    vector = await self._question_vector(query)
     ranking, typical = dense.ranking(index, vector, self.settings.similarity_floor)
     return vectors.fuse(index, [], ranking, self.settings, limit=limit, typical=typical)
 

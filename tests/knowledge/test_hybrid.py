@@ -240,3 +240,35 @@ async def test_a_question_close_to_every_article_alike_is_not_confident(
             assert all(p.score < 0.2 for p in scenic), scenic
         finally:
             await kb.aclose()
+
+
+async def test_a_question_that_moved_on_is_searched_by_meaning_for_the_new_one(
+    kb_db: Database, docs: Path
+) -> None:
+    """The customer settled one question and asked another, neither in the knowledge base's
+    words: the dense side weighs the new question as the keyword side weighs its words, so the
+    settled one, said at more length, no longer outweighs it. The whole text and the new
+    question go to the model in one request."""
+    concepts = {
+        "refund": ["refund", "what i paid"],
+        "password": ["password", "let me in", "keeps saying no"],
+    }
+    question = (
+        "The app would not let me in, it keeps saying no. "
+        "Thanks, that worked! Also, could I have what I paid?"
+    )
+    async with ScriptedModelServer(embed=concept_vectors(concepts)) as fake:
+        kb = KnowledgeBase(kb_db, hybrid_settings(fake))
+        try:
+            await kb.ingest([docs])
+            since = len(fake.embedding_requests)
+            [first, *_] = await kb.search(question)
+            assert first.source == "refunds.md"
+            [request] = fake.embedding_requests[since:]
+            assert isinstance(request.json, dict)
+            whole, new = request.json["input"]
+            assert whole == question
+            assert question.endswith(new) and "could I have what I paid?" in new
+            assert "let me in" not in new
+        finally:
+            await kb.aclose()
