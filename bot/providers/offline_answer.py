@@ -26,6 +26,8 @@ def cite(passage: Passage) -> str:
 
 
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+# A Markdown table's rule line (``|---|:--:|``): nothing a reader needs.
+_TABLE_RULE = re.compile(r"^\|?[\s:|-]*-[\s:|-]*\|?$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -36,8 +38,9 @@ _EMPHASIS = re.compile(r"(?<![\w*])[*_](?=\S)([^*_\n]+?)(?<=\S)[*_](?![\w*])")
 
 def answer_from(passage: Passage) -> str:
     """The matching section as an answer: its heading, its paragraphs as whole sentences (a
-    line break inside a sentence joined), its steps one per line, cut at a sentence end near
-    ``ANSWER_CHARS``; the citation once, at the end."""
+    line break inside a sentence joined), its steps one per line, a table's rows one per line
+    (cells between bars, the rule line dropped), cut at a sentence end near ``ANSWER_CHARS``;
+    the citation once, at the end."""
     blocks: list[str] = []
     for line in passage.text.strip().splitlines():
         stripped = line.strip()
@@ -46,6 +49,10 @@ def answer_from(passage: Passage) -> str:
             continue
         stripped = re.sub(r"\*\*|__|`", "", " ".join(stripped.split()))
         stripped = _EMPHASIS.sub(r"\1", stripped)
+        if stripped.startswith("|"):
+            if not _TABLE_RULE.match(stripped):
+                blocks.append(stripped.strip("| "))
+            continue
         if _LIST_ITEM.match(stripped) or not blocks or not blocks[-1]:
             blocks.append(stripped)
         else:
@@ -56,6 +63,14 @@ def answer_from(passage: Passage) -> str:
         end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("! "), cut.rfind("? "))
         body = cut[: end + 1] if end > ANSWER_CHARS // 3 else cut.rsplit(" ", 1)[0] + "…"
     return f"{body}\n\nSource: {cite(passage)}"
+
+
+def with_greeting(hello: str, answer: str) -> str:
+    """The greeting before the answer: on the same line before a sentence ("Hi Ada! Paid plans
+    are billed…"), on its own line before steps or a list ("Hi Ada!" then "1. Go to…")."""
+    if hello and _LIST_ITEM.match(answer):
+        return f"{hello.rstrip()}\n{answer}"
+    return hello + answer
 
 
 def pieces(text: str, count: int) -> list[str]:

@@ -83,7 +83,8 @@ async def test_greeting_with_a_question_greets_and_answers() -> None:
             ),
         )
     )
-    assert second.text.startswith("Hi Grace! 1. Click Forgot password?.\n2. Follow the email.")
+    # Steps start on their own line, under the greeting.
+    assert second.text.startswith("Hi Grace!\n1. Click Forgot password?.\n2. Follow the email.")
     assert second.text.endswith(
         "Source: Resetting your password › Reset a forgotten password "
         "(account/resetting-your-password.md)"
@@ -100,7 +101,7 @@ async def test_later_greetings_do_not_look_up_again() -> None:
         )
     )
     assert response.tool_calls == ()
-    assert response.text.startswith("Hi! 1. Click")
+    assert response.text.startswith("Hi!\n1. Click")
 
 
 async def test_question_below_the_confidence_threshold_escalates() -> None:
@@ -255,6 +256,28 @@ def test_an_answer_is_plain_text_without_markdown_emphasis() -> None:
     assert "Go to Settings and click Cancel; see the Refund policy." in answer
     assert "* keep_this_name as it is" in answer and "* 2 * 3 stays" in answer
     assert answer.count("Source:") == 1
+
+
+def test_a_table_in_the_answer_keeps_one_row_per_line() -> None:
+    """A price table read as plain text: each row on its own line, cells between bars, no rule
+    line — not every row run together on one line ("| Plan | … | |---|---| | Free | …")."""
+    from bot.knowledge import Passage
+    from bot.providers.offline_answer import answer_from as _answer
+
+    passage = Passage(
+        chunk_id="c1",
+        document_id="d1",
+        title="Billing",
+        heading="Prices",
+        text="Prices per seat:\n\n| Plan | Monthly |\n|---|:---:|\n| Free | $0 |\n"
+        "| Team | $12 |\n\nAdding a seat is charged pro rata.",
+        source="billing/billing.md",
+        score=0.9,
+    )
+    assert _answer(passage).split("\n\nSource:")[0] == (
+        "Prices per seat:\nPlan | Monthly\nFree | $0\nTeam | $12\n"
+        "Adding a seat is charged pro rata."
+    )
 
 
 async def test_its_usage_is_an_estimate_and_says_so() -> None:
