@@ -135,6 +135,7 @@ _COMPLAINT = _any(
     # does that usually take").
     r"(?:^|[.!?]\s+)(?!(?:should|shall|can|could|do|does|would|will|how|what|is|are)\b)"
     r"[^.!?]*?\bchargeback\b(?![^.!?]*\b(?:how|what|when|where|why|which)\b)",
+    r"\b(?:i['’]?ll|i\s+will|going\s+to|gonna|otherwise|or\s+else)\b[^.!?]*?\bchargeback\b",
     r"\b(?:formal|official)\s+complaint\b",
     r"\b(?:fil|lodg|mak|rais|submitt?)(?:e|es|ed|ing)\s+(?:a\s+|an\s+)?(?:formal\s+|official\s+)?"
     r"complaint\b",

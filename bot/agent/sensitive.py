@@ -30,11 +30,12 @@ SAFETY = _any(
 )
 # A step the company took on their account that they want explained or undone: "you closed my
 # account without telling me why", "you've blocked my card for no reason", "I want an
-# explanation" (not "can you close my account?", "if you block my card, can I still…").
+# explanation" (not "can you close my account?", "if you block my card, can I still…", "I want
+# an explanation of the fees": that is a how-to).
 COMPANY_ACTED = _any(
     r"(?<!\bif\s)(?<!\bwhen\s)\byou(?:['’]ve|\s+have|\s+guys|\s+just)?\s+(?:closed|blocked|"
     r"suspended|froze|frozen|banned|deleted|locked|restricted|terminated|deactivated|cancell?ed)"
     r"\s+(?:my|our)\s+(?:\w+\s+)?(?:account|card|profile|membership|policy)\b(?![^.?!]*\?)",
     r"\b(?:i|we)\s+(?:want|demand|need|deserve|expect)\s+(?:an\s+|some\s+|a\s+proper\s+)?"
-    r"explanation\b",
+    r"explanation\b(?!\s+(?:of|about|on)\b)",
 )

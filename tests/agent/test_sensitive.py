@@ -56,6 +56,7 @@ def test_a_step_the_company_took_on_their_account_is_their_own_case(text: str) -
         "if you block my card can I still pay my bills?",
         "you closed my account, can I open a new one?",
         "how do I get an explanation of my bill?",
+        "I want an explanation of the fees on my statement",
     ],
 )
 def test_asking_how_the_company_acts_is_a_how_to(text: str) -> None:
@@ -73,5 +74,12 @@ def test_a_chargeback_reported_with_a_question_is_no_complaint(text: str) -> Non
     assert not read(text).has(Intent.COMPLAINT)
 
 
-def test_a_chargeback_announced_is_still_a_complaint() -> None:
-    assert read("sort this out or I'm doing a chargeback with my bank").has(Intent.COMPLAINT)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sort this out or I'm doing a chargeback with my bank",
+        "if you don't refund me I'll do a chargeback, how about that",
+    ],
+)
+def test_a_chargeback_announced_is_still_a_complaint(text: str) -> None:
+    assert read(text).has(Intent.COMPLAINT)
