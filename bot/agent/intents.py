@@ -16,6 +16,8 @@ from enum import StrEnum
 from bot.agent.outcomes import NOT_SOLVED as _NOT_SOLVED
 from bot.agent.outcomes import SOLVED as _SOLVED
 from bot.agent.outcomes import THANKS as _THANKS
+from bot.agent.sensitive import COMPANY_ACTED as _COMPANY_ACTED
+from bot.agent.sensitive import SAFETY as _SAFETY
 
 
 class Intent(StrEnum):
@@ -27,6 +29,7 @@ class Intent(StrEnum):
     # an answer, the customer is wrapping up.
     ACKNOWLEDGED = "acknowledged"
     COMPLAINT = "complaint"  # a formal complaint or a legal threat
+    SAFETY = "safety"  # someone threatened or hurt the customer; they do not feel safe
     # About the customer's own record, which no article can know: "check my account", an order
     # or booking number, a specific amount on a specific day.
     ACCOUNT_SPECIFIC = "account_specific"
@@ -127,9 +130,12 @@ _COMPLAINT = _any(
     r"\b(?:lawyer|attorney|solicitor|lawsuit|legal\s+action|take\s+(?:you|this|it)\s+to\s+court)\b",
     r"\bsue\s+(?:you|them|your)\b",
     r"\b(?:going\s+to|gonna|will|'ll)\s+sue\b",
-    # Announced, not asked about ("should i just do a chargeback?" asks how disputes work).
+    # Announced, not asked about ("should i just do a chargeback?" asks how disputes work), nor
+    # reported with a question about it ("i raised a chargeback last week, roughly how long
+    # does that usually take").
     r"(?:^|[.!?]\s+)(?!(?:should|shall|can|could|do|does|would|will|how|what|is|are)\b)"
-    r"[^.!?]*?\bchargeback\b",
+    r"[^.!?]*?\bchargeback\b(?![^.!?]*\b(?:how|what|when|where|why|which)\b)",
+    r"\b(?:i['’]?ll|i\s+will|going\s+to|gonna|otherwise|or\s+else)\b[^.!?]*?\bchargeback\b",
     r"\b(?:formal|official)\s+complaint\b",
     r"\b(?:fil|lodg|mak|rais|submitt?)(?:e|es|ed|ing)\s+(?:a\s+|an\s+)?(?:formal\s+|official\s+)?"
     r"complaint\b",
@@ -456,6 +462,8 @@ def read(text: str) -> Reading:
     checks = (
         (Intent.ASKS_FOR_PERSON, _ASKS_FOR_PERSON),
         (Intent.COMPLAINT, _COMPLAINT),
+        (Intent.SAFETY, _SAFETY),
+        (Intent.ACCOUNT_SPECIFIC, _COMPANY_ACTED),
         (Intent.ACCOUNT_SPECIFIC, _ACCOUNT_SPECIFIC),
         (Intent.OUT_OF_SCOPE, _OUT_OF_SCOPE),
         (Intent.BUSINESS_ENQUIRY, _BUSINESS_ENQUIRY),

@@ -15,7 +15,8 @@ def _any(*patterns: str) -> re.Pattern[str]:
 
 # Thanks, or a goodbye that wraps up the same way ("have a nice evening").
 THANKS = _any(
-    r"\b(?:thanks|thank\s+you|thx|ty|cheers|much\s+appreciated|merci|danke|gracias|grazie)\b",
+    r"\b(?:thanks|thank\s*(?:you|u|ya)|thanx|thnx|thx|ty|tysm|cheers|much\s+appreciated|merci|"
+    r"danke|gracias|grazie)\b",
     r"\b(?:i|we)?\s*(?:really\s+)?appreciate\s+(?:it|that|this|the\s+help|your\s+help)\b",
     r"\bhave\s+a\s+(?:nice|good|great|lovely)\s+(?:day|evening|weekend|one|night)\b",
     r"\b(?:(?:good)?bye|take\s+care)\W*$",
@@ -89,6 +90,18 @@ SOLVED = _any(
     # Not the opener of a "but": "ok thanks, but it's been 3 weeks now".
     r"(?:thanks|thank\s+you|cheers|works|it\s+works|that\s+works|all\s+good)(?![\s,.!]*but\b)",
     r"^\W*(?:solved|sorted|fixed|resolved)\W*$",
+    # A clause of its own: "ok got it, sorted.", "fixed, cheers" (not "not sorted", "sorted by
+    # date?"). "all done" is no more than an acknowledgement: it closes only after an answer.
+    r"(?:^|[,.!;]\s*)(?:(?:it'?s|all|now)\s+)?(?:sorted|solved|fixed|resolved)(?:\s+now)?\s*"
+    r"(?:[,.!;]|$)",
+    # The problem went away on its own: "oh it just went through now", "nvm he just showed up"
+    # (not "it went through twice", "has my payment gone through?": a question is read first).
+    r"\b(?:it|he|she|they|the\s+\w+)\s+(?:has\s+|have\s+|'s\s+)?(?:just\s+|finally\s+|now\s+)?"
+    r"(?:went|gone|came|come)\s+through\b(?![^.?!]*\b(?:twice|again|double|but)\b)",
+    r"\b(?:he|she|they|it|the\s+\w+)\s+(?:has\s+|have\s+|'s\s+)?(?:literally\s+|actually\s+)?"
+    r"(?:just|finally)\s+(?:showed\s+up|shown\s+up|turned\s+up|arrived)\b(?![^.?!]*\b(?:but|"
+    r"cold|late|damaged|broken|wrong|missing)\b)",
+    r"^\W*(?:nvm|nevermind)\b",
     r"\b(?:hat\s+geklappt|funktioniert\s+(?:jetzt|wieder)|ça\s+marche|c'est\s+bon|ya\s+funciona|"
     r"funciona\s+ahora|problema\s+resuelto|funziona\s+ora)\b",
 )

@@ -61,6 +61,16 @@ ASKED_ALONE_TERMS = 3
 ASKED_IN_BEST_TERMS = 2
 # The one request for more detail when a remark matches nothing clearly.
 CLARIFY = "Could you tell me a bit more — what are you trying to do, or what happens?"
+# What the responder asks back when there is no question, or (without ESCALATE) no answer.
+ASK_HOW = "How can I help you today?"
+UNSURE = "I'm not sure about that one. Could you rephrase it, or tell me more?"
+NOT_HELPED = "The answer given did not solve the customer's problem."
+# A best article this far ahead of the next (its score at least twice the next one's) is the
+# topic, not a chance match, once it holds this share of the question's known words: the rest
+# of the question is the customer's own story ("found cheaper cover somewhere else, how do i
+# end mine with you"). A share of the score, so it reads the same on any knowledge base.
+CLEAR_LEAD = 0.5
+CLEAR_LEAD_COVERAGE = 0.25
 # A request without a question word ("please remove my account", "I need the invoice").
 # A question word anywhere ("the app crashes when I open a lesson") also says more than a
 # remark: it is not asked to tell more.
@@ -84,72 +94,18 @@ _WANTS = re.compile(
 FOLLOW_UP_TURNS = 3
 
 # Words that carry no question on their own: small talk after a greeting is not a question.
+# fmt: off
 _FILLER = frozenset(
     [
-        "a",
-        "an",
-        "and",
-        "are",
-        "about",
-        "any",
-        "anybody",
-        "anyone",
-        "at",
-        "be",
-        "can",
-        "could",
-        "do",
-        "does",
-        "for",
-        "from",
-        "good",
-        "got",
-        "hello",
-        "hey",
-        "hi",
-        "how",
-        "i",
-        "im",
-        "i'm",
-        "is",
-        "it",
-        "its",
-        "it's",
-        "just",
-        "me",
-        "morning",
-        "afternoon",
-        "evening",
-        "my",
-        "of",
-        "ok",
-        "okay",
-        "on",
-        "or",
-        "please",
-        "so",
-        "thank",
-        "thanks",
-        "that",
-        "the",
-        "there",
-        "this",
-        "to",
-        "today",
-        "u",
-        "up",
-        "us",
-        "we",
-        "what",
-        "whats",
-        "what's",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yo",
+        "a", "an", "and", "are", "about", "any", "anybody", "anyone", "at", "be", "can", "could",
+        "do", "does", "for", "from", "good", "got", "hello", "hey", "hi", "how", "i", "im", "i'm",
+        "is", "it", "its", "it's", "just", "me", "morning", "afternoon", "evening", "my", "of",
+        "ok", "okay", "on", "or", "please", "so", "thank", "thanks", "that", "the", "there",
+        "this", "to", "today", "u", "up", "us", "we", "what", "whats", "what's", "with", "would",
+        "you", "your", "yo"
     ]
 )
+# fmt: on
 _WORD = re.compile(r"[\w']+")
 
 
@@ -248,11 +204,7 @@ class OfflineProvider:
         def escalate(reason: str, priority: str = "normal") -> _Decision:
             diagnosis.update(action="escalate", reason=reason)
             if "ESCALATE" not in offered:
-                return _Decision(
-                    "I'm not sure about that one. Could you rephrase it, or tell me more?",
-                    (),
-                    diagnosis,
-                )
+                return _Decision(UNSURE, (), diagnosis)
             return _Decision(
                 "", (_call("ESCALATE", {"reason": reason, "priority": priority}),), diagnosis
             )
@@ -262,11 +214,17 @@ class OfflineProvider:
             return escalate("The customer asked to talk to a person.")
         if reading.has(Intent.COMPLAINT):
             return escalate("The customer complains or mentions legal steps.", "high")
+        if reading.has(Intent.SAFETY):
+            return escalate("The customer reports a threat to their safety.", "high")
         if reading.has(Intent.BUSINESS_ENQUIRY):
             return escalate("A business enquiry (partnership, supplier, press): a person replies.")
-        if reading.has(Intent.NOT_SOLVED) and answered_before:
-            return escalate("The answer given did not solve the customer's problem.")
         new_question = intents.asks_something(reading)
+        # Not solved, after an answer (or a question asked back), with nothing new asked ("ta but
+        # the line test says no fault and still nothing works"): a person takes it from here.
+        # With a question, it is answered, unless from an article already given (below).
+        not_solved = reading.has(Intent.NOT_SOLVED) and answered_before
+        if not_solved and not new_question:
+            return escalate(NOT_HELPED)
         solved = reading.has(Intent.SOLVED) or bool(self._close and self._close.search(clean))
         # Thanks after an answer, with a remark and no question or problem ("paid it, thanks",
         # "done, moved it to Monday. Thanks!"): the customer is wrapping up.
@@ -310,7 +268,7 @@ class OfflineProvider:
 
         if not _is_question(question):
             diagnosis.update(action="ask", reason="No question in the message.")
-            return _Decision(f"{hello or ''}How can I help you today?".strip(), (), diagnosis)
+            return _Decision(f"{hello}{ASK_HOW}", (), diagnosis)
 
         found, query = await self._search(question, earlier)
         asked = intents.asking_sentences(question)
@@ -371,6 +329,10 @@ class OfflineProvider:
             # "do you do home insurance as well?": the help center's words ("home", "insurance")
             # but no article names the thing; what the company does not document, a person says.
             answerable, judged = False, f"No article mentions '{thing}', asked about as an offer"
+        if answerable and not_solved and _given(messages[:last_user], found[0]):
+            # "I tried that and it still doesn't work, what now?": the article given again won't
+            # help; another one may ("it never came, what do i do now" after a payment answer).
+            return escalate(NOT_HELPED)
         if answerable:
             # The passage answered from: the runner's retrieval searched the latest message
             # alone, a follow-up is answered from the conversation's search (its citation).
@@ -403,6 +365,10 @@ class OfflineProvider:
           story with a clear lead, or a question wholly in the knowledge base's words (``terms``:
           how many content terms the question has).
 
+        A best article ``CLEAR_LEAD`` ahead of the next (a share of its own score, the same on
+        any knowledge base) is the topic, not a chance match: it needs only
+        ``CLEAR_LEAD_COVERAGE``.
+
         Candidates with no keyword evidence (found by the dense side alone) are judged on their
         score: ``confidence_threshold``, or ``confidence_floor`` with ``confidence_margin``.
         """
@@ -423,6 +389,8 @@ class OfflineProvider:
         if evidence.known_share < SCOPE_SHARE and confidence < SCOPE_SCORE:
             return False, "Nothing in the knowledge base covers"
         if evidence.coverage < TOPIC_COVERAGE:
+            if leads >= CLEAR_LEAD and evidence.coverage >= CLEAR_LEAD_COVERAGE:
+                return True, "The best article is far ahead of the next and holds part of it."
             long_story = terms >= LONG_QUESTION_TERMS and leads >= LEAD_MARGIN
             all_known = (
                 evidence.known_share >= ALL_KNOWN and evidence.coverage >= ALL_KNOWN_COVERAGE
@@ -580,6 +548,12 @@ def _this_turn_tools(after: Sequence[ChatMessage]) -> tuple[set[str], dict[str, 
             except ValueError:
                 results[name] = message.content
     return set(names.values()), results
+
+
+def _given(earlier: Sequence[ChatMessage], passage: Passage) -> bool:
+    """Whether an earlier reply answered from ``passage``'s article (its citation names it)."""
+    cited = f"({passage.source})"
+    return any(m.role == "assistant" and cited in m.content for m in earlier)
 
 
 def _is_question(text: str) -> bool:

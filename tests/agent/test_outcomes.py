@@ -1,0 +1,57 @@
+"""Wrapping up in the words customers use: thanks said casually, solved said as one word, a problem
+that went away on its own; and the ordinary sentences with the same words that must not close."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.agent.intents import Intent, asks_something, read
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ok got it, sorted. have a good one",
+        "great, it's sorted now!",
+        "fixed, cheers",
+        "oh it just went through now, sorry for the bother!",
+        "the payment finally went through",
+        "nvm he literally just showed up lol thanks",
+        "nevermind, the courier just turned up",
+        "the parcel has just arrived, all good",
+    ],
+)
+def test_solved_in_casual_words(text: str) -> None:
+    reading = read(text)
+    assert reading.has(Intent.SOLVED) and not asks_something(reading)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ok submitted it and got the credit, thats fine thank u", "thanku so much", "tysm!"],
+)
+def test_thanks_in_casual_spelling(text: str) -> None:
+    assert read(text).has(Intent.THANKS)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not sorted",
+        "can i get my orders sorted by date?",
+        "is it all done automatically?",
+        "it went through twice, I was charged double",
+        "the driver finally arrived and the food was cold",
+        "it finally arrived but the box was crushed",
+        "he just showed up at the wrong address",
+        "my parcel arrived",
+        "the payment never went through",
+    ],
+)
+def test_ordinary_sentences_with_the_same_words_are_not_solved(text: str) -> None:
+    assert not read(text).has(Intent.SOLVED)
+
+
+def test_a_question_beside_it_keeps_the_question() -> None:
+    reading = read("the payment went through. how do I get the receipt?")
+    assert asks_something(reading) and "receipt" in reading.question

@@ -1,0 +1,85 @@
+"""Matters a person handles whatever the articles say, in any business's customers' words, and
+the ordinary questions with the same words."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.agent.intents import Intent, read
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "your courier was screaming at me at my door and threatened me. i don't feel safe",
+        "the driver harassed me and kept messaging me after the trip",
+        "the engineer was aggressive and I felt unsafe in my own home",
+        "I did not feel safe with that instructor",
+        "one of your staff groped me",
+    ],
+)
+def test_a_threat_to_the_customers_safety(text: str) -> None:
+    assert read(text).has(Intent.SAFETY)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "is it safe to save my card in the app?",
+        "the app threatened to delete my data if I don't verify",
+        "do you feel the new plan is safe for kids?",
+        "how do I keep my account safe?",
+        "my laptop died last week and now the videos won't play",
+    ],
+)
+def test_ordinary_words_are_no_threat(text: str) -> None:
+    assert not read(text).has(Intent.SAFETY)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "you closed my account without telling me why, i want an explanation and my money sent to me",
+        "you've blocked my card for no reason",
+        "you guys suspended my membership out of nowhere",
+        "I want an explanation for this",
+    ],
+)
+def test_a_step_the_company_took_on_their_account_is_their_own_case(text: str) -> None:
+    assert read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can you close my account?",
+        "if you block my card can I still pay my bills?",
+        "you closed my account, can I open a new one?",
+        "how do I get an explanation of my bill?",
+        "I want an explanation of the fees on my statement",
+    ],
+)
+def test_asking_how_the_company_acts_is_a_how_to(text: str) -> None:
+    assert not read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i raised a chargeback last week, roughly how long does that usually take",
+        "I opened a chargeback on Monday, what happens next",
+    ],
+)
+def test_a_chargeback_reported_with_a_question_is_no_complaint(text: str) -> None:
+    assert not read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sort this out or I'm doing a chargeback with my bank",
+        "if you don't refund me I'll do a chargeback, how about that",
+    ],
+)
+def test_a_chargeback_announced_is_still_a_complaint(text: str) -> None:
+    assert read(text).has(Intent.COMPLAINT)
