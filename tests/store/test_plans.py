@@ -176,11 +176,29 @@ async def _a_turn(store: Store) -> None:
         smith_external_id="test:someone",
         text="hello",
     )
+    known = InboundMessage(
+        source="test",
+        dedup_key="known-1",
+        thread_external_id="seed:17",
+        smith_external_id="seed:user-17",
+        text="again",
+    )
     await store.inbox_put(message, "support")
-    (claim,) = await store.claim_lanes(limit=1, lease_seconds=30)
+    await store.inbox_put(known, "support")
     agent = await store.ensure_agent("support", "Support")
+    # The claim with what the turns read: a new ticket started, a known one's history.
+    claims = {
+        c.lane: c
+        for c in await store.claim_turns(
+            limit=5, lease_seconds=30, agent_ids={"support": agent.id}, history=5
+        )
+    }
+    claim = claims[lane_key("support", "test:new")]
+    assert claim.prepared is not None and claim.prepared.started
+    assert claims[lane_key("support", "seed:17")].prepared is not None
+    # The turn's own reads, when its claim came without them.
     found = await store.start_thread(claim.items[0].message, agent.id, history=5)
-    assert found is not None
+    assert await store.thread_for_turn(agent.id, "seed:17", history=5) is not None
     thread, smith, _ = found
     run_id, at = new_id("run"), now()
     run = Run(
