@@ -289,24 +289,35 @@ CLAIM_TURNS: TextClause = text(
     f"""
     WITH {_LEASED}, asked AS (
         SELECT DISTINCT ON (leased.claimed_lane) leased.claimed_lane AS lane,
-               leased.claimed_touched AS touched, inbox.payload AS m
+               leased.claimed_touched AS touched, inbox.payload AS m,
+               CAST(:agent_ids AS jsonb) ->> coalesce(inbox.payload ->> 'agent_slug', '')
+                   AS agent_id
         FROM leased
         JOIN inbox_live ON inbox_live.lane = leased.claimed_lane
         JOIN inbox ON inbox.id = inbox_live.id
         ORDER BY leased.claimed_lane, inbox.id
-    ), ticket AS MATERIALIZED (
-        SELECT asked.lane, asked.touched, asked.m, agents.id AS agent_id, thread.id AS thread_id,
-               live.id AS live_id, {_object("asked.m -> 'profile'")} AS profile,
-               CASE WHEN thread.id IS NULL THEN {_new_id("smt")} END AS new_smith_id,
-               CASE WHEN thread.id IS NULL THEN {_new_id("thr")} END AS new_thread_id
+    ), asked_ticket AS MATERIALIZED (
+        -- Each lookup a subquery of its own, run for each lane by its unique index whatever
+        -- the planner thinks of the tables' sizes: as joins, a plan made while they were
+        -- small (and kept by the connection) filtered every thread and smith of the agent.
+        SELECT asked.*, (
+            SELECT thread.id FROM threads AS thread
+            WHERE thread.agent_id = asked.agent_id
+              AND thread.external_id = asked.m ->> 'thread_external_id'
+        ) AS thread_id
         FROM asked
-        JOIN agents
-          ON agents.id = CAST(:agent_ids AS jsonb) ->> coalesce(asked.m ->> 'agent_slug', '')
-        LEFT JOIN threads AS thread
-          ON thread.agent_id = agents.id AND thread.external_id = asked.m ->> 'thread_external_id'
-        LEFT JOIN smiths AS live
-          ON thread.id IS NULL AND live.agent_id = agents.id
-         AND live.external_id = asked.m ->> 'smith_external_id' AND live.archived_at IS NULL
+        WHERE asked.agent_id IN (SELECT agents.id FROM agents)
+    ), ticket AS MATERIALIZED (
+        SELECT asked_ticket.*, CASE WHEN thread_id IS NULL THEN (
+                   SELECT live.id FROM smiths AS live
+                   WHERE live.agent_id = asked_ticket.agent_id
+                     AND live.external_id = asked_ticket.m ->> 'smith_external_id'
+                     AND live.archived_at IS NULL
+               ) END AS live_id,
+               {_object("m -> 'profile'")} AS profile,
+               CASE WHEN thread_id IS NULL THEN {_new_id("smt")} END AS new_smith_id,
+               CASE WHEN thread_id IS NULL THEN {_new_id("thr")} END AS new_thread_id
+        FROM asked_ticket
     ), new_smith AS (
         INSERT INTO smiths ({", ".join(_SMITH_NEW)})
         -- One smith per sender, as its first lane has it (an anonymous sender's lanes have
