@@ -9,12 +9,13 @@ the statement that writes one batch of them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.sql.elements import TextClause
 
 from bot.domain import JSON, InboundMessage, InboxStatus, new_id, now
 from bot.store import folded
@@ -148,6 +149,21 @@ def _news(
             if fresh and new[-1]:
                 new_lanes[row["lane"]] = row["received_at"]
     return news, context_only, new_lanes
+
+
+def _leased_of(
+    rows: Iterable[RowMapping], token: str
+) -> tuple[dict[str, tuple[str, bool]], dict[str, list[InboxItem]]]:
+    """The lanes a folded claim leased under ``token`` (whether each lease had run out) and
+    the pending messages of each, from its rows (``folded.CLAIM_LANES``)."""
+    leased: dict[str, tuple[str, bool]] = {}
+    items: dict[str, list[InboxItem]] = {}
+    for row in rows:
+        lane = row["claimed_lane"]
+        leased[lane] = (token, row["was_expiring"] is not None)
+        if row["id"] is not None:
+            items.setdefault(lane, []).append(_inbox_item(row))
+    return leased, items
 
 
 class _PrepareFailed(Exception):
@@ -342,14 +358,62 @@ class Inbox:
         """``_lease_lanes`` in one statement (PostgreSQL: ``folded.CLAIM_LANES``)."""
         token = new_id("lse")
         params = {"at": at, "limit": limit, "token": token, "expires": at + lease_seconds}
-        leased: dict[str, tuple[str, bool]] = {}
-        items: dict[str, list[InboxItem]] = {}
-        for row in conn.execute(folded.CLAIM_LANES, params).mappings():
-            lane = row["claimed_lane"]
-            leased[lane] = (token, row["was_expiring"] is not None)
-            if row["id"] is not None:
-                items.setdefault(lane, []).append(_inbox_item(row))
-        return leased, items
+        return _leased_of(conn.execute(folded.CLAIM_LANES, params).mappings(), token)
+
+    async def claim_lanes_folded(
+        self,
+        statement: TextClause,
+        params: dict[str, Any],
+        *,
+        limit: int,
+        lease_seconds: float,
+        prepared: Callable[[RowMapping], PreparedTurn | None],
+    ) -> list[LaneClaim]:
+        """``claim_lanes`` on PostgreSQL as ONE statement sent without a transaction around it
+        (atomic on its own: one exchange with the server where ``BEGIN``, the claim, the reads
+        of ``prepare`` and ``COMMIT`` were one each). ``statement`` leases and reads as
+        ``folded.CLAIM_LANES`` does (given ``params`` besides the lease's own) and, on a
+        lane's first row, what a turn on it reads: ``prepared`` makes it the claim's."""
+        if limit <= 0:
+            return []
+        at = now()
+        token = new_id("lse")
+        params = {**params, "at": at, "limit": limit, "token": token, "expires": at + lease_seconds}
+        rows = await self.db.run_each(
+            lambda conn: list(conn.execute(statement, params).mappings())
+        )
+        leased, items = _leased_of(rows, token)
+        first: dict[str, RowMapping] = {}
+        for row in rows:
+            first.setdefault(row["claimed_lane"], row)
+
+        def prepared_or_none(lane: str) -> PreparedTurn | None:
+            # The claim is committed: a lane whose reads cannot be made out is still the
+            # claim's, and its turn reads them itself (as after a failed ``prepare``).
+            try:
+                return prepared(first[lane])
+            except Exception:
+                log.warning("reading the turn inputs of %s with its claim failed", lane,
+                            exc_info=True)
+                return None
+
+        claims = [
+            LaneClaim(key, token, tuple(items[key]), recovered=expired,
+                      prepared=prepared_or_none(key))
+            for key, (_, expired) in leased.items()
+            if key in items
+        ]
+        # A lane found with live messages has them in the same snapshot; should one come
+        # without, it is given back rather than held until its lease runs out.
+        empty = [LaneClaim(key, token, ()) for key in leased if key not in items]
+        if empty:
+
+            def give_back(conn: Connection) -> None:
+                for claim in empty:
+                    release_lane_in(conn, claim, at)
+
+            await self.db.run_tx(give_back)
+        return claims
 
     async def renew_lane(self, claim: LaneClaim, lease_seconds: float) -> bool:
         statement = (

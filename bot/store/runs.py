@@ -4,6 +4,8 @@ calls, outbox actions, thread state, memories, its inbox messages done)."""
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -11,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Float, Table, select
 from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import DBAPIError
 
 from bot.domain import (
     Action,
@@ -50,6 +53,8 @@ from bot.store.rows import (
     tool_call_values,
 )
 from bot.store.schema import memories, runs, smiths, tool_calls
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +126,21 @@ def _history(
         "smith_id": smith_id, "thread_id": thread_id, "history": history,
         "with_facts": with_facts, "facts": MEMORY_LIMIT,
     }
-    row = conn.execute(folded.HISTORY, params).one()
+    row = conn.execute(folded.HISTORY, params).mappings().one()
+    return _history_of(row)
+
+
+def _history_of(
+    row: RowMapping,
+) -> tuple[tuple[Run, ...], tuple[str, ...], tuple[tuple[float, str, str], ...]]:
+    """The runs, memories and what people wrote as ``folded.HISTORY`` reads them (``runs``,
+    ``facts``, ``said``; NULL: none)."""
     runs_ = tuple(
         to_run(_from_json(runs, run), tuple(to_tool_call(_from_json(tool_calls, c)) for c in calls))
-        for run, calls in row.runs
+        for run, calls in row["runs"] or ()
     )
-    said = tuple((float(at), author, text) for at, author, text in row.said)
-    return runs_, tuple(row.facts or ()), said
+    said = tuple((float(at), author, text) for at, author, text in row["said"] or ())
+    return runs_, tuple(row["facts"] or ()), said
 
 
 class _Unread(Enum):
@@ -213,6 +226,16 @@ def _new_ticket(
     return PreparedTurn(thread, smith, TurnInputs(version, (), (), ()), started=True)
 
 
+def _prepared_of(row: RowMapping) -> PreparedTurn | None:
+    """What a lane's turn reads, from the first row of its claim (``folded.CLAIM_TURNS``)."""
+    if row["thr__id"] is None:
+        return None
+    version = None if row["ver__version"] is None else to_agent_version(_prefixed(row, "ver__"))
+    inputs = TurnInputs(version, *_history_of(row))
+    thread, smith = to_thread(_prefixed(row, "thr__")), to_smith(_prefixed(row, "own__"))
+    return PreparedTurn(thread, smith, inputs, started=row["started"])
+
+
 class Runs:
     """Runs, tool calls and memories; a turn's reads and its commit."""
 
@@ -230,7 +253,24 @@ class Runs:
         """``Inbox.claim_lanes`` with each claim's turn inputs read (or its ticket started) in
         the claim's transaction: a turn's claim and reads are one round trip. ``agent_ids``
         maps the agent slugs known to the caller to their ids; a lane of another agent is
-        claimed without its inputs."""
+        claimed without its inputs.
+
+        On PostgreSQL the claim with its reads and writes is one statement
+        (``folded.CLAIM_TURNS``); should it fail, the lanes are claimed in a transaction as on
+        SQLite, where a lane whose reads fail is claimed without them."""
+        if not self.db.is_sqlite:
+            params = {
+                "agent_ids": json.dumps(dict(agent_ids)), "history": history, "facts": MEMORY_LIMIT
+            }
+            try:
+                return await self.inbox.claim_lanes_folded(
+                    folded.CLAIM_TURNS, params, limit=limit, lease_seconds=lease_seconds,
+                    prepared=_prepared_of,
+                )
+            except DBAPIError as exc:
+                # The statement is atomic: nothing of it was kept.
+                log.warning("claiming turns in one statement failed (%s); claiming them in a "
+                            "transaction", exc.orig)
 
         def prepare(conn: Connection, claim: LaneClaim) -> PreparedTurn | None:
             first = claim.items[0].message

@@ -162,7 +162,8 @@ NEW_LIVE_SMITH: dict[str, Insert] = {
 # A new ticket of a sender with no live smith, on PostgreSQL: its smith inserted (unless one
 # lives by now, as ``NEW_LIVE_SMITH``) and its thread under it (unless the ticket's thread
 # exists by now), one statement where they were two. One row when the smith was inserted,
-# with the thread's columns (``thr__``) NULL when the thread was not.
+# with the thread's columns (``thr__``) NULL when the thread was not. A turn's claim does this
+# itself (``folded.CLAIM_TURNS``); this serves its transaction should that statement fail.
 _SMITH_COLUMNS = ("id", "agent_id", "external_id", "display_name", "customer_id", "metadata",
                   "auto_memory", "created_at", "updated_at")
 _NEW_SMITH = (

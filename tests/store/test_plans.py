@@ -176,11 +176,29 @@ async def _a_turn(store: Store) -> None:
         smith_external_id="test:someone",
         text="hello",
     )
+    known = InboundMessage(
+        source="test",
+        dedup_key="known-1",
+        thread_external_id="seed:17",
+        smith_external_id="seed:user-17",
+        text="again",
+    )
     await store.inbox_put(message, "support")
-    (claim,) = await store.claim_lanes(limit=1, lease_seconds=30)
+    await store.inbox_put(known, "support")
     agent = await store.ensure_agent("support", "Support")
+    # The claim with what the turns read: a new ticket started, a known one's history.
+    claims = {
+        c.lane: c
+        for c in await store.claim_turns(
+            limit=5, lease_seconds=30, agent_ids={"support": agent.id}, history=5
+        )
+    }
+    claim = claims[lane_key("support", "test:new")]
+    assert claim.prepared is not None and claim.prepared.started
+    assert claims[lane_key("support", "seed:17")].prepared is not None
+    # The turn's own reads, when its claim came without them.
     found = await store.start_thread(claim.items[0].message, agent.id, history=5)
-    assert found is not None
+    assert await store.thread_for_turn(agent.id, "seed:17", history=5) is not None
     thread, smith, _ = found
     run_id, at = new_id("run"), now()
     run = Run(
@@ -438,4 +456,87 @@ async def test_claims_read_no_more_with_finished_work_not_yet_vacuumed(pg_url: s
         grown = {s: (before[s], after[s]) for s in after if after[s] > before[s] + 3}
         assert grown == {}, "buffers read before and after the churn"
     finally:
+        await db.dispose()
+
+
+async def test_a_claim_s_plan_made_on_a_small_store_reads_no_more_once_it_has_grown(
+    pg_url: str,
+) -> None:
+    """PostgreSQL: a pooled connection keeps a statement's generic plan until the tables are
+    analyzed again, so the plan a turn's claim got while the store was nearly empty must
+    still find a ticket by its keys when thousands of threads and smiths have been added (a
+    plan that looked a ticket up by its agent alone read every thread of the agent)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    from bot.store import folded
+
+    db = Database(DatabaseSettings(url=pg_url))
+    await upgrade(db.engine)
+    store = Store(db)
+    compiled = folded.CLAIM_TURNS.compile(dialect=db.engine.dialect)
+    raw = await asyncpg.connect(
+        make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        agent = await store.ensure_agent("support", "Support")
+        await raw.execute("SET plan_cache_mode = force_generic_plan")
+        await raw.execute(f"PREPARE claim AS {compiled}")
+
+        async def claim_blocks(key: str, thread: str, smith: str) -> int:
+            """The shared buffers a claim of one message's lane reads, by the kept plan."""
+            message = InboundMessage(
+                source="test", dedup_key=key, thread_external_id=thread,
+                smith_external_id=smith, text="hi",
+            )
+            assert await store.inbox_put(message, "support")
+            at = now()
+            params = {
+                "at": at, "limit": 1, "token": new_id("lse"), "expires": at + 30,
+                "agent_ids": json.dumps({"support": agent.id}), "history": 5, "facts": 50,
+            }
+            values = ", ".join(
+                repr(value) if isinstance(value, (int, float))
+                else "'" + str(value).replace("'", "''") + "'"
+                for value in (params[name] for name in compiled.positiontup or ())
+            )
+            plan = await raw.fetchval(
+                f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE claim({values})"
+            )
+            top = json.loads(plan)[0]["Plan"]
+            return int(top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0))
+
+        known = InboundMessage(
+            source="test", dedup_key="k0", thread_external_id="test:k1",
+            smith_external_id="test:u1", text="hi",
+        )
+        await store.start_thread(known, agent.id, history=5)
+        small = [
+            await claim_blocks("n1", "test:n1", "test:u1"),
+            await claim_blocks("k1", "test:k1", "test:u1"),
+        ]
+        await raw.execute(
+            f"""
+            INSERT INTO smiths (id, agent_id, external_id, metadata, auto_memory, created_at,
+                                updated_at)
+            SELECT 'smt_g' || i, '{agent.id}', 'grown:u' || i, '{{}}', true, 0, 0
+            FROM generate_series(1, {STORED}) AS i;
+            INSERT INTO threads (id, smith_id, agent_id, external_id, channel, state, control,
+                                 metadata, created_at, updated_at)
+            SELECT 'thr_g' || i, 'smt_g' || i, '{agent.id}', 'grown:' || i, 'test', 'open',
+                   'bot', '{{}}', 0, 0
+            FROM generate_series(1, {STORED}) AS i;
+            """
+        )
+        grown = [
+            await claim_blocks("n2", "test:n2", "test:u2"),
+            await claim_blocks("k2", "grown:17", "grown:u17"),
+        ]
+        generic = await raw.fetchval(
+            "SELECT generic_plans FROM pg_prepared_statements WHERE name = 'claim'"
+        )
+        assert generic == 4, "every claim ran the plan made first"
+        assert all(g - s <= 20 for s, g in zip(small, grown)), (small, grown)
+    finally:
+        await raw.close()
         await db.dispose()

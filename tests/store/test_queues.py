@@ -341,3 +341,27 @@ async def test_a_claim_reads_the_memories_of_a_known_customer_only(store: Store)
     assert inputs["test:known"].memories == ("prefers email",)
     assert inputs["test:new"].memories == ()
     assert len([s for s in statements if "FROM memories" in s]) == 1
+
+
+async def test_a_turn_s_lane_is_not_claimed_again_until_its_lease_runs_out(store: Store) -> None:
+    """A turn's claim (with its reads, and a new ticket started) leaves the lane alone while
+    its lease holds; once the lease runs out (the worker died) the next claim takes the same
+    messages again, the ticket the first claim started now known, with nothing written twice."""
+    agent_id = (await store.ensure_agent("support", "Support")).id
+    assert await store.inbox_put(_message("k1", "test:t1"), "support")
+    agents = {"support": agent_id}
+    (first,) = await store.claim_turns(limit=5, lease_seconds=0.5, agent_ids=agents, history=5)
+    assert first.prepared is not None and first.prepared.started and not first.recovered
+    assert await store.inbox_put(_message("k2", "test:t1"), "support")
+    assert await store.claim_turns(limit=5, lease_seconds=30, agent_ids=agents, history=5) == []
+    await asyncio.sleep(0.6)
+
+    (again,) = await store.claim_turns(limit=5, lease_seconds=30, agent_ids=agents, history=5)
+    assert again.recovered and again.token != first.token
+    assert [item.message.dedup_key for item in again.items] == ["k1", "k2"]
+    assert again.prepared is not None and not again.prepared.started
+    assert again.prepared.thread == first.prepared.thread
+    assert again.prepared.smith == first.prepared.smith
+    assert len(await store.list_smiths(agent_id=agent_id)) == 1
+    with pytest.raises(LeaseLost):
+        await store.release_lane(first, status=InboxStatus.DONE)
