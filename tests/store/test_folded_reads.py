@@ -454,8 +454,8 @@ async def test_a_new_ticket_is_not_opened_under_a_smith_deleted_while_the_claim_
     counted: tuple[Store, ServerExchanges], pg_url: str
 ) -> None:
     """The sender's live smith is deleted (archived, its external id freed) while the claim
-    brings its name up to date: the claim waits for the deletion on the smith's row, then
-    leaves the ticket to its turn, which opens it under a new smith of the sender — never
+    brings its name up to date: the claim waits for the deletion on the smith's row, and the
+    ticket is opened under a new smith of the sender (by the claim or by its turn) — never
     under the deleted one, with its memories."""
     store, _ = counted
     agent_id = (await store.ensure_agent("support", "Support")).id
@@ -481,11 +481,16 @@ async def test_a_new_ticket_is_not_opened_under_a_smith_deleted_while_the_claim_
     finally:
         await replica.dispose()
 
-    assert claim.prepared is None
-    assert await store.find_thread(agent_id, "t:ann") is None
-    thread, smith, inputs = await store.start_thread(claim.items[0].message, agent_id, history=5)
+    if claim.prepared is None:
+        assert await store.find_thread(agent_id, "t:ann") is None
+        thread, smith, inputs = await store.start_thread(
+            claim.items[0].message, agent_id, history=5
+        )
+    else:
+        thread, smith, inputs = claim.prepared.thread, claim.prepared.smith, claim.prepared.inputs
     assert (smith.external_id, smith.display_name, smith.archived_at) == ("u:ann", "Ann B.", None)
     assert smith.id != deleted.id and thread.smith_id == smith.id and inputs.memories == ()
+    assert thread == await store.find_thread(agent_id, "t:ann")
 
 
 @pytest.mark.parametrize("name", [None, "Ann"])
