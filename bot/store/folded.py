@@ -288,7 +288,8 @@ def _new_id(prefix: str) -> str:
 # as well. The version is the smith's pin, else the agent's live version. New ids are made
 # in the statement (``gen_random_uuid``, PostgreSQL 13 and later), one per lane it takes.
 # ``prepared.*`` (``for_lane`` … ``said``) is NULL where the turn must find out itself, as
-# where ``prepare_turn_in`` gives None: an agent the caller does not know, a raced insert.
+# where ``prepare_turn_in`` gives None: an agent the caller does not know, a raced insert, a
+# live smith to bring up to date that changed meanwhile (deleted, say).
 _SMITH_NEW = ("id", "agent_id", "external_id", "display_name", "customer_id", "metadata",
               "auto_memory", "created_at", "updated_at")
 _THREAD_NEW = ("id", "smith_id", "agent_id", "external_id", "channel", "state", "control",
