@@ -258,6 +258,14 @@ def _object(value: str) -> str:
     return f"CASE WHEN jsonb_typeof({value}) = 'object' THEN {value} ELSE '{{}}'::jsonb END"
 
 
+def _outdated(smith: str) -> str:
+    """Whether the message of ``ticket`` brings the smith ``smith`` a new name or profile
+    (never NULL)."""
+    return f"""({smith}.metadata || ticket.profile <> {smith}.metadata
+            OR (ticket.m ->> 'display_name' IS NOT NULL
+                AND ticket.m ->> 'display_name' IS DISTINCT FROM {smith}.display_name))"""
+
+
 def _new_id(prefix: str) -> str:
     """A fresh id as ``bot.domain.new_id`` makes them: the prefix and a random UUID's hex."""
     return f"'{prefix}_' || replace(CAST(gen_random_uuid() AS text), '-', '')"
@@ -280,7 +288,8 @@ def _new_id(prefix: str) -> str:
 # as well. The version is the smith's pin, else the agent's live version. New ids are made
 # in the statement (``gen_random_uuid``, PostgreSQL 13 and later), one per lane it takes.
 # ``prepared.*`` (``for_lane`` … ``said``) is NULL where the turn must find out itself, as
-# where ``prepare_turn_in`` gives None: an agent the caller does not know, a raced insert.
+# where ``prepare_turn_in`` gives None: an agent the caller does not know, a raced insert, a
+# live smith to bring up to date that changed meanwhile (deleted, say).
 _SMITH_NEW = ("id", "agent_id", "external_id", "display_name", "customer_id", "metadata",
               "auto_memory", "created_at", "updated_at")
 _THREAD_NEW = ("id", "smith_id", "agent_id", "external_id", "channel", "state", "control",
@@ -337,18 +346,20 @@ CLAIM_TURNS: TextClause = text(
             metadata = smiths.metadata || ticket.profile,
             updated_at = :at
         FROM ticket
-        WHERE smiths.id = ticket.live_id AND (
-            smiths.metadata || ticket.profile <> smiths.metadata
-            OR ticket.m ->> 'display_name' <> smiths.display_name
-            OR (ticket.m ->> 'display_name' IS NOT NULL AND smiths.display_name IS NULL)
-        )
+        -- Rechecked on the smith as it is once its row is ours: one deleted (or brought up
+        -- to date) since this statement's snapshot is left alone.
+        WHERE smiths.id = ticket.live_id AND smiths.archived_at IS NULL
+          AND {_outdated("smiths")}
         RETURNING smiths.*
     ), opener AS (
         SELECT ticket.lane, FALSE AS new_smith, patched.*
         FROM ticket JOIN patched ON patched.id = ticket.live_id
         UNION ALL
+        -- As the snapshot has it, unless it was to be brought up to date and was not: it
+        -- changed meanwhile (deleted, say), and the turn finds out itself.
         SELECT ticket.lane, FALSE, live.* FROM ticket JOIN smiths AS live ON live.id = ticket.live_id
         WHERE NOT EXISTS (SELECT 1 FROM patched WHERE patched.id = ticket.live_id)
+          AND NOT {_outdated("live")}
         UNION ALL
         SELECT ticket.lane, TRUE, new_smith.*
         FROM ticket JOIN new_smith ON new_smith.id = ticket.new_smith_id OR (

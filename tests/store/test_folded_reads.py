@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import insert, text, update
 from sqlalchemy.engine import Connection
 
 from bot.config import DatabaseSettings
@@ -447,3 +447,68 @@ async def test_a_lane_whose_claimed_inputs_cannot_be_read_is_still_the_claim_s(
     assert sorted(prepared) == ["t:0", "t:1"]
     assert prepared["t:1"] is None and prepared["t:0"] is not None
     assert await store.claim_lanes(limit=5, lease_seconds=30) == []
+
+
+
+async def test_a_new_ticket_is_not_opened_under_a_smith_deleted_while_the_claim_ran(
+    counted: tuple[Store, ServerExchanges], pg_url: str
+) -> None:
+    """The sender's live smith is deleted (archived, its external id freed) while the claim
+    brings its name up to date: the claim waits for the deletion on the smith's row, and the
+    ticket is opened under a new smith of the sender (by the claim or by its turn) — never
+    under the deleted one, with its memories."""
+    store, _ = counted
+    agent_id = (await store.ensure_agent("support", "Support")).id
+    deleted = await store.ensure_smith("u:ann", agent_id, display_name="Ann")
+
+    def remember(conn: Connection) -> None:
+        conn.execute(insert(memories).values(smith_id=deleted.id, fact="ann's card", created_at=now()))
+
+    await store.db.run_tx(remember)
+    assert await store.inbox_put(_asked("k1", "t:ann", "u:ann", display_name="Ann B."), "support")
+    replica = Database(DatabaseSettings(url=pg_url))
+    try:
+        async with replica.engine.connect() as conn:
+            await conn.execute(
+                update(smiths).where(smiths.c.id == deleted.id).values(archived_at=now())
+            )
+            claiming = asyncio.create_task(store.claim_turns(
+                limit=5, lease_seconds=30, agent_ids={"support": agent_id}, history=5
+            ))
+            await _until_a_claim_waits_on_a_lock(store.db)
+            await conn.commit()
+        (claim,) = await claiming
+    finally:
+        await replica.dispose()
+
+    if claim.prepared is None:
+        assert await store.find_thread(agent_id, "t:ann") is None
+        thread, smith, inputs = await store.start_thread(
+            claim.items[0].message, agent_id, history=5
+        )
+    else:
+        thread, smith, inputs = claim.prepared.thread, claim.prepared.smith, claim.prepared.inputs
+    assert (smith.external_id, smith.display_name, smith.archived_at) == ("u:ann", "Ann B.", None)
+    assert smith.id != deleted.id and thread.smith_id == smith.id and inputs.memories == ()
+    assert thread == await store.find_thread(agent_id, "t:ann")
+
+
+@pytest.mark.parametrize("name", [None, "Ann"])
+async def test_a_new_ticket_of_a_live_smith_with_nothing_new_is_opened_with_the_claim(
+    counted: tuple[Store, ServerExchanges], name: str | None
+) -> None:
+    """A new ticket whose message brings its sender's live smith no new name nor profile (no
+    name at all, or the one it has) is opened with the claim under that smith, untouched."""
+    store, _ = counted
+    agent_id = (await store.ensure_agent("support", "Support")).id
+    ann = await store.ensure_smith("u:ann", agent_id, display_name="Ann", metadata={"plan": "pro"})
+    assert await store.inbox_put(
+        _asked("k1", "t:ann", "u:ann", display_name=name, profile={"plan": "pro"}), "support"
+    )
+    (claim,) = await store.claim_turns(
+        limit=5, lease_seconds=30, agent_ids={"support": agent_id}, history=5
+    )
+    assert claim.prepared is not None and claim.prepared.started
+    assert claim.prepared.smith == ann == await store.get_smith(ann.id)
+    assert claim.prepared.thread == await store.find_thread(agent_id, "t:ann")
+    assert claim.prepared.thread.smith_id == ann.id
