@@ -159,24 +159,26 @@ async def test_a_stop_in_the_middle_of_a_batch_stores_none_of_it(
 async def test_a_sync_at_run_time_embeds_in_the_background_too(
     db_url: str, docs: Path
 ) -> None:
-    async with ScriptedModelServer(embed=concept_vectors(CONCEPTS)) as server:
-        async with running(db_url, real_engine=True, knowledge=knowledge(server, docs)) as daemon:
-            assert daemon.app.vectors is not None
-            await daemon.app.vectors.settled()
-            server.hold_embeddings()
-            before = len(server.embedding_requests)
-            text = (docs / "invoices.md").read_text()
-            (docs / "invoices.md").write_text(text.replace("under Billing, Invoices", "in Settings"))
+    async with (
+        ScriptedModelServer(embed=concept_vectors(CONCEPTS)) as server,
+        running(db_url, real_engine=True, knowledge=knowledge(server, docs)) as daemon,
+    ):
+        assert daemon.app.vectors is not None
+        await daemon.app.vectors.settled()
+        server.hold_embeddings()
+        before = len(server.embedding_requests)
+        text = (docs / "invoices.md").read_text()
+        (docs / "invoices.md").write_text(text.replace("under Billing, Invoices", "in Settings"))
 
-            sync = daemon.app.knowledge_sync
-            report = await sync.sync_source(sync.sources[0].name)
-            assert report.updated == 1  # returned with the model still holding the vector
-            await until(lambda: len(server.embedding_requests) == before + 1)
-            assert await vectors(daemon) == {
-                "state": "embedding", "model": "scripted-embedding", "embedded": 5, "chunks": 6,
-            }
-            await server.release_embeddings()
-            await daemon.app.vectors.settled()
-            assert (await vectors(daemon))["state"] == "ready"
-            changed = embedded_inputs(server, before)
+        sync = daemon.app.knowledge_sync
+        report = await sync.sync_source(sync.sources[0].name)
+        assert report.updated == 1  # returned with the model still holding the vector
+        await until(lambda: len(server.embedding_requests) == before + 1)
+        assert await vectors(daemon) == {
+            "state": "embedding", "model": "scripted-embedding", "embedded": 5, "chunks": 6,
+        }
+        await server.release_embeddings()
+        await daemon.app.vectors.settled()
+        assert (await vectors(daemon))["state"] == "ready"
+        changed = embedded_inputs(server, before)
     assert len(changed) == 1 and "in Settings" in changed[0]
