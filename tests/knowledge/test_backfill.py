@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from bot.app import launcher
 from bot.knowledge import backfill
 from bot.store.schema import kb_chunks, kb_embeddings
+from tests.conftest import make_settings
 from tests.fakes.model_server import ScriptedModelServer, concept_vectors
 from tests.http.harness import Daemon, ask, json_call, running, session
 from tests.knowledge.test_hybrid import CONCEPTS, DOCUMENTS, count, embedded_inputs
@@ -182,3 +184,15 @@ async def test_a_sync_at_run_time_embeds_in_the_background_too(
         assert (await vectors(daemon))["state"] == "ready"
         changed = embedded_inputs(server, before)
     assert len(changed) == 1 and "in Settings" in changed[0]
+
+
+async def test_a_one_off_command_waits_for_the_vectors(sqlite_url: str, docs: Path) -> None:
+    """``triage --once``, ``chat``, ``simulate``, ``eval``: their first turn is hybrid."""
+    async with ScriptedModelServer(embed=concept_vectors(CONCEPTS)) as server:
+        settings = make_settings(sqlite_url, knowledge=knowledge(server, docs))
+        async with launcher()(settings) as daemon:
+            assert daemon.vectors is not None
+            assert daemon.vectors.progress.state == "ready"
+            assert await count(daemon.store.db, kb_embeddings) == 6
+            [first, *_] = await daemon.knowledge_sync.kb.search(PARAPHRASE)
+    assert first.source == "refunds.md"
