@@ -72,13 +72,13 @@ def cpu_seconds(pid: int) -> float:
 class Serve:
     """One ``supportbot serve`` of ``tree`` in ``folder``."""
 
-    def __init__(self, tree: Path, folder: Path, kb: Path) -> None:
+    def __init__(self, tree: Path, folder: Path, kb: Path, backend: str = "local") -> None:
         self.tree, self.folder, self.port = tree, folder, free_port()
         self.config = folder / "supportbot.toml"
         self.config.write_text(
             f'[database]\nurl = "sqlite+aiosqlite:///{folder / "bot.db"}"\n\n'
             f"[http]\nport = {self.port}\n\n"
-            f'[knowledge]\npaths = ["{kb}"]\n\n[knowledge.embeddings]\nbackend = "local"\n\n'
+            f'[knowledge]\npaths = ["{kb}"]\n\n[knowledge.embeddings]\nbackend = "{backend}"\n\n'
             '[log]\nlevel = "INFO"\n',
             encoding="utf-8",
         )
@@ -159,11 +159,14 @@ def stored_vectors(folder: Path) -> tuple[int, int]:
     return len(rows), sum(1 for dims, size in rows if size != 4 * dims)
 
 
-async def one(tree: Path, label: str, kb: Path, kb_label: str, turns: int, stop_midway: bool) -> Run:
+async def one(
+    tree: Path, label: str, kb: Path, kb_label: str, turns: int, stop_midway: bool,
+    backend: str = "local",
+) -> Run:
     run = Run(label, kb_label)
     with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
         folder = Path(tmp)
-        serve = Serve(tree, folder, kb)
+        serve = Serve(tree, folder, kb, backend)
         started = time.monotonic()
         run.up_s, run.up_cpu_s = await serve.start()
         try:
@@ -215,6 +218,8 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--turns", type=int, default=30)
     parser.add_argument("--only", choices=["bundled", "synthetic"])
+    parser.add_argument("--keyword-baseline", action="store_true",
+                        help="also this tree with backend none: what a keyword turn costs idle")
     args = parser.parse_args()
     trees = [(args.before.resolve(), "before"), (ROOT, "after")]
     with tempfile.TemporaryDirectory(prefix="bench-kb-") as tmp:
@@ -228,6 +233,9 @@ async def main() -> None:
             for _ in range(args.runs):
                 for tree, label in trees:  # alternated: before, after, before, after
                     runs.append(await one(tree, label, kb, kb_label, args.turns, kb is synthetic))
+                    show(runs[-1:])
+                if args.keyword_baseline:
+                    runs.append(await one(ROOT, "none", kb, kb_label, args.turns, False, "none"))
                     show(runs[-1:])
         print()
         show(runs)

@@ -121,20 +121,23 @@ class VectorBackfill:
             self._wake.clear()
             try:
                 await self.run_pass()
-            except asyncio.CancelledError:
-                raise
+            except EmbeddingError as exc:  # the backend's answer, scrubbed of credentials
+                log.warning("knowledge: embedding stopped, retrying in %.0f s: %s",
+                            RETRY_SECONDS, exc)
+                self._failed(str(exc))
             except Exception as exc:
-                # Kept alive: the daemon goes on by keywords, and the pass is retried.
+                # Kept alive all the same (the database away, say): the daemon goes on by
+                # keywords, and the pass is retried.
                 log.exception("knowledge: embedding stopped, retrying in %.0f s", RETRY_SECONDS)
-                self.progress = VectorProgress(
-                    "failed", self.progress.model, self.progress.embedded,
-                    self.progress.chunks, str(exc) if isinstance(exc, EmbeddingError)
-                    else type(exc).__name__,
-                )
+                self._failed(type(exc).__name__)
             finally:
                 self.dense.vectors_stored()
             if not self._wake.is_set():
                 self._idle.set()
+
+    def _failed(self, error: str) -> None:
+        done = self.progress
+        self.progress = VectorProgress("failed", done.model, done.embedded, done.chunks, error)
 
     async def run_pass(self) -> int:
         """Embed and store every chunk text that has no vector; returns how many were."""

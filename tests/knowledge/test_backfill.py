@@ -196,3 +196,20 @@ async def test_a_one_off_command_waits_for_the_vectors(sqlite_url: str, docs: Pa
             assert await count(daemon.store.db, kb_embeddings) == 6
             [first, *_] = await daemon.knowledge_sync.kb.search(PARAPHRASE)
     assert first.source == "refunds.md"
+
+
+async def test_a_failing_backend_is_reported_and_retried(
+    db_url: str, docs: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(backfill, "RETRY_SECONDS", 0.05)
+    async with ScriptedModelServer(embed=concept_vectors(CONCEPTS)) as server:
+        server.fail_embeddings(503, times=1)
+        async with running(db_url, real_engine=True, knowledge=knowledge(server, docs)) as daemon:
+            worker = daemon.app.vectors
+            assert worker is not None
+            failed = await worker.settled()
+            assert failed.state == "failed" and "503" in (failed.error or "")
+            await until(lambda: worker.progress.state == "ready")
+            assert await count(daemon.app.db, kb_embeddings) == 6
+    assert "embedding stopped, retrying" in caplog.text
+    assert "sk-embed" not in caplog.text
