@@ -52,7 +52,7 @@ class Run:
     state_at_up: str = "-"
     turns_embedding: list[float] = field(default_factory=list)
     turns_idle: list[float] = field(default_factory=list)
-    stop_s: float | None = None
+    stop_s: float | None = None  # SIGTERM mid-embedding to exit; then ready_s is the restart's
     stop_code: int | None = None
     kept: int | None = None
     restart_had: int | None = None
@@ -144,6 +144,17 @@ class Serve:
         while (await self.vectors()).get("state", "ready") != "ready":
             await asyncio.sleep(0.2)
 
+    async def until_embedded(self, share: float) -> dict[str, Any]:
+        """Wait until the first pass counted the chunks and ``share`` of them have a vector."""
+        while True:
+            found = await self.vectors()
+            if found.get("state") == "ready" or (
+                found.get("state") == "embedding"
+                and found["embedded"] >= share * found["chunks"]
+            ):
+                return found
+            await asyncio.sleep(0.2)
+
     async def stop(self) -> tuple[float, int]:
         assert self.process is not None
         started = time.monotonic()
@@ -173,15 +184,17 @@ async def one(
             run.state_at_up = (await serve.vectors()).get("state", "-")
             for ms, ready in await serve.turns(turns):
                 (run.turns_idle if ready else run.turns_embedding).append(ms)
-            if stop_midway and (await serve.vectors()).get("state") != "ready":
+            if stop_midway and (await serve.vectors()).get("state", "ready") != "ready":
+                # SIGTERM a quarter of the way: the finished batches stay, the next start
+                # goes on from them.
+                await serve.until_embedded(0.25)
                 run.stop_s, run.stop_code = await serve.stop()
                 run.kept, broken = stored_vectors(folder)
                 assert broken == 0, f"{broken} half-written vectors"
-                again = Serve(tree, folder, kb)
-                await again.start()
-                run.restart_had = (await again.vectors()).get("embedded")
-                await again.stop()
-                return run
+                serve = Serve(tree, folder, kb, backend)
+                started = time.monotonic()
+                await serve.start()
+                run.restart_had = (await serve.until_embedded(0.0)).get("embedded")
             await serve.until_ready()
             run.ready_s = time.monotonic() - started
             if not run.turns_idle:
