@@ -226,7 +226,7 @@ def show(runs: list[Run]) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", type=Path, required=True, help="the source tree to compare")
+    parser.add_argument("--before", type=Path, help="the source tree to compare (else only this)")
     parser.add_argument("--chunks", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--turns", type=int, default=30)
@@ -234,7 +234,8 @@ async def main() -> None:
     parser.add_argument("--keyword-baseline", action="store_true",
                         help="also this tree with backend none: what a keyword turn costs idle")
     args = parser.parse_args()
-    trees = [(args.before.resolve(), "before"), (ROOT, "after")]
+    trees = [(args.before.resolve(), "before")] if args.before else []
+    trees.append((ROOT, "after"))
     with tempfile.TemporaryDirectory(prefix="bench-kb-") as tmp:
         synthetic = Path(tmp)
         generate(synthetic, args.chunks)
