@@ -104,6 +104,9 @@ class VectorBackfill:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if self.progress.state == "embedding":
+            log.info("knowledge: embedding stopped at %d of %d chunks; the next start goes on",
+                     self.progress.embedded, self.progress.chunks)
 
     async def settled(self) -> VectorProgress:
         """Wait until no pass is due or running (the vectors are complete, or the last pass

@@ -89,8 +89,9 @@ async def test_the_daemon_answers_by_keywords_while_the_vectors_are_embedded(
 
 
 async def test_search_turns_hybrid_once_every_chunk_has_its_vector(
-    db_url: str, docs: Path
+    db_url: str, docs: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="bot.knowledge.backfill")
     async with ScriptedModelServer(embed=concept_vectors(CONCEPTS)) as server:
         server.hold_embeddings()
         async with running(db_url, real_engine=True, knowledge=knowledge(server, docs)) as daemon:
@@ -110,6 +111,8 @@ async def test_search_turns_hybrid_once_every_chunk_has_its_vector(
                 answer = await ask(visitor, conversation["id"], PARAPHRASE)
             assert "refunds.md" in answer["output_text"]  # found by meaning, through a turn
             assert embedded_inputs(server)[-1] == PARAPHRASE
+    assert "embedding started: 6 of 6 chunks with scripted-embedding" in caplog.text
+    assert "embedding finished: 6 chunks in" in caplog.text
 
 
 async def test_a_restart_keeps_the_vectors_finished_before_it(
@@ -135,8 +138,9 @@ async def test_a_restart_keeps_the_vectors_finished_before_it(
 
 
 async def test_a_stop_in_the_middle_of_a_batch_stores_none_of_it(
-    db_url: str, docs: Path, monkeypatch: pytest.MonkeyPatch
+    db_url: str, docs: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level("INFO", logger="bot.knowledge.backfill")
     monkeypatch.setattr(backfill, "BATCH", 4)
     async with ScriptedModelServer(embed=concept_vectors(CONCEPTS)) as server:
         server.hold_embeddings()
@@ -155,6 +159,7 @@ async def test_a_stop_in_the_middle_of_a_batch_stores_none_of_it(
             chunks = await count(again.app.db, kb_chunks)
     assert chunks == 6
     assert len(rows) in (4, 6)  # the second start may have finished already
+    assert "embedding stopped at 4 of 6 chunks" in caplog.text
     assert all(len(row.vector) == 4 * row.dimensions for row in rows)
 
 
