@@ -1,7 +1,8 @@
 """The composition root: builds every part from the settings and owns start and stop.
 
 Start order: database (migrated or checked) → agents → files knowledge synced (for the real
-engine) → turn runner → connectors → outbox sender → dispatcher → triage scheduler (when
+engine) → turn runner → chunk vectors embedded in the background (with an embeddings backend:
+``bot.knowledge.backfill``; searches are keyword-only until they are complete) → connectors → outbox sender → dispatcher → triage scheduler (when
 ``[triage]`` has a schedule) → retention scheduler (when ``retention.days`` is set) → a sync
 schedule per knowledge source that has one → HTTP server. Stop runs in reverse and only for what
 started; in-flight turns drain up to
@@ -49,6 +50,7 @@ from bot.store.store import Store
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from bot.knowledge.backfill import VectorBackfill
     from bot.scheduler import TriageScheduler
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,15 @@ class Application:
         self.scheduler: TriageScheduler | None = None
         self.retention: TriageScheduler | None = None
         # One per process, shared by the schedules and the operator API (``/v1/knowledge``).
-        self.knowledge_sync = KnowledgeSync(KnowledgeBase(self.db, settings.knowledge), settings)
+        # The runner searches this one too: one index and one matrix of vectors per process.
+        knowledge = KnowledgeBase(self.db, settings.knowledge)
+        self.knowledge_sync = KnowledgeSync(knowledge, settings)
+        # With an embeddings backend: writes and searches leave embedding to this worker.
+        self.vectors: VectorBackfill | None = None
+        if knowledge.dense is not None:
+            from bot.knowledge.backfill import VectorBackfill
+
+            self.vectors = VectorBackfill(self.db, knowledge.dense)
         self.knowledge_jobs = SyncJobs(self.knowledge_sync)
         self.knowledge_schedulers: dict[str, TriageScheduler] = {}
         self.runner: TurnRunner | None = None
@@ -158,7 +168,7 @@ class Application:
 
             self.runner = await build_runner(
                 self.settings, db=self.db, metrics=self.metrics, connectors=self.connectors,
-                http=self._http,
+                http=self._http, knowledge=self.knowledge_sync.kb,
             )
         else:
             self.runner = await self._runner_factory(self)
@@ -168,6 +178,9 @@ class Application:
         if close_runner is not None:
             # The runner owns the model provider's HTTP client (the tools use ``http``).
             self._started.append(close_runner)
+        if self.vectors is not None:  # stopped before the embeddings client closes
+            await self.vectors.start()
+            self._started.append(self.vectors.stop)
 
         # Connectors get the store's narrow side only; each its own copy, scoped to its channel.
         runtime = connector_runtime(
@@ -249,6 +262,7 @@ class Application:
             knowledge_jobs=self.knowledge_jobs,
             dispatcher=self.dispatcher,
             outbox=self.outbox,
+            vectors=self.vectors,
         )
 
         if self._run_pipeline:
@@ -406,7 +420,12 @@ def launcher(
 ) -> Launch:
     """How a command (``triage``, ``chat``, ``simulate``) starts an application of its own,
     without HTTP. ``connectors`` join the configured ones and ``runner_factory`` replaces the
-    daemon's own runner (tests)."""
+    daemon's own runner (tests).
+
+    Unlike ``serve``, a command waits for the chunk vectors before its first turn (a first run
+    with the local model: seconds for the bundled knowledge base): a one-off sweep answers as
+    the daemon does once its vectors are ready, not by keywords alone, and the vectors it stored
+    serve the next start. A backend that fails leaves it keyword-only, as in the daemon."""
     extra = list(connectors)
 
     @asynccontextmanager
@@ -425,6 +444,8 @@ def launcher(
         )
         await app.start()
         try:
+            if app.vectors is not None:
+                await app.vectors.settled()
             yield app.daemon
         finally:
             await app.stop()

@@ -18,6 +18,7 @@ from bot.connector import Connector
 from bot.domain import InboundMessage
 
 if TYPE_CHECKING:
+    from bot.knowledge.backfill import VectorBackfill
     from bot.knowledge.jobs import SyncJobs
     from bot.knowledge.sync import KnowledgeSync
     from bot.metrics import Metrics
@@ -46,6 +47,8 @@ class Daemon:
     knowledge_jobs: SyncJobs
     dispatcher: Dispatcher | None
     outbox: OutboxSender | None
+    # The background embedding of chunk vectors; None without an embeddings backend.
+    vectors: VectorBackfill | None = None
 
 
 class Launch(Protocol):

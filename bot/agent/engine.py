@@ -53,7 +53,7 @@ from bot.providers.offline_answer import rag_record
 from bot.providers.resilience import TURN_TIMEOUT, BreakerState
 
 if TYPE_CHECKING:
-    from bot.knowledge import Passage
+    from bot.knowledge import KnowledgeBase, Passage
     from bot.metrics import Metrics
     from bot.store.database import Database
 
@@ -563,8 +563,10 @@ async def build_runner(
     metrics: Metrics,
     connectors: Mapping[str, Connector],
     http: aiohttp.ClientSession,
+    knowledge: KnowledgeBase | None = None,
 ) -> AgentRunner:
-    """Build the daemon's turn runner: knowledge base (synced by the application),
+    """Build the daemon's turn runner: knowledge base (synced by the application, which hands
+    over its own: one index and one embedding worker per process),
     offline responder, the configured provider chain, and the tools (calling out through
     ``http``, which the application owns). ``connectors`` is the application's live mapping
     (filled after this returns); the runner keeps it, not a copy."""
@@ -573,9 +575,9 @@ async def build_runner(
 
     check_agent_guardrails(settings)
     # The application has synced the files sources before this (``Application._start``).
-    kb = KnowledgeBase(db, settings.knowledge)
-    knowledge = CachedSearch(kb)
-    offline = OfflineProvider(settings.offline, knowledge)
+    kb = knowledge or KnowledgeBase(db, settings.knowledge)
+    cached = CachedSearch(kb)
+    offline = OfflineProvider(settings.offline, cached)
 
     def breaker_moved(provider: str, state: BreakerState) -> None:
         metrics.model_breaker.labels(provider).state(state.value)
@@ -590,7 +592,7 @@ async def build_runner(
         http=http,
         provider=provider,
         connectors=connectors,
-        knowledge=knowledge,
+        knowledge=cached,
         fallback=fallback,
         metrics=metrics,
     )

@@ -30,7 +30,13 @@ DAEMON_KEY: web.AppKey[Daemon] = web.AppKey("supportbot", "Daemon")  # type: ign
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """Up (200) from the moment the server listens; with an embeddings backend, how far the
+    chunk vectors are (searches are keyword-only until ``state`` is ``ready``)."""
+    body: dict[str, Any] = {"status": "ok"}
+    vectors = request.app[DAEMON_KEY].vectors
+    if vectors is not None:
+        body["knowledge"] = {"vectors": vectors.progress.as_json()}
+    return web.json_response(body)
 
 
 async def readyz(request: web.Request) -> web.Response:

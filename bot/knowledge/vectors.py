@@ -34,7 +34,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -116,6 +116,12 @@ class VectorStore:
         missing = [(h, t) for h, t in wanted.items() if h not in known]
         if not missing:
             return 0
+        await self.embed_and_store(missing)
+        log.info("knowledge: embedded %d chunks with %s", len(missing), self.embedder.model)
+        return len(missing)
+
+    async def embed_and_store(self, missing: Sequence[tuple[str, str]]) -> None:
+        """Embed (hash, text) pairs and store their vectors in one transaction: all or none."""
         vectors = await self.embedder.embed([t for _, t in missing])
         at = time.time()
         rows = [
@@ -133,8 +139,14 @@ class VectorStore:
             for start in range(0, len(rows), _BATCH):
                 stmt = dialect_insert(kb_embeddings).on_conflict_do_nothing()
                 await conn.execute(stmt, rows[start : start + _BATCH])
-        log.info("knowledge: embedded %d chunks with %s", len(rows), self.embedder.model)
-        return len(rows)
+
+    async def hashes(self) -> set[str]:
+        """The text hashes this model has a vector for."""
+        query = select(kb_embeddings.c.text_hash).where(
+            kb_embeddings.c.model == self.embedder.model
+        )
+        async with self.db.read() as conn:
+            return set((await conn.execute(query)).scalars())
 
     async def _stored(self, hashes: list[str]) -> set[str]:
         found: set[str] = set()
@@ -262,21 +274,47 @@ EMBED_RETRY_SECONDS = 60.0
 
 class DenseSide:
     """What a ``KnowledgeBase`` with an embeddings backend adds: vectors for new chunk text
-    after each write, the matrix for the current index, and the fused search."""
+    after each write, the matrix for the current index, and the fused search.
+
+    Search is hybrid only over an index whose every chunk has its vector: with part of them,
+    documents with vectors would gain a dense score their neighbours cannot have yet, so the
+    ranking would say when a chunk was embedded rather than what it says. Until then, keywords.
+
+    Where the vectors come from: by default, inline (a one-off command: ``kb ingest`` embeds
+    what it wrote, the first search what is missing). In the daemon a ``VectorBackfill``
+    takes that over (``embed_in_background``): writes and searches only wake it, and neither a
+    start nor a customer's search waits for the model.
+    """
 
     def __init__(self, db: Database, embedder: Embedder, settings: EmbeddingsSettings) -> None:
         self.embedder = embedder
         self.settings = settings
         self.store = VectorStore(db, embedder)
-        self._dense: tuple[SearchIndex, DenseIndex] | None = None
+        # The index the matrix was built for, the ``_generation`` it was loaded at, the matrix.
+        self._dense: tuple[SearchIndex, int, DenseIndex] | None = None
         self._tried_at = -math.inf
         self._lock = asyncio.Lock()
         self._questions: LRUCache[str, Vectors] = LRUCache(maxsize=256)
+        self._wake_backfill: Callable[[], None] | None = None
+        self._generation = 0  # bumped when the background embedder stored vectors
+
+    def embed_in_background(self, wake: Callable[[], None]) -> None:
+        """Leave embedding to a background worker, woken by ``wake`` whenever chunks may lack
+        a vector; it calls ``vectors_stored`` when it stored some."""
+        self._wake_backfill = wake
+
+    def vectors_stored(self) -> None:
+        """The background worker stored vectors: the next search reloads the matrix."""
+        self._generation += 1
 
     async def after_write(self, texts: Sequence[str]) -> None:
         """After a document's chunks changed: embed those whose text is new (the rest keep
-        their vectors). A failing backend is logged, not raised: the document is indexed and
-        searched by keywords, and its vectors are retried when the index is next built."""
+        their vectors), or wake the background worker to. A failing backend is logged, not
+        raised: the document is indexed and searched by keywords, and its vectors are retried
+        when the index is next built."""
+        if self._wake_backfill is not None:
+            self._wake_backfill()
+            return
         try:
             await self.store.ensure(texts)
         except EmbeddingError as exc:
@@ -287,6 +325,8 @@ class DenseSide:
         embedded now (the customer is not kept waiting on retries)."""
         keyword = index.search(query, limit=max(limit, FUSION_DEPTH))
         dense = await self.current(index)
+        if not dense.complete:  # see the class docstring
+            return list(keyword[:limit])
         vector = self._questions.get(query)
         if vector is None:
             try:
@@ -315,7 +355,8 @@ class DenseSide:
     async def current(self, index: SearchIndex) -> DenseIndex:
         """The chunk vectors matching ``index``, loaded once per index build; chunks without a
         vector (a backend that failed at sync, or one configured after the documents came) are
-        embedded here, at most every ``EMBED_RETRY_SECONDS`` while the backend keeps failing."""
+        embedded here, at most every ``EMBED_RETRY_SECONDS`` while the backend keeps failing —
+        or, with a background worker, left to it (woken here) and reloaded when it stored."""
         fresh = self._fresh(index)
         if fresh is not None:
             return fresh
@@ -324,23 +365,35 @@ class DenseSide:
             if fresh is not None:
                 return fresh
             self._tried_at = time.monotonic()
-            loaded_at = time.time()
+            generation = self._generation
             stored = await self.store.load()
-            texts = {text_hash(t): t for t in (chunk_text(c) for c in index.chunks)}
-            try:
-                if await self.store.ensure(list(texts.values()), known=set(stored)):
-                    stored = await self.store.load()
-            except EmbeddingError as exc:
-                log.warning("knowledge: embedding failed, searching by keywords: %s", exc)
-            await self.store.prune([h for h in stored if h not in texts], before=loaded_at)
+            if self._wake_backfill is None:
+                stored = await self._embed_missing(index, stored)
             built = await asyncio.to_thread(DenseIndex.build, index, stored)
-            self._dense = (index, built)
+            self._dense = (index, generation, built)
+            if not built.complete and self._wake_backfill is not None:
+                self._wake_backfill()
             return built
+
+    async def _embed_missing(
+        self, index: SearchIndex, stored: dict[str, Vectors]
+    ) -> dict[str, Vectors]:
+        loaded_at = time.time()
+        texts = {text_hash(t): t for t in (chunk_text(c) for c in index.chunks)}
+        try:
+            if await self.store.ensure(list(texts.values()), known=set(stored)):
+                stored = await self.store.load()
+        except EmbeddingError as exc:
+            log.warning("knowledge: embedding failed, searching by keywords: %s", exc)
+        await self.store.prune([h for h in stored if h not in texts], before=loaded_at)
+        return stored
 
     def _fresh(self, index: SearchIndex) -> DenseIndex | None:
         if self._dense is None or self._dense[0] is not index:
             return None
-        dense = self._dense[1]
-        if dense.complete or time.monotonic() - self._tried_at < EMBED_RETRY_SECONDS:
+        _, generation, dense = self._dense
+        if dense.complete:
             return dense
-        return None
+        if self._wake_backfill is not None:
+            return dense if generation == self._generation else None
+        return dense if time.monotonic() - self._tried_at < EMBED_RETRY_SECONDS else None

@@ -44,7 +44,9 @@ A reply with ``report_usage=False`` carries no usage, as servers that ignore ``s
 ``POST /v1/embeddings`` answers like OpenAI's (``{"data": [{"index", "embedding"}], …}``) with
 the vectors ``embed`` computes per input text (default ``concept_vectors`` with no concepts: a
 hashed bag of words); ``server.embedding_requests`` lists those requests, and
-``server.fail_embeddings(503, times=2)`` makes the next calls fail.
+``server.fail_embeddings(503, times=2)`` makes the next calls fail; ``server.hold_embeddings()``
+keeps every embeddings request waiting until ``await server.release_embeddings(n)`` lets ``n``
+through (a slow model whose pace the test sets).
 
 ``FakeHTTPServer`` is the base the xAI and Ingram fakes share.
 """
@@ -304,6 +306,10 @@ class ScriptedModelServer(FakeHTTPServer):
         super().__init__()
         self.embed = embed or concept_vectors({})
         self._embedding_failures: deque[int] = deque()
+        self._embeddings_held = False
+        self._embedding_permits = 0
+        self._embedding_turn = asyncio.Condition()
+        self.embeddings_answered = 0
         self.rule = rule
         self.tokenizer = tokenizer
         self.reject_null_content = reject_null_content
@@ -333,6 +339,27 @@ class ScriptedModelServer(FakeHTTPServer):
     def fail_embeddings(self, status: int, *, times: int = 1) -> None:
         """Answer the next ``times`` embeddings requests with ``status``."""
         self._embedding_failures.extend([status] * times)
+
+    def hold_embeddings(self) -> None:
+        """Keep embeddings requests waiting (recorded on arrival) until released."""
+        self._embeddings_held = True
+
+    async def release_embeddings(self, requests: int | None = None) -> None:
+        """Let ``requests`` more held embeddings requests through; None: all, from now on."""
+        async with self._embedding_turn:
+            if requests is None:
+                self._embeddings_held = False
+            else:
+                self._embedding_permits += requests
+            self._embedding_turn.notify_all()
+
+    async def _embedding_permit(self) -> None:
+        async with self._embedding_turn:
+            await self._embedding_turn.wait_for(
+                lambda: not self._embeddings_held or self._embedding_permits > 0
+            )
+            if self._embeddings_held:
+                self._embedding_permits -= 1
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -365,6 +392,8 @@ class ScriptedModelServer(FakeHTTPServer):
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         recorded = await self.record(request)
+        await self._embedding_permit()
+        self.embeddings_answered += 1
         if self._embedding_failures:
             status = self._embedding_failures.popleft()
             return web.json_response({"error": {"message": "scripted failure"}}, status=status)
