@@ -15,7 +15,10 @@ fake helpdesk never delays a model's answer beyond its latency):
 It prints both times, their ratio, and the bound N·L/C (model calls of the sweep × latency /
 concurrency): no schedule of N calls of L seconds on C lanes can finish sooner. Targets (DESIGN
 §11): triage ≥ 10× faster than the reference and the whole command (process start to exit)
-within 1.3× of the bound; the sweep alone is printed beside it. The measured processes run with
+within 1.3× of the bound; the sweep alone is printed beside it, and the whole command in phases
+(start, ramp, steady, drain, tail) with the model calls in flight in each and the time lost
+against C calls in flight all along, from when the model server saw each call arrive and
+answered it. The measured processes run with
 bytecode caching on (``PYTHONDONTWRITEBYTECODE`` dropped), as an installed daemon does; the
 load average before and after is printed with the figures.
 
@@ -44,6 +47,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +127,17 @@ async def _serve_models(conn: Any, conversations: int, latency: float) -> None:
     # How much later than ``latency`` each answer was ready: this process's own lag, which
     # would count against whoever is measured. It should stay near zero.
     lag: dict[str, list[float]] = {name: [] for name in (*WORLDS, STARTUP)}
+    # When each call arrived and when its answer was ready (wall clock, comparable with the
+    # measuring process's): the calls in flight over time, for the phases of the whole command.
+    calls: dict[str, list[tuple[float, float]]] = {name: [] for name in (*WORLDS, STARTUP)}
 
     def rule_for(name: str) -> Any:
         async def rule(request: RecordedRequest) -> ScriptedReply:
             started = time.perf_counter()
+            arrived = time.time()
             await asyncio.sleep(latency)
             lag[name].append(time.perf_counter() - started - latency)
+            calls[name].append((arrived, time.time()))
             messages = request.messages
             if messages and messages[-1].get("role") == "tool":
                 return ScriptedReply.say(ANSWER)
@@ -160,6 +169,7 @@ async def _serve_models(conn: Any, conversations: int, latency: float) -> None:
                 "model_calls": len(model.chat_requests),
                 "lag_p50": _quantile(lag[name], 0.5),
                 "lag_max": max(lag[name], default=0.0),
+                "calls": calls[name],
             }
             for name, model in models.items()
         }
@@ -500,9 +510,68 @@ def print_first_turn(starts: list[Start]) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """The measured ``triage --once`` process."""
+
+    seconds: float  # wall clock, spawn to exit
+    cpu_seconds: float  # its CPU time (user + system)
+    spawned: float  # time.time() just before the spawn
+    exited: float  # time.time() just after it exited
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    name: str
+    seconds: float
+    in_flight: float | None  # mean model calls in flight (None: no model call in this phase)
+    lost: float  # seconds beyond what full lanes would have taken
+
+
+def phases(
+    whole: Whole, calls: list[tuple[float, float]], latency: float, concurrency: int
+) -> list[Phase]:
+    """The whole command in phases, from the model calls' arrival and answer times: **start**
+    (spawn to the first model call), **ramp** (the first two latencies of model calls), **steady**
+    (until the last two latencies), **drain** (the last two latencies, the last calls' answers
+    included) and **tail** (the last answer to the process's exit). In each phase with model
+    calls, the mean number in flight and the time lost against ``concurrency`` of them all along
+    (duration × (1 − in flight / C)); start and tail are lost whole. Lost time + N·L/C = the
+    whole command, less the model's own lag."""
+    if not calls:
+        return []
+    first = min(a for a, _ in calls)
+    last = max(b for _, b in calls)
+    edges = [whole.spawned, first, min(first + 2 * latency, last)]
+    edges += [max(edges[-1], last - 2 * latency), last, max(last, whole.exited)]
+    names = ("start", "ramp", "steady", "drain", "tail")
+    result = []
+    for name, (begin, end) in zip(names, pairwise(edges), strict=True):
+        seconds = end - begin
+        if name in ("start", "tail"):
+            result.append(Phase(name, seconds, None, seconds))
+            continue
+        busy = sum(max(0.0, min(b, end) - max(a, begin)) for a, b in calls)
+        in_flight = busy / seconds if seconds > 0 else 0.0
+        result.append(Phase(name, seconds, in_flight, seconds - busy / concurrency))
+    return result
+
+
+def print_phases(found: list[Phase], concurrency: int) -> None:
+    print(
+        "where the whole command's time went (model calls in flight, as the model server saw "
+        f"them; lost = beyond {concurrency} calls in flight all along):"
+    )
+    for phase in found:
+        flight = f"{phase.in_flight:5.1f} in flight" if phase.in_flight is not None else " " * 15
+        print(f"  {phase.name:<7} {phase.seconds:6.2f} s  {flight}  lost {phase.lost:5.2f} s")
+    print(f"  {'total':<7} {sum(p.seconds for p in found):6.2f} s  {' ' * 15}  lost "
+          f"{sum(p.lost for p in found):5.2f} s")
+
+
 def run_triage(
     world: dict[str, Any], concurrency: int, tmp: Path, database_url: str
-) -> tuple[float, float, dict[str, Any], str]:
+) -> tuple[Whole, dict[str, Any], str]:
     config = write_config(tmp / "supportbot.toml", world, "triage", database_url)
     digest_path = tmp / "digest.json"
     command = [
@@ -528,8 +597,10 @@ def run_triage(
             capture_output=True,
         )
     started = time.perf_counter()
+    spawned = time.time()
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp, check=False)
+    exited = time.time()
     if os.environ.get("BENCH_LOG"):
         Path(os.environ["BENCH_LOG"]).write_text(done.stderr)
     wall = time.perf_counter() - started
@@ -537,7 +608,7 @@ def run_triage(
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
     if done.returncode not in (0, 1) or not digest_path.exists():
         raise SystemExit(f"triage failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return wall, cpu, json.loads(digest_path.read_text()), done.stdout
+    return Whole(wall, cpu, spawned, exited), json.loads(digest_path.read_text()), done.stdout
 
 
 @contextmanager
@@ -620,14 +691,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             if args.postgresql:
                 with scratch_postgresql() as url:
-                    triage_wall, triage_cpu, digest, table = run_triage(
-                        world, args.concurrency, Path(tmp), url
-                    )
+                    whole, digest, table = run_triage(world, args.concurrency, Path(tmp), url)
             else:
                 url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-                triage_wall, triage_cpu, digest, table = run_triage(
-                    world, args.concurrency, Path(tmp), url
-                )
+                whole, digest, table = run_triage(world, args.concurrency, Path(tmp), url)
+        triage_wall, triage_cpu = whole.seconds, whole.cpu_seconds
         reference_seconds: float | None = None
         if not args.skip_reference:
             reference_seconds, processed = asyncio.run(
@@ -724,6 +792,9 @@ def main() -> None:
         f"(lanes busy {in_turns / lane_seconds:.0%} of the sweep)"
     )
     print(f"digest counts: {digest['counts']}")
+    print_phases(
+        phases(whole, stats["triage"]["calls"], args.latency, args.concurrency), args.concurrency
+    )
     print_first_turn(first_turn)
     print(f"load average (1 min) before the runs {load_before}, after {load_average()}")
     print(

@@ -85,6 +85,12 @@ class ClaimLoop(ABC, Generic[Work]):
         self._generation += 1
         self._wake.set()
 
+    def look_again(self) -> None:
+        """Work that held other work back has finished (nothing new arrived): look now rather
+        than at the next poll. Unlike ``wake`` this does not count as new work, so what runs
+        meanwhile does not make the loop look again when it finishes."""
+        self._wake.set()
+
     def run(self, work: Work, *, generation: int | None = None) -> None:
         """Run work claimed elsewhere (already leased to this process) as if claimed here.
         ``generation``: the wake count when it was claimed (by default, now)."""

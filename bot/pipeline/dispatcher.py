@@ -63,7 +63,9 @@ class Dispatcher(ClaimLoop[LaneClaim]):
         events: TurnEvents,
         metrics: Metrics,
         connectors: Mapping[str, Connector] | None = None,
-        on_committed: Callable[[ActionClaim | None, int], None] = lambda claim, actions: None,
+        on_committed: Callable[[ActionClaim | None, list[Action]], None] = (
+            lambda claim, actions: None
+        ),
         handoff: Handoff | None = None,
         announcements: Announcements | None = None,
     ):
@@ -293,7 +295,7 @@ class Dispatcher(ClaimLoop[LaneClaim]):
                 {"stop_reason": result.stop_reason.value, "error": result.error},
             )
         )
-        self._on_committed(handed, len(actions))
+        self._on_committed(handed, actions)
         await self._turn_ended(claim, thread, TurnOutcome.COMPLETED)
 
     async def _commit(

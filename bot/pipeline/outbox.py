@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from tenacity import (
@@ -59,6 +60,9 @@ class OutboxSender(ClaimLoop[ActionClaim]):
         self._store = store
         self._connectors = connectors
         self._metrics = metrics
+        # Per thread and channel, the actions committed in this process and not yet through
+        # ``_handle``: while one goes out, the next waits behind it in the store (``_queue``).
+        self._unsent: Counter[tuple[str, str]] = Counter()
         # Exponential backoff with jitter, but never sooner than the platform's Retry-After.
         self._wait = wait_retry_after(
             wait_random_exponential(
@@ -72,19 +76,44 @@ class OutboxSender(ClaimLoop[ActionClaim]):
             limit=limit, lease_seconds=self._settings.lease_seconds
         )
 
-    def take(self, claim: ActionClaim | None, actions: int) -> None:
-        """A turn committed ``actions`` actions; ``claim`` is its first, already leased to
-        this sender by the commit (None when it could not be): send it now, and look for the
-        rest in the store."""
-        if claim is not None:
-            self.run(claim)
-        if actions > (claim is not None):
+    def take(self, claim: ActionClaim | None, actions: Sequence[Action]) -> None:
+        """A turn committed ``actions``; ``claim`` is its first, already leased to this sender
+        by the commit (None when it could not be): send it now, and look for the rest in the
+        store."""
+        self._unsent.update(map(_queue, actions))
+        if claim is None:
+            if actions:
+                self.wake()
+            return
+        self.run(claim)
+        # The rest of the claim's queue waits behind it (``_handled`` looks for it); only
+        # actions in other queues (announcements) may be claimed now.
+        if any(_queue(action) != _queue(claim.action) for action in actions):
             self.wake()
 
     def _task_name(self, claim: ActionClaim) -> str:
         return f"action:{claim.action.id}"
 
     async def _handle(self, claim: ActionClaim) -> None:
+        try:
+            await self._send_leased(claim)
+        finally:
+            self._handled(claim.action)
+
+    def _handled(self, action: Action) -> None:
+        """``action`` has been dealt with: when this process committed more actions of its
+        queue, the next one was waiting behind it in the store, so look now rather than at
+        the next poll (no new work arrived to wake the loop)."""
+        queue = _queue(action)
+        if queue not in self._unsent:
+            return  # committed elsewhere: what follows it is found by the poll or a notice
+        self._unsent[queue] -= 1
+        if self._unsent[queue] <= 0:
+            del self._unsent[queue]
+        else:
+            self.look_again()
+
+    async def _send_leased(self, claim: ActionClaim) -> None:
         """Send under a lease kept alive for as long as the send takes (retries and their
         waits included); a send whose lease is lost anyway is stopped, and whatever it would
         have recorded is refused by the store."""
@@ -190,6 +219,12 @@ class OutboxSender(ClaimLoop[ActionClaim]):
         else:
             log.warning("action %s (%s) failed, retrying in %.1fs: %s",
                         action.id, action.kind.value, delay, exc)
+
+
+def _queue(action: Action) -> tuple[str, str]:
+    """The actions that go out one after another, in the order they were decided: a thread's
+    on one channel (an announcement elsewhere does not wait for the customer's reply)."""
+    return action.thread_id, action.channel
 
 
 def _with_attempt(action: Action, attempt: int) -> Action:

@@ -63,6 +63,56 @@ async def test_actions_go_out_in_order_once_each(db_url: str) -> None:
         await app.stop()
 
 
+async def test_each_action_sent_makes_way_for_the_next_without_waiting_for_a_poll(
+    db_url: str,
+) -> None:
+    """A turn's actions go out one after another: when one is sent, the sender looks for the
+    next of its thread at once rather than at its next poll (an hour here). A sweep's last
+    escalations (tag, note, reply) waited a poll interval per step, with nothing new to wake
+    the sender."""
+    connector = RecordingConnector()
+    app = await _app(db_url, connector, poll_interval_seconds=3600)
+    try:
+        await app.submit(message("hi", "k1"))
+        await wait_for(lambda: len(connector.sent) == 3, timeout=10)
+        assert [a.kind for a in connector.sent] == [ActionKind.TAG, ActionKind.NOTE, ActionKind.REPLY]
+    finally:
+        await app.stop()
+
+
+async def test_a_turns_later_actions_are_claimed_once_the_one_ahead_has_gone_out(
+    db_url: str,
+) -> None:
+    """The first action is handed over by the commit; the sender looks for each later one when
+    the one ahead of it has gone out, and not before (a claim then finds nothing: the rest of
+    the thread waits behind the action being sent)."""
+    connector = RecordingConnector()
+    claimed: list[int] = []
+
+    async def factory(_: Application) -> ThreeActions:
+        return ThreeActions()
+
+    settings = make_settings(db_url, pipeline={"poll_interval_seconds": 3600})
+    app = Application(settings, runner_factory=factory, connectors=[connector], serve_http=False)
+    claim_actions = app.store.claim_actions
+
+    async def counted(**kwargs: Any) -> Any:
+        claims = await claim_actions(**kwargs)
+        claimed.append(len(claims))
+        return claims
+
+    app.store.claim_actions = counted
+    await upgrade(app.db.engine)
+    await app.start()
+    try:
+        await wait_for(lambda: claimed == [0])  # the sender's first look, at its start
+        await app.submit(message("hi", "k1"))
+        await wait_for(lambda: len(connector.sent) == 3, timeout=10)
+        assert claimed == [0, 1, 1]
+    finally:
+        await app.stop()
+
+
 async def test_retry_after_is_honoured_and_the_resend_is_flagged(db_url: str) -> None:
     connector = RecordingConnector(
         failures=[ActionError("rate limited", retry_after=0.3), ActionError("rate limited", retry_after=0.3)]
