@@ -10,8 +10,8 @@ spends a fraction of that CPU per request.
 
 The daemon runs whole, as ``supportbot serve`` runs it (``Application``: HTTP server, Intercom
 connector, dispatcher on, the embedded offline responder answering, replies sent to a fake
-Intercom on 127.0.0.1 in a process of its own, as Intercom is remote). The bare app is served from the same process and event
-loop, so it meets the same background work. Before the timed phases a backlog of notifications
+Intercom on 127.0.0.1 in a process of its own, as Intercom is remote). The bare app is served
+from the same process and event loop, so it meets the same background work. Before the timed phases a backlog of notifications
 is posted (untimed); then, with it still being answered: the bare app, supportbot, the bare app
 again, each for the same duration. The ratio is supportbot's rate over the mean of the two bare
 runs. Afterwards the store is checked: every acknowledged delivery stored (rows counted by
