@@ -1,7 +1,7 @@
 """Issue 17's figures in one run: a turn's store round trips (counted), the turn median and
 turns/s on SQLite and PostgreSQL with 1k and 100k threads already stored, and — unless
 ``--turns-only`` — the Intercom ingest beside a bare aiohttp app and ``triage --once``
-benchmarks run as they stand (``bench/ingest_ceiling.py``, ``bench/triage.py``), their
+benchmarks run as they stand (``bench/ingest_wrk.py``, ``bench/triage.py``), their
 summaries printed beside the targets; with ``--memory MINUTES`` the daemon's RSS over a soak
 (``bench/memory.py``).
 
@@ -258,10 +258,11 @@ async def main() -> None:
 
     if args.turns_only:
         return
-    print("\ningest (bench/ingest_ceiling.py: client in its own process, the bot answering what it "
-          "ingests, a bare aiohttp app beside it with the same client and background work)")
+    print("\ningest (bench/ingest_wrk.py: wrk in its own process, each request a new signed "
+          "notification, the bot answering what it ingests, a bare aiohttp app beside it with the "
+          "same wrk parameters and background work)")
     for line in _run_bench(
-        "ingest_ceiling.py", [], ("sqlite", "postgresql", "aiohttp", "supportbot", "target")
+        "ingest_wrk.py", [], ("sqlite", "postgresql", "aiohttp", "supportbot", "target", "wrk")
     ):
         print("  " + line)
     print("\ntriage --once (bench/triage.py)")

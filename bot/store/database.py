@@ -277,9 +277,7 @@ class Database:
         self.round_trips += 1
         if self._sync_engine is None:
             return await greenlet_spawn(_unit, self.engine.sync_engine, work)
-        assert self._writer is not None
-        queued = self._writer.submit(lambda: self._run_unit(work, True), urgent=urgent)
-        return await self._until_done(asyncio.wrap_future(queued), queued)
+        return await self._written(lambda: self._run_unit(work, True), urgent=urgent)
 
     async def run_each(self, work: Callable[[Connection], T], *, urgent: bool = False) -> T:
         """Run ``work``, whose statements each stand on their own (one statement atomic by
@@ -302,9 +300,33 @@ class Database:
         if self._sync_engine is None:
             raise RuntimeError("run_driver is SQLite's")
         self.round_trips += 1
+        return await self._written(lambda: self._run_driver(sql, params), urgent=urgent)
+
+    async def _written(self, unit: Callable[[], T], *, urgent: bool) -> T:
+        """``unit``'s result from the writer thread, its caller resumed two event-loop
+        iterations after it ends: its outcome set by one callback the writer thread schedules,
+        then the caller woken. (``asyncio.wrap_future`` under ``asyncio.shield`` took three —
+        the outcome copied, the shield's inner future passed on, the caller woken — and under
+        turn load each iteration is a few milliseconds of the turns' work: an acknowledgement
+        waits on this, and on nothing else as often.)"""
         assert self._writer is not None
-        queued = self._writer.submit(lambda: self._run_driver(sql, params), urgent=urgent)
-        return await self._until_done(asyncio.wrap_future(queued), queued)
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[T] = loop.create_future()
+
+        def ended(queued: Future[T]) -> None:  # on the writer thread, or here when cancelled
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_settle, outcome, queued)
+
+        queued = self._writer.submit(unit, urgent=urgent)
+        queued.add_done_callback(ended)
+        try:
+            return await outcome
+        except asyncio.CancelledError:
+            # A started unit runs to its end on its thread; keep the caller until it has (one
+            # still in the writer's queue is dropped from it).
+            if not queued.cancel():
+                await asyncio.wait([asyncio.wrap_future(queued)])
+            raise
 
     def _run_driver(self, sql: str, params: Sequence[Any]) -> list[Any]:
         assert self._sync_engine is not None
@@ -340,14 +362,11 @@ class Database:
         return await self._until_done(unit)
 
     @staticmethod
-    async def _until_done(unit: asyncio.Future[T], queued: Future[T] | None = None) -> T:
+    async def _until_done(unit: asyncio.Future[T]) -> T:
         try:
             return await asyncio.shield(unit)
         except asyncio.CancelledError:
-            # A started unit runs to its end on its thread; keep the caller until it has (one
-            # still in the writer's queue is dropped from it).
-            if queued is None or not queued.cancel():
-                await asyncio.wait([unit])
+            await asyncio.wait([unit])  # a started unit runs to its end on its thread
             raise
 
     def _run_unit(self, work: Callable[[Connection], T], immediate: bool) -> T:
@@ -424,6 +443,18 @@ def _unit(engine: Engine, work: Callable[[Connection], T]) -> T:
     returns, rolled back when it raises."""
     with engine.connect() as conn, conn.begin():
         return work(conn)
+
+
+def _settle(outcome: asyncio.Future[T], queued: Future[T]) -> None:
+    """``queued``'s outcome into ``outcome``, in the event loop (unless its caller gave up)."""
+    if outcome.done():
+        return
+    if queued.cancelled():
+        outcome.cancel()
+    elif (error := queued.exception()) is not None:
+        outcome.set_exception(error)
+    else:
+        outcome.set_result(queued.result())
 
 
 def _count_statements(db: Database, engine: Engine) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -197,3 +198,95 @@ async def test_the_store_reaches_postgresql_through_its_unix_socket(pg_url: str)
     finally:
         await receiver.dispose()
         await sender.dispose()
+
+
+class Ticks:
+    """Counts the event loop's iterations (one task that yields in a loop)."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.count = 0
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        import asyncio
+
+        while True:
+            self.count += 1
+            await asyncio.sleep(0)
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+async def test_a_sqlite_write_resumes_its_caller_two_loop_iterations_after_it_ends(
+    tmp_path: Path,
+) -> None:
+    """A webhook's acknowledgement waits on a write of the writer thread, and under turn load
+    every iteration of the event loop is a few milliseconds of the turns' work: the outcome is
+    set by one callback, then the caller wakes (not three, as through ``wrap_future`` and
+    ``shield``)."""
+    import statistics
+
+    from sqlalchemy import text
+
+    db = Database(DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/supportbot.db"))
+    ticks = Ticks()
+    after: list[int] = []
+    try:
+        ended: list[int] = []
+
+        def work(conn: Any) -> int:
+            conn.execute(text("SELECT 1"))
+            ended.append(ticks.count)  # on the writer thread, as the unit ends
+            return 1
+
+        for _ in range(20):
+            assert await db.run_tx(work) == 1
+            after.append(ticks.count - ended[-1])
+        assert await db.run_driver("SELECT ?", [7]) == [(7,)]
+    finally:
+        ticks.stop()
+        await db.dispose()
+    assert statistics.median(after) <= 2, after
+
+
+async def test_a_cancelled_caller_of_a_started_sqlite_write_waits_for_its_end(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+    import threading
+
+    db = Database(DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path}/supportbot.db"))
+    started, release = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def slow(conn: Any) -> None:
+        started.set()
+        release.wait(5)
+        ran.append("slow")
+
+    def queued(conn: Any) -> None:
+        ran.append("queued")
+
+    try:
+        first = asyncio.create_task(db.run_tx(slow))
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        second = asyncio.create_task(db.run_tx(queued))
+        await asyncio.sleep(0.01)
+        first.cancel()
+        second.cancel()  # still in the writer's queue: dropped from it
+        await asyncio.sleep(0.05)
+        assert not first.done()  # kept until its unit has ended on the writer thread
+        release.set()
+        for task in (first, second):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert ran == ["slow"]
+        await db.run_tx(queued)  # the writer goes on
+        assert ran == ["slow", "queued"]
+    finally:
+        release.set()
+        await db.dispose()
