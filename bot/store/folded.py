@@ -111,7 +111,8 @@ WRITE_MESSAGES: TextClause = text(
 # lease had run out, or it was claimed and given back meanwhile) is free again by then, while
 # the snapshot still has its messages pending — they would be answered twice. The UPDATE reads
 # the lane as the snapshot has it, so its ``ctid`` differs from the locked row's when the lane
-# was written since; such a lane is left to the next claim (its writer wakes the claim loops).
+# was written since; such a lane is left to a later claim, whose snapshot has its messages as
+# they are then.
 _LEASED = """
     found AS (
         SELECT lanes.key, lanes.lease_expires_at, lanes.ctid AS locked FROM lanes
