@@ -104,9 +104,18 @@ WRITE_MESSAGES: TextClause = text(
 # Up to ``limit`` lanes with live messages and a free (or expired) lease, leased under one
 # token (``leased``: each lane, ``was_expiring``: its lease before, set when it ran out rather
 # than was given back). As ``CLAIMABLE_LANES`` and ``LEASE_LANES`` in one statement.
+#
+# Only a lane whose row is still the one this statement's snapshot has is leased: its messages
+# are read from that snapshot. A row locked by ``FOR UPDATE`` is its newest version, rechecked
+# against ``found``'s conditions alone; a lane whose turn committed after the snapshot (its
+# lease had run out, or it was claimed and given back meanwhile) is free again by then, while
+# the snapshot still has its messages pending — they would be answered twice. The UPDATE reads
+# the lane as the snapshot has it, so its ``ctid`` differs from the locked row's when the lane
+# was written since; such a lane is left to a later claim, whose snapshot has its messages as
+# they are then.
 _LEASED = """
     found AS (
-        SELECT lanes.key, lanes.lease_expires_at FROM lanes
+        SELECT lanes.key, lanes.lease_expires_at, lanes.ctid AS locked FROM lanes
         WHERE lanes.key IN (SELECT inbox_live.lane FROM inbox_live)
           AND (lanes.lease_expires_at IS NULL OR lanes.lease_expires_at < :at)
         ORDER BY lanes.touched_at, lanes.key
@@ -114,7 +123,7 @@ _LEASED = """
         FOR UPDATE SKIP LOCKED
     ), leased AS (
         UPDATE lanes SET lease_token = :token, lease_expires_at = :expires
-        FROM found WHERE lanes.key = found.key
+        FROM found WHERE lanes.key = found.key AND lanes.ctid = found.locked
         RETURNING lanes.key AS claimed_lane, found.lease_expires_at AS was_expiring,
                   lanes.touched_at AS claimed_touched
     )

@@ -512,3 +512,83 @@ async def test_a_new_ticket_of_a_live_smith_with_nothing_new_is_opened_with_the_
     assert claim.prepared.smith == ann == await store.get_smith(ann.id)
     assert claim.prepared.thread == await store.find_thread(agent_id, "t:ann")
     assert claim.prepared.thread.smith_id == ann.id
+
+
+# -- a lane written between a claim's snapshot and its lock ----------------------------------
+
+_PAUSED_CLAIM = "paused claim"
+_PAUSE = 1_765_042  # the advisory lock a paused claim waits for
+
+
+async def _pausing_claims(store: Store, pg_url: str) -> Database:
+    """A second replica whose claims, once their statement's snapshot is taken, wait while the
+    test holds the advisory lock ``_PAUSE``: a statement-level trigger fires as the claim's
+    UPDATE of the lanes starts, before any lane is locked (test-only; other sessions' updates
+    of the lanes go on)."""
+
+    def install(conn: Connection) -> None:
+        conn.execute(text(f"""
+            CREATE FUNCTION pause_claim() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF current_setting('application_name') = '{_PAUSED_CLAIM}' THEN
+                    PERFORM pg_advisory_xact_lock_shared({_PAUSE});
+                END IF;
+                RETURN NULL;
+            END $$
+        """))
+        conn.execute(text(
+            "CREATE TRIGGER pause_claim BEFORE UPDATE ON lanes "
+            "FOR EACH STATEMENT EXECUTE FUNCTION pause_claim()"
+        ))
+
+    await store.db.run_tx(install)
+    return Database(
+        DatabaseSettings(url=pg_url),
+        connect_args={"server_settings": {"application_name": _PAUSED_CLAIM}},
+    )
+
+
+@pytest.mark.parametrize("path", ["statement", "transaction"])
+async def test_a_turn_that_commits_after_a_claim_s_snapshot_is_not_answered_again(
+    counted: tuple[Store, ServerExchanges], pg_url: str, monkeypatch: pytest.MonkeyPatch,
+    path: str,
+) -> None:
+    """A slow turn, its lease run out, commits (its messages done, its lane given back) after
+    another replica's claim took its snapshot and before the claim reached the lane. The lane
+    is free again on its newest row, but the snapshot still has its messages pending: the
+    claim leaves the lane (they would be answered twice), on the one statement as in the
+    transaction that stands in for it; the lane's next message is claimed as ever."""
+    store, _ = counted
+    agent_id = (await store.ensure_agent("support", "Support")).id
+    assert await store.inbox_put(_asked("k1", "t:1", "u:1"), "support")
+    claim_turns = {"limit": 5, "lease_seconds": 30, "agent_ids": {"support": agent_id},
+                   "history": 5}
+    (slow,) = await store.claim_turns(**claim_turns)
+    assert slow.prepared is not None
+    await store.db.run_tx(lambda conn: conn.execute(text(
+        "UPDATE lanes SET lease_expires_at = lease_expires_at - 3600"
+    )))
+    if path == "transaction":
+        monkeypatch.setattr(folded, "CLAIM_TURNS", text("SELECT 1 / 0 AS claimed_lane"))
+    replica = await _pausing_claims(store, pg_url)
+    try:
+        async with store.db.engine.connect() as conn:
+            await conn.execute(text(f"SELECT pg_advisory_lock({_PAUSE})"))
+            claiming = asyncio.create_task(Store(replica).claim_turns(**claim_turns))
+            await _until_a_claim_waits_on_a_lock(store.db)
+            run = _run(slow.prepared.thread.id, slow.prepared.smith.id, agent_id, now())
+            reply = Action(id=action_id(run.id, 0), run_id=run.id,
+                           thread_id=slow.prepared.thread.id, channel="test",
+                           kind=ActionKind.REPLY, text="hello")
+            await store.commit_turn(slow, run, [reply], thread_change=ThreadChange())
+            await conn.execute(text(f"SELECT pg_advisory_unlock({_PAUSE})"))
+        assert await claiming == []
+    finally:
+        await replica.dispose()
+
+    (done,) = await store.inbox_rows([("test", "k1")])
+    assert (done.status.value, done.run_id) == ("done", run.id)
+    assert [e.action.id for e in await store.outbox_entries()] == [reply.id]
+    assert await store.inbox_put(_asked("k2", "t:1", "u:1"), "support")
+    (later,) = await store.claim_turns(**claim_turns)
+    assert [item.message.dedup_key for item in later.items] == ["k2"]
