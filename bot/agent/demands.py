@@ -36,6 +36,11 @@ THREAT = _any(
     r"[^.!?]{0,40}?\b(?:all\s+over\s+(?:trustpilot|twitter|x|facebook|instagram|tiktok|reddit|"
     r"google|social\s+media|the\s+internet)|(?:1|one|zero|0)[\s-]star|(?:bad|negative|terrible|"
     r"awful|honest)\s+reviews?)\b",
+    r"\b(?:i['’]?ll|i\s+will|i['’]?m|im|going\s+to|gonna|and)\s+(?:be\s+)?(?:leav|writ|post|put)(?:e|ing)"
+    r"\s+(?:a|an)\s+(?:\w+\s+)?review\b",
+    # The bank asked to take the money back: "im disputing it with my credit card company".
+    r"\b(?:disput|revers|contest)(?:e|es|ed|ing)\s+(?:this|it|the\s+\w+)\s+(?:with|through)\s+"
+    r"(?:my|the)\s+(?:\w+\s+){0,2}?(?:bank|card|provider|company|issuer|paypal)\b(?![^.!?]*\?)",
     r"\btell(?:ing)?\s+(?:everyone|everybody|all\s+my\s+(?:friends|family|neighbours|"
     r"neighbors))\b[^.!?]{0,40}?\b(?:avoid|not\s+to|never|stay\s+away)\b",
 )
@@ -56,7 +61,8 @@ _COST = (
 )
 DAMAGE_CLAIM = _any(
     r"\bwho\s*(?:['’]s|\s+is|\s+will\s+be)?\s+(?:going\s+to\s+|gonna\s+)?(?:pay|paying|cover|"
-    r"covering)\s+(?:for\s+)?(?:this|that|it|the\s+(?:damage|repairs?|bill|cost))\b",
+    r"covering)\s+(?:for\s+)?(?:this|that|it|the\s+(?:damage|repairs?|bill|cost|doctor|dentist|"
+    r"hospital))\b",
     r"\bwho\s+(?:do|should|can)\s+(?:i|we)\s+(?:claim\s+(?:against|from|off)|sue|send\s+the\s+"
     r"(?:bill|invoice)\s+to)\b",
     # Told, not asked whether covered ("are repair costs covered?" is a how-to).
@@ -83,7 +89,10 @@ _BILLED = (
     r"direct\s+debit|paypal|card)\b|[$€£]\s?\d)"
 )
 NOT_ME = _any(
-    r"\b(?:that|this|it)\s+(?:was\s*n[o'’]?t|wasnt|was\s+not)\s+(?:me|us)\b",
+    r"(?:^|[,.;:!]\s*|\b(?:that|this|it|but|and)\s+)(?:was\s*n[o'’]?t|wasnt|was\s+not)\s+(?:me|us)\b",
+    r"\b(?:someone|somebody)\s+(?:else\s+)?(?:has\s+)?(?:booked|ordered|bought|placed|made|spent|"
+    r"rented)\b[^.!?]{0,40}?\b(?:on|with|from|using)\s+(?:my|our)\s+(?:account|card|profile|"
+    r"details)\b",
     r"\b(?:i|we)\s+(?:never|did\s*n[o'’]?t|didnt|did\s+not)\s+(?:did|do|change|changed|press|"
     r"pressed|touch|touched|request|requested|authori[sz]e|authori[sz]ed)\s+(?:that|this|it|"
     r"those|them|anything)\b",
@@ -100,6 +109,10 @@ DEMAND = _any(
     r"refund)\s+(?:me\s+)?(?:my|our|the|this|that|these|those)\s+(?:\w+\s+){0,3}?"
     r"(?:fee|fees|charge|charges|payment|payments|penalty|fine|account|bill|debt|"
     r"surcharge)\b(?![^.!?]*\?)",
+    r"(?:^|[.!,;]\s*)(?:just\s+|please\s+|pls\s+|now\s+)?(?:cancel|remove|drop|scrap)\s+(?:the|that|"
+    r"this|my)\s+(?:\w+\s+){0,3}?(?:fee|charge|penalty|fine|surcharge)\b(?![^.!?]*\?)",
+    r"\btake\s+(?:the|that|this)\s+(?:\S+\s+){0,3}?(?:fee|charge|penalty|fine|surcharge)\s+off\b(?![^.!?]*\?)",
+    r"\bevery\s+(?:single\s+)?(?:penny|cent)\s+back\b",
     r"\b(?:can|could|would|will)\s+(?:you|u|someone|somebody)\s+(?:please\s+|pls\s+|just\s+)?"
     r"(?:merge|combine|join|link)\s+(?:them|my|our|the|both|these|those)\b",
 )

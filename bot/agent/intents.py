@@ -69,7 +69,8 @@ _PERSON_NOUN = (
     r"(?:a\s+|an\s+|one\s+of\s+your\s+|your\s+|the\s+|some\s*)?(?:real\s+|actual\s+|live\s+)?"
     r"(?:human(?:\s+being)?|person|people|someone|somebody|agent|representative|rep|operator|"
     r"staff(?:\s+member)?|team\s+member|(?:customer\s+)?support(?:\s+team)?|customer\s+service|"
-    r"customer\s+care|help\s*desk|manager|supervisor|advis[eo]r)"
+    r"customer\s+care|help\s*desk|(?:branch\s+|store\s+|duty\s+|area\s+|station\s+)?manager|"
+    r"supervisor|advis[eo]r|whoever\s+(?:deals|handles|looks\s+after))"
 )
 # A person wanted, not a product noun: "an agent seat", "a person's role", "human-readable".
 _NOT_PRODUCT = r"\b(?![-'’]|\s+(?:seat|licen[cs]e|account|role|permission|access|view|field)s?\b)"
@@ -107,8 +108,9 @@ _ASKS_FOR_PERSON = _any(
     # A message that is only the noun: "human please", "agent!", "operator".
     r"^\W*(?:a\s+)?(?:real\s+)?(?:human|person|agent|operator|representative)"
     r"(?:\s+(?:please|pls|plz|now))?\W*$",
-    r"\b(?:can|could|would|will|please)\s+(?:someone|somebody|a\s+(?:person|human|representative|"
-    r"manager|rep)|an\s+agent|you)\b[^.?!]{0,30}?\b(?:call|phone|ring)\s+me\b",
+    r"\b(?:can|could|would|will|please|pls)\s+(?:someone|somebody|a\s+(?:person|human|"
+    r"representative|manager|rep)|an\s+agent|you|u|one\s+of\s+(?:you|your\s+\w+))\b[^.?!]{0,30}?"
+    r"\b(?:(?:call|phone|ring)\s+me|give\s+me\s+a\s+(?:call|ring|bell))\b",
     r"\b(?:have|get)\s+(?:someone|somebody|a\s+person)\s+(?:to\s+)?(?:call|contact|email|phone|"
     r"get\s+back\s+to)\s+me\b",
     r"\b(?:get|request|arrange|want|need|like)\s+a\s+call[\s-]?back\b",

@@ -38,7 +38,7 @@ _BUSINESS_WRITER = (
     r"(?:manager|owner|director|founder|buyer|head|partner|practice|clinic|company|business|shop|"
     r"store|agency|charity|retailer|brand|start-?up|supplier|manufacturer|firm|bakery|caf[eé]|"
     r"restaurant|gym|studio|salon|hotel|surgery|kennels|cattery|groomers|vets)s?\s+(?:at|of|for|"
-    r"from|in|based|that|who|with)\b|\bon\s+behalf\s+of\s+(?:a|an|our|my)\s+(?:\w+\s+){0,2}?"
+    r"from|in|based|that|who|with|and|looking|wanting|interested)\b|\bon\s+behalf\s+of\s+(?:a|an|our|my)\s+(?:\w+\s+){0,2}?"
     r"(?:company|business|practice|clinic|shop|store|agency|charity|firm|organi[sz]ation)\b)"
 )
 BUSINESS_ENQUIRY = _any(
@@ -57,7 +57,9 @@ BUSINESS_ENQUIRY = _any(
     # Priced for the business, or the company's kit on its premises: "we're a dental practice
     # with 12 staff, can you quote", "i run a bakery and would love one of your lockers in the
     # shop".
-    _BUSINESS_WRITER + r"[^?]{0,120}?\b(?:quote|sla|tender|bulk\s+(?:order|pricing|discount))\b",
+    _BUSINESS_WRITER + r"[^?]{0,120}?\b(?:quote|sla|tender|bulk\s+(?:order|pricing|discount)|"
+    r"wholesale|trade\s+(?:price|account|rate)|corporate\s+(?:rate|account|discount)|"
+    r"(?:rate|price|pricing)\s+for\s+\d+)\b",
     _BUSINESS_WRITER
     + r"[^?]{0,120}?\b(?:host(?:ing)?|one\s+of\s+your\s+\w+\s+(?:in|inside|at|outside))\b",
 )

@@ -60,9 +60,18 @@ HARM = _any(
     r"(?:me\s+)?a\s+shock)\b",
     r"\bwires?\s+(?:hanging|sticking|dangling)\s+out\b|\bcables?\s+(?:hanging|dangling)\s+"
     r"(?:off|down|from|over|across|low)\b|\b(?:exposed|bare|live)\s+wires?\b|\bhead\s+height\b",
-    r"\b(?:wheelchair|disabled|disability|blind|partially\s+sighted|mobility\s+(?:scooter|aid))\b"
+    r"\b(?:wheelchair|disabled|disability|blind|deaf|partially\s+(?:sighted|deaf)|hard\s+of\s+"
+    r"hearing|mobility\s+(?:scooter|aid))\b"
     r"[^.!?]{0,80}?\b(?:can['’]?t|cant|cannot|unable\s+to|not\s+able\s+to)\s+(?:physically\s+)?"
-    r"(?:reach|get|open|lift|use|see|read|access)\b",
+    r"(?:reach|get|open|lift|use|see|read|access|hear)\b",
+    r"\b(?:we['’]?re|i['’]?m|im|she['’]?s|he['’]?s|ended\s+up|spent\s+the\s+night|rushed|taken)\s+"
+    r"(?:\w+\s+)?(?:at|in|to)\s+(?:a\s*&\s*e|the\s+er|(?:the\s+)?emergency\s+room|(?:the\s+)?"
+    r"hospital)\b|\bfood\s+poisoning\b|\bmade\s+(?:me|us|my\s+\w+)\s+(?:really\s+)?(?:ill|sick)\b",
+    r"\b(?:is\s*n['’]?t|not|isnt)\s+safe\s+to\s+(?:drive|use|ride|touch)\b(?![^.!?]*\?)",
+    r"\b(?:stuck|stranded)\s+(?:on|at|in)\s+(?:the\s+)?(?:hard\s+shoulder|motorway|highway|"
+    r"side\s+of\s+the\s+road|roadside|middle\s+of\s+nowhere)\b",
+    r"\b(?:violent|abusive|controlling)\s+(?:partner|ex|husband|wife|boyfriend|girlfriend)\b|"
+    r"\b(?:husband|partner|ex|boyfriend|wife|girlfriend)\s+is\s+(?:violent|abusive)\b",
     r"\bdomestic\s+(?:abuse|violence)\b|\b(?:because\s+of|escap\w+|fle\w+\s+from|due\s+to)\s+"
     r"(?:the\s+|his\s+|her\s+)?(?:abuse|violence)\b|\babusive\s+(?:partner|ex|husband|wife|"
     r"boyfriend|girlfriend|relationship)\b",
@@ -70,5 +79,6 @@ HARM = _any(
     r"['’]s|\s+is|\s+might|\s+could|\s+would)\b",
     r"\b(?:heart\s+monitor|oxygen|dialysis|medical\s+(?:equipment|device|alarm)|life[\s-]support|"
     r"insulin\s+pump|pacemaker|telecare|careline)\b[^.?!]{0,120}?\b(?:no\s+(?:connection|"
-    r"internet|power|signal|service|wifi)|down|not\s+working|cut\s+off|stopped|since)\b",
+    r"internet|power|signal|service|wifi)|down|not\s+working|cut\s+off|stopped|since|rely\s+on|"
+    r"did\s*n['’]?t\s+(?:come|arrive|turn\s+up))\b",
 )

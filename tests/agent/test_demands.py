@@ -17,6 +17,7 @@ from bot.agent.intents import Intent, read
         "keep ignoring me and i'll be putting this all over trustpilot",
         "leaving one star reviews everywhere i can, absolute cowboys",
         "telling everyone at work to avoid you",
+        "if it isn't back by monday im disputing it with my credit card company",
     ],
 )
 def test_a_threat_to_go_to_a_regulator_or_public_reviews_is_a_complaint(text: str) -> None:
@@ -75,6 +76,8 @@ def test_asking_how_damage_is_handled_is_no_claim(text: str) -> None:
         "two bookings in my history i never requested and my card was charged for both",
         "my email was changed but i never did that, now i cant log in",
         "i think someone's been in my account, my address is different",
+        "my login email was changed, wasnt me",
+        "someone booked a car on my account in spain last night",
     ],
 )
 def test_activity_they_did_not_make_is_their_own_case(text: str) -> None:
@@ -89,6 +92,8 @@ def test_activity_they_did_not_make_is_their_own_case(text: str) -> None:
         "got a weird £1 charge from a shop i didnt book with, is someone using my card",
         "pretty sure the neighbours are using my wifi, how do i kick them off",
         "how do i see which devices are signed in to my account",
+        "can someone else book on my account?",
+        "it wasnt clear what the fee was for, can you explain",
     ],
 )
 def test_a_worry_an_article_answers_is_no_account_case(text: str) -> None:
@@ -103,6 +108,9 @@ def test_a_worry_an_article_answers_is_no_account_case(text: str) -> None:
         "reverse that cancellation fee. ive been a customer for 8 years",
         "credit my account for the three days without service",
         "i have two profiles on different emails, can you merge them",
+        "take the £60 cleaning charge off, the car was spotless",
+        "cancel the late return fee, your desk was closed",
+        "stop the payments now, i want every penny back",
     ],
 )
 def test_a_step_on_their_own_record_demanded_is_their_own_case(text: str) -> None:
@@ -117,6 +125,9 @@ def test_a_step_on_their_own_record_demanded_is_their_own_case(text: str) -> Non
         "how much is the cancellation fee?",
         "refund the difference?",
         "will you refund the delivery fee if it's late?",
+        "will you take the fee off if i return it early?",
+        "how do i cancel the late fee? it was a mistake",
+        "is the cleaning fee included?",
     ],
 )
 def test_how_refunds_and_fees_work_is_a_how_to(text: str) -> None:

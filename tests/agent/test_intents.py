@@ -1011,6 +1011,10 @@ def test_a_real_person_asked_for(text: str) -> None:
         "pass me on to billing",
         "can you put me through to the complaints team",
         "transfer me to sales please",
+        "could one of your team give me a call back this afternoon, easier than typing",
+        "can u ring me tmrw morning pls",
+        "can i speak to whoever deals with deposits",
+        "i want to speak to the branch manager at the airport",
     ],
 )
 def test_a_department_asked_for_is_a_person(text: str) -> None:
@@ -1023,6 +1027,8 @@ def test_a_department_asked_for_is_a_person(text: str) -> None:
         "how do i pass my account to my flatmate?",
         "can i send my parcel to the billing address?",
         "put me down for the sales newsletter",
+        "will the driver give me a call before they arrive?",
+        "who is the account manager for my company plan",
     ],
 )
 def test_passing_things_on_is_no_department(text: str) -> None:

@@ -16,6 +16,8 @@ from bot.agent.intents import Intent, offered_thing, read
         "i run a small gym in ghent and would love to host one of your lockers, who do i ask",
         "hi, journalist at the evening post, could someone comment on the outage",
         "who is your press office contact? writing about parcel theft",
+        "we're a corporate travel agency and want a rate for 200 rentals a year",
+        "i run a gym and would like to sell your meal boxes to members, wholesale price?",
     ],
 )
 def test_a_business_asking_for_a_quote_or_to_host_or_the_press(text: str) -> None:
@@ -30,6 +32,9 @@ def test_a_business_asking_for_a_quote_or_to_host_or_the_press(text: str) -> Non
         "is there a locker near the journalist school on main street?",
         "how do i press the reset button",
         "can i host a dinner party with the family box, how many does it feed?",
+        "we're a family and want to know about the family plan",
+        "do you offer a corporate rate for business travellers?",
+        "i run a small business and need invoices with vat",
     ],
 )
 def test_a_customer_asking_about_quotes_or_hosting_is_no_business(text: str) -> None:

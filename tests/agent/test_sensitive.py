@@ -98,6 +98,13 @@ def test_a_chargeback_announced_is_still_a_complaint(text: str) -> None:
         "i'm leaving because of domestic abuse and he has the login",
         "my ex knows the code, i'm scared he'll be there when i go",
         "mum's oxygen concentrator alarm needs the line and it's been down since friday",
+        "glass in the box, my son cut his hand and we're at a&e",
+        "the whole family got food poisoning from the fish",
+        "the tyre is bald, it's not safe to drive",
+        "stranded on the hard shoulder with two kids and nobody answers",
+        "my husband is violent and the account is in his name",
+        "im hard of hearing and cant use the phone line to change it",
+        "im on dialysis at home and rely on the deliveries",
     ],
 )
 def test_someone_hurt_a_danger_or_a_customer_who_cannot_manage_alone(text: str) -> None:
@@ -114,6 +121,10 @@ def test_someone_hurt_a_danger_or_a_customer_who_cannot_manage_alone(text: str) 
         "how do i report abuse of a discount code",
         "the ice packs melted, is the food still ok?",
         "can i smoke in the car?",
+        "is the food safe if the box was left out all day?",
+        "what do i do if i break down on the motorway?",
+        "i'm deaf, is there a text relay service?",
+        "my dog was taken to the vet hospital, can i claim?",
     ],
 )
 def test_the_same_words_in_an_ordinary_question_are_no_danger(text: str) -> None:
