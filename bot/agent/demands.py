@@ -36,8 +36,8 @@ THREAT = _any(
     r"[^.!?]{0,40}?\b(?:all\s+over\s+(?:trustpilot|twitter|x|facebook|instagram|tiktok|reddit|"
     r"google|social\s+media|the\s+internet)|(?:1|one|zero|0)[\s-]star|(?:bad|negative|terrible|"
     r"awful|honest)\s+reviews?)\b",
-    r"\b(?:i['’]?ll|i\s+will|i['’]?m|im|going\s+to|gonna|and)\s+(?:be\s+)?(?:leav|writ|post|put)(?:e|ing)"
-    r"\s+(?:a|an)\s+(?:\w+\s+)?review\b",
+    r"\b(?:i['’]?ll|i\s+will|i['’]?m|im|going\s+to|gonna|and)\s+(?:be\s+)?"
+    r"(?:leav|writ|post|put)(?:e|ing)\s+(?:a|an)\s+(?:\w+\s+)?review\b",
     # The bank asked to take the money back: "im disputing it with my credit card company".
     r"\b(?:disput|revers|contest)(?:e|es|ed|ing)\s+(?:this|it|the\s+\w+)\s+(?:with|through)\s+"
     r"(?:my|the)\s+(?:\w+\s+){0,2}?(?:bank|card|provider|company|issuer|paypal)\b(?![^.!?]*\?)",
@@ -68,7 +68,8 @@ DAMAGE_CLAIM = _any(
     # Told, not asked whether covered ("are repair costs covered?" is a how-to).
     r"\b(?:where|who)\s+(?:do|should|can)\s+(?:i|we)\s+send\s+(?:the|my|our|this)\s+" + _COST,
     r"\b(?:who\s*(?:['’]s|\s+is)|you\s*(?:['’]ll|\s+will|\s+need\s+to|\s+have\s+to|\s+can))\s+"
-    r"(?:going\s+to\s+)?(?:pay|paying|cover|covering|reimburse)\s+(?:for\s+)?(?:the|my|our)\s+" + _COST,
+    r"(?:going\s+to\s+)?(?:pay|paying|cover|covering|reimburse)\s+(?:for\s+)?(?:the|my|our)\s+"
+    + _COST,
     r"\b(?:want|need|expect)\s+(?:the|my|this|that|our)\s+(?:\w+\s+){0,2}?(?:bill|costs?|"
     r"repairs?|invoice|damage)\s+(?:covered|paid(?:\s+for)?|reimbursed)\b",
     r"\b" + _STAFF + r"\s+(?:has\s+|have\s+|just\s+)?(?:\w+\s+){0,2}?(?:drilled|smashed|broke|"
@@ -89,7 +90,8 @@ _BILLED = (
     r"direct\s+debit|paypal|card)\b|[$€£]\s?\d)"
 )
 NOT_ME = _any(
-    r"(?:^|[,.;:!]\s*|\b(?:that|this|it|but|and)\s+)(?:was\s*n[o'’]?t|wasnt|was\s+not)\s+(?:me|us)\b",
+    r"(?:^|[,.;:!]\s*|\b(?:that|this|it|but|and)\s+)"
+    r"(?:was\s*n[o'’]?t|wasnt|was\s+not)\s+(?:me|us)\b",
     r"\b(?:someone|somebody)\s+(?:else\s+)?(?:has\s+)?(?:booked|ordered|bought|placed|made|spent|"
     r"rented)\b[^.!?]{0,40}?\b(?:on|with|from|using)\s+(?:my|our)\s+(?:account|card|profile|"
     r"details)\b",
@@ -109,9 +111,10 @@ DEMAND = _any(
     r"refund)\s+(?:me\s+)?(?:my|our|the|this|that|these|those)\s+(?:\w+\s+){0,3}?"
     r"(?:fee|fees|charge|charges|payment|payments|penalty|fine|account|bill|debt|"
     r"surcharge)\b(?![^.!?]*\?)",
-    r"(?:^|[.!,;]\s*)(?:just\s+|please\s+|pls\s+|now\s+)?(?:cancel|remove|drop|scrap)\s+(?:the|that|"
-    r"this|my)\s+(?:\w+\s+){0,3}?(?:fee|charge|penalty|fine|surcharge)\b(?![^.!?]*\?)",
-    r"\btake\s+(?:the|that|this)\s+(?:\S+\s+){0,3}?(?:fee|charge|penalty|fine|surcharge)\s+off\b(?![^.!?]*\?)",
+    r"(?:^|[.!,;]\s*)(?:just\s+|please\s+|pls\s+|now\s+)?(?:cancel|remove|drop|scrap)\s+"
+    r"(?:the|that|this|my)\s+(?:\w+\s+){0,3}?(?:fee|charge|penalty|fine|surcharge)\b(?![^.!?]*\?)",
+    r"\btake\s+(?:the|that|this)\s+(?:\S+\s+){0,3}?(?:fee|charge|penalty|fine|surcharge)\s+off\b"
+    r"(?![^.!?]*\?)",
     r"\bevery\s+(?:single\s+)?(?:penny|cent)\s+back\b",
     r"\b(?:can|could|would|will)\s+(?:you|u|someone|somebody)\s+(?:please\s+|pls\s+|just\s+)?"
     r"(?:merge|combine|join|link)\s+(?:them|my|our|the|both|these|those)\b",

@@ -486,7 +486,8 @@ def read(text: str) -> Reading:
 # "do you (also) do/sell/offer/deliver <thing> (as well)?", "can I buy <thing> through the app?":
 # whether the company offers something at all.
 _OFFER = re.compile(
-    r"(?:\b(?:do|does)\s+(?:you|u|your\s+company)\s+(?:guys\s+)?(?:also\s+)?(?:do|sell|offer|provide|"
+    r"(?:\b(?:do|does)\s+(?:you|u|your\s+company)\s+(?:guys\s+)?(?:also\s+)?"
+    r"(?:do|sell|offer|provide|"
     r"deliver|stock|carry)|\bcan\s+(?:i|we)\s+(?:also\s+)?(?:buy|trade|invest\s+in))"
     # Not a how-to in its clothes: "do you offer a way to export my data?".
     r"\s+(?:any\s+|a\s+|an\s+)?(?P<thing>(?!(?:a|an|any|the|for|to|with|in|at|on|that|"

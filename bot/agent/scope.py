@@ -38,7 +38,8 @@ _BUSINESS_WRITER = (
     r"(?:manager|owner|director|founder|buyer|head|partner|practice|clinic|company|business|shop|"
     r"store|agency|charity|retailer|brand|start-?up|supplier|manufacturer|firm|bakery|caf[eé]|"
     r"restaurant|gym|studio|salon|hotel|surgery|kennels|cattery|groomers|vets)s?\s+(?:at|of|for|"
-    r"from|in|based|that|who|with|and|looking|wanting|interested)\b|\bon\s+behalf\s+of\s+(?:a|an|our|my)\s+(?:\w+\s+){0,2}?"
+    r"from|in|based|that|who|with|and|looking|wanting|interested)\b|"
+    r"\bon\s+behalf\s+of\s+(?:a|an|our|my)\s+(?:\w+\s+){0,2}?"
     r"(?:company|business|practice|clinic|shop|store|agency|charity|firm|organi[sz]ation)\b)"
 )
 BUSINESS_ENQUIRY = _any(
@@ -46,8 +47,8 @@ BUSINESS_ENQUIRY = _any(
     r"reseller|affiliate|distributor|vendor|wholesaler|sponsor)s?\b",
     r"\b(?:partnership|collaboration|sponsorship|advertising|wholesale|press|media|business|"
     r"affiliate)\s+(?:enquir(?:y|ies)|inquir(?:y|ies)|opportunit(?:y|ies)|proposal|request)s?\b",
-    r"\b(?:i['’]?m|i\s+am)\s+(?:a\s+)?(?:journalist|reporter)\b|\b(?:journalist|reporter)\s+(?:at|for|"
-    r"with|from)\b|\bpress\s+(?:office|team|officer|contact)\b",
+    r"\b(?:i['’]?m|i\s+am)\s+(?:a\s+)?(?:journalist|reporter)\b|"
+    r"\b(?:journalist|reporter)\s+(?:at|for|with|from)\b|\bpress\s+(?:office|team|officer|contact)\b",
     r"\b(?:partner|collaborate|work)\s+with\s+(?:you|your\s+(?:company|team|brand))\s+(?:on|as)\b",
     # A business that wants in: "we want to join your direct billing network", "could our shop
     # stock your products".
