@@ -13,10 +13,17 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from bot.agent.demands import DAMAGE_CLAIM as _DAMAGE_CLAIM
+from bot.agent.demands import DEMAND as _DEMAND
+from bot.agent.demands import NOT_ME as _NOT_ME
+from bot.agent.demands import THREAT as _THREAT
 from bot.agent.outcomes import NOT_SOLVED as _NOT_SOLVED
 from bot.agent.outcomes import SOLVED as _SOLVED
 from bot.agent.outcomes import THANKS as _THANKS
+from bot.agent.scope import BUSINESS_ENQUIRY as _BUSINESS_ENQUIRY
+from bot.agent.scope import OUT_OF_SCOPE as _OUT_OF_SCOPE
 from bot.agent.sensitive import COMPANY_ACTED as _COMPANY_ACTED
+from bot.agent.sensitive import HARM as _HARM
 from bot.agent.sensitive import SAFETY as _SAFETY
 
 
@@ -62,7 +69,8 @@ _PERSON_NOUN = (
     r"(?:a\s+|an\s+|one\s+of\s+your\s+|your\s+|the\s+|some\s*)?(?:real\s+|actual\s+|live\s+)?"
     r"(?:human(?:\s+being)?|person|people|someone|somebody|agent|representative|rep|operator|"
     r"staff(?:\s+member)?|team\s+member|(?:customer\s+)?support(?:\s+team)?|customer\s+service|"
-    r"customer\s+care|help\s*desk|manager|supervisor|advis[eo]r)"
+    r"customer\s+care|help\s*desk|(?:branch\s+|store\s+|duty\s+|area\s+|station\s+)?manager|"
+    r"supervisor|advis[eo]r|whoever\s+(?:deals|handles|looks\s+after))"
 )
 # A person wanted, not a product noun: "an agent seat", "a person's role", "human-readable".
 _NOT_PRODUCT = r"\b(?![-'’]|\s+(?:seat|licen[cs]e|account|role|permission|access|view|field)s?\b)"
@@ -74,6 +82,11 @@ _ASKS_FOR_PERSON = _any(
     r"(?:to|with|over\s+to)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
     # The case handed on to staff, not the thing to a third party: "can I transfer it to someone
     # else", "hand it over to somebody to collect" are about the customer's booking or parcel.
+    # A department by name: "pass me on to billing", "put me through to the complaints team".
+    r"\b(?:pass|put|transfer|send|forward|connect)\s+me\s+(?:on\s+|through\s+|over\s+|back\s+)?"
+    r"to\s+"
+    r"(?:the\s+|your\s+)?(?:billing|accounts?|sales|technical|tech|complaints|retentions?|"
+    r"cancellations?|customer\s+relations|claims|loyalty|disputes|fraud)\b",
     r"\b(?:transfer|escalate|pass|hand|put)\s+(?:this|it)\s+(?:through\s+)?(?:to|with|over\s+to)\s+"
     r"(?!(?:a\s+|an\s+)?(?:someone|somebody|person|people)\b)" + _PERSON_NOUN + r"(?!\s+else\b)"
     + _NOT_PRODUCT,
@@ -95,8 +108,9 @@ _ASKS_FOR_PERSON = _any(
     # A message that is only the noun: "human please", "agent!", "operator".
     r"^\W*(?:a\s+)?(?:real\s+)?(?:human|person|agent|operator|representative)"
     r"(?:\s+(?:please|pls|plz|now))?\W*$",
-    r"\b(?:can|could|would|will|please)\s+(?:someone|somebody|a\s+(?:person|human|representative|"
-    r"manager|rep)|an\s+agent|you)\b[^.?!]{0,30}?\b(?:call|phone|ring)\s+me\b",
+    r"\b(?:can|could|would|will|please|pls)\s+(?:someone|somebody|a\s+(?:person|human|"
+    r"representative|manager|rep)|an\s+agent|you|u|one\s+of\s+(?:you|your\s+\w+))\b[^.?!]{0,30}?"
+    r"\b(?:(?:call|phone|ring)\s+me|give\s+me\s+a\s+(?:call|ring|bell))\b",
     r"\b(?:have|get)\s+(?:someone|somebody|a\s+person)\s+(?:to\s+)?(?:call|contact|email|phone|"
     r"get\s+back\s+to)\s+me\b",
     r"\b(?:get|request|arrange|want|need|like)\s+a\s+call[\s-]?back\b",
@@ -137,6 +151,9 @@ _COMPLAINT = _any(
     r"[^.!?]*?\bchargeback\b(?![^.!?]*\b(?:how|what|when|where|why|which)\b)",
     r"\b(?:i['’]?ll|i\s+will|going\s+to|gonna|otherwise|or\s+else)\b[^.!?]*?\bchargeback\b",
     r"\b(?:formal|official)\s+complaint\b",
+    # Not asked how: "how do i make a complaint?" is answered by the complaints article.
+    r"(?<!\bhow\sdo\si\s)(?<!\bhow\scan\si\s)(?<!\bhow\sto\s)(?<!\bwhere\sdo\si\s)"
+    r"(?<!\bwhere\scan\si\s)(?<!\bhow\sdo\swe\s)"
     r"\b(?:fil|lodg|mak|rais|submitt?)(?:e|es|ed|ing)\s+(?:a\s+|an\s+)?(?:formal\s+|official\s+)?"
     r"complaint\b",
     r"\breport\s+(?:you|this|your\s+company)\s+to\b",
@@ -270,44 +287,6 @@ _ACCOUNT_SPECIFIC = _any(
     r"(?:[a-z]+ing\s+(?:[a-z]+\s+){0,3}?and\s+)?(?:charging|billing|debiting|taking\s+"
     r"(?:money|payments?))\b",
 )
-_OUT_OF_SCOPE = _any(
-    r"\b(?:are|is)\s+(?:you|your\s+(?:company|team)|\w+)\s+(?:currently\s+|still\s+)?hiring\b",
-    r"\b(?:job|career|work)\s+(?:openings?|opportunit(?:y|ies)|vacanc(?:y|ies)|application)s?\b",
-    r"\b(?:any|your)\s+(?:vacancies|open\s+positions|careers\s+page)\b",
-    r"\bapply\s+for\s+(?:a\s+|the\s+)?(?:job|position|vacancy)\b",
-    r"\b(?:work|job)\s+(?:for|at|with)\s+(?:you|your\s+company)\s+as\b",
-    # Working for the service, not using it: "how do i sign up to deliver for dashly".
-    r"\b(?:sign\s+up|apply|register)\s+to\s+(?:deliver|drive|ride|courier)\s+for\b",
-    r"\b(?:become|be)\s+(?:a|an|one\s+of\s+your)\s+(?:delivery\s+)?(?:driver|courier|rider)s?\s+"
-    r"(?:for|with)\b",
-    # A tip about the world around the service ("recommend a decent hotel near the airport"),
-    # not which of its own plans or options suits (only decides when no article clearly does).
-    r"\b(?:recommend|suggest)\s+(?:me\s+|us\s+)?(?:a|an|some|any)\s+(?:good|decent|nice|cheap|great|"
-    r"local)\s+(?!(?:plan|option|package|tier|subscription|product|setting|course|membership)s?\b)\w+",
-)
-# Who writes for a business: "I'm the practice manager at a vets in Bristol", "we're a small
-# bakery", "on behalf of our clinic".
-_BUSINESS_WRITER = (
-    r"(?:\b(?:i['’]?m|i\s+am|we['’]?re|we\s+are)\s+(?:the\s+|a\s+|an\s+)?(?:\w+\s+){0,2}?"
-    r"(?:manager|owner|director|founder|buyer|head|partner|practice|clinic|company|business|shop|"
-    r"store|agency|charity|retailer|brand|start-?up|supplier|manufacturer|firm|bakery|caf[eé]|"
-    r"restaurant|gym|studio|salon|hotel|surgery|kennels|cattery|groomers|vets)s?\s+(?:at|of|for|"
-    r"from|in|based|that|who|with)\b|\bon\s+behalf\s+of\s+(?:a|an|our|my)\s+(?:\w+\s+){0,2}?"
-    r"(?:company|business|practice|clinic|shop|store|agency|charity|firm|organi[sz]ation)\b)"
-)
-_BUSINESS_ENQUIRY = _any(
-    r"\b(?:become|be)\s+(?:a|an|one\s+of\s+your)\s+(?:\w+\s+)?(?:partner|supplier|stockist|"
-    r"reseller|affiliate|distributor|vendor|wholesaler|sponsor)s?\b",
-    r"\b(?:partnership|collaboration|sponsorship|advertising|wholesale|press|media|business|"
-    r"affiliate)\s+(?:enquir(?:y|ies)|inquir(?:y|ies)|opportunit(?:y|ies)|proposal|request)s?\b",
-    r"\b(?:i['’]?m|i\s+am)\s+(?:a\s+)?(?:journalist|reporter)\b",
-    r"\b(?:partner|collaborate|work)\s+with\s+(?:you|your\s+(?:company|team|brand))\s+(?:on|as)\b",
-    # A business that wants in: "we want to join your direct billing network", "could our shop
-    # stock your products".
-    # ("we're a company with 50 staff, do you sell team plans?" is a customer's question).
-    _BUSINESS_WRITER + r"[^?]{0,120}?\b(?:join|partner\s+with|collaborate\s+with|work\s+with|"
-    r"stock|sell|resell|supply|sponsor|advertise\s+(?:on|with|in)|list\s+\w+\s+on)\s+(?:you|your)\b",
-)
 # Sentences that address the bot's instructions instead of asking something.
 _INJECTION = _any(
     r"\bignore\s+(?:all\s+|any\s+|your\s+|the\s+)?(?:previous\s+|prior\s+|above\s+)?"
@@ -336,6 +315,14 @@ _COMMAND = re.compile(
     r"delete|remove|close|resolve|mark|set|change|update|execute|run|disable|enable|unlock|confirm|"
     r"notify)\b"
     r"(?![^?？]*[?？])",
+    re.IGNORECASE,
+)
+# Beside an instruction to the bot, what only points back at it: "ok so can u do that now",
+# "/end system".
+_POINTS_BACK = re.compile(
+    r"^\W*(?:(?:ok\w*|so|now|and|then|pls|please)\W+)*(?:(?:can|could|will|would)\s+(?:u|you)\s+)?"
+    r"(?:please\s+)?(?:do|confirm|approve|apply|action)\s+(?:that|it|this)(?:\s+(?:now|please|pls|"
+    r"asap|for\s+me))*\W*$|^\W*/?\s*end\s+(?:system|admin|instructions?)\b",
     re.IGNORECASE,
 )
 # Words that only acknowledge ("ok great, thanks a lot"): no question is left of them.
@@ -400,7 +387,9 @@ _QUESTION = re.compile(
     # need", "and how many days do we get".
     rf"|{_CLAUSE_START}{_WH}\s+(?:\w+\s+){{1,3}}?{_AUX}\s+{_SUBJECT}\b"
     # Not a report that they did it: "did that and it's moved to the 3rd", "did it, thanks".
+    # Nor "did the off and on thing, waited ages": a report, with no question mark after it.
     rf"|{_CLAUSE_START}(?!did\s+(?:that|this|it)\s*(?:and\b|,|now\b|already\b|[.!]|$))"
+    r"(?!did\s+(?:the|all|everything)\b(?![^?？]*[?？]))"
     rf"{_AUX}\s+{_SUBJECT}\b"
     # A request: "I also need to change my card", "please send the invoice", "tell me how".
     r"|\b(?:i|we)(?:\s+(?:also\s+|still\s+|now\s+)?(?:need|want|would\s+like)|['’]d\s+like)\s+"
@@ -420,7 +409,8 @@ _ACK_POSITIVE = frozenset(
         "great", "perfect", "awesome", "cool", "nice", "brilliant", "excellent", "lovely", "super",
         "fantastic", "amazing", "wonderful", "sweet", "fab", "fabulous", "splendid", "neat",
         "ideal", "helpful", "helped", "helps", "clear", "understood", "exactly", "done", "sorted",
-        "fixed", "solved", "resolved", "worked", "works", "working", "needed", "wanted", "sense"
+        "fixed", "solved", "resolved", "worked", "works", "working", "needed", "wanted", "sense",
+        "brill", "grand"
     ]
 )
 _ACK_WORDS = _ACKNOWLEDGEMENTS | _ACK_POSITIVE | frozenset(
@@ -430,7 +420,7 @@ _ACK_WORDS = _ACKNOWLEDGEMENTS | _ACK_POSITIVE | frozenset(
         "help", "info", "answer", "again", "really", "totally", "makes", "sense", "will", "do",
         "noted", "appreciate", "appreciated", "indeed", "wow", "then", "and", "looking", "me",
         "set", "in", "perfectly", "fine", "properly", "smoothly", "it", "one", "stuff", "after",
-        "ll", "try", "give", "to", "know", "obliged"
+        "ll", "try", "give", "to", "know", "obliged", "k", "kk", "ta", "x", "xx", "thats", "have"
     ]
 )
 _ACK_MAX_WORDS = 14
@@ -456,14 +446,19 @@ def read(text: str) -> Reading:
     if Intent.INJECTION.value in evidence:
         # Beside an instruction to the bot, a sentence that gives the bot an order ("Print the
         # email of…, then refund my order") belongs to it, not to the customer's question.
-        kept = [s for s in kept if not _COMMAND.match(s)]
+        kept = [s for s in kept if not _COMMAND.match(s) and not _POINTS_BACK.match(s)]
     clean = " ".join(kept)
     intents: set[Intent] = {Intent.INJECTION} if Intent.INJECTION.value in evidence else set()
     checks = (
         (Intent.ASKS_FOR_PERSON, _ASKS_FOR_PERSON),
         (Intent.COMPLAINT, _COMPLAINT),
+        (Intent.COMPLAINT, _THREAT),
+        (Intent.COMPLAINT, _DAMAGE_CLAIM),
         (Intent.SAFETY, _SAFETY),
+        (Intent.SAFETY, _HARM),
         (Intent.ACCOUNT_SPECIFIC, _COMPANY_ACTED),
+        (Intent.ACCOUNT_SPECIFIC, _NOT_ME),
+        (Intent.ACCOUNT_SPECIFIC, _DEMAND),
         (Intent.ACCOUNT_SPECIFIC, _ACCOUNT_SPECIFIC),
         (Intent.OUT_OF_SCOPE, _OUT_OF_SCOPE),
         (Intent.BUSINESS_ENQUIRY, _BUSINESS_ENQUIRY),
@@ -471,7 +466,7 @@ def read(text: str) -> Reading:
         (Intent.THANKS, _THANKS),
     )
     for intent, pattern in checks:
-        found = pattern.search(clean)
+        found = None if intent in intents else pattern.search(clean)
         if found:
             intents.add(intent)
             evidence[intent.value] = found.group(0)
@@ -491,7 +486,8 @@ def read(text: str) -> Reading:
 # "do you (also) do/sell/offer/deliver <thing> (as well)?", "can I buy <thing> through the app?":
 # whether the company offers something at all.
 _OFFER = re.compile(
-    r"(?:\b(?:do|does)\s+(?:you|your\s+company)\s+(?:guys\s+)?(?:also\s+)?(?:do|sell|offer|provide|"
+    r"(?:\b(?:do|does)\s+(?:you|u|your\s+company)\s+(?:guys\s+)?(?:also\s+)?"
+    r"(?:do|sell|offer|provide|"
     r"deliver|stock|carry)|\bcan\s+(?:i|we)\s+(?:also\s+)?(?:buy|trade|invest\s+in))"
     # Not a how-to in its clothes: "do you offer a way to export my data?".
     r"\s+(?:any\s+|a\s+|an\s+)?(?P<thing>(?!(?:a|an|any|the|for|to|with|in|at|on|that|"

@@ -1,4 +1,5 @@
-"""Matters a person handles whatever the help center says: a threat to the customer's safety,
+"""Matters a person handles whatever the help center says: a threat to the customer's safety
+(someone hurt, a danger, a customer who cannot manage on their own),
 and a step the company took on the customer's own account that they want explained.
 
 Part of reading a message for intents (``bot.agent.intents``). Each is recognised from a phrase
@@ -38,4 +39,46 @@ COMPANY_ACTED = _any(
     r"\s+(?:my|our)\s+(?:\w+\s+)?(?:account|card|profile|membership|policy)\b(?![^.?!]*\?)",
     r"\b(?:i|we)\s+(?:want|demand|need|deserve|expect)\s+(?:an\s+|some\s+|a\s+proper\s+)?"
     r"explanation\b(?!\s+(?:of|about|on)\b)",
+)
+# Someone hurt by the company's kit, a danger it left, or a customer who cannot manage on their
+# own: "it flew open and smacked my daughter in the face", "the plug smells like burning
+# plastic", "a cable hanging down to head height over the pavement", "i use a wheelchair and i
+# physically cant reach it", "i've left my partner because of abuse", "his heart monitor sends
+# readings over the wifi, no connection since saturday" (not "I fell off the bike and hurt my
+# wrist, what do I do now": an article says; nor "my dog hurt his leg, am I covered?", "will my
+# nan's personal alarm work in a power cut?", "is the locker wheelchair accessible?").
+HARM = _any(
+    r"\b(?:hit|smacked|struck|slammed\s+into|whacked)\s+(?:me|my\s+(?:\w+\s+)?(?:daughter|son|"
+    r"child|kid|wife|husband|partner|mum|mom|dad|friend)|her|him)\s+(?:in|on)\s+the\s+(?:face|"
+    r"head|eye|nose|mouth|arm|leg|hand)\b",
+    r"\b(?:got|has|have|with)\s+(?:a\s+)?(?:nasty\s+|deep\s+|bad\s+)?(?:cut|gash|bruise|burn|"
+    r"concussion|black\s+eye)\s+(?:above|on|to|over|under|across)\b",
+    r"\b(?:smell(?:s|ing|t|ed)?)\s+(?:of|like)\s+(?:burning|something\s+burning|melting|gas|"
+    r"electrical|fire)\b|\bburning\s+(?:smell|plastic)\b",
+    r"\b(?:sparked|sparking|sparks\s+(?:came|coming|flying)|caught\s+fire|(?:is|was|it['’]?s|"
+    r"started)\s+smoking|smoke\s+(?:coming|pouring|came)|electric(?:al)?\s+shock|(?:gave|got)\s+"
+    r"(?:me\s+)?a\s+shock)\b",
+    r"\bwires?\s+(?:hanging|sticking|dangling)\s+out\b|\bcables?\s+(?:hanging|dangling)\s+"
+    r"(?:off|down|from|over|across|low)\b|\b(?:exposed|bare|live)\s+wires?\b|\bhead\s+height\b",
+    r"\b(?:wheelchair|disabled|disability|blind|deaf|partially\s+(?:sighted|deaf)|hard\s+of\s+"
+    r"hearing|mobility\s+(?:scooter|aid))\b"
+    r"[^.!?]{0,80}?\b(?:can['’]?t|cant|cannot|unable\s+to|not\s+able\s+to)\s+(?:physically\s+)?"
+    r"(?:reach|get|open|lift|use|see|read|access|hear)\b",
+    r"\b(?:we['’]?re|i['’]?m|im|she['’]?s|he['’]?s|ended\s+up|spent\s+the\s+night|rushed|taken)\s+"
+    r"(?:\w+\s+)?(?:at|in|to)\s+(?:a\s*&\s*e|the\s+er|(?:the\s+)?emergency\s+room|(?:the\s+)?"
+    r"hospital)\b|\bfood\s+poisoning\b|\bmade\s+(?:me|us|my\s+\w+)\s+(?:really\s+)?(?:ill|sick)\b",
+    r"\b(?:is\s*n['’]?t|not|isnt)\s+safe\s+to\s+(?:drive|use|ride|touch)\b(?![^.!?]*\?)",
+    r"\b(?:stuck|stranded)\s+(?:on|at|in)\s+(?:the\s+)?(?:hard\s+shoulder|motorway|highway|"
+    r"side\s+of\s+the\s+road|roadside|middle\s+of\s+nowhere)\b",
+    r"\b(?:violent|abusive|controlling)\s+(?:partner|ex|husband|wife|boyfriend|girlfriend)\b|"
+    r"\b(?:husband|partner|ex|boyfriend|wife|girlfriend)\s+is\s+(?:violent|abusive)\b",
+    r"\bdomestic\s+(?:abuse|violence)\b|\b(?:because\s+of|escap\w+|fle\w+\s+from|due\s+to)\s+"
+    r"(?:the\s+|his\s+|her\s+)?(?:abuse|violence)\b|\babusive\s+(?:partner|ex|husband|wife|"
+    r"boyfriend|girlfriend|relationship)\b",
+    r"\b(?:scared|afraid|frightened|terrified)\s+(?:that\s+)?(?:he|she|my\s+ex)(?:['’]ll|\s+will|"
+    r"['’]s|\s+is|\s+might|\s+could|\s+would)\b",
+    r"\b(?:heart\s+monitor|oxygen|dialysis|medical\s+(?:equipment|device|alarm)|life[\s-]support|"
+    r"insulin\s+pump|pacemaker|telecare|careline)\b[^.?!]{0,120}?\b(?:no\s+(?:connection|"
+    r"internet|power|signal|service|wifi)|down|not\s+working|cut\s+off|stopped|since|rely\s+on|"
+    r"did\s*n['’]?t\s+(?:come|arrive|turn\s+up))\b",
 )

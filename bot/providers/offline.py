@@ -234,8 +234,9 @@ class OfflineProvider:
             and not _PROBLEM.search(reading.question)
             and not _WANTS.search(reading.question)
         )
-        # A short positive acknowledgement after an answer ("perfect, all done now").
-        acknowledged = reading.has(Intent.ACKNOWLEDGED) and answered_before
+        # A short positive acknowledgement ("perfect, all done now", "lovely ta x"): after an
+        # answer, or as the first message, replying to something outside this conversation.
+        acknowledged = reading.has(Intent.ACKNOWLEDGED) and (answered_before or first_turn)
         if (solved or thanked_only or acknowledged) and not new_question and "CLOSE" in offered:
             diagnosis.update(action="close", reason="The customer confirmed it is solved.")
             return _Decision(

@@ -436,10 +436,17 @@ async def test_a_short_acknowledgement_after_an_answer_closes(last: str, tool: s
     assert [c.name for c in response.tool_calls] == ([tool] if tool else [])
 
 
-async def test_an_acknowledgement_before_any_answer_does_not_close() -> None:
-    response = await _responder(PASSWORD).complete(
-        _request(ChatMessage("user", "perfect, all done now"))
-    )
+@pytest.mark.parametrize("first", ["perfect, all done now", "k cool", "lovely ta x"])
+async def test_an_acknowledgement_as_the_first_message_closes(first: str) -> None:
+    """It answers something outside this conversation (an email, a call): nothing is left to
+    answer, so the conversation is wrapped up rather than asked to say more."""
+    response = await _responder(PASSWORD).complete(_request(ChatMessage("user", first)))
+    assert [c.name for c in response.tool_calls] == ["CLOSE"]
+
+
+@pytest.mark.parametrize("first", ["ok", "thanks", "thanks. my box hasn't arrived"])
+async def test_a_bare_ok_or_thanks_as_the_first_message_does_not_close(first: str) -> None:
+    response = await _responder(PASSWORD).complete(_request(ChatMessage("user", first)))
     assert "CLOSE" not in [c.name for c in response.tool_calls]
 
 

@@ -83,3 +83,49 @@ def test_a_chargeback_reported_with_a_question_is_no_complaint(text: str) -> Non
 )
 def test_a_chargeback_announced_is_still_a_complaint(text: str) -> None:
     assert read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the door swung open and hit my son in the face",
+        "the lid came off and he's got a nasty cut on his hand",
+        "the charger smells of burning and it's hot to touch",
+        "the screen sparked when i pressed it",
+        "there are bare wires poking out of the box by the gate",
+        "the line is hanging down across the road at head height",
+        "im partially sighted and cant read the code on the screen, nobody is around",
+        "i'm leaving because of domestic abuse and he has the login",
+        "my ex knows the code, i'm scared he'll be there when i go",
+        "mum's oxygen concentrator alarm needs the line and it's been down since friday",
+        "glass in the box, my son cut his hand and we're at a&e",
+        "the whole family got food poisoning from the fish",
+        "the tyre is bald, it's not safe to drive",
+        "stranded on the hard shoulder with two kids and nobody answers",
+        "my husband is violent and the account is in his name",
+        "im hard of hearing and cant use the phone line to change it",
+        "im on dialysis at home and rely on the deliveries",
+    ],
+)
+def test_someone_hurt_a_danger_or_a_customer_who_cannot_manage_alone(text: str) -> None:
+    assert read(text).has(Intent.SAFETY)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I fell off the bike and hurt my wrist, what do I do now",
+        "my dog hurt his leg, am i covered?",
+        "is the locker wheelchair accessible?",
+        "will my nan's personal alarm still work in a power cut?",
+        "how do i report abuse of a discount code",
+        "the ice packs melted, is the food still ok?",
+        "can i smoke in the car?",
+        "is the food safe if the box was left out all day?",
+        "what do i do if i break down on the motorway?",
+        "i'm deaf, is there a text relay service?",
+        "my dog was taken to the vet hospital, can i claim?",
+    ],
+)
+def test_the_same_words_in_an_ordinary_question_are_no_danger(text: str) -> None:
+    assert not read(text).has(Intent.SAFETY)

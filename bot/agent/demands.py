@@ -1,0 +1,121 @@
+"""What a customer claims or demands of the company, which no article settles: a threat to go to
+a regulator, the bank or public reviews; a bill for damage the company's staff did; activity on
+their account that was not theirs; a step on their own account done for them ("waive my
+cancellation fee", "can you merge them into one").
+
+Part of reading a message for intents (``bot.agent.intents``). Each is recognised from a phrase
+about the customer's own case, never from a bare word: "how do I make a complaint?", "how do
+refunds work?", "what if my parcel is damaged?", "who pays for return postage?" are how-to
+questions an article answers.
+"""
+
+from __future__ import annotations
+
+import re
+
+
+def _any(*patterns: str) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+_REGULATOR = (
+    r"(?:ofcom|ofgem|ofwat|the\s+fca|fca|acm|cma|ftc|fcc|bbb|better\s+business\s+bureau|"
+    r"citizens\s+advice|consumentenbond|test[\s-]aankoop|which\?|(?:the\s+)?regulator|"
+    r"(?:the\s+)?watchdog|(?:the\s+)?(?:local\s+)?(?:press|papers|news))"
+)
+# Announced, not asked about: "reporting you lot to ofcom tomorrow", "I'm going to the
+# regulator", "putting this all over trustpilot", "1 star reviews on every site" (not "is lumen
+# regulated by ofcom?", "how do I leave a review?").
+THREAT = _any(
+    r"\breport(?:ing|ed)?\s+(?:you|you\s+(?:lot|guys|people|all)|this|your\s+(?:company|business|"
+    r"firm|lot))\s+to\b",
+    r"\b(?:i['’]?ll|i\s+will|i['’]?m|im|i\s+am|going\s+to|gonna|will\s+be|about\s+to)\s+(?:be\s+)?"
+    r"(?:going\s+)?(?:report\w*|complain\w*|go(?:ing)?|escalat\w*|contact\w*|writ\w+)\b"
+    r"[^.!?]{0,30}?\b(?:to\s+)?" + _REGULATOR + r"(?!\w)",
+    r"\b(?:put(?:ting)?|post(?:ing)?|plaster(?:ing)?|leav(?:e|ing)|writ(?:e|ing)|giv(?:e|ing))\b"
+    r"[^.!?]{0,40}?\b(?:all\s+over\s+(?:trustpilot|twitter|x|facebook|instagram|tiktok|reddit|"
+    r"google|social\s+media|the\s+internet)|(?:1|one|zero|0)[\s-]star|(?:bad|negative|terrible|"
+    r"awful|honest)\s+reviews?)\b",
+    r"\b(?:i['’]?ll|i\s+will|i['’]?m|im|going\s+to|gonna|and)\s+(?:be\s+)?"
+    r"(?:leav|writ|post|put)(?:e|ing)\s+(?:a|an)\s+(?:\w+\s+)?review\b",
+    # The bank asked to take the money back: "im disputing it with my credit card company".
+    r"\b(?:disput|revers|contest)(?:e|es|ed|ing)\s+(?:this|it|the\s+\w+)\s+(?:with|through)\s+"
+    r"(?:my|the)\s+(?:\w+\s+){0,2}?(?:bank|card|provider|company|issuer|paypal)\b(?![^.!?]*\?)",
+    r"\btell(?:ing)?\s+(?:everyone|everybody|all\s+my\s+(?:friends|family|neighbours|"
+    r"neighbors))\b[^.!?]{0,40}?\b(?:avoid|not\s+to|never|stay\s+away)\b",
+)
+# A bill for what the company's staff broke, or an injury to pay for: "i want the plumber bill
+# covered", "who is paying for this", "who do i claim against", "your courier reversed his van
+# into my car" (not "who pays for return postage?", "my parcel arrived damaged, what now?").
+_STAFF = (
+    r"(?:your|ur|the|their|a)\s+(?:\w+\s+)?(?:engineer|courier|driver|technician|installer|guy|"
+    r"man|lad|staff|worker|fitter|rider|van|delivery\s+(?:guy|man|driver|person))s?"
+)
+_PROPERTY = (
+    r"(?:pipe|car|wall|ceiling|floor|door|fence|gate|carpet|window|house|garden|drive|bike|"
+    r"property|kitchen|roof|wing\s+mirror|bumper|paintwork|letterbox|lawn)s?"
+)
+_COST = (
+    r"(?:garage|plumber|plumbers|plumber['’]s|repair|repairs|mechanic|hospital|dentist|doctor|"
+    r"cleaning|decorator|builder|electrician|roofer|glazier)\s+(?:bill|invoice|costs?|fees?)"
+)
+DAMAGE_CLAIM = _any(
+    r"\bwho\s*(?:['’]s|\s+is|\s+will\s+be)?\s+(?:going\s+to\s+|gonna\s+)?(?:pay|paying|cover|"
+    r"covering)\s+(?:for\s+)?(?:this|that|it|the\s+(?:damage|repairs?|bill|cost|doctor|dentist|"
+    r"hospital))\b",
+    r"\bwho\s+(?:do|should|can)\s+(?:i|we)\s+(?:claim\s+(?:against|from|off)|sue|send\s+the\s+"
+    r"(?:bill|invoice)\s+to)\b",
+    # Told, not asked whether covered ("are repair costs covered?" is a how-to).
+    r"\b(?:where|who)\s+(?:do|should|can)\s+(?:i|we)\s+send\s+(?:the|my|our|this)\s+" + _COST,
+    r"\b(?:who\s*(?:['’]s|\s+is)|you\s*(?:['’]ll|\s+will|\s+need\s+to|\s+have\s+to|\s+can))\s+"
+    r"(?:going\s+to\s+)?(?:pay|paying|cover|covering|reimburse)\s+(?:for\s+)?(?:the|my|our)\s+"
+    + _COST,
+    r"\b(?:want|need|expect)\s+(?:the|my|this|that|our)\s+(?:\w+\s+){0,2}?(?:bill|costs?|"
+    r"repairs?|invoice|damage)\s+(?:covered|paid(?:\s+for)?|reimbursed)\b",
+    r"\b" + _STAFF + r"\s+(?:has\s+|have\s+|just\s+)?(?:\w+\s+){0,2}?(?:drilled|smashed|broke|"
+    r"damaged|crashed|reversed|scratched|dented|cracked|knocked|backed|flooded|ruined)\b"
+    r"[^.!?]{0,50}?\b" + _PROPERTY + r"\b",
+)
+# Activity on their account that they did not make: "that wasn't me", "3 boost pods on my bill
+# that i never ordered", "shipments i never created and paypal took €17", "someone's been in my
+# account" (not "someone collected my parcel, what do I do?", "a £1 charge from a company i
+# didnt book with, is someone using my card": those have an article).
+_NEVER_DID = (
+    r"\b(?:i|we)\s+(?:never|did\s*n[o'’]?t|didnt|did\s+not)\s+(?:order|ordered|create|created|"
+    r"authori[sz]e|authori[sz]ed|ask\s+for|asked\s+for|request|requested|buy|bought|add|added|"
+    r"sign\s+up\s+for|signed\s+up\s+for|set\s+up)\b"
+)
+_BILLED = (
+    r"(?:\b(?:bill|billed|charged?|charges|statement|invoice|paid|took|taken|debited|"
+    r"direct\s+debit|paypal|card)\b|[$€£]\s?\d)"
+)
+NOT_ME = _any(
+    r"(?:^|[,.;:!]\s*|\b(?:that|this|it|but|and)\s+)"
+    r"(?:was\s*n[o'’]?t|wasnt|was\s+not)\s+(?:me|us)\b",
+    r"\b(?:someone|somebody)\s+(?:else\s+)?(?:has\s+)?(?:booked|ordered|bought|placed|made|spent|"
+    r"rented)\b[^.!?]{0,40}?\b(?:on|with|from|using)\s+(?:my|our)\s+(?:account|card|profile|"
+    r"details)\b",
+    r"\b(?:i|we)\s+(?:never|did\s*n[o'’]?t|didnt|did\s+not)\s+(?:did|do|change|changed|press|"
+    r"pressed|touch|touched|request|requested|authori[sz]e|authori[sz]ed)\s+(?:that|this|it|"
+    r"those|them|anything)\b",
+    _BILLED + r"[^.!?]{0,60}?" + _NEVER_DID,
+    _NEVER_DID + r"[^.!?]{0,60}?" + _BILLED,
+    r"\b(?:someone|somebody)(?:['’]s|\s+has|\s+have)\s+been\s+(?:in|into|on|using|accessing)\s+"
+    r"(?:my|our)\s+(?:account|profile|app)\b",
+)
+# A step on their own record, told or asked of the company: "waive my cancellation fee",
+# "refund the €1.49 extension fee from tuesday pls", "credit my account for it", "can you merge
+# them into one" (not "how do refunds work?", "can I merge two accounts?": how-tos).
+DEMAND = _any(
+    r"(?:^|[.!,;]\s*)(?:just\s+|please\s+|pls\s+|now\s+)?(?:waive|reverse|credit|reimburse|"
+    r"refund)\s+(?:me\s+)?(?:my|our|the|this|that|these|those)\s+(?:\w+\s+){0,3}?"
+    r"(?:fee|fees|charge|charges|payment|payments|penalty|fine|account|bill|debt|"
+    r"surcharge)\b(?![^.!?]*\?)",
+    r"(?:^|[.!,;]\s*)(?:just\s+|please\s+|pls\s+|now\s+)?(?:cancel|remove|drop|scrap)\s+"
+    r"(?:the|that|this|my)\s+(?:\w+\s+){0,3}?(?:fee|charge|penalty|fine|surcharge)\b(?![^.!?]*\?)",
+    r"\btake\s+(?:the|that|this)\s+(?:\S+\s+){0,3}?(?:fee|charge|penalty|fine|surcharge)\s+off\b"
+    r"(?![^.!?]*\?)",
+    r"\bevery\s+(?:single\s+)?(?:penny|cent)\s+back\b",
+    r"\b(?:can|could|would|will)\s+(?:you|u|someone|somebody)\s+(?:please\s+|pls\s+|just\s+)?"
+    r"(?:merge|combine|join|link)\s+(?:them|my|our|the|both|these|those)\b",
+)

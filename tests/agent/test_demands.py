@@ -1,0 +1,147 @@
+"""What a customer claims or demands of the company, in any business's customers' words, and
+the how-to questions with the same words (those an article answers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.agent.intents import Intent, read
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "third outage this week. reporting you lot to ofcom first thing tomorrow",
+        "if this isn't sorted by monday i'm going straight to the regulator",
+        "im writing to the ombudsman and the local papers about this",
+        "keep ignoring me and i'll be putting this all over trustpilot",
+        "leaving one star reviews everywhere i can, absolute cowboys",
+        "telling everyone at work to avoid you",
+        "if it isn't back by monday im disputing it with my credit card company",
+    ],
+)
+def test_a_threat_to_go_to_a_regulator_or_public_reviews_is_a_complaint(text: str) -> None:
+    assert read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how do i make a complaint?",
+        "is lumen regulated by ofcom?",
+        "how do i leave a review of my driver?",
+        "where can i read reviews of the meal plans",
+        "tell everyone in the house the wifi password, how do i share it",
+    ],
+)
+def test_asking_how_to_complain_or_review_is_no_complaint(text: str) -> None:
+    assert not read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the fitter cracked two floor tiles and i want the repair bill covered",
+        "your driver backed into my garden wall this morning, who is paying for the damage",
+        "the box leaked all over my new carpet, who's going to pay for this",
+        "got food poisoning and spent the night in A&E, you will pay my hospital bill",
+        "where do i send the garage bill? your van clipped my wing mirror",
+        "i slipped on the ice pack your courier dropped on my step, who do i claim against",
+        "your technician drilled into a cable in the wall and now half the house has no power",
+    ],
+)
+def test_a_claim_for_damage_the_company_did_is_a_complaint(text: str) -> None:
+    assert read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what if my parcel is damaged?",
+        "who pays for return postage if the item is faulty?",
+        "the courier damaged my parcel, how do i report it",
+        "is accidental damage to the car covered?",
+        "does the policy pay the vet bill if my dog is hurt?",
+    ],
+)
+def test_asking_how_damage_is_handled_is_no_claim(text: str) -> None:
+    assert not read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "got an email that my password was reset, that wasn't me",
+        "there's a premium add-on on my bill that i never ordered",
+        "two bookings in my history i never requested and my card was charged for both",
+        "my email was changed but i never did that, now i cant log in",
+        "i think someone's been in my account, my address is different",
+        "my login email was changed, wasnt me",
+        "someone booked a car on my account in spain last night",
+    ],
+)
+def test_activity_they_did_not_make_is_their_own_case(text: str) -> None:
+    assert read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "someone collected my parcel?? what do i do",
+        "someone phoned saying they were from you and asked for the code, is that legit?",
+        "got a weird £1 charge from a shop i didnt book with, is someone using my card",
+        "pretty sure the neighbours are using my wifi, how do i kick them off",
+        "how do i see which devices are signed in to my account",
+        "can someone else book on my account?",
+        "it wasnt clear what the fee was for, can you explain",
+    ],
+)
+def test_a_worry_an_article_answers_is_no_account_case(text: str) -> None:
+    assert not read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "waive the late payment fee, the direct debit failed on your side",
+        "refund the delivery charge from friday please",
+        "reverse that cancellation fee. ive been a customer for 8 years",
+        "credit my account for the three days without service",
+        "i have two profiles on different emails, can you merge them",
+        "take the £60 cleaning charge off, the car was spotless",
+        "cancel the late return fee, your desk was closed",
+        "stop the payments now, i want every penny back",
+    ],
+)
+def test_a_step_on_their_own_record_demanded_is_their_own_case(text: str) -> None:
+    assert read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how do refunds work?",
+        "can I merge two accounts?",
+        "how much is the cancellation fee?",
+        "refund the difference?",
+        "will you refund the delivery fee if it's late?",
+        "will you take the fee off if i return it early?",
+        "how do i cancel the late fee? it was a mistake",
+        "is the cleaning fee included?",
+    ],
+)
+def test_how_refunds_and_fees_work_is_a_how_to(text: str) -> None:
+    assert not read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "how do i make a complaint?",
+        "how can I raise a complaint about a driver",
+        "are repair costs covered if i scratch the car?",
+        "who pays the repair costs if the hire car breaks down?",
+    ],
+)
+def test_how_complaints_and_repairs_work_is_a_how_to(text: str) -> None:
+    assert not read(text).has(Intent.COMPLAINT)
