@@ -4,7 +4,7 @@ Two retrievers, each measured through ``supportbot eval`` (the real turn path wi
 responder) on the bundled example KB's cases and on the held-out sets (bike sharing, a broadband
 provider, an online course platform, a meal-kit service, a pet insurer, a parcel-locker network,
 a car-rental firm, an energy supplier, a fitness-club chain, an airline, a tenant portal, a
-mobile bank, a food-delivery app):
+mobile bank, a food-delivery app, an event-ticketing platform, an online pharmacy):
 
 - ``current``: ``bot.knowledge.index.SearchIndex`` — per-language analysis, BM25F with title /
   heading / body weights over documents and sections, typo tolerance, one hit per document;
@@ -136,6 +136,16 @@ CASE_SETS = [
         "held-out delivery",
         ROOT / "tests/knowledge/heldout-delivery/cases.jsonl",
         ROOT / "tests/knowledge/heldout-delivery/kb",
+    ),
+    (
+        "held-out ticketing",
+        ROOT / "tests/knowledge/heldout-tickets/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-tickets/kb",
+    ),
+    (
+        "held-out pharmacy",
+        ROOT / "tests/knowledge/heldout-pharmacy/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-pharmacy/kb",
     ),
 ]
 
