@@ -116,7 +116,7 @@ def test_loading_holds_the_encoder_weights_once_and_not_the_word_table() -> None
     sizes = {name: t.size * 4 for name, t in index.items() if t.dtype == np.float32}
     encoder = sum(sizes.values()) - sizes["embeddings.word_embeddings.weight"]
     largest = max(size for name, size in sizes.items() if "word_embeddings" not in name)
-    # The tokenizer is Python's too (``bot.knowledge.wordpiece``): its vocabulary, 3.5 MB.
+    # The tokenizer is Python's too (``bot.knowledge.wordpiece``): its parse of tokenizer.json.
     tokenizer = traced_peak_bytes(
         lambda: WordPiece.from_file(model_directory() / "tokenizer.json", max_tokens=256)
     )
