@@ -9,7 +9,7 @@ pieces of the vocabulary (``##`` marking a piece inside a word; a word that cann
 over 100 characters, is ``[UNK]``); then ``[CLS] … [SEP]``, at most ``max_tokens`` in all.
 
 Why not ``tokenizers`` itself: the daemon held ~14 MB for it (its library, its parse of the
-vocabulary, the threads ``encode_batch`` starts, each with its own C heap) against 0.7 MB for the
+vocabulary, the threads ``encode_batch`` starts, each with its own C heap) against 0.9 MB for the
 vocabulary here (``PieceIds``); a question's tokens cost ~0.1 ms of Python. ``tests/knowledge/
 test_wordpiece.py`` compares the ids with ``tokenizers``' for every code point and for real texts.
 """
@@ -113,14 +113,14 @@ def split_words(text: str) -> list[str]:
 
 class PieceIds:
     """The vocabulary: word piece → id. Packed, as the daemon holds it for good: the pieces'
-    UTF-8 in one ``bytes``, found by their ``hash`` in a sorted array (0.7 MB; a dict of
+    UTF-8 in one ``bytes``, found by their ``hash`` in a sorted array (0.9 MB; a dict of
     ``str`` held 3.5 MB). A lookup is a binary search and a comparison of bytes (~1 µs)."""
 
     def __init__(self, pieces: dict[str, int]) -> None:
         order = sorted(pieces, key=hash)
         encoded = [piece.encode() for piece in order]
         self._hashes = array("q", map(hash, order))
-        self._ids = array("l", (pieces[piece] for piece in order))
+        self._ids = array("i", (pieces[piece] for piece in order))
         self._ends = array("q", accumulate(map(len, encoded)))
         self._text = b"".join(encoded)
 
