@@ -76,7 +76,6 @@ def import_backend(backend: str) -> None:
     """The backend's libraries, so that the RSS before loading the model counts them."""
     if backend == "numpy":
         import threadpoolctl  # noqa: F401
-        import tokenizers  # noqa: F401
 
         import bot.knowledge.minilm  # noqa: F401
     else:

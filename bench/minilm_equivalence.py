@@ -109,7 +109,7 @@ def main() -> None:
     texts = [t for group in kinds.values() for t in group]
     ours = MiniLM.bundled()
     theirs = SentenceTransformer(str(model_directory()), device="cpu")
-    pieces = [len(ours.tokenizer.encode(t).ids) for t in texts]
+    pieces = [len(ours.tokenizer.encode(t)) for t in texts]
     mine = ours.encode(texts, batch_size=32)
     reference = np.asarray(
         theirs.encode(texts, batch_size=32, normalize_embeddings=True), dtype=np.float32

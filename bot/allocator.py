@@ -1,5 +1,5 @@
-"""The C allocator: the setting that keeps a long-running daemon's memory flat, and handing
-freed pages back after a burst (glibc only; elsewhere both do nothing).
+"""The C allocator: the settings that keep a long-running daemon's memory flat and small, and
+handing freed pages back after a burst (glibc only; elsewhere all do nothing).
 
 glibc serves a block of 128 KiB or more with a mapping of its own, returned to the system when
 freed, but it raises that threshold to the size of each such block freed (up to 32 MiB): after
@@ -18,6 +18,14 @@ objects kept per statement and connection, up to the 100 of SQLAlchemy's cache p
 Pinning it is the allocator's documented ``mallopt(M_MMAP_THRESHOLD, …)`` (what the
 ``MALLOC_MMAP_THRESHOLD_`` environment variable does before a process starts); the CLI calls it
 when the daemon starts. Elsewhere than glibc it does nothing.
+
+glibc also gives each thread that allocates a heap (an "arena") of its own, up to 8 per core,
+and the free space in each stays resident: the daemon's worker threads (``asyncio.to_thread``,
+aiosqlite's, the local embeddings model's forward passes) held 13–14 MB that way through a soak
+(``bench/memory.py``, 100k stored threads: 12.9 MB keyword-only, 14.2 MB with the local model).
+``limit_arenas`` caps them (``mallopt(M_ARENA_MAX, …)``, as ``MALLOC_ARENA_MAX`` does); the CLI
+calls it when the daemon starts, beside the pin. Threads then share the arenas there are, taking
+turns on their locks: the daemon's threads mostly wait on I/O and the GIL.
 """
 
 from __future__ import annotations
@@ -28,9 +36,11 @@ import logging
 
 log = logging.getLogger(__name__)
 
-# mallopt's parameter number for the threshold (glibc's malloc.h), and glibc's default for it.
+# mallopt's parameter numbers (glibc's malloc.h), glibc's default threshold, and the arenas kept.
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 MMAP_THRESHOLD = 128 * 1024
+ARENAS = 2
 
 
 @functools.cache
@@ -47,19 +57,31 @@ def _glibc() -> ctypes.CDLL | None:
     return libc
 
 
-def pin_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
-    """Serve every block of ``size`` or more with a mapping of its own, for good (glibc's
-    threshold stops following the blocks freed); whether the allocator took it."""
+def _mallopt(parameter: int, value: int, what: str) -> bool:
+    """glibc's ``mallopt``; whether it took the value (``what``, for the warning when it did
+    not); False elsewhere than glibc."""
     libc = _glibc()
     if libc is None:
         return False
     mallopt = libc.mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    taken = bool(mallopt(_M_MMAP_THRESHOLD, size))
+    taken = bool(mallopt(parameter, value))
     if not taken:
-        log.warning("the C allocator refused an mmap threshold of %d bytes", size)
+        log.warning("the C allocator refused %s", what)
     return taken
+
+
+def pin_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
+    """Serve every block of ``size`` or more with a mapping of its own, for good (glibc's
+    threshold stops following the blocks freed); whether the allocator took it."""
+    return _mallopt(_M_MMAP_THRESHOLD, size, f"an mmap threshold of {size} bytes")
+
+
+def limit_arenas(count: int = ARENAS) -> bool:
+    """At most ``count`` malloc arenas in the process, the main heap included (threads that
+    start allocating after the limit share them); whether the allocator took it."""
+    return _mallopt(_M_ARENA_MAX, count, f"a limit of {count} arenas")
 
 
 def release_free_memory() -> None:

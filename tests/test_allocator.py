@@ -51,3 +51,41 @@ def _probe(mode: str) -> str:
 def test_a_big_block_freed_leaves_the_pinned_threshold_where_it_was() -> None:
     assert _probe("default") == "None 0"  # glibc's own threshold followed the block freed
     assert _probe("pinned") == "True 1"
+
+
+ARENAS_PROBE = """
+import ctypes, re, sys, tempfile, threading
+from bot.allocator import limit_arenas
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.fopen.restype = ctypes.c_void_p
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+limited = limit_arenas() if sys.argv[1] == "limited" else None
+# Threads that each allocate for the first time: glibc gives each a heap of its own, up to its
+# limit (8 per core by default).
+workers = [threading.Thread(target=libc.malloc, args=(1000,)) for _ in range(6)]
+for worker in workers:
+    worker.start()
+for worker in workers:
+    worker.join()
+with tempfile.NamedTemporaryFile("r") as report:
+    stream = libc.fopen(report.name.encode(), b"w")
+    libc.malloc_info(0, stream)
+    libc.fclose(stream)
+    print(limited, len(re.findall("<heap nr=", report.read())))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the arenas are glibc's")
+def test_threads_share_the_limited_arenas() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROBE, "limited"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["True", "2"]  # the main heap and one more
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROBE, "default"], capture_output=True, text=True, check=True
+    )
+    assert int(done.stdout.split()[1]) > 2  # glibc's own: a heap per thread

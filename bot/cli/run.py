@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bot.allocator import pin_mmap_threshold
+from bot.allocator import limit_arenas, pin_mmap_threshold
 from bot.config import Settings
 
 
@@ -45,8 +45,10 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     with collector_paused():
         from bot.app import Application
 
-    # Before the daemon allocates its pools and buffers: its heap stays flat (bot/allocator.py).
+    # Before the daemon allocates its pools and buffers and starts its threads: its heap stays
+    # flat, its threads share a few arenas (bot/allocator.py).
     pin_mmap_threshold()
+    limit_arenas()
     app = Application(settings)
     await app.start()
     stop = asyncio.Event()

