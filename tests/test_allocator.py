@@ -64,9 +64,19 @@ libc.fopen.restype = ctypes.c_void_p
 libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
 libc.fclose.argtypes = [ctypes.c_void_p]
 limited = limit_arenas() if sys.argv[1] == "limited" else None
-# Threads that each allocate for the first time: glibc gives each a heap of its own, up to its
-# limit (8 per core by default).
-workers = [threading.Thread(target=libc.malloc, args=(1000,)) for _ in range(6)]
+# Threads that each allocate for the first time, all alive at once (a thread that has ended
+# hands its heap to the next one): glibc gives each a heap of its own, up to its limit (8 per
+# core by default).
+together = threading.Barrier(6)
+
+
+def allocate() -> None:
+    together.wait()
+    libc.malloc(1000)
+    together.wait()
+
+
+workers = [threading.Thread(target=allocate) for _ in range(6)]
 for worker in workers:
     worker.start()
 for worker in workers:
