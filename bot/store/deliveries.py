@@ -198,15 +198,18 @@ class Deliveries:
         done: Sequence[int],
         failed: Sequence[tuple[int, str]],
         *,
+        unreadable: Sequence[tuple[int, str]] = (),
         retry_after: float,
         max_attempts: int,
     ) -> None:
         """Record a claim's outcome in one transaction: ``done`` ones are parsed (their body
         dropped); ``failed`` ones (id, error) are held until ``retry_after`` seconds from now —
         which keeps the later deliveries of their order key waiting — and marked failed for
-        good after ``max_attempts`` tries. Deliveries of the claim in neither are given back."""
+        good after ``max_attempts`` tries; ``unreadable`` ones (id, reason) are marked failed
+        at once (kept, body and all, for an operator). Deliveries of the claim in none of them
+        are given back."""
         at = now()
-        failed_ids = {delivery_id for delivery_id, _ in failed}
+        failed_ids = {delivery_id for delivery_id, _ in [*failed, *unreadable]}
         untouched = [
             d.id for d in claim.deliveries if d.id not in failed_ids and d.id not in set(done)
         ]
@@ -233,6 +236,20 @@ class Deliveries:
                     update(deliveries)
                     .where(ours, deliveries.c.attempts >= max_attempts)
                     .values(status=FAILED, lease_token=None, lease_expires_at=None, finished_at=at)
+                )
+            for delivery_id, reason in unreadable:
+                ours = and_(deliveries.c.id == delivery_id, deliveries.c.lease_token == claim.token)
+                conn.execute(
+                    update(deliveries)
+                    .where(ours)
+                    .values(
+                        status=FAILED,
+                        attempts=deliveries.c.attempts + 1,
+                        error=reason[:2000],
+                        lease_token=None,
+                        lease_expires_at=None,
+                        finished_at=at,
+                    )
                 )
 
         await self.db.run_tx(work)
