@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar, cast
 from bot.config import PipelineSettings
 from bot.connector import Connector, RawDelivery, UnreadableDelivery
 from bot.pipeline.claims import ClaimLoop
-from bot.store.deliveries import Deliveries, DeliveryClaim, StoredDelivery
+from bot.store.deliveries import AckBatch, Deliveries, DeliveryClaim, StoredDelivery
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,11 @@ class DeliveryParser(ClaimLoop[DeliveryClaim]):
         self._connectors = connectors
         self._lease = settings.lease_seconds
         self._max_attempts = settings.turn_max_attempts
-        self._writer: GroupCommit[dict[str, Any], int | None] = GroupCommit(
-            deliveries.write, batch=WRITE_BATCH
+        # SQLite: batched on its writer thread; PostgreSQL: in the event loop.
+        self._writer: AckBatch | GroupCommit[dict[str, Any], int | None] = (
+            AckBatch(deliveries, batch=WRITE_BATCH)
+            if deliveries.db.is_sqlite
+            else GroupCommit(deliveries.write, batch=WRITE_BATCH)
         )
         self._handed_over: OrderedDict[int, Any] = OrderedDict()
         self._pruned_at = 0.0
