@@ -12,9 +12,9 @@ as one unit on a worker thread over the plain ``sqlite3`` driver. On PostgreSQL 
 checkout, transaction, statements, commit, return to the pool — runs in one greenlet
 (``greenlet_spawn``, what SQLAlchemy's asyncio layer runs each of those steps in separately):
 three fewer greenlet hand-offs per unit, about a quarter of a one-statement unit's CPU. The
-hottest write of all on SQLite, a webhook's stored delivery, skips SQLAlchemy (``run_driver``):
-a batch of six rows cost 300-330 µs of CPU as a unit on the writer thread, 130-180 µs as one
-statement through the driver.
+hottest write of all on SQLite, a webhook's stored delivery, skips SQLAlchemy (``run_driver``,
+``driver_write``): a batch of six rows cost 300-330 µs of CPU as a unit on the writer thread,
+130-180 µs as one statement through the driver.
 
 Claim loops look at the store when woken, not on a fast poll. Within a process the writer wakes
 them directly; across processes (replicas on one PostgreSQL) a unit that leaves work behind

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.engine import Connection
@@ -175,27 +176,32 @@ class AckBatch:
             return
         try:
             ids = self._deliveries.write_on_writer([row for row, _ in taken])
-        except Exception as exc:  # noqa: BLE001 — handed to every caller of the batch
-            _answer(_fail, exc, taken)
+        except BaseException as exc:  # noqa: BLE001 — handed to every caller of the batch
+            failure = exc if isinstance(exc, Exception) else RuntimeError("write interrupted")
+            _answer(_fail, failure, taken)
         else:
             _answer(_resolve, ids, taken)
 
 
-def _answer(settle: Any, outcome: Any, entries: list[tuple[Any, asyncio.Future[Any]]]) -> None:
-    """``settle(outcome, entries)`` in their event loop, from the writer thread."""
+_Entries = list[tuple[dict[str, Any], asyncio.Future[int | None]]]
+_Outcome = TypeVar("_Outcome")
+
+
+def _answer(settle: Callable[[_Outcome, _Entries], None], outcome: _Outcome, entries: _Entries) -> None:
+    """``settle(outcome, entries)`` in their event loop (one callback), from the writer thread."""
     if entries:
         loop = entries[0][1].get_loop()
-        if not loop.is_closed():
+        with suppress(RuntimeError):  # closed meanwhile: nobody is waiting any more
             loop.call_soon_threadsafe(settle, outcome, entries)
 
 
-def _resolve(ids: list[int | None], entries: list[tuple[Any, asyncio.Future[int | None]]]) -> None:
+def _resolve(ids: list[int | None], entries: _Entries) -> None:
     for (_row, done), id_ in zip(entries, ids, strict=True):
         if not done.done():
             done.set_result(id_)
 
 
-def _fail(exc: BaseException, entries: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+def _fail(exc: BaseException, entries: _Entries) -> None:
     for _row, done in entries:
         if not done.done():
             done.set_exception(exc)
