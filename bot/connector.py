@@ -99,6 +99,12 @@ class ActionError(RemoteError):
         super().__init__(message, retryable=retryable, retry_after=retry_after)
 
 
+class UnreadableDelivery(ValueError):
+    """A stored delivery no retry will ever parse (its payload is not what the platform
+    documents): raised by ``Connector.parse_delivery``; the delivery is logged and kept,
+    marked failed with this message as its reason, for an operator to look at."""
+
+
 @dataclass(frozen=True, slots=True)
 class RawDelivery:
     """A verified webhook delivery as the platform sent it, stored before the acknowledgement
@@ -355,7 +361,7 @@ class Connector(ABC):
         """Turn a delivery this connector stored with ``ConnectorRuntime.submit_raw`` into
         inbox messages and signals, after the platform was answered. Called once per delivery
         in the order of its ``order_key``, again after a crash (the inbox dedups messages);
-        raise to have it tried again later."""
+        raise to have it tried again later, or ``UnreadableDelivery`` when no retry can help."""
         raise NotImplementedError(f"the {self.name} connector stores no raw deliveries")
 
     async def start(self) -> None:

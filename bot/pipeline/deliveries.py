@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
 from bot.config import PipelineSettings
-from bot.connector import Connector, RawDelivery
+from bot.connector import Connector, RawDelivery, UnreadableDelivery
 from bot.pipeline.claims import ClaimLoop
-from bot.store.deliveries import Deliveries, DeliveryClaim, StoredDelivery
+from bot.store.deliveries import AckBatch, Deliveries, DeliveryClaim, StoredDelivery
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,11 @@ class DeliveryParser(ClaimLoop[DeliveryClaim]):
         self._connectors = connectors
         self._lease = settings.lease_seconds
         self._max_attempts = settings.turn_max_attempts
-        self._writer: GroupCommit[dict[str, Any], int | None] = GroupCommit(
-            deliveries.write, batch=WRITE_BATCH
+        # SQLite: batched on its writer thread; PostgreSQL: in the event loop.
+        self._writer: AckBatch | GroupCommit[dict[str, Any], int | None] = (
+            AckBatch(deliveries, batch=WRITE_BATCH)
+            if deliveries.db.is_sqlite
+            else GroupCommit(deliveries.write, batch=WRITE_BATCH)
         )
         self._handed_over: OrderedDict[int, Any] = OrderedDict()
         self._pruned_at = 0.0
@@ -193,19 +196,23 @@ class DeliveryParser(ClaimLoop[DeliveryClaim]):
     async def _handle(self, work: DeliveryClaim) -> None:
         done: list[int] = []
         failed: list[tuple[int, str]] = []
+        unreadable: list[tuple[int, str]] = []
         conversations: dict[tuple[str, str], list[StoredDelivery]] = {}
         for delivery in work.deliveries:
             conversations.setdefault((delivery.channel, delivery.order_key), []).append(delivery)
 
         async def parse_in_order(items: list[StoredDelivery]) -> None:
             for delivery in items:
-                error = await self._parse(delivery)
-                if error is not None:
+                outcome = await self._parse(delivery)
+                if isinstance(outcome, UnreadableDelivery):
+                    unreadable.append((delivery.id, str(outcome)))  # kept; the rest goes on
+                elif outcome is not None:
                     # The rest of this conversation waits behind it (given back; not claimable
                     # while this one is held for its retry).
-                    failed.append((delivery.id, error))
+                    failed.append((delivery.id, outcome))
                     return
-                done.append(delivery.id)
+                else:
+                    done.append(delivery.id)
 
         await asyncio.gather(*(parse_in_order(items) for items in conversations.values()))
         attempts = max((d.attempts for d in work.deliveries if d.id in dict(failed)), default=0)
@@ -214,6 +221,7 @@ class DeliveryParser(ClaimLoop[DeliveryClaim]):
                 work,
                 done,
                 failed,
+                unreadable=unreadable,
                 retry_after=min(2.0**attempts, 300.0),
                 max_attempts=self._max_attempts,
             )
@@ -221,8 +229,9 @@ class DeliveryParser(ClaimLoop[DeliveryClaim]):
             # Left leased: parsed again when the lease runs out (the inbox dedups messages).
             log.exception("recording %d parsed deliveries failed", len(done))
 
-    async def _parse(self, delivery: StoredDelivery) -> str | None:
-        """Hand one delivery to its connector; the error when it failed."""
+    async def _parse(self, delivery: StoredDelivery) -> str | UnreadableDelivery | None:
+        """Hand one delivery to its connector; the error when it failed (``UnreadableDelivery``
+        when trying again cannot help)."""
         connector = self._connectors.get(delivery.channel)
         if connector is None:
             return f"no {delivery.channel!r} connector in this process"
@@ -234,6 +243,16 @@ class DeliveryParser(ClaimLoop[DeliveryClaim]):
         )
         try:
             await connector.parse_delivery(raw)
+        except UnreadableDelivery as exc:
+            # Acknowledged already, so the platform will not send it again: kept, marked
+            # failed with the reason, for an operator (``Deliveries.counts``, the row's error).
+            log.error(
+                "%s delivery %s is unreadable, kept as failed: %s",
+                delivery.channel,
+                delivery.dedup_key,
+                exc,
+            )
+            return exc
         except Exception as exc:  # noqa: BLE001 — recorded on the delivery and tried again later
             log.warning(
                 "parsing %s delivery %s failed (try %d): %s",

@@ -12,9 +12,9 @@ as one unit on a worker thread over the plain ``sqlite3`` driver. On PostgreSQL 
 checkout, transaction, statements, commit, return to the pool — runs in one greenlet
 (``greenlet_spawn``, what SQLAlchemy's asyncio layer runs each of those steps in separately):
 three fewer greenlet hand-offs per unit, about a quarter of a one-statement unit's CPU. The
-hottest write of all on SQLite, a webhook's stored delivery, skips SQLAlchemy (``run_driver``):
-a batch of six rows cost 300-330 µs of CPU as a unit on the writer thread, 130-180 µs as one
-statement through the driver.
+hottest write of all on SQLite, a webhook's stored delivery, skips SQLAlchemy (``run_driver``,
+``driver_write``): a batch of six rows cost 300-330 µs of CPU as a unit on the writer thread,
+130-180 µs as one statement through the driver.
 
 Claim loops look at the store when woken, not on a fast poll. Within a process the writer wakes
 them directly; across processes (replicas on one PostgreSQL) a unit that leaves work behind
@@ -52,6 +52,7 @@ from bot.domain import new_id
 log = logging.getLogger(__name__)
 
 _IMMEDIATE = "supportbot_immediate"
+_WRITER_THREAD = "sqlite-writer"
 # SQLite connections (and the threads running units of work on them) per process.
 _SQLITE_POOL = 5
 # The PostgreSQL channel wake-ups travel on; a payload is ``topic|origin``.
@@ -101,7 +102,7 @@ class SQLiteWriter:
             (self._urgent if urgent else self._ordinary).append((unit, future))
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._serve, name="sqlite-writer", daemon=True
+                    target=self._serve, name=_WRITER_THREAD, daemon=True
                 )
                 self._thread.start()
             self._ready.notify()
@@ -301,6 +302,30 @@ class Database:
             raise RuntimeError("run_driver is SQLite's")
         self.round_trips += 1
         return await self._written(lambda: self._run_driver(sql, params), urgent=urgent)
+
+    async def run_on_writer(self, unit: Callable[[], T], *, urgent: bool = False) -> T:
+        """``unit`` (plain driver work, ``driver_write``) as one unit on SQLite's writer
+        thread; its result (``urgent`` as in ``run_tx``)."""
+        if self._writer is None:
+            raise RuntimeError("run_on_writer is SQLite's")
+        self.round_trips += 1
+        return await self._written(unit, urgent=urgent)
+
+    def queue_on_writer(self, unit: Callable[[], Any], *, urgent: bool = False) -> None:
+        """Queue ``unit`` on SQLite's writer thread (``urgent`` as in ``run_tx``); nobody waits
+        on it here: ``unit`` hands its outcome back itself (``bot.store.deliveries.AckBatch``,
+        which resolves a whole batch of callers with one event-loop callback)."""
+        if self._writer is None:
+            raise RuntimeError("queue_on_writer is SQLite's")
+        self.round_trips += 1
+        self._writer.submit(unit, urgent=urgent)
+
+    def driver_write(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        """``run_driver``'s statement run here and now: on the writer thread only, inside a
+        unit queued there (``queue_on_writer``)."""
+        if threading.current_thread().name != _WRITER_THREAD:
+            raise RuntimeError("driver_write runs on SQLite's writer thread only")
+        return self._run_driver(sql, params)
 
     async def _written(self, unit: Callable[[], T], *, urgent: bool) -> T:
         """``unit``'s result from the writer thread, its caller resumed two event-loop

@@ -13,10 +13,13 @@ other's uncommitted leases as free.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.engine import Connection
@@ -120,6 +123,90 @@ class DeliveryClaim:
     deliveries: tuple[StoredDelivery, ...]
 
 
+class AckBatch:
+    """Deliveries stored on SQLite's writer thread as platforms wait for their answer: a unit
+    there takes every delivery queued when it starts (at most ``batch``), inserts them in one
+    transaction and hands each caller its outcome — all of them in one event-loop callback.
+
+    Queued in the event loop instead (``bot.pipeline.deliveries.GroupCommit``), each batch
+    waited for its leader to resume before the next one could start — one loop pass, a few ms
+    of turns' work under load — and each follower one pass more after its leader. Here the
+    next batch is queued (as urgent, ahead of turn units) the moment a delivery arrives while
+    none waits to be taken, so it starts on the writer thread right after the batch before it.
+    A caller is answered only after the transaction holding its row committed."""
+
+    def __init__(self, deliveries: Deliveries, *, batch: int):
+        self._deliveries = deliveries
+        self._batch = batch
+        self._lock = threading.Lock()
+        self._queue: list[tuple[dict[str, Any], asyncio.Future[int | None]]] = []
+        self._armed = False  # a unit is queued that has not taken its rows yet
+
+    async def put(self, row: dict[str, Any]) -> int | None:
+        """Store ``row`` (``Deliveries.row``); its new id, None when it was stored before."""
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        with self._lock:
+            self._queue.append((row, done))
+            arm, self._armed = not self._armed, True
+        if arm:
+            try:
+                self._deliveries.db.queue_on_writer(self._unit, urgent=True)
+            except BaseException as exc:  # a closed database: nothing queued will be written
+                with self._lock:
+                    dropped, self._queue, self._armed = self._queue, [], False
+                _fail(exc, [entry for entry in dropped if entry[1] is not done])
+                raise
+        return await done
+
+    def _unit(self) -> None:
+        """On the writer thread: write what is queued now; answer its callers."""
+        with self._lock:
+            taken, self._queue = self._queue[: self._batch], self._queue[self._batch :]
+            self._armed = bool(self._queue)
+        if self._armed:  # more than a batch waiting: the rest right after this one
+            try:
+                self._deliveries.db.queue_on_writer(self._unit, urgent=True)
+            except RuntimeError as exc:
+                with self._lock:
+                    dropped, self._queue, self._armed = self._queue, [], False
+                _answer(_fail, exc, dropped)
+        # A caller cancelled before its row is written is left out, as if never queued.
+        taken = [entry for entry in taken if not entry[1].cancelled()]
+        if not taken:
+            return
+        try:
+            ids = self._deliveries.write_on_writer([row for row, _ in taken])
+        except BaseException as exc:  # noqa: BLE001 — handed to every caller of the batch
+            failure = exc if isinstance(exc, Exception) else RuntimeError("write interrupted")
+            _answer(_fail, failure, taken)
+        else:
+            _answer(_resolve, ids, taken)
+
+
+_Entries = list[tuple[dict[str, Any], asyncio.Future[int | None]]]
+_Outcome = TypeVar("_Outcome")
+
+
+def _answer(settle: Callable[[_Outcome, _Entries], None], outcome: _Outcome, entries: _Entries) -> None:
+    """``settle(outcome, entries)`` in their event loop (one callback), from the writer thread."""
+    if entries:
+        loop = entries[0][1].get_loop()
+        with suppress(RuntimeError):  # closed meanwhile: nobody is waiting any more
+            loop.call_soon_threadsafe(settle, outcome, entries)
+
+
+def _resolve(ids: list[int | None], entries: _Entries) -> None:
+    for (_row, done), id_ in zip(entries, ids, strict=True):
+        if not done.done():
+            done.set_result(id_)
+
+
+def _fail(exc: BaseException, entries: _Entries) -> None:
+    for _row, done in entries:
+        if not done.done():
+            done.set_exception(exc)
+
+
 class Deliveries:
     """Stored raw deliveries, their claims and their outcome."""
 
@@ -141,20 +228,25 @@ class Deliveries:
             "received_at": now(),
         }
 
+    def write_on_writer(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+        """``write`` on SQLite, run on its writer thread (inside a unit queued there): one
+        statement through the driver (``Database.driver_write``), the rows in one multi-row
+        VALUES, the ones new here returned (a batch over SQLite's bound variables is split,
+        each part atomic, as on PostgreSQL)."""
+        inserted: dict[tuple[str, str], int] = {}
+        for start in range(0, len(rows), _SQLITE_ROWS):
+            part = rows[start : start + _SQLITE_ROWS]
+            params = [row[name] for row in part for name in _COLUMNS]
+            found = self.db.driver_write(_sqlite_insert(len(part)), params)
+            inserted.update(((channel, key), id_) for id_, channel, key in found)
+        return _ids(rows, inserted)
+
     async def write(self, rows: Sequence[dict[str, Any]]) -> list[int | None]:
         """Insert ``rows`` (``row``) in one transaction; for each, its new id, or None when
         that delivery was stored before (or twice in this batch: the first one is new)."""
         if self.db.is_sqlite:
-            # One statement through the driver (``Database.run_driver``): the batch's rows in
-            # one multi-row VALUES, the ones new here returned (a batch over SQLite's bound
-            # variables is split, each part atomic, as below).
-            inserted: dict[tuple[str, str], int] = {}
-            for start in range(0, len(rows), _SQLITE_ROWS):
-                part = rows[start : start + _SQLITE_ROWS]
-                params = [row[name] for row in part for name in _COLUMNS]
-                found = await self.db.run_driver(_sqlite_insert(len(part)), params, urgent=True)
-                inserted.update(((channel, key), id_) for id_, channel, key in found)
-            return _ids(rows, inserted)
+            batch = list(rows)
+            return await self.db.run_on_writer(lambda: self.write_on_writer(batch), urgent=True)
 
         def work(conn: Connection) -> list[int | None]:
             result = conn.execute(self._insert, list(rows))
@@ -198,15 +290,18 @@ class Deliveries:
         done: Sequence[int],
         failed: Sequence[tuple[int, str]],
         *,
+        unreadable: Sequence[tuple[int, str]] = (),
         retry_after: float,
         max_attempts: int,
     ) -> None:
         """Record a claim's outcome in one transaction: ``done`` ones are parsed (their body
         dropped); ``failed`` ones (id, error) are held until ``retry_after`` seconds from now —
         which keeps the later deliveries of their order key waiting — and marked failed for
-        good after ``max_attempts`` tries. Deliveries of the claim in neither are given back."""
+        good after ``max_attempts`` tries; ``unreadable`` ones (id, reason) are marked failed
+        at once (kept, body and all, for an operator). Deliveries of the claim in none of them
+        are given back."""
         at = now()
-        failed_ids = {delivery_id for delivery_id, _ in failed}
+        failed_ids = {delivery_id for delivery_id, _ in [*failed, *unreadable]}
         untouched = [
             d.id for d in claim.deliveries if d.id not in failed_ids and d.id not in set(done)
         ]
@@ -233,6 +328,20 @@ class Deliveries:
                     update(deliveries)
                     .where(ours, deliveries.c.attempts >= max_attempts)
                     .values(status=FAILED, lease_token=None, lease_expires_at=None, finished_at=at)
+                )
+            for delivery_id, reason in unreadable:
+                ours = and_(deliveries.c.id == delivery_id, deliveries.c.lease_token == claim.token)
+                conn.execute(
+                    update(deliveries)
+                    .where(ours)
+                    .values(
+                        status=FAILED,
+                        attempts=deliveries.c.attempts + 1,
+                        error=reason[:2000],
+                        lease_token=None,
+                        lease_expires_at=None,
+                        finished_at=at,
+                    )
                 )
 
         await self.db.run_tx(work)

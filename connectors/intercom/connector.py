@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from cachetools import FIFOCache
 
 from bot.config import IntercomSettings
-from bot.connector import ActionError, Connector, ConnectorRuntime, RawDelivery
+from bot.connector import ActionError, Connector, ConnectorRuntime, RawDelivery, UnreadableDelivery
 from bot.domain import (
     JSON,
     Action,
@@ -172,8 +172,8 @@ class IntercomConnector(Connector):
     # -- inbound: notifications -------------------------------------------------------------
 
     async def receive(self, payload: JSON, body: bytes) -> tuple[int, str]:
-        """Check one verified notification (an unreadable conversation is refused before
-        anything is stored) and store it for ``parse_delivery``; the HTTP status, a reason."""
+        """Check one verified notification's envelope and store it for ``parse_delivery``
+        (which reads its conversation, after the answer); the HTTP status, a reason."""
         topic = payload.get("topic")
         notification_id = payload.get("id")
         if topic == "ping":
@@ -186,16 +186,12 @@ class IntercomConnector(Connector):
         item = data.get("item") if isinstance(data, dict) else None
         if not isinstance(item, dict) or item.get("id") is None:
             return 400, "notification without a conversation item"
-        try:
-            conversation = Conversation.from_json(item)
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            return 400, f"unreadable conversation item: {exc}"
         # Intercom's notification id is the redelivery's key; without one, the body itself.
         key = notification_id if isinstance(notification_id, str) and notification_id else (
             "sha256:" + hashlib.sha256(body).hexdigest())
         # Ordered under the thread's external id: erasing the thread finds it by that.
-        order = thread_external_id(conversation.id)
-        delivery = RawDelivery(key, order, body, payload=(topic, conversation))
+        order = thread_external_id(str(item["id"]))
+        delivery = RawDelivery(key, order, body, payload=(topic, item))
         try:
             new = await self._runtime.submit_raw(delivery)
         except Exception:
@@ -207,12 +203,16 @@ class IntercomConnector(Connector):
 
     async def parse_delivery(self, delivery: RawDelivery) -> None:
         """A stored notification's customer messages into the inbox, an admin's event as a
-        handoff signal, a rating recorded; raises to be tried again later."""
+        handoff signal, a rating recorded; raises to be tried again later (an unreadable
+        conversation: ``UnreadableDelivery``, kept as failed)."""
         if delivery.payload is not None:
-            topic, conversation = delivery.payload
-        else:  # stored by a process that did not parse it; checked before it was stored
-            payload = json.loads(delivery.body)
-            topic, conversation = payload["topic"], Conversation.from_json(payload["data"]["item"])
+            topic, item = delivery.payload
+        else:  # stored by a process that did not keep its decoded body; checked when stored
+            topic, item = (payload := json.loads(delivery.body))["topic"], payload["data"]["item"]
+        try:
+            conversation = Conversation.from_json(item)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise UnreadableDelivery(f"unreadable conversation item: {exc!r}") from exc
         reason = await self._act(str(topic), conversation)
         log.debug("Intercom notification %s: %s", delivery.dedup_key, reason)
 

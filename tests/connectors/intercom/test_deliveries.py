@@ -6,13 +6,17 @@ notifications reach the inbox in the order they came."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from bot.app import Application
 from bot.connector import RawDelivery
+from bot.store.schema import deliveries
 from tests.connectors.intercom.conftest import deliver, running_app, settled, wait_until
 from tests.fakes.intercom import FakeIntercom
 
@@ -146,3 +150,35 @@ async def test_a_conversations_notifications_are_parsed_in_order(
         items = await app.store.inbox_items()
         assert [i["payload"]["text"] for i in items] == ["one", "two", "three", "four"]
         assert {i["status"] for i in items} <= {"done", "skipped"}
+
+
+async def test_an_unreadable_conversation_is_acknowledged_then_kept_as_failed(
+    db_url: str, fake_intercom: FakeIntercom, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The conversation item is read after the answer: one that cannot be read is stored and
+    answered 200 (Intercom would not send it again anyway), then logged and kept, marked
+    failed with the reason, without holding back the conversation's next notification."""
+    fake = fake_intercom
+    conversation = fake.start_conversation(fake.add_contact(), "<p>one</p>")
+    async with running_app(db_url, fake) as (app, _runner):
+        broken = fake.notification("conversation.user.created", conversation)
+        broken["data"]["item"]["conversation_parts"] = {"conversation_parts": [{"body": "x"}]}
+        with caplog.at_level(logging.ERROR, logger="bot.pipeline.deliveries"):
+            status, answer = await deliver(app, broken)
+        assert (status, answer["reason"]) == (200, "stored")
+        assert (await app.store.deliveries.counts()) == {"failed": 1}
+        query = select(deliveries.c.dedup_key, deliveries.c.error, deliveries.c.body)
+        ((key, error, body),) = await app.store.deliveries.db.run_read(
+            lambda conn: conn.execute(query).all()
+        )
+        assert key == broken["id"] and bytes(body) == json.dumps(broken).encode()
+        assert error.startswith("unreadable conversation item: KeyError('id')")
+        assert any(
+            broken["id"] in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records
+        )
+
+        fake.user_reply(conversation, "<p>two</p>")
+        notification = fake.notification("conversation.user.replied", conversation)
+        assert (await deliver(app, notification))[0] == 200
+        await wait_until(lambda: len(fake.replies(conversation)) == 1, what="the reply")
+        assert (await app.store.deliveries.counts()) == {"failed": 1, "done": 1}

@@ -1,12 +1,14 @@
-"""Concurrent webhook deliveries share their durable write (the raw deliveries' group commit),
-over real HTTP on 127.0.0.1, on SQLite and PostgreSQL: deliveries that arrive while a write is
-under way are stored together in the next one, each acknowledged only once it is stored, and
-when that write fails none of them is acknowledged."""
+"""Concurrent webhook deliveries share their durable write, over real HTTP on 127.0.0.1, on
+SQLite and PostgreSQL: deliveries that arrive while a write is under way (PostgreSQL's group
+commit) or while SQLite's writer thread is busy are stored together in the next one, each
+acknowledged only once it is stored, and when that write fails none of them is acknowledged."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,7 +25,8 @@ CONCURRENT = 20
 
 class HeldWrites:
     """``Deliveries.write`` counted, its first call held until every delivery is queued
-    behind it, and ``fail`` deciding which calls raise instead of writing."""
+    behind it (on SQLite, ``write_on_writer`` counted and the writer thread held by
+    ``hold_writer``), and ``fail`` deciding which calls raise instead of writing."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *, fail: Callable[[int], bool]):
         self.batches: list[int] = []
@@ -44,8 +47,16 @@ class HeldWrites:
                 raise OSError("disk full")
             return await write(store, rows)
 
+        def counted_on_writer(store: Deliveries, rows: Sequence[dict[str, Any]]) -> list[int | None]:
+            self.batches.append(len(rows))  # SQLite's, on its writer thread (``hold_writer``)
+            if self._fail(len(self.batches)):
+                raise OSError("disk full")
+            return write_on_writer(store, rows)
+
+        write_on_writer = Deliveries.write_on_writer
         monkeypatch.setattr(Deliveries, "row", staticmethod(counted_row))
         monkeypatch.setattr(Deliveries, "write", held)
+        monkeypatch.setattr(Deliveries, "write_on_writer", counted_on_writer)
 
 
 def notifications(fake: FakeIntercom, count: int) -> list[bytes]:
@@ -78,17 +89,46 @@ async def stored(app: Any) -> int:
     return sum(counts.values())
 
 
+async def hold_writer(app: Any, writes: HeldWrites) -> asyncio.Task[None]:
+    """SQLite's writer thread kept busy (an ordinary unit) until every delivery is queued."""
+    started = threading.Event()
+
+    def hold(_conn: Any) -> None:
+        started.set()
+        deadline = time.monotonic() + 10
+        while writes.queued < CONCURRENT and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    held = asyncio.create_task(app.store.db.run_tx(hold))
+    while not started.is_set():
+        await asyncio.sleep(0.01)
+    return held
+
+
+async def post_held(app: Any, writes: HeldWrites, bodies: list[bytes]) -> list[int]:
+    if not app.store.db.is_sqlite:
+        return await post_all(app.http_port, bodies)
+    held = await hold_writer(app, writes)
+    statuses = await post_all(app.http_port, bodies)
+    await held
+    return statuses
+
+
 async def test_deliveries_during_a_write_share_the_next_one(
     db_url: str, fake_intercom: FakeIntercom, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     writes = HeldWrites(monkeypatch, fail=lambda _call: False)
     bodies = notifications(fake_intercom, CONCURRENT)
     async with running_app(db_url, fake_intercom) as (app, _runner):
-        statuses = await post_all(app.http_port, bodies)
+        statuses = await post_held(app, writes, bodies)
         assert statuses == [200] * CONCURRENT
-        # One write for whichever came first, one for the 19 queued behind it: two
-        # transactions for twenty deliveries, where one each would be twenty.
-        assert writes.batches == [1, CONCURRENT - 1]
+        if app.store.db.is_sqlite:
+            # Queued while the writer thread was busy: all taken by the next unit there.
+            assert writes.batches == [CONCURRENT]
+        else:
+            # One write for whichever came first, one for the 19 queued behind it: two
+            # transactions for twenty deliveries, where one each would be twenty.
+            assert writes.batches == [1, CONCURRENT - 1]
         assert await stored(app) == CONCURRENT
         # Redelivered together: acknowledged, stored no second time.
         assert await post_all(app.http_port, bodies) == [200] * CONCURRENT
@@ -98,13 +138,18 @@ async def test_deliveries_during_a_write_share_the_next_one(
 async def test_a_failed_group_write_acknowledges_none_of_its_deliveries(
     db_url: str, fake_intercom: FakeIntercom, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writes = HeldWrites(monkeypatch, fail=lambda call: call == 2)
+    writes = HeldWrites(monkeypatch, fail=lambda call: call == (1 if "sqlite" in db_url else 2))
     bodies = notifications(fake_intercom, CONCURRENT)
     async with running_app(db_url, fake_intercom) as (app, _runner):
-        statuses = await post_all(app.http_port, bodies)
-        assert writes.batches == [1, CONCURRENT - 1]
-        assert sorted(statuses) == [200] + [503] * (CONCURRENT - 1)
-        assert await stored(app) == 1
+        statuses = await post_held(app, writes, bodies)
+        if app.store.db.is_sqlite:
+            assert writes.batches == [CONCURRENT]
+            assert statuses == [503] * CONCURRENT
+            assert await stored(app) == 0
+        else:
+            assert writes.batches == [1, CONCURRENT - 1]
+            assert sorted(statuses) == [200] + [503] * (CONCURRENT - 1)
+            assert await stored(app) == 1
         # Intercom delivers the refused ones again: now they are stored, each once.
         assert await post_all(app.http_port, bodies) == [200] * CONCURRENT
         assert await stored(app) == CONCURRENT
