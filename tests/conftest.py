@@ -7,6 +7,7 @@ Unreachable PostgreSQL skips those tests locally and fails them on CI (``CI=true
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import socket
@@ -144,6 +145,22 @@ async def store(db_url: str) -> AsyncIterator[Store]:
         yield Store(db)
     finally:
         await db.dispose()
+
+
+class Ticks:
+    """Counts the event loop's iterations (one task that yields in a loop)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.count += 1
+            await asyncio.sleep(0)
+
+    def stop(self) -> None:
+        self._task.cancel()
 
 
 def make_settings(db_url: str, **sections: Any) -> Settings:

@@ -11,12 +11,7 @@ questions an article answers.
 
 from __future__ import annotations
 
-import re
-
-
-def _any(*patterns: str) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-
+from bot.agent.phrases import any_of
 
 _REGULATOR = (
     r"(?:ofcom|ofgem|ofwat|the\s+fca|fca|acm|cma|ftc|fcc|bbb|better\s+business\s+bureau|"
@@ -26,7 +21,7 @@ _REGULATOR = (
 # Announced, not asked about: "reporting you lot to ofcom tomorrow", "I'm going to the
 # regulator", "putting this all over trustpilot", "1 star reviews on every site" (not "is lumen
 # regulated by ofcom?", "how do I leave a review?").
-THREAT = _any(
+THREAT = any_of(
     r"\breport(?:ing|ed)?\s+(?:you|you\s+(?:lot|guys|people|all)|this|your\s+(?:company|business|"
     r"firm|lot))\s+to\b",
     r"\b(?:i['’]?ll|i\s+will|i['’]?m|im|i\s+am|going\s+to|gonna|will\s+be|about\s+to)\s+(?:be\s+)?"
@@ -59,7 +54,7 @@ _COST = (
     r"(?:garage|plumber|plumbers|plumber['’]s|repair|repairs|mechanic|hospital|dentist|doctor|"
     r"cleaning|decorator|builder|electrician|roofer|glazier)\s+(?:bill|invoice|costs?|fees?)"
 )
-DAMAGE_CLAIM = _any(
+DAMAGE_CLAIM = any_of(
     r"\bwho\s*(?:['’]s|\s+is|\s+will\s+be)?\s+(?:going\s+to\s+|gonna\s+)?(?:pay|paying|cover|"
     r"covering)\s+(?:for\s+)?(?:this|that|it|the\s+(?:damage|repairs?|bill|cost|doctor|dentist|"
     r"hospital))\b",
@@ -89,7 +84,7 @@ _BILLED = (
     r"(?:\b(?:bill|billed|charged?|charges|statement|invoice|paid|took|taken|debited|"
     r"direct\s+debit|paypal|card)\b|[$€£]\s?\d)"
 )
-NOT_ME = _any(
+NOT_ME = any_of(
     r"(?:^|[,.;:!]\s*|\b(?:that|this|it|but|and)\s+)"
     r"(?:was\s*n[o'’]?t|wasnt|was\s+not)\s+(?:me|us)\b",
     r"\b(?:someone|somebody)\s+(?:else\s+)?(?:has\s+)?(?:booked|ordered|bought|placed|made|spent|"
@@ -106,7 +101,7 @@ NOT_ME = _any(
 # A step on their own record, told or asked of the company: "waive my cancellation fee",
 # "refund the €1.49 extension fee from tuesday pls", "credit my account for it", "can you merge
 # them into one" (not "how do refunds work?", "can I merge two accounts?": how-tos).
-DEMAND = _any(
+DEMAND = any_of(
     r"(?:^|[.!,;]\s*)(?:just\s+|please\s+|pls\s+|now\s+)?(?:waive|reverse|credit|reimburse|"
     r"refund)\s+(?:me\s+)?(?:my|our|the|this|that|these|those)\s+(?:\w+\s+){0,3}?"
     r"(?:fee|fees|charge|charges|payment|payments|penalty|fine|account|bill|debt|"

@@ -20,6 +20,7 @@ from bot.agent.demands import THREAT as _THREAT
 from bot.agent.outcomes import NOT_SOLVED as _NOT_SOLVED
 from bot.agent.outcomes import SOLVED as _SOLVED
 from bot.agent.outcomes import THANKS as _THANKS
+from bot.agent.phrases import any_of
 from bot.agent.scope import BUSINESS_ENQUIRY as _BUSINESS_ENQUIRY
 from bot.agent.scope import OUT_OF_SCOPE as _OUT_OF_SCOPE
 from bot.agent.sensitive import COMPANY_ACTED as _COMPANY_ACTED
@@ -61,10 +62,6 @@ class Reading:
         return intent in self.intents
 
 
-def _any(*patterns: str) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-
-
 _PERSON_NOUN = (
     r"(?:a\s+|an\s+|one\s+of\s+your\s+|your\s+|the\s+|some\s*)?(?:real\s+|actual\s+|live\s+)?"
     r"(?:human(?:\s+being)?|person|people|someone|somebody|agent|representative|rep|operator|"
@@ -76,7 +73,7 @@ _PERSON_NOUN = (
 _NOT_PRODUCT = r"\b(?![-'’]|\s+(?:seat|licen[cs]e|account|role|permission|access|view|field)s?\b)"
 # Not "user agent", "human-readable", "agents' permissions", "give an agent access": a noun after
 # a request verb, or a qualified person ("real person", "live agent").
-_ASKS_FOR_PERSON = _any(
+_ASKS_FOR_PERSON = any_of(
     r"\b(?:talk|speak|chat|get\s+through)\s+(?:to|with)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
     r"\b(?:connect|transfer|escalate|pass|hand|put|get)\s+me\s+(?:through\s+|in\s+touch\s+)?"
     r"(?:to|with|over\s+to)\s+" + _PERSON_NOUN + _NOT_PRODUCT,
@@ -140,7 +137,7 @@ _ASKS_FOR_PERSON = _any(
     r"\bmet\s+een\s+(?:medewerker|mens)\b",
     r"(?:担当者|オペレーター|人間と話)",
 )
-_COMPLAINT = _any(
+_COMPLAINT = any_of(
     r"\b(?:lawyer|attorney|solicitor|lawsuit|legal\s+action|take\s+(?:you|this|it)\s+to\s+court)\b",
     r"\bsue\s+(?:you|them|your)\b",
     r"\b(?:going\s+to|gonna|will|'ll)\s+sue\b",
@@ -213,7 +210,7 @@ _NOT_HAPPENED = (
 )
 _AMOUNT = f"(?:{_MONEY}|{_CHARGED})"
 _WHEN = f"(?:{_DATE}|{_DAY})"
-_ACCOUNT_SPECIFIC = _any(
+_ACCOUNT_SPECIFIC = any_of(
     # Asked of the bot ("can you check…", "please look into…"), not "how do I check my account".
     r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please)\s+(?:please\s+)?"
     r"(?:check|look\s+(?:at|into|up)|investigate|pull\s+up)\s+(?:why\s+|what\s+happened\s+"
@@ -288,7 +285,7 @@ _ACCOUNT_SPECIFIC = _any(
     r"(?:money|payments?))\b",
 )
 # Sentences that address the bot's instructions instead of asking something.
-_INJECTION = _any(
+_INJECTION = any_of(
     r"\bignore\s+(?:all\s+|any\s+|your\s+|the\s+)?(?:previous\s+|prior\s+|above\s+)?"
     r"(?:instructions|rules|prompt)",
     r"\bignore\s+(?:all\s+of\s+|everything\s+)?(?:the\s+)?(?:above|previous|prior)"

@@ -6,15 +6,10 @@ offline responder closes a conversation, escalates one whose answer did not help
 
 from __future__ import annotations
 
-import re
-
-
-def _any(*patterns: str) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-
+from bot.agent.phrases import any_of
 
 # Thanks, or a goodbye that wraps up the same way ("have a nice evening").
-THANKS = _any(
+THANKS = any_of(
     r"\b(?:thanks|thank\s*(?:you|u|ya)|thanx|thnx|thx|ty|tysm|cheers|much\s+appreciated|merci|"
     r"danke|gracias|grazie)\b",
     r"\b(?:i|we)?\s*(?:really\s+)?appreciate\s+(?:it|that|this|the\s+help|your\s+help)\b",
@@ -24,7 +19,7 @@ THANKS = _any(
     r"(?:^|[,.!]\s*)ta(?:\s+very\s+much)?\W*$",
     r"ありがとう",
 )
-NOT_SOLVED = _any(
+NOT_SOLVED = any_of(
     r"\b(?:did\s*n[o'’]?t|does\s*n[o'’]?t|do\s*n[o'’]?t|is\s*n[o'’]?t|was\s*n[o'’]?t|won'?t|"
     r"can'?t)\s+(?:help|work|fix|solve|answer)",
     r"\b(?:did|does|do|is|was)\s+not\s+(?:help|work|fix|solve|answer)",
@@ -71,7 +66,7 @@ NOT_SOLVED = _any(
     r"\b(?:hat\s+nicht\s+geholfen|funktioniert\s+(?:immer\s+noch|noch\s+immer)?\s*nicht|"
     r"ne\s+marche\s+(?:toujours\s+)?pas|sigue\s+sin|no\s+funciona)\b",
 )
-SOLVED = _any(
+SOLVED = any_of(
     r"\b(?:it'?s|it\s+is|we'?re|i'?m)\s+back\s+(?:up|online|working|in)\b|"
     r"\b(?:did|does|done)\s+the\s+trick\b|\bworked\s+(?:like\s+a\s+charm|a\s+treat|perfectly)\b",
     r"\b(?:that|this|it|that's|thats|that\s+has|that've)\s+(?:did\s+it|done\s+it|did\s+the\s+trick|"

@@ -8,14 +8,9 @@ out-of-scope question is answered only by an article clearly about it.
 
 from __future__ import annotations
 
-import re
+from bot.agent.phrases import any_of
 
-
-def _any(*patterns: str) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-
-
-OUT_OF_SCOPE = _any(
+OUT_OF_SCOPE = any_of(
     r"\b(?:are|is|r)\s+(?:you|u|your\s+(?:company|team)|\w+)\s+(?:currently\s+|still\s+)?hiring\b",
     r"\b(?:job|career|work)\s+(?:openings?|opportunit(?:y|ies)|vacanc(?:y|ies)|application)s?\b",
     r"\b(?:any|your)\s+(?:vacancies|open\s+positions|careers\s+page)\b",
@@ -42,7 +37,7 @@ _BUSINESS_WRITER = (
     r"\bon\s+behalf\s+of\s+(?:a|an|our|my)\s+(?:\w+\s+){0,2}?"
     r"(?:company|business|practice|clinic|shop|store|agency|charity|firm|organi[sz]ation)\b)"
 )
-BUSINESS_ENQUIRY = _any(
+BUSINESS_ENQUIRY = any_of(
     r"\b(?:become|be)\s+(?:a|an|one\s+of\s+your)\s+(?:\w+\s+)?(?:partner|supplier|stockist|"
     r"reseller|affiliate|distributor|vendor|wholesaler|sponsor)s?\b",
     r"\b(?:partnership|collaboration|sponsorship|advertising|wholesale|press|media|business|"

@@ -10,17 +10,12 @@ articles for it ("my dad passed away and the internet is in his name").
 
 from __future__ import annotations
 
-import re
-
-
-def _any(*patterns: str) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-
+from bot.agent.phrases import any_of
 
 # Someone threatened or hurt them, or they do not feel safe: "your courier was screaming at me
 # and threatened me. i don't feel safe" (not "the app threatened to delete my data", "is it safe
 # to pay by card?").
-SAFETY = _any(
+SAFETY = any_of(
     r"\b(?:threaten(?:ed|ing)|assault(?:ed|ing)|attack(?:ed|ing)|harass(?:ed|ing)|groped|"
     r"punched|shoved|stalk(?:ed|ing)|intimidat(?:ed|ing))\s+(?:me|us|my\s+(?:wife|husband|"
     r"partner|son|daughter|kids?|children|mum|mom|dad|friend))\b",
@@ -33,7 +28,7 @@ SAFETY = _any(
 # account without telling me why", "you've blocked my card for no reason", "I want an
 # explanation" (not "can you close my account?", "if you block my card, can I still…", "I want
 # an explanation of the fees": that is a how-to).
-COMPANY_ACTED = _any(
+COMPANY_ACTED = any_of(
     r"(?<!\bif\s)(?<!\bwhen\s)\byou(?:['’]ve|\s+have|\s+guys|\s+just)?\s+(?:closed|blocked|"
     r"suspended|froze|frozen|banned|deleted|locked|restricted|terminated|deactivated|cancell?ed)"
     r"\s+(?:my|our)\s+(?:\w+\s+)?(?:account|card|profile|membership|policy)\b(?![^.?!]*\?)",
@@ -47,7 +42,7 @@ COMPANY_ACTED = _any(
 # readings over the wifi, no connection since saturday" (not "I fell off the bike and hurt my
 # wrist, what do I do now": an article says; nor "my dog hurt his leg, am I covered?", "will my
 # nan's personal alarm work in a power cut?", "is the locker wheelchair accessible?").
-HARM = _any(
+HARM = any_of(
     r"\b(?:hit|smacked|struck|slammed\s+into|whacked)\s+(?:me|my\s+(?:\w+\s+)?(?:daughter|son|"
     r"child|kid|wife|husband|partner|mum|mom|dad|friend)|her|him)\s+(?:in|on)\s+the\s+(?:face|"
     r"head|eye|nose|mouth|arm|leg|hand)\b",

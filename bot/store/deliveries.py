@@ -301,10 +301,8 @@ class Deliveries:
         at once (kept, body and all, for an operator). Deliveries of the claim in none of them
         are given back."""
         at = now()
-        failed_ids = {delivery_id for delivery_id, _ in [*failed, *unreadable]}
-        untouched = [
-            d.id for d in claim.deliveries if d.id not in failed_ids and d.id not in set(done)
-        ]
+        settled = {*done, *(delivery_id for delivery_id, _ in [*failed, *unreadable])}
+        untouched = [d.id for d in claim.deliveries if d.id not in settled]
 
         def work(conn: Connection) -> None:
             if done:

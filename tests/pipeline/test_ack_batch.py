@@ -17,6 +17,7 @@ from bot.pipeline.deliveries import DeliveryParser
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 from bot.store.store import Store
+from tests.conftest import Ticks
 
 
 @pytest.fixture
@@ -27,22 +28,6 @@ async def sqlite_store(sqlite_url: str) -> AsyncIterator[Store]:
         yield Store(db)
     finally:
         await db.dispose()
-
-
-class Ticks:
-    """Counts the event loop's iterations (one task that yields in a loop)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            self.count += 1
-            await asyncio.sleep(0)
-
-    def stop(self) -> None:
-        self._task.cancel()
 
 
 def _delivery(key: str) -> RawDelivery:

@@ -8,22 +8,7 @@ import asyncio
 import pytest
 
 from bot.pipeline.deliveries import GroupCommit
-
-
-class Ticks:
-    """Counts the event loop's iterations (one task that yields in a loop)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            self.count += 1
-            await asyncio.sleep(0)
-
-    def stop(self) -> None:
-        self._task.cancel()
+from tests.conftest import Ticks
 
 
 async def test_the_next_write_starts_one_hop_after_the_last_one_ends() -> None:

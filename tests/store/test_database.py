@@ -10,6 +10,7 @@ import pytest
 
 from bot.config import DatabaseSettings
 from bot.store.database import Database, DatabaseUnavailable
+from tests.conftest import Ticks
 
 
 def test_a_sqlite_file_in_a_missing_folder(tmp_path: Path) -> None:
@@ -198,26 +199,6 @@ async def test_the_store_reaches_postgresql_through_its_unix_socket(pg_url: str)
     finally:
         await receiver.dispose()
         await sender.dispose()
-
-
-class Ticks:
-    """Counts the event loop's iterations (one task that yields in a loop)."""
-
-    def __init__(self) -> None:
-        import asyncio
-
-        self.count = 0
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        import asyncio
-
-        while True:
-            self.count += 1
-            await asyncio.sleep(0)
-
-    def stop(self) -> None:
-        self._task.cancel()
 
 
 async def test_a_sqlite_write_resumes_its_caller_two_loop_iterations_after_it_ends(
