@@ -114,3 +114,32 @@ DEMAND = any_of(
     r"\b(?:can|could|would|will)\s+(?:you|u|someone|somebody)\s+(?:please\s+|pls\s+|just\s+)?"
     r"(?:merge|combine|join|link)\s+(?:them|my|our|the|both|these|those)\b",
 )
+# Charged more than once for one thing: "charged twice", "double charged", "two direct debits".
+# A case of their own only with its amount or day (``bot.agent.intents``): "why was i charged
+# twice on the 1st?? two lots of 34.99" (not "I was charged twice this month?": articles explain
+# held payments).
+DOUBLE_CHARGE = (
+    r"(?:\b(?:charged|billed|debited|taken|deducted|collected)\s+(?:me\s+|us\s+|it\s+)?(?:twice|"
+    r"double|two\s+times|2\s+times)\b|\b(?:double|duplicate)[\s-]?(?:charged|billed|debited|"
+    r"charges?|payments?|debits?)\b|\b(?:two|2)\s+(?:lots\s+of|direct\s+debits|payments|"
+    r"charges|debits)\b)"
+)
+# Their own record's details, asked of the company to look up: "whats my membership number?",
+# "what is the account number for the flat at 12 Hollis Road?", "did my payment on the 3rd go
+# through?" (not "where do I find my membership number?": an article says where).
+LOOKUP = any_of(
+    r"\bwhat(?:['’]s|s|\s+is|\s+was)\s+(?:my|our|the|his|her|their)\s+(?:\w+\s+)?(?:account|"
+    r"membership|member|customer|policy|contract|reference|ref|meter|booking|order|card)\s+"
+    r"(?:number|no\.?|#|id|pin)\b",
+    r"\bwhat(?:['’]s|s|\s+is)\s+my\s+(?:current\s+|outstanding\s+)?balance\b",
+    r"\b(?:has|have|did|is|was|were)\s+(?:my|our)\s+(?:\w+\s+){0,4}?(?:gone\s+through|go\s+"
+    r"through|went\s+through|been\s+(?:received|processed|credited|taken))\b",
+)
+# A formal request under data-protection law, made, not asked about: "treat this as a subject
+# access request", "delete all personal data you hold on me" (not "how do I see the data you
+# hold on me?", "i want my data wiped under gdpr, how do i get that done": how-tos).
+DATA_RIGHTS = any_of(
+    r"(?:^|[.!]\s+)(?![^.!?]*\bhow\b)[^.!?]*?\b(?:subject\s+access\s+request|right\s+to\s+"
+    r"(?:be\s+forgotten|erasure)|dsar|(?:data|information)\s+(?:that\s+)?(?:you|u|your\s+company)"
+    r"\s+(?:hold|have|keep|store)s?\s+(?:on|about)\s+(?:me|us)\b)(?![^.!?]*\bhow\b)",
+)

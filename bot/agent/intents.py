@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from bot.agent.demands import DAMAGE_CLAIM as _DAMAGE_CLAIM
+from bot.agent.demands import DATA_RIGHTS as _DATA_RIGHTS
 from bot.agent.demands import DEMAND as _DEMAND
+from bot.agent.demands import DOUBLE_CHARGE as _DOUBLE_CHARGE
+from bot.agent.demands import LOOKUP as _LOOKUP
 from bot.agent.demands import NOT_ME as _NOT_ME
 from bot.agent.demands import THREAT as _THREAT
 from bot.agent.outcomes import NOT_SOLVED as _NOT_SOLVED
@@ -24,8 +27,11 @@ from bot.agent.phrases import any_of
 from bot.agent.scope import BUSINESS_ENQUIRY as _BUSINESS_ENQUIRY
 from bot.agent.scope import OUT_OF_SCOPE as _OUT_OF_SCOPE
 from bot.agent.sensitive import COMPANY_ACTED as _COMPANY_ACTED
+from bot.agent.sensitive import CRISIS as _CRISIS
 from bot.agent.sensitive import HARM as _HARM
+from bot.agent.sensitive import MISCONDUCT as _MISCONDUCT
 from bot.agent.sensitive import SAFETY as _SAFETY
+from bot.agent.sensitive import STRANDED as _STRANDED
 
 
 class Intent(StrEnum):
@@ -209,6 +215,7 @@ _NOT_HAPPENED = (
     r"\bno\s+(?:refund|money|payment|reply|response|answer)\b|\bnothing\s+(?:yet|so\s+far)\b)"
 )
 _AMOUNT = f"(?:{_MONEY}|{_CHARGED})"
+_SPECIFIC = rf"(?:{_MONEY}|{_DATE}|{_DAY}|\b\d+[.,]\d{{2}}\b)"
 _WHEN = f"(?:{_DATE}|{_DAY})"
 _ACCOUNT_SPECIFIC = any_of(
     # Asked of the bot ("can you check…", "please look into…"), not "how do I check my account".
@@ -228,6 +235,9 @@ _ACCOUNT_SPECIFIC = any_of(
     r"#\s?\d{4,}\b",
     _AMOUNT + r".{0,60}?" + _WHEN,
     _WHEN + r".{0,60}?" + _AMOUNT,
+    # Charged more than once, with the amount or the day: "charged twice on the 1st, 34.99".
+    _DOUBLE_CHARGE + r"[^?]{0,80}?" + _SPECIFIC,
+    _SPECIFIC + r"[^?]{0,80}?" + _DOUBLE_CHARGE,
     # Whether something of theirs happened yet: "has my replacement hub been posted yet?".
     r"\b(?:has|have|did|is|was|were)\s+(?:my|our)\s+(?:\w+\s+){0,2}?(?:been\s+|got\s+|gotten\s+)?"
     r"(?:posted|shipped|sent|dispatched|processed|approved|received|refunded|cancell?ed|"
@@ -261,8 +271,8 @@ _ACCOUNT_SPECIFIC = any_of(
     r"\b(?:(?:can|could|would|will)\s+(?:you|someone|somebody)|please|pls|plz)\s+(?:please\s+|just\s+)?"
     r"(?:fix|unlock|unblock|reverse|waive|correct)\s+(?:it|this|that|them|my|our)\b",
     # Money back demanded for one thing ("I want the late fee refunded"; not "can I get…?").
-    r"\b(?:i|we)\s+(?:want|need|demand|expect)\s+(?:the|my|our|this|that)\s+(?:\w+\s+){0,6}?"
-    r"(?:refunded|reimbursed|reversed|waived|credited\s+back)\b",
+    r"\b(?:i|we)\s+(?:want|need|demand|expect)\s+(?:the|my|our|this|that|one|both|it|them|half)"
+    r"\s+(?:\w+\s+){0,6}?(?:refunded|reimbursed|reversed|waived|credited\s+back)\b",
     r"\b(?:i|we)\s+(?:want|need|demand|expect)\s+(?:my\s+|our\s+|some\s+|the\s+)?(?:money\s+back|"
     r"a\s+(?:partial\s+|full\s+)?refund)\s+for\s+(?:the|my|our|this|that|these|those|\d+)\b",
     # Activity they did not make: "a booking on it i never made", "someone changed my email".
@@ -451,12 +461,17 @@ def read(text: str) -> Reading:
         (Intent.COMPLAINT, _COMPLAINT),
         (Intent.COMPLAINT, _THREAT),
         (Intent.COMPLAINT, _DAMAGE_CLAIM),
+        (Intent.COMPLAINT, _MISCONDUCT),
         (Intent.SAFETY, _SAFETY),
         (Intent.SAFETY, _HARM),
+        (Intent.SAFETY, _CRISIS),
+        (Intent.SAFETY, _STRANDED),
         (Intent.ACCOUNT_SPECIFIC, _COMPANY_ACTED),
         (Intent.ACCOUNT_SPECIFIC, _NOT_ME),
         (Intent.ACCOUNT_SPECIFIC, _DEMAND),
         (Intent.ACCOUNT_SPECIFIC, _ACCOUNT_SPECIFIC),
+        (Intent.ACCOUNT_SPECIFIC, _LOOKUP),
+        (Intent.ACCOUNT_SPECIFIC, _DATA_RIGHTS),
         (Intent.OUT_OF_SCOPE, _OUT_OF_SCOPE),
         (Intent.BUSINESS_ENQUIRY, _BUSINESS_ENQUIRY),
         (Intent.NOT_SOLVED, _NOT_SOLVED),
@@ -534,6 +549,11 @@ def asking_sentences(text: str) -> str:
     small office with 6 agents. Is there a plan where the company pays?" → the second)."""
     sentences = [s.strip() for s in _SENTENCES.split(text) if s and s.strip()]
     return " ".join(s for s in sentences if _QUESTION.search(s))
+
+
+def glad(remark: str) -> bool:
+    """Whether a remark says something went well ("brilliant, got in fine")."""
+    return any(w in _ACK_POSITIVE for w in re.findall(r"\w+", remark.lower()))
 
 
 def _acknowledges(text: str) -> bool:

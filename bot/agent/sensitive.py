@@ -77,3 +77,38 @@ HARM = any_of(
     r"internet|power|signal|service|wifi)|down|not\s+working|cut\s+off|stopped|since|rely\s+on|"
     r"did\s*n['’]?t\s+(?:come|arrive|turn\s+up))\b",
 )
+# A customer in crisis: "i honestly can't cope anymore, i don't see the point in anything",
+# "i want to end it all" (not "I can't cope with the app's slowness, how do I…": a question about
+# the product follows; nor "what's the point of the premium plan?").
+CRISIS = any_of(
+    r"\b(?:kill|hurt|harm)\s+myself\b|\bsuicid\w*|\bself[\s-]?harm\w*|\bend\s+(?:it\s+all|my\s+"
+    r"life)\b|\bwant\s+to\s+die\b|\bno\s+(?:reason|point)\s+(?:to|in)\s+(?:living|going\s+on|"
+    r"life)\b|\bbetter\s+off\s+(?:dead|without\s+me)\b",
+    r"\b(?:do\s*n['’]?t|dont|do\s+not|can['’]?t|cant|cannot)\s+see\s+(?:the|any)\s+point\s+(?:in|"
+    r"of)\s+(?:anything|(?:living|life|going\s+on)\b)|\bcan['’]?t\s+go\s+on\s+(?:like\s+this|any\s*"
+    r"more)\b",
+    r"\b(?:can['’]?t|cant|cannot|can\s+not)\s+cope\s+(?:any\s*more|with\s+(?:it|this|life|"
+    r"everything|these\s+debts?))\b(?![^.!?]*\?)",
+)
+# What one of the company's people did to them: "one of the trainers keeps making comments about
+# my body", "the driver touched me" (not "can a trainer comment on my form?").
+MISCONDUCT = any_of(
+    r"\b(?:comments?|remarks?|jokes?)\s+about\s+(?:my|her|his)\s+(?:body|weight|looks|appearance|"
+    r"figure|chest|bum|race|religion|sexuality)\b",
+    r"\binappropriate(?:ly)?\s+(?:comments?|remarks?|touch\w*|behaviou?r|messages?|photos?|"
+    r"towards\s+me)\b|\b(?:touched|touching)\s+me\b",
+    r"\b(?:want|need|wish|like)\s+to\s+(?:make\s+a\s+)?complain(?:t)?\s+about\s+(?:him|her|them|"
+    r"one\s+of\s+your|a\s+member\s+of|your\s+(?:\w+\s+)?(?:staff|trainer|driver|courier|"
+    r"engineer|agent|employee|instructor|manager)s?)\b",
+)
+# Someone who cannot manage without the service, without it now: "my mum is 89 and on a
+# prepayment meter, it ran out last night and she has no heating" (not "what happens to my
+# heating in a power cut?").
+STRANDED = any_of(
+    r"\b(?:elderly|vulnerable|disabled|frail|(?:is|she['’]?s|he['’]?s|aged|turned)\s+(?:8|9)\d|"
+    r"newborn|baby)\b[^?]{0,120}?\b(?:no|without)\s+(?:heating|heat|hot\s+water|power|"
+    r"electricity|gas|water)\b",
+    r"\b(?:no|without)\s+(?:heating|heat|hot\s+water|power|electricity|gas|water)\b[^?]{0,120}?"
+    r"\b(?:elderly|vulnerable|disabled|frail|(?:is|she['’]?s|he['’]?s|aged|turned)\s+(?:8|9)\d|"
+    r"newborn|baby)\b",
+)

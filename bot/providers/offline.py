@@ -88,7 +88,13 @@ _PROBLEM = re.compile(
 )
 # A remark that asks for something more ("but I also need to change the card").
 _WANTS = re.compile(
-    r"\b(?:need|want|would\s+like|'d\s+like|please|pls|trying|how|where|can|could)\b", re.IGNORECASE
+    r"(?<!\bno\s)\b(?:need|want|would\s+like|'d\s+like|please|pls|trying|how|where|can|could)\b",
+    re.IGNORECASE,
+)
+# What an offer's price is called ("student prices", "a senior discount", "group rates").
+_PRICE_WORDS = frozenset(
+    ["price", "prices", "pricing", "rate", "rates", "discount", "discounts", "deal", "deals",
+     "fare", "fares", "concession", "concessions", "reduction", "reductions", "offer", "offers"]
 )
 # Earlier customer messages a follow-up is read with.
 FOLLOW_UP_TURNS = 3
@@ -228,9 +234,11 @@ class OfflineProvider:
         solved = reading.has(Intent.SOLVED) or bool(self._close and self._close.search(clean))
         # Thanks after an answer, with a remark and no question or problem ("paid it, thanks",
         # "done, moved it to Monday. Thanks!"): the customer is wrapping up.
+        # As the first message, the remark must be a glad one ("brilliant, got in fine this
+        # morning. thanks for the help": replying to help given elsewhere), not news of a problem.
         thanked_only = (
             reading.has(Intent.THANKS)
-            and answered_before
+            and (answered_before or (first_turn and intents.glad(reading.question)))
             and not _PROBLEM.search(reading.question)
             and not _WANTS.search(reading.question)
         )
@@ -494,6 +502,15 @@ def _mentions(found: Sequence[Passage], thing: str) -> bool:
         size = len(wanted)
         if any(terms[i : i + size] == wanted for i in range(len(terms) - size + 1)):
             return True
+        # A price by another name: "student prices" where the article offers a student discount.
+        words = thing.lower().split()
+        if len(words) > 1 and words[-1] in _PRICE_WORDS:
+            head = analysis.analyze(" ".join(words[:-1]).replace("-", " "), lang)
+            size = len(head)
+            named = any(terms[i : i + size] == head for i in range(len(terms) - size + 1))
+            priced = set(analysis.analyze(" ".join(sorted(_PRICE_WORDS)), lang))
+            if named and priced & set(terms):
+                return True
     return False
 
 

@@ -145,3 +145,59 @@ def test_how_refunds_and_fees_work_is_a_how_to(text: str) -> None:
 )
 def test_how_complaints_and_repairs_work_is_a_how_to(text: str) -> None:
     assert not read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "why was i charged twice on the 1st?? two lots of 34.99 came out of my account",
+        "you've taken two direct debits off me this month, I need one of them refunded",
+        "looks like I got double charged for my order, £12.99 each time",
+        "the app billed me twice for the same booking yesterday",
+    ],
+)
+def test_charged_more_than_once_is_their_own_case(text: str) -> None:
+    assert read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "whats my membership number? need it for a work benefits form",
+        "what is the account number for the flat on Hollis Road?",
+        "what's my current balance",
+        "did my payment on the 3rd go through?",
+        "has my refund from last week been processed?",
+    ],
+)
+def test_their_own_records_details_are_looked_up_by_a_person(text: str) -> None:
+    assert read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Please delete all personal data you hold on me. Treat this as a subject access request.",
+        "I'm exercising my right to be forgotten, erase my account",
+        "send me a copy of all the information your company holds about me",
+    ],
+)
+def test_a_formal_data_protection_request_is_handled_by_a_person(text: str) -> None:
+    assert read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what happens if I'm charged twice by mistake?",
+        "I was charged twice this month?",
+        "can i pay twice a month?",
+        "where do i find my membership number?",
+        "how long does a payment take to go through?",
+        "how do I download a copy of my data?",
+        "i want all my personal data wiped under gdpr, how do i get that done",
+        "how do I see the data you hold on me?",
+    ],
+)
+def test_how_tos_with_the_same_words(text: str) -> None:
+    assert not read(text).has(Intent.ACCOUNT_SPECIFIC)

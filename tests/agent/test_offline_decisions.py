@@ -111,3 +111,49 @@ async def test_not_solved_with_nothing_asked_after_a_question_back_escalates() -
         )
     )
     assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
+async def test_thanks_with_no_need_left_closes() -> None:
+    """"no need" says nothing more is wanted: not a request."""
+    response = await _responder(_with(PAYMENT)).complete(
+        _request(
+            ChatMessage("user", "what's the number for a power cut"),
+            ChatMessage("assistant", "Call 105.\n\nSource: Power cuts › Call (power.md)"),
+            ChatMessage("user", "lights are back on now so no need, thanks"),
+        )
+    )
+    assert [c.name for c in response.tool_calls] == ["CLOSE"]
+
+
+async def test_a_glad_first_message_with_thanks_closes() -> None:
+    """Thanks for help given elsewhere, nothing asked: the customer is wrapping up."""
+    response = await _responder(_with(PAYMENT)).complete(
+        _request(ChatMessage("user", "brilliant, got in fine this morning. thanks for the help"))
+    )
+    assert [c.name for c in response.tool_calls] == ["CLOSE"]
+
+
+async def test_a_first_message_with_thanks_and_news_of_a_problem_is_not_closed() -> None:
+    for text in ("thanks in advance, my card was declined at the till", "hi thanks, internet is down"):
+        response = await _responder(_with(PAYMENT)).complete(_request(ChatMessage("user", text)))
+        assert "CLOSE" not in [c.name for c in response.tool_calls], text
+
+
+async def test_an_offer_asked_for_by_its_price_is_found_by_its_discount() -> None:
+    student = passage(
+        "Student and corporate discounts", "Students", "Students get a 20% discount on any plan.", 0.9
+    )
+    response = await _responder(_with(student)).complete(
+        _request(ChatMessage("user", "do you do student prices"))
+    )
+    assert response.tool_calls == () and "20% discount" in response.text
+
+
+async def test_an_offer_no_article_names_still_escalates_by_its_price() -> None:
+    student = passage(
+        "Student and corporate discounts", "Students", "Students get a 20% discount on any plan.", 0.9
+    )
+    response = await _responder(_with(student)).complete(
+        _request(ChatMessage("user", "do you do pensioner prices"))
+    )
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]

@@ -129,3 +129,57 @@ def test_someone_hurt_a_danger_or_a_customer_who_cannot_manage_alone(text: str) 
 )
 def test_the_same_words_in_an_ordinary_question_are_no_danger(text: str) -> None:
     assert not read(text).has(Intent.SAFETY)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i honestly can't cope anymore with these debts, i don't see the point in anything",
+        "sometimes i think everyone would be better off without me",
+        "i want to end it all, the bills just keep coming",
+        "I can't go on like this any more",
+    ],
+)
+def test_a_customer_in_crisis_is_a_matter_for_a_person(text: str) -> None:
+    assert read(text).has(Intent.SAFETY)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my mum is 89 and on a prepayment meter, it ran out last night and she has no heating",
+        "we have a newborn and no hot water since yesterday",
+        "no electricity at my dad's, he's 92 and lives alone",
+    ],
+)
+def test_someone_who_cannot_manage_without_the_service_now(text: str) -> None:
+    assert read(text).has(Intent.SAFETY)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "one of the trainers keeps making comments about my body and it makes me uncomfortable",
+        "the instructor made inappropriate comments during my class",
+        "I want to complain about one of your drivers, he was shouting at other cars",
+    ],
+)
+def test_what_a_member_of_staff_did_is_a_complaint(text: str) -> None:
+    assert read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what's the point of the premium plan?",
+        "I can't cope with how slow the app is, how do I clear the cache?",
+        "will my heating still work in a power cut?",
+        "is there a discount for people aged 65 and over?",
+        "how do i complain about a driver?",
+        "can a trainer comment on my form during the session?",
+        "my baby monitor app keeps asking for a password, how do I save it?",
+    ],
+)
+def test_the_same_words_in_ordinary_questions(text: str) -> None:
+    reading = read(text)
+    assert not reading.has(Intent.SAFETY) and not reading.has(Intent.COMPLAINT)
