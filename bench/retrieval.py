@@ -4,7 +4,8 @@ Two retrievers, each measured through ``supportbot eval`` (the real turn path wi
 responder) on the bundled example KB's cases and on the held-out sets (bike sharing, a broadband
 provider, an online course platform, a meal-kit service, a pet insurer, a parcel-locker network,
 a car-rental firm, an energy supplier, a fitness-club chain, an airline, a tenant portal, a
-mobile bank, a food-delivery app, an event-ticketing platform, an online pharmacy):
+mobile bank, a food-delivery app, an event-ticketing platform, an online pharmacy, a smart-thermostat
+maker, a payroll service, a library's e-lending):
 
 - ``current``: ``bot.knowledge.index.SearchIndex`` — per-language analysis, BM25F with title /
   heading / body weights over documents and sections, typo tolerance, one hit per document;
@@ -146,6 +147,21 @@ CASE_SETS = [
         "held-out pharmacy",
         ROOT / "tests/knowledge/heldout-pharmacy/cases.jsonl",
         ROOT / "tests/knowledge/heldout-pharmacy/kb",
+    ),
+    (
+        "held-out thermostat",
+        ROOT / "tests/knowledge/heldout-thermostat/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-thermostat/kb",
+    ),
+    (
+        "held-out payroll",
+        ROOT / "tests/knowledge/heldout-payroll/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-payroll/kb",
+    ),
+    (
+        "held-out library",
+        ROOT / "tests/knowledge/heldout-library/cases.jsonl",
+        ROOT / "tests/knowledge/heldout-library/kb",
     ),
 ]
 
