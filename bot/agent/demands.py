@@ -13,6 +13,12 @@ from __future__ import annotations
 
 from bot.agent.phrases import any_of
 
+# An amount of money: "£118", "$412", "34.99 eur".
+MONEY = (
+    r"(?:[$€£]\s?\d+(?:[.,]\d{1,2})?|\b\d+(?:[.,]\d{1,2})?\s?(?:eur|euros?|usd|dollars?|gbp|"
+    r"pounds?)\b)"
+)
+
 _REGULATOR = (
     r"(?:ofcom|ofgem|ofwat|the\s+fca|fca|acm|cma|ftc|fcc|bbb|better\s+business\s+bureau|"
     r"citizens\s+advice|consumentenbond|test[\s-]aankoop|which\?|(?:the\s+)?regulator|"
@@ -35,9 +41,17 @@ THREAT = any_of(
     r"(?:leav|writ|post|put)(?:e|ing)\s+(?:a|an)\s+(?:\w+\s+)?review\b",
     # The bank asked to take the money back: "im disputing it with my credit card company".
     r"\b(?:disput|revers|contest)(?:e|es|ed|ing)\s+(?:this|it|the\s+\w+)\s+(?:with|through)\s+"
-    r"(?:my|the)\s+(?:\w+\s+){0,2}?(?:bank|card|provider|company|issuer|paypal)\b(?![^.!?]*\?)",
+    r"(?:(?:my|the)\s+(?:\w+\s+){0,2}?(?:bank|card|provider|company|issuer|paypal)|amex|"
+    r"american\s+express|visa|mastercard|paypal)\b(?![^.!?]*\?)",
     r"\btell(?:ing)?\s+(?:everyone|everybody|all\s+my\s+(?:friends|family|neighbours|"
     r"neighbors))\b[^.!?]{0,40}?\b(?:avoid|not\s+to|never|stay\s+away)\b",
+)
+# Outrage at how the company handled it: "this is unacceptable, people have rent due" (not "is
+# it acceptable to pay late?", "that's ridiculous, how do I reset it?": frustration with a how-to).
+OUTRAGE = any_of(
+    r"\b(?:this|that|it)(?:['’]s|\s+is|\s+was|s)\s+(?:completely\s+|totally\s+|absolutely\s+|"
+    r"just\s+|simply\s+|frankly\s+)?(?:unacceptable|outrageous|disgraceful|appalling|a\s+disgrace|"
+    r"a\s+scandal|scandalous)\b",
 )
 # A bill for what the company's staff broke, or an injury to pay for: "i want the plumber bill
 # covered", "who is paying for this", "who do i claim against", "your courier reversed his van
@@ -102,6 +116,26 @@ NOT_ME = any_of(
 # "refund the €1.49 extension fee from tuesday pls", "credit my account for it", "can you merge
 # them into one" (not "how do refunds work?", "can I merge two accounts?": how-tos).
 DEMAND = any_of(
+    # Told what to do: "i need you to pull it back NOW" (not "I need you to explain the fees").
+    r"\b(?:i|we)\s+(?:need|want|demand|expect)\s+(?:you|u|you\s+guys|someone|somebody)\s+to\s+"
+    r"(?!(?:tell|explain|show|know|understand|help\s+me\s+understand|let\s+me\s+know)\b)[a-z]+",
+    # Asked to carry out a step on their record: "need a corrected w-2 … can you process that".
+    r"\b(?:can|could|would|will)\s+(?:you|u|someone|somebody)\s+(?:please\s+)?(?:process|action|"
+    r"handle|arrange|file|submit)\s+(?:that|this|it|them)\b(?!\s+(?:in|on|through|via|from)\b)",
+    # Charged after they had ended it: "you charged us again after we cancelled in september".
+    r"\b(?:charged|billed|debited|took\s+(?:money|payment))\s+(?:me|us)?\s*(?:again\s+|twice\s+)?"
+    r"(?:after|even\s+though|despite|although)\s+(?:i|we|me|us)\s+(?:had\s+|having\s+|already\s+)?"
+    r"cancell?(?:ed|ing)\b",
+    # A letter or a penalty from an authority or a collector: "got a letter from the IRS saying
+    # our 941 was filed late" (not "what is a tax code?").
+    r"\b(?:letter|notice|fine|penalty|demand|summons)\s+from\s+(?:the\s+)?(?:irs|hmrc|tax\s+"
+    r"(?:office|authority|man)|revenue|court|bailiffs?|debt\s+collect\w*|collection\s+"
+    r"agency)\b|\bdebt\s+collect(?:or|ors|ion\s+agency)\b",
+    # A charge they don't know, with its amount: "there's a $412 charge on our card?? what is this".
+    MONEY + r".{0,120}?(?:\bwhat(?:['’]?s|\s+is)\s+(?:this|that|it)(?:\s+(?:charge|payment|"
+    r"debit))?\W*$|(?:do\s*n['’]?t|dont|do\s+not|can['’]?t|cannot)\s+recogni[sz]e)",
+    r"(?:do\s*n['’]?t|dont|do\s+not)\s+recogni[sz]e\s+(?:this|that|a|the)\s+(?:\w+\s+)?(?:charge|"
+    r"payment|debit|transaction)\b[^.]{0,40}?" + MONEY,
     r"(?:^|[.!,;]\s*)(?:just\s+|please\s+|pls\s+|now\s+)?(?:waive|reverse|credit|reimburse|"
     r"refund)\s+(?:me\s+)?(?:my|our|the|this|that|these|those)\s+(?:\w+\s+){0,3}?"
     r"(?:fee|fees|charge|charges|payment|payments|penalty|fine|account|bill|debt|"
@@ -128,6 +162,11 @@ DOUBLE_CHARGE = (
 # "what is the account number for the flat at 12 Hollis Road?", "did my payment on the 3rd go
 # through?" (not "where do I find my membership number?": an article says where).
 LOOKUP = any_of(
+    # Whether something happened on a record they cannot see: "can you tell me if they actually
+    # ran payroll or not" (not "can you tell me if the plan includes support?").
+    r"\b(?:can|could)\s+(?:you|u)\s+(?:tell|check|confirm|let)\s+(?:me\s+)?(?:know\s+)?(?:if|whether)"
+    r"\s+(?:they|he|she|my\s+\w+|our\s+\w+|it)\s+(?:actually\s+|really\s+|ever\s+|already\s+)?"
+    r"(?:\w+ed|ran|paid|sent|got|did|made|went|came)\b",
     r"\bwhat(?:['’]s|s|\s+is|\s+was)\s+(?:my|our|the|his|her|their)\s+(?:\w+\s+)?(?:account|"
     r"membership|member|customer|policy|contract|reference|ref|meter|booking|order|card)\s+"
     r"(?:number|no\.?|#|id|pin)\b",

@@ -18,7 +18,9 @@ from bot.agent.demands import DATA_RIGHTS as _DATA_RIGHTS
 from bot.agent.demands import DEMAND as _DEMAND
 from bot.agent.demands import DOUBLE_CHARGE as _DOUBLE_CHARGE
 from bot.agent.demands import LOOKUP as _LOOKUP
+from bot.agent.demands import MONEY as _MONEY
 from bot.agent.demands import NOT_ME as _NOT_ME
+from bot.agent.demands import OUTRAGE as _OUTRAGE
 from bot.agent.demands import THREAT as _THREAT
 from bot.agent.outcomes import NOT_SOLVED as _NOT_SOLVED
 from bot.agent.outcomes import SOLVED as _SOLVED
@@ -117,6 +119,8 @@ _ASKS_FOR_PERSON = any_of(
     r"\b(?:have|get)\s+(?:someone|somebody|a\s+person)\s+(?:to\s+)?(?:call|contact|email|phone|"
     r"get\s+back\s+to)\s+me\b",
     r"\b(?:get|request|arrange|want|need|like)\s+a\s+call[\s-]?back\b",
+    r"\b(?:someone|somebody)\s+(?:does\s*n['’]?t|doesnt|does\s+not|to)\s+(?:call|ring|phone)\s+"
+    r"(?:me|us)\s+back\b",
     r"\b(?:need|want|like)\s+(?:someone|somebody|a\s+person)\s+to\s+(?:call|phone|ring)\s+me\b",
     r"\b(?:get|have|speak\s+to)\s+(?:someone|somebody|a\s+person|an?\s+agent)\s+on\s+the\s+"
     r"(?:phone|line)\b",
@@ -164,7 +168,7 @@ _COMPLAINT = any_of(
     # fault", "I'll report you the meter reading").
     r"\b(?:i['’]?m|i\s+am|i['’]?ll|i\s+will|going\s+to|gonna)\s+(?:be\s+)?report(?:ing)?\s+"
     r"(?:you|your\s+(?:company|business|firm))\b(?!\s+(?:a|an|the|my|our)\b)",
-    r"\b(?:disput|revers)(?:e|ed|ing)\s+(?:this|it|the\s+(?:charge|payment))\s+with\s+my\s+"
+    r"\b(?:disput|revers)(?:e|ed|ing)\s+(?:this|it|the\s+(?:charge|payment))\s+with\s+(?:my\s+)?"
     r"(?:bank|card)",
     r"\b(?:consumer\s+protection|ombudsman|small\s+claims|trading\s+standards)\b",
     # A demand, not a question about a policy: "I want compensation for the damage".
@@ -184,7 +188,6 @@ _RECORD = (
     r"(?:account|order|booking|payment|charge|invoice|subscription|refund|ticket|case|"
     r"transaction|reservation|ride|trip|delivery|parcel)"
 )
-_MONEY = r"(?:[$€£]\s?\d+(?:[.,]\d{1,2})?|\b\d+(?:[.,]\d{1,2})?\s?(?:eur|euros?|usd|dollars?|gbp|pounds?)\b)"
 _DATE = (
     r"(?:\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
     r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\s+\d{1,2}(?:st|nd|rd|th)?\b"
@@ -417,7 +420,7 @@ _ACK_POSITIVE = frozenset(
         "fantastic", "amazing", "wonderful", "sweet", "fab", "fabulous", "splendid", "neat",
         "ideal", "helpful", "helped", "helps", "clear", "understood", "exactly", "done", "sorted",
         "fixed", "solved", "resolved", "worked", "works", "working", "needed", "wanted", "sense",
-        "brill", "grand"
+        "brill", "grand", "bye", "goodbye", "byebye", "cya", "ciao"
     ]
 )
 _ACK_WORDS = _ACKNOWLEDGEMENTS | _ACK_POSITIVE | frozenset(
@@ -462,6 +465,7 @@ def read(text: str) -> Reading:
         (Intent.COMPLAINT, _THREAT),
         (Intent.COMPLAINT, _DAMAGE_CLAIM),
         (Intent.COMPLAINT, _MISCONDUCT),
+        (Intent.COMPLAINT, _OUTRAGE),
         (Intent.SAFETY, _SAFETY),
         (Intent.SAFETY, _HARM),
         (Intent.SAFETY, _CRISIS),

@@ -49,6 +49,11 @@ NOT_SOLVED = any_of(
     # Done before it was suggested: "I did that already" (not "did that already and it works").
     r"\b(?:did|done|followed|checked)\s+(?:that|this|it|those|all\s+(?:of\s+)?(?:that|this|"
     r"those|them))\s+already\b(?![^.?!]*\b(?:works?|worked|working|fixed|sorted|solved)\b)",
+    # What the answer asks them to check is right: "i checked the routing and account number
+    # twice, they're right" (not "I checked and it works now").
+    r"\b(?:i|we)(?:['’]ve|\s+have)?\s+(?:checked|double[\s-]checked|re-?checked|confirmed|"
+    r"verified)\s+(?:\w+\s+){0,6}?(?:twice|(?:and\s+)?(?:it['’]?s|they['’]?re|its|theyre|they\s+"
+    r"are|both\s+are|all\s+are)\s+(?:right|correct|fine|ok|okay|the\s+same))\b",
     # "…but it's still red", "Still black.": the problem is still there.
     r"\b(?:but|and)\s+(?:it'?s|it\s+is|its|it|they'?re)\s+still\b",
     r"(?:^|[.!?]\s+)still\s+\w+",

@@ -201,3 +201,57 @@ def test_a_formal_data_protection_request_is_handled_by_a_person(text: str) -> N
 )
 def test_how_tos_with_the_same_words(text: str) -> None:
     assert not read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the money came out yesterday and i paid my whole staff double. i need you to pull it back NOW",
+        "need a corrected certificate for an employee, the name is misspelt. can you process that",
+        "you charged us again after we cancelled in september",
+        "got a letter from the IRS saying our return was filed late and there's a $380 penalty",
+        "debt collectors keep ringing me about a bill i already paid",
+        "there's a $412 charge from you on our card this month?? we're on the small plan. what is this",
+        "I don't recognise this charge of £19.99 on my statement",
+        "my employer hasnt paid me in 2 months. can you tell me if they actually ran payroll or not",
+    ],
+)
+def test_a_step_or_a_check_only_staff_can_do_on_their_record(text: str) -> None:
+    assert read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I need you to explain the fees on my bill",
+        "can you tell me if the plan includes phone support?",
+        "can you process refunds to a different card?",
+        "what happens if I get a letter about a late payment?",
+        "what is a $5 fee on my bill for?",
+        "got a letter from italian police about a speeding fine AND you charged me €30 on top?? what is that for",
+        "what happens if I cancel after I've been charged?",
+    ],
+)
+def test_how_tos_about_charges_letters_and_checks(text: str) -> None:
+    assert not read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "none of my employees got paid today. this is unacceptable, people have rent due",
+        "that's outrageous, three weeks and nothing",
+        "you charged us again. if someone doesn't call me back today I'm disputing it with amex",
+    ],
+)
+def test_outrage_and_a_dispute_with_the_card_are_complaints(text: str) -> None:
+    assert read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["is it acceptable to pay a few days late?", "that's ridiculous, how do I reset it?",
+     "can i dispute a charge with my bank?"],
+)
+def test_frustration_with_a_how_to_is_no_complaint(text: str) -> None:
+    assert not read(text).has(Intent.COMPLAINT)

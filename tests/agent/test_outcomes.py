@@ -55,3 +55,20 @@ def test_ordinary_sentences_with_the_same_words_are_not_solved(text: str) -> Non
 def test_a_question_beside_it_keeps_the_question() -> None:
     reading = read("the payment went through. how do I get the receipt?")
     assert asks_something(reading) and "receipt" in reading.question
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yes i checked the routing and account number twice, they're right",
+        "I've double-checked the address and it's correct",
+        "we verified the bank details and they are the same",
+    ],
+)
+def test_what_they_were_told_to_check_is_right_so_not_solved(text: str) -> None:
+    assert read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize("text", ["bye", "ok thats all i needed, bye", "goodbye!"])
+def test_a_goodbye_alone_acknowledges(text: str) -> None:
+    assert read(text).has(Intent.ACKNOWLEDGED)
