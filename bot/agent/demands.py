@@ -175,10 +175,10 @@ LOOKUP = any_of(
     r"through|went\s+through|been\s+(?:received|processed|credited|taken))\b",
 )
 # A formal request under data-protection law, made, not asked about: "treat this as a subject
-# access request", "delete all personal data you hold on me" (not "how do I see the data you
-# hold on me?", "i want my data wiped under gdpr, how do i get that done": how-tos).
+# access request", "I'm exercising my right to be forgotten" (not "how do I make a subject access
+# request?"; nor "under GDPR I want a copy of all personal data you hold about me": the data
+# export answers it).
 DATA_RIGHTS = any_of(
     r"(?:^|[.!]\s+)(?![^.!?]*\bhow\b)[^.!?]*?\b(?:subject\s+access\s+request|right\s+to\s+"
-    r"(?:be\s+forgotten|erasure)|dsar|(?:data|information)\s+(?:that\s+)?(?:you|u|your\s+company)"
-    r"\s+(?:hold|have|keep|store)s?\s+(?:on|about)\s+(?:me|us)\b)(?![^.!?]*\bhow\b)",
+    r"(?:be\s+forgotten|erasure)|dsar)\b(?![^.!?]*\bhow\b)",
 )

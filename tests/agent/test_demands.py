@@ -179,7 +179,7 @@ def test_their_own_records_details_are_looked_up_by_a_person(text: str) -> None:
     [
         "Please delete all personal data you hold on me. Treat this as a subject access request.",
         "I'm exercising my right to be forgotten, erase my account",
-        "send me a copy of all the information your company holds about me",
+        "this is a DSAR: every record you have on me within 30 days",
     ],
 )
 def test_a_formal_data_protection_request_is_handled_by_a_person(text: str) -> None:
@@ -197,6 +197,8 @@ def test_a_formal_data_protection_request_is_handled_by_a_person(text: str) -> N
         "how do I download a copy of my data?",
         "i want all my personal data wiped under gdpr, how do i get that done",
         "how do I see the data you hold on me?",
+        "Under GDPR I want a copy of all personal data you hold about me",
+        "how do I make a subject access request?",
     ],
 )
 def test_how_tos_with_the_same_words(text: str) -> None:
