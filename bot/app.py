@@ -146,7 +146,7 @@ class Application:
 
     async def _start(self) -> None:
         self._started.append(self.db.dispose)
-        await ensure_current(self.db.engine, auto_upgrade=self.db.is_sqlite)
+        await ensure_current(self.db, auto_upgrade=self.db.is_sqlite)
         for agent in self.settings.agents:
             await self.store.ensure_agent(agent.slug, agent.name)
 
