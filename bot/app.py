@@ -292,6 +292,9 @@ class Application:
             await self._schedule_knowledge()
 
         if self._serve_http:
+            # Requests (the web widget's, the operator API's) await the store statement by
+            # statement: the asyncio engine is built now, not in the first of them.
+            _ = self.db.engine
             # Imported here: commands that serve no HTTP (``triage --once``) skip its import.
             from aiohttp import web
 
