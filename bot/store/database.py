@@ -197,7 +197,6 @@ class Database:
             kwargs["pool_use_lifo"] = True
         self._connect_args: dict[str, Any] = kwargs["connect_args"]
         self._engine_arguments = kwargs
-        self._echo = settings.echo
         # SQLite's write transactions, each on the writer thread or holding it (``tx``).
         self._writer = SQLiteWriter() if self.is_sqlite else None
         # SQLite's units of work: the same file through the plain driver, on worker threads.
