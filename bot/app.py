@@ -146,7 +146,7 @@ class Application:
 
     async def _start(self) -> None:
         self._started.append(self.db.dispose)
-        await ensure_current(self.db.engine, auto_upgrade=self.db.is_sqlite)
+        await ensure_current(self.db, auto_upgrade=self.db.is_sqlite)
         for agent in self.settings.agents:
             await self.store.ensure_agent(agent.slug, agent.name)
 
@@ -292,6 +292,9 @@ class Application:
             await self._schedule_knowledge()
 
         if self._serve_http:
+            # Requests (the web widget's, the operator API's) await the store statement by
+            # statement: the asyncio engine is built now, not in the first of them.
+            _ = self.db.engine
             # Imported here: commands that serve no HTTP (``triage --once``) skip its import.
             from aiohttp import web
 

@@ -146,9 +146,12 @@ NOT_BEFORE_FIRST_TURN = (
 # ... and what it never imports: the model answered every call, no HTTP was served, the
 # database was at head (SQLite), one channel is configured, nothing is scheduled, no remote
 # knowledge source, embeddings or other model provider is configured, and the store uses
-# SQLAlchemy Core only (no ORM).
+# SQLAlchemy Core only (no ORM). On SQLite every unit of work of a sweep runs over the plain
+# driver on a thread (``Database.run_tx``, ``run_read``): SQLAlchemy's asyncio layer, which
+# imports the ORM with it, and aiosqlite load only when something awaits statement by statement.
 NEVER_IN_A_SWEEP = (
     "aiohttp.web",
+    "aiosqlite",
     "alembic",
     "apscheduler",
     "asyncpg",
@@ -170,6 +173,8 @@ NEVER_IN_A_SWEEP = (
     "httpx",
     "pypdf",
     "slack_sdk",
+    "sqlalchemy.ext.asyncio",
+    "sqlalchemy.orm",
 )
 
 TURN_PROBE = """

@@ -15,7 +15,7 @@ async def open_store(settings: Settings) -> Any:
 
     db = Database(settings.database)
     try:
-        await ensure_current(db.engine, auto_upgrade=db.is_sqlite)
+        await ensure_current(db, auto_upgrade=db.is_sqlite)
     except BaseException:
         await db.dispose()  # the caller's ``finally`` never runs when opening failed
         raise

@@ -175,8 +175,7 @@ class VectorBackfill:
     async def _chunk_texts(self) -> dict[str, str]:
         """Every chunk's embedded text by its hash (``vectors.text_hash``), hashed off the loop."""
         query = select(kb_chunks.c.title, kb_chunks.c.heading, kb_chunks.c.text)
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.run_read(lambda conn: conn.execute(query).all())
         return await asyncio.to_thread(_by_hash, [(r.title, r.heading, r.text) for r in rows])
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 
 from bot.config import KnowledgeSettings
 from bot.domain import now
@@ -238,8 +239,7 @@ class KnowledgeBase:
             kb_documents.c.chunks,
             kb_documents.c.source,
         )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.run_read(lambda conn: conn.execute(query).all())
         return {r.location: _Known(r.id, r.content_hash, r.chunks, r.source) for r in rows}
 
     async def _set_source(self, document_id: str, source: str) -> None:
@@ -420,8 +420,7 @@ class KnowledgeBase:
             func.max(kb_documents.c.updated_at),
             func.coalesce(func.sum(kb_documents.c.chunks), 0),
         ).select_from(kb_documents)
-        async with self.db.read() as conn:
-            count, latest, chunks = (await conn.execute(query)).one()
+        count, latest, chunks = await self.db.run_read(lambda conn: conn.execute(query).one())
         signature = f"{count}:{latest}:{chunks}"
         if self._index is not None and self._index[0] == signature:
             self._index_checked_at = checked_at
@@ -443,8 +442,7 @@ class KnowledgeBase:
                 .join(kb_documents, kb_documents.c.id == kb_chunks.c.document_id)
                 .order_by(kb_chunks.c.document_id, kb_chunks.c.seq)
             )
-            async with self.db.read() as conn:
-                chunk_rows = (await conn.execute(chunk_query)).all()
+            chunk_rows = await self.db.run_read(lambda conn: conn.execute(chunk_query).all())
             from bot.knowledge.index import ChunkRecord
 
             records = [ChunkRecord(*row) for row in chunk_rows]
@@ -458,7 +456,7 @@ class KnowledgeBase:
         very chunks (``bot.knowledge.stored_index``), else built (and stored there)."""
         from bot.knowledge import stored_index
 
-        database = self.db.engine.url.database if self.db.is_sqlite else None
+        database = make_url(self.db.url).database if self.db.is_sqlite else None
         index, built = stored_index.load_or_build(
             Path(f"{database}.kb-index") if database else None, records
         )

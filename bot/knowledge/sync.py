@@ -122,8 +122,7 @@ class KnowledgeSync:
         query = select(kb_documents.c.id, kb_documents.c.location).where(
             or_(kb_documents.c.origin.is_(None), kb_documents.c.origin != source.name)
         )
-        async with self.kb.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.kb.db.run_read(lambda conn: conn.execute(query).all())
         ids = [
             r.id
             for r in rows

@@ -42,6 +42,7 @@ import numpy.typing as npt
 from cachetools import LRUCache
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 
 from bot.config import EmbeddingsSettings
 from bot.knowledge import vocabulary
@@ -100,8 +101,7 @@ class VectorStore:
         query = select(kb_embeddings.c.text_hash, kb_embeddings.c.vector).where(
             kb_embeddings.c.model == self.embedder.model
         )
-        async with self.db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self.db.run_read(lambda conn: conn.execute(query).all())
         return {r.text_hash: np.frombuffer(r.vector, dtype="<f4") for r in rows}
 
     async def ensure(self, texts: Sequence[str], known: set[str] | None = None) -> int:
@@ -145,19 +145,20 @@ class VectorStore:
         query = select(kb_embeddings.c.text_hash).where(
             kb_embeddings.c.model == self.embedder.model
         )
-        async with self.db.read() as conn:
-            return set((await conn.execute(query)).scalars())
+        return await self.db.run_read(lambda conn: set(conn.execute(query).scalars()))
 
     async def _stored(self, hashes: list[str]) -> set[str]:
-        found: set[str] = set()
-        async with self.db.read() as conn:
+        def stored(conn: Connection) -> set[str]:
+            found: set[str] = set()
             for start in range(0, len(hashes), _BATCH):
                 query = select(kb_embeddings.c.text_hash).where(
                     kb_embeddings.c.model == self.embedder.model,
                     kb_embeddings.c.text_hash.in_(hashes[start : start + _BATCH]),
                 )
-                found.update((await conn.execute(query)).scalars())
-        return found
+                found.update(conn.execute(query).scalars())
+            return found
+
+        return await self.db.run_read(stored)
 
     async def prune(self, stale: Sequence[str], *, before: float) -> None:
         """Forget vectors no chunk has any more (stored before ``before``: a replica that read

@@ -34,20 +34,22 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 from sqlalchemy.sql import Insert
 from sqlalchemy.util import greenlet_spawn
 
 from bot.config import DatabaseSettings
 from bot.domain import new_id
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -194,21 +196,15 @@ class Database:
             kwargs["max_overflow"] = 0
             kwargs["pool_use_lifo"] = True
         self._connect_args: dict[str, Any] = kwargs["connect_args"]
-        self.engine: AsyncEngine = create_async_engine(settings.url, **kwargs)
-        if not self.is_sqlite:
-            _ping_when_idle(self.engine.sync_engine)
-        # The same pool, each statement committed on its own (``run_each``).
-        self._autocommit = self.engine.sync_engine.execution_options(isolation_level="AUTOCOMMIT")
-        _count_statements(self, self.engine.sync_engine)
+        self._engine_arguments = kwargs
         # SQLite's write transactions, each on the writer thread or holding it (``tx``).
         self._writer = SQLiteWriter() if self.is_sqlite else None
         # SQLite's units of work: the same file through the plain driver, on worker threads.
         self._sync_engine: Engine | None = None
         self._workers: ThreadPoolExecutor | None = None
         if self.is_sqlite:
-            _sqlite_events(self.engine.sync_engine)
             self._sync_engine = create_engine(
-                self.engine.url.set(drivername="sqlite+pysqlite"),
+                make_url(settings.url).set(drivername="sqlite+pysqlite"),
                 echo=settings.echo,
                 connect_args=kwargs["connect_args"],
                 pool_size=_SQLITE_POOL + 1,  # the readers' threads and the writer's
@@ -216,6 +212,28 @@ class Database:
             )
             _sqlite_events(self._sync_engine)
             _count_statements(self, self._sync_engine)
+
+    @cached_property
+    def engine(self) -> AsyncEngine:
+        """The asyncio engine (aiosqlite or asyncpg), built when first used: by ``tx`` and
+        ``read`` and, on PostgreSQL, by every unit of work. Importing SQLAlchemy's asyncio
+        layer also imports its ORM (the package's ``__init__`` does) and, on SQLite, aiosqlite:
+        a SQLite start whose store work is all units (``run_tx``, ``run_read``) — ``triage
+        --once`` up to its first turn — does without them."""
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(self.url, **self._engine_arguments)
+        if self.is_sqlite:
+            _sqlite_events(engine.sync_engine)
+        else:
+            _ping_when_idle(engine.sync_engine)
+        _count_statements(self, engine.sync_engine)
+        return engine
+
+    @cached_property
+    def _autocommit(self) -> Engine:
+        """The same pool, each statement committed on its own (``run_each``, PostgreSQL)."""
+        return self.engine.sync_engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def insert_ignore(self, table: Table, index_elements: Sequence[str]) -> Insert:
         """``INSERT … ON CONFLICT (index_elements) DO NOTHING`` in this database's dialect: the
@@ -452,7 +470,8 @@ class Database:
             self._listening.cancel()
             await asyncio.gather(self._listening, return_exceptions=True)
             self._listening = None
-        await self.engine.dispose()
+        if "engine" in self.__dict__:  # built (``engine``)
+            await self.engine.dispose()
         if self._sync_engine is not None:
             self._sync_engine.dispose()
         if self._workers is not None:
@@ -528,4 +547,7 @@ def _sqlite_events(engine: Engine) -> None:
 
 def null_pool_engine(url: str) -> AsyncEngine:
     """A throwaway engine for one-shot work (migrations) that must not keep connections."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
     return create_async_engine(url, poolclass=NullPool)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from bot.store.database import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # ``revision = "0011"`` / ``down_revision = "0010"`` (or ``None``) as the scripts spell them.
@@ -99,25 +101,30 @@ def scripted_head() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
-async def _stored_revision(engine: AsyncEngine) -> str | None:
+def _version_rows(conn: Connection) -> list[Any]:
+    return list(conn.execute(text("SELECT version_num FROM alembic_version")).all())
+
+
+async def _stored_revision(db: Database) -> str | None:
     """``alembic_version``'s one row by a plain query; None when it cannot be read."""
     try:
-        async with engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+        rows = await db.run_read(_version_rows)
     except DBAPIError:
         return None  # no table yet (an empty database): alembic decides
     return str(rows[0][0]) if len(rows) == 1 else None
 
 
-async def ensure_current(engine: AsyncEngine, *, auto_upgrade: bool) -> None:
+async def ensure_current(db: Database, *, auto_upgrade: bool) -> None:
     """Upgrade (embedded SQLite) or refuse to run on a database that is behind.
 
-    A database already at head costs one query and a read of the scripts' revision lines;
-    anything else goes through alembic's own machinery.
+    A database already at head costs one query (a unit of work: on SQLite no asyncio engine is
+    built for it, ``Database.engine``) and a read of the scripts' revision lines; anything else
+    goes through alembic's own machinery.
     """
-    stored = await _stored_revision(engine)
+    stored = await _stored_revision(db)
     if stored is not None and stored == scripted_head():
         return
+    engine = db.engine
     current = await current_revision(engine)
     head = head_revision()
     if current == head:

@@ -282,3 +282,22 @@ async def test_a_cancelled_caller_of_a_started_sqlite_write_waits_for_its_end(
     finally:
         release.set()
         await db.dispose()
+
+
+async def test_sqlite_units_of_work_build_no_asyncio_engine(sqlite_url: str) -> None:
+    """On SQLite a unit of work runs over the plain driver on a thread: the asyncio engine —
+    SQLAlchemy's asyncio layer, whose package imports the ORM, and aiosqlite — is built only
+    when something awaits the store statement by statement (``Database.engine``), which a
+    sweep never does (``tests/test_startup.py``)."""
+    db = Database(DatabaseSettings(url=sqlite_url))
+    try:
+        await db.run_tx(lambda conn: conn.exec_driver_sql("CREATE TABLE t (x INTEGER)"))
+        await db.run_tx(lambda conn: conn.exec_driver_sql("INSERT INTO t VALUES (1)"))
+        read = await db.run_read(lambda conn: conn.exec_driver_sql("SELECT x FROM t").scalar())
+        assert read == 1
+        assert "engine" not in vars(db)
+        async with db.read() as conn:
+            assert (await conn.exec_driver_sql("SELECT x FROM t")).scalar() == 1
+        assert "engine" in vars(db)
+    finally:
+        await db.dispose()

@@ -82,10 +82,10 @@ async def test_a_database_behind_is_still_upgraded_or_refused(
             assert isinstance(previous, str)
             await upgrade(db.engine, previous)
             if auto_upgrade:
-                await ensure_current(db.engine, auto_upgrade=True)
+                await ensure_current(db, auto_upgrade=True)
                 assert await current_revision(db.engine) == head_revision()
             else:
                 with pytest.raises(SchemaBehind, match=f"at {previous}"):
-                    await ensure_current(db.engine, auto_upgrade=False)
+                    await ensure_current(db, auto_upgrade=False)
         finally:
             await db.dispose()
