@@ -34,6 +34,7 @@ from bot.knowledge.documents import (
     kind_of,
     parse,
 )
+from bot.knowledge.reversal import demote_undoing
 from bot.store.database import Database
 from bot.store.schema import kb_chunks, kb_documents, kb_terms
 
@@ -381,6 +382,7 @@ class KnowledgeBase:
             hits = index.search(query, limit=limit)
         else:
             hits = await self.dense.search(index, query, limit=limit)
+        hits = demote_undoing(query, hits)
         if not hits:
             return []
         top = hits[0].rank_score or 1.0
