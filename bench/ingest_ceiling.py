@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -198,7 +199,7 @@ async def phase(
     spy = None
     if profile is not None:  # py-spy (pip install py-spy), sampling this process
         spy = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(os.getpid()),
+            shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(os.getpid()),
             "--format", "raw", "--threads", "--rate", "250", "--output", str(profile),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )

@@ -111,7 +111,7 @@ async def phase(
     spy = None
     if profile is not None:  # py-spy (pip install py-spy), sampling this process
         spy = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(os.getpid()),
+            shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(os.getpid()),
             "--format", "raw", "--rate", "250", "--output", str(profile),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )
