@@ -423,11 +423,22 @@ class OfflineProvider:
     def _across_languages(self, found: Sequence[Passage]) -> bool:
         """Whether the best article, in another language than the question's, clearly answers
         it: it holds the question's words the knowledge base knows (few: the ones the languages
-        share) and scores ``confidence_margin`` ahead of the next article."""
+        share, and the support words ``crosslingual`` translates) and scores
+        ``confidence_margin`` ahead of the next article — or ``LEAD_MARGIN`` ahead while also
+        holding more of those words than any article after it (two signals that agree, as for
+        a long story in ``_judge``).
+
+        Measured on the development sets' non-English questions: every best article that was
+        the right one led by 0.15 or more, every wrong one by 0.11 or less; of those leading
+        by 0.15-0.2, the right one also led on coverage.
+        """
         evidence = found[0].evidence if found else None
         if evidence is None or evidence.coverage < TOPIC_COVERAGE:
             return False
-        return _confidence(found)[1] >= self._settings.confidence_margin
+        margin = _confidence(found)[1]
+        if margin >= self._settings.confidence_margin:
+            return True
+        return margin >= LEAD_MARGIN and evidence.lead > 0
 
     async def _search(self, question: str, earlier: list[str]) -> tuple[list[Passage], str]:
         """Search with the latest message, read with the customer's earlier messages when it
