@@ -1,5 +1,6 @@
 """Support words of other languages in English: a question in German, French, Spanish, Italian,
-Portuguese or Dutch against a help center written in English.
+Portuguese or Dutch (and, with a shorter table, Swedish, Danish or Norwegian) against a help
+center written in English.
 
 Stemming meets "Rückerstattungen" and "Rückerstattung", not "Rückerstattung" and "refund". A
 customer who writes in their own language to an English help center ("Wie kann ich nächste

@@ -146,3 +146,12 @@ def test_scandinavian_questions_are_not_read_as_german() -> None:
     # German keeps its letters' hint: a short question with "ä", "ö" stays German.
     assert detect_language("Größe ändern?") == "de"
     assert detect_language("wait 10 min") == "en"
+
+
+async def test_a_swedish_question_meets_an_english_article(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    _write_english_help_center(tmp_path)
+    await kb.ingest([tmp_path])
+    found = await kb.search("Hej, mitt kort är spärrat av misstag. Hur låser jag upp det?", limit=3)
+    assert found and found[0].source == "freeze-your-card.md"
