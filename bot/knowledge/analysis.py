@@ -65,7 +65,7 @@ _STOP = {
         etwas euch euer gegen gerade hab hast hatte hätte ihm ihn ihnen ihre ihrem ihren ihrer
         immer jetzt können könnte konnte mal meinem meinen meiner meines mehr möchte möchten
         nichts ohne schon sehr sein seine seit sollte soll unsere unserem unseren unserer weil
-        welche welcher welches wieder würde gibt's leider geht worden machen mache macht"""
+        welche welcher welches wieder würde gibt's leider geht worden machen mache macht wieviel"""
     ),
     "fr": _split(
         """au aux avec ce ces cette dans de des du elle en est et il je la le les leur lui ma mais
@@ -73,36 +73,37 @@ _STOP = {
         tu un une vos votre vous bonjour merci puis puis-je peux comment est-ce quoi ai avez
         avoir aussi bien ça cela comme déjà dois elles encore été être fait faire faut ils leurs
         même nos notre peut pouvez pourquoi quand quel quelle rien sans si suis très tout tous
-        toute veux voudrais fais faites"""
+        toute veux voudrais fais faites savoir sais soit combien après"""
     ),
     "es": _split(
         """a al como con cómo de del el ella en es esta este hola la las le lo los me mi mis no nos
         o para pero por que qué se su sus te tu un una y yo gracias puedo cuando dónde donde hay
         algo alguien ahora aún cuál cual desde durante entre era está están estoy estaba fue
         hace hacer ha han hasta muy más mucho nada ni otra otro porque pues quiero quisiera sin
-        sobre también tengo tiene tienen todo todos usted ustedes vez ya les ese esa eso esto dice"""
+        sobre también tengo tiene tienen todo todos usted ustedes vez ya les ese esa eso esto
+        dice cuánto cuanto cuánta"""
     ),
     "it": _split(
         """a al che con come da del della di e è gli ha i il in io la le lo mi mio non per più si
-        sono su un una ciao grazie posso alla alle allo anche ancora avere ho hai abbiamo
-        avete hanno ci cosa così dal dalla dall dei delle dello degli dopo dove ecco era essere
-        faccio fare già ma mia mie miei molto ne nel nella nei noi perché però poi qui quando
-        quale quello questa questo sei sia sto sta stato suo sua tra tu tuo tutto tutti vi
-        voglio vorrei adesso riesco può"""
+        sono su un una ciao grazie posso alla alle allo anche ancora avere ho hai abbiamo avete
+        hanno ci cosa così dal dalla dall dei delle dello degli dopo dove ecco era essere faccio
+        fare già ma mia mie miei molto ne nel nella nei noi perché però poi qui quando quale
+        quello questa questo sei sia sto sta stato suo sua tra tu tuo tutto tutti vi voglio
+        vorrei adesso riesco può quanto quanta"""
     ),
     "pt": _split(
         """a ao as com como da das de do dos e é em eu mas me meu minha na não no nos o os para por
         que se seu sua um uma olá obrigado posso aos às até depois ele ela eles elas essa esse
         está estou estão foi fazer faço já lhe mais meus minhas muito nada nem nossa nosso num
         numa onde ou pela pelo pelas pelos porque quando quero qual sem ser sobre também tem
-        tenho ter tudo você vocês consigo isso"""
+        tenho ter tudo você vocês consigo isso quanto quanta"""
     ),
     "nl": _split(
         """aan al als bij dat de die dit een en er het hij hoe ik in is je kan met mijn niet of om
         ook op te van voor wat we wij ze zijn hallo bedankt alle alleen ben bent daar dan dus
         eens elke geen heb hebben hem haar heeft hier hun jij jou jullie kunnen kunt maar meer
         mij moet moeten na naar nog nu ons onze toch tot uw veel wel werd wie wil wilt worden
-        wordt zal zou voordat omdat waar wanneer graag"""
+        wordt zal zou voordat omdat waar wanneer graag hoeveel"""
     ),
     # The Scandinavian languages: told apart from German (which shares "ä", "ö") and from
     # each other, so that a question in one is not read with another's stemmer and table.
