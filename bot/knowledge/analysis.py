@@ -61,33 +61,76 @@ _STOP = {
         der des die dies diese doch du ein eine einem einen einer er es für gibt hat habe haben
         hallo ich ihr im in ist ja kann kein keine man mein meine mich mir mit muss nach nicht
         noch nun nur ob oder sich sie sind so um und uns unser von vor war was wenn wer wie wir
-        wo zu zum zur über danke bekomme bekommen werden wird wurde"""
+        wo zu zum zur über danke bekomme bekommen werden wird wurde ab beim dein deine durch
+        etwas euch euer gegen gerade hab hast hatte hätte ihm ihn ihnen ihre ihrem ihren ihrer
+        immer jetzt können könnte konnte mal meinem meinen meiner meines mehr möchte möchten
+        nichts ohne schon sehr sein seine seit sollte soll unsere unserem unseren unserer weil
+        welche welcher welches wieder würde gibt's leider geht worden machen mache macht wieviel"""
     ),
     "fr": _split(
         """au aux avec ce ces cette dans de des du elle en est et il je la le les leur lui ma mais
-        me mes moi mon ne nous on ou où par pas pour qu que qui sa se ses son sur ta te toi ton tu
-        un une vos votre vous bonjour merci puis puis-je peux comment est-ce quoi"""
+        me mes moi mon ne nous on ou où par pas pour qu que qui sa se ses son sur ta te toi ton
+        tu un une vos votre vous bonjour merci puis puis-je peux comment est-ce quoi ai avez
+        avoir aussi bien ça cela comme déjà dois elles encore été être fait faire faut ils leurs
+        même nos notre peut pouvez pourquoi quand quel quelle rien sans si suis très tout tous
+        toute veux voudrais fais faites savoir sais soit combien après"""
     ),
     "es": _split(
-        """a al como con cómo de del el ella en es esta este hola la las le lo los me mi mis no
-        nos o para pero por que qué se su sus te tu un una y yo gracias puedo cuando dónde donde
-        hay"""
+        """a al como con cómo de del el ella en es esta este hola la las le lo los me mi mis no nos
+        o para pero por que qué se su sus te tu un una y yo gracias puedo cuando dónde donde hay
+        algo alguien ahora aún cuál cual desde durante entre era está están estoy estaba fue
+        hace hacer ha han hasta muy más mucho nada ni otra otro porque pues quiero quisiera sin
+        sobre también tengo tiene tienen todo todos usted ustedes vez ya les ese esa eso esto
+        dice cuánto cuanto cuánta"""
     ),
     "it": _split(
-        """a al che con come da del della di e è gli ha i il in io la le lo mi mio non per più
-        si sono su un una ciao grazie posso"""
+        """a al che con come da del della di e è gli ha i il in io la le lo mi mio non per più si
+        sono su un una ciao grazie posso alla alle allo anche ancora avere ho hai abbiamo avete
+        hanno ci cosa così dal dalla dall dei delle dello degli dopo dove ecco era essere faccio
+        fare già ma mia mie miei molto ne nel nella nei noi perché però poi qui quando quale
+        quello questa questo sei sia sto sta stato suo sua tra tu tuo tutto tutti vi voglio
+        vorrei adesso riesco può quanto quanta"""
     ),
     "pt": _split(
-        """a ao as com como da das de do dos e é em eu mas me meu minha na não no nos o os para
-        por que se seu sua um uma olá obrigado posso"""
+        """a ao as com como da das de do dos e é em eu mas me meu minha na não no nos o os para por
+        que se seu sua um uma olá obrigado posso aos às até depois ele ela eles elas essa esse
+        está estou estão foi fazer faço já lhe mais meus minhas muito nada nem nossa nosso num
+        numa onde ou pela pelo pelas pelos porque quando quero qual sem ser sobre também tem
+        tenho ter tudo você vocês consigo isso quanto quanta"""
     ),
     "nl": _split(
-        """aan al als bij dat de die dit een en er het hij hoe ik in is je kan met mijn niet of
-        om ook op te van voor wat we wij ze zijn hallo bedankt"""
+        """aan al als bij dat de die dit een en er het hij hoe ik in is je kan met mijn niet of om
+        ook op te van voor wat we wij ze zijn hallo bedankt alle alleen ben bent daar dan dus
+        eens elke geen heb hebben hem haar heeft hier hun jij jou jullie kunnen kunt maar meer
+        mij moet moeten na naar nog nu ons onze toch tot uw veel wel werd wie wil wilt worden
+        wordt zal zou voordat omdat waar wanneer graag hoeveel"""
+    ),
+    # The Scandinavian languages: told apart from German (which shares "ä", "ö") and from
+    # each other, so that a question in one is not read with another's stemmer and table.
+    "sv": _split(
+        """och att det som en ett är på för med jag inte av om har du mitt mina hur vad kan får så
+        från eller när då ska skulle vill hej tack jättebra också mig dig sig någon något inga
+        vår våra eran ert"""
+    ),
+    "da": _split(
+        """og det som en er på med jeg ikke til af om har du mit hvordan hvad kan får så fra eller
+        når da skal skulle vil hej tak også mig dig sig nogen noget vores jeres hvorfor hvornår"""
+    ),
+    "no": _split(
+        """og det som en er på med jeg ikke til av om har du mitt hvordan hva kan får så fra eller
+        når da skal skulle vil hei takk også meg deg seg noen noe vår våre hvorfor hvorn"""
     ),
 }
 # Letters that (among these languages) only some use: a strong hint on a short question.
-_LETTER_HINTS = {"de": "äöüß", "fr": "èêàçœëî", "es": "ñ¿¡", "pt": "ãõ"}
+_LETTER_HINTS = {
+    "de": "äöüß",
+    "fr": "èêàçœëî",
+    "es": "ñ¿¡",
+    "pt": "ãõ",
+    "sv": "åäö",  # "ä", "ö" shared with German: the words decide, ties go to German
+    "da": "æø",
+    "no": "æø",
+}
 
 
 def tokens(text: str) -> list[str]:

@@ -314,8 +314,8 @@ class SearchIndex:
             else:
                 key = analysis.stem(token, lang)
                 found.setdefault(key, self._term(key, 1.0, token, known=False))
-                if translated:
-                    alternatives[key].extend(translated)
+            if translated:  # also for a false friend the knowledge base uses ("chat": cat)
+                alternatives[key].extend(t for t in translated if t[0] != key)
             if settled_at and token not in later:
                 settled.add(key)
             # A word negated everywhere it occurs is negated; once asked plainly, it is asked.

@@ -60,6 +60,8 @@ def index_key(records: Sequence[ChunkRecord]) -> str:
     digest = hashlib.sha256()
     for module in _BUILT_BY:
         digest.update(Path(str(module.__file__)).read_bytes())
+    for table in crosslingual.table_files():
+        digest.update(table.read_bytes())
     for library in _LIBRARIES:
         digest.update(f"{library}={metadata.version(library)}\n".encode())
     for record in records:

@@ -423,11 +423,22 @@ class OfflineProvider:
     def _across_languages(self, found: Sequence[Passage]) -> bool:
         """Whether the best article, in another language than the question's, clearly answers
         it: it holds the question's words the knowledge base knows (few: the ones the languages
-        share) and scores ``confidence_margin`` ahead of the next article."""
+        share, and the support words ``crosslingual`` translates) and scores
+        ``confidence_margin`` ahead of the next article — or ``LEAD_MARGIN`` ahead while also
+        holding more of those words than any article after it (two signals that agree, as for
+        a long story in ``_judge``).
+
+        Measured on the development sets' non-English questions (both embeddings backends):
+        a wrong best article led the next by 0.13 at most; a right one by 0.15 or more, save
+        one at 0.07. Between 0.15 and 0.2 (two, both right) the one ahead on coverage answers.
+        """
         evidence = found[0].evidence if found else None
         if evidence is None or evidence.coverage < TOPIC_COVERAGE:
             return False
-        return _confidence(found)[1] >= self._settings.confidence_margin
+        margin = _confidence(found)[1]
+        if margin >= self._settings.confidence_margin:
+            return True
+        return margin >= LEAD_MARGIN and evidence.lead > 0
 
     async def _search(self, question: str, earlier: list[str]) -> tuple[list[Passage], str]:
         """Search with the latest message, read with the customer's earlier messages when it

@@ -474,6 +474,26 @@ async def test_a_question_in_another_language_gets_the_article_its_shared_words_
     assert [c.name for c in response.tool_calls] == ["ESCALATE"]
 
 
+async def test_across_languages_a_smaller_lead_answers_when_the_article_also_covers_more() -> None:
+    """A lead of 0.15-0.2 over the next article is no clear lead alone; with the best article
+    also holding more of the question's known words than the next, the two signals agree."""
+    time_off = dataclasses.replace(
+        passage("Request time off", "Request time off", "Tap Time off, then Request.", 0.37),
+        language="en",
+    )
+    approve = dataclasses.replace(
+        passage("Approve requests", "Approve requests", "Managers approve in Team.", 0.31),
+        language="en",
+    )
+    question = ChatMessage("user", "hola, ¿cómo pido vacaciones en la aplicación?")
+    agreeing = _responder(_with(time_off, coverage=0.88, lead=0.3), _with(approve, coverage=0.58))
+    response = await agreeing.complete(_request(question))
+    assert response.tool_calls == () and "Tap Time off" in response.text
+    even = _responder(_with(time_off, coverage=0.88, lead=0.0), _with(approve, coverage=0.88))
+    response = await even.complete(_request(question))
+    assert [c.name for c in response.tool_calls] == ["ESCALATE"]
+
+
 async def test_a_job_enquiry_in_the_help_centers_words_goes_to_a_person() -> None:
     """"Delivery drivers" are the help center's words, but a job enquiry is no support question:
     only an article clearly about it answers."""

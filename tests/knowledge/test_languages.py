@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.knowledge import KnowledgeBase
 from bot.knowledge.analysis import analyze, detect_language
+from bot.knowledge.crosslingual import english_terms
 
 
 def _write(root: Path) -> None:
@@ -91,3 +94,64 @@ async def test_a_question_finds_a_hyphenated_word_written_as_one(
     await kb.ingest([tmp_path])
     [hit] = await kb.search("signin", limit=1)
     assert hit.source == "passwords.md"
+
+
+def _write_english_help_center(root: Path) -> None:
+    articles = {
+        "freeze-your-card.md": "# Freeze or unfreeze your card\n\nBlocked your card by mistake? "
+        "Open the app, tap Card and switch Freeze off to unlock it again.\n",
+        "card-limits.md": "# Card limits\n\nYour card has a daily limit for payments and cash.\n",
+        "parcel-sizes.md": "# Parcel sizes and prices\n\nA small parcel costs 3 EUR, a medium "
+        "one 5 EUR and a large one 8 EUR, whatever the destination.\n",
+        "track-a-parcel.md": "# Track a parcel\n\nEvery parcel has a tracking code in the app.\n",
+        "meter-readings.md": "# Submit a meter reading\n\nSend your meter reading on the website "
+        "under Account › Readings so your bill uses real figures.\n",
+        "moving-home.md": "# Moving home\n\nTell us your new address two weeks before you move.\n",
+    }
+    for name, text in articles.items():
+        (root / name).write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("question", "article"),
+    [
+        ("Ho bloccato la carta, come faccio a sbloccarla?", "freeze-your-card.md"),
+        ("¿Cuánto cuesta un paquete grande?", "parcel-sizes.md"),
+        ("¿Dónde mando la lectura del contador?", "meter-readings.md"),
+        ("Wo gebe ich den Zählerstand an?", "meter-readings.md"),
+        ("Mijn pas is per ongeluk geblokkeerd, hoe deblokkeer ik hem?", "freeze-your-card.md"),
+    ],
+)
+async def test_everyday_words_of_other_languages_meet_an_english_article(
+    kb: KnowledgeBase, tmp_path: Path, question: str, article: str
+) -> None:
+    _write_english_help_center(tmp_path)
+    await kb.ingest([tmp_path])
+    found = await kb.search(question, limit=3)
+    assert found and found[0].source == article
+
+
+def test_a_word_as_written_is_read_before_its_stem() -> None:
+    # "Zähler" (meter) and "zahlen" (to pay) share the German stem "zahl".
+    assert english_terms("zähler", "de") == ("meter",)
+    assert "pay" in english_terms("zahlen", "de")
+    # An inflection not listed meets its word by the stem.
+    assert "unlock" in english_terms("sbloccarla", "it")
+
+
+def test_scandinavian_questions_are_not_read_as_german() -> None:
+    assert detect_language("Hur ändrar jag min adress? Jag har flyttat.") == "sv"
+    assert detect_language("Hej, jeg har ikke fået min ordre. Hvad gør jeg?") == "da"
+    assert detect_language("Hei, jeg har ikke fått bestillingen min. Hva gjør jeg?") == "no"
+    # German keeps its letters' hint: a short question with "ä", "ö" stays German.
+    assert detect_language("Größe ändern?") == "de"
+    assert detect_language("wait 10 min") == "en"
+
+
+async def test_a_swedish_question_meets_an_english_article(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    _write_english_help_center(tmp_path)
+    await kb.ingest([tmp_path])
+    found = await kb.search("Hej, mitt kort är spärrat av misstag. Hur låser jag upp det?", limit=3)
+    assert found and found[0].source == "freeze-your-card.md"

@@ -271,7 +271,7 @@ ENGLISH_ONLY: Articles = {
 
 
 def test_a_question_in_another_language_finds_the_english_article(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     index = build_index(ENGLISH_ONLY)
     german = "Wie kann ich nächste Woche aussetzen? Wir sind im Urlaub."
@@ -280,7 +280,7 @@ def test_a_question_in_another_language_finds_the_english_article(
     # A word the knowledge base has in the customer's language is matched as itself.
     assert first(index, "Wann bekomme ich meine Rückerstattung?") == "rueckerstattung"
     # Without the table the German words find nothing in English.
-    monkeypatch.setattr(crosslingual, "_TABLE", {})
+    monkeypatch.setattr(crosslingual, "WORDS_DIR", tmp_path)
     crosslingual._lookup.cache_clear()
     try:
         assert build_index(ENGLISH_ONLY).search(german) == []
