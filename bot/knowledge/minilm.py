@@ -21,8 +21,7 @@ import math
 import os
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,33 +184,6 @@ class Linear:
         return out
 
 
-class Scratch:
-    """The float32 buffers the weights are made float32 again in: one per forward pass running
-    at once (a question searched while the knowledge base is embedded in another thread), each
-    the size of the largest weight (2.4 MB); at most ``KEEP`` kept for the next passes, any
-    more freed (a burst of questions at once holds no more afterwards)."""
-
-    KEEP = 2
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._free: list[Array] = []
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def buffer(self) -> Iterator[Array]:
-        with self._lock:
-            buffer = self._free.pop() if self._free else None
-        if buffer is None:
-            buffer = np.empty(self.size, dtype=np.float32)
-        try:
-            yield buffer
-        finally:
-            with self._lock:
-                if len(self._free) < self.KEEP:
-                    self._free.append(buffer)
-
-
 @dataclass(frozen=True)
 class EncoderLayer:
     """One BERT layer: self-attention then the feed-forward block, each added back to its
@@ -239,7 +211,8 @@ class EncoderLayer:
         rows, length, width = x.shape
         size = width // self.heads
         # (3, rows, heads, length, size): query, key, value per head.
-        qkv = self.qkv(x, scratch).reshape(rows, length, 3, self.heads, size).transpose(2, 0, 3, 1, 4)
+        qkv = self.qkv(x, scratch).reshape(rows, length, 3, self.heads, size)
+        qkv = qkv.transpose(2, 0, 3, 1, 4)
         query, key, value = qkv[0], qkv[1], qkv[2]
         scores = query @ key.transpose(0, 1, 3, 2)
         scores *= np.float32(1.0 / math.sqrt(size))
@@ -372,9 +345,18 @@ class MiniLM:
         )
         self.embedding_norm = norm("embeddings.LayerNorm")
         self.layers = [layer(n) for n in range(int(config["num_hidden_layers"]))]
-        self.scratch = Scratch(
-            max(linear.quantized.size for layer in self.layers for linear in layer.linears())
+        # Where each weight is made float32 again for its matmul (the largest's size, 2.4 MB),
+        # by one forward pass at a time, whichever thread asks: a daemon embeds its questions on
+        # the default executor's threads, several at once under load, and the knowledge base's
+        # chunks on another. Each pass running at once held its own buffers (this one, OpenBLAS'
+        # packing buffers, its arena's activations): 6 threads embedding questions at once kept
+        # 12.4 MB more than before the first, one at a time 5.3 MB; the CPU per question was the
+        # same. A question waits at most for one batch's pass (``TOKENS_PER_BATCH``).
+        self.scratch = np.empty(
+            max(linear.quantized.size for layer in self.layers for linear in layer.linears()),
+            dtype=np.float32,
         )
+        self._forward = threading.Lock()
         # The weights as stored, freed once transposed, and the tokenizer's parse of its file:
         # 7 MB the heap would keep (a daemon that restarts on an embedded KB encodes only
         # questions, which release nothing).
@@ -429,9 +411,9 @@ class MiniLM:
         )
         # Added to the attention scores: padding gets no attention from any token.
         mask_bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
-        with self.scratch.buffer() as scratch:
+        with self._forward:
             for layer in self.layers:
-                x = layer(x, mask_bias, scratch)
+                x = layer(x, mask_bias, self.scratch)
         pooled = (x * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         out: Array = pooled / np.maximum(norms, np.float32(1e-12))

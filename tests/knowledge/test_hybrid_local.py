@@ -5,11 +5,12 @@ they are skipped without it."""
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import math
+import time
 import tracemalloc
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,6 @@ from bot.knowledge.minilm import (
     TOKENS_PER_BATCH,
     FileRows,
     MiniLM,
-    Scratch,
     erf,
     gelu,
     model_directory,
@@ -148,22 +148,35 @@ def test_the_model_holds_its_encoder_weights_as_int16_and_not_the_word_table() -
 
 
 @needs_model
-def test_the_weights_are_made_float32_in_a_few_reused_buffers() -> None:
-    """A forward pass makes each weight float32 again in a buffer of the largest one's size:
-    the same buffer for the next pass; a burst of passes at once keeps ``Scratch.KEEP``."""
+def test_forward_passes_run_one_at_a_time_over_one_buffer() -> None:
+    """Each weight is made float32 again in one buffer of the largest one's size, and threads
+    that embed at once take turns: a burst of questions holds no more than one does, and each
+    gets its own vector."""
     model = load_local_model()
-    scratch = model.scratch
     largest = max(linear.quantized.size for layer in model.layers for linear in layer.linears())
-    with scratch.buffer() as first:
-        assert first.size == largest and first.dtype == np.float32
-    with scratch.buffer() as again:
-        assert again is first
-    with contextlib.ExitStack() as burst:
-        held = [burst.enter_context(scratch.buffer()) for _ in range(4)]
-        assert len({id(b) for b in held}) == 4
-    with contextlib.ExitStack() as after:
-        kept = [after.enter_context(scratch.buffer()) for _ in range(4)]
-        assert sum(any(k is h for h in held) for k in kept) == Scratch.KEEP
+    assert model.scratch.shape == (largest,) and model.scratch.dtype == np.float32
+    questions = [f"Where is my parcel number {n}?" for n in range(8)]
+    alone = model.encode(questions)
+    running, most = [0], [0]
+    first = model.layers[0]
+
+    def counted(x: np.ndarray, mask_bias: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        time.sleep(0.01)  # a pass in the middle when the other threads try theirs
+        try:
+            return first(x, mask_bias, scratch)
+        finally:
+            running[0] -= 1
+
+    model.layers[0] = counted  # type: ignore[call-overload]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            vectors = list(pool.map(lambda q: model.encode([q])[0], questions))
+    finally:
+        model.layers[0] = first
+    assert most[0] == 1
+    assert np.allclose(np.stack(vectors), alone, atol=1e-6)
 
 
 @needs_model
