@@ -77,11 +77,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The process's resident memory now (``VmHWM``: the most it has had)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")
 
 
 @dataclass
@@ -200,6 +201,8 @@ async def soak(
             )
         stop.set()
         await asyncio.gather(*tasks)
+        # Between the samples too: loading the model, embedding the chunks, the soak.
+        print(f"the daemon's highest RSS (VmHWM): {rss_mb(daemon.pid, 'VmHWM'):.1f} MB")
         if load.errors:
             print(f"errors: {load.errors} (last: {load.last_error})")
     finally:
