@@ -44,8 +44,11 @@ BLAS_THREADS = 1
 # scores of a batch are rows × heads × length² floats (12 MB at 4 chunks of 256 pieces), the
 # feed-forward block's activations 4 × pieces × 1536 floats. At 4096 the process's peak was
 # 130 MB above its loaded size while embedding the bundled KB's 62 chunks at once, at 1024
-# 32 MB; and that took ~22% less CPU.
-TOKENS_PER_BATCH = 1024
+# 32-33 MB (~22% less CPU than 4096), at 512 19 MB, at 256 12 MB, in 3.26-3.29 s of CPU against
+# 3.37-3.43 s at 1024 (alternated): a daemon's first start embeds its chunks with the model
+# loaded, so this peak came on top of it (the daemon's highest RSS 156.5 MB at 1024). A
+# question waits for one pass at most (one forward pass runs at a time).
+TOKENS_PER_BATCH = 256
 
 # After an encode of at least this many word pieces (padding included), the C heap's free
 # pages go back to the system (``release_free_memory``): a bulk encode's activations, freed,
