@@ -152,8 +152,8 @@ class LayerNorm:
 # would be (a step of the column's largest / 32,767: a typical weight to 1e-4 of itself). Each
 # matrix is made float32 again just before its matmul, into a buffer that is reused: int16 ->
 # float32 is exact and one pass (numpy's float16 -> float32 took 17 times as long), and a short
-# question, whose matmuls read every weight once, reads half the bytes from memory: 10.6-12.6 ms
-# of CPU per question against 12.3-13.4 with float32 (bench/local_embeddings.py, alternated).
+# question, whose matmuls read every weight once, reads half the bytes from memory: 10.2-12.6 ms
+# of CPU per question against 11.2-13.4 with float32 (bench/local_embeddings.py, alternated).
 # Vectors: cosine >= 0.9999999 against float32's, no dimension 6e-5 away, on the 201 texts of
 # bench/minilm_equivalence.py (tests/knowledge/test_hybrid_local.py pins three).
 QUANTIZED_MAX = 32767
@@ -351,10 +351,11 @@ class MiniLM:
         # Where each weight is made float32 again for its matmul (the largest's size, 2.4 MB),
         # by one forward pass at a time, whichever thread asks: a daemon embeds its questions on
         # the default executor's threads, several at once under load, and the knowledge base's
-        # chunks on another. Each pass running at once held its own buffers (this one, OpenBLAS'
-        # packing buffers, its arena's activations): 6 threads embedding questions at once kept
-        # 12.4 MB more than before the first, one at a time 5.3 MB; the CPU per question was the
-        # same. A question waits at most for one batch's pass (``TOKENS_PER_BATCH``).
+        # chunks on another. Passes running at once each held buffers of their own (one like
+        # this, OpenBLAS' packing buffers, activations in their arena), kept afterwards: 6
+        # threads embedding questions at once kept 12.4 MB more than before the first, one at a
+        # time 5.3 MB, for the same CPU per question. A question waits at most for one batch's
+        # pass (``TOKENS_PER_BATCH``).
         self.scratch = np.empty(
             max(linear.quantized.size for layer in self.layers for linear in layer.linears()),
             dtype=np.float32,
