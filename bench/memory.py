@@ -15,6 +15,13 @@ It prints one row per sample and the verdict against DESIGN §11: at most 150 MB
 what the RSS grew from the end of the warm-up (the first fifth of the run) to the end.
 
     PYTHONPATH=.:bench python bench/memory.py [--threads 100000] [--minutes 30] [--visitors 8]
+        [--embeddings auto|local|none] [--tree DIR]
+
+``--embeddings`` sets ``[knowledge.embeddings] backend`` (unset: ``none``, as every bench sets
+it in ``bench/support.py``, or ``$SUPPORTBOT_KNOWLEDGE__EMBEDDINGS__BACKEND``); with a
+model, the RSS is also read when the chunk vectors are all embedded (``/healthz``), before the
+visitors come. ``--tree DIR`` runs the daemon from another source tree (e.g. an export of
+``main``: ``git archive main | tar -x -C /tmp/main-src``), for an A/B: alternate the runs.
 
 Issue 17's target: ≤ 150 MB at 1M stored threads (``--threads 1000000``), flat.
 """
@@ -70,11 +77,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """The process's resident memory now (``VmHWM``: the most it has had)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    raise RuntimeError(f"no {field} for process {pid}")
 
 
 @dataclass
@@ -118,7 +126,14 @@ async def visitor_loop(base: str, load: Load, stop: asyncio.Event, number: int) 
 
 
 async def soak(
-    url: str, *, minutes: float, visitors: int, every: float, tmp: Path
+    url: str,
+    *,
+    minutes: float,
+    visitors: int,
+    every: float,
+    tmp: Path,
+    embeddings: str | None,
+    tree: Path,
 ) -> list[tuple[float, float, int]]:
     port = free_port()
     config = tmp / "supportbot.toml"
@@ -126,7 +141,10 @@ async def soak(
         f'[database]\nurl = "{url}"\n\n[http]\nport = {port}\n\n[log]\nlevel = "WARNING"\n',
         encoding="utf-8",
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The environment outranks the file, and bench/support.py sets the backend to "none".
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    if embeddings:
+        env["SUPPORTBOT_KNOWLEDGE__EMBEDDINGS__BACKEND"] = embeddings
     # Its log goes to a file: a pipe nobody reads would stall the daemon once full.
     log_path = tmp / "daemon.log"
     with log_path.open("w") as log_file:
@@ -147,6 +165,14 @@ async def soak(
     load = Load()
     try:
         await wait_until_ready(base, daemon, log_path)
+        print(f"RSS when ready: {rss_mb(daemon.pid):.1f} MB", flush=True)
+        embedded = await wait_until_embedded(base, daemon)
+        if embedded is not None:
+            print(
+                f"RSS when the chunk vectors are embedded: {rss_mb(daemon.pid):.1f} MB "
+                f"({embedded:.1f} s after ready)",
+                flush=True,
+            )
         samples.append((0.0, rss_mb(daemon.pid), 0))
         print(
             f"{'minute':>7} {'RSS MB':>8} {'turns':>8} {'turns/s':>8} {'visitors':>9} {'errors':>7}"
@@ -175,6 +201,8 @@ async def soak(
             )
         stop.set()
         await asyncio.gather(*tasks)
+        # Between the samples too: loading the model, embedding the chunks, the soak.
+        print(f"the daemon's highest RSS (VmHWM): {rss_mb(daemon.pid, 'VmHWM'):.1f} MB")
         if load.errors:
             print(f"errors: {load.errors} (last: {load.last_error})")
     finally:
@@ -204,6 +232,24 @@ async def wait_until_ready(base: str, daemon: asyncio.subprocess.Process, log_pa
     raise SystemExit("the daemon did not get ready in 120 s")
 
 
+async def wait_until_embedded(base: str, daemon: asyncio.subprocess.Process) -> float | None:
+    """Seconds until ``/healthz`` says every chunk has its vector; None with no model."""
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() - started < 600:
+            if daemon.returncode is not None:
+                raise SystemExit("the daemon exited while embedding")
+            async with http.get(f"{base}/healthz") as response:
+                body = await response.json()
+            vectors = body.get("knowledge", {}).get("vectors")
+            if vectors is None:
+                return None
+            if vectors.get("state") == "ready":
+                return time.monotonic() - started
+            await asyncio.sleep(0.2)
+    raise SystemExit("the chunk vectors were not embedded in 600 s")
+
+
 async def run(args: argparse.Namespace) -> None:
     kind = "postgresql" if args.postgresql else "sqlite"
     async with scratch_database(kind) as url:
@@ -217,7 +263,13 @@ async def run(args: argparse.Namespace) -> None:
         )
         with tempfile.TemporaryDirectory() as tmp:
             samples = await soak(
-                url, minutes=args.minutes, visitors=args.visitors, every=args.every, tmp=Path(tmp)
+                url,
+                minutes=args.minutes,
+                visitors=args.visitors,
+                every=args.every,
+                tmp=Path(tmp),
+                embeddings=args.embeddings,
+                tree=args.tree.resolve(),
             )
     peak = max(rss for _, rss, _ in samples)
     warm = [s for s in samples if s[0] >= args.minutes / 5]
@@ -244,6 +296,11 @@ def main() -> None:
     parser.add_argument("--visitors", type=int, default=8)
     parser.add_argument("--every", type=float, default=60.0, help="seconds between samples")
     parser.add_argument("--postgresql", action="store_true")
+    parser.add_argument("--embeddings", choices=("auto", "local", "none"), default=None,
+                        help="[knowledge.embeddings] backend (unset: none, or "
+                             "$SUPPORTBOT_KNOWLEDGE__EMBEDDINGS__BACKEND)")
+    parser.add_argument("--tree", type=Path, default=ROOT,
+                        help="the source tree the daemon runs from (default: this one)")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -15,13 +15,23 @@ its tests install: run it in a separate environment, e.g.
     /tmp/stvenv/bin/python bench/minilm_equivalence.py
 
 Without sentence-transformers it says so and exits 0.
+
+``--tree DIR`` compares with another source tree's numpy MiniLM instead (run in a subprocess),
+e.g. an export of ``main`` before a change to the forward pass (``git archive main | tar -x -C
+/tmp/main-src``); that needs no sentence-transformers:
+
+    PYTHONPATH=. python bench/minilm_equivalence.py --tree /tmp/main-src
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -91,11 +101,32 @@ def passages(limit: int) -> list[str]:
     return out[::step][:limit]
 
 
+def tree_vectors(tree: Path, texts: list[str]) -> np.ndarray:
+    """``texts`` embedded by the numpy MiniLM of the source tree ``tree``, in a subprocess."""
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+        script = (
+            "import json, sys, numpy\n"
+            "from bot.knowledge.minilm import MiniLM\n"
+            "texts = json.load(open(sys.argv[1], encoding='utf-8'))\n"
+            "numpy.save(sys.argv[2], MiniLM.bundled().encode(texts, batch_size=32))\n"
+        )
+        subprocess.run(
+            [sys.executable, "-c", script, f"{tmp}/texts.json", f"{tmp}/vectors.npy"],
+            env={**os.environ, "PYTHONPATH": str(tree)},
+            cwd=tree,
+            check=True,
+        )
+        return np.load(f"{tmp}/vectors.npy")
+
+
 def main() -> None:
-    if importlib.util.find_spec("sentence_transformers") is None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--tree", type=Path, help="compare with this source tree's MiniLM")
+    args = parser.parse_args()
+    if args.tree is None and importlib.util.find_spec("sentence_transformers") is None:
         print("sentence-transformers is not installed: nothing to compare (see the docstring)")
         return
-    from sentence_transformers import SentenceTransformer
 
     questions = eval_questions(90)
     chunks = passages(70)
@@ -108,12 +139,18 @@ def main() -> None:
     }
     texts = [t for group in kinds.values() for t in group]
     ours = MiniLM.bundled()
-    theirs = SentenceTransformer(str(model_directory()), device="cpu")
     pieces = [len(ours.tokenizer.encode(t)) for t in texts]
     mine = ours.encode(texts, batch_size=32)
-    reference = np.asarray(
-        theirs.encode(texts, batch_size=32, normalize_embeddings=True), dtype=np.float32
-    )
+    if args.tree is not None:
+        print(f"against the numpy MiniLM of {args.tree}")
+        reference = tree_vectors(args.tree.resolve(), texts)
+    else:
+        from sentence_transformers import SentenceTransformer
+
+        theirs = SentenceTransformer(str(model_directory()), device="cpu")
+        reference = np.asarray(
+            theirs.encode(texts, batch_size=32, normalize_embeddings=True), dtype=np.float32
+        )
     cosines = np.sum(mine * reference, axis=1)
     differences = np.max(np.abs(mine - reference), axis=1)
     print(f"{len(texts)} texts, {sum(p >= ours.max_tokens for p in pieces)} cut at 256 pieces")

