@@ -37,10 +37,11 @@ UNDO_PRIOR = 0.8
 
 def demote_undoing(query: str, hits: Sequence[Hit]) -> list[Hit]:
     """``hits`` with the articles that undo an ending moved back, unless ``query`` asks that."""
-    if not any(_UNDOES.search(h.chunk.title or "") for h in hits) or _ASKS_UNDO.search(query):
+    undoing = [bool(_UNDOES.search(h.chunk.title or "")) for h in hits]
+    if not any(undoing) or _ASKS_UNDO.search(query):
         return list(hits)
     scaled = [
-        replace(h, rank_score=h.rank_score * UNDO_PRIOR) if _UNDOES.search(h.chunk.title or "") else h
-        for h in hits
+        replace(h, rank_score=h.rank_score * UNDO_PRIOR) if undoes else h
+        for h, undoes in zip(hits, undoing, strict=True)
     ]
     return sorted(scaled, key=lambda h: -h.rank_score)

@@ -510,19 +510,22 @@ def _mentions(found: Sequence[Passage], thing: str) -> bool:
         if not wanted:
             return True
         terms = analysis.analyze(text, lang)
-        size = len(wanted)
-        if any(terms[i : i + size] == wanted for i in range(len(terms) - size + 1)):
+        if _side_by_side(terms, wanted):
             return True
         # A price by another name: "student prices" where the article offers a student discount.
         words = thing.lower().split()
         if len(words) > 1 and words[-1] in _PRICE_WORDS:
             head = analysis.analyze(" ".join(words[:-1]).replace("-", " "), lang)
-            size = len(head)
-            named = any(terms[i : i + size] == head for i in range(len(terms) - size + 1))
-            priced = set(analysis.analyze(" ".join(sorted(_PRICE_WORDS)), lang))
-            if named and priced & set(terms):
+            priced = analysis.analyze(" ".join(sorted(_PRICE_WORDS)), lang)
+            if _side_by_side(terms, head) and not set(priced).isdisjoint(terms):
                 return True
     return False
+
+
+def _side_by_side(terms: list[str], wanted: list[str]) -> bool:
+    """Whether ``wanted`` stands in ``terms`` in order, side by side."""
+    size = len(wanted)
+    return any(terms[i : i + size] == wanted for i in range(len(terms) - size + 1))
 
 
 def _candidate(passage: Passage) -> dict[str, Any]:
