@@ -523,9 +523,7 @@ def _mentions(found: Sequence[Passage], thing: str) -> bool:
 
 
 def _side_by_side(terms: list[str], wanted: list[str]) -> bool:
-    """Whether ``wanted`` stands in ``terms`` in order, side by side."""
-    size = len(wanted)
-    return any(terms[i : i + size] == wanted for i in range(len(terms) - size + 1))
+    return any(terms[i : i + len(wanted)] == wanted for i in range(len(terms) - len(wanted) + 1))
 
 
 def _candidate(passage: Passage) -> dict[str, Any]:
