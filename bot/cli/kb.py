@@ -39,10 +39,17 @@ async def cmd_kb_search(args: argparse.Namespace, settings: Settings) -> int:
     store = await open_store(settings)
     kb = KnowledgeBase(store.db, settings.knowledge)
     try:
-        passages = await kb.search(args.query, limit=args.limit)
+        empty = await kb.count_chunks() == 0
+        passages = [] if empty else await kb.search(args.query, limit=args.limit)
     finally:
         await kb.aclose()
         await store.db.dispose()
+    if empty:
+        # Nothing to search is not "no match": say how the knowledge base gets its documents.
+        print("supportbot: the knowledge base is empty in this database; index it first with "
+              "`supportbot kb ingest` (knowledge.paths) or `supportbot kb sync` (configured "
+              "sources) — `supportbot serve` syncs on start", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps({"results": [
             {"rank": n, "document": p.source, "title": p.title,

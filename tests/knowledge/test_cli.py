@@ -25,6 +25,11 @@ def _cli(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]
 
 def test_kb_ingest_and_search(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'cli.db'}"
+    # Before anything is indexed: not "no matching passages" but how to index.
+    empty = _cli(db_url, tmp_path, "kb", "search", "how do I reset my password?")
+    assert empty.returncode == 1 and empty.stdout == ""
+    assert "knowledge base is empty" in empty.stderr and "kb ingest" in empty.stderr
+
     bundled = _cli(db_url, tmp_path, "kb", "ingest")  # no PATH: the configured example KB
     assert bundled.returncode == 0, bundled.stderr
     assert "added 14," in bundled.stdout
