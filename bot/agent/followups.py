@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 
 # A message that leans on the earlier ones ("and what about the API?", "does that apply…").
-_LINKS = r"^\W*(?:and|also|but|so|what\s+about|how\s+about|what\s+if|same|then)\b"
-# …or ends on a word pointing back at them ("…while it's frozen", "…one of those stickers there").
-_POINTS_BACK = r"\b(?:it|that|this|them|those|instead)\b[^.?!]{0,40}[?]?\W*$"
-_LEANS = re.compile(f"{_LINKS}|{_POINTS_BACK}", re.IGNORECASE)
-_REFERS_BACK = re.compile(_POINTS_BACK, re.IGNORECASE)
+_LEANS = re.compile(
+    r"^\W*(?:and|also|but|so|what\s+about|how\s+about|what\s+if|same|then)\b"
+    r"|\b(?:it|that|this|them|those|instead)\b[^.?!]{0,40}[?]?\W*$",
+    re.IGNORECASE,
+)
 # A request announced as one more, or another matter: "I also need to…", "we'd also like…",
 # "another thing, …", "one more question", "on a separate note", "while I'm here". Not a wish
 # about the same thing: "I also need it by Friday", "I'd also like them to stay".
@@ -42,9 +42,3 @@ def opens_new_topic(text: str) -> bool:
     """Whether ``text`` announces a request of its own beside what was asked before ("thanks,
     but I also need to change my card", "another question: …")."""
     return _NEW_TOPIC.search(text) is not None
-
-
-def refers_back(text: str) -> bool:
-    """Whether ``text`` ends on a word pointing back at the earlier messages ("do my miles
-    disappear while it's frozen"), whatever word it opens with."""
-    return _REFERS_BACK.search(text) is not None

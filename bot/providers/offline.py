@@ -109,7 +109,6 @@ _PRICE_WORDS = frozenset(
 FOLLOW_UP_TURNS = 3
 
 
-
 class KnowledgeSearch(Protocol):
     """Anything that finds knowledge passages for a query (the knowledge base, or a cache)."""
 
@@ -274,8 +273,7 @@ class OfflineProvider:
             diagnosis.update(action="ask", reason="No question in the message.")
             return _Decision(f"{hello}{ASK_HOW}", (), diagnosis)
 
-        settled = bool(reading.intents & {Intent.THANKS, Intent.SOLVED, Intent.ACKNOWLEDGED})
-        found, query = await self._search(question, earlier, settled=settled)
+        found, query = await self._search(question, earlier)
         asked = intents.asking_sentences(question)
         # What it asks, without the story, is all in the best article ("…still hasnt come home,
         # im in bits. do you help with posters or a reward or anything"): the story's words, no
@@ -436,9 +434,7 @@ class OfflineProvider:
             return True
         return margin >= LEAD_MARGIN and evidence.lead > 0
 
-    async def _search(
-        self, question: str, earlier: list[str], *, settled: bool = False
-    ) -> tuple[list[Passage], str]:
+    async def _search(self, question: str, earlier: list[str]) -> tuple[list[Passage], str]:
         """Search with the latest message, read with the customer's earlier messages when it
         leans on them.
 
@@ -448,9 +444,7 @@ class OfflineProvider:
         and when the article it finds also matches the latest message alone (the same topic,
         said with more context: "a question about the monthly pass" then "how do I cancel?").
         A latest message that clearly asks about something else is searched alone, and so is
-        one that matches alone and announces a request of its own ("I also need to…"), or
-        follows thanks (``settled``: "great thanks! and what size box do I need?") without
-        pointing back at what was asked ("…while it's frozen", ``followups.refers_back``).
+        one that announces a request of its own ("I also need to…") and matches alone.
         """
         from bot.agent import followups, intents
         from bot.knowledge import analysis
@@ -468,8 +462,7 @@ class OfflineProvider:
         ]
         if not context:
             return found, latest
-        alone = followups.opens_new_topic(latest) or (settled and not followups.refers_back(latest))
-        if alone and self._judge(found)[0]:
+        if followups.opens_new_topic(latest) and self._judge(found)[0]:
             # "thanks, but I also need to change the card it comes out of": a request of its
             # own, whatever its pronoun points back to; alone it matches its article.
             return found, latest

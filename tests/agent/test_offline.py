@@ -778,38 +778,3 @@ async def test_an_offer_asked_with_another_verb_goes_to_a_person(text: str) -> N
     assert [c.name for c in response.tool_calls] == ["ESCALATE"]
     assert response.tool_calls[0].arguments is not None
     assert "No article mentions" in response.tool_calls[0].arguments["reason"]
-
-
-@pytest.mark.parametrize(
-    ("last", "alone"),
-    [
-        ("great thanks! and what size box do i need for a pair of boots", True),
-        ("perfect, that worked. which box size for a pair of boots?", True),
-        ("thanks! and can i print the label for it at home", False),
-        ("cheers. also how long does that take", False),
-    ],
-)
-async def test_a_question_after_thanks_is_searched_alone_unless_it_points_back(
-    last: str, alone: bool
-) -> None:
-    """Thanks settle what was asked before: the next question is searched alone ("and what size
-    box do i need" is no follow-up of how to send a parcel), unless it points back at it ("…for
-    it", "how long does that take")."""
-    sending = _with(passage("Sending a parcel", "Sending a parcel", "Book a label.", 0.9))
-    sizes = _with(passage("Parcel sizes", "Parcel sizes", "Boots fit a medium box.", 0.8))
-
-    class Conversation(FixedKnowledge):
-        async def search(self, query: str, *, limit: int = 5) -> list[object]:  # type: ignore[override]
-            self.queries.append(query)
-            return [sending] if "send" in query else [sizes]
-
-    knowledge = Conversation()
-    response = await OfflineProvider(OfflineSettings(), knowledge).complete(
-        _request(
-            ChatMessage("user", "how do i send something to a friend"),
-            ChatMessage("assistant", "Book a label."),
-            ChatMessage("user", last),
-        )
-    )
-    assert ("medium box" in response.text) is alone
-    assert any(q.startswith("how do i send") for q in knowledge.queries) is not alone
