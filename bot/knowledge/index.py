@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from bot.knowledge import analysis, crosslingual, vocabulary
+from bot.knowledge import analysis, crosslingual, spelling, vocabulary
 from bot.knowledge.postings import Naming, Postings
 
 # Field weights of BM25F: a word in the title says more about a document than one in its body.
@@ -376,32 +376,21 @@ class SearchIndex:
         # the knowledge base's ("comment je fais" is not "fails").
         if word.isdigit() or len(word) < 4 or lang not in self.language_set:
             return None
-        # Short words are too close to other real words ("york" → "work") to correct safely,
-        # except for a dropped letter ("mony" → "money"): the vocabulary word less one letter.
-        if len(word) == 4:
-            dropped = self._typos.get(word, set()) - {word}
-            if not dropped:
-                return None
-            common = min(
-                dropped, key=lambda c: (-self._term_documents.get(self._vocabulary[c], 0), c)
-            )
-            return self._vocabulary[common], TYPO_WEIGHT
-        limit = 1 if len(word) < 9 else 2
-        candidates: set[str] = set()
-        for key in analysis.deletes(word):
-            candidates |= self._typos.get(key, set())
-        best: tuple[int, int, str] | None = None
-        for candidate in candidates:
-            distance = analysis.edit_distance(word, candidate, limit)
-            if distance > limit:
-                continue
-            found = self._vocabulary[candidate]
-            ranked = (distance, -self._term_documents.get(found, 0), candidate)
-            if best is None or ranked < best:
-                best = ranked
-        if best is None:
+        typo = spelling.typo_of(word, self._vocabulary, self._typos, self._term_documents)
+        return (self._vocabulary[typo], TYPO_WEIGHT) if typo is not None else None
+
+    def typo_correction(self, word: str, lang: str) -> str | None:
+        """The vocabulary word ``word`` (lower case) is a typo of, or None: a word the knowledge
+        base knows, none near enough, or a word of ``lang`` (``spelling``: for the dense side)."""
+        found = self._match(word, lang)
+        if found is None or found[1] >= 1.0:
             return None
-        return self._vocabulary[best[2]], TYPO_WEIGHT
+        return spelling.typo_of(word, self._vocabulary, self._typos, self._term_documents, lang)
+
+    @property
+    def term_counts(self) -> Counter[str]:
+        """Per term, how many documents use it."""
+        return self._term_documents
 
     # -- scoring -----------------------------------------------------------------------------
 

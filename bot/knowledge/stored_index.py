@@ -28,13 +28,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bot.knowledge import analysis, crosslingual, index, postings, terms, vocabulary
+from bot.knowledge import analysis, crosslingual, index, postings, spelling, terms, vocabulary
 from bot.knowledge.index import ChunkRecord, SearchIndex
 
 log = logging.getLogger(__name__)
 
 # The modules whose code decides what an index holds and how it is read, and the libraries.
-_BUILT_BY = (analysis, crosslingual, index, postings, terms, vocabulary)
+_BUILT_BY = (analysis, crosslingual, index, postings, spelling, terms, vocabulary)
 _LIBRARIES = ("numpy", "snowballstemmer")
 
 

@@ -45,7 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.config import EmbeddingsSettings
-from bot.knowledge import vocabulary
+from bot.knowledge import spelling, vocabulary
 from bot.knowledge.embeddings import Embedder, EmbeddingError, Vectors
 from bot.knowledge.index import ChunkRecord, Hit, SearchIndex
 from bot.store.database import Database
@@ -328,6 +328,8 @@ class DenseSide:
         dense = await self.current(index)
         if not dense.complete:  # see the class docstring
             return list(keyword[:limit])
+        # Embedded with its typos corrected as the keyword side reads them (``spelling``).
+        query = spelling.corrected(index, query)
         vector = self._questions.get(query)
         if vector is None:
             try:

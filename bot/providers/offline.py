@@ -24,7 +24,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bot.config import OfflineSettings
 from bot.domain import JSON, Usage
 from bot.providers.base import ChatMessage, DeltaSink, ModelRequest, ModelResponse, ToolCall
-from bot.providers.offline_answer import answer_from, cite, pieces, rag_record, with_greeting
+from bot.providers.offline_answer import (
+    answer_from,
+    cite,
+    clip,
+    pieces,
+    rag_record,
+    solved_summary,
+    with_greeting,
+)
+from bot.providers.offline_reading import is_question
 
 if TYPE_CHECKING:
     from bot.knowledge import Passage
@@ -98,21 +107,6 @@ _PRICE_WORDS = frozenset(
 )
 # Earlier customer messages a follow-up is read with.
 FOLLOW_UP_TURNS = 3
-
-# Words that carry no question on their own: small talk after a greeting is not a question.
-# fmt: off
-_FILLER = frozenset(
-    [
-        "a", "an", "and", "are", "about", "any", "anybody", "anyone", "at", "be", "can", "could",
-        "do", "does", "for", "from", "good", "got", "hello", "hey", "hi", "how", "i", "im", "i'm",
-        "is", "it", "its", "it's", "just", "me", "morning", "afternoon", "evening", "my", "of",
-        "ok", "okay", "on", "or", "please", "so", "thank", "thanks", "that", "the", "there",
-        "this", "to", "today", "u", "up", "us", "we", "what", "whats", "what's", "with", "would",
-        "you", "your", "yo"
-    ]
-)
-# fmt: on
-_WORD = re.compile(r"[\w']+")
 
 
 class KnowledgeSearch(Protocol):
@@ -249,7 +243,7 @@ class OfflineProvider:
             diagnosis.update(action="close", reason="The customer confirmed it is solved.")
             return _Decision(
                 "Glad that's sorted! I'll close this conversation now — write again any time.",
-                (_call("CLOSE", {"resolution_summary": _summary(messages, last_user)}),),
+                (_call("CLOSE", {"resolution_summary": solved_summary(messages, last_user)}),),
                 diagnosis,
             )
         if reading.has(Intent.INJECTION) and not reading.question:
@@ -275,7 +269,7 @@ class OfflineProvider:
         if greeted:
             hello = f"Hi {str(name).split()[0]}! " if name else "Hi! "
 
-        if not _is_question(question):
+        if not is_question(question):
             diagnosis.update(action="ask", reason="No question in the message.")
             return _Decision(f"{hello}{ASK_HOW}", (), diagnosis)
 
@@ -358,7 +352,7 @@ class OfflineProvider:
                 reason="A remark with no question that the knowledge base does not clearly answer.",
             )
             return _Decision(hello + CLARIFY, (), diagnosis)
-        return escalate(f"{judged}: {_clip(' '.join(question.split()), 160)}")
+        return escalate(f"{judged}: {clip(' '.join(question.split()), 160)}")
 
     def _judge(self, found: Sequence[Passage], terms: int = 0) -> tuple[bool, str]:
         """Whether the best passage answers the question, and why (or why not).
@@ -584,17 +578,3 @@ def _given(earlier: Sequence[ChatMessage], passage: Passage) -> bool:
     """Whether an earlier reply answered from ``passage``'s article (its citation names it)."""
     cited = f"({passage.source})"
     return any(m.role == "assistant" and cited in m.content for m in earlier)
-
-
-def _is_question(text: str) -> bool:
-    return any(w.lower() not in _FILLER for w in _WORD.findall(text))
-
-
-def _summary(messages: Sequence[ChatMessage], last_user: int) -> str:
-    asked = [m.content for m in messages[:last_user] if m.role == "user" and m.content]
-    topic = _clip(" ".join(asked[0].split()), 160) if asked else "the customer's question"
-    return f"Customer confirmed the issue is solved ({topic})."
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING
 from bot.domain import JSON
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from bot.knowledge import Passage
+    from bot.providers.base import ChatMessage
 
 ANSWER_CHARS = 900
 
@@ -101,3 +104,15 @@ def rag_record(passage: Passage) -> JSON:
         "score": round(float(passage.score), 4),
         "text": passage.text[:PASSAGE_CHARS],
     }
+
+
+def solved_summary(messages: Sequence[ChatMessage], last_user: int) -> str:
+    """The CLOSE call's resolution summary: the customer's first question, clipped."""
+    asked = [m.content for m in messages[:last_user] if m.role == "user" and m.content]
+    topic = clip(" ".join(asked[0].split()), 160) if asked else "the customer's question"
+    return f"Customer confirmed the issue is solved ({topic})."
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
