@@ -5,7 +5,9 @@ A platform that is not answered in time delivers again (Slack after 3 s, Interco
 every retry is more work for a process already behind; a turn that waits loses nothing — its
 messages are stored, and so is a delivery not parsed yet. So while the event loop runs late
 (its lag, measured by a timer that sleeps ``TICK`` over and over, smoothed, beyond
-``pipeline.shed_lag_ms``) and webhooks are arriving, ``Shedding.engaged`` says so and the claim
+``pipeline.shed_lag_ms``) and acknowledgements queue up for it (more than ``QUEUED`` waiting on
+the store at once, smoothed: a lone slow callback — a first turn's imports, a collection — at a
+moderate webhook rate leaves one or none waiting), ``Shedding.engaged`` says so and the claim
 loops that ``ClaimLoop.shed_under`` it start at most a few new pieces of work at a time (what
 runs finishes). It lets go once the loop has kept up for ``HOLD`` seconds — its lag under half
 the threshold and no more than ``QUEUED`` acknowledgements waiting on the store (smoothed): with
@@ -36,7 +38,7 @@ TICK = 0.01
 ALPHA = 0.25
 # Seconds the loop keeps up (see the module's docstring) before shedding lets go.
 HOLD = 0.5
-# Acknowledgements waiting at once (smoothed) that keep shedding engaged: webhooks come faster
+# Acknowledgements waiting at once (smoothed) beyond which they queue up: webhooks come faster
 # than they are answered.
 QUEUED = 2.0
 # Seconds without a webhook after which nobody waits for an acknowledgement.
@@ -119,7 +121,7 @@ class Shedding:
 
     def _step(self, at: float) -> None:
         if not self._engaged:
-            if self.lag > self.lag_threshold and at >= self._rest_until:
+            if self.lag > self.lag_threshold and self.queued > QUEUED and at >= self._rest_until:
                 self._engaged, self._engaged_at, self._calm_since = True, at, None
                 self.engagements += 1
                 log.debug("shedding: loop lag %.0f ms, acknowledgements first", self.lag * 1000)
