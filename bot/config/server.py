@@ -71,7 +71,7 @@ class PipelineSettings(Section):
     drain_timeout_seconds: float = Field(default=20.0, ge=0)
     # Load shedding (``bot.pipeline.shedding``): while webhooks arrive and the event loop runs
     # this late (smoothed), new turns wait so that acknowledgements go first; 0 turns it off.
-    shed_lag_ms: float = Field(default=30.0, ge=0)
+    shed_lag_ms: float = Field(default=10.0, ge=0)
     # Meanwhile at most this many turns run, a new one at most every this many seconds...
     shed_turns: int = Field(default=1, ge=1)
     shed_claim_interval_seconds: float = Field(default=0.1, ge=0)

@@ -163,8 +163,7 @@ async def test_a_slow_callback_at_a_moderate_webhook_rate_sheds_nothing() -> Non
 
 async def test_webhooks_on_a_loop_that_keeps_up_leave_turns_at_full_concurrency() -> None:
     settings = PipelineSettings(concurrency=8, poll_interval_seconds=60)
-    # The default threshold (30 ms), with room for a shared machine's scheduling.
-    shedding = Shedding(lag_threshold=0.05, max_seconds=30)
+    shedding = Shedding(lag_threshold=0.01, max_seconds=30)  # the default threshold
     loop = Work(settings, queued=200, seconds=0.05)  # turns waiting on a remote model
     loop.shed_under(shedding, slots=1, every=0.1)
     await loop.start()
