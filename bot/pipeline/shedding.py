@@ -7,7 +7,11 @@ messages are stored, and so is a delivery not parsed yet. So while the event loo
 (its lag, measured by a timer that sleeps ``TICK`` over and over, smoothed, beyond
 ``pipeline.shed_lag_ms``) and acknowledgements queue up for it (more than ``QUEUED`` waiting on
 the store at once, smoothed: a lone slow callback — a first turn's imports, a collection — at a
-moderate webhook rate leaves one or none waiting), ``Shedding.engaged`` says so and the claim
+moderate webhook rate leaves one or none waiting) and the loop's own thread is on the CPU more
+than ``BUSY`` of the time (smoothed ``time.thread_time`` over wall time: a process that is late
+because other processes took the machine's cores, its turns waiting on a remote model, would
+gain nothing by holding them back — measured 0.15 at 30 webhooks/s beside 0.4–0.6 under a
+flood, on a machine loaded 5 over its 2 cores), ``Shedding.engaged`` says so and the claim
 loops that ``ClaimLoop.shed_under`` it start at most a few new pieces of work at a time (what
 runs finishes). It lets go once the loop has kept up for ``HOLD`` seconds — its lag under half
 the threshold and no more than ``QUEUED`` acknowledgements waiting on the store (smoothed): with
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,8 @@ HOLD = 0.5
 QUEUED = 2.0
 # Seconds without a webhook after which nobody waits for an acknowledgement.
 IDLE = 1.0
+# The loop's thread on the CPU this share of the time (smoothed) is busy with its own work.
+BUSY = 0.35
 # Rest after shedding ``max_seconds`` at a stretch, as a fraction of it.
 REST = 0.2
 
@@ -56,6 +63,7 @@ class Shedding:
         self.max_seconds = max_seconds
         self.lag = 0.0  # the smoothed event loop lag (s) while watched
         self.queued = 0.0  # the smoothed number of acknowledgements waiting
+        self.busy = 0.0  # the smoothed share of the time the loop's thread spends on the CPU
         self._waiting = 0
         self.engagements = 0
         self._shed_total = 0.0
@@ -104,14 +112,16 @@ class Shedding:
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
-        self.lag = self.queued = 0.0
+        self.lag = self.queued = self.busy = 0.0
+        at, cpu = loop.time(), time.thread_time()
         try:
             while True:
-                due = loop.time() + TICK
+                due = at + TICK
                 await asyncio.sleep(TICK)
-                at = loop.time()
+                was, at, spent, cpu = at, loop.time(), cpu, time.thread_time()
                 self.lag += ALPHA * (max(0.0, at - due) - self.lag)
                 self.queued += ALPHA * (self._waiting - self.queued)
+                self.busy += ALPHA * (min(1.0, (cpu - spent) / max(at - was, 1e-6)) - self.busy)
                 if at - self._last_ack > IDLE:
                     return  # nobody waits for an acknowledgement
                 self._step(at)
@@ -121,7 +131,8 @@ class Shedding:
 
     def _step(self, at: float) -> None:
         if not self._engaged:
-            if self.lag > self.lag_threshold and self.queued > QUEUED and at >= self._rest_until:
+            saturated = self.lag > self.lag_threshold and self.busy > BUSY
+            if saturated and self.queued > QUEUED and at >= self._rest_until:
                 self._engaged, self._engaged_at, self._calm_since = True, at, None
                 self.engagements += 1
                 log.debug("shedding: loop lag %.0f ms, acknowledgements first", self.lag * 1000)

@@ -93,12 +93,32 @@ async def webhooks(
 
 
 @asynccontextmanager
+async def sleeper(seconds: float) -> AsyncIterator[None]:
+    """The loop held up ``seconds`` at a time without this process using the CPU (other
+    processes have the cores)."""
+
+    async def block() -> None:
+        while True:
+            time.sleep(seconds)  # noqa: ASYNC251 — the point: a loop held up
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(block())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@asynccontextmanager
 async def hog(seconds: float) -> AsyncIterator[None]:
     """Something holding the event loop ``seconds`` at a time, over and over (CPU-bound turns)."""
 
     async def block() -> None:
         while True:
-            time.sleep(seconds)  # noqa: ASYNC251 — the point: a loop held up
+            until = time.perf_counter() + seconds
+            while time.perf_counter() < until:  # on the CPU, as a turn's work is
+                pass
             await asyncio.sleep(0)
 
     task = asyncio.create_task(block())
@@ -157,6 +177,17 @@ async def test_a_slow_callback_at_a_moderate_webhook_rate_sheds_nothing() -> Non
     async with webhooks(shedding, every=0.05, wait=0.001), hog(0.04):
         await asyncio.sleep(1.0)
         assert shedding.lag > 0.02
+        assert not shedding.engaged and shedding.engagements == 0
+    await shedding.close()
+
+
+async def test_a_loop_late_for_want_of_cores_it_does_not_use_sheds_nothing() -> None:
+    # Late by 40 ms an iteration and the acknowledgements queue, but the loop's thread is not
+    # on the CPU: other processes have the cores, and holding turns back would not help.
+    shedding = Shedding(lag_threshold=0.02, max_seconds=30)
+    async with webhooks(shedding, every=0.005, wait=0.05, at_once=8), sleeper(0.04):
+        await asyncio.sleep(1.0)
+        assert shedding.lag > 0.02 and shedding.queued > 2
         assert not shedding.engaged and shedding.engagements == 0
     await shedding.close()
 
