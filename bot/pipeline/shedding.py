@@ -57,9 +57,17 @@ REST = 0.2
 class Shedding:
     """Whether to put acknowledgements before new work now (``engaged``)."""
 
-    def __init__(self, *, lag_threshold: float, max_seconds: float):
+    def __init__(
+        self,
+        *,
+        lag_threshold: float,
+        max_seconds: float,
+        cpu_clock: Callable[[], float] = time.thread_time,
+    ):
         # 0: never engage.
         self.lag_threshold = lag_threshold
+        # The loop thread's CPU seconds (``busy``); a test gives a clock of its own.
+        self._cpu_clock = cpu_clock
         self.max_seconds = max_seconds
         self.lag = 0.0  # the smoothed event loop lag (s) while watched
         self.queued = 0.0  # the smoothed number of acknowledgements waiting
@@ -113,12 +121,12 @@ class Shedding:
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
         self.lag = self.queued = self.busy = 0.0
-        at, cpu = loop.time(), time.thread_time()
+        at, cpu = loop.time(), self._cpu_clock()
         try:
             while True:
                 due = at + TICK
                 await asyncio.sleep(TICK)
-                was, at, spent, cpu = at, loop.time(), cpu, time.thread_time()
+                was, at, spent, cpu = at, loop.time(), cpu, self._cpu_clock()
                 self.lag += ALPHA * (max(0.0, at - due) - self.lag)
                 self.queued += ALPHA * (self._waiting - self.queued)
                 self.busy += ALPHA * (min(1.0, (cpu - spent) / max(at - was, 1e-6)) - self.busy)
