@@ -116,6 +116,7 @@ async def phase(
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )
         await asyncio.sleep(1.0)  # attached
+    shed = app.shedding.shed_seconds()
     with LoopLag() as lag:
         cpu = time.process_time()
         result = await wrk(url, requests, args.threads, args.connections, args.duration)
@@ -129,6 +130,7 @@ async def phase(
         lag=lag.summary(),
         server_cpu_ms=cpu * 1000 / max(1, result["requests"]),
         exhausted=result["requests"] >= count,
+        shed=app.shedding.shed_seconds() - shed,
     )
     return result
 
@@ -235,7 +237,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"the bot answers a backlog of {args.backlog} plus what it ingests (offline responder)"
     )
     header = ["database", "run", "endpoint", "requests/s", "p50 ms", "p99 ms", "of bare",
-              "turns/s meanwhile", "loop lag p50/p99 ms", "CPU ms/request", "non-2xx", "errors"]
+              "turns/s meanwhile", "shedding s", "loop lag p50/p99 ms", "CPU ms/request", "non-2xx", "errors"]
     rows = [header]
     summaries = []
     for number, r in results:
@@ -244,7 +246,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
             rows.append([
                 r["kind"], str(number), p["name"] + (" (ran out of bodies)" if p["exhausted"] else ""),
                 f"{p['rate']:,.0f}", f"{p['p50_us'] / 1000:.1f}", f"{p['p99_us'] / 1000:.1f}",
-                f"{p['rate'] / bare_rate:.2f}", f"{p['turns_per_s']:.0f}",
+                f"{p['rate'] / bare_rate:.2f}", f"{p['turns_per_s']:.0f}", f"{p['shed']:.1f}",
                 f"{p['lag'][0]:.1f}/{p['lag'][1]:.1f}", f"{p['server_cpu_ms']:.3f}",
                 str(p["status"]), str(p["errors"]),
             ])

@@ -41,6 +41,7 @@ from bot.pipeline.dispatcher import Dispatcher
 from bot.pipeline.events import TurnEvents
 from bot.pipeline.handoff import Handoff
 from bot.pipeline.outbox import OutboxSender
+from bot.pipeline.shedding import Shedding
 from bot.pipeline.turn import TurnRunner
 from bot.records import connector_runtime
 from bot.store.database import INBOX_NOTICE, OUTBOX_NOTICE, Database
@@ -54,8 +55,6 @@ if TYPE_CHECKING:
     from bot.scheduler import TriageScheduler
 
 log = logging.getLogger(__name__)
-# Turns run at once while webhooks wait for their acknowledgement (``ClaimLoop.yield_to``).
-ACKING_TURNS = 2
 
 RunnerFactory = Callable[["Application"], Awaitable[TurnRunner]]
 
@@ -84,6 +83,10 @@ class Application:
         self.connectors: dict[str, Connector] = {}
         # Webhook bodies stored before the acknowledgement, parsed after it.
         self.deliveries = DeliveryParser(self.store.deliveries, settings.pipeline, self.connectors)
+        self.shedding = Shedding(
+            lag_threshold=settings.pipeline.shed_lag_ms / 1000,
+            max_seconds=settings.pipeline.shed_max_seconds,
+        )
         self._extra_connectors = list(connectors or ())
         self._runner_factory = runner_factory
         self._serve_http = serve_http
@@ -206,8 +209,13 @@ class Application:
         if self._serve_http or self._run_pipeline:
             # Before the HTTP server: deliveries a crashed process stored but never parsed are
             # picked up once their lease runs out.
+            self.deliveries.load = self.shedding
+            self.deliveries.shed_under(
+                self.shedding, slots=1, every=self.settings.pipeline.shed_claim_interval_seconds
+            )
             await self.deliveries.start()
             self._started.append(self.deliveries.stop)
+            self._started.append(self.shedding.close)
 
         if self._run_pipeline:
             # Escalations announced beyond their channel: to other channels' people and to the
@@ -237,10 +245,13 @@ class Application:
                 handoff=self.handoff,
                 announcements=Announcements(self.settings, self.connectors),
             )
-            # Turns leave the event loop to webhooks' acknowledgements while those wait (the
-            # platform gives up after a few hundred milliseconds; a turn can wait a little).
-            self.dispatcher.yield_to(self.deliveries.acknowledging, concurrency=ACKING_TURNS)
-            self.deliveries.when_quiet(self.dispatcher.wake)
+            # Short of CPU while webhooks arrive, acknowledgements go first: new turns and
+            # parses wait (the platform gives up after a few seconds and delivers again; what
+            # waits is stored).
+            pipeline = self.settings.pipeline
+            self.dispatcher.shed_under(
+                self.shedding, slots=pipeline.shed_turns, every=pipeline.shed_claim_interval_seconds
+            )
             await self.dispatcher.start()
             self._started.append(self.dispatcher.stop)
             # Work other processes commit wakes these loops too (PostgreSQL; SQLite polls).

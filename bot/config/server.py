@@ -69,6 +69,15 @@ class PipelineSettings(Section):
     outbox_backoff_seconds: float = Field(default=1.0, gt=0)
     outbox_backoff_max_seconds: float = Field(default=300.0, gt=0)
     drain_timeout_seconds: float = Field(default=20.0, ge=0)
+    # Load shedding (``bot.pipeline.shedding``): while webhooks queue up, the event loop runs
+    # this late (smoothed) and its thread is busy on the CPU, new turns wait so that
+    # acknowledgements go first; 0 turns it off.
+    shed_lag_ms: float = Field(default=10.0, ge=0)
+    # Meanwhile at most this many turns run, a new one at most every this many seconds...
+    shed_turns: int = Field(default=1, ge=1)
+    shed_claim_interval_seconds: float = Field(default=0.1, ge=0)
+    # ...for at most this long at a stretch (then a fifth of it at full concurrency).
+    shed_max_seconds: float = Field(default=10.0, gt=0)
 
 
 class LogSettings(Section):

@@ -112,6 +112,8 @@ def session_middleware(
 def signed_session(request: web.Request, settings: Settings) -> ConsoleSession | None:
     """The session the request's cookie carries if its signature holds and it has not expired;
     whether it was signed out is ``session_middleware``'s to tell."""
+    if "Cookie" not in request.headers:  # webhooks, API clients: no cookie to parse or key
+        return None
     key = _key(settings)
     cookie = request.cookies.get(CONSOLE_COOKIE)
     if key is None or not cookie or cookie.count(".") != 1:

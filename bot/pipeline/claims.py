@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 from bot.config import PipelineSettings
+from bot.pipeline.shedding import Shedding
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,12 @@ class ClaimLoop(ABC, Generic[Work]):
         self._started_at: dict[asyncio.Task[None], int] = {}
         # The last claim took every free slot (or none was free): there may be more.
         self._saturated = False
-        # While this says so, claim no more than ``_busy_concurrency`` at once (``yield_to``).
-        self._busy: Callable[[], bool] | None = None
-        self._busy_concurrency = settings.concurrency
+        # While it is engaged, at most ``_shed_slots`` run and a claim waits ``_shed_every``
+        # after the last (``shed_under``).
+        self._shedding: Shedding | None = None
+        self._shed_slots = settings.concurrency
+        self._shed_every = 0.0
+        self._claimed_at = float("-inf")
 
     @abstractmethod
     async def _claim(self, limit: int) -> Sequence[Work]: ...
@@ -101,18 +105,30 @@ class ClaimLoop(ABC, Generic[Work]):
         self._started_at[task] = self._generation if generation is None else generation
         task.add_done_callback(self._finished)
 
-    def yield_to(self, busy: Callable[[], bool], *, concurrency: int) -> None:
-        """While ``busy()`` — a platform waits for this process's acknowledgements — run at
-        most ``concurrency`` pieces of work at once, so that what runs leaves the event loop to
-        the acknowledgements (what already runs finishes; nothing waits for long, since at
-        least ``concurrency`` go on). Wake the loop when it stops being busy."""
-        self._busy = busy
-        self._busy_concurrency = max(1, min(concurrency, self._settings.concurrency))
+    def shed_under(self, shedding: Shedding, *, slots: int, every: float) -> None:
+        """While ``shedding`` is engaged (the process is short of CPU and webhooks wait for
+        their acknowledgements) start no more work while ``slots`` pieces run, and claim at
+        most once every ``every`` seconds: what runs finishes, and work still goes on (the
+        floor), just slower. At the configured concurrency again once it lets go."""
+        self._shedding = shedding
+        self._shed_slots = max(1, min(slots, self._settings.concurrency))
+        self._shed_every = every
+        shedding.on_release(self.look_again)
 
-    def _slots(self) -> int:
-        if self._busy is not None and self._busy():
-            return self._busy_concurrency
-        return self._settings.concurrency
+    @property
+    def shedding(self) -> bool:
+        """Whether this loop holds back new work now."""
+        return self._shedding is not None and self._shedding.engaged
+
+    def _free(self) -> tuple[int, float]:
+        """Pieces of work to claim now, and how long to wait at most before looking again."""
+        poll = self._settings.poll_interval_seconds
+        if not self.shedding:
+            return self._settings.concurrency - len(self._active), poll
+        wait = self._claimed_at + self._shed_every - asyncio.get_running_loop().time()
+        if wait > 0:
+            return 0, min(poll, wait)
+        return self._shed_slots - len(self._active), poll
 
     @contextmanager
     def notifying(self, callback: Callable[[], None]) -> Iterator[None]:
@@ -131,11 +147,12 @@ class ClaimLoop(ABC, Generic[Work]):
     async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            free = self._slots() - len(self._active)
+            free, poll = self._free()
             claimed: Sequence[Work] = ()
             # Work that arrives from here on may be behind a lease this claim takes.
             generation = self._generation
             if free > 0:
+                self._claimed_at = asyncio.get_running_loop().time()
                 try:
                     claimed = await self._claim(free)
                 except Exception:
@@ -146,9 +163,7 @@ class ClaimLoop(ABC, Generic[Work]):
             if claimed and len(claimed) == free:
                 continue  # there may be more work than slots; look again at once
             try:
-                await asyncio.wait_for(
-                    self._wake.wait(), timeout=self._settings.poll_interval_seconds
-                )
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
             except TimeoutError:
                 pass
 

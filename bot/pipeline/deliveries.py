@@ -28,12 +28,15 @@ from typing import Any, Generic, TypeVar, cast
 from bot.config import PipelineSettings
 from bot.connector import Connector, RawDelivery, UnreadableDelivery
 from bot.pipeline.claims import ClaimLoop
+from bot.pipeline.shedding import Shedding
 from bot.store.deliveries import AckBatch, Deliveries, DeliveryClaim, StoredDelivery
 
 log = logging.getLogger(__name__)
 
 # Deliveries per claim; a claim's conversations are parsed side by side.
 CLAIM_BATCH = 128
+# Deliveries per claim while shedding load (``bot.pipeline.shedding``).
+SHED_BATCH = 16
 # Rows per group-commit insert.
 WRITE_BATCH = 256
 # Decoded payloads kept for the parser (this process's own deliveries, so it need not decode
@@ -153,29 +156,19 @@ class DeliveryParser(ClaimLoop[DeliveryClaim]):
         )
         self._handed_over: OrderedDict[int, Any] = OrderedDict()
         self._pruned_at = 0.0
-        self._acknowledging = 0
-        self._on_quiet: list[Callable[[], None]] = []
-
-    def acknowledging(self) -> bool:
-        """Whether a platform waits on ``submit`` now (for the other loops to yield to it)."""
-        return self._acknowledging > 0
-
-    def when_quiet(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` each time no platform waits on ``submit`` any more."""
-        self._on_quiet.append(callback)
+        # Told of each delivery, so that it watches the loop's lag while platforms wait.
+        self.load: Shedding | None = None
 
     async def submit(self, channel: str, delivery: RawDelivery) -> bool:
         """Store ``delivery`` durably; False when it was stored before (a redelivery)."""
-        self._acknowledging += 1
+        done = self.load.acknowledging() if self.load is not None else None
         try:
             stored = await self._writer.put(
                 Deliveries.row(channel, delivery.dedup_key, delivery.order_key, delivery.body)
             )
         finally:
-            self._acknowledging -= 1
-            if not self._acknowledging:
-                for callback in self._on_quiet:
-                    callback()
+            if done is not None:
+                done()
         if stored is None:
             return False
         if delivery.payload is not None:
@@ -187,7 +180,9 @@ class DeliveryParser(ClaimLoop[DeliveryClaim]):
 
     async def _claim(self, limit: int) -> Sequence[DeliveryClaim]:
         await self._prune()
-        claim = await self._deliveries.claim(limit=CLAIM_BATCH, lease_seconds=self._lease)
+        # Shedding (short of CPU, webhooks waiting): a few at a time, the rest parsed later.
+        batch = SHED_BATCH if self.shedding else CLAIM_BATCH
+        claim = await self._deliveries.claim(limit=batch, lease_seconds=self._lease)
         return [claim] if claim is not None else []
 
     def _task_name(self, work: DeliveryClaim) -> str:
