@@ -289,7 +289,7 @@ def gelu(x: Array) -> Array:
     overwritten."""
     # x · Φ(x) = x · (1 + erf(x / √2)) / 2 = max(x, 0) − |x| · erfc(|x| / √2) / 2, for either
     # sign of x: no sign to copy back, and erfc straight from the approximation (not 1 − erf).
-    # 16 passes over the activations instead of 20 (85 -> 70 µs a layer for a short question).
+    # 21 passes over the activations instead of 24 (85 -> 70 µs a layer for a short question).
     magnitude = np.abs(x)
     correction = erfc_of_magnitude(magnitude, 1.0 / math.sqrt(2.0))
     correction *= magnitude
