@@ -338,9 +338,8 @@ class DenseSide:
             # outside the GIL), a server's answer is awaited. The keyword side then adds
             # nothing to the wait but what outlasts the embedding.
             embedding = asyncio.create_task(self._question_vector(query), name="question-vector")
+            await asyncio.sleep(0)  # the task's first step: the question goes out
         try:
-            if embedding is not None:
-                await asyncio.sleep(0)  # the task's first step: the question goes out
             keyword = index.search(query, limit=max(limit, FUSION_DEPTH))
             if not dense.complete:  # see the class docstring
                 return list(keyword[:limit])
