@@ -330,27 +330,18 @@ class DenseSide:
     async def search(self, index: SearchIndex, query: str, *, limit: int) -> list[Hit]:
         """Keyword and dense rankings fused; keywords alone when the question cannot be
         embedded now (the customer is not kept waiting on retries)."""
+        keyword = index.search(query, limit=max(limit, FUSION_DEPTH))
         dense = await self.current(index)
-        embedding: asyncio.Task[Vectors] | None = None
-        if dense.complete and query not in self._questions:
-            # Handed to the embedder before the keyword side runs, so that the two overlap:
-            # the local model's forward pass runs in a worker thread (the other core, mostly
-            # outside the GIL), a server's answer is awaited. The keyword side then adds
-            # nothing to the wait but what outlasts the embedding.
-            embedding = asyncio.create_task(self._question_vector(query), name="question-vector")
-            await asyncio.sleep(0)  # the task's first step: the question goes out
-        try:
-            keyword = index.search(query, limit=max(limit, FUSION_DEPTH))
-            if not dense.complete:  # see the class docstring
-                return list(keyword[:limit])
-            vector = self._questions[query] if embedding is None else await embedding
-        except EmbeddingError as exc:
-            log.warning("knowledge: question not embedded, keywords only: %s", exc)
+        if not dense.complete:  # see the class docstring
             return list(keyword[:limit])
-        finally:
-            if embedding is not None and not embedding.done():
-                embedding.cancel()  # this search was cancelled
-        self._questions[query] = vector
+        vector = self._questions.get(query)
+        if vector is None:
+            try:
+                vector = await self._question_vector(query)
+            except EmbeddingError as exc:
+                log.warning("knowledge: question not embedded, keywords only: %s", exc)
+                return list(keyword[:limit])
+            self._questions[query] = vector
         ranking, typical = dense.ranking(index, vector, self.settings.similarity_floor)
         return fuse(index, keyword, ranking, self.settings, limit=limit, typical=typical)
 

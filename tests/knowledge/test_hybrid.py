@@ -5,7 +5,7 @@ only for changed chunks, and fused with the keyword ranking."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,6 @@ from sqlalchemy import func, select
 from bot.config import KnowledgeSettings
 from bot.knowledge import KnowledgeBase
 from bot.knowledge import vectors as vectors_module
-from bot.knowledge.embeddings import Vectors
-from bot.knowledge.index import Hit, SearchIndex
 from bot.store.database import Database
 from bot.store.schema import kb_chunks, kb_embeddings
 from tests.fakes.model_server import ScriptedModelServer, concept_vectors
@@ -175,36 +173,6 @@ async def test_keywords_still_win_where_they_match(
     [hit] = await hybrid.search("authenticator codes expire", limit=1)
     assert hit.source == "passwords.md"
     assert "Two-factor" in hit.heading
-
-
-async def test_the_question_is_embedded_while_the_keyword_side_runs(
-    hybrid: KnowledgeBase, docs: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The question goes to the embedder first, and the keyword search runs while its vector
-    is on the way: the wait is the longer of the two, not their sum."""
-    await hybrid.ingest([docs])
-    await hybrid.search("refund")  # the index and the chunk vectors loaded
-    assert hybrid.dense is not None
-    embedder = hybrid.dense.embedder
-    events: list[str] = []
-    embed_once = embedder.embed_once
-    keyword_search = SearchIndex.search
-
-    async def embedding(texts: Sequence[str]) -> Vectors:
-        events.append("embedding asked")
-        vectors = await embed_once(texts)
-        events.append("embedding came")
-        return vectors
-
-    def keywords(index: SearchIndex, text: str, *, limit: int = 5) -> list[Hit]:
-        events.append("keyword search")
-        return keyword_search(index, text, limit=limit)
-
-    monkeypatch.setattr(embedder, "embed_once", embedding)
-    monkeypatch.setattr(SearchIndex, "search", keywords)
-    [first, *_] = await hybrid.search("can I get my money back?")
-    assert first.source == "refunds.md"
-    assert events == ["embedding asked", "keyword search", "embedding came"]
 
 
 async def test_a_failing_backend_falls_back_to_keywords_then_catches_up(
