@@ -189,7 +189,9 @@ class LocalEmbedder:
         return LOCAL_MODEL
 
     async def embed(self, texts: Sequence[str]) -> Vectors:
-        encoder = await asyncio.to_thread(load_local_model)
+        # Loaded, the model is taken here: a trip through a worker thread costs a question a
+        # wake-up of that thread, on a busy machine a wait for a core.
+        encoder = _loaded[0] if _loaded else await asyncio.to_thread(load_local_model)
         batch = [t[:MAX_INPUT_CHARS] for t in texts]
         rows = await asyncio.to_thread(encoder.encode, batch, batch_size=self.settings.batch_size)
         return normalised(rows)

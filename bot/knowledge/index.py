@@ -554,10 +554,10 @@ class SearchIndex:
         with numbered steps; ties go to the earlier section."""
         weights = [self._whole.idf(term) * weight for term, weight in known]
         total = sum(weights) or 1.0
-        best, best_key = start, -1.0
+        asked, best, best_key = {term for term, _ in known}, start, -1.0
         for i in range(start, end):
-            own = self._chunk_own_heading_terms[i]
-            named = sum(w for (term, _), w in zip(known, weights, strict=True) if term in own)
+            own = self._chunk_own_heading_terms[i] & asked  # most name none of the words asked
+            named = sum(w for (t, _), w in zip(known, weights, strict=True) if t in own) if own else 0
             key = float(sections[i]) * (1.0 + SECTION_HEADING_BONUS * named / total)
             if how_to and self._chunk_has_steps[i]:
                 key *= 1.0 + STEPS_BONUS

@@ -204,7 +204,13 @@ class DenseIndex:
         best first; and the median over documents of their best cosine."""
         if not len(self.matrix) or query.shape[-1] != self.matrix.shape[1]:
             return [], floor
-        scores = self.matrix @ query.reshape(-1).astype(np.float32)
+        # einsum, not ``@``: numpy hands a matrix-vector product this size to OpenBLAS on every
+        # core, and its worker threads spin on after it returns, over the next question's
+        # forward pass (on a 2-core machine, the other core) or another process's work: a
+        # hybrid search at 10,000 chunks cost 25-26 ms of CPU so, 11 with einsum, whose loop
+        # is single-threaded and as fast as one BLAS thread (~1 ms; bench/retrieval.py's CPU
+        # column, alternated on a busy machine).
+        scores = np.einsum("ij,j->i", self.matrix, query.reshape(-1).astype(np.float32))
         scores[~self.present] = -1.0
         starts = index.document_starts
         best = np.maximum.reduceat(scores, starts)
