@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from bot.config import PipelineSettings
 from bot.pipeline.claims import ClaimLoop
@@ -64,9 +64,19 @@ class Switch(Shedding):
 
 
 @asynccontextmanager
-async def webhooks(
+async def running(work: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
+    """``work`` running as a task for the block's length, cancelled after it."""
+    task = asyncio.create_task(work())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def webhooks(
     shedding: Shedding, *, every: float, wait: float, at_once: int = 1
-) -> AsyncIterator[None]:
+) -> AbstractAsyncContextManager[None]:
     """``at_once`` webhooks arriving every ``every`` seconds, each acknowledged ``wait`` seconds
     later."""
 
@@ -84,16 +94,10 @@ async def webhooks(
                 task.add_done_callback(tasks.discard)
             await asyncio.sleep(every)
 
-    task = asyncio.create_task(arrive())
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    return running(arrive)
 
 
-@asynccontextmanager
-async def sleeper(seconds: float) -> AsyncIterator[None]:
+def sleeper(seconds: float) -> AbstractAsyncContextManager[None]:
     """The loop held up ``seconds`` at a time without this process using the CPU (other
     processes have the cores)."""
 
@@ -102,16 +106,10 @@ async def sleeper(seconds: float) -> AsyncIterator[None]:
             time.sleep(seconds)  # noqa: ASYNC251 — the point: a loop held up
             await asyncio.sleep(0)
 
-    task = asyncio.create_task(block())
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    return running(block)
 
 
-@asynccontextmanager
-async def hog(seconds: float) -> AsyncIterator[None]:
+def hog(seconds: float) -> AbstractAsyncContextManager[None]:
     """Something holding the event loop ``seconds`` at a time, over and over (CPU-bound turns)."""
 
     async def block() -> None:
@@ -121,12 +119,7 @@ async def hog(seconds: float) -> AsyncIterator[None]:
                 pass
             await asyncio.sleep(0)
 
-    task = asyncio.create_task(block())
-    try:
-        yield
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    return running(block)
 
 
 # For the tests whose loop is held up by ``hog``: its thread counts as on the CPU all the time,
