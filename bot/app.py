@@ -209,7 +209,6 @@ class Application:
         if self._serve_http or self._run_pipeline:
             # Before the HTTP server: deliveries a crashed process stored but never parsed are
             # picked up once their lease runs out.
-            self.deliveries.load = self.shedding
             self.deliveries.shed_under(
                 self.shedding, slots=1, every=self.settings.pipeline.shed_claim_interval_seconds
             )

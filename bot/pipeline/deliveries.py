@@ -28,7 +28,6 @@ from typing import Any, Generic, TypeVar, cast
 from bot.config import PipelineSettings
 from bot.connector import Connector, RawDelivery, UnreadableDelivery
 from bot.pipeline.claims import ClaimLoop
-from bot.pipeline.shedding import Shedding
 from bot.store.deliveries import AckBatch, Deliveries, DeliveryClaim, StoredDelivery
 
 log = logging.getLogger(__name__)
@@ -156,12 +155,12 @@ class DeliveryParser(ClaimLoop[DeliveryClaim]):
         )
         self._handed_over: OrderedDict[int, Any] = OrderedDict()
         self._pruned_at = 0.0
-        # Told of each delivery, so that it watches the loop's lag while platforms wait.
-        self.load: Shedding | None = None
 
     async def submit(self, channel: str, delivery: RawDelivery) -> bool:
         """Store ``delivery`` durably; False when it was stored before (a redelivery)."""
-        done = self.load.acknowledging() if self.load is not None else None
+        # The shedding this loop runs under (``shed_under``) is told of each delivery, so that
+        # it watches the loop's lag while platforms wait.
+        done = self._shedding.acknowledging() if self._shedding is not None else None
         try:
             stored = await self._writer.put(
                 Deliveries.row(channel, delivery.dedup_key, delivery.order_key, delivery.body)
