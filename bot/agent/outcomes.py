@@ -31,6 +31,11 @@ NOT_SOLVED = any_of(
     r"getting|happening|failing|stuck|waiting|says|shows|showing|charging|locked|down|"
     r"have\s+(?:the|this|that)\s+(?:problem|issue))",
     r"\bnot\s+(?:working|solved|fixed|resolved|helpful)\b",
+    # The step done, the same failure back: "i did that, it keeps saying transaction declined",
+    # "pressed retry payment like it says, still declined 3 times".
+    r"\bkeeps?\s+(?:saying|showing|telling\s+me|coming\s+up|failing|declining|rejecting|"
+    r"crashing|freezing)\b",
+    r"\bstill\s+(?:declin|reject|refus|crash|freez|offline|error|disconnect)\w*",
     r"\b(?:already\s+(?:tried|did|done|checked|looked|restarted|reset|cleared|followed|updated|"
     r"reinstalled|contacted|asked)|tried\s+(?:that|this|it|those)(?:\s+already)?|no\s+luck|"
     r"same\s+(?:problem|error|issue|thing|message))\b",

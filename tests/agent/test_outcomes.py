@@ -72,3 +72,24 @@ def test_what_they_were_told_to_check_is_right_so_not_solved(text: str) -> None:
 @pytest.mark.parametrize("text", ["bye", "ok thats all i needed, bye", "goodbye!"])
 def test_a_goodbye_alone_acknowledges(text: str) -> None:
     assert read(text).has(Intent.ACKNOWLEDGED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i did that, it keeps saying transaction declined",
+        "i updated the card and pressed retry payment like it says, still declined 3 times",
+        "reinstalled it, it keeps crashing",
+        "tried again, still declined",
+    ],
+)
+def test_the_same_failure_after_the_steps_is_not_solved(text: str) -> None:
+    assert read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["it keeps me logged in, thanks", "the app keeps my card details saved, thanks", "keep it up!"],
+)
+def test_keep_without_a_failure_is_not_unsolved(text: str) -> None:
+    assert not read(text).has(Intent.NOT_SOLVED)
