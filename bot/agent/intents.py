@@ -393,7 +393,8 @@ _QUESTION = re.compile(
     # "？" is the full-width question mark of Japanese and Chinese.
     r"[?？]"
     rf"|\b{_WH}\s+{_AUX}\b|\b{_WH}(?:'s|’s|s)\b|\bwhy\b|\bhow\s+come\b"
-    r"|\bhow\s+(?:long|much|many|often|soon|far|to|about)\b|\bwhat\s+(?:about|if|happens)\b"
+    # Not what they found out: "my daughter figured out how to get it on the kindle".
+    r"|(?<!\bout\s)\bhow\s+(?:long|much|many|often|soon|far|to|about)\b|\bwhat\s+(?:about|if|happens)\b"
     r"|\bwhich\s+\w+\s+(?:is|are|do|does|should|can|will)\b"
     # A question word opening a clause, its object before the auxiliary: "what size box do I
     # need", "and how many days do we get".

@@ -107,6 +107,11 @@ SOLVED = any_of(
     r"(?:just|finally)\s+(?:showed\s+up|shown\s+up|turned\s+up|arrived)\b(?![^.?!]*\b(?:but|"
     r"cold|late|damaged|broken|wrong|missing)\b)",
     r"^\W*(?:nvm|nevermind)\b",
+    # Back as it should be, said of it: "gave the 2.4 its own name and its connected now".
+    r"\b(?:it['’]?s|its|it\s+is|they['’]?re|theyre|everything['’]?s)\s+(?:all\s+)?(?:connected|"
+    r"back\s+online|online|syncing|up\s+and\s+running)\s+(?:again|now)\b",
+    # Nothing to do here: "sorry wrong chat, meant to message my electricity company".
+    r"\bwrong\s+(?:chat|window|conversation)\b|\bmeant\s+to\s+(?:message|text|write\s+to)\b",
     r"\b(?:hat\s+geklappt|funktioniert\s+(?:jetzt|wieder)|ça\s+marche|c'est\s+bon|ya\s+funciona|"
     r"funciona\s+ahora|problema\s+resuelto|funziona\s+ora)\b",
 )

@@ -184,6 +184,8 @@ def test_solved_said_without_a_subject(text: str) -> None:
         ("what time does the courier usually come", True),
         ("thanks, that's what the app does", False),
         ("thanks! what a great team you are", False),
+        ("never mind my daughter figured out how to get it on the kindle. thx anyway", False),
+        ("i worked out how to pay, but how long does it take", True),
     ],
 )
 def test_a_question_word_asks_only_where_it_opens_a_question(text: str, asks: bool) -> None:

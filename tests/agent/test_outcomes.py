@@ -93,3 +93,30 @@ def test_the_same_failure_after_the_steps_is_not_solved(text: str) -> None:
 )
 def test_keep_without_a_failure_is_not_unsolved(text: str) -> None:
     assert not read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ahh so it was the 5ghz thing, gave the 2.4 its own name and its connected now. cheers",
+        "they're all online again",
+        "sorry wrong chat, meant to message my electricity company haha",
+        "oops, wrong window",
+    ],
+)
+def test_back_as_it_should_be_or_the_wrong_chat_is_solved(text: str) -> None:
+    reading = read(text)
+    assert reading.has(Intent.SOLVED) and not asks_something(reading)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "it's connected now but the app still says offline",
+        "is it online now?",
+        "I got charged for the wrong tab in the app",
+    ],
+)
+def test_connected_but_still_failing_or_asked_is_not_solved(text: str) -> None:
+    reading = read(text)
+    assert not reading.has(Intent.SOLVED) or asks_something(reading)
