@@ -44,7 +44,8 @@ _DIED = r"(?:(?:has\s+|had\s+|just\s+|recently\s+|sadly\s+)*(?:passed(?:\s+away|
 # articles say what to do).
 _ESTATE = (
     r"\b(?:his|her|their)\s+(?:\w+\s+)?(?:account|accounts|card|membership|policy|balance|"
-    r"debts?|loans?|fines?|money|savings)\b|\banything\s+(?:he|she|they)\s+owed\b"
+    r"debts?|loans?|fines?|money|savings|tenancy|lease|contract|subscription)\b|"
+    r"\banything\s+(?:he|she|they)\s+owed\b"
 )
 # A case that has not moved for weeks: "#3 on a hold for 7 weeks now and it hasnt moved",
 # "requested it 2 months ago and never heard anything" (not "how long does a hold take?").
@@ -57,14 +58,27 @@ _STALLED = (
     r"\b(?:hasnt|havent|isnt|wasnt)\s+(?:moved|budged|changed|progressed|updated)|"
     r"\b(?:has|have)\s+not\s+(?:moved|budged|changed|progressed|updated)|"
     r"\bnever\s+heard\s+(?:anything|a\s+thing|back)|\bheard\s+nothing\b|\bno\s+(?:word|news|"
-    r"updates?)\s+(?:since|at\s+all|yet)\b)"
+    r"updates?|reply|response|contact)\b|\bstill\s+(?:outstanding|unresolved|open|broken|"
+    r"not\s+(?:fixed|done|sorted|resolved)))"
 )
 _NEVER = r"(?:never|did\s*n[o'’]?t|didnt|did\s+not)"
 CASE = any_of(
     r"\b(?:my|our)\s+(?:late\s+)?" + _RELATIVE + r"\s+" + _DIED + r"[^?]{0,160}?" + _ESTATE,
+    r"\b(?:the\s+)?(?:account|policy|card|ticket)\s?holder\s+(?:has\s+|had\s+)?(?:passed\s+away|"
+    r"died)\b",
     r"\bmy\s+late\s+" + _RELATIVE + r"['’]?s\s+(?:\w+\s+)?(?:account|card|membership|policy)\b",
     _WEEKS + r"[^?]{0,80}?" + _STALLED,
     _STALLED + r"[^?]{0,80}?" + _WEEKS,
+    # No one came back to them, or what staff promised did not happen: "emailed twice and
+    # nobody got back to me", "i was told it would be fixed by friday" (not "what if no one
+    # replies?", "I was told I need ID, what counts?").
+    r"\b(?:nobody|no\s+one|no-one)\s+(?:has\s+|ever\s+)?(?:got|gotten|come|came|replied|"
+    r"responded|called|rang|emailed|been\s+in\s+touch)(?:\s+back)?\b(?![^.!?]*\?)",
+    r"\b(?:i|we)\s+(?:was|were)\s+(?:promised|told\s+(?:(?:by\s+\w+\s+)?(?:that\s+)?(?:i|we|it|"
+    r"you|they)(?:['’]d|\s+would|\s+will|['’]ll)))\b(?![^.!?]*\?)",
+    # Looked at where only the company sees: "can you check on your end".
+    r"\b(?:check|look)\s+(?:at\s+it\s+|into\s+it\s+|this\s+)?(?:on|from)\s+your\s+(?:end|"
+    r"side)\b",
     # Asked to find where their own thing is: "can you check where it is?" (not "where can I
     # check where it is?": the customer checks).
     r"\b(?:can|could|would)\s+(?:you|u|someone|somebody)\s+(?:please\s+)?(?:check|find\s+out|"

@@ -78,6 +78,8 @@ HARM = any_of(
     r"cannot|struggling\s+to|unable\s+to)\s+breathe\b|\b(?:not\s+breathing|unconscious|"
     r"unresponsive|collapsed|having\s+a\s+(?:seizure|fit|stroke|heart\s+attack)|anaphyla\w+|"
     r"overdosed)\b",
+    r"\b(?:having|had|has|got)\s+(?:a|an)\s+(?:bad\s+|severe\s+|serious\s+)?allergic\s+"
+    r"reaction\b(?![^.!?]*\?)",
     r"\b(?:took|taken|swallowed|given\s+(?:him|her|them))\s+(?:\w+\s+){0,4}?(?:tablets|pills|"
     r"doses?|meds|medication|medicine|capsules)\b[^.!?]{0,30}?\bby\s+(?:mistake|accident)\b|"
     r"\baccidentally\s+(?:took|taken|swallowed|gave)\b",

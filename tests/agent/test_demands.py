@@ -281,6 +281,12 @@ def test_frustration_with_a_how_to_is_no_complaint(text: str) -> None:
         "requested a transfer like 2 months ago and never heard anything",
         "no updates since then and it has been three weeks",
         "can you check where it is? its for my dissertation",
+        "emailed twice and nobody got back to me",
+        "i was told it would be fixed by friday",
+        "can you check on your end",
+        "the repair is still outstanding after 3 weeks",
+        "its been 2 weeks and no reply",
+        "the account holder has died and the direct debit still goes out",
         # Activity that was not theirs; what came is someone else's.
         "theres an order on my account for diazepam that i never placed",
         "my ex boyfriend still knows my pin and keeps putting holds on my account",
@@ -320,6 +326,10 @@ def test_a_case_of_their_own_in_the_customers_own_words(text: str) -> None:
         "even after a factory reset is my data still on it?",
         "I want you to remove all of my data. I no longer use your product. What do I need to do.",
         "someone else's parcel was left in my locker, what do I do?",
+        "what if no one replies to my message?",
+        "I was told I need photo ID, what counts?",
+        "how many weeks until I get a reply?",
+        "my father passed away and his flights are booked for june, can i cancel them?",
     ],
 )
 def test_how_to_questions_with_those_words_are_no_case_of_their_own(text: str) -> None:

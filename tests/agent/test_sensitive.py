@@ -194,6 +194,7 @@ def test_the_same_words_in_ordinary_questions(text: str) -> None:
         "she collapsed after her injection",
         "i cant breathe properly since the new inhaler",
         "i have chest pains since the first dose",
+        "he had a severe allergic reaction to the meal on the flight",
     ],
 )
 def test_a_medical_emergency_is_a_matter_of_safety(text: str) -> None:
@@ -208,6 +209,7 @@ def test_a_medical_emergency_is_a_matter_of_safety(text: str) -> None:
         "I ordered the wrong tablets by mistake, can I return them?",
         "my chest freezer stopped working",
         "does the inhaler help you breathe at night?",
+        "what if I have an allergic reaction?",
     ],
 )
 def test_questions_about_medicines_are_no_emergency(text: str) -> None:
