@@ -76,6 +76,14 @@ CASE = any_of(
     r"responded|called|rang|emailed|been\s+in\s+touch)(?:\s+back)?\b(?![^.!?]*\?)",
     r"\b(?:i|we)\s+(?:was|were)\s+(?:promised|told\s+(?:(?:by\s+\w+\s+)?(?:that\s+)?(?:i|we|it|"
     r"you|they)(?:['’]d|\s+would|\s+will|['’]ll)))\b(?![^.!?]*\?)",
+    # A change on their record on someone else's say-so: "change my sertraline dose to 100mg,
+    # my gp said it was ok on the phone" (not "my doctor said it's fine to take with food").
+    r"\b(?:can|could|would|will|please)\s+(?:you\s+)?(?:change|switch|increase|add|remove|move|"
+    r"extend|update|swap)\b[^?]{0,100}?"
+    r"\b(?:gp|doctor|dr|consultant|nurse|landlord|manager|boss|employer|solicitor|lawyer)\s+"
+    r"(?:said|told\s+me|confirmed|agreed)\s+(?:that\s+)?(?:it\s+(?:was|is|would\s+be)|it['’]s|"
+    r"its)\s+(?:ok|okay|fine|alright|allowed)\b",
+    r"\b(?:change|increase|decrease|up|lower|reduce|adjust)\s+my\s+(?:\w+\s+)?(?:dose|dosage)\b",
     # Looked at where only the company sees: "can you check on your end".
     r"\b(?:check|look)\s+(?:at\s+it\s+|into\s+it\s+|this\s+)?(?:on|from)\s+your\s+(?:end|"
     r"side)\b",

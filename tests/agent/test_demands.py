@@ -287,6 +287,9 @@ def test_frustration_with_a_how_to_is_no_complaint(text: str) -> None:
         "the repair is still outstanding after 3 weeks",
         "its been 2 weeks and no reply",
         "the account holder has died and the direct debit still goes out",
+        # A change on their record on someone else's say-so.
+        "can you change my sertraline dose on my repeat to 100mg, my gp said it was ok",
+        "please add the extra tenant to the flat, the landlord said it's fine",
         # Activity that was not theirs; what came is someone else's.
         "theres an order on my account for diazepam that i never placed",
         "my ex boyfriend still knows my pin and keeps putting holds on my account",
@@ -329,6 +332,7 @@ def test_a_case_of_their_own_in_the_customers_own_words(text: str) -> None:
         "what if no one replies to my message?",
         "I was told I need photo ID, what counts?",
         "how many weeks until I get a reply?",
+        "my doctor said it's fine to take with food, how do I order a repeat?",
         "my father passed away and his flights are booked for june, can i cancel them?",
     ],
 )
