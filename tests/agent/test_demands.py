@@ -285,7 +285,7 @@ def test_frustration_with_a_how_to_is_no_complaint(text: str) -> None:
         "i was told it would be fixed by friday",
         "can you check on your end",
         "the repair is still outstanding after 3 weeks",
-        "its been 2 weeks and no reply",
+        "its been 2 weeks and no news from anyone",
         "the account holder has died and the direct debit still goes out",
         # A change on their record on someone else's say-so.
         "can you change my sertraline dose on my repeat to 100mg, my gp said it was ok",
