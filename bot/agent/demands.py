@@ -116,9 +116,12 @@ NOT_ME = any_of(
 # "refund the €1.49 extension fee from tuesday pls", "credit my account for it", "can you merge
 # them into one" (not "how do refunds work?", "can I merge two accounts?": how-tos).
 DEMAND = any_of(
-    # Told what to do: "i need you to pull it back NOW" (not "I need you to explain the fees").
+    # Told what to do: "i need you to pull it back NOW" (not "I need you to explain the fees",
+    # nor "I want you to remove all of my data": the account's own deletion, an article's).
     r"\b(?:i|we)\s+(?:need|want|demand|expect)\s+(?:you|u|you\s+guys|someone|somebody)\s+to\s+"
-    r"(?!(?:tell|explain|show|know|understand|help\s+me\s+understand|let\s+me\s+know)\b)[a-z]+",
+    r"(?!(?:tell|explain|show|know|understand|help\s+me\s+understand|let\s+me\s+know)\b)"
+    r"(?!(?:delete|remove|erase|wipe)\s+(?:all\s+)?(?:of\s+)?(?:my|our)\s+(?:personal\s+)?"
+    r"(?:data|account|details|information)\b)[a-z]+",
     # Asked to carry out a step on their record: "need a corrected w-2 … can you process that".
     r"\b(?:can|could|would|will)\s+(?:you|u|someone|somebody)\s+(?:please\s+)?(?:process|action|"
     r"handle|arrange|file|submit)\s+(?:that|this|it|them)\b(?!\s+(?:in|on|through|via|from)\b)",

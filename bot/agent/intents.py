@@ -22,6 +22,8 @@ from bot.agent.demands import MONEY as _MONEY
 from bot.agent.demands import NOT_ME as _NOT_ME
 from bot.agent.demands import OUTRAGE as _OUTRAGE
 from bot.agent.demands import THREAT as _THREAT
+from bot.agent.handover import CASE as _CASE
+from bot.agent.handover import PERSON as _PERSON
 from bot.agent.outcomes import NOT_SOLVED as _NOT_SOLVED
 from bot.agent.outcomes import SOLVED as _SOLVED
 from bot.agent.outcomes import THANKS as _THANKS
@@ -391,7 +393,8 @@ _QUESTION = re.compile(
     # "？" is the full-width question mark of Japanese and Chinese.
     r"[?？]"
     rf"|\b{_WH}\s+{_AUX}\b|\b{_WH}(?:'s|’s|s)\b|\bwhy\b|\bhow\s+come\b"
-    r"|\bhow\s+(?:long|much|many|often|soon|far|to|about)\b|\bwhat\s+(?:about|if|happens)\b"
+    # Not what they found out: "my daughter figured out how to get it on the kindle".
+    r"|(?<!\bout\s)\bhow\s+(?:long|much|many|often|soon|far|to|about)\b|\bwhat\s+(?:about|if|happens)\b"
     r"|\bwhich\s+\w+\s+(?:is|are|do|does|should|can|will)\b"
     # A question word opening a clause, its object before the auxiliary: "what size box do I
     # need", "and how many days do we get".
@@ -461,6 +464,7 @@ def read(text: str) -> Reading:
     intents: set[Intent] = {Intent.INJECTION} if Intent.INJECTION.value in evidence else set()
     checks = (
         (Intent.ASKS_FOR_PERSON, _ASKS_FOR_PERSON),
+        (Intent.ASKS_FOR_PERSON, _PERSON),
         (Intent.COMPLAINT, _COMPLAINT),
         (Intent.COMPLAINT, _THREAT),
         (Intent.COMPLAINT, _DAMAGE_CLAIM),
@@ -476,6 +480,7 @@ def read(text: str) -> Reading:
         (Intent.ACCOUNT_SPECIFIC, _ACCOUNT_SPECIFIC),
         (Intent.ACCOUNT_SPECIFIC, _LOOKUP),
         (Intent.ACCOUNT_SPECIFIC, _DATA_RIGHTS),
+        (Intent.ACCOUNT_SPECIFIC, _CASE),
         (Intent.OUT_OF_SCOPE, _OUT_OF_SCOPE),
         (Intent.BUSINESS_ENQUIRY, _BUSINESS_ENQUIRY),
         (Intent.NOT_SOLVED, _NOT_SOLVED),

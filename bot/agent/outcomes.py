@@ -31,6 +31,11 @@ NOT_SOLVED = any_of(
     r"getting|happening|failing|stuck|waiting|says|shows|showing|charging|locked|down|"
     r"have\s+(?:the|this|that)\s+(?:problem|issue))",
     r"\bnot\s+(?:working|solved|fixed|resolved|helpful)\b",
+    # The step done, the same failure back: "i did that, it keeps saying transaction declined",
+    # "pressed retry payment like it says, still declined 3 times".
+    r"\bkeeps?\s+(?:saying|showing|telling\s+me|coming\s+up|failing|declining|rejecting|"
+    r"crashing|freezing)\b",
+    r"\bstill\s+(?:declin|reject|refus|crash|freez|offline|error|disconnect)\w*",
     r"\b(?:already\s+(?:tried|did|done|checked|looked|restarted|reset|cleared|followed|updated|"
     r"reinstalled|contacted|asked)|tried\s+(?:that|this|it|those)(?:\s+already)?|no\s+luck|"
     r"same\s+(?:problem|error|issue|thing|message))\b",
@@ -102,6 +107,11 @@ SOLVED = any_of(
     r"(?:just|finally)\s+(?:showed\s+up|shown\s+up|turned\s+up|arrived)\b(?![^.?!]*\b(?:but|"
     r"cold|late|damaged|broken|wrong|missing)\b)",
     r"^\W*(?:nvm|nevermind)\b",
+    # Back as it should be, said of it: "gave the 2.4 its own name and its connected now".
+    r"\b(?:it['’]?s|its|it\s+is|they['’]?re|theyre|everything['’]?s)\s+(?:all\s+)?(?:connected|"
+    r"back\s+online|online|syncing|up\s+and\s+running)\s+(?:again|now)\b",
+    # Nothing to do here: "sorry wrong chat, meant to message my electricity company".
+    r"\bwrong\s+(?:chat|window|conversation)\b|\bmeant\s+to\s+(?:message|text|write\s+to)\b",
     r"\b(?:hat\s+geklappt|funktioniert\s+(?:jetzt|wieder)|ça\s+marche|c'est\s+bon|ya\s+funciona|"
     r"funciona\s+ahora|problema\s+resuelto|funziona\s+ora)\b",
 )

@@ -72,6 +72,17 @@ HARM = any_of(
     r"boyfriend|girlfriend|relationship)\b",
     r"\b(?:scared|afraid|frightened|terrified)\s+(?:that\s+)?(?:he|she|my\s+ex)(?:['’]ll|\s+will|"
     r"['’]s|\s+is|\s+might|\s+could|\s+would)\b",
+    # A medical emergency, now: "took double his heart tablets by mistake ... his chest hurts",
+    # "she's collapsed", "can't breathe" (not "can I take paracetamol with it?").
+    r"\bchest\s+(?:pains?|hurts|is\s+hurting|(?:feels\s+)?tight(?:ness)?)\b|\b(?:can['’]?t|cant|"
+    r"cannot|struggling\s+to|unable\s+to)\s+breathe\b|\b(?:not\s+breathing|unconscious|"
+    r"unresponsive|collapsed|having\s+a\s+(?:seizure|fit|stroke|heart\s+attack)|anaphyla\w+|"
+    r"overdosed)\b",
+    r"\b(?:having|had|has|got)\s+(?:a|an)\s+(?:bad\s+|severe\s+|serious\s+)?allergic\s+"
+    r"reaction\b(?![^.!?]*\?)",
+    r"\b(?:took|taken|swallowed|given\s+(?:him|her|them))\s+(?:\w+\s+){0,4}?(?:tablets|pills|"
+    r"doses?|meds|medication|medicine|capsules)\b[^.!?]{0,30}?\bby\s+(?:mistake|accident)\b|"
+    r"\baccidentally\s+(?:took|taken|swallowed|gave)\b",
     r"\b(?:heart\s+monitor|oxygen|dialysis|medical\s+(?:equipment|device|alarm)|life[\s-]support|"
     r"insulin\s+pump|pacemaker|telecare|careline)\b[^.?!]{0,120}?\b(?:no\s+(?:connection|"
     r"internet|power|signal|service|wifi)|down|not\s+working|cut\s+off|stopped|since|rely\s+on|"

@@ -257,3 +257,84 @@ def test_outrage_and_a_dispute_with_the_card_are_complaints(text: str) -> None:
 )
 def test_frustration_with_a_how_to_is_no_complaint(text: str) -> None:
     assert not read(text).has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A death, and the account the one who died left.
+        ("my mother passed away in february. how do I close her account and am I responsible "
+         "for anything she owed?"),
+        ("my mum passed away last month and she banked with you. what do i need to do with her "
+         "account"),
+        "my dad died in march and his membership is still being charged",
+        # A debt collector or their credit file.
+        "got a letter from some collection agency saying I owe $127 and it's going on my credit",
+        "you handed my old bill to a debt recovery firm without a single reminder",
+        "the missed payment has gone on my credit file and I never got a notice",
+        # Their record to be put right, told.
+        "now im getting a bill saying its lost and i owe $31. this is ridiculous fix it",
+        "I never got a single notice about this!! I need this sorted out now",
+        "the VAT number on my invoice is wrong and my tax advisor needs it fixed",
+        # A case stuck for weeks.
+        "ive been #3 on a hold for 7 weeks now and it hasnt moved at all",
+        "requested a transfer like 2 months ago and never heard anything",
+        "no updates since then and it has been three weeks",
+        "can you check where it is? its for my dissertation",
+        "emailed twice and nobody got back to me",
+        "i was told it would be fixed by friday",
+        "can you check on your end",
+        "the repair is still outstanding after 3 weeks",
+        "its been 2 weeks and no news from anyone",
+        "the account holder has died and the direct debit still goes out",
+        # A change on their record on someone else's say-so.
+        "can you change my sertraline dose on my repeat to 100mg, my gp said it was ok",
+        "please add the extra tenant to the flat, the landlord said it's fine",
+        # Activity that was not theirs; what came is someone else's.
+        "theres an order on my account for diazepam that i never placed",
+        "my ex boyfriend still knows my pin and keeps putting holds on my account",
+        "someone still knows my password",
+        "the label has someone elses name on it",
+        # A document in writing for a third party; the second factor lost for good.
+        "the building manager wants a written confirmation for the insurance",
+        "lost my phone with the authenticator and never saved those backup code things",
+        # The steps done to the end, first thing said.
+        ("did the whole router restart thing, even factory reset it, app still says offline for "
+         "4 days now"),
+    ],
+)
+def test_a_case_of_their_own_in_the_customers_own_words(text: str) -> None:
+    assert read(text).has(Intent.ACCOUNT_SPECIFIC)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my dad passed away last month and the internet is in his name, what do I need to do",
+        ("my dad passed away last month and theres loads of his tablets in the house, what should "
+         "i do with them"),
+        "my cat passed away yesterday, how do i tell you and close her policy",
+        "will a missed payment affect my credit score?",
+        "will it be reported on my credit file?",
+        "how do collections of parcels work at the locker?",
+        "the app crashes when I open it, how do I fix it?",
+        "I need to sort out my notification settings",
+        "how long does a hold usually take? mine is a few weeks old",
+        "can I cancel an order I placed by mistake?",
+        "where can I check where my parcel is?",
+        "can I get a letter confirming my cover from the app?",
+        "where do I find my backup codes?",
+        "what if I lost my backup codes?",
+        "I restarted it and it's still slow, what else can I try?",
+        "even after a factory reset is my data still on it?",
+        "I want you to remove all of my data. I no longer use your product. What do I need to do.",
+        "someone else's parcel was left in my locker, what do I do?",
+        "what if no one replies to my message?",
+        "I was told I need photo ID, what counts?",
+        "how many weeks until I get a reply?",
+        "my doctor said it's fine to take with food, how do I order a repeat?",
+        "my father passed away and his flights are booked for june, can i cancel them?",
+    ],
+)
+def test_how_to_questions_with_those_words_are_no_case_of_their_own(text: str) -> None:
+    assert not read(text).has(Intent.ACCOUNT_SPECIFIC)

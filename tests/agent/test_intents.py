@@ -184,6 +184,8 @@ def test_solved_said_without_a_subject(text: str) -> None:
         ("what time does the courier usually come", True),
         ("thanks, that's what the app does", False),
         ("thanks! what a great team you are", False),
+        ("never mind my daughter figured out how to get it on the kindle. thx anyway", False),
+        ("i worked out how to pay, but how long does it take", True),
     ],
 )
 def test_a_question_word_asks_only_where_it_opens_a_question(text: str, asks: bool) -> None:
@@ -1060,3 +1062,38 @@ def test_did_the_steps_is_a_report_not_a_question(text: str, asks: bool) -> None
 @pytest.mark.parametrize("text", ["k cool", "lovely ta x", "brill, have a good one"])
 def test_text_speak_acknowledges(text: str) -> None:
     assert read(text).has(Intent.ACKNOWLEDGED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i need to speak to a real pharmacist please not a bot",
+        "can i talk to an actual mechanic about this",
+        "let me speak to a real nurse",
+        "just answer me please, not a bot",
+        "still declined 3 times, can someone on your end look at it please",
+        "could somebody at your side check the booking",
+        "its locked me out, my meds are due tomorrow, need a person to sort this",
+        "i want someone to deal with this today",
+        "does the library take donations? who do I talk to",
+        "the installer scratched my wall. who do i talk to about this",
+    ],
+)
+def test_a_person_asked_for_in_the_customers_own_words(text: str) -> None:
+    assert read(text).has(Intent.ASKS_FOR_PERSON)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can I talk to a live stream of the match in the app?",
+        "is this a bot?",
+        "who do i talk to at my bank about the transfer limit",
+        "does the end of my contract show on your side of the app?",
+        "I need someone to collect my parcel while I'm away, how do I set that up?",
+        "is it a real-time tracker?",
+        "which is better, the app or not a bot at all? how do I use the app",
+    ],
+)
+def test_ordinary_questions_with_those_words_ask_for_no_person(text: str) -> None:
+    assert not read(text).has(Intent.ASKS_FOR_PERSON)

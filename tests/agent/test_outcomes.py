@@ -72,3 +72,51 @@ def test_what_they_were_told_to_check_is_right_so_not_solved(text: str) -> None:
 @pytest.mark.parametrize("text", ["bye", "ok thats all i needed, bye", "goodbye!"])
 def test_a_goodbye_alone_acknowledges(text: str) -> None:
     assert read(text).has(Intent.ACKNOWLEDGED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i did that, it keeps saying transaction declined",
+        "i updated the card and pressed retry payment like it says, still declined 3 times",
+        "reinstalled it, it keeps crashing",
+        "tried again, still declined",
+    ],
+)
+def test_the_same_failure_after_the_steps_is_not_solved(text: str) -> None:
+    assert read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["it keeps me logged in, thanks", "the app keeps my card details saved, thanks", "keep it up!"],
+)
+def test_keep_without_a_failure_is_not_unsolved(text: str) -> None:
+    assert not read(text).has(Intent.NOT_SOLVED)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ahh so it was the 5ghz thing, gave the 2.4 its own name and its connected now. cheers",
+        "they're all online again",
+        "sorry wrong chat, meant to message my electricity company haha",
+        "oops, wrong window",
+    ],
+)
+def test_back_as_it_should_be_or_the_wrong_chat_is_solved(text: str) -> None:
+    reading = read(text)
+    assert reading.has(Intent.SOLVED) and not asks_something(reading)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "it's connected now but the app still says offline",
+        "is it online now?",
+        "I got charged for the wrong tab in the app",
+    ],
+)
+def test_connected_but_still_failing_or_asked_is_not_solved(text: str) -> None:
+    reading = read(text)
+    assert not reading.has(Intent.SOLVED) or asks_something(reading)

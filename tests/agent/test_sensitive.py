@@ -183,3 +183,34 @@ def test_what_a_member_of_staff_did_is_a_complaint(text: str) -> None:
 def test_the_same_words_in_ordinary_questions(text: str) -> None:
     reading = read(text)
     assert not reading.has(Intent.SAFETY) and not reading.has(Intent.COMPLAINT)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ("my husband just took double his heart tablets by mistake and he's feeling really dizzy "
+         "and his chest hurts what do i do"),
+        "my son accidentally swallowed two of my pills",
+        "she collapsed after her injection",
+        "i cant breathe properly since the new inhaler",
+        "i have chest pains since the first dose",
+        "he had a severe allergic reaction to the meal on the flight",
+    ],
+)
+def test_a_medical_emergency_is_a_matter_of_safety(text: str) -> None:
+    assert read(text).has(Intent.SAFETY)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "can I take paracetamol with my antibiotics?",
+        "what happens if I miss a dose?",
+        "I ordered the wrong tablets by mistake, can I return them?",
+        "my chest freezer stopped working",
+        "does the inhaler help you breathe at night?",
+        "what if I have an allergic reaction?",
+    ],
+)
+def test_questions_about_medicines_are_no_emergency(text: str) -> None:
+    assert not read(text).has(Intent.SAFETY)
