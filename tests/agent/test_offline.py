@@ -301,6 +301,11 @@ def _with(found: object, **evidence: object) -> object:
     return dataclasses.replace(found, evidence=MatchEvidence(**{**defaults, **evidence}))  # type: ignore[arg-type]
 
 
+def _english(*args: object) -> object:
+    """A passage of an article written in English."""
+    return dataclasses.replace(passage(*args), language="en")  # type: ignore[arg-type]
+
+
 async def test_a_question_the_best_article_covers_is_answered_even_at_a_low_score() -> None:
     """Calibrated on the question, not one threshold: a low score because half its words are
     no article's words ("plug", "somewhere") still answers when the article holds the words
@@ -480,14 +485,8 @@ async def test_across_languages_a_smaller_lead_answers_when_the_article_also_cov
     not be answered from): a lead of 0.15-0.2 over the next article is no clear lead alone;
     with the best article also holding more of the question's known words than the next, the
     two signals agree."""
-    time_off = dataclasses.replace(
-        passage("Request time off", "Request time off", "Tap Time off, then Request.", 0.14),
-        language="en",
-    )
-    approve = dataclasses.replace(
-        passage("Approve requests", "Approve requests", "Managers approve in Team.", 0.118),
-        language="en",
-    )
+    time_off = _english("Request time off", "Request time off", "Tap Time off, then Request.", 0.14)
+    approve = _english("Approve requests", "Approve requests", "Managers approve in Team.", 0.118)
     question = ChatMessage("user", "hola, ¿cómo pido vacaciones en la aplicación?")
     agreeing = _responder(
         _with(time_off, known_share=0.3, coverage=0.88, lead=0.3),
@@ -507,14 +506,8 @@ async def test_a_question_in_another_language_is_judged_as_an_english_one_would_
     """No clear lead, but the best article holds the question's words read in English as an
     English question's would: answered, as that question would be. One whose words point
     nowhere goes to a person who reads the language."""
-    freeze = dataclasses.replace(
-        passage("Freeze your card", "Freeze your card › Unfreeze", "Tap Card, then Unfreeze.", 0.5),
-        language="en",
-    )
-    declined = dataclasses.replace(
-        passage("Declined payments", "Declined payments", "Check the card is not frozen.", 0.45),
-        language="en",
-    )
+    freeze = _english("Freeze your card", "Freeze your card › Unfreeze", "Tap Card, then Unfreeze.", 0.5)
+    declined = _english("Declined payments", "Declined payments", "Check the card is not frozen.", 0.45)
     question = ChatMessage("user", "ho bloccato la carta per sbaglio, come faccio a sbloccarla?")
     covered = _responder(_with(freeze, coverage=0.8, lead=0.0), _with(declined, coverage=0.6))
     response = await covered.complete(_request(question))
