@@ -37,7 +37,8 @@ time to embed it and to load its vectors.
                               [--sets LABEL ...] [--retrievers NAME ...] [--vector-cache FILE]
 
 ``--sets`` keeps the named case sets: ``example`` (the bundled KB) and the held-out sets' directory
-names (``--sets example heldout heldout-isp``);
+names (``--sets example heldout heldout-isp``), and ``languages/<set>`` for the questions in other
+languages to that set's help center;
 ``--vector-cache`` keeps the local model's vectors of every text it embedded in a file, keyed by
 the text, so a second run embeds only what changed (the model's vectors of a text never change).
 """
@@ -168,7 +169,18 @@ CASE_SETS = [
 ]
 
 
+# Questions in German, French, Spanish, Italian, Portuguese and Dutch to the English help centers
+# above (``tests/knowledge/languages/<set>.jsonl``, three per set, written from English cases
+# the way a customer writing in their own language would put them).
+CASE_SETS += [
+    (f"lang {path.stem.removeprefix('heldout-')}", path, ROOT / "tests/knowledge" / path.stem / "kb")
+    for path in sorted((ROOT / "tests/knowledge/languages").glob("*.jsonl"))
+]
+
+
 def _set_name(cases: Path) -> str:
+    if cases.parent.name == "languages":
+        return f"languages/{cases.stem}"
     return "example" if cases.parent.name == "eval" else cases.parent.name
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Container
+from collections.abc import Container, Iterator
 from pathlib import Path
 
 from bot.knowledge import analysis
@@ -33,6 +33,22 @@ def table_files() -> list[Path]:
     return sorted(WORDS_DIR.glob("*.txt"))
 
 
+def _entries() -> Iterator[tuple[str, str, str]]:
+    """(language, a foreign word as read from a question, its line's English words) for every
+    word of every table line ("#" starts a comment; stop words are never looked up)."""
+    for path in table_files():
+        lang = path.stem
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            foreign, english = line.split(":")
+            # As a question's words are read: "rendez-vous", "aujourd'hui" split like there.
+            for word in analysis.tokens(foreign):
+                if not analysis.is_stop_word(word, lang):
+                    yield lang, word, english.strip()
+
+
 @functools.lru_cache(maxsize=1)
 def _lookup() -> dict[tuple[str, str], tuple[str, ...]]:
     """(language, a foreign word as written, or its stem) → the English terms it stands for.
@@ -41,22 +57,23 @@ def _lookup() -> dict[tuple[str, str], tuple[str, ...]]:
     "zahlen", pay, share the German stem "zahl"); the stem meets the inflections not listed.
     Stems are keyed with a leading "~" so they never shadow a written word.
     """
-    out: dict[tuple[str, str], tuple[str, ...]] = {}
-    stems: dict[tuple[str, str], tuple[str, ...]] = {}
-    for path in table_files():
-        lang = path.stem
-        for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            foreign, english = line.split(":")
-            terms = tuple(dict.fromkeys(analysis.analyze(english, "en")))
-            # As a question's words are read: "rendez-vous", "aujourd'hui" split like there.
-            for word in analysis.tokens(foreign):
-                if not analysis.is_stop_word(word, lang):
-                    out.setdefault((lang, word), terms)
-                    stems.setdefault((lang, "~" + analysis.stem(word, lang)), terms)
-    return out | stems
+    return {key: tuple(dict.fromkeys(analysis.analyze(en, "en"))) for key, en in _keyed()}
+
+
+@functools.lru_cache(maxsize=1)
+def _glosses() -> dict[tuple[str, str], str]:
+    """Keyed as ``_lookup``: the English words of the line, as written."""
+    return dict(_keyed())
+
+
+def _keyed() -> list[tuple[tuple[str, str], str]]:
+    """Each written word, then each stem, with the English of the first line it is on."""
+    out: dict[tuple[str, str], str] = {}
+    stems: dict[tuple[str, str], str] = {}
+    for lang, word, english in _entries():
+        out.setdefault((lang, word), english)
+        stems.setdefault((lang, "~" + analysis.stem(word, lang)), english)
+    return list((out | stems).items())
 
 
 def english_terms(word: str, lang: str) -> tuple[str, ...]:
@@ -74,3 +91,16 @@ def alternatives(word: str, lang: str, known: Container[str]) -> list[tuple[str,
     """The English terms of ``word`` the knowledge base uses, sharing one word's weight."""
     found = [t for t in english_terms(word, lang) if t in known]
     return [(t, 1.0 / math.sqrt(len(found))) for t in found]
+
+
+def english_gloss(text: str, lang: str) -> str:
+    """``text`` of language ``lang`` word by word in English where the table knows the word;
+    other words (names, numbers, cognates) as written, stop words left out."""
+    table = _glosses()
+    words: list[str] = []
+    for word in analysis.tokens(text):
+        if analysis.is_stop_word(word, lang):
+            continue
+        found = table.get((lang, word)) or table.get((lang, "~" + analysis.stem(word, lang)))
+        words.append(found or word)
+    return " ".join(words)

@@ -23,6 +23,8 @@ over the documents (the span from it to the full mark is kept at half the config
 least): a question in the knowledge base's own domain that no article answers ("the best bike
 route to the old town" in a bike-sharing help center) is close to every article alike, and what
 counts is how far the best one stands out from the rest.
+A question in a language no article is written in is embedded with its support words read in
+English beside it (``crosslingual.english_gloss``).
 A question that moved on to another ("…thanks! also, …") is embedded twice in one request, whole
 and from where it moved on, and searched by the mean of the two vectors (``SETTLED_DENSE_SHARE``).
 """
@@ -45,7 +47,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from bot.config import EmbeddingsSettings
-from bot.knowledge import spelling, vocabulary
+from bot.knowledge import analysis, crosslingual, spelling, vocabulary
 from bot.knowledge.embeddings import Embedder, EmbeddingError, Vectors
 from bot.knowledge.index import ChunkRecord, Hit, SearchIndex
 from bot.store.database import Database
@@ -336,6 +338,14 @@ class DenseSide:
             return list(keyword[:limit])
         # Embedded with its typos corrected as the keyword side reads them (``spelling``).
         query = spelling.corrected(index, query)
+        lang = analysis.detect_language(query)
+        if lang != "en" and lang not in index.language_set:
+            # No article is in the customer's language, and an English model reads the question
+            # as noise but for its cognates: it is embedded as written and, on a line of its own,
+            # with its support words in English (``crosslingual.english_gloss``). The reading
+            # alone loses what only the original has (names, English product words in a Swedish
+            # question); as written alone, what the table knows.
+            query = query + "\n" + crosslingual.english_gloss(query, lang)
         vector = self._questions.get(query)
         if vector is None:
             try:

@@ -303,11 +303,18 @@ class OfflineProvider:
         )
         diagnosis.update(language=language)
         documents_in = {p.language for p in found if p.language}
-        if documents_in and language not in documents_in:
+        terms = len(set(analysis.analyze(query)))
+        if (
+            documents_in
+            and language not in documents_in
+            and not self._judge(found, terms)[0]
+        ):
             # No matching article is in the customer's language. A link to the right article
-            # beats waiting for a person, when the words the question shares with the articles
-            # (names, cognates: "internet", "vidéos") clearly point to one; otherwise a person
-            # who reads the language does better than a quote the customer may not understand.
+            # beats waiting for a person: one judged as an English question's would be (what
+            # the question's support words mean in English, ``crosslingual``, and the words the
+            # languages share: names, cognates, "internet", "vidéos") is answered as one; so is
+            # one that clearly points to an article; otherwise a person who reads the language
+            # does better than a quote the customer may not understand.
             if self._across_languages(found):
                 diagnosis.update(
                     action="answer",
@@ -319,7 +326,7 @@ class OfflineProvider:
             return escalate(
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
-        answerable, judged = self._judge(found, len(set(analysis.analyze(query))))
+        answerable, judged = self._judge(found, terms)
         if not answerable and asked_in_best:
             answerable, judged = True, "What it asks, without the story, is all in the best article."
         # The help center's words ("delivery drivers") in a question that is no support

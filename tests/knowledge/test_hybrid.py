@@ -273,3 +273,27 @@ async def test_a_question_that_moved_on_is_searched_by_meaning_for_the_new_one(
             assert "let me in" not in new
         finally:
             await kb.aclose()
+
+
+async def test_a_question_in_another_language_is_embedded_with_its_english_reading(
+    hybrid: KnowledgeBase, server: ScriptedModelServer, docs: Path
+) -> None:
+    """An English embedding model reads a German question as noise: with no article in German,
+    the question goes to the model with the support words it uses read in English too."""
+    await hybrid.ingest([docs])
+    since = len(server.embedding_requests)
+    [first, *_] = await hybrid.search("Wie bekomme ich meine Rückerstattung?")
+    assert first.source == "refunds.md"
+    [question] = embedded_inputs(server, since)
+    original, english = question.split("\n")
+    assert original == "Wie bekomme ich meine Rückerstattung?"
+    assert "refund" in english.split() and "rückerstattung" not in english
+
+
+async def test_an_english_question_is_embedded_as_written(
+    hybrid: KnowledgeBase, server: ScriptedModelServer, docs: Path
+) -> None:
+    await hybrid.ingest([docs])
+    since = len(server.embedding_requests)
+    await hybrid.search("how do I get my money back")
+    assert embedded_inputs(server, since) == ["how do I get my money back"]

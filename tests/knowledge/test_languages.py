@@ -9,7 +9,7 @@ import pytest
 
 from bot.knowledge import KnowledgeBase
 from bot.knowledge.analysis import analyze, detect_language
-from bot.knowledge.crosslingual import english_terms
+from bot.knowledge.crosslingual import english_gloss, english_terms
 
 
 def _write(root: Path) -> None:
@@ -137,6 +137,16 @@ def test_a_word_as_written_is_read_before_its_stem() -> None:
     assert "pay" in english_terms("zahlen", "de")
     # An inflection not listed meets its word by the stem.
     assert "unlock" in english_terms("sbloccarla", "it")
+
+
+def test_a_question_reads_in_english_word_by_word() -> None:
+    """What the dense side embeds beside the question: the support words in English (the
+    line's words as written), stop words left out, other words (names, numbers) kept."""
+    gloss = english_gloss("Wo gebe ich den Zählerstand für Brightwatt ein?", "de")
+    assert gloss.split()[-1] == "brightwatt"
+    assert "meter" in gloss and "den" not in gloss.split()
+    # The same word of another language is not read in this one's table.
+    assert english_gloss("passwort", "fr") == "passwort"
 
 
 def test_scandinavian_questions_are_not_read_as_german() -> None:
