@@ -25,7 +25,7 @@ from bot.config import OfflineSettings
 from bot.domain import JSON, Usage
 from bot.providers.base import ChatMessage, DeltaSink, ModelRequest, ModelResponse, ToolCall
 from bot.providers.offline_answer import (
-    answer_from,
+    answer_for,
     cite,
     clip,
     pieces,
@@ -322,7 +322,7 @@ class OfflineProvider:
                     "and the best one in another clearly matches.",
                     answered=rag_record(found[0]),
                 )
-                return _Decision(with_greeting(hello, answer_from(found[0])), (), diagnosis)
+                return _Decision(with_greeting(hello, answer_for(found[0], language)), (), diagnosis)
             return escalate(
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
@@ -347,7 +347,7 @@ class OfflineProvider:
             # The passage answered from: the runner's retrieval searched the latest message
             # alone, a follow-up is answered from the conversation's search (its citation).
             diagnosis.update(action="answer", reason=judged, answered=rag_record(found[0]))
-            return _Decision(with_greeting(hello, answer_from(found[0])), (), diagnosis)
+            return _Decision(with_greeting(hello, answer_for(found[0], language)), (), diagnosis)
         asked_before = any(
             m.role == "assistant" and CLARIFY in m.content for m in messages[:last_user]
         )

@@ -68,6 +68,30 @@ def answer_from(passage: Passage) -> str:
     return f"{body}\n\nSource: {cite(passage)}"
 
 
+# Said first when the article answered from is in English and the customer wrote in one of the
+# languages the knowledge base reads across (``bot.knowledge.crosslingual``): they should know
+# why the steps that follow are not in their language.
+IN_ENGLISH = {
+    "de": "Dazu haben wir einen Artikel auf Englisch:",
+    "fr": "Nous avons un article à ce sujet, en anglais :",
+    "es": "Tenemos un artículo sobre esto, en inglés:",
+    "it": "Abbiamo un articolo su questo, in inglese:",
+    "pt": "Temos um artigo sobre isto, em inglês:",
+    "nl": "We hebben hierover een artikel in het Engels:",
+    "sv": "Vi har en artikel om detta, på engelska:",
+    "da": "Vi har en artikel om det, på engelsk:",
+    "no": "Vi har en artikkel om dette, på engelsk:",
+}
+
+
+def answer_for(passage: Passage, language: str) -> str:
+    """``answer_from`` for a customer writing in ``language``: led by a line in their language
+    when the article is in English and they are not (``IN_ENGLISH``)."""
+    lead = IN_ENGLISH.get(language) if passage.language == "en" else None
+    answer = answer_from(passage)
+    return f"{lead}\n{answer}" if lead else answer
+
+
 def with_greeting(hello: str, answer: str) -> str:
     """The greeting before the answer: on the same line before a sentence ("Hi Ada! Paid plans
     are billed…"), on its own line before steps or a list ("Hi Ada!" then "1. Go to…")."""

@@ -161,8 +161,15 @@ async def test_a_question_in_a_language_no_article_is_in_is_judged_as_an_english
     question = "Wie funktionieren Rückerstattungen?"
     response = await _responder(english).complete(_request(ChatMessage("user", question)))
     assert response.tool_calls == () and "refunds.md" in response.text
+    # Told, in German, why what follows is in English.
+    assert response.text.startswith("Dazu haben wir einen Artikel auf Englisch:\nRefunds within")
     response = await _responder(german).complete(_request(ChatMessage("user", question)))
-    assert response.tool_calls == () and "rueck.md" in response.text
+    assert response.tool_calls == () and response.text.startswith("Innerhalb von 30 Tagen.")
+    assert "rueck.md" in response.text
+    response = await _responder(english).complete(
+        _request(ChatMessage("user", "How do refunds work?"))
+    )
+    assert response.text.startswith("Refunds within 30 days.")
     weak = _with(dataclasses.replace(english, score=0.1), known_share=0.2, coverage=0.3)
     response = await _responder(weak).complete(_request(ChatMessage("user", question)))
     assert [c.name for c in response.tool_calls] == ["ESCALATE"]
