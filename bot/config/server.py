@@ -76,7 +76,8 @@ class PipelineSettings(Section):
     # Meanwhile at most this many turns run, a new one at most every this many seconds...
     shed_turns: int = Field(default=1, ge=1)
     shed_claim_interval_seconds: float = Field(default=0.1, ge=0)
-    # ...for at most this long at a stretch (then a fifth of it at full concurrency).
+    # ...for at most this long at a stretch (then for a fifth of it a turn more every 0.1 s
+    # while acknowledgements keep up, half of them fewer when they do not).
     shed_max_seconds: float = Field(default=10.0, gt=0)
 
 

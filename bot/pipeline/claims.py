@@ -117,18 +117,19 @@ class ClaimLoop(ABC, Generic[Work]):
 
     @property
     def shedding(self) -> bool:
-        """Whether this loop holds back new work now."""
-        return self._shedding is not None and self._shedding.engaged
+        """Whether this loop holds back new work now (at its floor, or resting from it)."""
+        return self._shedding is not None and (self._shedding.engaged or self._shedding.resting)
 
     def _free(self) -> tuple[int, float]:
         """Pieces of work to claim now, and how long to wait at most before looking again."""
         poll = self._settings.poll_interval_seconds
-        if not self.shedding:
+        if self._shedding is None or not self.shedding:
             return self._settings.concurrency - len(self._active), poll
         wait = self._claimed_at + self._shed_every - asyncio.get_running_loop().time()
         if wait > 0:
             return 0, min(poll, wait)
-        return self._shed_slots - len(self._active), poll
+        slots = self._shedding.slots(self._shed_slots, self._settings.concurrency)
+        return slots - len(self._active), poll
 
     @contextmanager
     def notifying(self, callback: Callable[[], None]) -> Iterator[None]:

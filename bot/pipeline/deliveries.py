@@ -39,8 +39,14 @@ SHED_BATCH = 16
 # Rows per group-commit insert.
 WRITE_BATCH = 256
 # Decoded payloads kept for the parser (this process's own deliveries, so it need not decode
-# what the webhook handler already did); beyond this the stored body is decoded again.
-HANDED_OVER = 20_000
+# what the webhook handler already did): about what two claims take, as many as wait between
+# an acknowledgement and its parse while the parser keeps up; beyond this (the oldest first)
+# the stored body is decoded again (8 µs for an Intercom notification). Kept by the thousand
+# while parsing is held back (``bot.pipeline.shedding``), they were the only thing that grew
+# the heap during a flood of webhooks — 11 tracked objects each, 16,000 after 5 s — and every
+# full collection walked them all, stalling every acknowledgement in flight longer each time
+# (``bench/ingest_wrk.py``: 40, 90, 93, 121 ms, the requests that made its p99).
+HANDED_OVER = 2 * CLAIM_BATCH
 # Parsed deliveries are kept (without their bodies) this long as the redelivery dedup record.
 KEEP_PARSED_SECONDS = 86_400.0
 PRUNE_EVERY_SECONDS = 3_600.0

@@ -25,7 +25,12 @@ configured concurrency; the watch only runs while webhooks arrive (none: no time
 
 Customers are never left in silence: while engaged, a loop still runs its floor of work
 (``ClaimLoop.shed_under``), and shedding lasts at most ``pipeline.shed_max_seconds`` at a
-stretch, after which it rests (turns at full concurrency, whatever the lag) for a fifth of that.
+stretch, after which it rests for a fifth of that. Resting, the loops run more than their floor
+but not all at once: a slot more (``extra``) every ``STEP`` while the loop keeps up (its lag
+under the threshold, acknowledgements not queued), half of them taken back when it does not.
+(Resting at full concurrency, as it once did, every turn held back started at once: they took
+the loop from the acknowledgements for the whole rest, and half of the slowest hundredth of
+them in 15-second floods were answered during it.)
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ IDLE = 1.0
 BUSY = 0.35
 # Rest after shedding ``max_seconds`` at a stretch, as a fraction of it.
 REST = 0.2
+# Resting, a slot more for each loop this often (s) while the loop keeps up.
+STEP = 0.1
 
 
 class Shedding:
@@ -79,6 +86,10 @@ class Shedding:
         self._engaged_at = 0.0
         self._calm_since: float | None = None
         self._rest_until = 0.0
+        self._resting = False
+        # Slots each loop may run beyond its floor while resting; when they last changed.
+        self.extra = 0
+        self._stepped_at = 0.0
         self._last_ack = float("-inf")
         self._task: asyncio.Task[None] | None = None
         self._on_release: list[Callable[[], None]] = []
@@ -87,13 +98,28 @@ class Shedding:
     def engaged(self) -> bool:
         return self._engaged
 
+    @property
+    def resting(self) -> bool:
+        """Resting after ``max_seconds`` engaged: loops run ``slots`` of their work."""
+        return self._resting
+
+    def slots(self, floor: int, full: int) -> int:
+        """How many pieces of work a loop with this ``floor`` (engaged) and ``full``
+        concurrency may run now."""
+        if self.engaged:
+            return floor
+        if self.resting:
+            return min(full, floor + self.extra)
+        return full
+
     def shed_seconds(self) -> float:
         """How long it has been engaged in all."""
         now = asyncio.get_running_loop().time()
         return self._shed_total + (now - self._engaged_at if self._engaged else 0.0)
 
     def on_release(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` each time shedding lets go (a loop looks for work at once)."""
+        """Call ``callback`` each time shedding lets more work start (it lets go, rests, or
+        grants a resting loop a slot more): a loop looks for work at once."""
         self._on_release.append(callback)
 
     def acknowledging(self) -> Callable[[], None]:
@@ -135,18 +161,22 @@ class Shedding:
                 self._step(at)
         finally:
             self._task = None
+            self._end_rest()
             self._release()
 
     def _step(self, at: float) -> None:
+        if self._resting:
+            self._rest(at)
         if not self._engaged:
             saturated = self.lag > self.lag_threshold and self.busy > BUSY
-            if saturated and self.queued > QUEUED and at >= self._rest_until:
+            if saturated and self.queued > QUEUED and not self._resting:
                 self._engaged, self._engaged_at, self._calm_since = True, at, None
                 self.engagements += 1
                 log.debug("shedding: loop lag %.0f ms, acknowledgements first", self.lag * 1000)
             return
         if at - self._engaged_at >= self.max_seconds:
             self._rest_until = at + self.max_seconds * REST
+            self._resting, self.extra, self._stepped_at = True, 0, at
             self._release()
         elif self.lag >= self.lag_threshold / 2 or self.queued > QUEUED:
             self._calm_since = None
@@ -155,11 +185,33 @@ class Shedding:
         elif at - self._calm_since >= HOLD:
             self._release()
 
+    def _rest(self, at: float) -> None:
+        """Resting: a slot more while the loop keeps up, half taken back when it does not."""
+        if at >= self._rest_until:
+            self._end_rest()
+        elif at - self._stepped_at < STEP:
+            return
+        elif self.lag < self.lag_threshold and self.queued <= QUEUED:
+            self.extra += 1
+            self._stepped_at = at
+            self._more()
+        elif self.extra:
+            self.extra //= 2
+            self._stepped_at = at
+
+    def _end_rest(self) -> None:
+        if self._resting:
+            self._resting, self.extra = False, 0
+            self._more()
+
     def _release(self) -> None:
         if not self._engaged:
             return
         self._engaged = False
         self._shed_total += asyncio.get_running_loop().time() - self._engaged_at
+        self._more()
+
+    def _more(self) -> None:
         for callback in self._on_release:
             callback()
 

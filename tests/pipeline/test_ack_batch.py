@@ -5,15 +5,18 @@ callers at once, and one that fails fails them all while the next goes on."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from bot.config import DatabaseSettings, PipelineSettings
 from bot.connector import RawDelivery
-from bot.pipeline.deliveries import DeliveryParser
+from bot.pipeline.deliveries import CLAIM_BATCH, DeliveryParser
 from bot.store.database import Database
 from bot.store.migrate import upgrade
 from bot.store.store import Store
@@ -112,3 +115,29 @@ async def test_a_failed_unit_fails_its_callers_and_the_next_one_goes_on(
         await gone
     assert await parser.submit("chan", _delivery("n0")) is True
     assert (await deliveries.counts()) == {"pending": 1}
+
+
+class _Decoded:
+    """A decoded payload the parser may keep (weakly referenced here to see whether it does)."""
+
+
+async def test_deliveries_waiting_for_their_parse_keep_few_decoded_payloads(
+    sqlite_store: Store,
+) -> None:
+    # Held back (shedding) or behind, the parser must not keep every waiting delivery's decoded
+    # payload: they grew the heap that each full collection walks, stalling acknowledgements.
+    parser = DeliveryParser(sqlite_store.deliveries, PipelineSettings(), {})  # never started
+    kept: list[weakref.ref[_Decoded]] = []
+    submitted = 1_000
+    for number in range(submitted):
+        payload = _Decoded()
+        kept.append(weakref.ref(payload))
+        delivery = _delivery(f"n{number}")
+        assert await parser.submit("intercom", replace(delivery, payload=payload))
+        del payload
+    gc.collect()
+    alive = [number for number, ref in enumerate(kept) if ref() is not None]
+    # About what two claims take (as many as wait between acknowledgement and parse while
+    # the parser keeps up), the newest: the rest are decoded from their stored bodies again.
+    assert 0 < len(alive) <= 2 * CLAIM_BATCH
+    assert alive == list(range(submitted - len(alive), submitted))

@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from bot.config import PipelineSettings
 from bot.pipeline.claims import ClaimLoop
-from bot.pipeline.shedding import HOLD, Shedding
+from bot.pipeline.shedding import HOLD, STEP, Shedding
 
 
 class Work(ClaimLoop[int]):
@@ -214,6 +214,63 @@ async def test_shedding_lasts_at_most_max_seconds_at_a_stretch() -> None:
         assert await wait_for(lambda: not shedding.engaged, 1.5)  # lagging still
         assert await wait_for(lambda: shedding.engaged, 1.5)  # after its rest
     assert shedding.engagements >= 2
+    await shedding.close()
+
+
+async def test_resting_from_shedding_while_the_loop_lags_starts_no_burst_of_work() -> None:
+    # Its rest after max_seconds once started every turn held back at once (full concurrency):
+    # they took the loop from the acknowledgements for the whole rest.
+    settings = PipelineSettings(concurrency=8, poll_interval_seconds=60)
+    shedding = Shedding(lag_threshold=0.02, max_seconds=0.5, cpu_clock=ON_THE_CPU)
+    loop = Work(settings, queued=200, seconds=0.05)
+    loop.shed_under(shedding, slots=1, every=0.1)
+    await loop.start()
+    try:
+        async with webhooks(shedding, every=0.005, wait=0.05, at_once=8), hog(0.04):
+            assert await wait_for(lambda: shedding.engaged, 2.0)
+            assert await wait_for(lambda: loop.running <= 1, 2.0)  # what ran before finished
+            loop.most, done = loop.running, loop.done
+            assert await wait_for(lambda: shedding.resting, 1.5)
+            assert await wait_for(lambda: shedding.engaged, 1.5)  # after its rest
+        assert loop.most == 1 and loop.done > done  # the floor went on throughout
+    finally:
+        await loop.stop(drain_timeout=5)
+        await shedding.close()
+
+
+async def test_resting_a_loop_gets_a_slot_more_while_it_keeps_up_and_half_back_when_not() -> None:
+    shedding = Shedding(lag_threshold=0.02, max_seconds=20)  # a rest of 4 s
+    woken: list[float] = []
+    shedding.on_release(lambda: woken.append(shedding.extra))
+    at = asyncio.get_running_loop().time()
+    shedding.lag, shedding.busy, shedding.queued = 0.05, 0.9, 10.0  # late, on the CPU, queued
+    shedding._step(at)
+    assert shedding.engaged and shedding.slots(1, 8) == 1
+    at += 20.0  # max_seconds at a stretch: it rests, from the floor
+    shedding._step(at)
+    assert not shedding.engaged and shedding.resting
+    assert shedding.slots(1, 8) == 1 and woken == [0]
+    shedding.lag, shedding.queued = 0.0, 0.0  # keeping up: a slot more each STEP
+    for _ in range(5):
+        shedding._step(at := at + STEP * 1.01)
+        shedding._step(at + STEP / 2)  # within a STEP: nothing more
+    assert shedding.slots(1, 8) == 6 and woken == [0, 1, 2, 3, 4, 5]
+    shedding.queued = 10.0  # acknowledgements queue again: half taken back, once a STEP
+    shedding._step(at := at + STEP * 1.01)
+    shedding._step(at + STEP / 2)
+    assert shedding.slots(1, 8) == 3
+    shedding._step(at := at + STEP * 1.01)
+    shedding._step(at := at + STEP * 1.01)
+    assert shedding.slots(1, 8) == 1
+    shedding.lag, shedding.queued = 0.0, 0.0
+    for _ in range(20):
+        shedding._step(at := at + STEP * 1.01)
+    assert shedding.slots(1, 8) == 8  # never beyond full concurrency
+    woken.clear()
+    assert shedding.resting
+    shedding._step(at + 4.0)  # the rest (a fifth of max_seconds) is over: full concurrency
+    assert not shedding.resting and not shedding.engaged and shedding.slots(1, 8) == 8
+    assert woken == [0]  # the loops look for work at once
     await shedding.close()
 
 
