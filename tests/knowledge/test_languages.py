@@ -222,3 +222,21 @@ def test_a_language_whose_stemmer_is_not_installed_keeps_its_words(
     finally:
         analysis._stemmer.cache_clear()
         analysis._stem.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Hvor mange kontanter kan jeg hæve om dagen?",  # Danish
+        "Hvor mye kontanter kan jeg ta ut per dag?",  # Norwegian
+        "Hur mycket kontanter kan jag ta ut per dag?",  # Swedish
+    ],
+)
+async def test_scandinavian_everyday_words_meet_an_english_article(
+    kb: KnowledgeBase, tmp_path: Path, question: str
+) -> None:
+    """Cash, a day, taking out: words of the grown Scandinavian tables, none a cognate."""
+    _write_english_help_center(tmp_path)
+    await kb.ingest([tmp_path])
+    found = await kb.search(question, limit=3)
+    assert found and found[0].source == "card-limits.md"
