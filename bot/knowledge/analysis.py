@@ -120,6 +120,23 @@ _STOP = {
         """og det som en er på med jeg ikke til av om har du mitt hvordan hva kan får så fra eller
         når da skal skulle vil hei takk også meg deg seg noen noe vår våre hvorfor hvorn"""
     ),
+    # Polish: only words no English text uses ("nie", "się", "czy", "że"…), each also as typed
+    # without its diacritics. Not "i", "a", "to", "do", "on", "go", "my", "was" (English words),
+    # nor "jest", "ale", "mam", "pan", "nic", "cos", "lub", "bo", "ma", "po", "pod" (English
+    # words too); not "tak", "ja", "ich", "sie", "ze", "te", "tu", "mi" (stop words elsewhere).
+    "pl": _split(
+        """nie się że czy jak jako już juz jeszcze przez przy dla oraz od na nad bez albo
+        też tez także takze tylko bardzo teraz tego tej tym tych temu który która które którego
+        której których ktory ktora ktore ją mnie mój moja moje mojego mojej moim moją moj
+        swój swoja swoje swojego swojej swoim swoją sobie nasz nasza nasze naszego naszej wasz
+        wasza wasze jego jej ona jestem jesteś są był była było były będzie bedzie być byc mogę
+        moge może moze można mozna chcę chce chciałbym chciałabym chcialbym chcialabym muszę
+        musze trzeba proszę prosze dziękuję dziekuje dzięki dzieki dzień dzien dobry witam
+        cześć czesc gdzie kiedy dlaczego czemu ile jaki jaka jakie jakiś jakis coś ktoś ktos
+        wszystko wszystkie ponieważ poniewaz jeśli jesli jeżeli jezeli gdy więc wiec czyli
+        nawet jednak pani państwo panstwo zrobić zrobic mogą moga miałem miałam mialem mialam
+        został została zostało zostal zostala zostalo"""
+    ),
 }
 # Letters that (among these languages) only some use: a strong hint on a short question.
 _LETTER_HINTS = {
@@ -130,6 +147,7 @@ _LETTER_HINTS = {
     "sv": "åäö",  # "ä", "ö" shared with German: the words decide, ties go to German
     "da": "æø",
     "no": "æø",
+    "pl": "ąćęłńśźż",  # not "ó", which Spanish writes too
 }
 
 
@@ -175,8 +193,15 @@ def _strip_accents(word: str) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _stemmer(lang: str) -> snowballstemmer.stemmer:
-    return snowballstemmer.stemmer(STEMMERS.get(lang, "english"))
+def _stemmer(lang: str) -> snowballstemmer.stemmer | None:
+    """The language's Snowball stemmer (English for a language without one, as CJK texts' Latin
+    words), or none when the installed ``snowballstemmer`` lacks its algorithm: Polish came with
+    Snowball 3.0 (snowballstemmer 3.0.0, 2025); under 2.2 a Polish word is its own stem, and
+    ``support_words/pl.txt`` lists the inflections a question uses most."""
+    algorithm = STEMMERS.get(lang, "english")
+    if algorithm not in snowballstemmer.algorithms():
+        return None
+    return snowballstemmer.stemmer(algorithm)
 
 
 # The stems of the words met lately. Each new word a customer types (a name, a typo, an order
@@ -198,7 +223,8 @@ def stem(word: str, lang: str) -> str:
 
 @functools.lru_cache(maxsize=STEM_CACHE_SIZE)
 def _stem(word: str, lang: str) -> str:
-    return _strip_accents(_stemmer(lang).stemWord(word))
+    stemmer = _stemmer(lang)
+    return _strip_accents(stemmer.stemWord(word) if stemmer else word)
 
 
 def is_stop_word(word: str, lang: str) -> bool:

@@ -1,5 +1,5 @@
 """Support words of other languages in English: a question in German, French, Spanish, Italian,
-Portuguese or Dutch (and, with a shorter table, Swedish, Danish or Norwegian) against a help
+Portuguese, Dutch, Polish, Swedish, Danish or Norwegian against a help
 center written in English.
 
 Stemming meets "Rückerstattungen" and "Rückerstattung", not "Rückerstattung" and "refund". A

@@ -81,6 +81,7 @@ IN_ENGLISH = {
     "sv": "Vi har en artikel om detta, på engelska:",
     "da": "Vi har en artikel om det, på engelsk:",
     "no": "Vi har en artikkel om dette, på engelsk:",
+    "pl": "Mamy artykuł na ten temat, po angielsku:",
 }
 
 

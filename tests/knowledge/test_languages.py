@@ -165,3 +165,78 @@ async def test_a_swedish_question_meets_an_english_article(
     await kb.ingest([tmp_path])
     found = await kb.search("Hej, mitt kort är spärrat av misstag. Hur låser jag upp det?", limit=3)
     assert found and found[0].source == "freeze-your-card.md"
+
+
+def test_polish_is_detected_and_english_stays_english() -> None:
+    assert detect_language("Dzień dobry, nie dostałem jeszcze zamówienia, co mam zrobić?") == "pl"
+    # Typed without diacritics, the function words still tell.
+    assert detect_language("Dzien dobry, gdzie jest moja paczka?") == "pl"
+    # English sentences with the short words Polish also writes ("to", "do", "no", "a", "na").
+    for english in (
+        "how do I get a refund",
+        "I want to go to the shop to do a return",
+        "No, I do not have a card yet",
+        "Is the NA option on my plan?",
+        "Can I talk to a person?",
+    ):
+        assert detect_language(english) == "en", english
+
+
+@pytest.mark.parametrize(
+    ("question", "article"),
+    [
+        ("Zablokowałem kartę przez pomyłkę, jak ją odblokować?", "freeze-your-card.md"),
+        ("Ile kosztuje duża paczka?", "parcel-sizes.md"),
+        ("Gdzie mogę podać odczyt licznika?", "meter-readings.md"),
+        ("Przeprowadzam się, jak zmienić adres?", "moving-home.md"),
+    ],
+)
+async def test_a_polish_question_meets_an_english_article(
+    kb: KnowledgeBase, tmp_path: Path, question: str, article: str
+) -> None:
+    _write_english_help_center(tmp_path)
+    await kb.ingest([tmp_path])
+    found = await kb.search(question, limit=3)
+    assert found and found[0].source == article
+    assert english_terms("zamówienia", "pl") == ("order",)
+
+
+def test_a_language_whose_stemmer_is_not_installed_keeps_its_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Snowball's Polish stemmer came with snowballstemmer 3.0; under an older one a Polish
+    word is its own stem (accents folded) rather than an English stem or an error."""
+    import snowballstemmer
+
+    from bot.knowledge import analysis
+
+    present = snowballstemmer.algorithms()
+    monkeypatch.setattr(
+        snowballstemmer, "algorithms", lambda: [a for a in present if a != "polish"]
+    )
+    analysis._stemmer.cache_clear()
+    analysis._stem.cache_clear()
+    try:
+        assert analysis.stem("zamówienia", "pl") == "zamowienia"
+        assert analysis.stem("refunds", "en") == "refund"
+    finally:
+        analysis._stemmer.cache_clear()
+        analysis._stem.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Hvor mange kontanter kan jeg hæve om dagen?",  # Danish
+        "Hvor mye kontanter kan jeg ta ut per dag?",  # Norwegian
+        "Hur mycket kontanter kan jag ta ut per dag?",  # Swedish
+    ],
+)
+async def test_scandinavian_everyday_words_meet_an_english_article(
+    kb: KnowledgeBase, tmp_path: Path, question: str
+) -> None:
+    """Cash, a day, taking out: words of the grown Scandinavian tables, none a cognate."""
+    _write_english_help_center(tmp_path)
+    await kb.ingest([tmp_path])
+    found = await kb.search(question, limit=3)
+    assert found and found[0].source == "card-limits.md"
