@@ -50,41 +50,39 @@ def _entries() -> Iterator[tuple[str, str, str]]:
 
 
 @functools.lru_cache(maxsize=1)
-def _lookup() -> dict[tuple[str, str], tuple[str, ...]]:
-    """(language, a foreign word as written, or its stem) → the English terms it stands for.
+def _lines() -> dict[tuple[str, str], str]:
+    """(language, a foreign word as written, or its stem) → the English words of its line.
 
     A word as written comes first: stems fold more than meanings do ("zähler", meter, and
     "zahlen", pay, share the German stem "zahl"); the stem meets the inflections not listed.
     Stems are keyed with a leading "~" so they never shadow a written word.
     """
-    return {key: tuple(dict.fromkeys(analysis.analyze(en, "en"))) for key, en in _keyed()}
-
-
-@functools.lru_cache(maxsize=1)
-def _glosses() -> dict[tuple[str, str], str]:
-    """Keyed as ``_lookup``: the English words of the line, as written."""
-    return dict(_keyed())
-
-
-def _keyed() -> list[tuple[tuple[str, str], str]]:
-    """Each written word, then each stem, with the English of the first line it is on."""
     out: dict[tuple[str, str], str] = {}
     stems: dict[tuple[str, str], str] = {}
     for lang, word, english in _entries():
         out.setdefault((lang, word), english)
         stems.setdefault((lang, "~" + analysis.stem(word, lang)), english)
-    return list((out | stems).items())
+    return out | stems
+
+
+def _line(word: str, lang: str) -> str | None:
+    """The English words a lower-cased ``word`` of language ``lang`` stands for, or none."""
+    table = _lines()
+    found = table.get((lang, word))
+    return found if found is not None else table.get((lang, "~" + analysis.stem(word, lang)))
+
+
+@functools.cache
+def _terms(english: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(analysis.analyze(english, "en")))
 
 
 def english_terms(word: str, lang: str) -> tuple[str, ...]:
     """The English terms a lower-cased ``word`` of language ``lang`` stands for, or none."""
     if lang == "en":
         return ()
-    table = _lookup()
-    found = table.get((lang, word))
-    if found is None:
-        found = table.get((lang, "~" + analysis.stem(word, lang)), ())
-    return found
+    line = _line(word, lang)
+    return _terms(line) if line else ()
 
 
 def alternatives(word: str, lang: str, known: Container[str]) -> list[tuple[str, float]]:
@@ -96,11 +94,8 @@ def alternatives(word: str, lang: str, known: Container[str]) -> list[tuple[str,
 def english_gloss(text: str, lang: str) -> str:
     """``text`` of language ``lang`` word by word in English where the table knows the word;
     other words (names, numbers, cognates) as written, stop words left out."""
-    table = _glosses()
     words: list[str] = []
     for word in analysis.tokens(text):
-        if analysis.is_stop_word(word, lang):
-            continue
-        found = table.get((lang, word)) or table.get((lang, "~" + analysis.stem(word, lang)))
-        words.append(found or word)
+        if not analysis.is_stop_word(word, lang):
+            words.append(_line(word, lang) or word)
     return " ".join(words)

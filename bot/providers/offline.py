@@ -303,12 +303,8 @@ class OfflineProvider:
         )
         diagnosis.update(language=language)
         documents_in = {p.language for p in found if p.language}
-        terms = len(set(analysis.analyze(query)))
-        if (
-            documents_in
-            and language not in documents_in
-            and not self._judge(found, terms)[0]
-        ):
+        answerable, judged = self._judge(found, len(set(analysis.analyze(query))))
+        if documents_in and language not in documents_in and not answerable:
             # No matching article is in the customer's language. A link to the right article
             # beats waiting for a person: one judged as an English question's would be (what
             # the question's support words mean in English, ``crosslingual``, and the words the
@@ -326,7 +322,6 @@ class OfflineProvider:
             return escalate(
                 f"The customer writes in '{language}'; no matching article is in that language."
             )
-        answerable, judged = self._judge(found, terms)
         if not answerable and asked_in_best:
             answerable, judged = True, "What it asks, without the story, is all in the best article."
         # The help center's words ("delivery drivers") in a question that is no support

@@ -281,12 +281,12 @@ def test_a_question_in_another_language_finds_the_english_article(
     assert first(index, "Wann bekomme ich meine Rückerstattung?") == "rueckerstattung"
     # Without the table the German words find nothing in English.
     monkeypatch.setattr(crosslingual, "WORDS_DIR", tmp_path)
-    crosslingual._lookup.cache_clear()
+    crosslingual._lines.cache_clear()
     try:
         assert build_index(ENGLISH_ONLY).search(german) == []
     finally:
         monkeypatch.undo()
-        crosslingual._lookup.cache_clear()
+        crosslingual._lines.cache_clear()
 
 
 def test_only_a_phrasing_of_several_words_is_an_idiom() -> None:
